@@ -1,0 +1,20 @@
+//! Typed settings for a Troupe node.
+//!
+//! One tree ([`Settings`]) built from four layers, later ones winning:
+//! built-in defaults < a TOML file < `TROUPE_SECTION__KEY` environment variables <
+//! command-line flags. Every value remembers the layer it came from, so a bad value is
+//! reported with its key *and* its source ("`engine.max_concurrent_tasks` from
+//! environment variable TROUPE_ENGINE__MAX_CONCURRENT_TASKS: must be at least 1").
+
+mod errors;
+mod layers;
+mod settings;
+mod show;
+
+pub use errors::ConfigError;
+pub use layers::{Layers, Source};
+pub use settings::{
+    AgentSettings, EngineSettings, LogFormat, LogSettings, ServerSettings, Settings,
+    ShellAgentSettings, StoreSettings,
+};
+pub use show::render_masked;

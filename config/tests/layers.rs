@@ -1,0 +1,144 @@
+//! Precedence, provenance in errors, and hostile values.
+
+use troupe_config::{ConfigError, Layers, LogFormat, Settings};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn write_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("troupe.toml");
+    std::fs::write(&path, text).expect("write config");
+    (dir, path)
+}
+
+#[test]
+fn defaults_are_valid() {
+    let settings = Layers::new().load().expect("defaults load");
+    assert_eq!(settings, Settings::default());
+    assert_eq!(settings.server.address, "127.0.0.1:7700");
+}
+
+#[test]
+fn file_then_environment_then_flags_win_in_that_order() {
+    let (_dir, path) = write_file(
+        "[engine]\nmax_concurrent_tasks = 3\nretry_base_delay_ms = 10\n[log]\nformat = \"json\"\n",
+    );
+    let settings = Layers::new()
+        .file(&path)
+        .environment(env(&[
+            ("TROUPE_ENGINE__MAX_CONCURRENT_TASKS", "5"),
+            ("TROUPE_LOG__LEVEL", "debug"),
+            ("UNRELATED", "x"),
+        ]))
+        .flag("log.level", "warn", "--log-level warn")
+        .load()
+        .expect("layers load");
+    assert_eq!(settings.engine.max_concurrent_tasks, 5);
+    assert_eq!(settings.engine.retry_base_delay_ms, 10);
+    assert_eq!(settings.log.format, LogFormat::Json);
+    assert_eq!(settings.log.level, "warn");
+}
+
+#[test]
+fn discovered_file_is_optional_but_named_file_is_required() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(Layers::new().discover_file(dir.path()).load().is_ok());
+    let missing = Layers::new()
+        .file(dir.path().join("nope.toml"))
+        .load()
+        .expect_err("a named file must exist");
+    assert!(matches!(missing, ConfigError::ReadFile { .. }), "{missing}");
+}
+
+#[test]
+fn a_bad_value_names_its_key_and_its_source() {
+    let error = Layers::new()
+        .environment(env(&[("TROUPE_ENGINE__MAX_CONCURRENT_TASKS", "0")]))
+        .load()
+        .expect_err("zero tasks is invalid");
+    assert_eq!(
+        error.to_string(),
+        "`engine.max_concurrent_tasks` from environment variable \
+         TROUPE_ENGINE__MAX_CONCURRENT_TASKS: must be at least 1"
+    );
+}
+
+#[test]
+fn a_wrong_type_in_a_file_names_key_and_file() {
+    let (_dir, path) = write_file("[engine]\nmax_concurrent_tasks = \"many\"\n");
+    let error = Layers::new().file(&path).load().expect_err("wrong type");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("`engine.max_concurrent_tasks` from config file"),
+        "{text}"
+    );
+    assert!(text.contains("invalid type"), "{text}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_source() {
+    let (_dir, path) = write_file("[engine]\nmax_concurent_tasks = 3\n");
+    let text = Layers::new()
+        .file(&path)
+        .load()
+        .expect_err("typo")
+        .to_string();
+    assert!(
+        text.contains("unknown field `max_concurent_tasks`"),
+        "{text}"
+    );
+    assert!(text.contains("config file"), "{text}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = Layers::new()
+        .flag("server.address", "nowhere", "--address nowhere")
+        .flag("store.url", "postgres://x", "--store postgres://x")
+        .load()
+        .expect_err("two problems")
+        .to_string();
+    assert!(
+        text.contains("`server.address` from flag --address nowhere"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`store.url` from flag --store postgres://x"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_toml_and_assignments_are_clear_errors() {
+    let (_dir, path) = write_file("[engine\n");
+    let error = Layers::new().file(&path).load().expect_err("bad toml");
+    assert!(matches!(error, ConfigError::ParseFile { .. }), "{error}");
+    let error = Layers::new().assignment("no_equals").expect_err("bad flag");
+    assert_eq!(
+        error.to_string(),
+        "flag `--set no_equals` must look like `section.key=value`"
+    );
+}
+
+#[test]
+fn hostile_environment_values_never_panic() {
+    for value in [
+        "",
+        "[",
+        "\"",
+        "{a=1}",
+        "9999999999999999999999",
+        "\u{0}",
+        "-1",
+    ] {
+        let result = Layers::new()
+            .environment(env(&[("TROUPE_ENGINE__MAX_CONCURRENT_TASKS", value)]))
+            .load();
+        assert!(result.is_err(), "{value:?} should be refused");
+    }
+}
