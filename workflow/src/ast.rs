@@ -1,0 +1,164 @@
+//! The checked workflow: what a run executes and what the builder edits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::graph::Graph;
+
+/// A parsed and validated workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Stable identifier; the slug of `name` when the source has none.
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The definition's own version, `"1.0"` unless the source says otherwise.
+    pub version: String,
+    /// Defaults a run may override (but not extend).
+    pub variables: BTreeMap<String, Value>,
+    pub triggers: Triggers,
+    /// When set, the person who started a run may not approve its gates.
+    pub separate_approver: bool,
+    /// In source order; ids are unique and dependencies form a DAG.
+    pub tasks: Vec<Task>,
+}
+
+/// What starts a run besides a person.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Triggers {
+    pub on_push: Option<PushTrigger>,
+    pub schedule: Option<ScheduleTrigger>,
+}
+
+/// A signed push webhook to one of these branches starts a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushTrigger {
+    pub branches: Vec<String>,
+}
+
+/// A five-field cron schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleTrigger {
+    pub cron: String,
+    /// IANA zone name; the node's own zone when absent.
+    pub timezone: Option<String>,
+}
+
+/// One agent invocation in the graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Matches `[a-z0-9_]+`, unique within the workflow.
+    pub id: String,
+    pub name: String,
+    /// An agent kind the runtime knows.
+    pub agent: String,
+    /// Values may hold `{{ ... }}` templates at any depth, kept as text until a run renders them.
+    pub inputs: BTreeMap<String, Value>,
+    pub depends_on: Vec<String>,
+    pub conditions: Vec<Condition>,
+    /// Per attempt; positive. YAML key `timeout`.
+    pub timeout_secs: Option<u64>,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    pub requires_approval: bool,
+    /// Positive; only with `requires_approval`. YAML key `approval_timeout`.
+    pub approval_timeout_secs: Option<u64>,
+    /// USD, finite and not negative.
+    pub estimated_cost: f64,
+}
+
+/// `if` decides between `then` and, when present, `else`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    /// The source text: a string with `{{ }}` templates, or a bare expression.
+    #[serde(rename = "if")]
+    pub if_: String,
+    pub then: ConditionAction,
+    #[serde(rename = "else")]
+    pub else_: Option<ConditionAction>,
+}
+
+/// What a condition does to its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConditionAction {
+    Execute,
+    Skip,
+    Fail,
+}
+
+impl ConditionAction {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execute => "execute",
+            Self::Skip => "skip",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+/// Retries when `max_retries` is absent.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Version when `version` is absent.
+pub const DEFAULT_VERSION: &str = "1.0";
+
+impl Workflow {
+    /// The task with this id.
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|task| task.id == id)
+    }
+
+    /// The sum of every task's estimate, in USD.
+    pub fn estimated_cost(&self) -> f64 {
+        self.tasks.iter().map(|task| task.estimated_cost).sum()
+    }
+
+    /// Every task that depends on `id`, directly or transitively; empty for an unknown id.
+    pub fn downstream(&self, id: &str) -> BTreeSet<String> {
+        let graph = Graph::new(&self.tasks);
+        let Some(start) = graph.index(id) else {
+            return BTreeSet::new();
+        };
+        graph
+            .descendants(start)
+            .into_iter()
+            .map(|index| self.tasks[index].id.clone())
+            .collect()
+    }
+
+    /// Task ids with every task after all of its dependencies, ties in source order.
+    ///
+    /// A validated workflow has no cycles; for a hand-built one, tasks on or behind a
+    /// cycle follow the rest in source order so that every task still appears once.
+    pub fn topological_order(&self) -> Vec<&str> {
+        let graph = Graph::new(&self.tasks);
+        let sorted = graph.topological_sort();
+        let mut placed = vec![false; self.tasks.len()];
+        let mut order: Vec<&str> = Vec::with_capacity(self.tasks.len());
+        for index in sorted {
+            placed[index] = true;
+            order.push(&self.tasks[index].id);
+        }
+        for (index, task) in self.tasks.iter().enumerate() {
+            if !placed[index] {
+                order.push(&task.id);
+            }
+        }
+        order
+    }
+
+    /// Checks a run's overrides against the declared variables and merges them over the
+    /// defaults.
+    ///
+    /// Unknown names and values whose JSON type differs from the default's are errors
+    /// (a `null` default accepts anything; any number matches a number).
+    pub fn resolve_variables(
+        &self,
+        overrides: &BTreeMap<String, Value>,
+    ) -> Result<BTreeMap<String, Value>, Vec<crate::VariableError>> {
+        crate::variables::resolve(&self.variables, overrides)
+    }
+}

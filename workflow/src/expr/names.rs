@@ -1,0 +1,103 @@
+//! What a dotted name refers to; shared by validation and evaluation so they cannot disagree.
+
+use crate::errors::ExprError;
+
+/// The meaning of a dotted name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Name<'a> {
+    /// `variables.NAME.rest...`
+    Variable { name: &'a str, rest: &'a [String] },
+    /// `tasks.ID.outputs.rest...`
+    TaskOutputs { task: &'a str, rest: &'a [String] },
+    /// `tasks.ID.status`
+    TaskStatus { task: &'a str },
+    /// `run.id`
+    RunId,
+    /// `workflow.name`
+    WorkflowName,
+}
+
+/// Classifies a path, or says which names exist.
+pub fn classify(segments: &[String]) -> Result<Name<'_>, ExprError> {
+    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match parts.as_slice() {
+        ["variables", name, ..] => Ok(Name::Variable {
+            name,
+            rest: &segments[2..],
+        }),
+        ["tasks", task, "outputs", ..] => Ok(Name::TaskOutputs {
+            task,
+            rest: &segments[3..],
+        }),
+        ["tasks", task, "status"] => Ok(Name::TaskStatus { task }),
+        ["run", "id"] => Ok(Name::RunId),
+        ["workflow", "name"] => Ok(Name::WorkflowName),
+        ["variables"] => Err(unknown(segments, "name the variable: `variables.NAME`")),
+        ["tasks", ..] => Err(unknown(
+            segments,
+            "a task is read as `tasks.ID.outputs...` or `tasks.ID.status`",
+        )),
+        ["run", ..] => Err(unknown(segments, "the run offers only `run.id`")),
+        ["workflow", ..] => Err(unknown(
+            segments,
+            "the workflow offers only `workflow.name`",
+        )),
+        _ => Err(unknown(
+            segments,
+            "names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string",
+        )),
+    }
+}
+
+fn unknown(segments: &[String], reason: &str) -> ExprError {
+    ExprError::UnknownName {
+        name: segments.join("."),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(text: &str) -> Vec<String> {
+        text.split('.').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn known_shapes_are_classified() {
+        let deep = segments("tasks.scan.outputs.a.b");
+        assert_eq!(
+            classify(&deep),
+            Ok(Name::TaskOutputs {
+                task: "scan",
+                rest: &deep[3..]
+            })
+        );
+        assert_eq!(
+            classify(&segments("tasks.scan.status")),
+            Ok(Name::TaskStatus { task: "scan" })
+        );
+        assert_eq!(classify(&segments("run.id")), Ok(Name::RunId));
+        let variable = segments("variables.path");
+        assert_eq!(
+            classify(&variable),
+            Ok(Name::Variable {
+                name: "path",
+                rest: &[]
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_shapes_explain_the_valid_ones() {
+        let error = classify(&segments("tasks.scan.result"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error,
+            Some("unknown name `tasks.scan.result`: a task is read as `tasks.ID.outputs...` or `tasks.ID.status`".into())
+        );
+        assert!(classify(&segments("env.HOME")).is_err());
+    }
+}

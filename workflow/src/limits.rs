@@ -1,0 +1,17 @@
+//! Hard limits on what the parser and evaluator accept.
+//!
+//! Workflow text comes from users and webhooks, so every dimension that drives memory or
+//! recursion is capped and the cap is reported by name when exceeded.
+
+/// Largest workflow source accepted, in bytes.
+pub const SOURCE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Deepest YAML nesting of maps and lists accepted.
+pub const YAML_DEPTH_MAX: usize = 64;
+/// Most tasks one workflow may hold.
+pub const TASKS_MAX: usize = 10_000;
+/// Longest single expression (the text between `{{` and `}}`), in bytes.
+pub const EXPRESSION_BYTES_MAX: usize = 4096;
+/// Deepest expression nesting (parentheses, lists, calls, unary and chained operators).
+pub const EXPRESSION_DEPTH_MAX: usize = 64;
+/// Most diagnostics collected before the rest are summarised as one.
+pub const DIAGNOSTICS_MAX: usize = 200;

@@ -1,0 +1,276 @@
+//! Reads the top level of a workflow: metadata, variables, triggers and the task list.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::ast::{DEFAULT_VERSION, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow};
+use crate::limits::TASKS_MAX;
+use crate::yaml::{Node, NodeKind, join_key, to_value};
+
+use super::fields::Ctx;
+use super::task::{TaskSpans, decode_task};
+
+const TOP_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "version",
+    "variables",
+    "triggers",
+    "separate_approver",
+    "tasks",
+];
+
+pub(crate) fn decode_workflow(
+    ctx: &mut Ctx<'_>,
+    root: &Node,
+    known_agents: &[&str],
+) -> Option<(Workflow, Vec<TaskSpans>)> {
+    let fields = ctx.fields(root, "", TOP_KEYS, &["name", "tasks"])?;
+    let name = fields
+        .get("name")
+        .and_then(|node| ctx.non_empty_text(node, "name"));
+    let id = match fields.get("id") {
+        Some(node) => ctx
+            .non_empty_text(node, "id")
+            .filter(|id| check_workflow_id(ctx, node, id)),
+        None => name.as_deref().map(slug),
+    };
+    let description = fields
+        .get("description")
+        .and_then(|node| ctx.text(node, "description"));
+    let version = fields
+        .get("version")
+        .map_or(Some(DEFAULT_VERSION.to_owned()), |node| {
+            ctx.non_empty_text(node, "version")
+        });
+    let variables = fields
+        .get("variables")
+        .map(|node| decode_variables(ctx, node))
+        .unwrap_or_default();
+    let triggers = fields
+        .get("triggers")
+        .map(|node| decode_triggers(ctx, node))
+        .unwrap_or_default();
+    let separate_approver = fields
+        .get("separate_approver")
+        .and_then(|node| ctx.boolean(node, "separate_approver"))
+        .unwrap_or(false);
+    let (tasks, spans) = fields
+        .get("tasks")
+        .map(|node| decode_tasks(ctx, node, known_agents))
+        .unwrap_or_default();
+    let workflow = Workflow {
+        id: id.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        description,
+        version: version.unwrap_or_default(),
+        variables,
+        triggers,
+        separate_approver,
+        tasks,
+    };
+    Some((workflow, spans))
+}
+
+/// Lowercase ASCII letters and digits, other runs of characters as one `-`.
+pub(crate) fn slug(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        "workflow".to_owned()
+    } else {
+        slug.to_owned()
+    }
+}
+
+fn check_workflow_id(ctx: &mut Ctx<'_>, node: &Node, id: &str) -> bool {
+    let valid = id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid {
+        let hint = Some(format!(
+            "use lowercase letters, digits, `-` and `_`, e.g. `{}`",
+            slug(id)
+        ));
+        ctx.error(
+            node.mark,
+            "id",
+            format!("workflow id `{id}` must match [a-z0-9_-]+"),
+            hint,
+        );
+    }
+    valid
+}
+
+fn decode_variables(ctx: &mut Ctx<'_>, node: &Node) -> BTreeMap<String, Value> {
+    let mut variables = BTreeMap::new();
+    let NodeKind::Mapping(entries) = &node.kind else {
+        let found = super::fields::describe(node);
+        ctx.error(
+            node.mark,
+            "variables",
+            format!("expected a map, found {found}"),
+            None,
+        );
+        return variables;
+    };
+    for (key, value) in entries {
+        let NodeKind::Scalar { text: name, .. } = &key.kind else {
+            continue;
+        };
+        let path = join_key("variables", name);
+        if !is_identifier(name) {
+            let hint = Some("start with a letter or `_`, then letters, digits or `_`".to_owned());
+            ctx.error(
+                key.mark,
+                &path,
+                format!("variable name `{name}` cannot be used in templates"),
+                hint,
+            );
+            continue;
+        }
+        match to_value(value) {
+            Ok(converted) => {
+                variables.insert(name.clone(), converted);
+            }
+            Err(error) => ctx.error(error.mark, &path, error.message, None),
+        }
+    }
+    variables
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn decode_triggers(ctx: &mut Ctx<'_>, node: &Node) -> Triggers {
+    let mut triggers = Triggers::default();
+    let Some(fields) = ctx.fields(node, "triggers", &["on_push", "schedule"], &[]) else {
+        return triggers;
+    };
+    if let Some(push) = fields.get("on_push") {
+        let path = "triggers.on_push";
+        if let Some(push_fields) = ctx.fields(push, path, &["branches"], &["branches"]) {
+            let branches = push_fields
+                .get("branches")
+                .map(|list| ctx.text_list(list, "triggers.on_push.branches"));
+            triggers.on_push = branches.map(|branches| PushTrigger {
+                branches: branches.into_iter().map(|(branch, _)| branch).collect(),
+            });
+        }
+    }
+    if let Some(schedule) = fields.get("schedule") {
+        triggers.schedule = decode_schedule(ctx, schedule);
+    }
+    triggers
+}
+
+fn decode_schedule(ctx: &mut Ctx<'_>, node: &Node) -> Option<ScheduleTrigger> {
+    let path = "triggers.schedule";
+    let fields = ctx.fields(node, path, &["cron", "timezone"], &["cron"])?;
+    let timezone = fields
+        .get("timezone")
+        .and_then(|zone| ctx.non_empty_text(zone, "triggers.schedule.timezone"));
+    let cron_node = fields.get("cron")?;
+    let cron = ctx.non_empty_text(cron_node, "triggers.schedule.cron")?;
+    if let Err(reason) = check_cron(&cron) {
+        let hint = Some(
+            "five fields: minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\""
+                .to_owned(),
+        );
+        ctx.error(
+            cron_node.mark,
+            "triggers.schedule.cron",
+            format!("invalid cron `{cron}`: {reason}"),
+            hint,
+        );
+        return None;
+    }
+    Some(ScheduleTrigger { cron, timezone })
+}
+
+fn check_cron(cron: &str) -> Result<(), String> {
+    let fields = cron.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!("it has {fields} field(s), not 5"));
+    }
+    croner::Cron::new(cron)
+        .parse()
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+fn decode_tasks(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    known_agents: &[&str],
+) -> (Vec<Task>, Vec<TaskSpans>) {
+    let Some(items) = ctx.list(node, "tasks") else {
+        return (Vec::new(), Vec::new());
+    };
+    if items.is_empty() {
+        ctx.error(
+            node.mark,
+            "tasks",
+            "a workflow needs at least one task",
+            Some("add a task".to_owned()),
+        );
+    }
+    if items.len() > TASKS_MAX {
+        let message = format!(
+            "{} tasks is more than the limit of {TASKS_MAX}",
+            items.len()
+        );
+        ctx.error(
+            node.mark,
+            "tasks",
+            message,
+            Some("split the workflow".to_owned()),
+        );
+        return (Vec::new(), Vec::new());
+    }
+    let mut tasks = Vec::with_capacity(items.len());
+    let mut spans = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let (task, task_spans) = decode_task(ctx, item, &format!("tasks[{index}]"), known_agents);
+        tasks.push(task);
+        spans.push(task_spans);
+    }
+    ctx.task = None;
+    (tasks, spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_lowercase_and_dashed() {
+        assert_eq!(slug("Nightly dependency audit"), "nightly-dependency-audit");
+        assert_eq!(slug("  CI / CD!! "), "ci-cd");
+        assert_eq!(slug("日本"), "workflow");
+    }
+
+    #[test]
+    fn cron_needs_five_valid_fields() {
+        assert_eq!(check_cron("30 2 * * *"), Ok(()));
+        assert_eq!(
+            check_cron("0 30 2 * * *"),
+            Err("it has 6 field(s), not 5".to_owned())
+        );
+        assert!(check_cron("61 * * * *").is_err());
+    }
+}
