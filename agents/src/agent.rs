@@ -1,0 +1,85 @@
+//! The `Agent` trait and what an attempt receives and returns.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::AgentError;
+use crate::schema::InputSchema;
+
+/// One kind of agent (`shell`, `http`, ...). Implementations must return promptly once
+/// `context.cancel` fires and must not panic on any input; a panic is still contained by
+/// the runtime and fails only the attempt.
+#[async_trait::async_trait]
+pub trait Agent: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn input_schema(&self) -> &InputSchema;
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError>;
+}
+
+/// What an attempt knows besides its inputs.
+#[derive(Debug, Clone)]
+pub struct AgentContext {
+    /// `run:task:attempt`, stable across a crash and resume of the same attempt: an agent
+    /// with external side effects passes it on so they happen once.
+    pub idempotency_key: String,
+    pub cancel: CancellationToken,
+    /// Per-attempt limit from the task's `timeout`, already enforced by the runtime;
+    /// agents that start processes use it to kill them in time.
+    pub timeout_secs: Option<u64>,
+    pub progress: Option<mpsc::Sender<Progress>>,
+    /// The decision that opened the task's approval gate, when it had one.
+    pub approval: Option<Approval>,
+}
+
+impl AgentContext {
+    /// A context with nothing attached, for tests and one-off calls.
+    pub fn detached(idempotency_key: impl Into<String>) -> Self {
+        Self {
+            idempotency_key: idempotency_key.into(),
+            cancel: CancellationToken::new(),
+            timeout_secs: None,
+            progress: None,
+            approval: None,
+        }
+    }
+
+    /// Reports progress without ever blocking the agent: when the channel is full the
+    /// update is dropped (a newer one will follow).
+    pub fn report(&self, message: impl Into<String>, fraction: Option<f32>) {
+        if let Some(sender) = &self.progress {
+            let update = Progress {
+                message: message.into(),
+                fraction,
+            };
+            if sender.try_send(update).is_err() {
+                tracing::trace!("progress update dropped: channel full or closed");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub message: String,
+    pub fraction: Option<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub approved: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AgentOutput {
+    pub outputs: Map<String, Value>,
+    pub cost_usd: f64,
+}

@@ -1,0 +1,25 @@
+//! Agents: the units of work a workflow task names with `agent:`.
+//!
+//! An [`Agent`] takes JSON inputs (checked against its kind's [`InputSchema`] before it
+//! runs), a [`AgentContext`] (idempotency key, cancellation, progress, the approval that
+//! let it run), and returns JSON outputs plus what it cost. The [`Registry`] maps kind
+//! names to agents. This crate knows nothing about workflows, actors or storage.
+
+mod agent;
+mod echo;
+mod errors;
+mod http;
+mod human_review;
+mod registry;
+mod schema;
+mod shell;
+
+pub use agent::{Agent, AgentContext, AgentOutput, Approval, Progress};
+pub use echo::EchoAgent;
+pub use errors::AgentError;
+pub use http::{HttpAgent, HttpAgentConfig};
+pub use human_review::HumanReviewAgent;
+pub use registry::{Registry, builtin};
+pub use schema::{Field, FieldType, InputSchema};
+pub use shell::{ShellAgent, ShellAgentConfig};
+pub use tokio_util::sync::CancellationToken;

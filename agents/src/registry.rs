@@ -1,0 +1,60 @@
+//! The kinds of agent a node can run, by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::agent::Agent;
+use crate::errors::AgentError;
+
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn Agent>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a kind; a later registration of the same name replaces the earlier one, so
+    /// settings can swap a built-in for a configured variant.
+    pub fn register(&mut self, agent: Arc<dyn Agent>) -> &mut Self {
+        self.kinds.insert(agent.kind(), agent);
+        self
+    }
+
+    pub fn get(&self, kind: &str) -> Result<Arc<dyn Agent>, AgentError> {
+        self.kinds
+            .get(kind)
+            .cloned()
+            .ok_or_else(|| AgentError::UnknownKind {
+                kind: kind.into(),
+                known: self.kind_names().join(", "),
+            })
+    }
+
+    pub fn kind_names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Arc<dyn Agent>> {
+        self.kinds.values()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}
+
+/// The kinds every node has: `echo`, `shell`, `http` and `human_review`.
+pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(Arc::new(crate::EchoAgent))
+        .register(Arc::new(crate::ShellAgent::new(shell)))
+        .register(Arc::new(crate::HttpAgent::new(http)))
+        .register(Arc::new(crate::HumanReviewAgent));
+    registry
+}

@@ -1,0 +1,421 @@
+//! `shell`: runs a command with `sh -c` in a working directory, with a timeout, an
+//! environment reduced to an allow-list, and stdout/stderr captured up to a size limit.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::errors::AgentError;
+use crate::schema::{Field, FieldType, InputSchema};
+
+static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+    fields: vec![
+        field(
+            "command",
+            FieldType::String,
+            true,
+            "Shell command, run with `sh -c`.",
+        ),
+        field(
+            "working_dir",
+            FieldType::String,
+            false,
+            "Directory to run in; the node's own by default.",
+        ),
+        field(
+            "env",
+            FieldType::Map,
+            false,
+            "Extra environment variables (string values).",
+        ),
+        field(
+            "fail_on_nonzero",
+            FieldType::Boolean,
+            false,
+            "Fail the attempt on a non-zero exit (default true).",
+        ),
+    ],
+    open: false,
+});
+
+fn field(
+    name: &'static str,
+    field_type: FieldType,
+    required: bool,
+    description: &'static str,
+) -> Field {
+    Field {
+        name,
+        field_type,
+        required,
+        description,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellAgentConfig {
+    pub env_allow_list: Vec<String>,
+    pub max_output_bytes: usize,
+    pub default_timeout_secs: u64,
+}
+
+pub struct ShellAgent {
+    config: ShellAgentConfig,
+}
+
+impl ShellAgent {
+    pub fn new(config: ShellAgentConfig) -> Self {
+        Self { config }
+    }
+
+    fn environment(&self, extra: Option<&Value>) -> Result<BTreeMap<String, String>, AgentError> {
+        let mut environment: BTreeMap<String, String> = self
+            .config
+            .env_allow_list
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+            .collect();
+        if let Some(Value::Object(extra)) = extra {
+            for (name, value) in extra {
+                let Value::String(value) = value else {
+                    return Err(AgentError::InvalidInput {
+                        field: format!("env.{name}"),
+                        reason: "environment values must be strings".into(),
+                    });
+                };
+                environment.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(environment)
+    }
+}
+
+#[async_trait::async_trait]
+impl Agent for ShellAgent {
+    fn kind(&self) -> &'static str {
+        "shell"
+    }
+
+    fn description(&self) -> &'static str {
+        "Runs a shell command; outputs exit_code, stdout and stderr."
+    }
+
+    fn input_schema(&self) -> &InputSchema {
+        &SCHEMA
+    }
+
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        SCHEMA.validate(&inputs)?;
+        let command_text = inputs
+            .get("command")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let fail_on_nonzero = inputs
+            .get("fail_on_nonzero")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let timeout_secs = context
+            .timeout_secs
+            .unwrap_or(self.config.default_timeout_secs);
+
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(command_text)
+            .env_clear()
+            .envs(self.environment(inputs.get("env"))?)
+            .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so a timeout or cancel kills everything it started.
+            .process_group(0);
+        die_with_the_node(&mut command);
+        if let Some(dir) = inputs.get("working_dir").and_then(Value::as_str) {
+            if !std::path::Path::new(dir).is_dir() {
+                return Err(AgentError::InvalidInput {
+                    field: "working_dir".into(),
+                    reason: format!("`{dir}` is not a directory"),
+                });
+            }
+            command.current_dir(dir);
+        }
+
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|error| AgentError::Io(format!("cannot start `sh`: {error}")))?;
+        let process_group = child.id();
+        let limit = self.config.max_output_bytes;
+        let stdout = tokio::spawn(read_bounded(child.stdout.take(), limit));
+        let stderr = tokio::spawn(read_bounded(child.stderr.take(), limit));
+
+        let status = tokio::select! {
+            status = child.wait() => status.map_err(|error| AgentError::Io(error.to_string()))?,
+            () = context.cancel.cancelled() => {
+                kill_group(process_group);
+                return Err(AgentError::Cancelled);
+            }
+            () = tokio::time::sleep(Duration::from_secs(timeout_secs)) => {
+                kill_group(process_group);
+                return Err(AgentError::TimedOut { secs: timeout_secs });
+            }
+        };
+        // The reader tasks end when the pipes close, which the exit above guarantees
+        // unless a grandchild keeps them open: bound that wait too.
+        let (stdout, stdout_truncated) = join_reader(stdout).await;
+        let (stderr, stderr_truncated) = join_reader(stderr).await;
+        kill_group(process_group);
+
+        let exit_code = status.code();
+        if fail_on_nonzero && exit_code != Some(0) {
+            let tail: String = stderr
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(AgentError::Failed(format!(
+                "command exited with {}: {}",
+                exit_code.map_or("a signal".to_string(), |code| code.to_string()),
+                tail.trim()
+            )));
+        }
+        let mut outputs = Map::new();
+        outputs.insert("exit_code".into(), json!(exit_code));
+        outputs.insert("stdout".into(), Value::String(stdout));
+        outputs.insert("stderr".into(), Value::String(stderr));
+        outputs.insert("stdout_truncated".into(), Value::Bool(stdout_truncated));
+        outputs.insert("stderr_truncated".into(), Value::Bool(stderr_truncated));
+        outputs.insert(
+            "duration_ms".into(),
+            json!(started.elapsed().as_millis() as u64),
+        );
+        Ok(AgentOutput {
+            outputs,
+            cost_usd: 0.0,
+        })
+    }
+}
+
+type Captured = (String, bool);
+
+async fn join_reader(reader: tokio::task::JoinHandle<Captured>) -> Captured {
+    match tokio::time::timeout(Duration::from_secs(2), reader).await {
+        Ok(Ok(captured)) => captured,
+        Ok(Err(_)) | Err(_) => (String::new(), true),
+    }
+}
+
+/// Keeps the first `limit` bytes and drains the rest, so a chatty command neither
+/// blocks on a full pipe nor fills our memory.
+async fn read_bounded<R: AsyncRead + Unpin>(pipe: Option<R>, limit: usize) -> Captured {
+    let Some(mut pipe) = pipe else {
+        return (String::new(), false);
+    };
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut truncated = false;
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => {
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..read.min(room)]);
+                truncated |= read > room;
+            }
+        }
+    }
+    (String::from_utf8_lossy(&kept).into_owned(), truncated)
+}
+
+/// A command must not outlive the node that started it: after a crash the attempt is
+/// resumed, and an orphan finishing the old one would run its effects twice.
+#[cfg(target_os = "linux")]
+fn die_with_the_node(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
+    // which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_the_node(_command: &mut Command) {}
+
+fn kill_group(process_group: Option<u32>) {
+    let Some(id) = process_group.and_then(|id| i32::try_from(id).ok()) else {
+        return;
+    };
+    // SAFETY: killpg only sends a signal; the id is the group this agent created with
+    // process_group(0), so nothing outside the command's own tree is touched.
+    unsafe {
+        libc::killpg(id, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(max_output_bytes: usize) -> ShellAgent {
+        ShellAgent::new(ShellAgentConfig {
+            env_allow_list: vec!["PATH".into()],
+            max_output_bytes,
+            default_timeout_secs: 30,
+        })
+    }
+
+    fn inputs(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("inputs must be a map"),
+        }
+    }
+
+    #[tokio::test]
+    async fn captures_exit_code_and_output() {
+        let output = agent(1024)
+            .run(
+                inputs(json!({"command": "echo out; echo err >&2; exit 0"})),
+                AgentContext::detached("r:t:1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(output.outputs["exit_code"], json!(0));
+        assert_eq!(output.outputs["stdout"], json!("out\n"));
+        assert_eq!(output.outputs["stderr"], json!("err\n"));
+    }
+
+    #[tokio::test]
+    async fn nonzero_exit_fails_with_stderr_unless_told_not_to() {
+        let error = agent(1024)
+            .run(
+                inputs(json!({"command": "echo boom >&2; exit 3"})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            AgentError::Failed("command exited with 3: boom".into())
+        );
+        let output = agent(1024)
+            .run(
+                inputs(json!({"command": "exit 3", "fail_on_nonzero": false})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(output.outputs["exit_code"], json!(3));
+    }
+
+    #[tokio::test]
+    async fn output_is_cut_at_the_limit() {
+        let output = agent(10)
+            .run(
+                inputs(json!({"command": "yes | head -c 100000"})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(output.outputs["stdout"].as_str().unwrap().len(), 10);
+        assert_eq!(output.outputs["stdout_truncated"], json!(true));
+    }
+
+    #[tokio::test]
+    async fn environment_is_reduced_to_the_allow_list() {
+        // SAFETY of the test: set_var is unsafe in edition 2024 because of other threads
+        // reading the environment; this variable is read only by this test's child.
+        unsafe { std::env::set_var("TROUPE_TEST_SECRET", "s3cret") };
+        let output = agent(4096)
+            .run(
+                inputs(json!({"command": "env", "env": {"EXTRA": "yes"}})),
+                AgentContext::detached("run-1:task:1"),
+            )
+            .await
+            .unwrap();
+        let env = output.outputs["stdout"].as_str().unwrap();
+        assert!(!env.contains("s3cret"), "{env}");
+        assert!(env.contains("EXTRA=yes"), "{env}");
+        assert!(env.contains("TROUPE_IDEMPOTENCY_KEY=run-1:task:1"), "{env}");
+        assert!(env.contains("PATH="), "{env}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let mut context = AgentContext::detached("k");
+        context.timeout_secs = Some(1);
+        let command = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let error = agent(1024)
+            .run(inputs(json!({"command": command})), context)
+            .await
+            .unwrap_err();
+        assert_eq!(error, AgentError::TimedOut { secs: 1 });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "a background child outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_the_command() {
+        let context = AgentContext::detached("k");
+        let cancel = context.cancel.clone();
+        let started = Instant::now();
+        let run = tokio::spawn(async move {
+            agent(1024)
+                .run(inputs(json!({"command": "sleep 30"})), context)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+        assert_eq!(run.await.unwrap().unwrap_err(), AgentError::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn bad_inputs_are_refused_before_anything_runs() {
+        let error = agent(1024)
+            .run(
+                inputs(json!({"command": "true", "working_dir": "/no/such/dir"})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "input `working_dir`: `/no/such/dir` is not a directory"
+        );
+        let error = agent(1024)
+            .run(
+                inputs(json!({"command": "true", "env": {"A": 1}})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "input `env.A`: environment values must be strings"
+        );
+    }
+}
