@@ -1,0 +1,55 @@
+//! The OpenAPI document (generated from the handlers' annotations) and an interactive
+//! page that renders it and sends requests, served by the binary itself: no CDN.
+
+use axum::Json;
+use axum::response::Html;
+use utoipa::OpenApi;
+
+use crate::api::{error, handlers, wire};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Troupe API",
+        description = "Workflows, runs, approvals and events of a Troupe node."
+    ),
+    paths(
+        handlers::create_workflow,
+        handlers::list_workflows,
+        handlers::get_workflow,
+        handlers::delete_workflow,
+        handlers::start_run,
+        handlers::list_runs,
+        handlers::get_run,
+        handlers::get_run_events,
+        handlers::cancel_run,
+        handlers::decide,
+        handlers::list_approvals,
+        handlers::list_agents,
+        handlers::healthz,
+        handlers::readyz,
+    ),
+    components(schemas(
+        error::ErrorBody,
+        error::ErrorDetail,
+        wire::CreateWorkflow,
+        wire::WorkflowCreated,
+        wire::WorkflowWithVersions,
+        wire::StartRunRequest,
+        wire::RunStarted,
+        wire::CancelRequest,
+        wire::DecisionBody,
+        wire::Verdict,
+        wire::AgentKind,
+        wire::Readiness,
+    ))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+pub async fn docs_page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}

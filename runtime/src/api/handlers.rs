@@ -1,0 +1,233 @@
+//! Route handlers: translate HTTP to `Node` calls and back, nothing more.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::api::body::{JsonBody, read_bytes};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::wire::*;
+use crate::engine::events::{RunStatus, StoredEvent};
+use crate::node::{Decision, Node, PendingApproval, RunDetail};
+use crate::store::{RunFilter, RunRecord, WorkflowRecord};
+
+type NodeState = State<Arc<Node>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Create a workflow, or a new version of it, from YAML (`application/yaml` or
+/// `text/plain` body) or JSON `{"source": ...}`.
+#[utoipa::path(post, path = "/api/v1/workflows", request_body(content = CreateWorkflow, description = "JSON, or the YAML text itself"),
+    responses((status = 201, body = WorkflowCreated), (status = 422, body = ErrorBody, description = "every validation error, with file, line and column")))]
+pub async fn create_workflow(
+    State(node): NodeState,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<WorkflowCreated>)> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|kind| kind.starts_with("application/json"));
+    let body = read_bytes(request, &()).await?;
+    let create = if is_json {
+        serde_json::from_slice::<CreateWorkflow>(&body).map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("expected {{\"source\": \"...\"}}: {error}"),
+            )
+        })?
+    } else {
+        let source = String::from_utf8(body.to_vec()).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_utf8",
+                "the workflow text is not UTF-8",
+            )
+        })?;
+        CreateWorkflow {
+            source,
+            file_name: None,
+        }
+    };
+    let file_name = create.file_name.as_deref().unwrap_or("request");
+    let (workflow_id, version) = node.save_workflow(&create.source, file_name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WorkflowCreated {
+            workflow_id,
+            version,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<WorkflowRecord>)))]
+pub async fn list_workflows(State(node): NodeState) -> ApiResult<Json<Vec<WorkflowRecord>>> {
+    Ok(Json(node.workflows().await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", responses((status = 200, body = WorkflowWithVersions), (status = 404, body = ErrorBody)))]
+pub async fn get_workflow(
+    State(node): NodeState,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkflowWithVersions>> {
+    let versions = node.workflow_versions(&id).await?;
+    Ok(Json(WorkflowWithVersions {
+        workflow_id: id,
+        versions,
+    }))
+}
+
+/// Hides the workflow; its versions and runs are kept.
+#[utoipa::path(delete, path = "/api/v1/workflows/{id}", responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_workflow(
+    State(node): NodeState,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    node.delete_workflow(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/runs", request_body = StartRunRequest,
+    responses((status = 201, body = RunStarted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn start_run(
+    State(node): NodeState,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<StartRunRequest>,
+) -> ApiResult<(StatusCode, Json<RunStarted>)> {
+    let started_by = request.started_by.as_deref().unwrap_or("anonymous");
+    let run_id = node
+        .start_run(&id, request.version, request.variables, started_by)
+        .await?;
+    Ok((StatusCode::CREATED, Json(RunStarted { run_id })))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunRecord>)))]
+pub async fn list_runs(
+    State(node): NodeState,
+    Query(query): Query<RunQuery>,
+) -> ApiResult<Json<Vec<RunRecord>>> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some("running") => Some(RunStatus::Running),
+        Some("completed") => Some(RunStatus::Completed),
+        Some("failed") => Some(RunStatus::Failed),
+        Some("cancelled") => Some(RunStatus::Cancelled),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("status `{other}` is not one of running, completed, failed, cancelled"),
+            ));
+        }
+    };
+    let filter = RunFilter {
+        status,
+        workflow_id: query.workflow_id,
+        limit: query.limit.unwrap_or(100),
+    };
+    Ok(Json(node.runs(&filter).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}", responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
+pub async fn get_run(State(node): NodeState, Path(id): Path<String>) -> ApiResult<Json<RunDetail>> {
+    Ok(Json(node.run_detail(&id).await?))
+}
+
+/// The run's whole event log, in order.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", responses((status = 200, body = Vec<StoredEvent>), (status = 404, body = ErrorBody)))]
+pub async fn get_run_events(
+    State(node): NodeState,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<StoredEvent>>> {
+    Ok(Json(node.run_events(&id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", request_body = CancelRequest,
+    responses((status = 202), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_run(
+    State(node): NodeState,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<CancelRequest>,
+) -> ApiResult<StatusCode> {
+    node.cancel_run(&id, request.by.as_deref().unwrap_or("anonymous"))
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Approve or reject a task waiting at its approval gate.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/tasks/{task}/decision", request_body = DecisionBody,
+    responses((status = 200), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "not waiting, or already decided")))]
+pub async fn decide(
+    State(node): NodeState,
+    Path((id, task)): Path<(String, String)>,
+    JsonBody(body): JsonBody<DecisionBody>,
+) -> ApiResult<StatusCode> {
+    let decision = Decision {
+        approved: body.decision == Verdict::Approve,
+        approver: body.approver,
+        comment: body.comment,
+        expected_digest: body.expected_digest,
+    };
+    node.decide(&id, &task, decision).await?;
+    Ok(StatusCode::OK)
+}
+
+#[utoipa::path(get, path = "/api/v1/approvals", responses((status = 200, body = Vec<PendingApproval>)))]
+pub async fn list_approvals(State(node): NodeState) -> ApiResult<Json<Vec<PendingApproval>>> {
+    Ok(Json(node.pending_approvals().await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]
+pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
+    let kinds = node
+        .registry()
+        .agents()
+        .map(|agent| AgentKind {
+            kind: agent.kind().into(),
+            description: agent.description().into(),
+            input_schema: serde_json::to_value(agent.input_schema()).unwrap_or_default(),
+        })
+        .collect();
+    Json(kinds)
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The node can serve: the store answers and the supervision tree runs.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
+    let store = match node.store().workflows().await {
+        Ok(_) => "ok".to_string(),
+        Err(error) => error.to_string(),
+    };
+    let supervision = if node.is_alive() { "ok" } else { "stopped" }.to_string();
+    let ready = store == "ok" && supervision == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            store,
+            supervision,
+        }),
+    )
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see /docs",
+    )
+}

@@ -1,0 +1,73 @@
+//! The HTTP API: REST under `/api/v1`, a WebSocket of run events, health and readiness,
+//! the OpenAPI document and its docs page. `router(node)` builds it, so tests drive it
+//! with `oneshot` and the binary serves it.
+
+mod body;
+mod docs;
+mod error;
+mod events_ws;
+mod handlers;
+mod trace;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::errors::RuntimeError;
+use crate::node::Node;
+pub use error::ApiError;
+
+pub fn router(node: Arc<Node>) -> Router {
+    let max_body_bytes =
+        usize::try_from(node.settings().server.max_body_bytes).unwrap_or(usize::MAX);
+    let api = Router::new()
+        .route(
+            "/workflows",
+            post(handlers::create_workflow).get(handlers::list_workflows),
+        )
+        .route(
+            "/workflows/{id}",
+            get(handlers::get_workflow).delete(handlers::delete_workflow),
+        )
+        .route("/workflows/{id}/runs", post(handlers::start_run))
+        .route("/runs", get(handlers::list_runs))
+        .route("/runs/{id}", get(handlers::get_run))
+        .route("/runs/{id}/events", get(handlers::get_run_events))
+        .route("/runs/{id}/cancel", post(handlers::cancel_run))
+        .route("/runs/{id}/tasks/{task}/decision", post(handlers::decide))
+        .route("/approvals", get(handlers::list_approvals))
+        .route("/agents", get(handlers::list_agents))
+        .route("/events", get(events_ws::subscribe));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::docs_page))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(trace::trace_request))
+        .with_state(node)
+}
+
+/// Until authentication exists, only loopback addresses may be bound: anything else
+/// would hand the API to the network unauthenticated.
+pub fn check_bind_address(address: &str) -> Result<SocketAddr, RuntimeError> {
+    let parsed: SocketAddr = address.parse().map_err(|_| {
+        RuntimeError::InvalidRequest(format!("`{address}` is not an address like 127.0.0.1:7700"))
+    })?;
+    if !parsed.ip().is_loopback() {
+        return Err(RuntimeError::InvalidRequest(format!(
+            "refusing to listen on {parsed}: the API has no authentication yet, so only loopback addresses \
+             (127.0.0.1, ::1) are allowed"
+        )));
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests;

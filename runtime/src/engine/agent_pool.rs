@@ -1,0 +1,184 @@
+//! One pool per agent kind: admits attempts up to a queue capacity (backpressure beyond
+//! it), runs each under the node-wide slot limit, its timeout and its cancellation
+//! token, and reports the outcome to the run actor. A panic inside an agent fails only
+//! that attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, Approval, CancellationToken};
+
+use crate::engine::run_actor::RunMsg;
+use crate::errors::RuntimeError;
+
+pub struct AttemptJob {
+    pub run_id: String,
+    pub task: String,
+    pub attempt: u32,
+    pub inputs: Map<String, Value>,
+    pub timeout_secs: Option<u64>,
+    pub cancel: CancellationToken,
+    pub approval: Option<Approval>,
+    pub reply_to: ActorRef<RunMsg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PoolLoad {
+    /// Admitted and not finished: running plus waiting for a slot.
+    pub admitted: usize,
+    pub capacity: usize,
+}
+
+#[derive(RactorMessage)]
+pub enum AgentPoolMsg {
+    SubmitAttempt(Box<AttemptJob>, RpcReplyPort<Result<(), RuntimeError>>),
+    AttemptDone,
+    GetLoad(RpcReplyPort<PoolLoad>),
+}
+
+pub struct AgentPool;
+
+pub struct AgentPoolArgs {
+    pub agent: Arc<dyn Agent>,
+    pub node_slots: Arc<Semaphore>,
+    pub capacity: usize,
+}
+
+pub struct AgentPoolState {
+    args: AgentPoolArgs,
+    admitted: usize,
+}
+
+impl Actor for AgentPool {
+    type Msg = AgentPoolMsg;
+    type State = AgentPoolState;
+    type Arguments = AgentPoolArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<AgentPoolMsg>,
+        args: AgentPoolArgs,
+    ) -> Result<AgentPoolState, ActorProcessingErr> {
+        Ok(AgentPoolState { args, admitted: 0 })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AgentPoolMsg>,
+        message: AgentPoolMsg,
+        state: &mut AgentPoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            AgentPoolMsg::SubmitAttempt(job, reply) => {
+                let admission = if state.admitted >= state.args.capacity {
+                    Err(RuntimeError::Overloaded {
+                        retry_after_secs: 1,
+                    })
+                } else {
+                    state.admitted += 1;
+                    let agent = state.args.agent.clone();
+                    let slots = state.args.node_slots.clone();
+                    tokio::spawn(run_attempt(agent, slots, *job, myself.clone()));
+                    Ok(())
+                };
+                if reply.send(admission).is_err() {
+                    tracing::debug!("submitter left before admission was answered");
+                }
+            }
+            AgentPoolMsg::AttemptDone => state.admitted = state.admitted.saturating_sub(1),
+            AgentPoolMsg::GetLoad(reply) => {
+                let load = PoolLoad {
+                    admitted: state.admitted,
+                    capacity: state.args.capacity,
+                };
+                if reply.send(load).is_err() {
+                    tracing::debug!("load asked by a caller that left");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn run_attempt(
+    agent: Arc<dyn Agent>,
+    slots: Arc<Semaphore>,
+    job: AttemptJob,
+    pool: ActorRef<AgentPoolMsg>,
+) {
+    let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
+    let outcome = tracing::Instrument::instrument(execute(agent, slots, &job), span).await;
+    let finished = RunMsg::AttemptFinished {
+        task: job.task.clone(),
+        attempt: job.attempt,
+        outcome,
+    };
+    if job.reply_to.cast(finished).is_err() {
+        // The run actor is gone (restarting or stopped); its successor resumes the
+        // attempt from the log with the same idempotency key.
+        tracing::warn!(run_id = %job.run_id, task_id = %job.task, "attempt outcome had no run to go to");
+    }
+    if pool.cast(AgentPoolMsg::AttemptDone).is_err() {
+        tracing::debug!("pool gone before the attempt finished");
+    }
+}
+
+async fn execute(
+    agent: Arc<dyn Agent>,
+    slots: Arc<Semaphore>,
+    job: &AttemptJob,
+) -> Result<AgentOutput, AgentError> {
+    let _slot = tokio::select! {
+        slot = slots.acquire_owned() => slot.map_err(|_| AgentError::Failed("the node is shutting down".into()))?,
+        () = job.cancel.cancelled() => return Err(AgentError::Cancelled),
+    };
+    agent.input_schema().validate(&job.inputs)?;
+    let context = AgentContext {
+        idempotency_key: idempotency_key(&job.run_id, &job.task, job.attempt),
+        cancel: job.cancel.clone(),
+        timeout_secs: job.timeout_secs,
+        progress: None,
+        approval: job.approval.clone(),
+    };
+    // The agent runs in its own task so that a panic in it surfaces as a JoinError here
+    // instead of unwinding through the engine.
+    let inputs = job.inputs.clone();
+    let mut handle = tokio::spawn(async move { agent.run(inputs, context).await });
+    let joined = match job.timeout_secs {
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), &mut handle).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                job.cancel.cancel();
+                handle.abort();
+                return Err(AgentError::TimedOut { secs });
+            }
+        },
+        None => handle.await,
+    };
+    match joined {
+        Ok(outcome) => outcome,
+        Err(error) if error.is_panic() => Err(AgentError::Failed(format!(
+            "the agent panicked: {}",
+            panic_message(error)
+        ))),
+        Err(error) => Err(AgentError::Failed(format!("the agent task ended: {error}"))),
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    let payload = error.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// `run:task:attempt`: the same for a resumed attempt as for the interrupted one.
+pub fn idempotency_key(run_id: &str, task: &str, attempt: u32) -> String {
+    format!("{run_id}:{task}:{attempt}")
+}

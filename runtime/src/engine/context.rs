@@ -1,0 +1,51 @@
+//! What every engine actor shares: the store, the agent kinds, settings, the event bus
+//! and the node-wide limit on running attempts.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, broadcast};
+use troupe_agents::Registry;
+use troupe_config::EngineSettings;
+
+use crate::engine::events::StoredEvent;
+use crate::store::Store;
+
+pub struct EngineContext {
+    pub store: Store,
+    pub registry: Registry,
+    pub settings: EngineSettings,
+    /// Every appended event, for WebSocket subscribers and the CLI's live view. Slow
+    /// subscribers lose old events (they can re-read the log), never block the engine.
+    pub events: broadcast::Sender<StoredEvent>,
+    /// Attempts that may run at once on this node.
+    pub node_slots: Arc<Semaphore>,
+    /// Prefix of this node's actor names: ractor's registry is process-wide, and tests
+    /// (and, later, co-located nodes) run several nodes in one process.
+    pub node_id: String,
+}
+
+impl EngineContext {
+    pub fn new(store: Store, registry: Registry, settings: EngineSettings) -> Arc<Self> {
+        let (events, _) = broadcast::channel(4096);
+        Arc::new(Self {
+            node_slots: Arc::new(Semaphore::new(settings.max_concurrent_tasks as usize)),
+            store,
+            registry,
+            settings,
+            events,
+            node_id: uuid::Uuid::new_v4().simple().to_string(),
+        })
+    }
+
+    pub fn pool_name(&self, kind: &str) -> String {
+        format!("troupe.{}.agent_pool.{kind}", self.node_id)
+    }
+
+    pub fn run_name(&self, run_id: &str) -> String {
+        format!("troupe.{}.run.{run_id}", self.node_id)
+    }
+
+    pub fn run_manager_name(&self) -> String {
+        format!("troupe.{}.run_manager", self.node_id)
+    }
+}

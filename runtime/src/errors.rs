@@ -1,0 +1,48 @@
+//! The runtime's one error type. API handlers map each variant to an HTTP status and a
+//! stable code (see `api::error`).
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("store: {0}")]
+    Store(String),
+    #[error("cannot open the store at {url}: {reason}")]
+    StoreOpen { url: String, reason: String },
+    #[error("workflow `{0}` not found")]
+    WorkflowNotFound(String),
+    #[error("workflow `{id}` has no version {version}")]
+    WorkflowVersionNotFound { id: String, version: u32 },
+    #[error("run `{0}` not found")]
+    RunNotFound(String),
+    #[error("invalid workflow:\n{0}")]
+    InvalidWorkflow(String),
+    #[error("invalid variables: {0}")]
+    InvalidVariables(String),
+    #[error("run `{run}` is {status}; it no longer accepts this")]
+    RunFinished { run: String, status: String },
+    #[error("task `{task}` of run `{run}` is not waiting for approval (it is {status})")]
+    NotWaitingForApproval {
+        run: String,
+        task: String,
+        status: String,
+    },
+    #[error("approval refused: {0}")]
+    ApprovalRefused(String),
+    #[error("the node is overloaded; retry after {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
+    #[error("actor system: {0}")]
+    Actor(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+impl From<surrealdb::Error> for RuntimeError {
+    fn from(error: surrealdb::Error) -> Self {
+        RuntimeError::Store(error.to_string())
+    }
+}
+
+impl<T> From<ractor::RactorErr<T>> for RuntimeError {
+    fn from(error: ractor::RactorErr<T>) -> Self {
+        RuntimeError::Actor(error.to_string())
+    }
+}

@@ -1,0 +1,16 @@
+//! The runtime of a Troupe node: supervision on top of ractor, the durable workflow
+//! engine, the SurrealDB store and the HTTP API.
+//!
+//! It knows agents only through `troupe_agents::Agent` and workflows only through
+//! `troupe_workflow`; only `api` knows HTTP.
+
+pub mod api;
+pub mod clock;
+pub mod engine;
+pub mod errors;
+pub mod node;
+pub mod store;
+pub mod supervision;
+
+pub use errors::RuntimeError;
+pub use node::{Decision, Node, PendingApproval, RunDetail, builtin_registry};

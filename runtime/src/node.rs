@@ -1,0 +1,361 @@
+//! A node: the store, the root supervisor and everything under it, and the operations
+//! the API and the CLI call. The composition root for one process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
+use troupe_config::Settings;
+
+use crate::clock::now_ms;
+use crate::engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
+use crate::engine::context::EngineContext;
+use crate::engine::events::{RunStatus, StoredEvent, TaskStatus};
+use crate::engine::run_actor::DecisionRequest;
+use crate::engine::run_manager::{RunManager, RunManagerMsg, StartRun};
+use crate::engine::state::{RunState, TaskState};
+use crate::errors::RuntimeError;
+use crate::store::{RunFilter, RunRecord, Store, WorkflowRecord, WorkflowVersion};
+use crate::supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
+
+pub struct Node {
+    context: Arc<EngineContext>,
+    root: ActorRef<SupervisorMsg>,
+    root_handle: JoinHandle<()>,
+    settings: Settings,
+}
+
+/// A run as the API shows it: its record and every task's state, folded from the log.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub record: RunRecord,
+    pub cost_usd: f64,
+    pub failure_reason: Option<String>,
+    pub tasks: Vec<TaskState>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct PendingApproval {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub task: String,
+    pub task_name: String,
+    #[schema(value_type = Object)]
+    pub inputs: Value,
+    pub inputs_digest: String,
+    pub requested_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Decision {
+    pub approved: bool,
+    pub approver: String,
+    pub comment: Option<String>,
+    pub expected_digest: Option<String>,
+}
+
+/// The built-in agent kinds, configured from settings.
+pub fn builtin_registry(settings: &Settings) -> Registry {
+    let shell = &settings.agents.shell;
+    troupe_agents::builtin(
+        ShellAgentConfig {
+            env_allow_list: shell.env_allow_list.clone(),
+            max_output_bytes: usize::try_from(shell.max_output_bytes).unwrap_or(usize::MAX),
+            default_timeout_secs: shell.default_timeout_secs,
+        },
+        HttpAgentConfig {
+            max_response_bytes: 4 * 1024 * 1024,
+            default_timeout_secs: 60,
+        },
+    )
+}
+
+impl Node {
+    pub async fn start(settings: Settings) -> Result<Node, RuntimeError> {
+        let registry = builtin_registry(&settings);
+        Node::start_with(settings, registry).await
+    }
+
+    /// Starts a node with the given agent kinds (tests add their own).
+    pub async fn start_with(settings: Settings, registry: Registry) -> Result<Node, RuntimeError> {
+        let store = Store::open(&settings.store).await?;
+        let context = EngineContext::new(store, registry, settings.engine.clone());
+        let mut children = Vec::new();
+        for agent in context.registry.agents() {
+            let agent = agent.clone();
+            let slots = context.node_slots.clone();
+            let capacity = settings.engine.agent_queue_capacity as usize;
+            let name = context.pool_name(agent.kind());
+            children.push(ChildSpec::new(name.clone(), move |supervisor| {
+                let args = AgentPoolArgs {
+                    agent: agent.clone(),
+                    node_slots: slots.clone(),
+                    capacity,
+                };
+                let name = name.clone();
+                async move {
+                    Ok(Actor::spawn_linked(Some(name), AgentPool, args, supervisor)
+                        .await?
+                        .0
+                        .get_cell())
+                }
+            }));
+        }
+        let manager_context = context.clone();
+        let manager_name = context.run_manager_name();
+        children.push(ChildSpec::new(manager_name.clone(), move |supervisor| {
+            let context = manager_context.clone();
+            let name = manager_name.clone();
+            async move {
+                Ok(
+                    Actor::spawn_linked(Some(name), RunManager, context, supervisor)
+                        .await?
+                        .0
+                        .get_cell(),
+                )
+            }
+        }));
+        let policy = RestartPolicy {
+            max_restarts: settings.engine.restart_intensity,
+            period: Duration::from_secs(settings.engine.restart_period_secs),
+        };
+        let (root, root_handle) =
+            Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
+                .await
+                .map_err(|error| RuntimeError::Actor(format!("cannot start the node: {error}")))?;
+        Ok(Node {
+            context,
+            root,
+            root_handle,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.context.store
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.context.registry
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+        self.context.events.subscribe()
+    }
+
+    /// Whether the root supervisor still runs (it stops after a crash loop it could not
+    /// contain).
+    pub fn is_alive(&self) -> bool {
+        !self.root_handle.is_finished()
+    }
+
+    /// Waits until the node's supervision tree ends, which only happens on a crash loop.
+    pub async fn wait(&mut self) {
+        if let Err(error) = (&mut self.root_handle).await {
+            tracing::error!(%error, "root supervisor ended abnormally");
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.root.stop(Some("shutdown".into()));
+        if tokio::time::timeout(Duration::from_secs(5), self.root_handle)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the supervision tree did not stop within 5 s");
+        }
+    }
+
+    fn manager(&self) -> Result<ActorRef<RunManagerMsg>, RuntimeError> {
+        ractor::registry::where_is(self.context.run_manager_name())
+            .map(ActorRef::from)
+            .ok_or_else(|| RuntimeError::Actor("the run manager is restarting; try again".into()))
+    }
+
+    // ---- workflows ---------------------------------------------------------------
+
+    /// Validates `source` and stores it as the next version of its workflow.
+    pub async fn save_workflow(
+        &self,
+        source: &str,
+        file_name: &str,
+    ) -> Result<(String, u32), RuntimeError> {
+        let known = self.context.registry.kind_names();
+        let workflow = troupe_workflow::parse_workflow(source, file_name, &known)
+            .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))?;
+        let version = self
+            .store()
+            .save_workflow(&workflow.id, &workflow.name, source, now_ms())
+            .await?;
+        Ok((workflow.id, version))
+    }
+
+    pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, RuntimeError> {
+        self.store().workflows().await
+    }
+
+    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, RuntimeError> {
+        self.store().workflow_versions(id).await
+    }
+
+    pub async fn delete_workflow(&self, id: &str) -> Result<(), RuntimeError> {
+        self.store().delete_workflow(id).await
+    }
+
+    // ---- runs --------------------------------------------------------------------
+
+    pub async fn start_run(
+        &self,
+        workflow_id: &str,
+        version: Option<u32>,
+        variables: BTreeMap<String, Value>,
+        started_by: &str,
+    ) -> Result<String, RuntimeError> {
+        let request = StartRun {
+            workflow_id: workflow_id.into(),
+            version,
+            variables,
+            started_by: started_by.into(),
+        };
+        ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)?
+    }
+
+    pub async fn cancel_run(&self, run_id: &str, by: &str) -> Result<(), RuntimeError> {
+        let manager = self.manager()?;
+        ractor::call!(manager, |reply| RunManagerMsg::CancelRun {
+            run_id: run_id.into(),
+            by: by.into(),
+            reply
+        })?
+    }
+
+    pub async fn decide(
+        &self,
+        run_id: &str,
+        task: &str,
+        decision: Decision,
+    ) -> Result<(), RuntimeError> {
+        let request = DecisionRequest {
+            task: task.into(),
+            approved: decision.approved,
+            approver: decision.approver,
+            comment: decision.comment,
+            expected_digest: decision.expected_digest,
+        };
+        let manager = self.manager()?;
+        ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
+            run_id: run_id.into(),
+            request,
+            reply
+        })?
+    }
+
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, RuntimeError> {
+        self.store().runs(filter).await
+    }
+
+    /// The run folded from its log: always the durable truth, live or finished.
+    pub async fn run_state(&self, run_id: &str) -> Result<RunState, RuntimeError> {
+        let record = self.store().run(run_id).await?;
+        let stored = self
+            .store()
+            .workflow_version(&record.workflow_id, Some(record.workflow_version))
+            .await?;
+        let known = self.context.registry.kind_names();
+        let workflow = troupe_workflow::parse_workflow(&stored.source, &stored.workflow_id, &known)
+            .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))?;
+        let mut state = RunState::new(run_id, Arc::new(workflow));
+        for event in self.store().run_events(run_id).await? {
+            state.apply(&event);
+        }
+        Ok(state)
+    }
+
+    pub async fn run_detail(&self, run_id: &str) -> Result<RunDetail, RuntimeError> {
+        let record = self.store().run(run_id).await?;
+        let state = self.run_state(run_id).await?;
+        let tasks: Vec<TaskState> = state
+            .workflow
+            .tasks
+            .iter()
+            .filter_map(|task| state.tasks.get(&task.id).cloned())
+            .collect();
+        Ok(RunDetail {
+            cost_usd: tasks.iter().map(|task| task.cost_usd).sum(),
+            failure_reason: state.failure_reason.clone(),
+            record,
+            tasks,
+        })
+    }
+
+    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, RuntimeError> {
+        self.store().run(run_id).await?;
+        self.store().run_events(run_id).await
+    }
+
+    pub async fn pending_approvals(&self) -> Result<Vec<PendingApproval>, RuntimeError> {
+        let running = self
+            .store()
+            .runs(&RunFilter {
+                status: Some(RunStatus::Running),
+                workflow_id: None,
+                limit: 1000,
+            })
+            .await?;
+        let mut pending = Vec::new();
+        for record in running {
+            let state = self.run_state(&record.run_id).await?;
+            for task in state
+                .tasks
+                .values()
+                .filter(|task| task.status == TaskStatus::WaitingApproval)
+            {
+                let Some(approval) = &task.approval else {
+                    continue;
+                };
+                pending.push(PendingApproval {
+                    run_id: record.run_id.clone(),
+                    workflow_id: record.workflow_id.clone(),
+                    task: task.id.clone(),
+                    task_name: state
+                        .workflow
+                        .task(&task.id)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default(),
+                    inputs: approval.inputs.clone(),
+                    inputs_digest: approval.inputs_digest.clone(),
+                    requested_at_ms: approval.requested_at_ms,
+                    expires_at_ms: approval.expires_at_ms,
+                });
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Load of every agent pool, by kind.
+    pub async fn pool_loads(&self) -> BTreeMap<String, PoolLoad> {
+        let mut loads = BTreeMap::new();
+        for kind in self.context.registry.kind_names() {
+            let Some(cell) = ractor::registry::where_is(self.context.pool_name(kind)) else {
+                continue;
+            };
+            let pool: ActorRef<AgentPoolMsg> = cell.into();
+            if let Ok(load) = ractor::call!(pool, AgentPoolMsg::GetLoad) {
+                loads.insert(kind.to_string(), load);
+            }
+        }
+        loads
+    }
+}

@@ -1,0 +1,83 @@
+//! Versioned schema migrations, applied in order at open. Each runs once; the applied
+//! version is recorded in `schema_migration`. Never edit a released migration: add one.
+
+use serde_json::{Value, json};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use crate::errors::RuntimeError;
+
+const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    "
+    DEFINE TABLE IF NOT EXISTS workflow SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS workflow_id ON workflow TYPE string;
+    DEFINE FIELD IF NOT EXISTS name ON workflow TYPE string;
+    DEFINE FIELD IF NOT EXISTS latest_version ON workflow TYPE int;
+    DEFINE FIELD IF NOT EXISTS updated_at_ms ON workflow TYPE int;
+    DEFINE FIELD IF NOT EXISTS deleted ON workflow TYPE bool;
+    DEFINE INDEX IF NOT EXISTS workflow_id_unique ON workflow FIELDS workflow_id UNIQUE;
+
+    DEFINE TABLE IF NOT EXISTS workflow_version SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS workflow_id ON workflow_version TYPE string;
+    DEFINE FIELD IF NOT EXISTS version ON workflow_version TYPE int;
+    DEFINE FIELD IF NOT EXISTS name ON workflow_version TYPE string;
+    DEFINE FIELD IF NOT EXISTS source ON workflow_version TYPE string;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON workflow_version TYPE int;
+    DEFINE INDEX IF NOT EXISTS workflow_version_unique ON workflow_version FIELDS workflow_id, version UNIQUE;
+
+    DEFINE TABLE IF NOT EXISTS run SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS run_id ON run TYPE string;
+    DEFINE FIELD IF NOT EXISTS workflow_id ON run TYPE string;
+    DEFINE FIELD IF NOT EXISTS workflow_version ON run TYPE int;
+    DEFINE FIELD IF NOT EXISTS workflow_name ON run TYPE string;
+    DEFINE FIELD IF NOT EXISTS status ON run TYPE string;
+    DEFINE FIELD IF NOT EXISTS started_by ON run TYPE string;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON run TYPE int;
+    DEFINE FIELD IF NOT EXISTS finished_at_ms ON run TYPE int;
+    DEFINE INDEX IF NOT EXISTS run_id_unique ON run FIELDS run_id UNIQUE;
+    DEFINE INDEX IF NOT EXISTS run_status ON run FIELDS status;
+
+    DEFINE TABLE IF NOT EXISTS run_event SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS run_id ON run_event TYPE string;
+    DEFINE FIELD IF NOT EXISTS seq ON run_event TYPE int;
+    DEFINE FIELD IF NOT EXISTS at_ms ON run_event TYPE int;
+    DEFINE FIELD IF NOT EXISTS kind ON run_event TYPE string;
+    DEFINE FIELD IF NOT EXISTS payload ON run_event TYPE string;
+    DEFINE INDEX IF NOT EXISTS run_event_unique ON run_event FIELDS run_id, seq UNIQUE;
+    ",
+)];
+
+pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {
+    db.query(
+        "DEFINE TABLE IF NOT EXISTS schema_migration SCHEMAFULL;
+         DEFINE FIELD IF NOT EXISTS version ON schema_migration TYPE int;
+         DEFINE FIELD IF NOT EXISTS applied_at_ms ON schema_migration TYPE int;",
+    )
+    .await?
+    .check()?;
+    let mut response = db
+        .query("SELECT VALUE version FROM schema_migration ORDER BY version DESC LIMIT 1")
+        .await?
+        .check()?;
+    let applied: Vec<Value> = response.take(0)?;
+    let current = applied.first().and_then(Value::as_u64).unwrap_or(0) as u32;
+    for (version, statements) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+        let query = format!(
+            "BEGIN TRANSACTION;\n{statements}\nCREATE schema_migration CONTENT {{ version: $version, applied_at_ms: $now }};\nCOMMIT TRANSACTION;"
+        );
+        db.query(query)
+            .bind(json!({"version": version, "now": crate::clock::now_ms()}))
+            .await?
+            .check()
+            .map_err(|error| RuntimeError::Store(format!("migration {version}: {error}")))?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}
+
+/// The schema version this build expects.
+#[cfg(test)]
+pub fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |(version, _)| *version)
+}

@@ -1,0 +1,297 @@
+//! SurrealDB behind one small API: workflows with every version, runs, and each run's
+//! event log. The engine is chosen by URL (`surrealkv://DIR`, `mem://`, `ws://HOST:PORT`)
+//! through the SDK's `any` engine.
+//!
+//! Values cross into SurrealDB as `serde_json::Value` and come back the same way, so our
+//! types only need serde. The schema is SCHEMAFULL and migrated at open (`migrations`).
+
+mod migrations;
+mod records;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use troupe_config::StoreSettings;
+
+use crate::engine::events::{RunEvent, RunStatus, StoredEvent};
+use crate::errors::RuntimeError;
+pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
+
+#[derive(Clone)]
+pub struct Store {
+    db: Surreal<Any>,
+}
+
+impl Store {
+    pub async fn open(settings: &StoreSettings) -> Result<Store, RuntimeError> {
+        let open_error = |reason: String| RuntimeError::StoreOpen {
+            url: settings.url.clone(),
+            reason,
+        };
+        if let Some(dir) = settings.url.strip_prefix("surrealkv://") {
+            std::fs::create_dir_all(dir).map_err(|error| open_error(error.to_string()))?;
+        }
+        let db = surrealdb::engine::any::connect(settings.url.as_str())
+            .await
+            .map_err(|error| open_error(error.to_string()))?;
+        if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
+            db.signin(surrealdb::opt::auth::Root {
+                username: username.clone(),
+                password: password.clone(),
+            })
+            .await
+            .map_err(|error| open_error(error.to_string()))?;
+        }
+        db.use_ns(settings.namespace.as_str())
+            .use_db(settings.database.as_str())
+            .await
+            .map_err(|error| open_error(error.to_string()))?;
+        let store = Store { db };
+        migrations::apply(&store.db).await?;
+        Ok(store)
+    }
+
+    /// An in-memory store for tests.
+    pub async fn memory() -> Result<Store, RuntimeError> {
+        Store::open(&StoreSettings {
+            url: "mem://".into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn rows<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        vars: Value,
+    ) -> Result<Vec<T>, RuntimeError> {
+        let mut response = self.db.query(query).bind(vars).await?.check()?;
+        let rows: Vec<Value> = response.take(response.num_statements() - 1)?;
+        rows.into_iter()
+            .map(|row| {
+                serde_json::from_value(row)
+                    .map_err(|error| RuntimeError::Store(format!("unexpected row: {error}")))
+            })
+            .collect()
+    }
+
+    async fn execute(&self, query: &str, vars: Value) -> Result<(), RuntimeError> {
+        self.db.query(query).bind(vars).await?.check()?;
+        Ok(())
+    }
+
+    // ---- workflows -------------------------------------------------------------
+
+    /// Stores `source` as the next version of workflow `id`; returns that version.
+    pub async fn save_workflow(
+        &self,
+        id: &str,
+        name: &str,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<u32, RuntimeError> {
+        let latest = self.latest_version(id).await?;
+        let version = latest + 1;
+        self.execute(
+            "BEGIN TRANSACTION;
+             CREATE workflow_version CONTENT {
+                workflow_id: $id, version: $version, name: $name, source: $source, created_at_ms: $now };
+             IF array::len(SELECT * FROM workflow WHERE workflow_id = $id) = 0 {
+                CREATE workflow CONTENT { workflow_id: $id, name: $name, latest_version: $version,
+                    updated_at_ms: $now, deleted: false };
+             } ELSE {
+                UPDATE workflow SET name = $name, latest_version = $version, updated_at_ms = $now,
+                    deleted = false WHERE workflow_id = $id;
+             };
+             COMMIT TRANSACTION;",
+            json!({"id": id, "version": version, "name": name, "source": source, "now": now_ms}),
+        )
+        .await?;
+        Ok(version)
+    }
+
+    async fn latest_version(&self, id: &str) -> Result<u32, RuntimeError> {
+        let rows: Vec<Value> = self
+            .rows(
+                "SELECT VALUE version FROM workflow_version WHERE workflow_id = $id ORDER BY version DESC LIMIT 1",
+                json!({"id": id}),
+            )
+            .await?;
+        Ok(rows.first().and_then(Value::as_u64).unwrap_or(0) as u32)
+    }
+
+    pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, RuntimeError> {
+        self.rows(
+            "SELECT workflow_id, name, latest_version, updated_at_ms FROM workflow
+             WHERE deleted = false ORDER BY workflow_id",
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, RuntimeError> {
+        let versions: Vec<WorkflowVersion> = self
+            .rows(
+                "SELECT workflow_id, version, name, source, created_at_ms FROM workflow_version
+                 WHERE workflow_id = $id ORDER BY version",
+                json!({"id": id}),
+            )
+            .await?;
+        if versions.is_empty() || !self.workflow_exists(id).await? {
+            return Err(RuntimeError::WorkflowNotFound(id.into()));
+        }
+        Ok(versions)
+    }
+
+    async fn workflow_exists(&self, id: &str) -> Result<bool, RuntimeError> {
+        let rows: Vec<Value> = self
+            .rows(
+                "SELECT VALUE workflow_id FROM workflow WHERE workflow_id = $id AND deleted = false",
+                json!({"id": id}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// The given version, or the latest when `version` is `None`. Versions of a deleted
+    /// workflow stay readable by number, so old runs can still be shown.
+    pub async fn workflow_version(
+        &self,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<WorkflowVersion, RuntimeError> {
+        let version = match version {
+            Some(version) => version,
+            None if self.workflow_exists(id).await? => self.latest_version(id).await?,
+            None => return Err(RuntimeError::WorkflowNotFound(id.into())),
+        };
+        let rows: Vec<WorkflowVersion> = self
+            .rows(
+                "SELECT workflow_id, version, name, source, created_at_ms FROM workflow_version
+                 WHERE workflow_id = $id AND version = $version",
+                json!({"id": id, "version": version}),
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .ok_or(RuntimeError::WorkflowVersionNotFound {
+                id: id.into(),
+                version,
+            })
+    }
+
+    /// Hides the workflow from listings and new runs; its versions and runs are kept.
+    pub async fn delete_workflow(&self, id: &str) -> Result<(), RuntimeError> {
+        if !self.workflow_exists(id).await? {
+            return Err(RuntimeError::WorkflowNotFound(id.into()));
+        }
+        self.execute(
+            "UPDATE workflow SET deleted = true WHERE workflow_id = $id",
+            json!({"id": id}),
+        )
+        .await
+    }
+
+    // ---- runs ------------------------------------------------------------------
+
+    /// Creates the run's record and the first event of its log together.
+    pub async fn create_run(
+        &self,
+        record: &RunRecord,
+        first: &StoredEvent,
+    ) -> Result<(), RuntimeError> {
+        self.execute(
+            "BEGIN TRANSACTION;
+             CREATE run CONTENT $record;
+             INSERT INTO run_event $events;
+             COMMIT TRANSACTION;",
+            json!({"record": record, "events": [records::event_row(first)?]}),
+        )
+        .await
+    }
+
+    /// Appends events; the unique (run_id, seq) index refuses a second writer. A
+    /// `run_finished` among them updates the run's record in the same transaction, so the
+    /// record never disagrees with the log.
+    pub async fn append_events(&self, events: &[StoredEvent]) -> Result<(), RuntimeError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let rows = events
+            .iter()
+            .map(records::event_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let finished = events.iter().find_map(|stored| match &stored.event {
+            RunEvent::RunFinished { status, .. } => {
+                Some((stored.run_id.as_str(), *status, stored.at_ms))
+            }
+            _ => None,
+        });
+        match finished {
+            None => {
+                self.execute("INSERT INTO run_event $events", json!({"events": rows}))
+                    .await
+            }
+            Some((run_id, status, at_ms)) => {
+                self.execute(
+                    "BEGIN TRANSACTION;
+                     INSERT INTO run_event $events;
+                     UPDATE run SET status = $status, finished_at_ms = $at WHERE run_id = $run;
+                     COMMIT TRANSACTION;",
+                    json!({"events": rows, "run": run_id, "status": status.as_str(), "at": at_ms}),
+                )
+                .await
+            }
+        }
+    }
+
+    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, RuntimeError> {
+        let rows: Vec<Value> = self
+            .rows(
+                "SELECT run_id, seq, at_ms, payload FROM run_event WHERE run_id = $run ORDER BY seq",
+                json!({"run": run_id}),
+            )
+            .await?;
+        rows.into_iter().map(records::event_from_row).collect()
+    }
+
+    pub async fn run(&self, run_id: &str) -> Result<RunRecord, RuntimeError> {
+        let rows: Vec<RunRecord> = self
+            .rows(
+                &format!(
+                    "SELECT {} FROM run WHERE run_id = $run",
+                    records::RUN_FIELDS
+                ),
+                json!({"run": run_id}),
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| RuntimeError::RunNotFound(run_id.into()))
+    }
+
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, RuntimeError> {
+        let mut conditions = vec!["true"];
+        if filter.status.is_some() {
+            conditions.push("status = $status");
+        }
+        if filter.workflow_id.is_some() {
+            conditions.push("workflow_id = $workflow");
+        }
+        let query = format!(
+            "SELECT {} FROM run WHERE {} ORDER BY created_at_ms DESC LIMIT $limit",
+            records::RUN_FIELDS,
+            conditions.join(" AND ")
+        );
+        self.rows(
+            &query,
+            json!({"status": filter.status.map(RunStatus::as_str), "workflow": filter.workflow_id,
+                   "limit": filter.limit.clamp(1, 1000)}),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

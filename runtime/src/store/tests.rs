@@ -1,0 +1,223 @@
+use super::*;
+use crate::engine::events::RunEvent;
+
+fn event(run: &str, seq: u64, event: RunEvent) -> StoredEvent {
+    StoredEvent {
+        run_id: run.into(),
+        seq,
+        at_ms: 1000 + seq as i64,
+        event,
+    }
+}
+
+fn record(run: &str) -> RunRecord {
+    RunRecord {
+        run_id: run.into(),
+        workflow_id: "wf".into(),
+        workflow_version: 1,
+        workflow_name: "Workflow".into(),
+        status: RunStatus::Running,
+        started_by: "ada".into(),
+        created_at_ms: 5,
+        finished_at_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn every_version_of_a_workflow_is_kept() {
+    let store = Store::memory().await.unwrap();
+    assert_eq!(
+        store.save_workflow("wf", "First", "a: 1", 1).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .save_workflow("wf", "Second", "a: 2", 2)
+            .await
+            .unwrap(),
+        2
+    );
+    let versions = store.workflow_versions("wf").await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.source.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "a: 1"), (2, "a: 2")]
+    );
+    assert_eq!(store.workflow_version("wf", None).await.unwrap().version, 2);
+    assert_eq!(
+        store.workflow_version("wf", Some(1)).await.unwrap().name,
+        "First"
+    );
+    let listed = store.workflows().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].latest_version),
+        ("Second", 2)
+    );
+}
+
+#[tokio::test]
+async fn deleting_hides_a_workflow_but_keeps_its_versions() {
+    let store = Store::memory().await.unwrap();
+    store.save_workflow("wf", "W", "a: 1", 1).await.unwrap();
+    store.delete_workflow("wf").await.unwrap();
+    assert!(store.workflows().await.unwrap().is_empty());
+    assert!(matches!(
+        store.workflow_version("wf", None).await,
+        Err(RuntimeError::WorkflowNotFound(_))
+    ));
+    assert_eq!(
+        store.workflow_version("wf", Some(1)).await.unwrap().source,
+        "a: 1"
+    );
+    assert!(matches!(
+        store.delete_workflow("nope").await,
+        Err(RuntimeError::WorkflowNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn events_come_back_in_order_and_a_duplicate_sequence_is_refused() {
+    let store = Store::memory().await.unwrap();
+    let started = event(
+        "r1",
+        0,
+        RunEvent::RunStarted {
+            workflow_id: "wf".into(),
+            workflow_version: 1,
+            variables: Default::default(),
+            started_by: "ada".into(),
+        },
+    );
+    store.create_run(&record("r1"), &started).await.unwrap();
+    let skipped = event("r1", 2, RunEvent::TaskSkipped { task: "b".into() });
+    let failed = event(
+        "r1",
+        1,
+        RunEvent::TaskFailed {
+            task: "a".into(),
+            reason: "x".into(),
+        },
+    );
+    store
+        .append_events(&[skipped.clone(), failed.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run_events("r1").await.unwrap(),
+        vec![started, failed.clone(), skipped]
+    );
+    assert!(
+        store.append_events(&[failed]).await.is_err(),
+        "a second event 1 must be refused"
+    );
+    assert_eq!(
+        store.run_events("r1").await.unwrap().len(),
+        3,
+        "the refused write left the log intact"
+    );
+}
+
+#[tokio::test]
+async fn runs_are_listed_by_filter_and_finished() {
+    let store = Store::memory().await.unwrap();
+    let started = |run: &str| event(run, 0, RunEvent::RunCancelRequested { by: "x".into() });
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    store
+        .create_run(&record("r2"), &started("r2"))
+        .await
+        .unwrap();
+    let finished = StoredEvent {
+        run_id: "r2".into(),
+        seq: 1,
+        at_ms: 99,
+        event: RunEvent::RunFinished {
+            status: RunStatus::Completed,
+            reason: None,
+        },
+    };
+    store.append_events(&[finished]).await.unwrap();
+    let running = store
+        .runs(&RunFilter {
+            status: Some(RunStatus::Running),
+            workflow_id: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        running
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r1"]
+    );
+    let finished = store.run("r2").await.unwrap();
+    assert_eq!(
+        (finished.status, finished.finished_at_ms),
+        (RunStatus::Completed, 99)
+    );
+    assert!(matches!(
+        store.run("r3").await,
+        Err(RuntimeError::RunNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn hostile_strings_are_data_not_queries() {
+    let store = Store::memory().await.unwrap();
+    let hostile = "x'; REMOVE TABLE workflow; --\" $id ⟨⟩ {{ }}";
+    store
+        .save_workflow(hostile, hostile, hostile, 1)
+        .await
+        .unwrap();
+    store.save_workflow("other", "Other", "b", 1).await.unwrap();
+    assert_eq!(
+        store.workflow_version(hostile, None).await.unwrap().source,
+        hostile
+    );
+    assert_eq!(store.workflows().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_and_not_reapplied() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = troupe_config::StoreSettings {
+        url: format!("surrealkv://{}", dir.path().join("db").display()),
+        ..Default::default()
+    };
+    {
+        let store = Store::open(&settings).await.unwrap();
+        store.save_workflow("wf", "W", "a", 1).await.unwrap();
+    }
+    let store = reopen(&settings).await;
+    let rows: Vec<Value> = store
+        .rows("SELECT VALUE version FROM schema_migration", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![json!(migrations::latest())]);
+    assert_eq!(
+        store.workflow_version("wf", None).await.unwrap().source,
+        "a",
+        "data survives reopening"
+    );
+}
+
+/// The embedded engine releases its lock file shortly after the last handle is dropped.
+async fn reopen(settings: &troupe_config::StoreSettings) -> Store {
+    for _ in 0..100 {
+        match Store::open(settings).await {
+            Ok(store) => return store,
+            Err(error) if error.to_string().contains("locked") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!("the store stayed locked for 5 s")
+}
