@@ -1,0 +1,110 @@
+//! A client of a running node's API, using the same wire types the server does.
+
+use anyhow::{Context, anyhow};
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::InputError;
+
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Self {
+        Self {
+            base: server.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The node at `--server`, or at this machine's configured address.
+    pub fn for_settings(server: Option<&str>, settings: &troupe_config::Settings) -> Self {
+        match server {
+            Some(server) => Client::new(server),
+            None => Client::new(&format!("http://{}", settings.server.address)),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        decode(response).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        decode(response).await
+    }
+
+    pub async fn post_text<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        text: String,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/yaml")
+            .body(text)
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        decode(response).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn unreachable(&self) -> String {
+        format!(
+            "cannot reach a Troupe node at {} (start one with `troupe up`, or pass --server URL)",
+            self.base
+        )
+    }
+}
+
+/// Decodes a success body, or turns the API's JSON error into an error: client mistakes
+/// (4xx) become `InputError` so the CLI exits 2.
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
+    let status = response.status();
+    let text = response.text().await.context("reading the response")?;
+    if status.is_success() {
+        let text = if text.is_empty() {
+            "null"
+        } else {
+            text.as_str()
+        };
+        return serde_json::from_str(text).with_context(|| format!("unexpected response: {text}"));
+    }
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|body| body["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+        Err(InputError(message).into())
+    } else {
+        Err(anyhow!("the server answered {status}: {message}"))
+    }
+}

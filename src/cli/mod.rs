@@ -1,0 +1,174 @@
+//! Command-line arguments and the dispatch to each command.
+
+mod client;
+mod progress;
+mod run;
+mod runs;
+mod serve;
+mod telemetry;
+mod workflow;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use troupe_config::{Layers, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "troupe",
+    version,
+    about = "An actor-based runtime for AI agents that do software work"
+)]
+pub struct Args {
+    /// Settings file (TOML); `troupe.toml` in the working directory when absent.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Any setting, as `section.key=value` (repeatable); wins over file and environment.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    /// Log filter, e.g. `info` or `troupe_runtime=debug`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a node on the configured (by default embedded) store and serve the API.
+    Up {
+        /// Listen address (loopback only until authentication exists).
+        #[arg(long)]
+        address: Option<String>,
+        /// Directory of the embedded store (sets store.url to surrealkv://DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a workflow file and show its progress; in this process unless --server.
+    Run(run::RunArgs),
+    /// List, show or cancel runs on a running node.
+    Runs {
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
+    /// Approve a task waiting at its approval gate.
+    Approve(runs::DecisionArgs),
+    /// Reject a task waiting at its approval gate.
+    Reject(runs::DecisionArgs),
+    /// Validate or list workflows.
+    Workflow {
+        #[command(subcommand)]
+        command: workflow::WorkflowCommand,
+    },
+    /// Show settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective settings, secrets masked.
+    Show,
+}
+
+pub async fn dispatch(args: Args) -> ExitCode {
+    let settings = match load_settings(&args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let quiet = !matches!(args.command, Command::Up { .. });
+    if let Err(error) = telemetry::init(&settings.log, quiet) {
+        eprintln!("error: cannot set up logging: {error}");
+        return ExitCode::from(2);
+    }
+    let result = match args.command {
+        Command::Up { .. } => serve::up(settings).await,
+        Command::Run(run_args) => run::run(settings, run_args).await,
+        Command::Runs { command } => runs::runs(&settings, command).await,
+        Command::Approve(decision) => runs::decide(&settings, decision, true).await,
+        Command::Reject(decision) => runs::decide(&settings, decision, false).await,
+        Command::Workflow { command } => workflow::workflow(&settings, command).await,
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            print!("{}", troupe_config::render_masked(&settings));
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(error_code(&error))
+        }
+    }
+}
+
+/// Input problems exit 2; everything else (unreachable server, store, actors) exits 3.
+fn error_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<InputError>().is_some() {
+        2
+    } else {
+        3
+    }
+}
+
+fn load_settings(args: &Args) -> Result<Settings, troupe_config::ConfigError> {
+    let working_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut layers = Layers::new();
+    layers = match &args.config {
+        Some(path) => layers.file(path),
+        None => layers.discover_file(&working_dir),
+    };
+    layers = layers.environment(std::env::vars());
+    for assignment in &args.set {
+        layers = layers.assignment(assignment)?;
+    }
+    if let Some(format) = &args.log_format {
+        layers = layers.flag(
+            "log.format",
+            &format!("\"{format}\""),
+            &format!("--log-format {format}"),
+        );
+    }
+    if let Some(level) = &args.log_level {
+        layers = layers.flag(
+            "log.level",
+            &format!("\"{level}\""),
+            &format!("--log-level {level}"),
+        );
+    }
+    if let Command::Up { address, data_dir } = &args.command {
+        if let Some(address) = address {
+            layers = layers.flag(
+                "server.address",
+                &format!("\"{address}\""),
+                &format!("--address {address}"),
+            );
+        }
+        if let Some(dir) = data_dir {
+            let url = format!("surrealkv://{}", dir.display());
+            layers = layers.flag(
+                "store.url",
+                &format!("\"{url}\""),
+                &format!("--data-dir {}", dir.display()),
+            );
+        }
+    }
+    layers.load()
+}
+
+/// A problem with what the user gave us (exit code 2), as opposed to a failure of the
+/// system (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);

@@ -1,0 +1,204 @@
+//! `troupe run FILE`: validate, start and follow a run, in this process (with the API
+//! served alongside, so approvals can be given from another terminal) or on `--server`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use troupe_config::Settings;
+use troupe_runtime::api::wire::{RunStarted, StartRunRequest, WorkflowCreated};
+use troupe_runtime::engine::events::{RunEvent, StoredEvent};
+use troupe_runtime::{Node, RunDetail};
+use troupe_workflow::Workflow;
+
+use super::InputError;
+use super::client::Client;
+use super::progress::{Progress, print_summary};
+use super::runs::{exit_for, user};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    file: PathBuf,
+    /// Override a variable (repeatable); the value is read as the variable's type.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    /// Run on this node (e.g. http://127.0.0.1:7700) instead of in this process.
+    #[arg(long)]
+    server: Option<String>,
+    /// Who starts the run; the USER environment variable when absent.
+    #[arg(long = "as")]
+    started_by: Option<String>,
+}
+
+pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let name = args.file.display().to_string();
+    let source = std::fs::read_to_string(&args.file)
+        .map_err(|error| InputError(format!("cannot read {name}: {error}")))?;
+    let registry = troupe_runtime::builtin_registry(&settings);
+    let workflow = troupe_workflow::parse_workflow(&source, &name, &registry.kind_names())
+        .map_err(|diagnostics| InputError(diagnostics.to_string()))?;
+    let variables = parse_vars(&workflow, &args.vars)?;
+    let started_by = args.started_by.clone().unwrap_or_else(user);
+    match &args.server {
+        Some(server) => {
+            run_remote(
+                &Client::new(server),
+                &workflow,
+                source,
+                variables,
+                started_by,
+            )
+            .await
+        }
+        None => run_local(settings, &workflow, &source, &name, variables, started_by).await,
+    }
+}
+
+fn parse_vars(
+    workflow: &Workflow,
+    assignments: &[String],
+) -> anyhow::Result<BTreeMap<String, Value>> {
+    let mut variables = BTreeMap::new();
+    for assignment in assignments {
+        let (name, text) = assignment
+            .split_once('=')
+            .ok_or_else(|| InputError(format!("--var `{assignment}` must look like NAME=VALUE")))?;
+        let default = workflow.variables.get(name).ok_or_else(|| {
+            let known: Vec<&str> = workflow.variables.keys().map(String::as_str).collect();
+            InputError(format!(
+                "--var {name}: the workflow has no variable `{name}` (it has: {})",
+                known.join(", ")
+            ))
+        })?;
+        let value = troupe_workflow::coerce_variable_text(default, text)
+            .map_err(|error| InputError(format!("--var {name}: {error}")))?;
+        variables.insert(name.to_string(), value);
+    }
+    Ok(variables)
+}
+
+async fn run_local(
+    settings: Settings,
+    workflow: &Workflow,
+    source: &str,
+    name: &str,
+    variables: BTreeMap<String, Value>,
+    started_by: String,
+) -> anyhow::Result<ExitCode> {
+    let node = Node::start(settings.clone()).await.with_context(|| {
+        format!(
+            "starting a node on {} (if `troupe up` already runs there, add --server http://{})",
+            settings.store.url, settings.server.address
+        )
+    })?;
+    let node = Arc::new(node);
+    let api = serve_api_alongside(node.clone(), &settings).await;
+    let mut events = node.subscribe();
+    let (workflow_id, _) = node.save_workflow(source, name).await?;
+    let run_id = node
+        .start_run(&workflow_id, None, variables, &started_by)
+        .await?;
+    let progress = Progress::new(workflow);
+    for event in node.run_events(&run_id).await? {
+        progress.show(&event);
+    }
+    loop {
+        match events.recv().await {
+            Ok(event) if event.run_id == run_id && event.seq > 0 => {
+                if progress.show(&event) {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                return Err(anyhow!("the node stopped"));
+            }
+        }
+    }
+    let detail = node.run_detail(&run_id).await?;
+    print_summary(&detail);
+    if let Some(api) = api {
+        api.abort();
+    }
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.shutdown().await;
+    }
+    Ok(exit_for(detail.record.status))
+}
+
+/// Serves the API while an in-process run goes on, so `troupe approve` works from another
+/// terminal. A busy address is not an error: the run just has no API.
+async fn serve_api_alongside(
+    node: Arc<Node>,
+    settings: &Settings,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let address = troupe_runtime::api::check_bind_address(&settings.server.address).ok()?;
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => {
+            let app = troupe_runtime::api::router(node);
+            Some(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::warn!(%error, "the API alongside the run stopped");
+                }
+            }))
+        }
+        Err(error) => {
+            eprintln!(
+                "note: not serving the API on {address} ({error}); approvals need `troupe up`"
+            );
+            None
+        }
+    }
+}
+
+async fn run_remote(
+    client: &Client,
+    workflow: &Workflow,
+    source: String,
+    variables: BTreeMap<String, Value>,
+    started_by: String,
+) -> anyhow::Result<ExitCode> {
+    let ws_url = format!("{}/api/v1/events", client.base().replacen("http", "ws", 1));
+    // Subscribe before starting, so no event of the new run is missed.
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .with_context(|| format!("cannot open the event stream at {ws_url}"))?;
+    let created: WorkflowCreated = client.post_text("/api/v1/workflows", source).await?;
+    let request = StartRunRequest {
+        variables,
+        version: Some(created.version),
+        started_by: Some(started_by),
+    };
+    let started: RunStarted = client
+        .post(
+            &format!("/api/v1/workflows/{}/runs", created.workflow_id),
+            &request,
+        )
+        .await?;
+    let progress = Progress::new(workflow);
+    while let Some(message) = socket.next().await {
+        let Message::Text(text) = message.context("event stream")? else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_str::<StoredEvent>(&text) else {
+            continue;
+        };
+        if event.run_id == started.run_id && progress.show(&event) {
+            break;
+        }
+        if matches!(event.event, RunEvent::RunFinished { .. }) && event.run_id == started.run_id {
+            break;
+        }
+    }
+    let detail: RunDetail = client
+        .get(&format!("/api/v1/runs/{}", started.run_id))
+        .await?;
+    print_summary(&detail);
+    Ok(exit_for(detail.record.status))
+}

@@ -1,0 +1,151 @@
+//! `troupe runs list|show|cancel` and `troupe approve|reject`, against a running node.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use troupe_config::Settings;
+use troupe_runtime::RunDetail;
+use troupe_runtime::api::wire::{CancelRequest, DecisionBody, Verdict};
+use troupe_runtime::engine::events::RunStatus;
+use troupe_runtime::store::RunRecord;
+
+use super::client::Client;
+use super::progress::print_summary;
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    List {
+        /// running, completed, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    Show {
+        run_id: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    Cancel {
+        run_id: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecisionArgs {
+    run_id: String,
+    task: String,
+    #[arg(long)]
+    comment: Option<String>,
+    /// Who decides; the USER environment variable when absent.
+    #[arg(long = "as")]
+    approver: Option<String>,
+    /// Only decide if the gate still guards these inputs (the digest shown to reviewers).
+    #[arg(long)]
+    expected_digest: Option<String>,
+    #[arg(long)]
+    server: Option<String>,
+}
+
+pub async fn runs(settings: &Settings, command: RunsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RunsCommand::List {
+            status,
+            workflow,
+            server,
+        } => {
+            let client = Client::for_settings(server.as_deref(), settings);
+            let mut query = vec![];
+            if let Some(status) = status {
+                query.push(format!("status={status}"));
+            }
+            if let Some(workflow) = workflow {
+                query.push(format!("workflow_id={workflow}"));
+            }
+            let runs: Vec<RunRecord> = client
+                .get(&format!("/api/v1/runs?{}", query.join("&")))
+                .await?;
+            println!(
+                "{:<38} {:<10} {:<24} STARTED BY",
+                "RUN", "STATUS", "WORKFLOW"
+            );
+            for run in runs {
+                println!(
+                    "{:<38} {:<10} {:<24} {}",
+                    run.run_id,
+                    run.status.as_str(),
+                    format!("{} v{}", run.workflow_id, run.workflow_version),
+                    run.started_by
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show { run_id, server } => {
+            let client = Client::for_settings(server.as_deref(), settings);
+            let detail: RunDetail = client.get(&format!("/api/v1/runs/{run_id}")).await?;
+            print_summary(&detail);
+            Ok(exit_for(detail.record.status))
+        }
+        RunsCommand::Cancel { run_id, server } => {
+            let client = Client::for_settings(server.as_deref(), settings);
+            let by = Some(user());
+            let _: serde_json::Value = client
+                .post(
+                    &format!("/api/v1/runs/{run_id}/cancel"),
+                    &CancelRequest { by },
+                )
+                .await?;
+            println!("cancellation of {run_id} requested");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn decide(
+    settings: &Settings,
+    args: DecisionArgs,
+    approve: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::for_settings(args.server.as_deref(), settings);
+    let body = DecisionBody {
+        decision: if approve {
+            Verdict::Approve
+        } else {
+            Verdict::Reject
+        },
+        approver: args.approver.unwrap_or_else(user),
+        comment: args.comment,
+        expected_digest: args.expected_digest,
+    };
+    let _: serde_json::Value = client
+        .post(
+            &format!("/api/v1/runs/{}/tasks/{}/decision", args.run_id, args.task),
+            &body,
+        )
+        .await?;
+    println!(
+        "{} {} of run {}",
+        if approve { "approved" } else { "rejected" },
+        args.task,
+        args.run_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|user| !user.is_empty())
+        .unwrap_or_else(|| "cli".into())
+}
+
+pub fn exit_for(status: RunStatus) -> ExitCode {
+    match status {
+        RunStatus::Completed | RunStatus::Running => ExitCode::SUCCESS,
+        RunStatus::Failed | RunStatus::Cancelled => ExitCode::from(1),
+    }
+}

@@ -1,0 +1,89 @@
+//! `troupe up`: a node and its API until Ctrl-C / SIGTERM, or until the supervision tree
+//! gives up (exit 3).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use troupe_config::Settings;
+use troupe_runtime::Node;
+
+use super::InputError;
+
+pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
+    let address = troupe_runtime::api::check_bind_address(&settings.server.address)
+        .map_err(|error| InputError(error.to_string()))?;
+    let node = Arc::new(
+        Node::start(settings.clone())
+            .await
+            .context("starting the node")?,
+    );
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    println!("Troupe is up.");
+    println!("  API:   http://{address}/api/v1");
+    println!("  Docs:  http://{address}/docs");
+    println!("  Store: {}", settings.store.url);
+    println!("Run a workflow:  troupe run examples/hello.yaml --server http://{address}");
+    serve_until_stopped(node, listener).await
+}
+
+/// Serves the API on `listener` until a shutdown signal or the node's end.
+pub async fn serve_until_stopped(
+    node: Arc<Node>,
+    listener: TcpListener,
+) -> anyhow::Result<ExitCode> {
+    let app = troupe_runtime::api::router(node.clone());
+    let watched = node.clone();
+    let node_ended = async move {
+        while watched.is_alive() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    };
+    let mut crashed = false;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        tokio::select! {
+            () = shutdown_signal() => tracing::info!("shutting down"),
+            () = node_ended => {
+                tracing::error!("the node's supervision tree stopped after a crash loop");
+            }
+        }
+    });
+    server.await.context("serving the API")?;
+    if !node.is_alive() {
+        crashed = true;
+    }
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.shutdown().await,
+        Err(_) => tracing::debug!("connections still hold the node; exiting anyway"),
+    }
+    Ok(if crashed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        result = interrupt => if let Err(error) = result { tracing::warn!(%error, "cannot listen for Ctrl-C") },
+        () = terminate => {}
+    }
+}

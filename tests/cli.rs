@@ -1,0 +1,209 @@
+//! The command line, end to end: exit codes, validation output, an in-process run, a run
+//! against a server with an approval given from a second command.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use support::*;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+#[test]
+fn validate_accepts_every_example_and_lists_all_errors_of_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for example in std::fs::read_dir(examples()).unwrap() {
+        let path = example.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            let output = run_troupe(
+                dir.path(),
+                &["workflow", "validate", path.to_str().unwrap()],
+            );
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                path.display(),
+                stderr(&output)
+            );
+        }
+    }
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: Bad\ntasks:\n  - { id: a, name: A, agent: shel }\n  - { id: a, name: B, agent: echo, depends_on: [zz] }\n").unwrap();
+    let output = run_troupe(dir.path(), &["workflow", "validate", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(errors.contains("bad.yaml:3:"), "{errors}");
+    assert!(errors.contains("bad.yaml:4:"), "{errors}");
+    assert!(
+        errors.contains("shell"),
+        "the known kinds are listed: {errors}"
+    );
+    assert!(errors.contains("zz"), "{errors}");
+}
+
+#[test]
+fn an_in_process_run_shows_progress_and_exits_by_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("surrealkv://{}", dir.path().join("data").display());
+    let address = free_address();
+    let run = |file: &str, extra: &[&str]| {
+        let mut command = troupe();
+        command
+            .current_dir(dir.path())
+            .env("TROUPE_STORE__URL", &store)
+            .env("TROUPE_SERVER__ADDRESS", &address);
+        command.arg("run").arg(examples().join(file)).args(extra);
+        command.output().unwrap()
+    };
+    let output = run("hello.yaml", &["--var", "who=CI"]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    assert!(text.contains("✔ Greet"), "{text}");
+    assert!(text.contains("run completed"), "{text}");
+    assert!(
+        text.contains("Hello, CI"),
+        "the template reached the shell: {text}"
+    );
+
+    let failing = dir.path().join("failing.yaml");
+    std::fs::write(&failing, "name: Failing\ntasks:\n  - { id: bad, name: Bad, agent: shell, max_retries: 0, inputs: { command: 'exit 7' } }\n").unwrap();
+    let output = run(failing.to_str().unwrap(), &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("command exited with 7"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = run("hello.yaml", &["--var", "nobody=x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no variable `nobody`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_run_on_a_server_waits_for_an_approval_given_by_another_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let server = Server::start(&dir.path().join("data"), &address);
+    let url = server.url("");
+    let mut follower = troupe()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            examples().join("approval.yaml").to_str().unwrap(),
+            "--server",
+            &url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let approve = loop {
+        let line = lines
+            .next()
+            .expect("the run prints a waiting line")
+            .unwrap();
+        seen.push(line.clone());
+        if let Some(command) = line.split("waits for approval: ").nth(1) {
+            break command.to_string();
+        }
+    };
+    let words: Vec<&str> = approve.split_whitespace().collect();
+    assert_eq!(&words[..2], ["troupe", "approve"], "{approve}");
+    let output = run_troupe(
+        dir.path(),
+        &[
+            "approve",
+            words[2],
+            words[3],
+            "--as",
+            "reviewer",
+            "--comment",
+            "ok",
+            "--server",
+            &url,
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = follower.wait().unwrap();
+    assert!(status.success(), "{seen:?} {rest:?}");
+    assert!(
+        rest.iter()
+            .any(|line| line.contains("approved: ") && line.contains("by reviewer")),
+        "{rest:?}"
+    );
+
+    let output = run_troupe(dir.path(), &["runs", "list", "--server", &url]);
+    assert!(stdout(&output).contains("completed"), "{}", stdout(&output));
+    let again = run_troupe(
+        dir.path(),
+        &[
+            "approve", words[2], words[3], "--as", "reviewer", "--server", &url,
+        ],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "a second decision is refused: {}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn settings_are_shown_masked_and_bad_settings_name_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("troupe.toml"),
+        "[store]\npassword = \"hunter2\"\n",
+    )
+    .unwrap();
+    let output = run_troupe(dir.path(), &["config", "show"]);
+    assert!(output.status.success());
+    assert!(!stdout(&output).contains("hunter2"));
+    assert!(stdout(&output).contains("password = \"********\""));
+    let output = troupe()
+        .current_dir(dir.path())
+        .env("TROUPE_ENGINE__MAX_CONCURRENT_TASKS", "0")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("TROUPE_ENGINE__MAX_CONCURRENT_TASKS"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run_troupe(
+        dir.path(),
+        &["up", "--address", "0.0.0.0:7700", "--data-dir", "d"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("only loopback"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,124 @@
+//! The durability promise, end to end with the real binary: SIGKILL the node while a
+//! task runs and again while an approval waits; each time it comes back, the run goes
+//! on; no completed task runs twice and the event log has no gap.
+
+mod support;
+
+use support::*;
+
+const WORKFLOW: &str = r#"
+name: Crash test
+variables:
+  marks: ""
+tasks:
+  - id: first
+    name: First
+    agent: shell
+    inputs: { command: "echo first >> {{ variables.marks }}" }
+  - id: slow
+    name: Slow
+    agent: shell
+    depends_on: [first]
+    inputs: { command: "echo slow-start >> {{ variables.marks }}; sleep 3; echo slow >> {{ variables.marks }}" }
+  - id: sign_off
+    name: Sign off
+    agent: human_review
+    depends_on: [slow]
+    requires_approval: true
+  - id: last
+    name: Last
+    agent: shell
+    depends_on: [sign_off]
+    inputs: { command: "echo last >> {{ variables.marks }}" }
+"#;
+
+fn count(marks: &str, line: &str) -> usize {
+    marks.lines().filter(|l| *l == line).count()
+}
+
+#[test]
+fn a_run_survives_sigkill_while_a_task_runs_and_while_an_approval_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let marks_path = dir.path().join("marks.txt");
+    let address = free_address();
+
+    let server = Server::start(&data, &address);
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
+    assert_eq!(status, 201, "{created}");
+    let body = serde_json::json!({"variables": {"marks": marks_path.display().to_string()}, "started_by": "ada"}).to_string();
+    let (status, started) = post(
+        &server,
+        "/api/v1/workflows/crash-test/runs",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{started}");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    wait_for_run(&server, &run_id, 30, |run| {
+        task_status(run, "slow") == "running"
+    });
+    server.kill();
+
+    let server = Server::start(&data, &address);
+    let run = wait_for_run(&server, &run_id, 60, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    assert_eq!(task_status(&run, "first"), "completed");
+    server.kill();
+
+    let server = Server::start(&data, &address);
+    let decision = r#"{"decision": "approve", "approver": "bob", "comment": "after two crashes"}"#;
+    let (status, answer) = post(
+        &server,
+        &format!("/api/v1/runs/{run_id}/tasks/sign_off/decision"),
+        "application/json",
+        decision,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let run = wait_for_run(&server, &run_id, 30, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+
+    let marks = std::fs::read_to_string(&marks_path).unwrap();
+    assert_eq!(
+        count(&marks, "first"),
+        1,
+        "completed before the first kill: must not run again\n{marks}"
+    );
+    assert_eq!(count(&marks, "slow"), 1, "{marks}");
+    assert_eq!(
+        count(&marks, "slow-start"),
+        2,
+        "the interrupted attempt is resumed once\n{marks}"
+    );
+    assert_eq!(count(&marks, "last"), 1, "{marks}");
+
+    let events = get_json(&server, &format!("/api/v1/runs/{run_id}/events"));
+    let events = events.as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (0..events.len() as u64).collect::<Vec<_>>(),
+        "no event lost or duplicated"
+    );
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "approval_requested").count(),
+        1
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "approval_decided").count(),
+        1
+    );
+    assert_eq!(kinds.last(), Some(&"run_finished"));
+    let (status, _) = post(
+        &server,
+        &format!("/api/v1/runs/{run_id}/tasks/sign_off/decision"),
+        "application/json",
+        decision,
+    );
+    assert_eq!(status, 409, "the approval was consumed");
+}

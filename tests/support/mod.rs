@@ -1,0 +1,204 @@
+//! Helpers for end-to-end tests: start the real `troupe` binary on a free loopback port
+//! with its own data directory, talk to it over real HTTP, kill it for real.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn troupe() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_troupe"));
+    command
+        .env_remove("TROUPE_STORE__URL")
+        .env_remove("TROUPE_SERVER__ADDRESS")
+        .env("USER", "tester");
+    command
+}
+
+pub fn run_troupe(dir: &Path, args: &[&str]) -> Output {
+    troupe()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the troupe binary runs")
+}
+
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("local address").to_string()
+}
+
+/// A `troupe up` process; killed with SIGKILL when dropped.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, address: &str) -> Server {
+        let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
+        let child = troupe()
+            .args(["up", "--address", address, "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("troupe up starts");
+        let server = Server {
+            child,
+            address: address.into(),
+            data_dir: data_dir.into(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = http1::blocking_get(&self.url("/readyz"))
+                && response == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
+        panic!("troupe up did not become ready in 60 s; its log:\n{log}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// SIGKILL: no shutdown code runs, as when a machine dies.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _already_dead = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+pub mod http1 {
+    //! A tiny blocking HTTP/1.1 client over std, so the tests need no async runtime.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub struct Response {
+        pub status: u16,
+        pub body: String,
+    }
+
+    impl PartialEq<u16> for Response {
+        fn eq(&self, other: &u16) -> bool {
+            self.status == *other
+        }
+    }
+
+    pub fn blocking_get(url: &str) -> std::io::Result<Response> {
+        request("GET", url, None)
+    }
+
+    pub fn request(
+        method: &str,
+        url: &str,
+        body: Option<(&str, &str)>,
+    ) -> std::io::Result<Response> {
+        let rest = url.strip_prefix("http://").expect("http URL");
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+        let mut stream = TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let (content_type, text) = body.unwrap_or(("application/json", ""));
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        Ok(Response { status, body })
+    }
+
+    fn dechunk(mut body: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = body.split_once("\r\n") {
+            let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
+            if size == 0 || rest.len() < size {
+                break;
+            }
+            out.push_str(&rest[..size]);
+            body = rest[size..].trim_start_matches("\r\n");
+        }
+        out
+    }
+}
+
+pub fn get_json(server: &Server, path: &str) -> Value {
+    let response = http1::blocking_get(&server.url(path)).expect("GET");
+    serde_json::from_str(&response.body)
+        .unwrap_or_else(|_| panic!("GET {path} answered {}: {}", response.status, response.body))
+}
+
+pub fn post(server: &Server, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response =
+        http1::request("POST", &server.url(path), Some((content_type, body))).expect("POST");
+    let value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+    (response.status, value)
+}
+
+/// Polls `GET /api/v1/runs/{id}` until `done` holds, for at most `seconds`.
+pub fn wait_for_run(
+    server: &Server,
+    run_id: &str,
+    seconds: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let run = get_json(server, &format!("/api/v1/runs/{run_id}"));
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run did not reach the expected state in {seconds} s: {run:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn task_status(run: &Value, task: &str) -> String {
+    run["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["id"] == task)
+        .map(|t| t["status"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
