@@ -74,6 +74,11 @@ fn an_in_process_run_shows_progress_and_exits_by_outcome() {
         stderr(&output)
     );
     let text = stdout(&output);
+    assert_eq!(
+        text.matches("▶ Greet").count(),
+        1,
+        "each event is shown once: {text}"
+    );
     assert!(text.contains("✔ Greet"), "{text}");
     assert!(text.contains("run completed"), "{text}");
     assert!(

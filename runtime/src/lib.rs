@@ -5,6 +5,7 @@
 //! `troupe_workflow`; only `api` knows HTTP.
 
 pub mod api;
+pub mod bench;
 pub mod clock;
 pub mod engine;
 pub mod errors;

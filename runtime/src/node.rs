@@ -290,7 +290,7 @@ impl Node {
             .workflow
             .tasks
             .iter()
-            .filter_map(|task| state.tasks.get(&task.id).cloned())
+            .filter_map(|task| state.tasks().get(&task.id).cloned())
             .collect();
         Ok(RunDetail {
             cost_usd: tasks.iter().map(|task| task.cost_usd).sum(),
@@ -318,7 +318,7 @@ impl Node {
         for record in running {
             let state = self.run_state(&record.run_id).await?;
             for task in state
-                .tasks
+                .tasks()
                 .values()
                 .filter(|task| task.status == TaskStatus::WaitingApproval)
             {

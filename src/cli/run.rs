@@ -104,15 +104,18 @@ async fn run_local(
         .start_run(&workflow_id, None, variables, &started_by)
         .await?;
     let progress = Progress::new(workflow);
+    // Events written before we read the log arrive on the bus too: show each seq once.
+    let mut next_seq = 0;
+    let mut finished = false;
     for event in node.run_events(&run_id).await? {
-        progress.show(&event);
+        next_seq = event.seq + 1;
+        finished |= progress.show(&event);
     }
-    loop {
+    while !finished {
         match events.recv().await {
-            Ok(event) if event.run_id == run_id && event.seq > 0 => {
-                if progress.show(&event) {
-                    break;
-                }
+            Ok(event) if event.run_id == run_id && event.seq >= next_seq => {
+                next_seq = event.seq + 1;
+                finished = progress.show(&event);
             }
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

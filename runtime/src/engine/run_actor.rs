@@ -68,6 +68,8 @@ pub struct RunActorState {
     context: Arc<EngineContext>,
     cancels: HashMap<String, CancellationToken>,
     gates: HashMap<String, ActorRef<GateMsg>>,
+    /// Applied to `run` but not yet written; see `stage`.
+    staged: Vec<StoredEvent>,
 }
 
 impl Actor for RunActor {
@@ -86,6 +88,7 @@ impl Actor for RunActor {
             context: args.context,
             cancels: HashMap::new(),
             gates: HashMap::new(),
+            staged: Vec::new(),
         };
         resume_interrupted(&myself, &mut state).await?;
         myself.cast(RunMsg::Advance)?;
@@ -211,7 +214,7 @@ async fn resume_interrupted(
 ) -> Result<(), ActorProcessingErr> {
     let running: Vec<(String, u32, Value)> = state
         .run
-        .tasks
+        .tasks()
         .values()
         .filter(|task| task.status == TaskStatus::Running)
         .map(|task| {
@@ -229,7 +232,7 @@ async fn resume_interrupted(
     spawn_missing_gates(myself, state).await?;
     let retry_due = state
         .run
-        .tasks
+        .tasks()
         .values()
         .filter_map(|task| task.retry_at_ms)
         .min();
@@ -245,19 +248,14 @@ async fn advance(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
 ) -> Result<(), ActorProcessingErr> {
-    let max_rounds = state.run.tasks.len() * 4 + 4;
+    let max_rounds = state.run.tasks().len() * 4 + 4;
     for _ in 0..max_rounds {
-        let running = state
-            .run
-            .tasks
-            .values()
-            .filter(|task| task.status == TaskStatus::Running)
-            .count();
+        let running = state.run.running();
         let free_slots =
             (state.context.settings.max_concurrent_tasks as usize).saturating_sub(running);
         let steps = state.run.plan(now_ms(), free_slots);
         if steps.is_empty() {
-            return Ok(());
+            break;
         }
         let events: Vec<RunEvent> = steps.iter().map(|step| step_event(state, step)).collect();
         append(state, events).await?;
@@ -265,10 +263,10 @@ async fn advance(
             perform(myself, state, step).await?;
         }
         if state.run.finished.is_some() {
-            return Ok(());
+            break;
         }
     }
-    Ok(())
+    Ok(flush(state).await?)
 }
 
 fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
@@ -331,26 +329,39 @@ async fn perform(
     Ok(())
 }
 
-/// Appends events to the log, then folds them in and publishes them: in that order, so
-/// nothing is acted on or shown that is not durable.
+/// Appends events to the log, then publishes them: nothing is acted on or shown that
+/// is not durable.
 async fn append(state: &mut RunActorState, events: Vec<RunEvent>) -> Result<(), RuntimeError> {
+    stage(state, events);
+    flush(state).await
+}
+
+/// Folds events into the state without writing them yet, so that they can go to the
+/// store in one write with the steps they lead to. Nothing may be *done* on the strength
+/// of a staged event before `flush`; if the write fails the actor fails, and its
+/// successor rebuilds the state from what the log really holds.
+fn stage(state: &mut RunActorState, events: Vec<RunEvent>) {
     let at_ms = now_ms();
-    let first_seq = state.run.next_seq;
-    let stored: Vec<StoredEvent> = events
-        .into_iter()
-        .enumerate()
-        .map(|(offset, event)| StoredEvent {
+    for event in events {
+        let stored = StoredEvent {
             run_id: state.run.run_id.clone(),
-            seq: first_seq + offset as u64,
+            seq: state.run.next_seq,
             at_ms,
             event,
-        })
-        .collect();
-    state.context.store.append_events(&stored).await?;
-    for event in &stored {
-        state.run.apply(event);
+        };
+        state.run.apply(&stored);
+        state.staged.push(stored);
+    }
+}
+
+async fn flush(state: &mut RunActorState) -> Result<(), RuntimeError> {
+    if state.staged.is_empty() {
+        return Ok(());
+    }
+    state.context.store.append_events(&state.staged).await?;
+    for event in state.staged.drain(..) {
         // No subscriber is fine: the log is the record.
-        let _no_subscribers = state.context.events.send(event.clone());
+        let _no_subscribers = state.context.events.send(event);
     }
     Ok(())
 }
@@ -362,14 +373,14 @@ async fn submit(
     attempt: u32,
     inputs: Value,
 ) -> Result<(), ActorProcessingErr> {
-    let Some(definition) = state.run.workflow.task(task) else {
+    let Some(definition) = state.run.definition(task) else {
         return Ok(());
     };
     let cancel = CancellationToken::new();
     state.cancels.insert(task.to_string(), cancel.clone());
     let approval = state
         .run
-        .tasks
+        .tasks()
         .get(task)
         .and_then(|task| task.approval.as_ref())
         .and_then(|approval| {
@@ -424,7 +435,7 @@ async fn record_outcome(
 ) -> Result<(), ActorProcessingErr> {
     let current = state
         .run
-        .tasks
+        .tasks()
         .get(task)
         .filter(|state| state.status == TaskStatus::Running && state.attempts == attempt);
     if current.is_none() {
@@ -469,7 +480,7 @@ async fn record_outcome(
             }
         }
     };
-    append(state, vec![event]).await?;
+    stage(state, vec![event]);
     Ok(())
 }
 
@@ -573,7 +584,7 @@ async fn spawn_missing_gates(
 ) -> Result<(), ActorProcessingErr> {
     let waiting: Vec<(String, String, i64)> = state
         .run
-        .tasks
+        .tasks()
         .values()
         .filter(|task| {
             task.status == TaskStatus::WaitingApproval && !state.gates.contains_key(&task.id)
@@ -605,7 +616,7 @@ async fn spawn_missing_gates(
 }
 
 fn task_status(run: &RunState, task: &str) -> Option<TaskStatus> {
-    run.tasks.get(task).map(|state| state.status)
+    run.tasks().get(task).map(|state| state.status)
 }
 
 fn reply_with(reply: RpcReplyPort<Result<(), RuntimeError>>, result: Result<(), RuntimeError>) {

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
 use ractor_cluster::RactorMessage;
 use serde_json::Value;
 
@@ -231,22 +233,42 @@ async fn spawn_run(
     state: &mut RunManagerState,
     run_id: &str,
 ) -> Result<(), RuntimeError> {
-    let args = RunArgs {
-        run_id: run_id.into(),
-        context: state.context.clone(),
-    };
-    let (run, _) = Actor::spawn_linked(
-        Some(state.context.run_name(run_id)),
-        RunActor,
-        args,
-        myself.get_cell(),
-    )
-    .await
-    .map_err(|error| RuntimeError::Actor(format!("cannot start run {run_id}: {error}")))?;
-    state.by_actor.insert(run.get_id(), run_id.into());
-    state.runs.insert(run_id.into(), run);
-    Ok(())
+    // After this manager restarted, the previous run actors are being killed and may
+    // still hold their names for a moment: wait for them rather than fail the run.
+    for _ in 0..NAME_RELEASE_TRIES {
+        let args = RunArgs {
+            run_id: run_id.into(),
+            context: state.context.clone(),
+        };
+        match Actor::spawn_linked(
+            Some(state.context.run_name(run_id)),
+            RunActor,
+            args,
+            myself.get_cell(),
+        )
+        .await
+        {
+            Ok((run, _)) => {
+                state.by_actor.insert(run.get_id(), run_id.into());
+                state.runs.insert(run_id.into(), run);
+                return Ok(());
+            }
+            Err(SpawnErr::ActorAlreadyRegistered(_)) => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            Err(error) => {
+                return Err(RuntimeError::Actor(format!(
+                    "cannot start run {run_id}: {error}"
+                )));
+            }
+        }
+    }
+    Err(RuntimeError::Actor(format!(
+        "cannot start run {run_id}: its previous actor did not stop"
+    )))
 }
+
+const NAME_RELEASE_TRIES: u32 = 40;
 
 /// Answers a request for a run that has no actor: it is finished, or it does not exist.
 async fn reply_not_live(

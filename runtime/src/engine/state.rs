@@ -4,12 +4,12 @@
 //! proposes, applies them, then performs their side effects. Keeping the rules pure lets
 //! a property test drive thousands of random runs through them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use troupe_workflow::{ConditionAction, Scope, TaskView, Workflow};
+use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
 
 use crate::engine::events::{RunEvent, RunStatus, StoredEvent, TaskStatus};
 
@@ -49,14 +49,71 @@ pub struct Decision {
     pub at_ms: i64,
 }
 
+/// The task graph of a workflow, computed once per run: `plan` runs after every event
+/// and must not rescan the whole workflow each time.
+#[derive(Debug)]
+struct Graph {
+    /// Positions in `workflow.tasks`, dependencies first.
+    by_rank: Vec<usize>,
+    /// Rank of each position.
+    rank: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    position: HashMap<String, usize>,
+}
+
+impl Graph {
+    fn new(workflow: &Workflow) -> Self {
+        let position: HashMap<String, usize> = workflow
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(index, task)| (task.id.clone(), index))
+            .collect();
+        let by_rank: Vec<usize> = workflow
+            .topological_order()
+            .into_iter()
+            .filter_map(|id| position.get(id).copied())
+            .collect();
+        let mut rank = vec![0; workflow.tasks.len()];
+        for (order, &index) in by_rank.iter().enumerate() {
+            rank[index] = order;
+        }
+        let mut dependents = vec![Vec::new(); workflow.tasks.len()];
+        for (index, task) in workflow.tasks.iter().enumerate() {
+            for dependency in &task.depends_on {
+                if let Some(&upstream) = position.get(dependency) {
+                    dependents[upstream].push(index);
+                }
+            }
+        }
+        Self {
+            by_rank,
+            rank,
+            dependents,
+            position,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunState {
     pub run_id: String,
     pub workflow: Arc<Workflow>,
+    graph: Arc<Graph>,
     pub variables: BTreeMap<String, Value>,
     pub started_by: String,
     pub started_at_ms: i64,
-    pub tasks: BTreeMap<String, TaskState>,
+    /// Changed only through `apply`, which keeps the bookkeeping below in step.
+    tasks: BTreeMap<String, TaskState>,
+    /// What templates see of each task (status and outputs), kept current by `apply`.
+    views: BTreeMap<String, TaskView>,
+    /// Ranks of the tasks `plan` must look at: pending with every dependency ended (or
+    /// one ended badly), approved, or retrying.
+    candidates: BTreeSet<usize>,
+    /// Per position: dependencies that have not ended.
+    open_dependencies: Vec<usize>,
+    running: usize,
+    unfinished: usize,
     pub cancel_requested: bool,
     pub finished: Option<RunStatus>,
     pub finished_at_ms: Option<i64>,
@@ -95,18 +152,47 @@ pub enum Step {
 
 impl RunState {
     pub fn new(run_id: &str, workflow: Arc<Workflow>) -> Self {
+        let graph = Graph::new(&workflow);
         let tasks = workflow
             .tasks
             .iter()
             .map(|task| (task.id.clone(), TaskState::pending(&task.id)))
             .collect();
+        let views = workflow
+            .tasks
+            .iter()
+            .map(|task| {
+                let view = TaskView {
+                    status: TaskStatus::Pending.as_str().into(),
+                    outputs: Value::Null,
+                };
+                (task.id.clone(), view)
+            })
+            .collect();
+        let open_dependencies: Vec<usize> = workflow
+            .tasks
+            .iter()
+            .map(|task| task.depends_on.len())
+            .collect();
+        let candidates = open_dependencies
+            .iter()
+            .enumerate()
+            .filter(|(_, open)| **open == 0)
+            .map(|(index, _)| graph.rank[index])
+            .collect();
         Self {
             run_id: run_id.into(),
+            unfinished: workflow.tasks.len(),
             workflow,
+            graph: Arc::new(graph),
             variables: BTreeMap::new(),
             started_by: String::new(),
             started_at_ms: 0,
             tasks,
+            views,
+            candidates,
+            open_dependencies,
+            running: 0,
             cancel_requested: false,
             finished: None,
             finished_at_ms: None,
@@ -117,6 +203,32 @@ impl RunState {
 
     pub fn status(&self) -> RunStatus {
         self.finished.unwrap_or(RunStatus::Running)
+    }
+
+    pub fn tasks(&self) -> &BTreeMap<String, TaskState> {
+        &self.tasks
+    }
+
+    /// Attempts running now.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// The definition of task `id`, in constant time.
+    pub fn definition(&self, id: &str) -> Option<&Task> {
+        self.graph
+            .position
+            .get(id)
+            .map(|&position| &self.workflow.tasks[position])
+    }
+
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            variables: &self.variables,
+            tasks: &self.views,
+            run_id: &self.run_id,
+            workflow_name: &self.workflow.name,
+        }
     }
 
     /// Folds one event in. Events that no longer fit (a result for an attempt that is
@@ -149,7 +261,6 @@ impl RunState {
                 expires_at_ms,
             } => {
                 if let Some(state) = self.tasks.get_mut(task) {
-                    state.status = TaskStatus::WaitingApproval;
                     state.inputs = Some(inputs.clone());
                     state.approval = Some(ApprovalState {
                         inputs: inputs.clone(),
@@ -158,6 +269,7 @@ impl RunState {
                         expires_at_ms: *expires_at_ms,
                         decision: None,
                     });
+                    self.set_status(task, TaskStatus::WaitingApproval);
                 }
             }
             RunEvent::ApprovalDecided {
@@ -179,11 +291,11 @@ impl RunState {
                 ..
             } => {
                 if let Some(state) = self.tasks.get_mut(task) {
-                    state.status = TaskStatus::Running;
                     state.attempts = state.attempts.max(*attempt);
                     state.inputs = Some(inputs.clone());
                     state.retry_at_ms = None;
                     state.started_at_ms.get_or_insert(at);
+                    self.set_status(task, TaskStatus::Running);
                 }
             }
             RunEvent::AttemptSucceeded {
@@ -196,6 +308,9 @@ impl RunState {
                     state.outputs = Some(outputs.clone());
                     state.cost_usd += cost_usd;
                     state.error = None;
+                    if let Some(view) = self.views.get_mut(task) {
+                        view.outputs = outputs.clone();
+                    }
                     self.finish_task(task, TaskStatus::Completed, None, at);
                 }
             }
@@ -207,11 +322,9 @@ impl RunState {
             } => {
                 if let Some(state) = self.running_attempt(task, *attempt) {
                     state.error = Some(error.clone());
+                    state.retry_at_ms = *retry_at_ms;
                     match retry_at_ms {
-                        Some(retry_at) => {
-                            state.status = TaskStatus::Retrying;
-                            state.retry_at_ms = Some(*retry_at);
-                        }
+                        Some(_) => self.set_status(task, TaskStatus::Retrying),
                         None => self.finish_task(task, TaskStatus::Failed, Some(error.clone()), at),
                     }
                 }
@@ -232,15 +345,66 @@ impl RunState {
     }
 
     fn finish_task(&mut self, task: &str, status: TaskStatus, error: Option<String>, at: i64) {
-        if let Some(state) = self.tasks.get_mut(task) {
-            if state.status.is_terminal() {
-                return;
+        let Some(state) = self.tasks.get_mut(task) else {
+            return;
+        };
+        if state.status.is_terminal() {
+            return;
+        }
+        if error.is_some() {
+            state.error = error;
+        }
+        state.finished_at_ms = Some(at);
+        self.set_status(task, status);
+    }
+
+    /// The one place a task's status changes, so the counters, the candidate set and the
+    /// template views never disagree with `tasks`.
+    fn set_status(&mut self, task: &str, status: TaskStatus) {
+        let Some(&position) = self.graph.position.get(task) else {
+            return;
+        };
+        let Some(state) = self.tasks.get_mut(task) else {
+            return;
+        };
+        let old = std::mem::replace(&mut state.status, status);
+        if old == status {
+            return;
+        }
+        if let Some(view) = self.views.get_mut(task) {
+            view.status = status.as_str().into();
+        }
+        if old == TaskStatus::Running {
+            self.running -= 1;
+        }
+        if status == TaskStatus::Running {
+            self.running += 1;
+        }
+        let rank = self.graph.rank[position];
+        match status {
+            TaskStatus::Approved | TaskStatus::Retrying => {
+                self.candidates.insert(rank);
             }
-            state.status = status;
-            if error.is_some() {
-                state.error = error;
+            TaskStatus::Pending if self.open_dependencies[position] == 0 => {
+                self.candidates.insert(rank);
             }
-            state.finished_at_ms = Some(at);
+            _ => {
+                self.candidates.remove(&rank);
+            }
+        }
+        if !old.is_terminal() && status.is_terminal() {
+            self.unfinished -= 1;
+            let graph = self.graph.clone();
+            for &dependent in &graph.dependents[position] {
+                self.open_dependencies[dependent] -= 1;
+                let dependent_pending =
+                    self.tasks[&self.workflow.tasks[dependent].id].status == TaskStatus::Pending;
+                if dependent_pending
+                    && (self.open_dependencies[dependent] == 0 || !status.lets_dependents_run())
+                {
+                    self.candidates.insert(graph.rank[dependent]);
+                }
+            }
         }
     }
 
@@ -267,7 +431,7 @@ impl RunState {
             });
         }
         if approved {
-            state.status = TaskStatus::Approved;
+            self.set_status(task, TaskStatus::Approved);
         } else {
             self.finish_task(
                 task,
@@ -289,30 +453,29 @@ impl RunState {
         }
         let mut steps = Vec::new();
         let mut slots = free_slots;
-        for id in self.workflow.topological_order() {
-            let Some(state) = self.tasks.get(id) else {
-                continue;
-            };
+        for &rank in &self.candidates {
+            let task = &self.workflow.tasks[self.graph.by_rank[rank]];
+            let state = &self.tasks[&task.id];
             match state.status {
                 TaskStatus::Pending => {
-                    if let Some(step) = self.plan_pending(id, &mut slots) {
+                    if let Some(step) = self.plan_pending(task, &mut slots) {
                         steps.push(step);
                     }
                 }
                 TaskStatus::Approved if slots > 0 => {
                     slots -= 1;
-                    steps.push(self.attempt_step(id, 1));
+                    steps.push(self.attempt_step(&task.id, 1));
                 }
                 TaskStatus::Retrying
                     if slots > 0 && state.retry_at_ms.is_some_and(|at| at <= now_ms) =>
                 {
                     slots -= 1;
-                    steps.push(self.attempt_step(id, state.attempts + 1));
+                    steps.push(self.attempt_step(&task.id, state.attempts + 1));
                 }
                 _ => {}
             }
         }
-        if steps.is_empty() && self.tasks.values().all(|task| task.status.is_terminal()) {
+        if steps.is_empty() && self.unfinished == 0 {
             let all_good = self
                 .tasks
                 .values()
@@ -337,11 +500,7 @@ impl RunState {
                 reason: "run cancelled".into(),
             })
             .collect();
-        let running = self
-            .tasks
-            .values()
-            .any(|task| task.status == TaskStatus::Running);
-        if steps.is_empty() && !running {
+        if steps.is_empty() && self.running == 0 {
             steps.push(Step::Finish {
                 status: RunStatus::Cancelled,
             });
@@ -349,8 +508,8 @@ impl RunState {
         steps
     }
 
-    fn plan_pending(&self, id: &str, slots: &mut usize) -> Option<Step> {
-        let task = self.workflow.task(id)?;
+    fn plan_pending(&self, task: &Task, slots: &mut usize) -> Option<Step> {
+        let id = task.id.as_str();
         let mut waiting = false;
         for dependency in &task.depends_on {
             let status = self.tasks.get(dependency).map(|state| state.status)?;
@@ -362,11 +521,12 @@ impl RunState {
             }
             waiting |= !status.is_terminal();
         }
-        if waiting {
+        // Conditions are evaluated just before the task would start: with no free slot
+        // it is not about to start (a gated task only asks for approval, so it needs none).
+        if waiting || (*slots == 0 && !task.requires_approval) {
             return None;
         }
-        let views = self.task_views();
-        let scope = self.scope(&views);
+        let scope = self.scope();
         let action = match troupe_workflow::decide(&task.conditions, &scope) {
             Ok(action) => action,
             Err(error) => {
@@ -383,7 +543,7 @@ impl RunState {
                 reason: "a condition decided `fail`".into(),
             }),
             ConditionAction::Execute => {
-                let inputs = match self.render_inputs(id, &scope) {
+                let inputs = match render_inputs(task, &scope) {
                     Ok(inputs) => inputs,
                     Err(reason) => {
                         return Some(Step::Fail {
@@ -397,9 +557,6 @@ impl RunState {
                         task: id.into(),
                         inputs,
                     });
-                }
-                if *slots == 0 {
-                    return None;
                 }
                 *slots -= 1;
                 Some(Step::StartAttempt {
@@ -425,37 +582,11 @@ impl RunState {
             inputs,
         }
     }
+}
 
-    fn render_inputs(&self, id: &str, scope: &Scope<'_>) -> Result<Value, String> {
-        let task = self
-            .workflow
-            .task(id)
-            .ok_or_else(|| format!("task `{id}` is not in the workflow"))?;
-        let inputs = Value::Object(task.inputs.clone().into_iter().collect());
-        troupe_workflow::render(&inputs, scope).map_err(|error| format!("inputs: {error}"))
-    }
-
-    pub fn task_views(&self) -> BTreeMap<String, TaskView> {
-        self.tasks
-            .iter()
-            .map(|(id, state)| {
-                let view = TaskView {
-                    status: state.status.as_str().into(),
-                    outputs: state.outputs.clone().unwrap_or(Value::Null),
-                };
-                (id.clone(), view)
-            })
-            .collect()
-    }
-
-    pub fn scope<'a>(&'a self, views: &'a BTreeMap<String, TaskView>) -> Scope<'a> {
-        Scope {
-            variables: &self.variables,
-            tasks: views,
-            run_id: &self.run_id,
-            workflow_name: &self.workflow.name,
-        }
-    }
+fn render_inputs(task: &Task, scope: &Scope<'_>) -> Result<Value, String> {
+    let inputs = Value::Object(task.inputs.clone().into_iter().collect());
+    troupe_workflow::render(&inputs, scope).map_err(|error| format!("inputs: {error}"))
 }
 
 impl TaskState {

@@ -126,7 +126,7 @@ impl Simulation {
             } => {
                 let index: usize = task[1..].parse().unwrap();
                 for dep in &plans[index].depends_on {
-                    let status = self.state.tasks[&format!("t{dep}")].status;
+                    let status = self.state.tasks()[&format!("t{dep}")].status;
                     assert!(
                         status.lets_dependents_run(),
                         "{task} started while t{dep} is {status:?}"
@@ -155,7 +155,7 @@ impl Simulation {
     fn complete_one(&mut self, plans: &[Plan], choice: usize) -> bool {
         let running: Vec<(String, u32)> = self
             .state
-            .tasks
+            .tasks()
             .values()
             .filter(|task| task.status == TaskStatus::Running)
             .map(|task| (task.id.clone(), task.attempts))
@@ -198,7 +198,7 @@ proptest! {
             if simulation.state.finished.is_some() {
                 break;
             }
-            let running = simulation.state.tasks.values().filter(|task| task.status == TaskStatus::Running).count();
+            let running = simulation.state.tasks().values().filter(|task| task.status == TaskStatus::Running).count();
             let steps = simulation.state.plan(simulation.now, slots.saturating_sub(running));
             let running_after: usize = running + steps.iter().filter(|step| matches!(step, Step::StartAttempt { .. })).count();
             prop_assert!(running_after <= slots.max(running), "more attempts than slots");
@@ -213,11 +213,11 @@ proptest! {
             }
         }
         let state = &simulation.state;
-        prop_assert!(state.finished.is_some(), "the run never finished: {:?}", state.tasks);
+        prop_assert!(state.finished.is_some(), "the run never finished: {:?}", state.tasks());
 
         for (index, plan) in plans.iter().enumerate() {
-            let task = &state.tasks[&format!("t{index}")];
-            let upstream_broken = plan.depends_on.iter().any(|dep| !state.tasks[&format!("t{dep}")].status.lets_dependents_run());
+            let task = &state.tasks()[&format!("t{index}")];
+            let upstream_broken = plan.depends_on.iter().any(|dep| !state.tasks()[&format!("t{dep}")].status.lets_dependents_run());
             let expected = if upstream_broken {
                 TaskStatus::Cancelled
             } else {
@@ -233,7 +233,7 @@ proptest! {
                 prop_assert_eq!(task.attempts, (plan.failures + 1).min(plan.max_retries + 1), "attempts of t{}", index);
             }
         }
-        let all_good = state.tasks.values().all(|task| task.status.lets_dependents_run());
+        let all_good = state.tasks().values().all(|task| task.status.lets_dependents_run());
         prop_assert_eq!(state.finished, Some(if all_good { RunStatus::Completed } else { RunStatus::Failed }));
     }
 }

@@ -167,7 +167,7 @@ async fn wait_until(
     }
     panic!(
         "run {run_id} did not reach the expected state in 10 s: {:#?}",
-        node.run_state(run_id).await.unwrap().tasks
+        node.run_state(run_id).await.unwrap().tasks()
     );
 }
 
@@ -177,7 +177,7 @@ async fn finish(node: &Node, run_id: &str) -> crate::engine::state::RunState {
 
 fn statuses(state: &crate::engine::state::RunState) -> BTreeMap<&str, TaskStatus> {
     state
-        .tasks
+        .tasks()
         .iter()
         .map(|(id, task)| (id.as_str(), task.status))
         .collect()
@@ -205,12 +205,12 @@ tasks:
         "d must wait for b and c"
     );
     assert_eq!(
-        state.tasks["b"].outputs.as_ref().unwrap()["got"],
+        state.tasks()["b"].outputs.as_ref().unwrap()["got"],
         json!(21),
         "a whole template keeps the type"
     );
     assert_eq!(
-        state.tasks["d"].outputs.as_ref().unwrap()["text"],
+        state.tasks()["d"].outputs.as_ref().unwrap()["text"],
         json!("b got 21")
     );
     assert!((node.run_detail(&run).await.unwrap().cost_usd - 0.04).abs() < 1e-9);
@@ -257,7 +257,7 @@ async fn a_flaky_task_succeeds_on_retry() {
     let run = start(&node, "name: flaky\ntasks:\n  - { id: f, name: F, agent: work, max_retries: 3, inputs: { name: f, fail_times: 2 } }\n").await;
     let state = finish(&node, &run).await;
     assert_eq!(state.finished, Some(RunStatus::Completed));
-    assert_eq!((journal.attempts("f"), state.tasks["f"].attempts), (3, 3));
+    assert_eq!((journal.attempts("f"), state.tasks()["f"].attempts), (3, 3));
 }
 
 #[tokio::test]
@@ -274,18 +274,18 @@ tasks:
     )
     .await;
     let state = finish(&node, &run).await;
-    assert_eq!(state.tasks["boom"].status, TaskStatus::Failed);
-    assert_eq!(state.tasks["boom"].attempts, 2);
+    assert_eq!(state.tasks()["boom"].status, TaskStatus::Failed);
+    assert_eq!(state.tasks()["boom"].attempts, 2);
     assert!(
-        state.tasks["boom"]
+        state.tasks()["boom"]
             .error
             .as_deref()
             .unwrap()
             .contains("panicked"),
         "{:?}",
-        state.tasks["boom"].error
+        state.tasks()["boom"].error
     );
-    assert_eq!(state.tasks["fine"].status, TaskStatus::Completed);
+    assert_eq!(state.tasks()["fine"].status, TaskStatus::Completed);
     assert!(node.is_alive());
     let next = start(
         &node,
@@ -318,9 +318,9 @@ tasks:
 "#).await;
     let state = finish(&node, &run).await;
     assert_eq!(state.finished, Some(RunStatus::Completed));
-    assert_eq!(state.tasks["deploy"].status, TaskStatus::Skipped);
+    assert_eq!(state.tasks()["deploy"].status, TaskStatus::Skipped);
     assert_eq!(
-        state.tasks["report"].outputs.clone().unwrap(),
+        state.tasks()["report"].outputs.clone().unwrap(),
         json!({"deployed": false, "status": "skipped"})
     );
 }
@@ -344,7 +344,7 @@ tasks:
     .await;
     let state = finish(&node, &run).await;
     assert_eq!(
-        (state.finished, state.tasks["guard"].status),
+        (state.finished, state.tasks()["guard"].status),
         (Some(RunStatus::Failed), TaskStatus::Failed)
     );
     assert_eq!(journal.attempts("guard"), 0);
@@ -355,10 +355,10 @@ async fn exceeding_the_timeout_fails_the_attempt() {
     let (node, journal) = node().await;
     let run = start(&node, "name: slow\ntasks:\n  - { id: s, name: S, agent: work, timeout: 1, max_retries: 1, inputs: { name: s, sleep_ms: 5000 } }\n").await;
     let state = finish(&node, &run).await;
-    assert_eq!(state.tasks["s"].status, TaskStatus::Failed);
+    assert_eq!(state.tasks()["s"].status, TaskStatus::Failed);
     assert_eq!(journal.attempts("s"), 2);
     assert!(
-        state.tasks["s"]
+        state.tasks()["s"]
             .error
             .as_deref()
             .unwrap()
@@ -380,7 +380,7 @@ tasks:
     )
     .await;
     wait_until(&node, &run, |state| {
-        state.tasks["long"].status == TaskStatus::Running
+        state.tasks()["long"].status == TaskStatus::Running
     })
     .await;
     node.cancel_run(&run, "bob").await.unwrap();
@@ -420,10 +420,10 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
     let (node, _journal) = node().await;
     let run = start(&node, GATED).await;
     let waiting = wait_until(&node, &run, |state| {
-        state.tasks["sign_off"].status == TaskStatus::WaitingApproval
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
     })
     .await;
-    let approval = waiting.tasks["sign_off"].approval.clone().unwrap();
+    let approval = waiting.tasks()["sign_off"].approval.clone().unwrap();
     assert_eq!(
         approval.inputs,
         json!({"artifact": "app-1.0"}),
@@ -463,11 +463,11 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
     let state = finish(&node, &run).await;
     assert_eq!(state.finished, Some(RunStatus::Completed));
     assert_eq!(
-        state.tasks["sign_off"].outputs.clone().unwrap(),
+        state.tasks()["sign_off"].outputs.clone().unwrap(),
         json!({"approver": "bob", "decision": "approved", "comment": "looks right"})
     );
     assert_eq!(
-        state.tasks["deploy"].outputs.clone().unwrap(),
+        state.tasks()["deploy"].outputs.clone().unwrap(),
         json!({"by": "bob"})
     );
     let again = node
@@ -485,7 +485,7 @@ async fn a_rejected_gate_fails_closed() {
     let (node, _journal) = node().await;
     let run = start(&node, GATED).await;
     wait_until(&node, &run, |state| {
-        state.tasks["sign_off"].status == TaskStatus::WaitingApproval
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
     })
     .await;
     let premature = node
@@ -502,7 +502,10 @@ async fn a_rejected_gate_fails_closed() {
     let state = finish(&node, &run).await;
     assert_eq!(state.finished, Some(RunStatus::Failed));
     assert_eq!(
-        (state.tasks["sign_off"].status, state.tasks["deploy"].status),
+        (
+            state.tasks()["sign_off"].status,
+            state.tasks()["deploy"].status
+        ),
         (TaskStatus::Rejected, TaskStatus::Cancelled)
     );
 }
@@ -513,7 +516,7 @@ async fn an_expired_gate_fails_closed() {
     let run = start(&node, "name: expiring\ntasks:\n  - { id: ok, name: OK, agent: human_review, requires_approval: true, approval_timeout: 1 }\n").await;
     let state = finish(&node, &run).await;
     assert_eq!(
-        (state.finished, state.tasks["ok"].status),
+        (state.finished, state.tasks()["ok"].status),
         (Some(RunStatus::Failed), TaskStatus::Rejected)
     );
     let events = node.run_events(&run).await.unwrap();
@@ -558,7 +561,7 @@ async fn variable_overrides_of_the_wrong_type_or_name_are_refused() {
     .await
     .unwrap();
     assert_eq!(
-        finish(&node, &run).await.tasks["x"]
+        finish(&node, &run).await.tasks()["x"]
             .outputs
             .clone()
             .unwrap(),
@@ -584,7 +587,7 @@ tasks:
     )
     .await;
     wait_until(&first, &run, |state| {
-        state.tasks["b"].status == TaskStatus::Running
+        state.tasks()["b"].status == TaskStatus::Running
     })
     .await;
     first.shutdown().await;
