@@ -1,5 +1,6 @@
 //! Command-line arguments and the dispatch to each command.
 
+mod bench;
 mod client;
 mod progress;
 mod run;
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: workflow::WorkflowCommand,
     },
+    /// Benchmarks; results are printed and written as JSON.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Show settings.
     Config {
         #[command(subcommand)]
@@ -97,6 +103,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Approve(decision) => runs::decide(&settings, decision, true).await,
         Command::Reject(decision) => runs::decide(&settings, decision, false).await,
         Command::Workflow { command } => workflow::workflow(&settings, command).await,
+        Command::Bench { command } => bench::bench(command).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {
