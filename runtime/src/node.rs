@@ -24,6 +24,9 @@ use crate::errors::RuntimeError;
 use crate::store::{RunFilter, RunRecord, Store, WorkflowRecord, WorkflowVersion};
 use crate::supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
+/// How long `shutdown` leaves the embedded store to close its files.
+const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
+
 pub struct Node {
     context: Arc<EngineContext>,
     root: ActorRef<SupervisorMsg>,
@@ -169,13 +172,23 @@ impl Node {
     }
 
     pub async fn shutdown(self) {
-        self.root.stop(Some("shutdown".into()));
-        if tokio::time::timeout(Duration::from_secs(5), self.root_handle)
+        let Node {
+            context,
+            root,
+            root_handle,
+            ..
+        } = self;
+        root.stop(Some("shutdown".into()));
+        if tokio::time::timeout(Duration::from_secs(5), root_handle)
             .await
             .is_err()
         {
             tracing::warn!("the supervision tree did not stop within 5 s");
         }
+        drop(context);
+        // The embedded engine closes its files from a task it spawns when the last handle
+        // goes away; give that task time to run before the process or the test moves on.
+        tokio::time::sleep(STORE_CLOSE_GRACE).await;
     }
 
     fn manager(&self) -> Result<ActorRef<RunManagerMsg>, RuntimeError> {

@@ -182,3 +182,150 @@ fn panic_message(error: tokio::task::JoinError) -> String {
 pub fn idempotency_key(run_id: &str, task: &str, attempt: u32) -> String {
     format!("{run_id}:{task}:{attempt}")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::LazyLock;
+
+    use ractor::{Actor, ActorProcessingErr};
+    use troupe_agents::InputSchema;
+
+    use super::*;
+
+    static OPEN: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+        fields: vec![],
+        open: true,
+    });
+
+    /// Never finishes on its own: holds its admission until cancelled.
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl Agent for Stuck {
+        fn kind(&self) -> &'static str {
+            "stuck"
+        }
+        fn description(&self) -> &'static str {
+            "waits for cancellation"
+        }
+        fn input_schema(&self) -> &InputSchema {
+            &OPEN
+        }
+        async fn run(
+            &self,
+            _: Map<String, Value>,
+            context: AgentContext,
+        ) -> Result<AgentOutput, AgentError> {
+            context.cancel.cancelled().await;
+            Err(AgentError::Cancelled)
+        }
+    }
+
+    /// Stands in for a run actor: forwards outcomes to the test.
+    struct Sink(tokio::sync::mpsc::UnboundedSender<Result<AgentOutput, AgentError>>);
+
+    impl Actor for Sink {
+        type Msg = RunMsg;
+        type State = ();
+        type Arguments = ();
+        async fn pre_start(&self, _: ActorRef<RunMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+        async fn handle(
+            &self,
+            _: ActorRef<RunMsg>,
+            message: RunMsg,
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
+            if let RunMsg::AttemptFinished { outcome, .. } = message {
+                self.0.send(outcome)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn job(reply_to: &ActorRef<RunMsg>, cancel: &CancellationToken) -> Box<AttemptJob> {
+        Box::new(AttemptJob {
+            run_id: "r".into(),
+            task: "t".into(),
+            attempt: 1,
+            inputs: Map::new(),
+            timeout_secs: None,
+            cancel: cancel.clone(),
+            approval: None,
+            reply_to: reply_to.clone(),
+        })
+    }
+
+    #[tokio::test]
+    async fn beyond_its_capacity_the_pool_refuses_with_retry_after_and_recovers() {
+        let (outcomes, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let (sink, _) = Actor::spawn(None, Sink(outcomes), ()).await.unwrap();
+        let args = AgentPoolArgs {
+            agent: Arc::new(Stuck),
+            node_slots: Arc::new(Semaphore::new(1)),
+            capacity: 2,
+        };
+        let (pool, _) = Actor::spawn(None, AgentPool, args).await.unwrap();
+        let first = CancellationToken::new();
+        let second = CancellationToken::new();
+        assert!(
+            ractor::call!(pool, AgentPoolMsg::SubmitAttempt, job(&sink, &first))
+                .unwrap()
+                .is_ok()
+        );
+        assert!(
+            ractor::call!(pool, AgentPoolMsg::SubmitAttempt, job(&sink, &second))
+                .unwrap()
+                .is_ok(),
+            "queued behind the node slot"
+        );
+        let third = ractor::call!(
+            pool,
+            AgentPoolMsg::SubmitAttempt,
+            job(&sink, &CancellationToken::new())
+        )
+        .unwrap();
+        assert!(
+            matches!(
+                third,
+                Err(RuntimeError::Overloaded {
+                    retry_after_secs: 1
+                })
+            ),
+            "{third:?}"
+        );
+        assert_eq!(
+            ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap(),
+            PoolLoad {
+                admitted: 2,
+                capacity: 2
+            }
+        );
+
+        second.cancel();
+        assert_eq!(
+            received.recv().await.unwrap(),
+            Err(AgentError::Cancelled),
+            "a queued attempt can be cancelled"
+        );
+        first.cancel();
+        assert_eq!(received.recv().await.unwrap(), Err(AgentError::Cancelled));
+        for _ in 0..100 {
+            if ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap().admitted == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            ractor::call!(
+                pool,
+                AgentPoolMsg::SubmitAttempt,
+                job(&sink, &CancellationToken::new())
+            )
+            .unwrap()
+            .is_ok(),
+            "room again"
+        );
+    }
+}
