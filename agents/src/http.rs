@@ -12,26 +12,26 @@ use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     fields: vec![
-        field("url", FieldType::String, true, "http:// or https:// URL."),
-        field(
+        Field::new("url", FieldType::String, true, "http:// or https:// URL."),
+        Field::new(
             "method",
             FieldType::String,
             false,
             "GET (default), POST, PUT, PATCH, DELETE, HEAD.",
         ),
-        field(
+        Field::new(
             "headers",
             FieldType::Map,
             false,
             "Request headers (string values).",
         ),
-        field(
+        Field::new(
             "body",
             FieldType::Any,
             false,
             "A string is sent as text; anything else as JSON.",
         ),
-        field(
+        Field::new(
             "fail_on_status",
             FieldType::Boolean,
             false,
@@ -40,20 +40,6 @@ static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     ],
     open: false,
 });
-
-fn field(
-    name: &'static str,
-    field_type: FieldType,
-    required: bool,
-    description: &'static str,
-) -> Field {
-    Field {
-        name,
-        field_type,
-        required,
-        description,
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct HttpAgentConfig {

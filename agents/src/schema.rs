@@ -40,6 +40,22 @@ pub struct Field {
     pub description: &'static str,
 }
 
+impl Field {
+    pub fn new(
+        name: &'static str,
+        field_type: FieldType,
+        required: bool,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            field_type,
+            required,
+            description,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputSchema {
     pub fields: Vec<Field>,

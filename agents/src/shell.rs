@@ -16,25 +16,25 @@ use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     fields: vec![
-        field(
+        Field::new(
             "command",
             FieldType::String,
             true,
             "Shell command, run with `sh -c`.",
         ),
-        field(
+        Field::new(
             "working_dir",
             FieldType::String,
             false,
             "Directory to run in; the node's own by default.",
         ),
-        field(
+        Field::new(
             "env",
             FieldType::Map,
             false,
             "Extra environment variables (string values).",
         ),
-        field(
+        Field::new(
             "fail_on_nonzero",
             FieldType::Boolean,
             false,
@@ -43,20 +43,6 @@ static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     ],
     open: false,
 });
-
-fn field(
-    name: &'static str,
-    field_type: FieldType,
-    required: bool,
-    description: &'static str,
-) -> Field {
-    Field {
-        name,
-        field_type,
-        required,
-        description,
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ShellAgentConfig {
