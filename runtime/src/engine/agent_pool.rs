@@ -35,7 +35,9 @@ pub struct PoolLoad {
 
 #[derive(RactorMessage)]
 pub enum AgentPoolMsg {
-    SubmitAttempt(Box<AttemptJob>, RpcReplyPort<Result<(), RuntimeError>>),
+    /// Runs the attempt, or, beyond capacity, answers the run at once with a failed
+    /// attempt saying the node is overloaded (retried with backoff like any failure).
+    SubmitAttempt(Box<AttemptJob>),
     AttemptDone,
     GetLoad(RpcReplyPort<PoolLoad>),
 }
@@ -73,20 +75,25 @@ impl Actor for AgentPool {
         state: &mut AgentPoolState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            AgentPoolMsg::SubmitAttempt(job, reply) => {
-                let admission = if state.admitted >= state.args.capacity {
-                    Err(RuntimeError::Overloaded {
+            AgentPoolMsg::SubmitAttempt(job) => {
+                if state.admitted >= state.args.capacity {
+                    let refusal = RuntimeError::Overloaded {
                         retry_after_secs: 1,
-                    })
+                    };
+                    let outcome = Err(AgentError::Failed(refusal.to_string()));
+                    let finished = RunMsg::AttemptFinished {
+                        task: job.task.clone(),
+                        attempt: job.attempt,
+                        outcome,
+                    };
+                    if job.reply_to.cast(finished).is_err() {
+                        tracing::debug!("refused an attempt whose run is gone");
+                    }
                 } else {
                     state.admitted += 1;
                     let agent = state.args.agent.clone();
                     let slots = state.args.node_slots.clone();
                     tokio::spawn(run_attempt(agent, slots, *job, myself.clone()));
-                    Ok(())
-                };
-                if reply.send(admission).is_err() {
-                    tracing::debug!("submitter left before admission was answered");
                 }
             }
             AgentPoolMsg::AttemptDone => state.admitted = state.admitted.saturating_sub(1),
@@ -269,31 +276,22 @@ mod tests {
         let (pool, _) = Actor::spawn(None, AgentPool, args).await.unwrap();
         let first = CancellationToken::new();
         let second = CancellationToken::new();
-        assert!(
-            ractor::call!(pool, AgentPoolMsg::SubmitAttempt, job(&sink, &first))
-                .unwrap()
-                .is_ok()
-        );
-        assert!(
-            ractor::call!(pool, AgentPoolMsg::SubmitAttempt, job(&sink, &second))
-                .unwrap()
-                .is_ok(),
-            "queued behind the node slot"
-        );
-        let third = ractor::call!(
-            pool,
-            AgentPoolMsg::SubmitAttempt,
-            job(&sink, &CancellationToken::new())
-        )
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &first)))
+            .unwrap();
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &second)))
+            .unwrap();
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(
+            &sink,
+            &CancellationToken::new(),
+        )))
         .unwrap();
-        assert!(
-            matches!(
-                third,
-                Err(RuntimeError::Overloaded {
-                    retry_after_secs: 1
-                })
-            ),
-            "{third:?}"
+        let refused = received.recv().await.unwrap();
+        assert_eq!(
+            refused,
+            Err(AgentError::Failed(
+                "the node is overloaded; retry after 1 s".into()
+            )),
+            "the third is refused at once"
         );
         assert_eq!(
             ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap(),
@@ -317,15 +315,17 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        assert!(
-            ractor::call!(
-                pool,
-                AgentPoolMsg::SubmitAttempt,
-                job(&sink, &CancellationToken::new())
-            )
-            .unwrap()
-            .is_ok(),
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(
+            &sink,
+            &CancellationToken::new(),
+        )))
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap().admitted,
+            1,
             "room again"
         );
+        assert!(received.try_recv().is_err(), "and no refusal");
     }
 }

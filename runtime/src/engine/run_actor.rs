@@ -70,6 +70,8 @@ pub struct RunActorState {
     gates: HashMap<String, ActorRef<GateMsg>>,
     /// Applied to `run` but not yet written; see `stage`.
     staged: Vec<StoredEvent>,
+    /// An `Advance` is in the mailbox and will flush what is staged.
+    advance_queued: bool,
 }
 
 impl Actor for RunActor {
@@ -89,6 +91,7 @@ impl Actor for RunActor {
             cancels: HashMap::new(),
             gates: HashMap::new(),
             staged: Vec::new(),
+            advance_queued: false,
         };
         resume_interrupted(&myself, &mut state).await?;
         myself.cast(RunMsg::Advance)?;
@@ -139,13 +142,22 @@ async fn handle_message(
     state: &mut RunActorState,
 ) -> Result<(), ActorProcessingErr> {
     match message {
-        RunMsg::Advance => {}
+        RunMsg::Advance => state.advance_queued = false,
         RunMsg::AttemptFinished {
             task,
             attempt,
             outcome,
         } => {
             record_outcome(&myself, state, &task, attempt, outcome).await?;
+            // Outcomes already waiting in the mailbox are staged before the queued
+            // Advance writes them all at once: a busy run makes one write per batch of
+            // finished attempts instead of one per attempt, and an idle one loses a
+            // single mailbox hop.
+            if !state.advance_queued {
+                state.advance_queued = true;
+                myself.cast(RunMsg::Advance)?;
+            }
+            return Ok(());
         }
         RunMsg::CancelRun { by, reply } => {
             let result = cancel(state, by).await;
@@ -403,25 +415,23 @@ async fn submit(
         approval,
         reply_to: myself.clone(),
     };
-    let admitted = match ractor::registry::where_is(state.context.pool_name(&definition.agent)) {
+    match ractor::registry::where_is(state.context.pool_name(&definition.agent)) {
         Some(cell) => {
-            let pool: ActorRef<AgentPoolMsg> = cell.into();
-            ractor::call!(pool, AgentPoolMsg::SubmitAttempt, Box::new(job))
-                .map_err(RuntimeError::from)
-                .and_then(|admitted| admitted)
+            ActorRef::<AgentPoolMsg>::from(cell).cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?
         }
-        None => Err(RuntimeError::Overloaded {
-            retry_after_secs: 1,
-        }),
-    };
-    if let Err(error) = admitted {
-        // Not admitted counts as a failed attempt: it is retried with backoff like any
-        // other, and a pool that stays full ends the task instead of hanging it.
-        myself.cast(RunMsg::AttemptFinished {
-            task: task.into(),
-            attempt,
-            outcome: Err(AgentError::Failed(error.to_string())),
-        })?;
+        None => {
+            // The pool is restarting: a failed attempt, retried with backoff like any
+            // other, so a pool that never comes back ends the task instead of hanging it.
+            let outcome = Err(AgentError::Failed(format!(
+                "no `{}` agent pool is running",
+                definition.agent
+            )));
+            myself.cast(RunMsg::AttemptFinished {
+                task: task.into(),
+                attempt,
+                outcome,
+            })?;
+        }
     }
     Ok(())
 }
