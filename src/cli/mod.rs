@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod models;
 mod progress;
 mod run;
 mod runs;
@@ -65,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: workflow::WorkflowCommand,
     },
+    /// Fetch or list the local models.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Benchmarks; results are printed and written as JSON.
     Bench {
         #[command(subcommand)]
@@ -104,6 +110,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Reject(decision) => runs::decide(&settings, decision, false).await,
         Command::Workflow { command } => workflow::workflow(&settings, command).await,
         Command::Bench { command } => bench::bench(command).await,
+        Command::Models { command } => models::models(&settings, command),
         Command::Config {
             command: ConfigCommand::Show,
         } => {

