@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 
+use crate::chat::{ChatMessage, ChatTemplate};
 use crate::errors::InferenceError;
 use crate::gguf::{self, GgufSummary};
 use crate::tokenizer::GgufTokenizer;
@@ -127,6 +128,17 @@ impl LocalModel {
 
     pub fn tokenizer(&self) -> &GgufTokenizer {
         &self.tokenizer
+    }
+
+    /// The prompt token ids for a chat, rendered with the model's own template.
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferenceError> {
+        let source = self.summary.chat_template.as_deref().ok_or_else(|| {
+            InferenceError::InvalidRequest(
+                "this model has no chat template; send a plain prompt instead".into(),
+            )
+        })?;
+        let text = ChatTemplate::new(source)?.render(messages, true)?;
+        self.tokenizer.encode(&text)
     }
 
     pub fn summary(&self) -> &GgufSummary {

