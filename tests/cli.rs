@@ -235,3 +235,55 @@ fn models_list_shows_what_is_on_disk_and_says_how_to_get_the_rest() {
     assert!(text.contains("run `troupe models fetch`"), "{text}");
     assert!(text.contains("this build uses avx, avx2, fma"), "{text}");
 }
+
+#[test]
+fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = std::env::var("TEST_MODELS_DIR").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join("troupe-test-models")
+            .display()
+            .to_string()
+    });
+    let models_dir = format!("models.dir={models}");
+    let fetched = run_troupe(dir.path(), &["--set", &models_dir, "models", "fetch"]);
+    assert!(
+        fetched.status.success(),
+        "setup: models fetch failed (needs python3 with pip): {}",
+        stderr(&fetched)
+    );
+    let out = dir.path().join("inference.json");
+    let args = [
+        "--set",
+        &models_dir,
+        "bench",
+        "inference",
+        "--prompt-tokens",
+        "16",
+        "--tokens",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = run_troupe(dir.path(), &args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["prompt_tokens"], 16);
+    assert_eq!(report["quantization"], "Q4_1");
+    assert!(
+        report["decode_tokens_per_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["prefill_tokens_per_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["simd_compiled"]
+            .as_array()
+            .unwrap()
+            .contains(&"avx2".into()),
+        "{report}"
+    );
+}

@@ -12,6 +12,7 @@
 //!
 //! The crate knows nothing about workflows, actors or storage.
 
+pub mod bench;
 pub mod catalog;
 pub mod chat;
 mod errors;

@@ -109,7 +109,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Approve(decision) => runs::decide(&settings, decision, true).await,
         Command::Reject(decision) => runs::decide(&settings, decision, false).await,
         Command::Workflow { command } => workflow::workflow(&settings, command).await,
-        Command::Bench { command } => bench::bench(command).await,
+        Command::Bench { command } => bench::bench(&settings, command).await,
         Command::Models { command } => models::models(&settings, command),
         Command::Config {
             command: ConfigCommand::Show,
