@@ -30,7 +30,10 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         (-1.0e12f64..1.0e12).prop_map(Value::from),
-        text().prop_map(Value::String),
+        // `{{` opens a template, which must then be valid: plain values leave it out.
+        text()
+            .prop_filter("no template markers", |t| !t.contains("{{"))
+            .prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
@@ -111,7 +114,10 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                 prop::option::of(prop::collection::vec("[a-z/]{1,8}", 0..3)),
                 prop::option::of((
                     prop::sample::select(vec!["30 2 * * *", "0 9 * * 1", "*/5 * * * *"]),
-                    prop::option::of(text()),
+                    // A blank time zone is invalid, so a valid workflow never has one.
+                    prop::option::of(
+                        text().prop_filter("time zones are not blank", |t| !t.trim().is_empty()),
+                    ),
                 )),
                 any::<bool>(),
                 (0..count).map(task).collect::<Vec<_>>(),
