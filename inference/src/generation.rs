@@ -3,11 +3,8 @@
 //! the token budget, or the caller cancels. One sequence at a time: batching many
 //! sequences over shared weights is the serving layer's job (issue 3, next).
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
@@ -106,17 +103,16 @@ pub struct LocalModel {
 impl LocalModel {
     /// Loads a llama-architecture GGUF on the CPU, after checking it whole.
     pub fn load(path: &Path) -> Result<Self, InferenceError> {
-        let summary = gguf::inspect(path)?;
-        let bad = |reason: String| InferenceError::Gguf {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let mut reader = BufReader::new(File::open(path).map_err(|error| bad(error.to_string()))?);
-        let content = Content::read(&mut reader).map_err(|error| bad(error.to_string()))?;
-        let tokenizer = GgufTokenizer::from_content(&content).map_err(bad)?;
+        let gguf::GgufFile {
+            content,
+            mut reader,
+            summary,
+        } = gguf::open(path)?;
+        let tokenizer =
+            GgufTokenizer::from_content(&content).map_err(|reason| gguf::invalid(path, reason))?;
         let device = Device::Cpu;
         let weights = ModelWeights::from_gguf(content, &mut reader, &device)
-            .map_err(|error| bad(error.to_string()))?;
+            .map_err(|error| gguf::invalid(path, error.to_string()))?;
         Ok(Self {
             weights,
             tokenizer,

@@ -32,13 +32,22 @@ pub struct GgufSummary {
     pub tensor_count: usize,
 }
 
+/// An opened GGUF file: its checked header, what it says, and a reader for its weights.
+pub struct GgufFile {
+    pub content: Content,
+    pub reader: BufReader<File>,
+    pub summary: GgufSummary,
+}
+
 /// Reads and checks `path`: a GGUF header, every tensor inside the file, a supported
 /// architecture.
 pub fn inspect(path: &Path) -> Result<GgufSummary, InferenceError> {
-    let bad = |reason: String| InferenceError::Gguf {
-        path: path.to_path_buf(),
-        reason,
-    };
+    open(path).map(|file| file.summary)
+}
+
+/// `inspect`, keeping the parsed header and the open file for loading the weights.
+pub fn open(path: &Path) -> Result<GgufFile, InferenceError> {
+    let bad = |reason: String| invalid(path, reason);
     let file = File::open(path).map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
             path: path.to_path_buf(),
@@ -49,16 +58,35 @@ pub fn inspect(path: &Path) -> Result<GgufSummary, InferenceError> {
         .metadata()
         .map_err(|error| bad(error.to_string()))?
         .len();
-    let content =
-        Content::read(&mut BufReader::new(file)).map_err(|error| bad(error.to_string()))?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader).map_err(|error| bad(error.to_string()))?;
     check_tensors_fit(&content, size_bytes).map_err(bad)?;
+    let summary = summarize(path, &content, size_bytes)?;
+    Ok(GgufFile {
+        content,
+        reader,
+        summary,
+    })
+}
 
+pub(crate) fn invalid(path: &Path, reason: String) -> InferenceError {
+    InferenceError::Gguf {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn summarize(
+    path: &Path,
+    content: &Content,
+    size_bytes: u64,
+) -> Result<GgufSummary, InferenceError> {
     let text = |key: &str| match content.metadata.get(key) {
         Some(Value::String(value)) => Some(value.clone()),
         _ => None,
     };
     let architecture = text("general.architecture")
-        .ok_or_else(|| bad("no general.architecture in its metadata".into()))?;
+        .ok_or_else(|| invalid(path, "no general.architecture in its metadata".into()))?;
     if !SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
         return Err(InferenceError::UnsupportedArchitecture {
             path: path.to_path_buf(),
@@ -87,7 +115,7 @@ pub fn inspect(path: &Path) -> Result<GgufSummary, InferenceError> {
         merges: array_len("tokenizer.ggml.merges"),
         tokenizer_model: text("tokenizer.ggml.model"),
         chat_template: text("tokenizer.chat_template"),
-        quantization: dominant_quantization(&content),
+        quantization: dominant_quantization(content),
         tensor_count: content.tensor_infos.len(),
         architecture,
     })

@@ -2,8 +2,6 @@
 //! its own metadata, so a model file is all a user needs (candle's `TokenizerFromGguf`;
 //! byte-level BPE, as the default model and most llama-architecture GGUFs use).
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -15,6 +13,7 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 
 use crate::errors::InferenceError;
+use crate::gguf;
 
 pub struct GgufTokenizer {
     inner: Tokenizer,
@@ -24,19 +23,8 @@ pub struct GgufTokenizer {
 impl GgufTokenizer {
     /// Reads `path`'s metadata and builds its tokenizer.
     pub fn load(path: &Path) -> Result<Self, InferenceError> {
-        let bad = |reason: String| InferenceError::Gguf {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file = File::open(path).map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
-                path: path.to_path_buf(),
-            },
-            _ => bad(error.to_string()),
-        })?;
-        let content =
-            Content::read(&mut BufReader::new(file)).map_err(|error| bad(error.to_string()))?;
-        Self::from_content(&content).map_err(bad)
+        let file = gguf::open(path)?;
+        Self::from_content(&file.content).map_err(|reason| gguf::invalid(path, reason))
     }
 
     pub fn from_content(content: &Content) -> Result<Self, String> {

