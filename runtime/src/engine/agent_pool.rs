@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use serde_json::{Map, Value};
@@ -151,33 +152,29 @@ async fn execute(
         progress: None,
         approval: job.approval.clone(),
     };
-    // The agent runs in its own task so that a panic in it surfaces as a JoinError here
-    // instead of unwinding through the engine.
-    let inputs = job.inputs.clone();
-    let mut handle = tokio::spawn(async move { agent.run(inputs, context).await });
-    let joined = match job.timeout_secs {
-        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), &mut handle).await {
-            Ok(joined) => joined,
+    // A panic in the agent is caught here and becomes a failed attempt instead of
+    // unwinding through the engine; on timeout the agent's future is dropped, which
+    // stops it at its next await.
+    let run = std::panic::AssertUnwindSafe(agent.run(job.inputs.clone(), context)).catch_unwind();
+    let caught = match job.timeout_secs {
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), run).await {
+            Ok(caught) => caught,
             Err(_) => {
                 job.cancel.cancel();
-                handle.abort();
                 return Err(AgentError::TimedOut { secs });
             }
         },
-        None => handle.await,
+        None => run.await,
     };
-    match joined {
-        Ok(outcome) => outcome,
-        Err(error) if error.is_panic() => Err(AgentError::Failed(format!(
+    caught.unwrap_or_else(|payload| {
+        Err(AgentError::Failed(format!(
             "the agent panicked: {}",
-            panic_message(error)
-        ))),
-        Err(error) => Err(AgentError::Failed(format!("the agent task ended: {error}"))),
-    }
+            panic_message(payload)
+        )))
+    })
 }
 
-fn panic_message(error: tokio::task::JoinError) -> String {
-    let payload = error.into_panic();
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|text| text.to_string())
