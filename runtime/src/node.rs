@@ -205,9 +205,7 @@ impl Node {
         source: &str,
         file_name: &str,
     ) -> Result<(String, u32), RuntimeError> {
-        let known = self.context.registry.kind_names();
-        let workflow = troupe_workflow::parse_workflow(source, file_name, &known)
-            .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))?;
+        let workflow = self.context.parse_workflow(source, file_name)?;
         let version = self
             .store()
             .save_workflow(&workflow.id, &workflow.name, source, now_ms())
@@ -282,15 +280,19 @@ impl Node {
     /// The run folded from its log: always the durable truth, live or finished.
     pub async fn run_state(&self, run_id: &str) -> Result<RunState, RuntimeError> {
         let record = self.store().run(run_id).await?;
+        self.fold_run(&record).await
+    }
+
+    async fn fold_run(&self, record: &RunRecord) -> Result<RunState, RuntimeError> {
         let stored = self
             .store()
             .workflow_version(&record.workflow_id, Some(record.workflow_version))
             .await?;
-        let known = self.context.registry.kind_names();
-        let workflow = troupe_workflow::parse_workflow(&stored.source, &stored.workflow_id, &known)
-            .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))?;
-        let mut state = RunState::new(run_id, Arc::new(workflow));
-        for event in self.store().run_events(run_id).await? {
+        let workflow = self
+            .context
+            .parse_workflow(&stored.source, &stored.workflow_id)?;
+        let mut state = RunState::new(&record.run_id, Arc::new(workflow));
+        for event in self.store().run_events(&record.run_id).await? {
             state.apply(&event);
         }
         Ok(state)
@@ -298,7 +300,7 @@ impl Node {
 
     pub async fn run_detail(&self, run_id: &str) -> Result<RunDetail, RuntimeError> {
         let record = self.store().run(run_id).await?;
-        let state = self.run_state(run_id).await?;
+        let state = self.fold_run(&record).await?;
         let tasks: Vec<TaskState> = state
             .workflow
             .tasks
@@ -329,7 +331,7 @@ impl Node {
             .await?;
         let mut pending = Vec::new();
         for record in running {
-            let state = self.run_state(&record.run_id).await?;
+            let state = self.fold_run(&record).await?;
             for task in state
                 .tasks()
                 .values()

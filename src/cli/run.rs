@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use troupe_config::Settings;
 use troupe_runtime::api::wire::{RunStarted, StartRunRequest, WorkflowCreated};
-use troupe_runtime::engine::events::{RunEvent, StoredEvent};
+use troupe_runtime::engine::events::StoredEvent;
 use troupe_runtime::{Node, RunDetail};
 use troupe_workflow::Workflow;
 
@@ -193,9 +193,6 @@ async fn run_remote(
             continue;
         };
         if event.run_id == started.run_id && progress.show(&event) {
-            break;
-        }
-        if matches!(event.event, RunEvent::RunFinished { .. }) && event.run_id == started.run_id {
             break;
         }
     }

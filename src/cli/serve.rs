@@ -42,7 +42,6 @@ pub async fn serve_until_stopped(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     };
-    let mut crashed = false;
     let server = axum::serve(listener, app).with_graceful_shutdown(async {
         tokio::select! {
             () = shutdown_signal() => tracing::info!("shutting down"),
@@ -52,9 +51,7 @@ pub async fn serve_until_stopped(
         }
     });
     server.await.context("serving the API")?;
-    if !node.is_alive() {
-        crashed = true;
-    }
+    let crashed = !node.is_alive();
     match Arc::try_unwrap(node) {
         Ok(node) => node.shutdown().await,
         Err(_) => tracing::debug!("connections still hold the node; exiting anyway"),

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, broadcast};
 use troupe_agents::Registry;
 use troupe_config::EngineSettings;
+use troupe_workflow::Workflow;
 
 use crate::engine::events::StoredEvent;
+use crate::errors::RuntimeError;
 use crate::store::Store;
 
 pub struct EngineContext {
@@ -35,6 +37,13 @@ impl EngineContext {
             events,
             node_id: uuid::Uuid::new_v4().simple().to_string(),
         })
+    }
+
+    /// Parses workflow text against the agent kinds this node knows.
+    pub fn parse_workflow(&self, source: &str, file_name: &str) -> Result<Workflow, RuntimeError> {
+        let known = self.registry.kind_names();
+        troupe_workflow::parse_workflow(source, file_name, &known)
+            .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))
     }
 
     pub fn pool_name(&self, kind: &str) -> String {

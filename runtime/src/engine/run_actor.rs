@@ -204,13 +204,10 @@ async fn load_run(context: &EngineContext, run_id: &str) -> Result<RunState, Run
         .store
         .workflow_version(workflow_id, Some(*workflow_version))
         .await?;
-    let known = context.registry.kind_names();
-    let workflow = troupe_workflow::parse_workflow(
+    let workflow = context.parse_workflow(
         &stored.source,
         &format!("{workflow_id} v{workflow_version}"),
-        &known,
-    )
-    .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))?;
+    )?;
     let mut run = RunState::new(run_id, Arc::new(workflow));
     for event in &events {
         run.apply(event);

@@ -185,9 +185,9 @@ async fn start_run(
     let stored = store
         .workflow_version(&request.workflow_id, request.version)
         .await?;
-    let known = state.context.registry.kind_names();
-    let workflow = troupe_workflow::parse_workflow(&stored.source, &stored.workflow_id, &known)
-        .map_err(|diagnostics| RuntimeError::InvalidWorkflow(diagnostics.to_string()))?;
+    let workflow = state
+        .context
+        .parse_workflow(&stored.source, &stored.workflow_id)?;
     let variables = workflow
         .resolve_variables(&request.variables)
         .map_err(|errors| {
