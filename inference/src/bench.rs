@@ -35,7 +35,7 @@ pub fn single_stream(
     prompt_tokens: usize,
     decode_tokens: usize,
 ) -> Result<InferenceReport, InferenceError> {
-    let mut model = LocalModel::load(model_path)?;
+    let model = LocalModel::load(model_path)?;
     let filler =
         "The quick brown fox jumps over the lazy dog while the engineers review the build. ";
     let mut prompt = Vec::new();

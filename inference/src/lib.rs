@@ -13,6 +13,7 @@
 //!
 //! The crate knows nothing about workflows, actors or storage.
 
+pub mod batch;
 pub mod bench;
 pub mod catalog;
 pub mod chat;
@@ -21,6 +22,8 @@ mod errors;
 pub mod fetch;
 pub mod generation;
 pub mod gguf;
+pub mod llama;
+pub mod sequence;
 pub mod simd;
 pub mod tokenizer;
 

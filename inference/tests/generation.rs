@@ -32,7 +32,7 @@ fn prompts_are_rendered_with_the_models_own_template() {
 
 #[test]
 fn greedy_generation_is_a_function_of_the_prompt() {
-    let mut model = model();
+    let model = model();
     // Without the template's default system message: the form this small model answers
     // this question best in, which makes a wrong forward pass visible.
     let plain =
@@ -59,7 +59,7 @@ fn greedy_generation_is_a_function_of_the_prompt() {
 
 #[test]
 fn seeded_sampling_is_reproducible() {
-    let mut model = model();
+    let model = model();
     let prompt = chat(&model, "Write a word.");
     let params = SamplingParams {
         temperature: 0.9,
@@ -80,7 +80,7 @@ fn seeded_sampling_is_reproducible() {
 
 #[test]
 fn generation_ends_at_the_budget_a_stop_string_or_a_cancel() {
-    let mut model = model();
+    let model = model();
     let prompt = chat(
         &model,
         "Count from one to twenty in words, separated by commas.",
@@ -127,9 +127,9 @@ fn generation_ends_at_the_budget_a_stop_string_or_a_cancel() {
 
 #[test]
 fn bad_requests_are_refused_with_what_to_change() {
-    let mut model = model();
+    let model = model();
     let prompt = chat(&model, "Hi");
-    let mut refuse = |params: SamplingParams, max_tokens: usize, prompt: &[u32]| {
+    let refuse = |params: SamplingParams, max_tokens: usize, prompt: &[u32]| {
         model
             .generate(prompt, &params, max_tokens, &[], &mut |_| true)
             .unwrap_err()

@@ -1,0 +1,149 @@
+//! Continuous batching, without actors or threads: a set of running sequences that take
+//! one forward pass together per [`BatchEngine::step`]. New sequences join between steps,
+//! finished and cancelled ones leave at once (their caches freed with them), and a long
+//! prompt is fed in slices so it never stalls the sequences already decoding.
+
+use candle_core::IndexOp;
+
+use crate::errors::InferenceError;
+use crate::generation::{LocalModel, PREFILL_CHUNK};
+use crate::llama::BatchItem;
+use crate::sequence::{Generated, GenerationRequest, Sequence, model_error};
+
+/// Identifies a sequence to its caller.
+pub type SequenceId = u64;
+
+/// What a step did for one sequence.
+#[derive(Debug, PartialEq)]
+pub struct StepEvent {
+    pub id: SequenceId,
+    /// New text (may be empty while prefilling or mid-character).
+    pub piece: String,
+    /// Set when the sequence finished in this step and left the batch.
+    pub finished: Option<Generated>,
+}
+
+pub struct BatchEngine {
+    model: LocalModel,
+    running: Vec<(SequenceId, Sequence)>,
+    /// Most tokens one pass takes (decoding sequences first, then prompt slices).
+    max_step_tokens: usize,
+}
+
+impl BatchEngine {
+    pub fn new(model: LocalModel, max_step_tokens: usize) -> Self {
+        Self {
+            model,
+            running: Vec::new(),
+            max_step_tokens: max_step_tokens.max(1),
+        }
+    }
+
+    pub fn model(&self) -> &LocalModel {
+        &self.model
+    }
+
+    /// Adds a sequence; it takes part from the next step. Bad requests (empty prompt,
+    /// prompt over the context, bad sampling values) are refused here.
+    pub fn admit(
+        &mut self,
+        id: SequenceId,
+        request: GenerationRequest,
+    ) -> Result<(), InferenceError> {
+        let sequence = self.model.start(request)?;
+        self.running.push((id, sequence));
+        Ok(())
+    }
+
+    /// Removes a sequence and frees its cache; returns what it had produced.
+    pub fn cancel(&mut self, id: SequenceId) -> Option<Generated> {
+        let index = self
+            .running
+            .iter()
+            .position(|(running, _)| *running == id)?;
+        let (_, mut sequence) = self.running.remove(index);
+        sequence.cancel();
+        Some(sequence.result())
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// One forward pass over every sequence that fits this step's token budget.
+    /// A model failure fails the whole step: the caller fails those sequences.
+    pub fn step(&mut self) -> Result<Vec<StepEvent>, InferenceError> {
+        let chosen = self.choose();
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inputs: Vec<Vec<u32>> = chosen
+            .iter()
+            .map(|(index, take)| self.running[*index].1.next_input(*take).to_vec())
+            .collect();
+        let logits = {
+            let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(chosen.len());
+            let mut rest: &mut [(SequenceId, Sequence)] = &mut self.running;
+            let mut offset = 0;
+            // `chosen` is in index order, so the running list can be split as we go.
+            for ((index, _), tokens) in chosen.iter().zip(&inputs) {
+                let (_, tail) = rest.split_at_mut(index - offset);
+                let (head, tail) = tail.split_at_mut(1);
+                items.push(BatchItem {
+                    tokens,
+                    cache: head[0].1.cache_mut(),
+                });
+                rest = tail;
+                offset = index + 1;
+            }
+            self.model.weights().forward(&mut items)
+        }
+        .map_err(model_error)?;
+        let mut events = Vec::with_capacity(chosen.len());
+        let mut finished = Vec::new();
+        for (row, ((index, _), tokens)) in chosen.iter().zip(&inputs).enumerate() {
+            let (id, sequence) = &mut self.running[*index];
+            let row_logits = logits.i(row).map_err(model_error)?;
+            let advance = sequence.advance(tokens.len(), &row_logits, self.model.tokenizer())?;
+            let done = advance.finished.map(|_| sequence.result());
+            if done.is_some() {
+                finished.push(*index);
+            }
+            events.push(StepEvent {
+                id: *id,
+                piece: advance.piece,
+                finished: done,
+            });
+        }
+        for index in finished.into_iter().rev() {
+            self.running.remove(index);
+        }
+        Ok(events)
+    }
+
+    /// Which sequences take part, and how many tokens each may feed: every decoding
+    /// sequence (one token), then prompt slices in arrival order while the budget lasts.
+    fn choose(&self) -> Vec<(usize, usize)> {
+        let mut budget = self.max_step_tokens;
+        let mut chosen = Vec::new();
+        for (index, (_, sequence)) in self.running.iter().enumerate() {
+            if !sequence.is_prefilling() && budget > 0 {
+                chosen.push((index, 1));
+                budget -= 1;
+            }
+        }
+        for (index, (_, sequence)) in self.running.iter().enumerate() {
+            if sequence.is_prefilling() && budget > 0 {
+                let take = budget.min(PREFILL_CHUNK);
+                chosen.push((index, take));
+                budget -= sequence.next_input(take).len();
+            }
+        }
+        chosen.sort_unstable_by_key(|(index, _)| *index);
+        chosen
+    }
+}

@@ -1,0 +1,304 @@
+//! One generation in progress: its prompt, its KV cache, its sampler and what it has
+//! produced. The same state machine serves one request alone ([`crate::generation`]) and
+//! many in a batch ([`crate::batch`]): the caller feeds [`Sequence::next_input`] through a
+//! forward pass and hands the resulting logits to [`Sequence::advance`].
+
+use candle_core::Tensor;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+
+use crate::errors::InferenceError;
+use crate::llama::{KvCache, LlamaWeights};
+use crate::tokenizer::GgufTokenizer;
+
+/// How the next token is chosen. A temperature of 0 is greedy (always the most likely
+/// token), which makes the output a pure function of the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub top_k: Option<usize>,
+    /// 1.0 is none; above 1 makes recently generated tokens less likely.
+    pub repeat_penalty: f32,
+    pub repeat_last_n: usize,
+    pub seed: u64,
+}
+
+impl SamplingParams {
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            top_p: None,
+            top_k: None,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InferenceError> {
+        let invalid = |message: String| Err(InferenceError::InvalidRequest(message));
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return invalid(format!(
+                "temperature must be 0 (greedy) or more, got {}",
+                self.temperature
+            ));
+        }
+        if let Some(top_p) = self.top_p.filter(|top_p| !(*top_p > 0.0 && *top_p <= 1.0)) {
+            return invalid(format!("top_p must be in (0, 1], got {top_p}"));
+        }
+        if self.top_k == Some(0) {
+            return invalid("top_k must be at least 1".into());
+        }
+        if !self.repeat_penalty.is_finite() || self.repeat_penalty <= 0.0 {
+            return invalid(format!(
+                "repeat_penalty must be above 0, got {}",
+                self.repeat_penalty
+            ));
+        }
+        Ok(())
+    }
+
+    fn sampling(&self) -> Sampling {
+        let temperature = self.temperature;
+        match (self.top_k, self.top_p) {
+            _ if temperature == 0.0 => Sampling::ArgMax,
+            (None, None) => Sampling::All { temperature },
+            (Some(k), None) => Sampling::TopK { k, temperature },
+            (None, Some(p)) => Sampling::TopP { p, temperature },
+            (Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
+        }
+    }
+}
+
+/// What to generate: prompt token ids and when to stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRequest {
+    pub prompt: Vec<u32>,
+    pub params: SamplingParams,
+    /// Served up to the room left in the context (finish reason `Length`).
+    pub max_tokens: usize,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    EndOfSequence,
+    /// The token budget (or the rest of the context) ran out.
+    Length,
+    StopString,
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The OpenAI name of the reason.
+    pub fn openai_name(self) -> &'static str {
+        match self {
+            FinishReason::EndOfSequence | FinishReason::StopString => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub token_ids: Vec<u32>,
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub finish: FinishReason,
+}
+
+/// What one pass did for a sequence.
+#[derive(Debug, Default, PartialEq)]
+pub struct Advance {
+    /// New text, once it no longer ends in a partial character (may be empty).
+    pub piece: String,
+    pub finished: Option<FinishReason>,
+}
+
+pub struct Sequence {
+    prompt: Vec<u32>,
+    cache: KvCache,
+    prefilled: usize,
+    sampler: LogitsProcessor,
+    params: SamplingParams,
+    stop: Vec<String>,
+    budget: usize,
+    generated: Vec<u32>,
+    text: String,
+    finish: Option<FinishReason>,
+}
+
+impl Sequence {
+    /// Checks `request` against the model and sets up its cache. `context` is the most
+    /// tokens prompt and continuation may take together.
+    pub fn start(
+        weights: &LlamaWeights,
+        request: GenerationRequest,
+        context: usize,
+    ) -> Result<Self, InferenceError> {
+        request.params.validate()?;
+        if request.prompt.is_empty() {
+            return Err(InferenceError::InvalidRequest("the prompt is empty".into()));
+        }
+        if request.max_tokens == 0 {
+            return Err(InferenceError::InvalidRequest(
+                "max_tokens must be at least 1".into(),
+            ));
+        }
+        if request.prompt.len() >= context {
+            return Err(InferenceError::PromptTooLong {
+                prompt_tokens: request.prompt.len(),
+                context_tokens: context,
+            });
+        }
+        let budget = request.max_tokens.min(context - request.prompt.len());
+        // Room for the prompt and a short answer; the cache doubles if the answer runs on.
+        let cache = weights
+            .new_cache(request.prompt.len() + budget.min(256))
+            .map_err(model_error)?;
+        Ok(Self {
+            sampler: LogitsProcessor::from_sampling(request.params.seed, request.params.sampling()),
+            prompt: request.prompt,
+            cache,
+            prefilled: 0,
+            params: request.params,
+            stop: request.stop.into_iter().filter(|s| !s.is_empty()).collect(),
+            budget,
+            generated: Vec::new(),
+            text: String::new(),
+            finish: None,
+        })
+    }
+
+    /// The tokens to feed next: up to `chunk` prompt tokens while prefilling, then the
+    /// token sampled last.
+    pub fn next_input(&self, chunk: usize) -> &[u32] {
+        if self.prefilled < self.prompt.len() {
+            let end = self.prompt.len().min(self.prefilled + chunk.max(1));
+            &self.prompt[self.prefilled..end]
+        } else {
+            let last = self.generated.len().saturating_sub(1);
+            &self.generated[last..]
+        }
+    }
+
+    pub fn is_prefilling(&self) -> bool {
+        self.prefilled < self.prompt.len()
+    }
+
+    pub fn cache_mut(&mut self) -> &mut KvCache {
+        &mut self.cache
+    }
+
+    /// Takes the pass that fed `fed` tokens of [`Self::next_input`]; `logits` are the
+    /// scores after the last of them.
+    pub fn advance(
+        &mut self,
+        fed: usize,
+        logits: &Tensor,
+        tokenizer: &GgufTokenizer,
+    ) -> Result<Advance, InferenceError> {
+        if self.is_prefilling() {
+            self.prefilled += fed;
+            if self.is_prefilling() {
+                return Ok(Advance::default());
+            }
+        }
+        let next = self.sample(logits)?;
+        if Some(next) == tokenizer.eos_token_id() {
+            return Ok(self.finished(FinishReason::EndOfSequence));
+        }
+        self.generated.push(next);
+        let piece = self.decode_piece(tokenizer)?;
+        if let Some(cut) = self
+            .stop
+            .iter()
+            .filter_map(|stop| self.text.find(stop.as_str()))
+            .min()
+        {
+            // The piece may run past the stop string; only what precedes it is sent.
+            let sent = self.text.len() - piece.len();
+            self.text.truncate(cut);
+            let piece = self.text.get(sent.min(cut)..).unwrap_or("").to_string();
+            return Ok(Advance {
+                piece,
+                finished: self.finish(FinishReason::StopString),
+            });
+        }
+        let finished = if self.generated.len() >= self.budget {
+            self.finish(FinishReason::Length)
+        } else {
+            None
+        };
+        Ok(Advance { piece, finished })
+    }
+
+    fn finished(&mut self, reason: FinishReason) -> Advance {
+        Advance {
+            piece: String::new(),
+            finished: self.finish(reason),
+        }
+    }
+
+    fn finish(&mut self, reason: FinishReason) -> Option<FinishReason> {
+        self.finish = Some(reason);
+        Some(reason)
+    }
+
+    /// Ends the sequence early (the caller went away or asked to stop).
+    pub fn cancel(&mut self) {
+        self.finish.get_or_insert(FinishReason::Cancelled);
+    }
+
+    pub fn prompt_tokens(&self) -> usize {
+        self.prompt.len()
+    }
+
+    pub fn generated_tokens(&self) -> usize {
+        self.generated.len()
+    }
+
+    /// The result so far (final once a finish reason is set).
+    pub fn result(&self) -> Generated {
+        Generated {
+            token_ids: self.generated.clone(),
+            text: self.text.clone(),
+            prompt_tokens: self.prompt.len(),
+            finish: self.finish.unwrap_or(FinishReason::Cancelled),
+        }
+    }
+
+    fn sample(&mut self, logits: &Tensor) -> Result<u32, InferenceError> {
+        let logits = if self.params.repeat_penalty == 1.0 {
+            logits.clone()
+        } else {
+            let history: Vec<u32> = self.prompt.iter().chain(&self.generated).copied().collect();
+            let recent = &history[history.len().saturating_sub(self.params.repeat_last_n)..];
+            candle_transformers::utils::apply_repeat_penalty(
+                logits,
+                self.params.repeat_penalty,
+                recent,
+            )
+            .map_err(model_error)?
+        };
+        self.sampler.sample(&logits).map_err(model_error)
+    }
+
+    /// Decoding the whole continuation each time (not token by token) keeps multi-byte
+    /// characters split across tokens intact; text is released only once it no longer
+    /// ends in a partial character.
+    fn decode_piece(&mut self, tokenizer: &GgufTokenizer) -> Result<String, InferenceError> {
+        let full = tokenizer.decode(&self.generated)?;
+        if full.ends_with('\u{fffd}') || !full.starts_with(&self.text) {
+            return Ok(String::new());
+        }
+        let piece = full[self.text.len()..].to_string();
+        self.text = full;
+        Ok(piece)
+    }
+}
+
+pub(crate) fn model_error(error: candle_core::Error) -> InferenceError {
+    InferenceError::Model(error.to_string())
+}
