@@ -55,6 +55,16 @@ impl BatchEngine {
         Ok(())
     }
 
+    /// Adds a sequence already checked and set up by [`LocalModel::start`].
+    pub fn join(&mut self, id: SequenceId, sequence: Sequence) {
+        self.running.push((id, sequence));
+    }
+
+    /// Removes every sequence (after a failed pass); returns their ids.
+    pub fn drain(&mut self) -> Vec<SequenceId> {
+        self.running.drain(..).map(|(id, _)| id).collect()
+    }
+
     /// Removes a sequence and frees its cache; returns what it had produced.
     pub fn cancel(&mut self, id: SequenceId) -> Option<Generated> {
         let index = self

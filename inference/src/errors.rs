@@ -33,6 +33,14 @@ pub enum InferenceError {
         prompt_tokens: usize,
         context_tokens: usize,
     },
+    #[error("the inference workers are all busy; retry after {retry_after_ms} ms")]
+    Overloaded { retry_after_ms: u64 },
+    #[error("no {kind} model is loaded on this node; set one in `models` and restart")]
+    NoWorkers { kind: &'static str },
+    #[error("the model worker stopped before answering (it is being restarted); retry")]
+    WorkerStopped,
+    #[error("cannot start the inference service: {0}")]
+    Service(String),
     #[error("model computation failed: {0}")]
     Model(String),
     #[error("tokenizer: {0}")]

@@ -24,6 +24,7 @@ pub mod generation;
 pub mod gguf;
 pub mod llama;
 pub mod sequence;
+pub mod serve;
 pub mod simd;
 pub mod tokenizer;
 

@@ -11,7 +11,7 @@ pub mod engine;
 pub mod errors;
 pub mod node;
 pub mod store;
-pub mod supervision;
+pub use troupe_supervision as supervision;
 
 pub use errors::RuntimeError;
 pub use node::{Decision, Node, PendingApproval, RunDetail, builtin_registry};

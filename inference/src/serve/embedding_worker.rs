@@ -1,0 +1,141 @@
+//! An embedding worker: one actor owning one embedding model. Requests that arrive while
+//! a batch is being computed are gathered and embedded together in the next one (same
+//! pattern as the generation worker: a `Flush` message queued behind them).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+
+use crate::embedding::Embedder;
+use crate::errors::InferenceError;
+
+/// Most texts embedded in one pass (one padded batch).
+const MAX_BATCH_TEXTS: usize = 64;
+
+pub struct EmbedJob {
+    pub texts: Vec<String>,
+    pub reply: RpcReplyPort<Result<Vec<Vec<f32>>, InferenceError>>,
+}
+
+#[derive(RactorMessage)]
+pub enum EmbeddingWorkerMsg {
+    Embed(EmbedJob),
+    Flush,
+}
+
+pub struct EmbeddingWorkerArgs {
+    pub model: Arc<Embedder>,
+    pub load: Arc<AtomicUsize>,
+}
+
+pub struct EmbeddingWorkerState {
+    model: Arc<Embedder>,
+    pending: Vec<EmbedJob>,
+    flushing: bool,
+    load: Arc<AtomicUsize>,
+}
+
+pub struct EmbeddingWorker;
+
+impl Actor for EmbeddingWorker {
+    type Msg = EmbeddingWorkerMsg;
+    type State = EmbeddingWorkerState;
+    type Arguments = EmbeddingWorkerArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        args: EmbeddingWorkerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(EmbeddingWorkerState {
+            model: args.model,
+            pending: Vec::new(),
+            flushing: false,
+            load: args.load,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            EmbeddingWorkerMsg::Embed(job) => {
+                if let Some(error) = refusal(&job.texts) {
+                    state.load.fetch_sub(1, Ordering::AcqRel);
+                    let _ = job.reply.send(Err(error));
+                } else {
+                    state.pending.push(job);
+                }
+            }
+            EmbeddingWorkerMsg::Flush => {
+                state.flushing = false;
+                state.flush().await?;
+            }
+        }
+        if !state.flushing && !state.pending.is_empty() {
+            state.flushing = true;
+            myself.cast(EmbeddingWorkerMsg::Flush)?;
+        }
+        Ok(())
+    }
+}
+
+fn refusal(texts: &[String]) -> Option<InferenceError> {
+    if texts.is_empty() {
+        return Some(InferenceError::InvalidRequest(
+            "`input` is empty: give at least one text".into(),
+        ));
+    }
+    texts
+        .iter()
+        .position(|text| text.trim().is_empty())
+        .map(|index| InferenceError::InvalidRequest(format!("input {index} is an empty text")))
+}
+
+impl EmbeddingWorkerState {
+    /// Embeds the pending jobs, as many whole jobs as fit one batch.
+    async fn flush(&mut self) -> Result<(), ActorProcessingErr> {
+        let mut taken = 0;
+        let mut count = 0;
+        for job in &self.pending {
+            if count > 0 && count + job.texts.len() > MAX_BATCH_TEXTS {
+                break;
+            }
+            count += job.texts.len();
+            taken += 1;
+        }
+        let jobs: Vec<EmbedJob> = self.pending.drain(..taken).collect();
+        let texts: Vec<String> = jobs.iter().flat_map(|job| job.texts.clone()).collect();
+        let model = self.model.clone();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&texts)
+        })
+        .await
+        .map_err(|error| format!("embedding pass failed: {error}"))?;
+        let mut vectors = match vectors {
+            Ok(vectors) => vectors.into_iter(),
+            Err(error) => {
+                let message = error.to_string();
+                for job in jobs {
+                    self.load.fetch_sub(1, Ordering::AcqRel);
+                    let _ = job.reply.send(Err(InferenceError::Model(message.clone())));
+                }
+                return Ok(());
+            }
+        };
+        for job in jobs {
+            let mine: Vec<Vec<f32>> = vectors.by_ref().take(job.texts.len()).collect();
+            self.load.fetch_sub(1, Ordering::AcqRel);
+            if job.reply.send(Ok(mine)).is_err() {
+                tracing::debug!("embeddings computed for a caller that left");
+            }
+        }
+        Ok(())
+    }
+}
