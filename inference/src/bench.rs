@@ -1,15 +1,18 @@
-//! `troupe bench inference`: single-stream figures for a GGUF model on this machine —
-//! prefill tokens/s, decode tokens/s, time to first token, peak memory — with the SIMD
-//! the CPU has and the build uses. (Concurrent streams and the llama.cpp comparison come
-//! with the batching workers.)
+//! `troupe bench inference`: figures for a GGUF model on this machine — prefill
+//! tokens/s, single-stream decode tokens/s, aggregate decode tokens/s with N streams
+//! batched together, time to first token, peak memory — with the SIMD the CPU has and
+//! the build uses. The comparison with llama.cpp is put beside it by the binary.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::batch::BatchEngine;
 use crate::errors::InferenceError;
 use crate::generation::{LocalModel, SamplingParams};
+use crate::sequence::GenerationRequest;
 use crate::simd;
 
 #[derive(Debug, Clone, Serialize)]
@@ -25,24 +28,34 @@ pub struct InferenceReport {
     pub time_to_first_token_ms: f64,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
+    /// Tokens per second over all streams, by number of concurrent streams.
+    pub aggregate_decode_tokens_per_s: BTreeMap<usize, f64>,
     pub peak_memory_mb: Option<f64>,
 }
 
-/// Measures one stream: a prompt of about `prompt_tokens` tokens, then `decode_tokens`
-/// greedy tokens (fewer if the model ends its answer).
-pub fn single_stream(
+const FILLER: &str =
+    "The quick brown fox jumps over the lazy dog while the engineers review the build. ";
+
+/// A prompt of exactly `tokens` tokens of English text, starting `offset` tokens in (so
+/// concurrent streams do not all read the same words).
+fn prompt(model: &LocalModel, tokens: usize, offset: usize) -> Result<Vec<u32>, InferenceError> {
+    let mut prompt = Vec::new();
+    while prompt.len() < tokens + offset {
+        prompt.extend(model.tokenizer().encode(FILLER)?);
+    }
+    Ok(prompt[offset..offset + tokens.max(1)].to_vec())
+}
+
+/// Measures one stream (a prompt of `prompt_tokens`, then `decode_tokens` greedy tokens,
+/// fewer if the model ends its answer), then `streams` concurrent streams each.
+pub fn measure(
     model_path: &Path,
     prompt_tokens: usize,
     decode_tokens: usize,
+    streams: &[usize],
 ) -> Result<InferenceReport, InferenceError> {
     let model = LocalModel::load(model_path)?;
-    let filler =
-        "The quick brown fox jumps over the lazy dog while the engineers review the build. ";
-    let mut prompt = Vec::new();
-    while prompt.len() < prompt_tokens {
-        prompt.extend(model.tokenizer().encode(filler)?);
-    }
-    prompt.truncate(prompt_tokens.max(1));
+    let prompt = prompt(&model, prompt_tokens, 0)?;
     let greedy = SamplingParams::greedy();
 
     let started = Instant::now();
@@ -54,9 +67,14 @@ pub fn single_stream(
     let total = started.elapsed();
     let decode_tokens = generated.token_ids.len().saturating_sub(1).max(1);
     let decode_seconds = (total.as_secs_f64() - first_token.as_secs_f64()).max(1e-9);
+    let mut aggregate = BTreeMap::new();
+    for &count in streams {
+        let rate = aggregate_decode(&model, count, prompt_tokens, decode_tokens)?;
+        aggregate.insert(count, rate);
+    }
 
     Ok(InferenceReport {
-        benchmark: "inference-single-stream",
+        benchmark: "inference",
         model: model
             .summary()
             .name
@@ -71,8 +89,37 @@ pub fn single_stream(
         time_to_first_token_ms: first_token.as_secs_f64() * 1e3,
         prefill_tokens_per_s: prompt.len() as f64 / first_token.as_secs_f64(),
         decode_tokens_per_s: decode_tokens as f64 / decode_seconds,
+        aggregate_decode_tokens_per_s: aggregate,
         peak_memory_mb: peak_memory_mb(),
     })
+}
+
+/// Decode tokens per second over `streams` sequences batched together: all prompts are
+/// prefilled first, then the decode passes alone are timed.
+fn aggregate_decode(
+    model: &LocalModel,
+    streams: usize,
+    prompt_tokens: usize,
+    decode_tokens: usize,
+) -> Result<f64, InferenceError> {
+    let mut engine = BatchEngine::new(model.clone(), usize::MAX);
+    for stream in 0..streams.max(1) {
+        let request = GenerationRequest {
+            prompt: prompt(model, prompt_tokens, stream * 7)?,
+            params: SamplingParams::greedy(),
+            max_tokens: decode_tokens + 1,
+            stop: Vec::new(),
+        };
+        engine.admit(stream as u64, request)?;
+    }
+    // The first step prefills every prompt and samples each stream's first token.
+    engine.step()?;
+    let started = Instant::now();
+    let mut tokens = 0;
+    while !engine.is_idle() {
+        tokens += engine.step()?.len();
+    }
+    Ok(tokens as f64 / started.elapsed().as_secs_f64().max(1e-9))
 }
 
 /// The process's peak resident memory (Linux `VmHWM`).

@@ -14,6 +14,13 @@ use crate::errors::InferenceError;
 /// Longest input, in tokens; longer texts are cut (the model was trained on 256).
 pub const MAX_TOKENS: usize = 256;
 
+/// Unit vectors, one per text, and the tokens (after truncation) they cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    pub tokens: usize,
+}
+
 pub struct Embedder {
     model: BertModel,
     tokenizer: Tokenizer,
@@ -72,6 +79,15 @@ impl Embedder {
             device,
             dimensions,
         })
+    }
+
+    /// Tokens `texts` take after truncation, special tokens included.
+    pub fn count_tokens(&self, texts: &[String]) -> usize {
+        texts
+            .iter()
+            .filter_map(|text| self.tokenizer.encode(text.as_str(), true).ok())
+            .map(|encoding| encoding.get_ids().len().min(MAX_TOKENS))
+            .sum()
     }
 
     pub fn dimensions(&self) -> usize {

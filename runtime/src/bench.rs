@@ -85,6 +85,7 @@ fn workflow(shape: &str, tasks: usize) -> String {
 
 async fn measure(store_url: &str, shape: &str, tasks: usize) -> Result<Duration, RuntimeError> {
     let mut settings = Settings::defaults_with_store(store_url);
+    settings.models.serve = false;
     settings.engine.max_concurrent_tasks = 64;
     let node = open_node(settings).await?;
     let (id, _) = node

@@ -29,6 +29,8 @@ pub enum RuntimeError {
     ApprovalRefused(String),
     #[error("the node is overloaded; retry after {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
+    #[error("local models: {0}")]
+    Models(#[from] troupe_inference::InferenceError),
     #[error("actor system: {0}")]
     Actor(String),
     #[error("{0}")]

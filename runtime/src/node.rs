@@ -12,6 +12,8 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
 use troupe_config::Settings;
+use troupe_inference::serve::InferenceService;
+use troupe_inference::serve::setup;
 
 use crate::clock::now_ms;
 use crate::engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
@@ -29,6 +31,7 @@ const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
 
 pub struct Node {
     context: Arc<EngineContext>,
+    inference: Option<InferenceService>,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     settings: Settings,
@@ -130,12 +133,24 @@ impl Node {
             max_restarts: settings.engine.restart_intensity,
             period: Duration::from_secs(settings.engine.restart_period_secs),
         };
+        let inference = if settings.models.serve {
+            let models = settings.models.clone();
+            let config = tokio::task::spawn_blocking(move || setup::load(&models, policy))
+                .await
+                .map_err(|error| RuntimeError::Actor(format!("loading models: {error}")))??;
+            let name = context.inference_router_name();
+            children.push(InferenceService::child_spec(name.clone(), config.clone()));
+            Some(InferenceService::new(name, &config))
+        } else {
+            None
+        };
         let (root, root_handle) =
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
                 .await
                 .map_err(|error| RuntimeError::Actor(format!("cannot start the node: {error}")))?;
         Ok(Node {
             context,
+            inference,
             root,
             root_handle,
             settings,
@@ -148,6 +163,11 @@ impl Node {
 
     pub fn store(&self) -> &Store {
         &self.context.store
+    }
+
+    /// The local models, when this node serves them (`models.serve`).
+    pub fn inference(&self) -> Option<&InferenceService> {
+        self.inference.as_ref()
     }
 
     pub fn registry(&self) -> &Registry {

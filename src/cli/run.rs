@@ -90,6 +90,10 @@ async fn run_local(
     variables: BTreeMap<String, Value>,
     started_by: String,
 ) -> anyhow::Result<ExitCode> {
+    // An in-process run serves local models only to its own tasks, and no agent kind
+    // that runs today uses them: skip loading them (model-backed kinds will ask).
+    let mut settings = settings;
+    settings.models.serve = false;
     let node = Node::start(settings.clone()).await.with_context(|| {
         format!(
             "starting a node on {} (if `troupe up` already runs there, add --server http://{})",

@@ -14,6 +14,14 @@ use super::InputError;
 pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     let address = troupe_runtime::api::check_bind_address(&settings.server.address)
         .map_err(|error| InputError(error.to_string()))?;
+    if settings.models.serve
+        && (settings.models.generation.is_empty() || settings.models.embedding.is_empty())
+    {
+        let fetching = settings.clone();
+        tokio::task::spawn_blocking(move || super::models::fetch_defaults(&fetching))
+            .await?
+            .context("fetching the default models (or set models.serve = false)")?;
+    }
     let node = Arc::new(
         Node::start(settings.clone())
             .await

@@ -14,8 +14,17 @@ pub fn troupe() -> Command {
     command
         .env_remove("TROUPE_STORE__URL")
         .env_remove("TROUPE_SERVER__ADDRESS")
+        .env("TROUPE_MODELS__DIR", models_dir())
         .env("USER", "tester");
     command
+}
+
+/// The default models for tests: `TEST_MODELS_DIR` (CI fetches into it first), or a
+/// shared temp folder that the first `troupe up` fills.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("TEST_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("troupe-test-models"))
 }
 
 pub fn run_troupe(dir: &Path, args: &[&str]) -> Output {

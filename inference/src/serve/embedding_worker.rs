@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
-use crate::embedding::Embedder;
+use crate::embedding::{Embedded, Embedder};
 use crate::errors::InferenceError;
 
 /// Most texts embedded in one pass (one padded batch).
@@ -16,7 +16,7 @@ const MAX_BATCH_TEXTS: usize = 64;
 
 pub struct EmbedJob {
     pub texts: Vec<String>,
-    pub reply: RpcReplyPort<Result<Vec<Vec<f32>>, InferenceError>>,
+    pub reply: RpcReplyPort<Result<Embedded, InferenceError>>,
 }
 
 #[derive(RactorMessage)]
@@ -131,8 +131,14 @@ impl EmbeddingWorkerState {
         };
         for job in jobs {
             let mine: Vec<Vec<f32>> = vectors.by_ref().take(job.texts.len()).collect();
+            // Tokens per job, counted again for its own texts (cheap: no model pass).
+            let tokens = self.model.count_tokens(&job.texts);
             self.load.fetch_sub(1, Ordering::AcqRel);
-            if job.reply.send(Ok(mine)).is_err() {
+            let embedded = Embedded {
+                vectors: mine,
+                tokens,
+            };
+            if job.reply.send(Ok(embedded)).is_err() {
                 tracing::debug!("embeddings computed for a caller that left");
             }
         }

@@ -5,13 +5,15 @@
 pub mod embedding_worker;
 pub mod generation_worker;
 pub mod router;
+pub mod setup;
 #[cfg(test)]
 mod tests;
 
 use ractor::{Actor, ActorRef};
 use tokio::sync::mpsc;
-use troupe_supervision::RestartPolicy;
+use troupe_supervision::{ChildSpec, RestartPolicy};
 
+use crate::embedding::Embedded;
 use crate::errors::InferenceError;
 use crate::generation::LocalModel;
 use crate::sequence::{Generated, GenerationRequest};
@@ -90,47 +92,70 @@ impl GenerationStream {
     }
 }
 
+#[derive(Clone)]
 pub struct ServiceConfig {
     pub generation: Option<GenerationPool>,
     pub embedding: Option<EmbeddingPool>,
     pub policy: RestartPolicy,
 }
 
-/// The handle to a node's inference actors. Cloning shares them.
+/// The handle to a node's inference actors. It finds the router by its registered name
+/// on each call, so it stays valid across the router's restarts. Cloning shares it.
 #[derive(Clone)]
 pub struct InferenceService {
-    router: ActorRef<RouterMsg>,
+    router_name: String,
     generation_model: Option<LocalModel>,
     embedding_dimensions: Option<usize>,
 }
 
 impl InferenceService {
-    /// Spawns the router and its workers under `supervisor` (when given; the router
-    /// escalates a worker crash loop to it).
-    pub async fn start(
-        config: ServiceConfig,
-        supervisor: Option<ractor::ActorCell>,
-    ) -> Result<Self, InferenceError> {
-        let generation_model = config.generation.as_ref().map(|pool| pool.model.clone());
-        let embedding_dimensions = config
-            .embedding
-            .as_ref()
-            .map(|pool| pool.model.dimensions());
-        let args = RouterArgs {
-            generation: config.generation,
-            embedding: config.embedding,
-            policy: config.policy,
-        };
-        let spawned = match supervisor {
-            Some(parent) => Actor::spawn_linked(None, Router, args, parent).await,
-            None => Actor::spawn(None, Router, args).await,
-        };
-        let (router, _) = spawned.map_err(|error| InferenceError::Service(error.to_string()))?;
-        Ok(Self {
-            router,
-            generation_model,
-            embedding_dimensions,
+    /// A handle for the router that `child_spec(name, config)` starts.
+    pub fn new(router_name: impl Into<String>, config: &ServiceConfig) -> Self {
+        Self {
+            router_name: router_name.into(),
+            generation_model: config.generation.as_ref().map(|pool| pool.model.clone()),
+            embedding_dimensions: config
+                .embedding
+                .as_ref()
+                .map(|pool| pool.model.dimensions()),
+        }
+    }
+
+    /// The router as a supervised child: its supervisor restarts it (and so its workers)
+    /// if it fails, and it escalates a worker crash loop there.
+    pub fn child_spec(router_name: String, config: ServiceConfig) -> ChildSpec {
+        ChildSpec::new(router_name.clone(), move |supervisor| {
+            let args = RouterArgs::from(config.clone());
+            let name = router_name.clone();
+            async move {
+                Ok(Actor::spawn_linked(Some(name), Router, args, supervisor)
+                    .await?
+                    .0
+                    .get_cell())
+            }
         })
+    }
+
+    /// Starts a router of its own, unsupervised (tools and tests).
+    pub async fn start(
+        router_name: impl Into<String>,
+        config: ServiceConfig,
+    ) -> Result<Self, InferenceError> {
+        let service = Self::new(router_name, &config);
+        Actor::spawn(
+            Some(service.router_name.clone()),
+            Router,
+            RouterArgs::from(config),
+        )
+        .await
+        .map_err(|error| InferenceError::Service(error.to_string()))?;
+        Ok(service)
+    }
+
+    fn router(&self) -> Result<ActorRef<RouterMsg>, InferenceError> {
+        ractor::registry::where_is(self.router_name.clone())
+            .map(ActorRef::from)
+            .ok_or(InferenceError::WorkerStopped)
     }
 
     /// The generation model (for its tokenizer, chat template and description).
@@ -148,8 +173,11 @@ impl InferenceService {
         &self,
         request: GenerationRequest,
     ) -> Result<GenerationStream, InferenceError> {
+        if self.generation_model.is_none() {
+            return Err(InferenceError::NoWorkers { kind: "generation" });
+        }
         let (events, receiver) = mpsc::unbounded_channel();
-        let admitted = ractor::call!(self.router, |admitted| {
+        let admitted = ractor::call!(self.router()?, |admitted| {
             RouterMsg::Generate(Box::new(Admission {
                 request,
                 events,
@@ -165,8 +193,8 @@ impl InferenceService {
     }
 
     /// One unit vector per text, embedded in a batch with whatever else is waiting.
-    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, InferenceError> {
-        ractor::call!(self.router, |reply| RouterMsg::Embed(EmbedJob {
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Embedded, InferenceError> {
+        ractor::call!(self.router()?, |reply| RouterMsg::Embed(EmbedJob {
             texts,
             reply
         }))
@@ -174,16 +202,18 @@ impl InferenceService {
     }
 
     pub async fn workers(&self) -> Result<Vec<WorkerStatus>, InferenceError> {
-        ractor::call!(self.router, RouterMsg::Status).map_err(|_| InferenceError::WorkerStopped)
+        ractor::call!(self.router()?, RouterMsg::Status).map_err(|_| InferenceError::WorkerStopped)
     }
 
     /// Stops the router and its workers; requests in flight end with `WorkerStopped`.
     pub fn stop(&self) {
-        self.router.stop(None);
+        if let Ok(router) = self.router() {
+            router.stop(None);
+        }
     }
 
     #[cfg(test)]
-    pub(crate) fn router(&self) -> &ActorRef<RouterMsg> {
-        &self.router
+    pub(crate) fn router_ref(&self) -> ActorRef<RouterMsg> {
+        self.router().unwrap()
     }
 }

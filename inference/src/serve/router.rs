@@ -20,7 +20,7 @@ use crate::serve::embedding_worker::{
 use crate::serve::generation_worker::{
     Admission, GenerationWorker, GenerationWorkerArgs, GenerationWorkerMsg,
 };
-use crate::serve::{WorkerKind, WorkerStatus};
+use crate::serve::{ServiceConfig, WorkerKind, WorkerStatus};
 
 /// How long a refused caller should wait before trying again.
 const RETRY_AFTER_MS: u64 = 1000;
@@ -47,6 +47,16 @@ pub struct RouterArgs {
     pub generation: Option<GenerationPool>,
     pub embedding: Option<EmbeddingPool>,
     pub policy: RestartPolicy,
+}
+
+impl From<ServiceConfig> for RouterArgs {
+    fn from(config: ServiceConfig) -> Self {
+        Self {
+            generation: config.generation,
+            embedding: config.embedding,
+            policy: config.policy,
+        }
+    }
 }
 
 #[derive(RactorMessage)]

@@ -35,6 +35,12 @@ fn model() -> LocalModel {
         .expect("the default model loads")
 }
 
+fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("test.inference.{next}")
+}
+
 fn policy() -> RestartPolicy {
     RestartPolicy {
         max_restarts: 3,
@@ -54,7 +60,9 @@ async fn service(workers: usize, max_running: usize, queue: usize) -> InferenceS
         embedding: None,
         policy: policy(),
     };
-    InferenceService::start(config, None).await.unwrap()
+    InferenceService::start(unique_name(), config)
+        .await
+        .unwrap()
 }
 
 fn chat(model: &LocalModel, question: &str) -> Vec<u32> {
@@ -194,7 +202,7 @@ async fn a_crashed_worker_is_restarted_and_the_other_workers_requests_finish() {
     let on_second = service.generate(greedy(prompt.clone(), 40)).await.unwrap();
     assert!(matches!(on_first.next().await, Some(StreamEvent::Text(_))));
     service
-        .router()
+        .router_ref()
         .cast(router::RouterMsg::PanicGenerationWorker(0))
         .unwrap();
     let mut failed = false;
@@ -299,7 +307,9 @@ async fn embeddings_are_batched_across_callers_and_match_the_model() {
         }),
         policy: policy(),
     };
-    let service = InferenceService::start(config, None).await.unwrap();
+    let service = InferenceService::start(unique_name(), config)
+        .await
+        .unwrap();
     let texts = ["a failing test", "a broken build", "a ripe banana"];
     let mut calls = Vec::new();
     for text in texts {
@@ -311,8 +321,9 @@ async fn embeddings_are_batched_across_callers_and_match_the_model() {
     for (text, call) in texts.iter().zip(calls) {
         let served = call.await.unwrap().unwrap();
         let direct = embedder.embed(&[text]).unwrap();
-        assert_eq!(served.len(), 1);
-        let similarity = crate::embedding::cosine(&served[0], &direct[0]);
+        assert_eq!(served.vectors.len(), 1);
+        assert!(served.tokens >= 3, "{text}: {} tokens", served.tokens);
+        let similarity = crate::embedding::cosine(&served.vectors[0], &direct[0]);
         assert!(similarity > 0.9999, "{text}: {similarity}");
     }
     assert!(matches!(

@@ -59,6 +59,7 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::ApprovalRefused(_) => (StatusCode::FORBIDDEN, "approval_refused"),
             RuntimeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            RuntimeError::Models(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
             RuntimeError::Store(_) | RuntimeError::StoreOpen { .. } | RuntimeError::Actor(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

@@ -14,7 +14,7 @@ use crate::engine::events::{RunStatus, StoredEvent};
 use crate::node::{Decision, Node, PendingApproval, RunDetail};
 use crate::store::{RunFilter, RunRecord, WorkflowRecord};
 
-type NodeState = State<Arc<Node>>;
+pub(crate) type NodeState = State<Arc<Node>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Create a workflow, or a new version of it, from YAML (`application/yaml` or

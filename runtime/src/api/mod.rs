@@ -7,6 +7,7 @@ mod docs;
 mod error;
 mod events_ws;
 mod handlers;
+mod openai;
 mod trace;
 pub mod wire;
 
@@ -41,9 +42,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/runs/{id}/tasks/{task}/decision", post(handlers::decide))
         .route("/approvals", get(handlers::list_approvals))
         .route("/agents", get(handlers::list_agents))
+        .route("/models", get(openai::loaded_models))
         .route("/events", get(events_ws::subscribe));
+    let compatible = Router::new()
+        .route("/models", get(openai::list_models))
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/embeddings", post(openai::embeddings))
+        .route("/messages", post(openai::anthropic_messages));
     Router::new()
         .nest("/api/v1", api)
+        .nest("/v1", compatible)
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/openapi.json", get(docs::openapi_json))

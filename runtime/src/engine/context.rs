@@ -54,6 +54,10 @@ impl EngineContext {
         format!("troupe.{}.run.{run_id}", self.node_id)
     }
 
+    pub fn inference_router_name(&self) -> String {
+        format!("troupe.{}.inference", self.node_id)
+    }
+
     pub fn run_manager_name(&self) -> String {
         format!("troupe.{}.run_manager", self.node_id)
     }

@@ -115,6 +115,7 @@ impl Agent for Work {
 
 fn settings(store_url: &str) -> Settings {
     let mut settings = Settings::defaults_with_store(store_url);
+    settings.models.serve = false;
     settings.engine.retry_base_delay_ms = 10;
     settings.engine.retry_max_delay_ms = 50;
     settings

@@ -1,0 +1,244 @@
+//! The OpenAI- and Anthropic-compatible endpoints of a real `troupe up`, over real HTTP,
+//! with the real default models.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Server, free_address, get_json, post};
+
+fn server() -> (tempfile::TempDir, Server) {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start(&scratch.path().join("data"), &free_address());
+    (scratch, server)
+}
+
+fn chat_body(question: &str, extra: Value) -> String {
+    let mut body = json!({
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": 16,
+        "temperature": 0,
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    body.to_string()
+}
+
+/// The `data:` payloads of a server-sent event stream, in order.
+fn sse_payloads(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data: ").or(line.strip_prefix("data:")))
+        .map(|data| data.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn local_models_are_served_over_the_openai_and_anthropic_protocols() {
+    let (_scratch, server) = server();
+    let models = get_json(&server, "/v1/models");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|model| model["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{models}");
+
+    let question = "What is the capital of France?";
+    let (status, answer) = post(
+        &server,
+        "/v1/chat/completions",
+        "application/json",
+        &chat_body(question, json!({})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!text.is_empty());
+    assert!(["stop", "length"].contains(&answer["choices"][0]["finish_reason"].as_str().unwrap()));
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 5);
+    let completion_tokens = answer["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=16).contains(&completion_tokens));
+
+    // The same greedy request streamed: the deltas add up to the same text.
+    let body = chat_body(
+        question,
+        json!({"stream": true, "stream_options": {"include_usage": true}}),
+    );
+    let response = support::http1::request(
+        "POST",
+        &server.url("/v1/chat/completions"),
+        Some(("application/json", &body)),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let payloads = sse_payloads(&response.body);
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = payloads[..payloads.len() - 1]
+        .iter()
+        .map(|payload| serde_json::from_str(payload).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, text);
+    let usage = chunks.last().unwrap();
+    assert_eq!(
+        usage["usage"]["completion_tokens"].as_u64(),
+        Some(completion_tokens)
+    );
+
+    let (status, embedded) = post(
+        &server,
+        "/v1/embeddings",
+        "application/json",
+        &json!({"input": ["a failing test", "a broken build"]}).to_string(),
+    );
+    assert_eq!(status, 200, "{embedded}");
+    for item in embedded["data"].as_array().unwrap() {
+        let vector: Vec<f64> = serde_json::from_value(item["embedding"].clone()).unwrap();
+        assert_eq!(vector.len(), 384);
+        let norm: f64 = vector.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    }
+    assert!(embedded["usage"]["prompt_tokens"].as_u64().unwrap() >= 4);
+
+    let (status, message) = post(
+        &server,
+        "/v1/messages",
+        "application/json",
+        &json!({
+            "max_tokens": 12, "temperature": 0, "system": "Answer briefly.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": question}]}],
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["type"], "message");
+    assert!(!message["content"][0]["text"].as_str().unwrap().is_empty());
+    assert!(message["usage"]["output_tokens"].as_u64().unwrap() >= 1);
+
+    let loaded = get_json(&server, "/api/v1/models");
+    assert_eq!(loaded["serving"], true);
+    assert_eq!(loaded["models"][0]["quantization"], "Q4_1");
+    assert_eq!(loaded["models"][0]["device"], "cpu");
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_models_keep_serving() {
+    let (_scratch, server) = server();
+    let long_prompt = "word ".repeat(5000);
+    let cases: Vec<(String, &str)> = vec![
+        ("{not json".into(), "JSON"),
+        (json!({"messages": []}).to_string(), "messages"),
+        (chat_body("hi", json!({"max_tokens": 0})), "max_tokens"),
+        (chat_body("hi", json!({"temperature": -1})), "temperature"),
+        (chat_body(&long_prompt, json!({})), "shorten"),
+        (
+            json!({"messages": [{"role": "tool", "content": "x"}]}).to_string(),
+            "role",
+        ),
+        (chat_body("hi", json!({"n": 2})), "n = 1"),
+    ];
+    for (body, expected) in cases {
+        let (status, error) = post(&server, "/v1/chat/completions", "application/json", &body);
+        assert_eq!(status, 400, "{body:.80}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
+    }
+    let (status, error) = post(
+        &server,
+        "/v1/embeddings",
+        "application/json",
+        r#"{"input": []}"#,
+    );
+    assert_eq!(status, 400, "{error}");
+
+    // Invalid UTF-8 inside a JSON string.
+    let address = server.address.clone();
+    let mut stream = TcpStream::connect(&address).unwrap();
+    let mut body = br#"{"messages":[{"role":"user","content":""#.to_vec();
+    body.extend([0xff, 0xfe]);
+    body.extend(br#""}]}"#);
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).unwrap();
+    assert!(status_line.contains(" 400 "), "{status_line}");
+
+    let (status, answer) = post(
+        &server,
+        "/v1/chat/completions",
+        "application/json",
+        &chat_body("Hello", json!({"max_tokens": 2})),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
+    let (_scratch, server) = server();
+    let body = chat_body(
+        "Tell me a very long story.",
+        json!({"stream": true, "max_tokens": 3000}),
+    );
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.address,
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let mut contents = 0;
+    while contents < 3 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "stream ended early"
+        );
+        if line.contains("\"content\":\"") && !line.contains("\"content\":\"\"") {
+            contents += 1;
+        }
+    }
+    let busy = get_json(&server, "/api/v1/models");
+    let load = |models: &Value| -> u64 {
+        models["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|worker| worker["load"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(load(&busy), 1, "{busy}");
+    drop(reader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let models = get_json(&server, "/api/v1/models");
+        if load(&models) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sequence was never freed: {models}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
