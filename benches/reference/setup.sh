@@ -13,11 +13,13 @@
 #   build dependency when it is not on PATH). We build CPU only with
 #   GGML_NATIVE=ON (-march=native: AVX2/FMA/AVX-512 where the CPU has them) and
 #   never reuse pip's wheel cache for it, since a native build is machine specific.
-# - torch comes from PyPI only (download.pytorch.org is not reachable here). The
-#   PyPI Linux x86_64 wheel is the CUDA build and pulls the nvidia-* runtime
-#   wheels (several GB). They are only downloaded once; torch runs on CPU here
-#   (no GPU is present) and the script checks that `import torch` works and that a
-#   CPU matmul runs.
+# - torch comes from PyPI only (download.pytorch.org is not reachable here). PyPI has
+#   no CPU-only Linux wheel: torch 2.15.0 for x86_64 is the CUDA 13 build and pulls
+#   triton and the nvidia-*-cu13 runtime wheels (~2.8 GB download, ~6 GB venv). They
+#   are downloaded once; torch then runs on CPU (no GPU needed), and the checks at the
+#   end verify that `import torch` works and a CPU matmul runs.
+# - First run takes about 8 minutes on 2 cores (llama.cpp compile ~5 min, downloads
+#   the rest); a re-run with everything in place takes a few seconds.
 set -euo pipefail
 
 VENV="${REFERENCE_VENV:-$HOME/.cache/troupe-reference-venv}"
