@@ -14,7 +14,7 @@ mod show;
 pub use errors::ConfigError;
 pub use layers::{Layers, Source};
 pub use settings::{
-    AgentSettings, EngineSettings, LogFormat, LogSettings, ModelSettings, ServerSettings, Settings,
-    ShellAgentSettings, StoreSettings,
+    AgentSettings, EngineSettings, LogFormat, LogSettings, ModelSettings, ProviderEntry,
+    ProviderSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings,
 };
 pub use show::render_masked;

@@ -10,7 +10,59 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub agents: AgentSettings,
     pub models: ModelSettings,
+    pub providers: ProviderSettings,
     pub log: LogSettings,
+}
+
+/// Where model calls go, in order of cost: the local workers first, paid providers as
+/// fallback when an answer scores below the request's quality threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderSettings {
+    /// The default chain, tried in order.
+    pub chain: Vec<ProviderEntry>,
+    /// Per task type (`code`, `json`, `diff`, `chat`, ...), the provider names to try
+    /// instead of the default chain.
+    pub routes: std::collections::BTreeMap<String, Vec<String>>,
+    /// Quality (0-1) an answer needs when the request names none.
+    pub min_quality: f64,
+    /// Prices of the cloud model that savings are measured against, per million tokens.
+    pub baseline_input_usd_per_mtok: f64,
+    pub baseline_output_usd_per_mtok: f64,
+    /// Per call to a remote provider.
+    pub timeout_secs: u64,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            chain: vec![ProviderEntry {
+                name: "local".into(),
+                kind: "local".into(),
+                ..ProviderEntry::default()
+            }],
+            routes: Default::default(),
+            min_quality: 0.0,
+            baseline_input_usd_per_mtok: 2.5,
+            baseline_output_usd_per_mtok: 10.0,
+            timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderEntry {
+    pub name: String,
+    /// `local`, `openai` (any OpenAI-compatible endpoint) or `anthropic`.
+    pub kind: String,
+    /// e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`.
+    pub base_url: String,
+    pub model: String,
+    /// The environment variable holding the API key (never the key itself).
+    pub api_key_env: String,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +243,74 @@ impl Default for LogSettings {
 }
 
 impl Settings {
+    fn provider_problems(&self, problems: &mut Vec<(&'static str, String)>) {
+        let providers = &self.providers;
+        if providers.chain.is_empty() {
+            problems.push(("providers.chain", "needs at least one provider".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for entry in &providers.chain {
+            if entry.name.is_empty() || !names.insert(entry.name.as_str()) {
+                problems.push((
+                    "providers.chain",
+                    format!(
+                        "provider names must be present and unique (`{}`)",
+                        entry.name
+                    ),
+                ));
+            }
+            match entry.kind.as_str() {
+                "local" => {}
+                "openai" | "anthropic" => {
+                    if !(entry.base_url.starts_with("http://")
+                        || entry.base_url.starts_with("https://"))
+                    {
+                        problems.push((
+                            "providers.chain",
+                            format!(
+                                "`{}` needs a base_url starting with http:// or https://",
+                                entry.name
+                            ),
+                        ));
+                    }
+                    if entry.model.is_empty() {
+                        problems
+                            .push(("providers.chain", format!("`{}` needs a model", entry.name)));
+                    }
+                    if entry.input_usd_per_mtok < 0.0 || entry.output_usd_per_mtok < 0.0 {
+                        problems.push((
+                            "providers.chain",
+                            format!("`{}` has a negative price", entry.name),
+                        ));
+                    }
+                }
+                other => problems.push((
+                    "providers.chain",
+                    format!(
+                        "`{}` has kind `{other}`; use local, openai or anthropic",
+                        entry.name
+                    ),
+                )),
+            }
+        }
+        for (task, route) in &providers.routes {
+            for name in route {
+                if !names.contains(name.as_str()) {
+                    problems.push((
+                        "providers.routes",
+                        format!("route `{task}` names `{name}`, which is not in providers.chain"),
+                    ));
+                }
+            }
+        }
+        if !(0.0..=1.0).contains(&providers.min_quality) {
+            problems.push(("providers.min_quality", "must be between 0 and 1".into()));
+        }
+        if providers.timeout_secs == 0 {
+            problems.push(("providers.timeout_secs", "must be at least 1".into()));
+        }
+    }
+
     /// Checks what types alone cannot. Each problem names its key; the caller adds the
     /// source.
     pub(crate) fn problems(&self) -> Vec<(&'static str, String)> {
@@ -265,6 +385,7 @@ impl Settings {
                 problems.push((key, "must be at least 1".into()));
             }
         }
+        self.provider_problems(&mut problems);
         if self.agents.shell.max_output_bytes == 0 {
             problems.push(("agents.shell.max_output_bytes", "must be at least 1".into()));
         }

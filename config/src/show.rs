@@ -23,9 +23,12 @@ fn mask(table: &mut toml::Table) {
     }
 }
 
+/// A key names a secret when one of its words is a marker: `password`, `api_key`, but not
+/// `max_step_tokens`.
 fn is_secret(key: &str) -> bool {
-    let key = key.to_lowercase();
-    SECRET_MARKERS.iter().any(|marker| key.contains(marker))
+    key.to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| SECRET_MARKERS.contains(&word))
 }
 
 #[cfg(test)]
@@ -40,5 +43,15 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("password = \"********\""), "{shown}");
         assert!(shown.contains("address = \"127.0.0.1:7700\""), "{shown}");
+        assert!(shown.contains("max_step_tokens = 512"), "{shown}");
+    }
+
+    #[test]
+    fn secret_words_are_matched_whole() {
+        assert!(is_secret("password"));
+        assert!(is_secret("api_key_env"));
+        assert!(is_secret("webhook-secret"));
+        assert!(!is_secret("max_step_tokens"));
+        assert!(!is_secret("monkey"));
     }
 }

@@ -39,6 +39,10 @@ pub enum InferenceError {
     NoWorkers { kind: &'static str },
     #[error("the model worker stopped before answering (it is being restarted); retry")]
     WorkerStopped,
+    #[error("provider `{provider}`: {reason}")]
+    Provider { provider: String, reason: String },
+    #[error("no provider could answer: {0}")]
+    AllProvidersFailed(String),
     #[error("cannot start the inference service: {0}")]
     Service(String),
     #[error("model computation failed: {0}")]

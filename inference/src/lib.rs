@@ -24,6 +24,8 @@ pub mod fetch;
 pub mod generation;
 pub mod gguf;
 pub mod llama;
+pub mod providers;
+pub mod quality;
 pub mod sequence;
 pub mod serve;
 pub mod simd;

@@ -45,7 +45,11 @@ impl LlamaConfig {
         let kv_heads = number("llama.attention.head_count_kv")? as usize;
         let hidden = number("llama.embedding_length")? as usize;
         let layers = number("llama.block_count")? as usize;
-        if heads == 0 || kv_heads == 0 || hidden % heads != 0 || heads % kv_heads != 0 {
+        if heads == 0
+            || kv_heads == 0
+            || !hidden.is_multiple_of(heads)
+            || !heads.is_multiple_of(kv_heads)
+        {
             return Err(format!(
                 "inconsistent attention shape: {heads} heads, {kv_heads} key/value heads, width {hidden}"
             ));

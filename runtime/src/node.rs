@@ -12,6 +12,9 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
 use troupe_config::Settings;
+use troupe_inference::providers::{
+    Answered, CallRecord, ChainOutcome, CompletionRequest, ProviderChain,
+};
 use troupe_inference::serve::InferenceService;
 use troupe_inference::serve::setup;
 
@@ -32,6 +35,7 @@ const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
 pub struct Node {
     context: Arc<EngineContext>,
     inference: Option<InferenceService>,
+    providers: ProviderChain,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     settings: Settings,
@@ -148,8 +152,10 @@ impl Node {
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
                 .await
                 .map_err(|error| RuntimeError::Actor(format!("cannot start the node: {error}")))?;
+        let providers = ProviderChain::new(&settings.providers, inference.clone());
         Ok(Node {
             context,
+            providers,
             inference,
             root,
             root_handle,
@@ -163,6 +169,43 @@ impl Node {
 
     pub fn store(&self) -> &Store {
         &self.context.store
+    }
+
+    /// Asks the provider chain (local first, paid fallbacks by quality) and writes every
+    /// call it took to the cost ledger.
+    pub async fn complete(&self, request: &CompletionRequest) -> Result<Answered, RuntimeError> {
+        let started = now_ms();
+        let ChainOutcome { answer, calls } = self.providers.complete(request).await;
+        let request_id = uuid::Uuid::now_v7().to_string();
+        self.record_calls(&request_id, started, &calls).await?;
+        Ok(answer?)
+    }
+
+    /// Writes model calls made outside the chain (the `/v1` endpoints) to the ledger.
+    pub async fn record_calls(
+        &self,
+        request_id: &str,
+        at_ms: i64,
+        calls: &[CallRecord],
+    ) -> Result<(), RuntimeError> {
+        self.context
+            .store
+            .record_calls(request_id, at_ms, calls)
+            .await
+    }
+
+    pub async fn cost_report(
+        &self,
+        since_ms: i64,
+    ) -> Result<crate::store::CostReport, RuntimeError> {
+        self.context.store.cost_report(since_ms).await
+    }
+
+    pub fn baseline_usd(&self, tokens_in: usize, tokens_out: usize) -> f64 {
+        let providers = &self.settings.providers;
+        (tokens_in as f64 * providers.baseline_input_usd_per_mtok
+            + tokens_out as f64 * providers.baseline_output_usd_per_mtok)
+            / 1e6
     }
 
     /// The local models, when this node serves them (`models.serve`).

@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod costs;
 mod models;
 mod progress;
 mod run;
@@ -71,6 +72,18 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// What model calls cost, the share served locally and the savings, from the ledger.
+    Costs {
+        /// Report the last this many days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// A running node (default: server.address).
+        #[arg(long)]
+        server: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks; results are printed and written as JSON.
     Bench {
         #[command(subcommand)]
@@ -110,6 +123,9 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Reject(decision) => runs::decide(&settings, decision, false).await,
         Command::Workflow { command } => workflow::workflow(&settings, command).await,
         Command::Bench { command } => bench::bench(&settings, command).await,
+        Command::Costs { days, server, json } => {
+            costs::costs(&settings, server.as_deref(), days, json).await
+        }
         Command::Models { command } => models::models(&settings, command),
         Command::Config {
             command: ConfigCommand::Show,

@@ -49,8 +49,20 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, address: &str) -> Server {
+        Server::start_with(data_dir, address, &[], &[])
+    }
+
+    /// `troupe [extra args] up ...` with extra environment variables.
+    pub fn start_with(
+        data_dir: &Path,
+        address: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
         let child = troupe()
+            .envs(env.iter().copied())
+            .args(extra_args)
             .args(["up", "--address", address, "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())

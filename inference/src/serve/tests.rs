@@ -123,12 +123,11 @@ async fn a_request_joins_a_batch_that_is_already_decoding() {
         .await
         .unwrap();
     // Wait until the long request is decoding, then add a short one.
-    loop {
-        match long.next().await.unwrap() {
-            StreamEvent::Text(_) => break,
-            other => panic!("expected text first, got {other:?}"),
-        }
-    }
+    let first = long.next().await.unwrap();
+    assert!(
+        matches!(first, StreamEvent::Text(_)),
+        "expected text first, got {first:?}"
+    );
     let short = service
         .generate(greedy(chat(&model, "Say hi."), 2))
         .await

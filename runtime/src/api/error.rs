@@ -42,6 +42,10 @@ impl ApiError {
 
 impl From<RuntimeError> for ApiError {
     fn from(error: RuntimeError) -> Self {
+        let error = match error {
+            RuntimeError::Models(error) => return crate::api::openai::inference_error(error),
+            other => other,
+        };
         let (status, code) = match &error {
             RuntimeError::WorkflowNotFound(_)
             | RuntimeError::WorkflowVersionNotFound { .. }
@@ -59,6 +63,7 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::ApprovalRefused(_) => (StatusCode::FORBIDDEN, "approval_refused"),
             RuntimeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            // Mapped by `inference_error` above; kept so the match stays exhaustive.
             RuntimeError::Models(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
             RuntimeError::Store(_) | RuntimeError::StoreOpen { .. } | RuntimeError::Actor(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

@@ -8,6 +8,7 @@ mod error;
 mod events_ws;
 mod handlers;
 mod openai;
+mod providers;
 mod trace;
 pub mod wire;
 
@@ -43,6 +44,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/approvals", get(handlers::list_approvals))
         .route("/agents", get(handlers::list_agents))
         .route("/models", get(openai::loaded_models))
+        .route("/complete", post(providers::complete))
+        .route("/costs", get(providers::costs))
         .route("/events", get(events_ws::subscribe));
     let compatible = Router::new()
         .route("/models", get(openai::list_models))

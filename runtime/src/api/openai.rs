@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use troupe_inference::InferenceError;
 use troupe_inference::chat::ChatMessage;
 use troupe_inference::generation::{FinishReason, Generated, GenerationRequest, SamplingParams};
+use troupe_inference::providers::CallRecord;
 use troupe_inference::serve::{GenerationStream, InferenceService, StreamEvent};
 
 use crate::api::body::JsonBody;
@@ -145,6 +146,9 @@ pub fn inference_error(error: InferenceError) -> ApiError {
             (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable")
         }
         InferenceError::WorkerStopped => (StatusCode::SERVICE_UNAVAILABLE, "worker_restarting"),
+        InferenceError::Provider { .. } | InferenceError::AllProvidersFailed(_) => {
+            (StatusCode::BAD_GATEWAY, "providers_failed")
+        }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
     };
     let retry_after_secs = match &error {
@@ -315,6 +319,7 @@ pub async fn chat_completions(
         stop,
     };
     let model = request.model.unwrap_or_else(|| model_name(&service));
+    let started = now_ms();
     let stream = service
         .generate(generation)
         .await
@@ -323,9 +328,15 @@ pub async fn chat_completions(
     let created = now_ms() / 1000;
     if request.stream {
         let include_usage = request.stream_options.include_usage;
-        return Ok(sse(id, created, model, stream, include_usage).into_response());
+        let ledger = Ledger {
+            node: node.clone(),
+            started,
+        };
+        return Ok(sse(id, created, model, stream, include_usage, ledger).into_response());
     }
-    let generated = stream.finish().await.map_err(inference_error)?;
+    let generated = stream.finish().await;
+    record(&node, &model, started, generated.as_ref().ok()).await;
+    let generated = generated.map_err(inference_error)?;
     Ok(Json(json!({
         "id": id,
         "object": "chat.completion",
@@ -341,7 +352,42 @@ pub async fn chat_completions(
     .into_response())
 }
 
+/// What a stream needs to write its call to the ledger when it ends.
+struct Ledger {
+    node: std::sync::Arc<Node>,
+    started: i64,
+}
+
+/// Writes one call of the local model, made through `/v1`, to the cost ledger (a
+/// failure to write is logged: the caller's answer is not held back for it).
+async fn record(node: &Node, model: &str, started: i64, generated: Option<&Generated>) {
+    let (tokens_in, tokens_out) = generated.map_or((0, 0), |generated| {
+        (generated.prompt_tokens, generated.token_ids.len())
+    });
+    let call = CallRecord {
+        provider: "local".into(),
+        model: model.into(),
+        local: true,
+        task_type: "chat".into(),
+        agent: None,
+        tokens_in,
+        tokens_out,
+        latency_ms: (now_ms() - started).max(0) as u64,
+        cost_usd: 0.0,
+        baseline_usd: node.baseline_usd(tokens_in, tokens_out),
+        quality: None,
+        escalated: false,
+        served: generated.is_some(),
+        error: generated.is_none().then(|| "the generation failed".into()),
+    };
+    let request_id = uuid::Uuid::now_v7().to_string();
+    if let Err(error) = node.record_calls(&request_id, started, &[call]).await {
+        tracing::warn!(%error, "cannot write a model call to the cost ledger");
+    }
+}
+
 struct SseState {
+    ledger: Ledger,
     stream: GenerationStream,
     id: String,
     created: i64,
@@ -371,8 +417,10 @@ fn sse(
     model: String,
     stream: GenerationStream,
     include_usage: bool,
+    ledger: Ledger,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let state = SseState {
+        ledger,
         stream,
         id,
         created,
@@ -402,6 +450,8 @@ fn sse(
                     state.pending.push_back(chunk);
                 }
                 Some(StreamEvent::Done(generated)) => {
+                    let Ledger { node, started } = &state.ledger;
+                    record(node, &state.model, *started, Some(&generated)).await;
                     let last = state.chunk(json!({}), Some(generated.finish.openai_name()));
                     state.pending.push_back(last);
                     if state.include_usage {
@@ -482,13 +532,15 @@ pub async fn anthropic_messages(
         stop: request.stop_sequences,
     };
     let model = request.model.unwrap_or_else(|| model_name(service));
+    let started = now_ms();
     let generated = service
         .generate(generation)
         .await
         .map_err(inference_error)?
         .finish()
-        .await
-        .map_err(inference_error)?;
+        .await;
+    record(&node, &model, started, generated.as_ref().ok()).await;
+    let generated = generated.map_err(inference_error)?;
     let stop_reason = match generated.finish {
         FinishReason::Length => "max_tokens",
         FinishReason::StopString => "stop_sequence",

@@ -7,8 +7,9 @@ use surrealdb::engine::any::Any;
 
 use crate::errors::RuntimeError;
 
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
     "
     DEFINE TABLE IF NOT EXISTS workflow SCHEMAFULL;
     DEFINE FIELD IF NOT EXISTS workflow_id ON workflow TYPE string;
@@ -46,7 +47,32 @@ const MIGRATIONS: &[(u32, &str)] = &[(
     DEFINE FIELD IF NOT EXISTS payload ON run_event TYPE string;
     DEFINE INDEX IF NOT EXISTS run_event_unique ON run_event FIELDS run_id, seq UNIQUE;
     ",
-)];
+    ),
+    (
+        2,
+        "
+    DEFINE TABLE IF NOT EXISTS inference_call SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS request_id ON inference_call TYPE string;
+    DEFINE FIELD IF NOT EXISTS at_ms ON inference_call TYPE int;
+    DEFINE FIELD IF NOT EXISTS day ON inference_call TYPE string;
+    DEFINE FIELD IF NOT EXISTS provider ON inference_call TYPE string;
+    DEFINE FIELD IF NOT EXISTS model ON inference_call TYPE string;
+    DEFINE FIELD IF NOT EXISTS local ON inference_call TYPE bool;
+    DEFINE FIELD IF NOT EXISTS task_type ON inference_call TYPE string;
+    DEFINE FIELD IF NOT EXISTS agent ON inference_call TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS tokens_in ON inference_call TYPE int;
+    DEFINE FIELD IF NOT EXISTS tokens_out ON inference_call TYPE int;
+    DEFINE FIELD IF NOT EXISTS latency_ms ON inference_call TYPE int;
+    DEFINE FIELD IF NOT EXISTS cost_usd ON inference_call TYPE float;
+    DEFINE FIELD IF NOT EXISTS baseline_usd ON inference_call TYPE float;
+    DEFINE FIELD IF NOT EXISTS quality ON inference_call TYPE option<float>;
+    DEFINE FIELD IF NOT EXISTS escalated ON inference_call TYPE bool;
+    DEFINE FIELD IF NOT EXISTS served ON inference_call TYPE bool;
+    DEFINE FIELD IF NOT EXISTS error ON inference_call TYPE option<string>;
+    DEFINE INDEX IF NOT EXISTS inference_call_time ON inference_call FIELDS at_ms;
+    ",
+    ),
+];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {
     db.query(

@@ -5,6 +5,7 @@
 //! Values cross into SurrealDB as `serde_json::Value` and come back the same way, so our
 //! types only need serde. The schema is SCHEMAFULL and migrated at open (`migrations`).
 
+mod ledger;
 mod migrations;
 mod records;
 
@@ -16,6 +17,7 @@ use troupe_config::StoreSettings;
 
 use crate::engine::events::{RunEvent, RunStatus, StoredEvent};
 use crate::errors::RuntimeError;
+pub use ledger::{CostLine, CostReport};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
 
 #[derive(Clone)]

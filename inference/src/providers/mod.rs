@@ -1,0 +1,332 @@
+//! The provider chain: local workers first, paid providers after, each answer scored by
+//! the quality gate; below the request's threshold the next provider is tried. Every
+//! call, failed or not, comes back as a [`CallRecord`] for the cost ledger.
+
+pub mod remote;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use troupe_config::{ProviderEntry, ProviderSettings};
+
+use crate::chat::ChatMessage;
+use crate::embedding::cosine;
+use crate::errors::InferenceError;
+use crate::quality::{self, QualityReport, TaskType};
+use crate::sequence::{FinishReason, GenerationRequest, SamplingParams};
+use crate::serve::InferenceService;
+use remote::{Protocol, RemoteProvider};
+
+/// A completion asked of the chain.
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    pub messages: Vec<ChatMessage>,
+    pub max_tokens: usize,
+    pub temperature: f64,
+    pub task_type: TaskType,
+    /// Overrides the chain's default threshold.
+    pub min_quality: Option<f64>,
+    /// Who asked, for the per-agent report.
+    pub agent: Option<String>,
+}
+
+/// What one provider answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderAnswer {
+    pub text: String,
+    pub cut_at_limit: bool,
+    pub tokens_in: usize,
+    pub tokens_out: usize,
+}
+
+/// One provider call, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    pub task_type: String,
+    pub agent: Option<String>,
+    pub tokens_in: usize,
+    pub tokens_out: usize,
+    pub latency_ms: u64,
+    pub cost_usd: f64,
+    /// What the cloud baseline would have charged for the same tokens.
+    pub baseline_usd: f64,
+    pub quality: Option<f64>,
+    /// The chain went on to another provider after this call.
+    pub escalated: bool,
+    /// This call's answer is the one returned.
+    pub served: bool,
+    pub error: Option<String>,
+}
+
+/// The answer the chain returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answered {
+    pub text: String,
+    pub provider: String,
+    pub quality: QualityReport,
+    /// False when no provider reached the threshold and the best answer is returned.
+    pub met_threshold: bool,
+}
+
+/// The chain's answer (or why there is none) and every call it took, for the ledger.
+#[derive(Debug)]
+pub struct ChainOutcome {
+    pub answer: Result<Answered, InferenceError>,
+    pub calls: Vec<CallRecord>,
+}
+
+enum Provider {
+    Local,
+    Remote(RemoteProvider),
+}
+
+struct Link {
+    entry: ProviderEntry,
+    provider: Provider,
+}
+
+pub struct ProviderChain {
+    links: Vec<Link>,
+    settings: ProviderSettings,
+    local: Option<InferenceService>,
+}
+
+impl ProviderChain {
+    /// The chain the settings describe; `local` serves the `local` entries (and the
+    /// embeddings the relevance score needs).
+    pub fn new(settings: &ProviderSettings, local: Option<InferenceService>) -> Self {
+        let timeout = Duration::from_secs(settings.timeout_secs.max(1));
+        let links = settings
+            .chain
+            .iter()
+            .map(|entry| {
+                let provider = match entry.kind.as_str() {
+                    "openai" => Provider::Remote(RemoteProvider::new(
+                        Protocol::OpenAi,
+                        entry.clone(),
+                        timeout,
+                    )),
+                    "anthropic" => Provider::Remote(RemoteProvider::new(
+                        Protocol::Anthropic,
+                        entry.clone(),
+                        timeout,
+                    )),
+                    _ => Provider::Local,
+                };
+                Link {
+                    entry: entry.clone(),
+                    provider,
+                }
+            })
+            .collect();
+        Self {
+            links,
+            settings: settings.clone(),
+            local,
+        }
+    }
+
+    /// The providers a task type goes to, in order.
+    fn route(&self, task: TaskType) -> Vec<&Link> {
+        match self.settings.routes.get(task.name()) {
+            Some(names) => names
+                .iter()
+                .filter_map(|name| self.links.iter().find(|link| &link.entry.name == name))
+                .collect(),
+            None => self.links.iter().collect(),
+        }
+    }
+
+    pub async fn complete(&self, request: &CompletionRequest) -> ChainOutcome {
+        if request.messages.is_empty() {
+            return ChainOutcome {
+                answer: Err(InferenceError::InvalidRequest(
+                    "no messages to answer".into(),
+                )),
+                calls: Vec::new(),
+            };
+        }
+        let threshold = request.min_quality.unwrap_or(self.settings.min_quality);
+        let question = request
+            .messages
+            .iter()
+            .rev()
+            .find(|message| message.role == "user")
+            .map_or(String::new(), |message| message.content.clone());
+        let mut calls: Vec<CallRecord> = Vec::new();
+        let mut best: Option<(usize, String, String, QualityReport)> = None;
+        let mut failures = Vec::new();
+        for link in self.route(request.task_type) {
+            let started = Instant::now();
+            let answer = self.ask(link, request).await;
+            let latency_ms = started.elapsed().as_millis() as u64;
+            let mut record = CallRecord {
+                provider: link.entry.name.clone(),
+                model: self.model_name(link),
+                local: matches!(link.provider, Provider::Local),
+                task_type: request.task_type.name().into(),
+                agent: request.agent.clone(),
+                tokens_in: 0,
+                tokens_out: 0,
+                latency_ms,
+                cost_usd: 0.0,
+                baseline_usd: 0.0,
+                quality: None,
+                escalated: true,
+                served: false,
+                error: None,
+            };
+            match answer {
+                Err(error) => {
+                    // A prompt too long for the local context may fit a cloud model's:
+                    // every failure moves on to the next provider.
+                    failures.push(format!("{}: {error}", link.entry.name));
+                    record.error = Some(error.to_string());
+                    calls.push(record);
+                }
+                Ok(answer) => {
+                    record.tokens_in = answer.tokens_in;
+                    record.tokens_out = answer.tokens_out;
+                    record.cost_usd = price(
+                        answer.tokens_in,
+                        answer.tokens_out,
+                        link.entry.input_usd_per_mtok,
+                        link.entry.output_usd_per_mtok,
+                    );
+                    let report = self.assess(request.task_type, &question, &answer).await;
+                    record.quality = Some(report.score);
+                    let met = report.score >= threshold;
+                    record.escalated = !met;
+                    calls.push(record);
+                    let index = calls.len() - 1;
+                    if best
+                        .as_ref()
+                        .is_none_or(|(_, _, _, seen)| report.score > seen.score)
+                    {
+                        best = Some((index, link.entry.name.clone(), answer.text, report));
+                    }
+                    if met {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((index, provider, text, quality)) = best else {
+            return ChainOutcome {
+                answer: Err(InferenceError::AllProvidersFailed(failures.join("; "))),
+                calls,
+            };
+        };
+        let met_threshold = quality.score >= threshold;
+        // The baseline is what the cloud would have charged for the answer served.
+        let served = &mut calls[index];
+        served.served = true;
+        served.escalated = false;
+        served.baseline_usd = price(
+            served.tokens_in,
+            served.tokens_out,
+            self.settings.baseline_input_usd_per_mtok,
+            self.settings.baseline_output_usd_per_mtok,
+        );
+        ChainOutcome {
+            answer: Ok(Answered {
+                text,
+                provider,
+                quality,
+                met_threshold,
+            }),
+            calls,
+        }
+    }
+
+    fn model_name(&self, link: &Link) -> String {
+        match &link.provider {
+            Provider::Remote(remote) => remote.entry.model.clone(),
+            Provider::Local => self
+                .local
+                .as_ref()
+                .and_then(|local| local.generation_model())
+                .and_then(|model| model.summary().name.clone())
+                .unwrap_or_else(|| "local".into()),
+        }
+    }
+
+    async fn ask(
+        &self,
+        link: &Link,
+        request: &CompletionRequest,
+    ) -> Result<ProviderAnswer, InferenceError> {
+        match &link.provider {
+            Provider::Remote(remote) => {
+                remote
+                    .complete(&request.messages, request.max_tokens, request.temperature)
+                    .await
+            }
+            Provider::Local => {
+                let local = self
+                    .local
+                    .as_ref()
+                    .ok_or(InferenceError::NoWorkers { kind: "generation" })?;
+                let model = local
+                    .generation_model()
+                    .ok_or(InferenceError::NoWorkers { kind: "generation" })?;
+                let prompt = model.chat_prompt(&request.messages)?;
+                let generated = local
+                    .generate(GenerationRequest {
+                        prompt,
+                        params: SamplingParams {
+                            temperature: request.temperature,
+                            ..SamplingParams::greedy()
+                        },
+                        max_tokens: request.max_tokens,
+                        stop: Vec::new(),
+                    })
+                    .await?
+                    .finish()
+                    .await?;
+                Ok(ProviderAnswer {
+                    cut_at_limit: generated.finish == FinishReason::Length,
+                    tokens_in: generated.prompt_tokens,
+                    tokens_out: generated.token_ids.len(),
+                    text: generated.text,
+                })
+            }
+        }
+    }
+
+    /// Scores an answer; relevance needs the local embedding model and is left out
+    /// without it.
+    async fn assess(
+        &self,
+        task: TaskType,
+        question: &str,
+        answer: &ProviderAnswer,
+    ) -> QualityReport {
+        let similarity = match &self.local {
+            Some(local)
+                if local.embedding_dimensions().is_some()
+                    && !question.trim().is_empty()
+                    && !answer.text.trim().is_empty() =>
+            {
+                match local
+                    .embed(vec![question.to_string(), answer.text.clone()])
+                    .await
+                {
+                    Ok(embedded) if embedded.vectors.len() == 2 => {
+                        Some(cosine(&embedded.vectors[0], &embedded.vectors[1]))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        quality::assess(task, &answer.text, answer.cut_at_limit, similarity)
+    }
+}
+
+fn price(tokens_in: usize, tokens_out: usize, input_per_mtok: f64, output_per_mtok: f64) -> f64 {
+    (tokens_in as f64 * input_per_mtok + tokens_out as f64 * output_per_mtok) / 1e6
+}

@@ -1,0 +1,299 @@
+//! The quality gate: a score in [0, 1] for an answer, from checks that need no second
+//! model. Below the request's threshold, the provider chain tries the next provider.
+//!
+//! score = 0 when the answer is malformed for its task type (JSON that does not parse,
+//! code whose brackets do not balance, a diff without hunks); otherwise
+//! `0.6 × relevance + 0.4 × completeness`, where
+//! - relevance maps the cosine similarity of request and answer embeddings from
+//!   [0.05, 0.5] onto [0, 1] (all-MiniLM-L6-v2 puts unrelated texts near 0 and an answer
+//!   that is about its question at 0.4 and above); without embeddings it is left out and
+//!   completeness carries the whole score;
+//! - completeness is 1 for an answer that ended by itself, 0.5 for one cut at the token
+//!   limit, 0 for an empty one.
+
+use serde::Serialize;
+
+/// What kind of answer a request expects; decides the well-formedness check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskType {
+    Chat,
+    Code,
+    Json,
+    Diff,
+}
+
+impl TaskType {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "" | "chat" | "text" => Ok(TaskType::Chat),
+            "code" => Ok(TaskType::Code),
+            "json" => Ok(TaskType::Json),
+            "diff" | "patch" => Ok(TaskType::Diff),
+            other => Err(format!(
+                "unknown task type `{other}`; use chat, code, json or diff"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskType::Chat => "chat",
+            TaskType::Code => "code",
+            TaskType::Json => "json",
+            TaskType::Diff => "diff",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityReport {
+    pub score: f64,
+    pub relevance: Option<f64>,
+    pub completeness: f64,
+    /// `None` for task types with no format to check.
+    pub well_formed: Option<bool>,
+    /// Why points were lost, for people.
+    pub notes: Vec<String>,
+}
+
+/// Scores `answer`. `similarity` is the cosine of request and answer embeddings when an
+/// embedding model is available; `cut_at_limit` says the answer stopped at max_tokens.
+pub fn assess(
+    task: TaskType,
+    answer: &str,
+    cut_at_limit: bool,
+    similarity: Option<f32>,
+) -> QualityReport {
+    let mut notes = Vec::new();
+    let completeness = if answer.trim().is_empty() {
+        notes.push("the answer is empty".into());
+        0.0
+    } else if cut_at_limit {
+        notes.push("the answer was cut at the token limit".into());
+        0.5
+    } else {
+        1.0
+    };
+    let relevance = similarity.map(|cosine| ((f64::from(cosine) - 0.05) / 0.45).clamp(0.0, 1.0));
+    if relevance.is_some_and(|relevance| relevance < 0.3) {
+        notes.push("the answer has little to do with the request".into());
+    }
+    let well_formed = match task {
+        TaskType::Chat => None,
+        TaskType::Json => Some(json_problem(answer)),
+        TaskType::Code => Some(code_problem(answer)),
+        TaskType::Diff => Some(diff_problem(answer)),
+    }
+    .map(|problem| match problem {
+        Some(problem) => {
+            notes.push(problem);
+            false
+        }
+        None => true,
+    });
+    let score = if well_formed == Some(false) {
+        0.0
+    } else {
+        match relevance {
+            Some(relevance) => 0.6 * relevance + 0.4 * completeness,
+            None => completeness,
+        }
+    };
+    QualityReport {
+        score,
+        relevance,
+        completeness,
+        well_formed,
+        notes,
+    }
+}
+
+/// The bodies of fenced code blocks, or the whole text when it has none.
+fn code_blocks(answer: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in answer.lines() {
+        if line.trim_start().starts_with("```") {
+            match current.take() {
+                Some(block) => blocks.push(block),
+                None => current = Some(String::new()),
+            }
+        } else if let Some(block) = current.as_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    if let Some(unclosed) = current {
+        blocks.push(unclosed);
+    }
+    if blocks.is_empty() {
+        blocks.push(answer.to_string());
+    }
+    blocks
+}
+
+fn json_problem(answer: &str) -> Option<String> {
+    let blocks = code_blocks(answer);
+    let parsed = blocks
+        .iter()
+        .any(|block| serde_json::from_str::<serde_json::Value>(block.trim()).is_ok());
+    (!parsed).then(|| "JSON was asked for and the answer holds no JSON that parses".into())
+}
+
+/// Brackets balanced and strings closed, outside comments: a check every mainstream
+/// language shares, short of a parser per language.
+fn code_problem(answer: &str) -> Option<String> {
+    let blocks = code_blocks(answer);
+    if blocks.iter().all(|block| block.trim().is_empty()) {
+        return Some("code was asked for and the answer holds none".into());
+    }
+    blocks.iter().find_map(|block| unbalanced(block))
+}
+
+/// In Rust a single quote mostly starts a lifetime (`&'a str`); only a closing quote
+/// within a character or an escape counts as a literal there.
+fn looks_like_rust(code: &str) -> bool {
+    code.contains("fn ") || code.contains("let ") || code.contains("impl ")
+}
+
+fn unbalanced(code: &str) -> Option<String> {
+    let rust = looks_like_rust(code);
+    let mut stack = Vec::new();
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => skip_line(&mut chars),
+            '#' => skip_line(&mut chars),
+            '\'' if rust => {
+                let mut lookahead = chars.clone();
+                let literal = matches!(
+                    (lookahead.next(), lookahead.next()),
+                    (Some('\\'), _) | (Some(_), Some('\''))
+                );
+                if literal {
+                    while let Some(next) = chars.next() {
+                        if next == '\\' {
+                            chars.next();
+                        } else if next == '\'' {
+                            break;
+                        }
+                    }
+                }
+            }
+            '"' | '\'' | '`' => {
+                // A lone apostrophe (Rust lifetimes, English in comments) is not a string.
+                let mut closed = false;
+                let mut lookahead = chars.clone();
+                while let Some(next) = lookahead.next() {
+                    if next == '\\' {
+                        lookahead.next();
+                    } else if next == c {
+                        closed = true;
+                        break;
+                    } else if next == '\n' && c != '`' {
+                        break;
+                    }
+                }
+                if closed {
+                    while let Some(next) = chars.next() {
+                        if next == '\\' {
+                            chars.next();
+                        } else if next == c {
+                            break;
+                        }
+                    }
+                } else if c == '"' {
+                    return Some("a string is never closed".into());
+                }
+            }
+            '(' | '[' | '{' => stack.push(c),
+            ')' | ']' | '}' => {
+                let expected = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if stack.pop() != Some(expected) {
+                    return Some(format!("`{c}` closes nothing that is open"));
+                }
+            }
+            _ => {}
+        }
+    }
+    stack.last().map(|open| format!("`{open}` is never closed"))
+}
+
+fn skip_line(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for next in chars.by_ref() {
+        if next == '\n' {
+            break;
+        }
+    }
+}
+
+fn diff_problem(answer: &str) -> Option<String> {
+    let text = code_blocks(answer).join("\n");
+    let has = |prefix: &str| text.lines().any(|line| line.starts_with(prefix));
+    if has("--- ") && has("+++ ") && has("@@ ") {
+        None
+    } else {
+        Some("a unified diff was asked for and the answer has no ---/+++/@@ hunks".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_answers_score_zero_whatever_their_relevance() {
+        let bad_json = assess(TaskType::Json, "{\"a\": 1", false, Some(0.9));
+        assert_eq!(bad_json.score, 0.0);
+        assert_eq!(bad_json.well_formed, Some(false));
+        let good_json = assess(
+            TaskType::Json,
+            "```json\n{\"a\": [1, 2]}\n```",
+            false,
+            Some(0.9),
+        );
+        assert!(good_json.score > 0.9, "{good_json:?}");
+        let bad_code = assess(
+            TaskType::Code,
+            "fn main() {\n    println!(\"hi\";\n}",
+            false,
+            None,
+        );
+        assert_eq!(bad_code.score, 0.0, "{bad_code:?}");
+        let good_code = assess(
+            TaskType::Code,
+            "Here:\n```rust\nfn f<'a>(x: &'a str) -> &'a str { x } // it's fine\n```",
+            false,
+            None,
+        );
+        assert_eq!(good_code.score, 1.0, "{good_code:?}");
+        let diff = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
+        assert_eq!(
+            assess(TaskType::Diff, diff, false, None).well_formed,
+            Some(true)
+        );
+        assert_eq!(
+            assess(TaskType::Diff, "change a to b", false, None).score,
+            0.0
+        );
+    }
+
+    #[test]
+    fn relevance_and_completeness_move_the_score() {
+        let on_topic = assess(TaskType::Chat, "Paris.", false, Some(0.6));
+        let off_topic = assess(TaskType::Chat, "Bananas.", false, Some(0.02));
+        let cut = assess(TaskType::Chat, "Paris is", true, Some(0.6));
+        assert!(on_topic.score > cut.score && cut.score > off_topic.score);
+        assert_eq!(assess(TaskType::Chat, "  ", false, None).score, 0.0);
+        assert!(
+            TaskType::parse("poetry")
+                .unwrap_err()
+                .contains("chat, code, json or diff")
+        );
+    }
+}

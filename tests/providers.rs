@@ -1,0 +1,177 @@
+//! The provider chain end to end: node A answers locally, and when its answer does not
+//! reach the request's quality it falls back to node B, a second `troupe up` process
+//! reached over real HTTP through the OpenAI-compatible and the Anthropic protocols. Every
+//! call lands in A's cost ledger, the `/v1` calls B served land in B's.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Server, free_address, get_json, post, run_troupe};
+
+fn provider<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["by_provider"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["key"] == name)
+        .unwrap_or_else(|| panic!("no `{name}` in {report:#}"))
+}
+
+#[test]
+fn a_node_falls_back_to_another_node_and_its_ledger_counts_every_call() {
+    let scratch = tempfile::tempdir().unwrap();
+    let node_b = Server::start(&scratch.path().join("b"), &free_address());
+    let config = scratch.path().join("a.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[providers]
+baseline_input_usd_per_mtok = 2.5
+baseline_output_usd_per_mtok = 10.0
+
+[[providers.chain]]
+name = "local"
+kind = "local"
+
+[[providers.chain]]
+name = "unreachable"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "nothing"
+
+[[providers.chain]]
+name = "node-b"
+kind = "openai"
+base_url = "http://{b}/v1"
+model = "smollm2-on-b"
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.6
+
+[[providers.chain]]
+name = "claude-on-b"
+kind = "anthropic"
+base_url = "http://{b}"
+model = "messages-on-b"
+api_key_env = "TEST_ANTHROPIC_KEY"
+input_usd_per_mtok = 3.0
+output_usd_per_mtok = 15.0
+
+[providers.routes]
+chat = ["local"]
+"#,
+            b = node_b.address
+        ),
+    )
+    .unwrap();
+    let node_a = Server::start_with(
+        &scratch.path().join("a"),
+        &free_address(),
+        &["--config", config.to_str().unwrap()],
+        &[("TEST_ANTHROPIC_KEY", "sk-test-not-a-real-key")],
+    );
+
+    // A chat request is served locally and costs nothing.
+    let (status, answer) = post(
+        &node_a,
+        "/api/v1/complete",
+        "application/json",
+        &json!({"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "max_tokens": 16, "agent": "planner"})
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["provider"], "local");
+    assert_eq!(answer["met_threshold"], true);
+
+    // A diff that must score 1.0 is beyond every provider: each is tried in order, the
+    // unreachable one fails, and the best answer comes back marked as below threshold.
+    let (status, answer) = post(
+        &node_a,
+        "/api/v1/complete",
+        "application/json",
+        &json!({"messages": [{"role": "user", "content": "Write a unified diff that renames foo to bar in main.rs."}],
+                "max_tokens": 24, "task_type": "diff", "min_quality": 1.0, "agent": "debugging"})
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["met_threshold"], false, "{answer}");
+    assert!(answer["quality"]["score"].as_f64().unwrap() < 1.0);
+
+    let report = get_json(&node_a, "/api/v1/costs?days=1");
+    let total = &report["total"];
+    assert_eq!(total["requests"], 2, "{report:#}");
+    assert_eq!(total["calls"], 5, "{report:#}");
+    assert_eq!(total["failures"], 1, "{report:#}");
+    assert!(provider(&report, "unreachable")["failures"] == 1);
+    for (name, input_price, output_price) in [("node-b", 0.15, 0.6), ("claude-on-b", 3.0, 15.0)] {
+        let line = provider(&report, name);
+        let (tokens_in, tokens_out) = (
+            line["tokens_in"].as_f64().unwrap(),
+            line["tokens_out"].as_f64().unwrap(),
+        );
+        assert!(tokens_in > 10.0 && tokens_out >= 1.0, "{line}");
+        let expected = (tokens_in * input_price + tokens_out * output_price) / 1e6;
+        let cost = line["cost_usd"].as_f64().unwrap();
+        assert!(
+            (cost - expected).abs() < 1e-9,
+            "{name}: {cost} != {expected}"
+        );
+    }
+    let agents: Vec<&str> = report["by_agent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(agents, ["debugging", "planner"]);
+
+    // Node B served its two calls locally (one per protocol) and says so.
+    let served_by_b = get_json(&node_b, "/api/v1/costs");
+    assert_eq!(served_by_b["total"]["requests"], 2, "{served_by_b:#}");
+    assert_eq!(served_by_b["total"]["local_share"], 1.0);
+    assert_eq!(served_by_b["total"]["cost_usd"], 0.0);
+    assert!(served_by_b["total"]["savings_usd"].as_f64().unwrap() > 0.0);
+
+    let output = run_troupe(
+        scratch.path(),
+        &[
+            "costs",
+            "--days",
+            "1",
+            "--server",
+            &format!("http://{}", node_a.address),
+        ],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("Per provider") && text.contains("claude-on-b"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_chain_settings_are_refused_at_start_with_the_key_named() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[providers.chain]]\nname = \"x\"\nkind = \"gemini\"\n\n[providers.routes]\ncode = [\"nobody\"]\n",
+    )
+    .unwrap();
+    let output = run_troupe(
+        scratch.path(),
+        &["--config", config.to_str().unwrap(), "config", "show"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("providers.chain") && stderr.contains("gemini"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("providers.routes") && stderr.contains("nobody"),
+        "{stderr}"
+    );
+}
