@@ -23,6 +23,7 @@ mod errors;
 pub mod fetch;
 pub mod generation;
 pub mod gguf;
+pub mod kernels;
 pub mod llama;
 pub mod providers;
 pub mod quality;

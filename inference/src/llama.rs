@@ -10,9 +10,11 @@
 //! per sequence; only attention is done per sequence, against its own cache.
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
+
+use crate::kernels::Q4_1Matrix;
 
 /// Longest sequence (prompt and continuation) a model is run with, whatever its metadata
 /// claims: the rotary tables and a full cache are sized by it.
@@ -87,16 +89,52 @@ impl LlamaConfig {
     }
 }
 
+/// A weight matrix: Q4_1 on the CPU through our kernel (candle has no SIMD one for it),
+/// anything else through candle.
+enum Linear {
+    Q4_1(Q4_1Matrix),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn new(tensor: QTensor) -> std::result::Result<Self, String> {
+        if tensor.dtype() == GgmlDType::Q4_1 && tensor.device().is_cpu() {
+            let (rows, columns) = tensor.shape().dims2().map_err(|e| e.to_string())?;
+            let bytes = tensor.data().map_err(|e| e.to_string())?;
+            return Q4_1Matrix::from_bytes(rows, columns, &bytes).map(Linear::Q4_1);
+        }
+        QMatMul::from_qtensor(tensor)
+            .map(Linear::Candle)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `input` is `[tokens, columns]`.
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Candle(matmul) => matmul.forward(input),
+            Linear::Q4_1(matrix) => {
+                let tokens = input.dim(0)?;
+                let values = input.flatten_all()?.to_vec1::<f32>()?;
+                Tensor::from_vec(
+                    matrix.matmul(&values),
+                    (tokens, matrix.rows()),
+                    input.device(),
+                )
+            }
+        }
+    }
+}
+
 struct Layer {
     attention_norm: RmsNorm,
-    query: QMatMul,
-    key: QMatMul,
-    value: QMatMul,
-    attention_out: QMatMul,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attention_out: Linear,
     ffn_norm: RmsNorm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 /// One model's weights: loaded once, shared by every sequence a worker runs.
@@ -105,7 +143,7 @@ pub struct LlamaWeights {
     embeddings: Tensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -154,8 +192,8 @@ impl LlamaWeights {
                 .tensor(reader, name, device)
                 .map_err(|error| format!("tensor `{name}`: {error}"))
         };
-        let matmul = |reader: &mut R, name: &str| -> std::result::Result<QMatMul, String> {
-            QMatMul::from_qtensor(tensor(reader, name)?).map_err(text)
+        let matmul = |reader: &mut R, name: &str| -> std::result::Result<Linear, String> {
+            Linear::new(tensor(reader, name)?)
         };
         let norm = |reader: &mut R, name: &str| -> std::result::Result<RmsNorm, String> {
             RmsNorm::from_qtensor(tensor(reader, name)?, config.rms_eps).map_err(text)
@@ -165,7 +203,7 @@ impl LlamaWeights {
         // Models with tied embeddings have no output matrix: the embeddings serve as one.
         let output = match content.tensor_infos.contains_key("output.weight") {
             true => matmul(reader, "output.weight")?,
-            false => QMatMul::from_qtensor(embeddings_q).map_err(text)?,
+            false => Linear::new(embeddings_q)?,
         };
         let mut layers = Vec::with_capacity(config.layers);
         for index in 0..config.layers {
