@@ -12,10 +12,13 @@ use troupe_inference::embedding::{Embedder, cosine};
 use troupe_inference::generation::{FinishReason, LocalModel, SamplingParams};
 use troupe_inference::llama::BatchItem;
 
-/// Logit margin under which the reference's top two tokens count as a near-tie: both
-/// implementations quantise activations to 8 bits before the Q4_1 dot products and sum
-/// in different orders, so a margin this small may be broken either way.
-const NEAR_TIE: f64 = 0.1;
+/// Logit margin under which the reference's top two tokens count as a near-tie. Both
+/// implementations quantise activations to 8 bits before each of 211 products and sum
+/// in different orders; the rounding differences grow through 30 layers until logits
+/// differ by up to ~0.55 (measured against llama.cpp on these prompts; candle's own
+/// tensor path differs from llama.cpp as much). A margin below that may be broken
+/// either way; above it, a divergence is a bug.
+const NEAR_TIE: f64 = 0.5;
 
 /// Tokens of greedy output that must match the reference exactly.
 const MUST_MATCH: usize = 32;

@@ -1,0 +1,402 @@
+//! The batched forward pass in plain Rust on the CPU: our quantised kernels for the
+//! weight products, and attention, rotary embeddings, norms and activations as loops
+//! over slices. At this model size a pass is hundreds of small operations per layer, and
+//! a tensor library's per-op overhead (allocation, shape checks, dispatch) outweighed
+//! the arithmetic; here nothing is allocated per head and attention runs in parallel
+//! over sequences and heads.
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Result, Tensor};
+use rayon::prelude::*;
+
+use super::{LlamaConfig, Pass};
+use crate::kernels::{Q4_1Matrix, Q8_0Matrix};
+
+/// A weight matrix with our kernel where we have one, candle's otherwise.
+enum Matrix {
+    Q4_1(Q4_1Matrix),
+    Q8_0(Q8_0Matrix),
+    Other { matmul: QMatMul, rows: usize },
+}
+
+impl Matrix {
+    fn new(tensor: QTensor) -> std::result::Result<Self, String> {
+        let (rows, columns) = tensor.shape().dims2().map_err(|e| e.to_string())?;
+        match tensor.dtype() {
+            GgmlDType::Q4_1 => {
+                let bytes = tensor.data().map_err(|e| e.to_string())?;
+                Q4_1Matrix::from_bytes(rows, columns, &bytes).map(Matrix::Q4_1)
+            }
+            GgmlDType::Q8_0 => {
+                let bytes = tensor.data().map_err(|e| e.to_string())?;
+                Q8_0Matrix::from_bytes(rows, columns, &bytes).map(Matrix::Q8_0)
+            }
+            _ => QMatMul::from_qtensor(tensor)
+                .map(|matmul| Matrix::Other { matmul, rows })
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            Matrix::Q4_1(matrix) => matrix.rows(),
+            Matrix::Q8_0(matrix) => matrix.rows(),
+            Matrix::Other { rows, .. } => *rows,
+        }
+    }
+
+    /// `input` is `tokens × columns`; returns `tokens × rows`.
+    fn matmul(&self, input: &[f32], tokens: usize) -> Result<Vec<f32>> {
+        match self {
+            Matrix::Q4_1(matrix) => Ok(matrix.matmul(input)),
+            Matrix::Q8_0(matrix) => Ok(matrix.matmul(input)),
+            Matrix::Other { matmul, .. } => {
+                let columns = input.len() / tokens.max(1);
+                let input = Tensor::from_slice(input, (tokens, columns), &Device::Cpu)?;
+                matmul.forward(&input)?.flatten_all()?.to_vec1()
+            }
+        }
+    }
+}
+
+struct Layer {
+    attention_norm: Vec<f32>,
+    query: Matrix,
+    key: Matrix,
+    value: Matrix,
+    attention_out: Matrix,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+}
+
+pub(super) struct CpuModel {
+    config: LlamaConfig,
+    /// Token embeddings. Rows are decoded on demand from the quantised table (the
+    /// default model's is Q8_0: 30 MB, not 113 MB of floats); `dense_embeddings` holds
+    /// them as floats for types our kernels do not read.
+    embeddings: Matrix,
+    dense_embeddings: Option<Vec<f32>>,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    /// `None`: the embeddings serve as the output layer (tied weights).
+    output: Option<Matrix>,
+    /// cos and sin of each position's rotation angles, `[context][head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+/// One sequence's keys and values per layer, `[position][kv_heads × head_dim]`:
+/// appending a token is an `extend`, and the vector grows as it needs.
+pub(super) struct CpuCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+}
+
+impl CpuModel {
+    pub(super) fn from_gguf<R: std::io::Read + std::io::Seek>(
+        config: LlamaConfig,
+        content: &Content,
+        reader: &mut R,
+    ) -> std::result::Result<Self, String> {
+        let device = Device::Cpu;
+        let tensor = |reader: &mut R, name: &str| -> std::result::Result<QTensor, String> {
+            content
+                .tensor(reader, name, &device)
+                .map_err(|error| format!("tensor `{name}`: {error}"))
+        };
+        let vector = |reader: &mut R, name: &str| -> std::result::Result<Vec<f32>, String> {
+            tensor(reader, name)?
+                .dequantize(&device)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1())
+                .map_err(|error| format!("tensor `{name}`: {error}"))
+        };
+        let matrix = |reader: &mut R, name: &str| -> std::result::Result<Matrix, String> {
+            Matrix::new(tensor(reader, name)?).map_err(|error| format!("tensor `{name}`: {error}"))
+        };
+        let table = tensor(reader, "token_embd.weight")?;
+        let (_, width) = table.shape().dims2().map_err(|e| e.to_string())?;
+        if width != config.hidden {
+            return Err(format!(
+                "token_embd.weight is {width} wide; the model is {}",
+                config.hidden
+            ));
+        }
+        let output = if content.tensor_infos.contains_key("output.weight") {
+            Some(matrix(reader, "output.weight")?)
+        } else {
+            None
+        };
+        let dense_embeddings = match table.dtype() {
+            GgmlDType::Q4_1 | GgmlDType::Q8_0 => None,
+            _ => Some(
+                table
+                    .dequantize(&device)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1())
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let embeddings = Matrix::new(table)?;
+        let mut layers = Vec::with_capacity(config.layers);
+        for index in 0..config.layers {
+            let name = |part: &str| format!("blk.{index}.{part}.weight");
+            layers.push(Layer {
+                attention_norm: vector(reader, &name("attn_norm"))?,
+                query: matrix(reader, &name("attn_q"))?,
+                key: matrix(reader, &name("attn_k"))?,
+                value: matrix(reader, &name("attn_v"))?,
+                attention_out: matrix(reader, &name("attn_output"))?,
+                ffn_norm: vector(reader, &name("ffn_norm"))?,
+                gate: matrix(reader, &name("ffn_gate"))?,
+                up: matrix(reader, &name("ffn_up"))?,
+                down: matrix(reader, &name("ffn_down"))?,
+            });
+        }
+        let (cos, sin) = rotary_tables(&config);
+        Ok(Self {
+            norm: vector(reader, "output_norm.weight")?,
+            config,
+            embeddings,
+            dense_embeddings,
+            layers,
+            output,
+            cos,
+            sin,
+        })
+    }
+
+    pub(super) fn new_cache(&self, capacity: usize) -> CpuCache {
+        let width = self.config.kv_heads * self.config.head_dim;
+        let buffer = || Vec::with_capacity(capacity * width);
+        CpuCache {
+            keys: (0..self.config.layers).map(|_| buffer()).collect(),
+            values: (0..self.config.layers).map(|_| buffer()).collect(),
+        }
+    }
+
+    fn embed(&self, token: u32, out: &mut [f32]) -> Result<()> {
+        let index = token as usize;
+        let hidden = self.config.hidden;
+        if index >= self.embeddings.rows() {
+            candle_core::bail!("token id {token} is outside the vocabulary");
+        }
+        match (&self.embeddings, &self.dense_embeddings) {
+            (Matrix::Q8_0(table), _) => table.row(index, out),
+            (Matrix::Q4_1(table), _) => table.row(index, out),
+            (_, Some(table)) => out.copy_from_slice(&table[index * hidden..(index + 1) * hidden]),
+            (_, None) => candle_core::bail!("the embedding table could not be read"),
+        }
+        Ok(())
+    }
+
+    pub(super) fn forward(&self, items: &mut [Pass<'_, CpuCache>]) -> Result<Tensor> {
+        let hidden_width = self.config.hidden;
+        let kv_width = self.config.kv_heads * self.config.head_dim;
+        let tokens: usize = items.iter().map(|item| item.tokens.len()).sum();
+        let mut hidden = vec![0f32; tokens * hidden_width];
+        for (row, token) in items.iter().flat_map(|item| item.tokens.iter()).enumerate() {
+            self.embed(
+                *token,
+                &mut hidden[row * hidden_width..(row + 1) * hidden_width],
+            )?;
+        }
+        let mut normed = vec![0f32; hidden.len()];
+        for (index, layer) in self.layers.iter().enumerate() {
+            rms_norm(
+                &hidden,
+                &layer.attention_norm,
+                self.config.rms_eps,
+                &mut normed,
+            );
+            let mut queries = layer.query.matmul(&normed, tokens)?;
+            let mut keys = layer.key.matmul(&normed, tokens)?;
+            let values = layer.value.matmul(&normed, tokens)?;
+            let mut start = 0;
+            for item in items.iter_mut() {
+                let count = item.tokens.len();
+                for t in 0..count {
+                    let position = item.position + t;
+                    let row = start + t;
+                    self.rotate(
+                        &mut queries[row * hidden_width..(row + 1) * hidden_width],
+                        position,
+                    );
+                    self.rotate(&mut keys[row * kv_width..(row + 1) * kv_width], position);
+                }
+                item.cache.keys[index]
+                    .extend_from_slice(&keys[start * kv_width..(start + count) * kv_width]);
+                item.cache.values[index]
+                    .extend_from_slice(&values[start * kv_width..(start + count) * kv_width]);
+                start += count;
+            }
+            let attended = self.attend(index, items, &queries);
+            let projected = layer.attention_out.matmul(&attended, tokens)?;
+            add_in_place(&mut hidden, &projected);
+            rms_norm(&hidden, &layer.ffn_norm, self.config.rms_eps, &mut normed);
+            let mut gate = layer.gate.matmul(&normed, tokens)?;
+            let up = layer.up.matmul(&normed, tokens)?;
+            for (g, u) in gate.iter_mut().zip(&up) {
+                *g = *g / (1.0 + (-*g).exp()) * u;
+            }
+            let down = layer.down.matmul(&gate, tokens)?;
+            add_in_place(&mut hidden, &down);
+        }
+        let mut last = Vec::with_capacity(items.len() * hidden_width);
+        let mut end = 0;
+        for item in items.iter() {
+            end += item.tokens.len();
+            last.extend_from_slice(&hidden[(end - 1) * hidden_width..end * hidden_width]);
+        }
+        let mut last_normed = vec![0f32; last.len()];
+        rms_norm(&last, &self.norm, self.config.rms_eps, &mut last_normed);
+        let output = self.output.as_ref().unwrap_or(&self.embeddings);
+        let logits = output.matmul(&last_normed, items.len())?;
+        Tensor::from_vec(logits, (items.len(), output.rows()), &Device::Cpu)
+    }
+
+    /// Rotary embedding of every head of one row at `position` (pairs 2i, 2i+1: the
+    /// GGUF llama layout).
+    fn rotate(&self, row: &mut [f32], position: usize) {
+        let half = self.config.head_dim / 2;
+        let cos = &self.cos[position * half..(position + 1) * half];
+        let sin = &self.sin[position * half..(position + 1) * half];
+        for head in row.chunks_exact_mut(self.config.head_dim) {
+            for i in 0..half {
+                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = x0 * cos[i] - x1 * sin[i];
+                head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+
+    /// Causal attention of every item's new tokens over its cache (which already holds
+    /// them), in parallel over items and heads. Returns `tokens × hidden`.
+    fn attend(&self, layer: usize, items: &[Pass<'_, CpuCache>], queries: &[f32]) -> Vec<f32> {
+        let LlamaConfig {
+            heads,
+            kv_heads,
+            head_dim,
+            hidden,
+            ..
+        } = self.config;
+        let kv_width = kv_heads * head_dim;
+        let group = heads / kv_heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let mut starts = Vec::with_capacity(items.len());
+        let mut start = 0;
+        for item in items {
+            starts.push(start);
+            start += item.tokens.len();
+        }
+        let jobs: Vec<(usize, usize)> = (0..items.len())
+            .flat_map(|item| (0..heads).map(move |head| (item, head)))
+            .collect();
+        let results: Vec<Vec<f32>> = jobs
+            .par_iter()
+            .map(|&(index, head)| {
+                let item = &items[index];
+                let keys = &item.cache.keys[layer];
+                let values = &item.cache.values[layer];
+                let kv_head = head / group;
+                let count = item.tokens.len();
+                let mut out = vec![0f32; count * head_dim];
+                let mut scores = Vec::with_capacity(item.position + count);
+                for t in 0..count {
+                    let row = starts[index] + t;
+                    let query = &queries
+                        [row * hidden + head * head_dim..row * hidden + (head + 1) * head_dim];
+                    let seen = item.position + t + 1;
+                    scores.clear();
+                    let mut max = f32::NEG_INFINITY;
+                    for position in 0..seen {
+                        let offset = position * kv_width + kv_head * head_dim;
+                        let key = &keys[offset..offset + head_dim];
+                        let score = dot(query, key) * scale;
+                        max = max.max(score);
+                        scores.push(score);
+                    }
+                    let mut total = 0f32;
+                    for score in scores.iter_mut() {
+                        *score = (*score - max).exp();
+                        total += *score;
+                    }
+                    let target = &mut out[t * head_dim..(t + 1) * head_dim];
+                    for (position, weight) in scores.iter().enumerate() {
+                        let offset = position * kv_width + kv_head * head_dim;
+                        let value = &values[offset..offset + head_dim];
+                        let weight = weight / total;
+                        for (o, v) in target.iter_mut().zip(value) {
+                            *o += weight * v;
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut attended = vec![0f32; start * hidden];
+        for (&(index, head), out) in jobs.iter().zip(results) {
+            for (t, chunk) in out.chunks_exact(head_dim).enumerate() {
+                let row = starts[index] + t;
+                attended[row * hidden + head * head_dim..row * hidden + (head + 1) * head_dim]
+                    .copy_from_slice(chunk);
+            }
+        }
+        attended
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums let the compiler keep the loop in SIMD registers.
+    let mut sums = [0f32; 8];
+    let chunks = a.len() / 8;
+    for i in 0..chunks {
+        for lane in 0..8 {
+            sums[lane] += a[i * 8 + lane] * b[i * 8 + lane];
+        }
+    }
+    let mut total: f32 = sums.iter().sum();
+    for i in chunks * 8..a.len() {
+        total += a[i] * b[i];
+    }
+    total
+}
+
+fn add_in_place(target: &mut [f32], addend: &[f32]) {
+    for (t, a) in target.iter_mut().zip(addend) {
+        *t += a;
+    }
+}
+
+/// `out = x / sqrt(mean(x²) + eps) × weight`, row by row.
+fn rms_norm(input: &[f32], weight: &[f32], eps: f64, out: &mut [f32]) {
+    let width = weight.len();
+    for (row, target) in input.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        let mean = row.iter().map(|x| x * x).sum::<f32>() / width as f32;
+        let scale = 1.0 / (mean + eps as f32).sqrt();
+        for ((o, x), w) in target.iter_mut().zip(row).zip(weight) {
+            *o = x * scale * w;
+        }
+    }
+}
+
+fn rotary_tables(config: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
+    let half = config.head_dim / 2;
+    let mut cos = Vec::with_capacity(config.context_length * half);
+    let mut sin = Vec::with_capacity(config.context_length * half);
+    for position in 0..config.context_length {
+        for i in 0..half {
+            let frequency = 1.0
+                / config
+                    .rope_base
+                    .powf((2 * i) as f32 / config.head_dim as f32);
+            let angle = position as f32 * frequency;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}

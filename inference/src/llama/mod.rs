@@ -1,0 +1,257 @@
+//! A llama-architecture transformer over GGUF weights that runs many sequences in one
+//! forward pass: the continuous-batching core.
+//!
+//! candle's `quantized_llama` keeps one KV cache per model instance and one position for
+//! the whole batch, so sequences of different lengths cannot share a pass. Here the
+//! weights are shared and immutable, each sequence owns a [`KvCache`], and a pass takes
+//! any mix of sequences, each bringing one or more new tokens (a prompt slice being
+//! prefilled, or the token just sampled). All new tokens of all sequences go through the
+//! weight matrices as one matrix, so the weights are read once per pass rather than once
+//! per sequence; only attention is done per sequence, against its own cache.
+//!
+//! Two implementations of the same pass: [`cpu`], plain Rust over our own quantised
+//! kernels (the default on the CPU: candle's CPU path has no SIMD Q4_1 kernel and spends
+//! more time in per-op overhead than in arithmetic at this model size), and [`tensors`],
+//! candle tensor ops throughout (the GPU path, and on the CPU the reference the fast
+//! path is tested against).
+
+mod cpu;
+mod tensors;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, Result, Tensor};
+
+/// Longest sequence (prompt and continuation) a model is run with, whatever its metadata
+/// claims: the rotary tables and a full cache are sized by it.
+pub const MAX_CONTEXT_TOKENS: usize = 4096;
+
+/// The shape of a llama model, from its GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_eps: f64,
+    pub rope_base: f32,
+    pub context_length: usize,
+}
+
+impl LlamaConfig {
+    pub fn from_gguf(content: &Content) -> std::result::Result<Self, String> {
+        let number = |key: &str| -> std::result::Result<u32, String> {
+            content
+                .metadata
+                .get(key)
+                .ok_or_else(|| format!("its metadata has no `{key}`"))?
+                .to_u32()
+                .map_err(|error| format!("`{key}` is not a number: {error}"))
+        };
+        let heads = number("llama.attention.head_count")? as usize;
+        let kv_heads = number("llama.attention.head_count_kv")? as usize;
+        let hidden = number("llama.embedding_length")? as usize;
+        let layers = number("llama.block_count")? as usize;
+        if heads == 0
+            || kv_heads == 0
+            || !hidden.is_multiple_of(heads)
+            || !heads.is_multiple_of(kv_heads)
+        {
+            return Err(format!(
+                "inconsistent attention shape: {heads} heads, {kv_heads} key/value heads, width {hidden}"
+            ));
+        }
+        let head_dim = hidden / heads;
+        let rope_dim = number("llama.rope.dimension_count").map_or(head_dim, |dim| dim as usize);
+        if rope_dim != head_dim {
+            return Err(format!(
+                "partial rotary embeddings ({rope_dim} of {head_dim} dimensions) are not supported"
+            ));
+        }
+        let float = |key: &str| content.metadata.get(key).and_then(|v| v.to_f32().ok());
+        let context_length = number("llama.context_length")
+            .map_or(MAX_CONTEXT_TOKENS, |length| length as usize)
+            .min(MAX_CONTEXT_TOKENS);
+        Ok(Self {
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            rms_eps: float("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5) as f64,
+            rope_base: float("llama.rope.freq_base").unwrap_or(10_000.0),
+            context_length,
+        })
+    }
+
+    fn kv_width(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    /// Bytes of KV cache one token takes over all layers.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.layers * 2 * self.kv_width() * std::mem::size_of::<f32>()
+    }
+}
+
+/// Which implementation runs the passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardPath {
+    /// Ours on the CPU, candle tensors elsewhere.
+    Auto,
+    /// candle tensor ops on any device.
+    Tensors,
+}
+
+enum Backend {
+    Cpu(cpu::CpuModel),
+    Tensors(tensors::TensorModel),
+}
+
+/// One model's weights: loaded once, shared by every sequence a worker runs.
+pub struct LlamaWeights {
+    config: LlamaConfig,
+    device: Device,
+    backend: Backend,
+}
+
+enum CacheStore {
+    Cpu(cpu::CpuCache),
+    Tensors(tensors::TensorCache),
+}
+
+/// One sequence's keys and values, per layer, for the positions seen so far.
+pub struct KvCache {
+    len: usize,
+    store: CacheStore,
+}
+
+impl KvCache {
+    /// Positions already in the cache: the position of the next token.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One sequence's part of a pass: its new tokens, and its cache.
+pub struct BatchItem<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
+}
+
+/// What a backend sees of an item: the tokens, where they start, its own cache.
+struct Pass<'a, C> {
+    tokens: &'a [u32],
+    position: usize,
+    cache: &'a mut C,
+}
+
+impl LlamaWeights {
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        content: &Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> std::result::Result<Self, String> {
+        Self::from_gguf_with(content, reader, device, ForwardPath::Auto)
+    }
+
+    pub fn from_gguf_with<R: std::io::Read + std::io::Seek>(
+        content: &Content,
+        reader: &mut R,
+        device: &Device,
+        path: ForwardPath,
+    ) -> std::result::Result<Self, String> {
+        let config = LlamaConfig::from_gguf(content)?;
+        let backend = match (path, device) {
+            (ForwardPath::Auto, Device::Cpu) => {
+                Backend::Cpu(cpu::CpuModel::from_gguf(config.clone(), content, reader)?)
+            }
+            _ => Backend::Tensors(tensors::TensorModel::from_gguf(
+                config.clone(),
+                content,
+                reader,
+                device,
+            )?),
+        };
+        Ok(Self {
+            config,
+            device: device.clone(),
+            backend,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// An empty cache with room for `expected` positions (it grows past that if needed,
+    /// up to the context length).
+    pub fn new_cache(&self, expected: usize) -> Result<KvCache> {
+        let capacity = expected.clamp(1, self.config.context_length);
+        let store = match &self.backend {
+            Backend::Cpu(model) => CacheStore::Cpu(model.new_cache(capacity)),
+            Backend::Tensors(model) => CacheStore::Tensors(model.new_cache(capacity)?),
+        };
+        Ok(KvCache { len: 0, store })
+    }
+
+    /// Runs one pass over `items` and returns the logits after each item's last new
+    /// token, one row per item (`[items, vocabulary]`). Every item's cache advances by
+    /// its tokens.
+    pub fn forward(&self, items: &mut [BatchItem<'_>]) -> Result<Tensor> {
+        if items.is_empty() || items.iter().any(|item| item.tokens.is_empty()) {
+            candle_core::bail!("a pass needs at least one token for every sequence");
+        }
+        for item in items.iter() {
+            let needed = item.cache.len + item.tokens.len();
+            if needed > self.config.context_length {
+                candle_core::bail!(
+                    "a sequence of {needed} tokens exceeds the context of {}",
+                    self.config.context_length
+                );
+            }
+        }
+        let logits = match &self.backend {
+            Backend::Cpu(model) => {
+                let mut passes = Vec::with_capacity(items.len());
+                for item in items.iter_mut() {
+                    let CacheStore::Cpu(cache) = &mut item.cache.store else {
+                        candle_core::bail!("a cache from another model was passed");
+                    };
+                    passes.push(Pass {
+                        tokens: item.tokens,
+                        position: item.cache.len,
+                        cache,
+                    });
+                }
+                model.forward(&mut passes)?
+            }
+            Backend::Tensors(model) => {
+                let mut passes = Vec::with_capacity(items.len());
+                for item in items.iter_mut() {
+                    let CacheStore::Tensors(cache) = &mut item.cache.store else {
+                        candle_core::bail!("a cache from another model was passed");
+                    };
+                    passes.push(Pass {
+                        tokens: item.tokens,
+                        position: item.cache.len,
+                        cache,
+                    });
+                }
+                model.forward(&mut passes)?
+            }
+        };
+        for item in items.iter_mut() {
+            item.cache.len += item.tokens.len();
+        }
+        Ok(logits)
+    }
+}
