@@ -38,7 +38,7 @@ fn sse_payloads(body: &str) -> Vec<String> {
 
 #[test]
 fn local_models_are_served_over_the_openai_and_anthropic_protocols() {
-    let (_scratch, server) = server();
+    let (scratch, server) = server();
     let models = get_json(&server, "/v1/models");
     let ids: Vec<&str> = models["data"]
         .as_array()
@@ -125,6 +125,18 @@ fn local_models_are_served_over_the_openai_and_anthropic_protocols() {
     assert_eq!(message["type"], "message");
     assert!(!message["content"][0]["text"].as_str().unwrap().is_empty());
     assert!(message["usage"]["output_tokens"].as_u64().unwrap() >= 1);
+
+    let listing = support::run_troupe(
+        scratch.path(),
+        &[
+            "--set",
+            &format!("server.address={}", server.address),
+            "models",
+            "list",
+        ],
+    );
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert_eq!(listing.matches("yes (1 worker)").count(), 2, "{listing}");
 
     let loaded = get_json(&server, "/api/v1/models");
     assert_eq!(loaded["serving"], true);

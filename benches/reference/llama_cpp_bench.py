@@ -15,7 +15,7 @@ Measures, each as the median of --repeat runs after one warm-up:
   one new token per stream; aggregate = N * steps / elapsed. Sampling is an exact
   argmax over the logits (numpy), included in the timings. Streams do not stop at
   EOS: every stream decodes exactly --decode-tokens tokens;
-- peak RSS (getrusage ru_maxrss) of this process, after the single-stream runs and
+- peak RSS (VmHWM) of this process, after the single-stream runs and
   at the end (the latter includes the N-stream contexts' KV caches).
 """
 
@@ -54,6 +54,12 @@ FLASH = {
 
 
 def rss_peak_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so when `troupe bench`
+    # starts this script the parent's peak would be reported as llama.cpp's.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
@@ -303,7 +309,7 @@ def main():
         "greedy_first_tokens": single["first_tokens"],
         "note": (
             "Medians of `repeat` runs after a warm-up. Prompt: a fixed English text tokenised "
-            "without BOS, repeated and cut to prompt_tokens. peak_rss_mb is ru_maxrss after the "
+            "without BOS, repeated and cut to prompt_tokens. peak_rss_mb is VmHWM after the "
             "single-stream runs (model mmapped + one context); peak_rss_mb_after_streams includes the "
             "multi-stream contexts. Timings include the numpy argmax over the logits."
         ),

@@ -126,7 +126,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Costs { days, server, json } => {
             costs::costs(&settings, server.as_deref(), days, json).await
         }
-        Command::Models { command } => models::models(&settings, command),
+        Command::Models { command } => models::models(&settings, command).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {

@@ -17,7 +17,7 @@ pub enum ModelsCommand {
     List,
 }
 
-pub fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Result<ExitCode> {
+pub async fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Result<ExitCode> {
     let dir = Path::new(&settings.models.dir);
     match command {
         ModelsCommand::Fetch => {
@@ -26,6 +26,14 @@ pub fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::List => {
+            let loaded = loaded_models(settings).await;
+            match &loaded {
+                Some(_) => println!("node at {}: serving", settings.server.address),
+                None => println!(
+                    "no node answers at {} (LOADED shows no)",
+                    settings.server.address
+                ),
+            }
             println!("models directory: {}", dir.display());
             println!(
                 "SIMD: this CPU has {}; this build uses {}",
@@ -57,14 +65,44 @@ pub fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Result<Exi
                     (Role::Embedding, _) => "f32".into(),
                     _ => "-".into(),
                 };
+                let serving = loaded.as_ref().and_then(|loaded| {
+                    loaded["models"]
+                        .as_array()?
+                        .iter()
+                        .find(|entry| entry["role"] == model.role.as_str())
+                        .cloned()
+                });
+                let device = serving
+                    .as_ref()
+                    .and_then(|entry| entry["device"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| {
+                        troupe_inference::device::select(&settings.models.device)
+                            .map(|device| troupe_inference::device::describe(&device))
+                            .unwrap_or_else(|_| settings.models.device.clone())
+                    });
+                let workers = loaded.as_ref().map_or(0, |loaded| {
+                    loaded["workers"].as_array().map_or(0, |workers| {
+                        workers
+                            .iter()
+                            .filter(|w| w["kind"] == model.role.as_str())
+                            .count()
+                    })
+                });
+                let loaded_text = match serving {
+                    Some(_) => format!(
+                        "yes ({workers} worker{})",
+                        if workers == 1 { "" } else { "s" }
+                    ),
+                    None => "no".into(),
+                };
                 println!(
-                    "{:<28} {:<11} {:<10} {:>10.1}  {:<8} {:<7} no",
+                    "{:<28} {:<11} {:<10} {:>10.1}  {:<8} {:<7} {loaded_text}",
                     model.name,
                     model.role.as_str(),
                     on_disk,
                     megabytes,
                     quantization,
-                    "cpu"
+                    device
                 );
             }
             if DEFAULT_MODELS.iter().any(|model| {
@@ -165,4 +203,16 @@ impl Drop for Ticker {
             let _ = thread.join();
         }
     }
+}
+
+/// What the node at `server.address` has loaded, if one answers quickly.
+async fn loaded_models(settings: &Settings) -> Option<serde_json::Value> {
+    let url = format!("http://{}/api/v1/models", settings.server.address);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(800))
+        .build()
+        .ok()?;
+    let response = client.get(url).send().await.ok()?;
+    let value: serde_json::Value = response.json().await.ok()?;
+    (value["serving"] == true).then_some(value)
 }
