@@ -164,6 +164,22 @@ impl<B: WeightBlock> QuantMatrix<B> {
         self.columns
     }
 
+    /// The matrices stacked (their rows one after another), when they share a width:
+    /// one product then serves projections that read the same input.
+    pub fn stack(parts: Vec<Self>) -> Result<Self, String> {
+        let columns = parts.first().map_or(0, |part| part.columns);
+        if parts.iter().any(|part| part.columns != columns) {
+            return Err("stacked matrices must have the same number of columns".into());
+        }
+        let rows = parts.iter().map(|part| part.rows).sum();
+        let blocks = parts.into_iter().flat_map(|part| part.blocks).collect();
+        Ok(Self {
+            rows,
+            columns,
+            blocks,
+        })
+    }
+
     /// Row `index` as floats into `out` (`columns` long): an embedding lookup.
     pub fn row(&self, index: usize, out: &mut [f32]) {
         let per_row = self.columns / BLOCK;

@@ -60,15 +60,74 @@ impl Matrix {
     }
 }
 
+/// Projections of the same input. Stacked into one matrix when their types allow, so
+/// the input is quantised once and the pool is dispatched once (at one token per pass,
+/// dispatch and quantisation are a good part of a small product's cost).
+enum Projections {
+    Stacked { matrix: Matrix, rows: Vec<usize> },
+    Separate(Vec<Matrix>),
+}
+
+impl Projections {
+    fn new(parts: Vec<Matrix>) -> std::result::Result<Self, String> {
+        let rows: Vec<usize> = parts.iter().map(Matrix::rows).collect();
+        if parts.iter().all(|part| matches!(part, Matrix::Q4_1(_))) {
+            let q4: Vec<Q4_1Matrix> = parts
+                .into_iter()
+                .filter_map(|part| match part {
+                    Matrix::Q4_1(matrix) => Some(matrix),
+                    _ => None,
+                })
+                .collect();
+            Ok(Projections::Stacked {
+                matrix: Matrix::Q4_1(Q4_1Matrix::stack(q4)?),
+                rows,
+            })
+        } else {
+            Ok(Projections::Separate(parts))
+        }
+    }
+
+    /// One output per projection, each `tokens × its rows`.
+    fn matmul(&self, input: &[f32], tokens: usize) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Projections::Separate(parts) => {
+                if parts.is_empty() {
+                    candle_core::bail!("a layer's projections have different input widths");
+                }
+                parts
+                    .iter()
+                    .map(|part| part.matmul(input, tokens))
+                    .collect()
+            }
+            Projections::Stacked { matrix, rows } => {
+                let all = matrix.matmul(input, tokens)?;
+                let width: usize = rows.iter().sum();
+                let mut outputs: Vec<Vec<f32>> = rows
+                    .iter()
+                    .map(|r| Vec::with_capacity(r * tokens))
+                    .collect();
+                for token in all.chunks_exact(width) {
+                    let mut start = 0;
+                    for (output, r) in outputs.iter_mut().zip(rows) {
+                        output.extend_from_slice(&token[start..start + r]);
+                        start += r;
+                    }
+                }
+                Ok(outputs)
+            }
+        }
+    }
+}
+
 struct Layer {
     attention_norm: Vec<f32>,
-    query: Matrix,
-    key: Matrix,
-    value: Matrix,
+    /// Query, key and value.
+    qkv: Projections,
     attention_out: Matrix,
     ffn_norm: Vec<f32>,
-    gate: Matrix,
-    up: Matrix,
+    /// Gate and up.
+    gate_up: Projections,
     down: Matrix,
 }
 
@@ -146,13 +205,17 @@ impl CpuModel {
             let name = |part: &str| format!("blk.{index}.{part}.weight");
             layers.push(Layer {
                 attention_norm: vector(reader, &name("attn_norm"))?,
-                query: matrix(reader, &name("attn_q"))?,
-                key: matrix(reader, &name("attn_k"))?,
-                value: matrix(reader, &name("attn_v"))?,
+                qkv: Projections::new(vec![
+                    matrix(reader, &name("attn_q"))?,
+                    matrix(reader, &name("attn_k"))?,
+                    matrix(reader, &name("attn_v"))?,
+                ])?,
                 attention_out: matrix(reader, &name("attn_output"))?,
                 ffn_norm: vector(reader, &name("ffn_norm"))?,
-                gate: matrix(reader, &name("ffn_gate"))?,
-                up: matrix(reader, &name("ffn_up"))?,
+                gate_up: Projections::new(vec![
+                    matrix(reader, &name("ffn_gate"))?,
+                    matrix(reader, &name("ffn_up"))?,
+                ])?,
                 down: matrix(reader, &name("ffn_down"))?,
             });
         }
@@ -212,9 +275,11 @@ impl CpuModel {
                 self.config.rms_eps,
                 &mut normed,
             );
-            let mut queries = layer.query.matmul(&normed, tokens)?;
-            let mut keys = layer.key.matmul(&normed, tokens)?;
-            let values = layer.value.matmul(&normed, tokens)?;
+            let [mut queries, mut keys, values]: [Vec<f32>; 3] = layer
+                .qkv
+                .matmul(&normed, tokens)?
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("expected three projections".into()))?;
             let mut start = 0;
             for item in items.iter_mut() {
                 let count = item.tokens.len();
@@ -237,8 +302,12 @@ impl CpuModel {
             let projected = layer.attention_out.matmul(&attended, tokens)?;
             add_in_place(&mut hidden, &projected);
             rms_norm(&hidden, &layer.ffn_norm, self.config.rms_eps, &mut normed);
-            let mut gate = layer.gate.matmul(&normed, tokens)?;
-            let up = layer.up.matmul(&normed, tokens)?;
+            let [mut gate, up]: [Vec<f32>; 2] =
+                layer
+                    .gate_up
+                    .matmul(&normed, tokens)?
+                    .try_into()
+                    .map_err(|_| candle_core::Error::Msg("expected two projections".into()))?;
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
