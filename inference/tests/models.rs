@@ -168,3 +168,41 @@ fn a_gguf_of_another_architecture_is_refused_with_the_supported_list() {
         )
     );
 }
+
+/// Headers that claim absurd counts or lengths (hostile or corrupt files): each must be
+/// refused with an error, never abort the process on a huge allocation.
+#[test]
+fn headers_claiming_huge_counts_are_refused_without_allocating_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = |tensors: u64, entries: u64, tail: &[u8]| {
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend(3u32.to_le_bytes());
+        bytes.extend(tensors.to_le_bytes());
+        bytes.extend(entries.to_le_bytes());
+        bytes.extend(tail);
+        bytes
+    };
+    // A metadata key whose length claims 2^62 bytes.
+    let huge_key = (1u64 << 62).to_le_bytes();
+    // An array of 2^61 u32 values under a short key.
+    let mut huge_array = 3u64.to_le_bytes().to_vec();
+    huge_array.extend(b"abc");
+    huge_array.extend(9u32.to_le_bytes()); // array
+    huge_array.extend(4u32.to_le_bytes()); // of u32
+    huge_array.extend((1u64 << 61).to_le_bytes());
+    let cases = [
+        ("tensors", header(u64::MAX, 0, &[])),
+        ("entries", header(0, u64::MAX, &[])),
+        ("key", header(0, 1, &huge_key)),
+        ("array", header(0, 1, &huge_array)),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(format!("{name}.gguf"));
+        std::fs::write(&path, bytes).unwrap();
+        let error = gguf::inspect(&path).unwrap_err();
+        assert!(
+            matches!(error, InferenceError::Gguf { .. }),
+            "{name}: {error}"
+        );
+    }
+}
