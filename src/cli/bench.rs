@@ -56,10 +56,7 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
                 })
                 .await??
             };
-            println!(
-                "{}",
-                describe("troupe (candle)", &serde_json::to_value(&ours)?)
-            );
+            println!("{}", describe("troupe", &serde_json::to_value(&ours)?));
             let mut report = serde_json::json!({ "troupe": ours });
             if let Some(python) = llama_cpp {
                 let reference = llama_cpp_figures(
