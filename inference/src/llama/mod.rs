@@ -220,38 +220,39 @@ impl LlamaWeights {
             }
         }
         let logits = match &self.backend {
-            Backend::Cpu(model) => {
-                let mut passes = Vec::with_capacity(items.len());
-                for item in items.iter_mut() {
-                    let CacheStore::Cpu(cache) = &mut item.cache.store else {
-                        candle_core::bail!("a cache from another model was passed");
-                    };
-                    passes.push(Pass {
-                        tokens: item.tokens,
-                        position: item.cache.len,
-                        cache,
-                    });
-                }
-                model.forward(&mut passes)?
-            }
-            Backend::Tensors(model) => {
-                let mut passes = Vec::with_capacity(items.len());
-                for item in items.iter_mut() {
-                    let CacheStore::Tensors(cache) = &mut item.cache.store else {
-                        candle_core::bail!("a cache from another model was passed");
-                    };
-                    passes.push(Pass {
-                        tokens: item.tokens,
-                        position: item.cache.len,
-                        cache,
-                    });
-                }
-                model.forward(&mut passes)?
-            }
+            Backend::Cpu(model) => model.forward(&mut passes(items, |store| match store {
+                CacheStore::Cpu(cache) => Some(cache),
+                _ => None,
+            })?)?,
+            Backend::Tensors(model) => model.forward(&mut passes(items, |store| match store {
+                CacheStore::Tensors(cache) => Some(cache),
+                _ => None,
+            })?)?,
         };
         for item in items.iter_mut() {
             item.cache.len += item.tokens.len();
         }
         Ok(logits)
     }
+}
+
+/// The backend's view of `items`: each one's tokens, position and own kind of cache
+/// (`pick` refuses a cache made by a model on the other path).
+fn passes<'a, C>(
+    items: &'a mut [BatchItem<'_>],
+    pick: impl Fn(&mut CacheStore) -> Option<&mut C>,
+) -> Result<Vec<Pass<'a, C>>> {
+    let mut passes = Vec::with_capacity(items.len());
+    for item in items.iter_mut() {
+        let position = item.cache.len;
+        let Some(cache) = pick(&mut item.cache.store) else {
+            candle_core::bail!("a cache from another model was passed");
+        };
+        passes.push(Pass {
+            tokens: item.tokens,
+            position,
+            cache,
+        });
+    }
+    Ok(passes)
 }
