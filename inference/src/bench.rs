@@ -23,6 +23,8 @@ pub struct InferenceReport {
     pub threads: usize,
     pub simd_detected: Vec<&'static str>,
     pub simd_compiled: Vec<&'static str>,
+    /// The path our quantised products take: `avx512vnni`, `avx2` or `portable`.
+    pub kernel_path: &'static str,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub time_to_first_token_ms: f64,
@@ -84,6 +86,7 @@ pub fn measure(
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         simd_detected: simd::detected(),
         simd_compiled: simd::compiled(),
+        kernel_path: simd::kernel_path(),
         prompt_tokens: prompt.len(),
         generated_tokens: generated.token_ids.len(),
         time_to_first_token_ms: first_token.as_secs_f64() * 1e3,

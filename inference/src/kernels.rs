@@ -57,6 +57,26 @@ fn half_at(raw: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([raw[at], raw[at + 1]]).to_f32()
 }
 
+/// Which implementation the products use here (reported by benchmarks and `models list`).
+pub fn path() -> &'static str {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    {
+        if simd::vnni() { "avx512vnni" } else { "avx2" }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    {
+        "portable"
+    }
+}
+
 const SIMD: bool = cfg!(all(
     target_arch = "x86_64",
     target_feature = "avx2",
@@ -306,7 +326,7 @@ mod simd {
 
     /// Whether this CPU has AVX-512 VNNI with 256-bit forms (checked once).
     #[cfg(target_arch = "x86_64")]
-    fn vnni() -> bool {
+    pub(super) fn vnni() -> bool {
         static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *VNNI.get_or_init(|| {
             std::arch::is_x86_feature_detected!("avx512vnni")

@@ -1,5 +1,6 @@
-//! The CPU features that decide how fast candle's kernels run: what the machine has, and
-//! what this build was compiled to use (`.cargo/config.toml` sets x86-64-v3).
+//! The CPU features that decide how fast the kernels run: what the machine has, what
+//! this build was compiled to use (`.cargo/config.toml` sets x86-64-v3), and which path
+//! our quantised products take.
 
 /// Features present on this CPU, e.g. `["avx", "avx2", "fma", "f16c"]`.
 pub fn detected() -> Vec<&'static str> {
@@ -20,6 +21,11 @@ pub fn detected() -> Vec<&'static str> {
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             features.push("avx512f");
+        }
+        if std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            features.push("avx512vnni");
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -46,6 +52,12 @@ pub fn compiled() -> Vec<&'static str> {
         features.push("neon");
     }
     features
+}
+
+/// The path our quantised products take on this machine: `avx512vnni`, `avx2` or
+/// `portable`.
+pub fn kernel_path() -> &'static str {
+    crate::kernels::path()
 }
 
 #[cfg(test)]

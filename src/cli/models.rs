@@ -36,9 +36,10 @@ pub async fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Resu
             }
             println!("models directory: {}", dir.display());
             println!(
-                "SIMD: this CPU has {}; this build uses {}",
+                "SIMD: this CPU has {}; this build uses {}; quantised products take the {} path",
                 simd::detected().join(", "),
-                simd::compiled().join(", ")
+                simd::compiled().join(", "),
+                simd::kernel_path()
             );
             println!(
                 "{:<28} {:<11} {:<10} {:>10}  {:<8} {:<7} LOADED",
