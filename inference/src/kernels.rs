@@ -32,8 +32,10 @@ pub trait WeightBlock: Copy + Send + Sync + 'static {
 /// 32 four-bit values `q`, meaning `d × q + m`.
 #[derive(Clone, Copy)]
 pub struct Q4_1Block {
-    d: f32,
-    m: f32,
+    // Kept at half precision as in the file: decode is bound by reading the weights,
+    // and 20 bytes a block instead of 24 is a sixth less to read.
+    d: f16,
+    m: f16,
     /// Byte j holds value j (low nibble) and value j + 16 (high nibble), as in GGUF.
     qs: [u8; 16],
 }
@@ -41,7 +43,7 @@ pub struct Q4_1Block {
 /// 32 signed bytes `q`, meaning `d × q`.
 #[derive(Clone, Copy)]
 pub struct Q8_0Block {
-    d: f32,
+    d: f16,
     qs: [i8; 32],
 }
 
@@ -53,8 +55,8 @@ pub struct ActivationBlock {
     qs: [i8; 32],
 }
 
-fn half_at(raw: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([raw[at], raw[at + 1]]).to_f32()
+fn half_at(raw: &[u8], at: usize) -> f16 {
+    f16::from_le_bytes([raw[at], raw[at + 1]])
 }
 
 /// Which implementation the products use here (reported by benchmarks and `models list`).
@@ -98,9 +100,10 @@ impl WeightBlock for Q4_1Block {
     }
 
     fn dequantize(&self, out: &mut [f32]) {
+        let (d, m) = (self.d.to_f32(), self.m.to_f32());
         for (j, byte) in self.qs.iter().enumerate() {
-            out[j] = self.d * f32::from(byte & 0x0f) + self.m;
-            out[j + 16] = self.d * f32::from(byte >> 4) + self.m;
+            out[j] = d * f32::from(byte & 0x0f) + m;
+            out[j + 16] = d * f32::from(byte >> 4) + m;
         }
     }
 
@@ -129,8 +132,9 @@ impl WeightBlock for Q8_0Block {
     }
 
     fn dequantize(&self, out: &mut [f32]) {
+        let d = self.d.to_f32();
         for (value, q) in out.iter_mut().zip(&self.qs) {
-            *value = self.d * f32::from(*q);
+            *value = d * f32::from(*q);
         }
     }
 
@@ -291,7 +295,7 @@ mod portable {
                         let high = i32::from(w.qs[j] >> 4);
                         products += low * i32::from(a.qs[j]) + high * i32::from(a.qs[j + 16]);
                     }
-                    w.d * a.d * products as f32 + w.m * a.s
+                    w.d.to_f32() * a.d * products as f32 + w.m.to_f32() * a.s
                 })
                 .sum()
         })
@@ -311,7 +315,7 @@ mod portable {
                             .zip(&a.qs)
                             .map(|(x, y)| i32::from(*x) * i32::from(*y))
                             .sum();
-                    w.d * a.d * products as f32
+                    w.d.to_f32() * a.d * products as f32
                 })
                 .sum()
         })
@@ -419,6 +423,7 @@ mod simd {
             let mut accumulators = [_mm256_setzero_ps(); N];
             let mut offsets = [0f32; N];
             for (index, w) in weights.iter().enumerate() {
+                let (wd, wm) = (w.d.to_f32(), w.m.to_f32());
                 // SAFETY: `qs` is 16 readable bytes; the load allows any alignment.
                 let packed = unsafe { _mm_loadu_si128(w.qs.as_ptr().cast()) };
                 let low = _mm_and_si128(packed, low_nibbles);
@@ -431,8 +436,8 @@ mod simd {
                     let pairs = _mm256_maddubs_epi16(values, q8);
                     let products = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
                     accumulators[r] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(w.d * a.d), products, accumulators[r]);
-                    offsets[r] += w.m * a.s;
+                        _mm256_fmadd_ps(_mm256_set1_ps(wd * a.d), products, accumulators[r]);
+                    offsets[r] += wm * a.s;
                 }
             }
             std::array::from_fn(|r| horizontal_sum(accumulators[r]) + offsets[r])
@@ -447,6 +452,7 @@ mod simd {
             let mut accumulators = [_mm256_setzero_ps(); N];
             let mut offsets = [0f32; N];
             for (index, w) in weights.iter().enumerate() {
+                let (wd, wm) = (w.d.to_f32(), w.m.to_f32());
                 // SAFETY: `qs` is 16 readable bytes; the load allows any alignment.
                 let packed = unsafe { _mm_loadu_si128(w.qs.as_ptr().cast()) };
                 let low = _mm_and_si128(packed, low_nibbles);
@@ -458,11 +464,11 @@ mod simd {
                     let q8 = unsafe { _mm256_loadu_si256(a.qs.as_ptr().cast()) };
                     let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), values, q8);
                     accumulators[r] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(w.d * a.d),
+                        _mm256_set1_ps(wd * a.d),
                         _mm256_cvtepi32_ps(sums),
                         accumulators[r],
                     );
-                    offsets[r] += w.m * a.s;
+                    offsets[r] += wm * a.s;
                 }
             }
             std::array::from_fn(|r| horizontal_sum(accumulators[r]) + offsets[r])
@@ -475,6 +481,7 @@ mod simd {
         ) -> [f32; N] {
             let mut accumulators = [_mm256_setzero_ps(); N];
             for (index, w) in weights.iter().enumerate() {
+                let wd = w.d.to_f32();
                 // SAFETY: `qs` is 32 readable bytes; the load allows any alignment.
                 let values = unsafe { _mm256_loadu_si256(w.qs.as_ptr().cast()) };
                 let magnitudes = _mm256_sign_epi8(values, values);
@@ -485,7 +492,7 @@ mod simd {
                     let signed = _mm256_sign_epi8(q8, values);
                     let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), magnitudes, signed);
                     accumulators[r] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(w.d * a.d),
+                        _mm256_set1_ps(wd * a.d),
                         _mm256_cvtepi32_ps(sums),
                         accumulators[r],
                     );
@@ -502,6 +509,7 @@ mod simd {
             let ones = _mm256_set1_epi16(1);
             let mut accumulators = [_mm256_setzero_ps(); N];
             for (index, w) in weights.iter().enumerate() {
+                let wd = w.d.to_f32();
                 // SAFETY: `qs` is 32 readable bytes; the load allows any alignment.
                 let values = unsafe { _mm256_loadu_si256(w.qs.as_ptr().cast()) };
                 // maddubs multiplies unsigned by signed bytes: move the weights' signs
@@ -515,7 +523,7 @@ mod simd {
                     let pairs = _mm256_maddubs_epi16(magnitudes, signed);
                     let products = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
                     accumulators[r] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(w.d * a.d), products, accumulators[r]);
+                        _mm256_fmadd_ps(_mm256_set1_ps(wd * a.d), products, accumulators[r]);
                 }
             }
             std::array::from_fn(|r| horizontal_sum(accumulators[r]))
