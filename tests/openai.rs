@@ -254,3 +254,52 @@ fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_thousand_concurrent_requests_are_each_answered_or_refused_with_a_retry_time() {
+    let (_scratch, server) = server();
+    let url = server.url("/v1/chat/completions");
+    let body = chat_body("Hi", json!({"max_tokens": 1}));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (served, refused) = runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let requests: Vec<_> = (0..1000)
+            .map(|_| {
+                let request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+                tokio::spawn(request.send())
+            })
+            .collect();
+        let (mut served, mut refused) = (0, 0);
+        for request in requests {
+            let response = request
+                .await
+                .unwrap()
+                .expect("every request gets an answer");
+            match response.status().as_u16() {
+                200 => served += 1,
+                429 => {
+                    assert!(response.headers().contains_key("retry-after"));
+                    refused += 1;
+                }
+                other => panic!(
+                    "status {other}: {}",
+                    response.text().await.unwrap_or_default()
+                ),
+            }
+        }
+        (served, refused)
+    });
+    assert_eq!(served + refused, 1000);
+    // At least a full batch and queue (16 + 64 by default) were served.
+    assert!(served >= 80, "served {served}, refused {refused}");
+    let (status, answer) = post(
+        &server,
+        "/v1/chat/completions",
+        "application/json",
+        &chat_body("Hello", json!({"max_tokens": 2})),
+    );
+    assert_eq!(status, 200, "the node still serves: {answer}");
+}
