@@ -2,7 +2,9 @@
 //! model. Below the request's threshold, the provider chain tries the next provider.
 //!
 //! score = 0 when the answer is malformed for its task type (JSON that does not parse,
-//! code whose brackets do not balance, a diff without hunks); otherwise
+//! code that does not parse with its language's tree-sitter grammar (Rust, Python,
+//! JavaScript, TypeScript, Go, shell; untagged code must at least balance its brackets
+//! and strings), a diff without hunks); otherwise
 //! `0.6 × relevance + 0.4 × completeness`, where
 //! - relevance maps the cosine similarity of request and answer embeddings from
 //!   [0.05, 0.5] onto [0, 1] (all-MiniLM-L6-v2 puts unrelated texts near 0 and an answer
@@ -109,46 +111,97 @@ pub fn assess(
     }
 }
 
-/// The bodies of fenced code blocks, or the whole text when it has none.
-fn code_blocks(answer: &str) -> Vec<String> {
+/// Fenced code blocks as (language tag, body), or the whole text (untagged) when it has
+/// none.
+fn code_blocks(answer: &str) -> Vec<(String, String)> {
     let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
+    let mut current: Option<(String, String)> = None;
     for line in answer.lines() {
-        if line.trim_start().starts_with("```") {
+        if let Some(fence) = line.trim_start().strip_prefix("```") {
             match current.take() {
                 Some(block) => blocks.push(block),
-                None => current = Some(String::new()),
+                None => current = Some((fence.trim().to_lowercase(), String::new())),
             }
-        } else if let Some(block) = current.as_mut() {
-            block.push_str(line);
-            block.push('\n');
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
         }
     }
     if let Some(unclosed) = current {
         blocks.push(unclosed);
     }
     if blocks.is_empty() {
-        blocks.push(answer.to_string());
+        blocks.push((String::new(), answer.to_string()));
     }
     blocks
+}
+
+/// The tree-sitter grammar for a fence's language tag, if we have one.
+fn grammar(tag: &str) -> Option<tree_sitter::Language> {
+    Some(match tag {
+        "rust" | "rs" => tree_sitter_rust::LANGUAGE.into(),
+        "python" | "py" | "python3" => tree_sitter_python::LANGUAGE.into(),
+        "javascript" | "js" | "jsx" | "mjs" => tree_sitter_javascript::LANGUAGE.into(),
+        "typescript" | "ts" => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        "tsx" => tree_sitter_typescript::LANGUAGE_TSX.into(),
+        "go" | "golang" => tree_sitter_go::LANGUAGE.into(),
+        "bash" | "sh" | "shell" | "zsh" => tree_sitter_bash::LANGUAGE.into(),
+        _ => return None,
+    })
+}
+
+/// Where `code` fails to parse as `language`, if it does.
+fn parse_problem(tag: &str, language: &tree_sitter::Language, code: &str) -> Option<String> {
+    let mut parser = tree_sitter::Parser::new();
+    if parser.set_language(language).is_err() {
+        return None;
+    }
+    let tree = parser.parse(code, None)?;
+    let root = tree.root_node();
+    if !root.has_error() {
+        return None;
+    }
+    let mut cursor = root.walk();
+    let mut node = root;
+    // Descend to the first error or missing node to say where.
+    'descend: loop {
+        for child in node.children(&mut cursor) {
+            if child.is_error() || child.is_missing() {
+                node = child;
+                break 'descend;
+            }
+            if child.has_error() {
+                node = child;
+                continue 'descend;
+            }
+        }
+        break;
+    }
+    Some(format!(
+        "the {tag} code does not parse (line {})",
+        node.start_position().row + 1
+    ))
 }
 
 fn json_problem(answer: &str) -> Option<String> {
     let blocks = code_blocks(answer);
     let parsed = blocks
         .iter()
-        .any(|block| serde_json::from_str::<serde_json::Value>(block.trim()).is_ok());
+        .any(|(_, body)| serde_json::from_str::<serde_json::Value>(body.trim()).is_ok());
     (!parsed).then(|| "JSON was asked for and the answer holds no JSON that parses".into())
 }
 
-/// Brackets balanced and strings closed, outside comments: a check every mainstream
-/// language shares, short of a parser per language.
+/// Each block parsed with its language's grammar; blocks with no (known) tag must at
+/// least balance brackets and close strings, a check every mainstream language shares.
 fn code_problem(answer: &str) -> Option<String> {
     let blocks = code_blocks(answer);
-    if blocks.iter().all(|block| block.trim().is_empty()) {
+    if blocks.iter().all(|(_, body)| body.trim().is_empty()) {
         return Some("code was asked for and the answer holds none".into());
     }
-    blocks.iter().find_map(|block| unbalanced(block))
+    blocks.iter().find_map(|(tag, body)| match grammar(tag) {
+        Some(language) => parse_problem(tag, &language, body),
+        None => unbalanced(body),
+    })
 }
 
 /// In Rust a single quote mostly starts a lifetime (`&'a str`); only a closing quote
@@ -233,7 +286,11 @@ fn skip_line(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 }
 
 fn diff_problem(answer: &str) -> Option<String> {
-    let text = code_blocks(answer).join("\n");
+    let text: String = code_blocks(answer)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect::<Vec<_>>()
+        .join("\n");
     let has = |prefix: &str| text.lines().any(|line| line.starts_with(prefix));
     if has("--- ") && has("+++ ") && has("@@ ") {
         None
@@ -281,6 +338,56 @@ mod tests {
             assess(TaskType::Diff, "change a to b", false, None).score,
             0.0
         );
+    }
+
+    #[test]
+    fn tagged_code_is_parsed_with_its_language_grammar() {
+        let cases = [
+            (
+                "rust",
+                "fn main() { let x = 1; }",
+                "fn main() { let x = ; }",
+            ),
+            (
+                "python",
+                "def f(x):\n    return x + 1\n",
+                "def f(x)\n    return x +\n",
+            ),
+            (
+                "javascript",
+                "const f = (x) => x * 2;",
+                "const f = (x) => { x * 2;",
+            ),
+            (
+                "typescript",
+                "function f(x: number): number { return x; }",
+                "function f(x: number: number {}",
+            ),
+            (
+                "go",
+                "package main\nfunc main() {}\n",
+                "package main\nfunc main( {}\n",
+            ),
+            (
+                "bash",
+                "for f in *.txt; do echo \"$f\"; done\n",
+                "for f in *.txt; do echo $f\n",
+            ),
+        ];
+        for (tag, good, bad) in cases {
+            let fenced = |code: &str| format!("```{tag}\n{code}\n```");
+            let ok = assess(TaskType::Code, &fenced(good), false, None);
+            assert_eq!(ok.well_formed, Some(true), "{tag}: {ok:?}");
+            let broken = assess(TaskType::Code, &fenced(bad), false, None);
+            assert_eq!(broken.score, 0.0, "{tag}: {broken:?}");
+            assert!(
+                broken
+                    .notes
+                    .iter()
+                    .any(|note| note.contains("does not parse")),
+                "{tag}: {broken:?}"
+            );
+        }
     }
 
     #[test]
