@@ -276,6 +276,8 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
     for streams in ["1", "2"] {
         let rate = report["aggregate_decode_tokens_per_s"][streams].as_f64();
         assert!(rate.is_some_and(|rate| rate > 0.0), "{report}");
+        let gain = report["batching_gain"][streams].as_f64();
+        assert!(gain.is_some_and(|gain| gain > 0.0), "{report}");
     }
     assert_eq!(report["quantization"], "Q4_1");
     assert!(

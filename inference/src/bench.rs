@@ -32,6 +32,8 @@ pub struct InferenceReport {
     pub decode_tokens_per_s: f64,
     /// Tokens per second over all streams, by number of concurrent streams.
     pub aggregate_decode_tokens_per_s: BTreeMap<usize, f64>,
+    /// Aggregate decode at N streams over single-stream decode: what batching buys.
+    pub batching_gain: BTreeMap<usize, f64>,
     pub peak_memory_mb: Option<f64>,
 }
 
@@ -92,6 +94,10 @@ pub fn measure(
         time_to_first_token_ms: first_token.as_secs_f64() * 1e3,
         prefill_tokens_per_s: prompt.len() as f64 / first_token.as_secs_f64(),
         decode_tokens_per_s: decode_tokens as f64 / decode_seconds,
+        batching_gain: aggregate
+            .iter()
+            .map(|(streams, rate)| (*streams, rate * decode_seconds / decode_tokens as f64))
+            .collect(),
         aggregate_decode_tokens_per_s: aggregate,
         peak_memory_mb: peak_memory_mb(),
     })

@@ -57,6 +57,7 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
                 .await??
             };
             println!("{}", describe("troupe", &serde_json::to_value(&ours)?));
+            println!("batching gain over one stream: {:?}", ours.batching_gain);
             let mut report = serde_json::json!({ "troupe": ours });
             if let Some(python) = llama_cpp {
                 let reference = llama_cpp_figures(
