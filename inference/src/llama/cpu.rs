@@ -8,6 +8,8 @@
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::{LlamaConfig, Pass};
@@ -147,11 +149,12 @@ pub(super) struct CpuModel {
     sin: Vec<f32>,
 }
 
-/// One sequence's keys and values per layer, `[position][kv_heads × head_dim]`:
-/// appending a token is an `extend`, and the vector grows as it needs.
+/// One sequence's keys and values per layer, `[position][kv_heads × head_dim]`, at half
+/// precision (as llama.cpp keeps them): half the memory per sequence, and half the bytes
+/// attention reads. Appending a token is an `extend`; the vector grows as it needs.
 pub(super) struct CpuCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    keys: Vec<Vec<f16>>,
+    values: Vec<Vec<f16>>,
 }
 
 impl CpuModel {
@@ -292,10 +295,9 @@ impl CpuModel {
                     );
                     self.rotate(&mut keys[row * kv_width..(row + 1) * kv_width], position);
                 }
-                item.cache.keys[index]
-                    .extend_from_slice(&keys[start * kv_width..(start + count) * kv_width]);
-                item.cache.values[index]
-                    .extend_from_slice(&values[start * kv_width..(start + count) * kv_width]);
+                let rows = start * kv_width..(start + count) * kv_width;
+                extend_half(&mut item.cache.keys[index], &keys[rows.clone()]);
+                extend_half(&mut item.cache.values[index], &values[rows]);
                 start += count;
             }
             let attended = self.attend(index, items, &queries);
@@ -374,6 +376,7 @@ impl CpuModel {
                 let count = item.tokens.len();
                 let mut out = vec![0f32; count * head_dim];
                 let mut scores = Vec::with_capacity(item.position + count);
+                let mut widened = vec![0f32; head_dim];
                 for t in 0..count {
                     let row = starts[index] + t;
                     let query = &queries
@@ -383,8 +386,8 @@ impl CpuModel {
                     let mut max = f32::NEG_INFINITY;
                     for position in 0..seen {
                         let offset = position * kv_width + kv_head * head_dim;
-                        let key = &keys[offset..offset + head_dim];
-                        let score = dot(query, key) * scale;
+                        keys[offset..offset + head_dim].convert_to_f32_slice(&mut widened);
+                        let score = dot(query, &widened) * scale;
                         max = max.max(score);
                         scores.push(score);
                     }
@@ -396,9 +399,9 @@ impl CpuModel {
                     let target = &mut out[t * head_dim..(t + 1) * head_dim];
                     for (position, weight) in scores.iter().enumerate() {
                         let offset = position * kv_width + kv_head * head_dim;
-                        let value = &values[offset..offset + head_dim];
+                        values[offset..offset + head_dim].convert_to_f32_slice(&mut widened);
                         let weight = weight / total;
-                        for (o, v) in target.iter_mut().zip(value) {
+                        for (o, v) in target.iter_mut().zip(&widened) {
                             *o += weight * v;
                         }
                     }
@@ -416,6 +419,13 @@ impl CpuModel {
         }
         attended
     }
+}
+
+/// Appends `values` to a half-precision cache.
+fn extend_half(cache: &mut Vec<f16>, values: &[f32]) {
+    let start = cache.len();
+    cache.resize(start + values.len(), f16::ZERO);
+    cache[start..].convert_from_f32_slice(values);
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
