@@ -259,7 +259,17 @@ impl CpuModel {
         Ok(())
     }
 
+    /// One pass, run inside our thread pool: the products and attention of a pass
+    /// dispatch hundreds of parallel loops, and from inside the pool each one starts
+    /// without waking a thread from outside it.
     pub(super) fn forward(&self, items: &mut [Pass<'_, CpuCache>]) -> Result<Tensor> {
+        match pool() {
+            Some(pool) => pool.install(|| self.forward_in_pool(items)),
+            None => self.forward_in_pool(items),
+        }
+    }
+
+    fn forward_in_pool(&self, items: &mut [Pass<'_, CpuCache>]) -> Result<Tensor> {
         let hidden_width = self.config.hidden;
         let kv_width = self.config.kv_heads * self.config.head_dim;
         let tokens: usize = items.iter().map(|item| item.tokens.len()).sum();
@@ -419,6 +429,20 @@ impl CpuModel {
         }
         attended
     }
+}
+
+/// The pool passes run in, one thread per core; `None` when the OS refused the threads
+/// (passes then run from the caller, on rayon's global pool).
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|index| format!("troupe-model-{index}"))
+            .build()
+            .map_err(|error| tracing::warn!(%error, "no thread pool for the model; using rayon's"))
+            .ok()
+    })
+    .as_ref()
 }
 
 /// Appends `values` to a half-precision cache.
