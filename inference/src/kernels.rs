@@ -79,12 +79,6 @@ pub fn path() -> &'static str {
     }
 }
 
-const SIMD: bool = cfg!(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-));
-
 impl WeightBlock for Q4_1Block {
     const BYTES: usize = 20;
     const NAME: &'static str = "Q4_1";
@@ -108,11 +102,7 @@ impl WeightBlock for Q4_1Block {
     }
 
     fn dot<const N: usize>(weights: &[Self], rows: &[&[ActivationBlock]; N]) -> [f32; N] {
-        if SIMD {
-            simd::dot_q4_1(weights, rows)
-        } else {
-            portable::dot_q4_1(weights, rows)
-        }
+        simd::dot_q4_1(weights, rows)
     }
 }
 
@@ -139,11 +129,7 @@ impl WeightBlock for Q8_0Block {
     }
 
     fn dot<const N: usize>(weights: &[Self], rows: &[&[ActivationBlock]; N]) -> [f32; N] {
-        if SIMD {
-            simd::dot_q8_0(weights, rows)
-        } else {
-            portable::dot_q8_0(weights, rows)
-        }
+        simd::dot_q8_0(weights, rows)
     }
 }
 
@@ -338,60 +324,42 @@ mod simd {
         })
     }
 
-    pub(super) fn dot_q4_1<const N: usize>(
-        weights: &[Q4_1Block],
-        rows: &[&[ActivationBlock]; N],
-    ) -> [f32; N] {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ))]
-        {
-            if vnni() {
-                // SAFETY: the CPU reported AVX-512 VNNI and VL.
-                return unsafe { avx2::dot_q4_1_vnni(weights, rows) };
+    /// A safe entry point per block type: VNNI when the CPU has it, else AVX2 (the
+    /// build's baseline), else the portable code on builds without AVX2.
+    macro_rules! dispatch {
+        ($name:ident, $block:ty, $vnni:ident) => {
+            pub(super) fn $name<const N: usize>(
+                weights: &[$block],
+                rows: &[&[ActivationBlock]; N],
+            ) -> [f32; N] {
+                #[cfg(all(
+                    target_arch = "x86_64",
+                    target_feature = "avx2",
+                    target_feature = "fma"
+                ))]
+                {
+                    if vnni() {
+                        // SAFETY: the CPU reported AVX-512 VNNI and VL.
+                        return unsafe { avx2::$vnni(weights, rows) };
+                    }
+                    // SAFETY: compiled only where the whole build enables AVX2 and FMA
+                    // (.cargo/config.toml targets x86-64-v3), so the instructions exist.
+                    unsafe { avx2::$name(weights, rows) }
+                }
+                #[cfg(not(all(
+                    target_arch = "x86_64",
+                    target_feature = "avx2",
+                    target_feature = "fma"
+                )))]
+                {
+                    super::portable::$name(weights, rows)
+                }
             }
-            // SAFETY: compiled only where the whole build enables AVX2 and FMA
-            // (.cargo/config.toml targets x86-64-v3), so the instructions exist.
-            unsafe { avx2::dot_q4_1(weights, rows) }
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        )))]
-        {
-            super::portable::dot_q4_1(weights, rows)
-        }
+        };
     }
 
-    pub(super) fn dot_q8_0<const N: usize>(
-        weights: &[Q8_0Block],
-        rows: &[&[ActivationBlock]; N],
-    ) -> [f32; N] {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ))]
-        {
-            if vnni() {
-                // SAFETY: the CPU reported AVX-512 VNNI and VL.
-                return unsafe { avx2::dot_q8_0_vnni(weights, rows) };
-            }
-            // SAFETY: as above.
-            unsafe { avx2::dot_q8_0(weights, rows) }
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        )))]
-        {
-            super::portable::dot_q8_0(weights, rows)
-        }
-    }
+    dispatch!(dot_q4_1, Q4_1Block, dot_q4_1_vnni);
+    dispatch!(dot_q8_0, Q8_0Block, dot_q8_0_vnni);
 
     #[cfg(all(
         target_arch = "x86_64",
