@@ -253,6 +253,22 @@ fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The abandoned call is in the ledger: not served, with the tokens it streamed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let costs = loop {
+        let costs = get_json(&server, "/api/v1/costs");
+        if costs["total"]["calls"] == 1 || Instant::now() > deadline {
+            break costs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(costs["total"]["calls"], 1, "{costs:#}");
+    assert_eq!(costs["total"]["requests"], 0, "{costs:#}");
+    assert_eq!(costs["total"]["failures"], 1, "{costs:#}");
+    assert!(
+        costs["total"]["tokens_out"].as_u64().unwrap() >= 3,
+        "{costs:#}"
+    );
 }
 
 #[test]

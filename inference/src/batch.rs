@@ -19,6 +19,8 @@ pub struct StepEvent {
     pub id: SequenceId,
     /// New text (may be empty while prefilling or mid-character).
     pub piece: String,
+    /// Tokens generated so far.
+    pub generated_tokens: usize,
     /// Set when the sequence finished in this step and left the batch.
     pub finished: Option<Generated>,
 }
@@ -126,6 +128,7 @@ impl BatchEngine {
             events.push(StepEvent {
                 id: *id,
                 piece: advance.piece,
+                generated_tokens: sequence.generated_tokens(),
                 finished: done,
             });
         }

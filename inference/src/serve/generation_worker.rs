@@ -201,7 +201,10 @@ impl GenerationWorkerState {
             };
             if !event.piece.is_empty() {
                 // A closed stream is noticed and cancelled before the next pass.
-                let _ = stream.send(StreamEvent::Text(event.piece));
+                let _ = stream.send(StreamEvent::Text {
+                    text: event.piece,
+                    tokens: event.generated_tokens,
+                });
             }
             if let Some(generated) = event.finished {
                 let _ = stream.send(StreamEvent::Done(generated));

@@ -51,7 +51,11 @@ pub struct WorkerStatus {
 /// `Done` or `Failed`.
 #[derive(Debug)]
 pub enum StreamEvent {
-    Text(String),
+    /// New text, and how many tokens have been generated so far.
+    Text {
+        text: String,
+        tokens: usize,
+    },
     Done(Generated),
     Failed(InferenceError),
 }
@@ -83,7 +87,7 @@ impl GenerationStream {
     pub async fn finish(mut self) -> Result<Generated, InferenceError> {
         while let Some(event) = self.next().await {
             match event {
-                StreamEvent::Text(_) => {}
+                StreamEvent::Text { .. } => {}
                 StreamEvent::Done(generated) => return Ok(generated),
                 StreamEvent::Failed(error) => return Err(error),
             }

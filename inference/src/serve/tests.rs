@@ -125,7 +125,7 @@ async fn a_request_joins_a_batch_that_is_already_decoding() {
     // Wait until the long request is decoding, then add a short one.
     let first = long.next().await.unwrap();
     assert!(
-        matches!(first, StreamEvent::Text(_)),
+        matches!(first, StreamEvent::Text { .. }),
         "expected text first, got {first:?}"
     );
     let short = service
@@ -185,7 +185,10 @@ async fn dropping_a_stream_cancels_its_sequence() {
         .generate(greedy(chat(&model, "Tell me a long story."), 500))
         .await
         .unwrap();
-    assert!(matches!(stream.next().await, Some(StreamEvent::Text(_))));
+    assert!(matches!(
+        stream.next().await,
+        Some(StreamEvent::Text { .. })
+    ));
     drop(stream);
     wait_for_load(&service, 0).await;
     service.stop();
@@ -199,7 +202,10 @@ async fn a_crashed_worker_is_restarted_and_the_other_workers_requests_finish() {
     // Equal loads: the first request goes to worker 0, the second to worker 1.
     let mut on_first = service.generate(greedy(prompt.clone(), 40)).await.unwrap();
     let on_second = service.generate(greedy(prompt.clone(), 40)).await.unwrap();
-    assert!(matches!(on_first.next().await, Some(StreamEvent::Text(_))));
+    assert!(matches!(
+        on_first.next().await,
+        Some(StreamEvent::Text { .. })
+    ));
     service
         .router_ref()
         .cast(router::RouterMsg::PanicGenerationWorker(0))

@@ -320,6 +320,7 @@ pub async fn chat_completions(
     };
     let model = request.model.unwrap_or_else(|| model_name(&service));
     let started = now_ms();
+    let prompt_tokens = generation.prompt.len();
     let stream = service
         .generate(generation)
         .await
@@ -331,11 +332,18 @@ pub async fn chat_completions(
         let ledger = Ledger {
             node: node.clone(),
             started,
+            prompt_tokens,
         };
         return Ok(sse(id, created, model, stream, include_usage, ledger).into_response());
     }
     let generated = stream.finish().await;
-    record(&node, &model, started, generated.as_ref().ok()).await;
+    record(
+        &node,
+        &model,
+        started,
+        CallEnd::of(prompt_tokens, &generated),
+    )
+    .await;
     let generated = generated.map_err(inference_error)?;
     Ok(Json(json!({
         "id": id,
@@ -356,29 +364,52 @@ pub async fn chat_completions(
 struct Ledger {
     node: std::sync::Arc<Node>,
     started: i64,
+    prompt_tokens: usize,
+}
+
+/// How a `/v1` call of the local model ended, for the ledger.
+struct CallEnd<'a> {
+    tokens_in: usize,
+    tokens_out: usize,
+    /// `None` when the answer was delivered.
+    error: Option<&'a str>,
+}
+
+impl<'a> CallEnd<'a> {
+    fn of(prompt_tokens: usize, generated: &'a Result<Generated, InferenceError>) -> Self {
+        match generated {
+            Ok(generated) => CallEnd {
+                tokens_in: generated.prompt_tokens,
+                tokens_out: generated.token_ids.len(),
+                error: None,
+            },
+            Err(_) => CallEnd {
+                tokens_in: prompt_tokens,
+                tokens_out: 0,
+                error: Some("the generation failed"),
+            },
+        }
+    }
 }
 
 /// Writes one call of the local model, made through `/v1`, to the cost ledger (a
 /// failure to write is logged: the caller's answer is not held back for it).
-async fn record(node: &Node, model: &str, started: i64, generated: Option<&Generated>) {
-    let (tokens_in, tokens_out) = generated.map_or((0, 0), |generated| {
-        (generated.prompt_tokens, generated.token_ids.len())
-    });
+async fn record(node: &Node, model: &str, started: i64, end: CallEnd<'_>) {
     let call = CallRecord {
         provider: "local".into(),
         model: model.into(),
         local: true,
         task_type: "chat".into(),
         agent: None,
-        tokens_in,
-        tokens_out,
+        tokens_in: end.tokens_in,
+        tokens_out: end.tokens_out,
         latency_ms: (now_ms() - started).max(0) as u64,
         cost_usd: 0.0,
-        baseline_usd: node.baseline_usd(tokens_in, tokens_out),
+        baseline_usd: node.baseline_usd(end.tokens_in, end.tokens_out),
         quality: None,
         escalated: false,
-        served: generated.is_some(),
-        error: generated.is_none().then(|| "the generation failed".into()),
+        served: end.error.is_none(),
+        error: end.error.map(str::to_string),
     };
     let request_id = uuid::Uuid::now_v7().to_string();
     if let Err(error) = node.record_calls(&request_id, started, &[call]).await {
@@ -388,6 +419,9 @@ async fn record(node: &Node, model: &str, started: i64, generated: Option<&Gener
 
 struct SseState {
     ledger: Ledger,
+    /// Tokens streamed so far, and whether the call is in the ledger yet.
+    tokens: usize,
+    recorded: bool,
     stream: GenerationStream,
     id: String,
     created: i64,
@@ -396,6 +430,37 @@ struct SseState {
     pending: std::collections::VecDeque<Event>,
     started: bool,
     ended: bool,
+}
+
+impl Drop for SseState {
+    /// A stream that ends without its answer (the client went away, the worker failed)
+    /// is still a call: it goes to the ledger with the tokens streamed so far.
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("an unfinished stream could not be written to the ledger");
+            return;
+        };
+        let node = self.ledger.node.clone();
+        let model = self.model.clone();
+        let (started, tokens_in, tokens_out) =
+            (self.ledger.started, self.ledger.prompt_tokens, self.tokens);
+        let error = if self.ended {
+            "the generation failed"
+        } else {
+            "the client disconnected"
+        };
+        runtime.spawn(async move {
+            let end = CallEnd {
+                tokens_in,
+                tokens_out,
+                error: Some(error),
+            };
+            record(&node, &model, started, end).await;
+        });
+    }
 }
 
 impl SseState {
@@ -421,6 +486,8 @@ fn sse(
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let state = SseState {
         ledger,
+        tokens: 0,
+        recorded: false,
         stream,
         id,
         created,
@@ -445,13 +512,20 @@ fn sse(
                 continue;
             }
             match state.stream.next().await {
-                Some(StreamEvent::Text(piece)) => {
-                    let chunk = state.chunk(json!({"content": piece}), None);
+                Some(StreamEvent::Text { text, tokens }) => {
+                    state.tokens = tokens;
+                    let chunk = state.chunk(json!({"content": text}), None);
                     state.pending.push_back(chunk);
                 }
                 Some(StreamEvent::Done(generated)) => {
-                    let Ledger { node, started } = &state.ledger;
-                    record(node, &state.model, *started, Some(&generated)).await;
+                    let Ledger { node, started, .. } = &state.ledger;
+                    let end = CallEnd {
+                        tokens_in: generated.prompt_tokens,
+                        tokens_out: generated.token_ids.len(),
+                        error: None,
+                    };
+                    record(node, &state.model, *started, end).await;
+                    state.recorded = true;
                     let last = state.chunk(json!({}), Some(generated.finish.openai_name()));
                     state.pending.push_back(last);
                     if state.include_usage {
@@ -533,13 +607,20 @@ pub async fn anthropic_messages(
     };
     let model = request.model.unwrap_or_else(|| model_name(service));
     let started = now_ms();
+    let prompt_tokens = generation.prompt.len();
     let generated = service
         .generate(generation)
         .await
         .map_err(inference_error)?
         .finish()
         .await;
-    record(&node, &model, started, generated.as_ref().ok()).await;
+    record(
+        &node,
+        &model,
+        started,
+        CallEnd::of(prompt_tokens, &generated),
+    )
+    .await;
     let generated = generated.map_err(inference_error)?;
     let stop_reason = match generated.finish {
         FinishReason::Length => "max_tokens",
