@@ -62,18 +62,27 @@ pub fn measure(
     let prompt = prompt(&model, prompt_tokens, 0)?;
     let greedy = SamplingParams::greedy();
 
-    let started = Instant::now();
-    model.generate(&prompt, &greedy, 1, &[], &mut |_| true)?;
-    let first_token = started.elapsed();
-
-    let started = Instant::now();
-    let generated = model.generate(&prompt, &greedy, decode_tokens.max(2), &[], &mut |_| true)?;
-    let total = started.elapsed();
-    let decode_tokens = generated.token_ids.len().saturating_sub(1).max(1);
-    let decode_seconds = (total.as_secs_f64() - first_token.as_secs_f64()).max(1e-9);
+    // Medians of three runs, as the llama.cpp script takes them.
+    let mut first_tokens = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        model.generate(&prompt, &greedy, 1, &[], &mut |_| true)?;
+        first_tokens.push(started.elapsed().as_secs_f64());
+    }
+    let first_token = median(first_tokens);
+    // Decode is timed over the decode steps alone (prefill excluded), in the same pass
+    // the serving workers run; one stream is the single-stream figure.
+    let mut singles = Vec::new();
+    let mut generated_tokens = 0;
+    for _ in 0..3 {
+        let (rate, tokens) = aggregate_decode(&model, 1, prompt_tokens, decode_tokens)?;
+        singles.push(rate);
+        generated_tokens = tokens;
+    }
+    let single = median(singles);
     let mut aggregate = BTreeMap::new();
     for &count in streams {
-        let rate = aggregate_decode(&model, count, prompt_tokens, decode_tokens)?;
+        let (rate, _) = aggregate_decode(&model, count, prompt_tokens, decode_tokens)?;
         aggregate.insert(count, rate);
     }
 
@@ -90,27 +99,28 @@ pub fn measure(
         simd_compiled: simd::compiled(),
         kernel_path: simd::kernel_path(),
         prompt_tokens: prompt.len(),
-        generated_tokens: generated.token_ids.len(),
-        time_to_first_token_ms: first_token.as_secs_f64() * 1e3,
-        prefill_tokens_per_s: prompt.len() as f64 / first_token.as_secs_f64(),
-        decode_tokens_per_s: decode_tokens as f64 / decode_seconds,
+        generated_tokens,
+        time_to_first_token_ms: first_token * 1e3,
+        prefill_tokens_per_s: prompt.len() as f64 / first_token,
+        decode_tokens_per_s: single,
         batching_gain: aggregate
             .iter()
-            .map(|(streams, rate)| (*streams, rate * decode_seconds / decode_tokens as f64))
+            .map(|(streams, rate)| (*streams, rate / single.max(1e-9)))
             .collect(),
         aggregate_decode_tokens_per_s: aggregate,
         peak_memory_mb: peak_memory_mb(),
     })
 }
 
-/// Decode tokens per second over `streams` sequences batched together: all prompts are
-/// prefilled first, then the decode passes alone are timed.
+/// Decode tokens per second over `streams` sequences batched together, and the tokens
+/// each generated: all prompts are prefilled first, then the decode passes alone are
+/// timed.
 fn aggregate_decode(
     model: &LocalModel,
     streams: usize,
     prompt_tokens: usize,
     decode_tokens: usize,
-) -> Result<f64, InferenceError> {
+) -> Result<(f64, usize), InferenceError> {
     let mut engine = BatchEngine::new(model.clone(), usize::MAX);
     for stream in 0..streams.max(1) {
         let request = GenerationRequest {
@@ -128,7 +138,13 @@ fn aggregate_decode(
     while !engine.is_idle() {
         tokens += engine.step()?.len();
     }
-    Ok(tokens as f64 / started.elapsed().as_secs_f64().max(1e-9))
+    let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok((rate, tokens / streams.max(1) + 1))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The process's peak resident memory (Linux `VmHWM`).
