@@ -14,6 +14,10 @@ use crate::errors::InferenceError;
 /// Most texts embedded in one pass (one padded batch).
 const MAX_BATCH_TEXTS: usize = 64;
 
+/// Most texts one request may bring (OpenAI's limit too); a larger request is refused
+/// rather than held in memory as one padded batch.
+pub const MAX_REQUEST_TEXTS: usize = 2048;
+
 pub struct EmbedJob {
     pub texts: Vec<String>,
     pub reply: RpcReplyPort<Result<Embedded, InferenceError>>,
@@ -91,6 +95,12 @@ fn refusal(texts: &[String]) -> Option<InferenceError> {
             "`input` is empty: give at least one text".into(),
         ));
     }
+    if texts.len() > MAX_REQUEST_TEXTS {
+        return Some(InferenceError::InvalidRequest(format!(
+            "{} texts in one request; send at most {MAX_REQUEST_TEXTS}",
+            texts.len()
+        )));
+    }
     texts
         .iter()
         .position(|text| text.trim().is_empty())
@@ -112,9 +122,15 @@ impl EmbeddingWorkerState {
         let jobs: Vec<EmbedJob> = self.pending.drain(..taken).collect();
         let texts: Vec<String> = jobs.iter().flat_map(|job| job.texts.clone()).collect();
         let model = self.model.clone();
+        // A single large request is embedded in slices, so no pass pads more than
+        // MAX_BATCH_TEXTS texts.
         let vectors = tokio::task::spawn_blocking(move || {
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.embed(&texts)
+            let mut vectors = Vec::with_capacity(texts.len());
+            for slice in texts.chunks(MAX_BATCH_TEXTS) {
+                let slice: Vec<&str> = slice.iter().map(String::as_str).collect();
+                vectors.extend(model.embed(&slice)?);
+            }
+            Ok::<_, InferenceError>(vectors)
         })
         .await
         .map_err(|error| format!("embedding pass failed: {error}"))?;

@@ -339,6 +339,17 @@ async fn embeddings_are_batched_across_callers_and_match_the_model() {
         service.embed(vec!["ok".into(), " ".into()]).await,
         Err(InferenceError::InvalidRequest(_))
     ));
+    // A request larger than one batch is embedded in slices and comes back whole.
+    let many: Vec<String> = (0..150).map(|i| format!("sentence number {i}")).collect();
+    let embedded = service.embed(many.clone()).await.unwrap();
+    assert_eq!(embedded.vectors.len(), 150);
+    let direct = embedder.embed(&[many[149].as_str()]).unwrap();
+    assert!(crate::embedding::cosine(&embedded.vectors[149], &direct[0]) > 0.9999);
+    let too_many = vec!["x".to_string(); embedding_worker::MAX_REQUEST_TEXTS + 1];
+    assert!(matches!(
+        service.embed(too_many).await,
+        Err(InferenceError::InvalidRequest(_))
+    ));
     assert!(matches!(
         service.generate(greedy(vec![1, 2], 1)).await,
         Err(InferenceError::NoWorkers { .. })
