@@ -46,7 +46,11 @@ fn local_models_are_served_over_the_openai_and_anthropic_protocols() {
         .iter()
         .filter_map(|model| model["id"].as_str())
         .collect();
-    assert_eq!(ids.len(), 2, "{models}");
+    assert_eq!(
+        ids,
+        ["smollm2-135m-instruct-q4_1", "all-minilm-l6-v2"],
+        "{models}"
+    );
 
     let question = "What is the capital of France?";
     let (status, answer) = post(

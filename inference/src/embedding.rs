@@ -22,6 +22,8 @@ pub struct Embedded {
 }
 
 pub struct Embedder {
+    /// The model's directory name, what APIs call it (`all-minilm-l6-v2`).
+    id: String,
     model: BertModel,
     tokenizer: Tokenizer,
     device: Device,
@@ -73,7 +75,13 @@ impl Embedder {
                 ..Default::default()
             }))
             .map_err(|error| bad(&tokenizer_path, error.to_string()))?;
+        let id = dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("embedding")
+            .to_string();
         Ok(Self {
+            id,
             model,
             tokenizer,
             device,
@@ -88,6 +96,10 @@ impl Embedder {
             .filter_map(|text| self.tokenizer.encode(text.as_str(), true).ok())
             .map(|encoding| encoding.get_ids().len().min(MAX_TOKENS))
             .sum()
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn dimensions(&self) -> usize {

@@ -68,6 +68,22 @@ impl LocalModel {
         &self.summary
     }
 
+    /// The name APIs and the ledger use for this model: its directory for models the
+    /// catalog installs (`smollm2-135m-instruct-q4_1/model.gguf`), else the file's stem.
+    pub fn id(&self) -> String {
+        let path = &self.summary.path;
+        let stem = path.file_stem().and_then(|stem| stem.to_str());
+        let directory = path
+            .parent()
+            .and_then(|dir| dir.file_name())
+            .and_then(|name| name.to_str());
+        match (stem, directory) {
+            (Some("model"), Some(directory)) => directory.to_string(),
+            (Some(stem), _) => stem.to_string(),
+            _ => "local".into(),
+        }
+    }
+
     /// The prompt token ids for a chat, rendered with the model's own template.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferenceError> {
         let source = self.summary.chat_template.as_deref().ok_or_else(|| {

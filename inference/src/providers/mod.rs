@@ -249,8 +249,7 @@ impl ProviderChain {
                 .local
                 .as_ref()
                 .and_then(|local| local.generation_model())
-                .and_then(|model| model.summary().name.clone())
-                .unwrap_or_else(|| "local".into()),
+                .map_or_else(|| "local".into(), |model| model.id()),
         }
     }
 

@@ -109,7 +109,8 @@ pub struct ServiceConfig {
 pub struct InferenceService {
     router_name: String,
     generation_model: Option<LocalModel>,
-    embedding_dimensions: Option<usize>,
+    /// The embedding model's name and width, when one is loaded.
+    embedding: Option<(String, usize)>,
 }
 
 impl InferenceService {
@@ -118,10 +119,10 @@ impl InferenceService {
         Self {
             router_name: router_name.into(),
             generation_model: config.generation.as_ref().map(|pool| pool.model.clone()),
-            embedding_dimensions: config
+            embedding: config
                 .embedding
                 .as_ref()
-                .map(|pool| pool.model.dimensions()),
+                .map(|pool| (pool.model.id().to_string(), pool.model.dimensions())),
         }
     }
 
@@ -168,7 +169,11 @@ impl InferenceService {
     }
 
     pub fn embedding_dimensions(&self) -> Option<usize> {
-        self.embedding_dimensions
+        self.embedding.as_ref().map(|(_, dimensions)| *dimensions)
+    }
+
+    pub fn embedding_model_id(&self) -> Option<&str> {
+        self.embedding.as_ref().map(|(id, _)| id.as_str())
     }
 
     /// Admits `request` on the least-loaded generation worker. Refusals (bad request,

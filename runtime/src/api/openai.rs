@@ -178,8 +178,7 @@ fn service(node: &Node) -> Result<&InferenceService, ApiError> {
 fn model_name(service: &InferenceService) -> String {
     service
         .generation_model()
-        .and_then(|model| model.summary().name.clone())
-        .unwrap_or_else(|| "local".into())
+        .map_or_else(|| "local".into(), |model| model.id())
 }
 
 /// `GET /v1/models`
@@ -189,8 +188,8 @@ pub async fn list_models(State(node): NodeState) -> Result<Json<Value>, ApiError
     if service.generation_model().is_some() {
         data.push(json!({"id": model_name(service), "object": "model", "created": 0, "owned_by": "troupe"}));
     }
-    if service.embedding_dimensions().is_some() {
-        data.push(json!({"id": "all-minilm-l6-v2", "object": "model", "created": 0, "owned_by": "troupe"}));
+    if let Some(id) = service.embedding_model_id() {
+        data.push(json!({"id": id, "object": "model", "created": 0, "owned_by": "troupe"}));
     }
     Ok(Json(json!({"object": "list", "data": data})))
 }
@@ -214,9 +213,11 @@ pub async fn loaded_models(State(node): NodeState) -> Result<Json<Value>, ApiErr
             "context_tokens": model.context_length(),
         }));
     }
-    if let Some(dimensions) = service.embedding_dimensions() {
+    if let (Some(id), Some(dimensions)) =
+        (service.embedding_model_id(), service.embedding_dimensions())
+    {
         models.push(json!({
-            "name": "all-minilm-l6-v2", "role": "embedding", "quantization": "f32",
+            "name": id, "role": "embedding", "quantization": "f32",
             "device": "cpu", "dimensions": dimensions,
         }));
     }
@@ -575,7 +576,9 @@ pub async fn embeddings(
     Ok(Json(json!({
         "object": "list",
         "data": data,
-        "model": request.model.unwrap_or_else(|| "all-minilm-l6-v2".into()),
+        "model": request.model.unwrap_or_else(|| {
+            service.embedding_model_id().unwrap_or("embedding").to_string()
+        }),
         "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
     })))
 }
