@@ -203,9 +203,12 @@ impl Node {
 
     pub fn baseline_usd(&self, tokens_in: usize, tokens_out: usize) -> f64 {
         let providers = &self.settings.providers;
-        (tokens_in as f64 * providers.baseline_input_usd_per_mtok
-            + tokens_out as f64 * providers.baseline_output_usd_per_mtok)
-            / 1e6
+        troupe_inference::providers::price(
+            tokens_in,
+            tokens_out,
+            providers.baseline_input_usd_per_mtok,
+            providers.baseline_output_usd_per_mtok,
+        )
     }
 
     /// The local models, when this node serves them (`models.serve`).

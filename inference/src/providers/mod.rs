@@ -326,6 +326,12 @@ impl ProviderChain {
     }
 }
 
-fn price(tokens_in: usize, tokens_out: usize, input_per_mtok: f64, output_per_mtok: f64) -> f64 {
+/// What `tokens_in` and `tokens_out` cost at prices per million tokens.
+pub fn price(
+    tokens_in: usize,
+    tokens_out: usize,
+    input_per_mtok: f64,
+    output_per_mtok: f64,
+) -> f64 {
     (tokens_in as f64 * input_per_mtok + tokens_out as f64 * output_per_mtok) / 1e6
 }

@@ -337,15 +337,7 @@ pub async fn chat_completions(
         };
         return Ok(sse(id, created, model, stream, include_usage, ledger).into_response());
     }
-    let generated = stream.finish().await;
-    record(
-        &node,
-        &model,
-        started,
-        CallEnd::of(prompt_tokens, &generated),
-    )
-    .await;
-    let generated = generated.map_err(inference_error)?;
+    let generated = finish_recorded(&node, &model, started, prompt_tokens, stream).await?;
     Ok(Json(json!({
         "id": id,
         "object": "chat.completion",
@@ -391,6 +383,19 @@ impl<'a> CallEnd<'a> {
             },
         }
     }
+}
+
+/// Waits for a non-streamed answer and writes the call to the ledger, answered or not.
+async fn finish_recorded(
+    node: &Node,
+    model: &str,
+    started: i64,
+    prompt_tokens: usize,
+    stream: GenerationStream,
+) -> Result<Generated, ApiError> {
+    let generated = stream.finish().await;
+    record(node, model, started, CallEnd::of(prompt_tokens, &generated)).await;
+    generated.map_err(inference_error)
 }
 
 /// Writes one call of the local model, made through `/v1`, to the cost ledger (a
@@ -611,20 +616,11 @@ pub async fn anthropic_messages(
     let model = request.model.unwrap_or_else(|| model_name(service));
     let started = now_ms();
     let prompt_tokens = generation.prompt.len();
-    let generated = service
+    let stream = service
         .generate(generation)
         .await
-        .map_err(inference_error)?
-        .finish()
-        .await;
-    record(
-        &node,
-        &model,
-        started,
-        CallEnd::of(prompt_tokens, &generated),
-    )
-    .await;
-    let generated = generated.map_err(inference_error)?;
+        .map_err(inference_error)?;
+    let generated = finish_recorded(&node, &model, started, prompt_tokens, stream).await?;
     let stop_reason = match generated.finish {
         FinishReason::Length => "max_tokens",
         FinishReason::StopString => "stop_sequence",
