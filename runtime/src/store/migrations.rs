@@ -72,9 +72,34 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS inference_call_time ON inference_call FIELDS at_ms;
     ",
     ),
+    (
+        3,
+        // The run log as chunks, one row per append (see `records::chunk_row`); the old
+        // one-row-per-event log becomes one-event chunks, in the same JSON shape.
+        r#"
+    DEFINE TABLE IF NOT EXISTS run_log SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS run_id ON run_log TYPE string;
+    DEFINE FIELD IF NOT EXISTS first_seq ON run_log TYPE int;
+    DEFINE FIELD IF NOT EXISTS last_seq ON run_log TYPE int;
+    DEFINE FIELD IF NOT EXISTS events ON run_log TYPE string;
+    FOR $old IN (SELECT run_id, seq, at_ms, payload FROM run_event) {
+        CREATE type::record('run_log', [$old.run_id, $old.seq]) CONTENT {
+            run_id: $old.run_id, first_seq: $old.seq, last_seq: $old.seq,
+            events: string::concat('[{"seq":', <string> $old.seq, ',"at_ms":', <string> $old.at_ms,
+                ',"event":', $old.payload, '}]'),
+        } RETURN NONE;
+    };
+    REMOVE TABLE IF EXISTS run_event;
+    "#,
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {
+    apply_up_to(db, u32::MAX).await
+}
+
+/// Applies the migrations not yet applied, up to `last` (tests stop at an old schema).
+pub async fn apply_up_to(db: &Surreal<Any>, last: u32) -> Result<(), RuntimeError> {
     db.query(
         "DEFINE TABLE IF NOT EXISTS schema_migration SCHEMAFULL;
          DEFINE FIELD IF NOT EXISTS version ON schema_migration TYPE int;
@@ -88,7 +113,10 @@ pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {
         .check()?;
     let applied: Vec<Value> = response.take(0)?;
     let current = applied.first().and_then(Value::as_u64).unwrap_or(0) as u32;
-    for (version, statements) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+    for (version, statements) in MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version > current && *version <= last)
+    {
         let query = format!(
             "BEGIN TRANSACTION;\n{statements}\nCREATE schema_migration CONTENT {{ version: $version, applied_at_ms: $now }};\nCOMMIT TRANSACTION;"
         );

@@ -206,24 +206,21 @@ impl Store {
         self.execute(
             "BEGIN TRANSACTION;
              CREATE run CONTENT $record;
-             INSERT INTO run_event $events;
+             INSERT INTO run_log $chunk RETURN NONE;
              COMMIT TRANSACTION;",
-            json!({"record": record, "events": [records::event_row(first)?]}),
+            json!({"record": record, "chunk": records::chunk_row(std::slice::from_ref(first))?}),
         )
         .await
     }
 
-    /// Appends events; the unique (run_id, seq) index refuses a second writer. A
-    /// `run_finished` among them updates the run's record in the same transaction, so the
-    /// record never disagrees with the log.
+    /// Appends consecutive events of one run as one chunk (see `records::chunk_row`):
+    /// a second writer's chunk is refused. A `run_finished` among them updates the run's
+    /// record in the same transaction, so the record never disagrees with the log.
     pub async fn append_events(&self, events: &[StoredEvent]) -> Result<(), RuntimeError> {
         if events.is_empty() {
             return Ok(());
         }
-        let rows = events
-            .iter()
-            .map(records::event_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let chunk = records::chunk_row(events)?;
         let finished = events.iter().find_map(|stored| match &stored.event {
             RunEvent::RunFinished { status, .. } => {
                 Some((stored.run_id.as_str(), *status, stored.at_ms))
@@ -232,30 +229,34 @@ impl Store {
         });
         match finished {
             None => {
-                self.execute("INSERT INTO run_event $events", json!({"events": rows}))
-                    .await
+                self.execute(
+                    "INSERT INTO run_log $chunk RETURN NONE",
+                    json!({"chunk": chunk}),
+                )
+                .await
             }
             Some((run_id, status, at_ms)) => {
                 self.execute(
                     "BEGIN TRANSACTION;
-                     INSERT INTO run_event $events;
+                     INSERT INTO run_log $chunk RETURN NONE;
                      UPDATE run SET status = $status, finished_at_ms = $at WHERE run_id = $run;
                      COMMIT TRANSACTION;",
-                    json!({"events": rows, "run": run_id, "status": status.as_str(), "at": at_ms}),
+                    json!({"chunk": chunk, "run": run_id, "status": status.as_str(), "at": at_ms}),
                 )
                 .await
             }
         }
     }
 
+    /// The whole log of a run, read as one range of chunk keys (no index needed).
     pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, RuntimeError> {
         let rows: Vec<Value> = self
             .rows(
-                "SELECT run_id, seq, at_ms, payload FROM run_event WHERE run_id = $run ORDER BY seq",
-                json!({"run": run_id}),
+                "SELECT first_seq, events FROM run_log:[$run, 0]..=[$run, $end]",
+                json!({"run": run_id, "end": i64::MAX}),
             )
             .await?;
-        rows.into_iter().map(records::event_from_row).collect()
+        records::events_from_chunks(run_id, rows)
     }
 
     pub async fn run(&self, run_id: &str) -> Result<RunRecord, RuntimeError> {

@@ -78,11 +78,9 @@ async fn deleting_hides_a_workflow_but_keeps_its_versions() {
     ));
 }
 
-#[tokio::test]
-async fn events_come_back_in_order_and_a_duplicate_sequence_is_refused() {
-    let store = Store::memory().await.unwrap();
-    let started = event(
-        "r1",
+fn started(run: &str) -> StoredEvent {
+    event(
+        run,
         0,
         RunEvent::RunStarted {
             workflow_id: "wf".into(),
@@ -90,34 +88,120 @@ async fn events_come_back_in_order_and_a_duplicate_sequence_is_refused() {
             variables: Default::default(),
             started_by: "ada".into(),
         },
-    );
-    store.create_run(&record("r1"), &started).await.unwrap();
-    let skipped = event("r1", 2, RunEvent::TaskSkipped { task: "b".into() });
-    let failed = event(
-        "r1",
-        1,
+    )
+}
+
+fn failed(run: &str, seq: u64) -> StoredEvent {
+    event(
+        run,
+        seq,
         RunEvent::TaskFailed {
             task: "a".into(),
             reason: "x".into(),
         },
-    );
+    )
+}
+
+#[tokio::test]
+async fn events_come_back_in_order_and_a_second_writer_is_refused() {
+    let store = Store::memory().await.unwrap();
     store
-        .append_events(&[skipped.clone(), failed.clone()])
+        .create_run(&record("r1"), &started("r1"))
         .await
         .unwrap();
+    let skipped = event("r1", 2, RunEvent::TaskSkipped { task: "b".into() });
+    store
+        .append_events(&[failed("r1", 1), skipped.clone()])
+        .await
+        .unwrap();
+    let more = event("r1", 3, RunEvent::TaskSkipped { task: "c".into() });
+    store.append_events(&[more.clone()]).await.unwrap();
     assert_eq!(
         store.run_events("r1").await.unwrap(),
-        vec![started, failed.clone(), skipped]
+        vec![started("r1"), failed("r1", 1), skipped, more]
     );
+    // A writer that saw the log up to event 0 appends from event 1, where a chunk
+    // already starts.
     assert!(
-        store.append_events(&[failed]).await.is_err(),
+        store.append_events(&[failed("r1", 1)]).await.is_err(),
         "a second event 1 must be refused"
     );
     assert_eq!(
         store.run_events("r1").await.unwrap().len(),
-        3,
+        4,
         "the refused write left the log intact"
     );
+}
+
+#[tokio::test]
+async fn an_append_of_events_that_do_not_follow_one_another_is_refused() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    let error = store
+        .append_events(&[failed("r1", 2), failed("r1", 1)])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("consecutive"), "{error}");
+    let error = store
+        .append_events(&[failed("r1", 1), failed("other", 2)])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("one run"), "{error}");
+    assert_eq!(store.run_events("r1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("gap"), &started("gap"))
+        .await
+        .unwrap();
+    store.append_events(&[failed("gap", 2)]).await.unwrap();
+    let error = store.run_events("gap").await.unwrap_err();
+    assert!(error.to_string().contains("broken"), "{error}");
+
+    store
+        .create_run(&record("overlap"), &started("overlap"))
+        .await
+        .unwrap();
+    store
+        .append_events(&[failed("overlap", 1), failed("overlap", 2)])
+        .await
+        .unwrap();
+    // Only a writer that ignores the chain could write this: it must not go unseen.
+    store.append_events(&[failed("overlap", 2)]).await.unwrap();
+    let error = store.run_events("overlap").await.unwrap_err();
+    assert!(error.to_string().contains("broken"), "{error}");
+}
+
+#[tokio::test]
+async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
+    let db = surrealdb::engine::any::connect("mem://").await.unwrap();
+    db.use_ns("troupe").use_db("troupe").await.unwrap();
+    migrations::apply_up_to(&db, 2).await.unwrap();
+    let old = [started("r1"), failed("r1", 1)];
+    for stored in &old {
+        db.query("CREATE run_event CONTENT { run_id: $run, seq: $seq, at_ms: $at, kind: 'k', payload: $payload }")
+            .bind(json!({"run": stored.run_id, "seq": stored.seq, "at": stored.at_ms,
+                         "payload": serde_json::to_string(&stored.event).unwrap()}))
+            .await
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+    migrations::apply(&db).await.unwrap();
+    let store = Store { db };
+    assert_eq!(store.run_events("r1").await.unwrap(), old);
+    store.append_events(&[failed("r1", 2)]).await.unwrap();
+    assert!(
+        store.append_events(&[failed("r1", 1)]).await.is_err(),
+        "migrated events keep their place in the chain"
+    );
+    assert_eq!(store.run_events("r1").await.unwrap().len(), 3);
 }
 
 #[tokio::test]
