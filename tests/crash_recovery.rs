@@ -1,6 +1,8 @@
 //! The durability promise, end to end with the real binary: SIGKILL the node while a
 //! task runs and again while an approval waits; each time it comes back, the run goes
-//! on; no completed task runs twice and the event log has no gap.
+//! on; no completed task runs twice and the event log has no gap. Once on the embedded
+//! store (`surrealkv://` in the data directory), once on a real SurrealDB server over
+//! `ws://`, where each restart gets a fresh data directory: all a node needs is there.
 
 mod support;
 
@@ -40,10 +42,30 @@ fn count(marks: &str, line: &str) -> usize {
 fn a_run_survives_sigkill_while_a_task_runs_and_while_an_approval_waits() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let marks_path = dir.path().join("marks.txt");
     let address = free_address();
+    survives_two_kills(dir.path(), || Server::start(&data, &address));
+}
 
-    let server = Server::start(&data, &address);
+#[test]
+fn a_run_on_a_shared_surrealdb_server_survives_sigkill_of_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let flags = surreal.store_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let address = free_address();
+    let restarts = std::cell::Cell::new(0);
+    survives_two_kills(dir.path(), || {
+        restarts.set(restarts.get() + 1);
+        let data = dir.path().join(format!("node-data-{}", restarts.get()));
+        Server::start_with(&data, &address, &flags, &[])
+    });
+}
+
+/// Start, kill while `slow` runs, start, kill while `sign_off` waits, start, approve:
+/// `start` brings the node up each time (on the same store).
+fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
+    let marks_path = dir.join("marks.txt");
+    let server = start();
     let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
     assert_eq!(status, 201, "{created}");
     let body = serde_json::json!({"variables": {"marks": marks_path.display().to_string()}, "started_by": "ada"}).to_string();
@@ -60,14 +82,14 @@ fn a_run_survives_sigkill_while_a_task_runs_and_while_an_approval_waits() {
     });
     server.kill();
 
-    let server = Server::start(&data, &address);
+    let server = start();
     let run = wait_for_run(&server, &run_id, 60, |run| {
         task_status(run, "sign_off") == "waiting_approval"
     });
     assert_eq!(task_status(&run, "first"), "completed");
     server.kill();
 
-    let server = Server::start(&data, &address);
+    let server = start();
     let decision = r#"{"decision": "approve", "approver": "bob", "comment": "after two crashes"}"#;
     let (status, answer) = post(
         &server,

@@ -223,3 +223,69 @@ pub fn task_status(run: &Value, task: &str) -> String {
         .map(|t| t["status"].as_str().unwrap_or("").to_string())
         .unwrap_or_default()
 }
+
+/// A real SurrealDB server (`tools/surreal-server`, the official server's own `init`) on
+/// a free loopback port, memory engine, root user `root`/`root`; killed when dropped.
+pub struct SurrealServer {
+    child: Child,
+    pub address: String,
+}
+
+impl SurrealServer {
+    pub fn start(log_path: &Path) -> SurrealServer {
+        let binary = std::env::var_os("TROUPE_SURREAL_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "TROUPE_SURREAL_BIN is not set: the ws:// store tests need a SurrealDB server. \
+                 Run the suite with ./scripts/test (it builds one), or build it with \
+                 ./scripts/build-surreal-server and export TROUPE_SURREAL_BIN=<the path it prints>"
+                )
+            });
+        assert!(
+            binary.is_file(),
+            "TROUPE_SURREAL_BIN={} is not a file: build it with ./scripts/build-surreal-server",
+            binary.display()
+        );
+        let address = free_address();
+        let log = std::fs::File::create(log_path).expect("log file");
+        let child = Command::new(&binary)
+            .args(["start", "--no-banner", "--bind", &address])
+            .args(["--username", "root", "--password", "root", "memory"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("{} does not start: {error}", binary.display()));
+        let server = SurrealServer { child, address };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = http1::blocking_get(&format!("http://{}/health", server.address))
+                && response == 200
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        panic!("the SurrealDB server did not answer /health in 60 s; its log:\n{log}");
+    }
+
+    /// The settings flags that point a `troupe` process at this server.
+    pub fn store_flags(&self) -> Vec<String> {
+        vec![
+            "--set".into(),
+            format!("store.url=ws://{}", self.address),
+            "--set".into(),
+            "store.username=root".into(),
+            "--set".into(),
+            "store.password=root".into(),
+        ]
+    }
+}
+
+impl Drop for SurrealServer {
+    fn drop(&mut self) {
+        let _already_dead = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
