@@ -149,10 +149,12 @@ pub(crate) async fn default_plan(
             },
             coverage_note: None,
         },
-        ProjectType::Custom => Plan {
-            script: String::new(),
-            coverage_note: not_measured("a custom command's coverage is not known"),
-        },
+        ProjectType::Custom => {
+            return Err(AgentError::InvalidInput {
+                field: "command".into(),
+                reason: "is required when the project type is not known".into(),
+            });
+        }
     };
     Ok(plan)
 }

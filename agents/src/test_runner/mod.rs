@@ -164,9 +164,11 @@ impl TestRunnerAgent {
                 }
             },
         };
-        let requested = match inputs.get("timeout_secs").and_then(Value::as_u64) {
-            Some(0) => return Err(invalid("timeout_secs", "must be at least 1".into())),
-            Some(secs) => secs,
+        let requested = match inputs.get("timeout_secs").and_then(Value::as_i64) {
+            Some(secs) if secs < 1 => {
+                return Err(invalid("timeout_secs", "must be at least 1".into()));
+            }
+            Some(secs) => secs.unsigned_abs(),
             None => self.config.default_timeout_secs,
         };
         // The runtime enforces the task's own timeout too; never plan past it.
@@ -213,12 +215,18 @@ impl Agent for TestRunnerAgent {
         context.report("copying the repository", Some(0.0));
         self.copy_repository(&request.repository, &copy, &context).await?;
 
-        let plan = default_plan(request.project_type, &reports, request.coverage).await?;
-        let script = request.command.clone().unwrap_or(plan.script);
-        let coverage_note = if request.command.is_some() && request.coverage {
-            Some("coverage is not measured for a custom command".to_string())
-        } else {
-            plan.coverage_note
+        // A given command is run as is; only the default one needs its toolchain checked.
+        let (script, coverage_note) = match &request.command {
+            Some(command) => (
+                command.clone(),
+                request
+                    .coverage
+                    .then(|| "coverage is not measured for a custom command".to_string()),
+            ),
+            None => {
+                let plan = default_plan(request.project_type, &reports, request.coverage).await?;
+                (plan.script, plan.coverage_note)
+            }
         };
         // Builds, caches and logs stay in the scratch directory, never in shared ones.
         let scratch_path = |name: &str| scratch.path().join(name).to_string_lossy().into_owned();
