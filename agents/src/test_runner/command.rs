@@ -86,7 +86,7 @@ pub(crate) async fn default_plan(
     coverage: bool,
 ) -> Result<Plan, AgentError> {
     if let Some((tool, install)) = project_type.required_tool()
-        && !succeeds(tool, &["--version"]).await
+        && !succeeds(tool, &[version_flag(tool)]).await
     {
         return Err(AgentError::Failed(format!(
             "`{tool}` is needed to run {} tests but cannot be run here: {install}",
@@ -157,6 +157,11 @@ pub(crate) async fn default_plan(
         }
     };
     Ok(plan)
+}
+
+/// `go` has a `version` subcommand and no `--version` flag.
+fn version_flag(tool: &str) -> &'static str {
+    if tool == "go" { "version" } else { "--version" }
 }
 
 async fn succeeds(program: &str, args: &[&str]) -> bool {
