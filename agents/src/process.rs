@@ -40,7 +40,9 @@ pub(crate) fn environment(
 
 /// Waits for a reader task. The reader ends when the pipe closes, which the child's exit
 /// guarantees unless a grandchild keeps it open: bound that wait too.
-pub(crate) async fn join_reader<T: Default>(reader: tokio::task::JoinHandle<(T, bool)>) -> (T, bool) {
+pub(crate) async fn join_reader<T: Default>(
+    reader: tokio::task::JoinHandle<(T, bool)>,
+) -> (T, bool) {
     match tokio::time::timeout(Duration::from_secs(2), reader).await {
         Ok(Ok(captured)) => captured,
         Ok(Err(_)) | Err(_) => (T::default(), true),

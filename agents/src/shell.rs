@@ -10,7 +10,9 @@ use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars};
+use crate::process::{
+    die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars,
+};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {

@@ -31,12 +31,25 @@ pub(crate) fn toolchain_name(toolchain: Toolchain) -> &'static str {
 }
 
 impl Request {
-    pub(crate) fn from_inputs(inputs: &Map<String, Value>, max_replicas: u32) -> Result<Self, AgentError> {
+    pub(crate) fn from_inputs(
+        inputs: &Map<String, Value>,
+        max_replicas: u32,
+    ) -> Result<Self, AgentError> {
         let text = |name: &str| inputs.get(name).and_then(Value::as_str);
         let given = PathBuf::from(text("repository").unwrap_or_default());
-        let repository = given.canonicalize().ok().filter(|path| path.is_dir()).ok_or_else(|| {
-            invalid("repository", format!("`{}` is not a directory; give the path of a checked-out repository", given.display()))
-        })?;
+        let repository = given
+            .canonicalize()
+            .ok()
+            .filter(|path| path.is_dir())
+            .ok_or_else(|| {
+                invalid(
+                    "repository",
+                    format!(
+                        "`{}` is not a directory; give the path of a checked-out repository",
+                        given.display()
+                    ),
+                )
+            })?;
         let toolchain = detect(&repository).ok_or_else(|| {
             invalid(
                 "repository",
@@ -60,14 +73,21 @@ impl Request {
                     ),
                 ));
             }
-            None => slug(&repository.file_name().map(|name| name.to_string_lossy()).unwrap_or_default()),
+            None => slug(
+                &repository
+                    .file_name()
+                    .map(|name| name.to_string_lossy())
+                    .unwrap_or_default(),
+            ),
         };
         let image = match text("image") {
             Some(image) if is_image_reference(image) => image.to_string(),
             Some(image) => {
                 return Err(invalid(
                     "image",
-                    format!("`{image}` is not an image reference like `registry.example.com/team/app:1.2.3`"),
+                    format!(
+                        "`{image}` is not an image reference like `registry.example.com/team/app:1.2.3`"
+                    ),
                 ));
             }
             None => format!("{app_name}:latest"),
@@ -89,7 +109,12 @@ impl Request {
             Some(replicas) => u32::try_from(replicas)
                 .ok()
                 .filter(|replicas| (1..=max_replicas).contains(replicas))
-                .ok_or_else(|| invalid("replicas", format!("{replicas} is not between 1 and {max_replicas}")))?,
+                .ok_or_else(|| {
+                    invalid(
+                        "replicas",
+                        format!("{replicas} is not between 1 and {max_replicas}"),
+                    )
+                })?,
         };
         let environment = match text("environment") {
             None => "staging".to_string(),
@@ -97,7 +122,10 @@ impl Request {
             Some(name) => {
                 return Err(invalid(
                     "environment",
-                    format!("`{name}` is not a DNS-1123 label (it names the namespace); try `{}`", slug(name)),
+                    format!(
+                        "`{name}` is not a DNS-1123 label (it names the namespace); try `{}`",
+                        slug(name)
+                    ),
                 ));
             }
         };
@@ -135,7 +163,9 @@ fn output_dir(repository: &Path, given: Option<&str>) -> Result<PathBuf, AgentEr
         return Ok(normalise(path));
     }
     let joined = normalise(&repository.join(path));
-    let escapes = path.components().any(|component| component == Component::ParentDir)
+    let escapes = path
+        .components()
+        .any(|component| component == Component::ParentDir)
         && !joined.starts_with(repository);
     if escapes || joined == repository {
         return Err(invalid(
@@ -152,7 +182,10 @@ fn output_dir(repository: &Path, given: Option<&str>) -> Result<PathBuf, AgentEr
     {
         return Err(invalid(
             "output_dir",
-            format!("`{given}` is a link to {} outside the repository; give an absolute path to write there", real.display()),
+            format!(
+                "`{given}` is a link to {} outside the repository; give an absolute path to write there",
+                real.display()
+            ),
         ));
     }
     Ok(joined)
@@ -175,12 +208,18 @@ fn normalise(path: &Path) -> PathBuf {
 
 /// What the Dockerfile starts (Rust binary, Python script) and how dependencies are
 /// installed (Python, Node).
-fn toolchain_details(toolchain: Toolchain, repository: &Path) -> Result<(String, String), AgentError> {
+fn toolchain_details(
+    toolchain: Toolchain,
+    repository: &Path,
+) -> Result<(String, String), AgentError> {
     let has = |name: &str| repository.join(name).exists();
     Ok(match toolchain {
         Toolchain::Rust => (cargo_binary(repository)?, String::new()),
         Toolchain::Python => {
-            let script = ["main.py", "app.py"].into_iter().find(|name| has(name)).unwrap_or("main.py");
+            let script = ["main.py", "app.py"]
+                .into_iter()
+                .find(|name| has(name))
+                .unwrap_or("main.py");
             let install = if has("requirements.txt") {
                 "pip install --no-cache-dir -r requirements.txt"
             } else {
@@ -189,7 +228,11 @@ fn toolchain_details(toolchain: Toolchain, repository: &Path) -> Result<(String,
             (script.to_string(), install.to_string())
         }
         Toolchain::Node => {
-            let install = if has("package-lock.json") { "npm ci --omit=dev" } else { "npm install --omit=dev" };
+            let install = if has("package-lock.json") {
+                "npm ci --omit=dev"
+            } else {
+                "npm install --omit=dev"
+            };
             (String::new(), install.to_string())
         }
         Toolchain::Go => (String::new(), String::new()),
@@ -200,21 +243,35 @@ fn toolchain_details(toolchain: Toolchain, repository: &Path) -> Result<(String,
 fn cargo_binary(repository: &Path) -> Result<String, AgentError> {
     let manifest = std::fs::read_to_string(repository.join("Cargo.toml"))
         .map_err(|error| AgentError::Io(format!("reading Cargo.toml: {error}")))?;
-    let manifest: toml::Table = toml::from_str(&manifest)
-        .map_err(|error| invalid("repository", format!("its Cargo.toml does not parse: {error}")))?;
+    let manifest: toml::Table = toml::from_str(&manifest).map_err(|error| {
+        invalid(
+            "repository",
+            format!("its Cargo.toml does not parse: {error}"),
+        )
+    })?;
     let bin = manifest
         .get("bin")
         .and_then(|bins| bins.as_array())
         .and_then(|bins| bins.first())
         .and_then(|bin| bin.get("name"))
         .and_then(|name| name.as_str());
-    let package = manifest.get("package").and_then(|package| package.get("name")).and_then(|name| name.as_str());
+    let package = manifest
+        .get("package")
+        .and_then(|package| package.get("name"))
+        .and_then(|name| name.as_str());
     let name = bin.or(package).ok_or_else(|| {
         invalid("repository", "its Cargo.toml names no package (a workspace root?); give the member crate's directory".into())
     })?;
     // Pasted into the Dockerfile: only the characters cargo allows in a name.
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(invalid("repository", format!("its Cargo.toml names the binary `{name}`, which is not a valid crate name")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            "repository",
+            format!("its Cargo.toml names the binary `{name}`, which is not a valid crate name"),
+        ));
     }
     Ok(name.to_string())
 }
@@ -224,7 +281,9 @@ pub(crate) fn is_dns_label(name: &str) -> bool {
     name.len() <= 63
         && edge_ok(name.chars().next())
         && edge_ok(name.chars().last())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// A DNS-1123 label made from `text`: lowercased, other characters to `-`, runs of `-`
@@ -248,7 +307,9 @@ pub(crate) fn slug(text: &str) -> String {
 fn is_image_reference(image: &str) -> bool {
     !image.is_empty()
         && image.len() <= 255
-        && image.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
 }
 
 #[cfg(test)]
@@ -267,12 +328,24 @@ mod tests {
     #[test]
     fn output_dirs_stay_inside_unless_absolute() {
         let repo = Path::new("/srv/repo");
-        assert_eq!(output_dir(repo, None).unwrap(), Path::new("/srv/repo/deploy"));
-        assert_eq!(output_dir(repo, Some("ops/./k8s")).unwrap(), Path::new("/srv/repo/ops/k8s"));
-        assert_eq!(output_dir(repo, Some("/tmp/plan")).unwrap(), Path::new("/tmp/plan"));
+        assert_eq!(
+            output_dir(repo, None).unwrap(),
+            Path::new("/srv/repo/deploy")
+        );
+        assert_eq!(
+            output_dir(repo, Some("ops/./k8s")).unwrap(),
+            Path::new("/srv/repo/ops/k8s")
+        );
+        assert_eq!(
+            output_dir(repo, Some("/tmp/plan")).unwrap(),
+            Path::new("/tmp/plan")
+        );
         for outside in ["../x", "a/../../x", "."] {
             let error = output_dir(repo, Some(outside)).unwrap_err().to_string();
-            assert!(error.contains("resolves outside the repository"), "{outside}: {error}");
+            assert!(
+                error.contains("resolves outside the repository"),
+                "{outside}: {error}"
+            );
         }
     }
 }

@@ -26,30 +26,67 @@ use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars};
+use crate::process::{
+    die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars,
+};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     fields: vec![
-        Field::new("repository", FieldType::String, true, "Path of the repository to deploy."),
+        Field::new(
+            "repository",
+            FieldType::String,
+            true,
+            "Path of the repository to deploy.",
+        ),
         Field::new(
             "output_dir",
             FieldType::String,
             false,
             "Where to write the plan: relative to the repository (default `deploy`), or absolute.",
         ),
-        Field::new("app_name", FieldType::String, false, "DNS-1123 name; the directory's name by default."),
-        Field::new("image", FieldType::String, false, "Image reference; `<app_name>:latest` by default."),
-        Field::new("port", FieldType::Integer, false, "Port the application listens on."),
-        Field::new("replicas", FieldType::Integer, false, "Pods to run (default 2)."),
+        Field::new(
+            "app_name",
+            FieldType::String,
+            false,
+            "DNS-1123 name; the directory's name by default.",
+        ),
+        Field::new(
+            "image",
+            FieldType::String,
+            false,
+            "Image reference; `<app_name>:latest` by default.",
+        ),
+        Field::new(
+            "port",
+            FieldType::Integer,
+            false,
+            "Port the application listens on.",
+        ),
+        Field::new(
+            "replicas",
+            FieldType::Integer,
+            false,
+            "Pods to run (default 2).",
+        ),
         Field::new(
             "deploy_command",
             FieldType::String,
             false,
             "Command (`sh -c`, in the repository) run when dry_run is false.",
         ),
-        Field::new("dry_run", FieldType::Boolean, false, "Render only (default true)."),
-        Field::new("environment", FieldType::String, false, "Target environment and namespace (default staging)."),
+        Field::new(
+            "dry_run",
+            FieldType::Boolean,
+            false,
+            "Render only (default true).",
+        ),
+        Field::new(
+            "environment",
+            FieldType::String,
+            false,
+            "Target environment and namespace (default staging).",
+        ),
     ],
     open: false,
 });
@@ -111,12 +148,23 @@ impl Agent for DeploymentAgent {
         &SCHEMA
     }
 
-    async fn run(&self, inputs: Map<String, Value>, context: AgentContext) -> Result<AgentOutput, AgentError> {
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
         SCHEMA.validate(&inputs)?;
         let request = inputs::Request::from_inputs(&inputs, self.config.max_replicas)?;
         let values = &request.values;
-        let deploy_command = inputs.get("deploy_command").and_then(Value::as_str).map(str::trim).filter(|c| !c.is_empty());
-        let dry_run = inputs.get("dry_run").and_then(Value::as_bool).unwrap_or(true);
+        let deploy_command = inputs
+            .get("deploy_command")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        let dry_run = inputs
+            .get("dry_run")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let will_deploy = deploy_command.filter(|_| !dry_run);
         let deploy_note = match (deploy_command, dry_run) {
             (None, _) => "none given; nothing is deployed.".to_string(),
@@ -141,8 +189,14 @@ impl Agent for DeploymentAgent {
         context.report("deployment plan rendered", Some(0.5));
 
         let mut outputs = Map::new();
-        outputs.insert("project_type".into(), json!(inputs::toolchain_name(values.toolchain)));
-        outputs.insert("output_dir".into(), json!(request.output_dir.display().to_string()));
+        outputs.insert(
+            "project_type".into(),
+            json!(inputs::toolchain_name(values.toolchain)),
+        );
+        outputs.insert(
+            "output_dir".into(),
+            json!(request.output_dir.display().to_string()),
+        );
         outputs.insert("files".into(), json!(FILES));
         outputs.insert("plan".into(), Value::String(plan));
         outputs.insert("dry_run".into(), Value::Bool(dry_run));
@@ -152,7 +206,10 @@ impl Agent for DeploymentAgent {
             outputs.insert("deployed".into(), Value::Bool(true));
             outputs.insert("deploy_output".into(), deploy_output);
         }
-        Ok(AgentOutput { outputs, cost_usd: 0.0 })
+        Ok(AgentOutput {
+            outputs,
+            cost_usd: 0.0,
+        })
     }
 }
 
@@ -166,7 +223,9 @@ impl DeploymentAgent {
         request: &inputs::Request,
         context: &AgentContext,
     ) -> Result<Value, AgentError> {
-        let timeout_secs = context.timeout_secs.unwrap_or(self.config.default_timeout_secs);
+        let timeout_secs = context
+            .timeout_secs
+            .unwrap_or(self.config.default_timeout_secs);
         let mut command = Command::new("sh");
         command
             .arg("-c")
@@ -210,7 +269,9 @@ impl DeploymentAgent {
         if !status.success() {
             return Err(AgentError::Failed(format!(
                 "deploy command exited with {}: {}",
-                status.code().map_or("a signal".to_string(), |code| code.to_string()),
+                status
+                    .code()
+                    .map_or("a signal".to_string(), |code| code.to_string()),
                 tail_chars(&stderr, 2000).trim()
             )));
         }
@@ -228,7 +289,9 @@ impl DeploymentAgent {
 /// Writes each file below `output_dir`, refusing to write through a symlink (which could
 /// point anywhere).
 fn write_files(output_dir: &Path, files: &[(&'static str, String)]) -> Result<(), AgentError> {
-    let io = |path: &Path, error: std::io::Error| AgentError::Io(format!("writing {}: {error}", path.display()));
+    let io = |path: &Path, error: std::io::Error| {
+        AgentError::Io(format!("writing {}: {error}", path.display()))
+    };
     std::fs::create_dir_all(output_dir).map_err(|error| io(output_dir, error))?;
     for (relative, text) in files {
         let path: PathBuf = output_dir.join(relative);
@@ -238,7 +301,10 @@ fn write_files(output_dir: &Path, files: &[(&'static str, String)]) -> Result<()
             if std::fs::symlink_metadata(&checked).is_ok_and(|meta| meta.file_type().is_symlink()) {
                 return Err(AgentError::InvalidInput {
                     field: "output_dir".into(),
-                    reason: format!("{} is a symlink; refusing to write through it", checked.display()),
+                    reason: format!(
+                        "{} is a symlink; refusing to write through it",
+                        checked.display()
+                    ),
                 });
             }
         }

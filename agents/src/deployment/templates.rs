@@ -28,8 +28,8 @@ impl Values {
     fn uid(&self) -> u32 {
         match self.toolchain {
             Toolchain::Rust | Toolchain::Python => 10001,
-            Toolchain::Node => 1000,     // the `node` user of the official image
-            Toolchain::Go => 65532,      // distroless `nonroot`
+            Toolchain::Node => 1000, // the `node` user of the official image
+            Toolchain::Go => 65532,  // distroless `nonroot`
         }
     }
 
@@ -57,7 +57,9 @@ pub(crate) fn dockerfile(values: &Values) -> String {
         Toolchain::Node => NODE_DOCKERFILE,
         Toolchain::Go => GO_DOCKERFILE,
     };
-    values.fill(body).replace("%NO_HEALTHCHECK%", NO_HEALTHCHECK)
+    values
+        .fill(body)
+        .replace("%NO_HEALTHCHECK%", NO_HEALTHCHECK)
 }
 
 const RUST_DOCKERFILE: &str = r#"# Build stage: compile the release binary.
@@ -135,7 +137,9 @@ pub(crate) fn github_workflow(values: &Values) -> String {
         Toolchain::Node => {
             "      - uses: actions/setup-node@v4\n        with:\n          node-version: \"20\"\n"
         }
-        Toolchain::Go => "      - uses: actions/setup-go@v5\n        with:\n          go-version: \"1.23\"\n",
+        Toolchain::Go => {
+            "      - uses: actions/setup-go@v5\n        with:\n          go-version: \"1.23\"\n"
+        }
     };
     let (_, steps) = test_steps(values.toolchain);
     let steps: String = steps

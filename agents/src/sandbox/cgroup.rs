@@ -37,7 +37,8 @@ impl Cgroups {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let mut cgroups = Cgroups::default();
-        if let Some(created) = create_v2(&mounts, &membership, &name, max_memory_bytes, max_processes)
+        if let Some(created) =
+            create_v2(&mounts, &membership, &name, max_memory_bytes, max_processes)
         {
             cgroups.created.push(created);
         }
@@ -53,8 +54,11 @@ impl Cgroups {
         }
         if !cgroups.limits_memory()
             && let Some(parent) = v1_parent(&mounts, &membership, "memory")
-            && let Some(dir) =
-                create_with(&parent, &name, &[("memory.limit_in_bytes", max_memory_bytes)])
+            && let Some(dir) = create_with(
+                &parent,
+                &name,
+                &[("memory.limit_in_bytes", max_memory_bytes)],
+            )
         {
             cgroups.created.push(Created {
                 dir,
@@ -102,7 +106,10 @@ fn kill_and_remove(dir: &Path) {
     let _ = std::fs::write(dir.join("cgroup.kill"), "1");
     for _ in 0..250 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = procs.lines().filter_map(|line| line.trim().parse().ok()).collect();
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect();
         if pids.is_empty() && std::fs::remove_dir(dir).is_ok() {
             return;
         }
@@ -145,8 +152,8 @@ fn create_v2(
         .unwrap_or("/");
     // Our own cgroup (when we may create children there), else the mount's root.
     for parent in [join_cgroup_path(&mount, own), mount.clone()] {
-        let delegated = std::fs::read_to_string(parent.join("cgroup.subtree_control"))
-            .unwrap_or_default();
+        let delegated =
+            std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
         let controllers: Vec<&str> = delegated.split_whitespace().collect();
         let mut limits = Vec::new();
         if controllers.contains(&"pids") {

@@ -47,11 +47,14 @@ pub(crate) fn copy_tree(
         if cancelled.load(Ordering::Relaxed) {
             return Err(AgentError::Cancelled);
         }
-        let entry = entry.map_err(|error| AgentError::Io(format!("reading the repository: {error}")))?;
-        let relative = entry
-            .path()
-            .strip_prefix(from)
-            .map_err(|_| AgentError::Io(format!("{} is outside the repository", entry.path().display())))?;
+        let entry =
+            entry.map_err(|error| AgentError::Io(format!("reading the repository: {error}")))?;
+        let relative = entry.path().strip_prefix(from).map_err(|_| {
+            AgentError::Io(format!(
+                "{} is outside the repository",
+                entry.path().display()
+            ))
+        })?;
         let target = to.join(relative);
         let file_type = entry.file_type();
         if file_type.is_dir() {
@@ -121,7 +124,10 @@ fn too_large(reason: String) -> AgentError {
 }
 
 fn io(path: &Path, error: std::io::Error) -> AgentError {
-    AgentError::Io(format!("copying {}: {error}", PathBuf::from(path).display()))
+    AgentError::Io(format!(
+        "copying {}: {error}",
+        PathBuf::from(path).display()
+    ))
 }
 
 #[cfg(test)]
@@ -153,7 +159,10 @@ mod tests {
         let report = copy_tree(from.path(), to.path(), &limits(), &AtomicBool::new(false)).unwrap();
         assert_eq!(report.files, 1);
         assert_eq!(report.skipped_symlinks, 2, "{report:?}");
-        assert_eq!(std::fs::read_to_string(to.path().join("src/inner")).unwrap(), "a");
+        assert_eq!(
+            std::fs::read_to_string(to.path().join("src/inner")).unwrap(),
+            "a"
+        );
         assert!(!to.path().join("target").exists());
         assert!(std::fs::symlink_metadata(to.path().join("src/out")).is_err());
         assert!(std::fs::symlink_metadata(to.path().join("abs")).is_err());
@@ -165,7 +174,8 @@ mod tests {
         let from = tempfile::tempdir().unwrap();
         let to = tempfile::tempdir().unwrap();
         std::fs::write(from.path().join("big"), vec![0u8; 2 << 20]).unwrap();
-        let error = copy_tree(from.path(), to.path(), &limits(), &AtomicBool::new(false)).unwrap_err();
+        let error =
+            copy_tree(from.path(), to.path(), &limits(), &AtomicBool::new(false)).unwrap_err();
         assert!(error.to_string().contains("max_copy_bytes"), "{error}");
         let cancelled = copy_tree(from.path(), to.path(), &limits(), &AtomicBool::new(true));
         assert_eq!(cancelled.unwrap_err(), AgentError::Cancelled);

@@ -55,14 +55,29 @@ impl Isolation {
 
 /// The unshare flags we try, strongest first, and what each gives.
 const WRAPPERS: &[(&[&str], &str, bool)] = &[
-    (&["--net", "--pid", "--fork", "--kill-child"], "namespace", true),
     (
-        &["--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"],
+        &["--net", "--pid", "--fork", "--kill-child"],
+        "namespace",
+        true,
+    ),
+    (
+        &[
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--pid",
+            "--fork",
+            "--kill-child",
+        ],
         "user_namespace",
         true,
     ),
     (&["--net"], "namespace", false),
-    (&["--user", "--map-root-user", "--net"], "user_namespace", false),
+    (
+        &["--user", "--map-root-user", "--net"],
+        "user_namespace",
+        false,
+    ),
 ];
 
 /// A prepared sandbox: the wrapper that works here and the cgroups made for one command.
@@ -96,14 +111,17 @@ impl Sandbox {
             }
         };
         let (max_memory_bytes, max_processes) = (limits.max_memory_bytes, limits.max_processes);
-        let cgroups = tokio::task::spawn_blocking(move || {
-            Cgroups::create(max_memory_bytes, max_processes)
-        })
-        .await
-        .map_err(|error| AgentError::Io(format!("creating cgroups: {error}")))?;
+        let cgroups =
+            tokio::task::spawn_blocking(move || Cgroups::create(max_memory_bytes, max_processes))
+                .await
+                .map_err(|error| AgentError::Io(format!("creating cgroups: {error}")))?;
         let isolation = Isolation {
             network,
-            memory: if cgroups.limits_memory() { "cgroup" } else { "rlimit" },
+            memory: if cgroups.limits_memory() {
+                "cgroup"
+            } else {
+                "rlimit"
+            },
             processes: if cgroups.limits_processes() {
                 "cgroup"
             } else if pid_namespace {

@@ -7,7 +7,9 @@ use tokio::process::Command;
 use crate::errors::AgentError;
 use crate::project::Toolchain;
 
-use super::parse::{CargoParser, FailureLimits, GoParser, OutputParser, PytestParser, TapParser, pytest};
+use super::parse::{
+    CargoParser, FailureLimits, GoParser, OutputParser, PytestParser, TapParser, pytest,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ProjectType {
@@ -66,7 +68,10 @@ impl ProjectType {
         match self {
             Self::Cargo => Some(("cargo", "install Rust with rustup")),
             Self::Pytest => Some(("python3", "install Python 3 (apt-get install python3)")),
-            Self::Npm => Some(("npm", "install Node.js and npm (apt-get install nodejs npm)")),
+            Self::Npm => Some((
+                "npm",
+                "install Node.js and npm (apt-get install nodejs npm)",
+            )),
             Self::Go => Some(("go", "install Go (apt-get install golang-go)")),
             Self::Custom => None,
         }
@@ -132,7 +137,10 @@ pub(crate) async fn default_plan(
                     );
                 }
             }
-            Plan { script, coverage_note }
+            Plan {
+                script,
+                coverage_note,
+            }
         }
         ProjectType::Npm => Plan {
             script: "npm test".into(),

@@ -35,7 +35,12 @@ use parse::{FailureLimits, Results};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     fields: vec![
-        Field::new("repository", FieldType::String, true, "Path of the repository to test."),
+        Field::new(
+            "repository",
+            FieldType::String,
+            true,
+            "Path of the repository to test.",
+        ),
         Field::new(
             "command",
             FieldType::String,
@@ -60,7 +65,12 @@ static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
             false,
             "Measure coverage where the toolchain can (default true).",
         ),
-        Field::new("env", FieldType::Map, false, "Extra environment variables (strings)."),
+        Field::new(
+            "env",
+            FieldType::Map,
+            false,
+            "Extra environment variables (strings).",
+        ),
     ],
     open: false,
 });
@@ -89,8 +99,18 @@ impl Default for TestRunnerConfig {
     fn default() -> Self {
         Self {
             env_allow_list: [
-                "PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM", "CARGO_HOME", "RUSTUP_HOME",
-                "RUSTUP_TOOLCHAIN", "GOROOT", "GOPATH", "GOMODCACHE",
+                "PATH",
+                "HOME",
+                "USER",
+                "LANG",
+                "LC_ALL",
+                "TERM",
+                "CARGO_HOME",
+                "RUSTUP_HOME",
+                "RUSTUP_TOOLCHAIN",
+                "GOROOT",
+                "GOPATH",
+                "GOMODCACHE",
             ]
             .map(String::from)
             .to_vec(),
@@ -130,7 +150,11 @@ struct Request {
 }
 
 impl TestRunnerAgent {
-    fn request(&self, inputs: &Map<String, Value>, context: &AgentContext) -> Result<Request, AgentError> {
+    fn request(
+        &self,
+        inputs: &Map<String, Value>,
+        context: &AgentContext,
+    ) -> Result<Request, AgentError> {
         let invalid = |field: &str, reason: String| AgentError::InvalidInput {
             field: field.into(),
             reason,
@@ -140,13 +164,21 @@ impl TestRunnerAgent {
         if !repository.is_dir() {
             return Err(invalid(
                 "repository",
-                format!("`{}` is not a directory; give the path of a checked-out repository", repository.display()),
+                format!(
+                    "`{}` is not a directory; give the path of a checked-out repository",
+                    repository.display()
+                ),
             ));
         }
-        let command = text("command").map(str::trim).filter(|command| !command.is_empty());
+        let command = text("command")
+            .map(str::trim)
+            .filter(|command| !command.is_empty());
         let project_type = match text("project_type") {
             Some(name) => ProjectType::parse(name).ok_or_else(|| {
-                invalid("project_type", format!("`{name}` is not one of {}", ProjectType::NAMES))
+                invalid(
+                    "project_type",
+                    format!("`{name}` is not one of {}", ProjectType::NAMES),
+                )
             })?,
             None => match crate::project::detect(&repository) {
                 Some(toolchain) => ProjectType::from_toolchain(toolchain),
@@ -172,13 +204,18 @@ impl TestRunnerAgent {
             None => self.config.default_timeout_secs,
         };
         // The runtime enforces the task's own timeout too; never plan past it.
-        let timeout_secs = context.timeout_secs.map_or(requested, |task| requested.min(task));
+        let timeout_secs = context
+            .timeout_secs
+            .map_or(requested, |task| requested.min(task));
         Ok(Request {
             repository,
             project_type,
             command: command.map(String::from),
             timeout_secs,
-            coverage: inputs.get("coverage").and_then(Value::as_bool).unwrap_or(true),
+            coverage: inputs
+                .get("coverage")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
         })
     }
 }
@@ -198,7 +235,11 @@ impl Agent for TestRunnerAgent {
         &SCHEMA
     }
 
-    async fn run(&self, inputs: Map<String, Value>, context: AgentContext) -> Result<AgentOutput, AgentError> {
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
         SCHEMA.validate(&inputs)?;
         let request = self.request(&inputs, &context)?;
         let mut env = environment(&self.config.env_allow_list, inputs.get("env"))?;
@@ -210,10 +251,12 @@ impl Agent for TestRunnerAgent {
         let copy = scratch.path().join("repository");
         let reports = scratch.path().join("reports");
         for dir in [&copy, &reports] {
-            std::fs::create_dir(dir).map_err(|error| AgentError::Io(format!("creating {}: {error}", dir.display())))?;
+            std::fs::create_dir(dir)
+                .map_err(|error| AgentError::Io(format!("creating {}: {error}", dir.display())))?;
         }
         context.report("copying the repository", Some(0.0));
-        self.copy_repository(&request.repository, &copy, &context).await?;
+        self.copy_repository(&request.repository, &copy, &context)
+            .await?;
 
         // A given command is run as is; only the default one needs its toolchain checked.
         let (script, coverage_note) = match &request.command {
@@ -230,15 +273,24 @@ impl Agent for TestRunnerAgent {
         };
         // Builds, caches and logs stay in the scratch directory, never in shared ones.
         let scratch_path = |name: &str| scratch.path().join(name).to_string_lossy().into_owned();
-        env.entry("CARGO_TARGET_DIR".into()).or_insert(copy.join("target").to_string_lossy().into_owned());
+        env.entry("CARGO_TARGET_DIR".into())
+            .or_insert(copy.join("target").to_string_lossy().into_owned());
         env.insert("CARGO_NET_OFFLINE".into(), "true".into());
         env.insert("GOPROXY".into(), "off".into());
-        env.entry("GOCACHE".into()).or_insert(scratch_path("go-cache"));
-        env.entry("npm_config_cache".into()).or_insert(scratch_path("npm-cache"));
+        env.entry("GOCACHE".into())
+            .or_insert(scratch_path("go-cache"));
+        env.entry("npm_config_cache".into())
+            .or_insert(scratch_path("npm-cache"));
         env.insert("npm_config_update_notifier".into(), "false".into());
         env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
-        env.insert("TMPDIR".into(), scratch.path().to_string_lossy().into_owned());
-        env.insert("TROUPE_IDEMPOTENCY_KEY".into(), context.idempotency_key.clone());
+        env.insert(
+            "TMPDIR".into(),
+            scratch.path().to_string_lossy().into_owned(),
+        );
+        env.insert(
+            "TROUPE_IDEMPOTENCY_KEY".into(),
+            context.idempotency_key.clone(),
+        );
 
         let sandbox = Sandbox::prepare(SandboxLimits {
             max_memory_bytes: self.config.max_memory_bytes,
@@ -255,7 +307,14 @@ impl Agent for TestRunnerAgent {
         let mut command = sandbox.shell_command(&script)?;
         command.envs(&env).current_dir(&copy);
         let started = Instant::now();
-        let outcome = run_to_end(command, &context, request.timeout_secs, self.config.max_output_bytes, request.project_type.parser(limits)).await;
+        let outcome = run_to_end(
+            command,
+            &context,
+            request.timeout_secs,
+            self.config.max_output_bytes,
+            request.project_type.parser(limits),
+        )
+        .await;
         sandbox.finish().await;
         let outcome = outcome?;
 
@@ -267,8 +326,16 @@ impl Agent for TestRunnerAgent {
         if results.failures.is_empty() && !outcome.timed_out && exit_code != Some(0) {
             // Nothing parsed as a failing test (a build error, a crash): say what exited.
             let status = exit_code.map_or("a signal".to_string(), |code| format!("status {code}"));
-            let output = if outcome.stderr.trim().is_empty() { &outcome.stdout } else { &outcome.stderr };
-            limits.push(&mut results.failures, format!("`{script}` exited with {status}"), output);
+            let output = if outcome.stderr.trim().is_empty() {
+                &outcome.stdout
+            } else {
+                &outcome.stderr
+            };
+            limits.push(
+                &mut results.failures,
+                format!("`{script}` exited with {status}"),
+                output,
+            );
         }
         let all_passed = !outcome.timed_out && exit_code == Some(0) && results.failed == 0;
         let total = results.passed + results.failed + results.skipped;
@@ -300,13 +367,21 @@ impl Agent for TestRunnerAgent {
         let Value::Object(outputs) = outputs else {
             unreachable!("json! of an object literal is an object")
         };
-        Ok(AgentOutput { outputs, cost_usd: 0.0 })
+        Ok(AgentOutput {
+            outputs,
+            cost_usd: 0.0,
+        })
     }
 }
 
 impl TestRunnerAgent {
     /// Copies on a blocking thread; a cancel stops the walk at the next entry.
-    async fn copy_repository(&self, from: &Path, to: &Path, context: &AgentContext) -> Result<(), AgentError> {
+    async fn copy_repository(
+        &self,
+        from: &Path,
+        to: &Path,
+        context: &AgentContext,
+    ) -> Result<(), AgentError> {
         let limits = CopyLimits {
             max_copy_bytes: self.config.max_copy_bytes,
             max_copy_files: self.config.max_copy_files,
@@ -351,8 +426,16 @@ async fn run_to_end(
         .spawn()
         .map_err(|error| AgentError::Io(format!("cannot start the test command: {error}")))?;
     let process_group = child.id();
-    let stdout = tokio::spawn(capture::read_lines(child.stdout.take(), max_output_bytes, parser));
-    let stderr = tokio::spawn(capture::read_lines(child.stderr.take(), max_output_bytes, None));
+    let stdout = tokio::spawn(capture::read_lines(
+        child.stdout.take(),
+        max_output_bytes,
+        parser,
+    ));
+    let stderr = tokio::spawn(capture::read_lines(
+        child.stderr.take(),
+        max_output_bytes,
+        None,
+    ));
     let (status, timed_out) = tokio::select! {
         status = child.wait() => (Some(status.map_err(|error| AgentError::Io(error.to_string()))?), false),
         () = context.cancel.cancelled() => {

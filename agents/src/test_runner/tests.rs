@@ -56,7 +56,12 @@ fn snapshot(root: &Path) -> Vec<(String, Vec<u8>)> {
         .map(Result::unwrap)
         .filter(|entry| entry.file_type().is_file())
         .map(|entry| {
-            let name = entry.path().strip_prefix(root).unwrap().display().to_string();
+            let name = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .display()
+                .to_string();
             (name, std::fs::read(entry.path()).unwrap())
         })
         .collect();
@@ -69,7 +74,13 @@ fn processes_with(marker: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
         .filter(|entry| {
             std::fs::read(entry.path().join("cmdline"))
                 .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
@@ -95,7 +106,10 @@ async fn cargo_crate_with_a_passing_and_a_failing_test() {
     write(
         repo.path(),
         &[
-            ("Cargo.toml", "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+            (
+                "Cargo.toml",
+                "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            ),
             (
                 "src/lib.rs",
                 "#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(1 + 1, 2); }\n    \
@@ -109,9 +123,19 @@ async fn cargo_crate_with_a_passing_and_a_failing_test() {
     assert_eq!(counts(&outputs), (1, 1, 0), "{outputs:?}");
     assert_eq!(outputs["all_passed"], json!(false));
     assert_eq!(outputs["failures"][0]["name"], json!("tests::fails"));
-    assert!(outputs["failures"][0]["output"].as_str().unwrap().contains("arithmetic broke"));
+    assert!(
+        outputs["failures"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("arithmetic broke")
+    );
     assert_eq!(outputs["coverage_percentage"], Value::Null);
-    assert!(outputs["coverage_note"].as_str().unwrap().contains("cargo-llvm-cov"));
+    assert!(
+        outputs["coverage_note"]
+            .as_str()
+            .unwrap()
+            .contains("cargo-llvm-cov")
+    );
     // The build happened in the copy: no target/ (or anything else) appeared here.
     assert_eq!(snapshot(repo.path()), before);
 }
@@ -122,7 +146,10 @@ async fn pytest_project_with_pass_fail_skip_and_coverage() {
     write(
         repo.path(),
         &[
-            ("calc.py", "def add(a, b):\n    return a + b\n\ndef unused():\n    return 0\n"),
+            (
+                "calc.py",
+                "def add(a, b):\n    return a + b\n\ndef unused():\n    return 0\n",
+            ),
             (
                 "tests/test_calc.py",
                 "import pytest\nfrom calc import add\n\ndef test_adds():\n    assert add(1, 1) == 2\n\n\
@@ -138,10 +165,23 @@ async fn pytest_project_with_pass_fail_skip_and_coverage() {
     assert_eq!(outputs["total"], json!(3));
     assert_eq!(outputs["all_passed"], json!(false));
     let failure = &outputs["failures"][0];
-    assert_eq!(failure["name"], json!("tests.test_calc::test_fails"), "{outputs:?}");
-    assert!(failure["output"].as_str().unwrap().contains("assert 2 == 3"), "{failure}");
+    assert_eq!(
+        failure["name"],
+        json!("tests.test_calc::test_fails"),
+        "{outputs:?}"
+    );
+    assert!(
+        failure["output"]
+            .as_str()
+            .unwrap()
+            .contains("assert 2 == 3"),
+        "{failure}"
+    );
     let coverage = outputs["coverage_percentage"].as_f64();
-    assert!(coverage.is_some_and(|percent| percent > 0.0 && percent < 100.0), "{outputs:?}");
+    assert!(
+        coverage.is_some_and(|percent| percent > 0.0 && percent < 100.0),
+        "{outputs:?}"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +190,10 @@ async fn npm_project_with_node_test_runner() {
     write(
         repo.path(),
         &[
-            ("package.json", r#"{"name": "tiny", "version": "1.0.0", "scripts": {"test": "node --test"}}"#),
+            (
+                "package.json",
+                r#"{"name": "tiny", "version": "1.0.0", "scripts": {"test": "node --test"}}"#,
+            ),
             (
                 "test/math.test.js",
                 "const test = require('node:test');\nconst assert = require('node:assert');\n\
@@ -164,8 +207,17 @@ async fn npm_project_with_node_test_runner() {
     assert_eq!(outputs["project_type"], json!("npm"), "{outputs:?}");
     assert_eq!(counts(&outputs), (1, 1, 1), "{outputs:?}");
     assert_eq!(outputs["all_passed"], json!(false));
-    assert_eq!(outputs["failures"][0]["name"], json!("fails"), "{outputs:?}");
-    assert!(outputs["failures"][0]["output"].as_str().unwrap().contains("3"));
+    assert_eq!(
+        outputs["failures"][0]["name"],
+        json!("fails"),
+        "{outputs:?}"
+    );
+    assert!(
+        outputs["failures"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("3")
+    );
 }
 
 #[tokio::test]
@@ -175,7 +227,10 @@ async fn go_module_with_a_passing_and_a_failing_test_and_coverage() {
         repo.path(),
         &[
             ("go.mod", "module example.com/tiny\n\ngo 1.19\n"),
-            ("calc.go", "package tiny\n\nfunc Add(a, b int) int { return a + b }\n\nfunc Unused() int { return 0 }\n"),
+            (
+                "calc.go",
+                "package tiny\n\nfunc Add(a, b int) int { return a + b }\n\nfunc Unused() int { return 0 }\n",
+            ),
             (
                 "calc_test.go",
                 "package tiny\n\nimport \"testing\"\n\nfunc TestAdds(t *testing.T) { if Add(1, 1) != 2 { t.Fatal(\"no\") } }\n\n\
@@ -187,8 +242,16 @@ async fn go_module_with_a_passing_and_a_failing_test_and_coverage() {
     let outputs = run(json!({"repository": repo.path()})).await;
     assert_eq!(outputs["project_type"], json!("go"), "{outputs:?}");
     assert_eq!(counts(&outputs), (1, 1, 1), "{outputs:?}");
-    assert_eq!(outputs["failures"][0]["name"], json!("example.com/tiny.TestFails"));
-    assert!(outputs["failures"][0]["output"].as_str().unwrap().contains("wanted 3"));
+    assert_eq!(
+        outputs["failures"][0]["name"],
+        json!("example.com/tiny.TestFails")
+    );
+    assert!(
+        outputs["failures"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("wanted 3")
+    );
     assert_eq!(outputs["coverage_percentage"], json!(50.0), "{outputs:?}");
 }
 
@@ -204,10 +267,16 @@ async fn a_custom_command_runs_in_a_copy_and_leaves_the_original_untouched() {
     assert_eq!(outputs["stdout"], json!("changed\n"));
     assert_eq!(snapshot(repo.path()), before);
 
-    let outputs = run(json!({"repository": repo.path(), "command": "echo broken >&2; exit 3"})).await;
+    let outputs =
+        run(json!({"repository": repo.path(), "command": "echo broken >&2; exit 3"})).await;
     assert_eq!(outputs["all_passed"], json!(false));
     assert_eq!(outputs["exit_code"], json!(3));
-    assert!(outputs["failures"][0]["output"].as_str().unwrap().contains("broken"));
+    assert!(
+        outputs["failures"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("broken")
+    );
 }
 
 #[tokio::test]
@@ -216,8 +285,13 @@ async fn a_suite_that_never_ends_is_killed_and_reported_timed_out() {
     let marker = "troupe-never-ends-marker";
     let command = format!("sh -c 'sleep 600; : {marker}' & sleep 600");
     let started = Instant::now();
-    let outputs = run(json!({"repository": repo.path(), "command": command, "timeout_secs": 2})).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let outputs =
+        run(json!({"repository": repo.path(), "command": command, "timeout_secs": 2})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(outputs["timed_out"], json!(true));
     assert_eq!(outputs["all_passed"], json!(false));
     assert_none_left(marker).await;
@@ -232,14 +306,22 @@ async fn a_fork_bomb_is_contained_and_leaves_nothing_behind() {
         "i=0; while [ $i -lt 10000 ]; do sh -c 'sleep 300; : {marker}' & i=$((i+1)); done; wait"
     );
     let started = Instant::now();
-    let outputs = run(json!({"repository": repo.path(), "command": command, "timeout_secs": 5})).await;
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    let outputs =
+        run(json!({"repository": repo.path(), "command": command, "timeout_secs": 5})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(outputs["all_passed"], json!(false));
     let processes = outputs["isolation"]["processes"].as_str().unwrap();
     assert_ne!(processes, "none", "{outputs:?}");
     if processes == "cgroup" {
         // pids.max stopped the forks: the shell said so.
-        assert!(outputs["stderr"].as_str().unwrap().contains("fork"), "{outputs:?}");
+        assert!(
+            outputs["stderr"].as_str().unwrap().contains("fork"),
+            "{outputs:?}"
+        );
     }
     assert_none_left(marker).await;
 }
@@ -258,7 +340,10 @@ async fn the_network_is_cut_off() {
     // ...but not from inside.
     assert_eq!(outputs["all_passed"], json!(false), "{outputs:?}");
     assert!(!outputs["stdout"].as_str().unwrap().contains("connected"));
-    assert!(outputs["stderr"].as_str().unwrap().contains("Error"), "{outputs:?}");
+    assert!(
+        outputs["stderr"].as_str().unwrap().contains("Error"),
+        "{outputs:?}"
+    );
     assert_ne!(outputs["isolation"]["network"], json!("none"));
 }
 
@@ -270,7 +355,11 @@ async fn memory_beyond_the_limit_fails_the_suite() {
         ..config()
     };
     let command = "python3 -c \"b = bytearray(600 * 1024 * 1024); print('allocated')\"";
-    let outputs = run_with(small, json!({"repository": repo.path(), "command": command})).await;
+    let outputs = run_with(
+        small,
+        json!({"repository": repo.path(), "command": command}),
+    )
+    .await;
     assert_eq!(outputs["all_passed"], json!(false), "{outputs:?}");
     assert!(!outputs["stdout"].as_str().unwrap().contains("allocated"));
 }
@@ -287,7 +376,10 @@ async fn cancellation_stops_the_suite() {
     let started = Instant::now();
     let run = tokio::spawn(async move {
         agent
-            .run(inputs(json!({"repository": path, "command": command})), context)
+            .run(
+                inputs(json!({"repository": path, "command": command})),
+                context,
+            )
             .await
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -311,12 +403,19 @@ async fn bad_inputs_are_refused_with_the_reason() {
         }
     };
     let message = refuse(json!({"repository": "/no/such/repo"})).await;
-    assert!(message.starts_with("input `repository`: `/no/such/repo` is not a directory"), "{message}");
+    assert!(
+        message.starts_with("input `repository`: `/no/such/repo` is not a directory"),
+        "{message}"
+    );
     let empty = tempfile::tempdir().unwrap();
     let message = refuse(json!({"repository": empty.path()})).await;
     assert!(message.contains("give `project_type`"), "{message}");
     let message = refuse(json!({"repository": empty.path(), "project_type": "maven"})).await;
-    assert_eq!(message, "input `project_type`: `maven` is not one of cargo, pytest, npm, go");
-    let message = refuse(json!({"repository": empty.path(), "command": "true", "timeout_secs": 0})).await;
+    assert_eq!(
+        message,
+        "input `project_type`: `maven` is not one of cargo, pytest, npm, go"
+    );
+    let message =
+        refuse(json!({"repository": empty.path(), "command": "true", "timeout_secs": 0})).await;
     assert_eq!(message, "input `timeout_secs`: must be at least 1");
 }

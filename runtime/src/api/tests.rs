@@ -304,7 +304,14 @@ async fn health_readiness_and_the_api_description_are_served() {
         .collect();
     assert_eq!(
         kinds,
-        ["deployment_agent", "echo", "http", "human_review", "shell", "test_runner"]
+        [
+            "deployment_agent",
+            "echo",
+            "http",
+            "human_review",
+            "shell",
+            "test_runner"
+        ]
     );
 }
 

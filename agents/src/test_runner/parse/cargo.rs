@@ -121,7 +121,11 @@ TOTAL      10      2      80.00%  4      1      75.00%   20    5      75.50%
         assert_eq!((results.passed, results.failed, results.skipped), (4, 1, 2));
         assert_eq!(results.failures.len(), 1);
         assert_eq!(results.failures[0].name, "tests::bad");
-        assert!(results.failures[0].output.contains("assertion `left == right` failed"));
+        assert!(
+            results.failures[0]
+                .output
+                .contains("assertion `left == right` failed")
+        );
         assert_eq!(results.coverage_percentage, Some(75.5));
     }
 }

@@ -87,7 +87,8 @@ impl OutputParser for GoParser {
             if !self.packages_with_failed_tests.contains(&package) {
                 let output = self.output.remove(&package).unwrap_or_default();
                 self.results.failed += 1;
-                self.limits.push(&mut self.results.failures, package, &output);
+                self.limits
+                    .push(&mut self.results.failures, package, &output);
             }
         }
         if !self.coverages.is_empty() {

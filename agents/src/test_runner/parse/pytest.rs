@@ -86,7 +86,10 @@ fn parse_junit(report: &str, limits: FailureLimits) -> Results {
                 .next()
                 .unwrap_or_default()
         };
-        let name = match (attribute(attributes, "classname"), attribute(attributes, "name")) {
+        let name = match (
+            attribute(attributes, "classname"),
+            attribute(attributes, "name"),
+        ) {
             (Some(class), Some(name)) if !class.is_empty() => format!("{class}::{name}"),
             (_, Some(name)) => name,
             _ => "(unnamed)".into(),
