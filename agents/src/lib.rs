@@ -6,15 +6,21 @@
 //! names to agents. This crate knows nothing about workflows, actors or storage.
 
 mod agent;
+mod deployment;
 mod echo;
 mod errors;
 mod http;
 mod human_review;
+mod process;
+mod project;
 mod registry;
+mod sandbox;
 mod schema;
 mod shell;
+mod test_runner;
 
 pub use agent::{Agent, AgentContext, AgentOutput, Approval, Progress};
+pub use deployment::{DeploymentAgent, DeploymentConfig};
 pub use echo::EchoAgent;
 pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
@@ -22,4 +28,5 @@ pub use human_review::HumanReviewAgent;
 pub use registry::{Registry, builtin};
 pub use schema::{Field, FieldType, InputSchema};
 pub use shell::{ShellAgent, ShellAgentConfig};
+pub use test_runner::{TestRunnerAgent, TestRunnerConfig};
 pub use tokio_util::sync::CancellationToken;

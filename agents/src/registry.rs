@@ -48,13 +48,20 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The kinds every node has: `echo`, `shell`, `http` and `human_review`.
+/// The kinds every node has: `echo`, `shell`, `http`, `human_review`, `test_runner` and
+/// `deployment_agent` (the last two with their default limits).
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let mut registry = Registry::new();
     registry
         .register(Arc::new(crate::EchoAgent))
         .register(Arc::new(crate::ShellAgent::new(shell)))
         .register(Arc::new(crate::HttpAgent::new(http)))
-        .register(Arc::new(crate::HumanReviewAgent));
+        .register(Arc::new(crate::HumanReviewAgent))
+        .register(Arc::new(crate::TestRunnerAgent::new(
+            crate::TestRunnerConfig::default(),
+        )))
+        .register(Arc::new(crate::DeploymentAgent::new(
+            crate::DeploymentConfig::default(),
+        )));
     registry
 }

@@ -1,17 +1,18 @@
 //! `shell`: runs a command with `sh -c` in a working directory, with a timeout, an
 //! environment reduced to an allow-list, and stdout/stderr captured up to a size limit.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
+use crate::process::{
+    die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars,
+};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
@@ -59,27 +60,6 @@ impl ShellAgent {
     pub fn new(config: ShellAgentConfig) -> Self {
         Self { config }
     }
-
-    fn environment(&self, extra: Option<&Value>) -> Result<BTreeMap<String, String>, AgentError> {
-        let mut environment: BTreeMap<String, String> = self
-            .config
-            .env_allow_list
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
-            .collect();
-        if let Some(Value::Object(extra)) = extra {
-            for (name, value) in extra {
-                let Value::String(value) = value else {
-                    return Err(AgentError::InvalidInput {
-                        field: format!("env.{name}"),
-                        reason: "environment values must be strings".into(),
-                    });
-                };
-                environment.insert(name.clone(), value.clone());
-            }
-        }
-        Ok(environment)
-    }
 }
 
 #[async_trait::async_trait]
@@ -119,7 +99,7 @@ impl Agent for ShellAgent {
             .arg("-c")
             .arg(command_text)
             .env_clear()
-            .envs(self.environment(inputs.get("env"))?)
+            .envs(environment(&self.config.env_allow_list, inputs.get("env"))?)
             .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -166,14 +146,7 @@ impl Agent for ShellAgent {
 
         let exit_code = status.code();
         if fail_on_nonzero && exit_code != Some(0) {
-            let tail: String = stderr
-                .chars()
-                .rev()
-                .take(2000)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let tail = tail_chars(&stderr, 2000);
             return Err(AgentError::Failed(format!(
                 "command exited with {}: {}",
                 exit_code.map_or("a signal".to_string(), |code| code.to_string()),
@@ -194,68 +167,6 @@ impl Agent for ShellAgent {
             outputs,
             cost_usd: 0.0,
         })
-    }
-}
-
-type Captured = (String, bool);
-
-async fn join_reader(reader: tokio::task::JoinHandle<Captured>) -> Captured {
-    match tokio::time::timeout(Duration::from_secs(2), reader).await {
-        Ok(Ok(captured)) => captured,
-        Ok(Err(_)) | Err(_) => (String::new(), true),
-    }
-}
-
-/// Keeps the first `limit` bytes and drains the rest, so a chatty command neither
-/// blocks on a full pipe nor fills our memory.
-async fn read_bounded<R: AsyncRead + Unpin>(pipe: Option<R>, limit: usize) -> Captured {
-    let Some(mut pipe) = pipe else {
-        return (String::new(), false);
-    };
-    let mut kept = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut truncated = false;
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(read) => {
-                let room = limit.saturating_sub(kept.len());
-                kept.extend_from_slice(&chunk[..read.min(room)]);
-                truncated |= read > room;
-            }
-        }
-    }
-    (String::from_utf8_lossy(&kept).into_owned(), truncated)
-}
-
-/// A command must not outlive the node that started it: after a crash the attempt is
-/// resumed, and an orphan finishing the old one would run its effects twice.
-#[cfg(target_os = "linux")]
-fn die_with_the_node(command: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
-    // which is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_the_node(_command: &mut Command) {}
-
-fn kill_group(process_group: Option<u32>) {
-    let Some(id) = process_group.and_then(|id| i32::try_from(id).ok()) else {
-        return;
-    };
-    // SAFETY: killpg only sends a signal; the id is the group this agent created with
-    // process_group(0), so nothing outside the command's own tree is touched.
-    unsafe {
-        libc::killpg(id, libc::SIGKILL);
     }
 }
 

@@ -1,0 +1,320 @@
+//! `deployment_agent`: renders a deployment plan for a repository (Dockerfile, GitHub
+//! Actions and GitLab CI pipelines, Kubernetes manifests, PLAN.md) into an output
+//! directory, and runs a configured deploy command only when one is given and
+//! `dry_run` is false. Dry run is the default: rendering changes nothing but the output
+//! directory.
+//!
+//! The output directory defaults to `<repository>/deploy`. A relative `output_dir` is
+//! taken from the repository and must stay inside it; writing elsewhere takes an
+//! absolute path, given explicitly. Files are written only below it.
+//!
+//! The repository is read only to tell its toolchain (marker files) and, for Rust, the
+//! binary name; everything else comes from the task's inputs, checked. Text in the
+//! repository (a README telling an agent to run something) cannot change what is
+//! written or run.
+
+mod inputs;
+mod templates;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use tokio::process::Command;
+
+use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::errors::AgentError;
+use crate::process::{
+    die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars,
+};
+use crate::schema::{Field, FieldType, InputSchema};
+
+static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+    fields: vec![
+        Field::new(
+            "repository",
+            FieldType::String,
+            true,
+            "Path of the repository to deploy.",
+        ),
+        Field::new(
+            "output_dir",
+            FieldType::String,
+            false,
+            "Where to write the plan: relative to the repository (default `deploy`), or absolute.",
+        ),
+        Field::new(
+            "app_name",
+            FieldType::String,
+            false,
+            "DNS-1123 name; the directory's name by default.",
+        ),
+        Field::new(
+            "image",
+            FieldType::String,
+            false,
+            "Image reference; `<app_name>:latest` by default.",
+        ),
+        Field::new(
+            "port",
+            FieldType::Integer,
+            false,
+            "Port the application listens on.",
+        ),
+        Field::new(
+            "replicas",
+            FieldType::Integer,
+            false,
+            "Pods to run (default 2).",
+        ),
+        Field::new(
+            "deploy_command",
+            FieldType::String,
+            false,
+            "Command (`sh -c`, in the repository) run when dry_run is false.",
+        ),
+        Field::new(
+            "dry_run",
+            FieldType::Boolean,
+            false,
+            "Render only (default true).",
+        ),
+        Field::new(
+            "environment",
+            FieldType::String,
+            false,
+            "Target environment and namespace (default staging).",
+        ),
+    ],
+    open: false,
+});
+
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    /// Variables passed from the node's environment to the deploy command.
+    pub env_allow_list: Vec<String>,
+    pub default_timeout_secs: u64,
+    pub max_output_bytes: usize,
+    pub max_replicas: u32,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        Self {
+            env_allow_list: ["PATH", "HOME", "USER", "LANG", "KUBECONFIG", "DOCKER_HOST"]
+                .map(String::from)
+                .to_vec(),
+            default_timeout_secs: 900,
+            max_output_bytes: 64 * 1024,
+            max_replicas: 100,
+        }
+    }
+}
+
+pub struct DeploymentAgent {
+    config: DeploymentConfig,
+}
+
+impl DeploymentAgent {
+    pub fn new(config: DeploymentConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// The files rendered, relative to the output directory, in the order written.
+const FILES: [&str; 6] = [
+    "Dockerfile",
+    ".github/workflows/deploy.yml",
+    ".gitlab-ci.yml",
+    "k8s/deployment.yaml",
+    "k8s/service.yaml",
+    "PLAN.md",
+];
+
+#[async_trait::async_trait]
+impl Agent for DeploymentAgent {
+    fn kind(&self) -> &'static str {
+        "deployment_agent"
+    }
+
+    fn description(&self) -> &'static str {
+        "Renders a Dockerfile, CI pipelines and Kubernetes manifests for a repository; runs \
+         a deploy command only when given one and dry_run is false."
+    }
+
+    fn input_schema(&self) -> &InputSchema {
+        &SCHEMA
+    }
+
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        SCHEMA.validate(&inputs)?;
+        let request = inputs::Request::from_inputs(&inputs, self.config.max_replicas)?;
+        let values = &request.values;
+        let deploy_command = inputs
+            .get("deploy_command")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        let dry_run = inputs
+            .get("dry_run")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let will_deploy = deploy_command.filter(|_| !dry_run);
+        let deploy_note = match (deploy_command, dry_run) {
+            (None, _) => "none given; nothing is deployed.".to_string(),
+            (Some(command), true) => format!("`{command}` (not run: dry run)."),
+            (Some(command), false) => format!("`{command}`, run once after rendering."),
+        };
+
+        let rendered = [
+            templates::dockerfile(values),
+            templates::github_workflow(values),
+            templates::gitlab_ci(values),
+            templates::k8s_deployment(values),
+            templates::k8s_service(values),
+            templates::plan(values, &FILES, &deploy_note),
+        ];
+        let plan = rendered[5].clone();
+        let output_dir = request.output_dir.clone();
+        let files: Vec<(&'static str, String)> = FILES.iter().copied().zip(rendered).collect();
+        tokio::task::spawn_blocking(move || write_files(&output_dir, &files))
+            .await
+            .map_err(|error| AgentError::Io(format!("writing the plan: {error}")))??;
+        context.report("deployment plan rendered", Some(0.5));
+
+        let mut outputs = Map::new();
+        outputs.insert(
+            "project_type".into(),
+            json!(inputs::toolchain_name(values.toolchain)),
+        );
+        outputs.insert(
+            "output_dir".into(),
+            json!(request.output_dir.display().to_string()),
+        );
+        outputs.insert("files".into(), json!(FILES));
+        outputs.insert("plan".into(), Value::String(plan));
+        outputs.insert("dry_run".into(), Value::Bool(dry_run));
+        outputs.insert("deployed".into(), Value::Bool(false));
+        if let Some(command) = will_deploy {
+            let deploy_output = self.deploy(command, &request, &context).await?;
+            outputs.insert("deployed".into(), Value::Bool(true));
+            outputs.insert("deploy_output".into(), deploy_output);
+        }
+        Ok(AgentOutput {
+            outputs,
+            cost_usd: 0.0,
+        })
+    }
+}
+
+impl DeploymentAgent {
+    /// Runs the deploy command in the repository. A non-zero exit fails the attempt (a
+    /// deploy may fail for passing reasons, so it is retryable); the idempotency key lets
+    /// the command make a retry a no-op.
+    async fn deploy(
+        &self,
+        script: &str,
+        request: &inputs::Request,
+        context: &AgentContext,
+    ) -> Result<Value, AgentError> {
+        let timeout_secs = context
+            .timeout_secs
+            .unwrap_or(self.config.default_timeout_secs);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .current_dir(&request.repository)
+            .env_clear()
+            .envs(environment(&self.config.env_allow_list, None)?)
+            .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
+            .env("TROUPE_DEPLOY_DIR", &request.output_dir)
+            .env("TROUPE_ENVIRONMENT", &request.values.environment)
+            .env("TROUPE_IMAGE", &request.values.image)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        die_with_the_node(&mut command);
+        context.report(format!("running `{script}`"), Some(0.6));
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|error| AgentError::Io(format!("cannot start `sh`: {error}")))?;
+        let process_group = child.id();
+        let limit = self.config.max_output_bytes;
+        let stdout = tokio::spawn(read_bounded(child.stdout.take(), limit));
+        let stderr = tokio::spawn(read_bounded(child.stderr.take(), limit));
+        let status = tokio::select! {
+            status = child.wait() => status.map_err(|error| AgentError::Io(error.to_string()))?,
+            () = context.cancel.cancelled() => {
+                kill_group(process_group);
+                return Err(AgentError::Cancelled);
+            }
+            () = tokio::time::sleep(Duration::from_secs(timeout_secs)) => {
+                kill_group(process_group);
+                return Err(AgentError::TimedOut { secs: timeout_secs });
+            }
+        };
+        let (stdout, stdout_truncated) = join_reader(stdout).await;
+        let (stderr, stderr_truncated) = join_reader(stderr).await;
+        kill_group(process_group);
+        if !status.success() {
+            return Err(AgentError::Failed(format!(
+                "deploy command exited with {}: {}",
+                status
+                    .code()
+                    .map_or("a signal".to_string(), |code| code.to_string()),
+                tail_chars(&stderr, 2000).trim()
+            )));
+        }
+        Ok(json!({
+            "exit_code": status.code(),
+            "stdout": stdout,
+            "stderr": stderr,
+            "stdout_truncated": stdout_truncated,
+            "stderr_truncated": stderr_truncated,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }))
+    }
+}
+
+/// Writes each file below `output_dir`, refusing to write through a symlink (which could
+/// point anywhere).
+fn write_files(output_dir: &Path, files: &[(&'static str, String)]) -> Result<(), AgentError> {
+    let io = |path: &Path, error: std::io::Error| {
+        AgentError::Io(format!("writing {}: {error}", path.display()))
+    };
+    std::fs::create_dir_all(output_dir).map_err(|error| io(output_dir, error))?;
+    for (relative, text) in files {
+        let path: PathBuf = output_dir.join(relative);
+        let mut checked = output_dir.to_path_buf();
+        for component in Path::new(relative).components() {
+            checked.push(component);
+            if std::fs::symlink_metadata(&checked).is_ok_and(|meta| meta.file_type().is_symlink()) {
+                return Err(AgentError::InvalidInput {
+                    field: "output_dir".into(),
+                    reason: format!(
+                        "{} is a symlink; refusing to write through it",
+                        checked.display()
+                    ),
+                });
+            }
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| io(parent, error))?;
+        }
+        std::fs::write(&path, text).map_err(|error| io(&path, error))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,467 @@
+//! `test_runner`: runs a repository's tests in a throw-away copy of it, with no network
+//! and bounded time, memory, processes and output, and reports counts, failures and
+//! coverage where the toolchain measures it cheaply.
+//!
+//! A failing suite is a successful attempt with `all_passed: false`: workflows branch on
+//! it, and retrying would fail the same way. So is a suite that runs past its
+//! `timeout_secs` (`timed_out: true`): a hung suite is a result about the code, not a
+//! crash of the agent. Only bad input, a missing toolchain, or an environment that cannot
+//! isolate the command are errors.
+//!
+//! The copy leaves out `.git`, `target`, `__pycache__` and `.pytest_cache` (history and
+//! build outputs the tests rebuild); it keeps `node_modules`, since without network the
+//! dependencies cannot be installed again. Cargo builds into `target/` inside the copy.
+
+mod capture;
+mod command;
+mod parse;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::errors::AgentError;
+use crate::process::{environment, join_reader, kill_group};
+use crate::sandbox::copy::{CopyLimits, copy_tree};
+use crate::sandbox::{Sandbox, SandboxLimits};
+use crate::schema::{Field, FieldType, InputSchema};
+
+use command::{ProjectType, default_plan};
+use parse::{FailureLimits, Results};
+
+static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+    fields: vec![
+        Field::new(
+            "repository",
+            FieldType::String,
+            true,
+            "Path of the repository to test.",
+        ),
+        Field::new(
+            "command",
+            FieldType::String,
+            false,
+            "Test command (run with `sh -c`), instead of the detected one.",
+        ),
+        Field::new(
+            "project_type",
+            FieldType::String,
+            false,
+            "cargo, pytest, npm or go; detected from the files at the root by default.",
+        ),
+        Field::new(
+            "timeout_secs",
+            FieldType::Integer,
+            false,
+            "Time the suite may run; past it the suite is killed and reported timed_out.",
+        ),
+        Field::new(
+            "coverage",
+            FieldType::Boolean,
+            false,
+            "Measure coverage where the toolchain can (default true).",
+        ),
+        Field::new(
+            "env",
+            FieldType::Map,
+            false,
+            "Extra environment variables (strings).",
+        ),
+    ],
+    open: false,
+});
+
+#[derive(Debug, Clone)]
+pub struct TestRunnerConfig {
+    /// Variables passed through from the node's environment (toolchains need PATH and
+    /// HOME to find themselves); everything else is dropped.
+    pub env_allow_list: Vec<String>,
+    pub default_timeout_secs: u64,
+    /// Tail of stdout and of stderr kept in the outputs.
+    pub max_output_bytes: usize,
+    pub max_failures: usize,
+    pub max_failure_output_bytes: usize,
+    pub max_memory_bytes: u64,
+    pub max_processes: u64,
+    pub max_copy_bytes: u64,
+    pub max_copy_files: u64,
+    /// Directory names left out of the copy wherever they appear.
+    pub skip_dirs: Vec<String>,
+    /// Run with the network when no network namespace can be made, instead of failing.
+    pub allow_network_fallback: bool,
+}
+
+impl Default for TestRunnerConfig {
+    fn default() -> Self {
+        Self {
+            env_allow_list: [
+                "PATH",
+                "HOME",
+                "USER",
+                "LANG",
+                "LC_ALL",
+                "TERM",
+                "CARGO_HOME",
+                "RUSTUP_HOME",
+                "RUSTUP_TOOLCHAIN",
+                "GOROOT",
+                "GOPATH",
+                "GOMODCACHE",
+            ]
+            .map(String::from)
+            .to_vec(),
+            default_timeout_secs: 600,
+            max_output_bytes: 64 * 1024,
+            max_failures: 50,
+            max_failure_output_bytes: 8 * 1024,
+            max_memory_bytes: 4 << 30,
+            max_processes: 512,
+            max_copy_bytes: 1 << 30,
+            max_copy_files: 200_000,
+            skip_dirs: [".git", "target", "__pycache__", ".pytest_cache"]
+                .map(String::from)
+                .to_vec(),
+            allow_network_fallback: false,
+        }
+    }
+}
+
+pub struct TestRunnerAgent {
+    config: TestRunnerConfig,
+}
+
+impl TestRunnerAgent {
+    pub fn new(config: TestRunnerConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// What the task asked for, checked.
+struct Request {
+    repository: PathBuf,
+    project_type: ProjectType,
+    command: Option<String>,
+    timeout_secs: u64,
+    coverage: bool,
+}
+
+impl TestRunnerAgent {
+    fn request(
+        &self,
+        inputs: &Map<String, Value>,
+        context: &AgentContext,
+    ) -> Result<Request, AgentError> {
+        let invalid = |field: &str, reason: String| AgentError::InvalidInput {
+            field: field.into(),
+            reason,
+        };
+        let text = |name: &str| inputs.get(name).and_then(Value::as_str);
+        let repository = PathBuf::from(text("repository").unwrap_or_default());
+        if !repository.is_dir() {
+            return Err(invalid(
+                "repository",
+                format!(
+                    "`{}` is not a directory; give the path of a checked-out repository",
+                    repository.display()
+                ),
+            ));
+        }
+        let command = text("command")
+            .map(str::trim)
+            .filter(|command| !command.is_empty());
+        let project_type = match text("project_type") {
+            Some(name) => ProjectType::parse(name).ok_or_else(|| {
+                invalid(
+                    "project_type",
+                    format!("`{name}` is not one of {}", ProjectType::NAMES),
+                )
+            })?,
+            None => match crate::project::detect(&repository) {
+                Some(toolchain) => ProjectType::from_toolchain(toolchain),
+                None if command.is_some() => ProjectType::Custom,
+                None => {
+                    return Err(invalid(
+                        "repository",
+                        format!(
+                            "`{}` has no Cargo.toml, go.mod, package.json or Python project \
+                             file at its root; give `project_type` ({}) or a `command`",
+                            repository.display(),
+                            ProjectType::NAMES
+                        ),
+                    ));
+                }
+            },
+        };
+        let requested = match inputs.get("timeout_secs").and_then(Value::as_i64) {
+            Some(secs) if secs < 1 => {
+                return Err(invalid("timeout_secs", "must be at least 1".into()));
+            }
+            Some(secs) => secs.unsigned_abs(),
+            None => self.config.default_timeout_secs,
+        };
+        // The runtime enforces the task's own timeout too; never plan past it.
+        let timeout_secs = context
+            .timeout_secs
+            .map_or(requested, |task| requested.min(task));
+        Ok(Request {
+            repository,
+            project_type,
+            command: command.map(String::from),
+            timeout_secs,
+            coverage: inputs
+                .get("coverage")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Agent for TestRunnerAgent {
+    fn kind(&self) -> &'static str {
+        "test_runner"
+    }
+
+    fn description(&self) -> &'static str {
+        "Runs a repository's tests (cargo, pytest, npm, go or a command) in a throw-away \
+         copy with no network; outputs all_passed, counts, failures and coverage."
+    }
+
+    fn input_schema(&self) -> &InputSchema {
+        &SCHEMA
+    }
+
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        SCHEMA.validate(&inputs)?;
+        let request = self.request(&inputs, &context)?;
+        let mut env = environment(&self.config.env_allow_list, inputs.get("env"))?;
+
+        let scratch = tempfile::Builder::new()
+            .prefix("troupe-test-run-")
+            .tempdir()
+            .map_err(|error| AgentError::Io(format!("creating a scratch directory: {error}")))?;
+        let copy = scratch.path().join("repository");
+        let reports = scratch.path().join("reports");
+        for dir in [&copy, &reports] {
+            std::fs::create_dir(dir)
+                .map_err(|error| AgentError::Io(format!("creating {}: {error}", dir.display())))?;
+        }
+        context.report("copying the repository", Some(0.0));
+        self.copy_repository(&request.repository, &copy, &context)
+            .await?;
+
+        // A given command is run as is; only the default one needs its toolchain checked.
+        let (script, coverage_note) = match &request.command {
+            Some(command) => (
+                command.clone(),
+                request
+                    .coverage
+                    .then(|| "coverage is not measured for a custom command".to_string()),
+            ),
+            None => {
+                let plan = default_plan(request.project_type, &reports, request.coverage).await?;
+                (plan.script, plan.coverage_note)
+            }
+        };
+        // Builds, caches and logs stay in the scratch directory, never in shared ones.
+        let scratch_path = |name: &str| scratch.path().join(name).to_string_lossy().into_owned();
+        env.entry("CARGO_TARGET_DIR".into())
+            .or_insert(copy.join("target").to_string_lossy().into_owned());
+        env.insert("CARGO_NET_OFFLINE".into(), "true".into());
+        env.insert("GOPROXY".into(), "off".into());
+        env.entry("GOCACHE".into())
+            .or_insert(scratch_path("go-cache"));
+        env.entry("npm_config_cache".into())
+            .or_insert(scratch_path("npm-cache"));
+        env.insert("npm_config_update_notifier".into(), "false".into());
+        env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+        env.insert(
+            "TMPDIR".into(),
+            scratch.path().to_string_lossy().into_owned(),
+        );
+        env.insert(
+            "TROUPE_IDEMPOTENCY_KEY".into(),
+            context.idempotency_key.clone(),
+        );
+
+        let sandbox = Sandbox::prepare(SandboxLimits {
+            max_memory_bytes: self.config.max_memory_bytes,
+            max_processes: self.config.max_processes,
+            allow_network_fallback: self.config.allow_network_fallback,
+        })
+        .await?;
+        let isolation = sandbox.isolation.to_json();
+        context.report(format!("running `{script}`"), Some(0.1));
+        let limits = FailureLimits {
+            max_failures: self.config.max_failures,
+            max_failure_output_bytes: self.config.max_failure_output_bytes,
+        };
+        let mut command = sandbox.shell_command(&script)?;
+        command.envs(&env).current_dir(&copy);
+        let started = Instant::now();
+        let outcome = run_to_end(
+            command,
+            &context,
+            request.timeout_secs,
+            self.config.max_output_bytes,
+            request.project_type.parser(limits),
+        )
+        .await;
+        sandbox.finish().await;
+        let outcome = outcome?;
+
+        let mut results = match outcome.parser {
+            Some(parser) => parser.finish(&reports),
+            None => Results::default(),
+        };
+        let exit_code = outcome.exit_code;
+        if results.failures.is_empty() && !outcome.timed_out && exit_code != Some(0) {
+            // Nothing parsed as a failing test (a build error, a crash): say what exited.
+            let status = exit_code.map_or("a signal".to_string(), |code| format!("status {code}"));
+            let output = if outcome.stderr.trim().is_empty() {
+                &outcome.stdout
+            } else {
+                &outcome.stderr
+            };
+            limits.push(
+                &mut results.failures,
+                format!("`{script}` exited with {status}"),
+                output,
+            );
+        }
+        let all_passed = !outcome.timed_out && exit_code == Some(0) && results.failed == 0;
+        let total = results.passed + results.failed + results.skipped;
+        let coverage_percentage = results.coverage_percentage;
+        let coverage_note = match (coverage_percentage, coverage_note) {
+            (None, None) if request.coverage => Some("the test output reported no coverage".into()),
+            (_, note) => note,
+        };
+        let outputs = json!({
+            "project_type": request.project_type.name(),
+            "command": script,
+            "all_passed": all_passed,
+            "passed": results.passed,
+            "failed": results.failed,
+            "skipped": results.skipped,
+            "total": total,
+            "failures": results.failures.iter().map(|failure| failure.to_json()).collect::<Vec<_>>(),
+            "coverage_percentage": coverage_percentage,
+            "coverage_note": coverage_note,
+            "exit_code": exit_code,
+            "timed_out": outcome.timed_out,
+            "duration_ms": started.elapsed().as_millis() as u64,
+            "stdout": outcome.stdout,
+            "stderr": outcome.stderr,
+            "stdout_truncated": outcome.stdout_truncated,
+            "stderr_truncated": outcome.stderr_truncated,
+            "isolation": isolation,
+        });
+        let Value::Object(outputs) = outputs else {
+            unreachable!("json! of an object literal is an object")
+        };
+        Ok(AgentOutput {
+            outputs,
+            cost_usd: 0.0,
+        })
+    }
+}
+
+impl TestRunnerAgent {
+    /// Copies on a blocking thread; a cancel stops the walk at the next entry.
+    async fn copy_repository(
+        &self,
+        from: &Path,
+        to: &Path,
+        context: &AgentContext,
+    ) -> Result<(), AgentError> {
+        let limits = CopyLimits {
+            max_copy_bytes: self.config.max_copy_bytes,
+            max_copy_files: self.config.max_copy_files,
+            skip_dirs: self.config.skip_dirs.clone(),
+        };
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let (from, to, flag) = (from.to_path_buf(), to.to_path_buf(), cancelled.clone());
+        let copying = tokio::task::spawn_blocking(move || copy_tree(&from, &to, &limits, &flag));
+        tokio::select! {
+            copied = copying => {
+                copied.map_err(|error| AgentError::Io(format!("copying the repository: {error}")))??;
+                Ok(())
+            }
+            () = context.cancel.cancelled() => {
+                cancelled.store(true, Ordering::Relaxed);
+                Err(AgentError::Cancelled)
+            }
+        }
+    }
+}
+
+struct Outcome {
+    exit_code: Option<i32>,
+    timed_out: bool,
+    stdout: String,
+    stderr: String,
+    stdout_truncated: bool,
+    stderr_truncated: bool,
+    parser: Option<Box<dyn parse::OutputParser>>,
+}
+
+/// Runs the command until it exits, the timeout passes (killed, `timed_out`) or the
+/// attempt is cancelled (killed, `Cancelled`).
+async fn run_to_end(
+    mut command: tokio::process::Command,
+    context: &AgentContext,
+    timeout_secs: u64,
+    max_output_bytes: usize,
+    parser: Option<Box<dyn parse::OutputParser>>,
+) -> Result<Outcome, AgentError> {
+    let mut child = command
+        .spawn()
+        .map_err(|error| AgentError::Io(format!("cannot start the test command: {error}")))?;
+    let process_group = child.id();
+    let stdout = tokio::spawn(capture::read_lines(
+        child.stdout.take(),
+        max_output_bytes,
+        parser,
+    ));
+    let stderr = tokio::spawn(capture::read_lines(
+        child.stderr.take(),
+        max_output_bytes,
+        None,
+    ));
+    let (status, timed_out) = tokio::select! {
+        status = child.wait() => (Some(status.map_err(|error| AgentError::Io(error.to_string()))?), false),
+        () = context.cancel.cancelled() => {
+            kill_group(process_group);
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            return Err(AgentError::Cancelled);
+        }
+        () = tokio::time::sleep(Duration::from_secs(timeout_secs)) => (None, true),
+    };
+    // Also after a normal exit: whatever it left running in the background goes too.
+    kill_group(process_group);
+    if timed_out {
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    }
+    let (stdout, _) = join_reader(stdout).await;
+    let (stderr, _) = join_reader(stderr).await;
+    Ok(Outcome {
+        exit_code: status.and_then(|status| status.code()),
+        timed_out,
+        stdout: stdout.tail,
+        stderr: stderr.tail,
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        parser: stdout.parser,
+    })
+}
+
+#[cfg(test)]
+mod tests;
