@@ -11,6 +11,7 @@ mod errors;
 mod http;
 mod human_review;
 mod registry;
+mod scan;
 mod schema;
 mod shell;
 
@@ -20,6 +21,11 @@ pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
 pub use registry::{Registry, builtin};
+pub use scan::{
+    Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig, SecurityScannerAgent,
+    Severity, SkippedFiles, Vulnerability, bench::generate_tree as generate_scan_tree, load_advisories,
+    scan_repository, scan_repository_cancellable, security_score, to_sarif,
+};
 pub use schema::{Field, FieldType, InputSchema};
 pub use shell::{ShellAgent, ShellAgentConfig};
 pub use tokio_util::sync::CancellationToken;

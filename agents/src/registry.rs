@@ -48,13 +48,15 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The kinds every node has: `echo`, `shell`, `http` and `human_review`.
+/// The kinds every node has: `echo`, `shell`, `http`, `human_review` and
+/// `security_scanner` (with its default limits).
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let mut registry = Registry::new();
     registry
         .register(Arc::new(crate::EchoAgent))
         .register(Arc::new(crate::ShellAgent::new(shell)))
         .register(Arc::new(crate::HttpAgent::new(http)))
-        .register(Arc::new(crate::HumanReviewAgent));
+        .register(Arc::new(crate::HumanReviewAgent))
+        .register(Arc::new(crate::SecurityScannerAgent::new(crate::ScannerConfig::default())));
     registry
 }
