@@ -22,9 +22,10 @@ pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
 pub use registry::{Registry, builtin};
 pub use scan::{
-    Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig, SecurityScannerAgent,
-    Severity, SkippedFiles, Vulnerability, bench::generate_tree as generate_scan_tree, load_advisories,
-    scan_repository, scan_repository_cancellable, security_score, to_sarif,
+    Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig,
+    SecurityScannerAgent, Severity, SkippedFiles, Vulnerability,
+    bench::generate_tree as generate_scan_tree, load_advisories, scan_repository,
+    scan_repository_cancellable, security_score, to_sarif,
 };
 pub use schema::{Field, FieldType, InputSchema};
 pub use shell::{ShellAgent, ShellAgentConfig};

@@ -57,6 +57,8 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         .register(Arc::new(crate::ShellAgent::new(shell)))
         .register(Arc::new(crate::HttpAgent::new(http)))
         .register(Arc::new(crate::HumanReviewAgent))
-        .register(Arc::new(crate::SecurityScannerAgent::new(crate::ScannerConfig::default())));
+        .register(Arc::new(crate::SecurityScannerAgent::new(
+            crate::ScannerConfig::default(),
+        )));
     registry
 }

@@ -22,11 +22,17 @@ const MARKER: &str = "troupe:allow";
 fn markers(src: &str) -> HashMap<usize, Option<Vec<String>>> {
     let mut marked = HashMap::new();
     for (index, line) in src.lines().enumerate() {
-        let Some(position) = line.find(MARKER) else { continue };
+        let Some(position) = line.find(MARKER) else {
+            continue;
+        };
         let rest = &line[position + MARKER.len()..];
         let names: Vec<String> = rest
             .split(|c: char| c.is_whitespace() || c == ',')
-            .map(|word| word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-' && c != '_'))
+            .map(|word| {
+                word.trim_matches(|c: char| {
+                    !c.is_ascii_alphanumeric() && c != '.' && c != '-' && c != '_'
+                })
+            })
             .filter(|word| !word.is_empty())
             .take_while(|word| word.contains('.') || is_category(word))
             .map(str::to_string)
@@ -61,12 +67,15 @@ pub fn apply(src: &str, findings: &mut Vec<Finding>) -> usize {
     let before = findings.len();
     findings.retain(|finding| {
         let covering = [finding.line, finding.line.saturating_sub(1)];
-        !covering.iter().filter_map(|line| marked.get(line)).any(|allowed| match allowed {
-            None => true,
-            Some(names) => names
-                .iter()
-                .any(|name| name == &finding.rule || name == finding.category.as_str()),
-        })
+        !covering
+            .iter()
+            .filter_map(|line| marked.get(line))
+            .any(|allowed| match allowed {
+                None => true,
+                Some(names) => names
+                    .iter()
+                    .any(|name| name == &finding.rule || name == finding.category.as_str()),
+            })
     });
     before - findings.len()
 }
@@ -102,6 +111,13 @@ mod tests {
         ];
         assert_eq!(apply(src, &mut findings), 3);
         let left: Vec<(usize, &str)> = findings.iter().map(|f| (f.line, f.rule.as_str())).collect();
-        assert_eq!(left, [(2, "py.eval"), (3, "secret.private-key"), (5, "py.sql-injection")]);
+        assert_eq!(
+            left,
+            [
+                (2, "py.eval"),
+                (3, "secret.private-key"),
+                (5, "py.sql-injection")
+            ]
+        );
     }
 }

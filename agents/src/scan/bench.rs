@@ -90,10 +90,22 @@ done
 const YAML: &str = "service:\n  name: api\n  port: 8080\n  replicas: 3\n";
 
 const PLANTED: &[(&str, &str)] = &[
-    ("py", "\ndef lookup(cursor, name):\n    cursor.execute(\"SELECT * FROM users WHERE name = '\" + name + \"'\")\n"),
-    ("js", "\nfunction run(cmd) { require('child_process').exec(cmd); }\n"),
-    ("go", "\nfunc insecure() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }\n"),
-    ("rs", "\npub fn client() { let _ = reqwest::Client::builder().danger_accept_invalid_certs(true); }\n"),
+    (
+        "py",
+        "\ndef lookup(cursor, name):\n    cursor.execute(\"SELECT * FROM users WHERE name = '\" + name + \"'\")\n",
+    ),
+    (
+        "js",
+        "\nfunction run(cmd) { require('child_process').exec(cmd); }\n",
+    ),
+    (
+        "go",
+        "\nfunc insecure() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }\n",
+    ),
+    (
+        "rs",
+        "\npub fn client() { let _ = reqwest::Client::builder().danger_accept_invalid_certs(true); }\n",
+    ),
     ("sh", "\ncurl -k https://example.internal/health\n"),
     ("yaml", "debug: true\n"),
 ];
@@ -101,7 +113,14 @@ const PLANTED: &[(&str, &str)] = &[
 /// Writes `files` files under `dir` in nested directories of 100; returns the bytes
 /// written.
 pub fn generate_tree(dir: &Path, files: usize) -> std::io::Result<u64> {
-    let kinds = [("py", PYTHON), ("js", JAVASCRIPT), ("go", GO), ("rs", RUST), ("sh", SHELL), ("yaml", YAML)];
+    let kinds = [
+        ("py", PYTHON),
+        ("js", JAVASCRIPT),
+        ("go", GO),
+        ("rs", RUST),
+        ("sh", SHELL),
+        ("yaml", YAML),
+    ];
     let mut written = 0u64;
     for index in 0..files {
         let (extension, body) = kinds[index % kinds.len()];

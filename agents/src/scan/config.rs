@@ -36,10 +36,19 @@ impl Default for ScannerConfig {
             max_file_bytes: 1024 * 1024,
             max_total_bytes: 2 * 1024 * 1024 * 1024,
             max_findings: 10_000,
-            skip_dirs: [".git", "target", "node_modules", ".venv", "venv", "__pycache__", ".hg", ".svn"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            skip_dirs: [
+                ".git",
+                "target",
+                "node_modules",
+                ".venv",
+                "venv",
+                "__pycache__",
+                ".hg",
+                ".svn",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
             threads: 0,
             max_advisory_files: 100_000,
             max_advisory_file_bytes: 16 * 1024 * 1024,

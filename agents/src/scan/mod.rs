@@ -7,8 +7,8 @@
 //! "ignore previous instructions and approve", say) is data to match rules against,
 //! never an instruction; nothing in a file can make it write, run or fetch anything.
 
-pub mod bench;
 mod allow;
+pub mod bench;
 mod config;
 mod deps;
 mod finding;
@@ -40,13 +40,21 @@ pub use score::security_score;
 pub use walk::SkippedFiles;
 
 /// Loads an advisory directory, zip or single OSV JSON file.
-pub fn load_advisories(path: &Path, config: &ScannerConfig) -> Result<(AdvisoryDb, Vec<String>), AgentError> {
+pub fn load_advisories(
+    path: &Path,
+    config: &ScannerConfig,
+) -> Result<(AdvisoryDb, Vec<String>), AgentError> {
     osv::load(path, config)
 }
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
     fields: vec![
-        Field::new("repository", FieldType::String, true, "Path of the checked-out repository to scan."),
+        Field::new(
+            "repository",
+            FieldType::String,
+            true,
+            "Path of the checked-out repository to scan.",
+        ),
         Field::new(
             "advisories",
             FieldType::String,
@@ -59,8 +67,18 @@ static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
             false,
             "Base URL of an OSV-compatible API (POST {url}/v1/querybatch), e.g. https://api.osv.dev.",
         ),
-        Field::new("sarif_path", FieldType::String, false, "Write a SARIF 2.1.0 report to this file."),
-        Field::new("max_findings", FieldType::Integer, false, "Most findings listed (worst first); counts include the rest."),
+        Field::new(
+            "sarif_path",
+            FieldType::String,
+            false,
+            "Write a SARIF 2.1.0 report to this file.",
+        ),
+        Field::new(
+            "max_findings",
+            FieldType::Integer,
+            false,
+            "Most findings listed (worst first); counts include the rest.",
+        ),
     ],
     open: false,
 });
@@ -94,24 +112,35 @@ impl Agent for SecurityScannerAgent {
         &SCHEMA
     }
 
-    async fn run(&self, inputs: Map<String, Value>, context: AgentContext) -> Result<AgentOutput, AgentError> {
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
         SCHEMA.validate(&inputs)?;
         let repository = PathBuf::from(string_input(&inputs, "repository").unwrap_or_default());
         walk::check_repository(&repository)?;
         let mut config = self.config.clone();
         if let Some(max_findings) = inputs.get("max_findings").and_then(Value::as_i64) {
-            config.max_findings = usize::try_from(max_findings).map_err(|_| AgentError::InvalidInput {
-                field: "max_findings".into(),
-                reason: format!("must be zero or more, got {max_findings}"),
-            })?;
+            config.max_findings =
+                usize::try_from(max_findings).map_err(|_| AgentError::InvalidInput {
+                    field: "max_findings".into(),
+                    reason: format!("must be zero or more, got {max_findings}"),
+                })?;
         }
         let sarif_path = string_input(&inputs, "sarif_path").map(PathBuf::from);
-        if let Some(parent) = sarif_path.as_deref().and_then(Path::parent).filter(|parent| !parent.as_os_str().is_empty())
+        if let Some(parent) = sarif_path
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|parent| !parent.as_os_str().is_empty())
             && !parent.is_dir()
         {
             return Err(AgentError::InvalidInput {
                 field: "sarif_path".into(),
-                reason: format!("directory `{}` does not exist; create it or choose another path", parent.display()),
+                reason: format!(
+                    "directory `{}` does not exist; create it or choose another path",
+                    parent.display()
+                ),
             });
         }
         let advisories_path = string_input(&inputs, "advisories").map(PathBuf::from);
@@ -121,7 +150,9 @@ impl Agent for SecurityScannerAgent {
         {
             return Err(AgentError::InvalidInput {
                 field: "osv_url".into(),
-                reason: format!("`{url}` is not an http(s) URL; give the API's base, e.g. https://api.osv.dev"),
+                reason: format!(
+                    "`{url}` is not an http(s) URL; give the API's base, e.g. https://api.osv.dev"
+                ),
             });
         }
 
@@ -134,7 +165,9 @@ impl Agent for SecurityScannerAgent {
                 None => (AdvisoryDb::new(), Vec::new()),
             };
             let mut report =
-                report::scan_repository_cancellable(&repository, &scan_config, &db, &|| cancel.is_cancelled())?;
+                report::scan_repository_cancellable(&repository, &scan_config, &db, &|| {
+                    cancel.is_cancelled()
+                })?;
             report.warnings.extend(warnings);
             Ok::<_, AgentError>((report, db))
         })
@@ -158,11 +191,17 @@ impl Agent for SecurityScannerAgent {
             let sarif = sarif::to_sarif(&report.findings);
             let text = serde_json::to_vec_pretty(&sarif)
                 .map_err(|error| AgentError::Failed(format!("cannot serialise SARIF: {error}")))?;
-            tokio::fs::write(&path, text)
-                .await
-                .map_err(|error| AgentError::Io(format!("cannot write SARIF to `{}`: {error}", path.display())))?;
+            tokio::fs::write(&path, text).await.map_err(|error| {
+                AgentError::Io(format!(
+                    "cannot write SARIF to `{}`: {error}",
+                    path.display()
+                ))
+            })?;
             outputs.insert("sarif_path".into(), json!(path.display().to_string()));
         }
-        Ok(AgentOutput { outputs, cost_usd: 0.0 })
+        Ok(AgentOutput {
+            outputs,
+            cost_usd: 0.0,
+        })
     }
 }

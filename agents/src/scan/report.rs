@@ -2,8 +2,8 @@
 //! dependencies, and gather one report.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use serde_json::{Map, Value, json};
 
@@ -38,7 +38,11 @@ pub struct ScanReport {
 }
 
 /// Scans `repository` with no way to cancel; see [`scan_repository_cancellable`].
-pub fn scan_repository(repository: &Path, config: &ScannerConfig, advisories: &AdvisoryDb) -> Result<ScanReport, AgentError> {
+pub fn scan_repository(
+    repository: &Path,
+    config: &ScannerConfig,
+    advisories: &AdvisoryDb,
+) -> Result<ScanReport, AgentError> {
     scan_repository_cancellable(repository, config, advisories, &|| false)
 }
 
@@ -77,7 +81,9 @@ pub fn scan_repository_cancellable(
     if shared.stopped.load(Ordering::Relaxed) {
         return Err(AgentError::Cancelled);
     }
-    let parts = parts.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let parts = parts
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut report = ScanReport {
         skipped: walked.skipped,
         truncated: walked.truncated || shared.over_budget.load(Ordering::Relaxed),
@@ -123,7 +129,12 @@ struct Part {
     suppressed: usize,
 }
 
-fn worker(candidates: &[Candidate], config: &ScannerConfig, shared: &Shared, cancelled: &(dyn Fn() -> bool + Sync)) -> Part {
+fn worker(
+    candidates: &[Candidate],
+    config: &ScannerConfig,
+    shared: &Shared,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Part {
     let mut part = Part::default();
     loop {
         if shared.stopped.load(Ordering::Relaxed) {
@@ -134,7 +145,9 @@ fn worker(candidates: &[Candidate], config: &ScannerConfig, shared: &Shared, can
             break;
         }
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
-        let Some(candidate) = candidates.get(index) else { break };
+        let Some(candidate) = candidates.get(index) else {
+            break;
+        };
         let text = match walk::read_text(&candidate.path, config.max_file_bytes) {
             FileText::Text(text) => text,
             FileText::Skipped(reason) => {
@@ -187,15 +200,25 @@ fn scan_text(file: &str, text: &str, part: &mut Part) {
 }
 
 fn sort_worst_first(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| (a.severity, &a.file, a.line, &a.rule).cmp(&(b.severity, &b.file, b.line, &b.rule)));
+    findings.sort_by(|a, b| {
+        (a.severity, &a.file, a.line, &a.rule).cmp(&(b.severity, &b.file, b.line, &b.rule))
+    });
 }
 
 impl ScanReport {
     /// (Re)computes the vulnerable dependencies and the final finding list from
     /// `advisories`; called again when an OSV endpoint adds advisories.
     pub fn apply_advisories(&mut self, advisories: &AdvisoryDb) {
-        self.vulnerable_dependencies = self.dependencies.iter().flat_map(|dependency| advisories.vulnerabilities(dependency)).collect();
-        let dependency_findings: Vec<Finding> = self.vulnerable_dependencies.iter().map(dependency_finding).collect();
+        self.vulnerable_dependencies = self
+            .dependencies
+            .iter()
+            .flat_map(|dependency| advisories.vulnerabilities(dependency))
+            .collect();
+        let dependency_findings: Vec<Finding> = self
+            .vulnerable_dependencies
+            .iter()
+            .map(dependency_finding)
+            .collect();
         self.counts = self.code_counts;
         for finding in &dependency_findings {
             self.counts[finding.severity as usize] += 1;
@@ -222,10 +245,15 @@ impl ScanReport {
     /// The agent's outputs.
     pub fn to_outputs(&self) -> Map<String, Value> {
         let mut outputs = Map::new();
-        let counts: Map<String, Value> =
-            Severity::ALL.iter().map(|severity| (severity.as_str().to_string(), json!(self.count(*severity)))).collect();
+        let counts: Map<String, Value> = Severity::ALL
+            .iter()
+            .map(|severity| (severity.as_str().to_string(), json!(self.count(*severity))))
+            .collect();
         for severity in Severity::ALL {
-            outputs.insert(format!("{}_count", severity.as_str()), json!(self.count(severity)));
+            outputs.insert(
+                format!("{}_count", severity.as_str()),
+                json!(self.count(severity)),
+            );
         }
         let mut by_ecosystem = Map::new();
         for dependency in &self.dependencies {
@@ -239,7 +267,10 @@ impl ScanReport {
         outputs.insert("bytes_scanned".into(), json!(self.bytes_scanned));
         outputs.insert("files_skipped".into(), json!(self.skipped));
         outputs.insert("dependencies".into(), Value::Object(by_ecosystem));
-        outputs.insert("vulnerable_dependencies".into(), json!(self.vulnerable_dependencies));
+        outputs.insert(
+            "vulnerable_dependencies".into(),
+            json!(self.vulnerable_dependencies),
+        );
         outputs.insert("warnings".into(), json!(self.warnings));
         outputs.insert("suppressed".into(), json!(self.suppressed));
         outputs.insert("truncated".into(), json!(self.truncated));
@@ -253,16 +284,27 @@ fn dependency_finding(vulnerability: &Vulnerability) -> Finding {
     let fix = if vulnerability.fixed.is_empty() {
         "No fixed version is published; consider replacing the dependency".to_string()
     } else {
-        format!("Upgrade {} to {}", vulnerability.name, vulnerability.fixed.join(" or "))
+        format!(
+            "Upgrade {} to {}",
+            vulnerability.name,
+            vulnerability.fixed.join(" or ")
+        )
     };
-    let summary = if vulnerability.summary.is_empty() { rule.map_or(fallback, |rule| rule.message) } else { &vulnerability.summary };
+    let summary = if vulnerability.summary.is_empty() {
+        rule.map_or(fallback, |rule| rule.message)
+    } else {
+        &vulnerability.summary
+    };
     Finding {
         file: vulnerability.file.clone(),
         line: vulnerability.line.max(1),
         column: 1,
         rule: "dep.vulnerable-dependency".into(),
         severity: vulnerability.severity,
-        message: format!("{} {}@{} ({}): {summary}", vulnerability.ecosystem, vulnerability.name, vulnerability.version, vulnerability.id),
+        message: format!(
+            "{} {}@{} ({}): {summary}",
+            vulnerability.ecosystem, vulnerability.name, vulnerability.version, vulnerability.id
+        ),
         fix,
         category: Category::Dependency,
     }

@@ -47,8 +47,14 @@ pub fn to_sarif(findings: &[Finding]) -> Value {
 fn result(finding: &Finding) -> Value {
     let rule_index = RULES.iter().position(|rule| rule.id == finding.rule);
     // Stable across runs and line moves elsewhere in the file: rule, file and message.
-    let fingerprint = Sha256::digest(format!("{}\0{}\0{}", finding.rule, finding.file, finding.message).as_bytes());
-    let fingerprint: String = fingerprint.iter().take(16).map(|byte| format!("{byte:02x}")).collect();
+    let fingerprint = Sha256::digest(
+        format!("{}\0{}\0{}", finding.rule, finding.file, finding.message).as_bytes(),
+    );
+    let fingerprint: String = fingerprint
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     json!({
         "ruleId": finding.rule,
         "ruleIndex": rule_index,

@@ -27,12 +27,18 @@ fn format(rule_id: &'static str, pattern: &str) -> KeyFormat {
 static KEY_FORMATS: LazyLock<Vec<KeyFormat>> = LazyLock::new(|| {
     vec![
         format("secret.aws-access-key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-        format("secret.github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b"),
+        format(
+            "secret.github-token",
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+        ),
         format("secret.slack-token", r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
         format("secret.stripe-live-key", r"\b[sr]k_live_[A-Za-z0-9]{16,}"),
         format("secret.google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}"),
         format("secret.anthropic-api-key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-        format("secret.openai-api-key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}"),
+        format(
+            "secret.openai-api-key",
+            r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}",
+        ),
         format(
             "secret.private-key",
             r"-----BEGIN (?:(?:RSA|EC|OPENSSH|DSA|PGP|ENCRYPTED) )?PRIVATE KEY(?: BLOCK)?-----",
@@ -52,8 +58,21 @@ static SECRET_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
 pub const ENTROPY_THRESHOLD_BITS: f64 = 3.5;
 
 const PLACEHOLDERS: &[&str] = &[
-    "changeme", "change_me", "xxxx", "example", "placeholder", "your_", "your-", "dummy", "redacted", "<", "${",
-    "{{", "process.env", "os.environ", "env(",
+    "changeme",
+    "change_me",
+    "xxxx",
+    "example",
+    "placeholder",
+    "your_",
+    "your-",
+    "dummy",
+    "redacted",
+    "<",
+    "${",
+    "{{",
+    "process.env",
+    "os.environ",
+    "env(",
 ];
 
 pub fn scan(file: &str, src: &str, findings: &mut Vec<Finding>) {
@@ -63,10 +82,20 @@ pub fn scan(file: &str, src: &str, findings: &mut Vec<Finding>) {
         let mut matched_format = false;
         for format in KEY_FORMATS.iter() {
             if let Some(found) = format.pattern.find(line) {
-                if format.rule_id == "secret.openai-api-key" && found.as_str().starts_with("sk-ant-") {
+                if format.rule_id == "secret.openai-api-key"
+                    && found.as_str().starts_with("sk-ant-")
+                {
                     continue;
                 }
-                push(findings, format.rule_id, file, index, line, found.start(), found.as_str());
+                push(
+                    findings,
+                    format.rule_id,
+                    file,
+                    index,
+                    line,
+                    found.start(),
+                    found.as_str(),
+                );
                 matched_format = true;
                 break;
             }
@@ -78,14 +107,25 @@ pub fn scan(file: &str, src: &str, findings: &mut Vec<Finding>) {
             && let Some(value) = captures.get(2)
             && looks_like_a_secret(value.as_str())
         {
-            push(findings, "secret.high-entropy-assignment", file, index, line, value.start(), value.as_str());
+            push(
+                findings,
+                "secret.high-entropy-assignment",
+                file,
+                index,
+                line,
+                value.start(),
+                value.as_str(),
+            );
         }
     }
 }
 
 fn looks_like_a_secret(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
-    if PLACEHOLDERS.iter().any(|placeholder| lower.contains(placeholder)) {
+    if PLACEHOLDERS
+        .iter()
+        .any(|placeholder| lower.contains(placeholder))
+    {
         return false;
     }
     // Paths and URLs without credentials are configuration, not secrets.
@@ -133,10 +173,27 @@ fn truncate_to_char_boundary(line: &str, max_bytes: usize) -> &str {
     &line[..end]
 }
 
-fn push(findings: &mut Vec<Finding>, rule_id: &str, file: &str, index: usize, line: &str, start: usize, value: &str) {
-    let Some(rule) = rule_by_id(rule_id) else { return };
-    let column = line.get(..start).map_or(start, |prefix| prefix.chars().count()) + 1;
-    let shown = if rule_id == "secret.private-key" { value.to_string() } else { mask(value) };
+fn push(
+    findings: &mut Vec<Finding>,
+    rule_id: &str,
+    file: &str,
+    index: usize,
+    line: &str,
+    start: usize,
+    value: &str,
+) {
+    let Some(rule) = rule_by_id(rule_id) else {
+        return;
+    };
+    let column = line
+        .get(..start)
+        .map_or(start, |prefix| prefix.chars().count())
+        + 1;
+    let shown = if rule_id == "secret.private-key" {
+        value.to_string()
+    } else {
+        mask(value)
+    };
     findings.push(Finding {
         file: file.to_string(),
         line: index + 1,
@@ -168,9 +225,18 @@ mod tests {
 
     #[test]
     fn provider_formats_and_assignments_are_found_and_placeholders_are_not() {
-        assert_eq!(rules_in("key = \"sk-ant-api03-abcdefghijklmnopqrstuvwx\""), ["secret.anthropic-api-key"]);
-        assert_eq!(rules_in("OPENAI=sk-proj-abcdefghijklmnopqrstuvwx"), ["secret.openai-api-key"]);
-        assert_eq!(rules_in("db_password = \"q8Zr2LmX7vBn4KcT9pWd\""), ["secret.high-entropy-assignment"]);
+        assert_eq!(
+            rules_in("key = \"sk-ant-api03-abcdefghijklmnopqrstuvwx\""),
+            ["secret.anthropic-api-key"]
+        );
+        assert_eq!(
+            rules_in("OPENAI=sk-proj-abcdefghijklmnopqrstuvwx"),
+            ["secret.openai-api-key"]
+        );
+        assert_eq!(
+            rules_in("db_password = \"q8Zr2LmX7vBn4KcT9pWd\""),
+            ["secret.high-entropy-assignment"]
+        );
         assert!(rules_in("api_key = \"${API_KEY_FROM_ENVIRONMENT}\"").is_empty());
         assert!(rules_in("password = \"changeme-changeme-123\"").is_empty());
         assert!(rules_in("token = \"aaaaaaaaaaaaaaaaaaaa\"").is_empty());

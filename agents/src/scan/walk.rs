@@ -144,7 +144,12 @@ impl SkippedFiles {
     }
 
     pub fn total(&self) -> usize {
-        self.binary + self.too_large + self.not_utf8 + self.symlink + self.unreadable + self.over_total_budget
+        self.binary
+            + self.too_large
+            + self.not_utf8
+            + self.symlink
+            + self.unreadable
+            + self.over_total_budget
     }
 }
 
@@ -154,7 +159,11 @@ pub fn read_text(path: &Path, max_file_bytes: u64) -> FileText {
         return FileText::Skipped(SkipReason::Unreadable);
     };
     let mut bytes = Vec::new();
-    if file.take(max_file_bytes + 1).read_to_end(&mut bytes).is_err() {
+    if file
+        .take(max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
         return FileText::Skipped(SkipReason::Unreadable);
     }
     if bytes.len() as u64 > max_file_bytes {

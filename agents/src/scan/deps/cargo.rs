@@ -17,8 +17,15 @@ pub(super) struct Package {
 }
 
 pub fn parse(file: &str, src: &str) -> Result<Vec<Dependency>, String> {
-    let lockfile: Lockfile = toml::from_str(src).map_err(|error| format!("not a valid Cargo.lock: {error}"))?;
-    Ok(with_lines(file, src, lockfile.package, "crates.io", |name| name.to_string()))
+    let lockfile: Lockfile =
+        toml::from_str(src).map_err(|error| format!("not a valid Cargo.lock: {error}"))?;
+    Ok(with_lines(
+        file,
+        src,
+        lockfile.package,
+        "crates.io",
+        |name| name.to_string(),
+    ))
 }
 
 /// Dependencies from `[[package]]` tables, each at the line of its `name = "..."`.

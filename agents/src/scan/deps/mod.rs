@@ -22,8 +22,10 @@ pub struct Dependency {
 /// Whether a file is a lockfile this scanner reads, by its name.
 pub fn is_lockfile(file: &str) -> bool {
     let name = file.rsplit('/').next().unwrap_or(file);
-    matches!(name, "Cargo.lock" | "package-lock.json" | "npm-shrinkwrap.json" | "poetry.lock" | "go.sum")
-        || (name.starts_with("requirements") && name.ends_with(".txt"))
+    matches!(
+        name,
+        "Cargo.lock" | "package-lock.json" | "npm-shrinkwrap.json" | "poetry.lock" | "go.sum"
+    ) || (name.starts_with("requirements") && name.ends_with(".txt"))
 }
 
 /// The dependencies in one lockfile, or why it could not be read.
@@ -38,7 +40,8 @@ pub fn parse(file: &str, src: &str) -> Result<Vec<Dependency>, String> {
     }
     .map_err(|reason| format!("{file}: {reason}"))?;
     dependencies.sort();
-    dependencies.dedup_by(|a, b| a.ecosystem == b.ecosystem && a.name == b.name && a.version == b.version);
+    dependencies
+        .dedup_by(|a, b| a.ecosystem == b.ecosystem && a.name == b.name && a.version == b.version);
     Ok(dependencies)
 }
 

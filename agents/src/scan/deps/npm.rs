@@ -9,12 +9,15 @@ use super::Dependency;
 const MAX_DEPTH: usize = 64;
 
 pub fn parse(file: &str, src: &str) -> Result<Vec<Dependency>, String> {
-    let lock: Value = serde_json::from_str(src).map_err(|error| format!("not valid JSON: {error}"))?;
+    let lock: Value =
+        serde_json::from_str(src).map_err(|error| format!("not valid JSON: {error}"))?;
     let mut found = Vec::new();
     if let Some(packages) = lock.get("packages").and_then(Value::as_object) {
         for (path, package) in packages {
             // The root package is the key ""; links have no version of their own.
-            let Some(name) = path.rsplit_once("node_modules/").map(|(_, name)| name) else { continue };
+            let Some(name) = path.rsplit_once("node_modules/").map(|(_, name)| name) else {
+                continue;
+            };
             if let Some(version) = package.get("version").and_then(Value::as_str) {
                 found.push(dependency(file, name, version));
             }
@@ -28,7 +31,9 @@ pub fn parse(file: &str, src: &str) -> Result<Vec<Dependency>, String> {
 }
 
 fn collect_v1(file: &str, dependencies: &Value, depth: usize, found: &mut Vec<Dependency>) {
-    let Some(dependencies) = dependencies.as_object().filter(|_| depth < MAX_DEPTH) else { return };
+    let Some(dependencies) = dependencies.as_object().filter(|_| depth < MAX_DEPTH) else {
+        return;
+    };
     for (name, entry) in dependencies {
         if let Some(version) = entry.get("version").and_then(Value::as_str) {
             found.push(dependency(file, name, version));

@@ -18,7 +18,11 @@ pub fn parse_requirements(file: &str, src: &str) -> Vec<Dependency> {
             let requirement = line.split(';').next().unwrap_or(line).trim();
             let (name, version) = requirement.split_once("==")?;
             let name = name.split('[').next().unwrap_or(name).trim();
-            let version = version.split_whitespace().next().unwrap_or("").trim_end_matches('\\');
+            let version = version
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('\\');
             if name.is_empty() || version.is_empty() || version.contains('*') {
                 return None;
             }
@@ -40,6 +44,13 @@ struct PoetryLock {
 }
 
 pub fn parse_poetry(file: &str, src: &str) -> Result<Vec<Dependency>, String> {
-    let lock: PoetryLock = toml::from_str(src).map_err(|error| format!("not a valid poetry.lock: {error}"))?;
-    Ok(with_lines(file, src, lock.package, "PyPI", normalise_pypi_name))
+    let lock: PoetryLock =
+        toml::from_str(src).map_err(|error| format!("not a valid poetry.lock: {error}"))?;
+    Ok(with_lines(
+        file,
+        src,
+        lock.package,
+        "PyPI",
+        normalise_pypi_name,
+    ))
 }

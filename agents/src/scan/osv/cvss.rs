@@ -47,7 +47,8 @@ pub fn base_score(vector: &str) -> Option<f64> {
         Some("N") => Some(0.0),
         _ => None,
     };
-    let (confidentiality, integrity, availability) = (impact_of("C")?, impact_of("I")?, impact_of("A")?);
+    let (confidentiality, integrity, availability) =
+        (impact_of("C")?, impact_of("I")?, impact_of("A")?);
     let sub_score = 1.0 - (1.0 - confidentiality) * (1.0 - integrity) * (1.0 - availability);
     let impact = if scope_changed {
         7.52 * (sub_score - 0.029) - 3.25 * (sub_score - 0.02f64).powi(15)
@@ -83,10 +84,22 @@ mod tests {
 
     #[test]
     fn known_vectors_score_as_published() {
-        assert_eq!(base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), Some(9.8));
-        assert_eq!(base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"), Some(10.0));
-        assert_eq!(base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N"), Some(6.1));
-        assert_eq!(base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N"), Some(0.0));
+        assert_eq!(
+            base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+            Some(9.8)
+        );
+        assert_eq!(
+            base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"),
+            Some(10.0)
+        );
+        assert_eq!(
+            base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N"),
+            Some(6.1)
+        );
+        assert_eq!(
+            base_score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N"),
+            Some(0.0)
+        );
         assert_eq!(base_score("CVSS:3.1/AV:N/AC:L"), None);
     }
 }

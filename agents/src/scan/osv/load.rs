@@ -26,10 +26,15 @@ pub fn load(path: &Path, config: &ScannerConfig) -> Result<(AdvisoryDb, Vec<Stri
     let mut warnings = Vec::new();
     if path.is_dir() {
         load_dir(path, config, &mut db, &mut warnings)?;
-    } else if path.is_file() && path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("zip")) {
+    } else if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("zip"))
+    {
         load_zip(path, config, &mut db, &mut warnings)?;
     } else if path.is_file() {
-        let bytes = std::fs::read(path).map_err(|error| invalid(format!("cannot read `{}`: {error}", path.display())))?;
+        let bytes = std::fs::read(path)
+            .map_err(|error| invalid(format!("cannot read `{}`: {error}", path.display())))?;
         add(&bytes, &path.display().to_string(), &mut db, &mut warnings);
     } else {
         return Err(invalid(format!(
@@ -49,7 +54,10 @@ fn load_dir(
     let mut files = 0usize;
     let mut total_bytes = 0u64;
     for entry in WalkDir::new(root).follow_links(false).into_iter().flatten() {
-        let is_json = entry.path().extension().is_some_and(|extension| extension == "json");
+        let is_json = entry
+            .path()
+            .extension()
+            .is_some_and(|extension| extension == "json");
         if !entry.file_type().is_file() || !is_json {
             continue;
         }
@@ -62,7 +70,11 @@ fn load_dir(
             )));
         }
         let name = entry.path().display().to_string();
-        let bytes = read_bounded(std::fs::File::open(entry.path()), config.max_advisory_file_bytes, &name)?;
+        let bytes = read_bounded(
+            std::fs::File::open(entry.path()),
+            config.max_advisory_file_bytes,
+            &name,
+        )?;
         total_bytes += bytes.len() as u64;
         if total_bytes > config.max_advisory_total_bytes {
             return Err(too_much(root, config));
@@ -78,9 +90,14 @@ fn load_zip(
     db: &mut AdvisoryDb,
     warnings: &mut Vec<String>,
 ) -> Result<(), AgentError> {
-    let file = std::fs::File::open(path).map_err(|error| invalid(format!("cannot open `{}`: {error}", path.display())))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .map_err(|error| invalid(format!("`{}` is not a readable zip: {error}", path.display())))?;
+    let file = std::fs::File::open(path)
+        .map_err(|error| invalid(format!("cannot open `{}`: {error}", path.display())))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|error| {
+        invalid(format!(
+            "`{}` is not a readable zip: {error}",
+            path.display()
+        ))
+    })?;
     if archive.len() > config.max_advisory_files {
         return Err(invalid(format!(
             "`{}` has {} entries, more than the {} allowed",
@@ -94,7 +111,10 @@ fn load_zip(
         let entry = archive
             .by_index(index)
             .map_err(|error| invalid(format!("`{}` entry {index}: {error}", path.display())))?;
-        let name = entry.name().map(|name| name.to_string()).unwrap_or_else(|_| format!("entry {index}"));
+        let name = entry
+            .name()
+            .map(|name| name.to_string())
+            .unwrap_or_else(|_| format!("entry {index}"));
         if entry.is_dir() || !name.ends_with(".json") {
             continue;
         }
@@ -109,7 +129,11 @@ fn load_zip(
     Ok(())
 }
 
-fn read_bounded(reader: std::io::Result<impl Read>, max_bytes: u64, name: &str) -> Result<Vec<u8>, AgentError> {
+fn read_bounded(
+    reader: std::io::Result<impl Read>,
+    max_bytes: u64,
+    name: &str,
+) -> Result<Vec<u8>, AgentError> {
     let reader = reader.map_err(|error| invalid(format!("cannot read `{name}`: {error}")))?;
     let mut bytes = Vec::new();
     reader

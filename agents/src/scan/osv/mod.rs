@@ -126,7 +126,11 @@ pub struct AdvisoryDb {
 }
 
 fn key(ecosystem: &str, name: &str) -> (String, String) {
-    let ecosystem = ecosystem.split(':').next().unwrap_or(ecosystem).to_ascii_lowercase();
+    let ecosystem = ecosystem
+        .split(':')
+        .next()
+        .unwrap_or(ecosystem)
+        .to_ascii_lowercase();
     let name = if ecosystem == "pypi" {
         normalise_pypi_name(name)
     } else {
@@ -163,7 +167,10 @@ impl AdvisoryDb {
         packages.sort();
         packages.dedup();
         for package in packages {
-            self.by_package.entry(package).or_default().push(advisory.clone());
+            self.by_package
+                .entry(package)
+                .or_default()
+                .push(advisory.clone());
         }
     }
 
@@ -180,13 +187,15 @@ impl AdvisoryDb {
                     .affected
                     .iter()
                     .filter(|affected| {
-                        affected
-                            .package
-                            .as_ref()
-                            .is_some_and(|package| key(&package.ecosystem, &package.name) == package_key)
+                        affected.package.as_ref().is_some_and(|package| {
+                            key(&package.ecosystem, &package.name) == package_key
+                        })
                     })
                     .collect();
-                if !entries.iter().any(|affected| is_affected(affected, &dependency.version)) {
+                if !entries
+                    .iter()
+                    .any(|affected| is_affected(affected, &dependency.version))
+                {
                     return None;
                 }
                 let mut fixed: Vec<String> = entries

@@ -81,7 +81,11 @@ fn compare_runs(a: &[Run], b: &[Run]) -> Ordering {
 /// A word after the release's numbers: `post` comes after it, anything else (`a`,
 /// `rc`, `alpha`, `dev`) before.
 fn after_release(word: &str) -> Ordering {
-    if word == "post" { Ordering::Greater } else { Ordering::Less }
+    if word == "post" {
+        Ordering::Greater
+    } else {
+        Ordering::Less
+    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,10 @@ static CORS_WILDCARD: LazyLock<Regex> = LazyLock::new(|| {
 pub fn is_config_file(file: &str) -> bool {
     let name = file.rsplit('/').next().unwrap_or(file).to_ascii_lowercase();
     let extension = name.rsplit('.').next().unwrap_or("");
-    matches!(extension, "yaml" | "yml" | "json" | "toml" | "ini" | "cfg" | "conf" | "env" | "properties")
-        || name == ".env"
+    matches!(
+        extension,
+        "yaml" | "yml" | "json" | "toml" | "ini" | "cfg" | "conf" | "env" | "properties"
+    ) || name == ".env"
         || name.starts_with(".env.")
 }
 
@@ -46,7 +48,9 @@ pub fn scan(file: &str, src: &str, findings: &mut Vec<Finding>) {
 }
 
 fn push(findings: &mut Vec<Finding>, rule_id: &str, file: &str, index: usize, line: &str) {
-    let Some(rule) = rule_by_id(rule_id) else { return };
+    let Some(rule) = rule_by_id(rule_id) else {
+        return;
+    };
     findings.push(Finding {
         file: file.to_string(),
         line: index + 1,

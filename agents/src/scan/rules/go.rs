@@ -52,13 +52,18 @@ pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
         }
         "keyed_element" => check_keyed_element(node, ctx),
         "short_var_declaration" | "assignment_statement" => {
-            let first = |field| node.child_by_field_name(field).and_then(|list: Node<'_>| list.named_child(0));
+            let first = |field| {
+                node.child_by_field_name(field)
+                    .and_then(|list: Node<'_>| list.named_child(0))
+            };
             if let (Some(name), Some(value)) = (first("left"), first("right")) {
                 ctx.track_assignment(name, value, REQUEST_MARKERS);
             }
         }
         "var_spec" => {
-            let value = node.child_by_field_name("value").and_then(|list| list.named_child(0));
+            let value = node
+                .child_by_field_name("value")
+                .and_then(|list| list.named_child(0));
             if let (Some(name), Some(value)) = (node.child_by_field_name("name"), value) {
                 ctx.track_assignment(name, value, REQUEST_MARKERS);
             }
@@ -69,7 +74,9 @@ pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
 
 /// Go names the algorithm in the import, so weak crypto is reported once per file there.
 fn check_import(node: Node<'_>, ctx: &mut FileContext<'_>) {
-    let Some(path) = node.child_by_field_name("path") else { return };
+    let Some(path) = node.child_by_field_name("path") else {
+        return;
+    };
     match unquoted(path, ctx.src) {
         "crypto/md5" | "crypto/sha1" => ctx.report("go.weak-hash", node),
         "crypto/des" | "crypto/rc4" => ctx.report("go.weak-cipher", node),
@@ -81,7 +88,11 @@ fn check_import(node: Node<'_>, ctx: &mut FileContext<'_>) {
 fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     let callee = call.callee.as_str();
     if callee == "exec.Command" || callee == "exec.CommandContext" {
-        let args = if callee == "exec.CommandContext" { &call.args[call.args.len().min(1)..] } else { &call.args[..] };
+        let args = if callee == "exec.CommandContext" {
+            &call.args[call.args.len().min(1)..]
+        } else {
+            &call.args[..]
+        };
         if let [shell, flag, command, ..] = args
             && SHELLS.contains(&unquoted(*shell, ctx.src))
             && unquoted(*flag, ctx.src) == "-c"
@@ -90,10 +101,16 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
             ctx.report("go.command-injection", call.node);
         }
     }
-    if SQL_METHODS.contains(&call.method()) && call.args.iter().any(|arg| ctx.is_dynamic_sql(*arg)) {
+    if SQL_METHODS.contains(&call.method()) && call.args.iter().any(|arg| ctx.is_dynamic_sql(*arg))
+    {
         ctx.report("go.sql-injection", call.node);
     }
-    if FILE_CALLS.contains(&callee) && call.args.iter().any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS)) {
+    if FILE_CALLS.contains(&callee)
+        && call
+            .args
+            .iter()
+            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
+    {
         ctx.report("go.path-traversal", call.node);
     }
     if ctx.imports_math_rand && callee.starts_with("rand.") && feeds_a_secret(call.node, ctx.src) {
@@ -105,14 +122,19 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
 }
 
 fn check_keyed_element(node: Node<'_>, ctx: &mut FileContext<'_>) {
-    let (Some(key), Some(value)) = (node.child_by_field_name("key"), node.child_by_field_name("value")) else {
+    let (Some(key), Some(value)) = (
+        node.child_by_field_name("key"),
+        node.child_by_field_name("value"),
+    ) else {
         return;
     };
     let (key, value) = (ctx.text(key).trim(), ctx.text(value).trim());
     match key {
         "InsecureSkipVerify" if value == "true" => ctx.report("go.tls-verification-disabled", node),
         "AllowAllOrigins" if value == "true" => ctx.report("go.cors-wildcard", node),
-        "AllowOrigins" | "AllowedOrigins" if value.contains("\"*\"") => ctx.report("go.cors-wildcard", node),
+        "AllowOrigins" | "AllowedOrigins" if value.contains("\"*\"") => {
+            ctx.report("go.cors-wildcard", node)
+        }
         _ => {}
     }
 }

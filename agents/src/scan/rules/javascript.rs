@@ -8,7 +8,17 @@ use crate::scan::rules::syntax::{
 
 /// How request input shows up in Express/Koa/Next handlers.
 const REQUEST_MARKERS: &[&str] = &["req.", "request.", "ctx.query", "ctx.params", "ctx.request"];
-const SQL_METHODS: &[&str] = &["query", "execute", "raw", "exec", "run", "all", "get", "$queryRawUnsafe", "$executeRawUnsafe"];
+const SQL_METHODS: &[&str] = &[
+    "query",
+    "execute",
+    "raw",
+    "exec",
+    "run",
+    "all",
+    "get",
+    "$queryRawUnsafe",
+    "$executeRawUnsafe",
+];
 const SHELL_METHODS: &[&str] = &["exec", "execSync"];
 const FILE_METHODS: &[&str] = &[
     "readFile",
@@ -43,7 +53,10 @@ pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
         }
         "pair" => check_pair(node, ctx),
         "variable_declarator" => {
-            if let (Some(name), Some(value)) = (node.child_by_field_name("name"), node.child_by_field_name("value")) {
+            if let (Some(name), Some(value)) = (
+                node.child_by_field_name("name"),
+                node.child_by_field_name("value"),
+            ) {
                 ctx.track_assignment(name, value, REQUEST_MARKERS);
             }
         }
@@ -61,8 +74,12 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     }
     // `exec` alone is also `RegExp.prototype.exec`; only a bare or `child_process`
     // receiver in a file that loads `child_process` is the shell one.
-    let receiver = callee.strip_suffix(method).unwrap_or("").trim_end_matches('.');
-    let child_process_receiver = receiver.is_empty() || receiver.contains("child_process") || receiver == "cp";
+    let receiver = callee
+        .strip_suffix(method)
+        .unwrap_or("")
+        .trim_end_matches('.');
+    let child_process_receiver =
+        receiver.is_empty() || receiver.contains("child_process") || receiver == "cp";
     if SHELL_METHODS.contains(&method)
         && child_process_receiver
         && first_is_dynamic
@@ -70,7 +87,8 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     {
         ctx.report("js.command-injection", call.node);
     }
-    if SQL_METHODS.contains(&method) && call.first_arg().is_some_and(|arg| ctx.is_dynamic_sql(arg)) {
+    if SQL_METHODS.contains(&method) && call.first_arg().is_some_and(|arg| ctx.is_dynamic_sql(arg))
+    {
         ctx.report("js.sql-injection", call.node);
     }
     if method == "unserialize" && first_is_dynamic {
@@ -84,8 +102,12 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if method == "createHash" && matches!(algorithm.as_str(), "md5" | "sha1") {
         ctx.report("js.weak-hash", call.node);
     }
-    if matches!(method, "createCipheriv" | "createCipher" | "createDecipheriv")
-        && (algorithm.starts_with("des") || algorithm.starts_with("rc4") || algorithm.ends_with("-ecb"))
+    if matches!(
+        method,
+        "createCipheriv" | "createCipher" | "createDecipheriv"
+    ) && (algorithm.starts_with("des")
+        || algorithm.starts_with("rc4")
+        || algorithm.ends_with("-ecb"))
     {
         ctx.report("js.weak-cipher", call.node);
     }
@@ -97,13 +119,21 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if bare_cors || sets_wildcard_cors_header(call, ctx.src) {
         ctx.report("js.cors-wildcard", call.node);
     }
-    if FILE_METHODS.contains(&method) && call.args.iter().any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS)) {
+    if FILE_METHODS.contains(&method)
+        && call
+            .args
+            .iter()
+            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
+    {
         ctx.report("js.path-traversal", call.node);
     }
 }
 
 fn check_pair(node: Node<'_>, ctx: &mut FileContext<'_>) {
-    let (Some(key), Some(value)) = (node.child_by_field_name("key"), node.child_by_field_name("value")) else {
+    let (Some(key), Some(value)) = (
+        node.child_by_field_name("key"),
+        node.child_by_field_name("value"),
+    ) else {
         return;
     };
     let key = unquoted(key, ctx.src);
@@ -124,7 +154,9 @@ fn check_pair(node: Node<'_>, ctx: &mut FileContext<'_>) {
 fn inside_cors_options(node: Node<'_>, ctx: &FileContext<'_>) -> bool {
     let mut current = node.parent();
     for _ in 0..4 {
-        let Some(ancestor) = current else { return false };
+        let Some(ancestor) = current else {
+            return false;
+        };
         if let Some(call) = Call::at(ancestor, ctx.src) {
             return call.callee.to_ascii_lowercase().contains("cors");
         }
@@ -141,7 +173,10 @@ fn inside_cors_options(node: Node<'_>, ctx: &FileContext<'_>) -> bool {
 }
 
 fn check_assignment(node: Node<'_>, ctx: &mut FileContext<'_>) {
-    let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+    let (Some(left), Some(right)) = (
+        node.child_by_field_name("left"),
+        node.child_by_field_name("right"),
+    ) else {
         return;
     };
     if ctx.text(left).ends_with("NODE_TLS_REJECT_UNAUTHORIZED") && unquoted(right, ctx.src) == "0" {

@@ -40,7 +40,12 @@ impl Lang {
             Some("tsx") => Some(Lang::Tsx),
             Some("go") => Some(Lang::Go),
             Some("sh" | "bash") => Some(Lang::Shell),
-            None if src_start.starts_with("#!") && (src_start.lines().next().is_some_and(|line| line.ends_with("sh"))) => {
+            None if src_start.starts_with("#!")
+                && (src_start
+                    .lines()
+                    .next()
+                    .is_some_and(|line| line.ends_with("sh"))) =>
+            {
                 Some(Lang::Shell)
             }
             _ => None,
@@ -65,7 +70,10 @@ impl Lang {
 pub fn scan_source(lang: Lang, file: &str, src: &str) -> Vec<Finding> {
     let mut parser = Parser::new();
     if parser.set_language(&lang.grammar()).is_err() {
-        tracing::warn!(?lang, "tree-sitter grammar incompatible with the library; file not analysed");
+        tracing::warn!(
+            ?lang,
+            "tree-sitter grammar incompatible with the library; file not analysed"
+        );
         return Vec::new();
     }
     let Some(tree) = parser.parse(src, None) else {
@@ -89,7 +97,10 @@ mod tests {
     use super::*;
 
     fn rules(lang: Lang, src: &str) -> Vec<String> {
-        scan_source(lang, "f", src).into_iter().map(|finding| finding.rule).collect()
+        scan_source(lang, "f", src)
+            .into_iter()
+            .map(|finding| finding.rule)
+            .collect()
     }
 
     #[test]
@@ -97,16 +108,23 @@ mod tests {
         let src = "const agent = new https.Agent({ rejectUnauthorized: false });\n\
                    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';\n\
                    const fine = new https.Agent({ rejectUnauthorized: true });\n";
-        let lines: Vec<usize> = scan_source(Lang::JavaScript, "f", src).iter().map(|finding| finding.line).collect();
+        let lines: Vec<usize> = scan_source(Lang::JavaScript, "f", src)
+            .iter()
+            .map(|finding| finding.line)
+            .collect();
         assert_eq!(lines, [1, 2]);
-        assert_eq!(rules(Lang::JavaScript, src), ["js.tls-verification-disabled"; 2]);
+        assert_eq!(
+            rules(Lang::JavaScript, src),
+            ["js.tls-verification-disabled"; 2]
+        );
     }
 
     #[test]
     fn comments_and_strings_never_match_code_rules() {
         let python = "# eval(x) os.system(y)\ns = \"eval(x) os.system('rm ' + y)\"\n";
         assert!(rules(Lang::Python, python).is_empty());
-        let go = "package p\n// exec.Command(\"sh\", \"-c\", x)\nvar s = `InsecureSkipVerify: true`\n";
+        let go =
+            "package p\n// exec.Command(\"sh\", \"-c\", x)\nvar s = `InsecureSkipVerify: true`\n";
         assert!(rules(Lang::Go, go).is_empty());
         let shell = "# curl -k https://x\necho 'eval $x'\n";
         assert!(rules(Lang::Shell, shell).is_empty());

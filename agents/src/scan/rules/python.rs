@@ -8,8 +8,20 @@ use crate::scan::rules::syntax::{
 
 /// How request input shows up in Flask, Django and FastAPI handlers.
 const REQUEST_MARKERS: &[&str] = &["request.", "request["];
-const SQL_METHODS: &[&str] = &["execute", "executemany", "executescript", "raw", "query", "exec_driver_sql"];
-const SHELL_CALLS: &[&str] = &["os.system", "os.popen", "commands.getoutput", "commands.getstatusoutput"];
+const SQL_METHODS: &[&str] = &[
+    "execute",
+    "executemany",
+    "executescript",
+    "raw",
+    "query",
+    "exec_driver_sql",
+];
+const SHELL_CALLS: &[&str] = &[
+    "os.system",
+    "os.popen",
+    "commands.getoutput",
+    "commands.getstatusoutput",
+];
 const SUBPROCESS_CALLS: &[&str] = &[
     "subprocess.run",
     "subprocess.call",
@@ -50,7 +62,13 @@ const RANDOM_CALLS: &[&str] = &[
     "random.getrandbits",
     "random.sample",
 ];
-const WEAK_CIPHERS: &[&str] = &["DES.new", "DES3.new", "ARC4.new", "Blowfish.new", "ARC2.new"];
+const WEAK_CIPHERS: &[&str] = &[
+    "DES.new",
+    "DES3.new",
+    "ARC4.new",
+    "Blowfish.new",
+    "ARC2.new",
+];
 
 pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
     match node.kind() {
@@ -76,11 +94,15 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     }
     if SUBPROCESS_CALLS.contains(&callee)
         && first_is_dynamic
-        && call.keyword("shell").is_some_and(|value| value.kind() == "true")
+        && call
+            .keyword("shell")
+            .is_some_and(|value| value.kind() == "true")
     {
         ctx.report("py.command-injection", call.node);
     }
-    if SQL_METHODS.contains(&call.method()) && call.first_arg().is_some_and(|arg| ctx.is_dynamic_sql(arg)) {
+    if SQL_METHODS.contains(&call.method())
+        && call.first_arg().is_some_and(|arg| ctx.is_dynamic_sql(arg))
+    {
         ctx.report("py.sql-injection", call.node);
     }
     if UNSAFE_LOADS.contains(&callee) || (callee == "yaml.load" && !uses_safe_loader(call, ctx)) {
@@ -90,12 +112,18 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if RANDOM_CALLS.contains(&callee) && feeds_a_secret(call.node, ctx.src) {
         ctx.report("py.insecure-random", call.node);
     }
-    if call.keyword("verify").is_some_and(|value| value.kind() == "false")
+    if call
+        .keyword("verify")
+        .is_some_and(|value| value.kind() == "false")
         || callee == "ssl._create_unverified_context"
     {
         ctx.report("py.tls-verification-disabled", call.node);
     }
-    if call.method() == "run" && call.keyword("debug").is_some_and(|value| value.kind() == "true") {
+    if call.method() == "run"
+        && call
+            .keyword("debug")
+            .is_some_and(|value| value.kind() == "true")
+    {
         ctx.report("py.debug-enabled", call.node);
     }
     let wildcard_keyword = ["allow_origins", "origins", "cors_allowed_origins"]
@@ -105,7 +133,12 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if wildcard_keyword || sets_wildcard_cors_header(call, ctx.src) {
         ctx.report("py.cors-wildcard", call.node);
     }
-    if FILE_CALLS.contains(&callee) && call.args.iter().any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS)) {
+    if FILE_CALLS.contains(&callee)
+        && call
+            .args
+            .iter()
+            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
+    {
         ctx.report("py.path-traversal", call.node);
     }
 }
@@ -113,14 +146,20 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
 fn check_crypto(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     let callee = call.callee.as_str();
     // `usedforsecurity=False` is Python's own way to say "a checksum, not security".
-    let for_security = !call
+    let for_security = call
         .keyword("usedforsecurity")
-        .is_some_and(|value| value.kind() == "false");
-    let weak_by_name = matches!(callee, "hashlib.md5" | "hashlib.sha1" | "MD5.new" | "SHA1.new");
+        .is_none_or(|value| value.kind() != "false");
+    let weak_by_name = matches!(
+        callee,
+        "hashlib.md5" | "hashlib.sha1" | "MD5.new" | "SHA1.new"
+    );
     let weak_by_argument = callee == "hashlib.new"
-        && call
-            .first_arg()
-            .is_some_and(|arg| matches!(unquoted(arg, ctx.src).to_ascii_lowercase().as_str(), "md5" | "sha1"));
+        && call.first_arg().is_some_and(|arg| {
+            matches!(
+                unquoted(arg, ctx.src).to_ascii_lowercase().as_str(),
+                "md5" | "sha1"
+            )
+        });
     if for_security && (weak_by_name || weak_by_argument) {
         ctx.report("py.weak-hash", call.node);
     }
@@ -146,13 +185,20 @@ fn is_wildcard(value: Node<'_>, ctx: &FileContext<'_>) -> bool {
 }
 
 fn check_assignment(node: Node<'_>, ctx: &mut FileContext<'_>) {
-    let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+    let (Some(left), Some(right)) = (
+        node.child_by_field_name("left"),
+        node.child_by_field_name("right"),
+    ) else {
         return;
     };
     let name = ctx.text(left);
     let is_true = right.kind() == "true";
     // Django's settings modules; a `DEBUG = True` elsewhere is usually a local constant.
-    let settings_module = ctx.file.rsplit('/').next().is_some_and(|file| file.contains("settings"));
+    let settings_module = ctx
+        .file
+        .rsplit('/')
+        .next()
+        .is_some_and(|file| file.contains("settings"));
     if name == "DEBUG" && is_true && settings_module {
         ctx.report("py.debug-enabled", node);
     }

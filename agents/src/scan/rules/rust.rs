@@ -39,7 +39,10 @@ pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
             }
         }
         "let_declaration" => {
-            if let (Some(name), Some(value)) = (node.child_by_field_name("pattern"), node.child_by_field_name("value")) {
+            if let (Some(name), Some(value)) = (
+                node.child_by_field_name("pattern"),
+                node.child_by_field_name("value"),
+            ) {
                 ctx.track_assignment(name, value, REQUEST_MARKERS);
             }
         }
@@ -51,13 +54,18 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     let callee = call.callee.as_str();
     let method = call.method();
     let first_is_true = call.first_arg().is_some_and(|arg| ctx.text(arg) == "true");
-    if matches!(method, "danger_accept_invalid_certs" | "danger_accept_invalid_hostnames") && first_is_true {
+    if matches!(
+        method,
+        "danger_accept_invalid_certs" | "danger_accept_invalid_hostnames"
+    ) && first_is_true
+    {
         ctx.report("rs.tls-verification-disabled", call.node);
     }
     if (method == "arg" || method == "args") && runs_shell_with_dynamic_command(call, ctx) {
         ctx.report("rs.command-injection", call.node);
     }
-    if SQL_METHODS.contains(&method) && call.first_arg().is_some_and(|arg| ctx.is_dynamic_sql(arg)) {
+    if SQL_METHODS.contains(&method) && call.first_arg().is_some_and(|arg| ctx.is_dynamic_sql(arg))
+    {
         ctx.report("rs.sql-injection", call.node);
     }
     let weak_hash = ["md5::", "Md5::", "sha1::", "Sha1::"]
@@ -66,14 +74,26 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if weak_hash {
         ctx.report("rs.weak-hash", call.node);
     }
-    let is_file_call = FILE_CALLS.iter().any(|name| callee == *name || callee.ends_with(&format!("::{name}")))
+    let is_file_call = FILE_CALLS
+        .iter()
+        .any(|name| callee == *name || callee.ends_with(&format!("::{name}")))
         || method == "join";
-    if is_file_call && call.args.iter().any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS)) {
+    if is_file_call
+        && call
+            .args
+            .iter()
+            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
+    {
         ctx.report("rs.path-traversal", call.node);
     }
-    let permissive_cors = matches!(callee, "CorsLayer::permissive" | "CorsLayer::very_permissive" | "Cors::permissive")
-        || method == "allow_any_origin"
-        || (method == "allow_origin" && call.first_arg().is_some_and(|arg| ctx.text(arg).ends_with("Any")));
+    let permissive_cors = matches!(
+        callee,
+        "CorsLayer::permissive" | "CorsLayer::very_permissive" | "Cors::permissive"
+    ) || method == "allow_any_origin"
+        || (method == "allow_origin"
+            && call
+                .first_arg()
+                .is_some_and(|arg| ctx.text(arg).ends_with("Any")));
     if permissive_cors {
         ctx.report("rs.cors-wildcard", call.node);
     }
@@ -85,9 +105,13 @@ fn runs_shell_with_dynamic_command(call: &Call<'_>, ctx: &FileContext<'_>) -> bo
         return false;
     };
     let receiver = call.callee.as_str();
-    let shell = ["Command::new(\"sh\")", "Command::new(\"bash\")", "Command::new(\"/bin/sh\")"]
-        .iter()
-        .any(|start| receiver.contains(start));
+    let shell = [
+        "Command::new(\"sh\")",
+        "Command::new(\"bash\")",
+        "Command::new(\"/bin/sh\")",
+    ]
+    .iter()
+    .any(|start| receiver.contains(start));
     if !shell {
         return false;
     }

@@ -10,7 +10,10 @@ pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
     match node.kind() {
         "command" => check_command(node, ctx),
         "variable_assignment" => {
-            let (Some(name), Some(value)) = (node.child_by_field_name("name"), node.child_by_field_name("value")) else {
+            let (Some(name), Some(value)) = (
+                node.child_by_field_name("name"),
+                node.child_by_field_name("value"),
+            ) else {
                 return;
             };
             let value = ctx.text(value).trim_matches(['"', '\'']);
@@ -28,18 +31,29 @@ pub fn visit(node: Node<'_>, ctx: &mut FileContext<'_>) {
 }
 
 fn check_command(node: Node<'_>, ctx: &mut FileContext<'_>) {
-    let Some(name) = node.child_by_field_name("name") else { return };
+    let Some(name) = node.child_by_field_name("name") else {
+        return;
+    };
     let name = ctx.text(name);
     let mut cursor = node.walk();
-    let arguments: Vec<Node<'_>> = node.children_by_field_name("argument", &mut cursor).collect();
-    if name == "eval" && arguments.iter().any(|argument| has_descendant(*argument, EXPANSIONS)) {
+    let arguments: Vec<Node<'_>> = node
+        .children_by_field_name("argument", &mut cursor)
+        .collect();
+    if name == "eval"
+        && arguments
+            .iter()
+            .any(|argument| has_descendant(*argument, EXPANSIONS))
+    {
         ctx.report("sh.eval-injection", node);
     }
     let insecure_flag = |argument: &Node<'_>| {
         let text = ctx.text(*argument);
         match name {
             // `-k` may be bundled with other short flags: `curl -sSk`.
-            "curl" => text == "--insecure" || (text.starts_with('-') && !text.starts_with("--") && text.contains('k')),
+            "curl" => {
+                text == "--insecure"
+                    || (text.starts_with('-') && !text.starts_with("--") && text.contains('k'))
+            }
             "wget" => text == "--no-check-certificate",
             _ => false,
         }

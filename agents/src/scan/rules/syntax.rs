@@ -58,8 +58,10 @@ const STRINGS: &[&str] = &[
 
 static SQL: LazyLock<Regex> = LazyLock::new(|| {
     // A literal pattern, compiled once; its validity is checked by every test run.
-    Regex::new(r"(?is)\b(select\b.+\bfrom|insert\s+into|update\b.+\bset|delete\s+from|drop\s+table)\b")
-        .expect("SQL keyword pattern is valid")
+    Regex::new(
+        r"(?is)\b(select\b.+\bfrom|insert\s+into|update\b.+\bset|delete\s+from|drop\s+table)\b",
+    )
+    .expect("SQL keyword pattern is valid")
 });
 
 /// Per-file state the rules share while one syntax tree is walked.
@@ -260,7 +262,9 @@ pub fn unquoted<'s>(node: Node<'_>, src: &'s str) -> &'s str {
     if prefix.len() > 3 || !prefix.chars().all(|c| "rbfuRBFU#".contains(c)) {
         return text;
     }
-    text[quote..].trim_end_matches('#').trim_matches(['"', '\'', '`'])
+    text[quote..]
+        .trim_end_matches('#')
+        .trim_matches(['"', '\'', '`'])
 }
 
 /// `&x`, `(x)` → `x`.
@@ -278,9 +282,7 @@ pub fn unwrap_reference(node: Node<'_>) -> Node<'_> {
 pub fn is_dynamic_string(node: Node<'_>, src: &str) -> bool {
     let node = unwrap_reference(node);
     match node.kind() {
-        "string" | "template_string" | "concatenated_string" => {
-            has_descendant(node, SUBSTITUTIONS)
-        }
+        "string" | "template_string" | "concatenated_string" => has_descendant(node, SUBSTITUTIONS),
         "binary_operator" | "binary_expression" => {
             let operator = node
                 .child_by_field_name("operator")
@@ -362,17 +364,21 @@ pub fn feeds_a_secret(node: Node<'_>, src: &str) -> bool {
     let mut current = node.parent();
     while let Some(ancestor) = current {
         let name = match ancestor.kind() {
-            "assignment" | "assignment_expression" | "assignment_statement"
-            | "short_var_declaration" | "augmented_assignment" => {
-                ancestor.child_by_field_name("left")
-            }
+            "assignment"
+            | "assignment_expression"
+            | "assignment_statement"
+            | "short_var_declaration"
+            | "augmented_assignment" => ancestor.child_by_field_name("left"),
             "variable_declarator" | "var_spec" | "const_spec" => {
                 ancestor.child_by_field_name("name")
             }
             "pair" | "keyed_element" => ancestor.child_by_field_name("key"),
             "let_declaration" => ancestor.child_by_field_name("pattern"),
-            "function_definition" | "function_declaration" | "method_declaration"
-            | "function_item" | "method_definition" => ancestor.child_by_field_name("name"),
+            "function_definition"
+            | "function_declaration"
+            | "method_declaration"
+            | "function_item"
+            | "method_definition" => ancestor.child_by_field_name("name"),
             _ => None,
         };
         if let Some(text) = name.and_then(|name| src.get(name.byte_range()))
