@@ -15,6 +15,7 @@ mod process;
 mod project;
 mod registry;
 mod sandbox;
+mod scan;
 mod schema;
 mod shell;
 mod test_runner;
@@ -26,6 +27,12 @@ pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
 pub use registry::{Registry, builtin};
+pub use scan::{
+    Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig,
+    SecurityScannerAgent, Severity, SkippedFiles, Vulnerability,
+    bench::generate_tree as generate_scan_tree, load_advisories, scan_repository,
+    scan_repository_cancellable, security_score, to_sarif,
+};
 pub use schema::{Field, FieldType, InputSchema};
 pub use shell::{ShellAgent, ShellAgentConfig};
 pub use test_runner::{TestRunnerAgent, TestRunnerConfig};

@@ -48,8 +48,8 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The kinds every node has: `echo`, `shell`, `http`, `human_review`, `test_runner` and
-/// `deployment_agent` (the last two with their default limits).
+/// The kinds every node has: `echo`, `shell`, `http`, `human_review`, and, with their
+/// default limits, `security_scanner`, `test_runner` and `deployment_agent`.
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let mut registry = Registry::new();
     registry
@@ -57,6 +57,9 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         .register(Arc::new(crate::ShellAgent::new(shell)))
         .register(Arc::new(crate::HttpAgent::new(http)))
         .register(Arc::new(crate::HumanReviewAgent))
+        .register(Arc::new(crate::SecurityScannerAgent::new(
+            crate::ScannerConfig::default(),
+        )))
         .register(Arc::new(crate::TestRunnerAgent::new(
             crate::TestRunnerConfig::default(),
         )))

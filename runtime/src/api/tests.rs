@@ -309,6 +309,7 @@ async fn health_readiness_and_the_api_description_are_served() {
             "echo",
             "http",
             "human_review",
+            "security_scanner",
             "shell",
             "test_runner"
         ]
