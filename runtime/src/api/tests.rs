@@ -302,7 +302,10 @@ async fn health_readiness_and_the_api_description_are_served() {
         .iter()
         .map(|agent| agent["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["echo", "http", "human_review", "shell"]);
+    assert_eq!(
+        kinds,
+        ["echo", "http", "human_review", "security_scanner", "shell"]
+    );
 }
 
 #[test]
