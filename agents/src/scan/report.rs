@@ -163,7 +163,19 @@ fn worker(
         }
         part.files += 1;
         part.bytes += length;
-        scan_text(&candidate.relative, &text, &mut part);
+        // A bug in one rule must cost one file's findings, not the whole scan.
+        let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut file_part = Part::default();
+            scan_text(&candidate.relative, &text, &mut file_part);
+            file_part
+        }));
+        match scanned {
+            Ok(file_part) => part.absorb(file_part),
+            Err(_) => part.warnings.push(format!(
+                "{}: analysis failed; its findings are missing",
+                candidate.relative
+            )),
+        }
         // Keep memory bounded on a repository with findings on every line.
         if part.findings.len() > config.max_findings.saturating_mul(2).max(64) {
             sort_worst_first(&mut part.findings);
@@ -171,6 +183,20 @@ fn worker(
         }
     }
     part
+}
+
+impl Part {
+    /// Adds one file's results (only findings, counts, dependencies, warnings and
+    /// suppressions; file and byte counts are kept by the caller).
+    fn absorb(&mut self, other: Part) {
+        self.findings.extend(other.findings);
+        for (total, count) in self.counts.iter_mut().zip(other.counts) {
+            *total += count;
+        }
+        self.dependencies.extend(other.dependencies);
+        self.warnings.extend(other.warnings);
+        self.suppressed += other.suppressed;
+    }
 }
 
 fn scan_text(file: &str, text: &str, part: &mut Part) {
