@@ -2,7 +2,7 @@
 //! task runs and again while an approval waits; each time it comes back, the run goes
 //! on; no completed task runs twice and the event log has no gap. Once on the embedded
 //! store (`surrealkv://` in the data directory), once on a real SurrealDB server over
-//! `ws://`, where each restart gets a fresh data directory: all a node needs is there.
+//! `ws://`, where the node has no data directory at all: all it needs is in the server.
 
 mod support;
 
@@ -56,8 +56,8 @@ fn a_run_on_a_shared_surrealdb_server_survives_sigkill_of_its_node() {
     let restarts = std::cell::Cell::new(0);
     survives_two_kills(dir.path(), || {
         restarts.set(restarts.get() + 1);
-        let data = dir.path().join(format!("node-data-{}", restarts.get()));
-        Server::start_with(&data, &address, &flags, &[])
+        let log_base = dir.path().join(format!("node-{}", restarts.get()));
+        Server::start_on_store(&log_base, &address, &flags)
     });
 }
 

@@ -59,12 +59,29 @@ impl Server {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        let data_flag = ["--data-dir", data_dir.to_str().expect("a UTF-8 path")];
+        Server::spawn(data_dir, address, extra_args, &data_flag, env)
+    }
+
+    /// `troupe [store args] up` on a store named by settings flags, not a data directory;
+    /// `log_base` names its log (`log_base.log`).
+    pub fn start_on_store(log_base: &Path, address: &str, store_args: &[&str]) -> Server {
+        Server::spawn(log_base, address, store_args, &[], &[])
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        address: &str,
+        extra_args: &[&str],
+        up_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
         let child = troupe()
             .envs(env.iter().copied())
             .args(extra_args)
-            .args(["up", "--address", address, "--data-dir"])
-            .arg(data_dir)
+            .args(["up", "--address", address])
+            .args(up_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -233,18 +250,18 @@ pub struct SurrealServer {
 
 impl SurrealServer {
     pub fn start(log_path: &Path) -> SurrealServer {
-        let binary = std::env::var_os("TROUPE_SURREAL_BIN")
+        let binary = std::env::var_os("TEST_SURREAL_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
                 panic!(
-                    "TROUPE_SURREAL_BIN is not set: the ws:// store tests need a SurrealDB server. \
+                    "TEST_SURREAL_BIN is not set: the ws:// store tests need a SurrealDB server. \
                  Run the suite with ./scripts/test (it builds one), or build it with \
-                 ./scripts/build-surreal-server and export TROUPE_SURREAL_BIN=<the path it prints>"
+                 ./scripts/build-surreal-server and export TEST_SURREAL_BIN=<the path it prints>"
                 )
             });
         assert!(
             binary.is_file(),
-            "TROUPE_SURREAL_BIN={} is not a file: build it with ./scripts/build-surreal-server",
+            "TEST_SURREAL_BIN={} is not a file: build it with ./scripts/build-surreal-server",
             binary.display()
         );
         let address = free_address();
