@@ -115,7 +115,10 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
         .await
         .unwrap();
     let more = event("r1", 3, RunEvent::TaskSkipped { task: "c".into() });
-    store.append_events(&[more.clone()]).await.unwrap();
+    store
+        .append_events(std::slice::from_ref(&more))
+        .await
+        .unwrap();
     assert_eq!(
         store.run_events("r1").await.unwrap(),
         vec![started("r1"), failed("r1", 1), skipped, more]
