@@ -6,6 +6,7 @@
 //! names to agents. This crate knows nothing about workflows, actors or storage.
 
 mod agent;
+mod analysis;
 mod deployment;
 mod echo;
 mod errors;
@@ -21,6 +22,7 @@ mod shell;
 mod test_runner;
 
 pub use agent::{Agent, AgentContext, AgentOutput, Approval, Progress};
+pub use analysis::{CodeAnalyzerAgent, CodeAnalyzerConfig};
 pub use deployment::{DeploymentAgent, DeploymentConfig};
 pub use echo::EchoAgent;
 pub use errors::AgentError;

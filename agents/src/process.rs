@@ -108,3 +108,78 @@ pub(crate) fn tail_chars(text: &str, max_chars: usize) -> String {
     let count = text.chars().count();
     text.chars().skip(count.saturating_sub(max_chars)).collect()
 }
+
+/// Where `program` would be found on the node's `PATH`, if anywhere: an optional tool
+/// (a linter) that is missing is then reported as unavailable instead of failing.
+pub(crate) fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|directory| directory.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|metadata| {
+                metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+/// How a bounded command ended.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// `None` when it was killed (by the timeout or a signal).
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// Runs `command` (no shell, stdin closed, own process group, dies with the node) until
+/// it exits, `timeout` passes (killed, `timed_out`) or `cancel` fires (killed,
+/// `Cancelled`), keeping at most `max_output_bytes` of each pipe.
+pub(crate) async fn run_bounded(
+    mut command: Command,
+    cancel: &tokio_util::sync::CancellationToken,
+    timeout: Duration,
+    max_output_bytes: usize,
+) -> Result<Finished, AgentError> {
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    die_with_the_node(&mut command);
+    let mut child = command
+        .spawn()
+        .map_err(|error| AgentError::Io(format!("cannot start `{program}`: {error}")))?;
+    let process_group = child.id();
+    let stdout = tokio::spawn(read_bounded(child.stdout.take(), max_output_bytes));
+    let stderr = tokio::spawn(read_bounded(child.stderr.take(), max_output_bytes));
+    let (status, timed_out) = tokio::select! {
+        status = child.wait() => (Some(status.map_err(|error| AgentError::Io(error.to_string()))?), false),
+        () = cancel.cancelled() => {
+            kill_group(process_group);
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            return Err(AgentError::Cancelled);
+        }
+        () = tokio::time::sleep(timeout) => (None, true),
+    };
+    // Also after a normal exit: whatever it left running in the background goes too.
+    kill_group(process_group);
+    if timed_out {
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    }
+    let stdout = join_reader(stdout).await;
+    let stderr = join_reader(stderr).await;
+    Ok(Finished {
+        exit_code: status.and_then(|status| status.code()),
+        timed_out,
+        stdout,
+        stderr,
+    })
+}

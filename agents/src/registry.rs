@@ -49,7 +49,8 @@ impl std::fmt::Debug for Registry {
 }
 
 /// The kinds every node has: `echo`, `shell`, `http`, `human_review`, and, with their
-/// default limits, `security_scanner`, `test_runner` and `deployment_agent`.
+/// default limits, `security_scanner`, `test_runner`, `deployment_agent` and
+/// `code_analyzer`.
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let mut registry = Registry::new();
     registry
@@ -65,6 +66,9 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         )))
         .register(Arc::new(crate::DeploymentAgent::new(
             crate::DeploymentConfig::default(),
+        )))
+        .register(Arc::new(crate::CodeAnalyzerAgent::new(
+            crate::CodeAnalyzerConfig::default(),
         )));
     registry
 }

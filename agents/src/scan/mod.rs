@@ -14,11 +14,11 @@ mod deps;
 mod finding;
 mod osv;
 mod report;
-mod rules;
+pub(crate) mod rules;
 mod sarif;
 mod score;
 mod secrets;
-mod walk;
+pub(crate) mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;

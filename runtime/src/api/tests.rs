@@ -305,6 +305,7 @@ async fn health_readiness_and_the_api_description_are_served() {
     assert_eq!(
         kinds,
         [
+            "code_analyzer",
             "deployment_agent",
             "echo",
             "http",

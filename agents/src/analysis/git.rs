@@ -1,0 +1,227 @@
+//! The files changed against a base ref, when the repository is a git work tree.
+//!
+//! git runs without a shell, with `--` / `--end-of-options` before anything taken from
+//! the inputs, and with the repository's own configuration kept from running programs
+//! (`core.fsmonitor`, hooks, external diff drivers): the repository is data, never code.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::AgentError;
+use crate::process::{find_on_path, run_bounded};
+
+/// Longest base ref accepted; real refs and object names are far shorter.
+const MAX_BASE_REF_CHARS: usize = 256;
+
+/// The modified files, or why there are none to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modified {
+    /// Relative to the analysed directory, sorted, at most the configured number.
+    Files { files: Vec<String>, truncated: bool },
+    /// Not a git repository, git missing, ...: said in words.
+    Unavailable(String),
+}
+
+/// Refuses a base ref that could be read as an option (`--output=/tmp/x`), a range or
+/// a `rev:path` lookup (`..`, `:`), or that carries whitespace or control characters.
+pub fn check_base_ref(base_ref: &str) -> Result<(), AgentError> {
+    let refuse = |reason: &str| {
+        Err(AgentError::InvalidInput {
+            field: "base_ref".into(),
+            reason: format!("`{base_ref}` {reason}"),
+        })
+    };
+    if base_ref.is_empty() {
+        return refuse("is empty; give a branch, tag or commit, e.g. HEAD or main");
+    }
+    if base_ref.chars().count() > MAX_BASE_REF_CHARS {
+        return refuse("is too long to be a ref");
+    }
+    if base_ref.starts_with('-') {
+        return refuse("starts with `-` and could be read as an option");
+    }
+    if base_ref
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return refuse("contains whitespace or control characters");
+    }
+    if base_ref.contains("..") || base_ref.contains(':') || base_ref.contains('\\') {
+        return refuse("is not a single ref (no ranges `..`, `:` paths or backslashes)");
+    }
+    Ok(())
+}
+
+/// Tracked files that differ from `base_ref` (staged or not) plus untracked files that
+/// are not ignored.
+pub async fn modified_files(
+    repository: &Path,
+    base_ref: &str,
+    timeout: Duration,
+    max_files: usize,
+    cancel: &CancellationToken,
+) -> Result<Modified, AgentError> {
+    check_base_ref(base_ref)?;
+    if find_on_path("git").is_none() {
+        return Ok(Modified::Unavailable(
+            "git is not installed on this node".into(),
+        ));
+    }
+    let inside = git(
+        repository,
+        &["rev-parse", "--is-inside-work-tree"],
+        timeout,
+        cancel,
+    )
+    .await?;
+    if !inside.as_ref().is_ok_and(|out| out.trim() == "true") {
+        return Ok(Modified::Unavailable(format!(
+            "`{}` is not a git work tree",
+            repository.display()
+        )));
+    }
+    let spec = format!("{base_ref}^{{commit}}");
+    let resolved = git(
+        repository,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+        timeout,
+        cancel,
+    )
+    .await?;
+    let commit = match resolved {
+        Ok(commit) if !commit.trim().is_empty() => commit.trim().to_string(),
+        _ => {
+            return Err(AgentError::InvalidInput {
+                field: "base_ref".into(),
+                reason: format!(
+                    "`{base_ref}` is not a commit in this repository (a repository without commits has no HEAD)"
+                ),
+            });
+        }
+    };
+    let changed = git(
+        repository,
+        &[
+            "diff",
+            "--name-only",
+            "-z",
+            "--relative",
+            "--no-ext-diff",
+            "--no-textconv",
+            &commit,
+            "--",
+        ],
+        timeout,
+        cancel,
+    )
+    .await?
+    .map_err(AgentError::Failed)?;
+    let untracked = git(
+        repository,
+        &["ls-files", "-z", "--others", "--exclude-standard", "--"],
+        timeout,
+        cancel,
+    )
+    .await?
+    .map_err(AgentError::Failed)?;
+    let mut files: Vec<String> = changed
+        .split('\0')
+        .chain(untracked.split('\0'))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect();
+    files.sort();
+    files.dedup();
+    let truncated = files.len() > max_files;
+    files.truncate(max_files);
+    Ok(Modified::Files { files, truncated })
+}
+
+/// Output git may print for a changed-file list; more is cut (and then reported as a
+/// failure rather than a silently short list).
+const MAX_GIT_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Runs `git -C repository <args>`: `Ok(Ok(stdout))` on success, `Ok(Err(message))`
+/// when git ran and failed.
+async fn git(
+    repository: &Path,
+    args: &[&str],
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Result<String, String>, AgentError> {
+    let mut command = Command::new("git");
+    command
+        .arg("-C")
+        .arg(repository)
+        .args([
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.quotePath=false",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env("LC_ALL", "C");
+    let finished = run_bounded(command, cancel, timeout, MAX_GIT_OUTPUT_BYTES).await?;
+    let (stdout, stdout_cut) = finished.stdout;
+    if finished.timed_out {
+        return Ok(Err(format!("git {} timed out", args.join(" "))));
+    }
+    if finished.exit_code != Some(0) {
+        return Ok(Err(format!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            finished.stderr.0.trim()
+        )));
+    }
+    if stdout_cut {
+        return Ok(Err(format!(
+            "git {} printed more than {MAX_GIT_OUTPUT_BYTES} bytes",
+            args.first().copied().unwrap_or_default()
+        )));
+    }
+    Ok(Ok(stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_that_could_be_options_or_tricks_are_refused() {
+        for hostile in [
+            "--output=/tmp/x",
+            "-p",
+            "",
+            "HEAD main",
+            "a\nb",
+            "main..evil",
+            "HEAD:secret.txt",
+            "a\\b",
+        ] {
+            assert!(
+                matches!(
+                    check_base_ref(hostile),
+                    Err(AgentError::InvalidInput { ref field, .. }) if field == "base_ref"
+                ),
+                "{hostile:?} was accepted"
+            );
+        }
+        for fine in ["HEAD", "HEAD~1", "HEAD^", "origin/main", "v1.2.3", "abc123"] {
+            assert_eq!(check_base_ref(fine), Ok(()), "{fine:?} was refused");
+        }
+    }
+}

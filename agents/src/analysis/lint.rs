@@ -1,0 +1,169 @@
+//! Linters, where the node has them: each is run over the files of its language and
+//! its issues counted. A linter that is not on `PATH` is reported `available: false`.
+
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Serialize;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::AgentError;
+use crate::process::{find_on_path, run_bounded, tail_chars};
+use crate::scan::rules::Lang;
+
+/// A linter the analyzer knows how to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Linter {
+    /// Reported name.
+    pub name: String,
+    /// Looked up on `PATH`.
+    pub program: String,
+    /// Placed before the files; they must make the linter print one
+    /// `file:line:column: message` line per issue.
+    pub args: Vec<String>,
+    /// It runs when the repository has files of one of these languages.
+    pub languages: Vec<Lang>,
+}
+
+impl Linter {
+    fn new(name: &str, args: &[&str], languages: &[Lang]) -> Self {
+        Self {
+            name: name.into(),
+            program: name.into(),
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            languages: languages.to_vec(),
+        }
+    }
+
+    /// shellcheck, ruff, flake8 and eslint. eslint runs with `--no-config-lookup`: a
+    /// repository's `eslint.config.js` is JavaScript, and running it would let the code
+    /// under analysis execute on the node.
+    pub fn defaults() -> Vec<Linter> {
+        let javascript = [Lang::JavaScript, Lang::TypeScript, Lang::Tsx];
+        vec![
+            Linter::new("shellcheck", &["--format=gcc"], &[Lang::Shell]),
+            Linter::new(
+                "ruff",
+                &["check", "--output-format=concise", "--no-cache", "--no-fix"],
+                &[Lang::Python],
+            ),
+            Linter::new("flake8", &[], &[Lang::Python]),
+            Linter::new(
+                "eslint",
+                &["--no-config-lookup", "--format=unix", "--no-color"],
+                &javascript,
+            ),
+        ]
+    }
+}
+
+/// One linter's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LintResult {
+    pub linter: String,
+    pub available: bool,
+    /// `file:line:column:` lines it printed.
+    pub issues: usize,
+    /// The end of what it printed, bounded; or why it did not finish.
+    pub output: String,
+    pub exit_code: Option<i32>,
+}
+
+/// Bounds on running linters.
+#[derive(Debug, Clone)]
+pub struct LintLimits {
+    pub timeout: Duration,
+    /// Bytes of output read from each linter (issues past it are not counted).
+    pub max_output_bytes: usize,
+    /// Characters of that output kept in the result.
+    pub max_reported_output_chars: usize,
+    /// Files given to one linter.
+    pub max_files: usize,
+}
+
+static ISSUE_LINE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?m)^[^:\n]+:\d+:\d+:").ok());
+
+/// Issue lines in a linter's output.
+pub fn count_issues(output: &str) -> usize {
+    ISSUE_LINE
+        .as_ref()
+        .map_or(0, |pattern| pattern.find_iter(output).count())
+}
+
+/// Runs every linter one of whose languages has files in `files_by_lang`
+/// (relative paths), in `repository`.
+pub async fn run_linters(
+    repository: &Path,
+    linters: &[Linter],
+    files_by_lang: &[(Lang, String)],
+    limits: &LintLimits,
+    cancel: &CancellationToken,
+) -> Result<Vec<LintResult>, AgentError> {
+    let mut results = Vec::new();
+    for linter in linters {
+        let files: Vec<&str> = files_by_lang
+            .iter()
+            .filter(|(lang, _)| linter.languages.contains(lang))
+            .map(|(_, file)| file.as_str())
+            .take(limits.max_files)
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let Some(program) = find_on_path(&linter.program) else {
+            results.push(LintResult {
+                linter: linter.name.clone(),
+                available: false,
+                issues: 0,
+                output: format!("`{}` is not installed on this node", linter.program),
+                exit_code: None,
+            });
+            continue;
+        };
+        let mut command = Command::new(program);
+        // `./` first: a file named `-rf.sh` stays a file, never an option.
+        command
+            .args(&linter.args)
+            .args(files.iter().map(|file| format!("./{file}")))
+            .current_dir(repository)
+            .env("NO_COLOR", "1");
+        let finished =
+            run_bounded(command, cancel, limits.timeout, limits.max_output_bytes).await?;
+        let printed = format!("{}{}", finished.stdout.0, finished.stderr.0);
+        let mut output = tail_chars(&printed, limits.max_reported_output_chars);
+        if finished.timed_out {
+            output = format!(
+                "timed out after {} s; issues counted so far\n{output}",
+                limits.timeout.as_secs()
+            );
+        }
+        results.push(LintResult {
+            linter: linter.name.clone(),
+            available: true,
+            issues: count_issues(&finished.stdout.0),
+            output,
+            exit_code: finished.exit_code,
+        });
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_lines_are_counted_in_each_linters_format() {
+        let shellcheck = "./a.sh:3:6: warning: x is referenced but not assigned. [SC2154]\n./a.sh:4:1: note: Double quote [SC2086]\n";
+        let ruff = "./m.py:1:8: F401 [*] `os` imported but unused\nFound 1 error.\n[*] 1 fixable with the `--fix` option.\n";
+        let eslint = "./x.js:1:1: Parsing error [Error]\n\n1 problem\n";
+        assert_eq!(count_issues(shellcheck), 2);
+        assert_eq!(count_issues(ruff), 1);
+        assert_eq!(count_issues(eslint), 1);
+        assert_eq!(count_issues(""), 0);
+    }
+}

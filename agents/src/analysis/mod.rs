@@ -1,0 +1,337 @@
+//! `code_analyzer`: languages, files and lines, cyclomatic complexity per function, the
+//! files changed against a base ref (git), linter results where linters are installed,
+//! the scanner's secret and static rules, and a `quality_score`.
+//!
+//! Deterministic: no model is asked anything. Like the scanner, it only reads the
+//! repository; what the files say is data, never an instruction.
+
+mod complexity;
+mod git;
+mod languages;
+mod lint;
+mod score;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::errors::AgentError;
+use crate::scan::rules::Lang;
+use crate::scan::walk::{self, FileText};
+use crate::scan::{AdvisoryDb, ScannerConfig, scan_repository_cancellable};
+use crate::schema::{Field, FieldType, InputSchema};
+
+pub use complexity::FunctionComplexity;
+pub use languages::LanguageStats;
+pub use lint::{LintResult, Linter};
+pub use score::{QualityInputs, quality_score};
+
+/// The analyzer's limits and thresholds.
+#[derive(Debug, Clone)]
+pub struct CodeAnalyzerConfig {
+    /// The walk and read limits, shared with the security scan it runs.
+    pub scanner: ScannerConfig,
+    /// A function over this complexity counts as complex.
+    pub complex_function_threshold: usize,
+    /// A function over this many lines counts as long.
+    pub long_function_lines: usize,
+    /// Functions listed when the task does not say (worst first).
+    pub max_functions: usize,
+    pub git_timeout: Duration,
+    /// Modified files listed.
+    pub max_modified_files: usize,
+    pub linters: Vec<Linter>,
+    pub lint_timeout: Duration,
+    pub max_lint_output_bytes: usize,
+    pub max_lint_reported_chars: usize,
+    pub max_lint_files: usize,
+}
+
+impl Default for CodeAnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            scanner: ScannerConfig::default(),
+            complex_function_threshold: 10,
+            long_function_lines: 60,
+            max_functions: 200,
+            git_timeout: Duration::from_secs(60),
+            max_modified_files: 10_000,
+            linters: Linter::defaults(),
+            lint_timeout: Duration::from_secs(300),
+            max_lint_output_bytes: 4 * 1024 * 1024,
+            max_lint_reported_chars: 8 * 1024,
+            max_lint_files: 5_000,
+        }
+    }
+}
+
+static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+    fields: vec![
+        Field::new(
+            "repository",
+            FieldType::String,
+            true,
+            "Path of the checked-out repository to analyse.",
+        ),
+        Field::new(
+            "base_ref",
+            FieldType::String,
+            false,
+            "Commit, branch or tag that modified_files are relative to; default HEAD (uncommitted changes).",
+        ),
+        Field::new(
+            "max_functions",
+            FieldType::Integer,
+            false,
+            "Most functions listed (worst complexity first); averages count all.",
+        ),
+    ],
+    open: false,
+});
+
+pub struct CodeAnalyzerAgent {
+    config: CodeAnalyzerConfig,
+}
+
+impl CodeAnalyzerAgent {
+    pub fn new(config: CodeAnalyzerConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// What the file walk found (the part that needs no child process).
+#[derive(Debug, Default)]
+struct SourceAnalysis {
+    languages: BTreeMap<&'static str, LanguageStats>,
+    files: usize,
+    lines: usize,
+    /// All functions, worst complexity first.
+    functions: Vec<FunctionComplexity>,
+    /// Source files by language, for the linters.
+    sources: Vec<(Lang, String)>,
+    truncated: bool,
+}
+
+/// Reads every text file within the scanner's limits, counting lines per language and
+/// scoring the functions of the files tree-sitter can parse. `cancelled` is asked
+/// between files.
+fn analyse_sources(
+    repository: &Path,
+    config: &ScannerConfig,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<SourceAnalysis, AgentError> {
+    let walked = walk::walk(repository, config)?;
+    let mut analysis = SourceAnalysis {
+        truncated: walked.truncated,
+        ..SourceAnalysis::default()
+    };
+    let mut bytes_read: u64 = 0;
+    for candidate in &walked.candidates {
+        if cancelled() {
+            return Err(AgentError::Cancelled);
+        }
+        let FileText::Text(text) = walk::read_text(&candidate.path, config.max_file_bytes) else {
+            continue;
+        };
+        bytes_read += text.len() as u64;
+        if bytes_read > config.max_total_bytes {
+            analysis.truncated = true;
+            break;
+        }
+        analysis.files += 1;
+        analysis.lines += text.lines().count();
+        let start = text.get(..text.len().min(128)).unwrap_or("");
+        let Some(lang) = Lang::of(&candidate.relative, start) else {
+            continue;
+        };
+        analysis
+            .languages
+            .entry(languages::name(lang))
+            .or_default()
+            .add(languages::count_lines(lang, &text));
+        analysis
+            .functions
+            .extend(complexity::functions(lang, &candidate.relative, &text));
+        analysis.sources.push((lang, candidate.relative.clone()));
+    }
+    analysis
+        .functions
+        .sort_by(|a, b| (b.complexity, &a.file, a.line).cmp(&(a.complexity, &b.file, b.line)));
+    Ok(analysis)
+}
+
+fn invalid(field: &str, reason: String) -> AgentError {
+    AgentError::InvalidInput {
+        field: field.into(),
+        reason,
+    }
+}
+
+#[async_trait::async_trait]
+impl Agent for CodeAnalyzerAgent {
+    fn kind(&self) -> &'static str {
+        "code_analyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Analyses a repository without running it: languages, files, lines, cyclomatic complexity per function, \
+         modified_files against base_ref (git), lint results where linters are installed, security_score from the \
+         secret and static rules, and quality_score (0-10)."
+    }
+
+    fn input_schema(&self) -> &InputSchema {
+        &SCHEMA
+    }
+
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        SCHEMA.validate(&inputs)?;
+        let repository = PathBuf::from(
+            inputs
+                .get("repository")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
+        walk::check_repository(&repository)?;
+        let base_ref = inputs
+            .get("base_ref")
+            .and_then(Value::as_str)
+            .unwrap_or("HEAD")
+            .to_string();
+        git::check_base_ref(&base_ref)?;
+        let max_functions = match inputs.get("max_functions").and_then(Value::as_i64) {
+            Some(max) => usize::try_from(max).map_err(|_| {
+                invalid("max_functions", format!("must be zero or more, got {max}"))
+            })?,
+            None => self.config.max_functions,
+        };
+
+        context.report("reading the sources", None);
+        let cancel = context.cancel.clone();
+        let scanner = self.config.scanner.clone();
+        let root = repository.clone();
+        let (analysis, scan) = tokio::task::spawn_blocking(move || {
+            let cancelled = || cancel.is_cancelled();
+            let analysis = analyse_sources(&root, &scanner, &cancelled)?;
+            // Secret and static rules only: no advisories are loaded.
+            let scan =
+                scan_repository_cancellable(&root, &scanner, &AdvisoryDb::new(), &cancelled)?;
+            Ok::<_, AgentError>((analysis, scan))
+        })
+        .await
+        .map_err(|error| {
+            AgentError::Failed(format!("the analysis stopped unexpectedly: {error}"))
+        })??;
+
+        context.report("asking git what changed", None);
+        let modified = git::modified_files(
+            &repository,
+            &base_ref,
+            self.config.git_timeout,
+            self.config.max_modified_files,
+            &context.cancel,
+        )
+        .await?;
+
+        context.report("running the linters", None);
+        let limits = lint::LintLimits {
+            timeout: self.config.lint_timeout,
+            max_output_bytes: self.config.max_lint_output_bytes,
+            max_reported_output_chars: self.config.max_lint_reported_chars,
+            max_files: self.config.max_lint_files,
+        };
+        let lint = lint::run_linters(
+            &repository,
+            &self.config.linters,
+            &analysis.sources,
+            &limits,
+            &context.cancel,
+        )
+        .await?;
+
+        Ok(AgentOutput {
+            outputs: self.outputs(analysis, &scan, modified, &lint, max_functions),
+            cost_usd: 0.0,
+        })
+    }
+}
+
+impl CodeAnalyzerAgent {
+    fn outputs(
+        &self,
+        mut analysis: SourceAnalysis,
+        scan: &crate::ScanReport,
+        modified: git::Modified,
+        lint: &[LintResult],
+        max_functions: usize,
+    ) -> Map<String, Value> {
+        let functions = &analysis.functions;
+        let total_complexity: usize = functions.iter().map(|function| function.complexity).sum();
+        let average_complexity = if functions.is_empty() {
+            0.0
+        } else {
+            (total_complexity as f64 / functions.len() as f64 * 100.0).round() / 100.0
+        };
+        let complex_functions = functions
+            .iter()
+            .filter(|function| function.complexity > self.config.complex_function_threshold)
+            .count();
+        let long_functions = functions
+            .iter()
+            .filter(|function| function.lines > self.config.long_function_lines)
+            .count();
+        let security_findings: usize = scan.counts.iter().sum();
+        let quality = quality_score(&QualityInputs {
+            functions: functions.len(),
+            complex_functions,
+            long_functions,
+            lint_issues: lint.iter().map(|result| result.issues).sum(),
+            lines: analysis.lines,
+            security_score: scan.security_score(),
+        });
+
+        let mut outputs = Map::new();
+        outputs.insert("languages".into(), json!(analysis.languages));
+        outputs.insert("files".into(), json!(analysis.files));
+        outputs.insert("lines".into(), json!(analysis.lines));
+        outputs.insert("function_count".into(), json!(functions.len()));
+        outputs.insert("average_complexity".into(), json!(average_complexity));
+        outputs.insert(
+            "max_complexity".into(),
+            json!(functions.first().map_or(0, |function| function.complexity)),
+        );
+        outputs.insert("complex_functions".into(), json!(complex_functions));
+        outputs.insert("long_functions".into(), json!(long_functions));
+        analysis.functions.truncate(max_functions);
+        outputs.insert("functions".into(), json!(analysis.functions));
+        match modified {
+            git::Modified::Files { files, truncated } => {
+                outputs.insert("modified_files".into(), json!(files));
+                outputs.insert("modified_files_truncated".into(), json!(truncated));
+            }
+            git::Modified::Unavailable(note) => {
+                outputs.insert("modified_files".into(), Value::Null);
+                outputs.insert("git_note".into(), json!(note));
+            }
+        }
+        outputs.insert("lint".into(), json!(lint));
+        outputs.insert("quality_score".into(), json!(quality));
+        outputs.insert("security_score".into(), json!(scan.security_score()));
+        outputs.insert("security_findings".into(), json!(security_findings));
+        outputs.insert(
+            "truncated".into(),
+            json!(analysis.truncated || scan.truncated),
+        );
+        outputs
+    }
+}
+
+#[cfg(test)]
+mod tests;
