@@ -17,7 +17,6 @@ mod inputs;
 mod templates;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -26,9 +25,7 @@ use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{
-    die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars,
-};
+use crate::process::{environment, run_bounded, tail_chars};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
@@ -236,47 +233,32 @@ impl DeploymentAgent {
             .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
             .env("TROUPE_DEPLOY_DIR", &request.output_dir)
             .env("TROUPE_ENVIRONMENT", &request.values.environment)
-            .env("TROUPE_IMAGE", &request.values.image)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        die_with_the_node(&mut command);
+            .env("TROUPE_IMAGE", &request.values.image);
         context.report(format!("running `{script}`"), Some(0.6));
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|error| AgentError::Io(format!("cannot start `sh`: {error}")))?;
-        let process_group = child.id();
-        let limit = self.config.max_output_bytes;
-        let stdout = tokio::spawn(read_bounded(child.stdout.take(), limit));
-        let stderr = tokio::spawn(read_bounded(child.stderr.take(), limit));
-        let status = tokio::select! {
-            status = child.wait() => status.map_err(|error| AgentError::Io(error.to_string()))?,
-            () = context.cancel.cancelled() => {
-                kill_group(process_group);
-                return Err(AgentError::Cancelled);
-            }
-            () = tokio::time::sleep(Duration::from_secs(timeout_secs)) => {
-                kill_group(process_group);
-                return Err(AgentError::TimedOut { secs: timeout_secs });
-            }
-        };
-        let (stdout, stdout_truncated) = join_reader(stdout).await;
-        let (stderr, stderr_truncated) = join_reader(stderr).await;
-        kill_group(process_group);
-        if !status.success() {
+        let finished = run_bounded(
+            command,
+            &context.cancel,
+            Duration::from_secs(timeout_secs),
+            self.config.max_output_bytes,
+        )
+        .await?;
+        if finished.timed_out {
+            return Err(AgentError::TimedOut { secs: timeout_secs });
+        }
+        let (stdout, stdout_truncated) = finished.stdout;
+        let (stderr, stderr_truncated) = finished.stderr;
+        if finished.exit_code != Some(0) {
             return Err(AgentError::Failed(format!(
                 "deploy command exited with {}: {}",
-                status
-                    .code()
+                finished
+                    .exit_code
                     .map_or("a signal".to_string(), |code| code.to_string()),
                 tail_chars(&stderr, 2000).trim()
             )));
         }
         Ok(json!({
-            "exit_code": status.code(),
+            "exit_code": finished.exit_code,
             "stdout": stdout,
             "stderr": stderr,
             "stdout_truncated": stdout_truncated,
