@@ -105,12 +105,7 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     {
         ctx.report("go.sql-injection", call.node);
     }
-    if FILE_CALLS.contains(&callee)
-        && call
-            .args
-            .iter()
-            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
-    {
+    if FILE_CALLS.contains(&callee) && ctx.any_tainted(&call.args, REQUEST_MARKERS) {
         ctx.report("go.path-traversal", call.node);
     }
     if ctx.imports_math_rand && callee.starts_with("rand.") && feeds_a_secret(call.node, ctx.src) {

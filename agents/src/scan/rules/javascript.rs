@@ -119,12 +119,7 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if bare_cors || sets_wildcard_cors_header(call, ctx.src) {
         ctx.report("js.cors-wildcard", call.node);
     }
-    if FILE_METHODS.contains(&method)
-        && call
-            .args
-            .iter()
-            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
-    {
+    if FILE_METHODS.contains(&method) && ctx.any_tainted(&call.args, REQUEST_MARKERS) {
         ctx.report("js.path-traversal", call.node);
     }
 }

@@ -133,12 +133,7 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
     if wildcard_keyword || sets_wildcard_cors_header(call, ctx.src) {
         ctx.report("py.cors-wildcard", call.node);
     }
-    if FILE_CALLS.contains(&callee)
-        && call
-            .args
-            .iter()
-            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
-    {
+    if FILE_CALLS.contains(&callee) && ctx.any_tainted(&call.args, REQUEST_MARKERS) {
         ctx.report("py.path-traversal", call.node);
     }
 }

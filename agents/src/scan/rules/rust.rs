@@ -78,12 +78,7 @@ fn check_call(call: &Call<'_>, ctx: &mut FileContext<'_>) {
         .iter()
         .any(|name| callee == *name || callee.ends_with(&format!("::{name}")))
         || method == "join";
-    if is_file_call
-        && call
-            .args
-            .iter()
-            .any(|arg| ctx.is_tainted(*arg, REQUEST_MARKERS))
-    {
+    if is_file_call && ctx.any_tainted(&call.args, REQUEST_MARKERS) {
         ctx.report("rs.path-traversal", call.node);
     }
     let permissive_cors = matches!(

@@ -129,6 +129,11 @@ impl<'a> FileContext<'a> {
         is_dynamic_string(node, self.src) && SQL.is_match(self.text(node))
     }
 
+    /// Whether any of `nodes` (a call's arguments) carries input; see `is_tainted`.
+    pub fn any_tainted(&self, nodes: &[Node<'_>], markers: &[&str]) -> bool {
+        nodes.iter().any(|node| self.is_tainted(*node, markers))
+    }
+
     /// Whether `node` mentions request input directly (`markers`) or a variable that
     /// was assigned from it.
     pub fn is_tainted(&self, node: Node<'_>, markers: &[&str]) -> bool {
