@@ -1,11 +1,15 @@
 //! The `Agent` trait and what an attempt receives and returns.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
+use crate::memory::{Memory, MemoryScope};
+use crate::model::ModelClient;
 use crate::schema::InputSchema;
 
 /// One kind of agent (`shell`, `http`, ...). Implementations must return promptly once
@@ -36,6 +40,27 @@ pub struct AgentContext {
     pub progress: Option<mpsc::Sender<Progress>>,
     /// The decision that opened the task's approval gate, when it had one.
     pub approval: Option<Approval>,
+    /// The node's model and memory, for the kinds that use them.
+    pub services: AgentServices,
+    /// Whose memory this attempt reads and writes (from the run, not from inputs).
+    pub scope: MemoryScope,
+}
+
+/// What a node lends its agents besides their inputs; `None` where the node has none
+/// (no local model served, no provider configured).
+#[derive(Clone, Default)]
+pub struct AgentServices {
+    pub model: Option<Arc<dyn ModelClient>>,
+    pub memory: Option<Arc<dyn Memory>>,
+}
+
+impl std::fmt::Debug for AgentServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentServices")
+            .field("model", &self.model.is_some())
+            .field("memory", &self.memory.is_some())
+            .finish()
+    }
 }
 
 impl AgentContext {
@@ -47,6 +72,8 @@ impl AgentContext {
             timeout_secs: None,
             progress: None,
             approval: None,
+            services: AgentServices::default(),
+            scope: MemoryScope::default(),
         }
     }
 

@@ -14,6 +14,16 @@ pub enum AgentError {
     Failed(String),
     #[error("{0}")]
     Io(String),
+    /// The model's answers failed validation on every call this attempt made.
+    #[error("{agent}: the model's answer was unusable after {calls} call(s): {problem}")]
+    ModelOutput {
+        agent: String,
+        calls: u32,
+        problem: String,
+    },
+    /// A model-backed kind on a node with no model (or memory) to give it.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl AgentError {

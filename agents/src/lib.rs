@@ -7,11 +7,14 @@
 
 mod agent;
 mod analysis;
+mod crew;
 mod deployment;
 mod echo;
 mod errors;
 mod http;
 mod human_review;
+mod memory;
+mod model;
 mod process;
 mod project;
 mod registry;
@@ -21,14 +24,23 @@ mod schema;
 mod shell;
 mod test_runner;
 
-pub use agent::{Agent, AgentContext, AgentOutput, Approval, Progress};
+pub use agent::{Agent, AgentContext, AgentOutput, AgentServices, Approval, Progress};
 pub use analysis::{CodeAnalyzerAgent, CodeAnalyzerConfig};
+pub use crew::{
+    ArchitectAgent, CodeGeneratorAgent, CodeReviewAgent, CrewConfig, DebuggingAgent,
+    DocumentationAgent, PlannerAgent, TestGeneratorAgent,
+};
 pub use deployment::{DeploymentAgent, DeploymentConfig};
 pub use echo::EchoAgent;
 pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
-pub use registry::{Registry, builtin};
+pub use memory::{Memory, MemoryKind, MemoryScope, NewMemory, Recalled};
+pub use model::{
+    AskPolicy, CallSummary, Consultation, ModelClient, ModelReply, ModelRequest, Turn,
+    ask_validated,
+};
+pub use registry::{Registry, builtin, crew};
 pub use scan::{
     Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig,
     SecurityScannerAgent, Severity, SkippedFiles, Vulnerability,

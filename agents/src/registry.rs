@@ -49,8 +49,8 @@ impl std::fmt::Debug for Registry {
 }
 
 /// The kinds every node has: `echo`, `shell`, `http`, `human_review`, and, with their
-/// default limits, `security_scanner`, `test_runner`, `deployment_agent` and
-/// `code_analyzer`.
+/// default limits, `security_scanner`, `test_runner`, `deployment_agent`,
+/// `code_analyzer` and the model-backed [`crew`].
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let mut registry = Registry::new();
     registry
@@ -70,5 +70,23 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         .register(Arc::new(crate::CodeAnalyzerAgent::new(
             crate::CodeAnalyzerConfig::default(),
         )));
+    for agent in crew(crate::CrewConfig::default()) {
+        registry.register(agent);
+    }
     registry
+}
+
+/// The model-backed kinds, with `config`'s limits: `planner`, `architect`,
+/// `code_generator`, `test_generator`, `code_review`, `debugging`, `documentation`.
+/// They need a model in their context ([`crate::AgentServices`]) to run.
+pub fn crew(config: crate::CrewConfig) -> Vec<Arc<dyn Agent>> {
+    vec![
+        Arc::new(crate::PlannerAgent::new(config.clone())),
+        Arc::new(crate::ArchitectAgent::new(config.clone())),
+        Arc::new(crate::CodeGeneratorAgent::new(config.clone())),
+        Arc::new(crate::TestGeneratorAgent::new(config.clone())),
+        Arc::new(crate::CodeReviewAgent::new(config.clone())),
+        Arc::new(crate::DebuggingAgent::new(config.clone())),
+        Arc::new(crate::DocumentationAgent::new(config)),
+    ]
 }

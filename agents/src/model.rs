@@ -1,0 +1,183 @@
+//! What model-backed agents need from the node: a way to ask the provider chain, and the
+//! loop that checks each answer and asks again (or escalates) when it is malformed.
+//!
+//! The crate knows nothing of the chain itself; the runtime implements [`ModelClient`]
+//! over it (local workers first, paid providers after, every call in the cost ledger).
+
+use serde::Serialize;
+
+use crate::errors::AgentError;
+
+/// One turn of a conversation with the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Turn {
+    pub role: &'static str,
+    pub content: String,
+}
+
+impl Turn {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: "system",
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user",
+            content: content.into(),
+        }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: "assistant",
+            content: content.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRequest {
+    pub turns: Vec<Turn>,
+    pub max_tokens: usize,
+    pub temperature: f64,
+    /// What the quality gate checks: `code`, `json`, `diff`, `chat`, ...
+    pub task_type: &'static str,
+    /// The agent kind asking, for the cost report.
+    pub agent: String,
+    /// Providers not to ask (they already gave an answer that failed validation).
+    pub exclude_providers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReply {
+    pub text: String,
+    pub provider: String,
+    pub quality: f64,
+    pub cost_usd: f64,
+}
+
+#[async_trait::async_trait]
+pub trait ModelClient: Send + Sync + 'static {
+    /// The providers of the chain for a task type, in the order they are tried.
+    fn providers(&self, task_type: &str) -> Vec<String>;
+    async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, AgentError>;
+}
+
+/// How hard to try before giving up on malformed answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AskPolicy {
+    /// Model calls per agent attempt, at least 1.
+    pub max_calls: u32,
+    /// Added to the temperature on each retry with the same provider, so that the same
+    /// prompt does not get the same refused answer again.
+    pub temperature_step: f64,
+}
+
+impl Default for AskPolicy {
+    fn default() -> Self {
+        Self {
+            max_calls: 3,
+            temperature_step: 0.3,
+        }
+    }
+}
+
+/// One model call of a consultation, as the agent's outputs report it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallSummary {
+    pub provider: String,
+    pub quality: f64,
+    pub temperature: f64,
+    /// Why the answer was refused; `None` for the answer used.
+    pub refused: Option<String>,
+}
+
+/// An accepted answer and how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consultation<T> {
+    pub value: T,
+    pub calls: Vec<CallSummary>,
+    pub cost_usd: f64,
+}
+
+impl<T> Consultation<T> {
+    /// The provider whose answer was accepted.
+    pub fn provider(&self) -> &str {
+        self.calls.last().map_or("", |call| call.provider.as_str())
+    }
+}
+
+/// Asks until `validate` accepts an answer or `policy.max_calls` calls were made.
+///
+/// A refused answer is fed back (in the system turn, so that a small model does not copy
+/// its own bad answer) and the next call escalates: it skips the provider that answered,
+/// when the chain has another one left; with none left it asks the same provider again at
+/// a higher temperature.
+pub async fn ask_validated<T>(
+    client: &dyn ModelClient,
+    mut request: ModelRequest,
+    policy: AskPolicy,
+    validate: impl Fn(&str) -> Result<T, String>,
+) -> Result<Consultation<T>, AgentError> {
+    let chain = client.providers(request.task_type);
+    let base_system = request
+        .turns
+        .first()
+        .filter(|turn| turn.role == "system")
+        .map(|turn| turn.content.clone());
+    let mut calls = Vec::new();
+    let mut cost_usd = 0.0;
+    for call in 1..=policy.max_calls.max(1) {
+        let reply = client.complete(&request).await?;
+        cost_usd += reply.cost_usd;
+        let mut summary = CallSummary {
+            provider: reply.provider.clone(),
+            quality: reply.quality,
+            temperature: request.temperature,
+            refused: None,
+        };
+        match validate(&reply.text) {
+            Ok(value) => {
+                calls.push(summary);
+                return Ok(Consultation {
+                    value,
+                    calls,
+                    cost_usd,
+                });
+            }
+            Err(problem) => {
+                tracing::info!(agent = %request.agent, call, provider = %reply.provider, %problem, "model answer refused");
+                summary.refused = Some(problem.clone());
+                calls.push(summary);
+                if call == policy.max_calls.max(1) {
+                    return Err(AgentError::ModelOutput {
+                        agent: request.agent.clone(),
+                        calls: calls.len() as u32,
+                        problem,
+                    });
+                }
+                let remaining = chain
+                    .iter()
+                    .filter(|name| {
+                        **name != reply.provider && !request.exclude_providers.contains(name)
+                    })
+                    .count();
+                if remaining > 0 {
+                    request.exclude_providers.push(reply.provider.clone());
+                } else {
+                    request.temperature = (request.temperature + policy.temperature_step).min(1.0);
+                }
+                let note = format!(
+                    "\n\nA previous answer was refused because {problem}. Follow the format exactly."
+                );
+                match (&base_system, request.turns.first_mut()) {
+                    (Some(system), Some(first)) => first.content = format!("{system}{note}"),
+                    _ => request.turns.insert(0, Turn::system(note.trim_start())),
+                }
+            }
+        }
+    }
+    // `max_calls.max(1)` iterations always return from inside the loop.
+    Err(AgentError::Failed("no model call was made".into()))
+}
