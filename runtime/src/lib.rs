@@ -10,6 +10,7 @@ pub mod clock;
 pub mod engine;
 pub mod errors;
 pub mod node;
+pub mod services;
 pub mod store;
 pub use troupe_supervision as supervision;
 

@@ -8,13 +8,13 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
 use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
 use troupe_config::Settings;
-use troupe_inference::providers::{
-    Answered, CallRecord, ChainOutcome, CompletionRequest, ProviderChain,
-};
+use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
 use troupe_inference::serve::InferenceService;
 use troupe_inference::serve::setup;
 
@@ -26,7 +26,10 @@ use crate::engine::run_actor::DecisionRequest;
 use crate::engine::run_manager::{RunManager, RunManagerMsg, StartRun};
 use crate::engine::state::{RunState, TaskState};
 use crate::errors::RuntimeError;
-use crate::store::{RunFilter, RunRecord, Store, WorkflowRecord, WorkflowVersion};
+use crate::services::{ChainModel, NodeMemory};
+use crate::store::{
+    MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store, WorkflowRecord, WorkflowVersion,
+};
 use crate::supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
 /// How long `shutdown` leaves the embedded store to close its files.
@@ -35,7 +38,8 @@ const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
 pub struct Node {
     context: Arc<EngineContext>,
     inference: Option<InferenceService>,
-    providers: ProviderChain,
+    model: ChainModel,
+    memory: Option<NodeMemory>,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     settings: Settings,
@@ -97,8 +101,37 @@ impl Node {
     /// Starts a node with the given agent kinds (tests add their own).
     pub async fn start_with(settings: Settings, registry: Registry) -> Result<Node, RuntimeError> {
         let store = Store::open(&settings.store).await?;
-        let context = EngineContext::new(store, registry, settings.engine.clone());
+        let node_id = EngineContext::new_node_id();
+        let policy = RestartPolicy {
+            max_restarts: settings.engine.restart_intensity,
+            period: Duration::from_secs(settings.engine.restart_period_secs),
+        };
         let mut children = Vec::new();
+        let inference = if settings.models.serve {
+            let models = settings.models.clone();
+            let config = tokio::task::spawn_blocking(move || setup::load(&models, policy))
+                .await
+                .map_err(|error| RuntimeError::Actor(format!("loading models: {error}")))??;
+            let name = EngineContext::router_name(&node_id);
+            children.push(InferenceService::child_spec(name.clone(), config.clone()));
+            Some(InferenceService::new(name, &config))
+        } else {
+            None
+        };
+        let providers = Arc::new(ProviderChain::new(&settings.providers, inference.clone()));
+        let model = ChainModel::new(providers.clone(), store.clone());
+        let memory = match &inference {
+            Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
+            None => None,
+        };
+        let services = AgentServices {
+            model: Some(Arc::new(model.clone())),
+            memory: memory
+                .clone()
+                .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),
+        };
+        let context =
+            EngineContext::new(node_id, store, registry, settings.engine.clone(), services);
         for agent in context.registry.agents() {
             let agent = agent.clone();
             let slots = context.node_slots.clone();
@@ -133,29 +166,14 @@ impl Node {
                 )
             }
         }));
-        let policy = RestartPolicy {
-            max_restarts: settings.engine.restart_intensity,
-            period: Duration::from_secs(settings.engine.restart_period_secs),
-        };
-        let inference = if settings.models.serve {
-            let models = settings.models.clone();
-            let config = tokio::task::spawn_blocking(move || setup::load(&models, policy))
-                .await
-                .map_err(|error| RuntimeError::Actor(format!("loading models: {error}")))??;
-            let name = context.inference_router_name();
-            children.push(InferenceService::child_spec(name.clone(), config.clone()));
-            Some(InferenceService::new(name, &config))
-        } else {
-            None
-        };
         let (root, root_handle) =
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
                 .await
                 .map_err(|error| RuntimeError::Actor(format!("cannot start the node: {error}")))?;
-        let providers = ProviderChain::new(&settings.providers, inference.clone());
         Ok(Node {
             context,
-            providers,
+            model,
+            memory,
             inference,
             root,
             root_handle,
@@ -174,11 +192,7 @@ impl Node {
     /// Asks the provider chain (local first, paid fallbacks by quality) and writes every
     /// call it took to the cost ledger.
     pub async fn complete(&self, request: &CompletionRequest) -> Result<Answered, RuntimeError> {
-        let started = now_ms();
-        let ChainOutcome { answer, calls } = self.providers.complete(request).await;
-        let request_id = uuid::Uuid::now_v7().to_string();
-        self.record_calls(&request_id, started, &calls).await?;
-        Ok(answer?)
+        Ok(self.model.complete(request).await?.0)
     }
 
     /// Writes model calls made outside the chain (the `/v1` endpoints) to the ledger.
@@ -331,12 +345,83 @@ impl Node {
             comment: decision.comment,
             expected_digest: decision.expected_digest,
         };
+        let comment = request
+            .comment
+            .clone()
+            .filter(|comment| !comment.trim().is_empty());
+        let (approved, approver) = (request.approved, request.approver.clone());
         let manager = self.manager()?;
         ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
             run_id: run_id.into(),
             request,
             reply
-        })?
+        })??;
+        // A reviewer's comment is the human correction later tasks should learn from.
+        if let (Some(comment), Some(memory)) = (comment, &self.memory) {
+            let scope = self.run_state(run_id).await?.memory_scope();
+            let verdict = if approved { "approved" } else { "rejected" };
+            let text = format!("{approver} {verdict} task `{task}`: {comment}");
+            let metadata = json!({"agent": "human", "task": task, "approved": approved});
+            let embedding = memory.embed(&text).await?;
+            memory
+                .store()
+                .insert_memory(&scope, MemoryKind::Episodic, &text, &metadata, &embedding)
+                .await?;
+        }
+        Ok(())
+    }
+
+    // ---- memory ------------------------------------------------------------------
+
+    fn node_memory(&self) -> Result<&NodeMemory, RuntimeError> {
+        self.memory.as_ref().ok_or_else(|| {
+            RuntimeError::InvalidRequest(
+                "agent memory needs the local embedding model: start the node with \
+                 models.serve = true (after `troupe models fetch`)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Entries of one project and user, newest first.
+    pub async fn memories(&self, filter: &MemoryFilter) -> Result<Vec<MemoryEntry>, RuntimeError> {
+        self.store().memories(filter).await
+    }
+
+    /// The `k` entries of the filter's scope nearest to `query`, with their scores.
+    pub async fn search_memory(
+        &self,
+        filter: &MemoryFilter,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<MemoryEntry>, RuntimeError> {
+        let memory = self.node_memory()?;
+        let embedding = memory.embed(query).await?;
+        self.store().search_memory(filter, &embedding, k).await
+    }
+
+    /// Adds an entry (a fact a person tells the project's agents); returns its id.
+    pub async fn remember(
+        &self,
+        scope: &MemoryScope,
+        kind: MemoryKind,
+        text: &str,
+        metadata: &Value,
+    ) -> Result<String, RuntimeError> {
+        let memory = self.node_memory()?;
+        let embedding = memory.embed(text).await?;
+        self.store()
+            .insert_memory(scope, kind, text, metadata, &embedding)
+            .await
+    }
+
+    pub async fn delete_memory(
+        &self,
+        project: &str,
+        user: &str,
+        id: &str,
+    ) -> Result<bool, RuntimeError> {
+        self.store().delete_memory(project, user, id).await
     }
 
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, RuntimeError> {

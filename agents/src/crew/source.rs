@@ -86,7 +86,12 @@ pub fn parse_or_salvage(lang: Lang, code: &str, cut_short: bool) -> Result<Parse
     let cuts = code
         .match_indices('\n')
         .map(|(at, _)| at + 1)
-        .filter(|&at| code[at..].chars().next().is_some_and(|c| !c.is_whitespace()));
+        .filter(|&at| {
+            code[at..]
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_whitespace())
+        });
     let mut cuts: Vec<usize> = cuts.collect();
     cuts.reverse();
     for cut in cuts {

@@ -28,6 +28,8 @@ pub struct CompletionRequest {
     pub min_quality: Option<f64>,
     /// Who asked, for the per-agent report.
     pub agent: Option<String>,
+    /// Providers to leave out (an agent escalating past one whose answer it refused).
+    pub exclude_providers: Vec<String>,
 }
 
 /// What one provider answered.
@@ -140,6 +142,14 @@ impl ProviderChain {
         }
     }
 
+    /// The names of the providers a task type goes to, in order.
+    pub fn provider_names(&self, task: TaskType) -> Vec<String> {
+        self.route(task)
+            .into_iter()
+            .map(|link| link.entry.name.clone())
+            .collect()
+    }
+
     pub async fn complete(&self, request: &CompletionRequest) -> ChainOutcome {
         if request.messages.is_empty() {
             return ChainOutcome {
@@ -159,7 +169,11 @@ impl ProviderChain {
         let mut calls: Vec<CallRecord> = Vec::new();
         let mut best: Option<(usize, String, String, QualityReport)> = None;
         let mut failures = Vec::new();
-        for link in self.route(request.task_type) {
+        let route = self
+            .route(request.task_type)
+            .into_iter()
+            .filter(|link| !request.exclude_providers.contains(&link.entry.name));
+        for link in route {
             let started = Instant::now();
             let answer = self.ask(link, request).await;
             let latency_ms = started.elapsed().as_millis() as u64;

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::api::{error, handlers, wire};
+use crate::api::{error, handlers, memory, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,10 @@ use crate::api::{error, handlers, wire};
         handlers::decide,
         handlers::list_approvals,
         handlers::list_agents,
+        memory::list,
+        memory::search,
+        memory::create,
+        memory::delete,
         handlers::healthz,
         handlers::readyz,
     ),
@@ -42,6 +46,10 @@ use crate::api::{error, handlers, wire};
         wire::Verdict,
         wire::AgentKind,
         wire::Readiness,
+        memory::SearchMemory,
+        memory::NewMemoryEntry,
+        memory::MemoryCreated,
+        crate::store::MemoryEntry,
     ))
 )]
 pub struct ApiDoc;

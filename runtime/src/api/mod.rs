@@ -7,6 +7,7 @@ mod docs;
 mod error;
 mod events_ws;
 mod handlers;
+mod memory;
 mod openai;
 mod providers;
 mod trace;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::errors::RuntimeError;
 use crate::node::Node;
@@ -46,6 +47,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/models", get(openai::loaded_models))
         .route("/complete", post(providers::complete))
         .route("/costs", get(providers::costs))
+        .route("/memory", get(memory::list).post(memory::create))
+        .route("/memory/search", post(memory::search))
+        .route("/memory/{id}", delete(memory::delete))
         .route("/events", get(events_ws::subscribe));
     let compatible = Router::new()
         .route("/models", get(openai::list_models))

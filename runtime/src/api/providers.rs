@@ -68,6 +68,7 @@ pub async fn complete(
         task_type,
         min_quality: body.min_quality,
         agent: body.agent,
+        exclude_providers: Vec::new(),
     };
     Ok(Json(node.complete(&request).await?))
 }

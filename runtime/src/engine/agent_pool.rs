@@ -11,7 +11,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
-use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, Approval, CancellationToken};
+use troupe_agents::{
+    Agent, AgentContext, AgentError, AgentOutput, AgentServices, Approval, CancellationToken,
+    MemoryScope,
+};
 
 use crate::engine::run_actor::RunMsg;
 use crate::errors::RuntimeError;
@@ -24,6 +27,8 @@ pub struct AttemptJob {
     pub timeout_secs: Option<u64>,
     pub cancel: CancellationToken,
     pub approval: Option<Approval>,
+    pub services: AgentServices,
+    pub scope: MemoryScope,
     pub reply_to: ActorRef<RunMsg>,
 }
 
@@ -151,6 +156,8 @@ async fn execute(
         timeout_secs: job.timeout_secs,
         progress: None,
         approval: job.approval.clone(),
+        services: job.services.clone(),
+        scope: job.scope.clone(),
     };
     // A panic in the agent is caught here and becomes a failed attempt instead of
     // unwinding through the engine; on timeout the agent's future is dropped, which
@@ -257,6 +264,8 @@ mod tests {
             timeout_secs: None,
             cancel: cancel.clone(),
             approval: None,
+            services: AgentServices::default(),
+            scope: MemoryScope::default(),
             reply_to: reply_to.clone(),
         })
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, broadcast};
-use troupe_agents::Registry;
+use troupe_agents::{AgentServices, Registry};
 use troupe_config::EngineSettings;
 use troupe_workflow::Workflow;
 
@@ -24,10 +24,18 @@ pub struct EngineContext {
     /// Prefix of this node's actor names: ractor's registry is process-wide, and tests
     /// (and, later, co-located nodes) run several nodes in one process.
     pub node_id: String,
+    /// The model and memory lent to model-backed agents.
+    pub services: AgentServices,
 }
 
 impl EngineContext {
-    pub fn new(store: Store, registry: Registry, settings: EngineSettings) -> Arc<Self> {
+    pub fn new(
+        node_id: String,
+        store: Store,
+        registry: Registry,
+        settings: EngineSettings,
+        services: AgentServices,
+    ) -> Arc<Self> {
         let (events, _) = broadcast::channel(4096);
         Arc::new(Self {
             node_slots: Arc::new(Semaphore::new(settings.max_concurrent_tasks as usize)),
@@ -35,8 +43,19 @@ impl EngineContext {
             registry,
             settings,
             events,
-            node_id: uuid::Uuid::new_v4().simple().to_string(),
+            node_id,
+            services,
         })
+    }
+
+    /// A fresh node id for [`EngineContext::new`].
+    pub fn new_node_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// The inference router's actor name on node `node_id`.
+    pub fn router_name(node_id: &str) -> String {
+        format!("troupe.{node_id}.inference")
     }
 
     /// Parses workflow text against the agent kinds this node knows.
@@ -55,7 +74,7 @@ impl EngineContext {
     }
 
     pub fn inference_router_name(&self) -> String {
-        format!("troupe.{}.inference", self.node_id)
+        Self::router_name(&self.node_id)
     }
 
     pub fn run_manager_name(&self) -> String {

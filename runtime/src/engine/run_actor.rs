@@ -410,6 +410,8 @@ async fn submit(
         timeout_secs: definition.timeout_secs,
         cancel,
         approval,
+        services: state.context.services.clone(),
+        scope: state.run.memory_scope(),
         reply_to: myself.clone(),
     };
     match ractor::registry::where_is(state.context.pool_name(&definition.agent)) {

@@ -92,6 +92,23 @@ const MIGRATIONS: &[(u32, &str)] = &[
     REMOVE TABLE IF EXISTS run_event;
     "#,
     ),
+    (
+        4,
+        // Agent memory; its HNSW index is defined at start-up for the embedding model's
+        // dimension (`Store::ensure_memory_index`).
+        "
+    DEFINE TABLE IF NOT EXISTS memory SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS project ON memory TYPE string;
+    DEFINE FIELD IF NOT EXISTS user ON memory TYPE string;
+    DEFINE FIELD IF NOT EXISTS run_id ON memory TYPE string;
+    DEFINE FIELD IF NOT EXISTS kind ON memory TYPE string ASSERT $value IN ['short_term', 'long_term', 'episodic'];
+    DEFINE FIELD IF NOT EXISTS text ON memory TYPE string;
+    DEFINE FIELD IF NOT EXISTS metadata ON memory TYPE string;
+    DEFINE FIELD IF NOT EXISTS embedding ON memory TYPE array<float>;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON memory TYPE int;
+    DEFINE INDEX IF NOT EXISTS memory_scope ON memory FIELDS project, user, created_at_ms;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

@@ -6,6 +6,7 @@
 //! types only need serde. The schema is SCHEMAFULL and migrated at open (`migrations`).
 
 mod ledger;
+mod memory;
 mod migrations;
 mod records;
 
@@ -18,6 +19,7 @@ use troupe_config::StoreSettings;
 use crate::engine::events::{RunEvent, RunStatus, StoredEvent};
 use crate::errors::RuntimeError;
 pub use ledger::{CostLine, CostReport};
+pub use memory::{MemoryEntry, MemoryFilter};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
 
 #[derive(Clone)]

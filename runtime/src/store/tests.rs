@@ -1,5 +1,6 @@
 use super::*;
 use crate::engine::events::RunEvent;
+use troupe_agents::{MemoryKind, MemoryScope};
 
 fn event(run: &str, seq: u64, event: RunEvent) -> StoredEvent {
     StoredEvent {
@@ -311,4 +312,147 @@ async fn reopen(settings: &troupe_config::StoreSettings) -> Store {
         }
     }
     panic!("the store stayed locked for 5 s")
+}
+
+// ---- agent memory ----------------------------------------------------------------
+
+fn scope(project: &str, user: &str, run: &str) -> MemoryScope {
+    MemoryScope {
+        project: project.into(),
+        user: user.into(),
+        run_id: run.into(),
+    }
+}
+
+/// A unit vector at `angle` radians in the first two of `dims` dimensions: entries at
+/// nearby angles are nearby, so which ones are nearest is known.
+fn direction(angle: f32, dims: usize) -> Vec<f32> {
+    let mut v = vec![0.0; dims];
+    v[0] = angle.cos();
+    v[1] = angle.sin();
+    v
+}
+
+#[tokio::test]
+async fn memory_search_is_nearest_first_and_never_leaves_its_scope() {
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(8).await.unwrap();
+    let ours = scope("shop", "ada", "run-1");
+    let meta = json!({});
+    for step in 0..20 {
+        let angle = step as f32 * 0.1;
+        store
+            .insert_memory(
+                &ours,
+                MemoryKind::LongTerm,
+                &format!("ours {step}"),
+                &meta,
+                &direction(angle, 8),
+            )
+            .await
+            .unwrap();
+    }
+    // Other scopes hold entries *nearer* the query than any of ours: a filter applied
+    // after the index search would return them, or too few of ours.
+    for other in [scope("shop", "bob", "run-2"), scope("bank", "ada", "run-3")] {
+        for step in 0..20 {
+            store
+                .insert_memory(
+                    &other,
+                    MemoryKind::LongTerm,
+                    "theirs",
+                    &meta,
+                    &direction(0.3 + step as f32 * 0.001, 8),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let found = store
+        .search_memory(&MemoryFilter::from(&ours), &direction(0.31, 8), 3)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = found.iter().map(|entry| entry.text.as_str()).collect();
+    assert_eq!(texts, ["ours 3", "ours 4", "ours 2"], "{found:?}");
+    assert!(found[0].score.unwrap() > 0.99);
+    assert!(found.windows(2).all(|pair| pair[0].score >= pair[1].score));
+    let listed = store.memories(&MemoryFilter::from(&ours)).await.unwrap();
+    assert_eq!(listed.len(), 20);
+    assert!(
+        listed
+            .iter()
+            .all(|entry| entry.user == "ada" && entry.project == "shop")
+    );
+}
+
+#[tokio::test]
+async fn short_term_memory_stays_in_its_run_and_deletes_are_scoped() {
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(4).await.unwrap();
+    let first = scope("shop", "ada", "run-1");
+    let id = store
+        .insert_memory(
+            &first,
+            MemoryKind::ShortTerm,
+            "plan of run 1",
+            &json!({"agent": "planner"}),
+            &direction(0.0, 4),
+        )
+        .await
+        .unwrap();
+    let same_run = store
+        .search_memory(&MemoryFilter::from(&first), &direction(0.0, 4), 5)
+        .await
+        .unwrap();
+    assert_eq!(same_run.len(), 1);
+    assert_eq!(same_run[0].metadata, json!({"agent": "planner"}));
+    let next_run = scope("shop", "ada", "run-2");
+    assert!(
+        store
+            .search_memory(&MemoryFilter::from(&next_run), &direction(0.0, 4), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another user cannot delete it, nor learn that it exists.
+    assert!(!store.delete_memory("shop", "mallory", &id).await.unwrap());
+    assert!(store.delete_memory("shop", "ada", &id).await.unwrap());
+    assert!(
+        store
+            .memories(&MemoryFilter::from(&first))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn memory_refuses_an_embedding_model_of_another_dimension() {
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(4).await.unwrap();
+    store
+        .insert_memory(
+            &scope("p", "u", "r"),
+            MemoryKind::Episodic,
+            "x",
+            &json!({}),
+            &direction(0.0, 4),
+        )
+        .await
+        .unwrap();
+    let error = store.ensure_memory_index(8).await.unwrap_err().to_string();
+    assert!(
+        error.contains("4-dimension") && error.contains("gives 8"),
+        "{error}"
+    );
+    let no_scope = store
+        .insert_memory(
+            &scope("", "u", "r"),
+            MemoryKind::Episodic,
+            "x",
+            &json!({}),
+            &direction(0.0, 4),
+        )
+        .await;
+    assert!(no_scope.is_err());
 }

@@ -1,0 +1,161 @@
+//! What the node lends its agents: the provider chain as a [`ModelClient`] (every call
+//! written to the cost ledger) and agent memory as a [`Memory`] (embedded by the local
+//! embedding model, kept in SurrealDB).
+
+use std::sync::Arc;
+
+use troupe_agents::{
+    AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory, Recalled,
+};
+use troupe_inference::chat::ChatMessage;
+use troupe_inference::providers::{Answered, ChainOutcome, CompletionRequest, ProviderChain};
+use troupe_inference::quality::TaskType;
+use troupe_inference::serve::InferenceService;
+
+use crate::clock::now_ms;
+use crate::errors::RuntimeError;
+use crate::store::{MemoryFilter, Store};
+
+/// The provider chain with its ledger: the one way model calls leave the runtime.
+#[derive(Clone)]
+pub struct ChainModel {
+    chain: Arc<ProviderChain>,
+    store: Store,
+}
+
+impl ChainModel {
+    pub fn new(chain: Arc<ProviderChain>, store: Store) -> Self {
+        Self { chain, store }
+    }
+
+    /// Asks the chain and writes every call it took to the ledger; returns the answer
+    /// and what all of the calls cost.
+    pub async fn complete(
+        &self,
+        request: &CompletionRequest,
+    ) -> Result<(Answered, f64), RuntimeError> {
+        let started = now_ms();
+        let ChainOutcome { answer, calls } = self.chain.complete(request).await;
+        let request_id = uuid::Uuid::now_v7().to_string();
+        self.store
+            .record_calls(&request_id, started, &calls)
+            .await?;
+        let cost = calls.iter().map(|call| call.cost_usd).sum();
+        Ok((answer?, cost))
+    }
+}
+
+#[async_trait::async_trait]
+impl ModelClient for ChainModel {
+    fn providers(&self, task_type: &str) -> Vec<String> {
+        TaskType::parse(task_type)
+            .map(|task| self.chain.provider_names(task))
+            .unwrap_or_default()
+    }
+
+    async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, AgentError> {
+        let task_type = TaskType::parse(request.task_type).map_err(AgentError::Failed)?;
+        let completion = CompletionRequest {
+            messages: request
+                .turns
+                .iter()
+                .map(|turn| ChatMessage::new(turn.role, &turn.content))
+                .collect(),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+            task_type,
+            min_quality: None,
+            agent: Some(request.agent.clone()),
+            exclude_providers: request.exclude_providers.clone(),
+        };
+        let (answer, cost_usd) = ChainModel::complete(self, &completion)
+            .await
+            .map_err(|error| AgentError::Failed(format!("model: {error}")))?;
+        Ok(ModelReply {
+            text: answer.text,
+            provider: answer.provider,
+            quality: answer.quality.score,
+            cost_usd,
+        })
+    }
+}
+
+/// Agent memory: entries embedded by the node's embedding model.
+#[derive(Clone)]
+pub struct NodeMemory {
+    store: Store,
+    embedder: InferenceService,
+}
+
+impl NodeMemory {
+    /// Memory over `store`, defining its HNSW index for the embedding model's dimension;
+    /// `None` when the node serves no embedding model.
+    pub async fn new(
+        store: Store,
+        embedder: InferenceService,
+    ) -> Result<Option<Self>, RuntimeError> {
+        let Some(dimensions) = embedder.embedding_dimensions() else {
+            return Ok(None);
+        };
+        store.ensure_memory_index(dimensions).await?;
+        Ok(Some(Self { store, embedder }))
+    }
+
+    pub async fn embed(&self, text: &str) -> Result<Vec<f32>, RuntimeError> {
+        if text.trim().is_empty() {
+            return Err(RuntimeError::InvalidRequest("memory text is empty".into()));
+        }
+        let mut embedded = self.embedder.embed(vec![text.to_string()]).await?;
+        embedded
+            .vectors
+            .pop()
+            .ok_or_else(|| RuntimeError::Store("the embedding model returned no vector".into()))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn agent_error(error: RuntimeError) -> AgentError {
+    AgentError::Failed(format!("memory: {error}"))
+}
+
+#[async_trait::async_trait]
+impl Memory for NodeMemory {
+    async fn recall(
+        &self,
+        scope: &MemoryScope,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<Recalled>, AgentError> {
+        let embedding = self.embed(query).await.map_err(agent_error)?;
+        let found = self
+            .store
+            .search_memory(&MemoryFilter::from(scope), &embedding, k)
+            .await
+            .map_err(agent_error)?;
+        found
+            .into_iter()
+            .map(|entry| {
+                Ok(Recalled {
+                    kind: troupe_agents::MemoryKind::parse(&entry.kind)
+                        .map_err(AgentError::Failed)?,
+                    id: entry.id,
+                    text: entry.text,
+                    score: entry.score.unwrap_or(0.0),
+                    metadata: entry.metadata,
+                    created_at_ms: entry.created_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn remember(&self, scope: &MemoryScope, entry: NewMemory) -> Result<String, AgentError> {
+        let embedding = self.embed(&entry.text).await.map_err(agent_error)?;
+        self.store
+            .insert_memory(scope, entry.kind, &entry.text, &entry.metadata, &embedding)
+            .await
+            .map_err(agent_error)
+    }
+}
