@@ -192,6 +192,39 @@ impl Default for EngineSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
     pub shell: ShellAgentSettings,
+    /// Limits of the model-backed kinds (planner, architect, code_generator, ...).
+    pub model: ModelAgentSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelAgentSettings {
+    /// Model calls one attempt may make when answers fail validation (each retry
+    /// escalates to the next provider of the chain when there is one).
+    pub max_calls: u32,
+    /// Memories recalled into a prompt, at most.
+    pub recall_k: u64,
+    /// Memories less similar than this (cosine) stay out of prompts.
+    pub min_recall_score: f64,
+    /// Tokens one answer may take.
+    pub max_tokens: u64,
+    /// Per file read into a prompt.
+    pub max_file_bytes: u64,
+    /// Characters of files, logs and diffs quoted in one prompt.
+    pub max_quoted_chars: u64,
+}
+
+impl Default for ModelAgentSettings {
+    fn default() -> Self {
+        Self {
+            max_calls: 3,
+            recall_k: 3,
+            min_recall_score: 0.35,
+            max_tokens: 384,
+            max_file_bytes: 256 * 1024,
+            max_quoted_chars: 6_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -388,6 +421,26 @@ impl Settings {
         self.provider_problems(&mut problems);
         if self.agents.shell.max_output_bytes == 0 {
             problems.push(("agents.shell.max_output_bytes", "must be at least 1".into()));
+        }
+        let model = &self.agents.model;
+        for (key, value) in [
+            ("agents.model.max_calls", u64::from(model.max_calls)),
+            ("agents.model.max_tokens", model.max_tokens),
+            ("agents.model.max_file_bytes", model.max_file_bytes),
+            ("agents.model.max_quoted_chars", model.max_quoted_chars),
+        ] {
+            if value == 0 {
+                problems.push((key, "must be at least 1".into()));
+            }
+        }
+        if !(-1.0..=1.0).contains(&model.min_recall_score) {
+            problems.push((
+                "agents.model.min_recall_score",
+                format!(
+                    "{} is not a cosine similarity (-1 to 1)",
+                    model.min_recall_score
+                ),
+            ));
         }
         problems
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
+use troupe_agents::{AgentServices, AskPolicy, CrewConfig, MemoryKind, MemoryScope};
 use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
 use troupe_config::Settings;
 use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
@@ -79,7 +79,7 @@ pub struct Decision {
 /// The built-in agent kinds, configured from settings.
 pub fn builtin_registry(settings: &Settings) -> Registry {
     let shell = &settings.agents.shell;
-    troupe_agents::builtin(
+    let mut registry = troupe_agents::builtin(
         ShellAgentConfig {
             env_allow_list: shell.env_allow_list.clone(),
             max_output_bytes: usize::try_from(shell.max_output_bytes).unwrap_or(usize::MAX),
@@ -89,7 +89,23 @@ pub fn builtin_registry(settings: &Settings) -> Registry {
             max_response_bytes: 4 * 1024 * 1024,
             default_timeout_secs: 60,
         },
-    )
+    );
+    let model = &settings.agents.model;
+    let crew = CrewConfig {
+        policy: AskPolicy {
+            max_calls: model.max_calls.max(1),
+            ..AskPolicy::default()
+        },
+        recall_k: model.recall_k as usize,
+        min_recall_score: model.min_recall_score,
+        max_tokens: model.max_tokens as usize,
+        max_file_bytes: model.max_file_bytes,
+        max_quoted_chars: model.max_quoted_chars as usize,
+    };
+    for agent in troupe_agents::crew(crew) {
+        registry.register(agent);
+    }
+    registry
 }
 
 impl Node {

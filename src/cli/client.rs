@@ -73,6 +73,16 @@ impl Client {
         decode(response).await
     }
 
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .delete(self.url(path))
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
+        decode::<serde_json::Value>(response).await.map(drop)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod costs;
+mod memory;
 mod models;
 mod progress;
 mod run;
@@ -67,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: workflow::WorkflowCommand,
     },
+    /// Search, list or delete what agents remember.
+    Memory {
+        #[command(subcommand)]
+        command: memory::MemoryCommand,
+    },
     /// Fetch or list the local models.
     Models {
         #[command(subcommand)]
@@ -127,6 +133,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
             costs::costs(&settings, server.as_deref(), days, json).await
         }
         Command::Models { command } => models::models(&settings, command).await,
+        Command::Memory { command } => memory::memory(&settings, command).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {

@@ -59,18 +59,31 @@ impl CodeGeneratorAgent {
 /// The first code block of the answer that parses as `lang` (salvaging a block the token
 /// limit cut); with no fence at all, the whole answer.
 pub fn parse_code(answer: &str, lang: Lang) -> Result<Parsed, String> {
+    parse_code_where(answer, lang, |_| Ok(()))
+}
+
+/// The first code block that parses as `lang` and that `accept` accepts.
+pub fn parse_code_where(
+    answer: &str,
+    lang: Lang,
+    accept: impl Fn(&Parsed) -> Result<(), String>,
+) -> Result<Parsed, String> {
     let blocks = extract::code_blocks(answer);
     if blocks.is_empty() {
-        return source::parse_or_salvage(lang, answer, false).map_err(|problem| {
+        let parsed = source::parse_or_salvage(lang, answer, false).map_err(|problem| {
             format!(
                 "it has no ```{} block, and {problem}",
                 source::fence_tag(lang)
             )
-        });
+        })?;
+        accept(&parsed)?;
+        return Ok(parsed);
     }
     let mut first_problem = None;
     for block in blocks {
-        match source::parse_or_salvage(lang, &block.body, !block.closed) {
+        let checked = source::parse_or_salvage(lang, &block.body, !block.closed)
+            .and_then(|parsed| accept(&parsed).map(|()| parsed));
+        match checked {
             Ok(parsed) => return Ok(parsed),
             Err(problem) => {
                 first_problem.get_or_insert(problem);

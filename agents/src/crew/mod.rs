@@ -82,13 +82,15 @@ fn required_text<'a>(inputs: &'a Map<String, Value>, name: &str) -> Result<&'a s
 }
 
 /// A list of strings, also accepted as one string (so `{{ tasks.x.outputs.file }}` and
-/// `{{ tasks.x.outputs.files }}` both work).
+/// `{{ tasks.x.outputs.files }}` both work). Nulls are left out: a skipped task's
+/// outputs read as null.
 fn string_list(inputs: &Map<String, Value>, name: &str) -> Result<Vec<String>, AgentError> {
     match inputs.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(one)) => Ok(vec![one.clone()]),
         Some(Value::Array(items)) => items
             .iter()
+            .filter(|item| !item.is_null())
             .map(|item| {
                 item.as_str()
                     .map(String::from)

@@ -1,0 +1,284 @@
+//! The model-backed agents end to end: the real `troupe` binary, the default local
+//! model, real HTTP. The delivery pipeline runs in a scratch repository; memory is kept
+//! per project and user; a refused answer escalates to the next provider.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use support::{Server, free_address, get_json, post, run_troupe, task_status, wait_for_run};
+
+fn task<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|task| task["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in {run:#}"))
+}
+
+fn start_run(server: &Server, workflow: &str, variables: Value, user: &str) -> String {
+    let (status, created) = post(server, "/api/v1/workflows", "application/yaml", workflow);
+    assert_eq!(status, 201, "{created}");
+    let id = created["workflow_id"].as_str().expect("workflow id");
+    let body = json!({"variables": variables, "started_by": user}).to_string();
+    let (status, started) = post(
+        server,
+        &format!("/api/v1/workflows/{id}/runs"),
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{started}");
+    started["run_id"].as_str().expect("run id").to_string()
+}
+
+fn scratch_repository(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    let init = Command::new("git").arg("init").arg("-q").arg(path).status();
+    assert!(
+        init.is_ok_and(|status| status.success()),
+        "setup: `git init` failed; install git (apt-get install git)"
+    );
+    std::fs::write(path.join("README.md"), "# Scratch\n").unwrap();
+}
+
+#[test]
+fn the_delivery_pipeline_runs_on_the_local_model_with_its_modules_in_parallel() {
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = scratch.path().join("feature");
+    scratch_repository(&repo);
+    let server = Server::start(&scratch.path().join("data"), &free_address());
+    let workflow = std::fs::read_to_string("examples/deliver-feature.yaml").unwrap();
+    let variables = json!({"work_dir": repo.display().to_string(), "project": "todo"});
+    let run_id = start_run(&server, &workflow, variables, "ada");
+
+    let run = wait_for_run(&server, &run_id, 1500, |run| {
+        run["status"] != "running" || task_status(run, "deploy") == "waiting_approval"
+    });
+    assert_eq!(task_status(&run, "deploy"), "waiting_approval", "{run:#}");
+    let design = &task(&run, "design")["outputs"];
+    let modules = design["count"].as_u64().unwrap();
+    assert!(
+        modules >= 2,
+        "the architect named one module, nothing to run in parallel: {design:#}"
+    );
+
+    // Each module's code, tests and test run; the code and the tests of different
+    // modules overlapped in time.
+    let mut spans = Vec::new();
+    for n in 1..=modules {
+        let code = task(&run, &format!("code_{n}"));
+        assert_eq!(code["status"], "completed", "{code:#}");
+        let file = code["outputs"]["file"].as_str().unwrap();
+        assert!(repo.join(file).is_file(), "{file} was not written");
+        let tests = task(&run, &format!("tests_{n}"));
+        assert_eq!(tests["status"], "completed", "{tests:#}");
+        let test_file = tests["outputs"]["test_files"][0].as_str().unwrap();
+        assert!(
+            repo.join(test_file).is_file(),
+            "{test_file} was not written"
+        );
+        let ran = task(&run, &format!("run_tests_{n}"));
+        assert_eq!(ran["status"], "completed", "{ran:#}");
+        assert!(ran["outputs"]["all_passed"].is_boolean(), "{ran:#}");
+        let span = |task: &Value| {
+            (
+                task["started_at_ms"].as_i64().unwrap(),
+                task["finished_at_ms"].as_i64().unwrap(),
+            )
+        };
+        spans.push((n, span(code), span(tests)));
+    }
+    for (n, code, tests) in &spans {
+        println!(
+            "module {n}: code {}..{} ms, tests {}..{} ms",
+            code.0, code.1, tests.0, tests.1
+        );
+    }
+    let overlap = |a: (i64, i64), b: (i64, i64)| a.0.max(b.0) < a.1.min(b.1);
+    assert!(
+        overlap(spans[0].1, spans[1].1),
+        "the coders of modules 1 and 2 did not overlap: {spans:?}"
+    );
+    let review = task(&run, "review");
+    assert_eq!(review["status"], "completed", "{review:#}");
+    assert!(review["outputs"]["comments"].is_array(), "{review:#}");
+
+    let decision = r#"{"decision": "approve", "approver": "bob", "comment": "ship the todo list; keep modules small"}"#;
+    let (status, answer) = post(
+        &server,
+        &format!("/api/v1/runs/{run_id}/tasks/deploy/decision"),
+        "application/json",
+        decision,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let run = wait_for_run(&server, &run_id, 120, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert!(repo.join("deploy").is_dir(), "no deployment plan rendered");
+
+    // What the agents did, and the reviewer's correction, are in the project's memory.
+    let memory = get_json(
+        &server,
+        "/api/v1/memory?project=todo&user=ada&kind=episodic",
+    );
+    let texts: Vec<&str> = memory
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.iter().any(|text| text.starts_with("Planned")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|text| text.starts_with("Wrote")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|text| text.contains("keep modules small")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn memory_is_recalled_into_prompts_and_never_crosses_users() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start(&scratch.path().join("data"), &free_address());
+    for (user, fact) in [
+        (
+            "ada",
+            "The shop stores every price in integer cents, never floats.",
+        ),
+        ("bob", "Bob's secret: the staging password is hunter2."),
+    ] {
+        let body = json!({"project": "shop", "user": user, "text": fact}).to_string();
+        let (status, created) = post(&server, "/api/v1/memory", "application/json", &body);
+        assert_eq!(status, 201, "{created}");
+    }
+    // Bob's entry is the nearer one to this query; Ada's search must still not see it.
+    let query =
+        json!({"project": "shop", "user": "ada", "query": "staging password", "k": 5}).to_string();
+    let (status, found) = post(&server, "/api/v1/memory/search", "application/json", &query);
+    assert_eq!(status, 200, "{found}");
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0]["text"].as_str().unwrap().contains("integer cents"));
+    assert!(found[0]["score"].as_f64().is_some());
+
+    let output = run_troupe(
+        scratch.path(),
+        &[
+            "memory",
+            "search",
+            "prices in cents",
+            "--project",
+            "shop",
+            "--user",
+            "ada",
+            "--server",
+            &server.url(""),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("integer cents") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+
+    let workflow = "name: Price plan\nvariables:\n  project: \"\"\ntasks:\n  - id: plan\n    name: Plan\n    agent: planner\n    inputs:\n      goal: \"store the prices of the shop's products\"\n";
+    let run_id = start_run(&server, workflow, json!({"project": "shop"}), "ada");
+    let run = wait_for_run(&server, &run_id, 600, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let recalled = &task(&run, "plan")["outputs"]["recalled"];
+    let recalled_text = recalled.to_string();
+    assert!(recalled_text.contains("integer cents"), "{recalled:#}");
+    assert!(
+        !recalled_text.contains("hunter2"),
+        "bob's memory leaked: {recalled:#}"
+    );
+
+    let (status, _) = post(
+        &server,
+        "/api/v1/memory/search",
+        "application/json",
+        r#"{"project": "shop", "user": "", "query": "x"}"#,
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn a_refused_answer_escalates_to_the_next_provider_and_a_bad_patch_is_never_returned() {
+    let scratch = tempfile::tempdir().unwrap();
+    let node_b = Server::start(&scratch.path().join("b"), &free_address());
+    let config = scratch.path().join("a.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[providers.chain]]\nname = \"local\"\nkind = \"local\"\n\n[[providers.chain]]\nname = \"node-b\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\nmodel = \"smollm2-on-b\"\ninput_usd_per_mtok = 0.15\noutput_usd_per_mtok = 0.6\n",
+            node_b.address
+        ),
+    )
+    .unwrap();
+    let node_a = Server::start_with(
+        &scratch.path().join("a"),
+        &free_address(),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let repo = scratch.path().join("calc");
+    scratch_repository(&repo);
+    let source = "def divide(a, b):\n    return a / b\n";
+    std::fs::write(repo.join("calc.py"), source).unwrap();
+    let workflow = format!(
+        "name: Debug\ntasks:\n  - id: debug\n    name: Debug\n    agent: debugging\n    max_retries: 0\n    inputs:\n      logs: \"ZeroDivisionError: division by zero in divide (calc.py line 2)\"\n      files: [calc.py]\n      work_dir: \"{}\"\n",
+        repo.display()
+    );
+    let run_id = start_run(&node_a, &workflow, json!({}), "ada");
+    let run = wait_for_run(&node_a, &run_id, 600, |run| run["status"] != "running");
+    let debug = task(&run, "debug");
+    // The proposed patch is never applied.
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        source
+    );
+    let costs = get_json(&node_a, "/api/v1/costs?days=1");
+    let escalated = costs["by_provider"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|line| line["key"] == "node-b" && line["calls"].as_u64() > Some(0));
+    if debug["status"] == "completed" {
+        // Accepted: the patch applies, checked here again with git itself.
+        let patch = scratch.path().join("fix.patch");
+        std::fs::write(&patch, debug["outputs"]["patch"].as_str().unwrap()).unwrap();
+        let check = Command::new("git")
+            .args(["apply", "--check", "--recount"])
+            .arg(&patch)
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(check.success(), "{debug:#}");
+        let calls = debug["outputs"]["model"]["calls"].as_array().unwrap();
+        if calls.len() > 1 {
+            assert!(
+                escalated,
+                "a refused local answer did not go to node-b: {calls:?}"
+            );
+        }
+    } else {
+        let error = debug["error"].as_str().unwrap_or_default();
+        assert!(error.contains("unusable after 3 call(s)"), "{debug:#}");
+        assert!(
+            escalated,
+            "the refused answers never went to node-b: {costs:#}"
+        );
+    }
+}
