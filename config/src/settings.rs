@@ -192,6 +192,11 @@ impl Default for EngineSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
     pub shell: ShellAgentSettings,
+    /// Agent kinds served by external processes (`[[agents.plugins]]`).
+    pub plugins: Vec<crate::PluginSettings>,
+    /// Model Context Protocol servers the `mcp_tool` kind can call
+    /// (`[[agents.mcp_servers]]`).
+    pub mcp_servers: Vec<crate::McpServerSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -389,6 +394,8 @@ impl Settings {
         if self.agents.shell.max_output_bytes == 0 {
             problems.push(("agents.shell.max_output_bytes", "must be at least 1".into()));
         }
+        crate::external::plugin_problems(&self.agents.plugins, &mut problems);
+        crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
         problems
     }
 }
