@@ -12,6 +12,7 @@ mod echo;
 mod errors;
 mod http;
 mod human_review;
+mod plugin;
 mod process;
 mod project;
 mod registry;
@@ -19,6 +20,7 @@ mod sandbox;
 mod scan;
 mod schema;
 mod shell;
+mod stdio_rpc;
 mod test_runner;
 
 pub use agent::{Agent, AgentContext, AgentOutput, Approval, Progress};
@@ -28,6 +30,7 @@ pub use echo::EchoAgent;
 pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
+pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};
 pub use registry::{Registry, builtin};
 pub use scan::{
     Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig,
@@ -37,5 +40,6 @@ pub use scan::{
 };
 pub use schema::{Field, FieldType, InputSchema};
 pub use shell::{ShellAgent, ShellAgentConfig};
+pub use stdio_rpc::ProcessConfig;
 pub use test_runner::{TestRunnerAgent, TestRunnerConfig};
 pub use tokio_util::sync::CancellationToken;
