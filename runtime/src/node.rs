@@ -72,10 +72,12 @@ pub struct Decision {
     pub expected_digest: Option<String>,
 }
 
-/// The built-in agent kinds, configured from settings.
-pub fn builtin_registry(settings: &Settings) -> Registry {
+/// The built-in agent kinds, configured from settings, and the plugin kinds settings
+/// declare. A plugin may not take a built-in kind's name: workflows written for the
+/// built-in would silently run something else.
+pub fn builtin_registry(settings: &Settings) -> Result<Registry, RuntimeError> {
     let shell = &settings.agents.shell;
-    troupe_agents::builtin(
+    let mut registry = troupe_agents::builtin(
         ShellAgentConfig {
             env_allow_list: shell.env_allow_list.clone(),
             max_output_bytes: usize::try_from(shell.max_output_bytes).unwrap_or(usize::MAX),
@@ -85,12 +87,35 @@ pub fn builtin_registry(settings: &Settings) -> Registry {
             max_response_bytes: 4 * 1024 * 1024,
             default_timeout_secs: 60,
         },
-    )
+    );
+    let builtin: Vec<String> = registry
+        .kind_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for plugin in &settings.agents.plugins {
+        if builtin.contains(&plugin.kind) {
+            return Err(RuntimeError::AgentKinds(format!(
+                "plugin kind `{}` is the name of a built-in kind; built-in kinds are {}",
+                plugin.kind,
+                builtin.join(", ")
+            )));
+        }
+        if registry.contains(&plugin.kind) {
+            return Err(RuntimeError::AgentKinds(format!(
+                "plugin kind `{}` is declared twice",
+                plugin.kind
+            )));
+        }
+        let config = crate::agent_kinds::plugin_config(plugin);
+        registry.register(Arc::new(troupe_agents::PluginAgent::new(config)));
+    }
+    Ok(registry)
 }
 
 impl Node {
     pub async fn start(settings: Settings) -> Result<Node, RuntimeError> {
-        let registry = builtin_registry(&settings);
+        let registry = builtin_registry(&settings)?;
         Node::start_with(settings, registry).await
     }
 

@@ -1,0 +1,49 @@
+//! Agent kinds from settings: plugins become `PluginAgent`s; their settings are turned
+//! into the agents crate's types here, since `troupe-config` and `troupe-agents` know
+//! nothing of each other.
+
+use troupe_agents::{Field, FieldType, InputSchema, PluginConfig, ProcessConfig};
+use troupe_config::{InputType, PluginSettings};
+
+pub(crate) fn plugin_config(plugin: &PluginSettings) -> PluginConfig {
+    let fields = plugin
+        .inputs
+        .iter()
+        .map(|(name, input)| {
+            Field::new(
+                name.clone(),
+                field_type(input.input_type),
+                input.required,
+                input.description.clone(),
+            )
+        })
+        .collect();
+    PluginConfig {
+        kind: plugin.kind.clone(),
+        description: plugin.description.clone(),
+        schema: InputSchema {
+            fields,
+            open: false,
+        },
+        process: ProcessConfig {
+            command: plugin.command.clone(),
+            env_allow_list: plugin.env_allow_list.clone(),
+            timeout_secs: plugin.timeout_secs,
+            max_output_bytes: usize::try_from(plugin.max_output_bytes).unwrap_or(usize::MAX),
+            max_restarts: plugin.max_restarts,
+            restart_period_secs: plugin.restart_period_secs,
+        },
+    }
+}
+
+fn field_type(input_type: InputType) -> FieldType {
+    match input_type {
+        InputType::String => FieldType::String,
+        InputType::Integer => FieldType::Integer,
+        InputType::Number => FieldType::Number,
+        InputType::Boolean => FieldType::Boolean,
+        InputType::List => FieldType::List,
+        InputType::Map => FieldType::Map,
+        InputType::Any => FieldType::Any,
+    }
+}
