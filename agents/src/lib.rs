@@ -12,6 +12,7 @@ mod echo;
 mod errors;
 mod http;
 mod human_review;
+mod mcp;
 mod plugin;
 mod process;
 mod project;
@@ -30,6 +31,7 @@ pub use echo::EchoAgent;
 pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
+pub use mcp::{MCP_PROTOCOL_VERSION, McpServerConfig, McpToolAgent};
 pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};
 pub use registry::{Registry, builtin};
 pub use scan::{

@@ -1,9 +1,24 @@
-//! Agent kinds from settings: plugins become `PluginAgent`s; their settings are turned
+//! Agent kinds from settings: plugins become `PluginAgent`s and MCP servers the servers
+//! of the `mcp_tool` kind; their settings are turned
 //! into the agents crate's types here, since `troupe-config` and `troupe-agents` know
 //! nothing of each other.
 
-use troupe_agents::{Field, FieldType, InputSchema, PluginConfig, ProcessConfig};
-use troupe_config::{InputType, PluginSettings};
+use troupe_agents::{Field, FieldType, InputSchema, McpServerConfig, PluginConfig, ProcessConfig};
+use troupe_config::{InputType, McpServerSettings, PluginSettings};
+
+pub(crate) fn mcp_server_config(server: &McpServerSettings) -> McpServerConfig {
+    McpServerConfig {
+        name: server.name.clone(),
+        process: ProcessConfig {
+            command: server.command.clone(),
+            env_allow_list: server.env_allow_list.clone(),
+            timeout_secs: server.timeout_secs,
+            max_output_bytes: usize::try_from(server.max_output_bytes).unwrap_or(usize::MAX),
+            max_restarts: server.max_restarts,
+            restart_period_secs: server.restart_period_secs,
+        },
+    }
+}
 
 pub(crate) fn plugin_config(plugin: &PluginSettings) -> PluginConfig {
     let fields = plugin

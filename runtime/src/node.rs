@@ -72,8 +72,9 @@ pub struct Decision {
     pub expected_digest: Option<String>,
 }
 
-/// The built-in agent kinds, configured from settings, and the plugin kinds settings
-/// declare. A plugin may not take a built-in kind's name: workflows written for the
+/// The built-in agent kinds, configured from settings (`mcp_tool` with the configured MCP
+/// servers, present even with none so that no plugin takes its name), and the plugin
+/// kinds settings declare. A plugin may not take a built-in kind's name: workflows written for the
 /// built-in would silently run something else.
 pub fn builtin_registry(settings: &Settings) -> Result<Registry, RuntimeError> {
     let shell = &settings.agents.shell;
@@ -88,6 +89,13 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, RuntimeError> {
             default_timeout_secs: 60,
         },
     );
+    let mcp_servers = settings
+        .agents
+        .mcp_servers
+        .iter()
+        .map(crate::agent_kinds::mcp_server_config)
+        .collect();
+    registry.register(Arc::new(troupe_agents::McpToolAgent::new(mcp_servers)));
     let builtin: Vec<String> = registry
         .kind_names()
         .into_iter()
