@@ -296,3 +296,61 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
         "{report}"
     );
 }
+
+#[test]
+fn a_plugin_kind_declared_in_settings_validates_and_runs_and_may_not_shadow_a_built_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = examples().join("plugins/word-count.yaml");
+    let workflow = workflow.to_str().unwrap();
+    let output = run_troupe(dir.path(), &["workflow", "validate", workflow]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "unknown without the settings"
+    );
+    assert!(
+        stderr(&output).contains("word_count"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The example settings, with the script's path made absolute.
+    let snippet = std::fs::read_to_string(examples().join("plugins/troupe.toml")).unwrap();
+    let snippet = snippet.replace("\"examples/", &format!("\"{}/", examples().display()));
+    std::fs::write(dir.path().join("troupe.toml"), snippet).unwrap();
+    let output = run_troupe(dir.path(), &["workflow", "validate", workflow]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    std::fs::write(dir.path().join("README.md"), "three little words\n").unwrap();
+    let output = troupe()
+        .current_dir(dir.path())
+        .env("TROUPE_STORE__URL", "mem://")
+        .env("TROUPE_SERVER__ADDRESS", free_address())
+        .args(["run", workflow])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        stdout(&output).contains("run completed"),
+        "{}",
+        stdout(&output)
+    );
+
+    std::fs::write(
+        dir.path().join("troupe.toml"),
+        "[[agents.plugins]]\nkind = \"shell\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    let output = run_troupe(dir.path(), &["workflow", "validate", workflow]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("plugin kind `shell` is the name of a built-in kind"),
+        "{}",
+        stderr(&output)
+    );
+}

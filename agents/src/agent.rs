@@ -17,8 +17,10 @@ use crate::schema::InputSchema;
 /// the runtime and fails only the attempt.
 #[async_trait::async_trait]
 pub trait Agent: Send + Sync + 'static {
-    fn kind(&self) -> &'static str;
-    fn description(&self) -> &'static str;
+    /// The name tasks use in `agent:`. Borrowed from the agent, not `'static`: plugin
+    /// kinds are named in settings.
+    fn kind(&self) -> &str;
+    fn description(&self) -> &str;
     fn input_schema(&self) -> &InputSchema;
     async fn run(
         &self,

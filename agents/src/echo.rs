@@ -18,11 +18,11 @@ pub struct EchoAgent;
 
 #[async_trait::async_trait]
 impl Agent for EchoAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "echo"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Returns its inputs as outputs."
     }
 

@@ -24,7 +24,43 @@ pub enum AgentError {
     /// A model-backed kind on a node with no model (or memory) to give it.
     #[error("{0}")]
     Unavailable(String),
+    /// An external process (`host` is "plugin" or "MCP server") crashed, hung, or broke
+    /// the protocol. It has been killed and is started afresh on next use.
+    #[error("{host} `{name}`: {reason}")]
+    External {
+        host: &'static str,
+        name: String,
+        reason: String,
+    },
+    /// The external process answered the call with a JSON-RPC error.
+    #[error("{host} `{name}` answered `{method}` with error {code}: {message}")]
+    ExternalRefused {
+        host: &'static str,
+        name: String,
+        method: String,
+        code: i64,
+        message: String,
+    },
+    /// It failed more often than its restart intensity allows: calls are refused until
+    /// the period has passed, instead of starting it in a loop.
+    #[error(
+        "{host} `{name}` failed {failures} times within {period_secs} s (at most \
+         {max_restarts} restarts allowed); not started again for {retry_in_secs} s. \
+         Last failure: {last_failure}"
+    )]
+    RestartLimit {
+        host: &'static str,
+        name: String,
+        failures: usize,
+        max_restarts: u32,
+        period_secs: u64,
+        retry_in_secs: u64,
+        last_failure: String,
+    },
 }
+
+/// JSON-RPC codes that say the request itself is wrong: sending it again cannot help.
+const REQUEST_ERROR_CODES: [i64; 3] = [-32600, -32601, -32602];
 
 impl AgentError {
     /// Whether another attempt could succeed. Bad input stays bad; a cancelled task must
@@ -35,6 +71,6 @@ impl AgentError {
             AgentError::InvalidInput { .. }
                 | AgentError::UnknownKind { .. }
                 | AgentError::Cancelled
-        )
+        ) && !matches!(self, AgentError::ExternalRefused { code, .. } if REQUEST_ERROR_CODES.contains(code))
     }
 }

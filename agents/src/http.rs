@@ -121,11 +121,11 @@ fn invalid(field: &str, reason: &str) -> AgentError {
 
 #[async_trait::async_trait]
 impl Agent for HttpAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "http"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Sends one HTTP request; outputs status, headers and body."
     }
 

@@ -18,11 +18,11 @@ pub struct HumanReviewAgent;
 
 #[async_trait::async_trait]
 impl Agent for HumanReviewAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "human_review"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "A person's decision; use with `requires_approval: true`."
     }
 

@@ -13,8 +13,10 @@ mod echo;
 mod errors;
 mod http;
 mod human_review;
+mod mcp;
 mod memory;
 mod model;
+mod plugin;
 mod process;
 mod project;
 mod registry;
@@ -22,6 +24,7 @@ mod sandbox;
 mod scan;
 mod schema;
 mod shell;
+mod stdio_rpc;
 mod test_runner;
 
 pub use agent::{Agent, AgentContext, AgentOutput, AgentServices, Approval, Progress};
@@ -35,11 +38,13 @@ pub use echo::EchoAgent;
 pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;
+pub use mcp::{MCP_PROTOCOL_VERSION, McpServerConfig, McpToolAgent};
 pub use memory::{Memory, MemoryKind, MemoryScope, NewMemory, Recalled};
 pub use model::{
     AskPolicy, CallSummary, Consultation, ModelClient, ModelReply, ModelRequest, Turn,
     ask_validated,
 };
+pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};
 pub use registry::{Registry, builtin, crew};
 pub use scan::{
     Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig,
@@ -49,5 +54,6 @@ pub use scan::{
 };
 pub use schema::{Field, FieldType, InputSchema};
 pub use shell::{ShellAgent, ShellAgentConfig};
+pub use stdio_rpc::ProcessConfig;
 pub use test_runner::{TestRunnerAgent, TestRunnerConfig};
 pub use tokio_util::sync::CancellationToken;

@@ -8,7 +8,8 @@ use crate::errors::AgentError;
 
 #[derive(Clone, Default)]
 pub struct Registry {
-    kinds: BTreeMap<&'static str, Arc<dyn Agent>>,
+    /// Keyed by `Agent::kind`, owned because plugin kinds are named in settings.
+    kinds: BTreeMap<String, Arc<dyn Agent>>,
 }
 
 impl Registry {
@@ -19,7 +20,7 @@ impl Registry {
     /// Adds a kind; a later registration of the same name replaces the earlier one, so
     /// settings can swap a built-in for a configured variant.
     pub fn register(&mut self, agent: Arc<dyn Agent>) -> &mut Self {
-        self.kinds.insert(agent.kind(), agent);
+        self.kinds.insert(agent.kind().to_string(), agent);
         self
     }
 
@@ -33,8 +34,12 @@ impl Registry {
             })
     }
 
-    pub fn kind_names(&self) -> Vec<&'static str> {
-        self.kinds.keys().copied().collect()
+    pub fn kind_names(&self) -> Vec<&str> {
+        self.kinds.keys().map(String::as_str).collect()
+    }
+
+    pub fn contains(&self, kind: &str) -> bool {
+        self.kinds.contains_key(kind)
     }
 
     pub fn agents(&self) -> impl Iterator<Item = &Arc<dyn Agent>> {

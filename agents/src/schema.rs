@@ -1,6 +1,8 @@
 //! A small schema for agent inputs: named fields, their JSON type, required or not.
 //! Enough to refuse a bad task before it runs, and to describe a kind in the API.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -32,26 +34,28 @@ impl FieldType {
     }
 }
 
+/// One input. Names and descriptions are `Cow`: built-in kinds borrow literals, plugin
+/// kinds own what settings declared.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Field {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub field_type: FieldType,
     pub required: bool,
-    pub description: &'static str,
+    pub description: Cow<'static, str>,
 }
 
 impl Field {
     pub fn new(
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         field_type: FieldType,
         required: bool,
-        description: &'static str,
+        description: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self {
-            name,
+            name: name.into(),
             field_type,
             required,
-            description,
+            description: description.into(),
         }
     }
 }
@@ -67,13 +71,13 @@ impl InputSchema {
     /// Checks every field and reports the first problem by name.
     pub fn validate(&self, inputs: &Map<String, Value>) -> Result<(), AgentError> {
         for field in &self.fields {
-            match inputs.get(field.name) {
+            match inputs.get(field.name.as_ref()) {
                 None | Some(Value::Null) if field.required => {
-                    return Err(invalid(field.name, "is required"));
+                    return Err(invalid(&field.name, "is required"));
                 }
                 Some(value) if !value.is_null() && !field.field_type.accepts(value) => {
                     return Err(invalid(
-                        field.name,
+                        &field.name,
                         &format!("must be {:?}, got {}", field.field_type, type_name(value))
                             .to_lowercase(),
                     ));
@@ -85,7 +89,11 @@ impl InputSchema {
             .keys()
             .find(|key| !self.fields.iter().any(|field| field.name == key.as_str()));
         if let Some(unknown) = unknown.filter(|_| !self.open) {
-            let known: Vec<&str> = self.fields.iter().map(|field| field.name).collect();
+            let known: Vec<&str> = self
+                .fields
+                .iter()
+                .map(|field| field.name.as_ref())
+                .collect();
             return Err(invalid(
                 unknown,
                 &format!("is not an input of this agent; known: {}", known.join(", ")),
@@ -121,18 +129,8 @@ mod tests {
     fn schema() -> InputSchema {
         InputSchema {
             fields: vec![
-                Field {
-                    name: "command",
-                    field_type: FieldType::String,
-                    required: true,
-                    description: "",
-                },
-                Field {
-                    name: "timeout",
-                    field_type: FieldType::Integer,
-                    required: false,
-                    description: "",
-                },
+                Field::new("command", FieldType::String, true, ""),
+                Field::new("timeout", FieldType::Integer, false, ""),
             ],
             open: false,
         }

@@ -64,11 +64,11 @@ impl ShellAgent {
 
 #[async_trait::async_trait]
 impl Agent for ShellAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "shell"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Runs a shell command; outputs exit_code, stdout and stderr."
     }
 

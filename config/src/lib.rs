@@ -7,14 +7,16 @@
 //! environment variable TROUPE_ENGINE__MAX_CONCURRENT_TASKS: must be at least 1").
 
 mod errors;
+mod external;
 mod layers;
 mod settings;
 mod show;
 
 pub use errors::ConfigError;
+pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
 pub use settings::{
-    AgentSettings, EngineSettings, LogFormat, LogSettings, ModelSettings, ProviderEntry,
-    ProviderSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings,
+    AgentSettings, EngineSettings, LogFormat, LogSettings, ModelAgentSettings, ModelSettings,
+    ProviderEntry, ProviderSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings,
 };
 pub use show::render_masked;

@@ -194,6 +194,11 @@ pub struct AgentSettings {
     pub shell: ShellAgentSettings,
     /// Limits of the model-backed kinds (planner, architect, code_generator, ...).
     pub model: ModelAgentSettings,
+    /// Agent kinds served by external processes (`[[agents.plugins]]`).
+    pub plugins: Vec<crate::PluginSettings>,
+    /// Model Context Protocol servers the `mcp_tool` kind can call
+    /// (`[[agents.mcp_servers]]`).
+    pub mcp_servers: Vec<crate::McpServerSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -442,6 +447,8 @@ impl Settings {
                 ),
             ));
         }
+        crate::external::plugin_problems(&self.agents.plugins, &mut problems);
+        crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
         problems
     }
 }

@@ -35,6 +35,9 @@ pub enum RuntimeError {
     Actor(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// The agent kinds in settings cannot be set up (a plugin named like a built-in).
+    #[error("agent kinds in settings: {0}")]
+    AgentKinds(String),
 }
 
 impl From<surrealdb::Error> for RuntimeError {

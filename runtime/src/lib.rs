@@ -4,6 +4,7 @@
 //! It knows agents only through `troupe_agents::Agent` and workflows only through
 //! `troupe_workflow`; only `api` knows HTTP.
 
+mod agent_kinds;
 pub mod api;
 pub mod bench;
 pub mod clock;

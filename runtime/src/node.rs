@@ -11,7 +11,7 @@ use serde_json::Value;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use troupe_agents::{AgentServices, AskPolicy, CrewConfig, MemoryKind, MemoryScope};
+use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
 use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
 use troupe_config::Settings;
 use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
@@ -76,8 +76,11 @@ pub struct Decision {
     pub expected_digest: Option<String>,
 }
 
-/// The built-in agent kinds, configured from settings.
-pub fn builtin_registry(settings: &Settings) -> Registry {
+/// The built-in agent kinds, configured from settings (`mcp_tool` with the configured MCP
+/// servers, present even with none so that no plugin takes its name), and the plugin
+/// kinds settings declare. A plugin may not take a built-in kind's name: workflows written for the
+/// built-in would silently run something else.
+pub fn builtin_registry(settings: &Settings) -> Result<Registry, RuntimeError> {
     let shell = &settings.agents.shell;
     let mut registry = troupe_agents::builtin(
         ShellAgentConfig {
@@ -90,27 +93,44 @@ pub fn builtin_registry(settings: &Settings) -> Registry {
             default_timeout_secs: 60,
         },
     );
-    let model = &settings.agents.model;
-    let crew = CrewConfig {
-        policy: AskPolicy {
-            max_calls: model.max_calls.max(1),
-            ..AskPolicy::default()
-        },
-        recall_k: model.recall_k as usize,
-        min_recall_score: model.min_recall_score,
-        max_tokens: model.max_tokens as usize,
-        max_file_bytes: model.max_file_bytes,
-        max_quoted_chars: model.max_quoted_chars as usize,
-    };
-    for agent in troupe_agents::crew(crew) {
+    for agent in troupe_agents::crew(crate::agent_kinds::crew_config(&settings.agents.model)) {
         registry.register(agent);
     }
-    registry
+    let mcp_servers = settings
+        .agents
+        .mcp_servers
+        .iter()
+        .map(crate::agent_kinds::mcp_server_config)
+        .collect();
+    registry.register(Arc::new(troupe_agents::McpToolAgent::new(mcp_servers)));
+    let builtin: Vec<String> = registry
+        .kind_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for plugin in &settings.agents.plugins {
+        if builtin.contains(&plugin.kind) {
+            return Err(RuntimeError::AgentKinds(format!(
+                "plugin kind `{}` is the name of a built-in kind; built-in kinds are {}",
+                plugin.kind,
+                builtin.join(", ")
+            )));
+        }
+        if registry.contains(&plugin.kind) {
+            return Err(RuntimeError::AgentKinds(format!(
+                "plugin kind `{}` is declared twice",
+                plugin.kind
+            )));
+        }
+        let config = crate::agent_kinds::plugin_config(plugin);
+        registry.register(Arc::new(troupe_agents::PluginAgent::new(config)));
+    }
+    Ok(registry)
 }
 
 impl Node {
     pub async fn start(settings: Settings) -> Result<Node, RuntimeError> {
-        let registry = builtin_registry(&settings);
+        let registry = builtin_registry(&settings)?;
         Node::start_with(settings, registry).await
     }
 

@@ -39,7 +39,8 @@ pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> 
     let name = args.file.display().to_string();
     let source = std::fs::read_to_string(&args.file)
         .map_err(|error| InputError(format!("cannot read {name}: {error}")))?;
-    let registry = troupe_runtime::builtin_registry(&settings);
+    let registry = troupe_runtime::builtin_registry(&settings)
+        .map_err(|error| InputError(error.to_string()))?;
     let workflow = troupe_workflow::parse_workflow(&source, &name, &registry.kind_names())
         .map_err(|diagnostics| InputError(diagnostics.to_string()))?;
     let variables = parse_vars(&workflow, &args.vars)?;

@@ -42,7 +42,13 @@ pub async fn workflow(settings: &Settings, command: WorkflowCommand) -> anyhow::
 }
 
 fn validate(settings: &Settings, files: &[PathBuf]) -> ExitCode {
-    let registry = troupe_runtime::builtin_registry(settings);
+    let registry = match troupe_runtime::builtin_registry(settings) {
+        Ok(registry) => registry,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
     let known = registry.kind_names();
     let mut failed = false;
     for file in files {

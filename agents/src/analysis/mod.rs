@@ -173,11 +173,11 @@ fn invalid(field: &str, reason: String) -> AgentError {
 
 #[async_trait::async_trait]
 impl Agent for CodeAnalyzerAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "code_analyzer"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Analyses a repository without running it: languages, files, lines, cyclomatic complexity per function, \
          modified_files against base_ref (git), lint results where linters are installed, security_score from the \
          secret and static rules, and quality_score (0-10)."

@@ -300,7 +300,7 @@ fn the_kind_and_its_inputs_are_described() {
         .input_schema()
         .fields
         .iter()
-        .map(|field| field.name)
+        .map(|field| field.name.as_ref())
         .collect();
     assert_eq!(fields, ["repository", "base_ref", "max_functions"]);
 }

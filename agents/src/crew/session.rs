@@ -10,7 +10,7 @@ use crate::memory::{MemoryKind, NewMemory, Recalled};
 use crate::model::{CallSummary, Consultation, ModelClient, ModelRequest, Turn, ask_validated};
 
 pub struct Session<'a> {
-    agent: &'static str,
+    agent: &'a str,
     context: &'a AgentContext,
     config: &'a CrewConfig,
     model: &'a dyn ModelClient,
@@ -22,7 +22,7 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn begin(
-        agent: &'static str,
+        agent: &'a str,
         context: &'a AgentContext,
         config: &'a CrewConfig,
     ) -> Result<Self, AgentError> {

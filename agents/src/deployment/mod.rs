@@ -132,11 +132,11 @@ const FILES: [&str; 6] = [
 
 #[async_trait::async_trait]
 impl Agent for DeploymentAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "deployment_agent"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Renders a Dockerfile, CI pipelines and Kubernetes manifests for a repository; runs \
          a deploy command only when given one and dry_run is false."
     }

@@ -99,11 +99,11 @@ fn string_input<'a>(inputs: &'a Map<String, Value>, name: &str) -> Option<&'a st
 
 #[async_trait::async_trait]
 impl Agent for SecurityScannerAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "security_scanner"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Scans a repository for secrets, insecure code and configuration, and vulnerable dependencies (OSV); \
          outputs findings, counts by severity, security_score (0-10) and optionally SARIF."
     }

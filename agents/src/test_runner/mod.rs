@@ -222,11 +222,11 @@ impl TestRunnerAgent {
 
 #[async_trait::async_trait]
 impl Agent for TestRunnerAgent {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         "test_runner"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Runs a repository's tests (cargo, pytest, npm, go or a command) in a throw-away \
          copy with no network; outputs all_passed, counts, failures and coverage."
     }

@@ -65,9 +65,10 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             // Mapped by `inference_error` above; kept so the match stays exhaustive.
             RuntimeError::Models(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
-            RuntimeError::Store(_) | RuntimeError::StoreOpen { .. } | RuntimeError::Actor(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            RuntimeError::Store(_)
+            | RuntimeError::StoreOpen { .. }
+            | RuntimeError::Actor(_)
+            | RuntimeError::AgentKinds(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let retry_after_secs = match &error {
             RuntimeError::Overloaded { retry_after_secs } => Some(*retry_after_secs),

@@ -310,6 +310,7 @@ async fn health_readiness_and_the_api_description_are_served() {
             "echo",
             "http",
             "human_review",
+            "mcp_tool",
             "security_scanner",
             "shell",
             "test_runner"

@@ -123,7 +123,7 @@ fn settings(store_url: &str) -> Settings {
 
 async fn node_with(store_url: &str, journal: Arc<Journal>) -> Node {
     let settings = settings(store_url);
-    let mut registry: Registry = crate::node::builtin_registry(&settings);
+    let mut registry: Registry = crate::node::builtin_registry(&settings).expect("default kinds");
     registry.register(Arc::new(Work { journal }));
     Node::start_with(settings, registry)
         .await
@@ -617,7 +617,8 @@ tasks:
 async fn reopen(url: &str, journal: Arc<Journal>) -> Node {
     for _ in 0..100 {
         let settings = settings(url);
-        let mut registry: Registry = crate::node::builtin_registry(&settings);
+        let mut registry: Registry =
+            crate::node::builtin_registry(&settings).expect("default kinds");
         registry.register(Arc::new(Work {
             journal: journal.clone(),
         }));

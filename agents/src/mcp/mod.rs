@@ -1,0 +1,156 @@
+//! `mcp_tool`: calls a tool of a configured Model Context Protocol server. Each server
+//! is a supervised child process (see `stdio_rpc`), started on first use.
+
+mod client;
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::errors::AgentError;
+use crate::schema::{Field, FieldType, InputSchema};
+use crate::stdio_rpc::ProcessConfig;
+use client::McpServer;
+
+pub use client::MCP_PROTOCOL_VERSION;
+
+static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+    fields: vec![
+        Field::new(
+            "server",
+            FieldType::String,
+            true,
+            "A server named in agents.mcp_servers.",
+        ),
+        Field::new("tool", FieldType::String, true, "The tool to call."),
+        Field::new(
+            "arguments",
+            FieldType::Map,
+            false,
+            "The tool's arguments (default none).",
+        ),
+    ],
+    open: false,
+});
+
+#[derive(Debug, Clone)]
+pub struct McpServerConfig {
+    pub name: String,
+    pub process: ProcessConfig,
+}
+
+pub struct McpToolAgent {
+    servers: BTreeMap<String, McpServer>,
+}
+
+impl McpToolAgent {
+    pub fn new(servers: Vec<McpServerConfig>) -> Self {
+        let servers = servers
+            .into_iter()
+            .map(|server| {
+                let client = McpServer::new(server.name.clone(), server.process);
+                (server.name, client)
+            })
+            .collect();
+        Self { servers }
+    }
+
+    /// The tools `server` offers, as it describes them (name, description, inputSchema).
+    pub async fn list_tools(
+        &self,
+        server: &str,
+        cancel: &crate::CancellationToken,
+    ) -> Result<Vec<Value>, AgentError> {
+        let server = self.server(server)?;
+        server.list_tools(server.default_timeout(), cancel).await
+    }
+
+    fn server(&self, name: &str) -> Result<&McpServer, AgentError> {
+        self.servers.get(name).ok_or_else(|| {
+            let reason = if self.servers.is_empty() {
+                format!("no MCP server `{name}`: none are configured (agents.mcp_servers)")
+            } else {
+                let known: Vec<&str> = self.servers.keys().map(String::as_str).collect();
+                format!(
+                    "no MCP server `{name}` is configured; configured: {}",
+                    known.join(", ")
+                )
+            };
+            AgentError::InvalidInput {
+                field: "server".into(),
+                reason,
+            }
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Agent for McpToolAgent {
+    fn kind(&self) -> &str {
+        "mcp_tool"
+    }
+
+    fn description(&self) -> &str {
+        "Calls a tool of a configured MCP server; outputs content, is_error and text."
+    }
+
+    fn input_schema(&self) -> &InputSchema {
+        &SCHEMA
+    }
+
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        SCHEMA.validate(&inputs)?;
+        let text = |key: &str| inputs.get(key).and_then(Value::as_str).unwrap_or_default();
+        let server = self.server(text("server"))?;
+        let tool = text("tool");
+        let arguments = inputs
+            .get("arguments")
+            .filter(|arguments| !arguments.is_null())
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let timeout = context
+            .timeout_secs
+            .map_or(server.default_timeout(), Duration::from_secs);
+        server.check_tool(tool, timeout, &context.cancel).await?;
+        let result = server
+            .call_tool(tool, arguments, timeout, &context.cancel)
+            .await?;
+        Ok(AgentOutput {
+            outputs: outputs(result),
+            cost_usd: 0.0,
+        })
+    }
+}
+
+/// `{content, is_error, text}` (and `structured_content` when the tool sent one).
+fn outputs(mut result: Value) -> Map<String, Value> {
+    let content = result
+        .get_mut("content")
+        .map(Value::take)
+        .unwrap_or(Value::Array(Vec::new()));
+    let text: Vec<&str> = content
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("text"))
+        .filter_map(|item| item.get("text").and_then(Value::as_str))
+        .collect();
+    let mut outputs = Map::new();
+    outputs.insert("text".into(), Value::String(text.join("\n")));
+    outputs.insert(
+        "is_error".into(),
+        Value::Bool(result.get("isError").and_then(Value::as_bool) == Some(true)),
+    );
+    outputs.insert("content".into(), content);
+    if let Some(structured) = result.get_mut("structuredContent") {
+        outputs.insert("structured_content".into(), structured.take());
+    }
+    outputs
+}
