@@ -71,6 +71,7 @@ impl AgentError {
             AgentError::InvalidInput { .. }
                 | AgentError::UnknownKind { .. }
                 | AgentError::Cancelled
+                | AgentError::Unavailable(_)
         ) && !matches!(self, AgentError::ExternalRefused { code, .. } if REQUEST_ERROR_CODES.contains(code))
     }
 }

@@ -47,6 +47,9 @@ pub struct ModelRequest {
     pub agent: String,
     /// Providers not to ask (they already gave an answer that failed validation).
     pub exclude_providers: Vec<String>,
+    /// The same question without its optional context (plan, notes, long quotes), asked
+    /// after a refused answer: small models lose the answer format in long prompts.
+    pub simpler_turns: Option<Vec<Turn>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,9 +114,10 @@ impl<T> Consultation<T> {
 /// Asks until `validate` accepts an answer or `policy.max_calls` calls were made.
 ///
 /// A refused answer is fed back (in the system turn, so that a small model does not copy
-/// its own bad answer) and the next call escalates: it skips the provider that answered,
-/// when the chain has another one left; with none left it asks the same provider again at
-/// a higher temperature.
+/// its own bad answer), the request's simpler prompt replaces the full one when it has
+/// one, and the next call escalates: it skips the provider that answered, when the chain
+/// has another one left; with none left it asks the same provider again at a higher
+/// temperature.
 pub async fn ask_validated<T>(
     client: &dyn ModelClient,
     mut request: ModelRequest,
@@ -121,7 +125,7 @@ pub async fn ask_validated<T>(
     validate: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Consultation<T>, AgentError> {
     let chain = client.providers(request.task_type);
-    let base_system = request
+    let mut base_system = request
         .turns
         .first()
         .filter(|turn| turn.role == "system")
@@ -151,22 +155,35 @@ pub async fn ask_validated<T>(
                 summary.refused = Some(problem.clone());
                 calls.push(summary);
                 if call == policy.max_calls.max(1) {
+                    let excerpt: String = reply.text.chars().take(160).collect();
                     return Err(AgentError::ModelOutput {
                         agent: request.agent.clone(),
                         calls: calls.len() as u32,
-                        problem,
+                        problem: format!("{problem}; the last answer began {excerpt:?}"),
                     });
                 }
-                let remaining = chain
-                    .iter()
-                    .filter(|name| {
-                        **name != reply.provider && !request.exclude_providers.contains(name)
-                    })
-                    .count();
-                if remaining > 0 {
-                    request.exclude_providers.push(reply.provider.clone());
+                // What changes for the next call: a simpler prompt if there is one
+                // (the change is the variation), else another provider if the chain
+                // has one left, else a higher temperature.
+                if let Some(simpler) = request.simpler_turns.take() {
+                    base_system = simpler
+                        .first()
+                        .filter(|turn| turn.role == "system")
+                        .map(|turn| turn.content.clone());
+                    request.turns = simpler;
                 } else {
-                    request.temperature = (request.temperature + policy.temperature_step).min(1.0);
+                    let remaining = chain
+                        .iter()
+                        .filter(|name| {
+                            **name != reply.provider && !request.exclude_providers.contains(name)
+                        })
+                        .count();
+                    if remaining > 0 {
+                        request.exclude_providers.push(reply.provider.clone());
+                    } else {
+                        request.temperature =
+                            (request.temperature + policy.temperature_step).min(1.0);
+                    }
                 }
                 let note = format!(
                     "\n\nA previous answer was refused because {problem}. Follow the format exactly."

@@ -160,8 +160,17 @@ impl Node {
             Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
             None => None,
         };
+        // With no local model and no remote provider there is nothing to ask: the
+        // model-backed kinds then fail at once with how to fix it.
+        let can_answer = inference.is_some()
+            || settings
+                .providers
+                .chain
+                .iter()
+                .any(|entry| entry.kind != "local");
         let services = AgentServices {
-            model: Some(Arc::new(model.clone())),
+            model: can_answer
+                .then(|| Arc::new(model.clone()) as Arc<dyn troupe_agents::ModelClient>),
             memory: memory
                 .clone()
                 .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),

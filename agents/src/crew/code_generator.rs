@@ -151,18 +151,22 @@ impl Agent for CodeGeneratorAgent {
         } else {
             format!(" It {purpose}.")
         };
-        let turns = vec![
-            Turn::system(format!(
-                "You are a {tag} programmer. You answer with one ```{tag} code block and \
-                 nothing else.{notes}"
-            )),
-            Turn::user(format!(
-                "Write the {tag} module `{module}`.{purpose}\nThe whole feature: {}",
-                super::quoted(specification, self.config.max_quoted_chars)
-            )),
-        ];
+        let prompt = |notes: &str| {
+            vec![
+                Turn::system(format!(
+                    "You are a {tag} programmer. You answer with one ```{tag} code block and \
+                     nothing else.{notes}"
+                )),
+                Turn::user(format!(
+                    "Write the {tag} module `{module}`.{purpose}\nThe whole feature: {}",
+                    super::quoted(specification, self.config.max_quoted_chars)
+                )),
+            ]
+        };
         let parsed = session
-            .ask(turns, "code", |answer| parse_code(answer, lang))
+            .ask_simpler_after_refusal(prompt(&notes), Some(prompt("")), "code", |answer| {
+                parse_code(answer, lang)
+            })
             .await?;
         let file = format!("{module}.{}", source::extension(lang));
         work.write("module", &file, &parsed.code)?;

@@ -14,6 +14,8 @@ mod code_review;
 mod debugging;
 mod documentation;
 pub(crate) mod extract;
+#[cfg(test)]
+mod hostile_answers;
 mod planner;
 mod session;
 pub(crate) mod source;

@@ -83,6 +83,19 @@ impl<'a> Session<'a> {
         task_type: &'static str,
         validate: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, AgentError> {
+        self.ask_simpler_after_refusal(turns, None, task_type, validate)
+            .await
+    }
+
+    /// [`Session::ask`], with `simpler` (the question without its optional context)
+    /// used for the calls after a refused answer.
+    pub async fn ask_simpler_after_refusal<T>(
+        &mut self,
+        turns: Vec<Turn>,
+        simpler: Option<Vec<Turn>>,
+        task_type: &'static str,
+        validate: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, AgentError> {
         let request = ModelRequest {
             turns,
             max_tokens: self.config.max_tokens,
@@ -90,6 +103,7 @@ impl<'a> Session<'a> {
             task_type,
             agent: self.agent.to_string(),
             exclude_providers: Vec::new(),
+            simpler_turns: simpler,
         };
         let asked = ask_validated(self.model, request, self.config.policy, validate);
         let Consultation {

@@ -286,6 +286,9 @@ async fn health_readiness_and_the_api_description_are_served() {
         "/api/v1/runs/{id}",
         "/api/v1/runs/{id}/tasks/{task}/decision",
         "/api/v1/approvals",
+        "/api/v1/memory",
+        "/api/v1/memory/search",
+        "/api/v1/memory/{id}",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
@@ -305,14 +308,21 @@ async fn health_readiness_and_the_api_description_are_served() {
     assert_eq!(
         kinds,
         [
+            "architect",
             "code_analyzer",
+            "code_generator",
+            "code_review",
+            "debugging",
             "deployment_agent",
+            "documentation",
             "echo",
             "http",
             "human_review",
             "mcp_tool",
+            "planner",
             "security_scanner",
             "shell",
+            "test_generator",
             "test_runner"
         ]
     );
@@ -361,5 +371,71 @@ async fn the_websocket_streams_a_runs_events_as_they_happen() {
             "attempt_succeeded",
             "run_finished"
         ]
+    );
+}
+
+#[tokio::test]
+async fn memory_endpoints_refuse_what_is_wrong_and_say_what_to_do() {
+    let (app, _node) = app().await;
+    let (status, body) = get(&app, "/api/v1/memory?project=shop").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = get(&app, "/api/v1/memory?project=shop&user=ada&kind=forever").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.to_string()
+            .contains("short_term, long_term or episodic"),
+        "{body}"
+    );
+    let (status, listed) = get(&app, "/api/v1/memory?project=shop&user=ada").await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])));
+    let search = json!({"project": "shop", "user": "ada", "query": "prices", "k": 0});
+    let (status, body) = post_json(&app, "/api/v1/memory/search", search).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("`k` must be 1 to 100"), "{body}");
+    // This node serves no models: memory search says how to get the embedding model.
+    let search = json!({"project": "shop", "user": "ada", "query": "prices"});
+    let (status, body) = post_json(&app, "/api/v1/memory/search", search).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("models.serve"), "{body}");
+    let entry = json!({"project": "shop", "user": "ada", "text": "x", "kind": "short_term"});
+    let (status, _) = post_json(&app, "/api/v1/memory", entry).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(
+        &app,
+        Method::DELETE,
+        "/api/v1/memory/nope?project=shop&user=ada",
+        "application/json",
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = post_json(&app, "/api/v1/memory/search", json!({"query": 7})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_model_backed_kind_on_a_node_without_a_model_fails_with_how_to_fix_it() {
+    let (app, _node) = app().await;
+    let workflow = "name: Plan without a model\ntasks:\n  - id: plan\n    name: Plan\n    agent: planner\n    inputs: { goal: ship it }\n";
+    let (status, created) = send(
+        &app,
+        Method::POST,
+        "/api/v1/workflows",
+        "application/yaml",
+        workflow,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["workflow_id"].as_str().unwrap();
+    let (status, started) =
+        post_json(&app, &format!("/api/v1/workflows/{id}/runs"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let run = finished_run(&app, started["run_id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let error = run["tasks"][0]["error"].as_str().unwrap();
+    assert!(error.contains("troupe models fetch"), "{error}");
+    assert_eq!(
+        run["tasks"][0]["attempts"], 1,
+        "an unavailable model is not retried"
     );
 }
