@@ -17,6 +17,7 @@ pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
 pub use settings::{
     AgentSettings, EngineSettings, LogFormat, LogSettings, ModelAgentSettings, ModelSettings,
-    ProviderEntry, ProviderSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings,
+    ProviderEntry, ProviderSettings, ScannerLimits, ServerSettings, Settings, ShellAgentSettings,
+    StoreSettings, TestRunnerLimits,
 };
 pub use show::render_masked;

@@ -194,11 +194,64 @@ pub struct AgentSettings {
     pub shell: ShellAgentSettings,
     /// Limits of the model-backed kinds (planner, architect, code_generator, ...).
     pub model: ModelAgentSettings,
+    /// Limits of `security_scanner` (and of the rules `code_analyzer` runs); unset keys
+    /// keep the kind's built-in default.
+    pub scanner: ScannerLimits,
+    /// Limits of `test_runner`; unset keys keep the kind's built-in default.
+    pub test_runner: TestRunnerLimits,
     /// Agent kinds served by external processes (`[[agents.plugins]]`).
     pub plugins: Vec<crate::PluginSettings>,
     /// Model Context Protocol servers the `mcp_tool` kind can call
     /// (`[[agents.mcp_servers]]`).
     pub mcp_servers: Vec<crate::McpServerSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScannerLimits {
+    /// Files looked at before a scan stops and reports `truncated` (200,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
+    /// Larger files are skipped and counted (1 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+    /// Bytes read over a whole scan (2 GiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_bytes: Option<u64>,
+    /// Findings listed, worst first (10,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_findings: Option<u64>,
+    /// Scanning threads; 0 is one per CPU (0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestRunnerLimits {
+    /// Variables a test suite inherits from the node (PATH, HOME and toolchain homes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_allow_list: Option<Vec<String>>,
+    /// When a task gives no `timeout_secs` (600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_timeout_secs: Option<u64>,
+    /// Tail of stdout and stderr kept (64 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+    /// Memory the suite may use (4 GiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
+    /// Processes the suite may run at once (512).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u64>,
+    /// Size and files of the throw-away copy (1 GiB, 200,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_copy_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_copy_files: Option<u64>,
+    /// Run with the network when no network namespace can be made, instead of failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_network_fallback: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -426,6 +479,46 @@ impl Settings {
         self.provider_problems(&mut problems);
         if self.agents.shell.max_output_bytes == 0 {
             problems.push(("agents.shell.max_output_bytes", "must be at least 1".into()));
+        }
+        let limits = [
+            ("agents.scanner.max_files", self.agents.scanner.max_files),
+            (
+                "agents.scanner.max_file_bytes",
+                self.agents.scanner.max_file_bytes,
+            ),
+            (
+                "agents.scanner.max_total_bytes",
+                self.agents.scanner.max_total_bytes,
+            ),
+            (
+                "agents.test_runner.default_timeout_secs",
+                self.agents.test_runner.default_timeout_secs,
+            ),
+            (
+                "agents.test_runner.max_output_bytes",
+                self.agents.test_runner.max_output_bytes,
+            ),
+            (
+                "agents.test_runner.max_memory_bytes",
+                self.agents.test_runner.max_memory_bytes,
+            ),
+            (
+                "agents.test_runner.max_processes",
+                self.agents.test_runner.max_processes,
+            ),
+            (
+                "agents.test_runner.max_copy_bytes",
+                self.agents.test_runner.max_copy_bytes,
+            ),
+            (
+                "agents.test_runner.max_copy_files",
+                self.agents.test_runner.max_copy_files,
+            ),
+        ];
+        for (key, value) in limits {
+            if value == Some(0) {
+                problems.push((key, "must be at least 1".into()));
+            }
         }
         let model = &self.agents.model;
         for (key, value) in [

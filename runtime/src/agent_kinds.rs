@@ -6,9 +6,67 @@
 
 use troupe_agents::{
     AskPolicy, CrewConfig, Field, FieldType, InputSchema, McpServerConfig, PluginConfig,
-    ProcessConfig,
+    ProcessConfig, ScannerConfig, TestRunnerConfig,
 };
-use troupe_config::{InputType, McpServerSettings, ModelAgentSettings, PluginSettings};
+use troupe_config::{
+    InputType, McpServerSettings, ModelAgentSettings, PluginSettings, ScannerLimits,
+    TestRunnerLimits,
+};
+
+fn size(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// The scanner's limits: the settings given, the kind's defaults for the rest.
+pub(crate) fn scanner_config(limits: &ScannerLimits) -> ScannerConfig {
+    let mut config = ScannerConfig::default();
+    if let Some(value) = limits.max_files {
+        config.max_files = size(value);
+    }
+    if let Some(value) = limits.max_file_bytes {
+        config.max_file_bytes = value;
+    }
+    if let Some(value) = limits.max_total_bytes {
+        config.max_total_bytes = value;
+    }
+    if let Some(value) = limits.max_findings {
+        config.max_findings = size(value);
+    }
+    if let Some(value) = limits.threads {
+        config.threads = size(value);
+    }
+    config
+}
+
+/// The test runner's limits: the settings given, the kind's defaults for the rest.
+pub(crate) fn test_runner_config(limits: &TestRunnerLimits) -> TestRunnerConfig {
+    let mut config = TestRunnerConfig::default();
+    if let Some(value) = &limits.env_allow_list {
+        config.env_allow_list = value.clone();
+    }
+    if let Some(value) = limits.default_timeout_secs {
+        config.default_timeout_secs = value;
+    }
+    if let Some(value) = limits.max_output_bytes {
+        config.max_output_bytes = size(value);
+    }
+    if let Some(value) = limits.max_memory_bytes {
+        config.max_memory_bytes = value;
+    }
+    if let Some(value) = limits.max_processes {
+        config.max_processes = value;
+    }
+    if let Some(value) = limits.max_copy_bytes {
+        config.max_copy_bytes = value;
+    }
+    if let Some(value) = limits.max_copy_files {
+        config.max_copy_files = value;
+    }
+    if let Some(value) = limits.allow_network_fallback {
+        config.allow_network_fallback = value;
+    }
+    config
+}
 
 pub(crate) fn crew_config(model: &ModelAgentSettings) -> CrewConfig {
     CrewConfig {
@@ -78,5 +136,47 @@ fn field_type(input_type: InputType) -> FieldType {
         InputType::List => FieldType::List,
         InputType::Map => FieldType::Map,
         InputType::Any => FieldType::Any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use troupe_agents::AgentContext;
+
+    #[tokio::test]
+    async fn limits_in_the_settings_reach_the_agents() {
+        let settings = troupe_config::Layers::new()
+            .assignment("agents.scanner.max_files=2")
+            .unwrap()
+            .assignment("agents.test_runner.max_processes=64")
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(
+            super::test_runner_config(&settings.agents.test_runner).max_processes,
+            64
+        );
+        let repo = tempfile::tempdir().unwrap();
+        for name in ["a.py", "b.py", "c.py", "d.py"] {
+            std::fs::write(repo.path().join(name), "x = 1\n").unwrap();
+        }
+        let registry = crate::builtin_registry(&settings).unwrap();
+        let scanner = registry.get("security_scanner").unwrap();
+        let inputs = json!({"repository": repo.path().display().to_string()});
+        let scanned = scanner
+            .run(
+                inputs.as_object().unwrap().clone(),
+                AgentContext::detached("r:t:1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            scanned.outputs["truncated"],
+            json!(true),
+            "{:?}",
+            scanned.outputs
+        );
+        assert!(scanned.outputs["files_scanned"].as_u64().unwrap() <= 2);
     }
 }

@@ -93,7 +93,15 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, RuntimeError> {
             default_timeout_secs: 60,
         },
     );
-    for agent in troupe_agents::crew(crate::agent_kinds::crew_config(&settings.agents.model)) {
+    let limits = &settings.agents;
+    registry
+        .register(Arc::new(troupe_agents::SecurityScannerAgent::new(
+            crate::agent_kinds::scanner_config(&limits.scanner),
+        )))
+        .register(Arc::new(troupe_agents::TestRunnerAgent::new(
+            crate::agent_kinds::test_runner_config(&limits.test_runner),
+        )));
+    for agent in troupe_agents::crew(crate::agent_kinds::crew_config(&limits.model)) {
         registry.register(agent);
     }
     let mcp_servers = settings

@@ -409,8 +409,12 @@ async fn memory_endpoints_refuse_what_is_wrong_and_say_what_to_do() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = post_json(&app, "/api/v1/memory/search", json!({"query": 7})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = post_json(&app, "/api/v1/memory/search", json!({"query": 7})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.to_string().contains("query") || body.to_string().contains("project"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
