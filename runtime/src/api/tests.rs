@@ -411,10 +411,7 @@ async fn memory_endpoints_refuse_what_is_wrong_and_say_what_to_do() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = post_json(&app, "/api/v1/memory/search", json!({"query": 7})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body.to_string().contains("query") || body.to_string().contains("project"),
-        "{body}"
-    );
+    assert!(body.to_string().contains("expected a string"), "{body}");
 }
 
 #[tokio::test]
