@@ -410,15 +410,12 @@ impl Node {
             reply
         })??;
         // A reviewer's comment is the human correction later tasks should learn from.
-        if let (Some(comment), Some(memory)) = (comment, &self.memory) {
+        if let (Some(comment), Some(_)) = (comment, &self.memory) {
             let scope = self.run_state(run_id).await?.memory_scope();
             let verdict = if approved { "approved" } else { "rejected" };
             let text = format!("{approver} {verdict} task `{task}`: {comment}");
             let metadata = json!({"agent": "human", "task": task, "approved": approved});
-            let embedding = memory.embed(&text).await?;
-            memory
-                .store()
-                .insert_memory(&scope, MemoryKind::Episodic, &text, &metadata, &embedding)
+            self.remember(&scope, MemoryKind::Episodic, &text, &metadata)
                 .await?;
         }
         Ok(())

@@ -62,19 +62,23 @@ fn undecorated(line: &str) -> Option<&str> {
     Some(rest.trim())
 }
 
+/// The lines of an answer outside its code blocks.
+fn prose_lines(answer: &str) -> impl Iterator<Item = &str> {
+    let mut in_code = false;
+    answer.lines().filter(move |line| {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            return false;
+        }
+        !in_code
+    })
+}
+
 /// Numbered or bulleted items, outside code blocks, bold markers removed, duplicates
 /// dropped.
 pub fn list_items(answer: &str) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
-    let mut in_code = false;
-    for line in answer.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for line in prose_lines(answer) {
         let Some(item) = undecorated(line) else {
             continue;
         };
@@ -90,15 +94,7 @@ pub fn list_items(answer: &str) -> Vec<String> {
 /// identifier. Lines whose name is not one (a sentence, a file name) are skipped.
 pub fn named_lines(answer: &str) -> Vec<(String, String)> {
     let mut named: Vec<(String, String)> = Vec::new();
-    let mut in_code = false;
-    for line in answer.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            continue;
-        }
+    for line in prose_lines(answer) {
         let line = undecorated(line).unwrap_or(line.trim()).replace("**", "");
         let Some((name, purpose)) = line.split_once(':') else {
             continue;
