@@ -11,7 +11,29 @@ pub struct Settings {
     pub agents: AgentSettings,
     pub models: ModelSettings,
     pub providers: ProviderSettings,
+    pub audit: AuditSettings,
     pub log: LogSettings,
+}
+
+/// The audit log's signed checkpoints, kept outside the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Directory of the checkpoint file and its signing key. Empty: beside an embedded
+    /// store (`<data dir>-audit`); a `ws://` or `mem://` store then writes checkpoints to
+    /// the log only, so set it for a shared server.
+    pub dir: String,
+    /// A checkpoint every this many entries (and at start and shutdown).
+    pub checkpoint_every: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            checkpoint_every: 100,
+        }
+    }
 }
 
 /// Where model calls go, in order of cost: the local workers first, paid providers as
@@ -519,6 +541,9 @@ impl Settings {
             if value == Some(0) {
                 problems.push((key, "must be at least 1".into()));
             }
+        }
+        if self.audit.checkpoint_every == 0 {
+            problems.push(("audit.checkpoint_every", "must be at least 1".into()));
         }
         let model = &self.agents.model;
         for (key, value) in [

@@ -35,6 +35,8 @@ pub enum RuntimeError {
     Actor(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The agent kinds in settings cannot be set up (a plugin named like a built-in).
     #[error("agent kinds in settings: {0}")]
     AgentKinds(String),

@@ -18,6 +18,8 @@ use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, Provi
 use troupe_inference::serve::InferenceService;
 use troupe_inference::serve::setup;
 
+use crate::audit::AuditLog;
+use crate::audit::chain::AuditEntry;
 use crate::clock::now_ms;
 use crate::engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
 use crate::engine::context::EngineContext;
@@ -28,7 +30,8 @@ use crate::engine::state::{RunState, TaskState};
 use crate::errors::RuntimeError;
 use crate::services::{ChainModel, NodeMemory};
 use crate::store::{
-    MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store, WorkflowRecord, WorkflowVersion,
+    AuditFilter, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store, WorkflowRecord,
+    WorkflowVersion,
 };
 use crate::supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -40,6 +43,7 @@ pub struct Node {
     inference: Option<InferenceService>,
     model: ChainModel,
     memory: Option<NodeMemory>,
+    audit: Arc<AuditLog>,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     settings: Settings,
@@ -145,6 +149,25 @@ impl Node {
     /// Starts a node with the given agent kinds (tests add their own).
     pub async fn start_with(settings: Settings, registry: Registry) -> Result<Node, RuntimeError> {
         let store = Store::open(&settings.store).await?;
+        let audit = Arc::new(
+            AuditLog::open(
+                store.clone(),
+                crate::audit::checkpoint_dir(&settings).as_deref(),
+                settings.audit.checkpoint_every,
+            )
+            .await?,
+        );
+        audit
+            .record(
+                "system",
+                "node.start",
+                &settings.server.address,
+                json!({"settings_sha256": settings_digest(&settings)}),
+            )
+            .await?;
+        // A checkpoint at every start: a chain cut short while the node was down is
+        // caught against the one written at the last start or shutdown.
+        audit.checkpoint().await?;
         let node_id = EngineContext::new_node_id();
         let policy = RestartPolicy {
             max_restarts: settings.engine.restart_intensity,
@@ -163,7 +186,7 @@ impl Node {
             None
         };
         let providers = Arc::new(ProviderChain::new(&settings.providers, inference.clone()));
-        let model = ChainModel::new(providers.clone(), store.clone());
+        let model = ChainModel::new(providers.clone(), store.clone(), audit.clone());
         let memory = match &inference {
             Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
             None => None,
@@ -227,6 +250,7 @@ impl Node {
             context,
             model,
             memory,
+            audit,
             inference,
             root,
             root_handle,
@@ -305,6 +329,9 @@ impl Node {
     }
 
     pub async fn shutdown(self) {
+        if let Err(error) = self.audit.checkpoint().await {
+            tracing::error!(%error, "the audit checkpoint at shutdown failed");
+        }
         let Node {
             context,
             root,
@@ -343,6 +370,14 @@ impl Node {
             .store()
             .save_workflow(&workflow.id, &workflow.name, source, now_ms())
             .await?;
+        self.audit
+            .record(
+                UNAUTHENTICATED,
+                "workflow.create",
+                &workflow.id,
+                json!({"version": version, "source_sha256": sha256_hex(source)}),
+            )
+            .await?;
         Ok((workflow.id, version))
     }
 
@@ -355,7 +390,11 @@ impl Node {
     }
 
     pub async fn delete_workflow(&self, id: &str) -> Result<(), RuntimeError> {
-        self.store().delete_workflow(id).await
+        self.store().delete_workflow(id).await?;
+        self.audit
+            .record(UNAUTHENTICATED, "workflow.delete", id, json!({}))
+            .await?;
+        Ok(())
     }
 
     // ---- runs --------------------------------------------------------------------
@@ -373,7 +412,16 @@ impl Node {
             variables,
             started_by: started_by.into(),
         };
-        ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)?
+        let run_id = ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)??;
+        self.audit
+            .record(
+                started_by,
+                "run.start",
+                &run_id,
+                json!({"workflow": workflow_id, "version": version}),
+            )
+            .await?;
+        Ok(run_id)
     }
 
     pub async fn cancel_run(&self, run_id: &str, by: &str) -> Result<(), RuntimeError> {
@@ -382,7 +430,11 @@ impl Node {
             run_id: run_id.into(),
             by: by.into(),
             reply
-        })?
+        })??;
+        self.audit
+            .record(by, "run.cancel", run_id, json!({}))
+            .await?;
+        Ok(())
     }
 
     pub async fn decide(
@@ -409,6 +461,14 @@ impl Node {
             request,
             reply
         })??;
+        self.audit
+            .record(
+                &approver,
+                "approval.decide",
+                &format!("{run_id}/{task}"),
+                json!({"approved": approved, "comment": comment}),
+            )
+            .await?;
         // A reviewer's comment is the human correction later tasks should learn from.
         if let (Some(comment), Some(_)) = (comment, &self.memory) {
             let scope = self.run_state(run_id).await?.memory_scope();
@@ -419,6 +479,19 @@ impl Node {
                 .await?;
         }
         Ok(())
+    }
+
+    // ---- audit -------------------------------------------------------------------
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>, RuntimeError> {
+        self.store().audit_entries(filter).await
     }
 
     // ---- memory ------------------------------------------------------------------
@@ -574,4 +647,21 @@ impl Node {
         }
         loads
     }
+}
+
+/// Who the audit log names for actions whose caller is not known yet (before accounts).
+const UNAUTHENTICATED: &str = "unauthenticated";
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The effective settings (secrets masked) as a digest: a change between starts shows
+/// in the audit log as a different digest.
+fn settings_digest(settings: &Settings) -> String {
+    sha256_hex(&troupe_config::render_masked(settings))
 }

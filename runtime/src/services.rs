@@ -12,6 +12,9 @@ use troupe_inference::providers::{Answered, ChainOutcome, CompletionRequest, Pro
 use troupe_inference::quality::TaskType;
 use troupe_inference::serve::InferenceService;
 
+use serde_json::json;
+
+use crate::audit::AuditLog;
 use crate::clock::now_ms;
 use crate::errors::RuntimeError;
 use crate::store::{MemoryFilter, Store};
@@ -21,11 +24,16 @@ use crate::store::{MemoryFilter, Store};
 pub struct ChainModel {
     chain: Arc<ProviderChain>,
     store: Store,
+    audit: Arc<AuditLog>,
 }
 
 impl ChainModel {
-    pub fn new(chain: Arc<ProviderChain>, store: Store) -> Self {
-        Self { chain, store }
+    pub fn new(chain: Arc<ProviderChain>, store: Store, audit: Arc<AuditLog>) -> Self {
+        Self {
+            chain,
+            store,
+            audit,
+        }
     }
 
     /// Asks the chain and writes every call it took to the ledger; returns the answer
@@ -40,6 +48,26 @@ impl ChainModel {
         self.store
             .record_calls(&request_id, started, &calls)
             .await?;
+        // A call that left the machine for a paid provider is a security-relevant event:
+        // the prompt went to a third party.
+        for call in calls.iter().filter(|call| !call.local) {
+            self.audit
+                .record(
+                    call.agent.as_deref().unwrap_or("api"),
+                    "model.paid_call",
+                    &call.provider,
+                    json!({
+                        "request_id": request_id,
+                        "model": call.model,
+                        "tokens_in": call.tokens_in,
+                        "tokens_out": call.tokens_out,
+                        "cost_usd": call.cost_usd,
+                        "served": call.served,
+                        "error": call.error,
+                    }),
+                )
+                .await?;
+        }
         let cost = calls.iter().map(|call| call.cost_usd).sum();
         Ok((answer?, cost))
     }

@@ -55,7 +55,7 @@ pub struct Owner {
 }
 
 /// `text` percent-encoded for a query string or a path segment.
-fn encode(text: &str) -> String {
+pub fn encode(text: &str) -> String {
     // A constant, valid URL: parsing it cannot fail.
     let mut url = reqwest::Url::parse("http://localhost/").expect("a valid URL");
     url.query_pairs_mut().append_pair("v", text);

@@ -1,5 +1,6 @@
 //! Command-line arguments and the dispatch to each command.
 
+mod audit;
 mod bench;
 mod client;
 mod costs;
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: workflow::WorkflowCommand,
     },
+    /// Verify or export the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Search, list or delete what agents remember.
     Memory {
         #[command(subcommand)]
@@ -134,6 +140,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         }
         Command::Models { command } => models::models(&settings, command).await,
         Command::Memory { command } => memory::memory(&settings, command).await,
+        Command::Audit { command } => audit::audit(&settings, command).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::api::{error, handlers, memory, wire};
+use crate::api::{audit, error, handlers, memory, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,8 @@ use crate::api::{error, handlers, memory, wire};
         memory::search,
         memory::create,
         memory::delete,
+        audit::export,
+        audit::verify,
         handlers::healthz,
         handlers::readyz,
     ),
@@ -50,6 +52,10 @@ use crate::api::{error, handlers, memory, wire};
         memory::NewMemoryEntry,
         memory::MemoryCreated,
         crate::store::MemoryEntry,
+        crate::audit::chain::AuditEntry,
+        crate::audit::chain::Breach,
+        crate::audit::checkpoint::Checkpoint,
+        crate::audit::VerifyReport,
     ))
 )]
 pub struct ApiDoc;

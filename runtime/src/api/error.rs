@@ -68,7 +68,8 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Store(_)
             | RuntimeError::StoreOpen { .. }
             | RuntimeError::Actor(_)
-            | RuntimeError::AgentKinds(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            | RuntimeError::AgentKinds(_)
+            | RuntimeError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let retry_after_secs = match &error {
             RuntimeError::Overloaded { retry_after_secs } => Some(*retry_after_secs),

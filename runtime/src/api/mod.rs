@@ -2,6 +2,7 @@
 //! the OpenAPI document and its docs page. `router(node)` builds it, so tests drive it
 //! with `oneshot` and the binary serves it.
 
+mod audit;
 mod body;
 mod docs;
 mod error;
@@ -22,6 +23,7 @@ use axum::routing::{delete, get, post};
 
 use crate::errors::RuntimeError;
 use crate::node::Node;
+pub use audit::to_csv as audit_csv;
 pub use error::ApiError;
 
 pub fn router(node: Arc<Node>) -> Router {
@@ -49,6 +51,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/costs", get(providers::costs))
         .route("/memory", get(memory::list).post(memory::create))
         .route("/memory/search", post(memory::search))
+        .route("/audit", get(audit::export))
+        .route("/audit/verify", get(audit::verify))
         .route("/memory/{id}", delete(memory::delete))
         .route("/events", get(events_ws::subscribe));
     let compatible = Router::new()

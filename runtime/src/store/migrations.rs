@@ -109,6 +109,23 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS memory_scope ON memory FIELDS project, user, created_at_ms;
     ",
     ),
+    (
+        5,
+        // The audit hash chain, keyed by sequence number (see `audit::chain`).
+        "
+    DEFINE TABLE IF NOT EXISTS audit_log SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS seq ON audit_log TYPE int;
+    DEFINE FIELD IF NOT EXISTS at_ms ON audit_log TYPE int;
+    DEFINE FIELD IF NOT EXISTS actor ON audit_log TYPE string;
+    DEFINE FIELD IF NOT EXISTS action ON audit_log TYPE string;
+    DEFINE FIELD IF NOT EXISTS target ON audit_log TYPE string;
+    DEFINE FIELD IF NOT EXISTS details ON audit_log TYPE string;
+    DEFINE FIELD IF NOT EXISTS prev_hash ON audit_log TYPE string;
+    DEFINE FIELD IF NOT EXISTS hash ON audit_log TYPE string;
+    DEFINE INDEX IF NOT EXISTS audit_log_seq ON audit_log FIELDS seq UNIQUE;
+    DEFINE INDEX IF NOT EXISTS audit_log_time ON audit_log FIELDS at_ms;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

@@ -5,6 +5,7 @@
 //! Values cross into SurrealDB as `serde_json::Value` and come back the same way, so our
 //! types only need serde. The schema is SCHEMAFULL and migrated at open (`migrations`).
 
+mod audit;
 mod ledger;
 mod memory;
 mod migrations;
@@ -18,6 +19,7 @@ use troupe_config::StoreSettings;
 
 use crate::engine::events::{RunEvent, RunStatus, StoredEvent};
 use crate::errors::RuntimeError;
+pub use audit::AuditFilter;
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
@@ -78,6 +80,13 @@ impl Store {
                     .map_err(|error| RuntimeError::Store(format!("unexpected row: {error}")))
             })
             .collect()
+    }
+
+    /// Runs any statement: tests use it to tamper with what the API would never let
+    /// them touch.
+    #[cfg(test)]
+    pub(crate) async fn execute_for_test(&self, query: &str) -> Result<(), RuntimeError> {
+        self.execute(query, json!({})).await
     }
 
     async fn execute(&self, query: &str, vars: Value) -> Result<(), RuntimeError> {
