@@ -17,6 +17,7 @@ mod mcp;
 mod memory;
 mod model;
 mod plugin;
+pub mod privacy;
 mod process;
 mod project;
 mod registry;

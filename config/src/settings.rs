@@ -12,7 +12,26 @@ pub struct Settings {
     pub models: ModelSettings,
     pub providers: ProviderSettings,
     pub audit: AuditSettings,
+    pub privacy: PrivacySettings,
     pub log: LogSettings,
+}
+
+/// Sensitive data (card numbers, national ids, emails, IP addresses, private keys,
+/// provider API keys) in prompts sent through the provider chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    /// `redact` (placeholders go to the model, the caller's answer gets its values
+    /// back), `refuse` (the request fails, naming the kinds found) or `off`.
+    pub mode: String,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            mode: "redact".into(),
+        }
+    }
 }
 
 /// The audit log's signed checkpoints, kept outside the database.
@@ -541,6 +560,12 @@ impl Settings {
             if value == Some(0) {
                 problems.push((key, "must be at least 1".into()));
             }
+        }
+        if !["redact", "refuse", "off"].contains(&self.privacy.mode.as_str()) {
+            problems.push((
+                "privacy.mode",
+                format!("`{}` is not one of redact, refuse, off", self.privacy.mode),
+            ));
         }
         if self.audit.checkpoint_every == 0 {
             problems.push(("audit.checkpoint_every", "must be at least 1".into()));

@@ -28,7 +28,7 @@ use crate::engine::run_actor::DecisionRequest;
 use crate::engine::run_manager::{RunManager, RunManagerMsg, StartRun};
 use crate::engine::state::{RunState, TaskState};
 use crate::errors::RuntimeError;
-use crate::services::{ChainModel, NodeMemory};
+use crate::services::{ChainModel, NodeMemory, PrivacyMode};
 use crate::store::{
     AuditFilter, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store, WorkflowRecord,
     WorkflowVersion,
@@ -186,7 +186,12 @@ impl Node {
             None
         };
         let providers = Arc::new(ProviderChain::new(&settings.providers, inference.clone()));
-        let model = ChainModel::new(providers.clone(), store.clone(), audit.clone());
+        let model = ChainModel::new(
+            providers.clone(),
+            store.clone(),
+            audit.clone(),
+            PrivacyMode::from_setting(&settings.privacy.mode),
+        );
         let memory = match &inference {
             Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
             None => None,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use troupe_agents::privacy::Redactions;
 use troupe_agents::{
     AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory, Recalled,
 };
@@ -25,15 +26,79 @@ pub struct ChainModel {
     chain: Arc<ProviderChain>,
     store: Store,
     audit: Arc<AuditLog>,
+    privacy: PrivacyMode,
+}
+
+/// What happens to sensitive data in a prompt (`privacy.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivacyMode {
+    Redact,
+    Refuse,
+    Off,
+}
+
+impl PrivacyMode {
+    pub fn from_setting(mode: &str) -> Self {
+        match mode {
+            "refuse" => PrivacyMode::Refuse,
+            "off" => PrivacyMode::Off,
+            // Validated at load; anything else is the safe default.
+            _ => PrivacyMode::Redact,
+        }
+    }
 }
 
 impl ChainModel {
-    pub fn new(chain: Arc<ProviderChain>, store: Store, audit: Arc<AuditLog>) -> Self {
+    pub fn new(
+        chain: Arc<ProviderChain>,
+        store: Store,
+        audit: Arc<AuditLog>,
+        privacy: PrivacyMode,
+    ) -> Self {
         Self {
             chain,
             store,
             audit,
+            privacy,
         }
+    }
+
+    /// The request with sensitive values swapped for placeholders, and the mapping;
+    /// refused outright in `refuse` mode. Logs and audits the kinds found, never a value.
+    async fn screen(
+        &self,
+        request: &CompletionRequest,
+    ) -> Result<(CompletionRequest, Redactions), RuntimeError> {
+        let mut redactions = Redactions::default();
+        if self.privacy == PrivacyMode::Off {
+            return Ok((request.clone(), redactions));
+        }
+        let mut screened = request.clone();
+        for message in &mut screened.messages {
+            message.content = redactions.redact(&message.content);
+        }
+        if redactions.is_empty() {
+            return Ok((screened, redactions));
+        }
+        let kinds: Vec<&str> = redactions.counts().keys().map(|kind| kind.name()).collect();
+        let refused = self.privacy == PrivacyMode::Refuse;
+        tracing::warn!(?kinds, refused, agent = ?request.agent, "sensitive data in a prompt");
+        self.audit
+            .record(
+                request.agent.as_deref().unwrap_or("api"),
+                "prompt.sensitive_data",
+                if refused { "refused" } else { "redacted" },
+                json!({ "kinds": redactions.counts().iter().map(|(kind, n)| (kind.name(), n)).collect::<std::collections::BTreeMap<_, _>>() }),
+            )
+            .await?;
+        if refused {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "the prompt holds sensitive data ({}); it was not sent to any model. \
+                 Remove it, or set privacy.mode = \"redact\" to send placeholders instead",
+                kinds.join(", ")
+            )));
+        }
+        Ok((screened, redactions))
     }
 
     /// Asks the chain and writes every call it took to the ledger; returns the answer
@@ -42,8 +107,9 @@ impl ChainModel {
         &self,
         request: &CompletionRequest,
     ) -> Result<(Answered, f64), RuntimeError> {
+        let (request, redactions) = self.screen(request).await?;
         let started = now_ms();
-        let ChainOutcome { answer, calls } = self.chain.complete(request).await;
+        let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
         self.store
             .record_calls(&request_id, started, &calls)
@@ -69,7 +135,9 @@ impl ChainModel {
                 .await?;
         }
         let cost = calls.iter().map(|call| call.cost_usd).sum();
-        Ok((answer?, cost))
+        let mut answer = answer?;
+        answer.text = redactions.restore(&answer.text);
+        Ok((answer, cost))
     }
 }
 

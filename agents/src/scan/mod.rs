@@ -17,7 +17,7 @@ mod report;
 pub(crate) mod rules;
 mod sarif;
 mod score;
-mod secrets;
+pub(crate) mod secrets;
 pub(crate) mod walk;
 
 use std::path::{Path, PathBuf};

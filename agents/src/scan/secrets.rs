@@ -9,9 +9,9 @@ use regex::Regex;
 use crate::scan::finding::Finding;
 use crate::scan::rules::table::rule_by_id;
 
-struct KeyFormat {
-    rule_id: &'static str,
-    pattern: Regex,
+pub(crate) struct KeyFormat {
+    pub(crate) rule_id: &'static str,
+    pub(crate) pattern: Regex,
 }
 
 fn format(rule_id: &'static str, pattern: &str) -> KeyFormat {
@@ -24,7 +24,7 @@ fn format(rule_id: &'static str, pattern: &str) -> KeyFormat {
 
 /// Ordered so the more specific format wins on the same text (Anthropic's `sk-ant-`
 /// before OpenAI's `sk-`).
-static KEY_FORMATS: LazyLock<Vec<KeyFormat>> = LazyLock::new(|| {
+pub(crate) static KEY_FORMATS: LazyLock<Vec<KeyFormat>> = LazyLock::new(|| {
     vec![
         format("secret.aws-access-key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
         format(
