@@ -32,10 +32,10 @@ fn actions_are_chained_verified_offline_and_exported() {
         .collect();
     assert_eq!(
         actions,
-        ["node.start", "workflow.create", "run.start"],
+        ["node.start", "user.create", "workflow.create", "run.start"],
         "{entries:#}"
     );
-    assert_eq!(entries[2]["actor"], "ada");
+    assert_eq!(entries[3]["actor"], "ada");
     let verified = get_json(&server, "/api/v1/audit/verify");
     assert_eq!(verified["intact"], true, "{verified:#}");
     let csv =
@@ -53,7 +53,7 @@ fn actions_are_chained_verified_offline_and_exported() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("intact") && stdout.contains("3 entries"),
+        stdout.contains("intact") && stdout.contains("4 entries"),
         "{stdout}"
     );
 

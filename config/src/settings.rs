@@ -13,7 +13,37 @@ pub struct Settings {
     pub providers: ProviderSettings,
     pub audit: AuditSettings,
     pub privacy: PrivacySettings,
+    pub auth: AuthSettings,
     pub log: LogSettings,
+}
+
+/// Accounts and sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Directory of the token signing key. Empty: beside an embedded store
+    /// (`<data dir>-auth`); with a `mem://` or `ws://` store a key made at start is used,
+    /// so tokens end with the process: set it for a shared server.
+    pub dir: String,
+    /// The `iss` of tokens this node issues and accepts.
+    pub issuer: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub password_min_length: u64,
+    pub password_max_length: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            issuer: "troupe".into(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 60 * 60,
+            password_min_length: 12,
+            password_max_length: 1024,
+        }
+    }
 }
 
 /// Sensitive data (card numbers, national ids, emails, IP addresses, private keys,
@@ -565,6 +595,22 @@ impl Settings {
             problems.push((
                 "privacy.mode",
                 format!("`{}` is not one of redact, refuse, off", self.privacy.mode),
+            ));
+        }
+        let auth = &self.auth;
+        for (key, value) in [
+            ("auth.access_ttl_secs", auth.access_ttl_secs),
+            ("auth.refresh_ttl_secs", auth.refresh_ttl_secs),
+            ("auth.password_min_length", auth.password_min_length),
+        ] {
+            if value == 0 {
+                problems.push((key, "must be at least 1".into()));
+            }
+        }
+        if auth.password_max_length < auth.password_min_length {
+            problems.push((
+                "auth.password_max_length",
+                "must not be below auth.password_min_length".into(),
             ));
         }
         if self.audit.checkpoint_every == 0 {

@@ -37,6 +37,12 @@ pub enum RuntimeError {
     InvalidRequest(String),
     #[error("audit log: {0}")]
     Audit(String),
+    #[error("accounts: {0}")]
+    Auth(String),
+    /// Credentials or a token that do not let the caller in; the reason names the check,
+    /// never the secret.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// The agent kinds in settings cannot be set up (a plugin named like a built-in).
     #[error("agent kinds in settings: {0}")]
     AgentKinds(String),

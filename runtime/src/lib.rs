@@ -7,6 +7,7 @@
 mod agent_kinds;
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod clock;
 pub mod engine;

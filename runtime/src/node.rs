@@ -20,6 +20,7 @@ use troupe_inference::serve::setup;
 
 use crate::audit::AuditLog;
 use crate::audit::chain::AuditEntry;
+use crate::auth::Auth;
 use crate::clock::now_ms;
 use crate::engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
 use crate::engine::context::EngineContext;
@@ -44,6 +45,9 @@ pub struct Node {
     model: ChainModel,
     memory: Option<NodeMemory>,
     audit: Arc<AuditLog>,
+    auth: Auth,
+    /// The first super admin's one-time password, until `troupe up` has shown it.
+    bootstrap: std::sync::Mutex<Option<(String, String)>>,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     settings: Settings,
@@ -168,6 +172,8 @@ impl Node {
         // A checkpoint at every start: a chain cut short while the node was down is
         // caught against the one written at the last start or shutdown.
         audit.checkpoint().await?;
+        let auth = Auth::from_settings(store.clone(), &settings)?;
+        let bootstrap = std::sync::Mutex::new(auth.bootstrap(&audit).await?);
         let node_id = EngineContext::new_node_id();
         let policy = RestartPolicy {
             max_restarts: settings.engine.restart_intensity,
@@ -256,6 +262,8 @@ impl Node {
             model,
             memory,
             audit,
+            auth,
+            bootstrap,
             inference,
             root,
             root_handle,
@@ -484,6 +492,17 @@ impl Node {
                 .await?;
         }
         Ok(())
+    }
+
+    // ---- accounts ----------------------------------------------------------------
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The first super admin's email and one-time password, once: the caller shows it.
+    pub fn take_bootstrap_password(&self) -> Option<(String, String)> {
+        self.bootstrap.lock().ok().and_then(|mut slot| slot.take())
     }
 
     // ---- audit -------------------------------------------------------------------

@@ -11,6 +11,7 @@ mod run;
 mod runs;
 mod serve;
 mod telemetry;
+mod users;
 mod workflow;
 
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ enum Command {
     Workflow {
         #[command(subcommand)]
         command: workflow::WorkflowCommand,
+    },
+    /// Create, list or disable user accounts.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
     },
     /// Verify or export the tamper-evident audit log.
     Audit {
@@ -141,6 +147,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Models { command } => models::models(&settings, command).await,
         Command::Memory { command } => memory::memory(&settings, command).await,
         Command::Audit { command } => audit::audit(&settings, command).await,
+        Command::Users { command } => users::users(&settings, command).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {

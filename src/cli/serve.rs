@@ -35,6 +35,11 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     println!("  Docs:  http://{address}/docs");
     println!("  Store: {}", settings.store.url);
     println!("Run a workflow:  troupe run examples/hello.yaml --server http://{address}");
+    if let Some((email, password)) = node.take_bootstrap_password() {
+        // Shown this once and never stored in the clear: the account must change it.
+        println!("First account: {email}  one-time password: {password}");
+        println!("  (log in with POST /api/v1/auth/login and change it at /api/v1/auth/password)");
+    }
     serve_until_stopped(node, listener).await
 }
 

@@ -153,6 +153,16 @@ pub mod http1 {
         url: &str,
         body: Option<(&str, &str)>,
     ) -> std::io::Result<Response> {
+        request_with(method, url, body, &[])
+    }
+
+    /// `request` with extra header lines (`Authorization: Bearer ...`).
+    pub fn request_with(
+        method: &str,
+        url: &str,
+        body: Option<(&str, &str)>,
+        headers: &[&str],
+    ) -> std::io::Result<Response> {
         let rest = url.strip_prefix("http://").expect("http URL");
         let (host, path) = rest
             .split_once('/')
@@ -160,9 +170,10 @@ pub mod http1 {
         let mut stream = TcpStream::connect(host)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let (content_type, text) = body.unwrap_or(("application/json", ""));
+        let extra: String = headers.iter().map(|line| format!("{line}\r\n")).collect();
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
             text.len()
         )?;
         let mut raw = String::new();

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::api::{audit, error, handlers, memory, wire};
+use crate::api::{audit, auth, error, handlers, memory, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,11 @@ use crate::api::{audit, error, handlers, memory, wire};
         memory::search,
         memory::create,
         memory::delete,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::me,
+        auth::change_password,
         audit::export,
         audit::verify,
         handlers::healthz,
@@ -56,6 +61,11 @@ use crate::api::{audit, error, handlers, memory, wire};
         crate::audit::chain::Breach,
         crate::audit::checkpoint::Checkpoint,
         crate::audit::VerifyReport,
+        auth::LoginBody,
+        auth::RefreshBody,
+        auth::PasswordBody,
+        crate::auth::TokenPair,
+        crate::store::UserRecord,
     ))
 )]
 pub struct ApiDoc;

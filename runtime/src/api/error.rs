@@ -62,6 +62,7 @@ impl From<RuntimeError> for ApiError {
                 (StatusCode::CONFLICT, "not_waiting_for_approval")
             }
             RuntimeError::ApprovalRefused(_) => (StatusCode::FORBIDDEN, "approval_refused"),
+            RuntimeError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             RuntimeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             // Mapped by `inference_error` above; kept so the match stays exhaustive.
             RuntimeError::Models(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
@@ -69,7 +70,8 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::StoreOpen { .. }
             | RuntimeError::Actor(_)
             | RuntimeError::AgentKinds(_)
-            | RuntimeError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            | RuntimeError::Audit(_)
+            | RuntimeError::Auth(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let retry_after_secs = match &error {
             RuntimeError::Overloaded { retry_after_secs } => Some(*retry_after_secs),

@@ -3,6 +3,7 @@
 //! with `oneshot` and the binary serves it.
 
 mod audit;
+mod auth;
 mod body;
 mod docs;
 mod error;
@@ -51,6 +52,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/costs", get(providers::costs))
         .route("/memory", get(memory::list).post(memory::create))
         .route("/memory/search", post(memory::search))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/auth/password", post(auth::change_password))
         .route("/audit", get(audit::export))
         .route("/audit/verify", get(audit::verify))
         .route("/memory/{id}", delete(memory::delete))

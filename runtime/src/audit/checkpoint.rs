@@ -135,8 +135,9 @@ impl Checkpoints {
     }
 }
 
+/// Creates `path` readable by its owner only and writes `bytes` (a key).
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .create_new(true)
@@ -150,7 +151,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     std::fs::write(path, bytes).map_err(|error| io("cannot write", path, error))
 }
 

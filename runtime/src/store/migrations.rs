@@ -126,6 +126,31 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS audit_log_time ON audit_log FIELDS at_ms;
     ",
     ),
+    (
+        6,
+        // Accounts and sessions (see `auth`).
+        "
+    DEFINE TABLE IF NOT EXISTS user SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS user_id ON user TYPE string;
+    DEFINE FIELD IF NOT EXISTS email ON user TYPE string;
+    DEFINE FIELD IF NOT EXISTS role ON user TYPE string;
+    DEFINE FIELD IF NOT EXISTS disabled ON user TYPE bool;
+    DEFINE FIELD IF NOT EXISTS must_change_password ON user TYPE bool;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON user TYPE int;
+    DEFINE FIELD IF NOT EXISTS password_hash ON user TYPE string;
+    DEFINE INDEX IF NOT EXISTS user_email ON user FIELDS email UNIQUE;
+
+    DEFINE TABLE IF NOT EXISTS refresh_token SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS token_hash ON refresh_token TYPE string;
+    DEFINE FIELD IF NOT EXISTS family ON refresh_token TYPE string;
+    DEFINE FIELD IF NOT EXISTS user_id ON refresh_token TYPE string;
+    DEFINE FIELD IF NOT EXISTS expires_at_ms ON refresh_token TYPE int;
+    DEFINE FIELD IF NOT EXISTS used ON refresh_token TYPE bool;
+    DEFINE FIELD IF NOT EXISTS revoked ON refresh_token TYPE bool;
+    DEFINE INDEX IF NOT EXISTS refresh_family ON refresh_token FIELDS family;
+    DEFINE INDEX IF NOT EXISTS refresh_user ON refresh_token FIELDS user_id;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

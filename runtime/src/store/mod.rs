@@ -10,6 +10,7 @@ mod ledger;
 mod memory;
 mod migrations;
 mod records;
+mod users;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ pub use audit::AuditFilter;
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
+pub use users::{RefreshRecord, UserRecord};
 
 #[derive(Clone)]
 pub struct Store {

@@ -1,0 +1,389 @@
+//! Accounts and sessions: Argon2id passwords (`password`), HS256 access tokens
+//! (`tokens`), and rotating refresh tokens stored hashed, one family per session. A
+//! rotated refresh token used again revokes its whole family; so do logout, a password
+//! change and disabling the user.
+//!
+//! Routes are not yet required to carry a token (that, roles and per-project checks are
+//! the next step of issue 5); `GET /api/v1/auth/me` is the first route that does.
+
+pub mod password;
+pub mod tokens;
+
+use std::path::Path;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::audit::AuditLog;
+use crate::clock::now_ms;
+use crate::errors::RuntimeError;
+use crate::store::{RefreshRecord, Store, UserRecord};
+use tokens::{Claims, TokenKeys};
+
+pub const ROLES: [&str; 6] = [
+    "super_admin",
+    "org_owner",
+    "project_owner",
+    "developer",
+    "reviewer",
+    "viewer",
+];
+
+/// What a login or a refresh returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    /// The password is a first, one-time one and must be changed.
+    pub password_change_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub password_min_length: usize,
+    pub password_max_length: usize,
+}
+
+pub struct Auth {
+    store: Store,
+    keys: TokenKeys,
+    config: AuthConfig,
+}
+
+fn now_secs() -> u64 {
+    (now_ms().max(0) / 1000) as u64
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let body: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{prefix}{body}")
+}
+
+/// The signing key in `dir/jwt.key`, created (32 random bytes, mode 0600) when missing.
+pub fn signing_key(dir: &Path) -> Result<Vec<u8>, RuntimeError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| RuntimeError::Auth(format!("cannot create {}: {error}", dir.display())))?;
+    let path = dir.join("jwt.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => Ok(key),
+        Ok(_) => Err(RuntimeError::Auth(format!(
+            "{} is shorter than 32 bytes",
+            path.display()
+        ))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            crate::audit::checkpoint::write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(error) => Err(RuntimeError::Auth(format!(
+            "cannot read {}: {error}",
+            path.display()
+        ))),
+    }
+}
+
+impl Auth {
+    /// Accounts as the settings describe them. The token signing key comes from
+    /// `auth.dir`, else from beside an embedded store; a `mem://` or `ws://` store
+    /// without `auth.dir` gets a key that lives as long as the process.
+    pub fn from_settings(
+        store: Store,
+        settings: &troupe_config::Settings,
+    ) -> Result<Self, RuntimeError> {
+        let auth = &settings.auth;
+        let dir = if !auth.dir.is_empty() {
+            Some(std::path::PathBuf::from(&auth.dir))
+        } else {
+            settings
+                .store
+                .url
+                .strip_prefix("surrealkv://")
+                .map(|data| format!("{}-auth", data.trim_end_matches('/')).into())
+        };
+        let key = match dir {
+            Some(dir) => signing_key(&dir)?,
+            None => {
+                let mut key = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                key
+            }
+        };
+        let length = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        Ok(Self::new(
+            store,
+            &key,
+            &auth.issuer,
+            AuthConfig {
+                access_ttl_secs: auth.access_ttl_secs,
+                refresh_ttl_secs: auth.refresh_ttl_secs,
+                password_min_length: length(auth.password_min_length),
+                password_max_length: length(auth.password_max_length),
+            },
+        ))
+    }
+
+    pub fn new(store: Store, secret: &[u8], issuer: &str, config: AuthConfig) -> Self {
+        Self {
+            store,
+            keys: TokenKeys::new(secret, issuer, "troupe-api"),
+            config,
+        }
+    }
+
+    /// Creates a user with `password` (checked against the policy).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        role: &str,
+        password: &str,
+        must_change_password: bool,
+    ) -> Result<UserRecord, RuntimeError> {
+        let email = email.trim();
+        if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "`{email}` is not an email address"
+            )));
+        }
+        if !ROLES.contains(&role) {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "role `{role}` is not one of {}",
+                ROLES.join(", ")
+            )));
+        }
+        password::check_policy(
+            password,
+            self.config.password_min_length,
+            self.config.password_max_length,
+        )?;
+        let user = UserRecord {
+            user_id: uuid::Uuid::now_v7().to_string(),
+            email: email.to_lowercase(),
+            role: role.into(),
+            disabled: false,
+            must_change_password,
+            created_at_ms: now_ms(),
+            password_hash: password::hash(password)?,
+        };
+        self.store.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    /// The first super admin, when there is no user at all: its one-time password, to
+    /// be shown once.
+    pub async fn bootstrap(
+        &self,
+        audit: &AuditLog,
+    ) -> Result<Option<(String, String)>, RuntimeError> {
+        if self.store.has_users().await? {
+            return Ok(None);
+        }
+        let email = "admin@localhost";
+        let one_time = password::generate();
+        let user = self
+            .create_user(email, "super_admin", &one_time, true)
+            .await?;
+        audit
+            .record(
+                "system",
+                "user.create",
+                &user.user_id,
+                json!({"email": email, "role": "super_admin", "bootstrap": true}),
+            )
+            .await?;
+        Ok(Some((email.into(), one_time)))
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        audit: &AuditLog,
+    ) -> Result<TokenPair, RuntimeError> {
+        let user = self.store.user_by_email(email.trim()).await?;
+        let phc = user
+            .as_ref()
+            .map_or(password::decoy_hash(), |user| user.password_hash.as_str());
+        // Verified even for an unknown email, so both failures take the same time.
+        let matches = password::verify(password, phc);
+        let user = match user {
+            Some(user) if matches && !user.disabled => user,
+            _ => {
+                audit
+                    .record(email, "auth.login_failed", email, json!({}))
+                    .await?;
+                return Err(RuntimeError::Unauthorized("wrong email or password".into()));
+            }
+        };
+        audit
+            .record(&user.email, "auth.login", &user.user_id, json!({}))
+            .await?;
+        let family = uuid::Uuid::now_v7().to_string();
+        self.issue(&user, &family).await
+    }
+
+    async fn issue(&self, user: &UserRecord, family: &str) -> Result<TokenPair, RuntimeError> {
+        let refresh_token = random_token("rt_");
+        self.store
+            .insert_refresh(&RefreshRecord {
+                token_hash: token_hash(&refresh_token),
+                family: family.into(),
+                user_id: user.user_id.clone(),
+                expires_at_ms: now_ms() + (self.config.refresh_ttl_secs as i64) * 1000,
+                used: false,
+                revoked: false,
+            })
+            .await?;
+        let access_token = self.keys.issue_access(
+            &user.user_id,
+            &user.role,
+            family,
+            now_secs(),
+            self.config.access_ttl_secs,
+        )?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: self.config.access_ttl_secs,
+            password_change_required: user.must_change_password,
+        })
+    }
+
+    /// A new pair for a refresh token, which is used up. A token used a second time
+    /// means it was stolen (or the client is broken): the whole session ends.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        audit: &AuditLog,
+    ) -> Result<TokenPair, RuntimeError> {
+        let unauthorized = || RuntimeError::Unauthorized("refresh token not valid".into());
+        let record = self
+            .store
+            .take_refresh(&token_hash(refresh_token))
+            .await?
+            .ok_or_else(unauthorized)?;
+        if record.used || record.revoked {
+            self.store.revoke_family(&record.family).await?;
+            audit
+                .record(
+                    &record.user_id,
+                    "auth.refresh_reuse",
+                    &record.family,
+                    json!({"revoked_session": true}),
+                )
+                .await?;
+            return Err(unauthorized());
+        }
+        if record.expires_at_ms <= now_ms() {
+            return Err(RuntimeError::Unauthorized("refresh token expired".into()));
+        }
+        let user = self
+            .store
+            .user_by_id(&record.user_id)
+            .await?
+            .filter(|user| !user.disabled)
+            .ok_or_else(unauthorized)?;
+        self.issue(&user, &record.family).await
+    }
+
+    /// Ends the session a refresh token belongs to.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), RuntimeError> {
+        if let Some(record) = self.store.take_refresh(&token_hash(refresh_token)).await? {
+            self.store.revoke_family(&record.family).await?;
+        }
+        Ok(())
+    }
+
+    /// The user behind a bearer access token, checked against the store: a disabled
+    /// user or an ended session is refused even while the token has not expired.
+    pub async fn authenticate(&self, bearer: &str) -> Result<(Claims, UserRecord), RuntimeError> {
+        let claims = self.keys.verify_access(bearer, now_secs())?;
+        let user = self
+            .store
+            .user_by_id(&claims.sub)
+            .await?
+            .filter(|user| !user.disabled)
+            .ok_or_else(|| RuntimeError::Unauthorized("the account is disabled".into()))?;
+        if !self.store.session_open(&claims.sid).await? {
+            return Err(RuntimeError::Unauthorized("the session has ended".into()));
+        }
+        Ok((claims, user))
+    }
+
+    pub async fn change_password(
+        &self,
+        user: &UserRecord,
+        current: &str,
+        new: &str,
+        audit: &AuditLog,
+    ) -> Result<(), RuntimeError> {
+        if !password::verify(current, &user.password_hash) {
+            return Err(RuntimeError::Unauthorized(
+                "the current password is wrong".into(),
+            ));
+        }
+        password::check_policy(
+            new,
+            self.config.password_min_length,
+            self.config.password_max_length,
+        )?;
+        self.store
+            .set_password(&user.user_id, &password::hash(new)?)
+            .await?;
+        self.store.revoke_user_sessions(&user.user_id).await?;
+        audit
+            .record(
+                &user.email,
+                "auth.password_change",
+                &user.user_id,
+                json!({}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        by: &str,
+        audit: &AuditLog,
+    ) -> Result<(), RuntimeError> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| RuntimeError::InvalidRequest(format!("no user `{user_id}`")))?;
+        self.store.set_user_disabled(user_id, disabled).await?;
+        if disabled {
+            self.store.revoke_user_sessions(user_id).await?;
+        }
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        audit.record(by, action, user_id, json!({})).await?;
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+//! Sessions on the real SurrealDB engine.
+
+use super::*;
+
+async fn auth() -> (Auth, AuditLog) {
+    let store = Store::memory().await.unwrap();
+    let audit = AuditLog::open(store.clone(), None, 100).await.unwrap();
+    let config = AuthConfig {
+        access_ttl_secs: 60,
+        refresh_ttl_secs: 3600,
+        password_min_length: 12,
+        password_max_length: 1024,
+    };
+    (
+        Auth::new(store, b"0123456789abcdef0123456789abcdef", "troupe", config),
+        audit,
+    )
+}
+
+#[tokio::test]
+async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
+    let (auth, audit) = auth().await;
+    let (email, one_time) = auth.bootstrap(&audit).await.unwrap().expect("bootstrapped");
+    assert_eq!(email, "admin@localhost");
+    assert!(auth.bootstrap(&audit).await.unwrap().is_none(), "only once");
+    let pair = auth.login(&email, &one_time, &audit).await.unwrap();
+    assert!(pair.password_change_required);
+    let (_, user) = auth.authenticate(&pair.access_token).await.unwrap();
+    assert_eq!(user.role, "super_admin");
+    auth.change_password(&user, &one_time, "a new long passphrase", &audit)
+        .await
+        .unwrap();
+    // The change ended the session, and the one-time password is gone.
+    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    assert!(auth.login(&email, &one_time, &audit).await.is_err());
+    assert!(
+        !auth
+            .login(&email, "a new long passphrase", &audit)
+            .await
+            .unwrap()
+            .password_change_required
+    );
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_whole_session() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let first = auth
+        .login("ADA@example.com", "ada's long password", &audit)
+        .await
+        .unwrap();
+    let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
+    assert_ne!(first.refresh_token, second.refresh_token);
+    // The first refresh token again: stolen, or a broken client. Both are refused and
+    // the newer token of the same family stops working too.
+    assert!(auth.refresh(&first.refresh_token, &audit).await.is_err());
+    assert!(auth.refresh(&second.refresh_token, &audit).await.is_err());
+    assert!(auth.authenticate(&second.access_token).await.is_err());
+    let filter = crate::store::AuditFilter {
+        action: Some("auth.refresh_reuse".into()),
+        ..Default::default()
+    };
+    // Both refusals are uses of a token that is no longer valid.
+    assert_eq!(auth.store().audit_entries(&filter).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn tokens_of_one_kind_do_not_pass_for_the_other() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let pair = auth
+        .login("ada@example.com", "ada's long password", &audit)
+        .await
+        .unwrap();
+    assert!(
+        auth.refresh(&pair.access_token, &audit).await.is_err(),
+        "access as refresh"
+    );
+    assert!(
+        auth.authenticate(&pair.refresh_token).await.is_err(),
+        "refresh as access"
+    );
+    assert!(auth.authenticate(&pair.access_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
+    let (auth, audit) = auth().await;
+    let ada = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let pair = auth
+        .login("ada@example.com", "ada's long password", &audit)
+        .await
+        .unwrap();
+    auth.logout(&pair.refresh_token).await.unwrap();
+    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    let pair = auth
+        .login("ada@example.com", "ada's long password", &audit)
+        .await
+        .unwrap();
+    auth.set_disabled(&ada.user_id, true, "admin", &audit)
+        .await
+        .unwrap();
+    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    assert!(
+        auth.login("ada@example.com", "ada's long password", &audit)
+            .await
+            .is_err()
+    );
+    // Wrong password and unknown account fail alike.
+    let wrong = auth
+        .login("ada@example.com", "wrong", &audit)
+        .await
+        .unwrap_err()
+        .to_string();
+    let unknown = auth
+        .login("nobody@example.com", "wrong", &audit)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(wrong, unknown);
+    let filter = crate::store::AuditFilter {
+        action: Some("auth.login_failed".into()),
+        ..Default::default()
+    };
+    assert_eq!(auth.store().audit_entries(&filter).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bad_accounts_are_refused_with_the_reason() {
+    let (auth, _) = auth().await;
+    for (email, role, password, reason) in [
+        (
+            "not-an-email",
+            "developer",
+            "a long enough password",
+            "not an email",
+        ),
+        (
+            "ada@example.com",
+            "emperor",
+            "a long enough password",
+            "not one of",
+        ),
+        ("ada@example.com", "developer", "short", "at least 12"),
+        (
+            "ada' OR 1=1 --@x.y",
+            "developer",
+            "a long enough password",
+            "not an email",
+        ),
+    ] {
+        let error = auth
+            .create_user(email, role, password, false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(reason), "{email}: {error}");
+    }
+    auth.create_user("ada@example.com", "viewer", "a long enough password", false)
+        .await
+        .unwrap();
+    let duplicate = auth
+        .create_user("ADA@example.com", "viewer", "a long enough password", false)
+        .await;
+    assert!(duplicate.is_err_and(|e| e.to_string().contains("exists")));
+}

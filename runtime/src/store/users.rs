@@ -1,0 +1,169 @@
+//! Accounts and their sessions (refresh-token families). Refresh tokens are kept as
+//! SHA-256 hashes only.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::errors::RuntimeError;
+use crate::store::Store;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub disabled: bool,
+    /// The first password (printed once) must be changed before anything else.
+    pub must_change_password: bool,
+    pub created_at_ms: i64,
+    #[serde(skip_serializing, default)]
+    #[schema(ignore)]
+    pub password_hash: String,
+}
+
+const USER_FIELDS: &str =
+    "user_id, email, role, disabled, must_change_password, created_at_ms, password_hash";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub token_hash: String,
+    pub family: String,
+    pub user_id: String,
+    pub expires_at_ms: i64,
+    pub used: bool,
+    pub revoked: bool,
+}
+
+impl Store {
+    pub async fn has_users(&self) -> Result<bool, RuntimeError> {
+        let ids: Vec<String> = self
+            .rows("SELECT VALUE user_id FROM user LIMIT 1", json!({}))
+            .await?;
+        Ok(!ids.is_empty())
+    }
+
+    /// Creates a user; an email already taken is refused.
+    pub async fn insert_user(&self, user: &UserRecord) -> Result<(), RuntimeError> {
+        let email = user.email.to_lowercase();
+        self.execute(
+            "CREATE type::record('user', $user.user_id) CONTENT {
+                user_id: $user.user_id, email: $email, role: $user.role, disabled: false,
+                must_change_password: $user.must_change_password,
+                created_at_ms: $user.created_at_ms, password_hash: $user.password_hash
+            } RETURN NONE",
+            json!({"user": {
+                "user_id": user.user_id, "role": user.role,
+                "must_change_password": user.must_change_password,
+                "created_at_ms": user.created_at_ms, "password_hash": user.password_hash,
+            }, "email": email}),
+        )
+        .await
+        .map_err(|error| match error {
+            RuntimeError::Store(message) if message.contains("user_email") => {
+                RuntimeError::InvalidRequest(format!("a user with email `{email}` exists"))
+            }
+            other => other,
+        })
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, RuntimeError> {
+        let rows: Vec<UserRecord> = self
+            .rows(
+                &format!("SELECT {USER_FIELDS} FROM user WHERE email = $email LIMIT 1"),
+                json!({"email": email.to_lowercase()}),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, RuntimeError> {
+        let rows: Vec<UserRecord> = self
+            .rows(
+                &format!("SELECT {USER_FIELDS} FROM type::record('user', $id)"),
+                json!({"id": user_id}),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRecord>, RuntimeError> {
+        self.rows(
+            &format!("SELECT {USER_FIELDS} FROM user ORDER BY created_at_ms"),
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<(), RuntimeError> {
+        self.execute(
+            "UPDATE type::record('user', $id) SET disabled = $disabled RETURN NONE",
+            json!({"id": user_id, "disabled": disabled}),
+        )
+        .await
+    }
+
+    pub async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<(), RuntimeError> {
+        self.execute(
+            "UPDATE type::record('user', $id) SET password_hash = $hash, must_change_password = false RETURN NONE",
+            json!({"id": user_id, "hash": password_hash}),
+        )
+        .await
+    }
+
+    pub async fn insert_refresh(&self, record: &RefreshRecord) -> Result<(), RuntimeError> {
+        self.execute(
+            "CREATE type::record('refresh_token', $record.token_hash) CONTENT $record RETURN NONE",
+            json!({"record": record}),
+        )
+        .await
+    }
+
+    /// Marks the token used and returns it as it was; `None` when unknown.
+    pub async fn take_refresh(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, RuntimeError> {
+        let rows: Vec<RefreshRecord> = self
+            .rows(
+                "UPDATE type::record('refresh_token', $hash) SET used = true RETURN BEFORE",
+                json!({"hash": token_hash}),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn revoke_family(&self, family: &str) -> Result<(), RuntimeError> {
+        self.execute(
+            "UPDATE refresh_token SET revoked = true WHERE family = $family RETURN NONE",
+            json!({"family": family}),
+        )
+        .await
+    }
+
+    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<(), RuntimeError> {
+        self.execute(
+            "UPDATE refresh_token SET revoked = true WHERE user_id = $user RETURN NONE",
+            json!({"user": user_id}),
+        )
+        .await
+    }
+
+    /// Whether session `family` is still open (some token of it not revoked).
+    pub async fn session_open(&self, family: &str) -> Result<bool, RuntimeError> {
+        let rows: Vec<bool> = self
+            .rows(
+                "SELECT VALUE revoked FROM refresh_token WHERE family = $family AND revoked = false LIMIT 1",
+                json!({"family": family}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}

@@ -1,0 +1,153 @@
+//! Accounts end to end: a user made with the CLI logs in over HTTP with its one-time
+//! password, changes it, and its sessions behave (bearer checks, rotation, reuse).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::http1::request_with;
+use support::{Server, free_address, get_json, post, run_troupe};
+
+fn with_bearer(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let auth = format!("Authorization: Bearer {token}");
+    let response = request_with(
+        method,
+        &server.url(path),
+        body.map(|b| ("application/json", b)),
+        &[&auth],
+    )
+    .unwrap();
+    (
+        response.status,
+        serde_json::from_str(&response.body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn a_user_logs_in_changes_the_one_time_password_and_a_reused_refresh_ends_the_session() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let store = format!("store.url=surrealkv://{}", data.display());
+    let created = run_troupe(
+        scratch.path(),
+        &[
+            "--set",
+            &store,
+            "users",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--role",
+            "reviewer",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let one_time = stdout.rsplit(": ").next().unwrap().trim().to_string();
+    assert_eq!(one_time.len(), 24, "{stdout}");
+    let bad_role = run_troupe(
+        scratch.path(),
+        &[
+            "--set",
+            &store,
+            "users",
+            "create",
+            "--email",
+            "x@example.com",
+            "--role",
+            "king",
+        ],
+    );
+    assert_eq!(bad_role.status.code(), Some(2));
+
+    let server = Server::start(&data, &free_address());
+    let login = json!({"email": "ada@example.com", "password": one_time}).to_string();
+    let (status, pair) = post(&server, "/api/v1/auth/login", "application/json", &login);
+    assert_eq!(status, 200, "{pair}");
+    assert_eq!(pair["password_change_required"], true);
+    let access = pair["access_token"].as_str().unwrap();
+    let (status, me) = with_bearer(&server, "GET", "/api/v1/auth/me", access, None);
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (200, Some("ada@example.com")),
+        "{me}"
+    );
+    assert!(me.get("password_hash").is_none(), "{me}");
+    for token in ["", "garbage", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
+        let (status, body) = with_bearer(&server, "GET", "/api/v1/auth/me", token, None);
+        assert_eq!(status, 401, "{token}: {body}");
+    }
+    let (status, _) = post(
+        &server,
+        "/api/v1/auth/login",
+        "application/json",
+        r#"{"email": "ada@example.com", "password": "wrong"}"#,
+    );
+    assert_eq!(status, 401);
+
+    let change =
+        json!({"current_password": one_time, "new_password": "ada's new passphrase"}).to_string();
+    let (status, body) = with_bearer(
+        &server,
+        "POST",
+        "/api/v1/auth/password",
+        access,
+        Some(&change),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = with_bearer(&server, "GET", "/api/v1/auth/me", access, None);
+    assert_eq!(status, 401, "the password change ended the session");
+
+    let login = json!({"email": "ada@example.com", "password": "ada's new passphrase"}).to_string();
+    let (_, first) = post(&server, "/api/v1/auth/login", "application/json", &login);
+    let refresh = |token: &Value| json!({"refresh_token": token}).to_string();
+    let (status, second) = post(
+        &server,
+        "/api/v1/auth/refresh",
+        "application/json",
+        &refresh(&first["refresh_token"]),
+    );
+    assert_eq!(status, 200, "{second}");
+    let (status, _) = post(
+        &server,
+        "/api/v1/auth/refresh",
+        "application/json",
+        &refresh(&first["refresh_token"]),
+    );
+    assert_eq!(status, 401, "a rotated token used again");
+    let (status, _) = with_bearer(
+        &server,
+        "GET",
+        "/api/v1/auth/me",
+        second["access_token"].as_str().unwrap(),
+        None,
+    );
+    assert_eq!(status, 401, "the reuse ended the whole session");
+    let actions: Vec<String> = get_json(&server, "/api/v1/audit")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap().to_string())
+        .collect();
+    for action in [
+        "user.create",
+        "auth.login",
+        "auth.login_failed",
+        "auth.password_change",
+        "auth.refresh_reuse",
+    ] {
+        assert!(
+            actions.iter().any(|seen| seen == action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+}
