@@ -150,4 +150,27 @@ fn a_user_logs_in_changes_the_one_time_password_and_a_reused_refresh_ends_the_se
             "{action} not audited: {actions:?}"
         );
     }
+    // Guessing: five failures from one client address and it is refused with 429, over
+    // real HTTP. This client failed once above, so the fifth guess is refused: had the
+    // spoofed X-Forwarded-For been believed, each guess would count under another
+    // address and only the account's own limit (five 401s) would apply.
+    let guess = r#"{"email": "nobody@example.com", "password": "guess"}"#;
+    let statuses: Vec<u16> = (0..7)
+        .map(|n| {
+            let spoof = format!("X-Forwarded-For: 198.51.100.{n}");
+            request_with(
+                "POST",
+                &server.url("/api/v1/auth/login"),
+                Some(("application/json", guess)),
+                &[&spoof],
+            )
+            .unwrap()
+            .status
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 429, 429],
+        "{statuses:?}"
+    );
 }

@@ -31,6 +31,13 @@ pub struct AuthSettings {
     pub refresh_ttl_secs: u64,
     pub password_min_length: u64,
     pub password_max_length: u64,
+    /// Failed logins allowed per account and per client address in one window; past
+    /// them every attempt gets 429 with Retry-After until the window ends.
+    pub login_failures: u64,
+    pub login_window_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (exact IP addresses); any other
+    /// peer's header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -42,6 +49,9 @@ impl Default for AuthSettings {
             refresh_ttl_secs: 30 * 24 * 60 * 60,
             password_min_length: 12,
             password_max_length: 1024,
+            login_failures: 5,
+            login_window_secs: 300,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -602,9 +612,19 @@ impl Settings {
             ("auth.access_ttl_secs", auth.access_ttl_secs),
             ("auth.refresh_ttl_secs", auth.refresh_ttl_secs),
             ("auth.password_min_length", auth.password_min_length),
+            ("auth.login_failures", auth.login_failures),
+            ("auth.login_window_secs", auth.login_window_secs),
         ] {
             if value == 0 {
                 problems.push((key, "must be at least 1".into()));
+            }
+        }
+        for proxy in &auth.trusted_proxies {
+            if proxy.parse::<std::net::IpAddr>().is_err() {
+                problems.push((
+                    "auth.trusted_proxies",
+                    format!("`{proxy}` is not an IP address"),
+                ));
             }
         }
         if auth.password_max_length < auth.password_min_length {

@@ -43,6 +43,8 @@ pub enum RuntimeError {
     /// never the secret.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    #[error("too many attempts; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The agent kinds in settings cannot be set up (a plugin named like a built-in).
     #[error("agent kinds in settings: {0}")]
     AgentKinds(String),

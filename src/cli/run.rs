@@ -151,7 +151,12 @@ async fn serve_api_alongside(
         Ok(listener) => {
             let app = troupe_runtime::api::router(node);
             Some(tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, app).await {
+                if let Err(error) = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .await
+                {
                     tracing::warn!(%error, "the API alongside the run stopped");
                 }
             }))

@@ -55,7 +55,11 @@ pub async fn serve_until_stopped(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
         tokio::select! {
             () = shutdown_signal() => tracing::info!("shutting down"),
             () = node_ended => {

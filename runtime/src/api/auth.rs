@@ -1,8 +1,11 @@
 //! Accounts over HTTP: log in, refresh, log out, change the password, and `me`, the
 //! first route that requires a bearer token.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 
@@ -29,6 +32,54 @@ pub struct PasswordBody {
     pub new_password: String,
 }
 
+/// The TCP peer, when the server was started with connection info (the binary is;
+/// router tests are not).
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| *address),
+        ))
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy. A header from any
+/// other peer is ignored, so a client cannot choose the address it is limited under.
+pub fn client_address(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &[String],
+) -> Option<IpAddr> {
+    let peer = peer?.ip();
+    let is_trusted = |ip: &IpAddr| {
+        trusted
+            .iter()
+            .any(|proxy| proxy.parse::<IpAddr>().is_ok_and(|p| p == *ip))
+    };
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(Some(peer))
+}
+
 /// The user behind the request's `Authorization: Bearer` access token.
 pub async fn caller(node: &crate::node::Node, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
     let bearer = headers
@@ -48,11 +99,14 @@ pub async fn caller(node: &crate::node::Node, headers: &HeaderMap) -> Result<Use
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, responses((status = 200, body = TokenPair), (status = 401)))]
 pub async fn login(
     State(node): NodeState,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
     Ok(Json(
         node.auth()
-            .login(&body.email, &body.password, node.audit())
+            .login(&body.email, &body.password, client, node.audit())
             .await?,
     ))
 }
@@ -99,4 +153,33 @@ pub async fn change_password(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 10.0.0.2".parse().unwrap());
+        let trusted = vec!["10.0.0.1".to_string(), "10.0.0.2".to_string()];
+        let from_proxy: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let from_client: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        assert_eq!(
+            client_address(Some(from_proxy), &headers, &trusted),
+            "1.2.3.4".parse().ok()
+        );
+        // A spoofed header from a client that is not a proxy changes nothing.
+        assert_eq!(
+            client_address(Some(from_client), &headers, &trusted),
+            "203.0.113.9".parse().ok()
+        );
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(
+            client_address(Some(from_proxy), &headers, &trusted),
+            "10.0.0.1".parse().ok()
+        );
+        assert_eq!(client_address(None, &headers, &trusted), None);
+    }
 }

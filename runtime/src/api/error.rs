@@ -63,6 +63,7 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::ApprovalRefused(_) => (StatusCode::FORBIDDEN, "approval_refused"),
             RuntimeError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            RuntimeError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             RuntimeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             // Mapped by `inference_error` above; kept so the match stays exhaustive.
             RuntimeError::Models(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
@@ -74,7 +75,8 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::Auth(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let retry_after_secs = match &error {
-            RuntimeError::Overloaded { retry_after_secs } => Some(*retry_after_secs),
+            RuntimeError::Overloaded { retry_after_secs }
+            | RuntimeError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

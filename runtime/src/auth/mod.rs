@@ -6,6 +6,7 @@
 //! Routes are not yet required to carry a token (that, roles and per-project checks are
 //! the next step of issue 5); `GET /api/v1/auth/me` is the first route that does.
 
+pub mod limiter;
 pub mod password;
 pub mod tokens;
 
@@ -43,6 +44,9 @@ pub struct TokenPair {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthConfig {
+    /// Failed logins per account and per client address in `login_window_secs`.
+    pub login_failures: u32,
+    pub login_window_secs: u64,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
     pub password_min_length: usize,
@@ -53,6 +57,7 @@ pub struct Auth {
     store: Store,
     keys: TokenKeys,
     config: AuthConfig,
+    failures: limiter::FailureLimiter,
 }
 
 fn now_secs() -> u64 {
@@ -129,6 +134,8 @@ impl Auth {
             &key,
             &auth.issuer,
             AuthConfig {
+                login_failures: u32::try_from(auth.login_failures).unwrap_or(u32::MAX),
+                login_window_secs: auth.login_window_secs,
                 access_ttl_secs: auth.access_ttl_secs,
                 refresh_ttl_secs: auth.refresh_ttl_secs,
                 password_min_length: length(auth.password_min_length),
@@ -141,6 +148,10 @@ impl Auth {
         Self {
             store,
             keys: TokenKeys::new(secret, issuer, "troupe-api"),
+            failures: limiter::FailureLimiter::new(
+                config.login_failures,
+                std::time::Duration::from_secs(config.login_window_secs),
+            ),
             config,
         }
     }
@@ -208,12 +219,21 @@ impl Auth {
         Ok(Some((email.into(), one_time)))
     }
 
+    /// Logs in; `client` is the caller's address (after trusted proxies), when known.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        client: Option<std::net::IpAddr>,
         audit: &AuditLog,
     ) -> Result<TokenPair, RuntimeError> {
+        let account_key = format!("account:{}", email.trim().to_lowercase());
+        let client_key = client.map(|ip| format!("client:{ip}"));
+        for key in std::iter::once(&account_key).chain(client_key.as_ref()) {
+            if let Err(retry_after_secs) = self.failures.check(key) {
+                return Err(RuntimeError::RateLimited { retry_after_secs });
+            }
+        }
         let user = self.store.user_by_email(email.trim()).await?;
         let phc = user
             .as_ref()
@@ -223,8 +243,13 @@ impl Auth {
         let user = match user {
             Some(user) if matches && !user.disabled => user,
             _ => {
+                self.failures.fail(&account_key);
+                if let Some(key) = &client_key {
+                    self.failures.fail(key);
+                }
+                let client = client.map(|ip| ip.to_string());
                 audit
-                    .record(email, "auth.login_failed", email, json!({}))
+                    .record(email, "auth.login_failed", email, json!({"client": client}))
                     .await?;
                 return Err(RuntimeError::Unauthorized("wrong email or password".into()));
             }

@@ -6,6 +6,8 @@ async fn auth() -> (Auth, AuditLog) {
     let store = Store::memory().await.unwrap();
     let audit = AuditLog::open(store.clone(), None, 100).await.unwrap();
     let config = AuthConfig {
+        login_failures: 5,
+        login_window_secs: 60,
         access_ttl_secs: 60,
         refresh_ttl_secs: 3600,
         password_min_length: 12,
@@ -23,7 +25,7 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
     let (email, one_time) = auth.bootstrap(&audit).await.unwrap().expect("bootstrapped");
     assert_eq!(email, "admin@localhost");
     assert!(auth.bootstrap(&audit).await.unwrap().is_none(), "only once");
-    let pair = auth.login(&email, &one_time, &audit).await.unwrap();
+    let pair = auth.login(&email, &one_time, None, &audit).await.unwrap();
     assert!(pair.password_change_required);
     let (_, user) = auth.authenticate(&pair.access_token).await.unwrap();
     assert_eq!(user.role, "super_admin");
@@ -32,10 +34,10 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
         .unwrap();
     // The change ended the session, and the one-time password is gone.
     assert!(auth.authenticate(&pair.access_token).await.is_err());
-    assert!(auth.login(&email, &one_time, &audit).await.is_err());
+    assert!(auth.login(&email, &one_time, None, &audit).await.is_err());
     assert!(
         !auth
-            .login(&email, "a new long passphrase", &audit)
+            .login(&email, "a new long passphrase", None, &audit)
             .await
             .unwrap()
             .password_change_required
@@ -49,7 +51,7 @@ async fn a_reused_refresh_token_ends_the_whole_session() {
         .await
         .unwrap();
     let first = auth
-        .login("ADA@example.com", "ada's long password", &audit)
+        .login("ADA@example.com", "ada's long password", None, &audit)
         .await
         .unwrap();
     let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
@@ -74,7 +76,7 @@ async fn tokens_of_one_kind_do_not_pass_for_the_other() {
         .await
         .unwrap();
     let pair = auth
-        .login("ada@example.com", "ada's long password", &audit)
+        .login("ada@example.com", "ada's long password", None, &audit)
         .await
         .unwrap();
     assert!(
@@ -96,13 +98,13 @@ async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
         .await
         .unwrap();
     let pair = auth
-        .login("ada@example.com", "ada's long password", &audit)
+        .login("ada@example.com", "ada's long password", None, &audit)
         .await
         .unwrap();
     auth.logout(&pair.refresh_token).await.unwrap();
     assert!(auth.authenticate(&pair.access_token).await.is_err());
     let pair = auth
-        .login("ada@example.com", "ada's long password", &audit)
+        .login("ada@example.com", "ada's long password", None, &audit)
         .await
         .unwrap();
     auth.set_disabled(&ada.user_id, true, "admin", &audit)
@@ -110,18 +112,18 @@ async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
         .unwrap();
     assert!(auth.authenticate(&pair.access_token).await.is_err());
     assert!(
-        auth.login("ada@example.com", "ada's long password", &audit)
+        auth.login("ada@example.com", "ada's long password", None, &audit)
             .await
             .is_err()
     );
     // Wrong password and unknown account fail alike.
     let wrong = auth
-        .login("ada@example.com", "wrong", &audit)
+        .login("ada@example.com", "wrong", None, &audit)
         .await
         .unwrap_err()
         .to_string();
     let unknown = auth
-        .login("nobody@example.com", "wrong", &audit)
+        .login("nobody@example.com", "wrong", None, &audit)
         .await
         .unwrap_err()
         .to_string();
@@ -171,4 +173,47 @@ async fn bad_accounts_are_refused_with_the_reason() {
         .create_user("ADA@example.com", "viewer", "a long enough password", false)
         .await;
     assert!(duplicate.is_err_and(|e| e.to_string().contains("exists")));
+}
+
+#[tokio::test]
+async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let client = Some("203.0.113.7".parse().unwrap());
+    let started = std::time::Instant::now();
+    let mut limited = 0;
+    for n in 0..1000 {
+        match auth
+            .login("ada@example.com", &format!("guess {n}"), client, &audit)
+            .await
+        {
+            Err(RuntimeError::RateLimited { retry_after_secs }) => {
+                assert!(retry_after_secs >= 1);
+                limited += 1;
+            }
+            Err(RuntimeError::Unauthorized(_)) => {}
+            other => panic!("guess {n}: {other:?}"),
+        }
+    }
+    assert_eq!(limited, 995, "only the first 5 guesses were checked");
+    // Refused before any Argon2 work: a thousand checked guesses would take minutes.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // The right password is refused too until the window passes: the guesser cannot
+    // tell it from a wrong one.
+    let right = auth
+        .login("ada@example.com", "ada's long password", client, &audit)
+        .await;
+    assert!(matches!(right, Err(RuntimeError::RateLimited { .. })));
+    // Another account from another address is not held up.
+    auth.create_user("bob@example.com", "developer", "bob's long password", false)
+        .await
+        .unwrap();
+    let other = Some("198.51.100.1".parse().unwrap());
+    assert!(
+        auth.login("bob@example.com", "bob's long password", other, &audit)
+            .await
+            .is_ok()
+    );
 }

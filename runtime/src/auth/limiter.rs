@@ -1,0 +1,86 @@
+//! Failed logins counted per account and per client address in a fixed window; past the
+//! limit every attempt is refused with the seconds to wait, before any password is
+//! checked, so a brute force learns nothing and costs no Argon2 work.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Entries kept at most; expired ones are dropped first when it is reached, so a flood
+/// of made-up accounts cannot grow the map without bound.
+const MAX_ENTRIES: usize = 100_000;
+
+pub struct FailureLimiter {
+    max_failures: u32,
+    window: Duration,
+    entries: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self {
+            max_failures: max_failures.max(1),
+            window,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `key` has used up its failures in this window.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let Ok(entries) = self.entries.lock() else {
+            return Ok(());
+        };
+        match entries.get(key) {
+            Some((started, failures)) if *failures >= self.max_failures => {
+                let elapsed = started.elapsed();
+                if elapsed < self.window {
+                    Err((self.window - elapsed).as_secs().max(1))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn fail(&self, key: &str) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= MAX_ENTRIES {
+            let window = self.window;
+            entries.retain(|_, (started, _)| started.elapsed() < window);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        let now = Instant::now();
+        let entry = entries.entry(key.to_string()).or_insert((now, 0));
+        if entry.0.elapsed() >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_limit_a_key_waits_and_others_do_not() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(limiter.check("ada").is_ok());
+            limiter.fail("ada");
+        }
+        let wait = limiter.check("ada").unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(limiter.check("bob").is_ok());
+        let short = FailureLimiter::new(1, Duration::from_millis(50));
+        short.fail("x");
+        assert!(short.check("x").is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(short.check("x").is_ok(), "the window passed");
+    }
+}
