@@ -170,7 +170,7 @@ fn a_user_logs_in_changes_the_one_time_password_and_a_reused_refresh_ends_the_se
         .collect();
     assert_eq!(
         statuses,
-        [401, 401, 401, 401, 401, 429, 429],
+        [401, 401, 401, 401, 429, 429, 429],
         "{statuses:?}"
     );
 }
