@@ -12,6 +12,7 @@ pub mod bench;
 pub mod clock;
 pub mod engine;
 pub mod errors;
+pub mod key_file;
 pub mod node;
 pub mod services;
 pub mod store;

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -40,24 +39,7 @@ impl Checkpoints {
     /// The checkpoints in `dir`, creating it and its key when missing.
     pub fn open(dir: &Path) -> Result<Self, RuntimeError> {
         std::fs::create_dir_all(dir).map_err(|error| io("cannot create", dir, error))?;
-        let key_path = dir.join(KEY_FILE);
-        let key = match std::fs::read(&key_path) {
-            Ok(key) if key.len() >= 32 => key,
-            Ok(_) => {
-                return Err(RuntimeError::Audit(format!(
-                    "{} is shorter than 32 bytes; restore it from a backup (a new key \
-                     cannot verify the old checkpoints)",
-                    key_path.display()
-                )));
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut key);
-                write_private(&key_path, &key)?;
-                key
-            }
-            Err(error) => return Err(io("cannot read", &key_path, error)),
-        };
+        let key = crate::key_file::load_or_create(&dir.join(KEY_FILE))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             key,
@@ -133,26 +115,6 @@ impl Checkpoints {
         }
         Ok(latest)
     }
-}
-
-/// Creates `path` readable by its owner only and writes `bytes` (a key).
-#[cfg(unix)]
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|error| io("cannot create", path, error))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|error| io("cannot write", path, error))
-}
-
-#[cfg(not(unix))]
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    std::fs::write(path, bytes).map_err(|error| io("cannot write", path, error))
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@ pub mod limiter;
 pub mod password;
 pub mod tokens;
 
-use std::path::Path;
-
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -78,30 +76,6 @@ fn random_token(prefix: &str) -> String {
     format!("{prefix}{body}")
 }
 
-/// The signing key in `dir/jwt.key`, created (32 random bytes, mode 0600) when missing.
-pub fn signing_key(dir: &Path) -> Result<Vec<u8>, RuntimeError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|error| RuntimeError::Auth(format!("cannot create {}: {error}", dir.display())))?;
-    let path = dir.join("jwt.key");
-    match std::fs::read(&path) {
-        Ok(key) if key.len() >= 32 => Ok(key),
-        Ok(_) => Err(RuntimeError::Auth(format!(
-            "{} is shorter than 32 bytes",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; 32];
-            rand::rng().fill_bytes(&mut key);
-            crate::audit::checkpoint::write_private(&path, &key)?;
-            Ok(key)
-        }
-        Err(error) => Err(RuntimeError::Auth(format!(
-            "cannot read {}: {error}",
-            path.display()
-        ))),
-    }
-}
-
 impl Auth {
     /// Accounts as the settings describe them. The token signing key comes from
     /// `auth.dir`, else from beside an embedded store; a `mem://` or `ws://` store
@@ -121,7 +95,7 @@ impl Auth {
                 .map(|data| format!("{}-auth", data.trim_end_matches('/')).into())
         };
         let key = match dir {
-            Some(dir) => signing_key(&dir)?,
+            Some(dir) => crate::key_file::load_or_create(&dir.join("jwt.key"))?,
             None => {
                 let mut key = vec![0u8; 32];
                 rand::rng().fill_bytes(&mut key);
