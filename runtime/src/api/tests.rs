@@ -440,3 +440,25 @@ async fn a_model_backed_kind_on_a_node_without_a_model_fails_with_how_to_fix_it(
         "an unavailable model is not retried"
     );
 }
+
+#[tokio::test]
+async fn a_deeply_nested_body_is_refused_not_recursed_into() {
+    let (app, _node) = app().await;
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    for uri in [
+        "/api/v1/auth/login",
+        "/api/v1/memory/search",
+        "/api/v1/complete",
+    ] {
+        let (status, body) = send(&app, Method::POST, uri, "application/json", deep.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_json", "{uri}: {body}");
+    }
+    let (status, body) = post_json(
+        &app,
+        "/api/v1/auth/login",
+        json!({"email": "ada@example.com' OR true --", "password": "x"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
