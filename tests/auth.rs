@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::http1::request_with;
-use support::{Server, free_address, get_json, post, run_troupe};
+use support::{Server, free_address, post, run_troupe};
 
 fn with_bearer(
     server: &Server,
@@ -29,7 +29,7 @@ fn with_bearer(
 }
 
 #[test]
-fn a_user_logs_in_changes_the_one_time_password_and_a_reused_refresh_ends_the_session() {
+fn accounts_sessions_and_a_required_token_work_end_to_end() {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let store = format!("store.url=surrealkv://{}", data.display());
@@ -69,12 +69,23 @@ fn a_user_logs_in_changes_the_one_time_password_and_a_reused_refresh_ends_the_se
     );
     assert_eq!(bad_role.status.code(), Some(2));
 
-    let server = Server::start(&data, &free_address());
+    let server = Server::start_with(
+        &data,
+        &free_address(),
+        &["--set", "auth.required=true"],
+        &[],
+    );
     let login = json!({"email": "ada@example.com", "password": one_time}).to_string();
     let (status, pair) = post(&server, "/api/v1/auth/login", "application/json", &login);
     assert_eq!(status, 200, "{pair}");
     assert_eq!(pair["password_change_required"], true);
     let access = pair["access_token"].as_str().unwrap();
+    let (status, body) = with_bearer(&server, "GET", "/api/v1/runs", access, None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("password_change_required")),
+        "{body}"
+    );
     let (status, me) = with_bearer(&server, "GET", "/api/v1/auth/me", access, None);
     assert_eq!(
         (status, me["email"].as_str()),
@@ -132,7 +143,71 @@ fn a_user_logs_in_changes_the_one_time_password_and_a_reused_refresh_ends_the_se
         None,
     );
     assert_eq!(status, 401, "the reuse ended the whole session");
-    let actions: Vec<String> = get_json(&server, "/api/v1/audit")
+    // With auth.required every route but login and health takes a token, and the
+    // caller acts as itself whatever the body claims.
+    let (_, third) = post(&server, "/api/v1/auth/login", "application/json", &login);
+    let token = third["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        support::http1::blocking_get(&server.url("/api/v1/runs"))
+            .unwrap()
+            .status,
+        401
+    );
+    assert_eq!(
+        support::http1::blocking_get(&server.url("/healthz"))
+            .unwrap()
+            .status,
+        200
+    );
+    let bearer = format!("Authorization: Bearer {token}");
+    let workflow = "name: Guarded\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
+    let created = request_with(
+        "POST",
+        &server.url("/api/v1/workflows"),
+        Some(("application/yaml", workflow)),
+        &[&bearer],
+    )
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (status, started) = with_bearer(
+        &server,
+        "POST",
+        "/api/v1/workflows/guarded/runs",
+        &token,
+        Some(r#"{"started_by": "mallory"}"#),
+    );
+    assert_eq!(status, 201, "{started}");
+    let (_, run) = with_bearer(
+        &server,
+        "GET",
+        &format!("/api/v1/runs/{}", started["run_id"].as_str().unwrap()),
+        &token,
+        None,
+    );
+    assert_eq!(run["started_by"], "ada@example.com", "{run}");
+    let listed = support::troupe()
+        .env("TROUPE_CLIENT__TOKEN", &token)
+        .args(["runs", "list", "--server", &server.url("")])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let refused = run_troupe(
+        scratch.path(),
+        &["runs", "list", "--server", &server.url("")],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("access token"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let (_, audit) = with_bearer(&server, "GET", "/api/v1/audit", &token, None);
+    let actions: Vec<String> = audit
         .as_array()
         .unwrap()
         .iter()

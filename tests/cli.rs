@@ -207,7 +207,7 @@ fn settings_are_shown_masked_and_bad_settings_name_their_source() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("only loopback"),
+        stderr(&output).contains("auth.required = true"),
         "{}",
         stderr(&output)
     );

@@ -14,13 +14,27 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub privacy: PrivacySettings,
     pub auth: AuthSettings,
+    pub client: ClientSettings,
     pub log: LogSettings,
+}
+
+/// How the CLI talks to a running node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSettings {
+    /// An access token sent as `Authorization: Bearer` (best from the environment:
+    /// `TROUPE_CLIENT__TOKEN`).
+    pub token: Option<String>,
 }
 
 /// Accounts and sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
+    /// Every route but health, docs and login takes an access token; the server may
+    /// then listen on any address. Off (for now the default, until the CLI logs in),
+    /// only loopback addresses are accepted.
+    pub required: bool,
     /// Directory of the token signing key. Empty: beside an embedded store
     /// (`<data dir>-auth`); with a `mem://` or `ws://` store a key made at start is used,
     /// so tokens end with the process: set it for a shared server.
@@ -43,6 +57,7 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
+            required: false,
             dir: String::new(),
             issuer: "troupe".into(),
             access_ttl_secs: 15 * 60,

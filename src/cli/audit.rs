@@ -43,7 +43,11 @@ pub async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result
     match command {
         AuditCommand::Verify { server } => {
             let report: VerifyReport = match server {
-                Some(server) => Client::new(&server).get("/api/v1/audit/verify").await?,
+                Some(server) => {
+                    Client::for_settings(Some(&server), settings)
+                        .get("/api/v1/audit/verify")
+                        .await?
+                }
                 None => {
                     let store = Store::open(&settings.store).await?;
                     let dir = troupe_runtime::audit::checkpoint_dir(settings);

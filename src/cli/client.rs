@@ -10,6 +10,7 @@ use super::InputError;
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Client {
@@ -17,14 +18,31 @@ impl Client {
         Self {
             base: server.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            token: None,
         }
     }
 
     /// The node at `--server`, or at this machine's configured address.
+    /// The node at `--server`, or at this machine's configured address, with the
+    /// `client.token` the settings hold.
     pub fn for_settings(server: Option<&str>, settings: &troupe_config::Settings) -> Self {
-        match server {
+        let mut client = match server {
             Some(server) => Client::new(server),
             None => Client::new(&format!("http://{}", settings.server.address)),
+        };
+        client.token = settings
+            .client
+            .token
+            .clone()
+            .filter(|token| !token.is_empty());
+        client
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
@@ -34,8 +52,7 @@ impl Client {
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self
-            .http
-            .get(self.url(path))
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .with_context(|| self.unreachable())?;
@@ -48,8 +65,7 @@ impl Client {
         body: &B,
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(self.url(path))
+            .request(reqwest::Method::POST, path)
             .json(body)
             .send()
             .await
@@ -63,8 +79,7 @@ impl Client {
         text: String,
     ) -> anyhow::Result<T> {
         let response = self
-            .http
-            .post(self.url(path))
+            .request(reqwest::Method::POST, path)
             .header("content-type", "application/yaml")
             .body(text)
             .send()
@@ -75,8 +90,7 @@ impl Client {
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         let response = self
-            .http
-            .delete(self.url(path))
+            .request(reqwest::Method::DELETE, path)
             .send()
             .await
             .with_context(|| self.unreachable())?;

@@ -48,7 +48,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> 
     match &args.server {
         Some(server) => {
             run_remote(
-                &Client::new(server),
+                &Client::for_settings(Some(server), &settings),
                 &workflow,
                 source,
                 variables,
@@ -146,7 +146,9 @@ async fn serve_api_alongside(
     node: Arc<Node>,
     settings: &Settings,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let address = troupe_runtime::api::check_bind_address(&settings.server.address).ok()?;
+    let address =
+        troupe_runtime::api::check_bind_address(&settings.server.address, settings.auth.required)
+            .ok()?;
     match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => {
             let app = troupe_runtime::api::router(node);

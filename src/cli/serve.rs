@@ -12,8 +12,9 @@ use troupe_runtime::Node;
 use super::InputError;
 
 pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
-    let address = troupe_runtime::api::check_bind_address(&settings.server.address)
-        .map_err(|error| InputError(error.to_string()))?;
+    let address =
+        troupe_runtime::api::check_bind_address(&settings.server.address, settings.auth.required)
+            .map_err(|error| InputError(error.to_string()))?;
     if settings.models.serve
         && (settings.models.generation.is_empty() || settings.models.embedding.is_empty())
     {

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 
 use crate::api::body::{JsonBody, read_bytes};
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::guard::Caller;
 use crate::api::wire::*;
 use crate::engine::events::{RunStatus, StoredEvent};
 use crate::node::{Decision, Node, PendingApproval, RunDetail};
@@ -95,9 +96,14 @@ pub async fn delete_workflow(
 pub async fn start_run(
     State(node): NodeState,
     Path(id): Path<String>,
+    caller: Option<Extension<Caller>>,
     JsonBody(request): JsonBody<StartRunRequest>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
-    let started_by = request.started_by.as_deref().unwrap_or("anonymous");
+    // An authenticated caller starts runs as itself, whatever the body says.
+    let started_by = match &caller {
+        Some(Extension(Caller(user))) => user.email.as_str(),
+        None => request.started_by.as_deref().unwrap_or("anonymous"),
+    };
     let run_id = node
         .start_run(&id, request.version, request.variables, started_by)
         .await?;
@@ -150,10 +156,14 @@ pub async fn get_run_events(
 pub async fn cancel_run(
     State(node): NodeState,
     Path(id): Path<String>,
+    caller: Option<Extension<Caller>>,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> ApiResult<StatusCode> {
-    node.cancel_run(&id, request.by.as_deref().unwrap_or("anonymous"))
-        .await?;
+    let by = match &caller {
+        Some(Extension(Caller(user))) => user.email.as_str(),
+        None => request.by.as_deref().unwrap_or("anonymous"),
+    };
+    node.cancel_run(&id, by).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -163,11 +173,18 @@ pub async fn cancel_run(
 pub async fn decide(
     State(node): NodeState,
     Path((id, task)): Path<(String, String)>,
+    caller: Option<Extension<Caller>>,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> ApiResult<StatusCode> {
+    // An authenticated caller decides as itself: an approval cannot be signed in
+    // someone else's name.
+    let approver = match caller {
+        Some(Extension(Caller(user))) => user.email,
+        None => body.approver,
+    };
     let decision = Decision {
         approved: body.decision == Verdict::Approve,
-        approver: body.approver,
+        approver,
         comment: body.comment,
         expected_digest: body.expected_digest,
     };

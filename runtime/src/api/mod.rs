@@ -8,6 +8,7 @@ mod body;
 mod docs;
 mod error;
 mod events_ws;
+mod guard;
 mod handlers;
 mod memory;
 mod openai;
@@ -73,6 +74,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(handlers::readyz))
         .route("/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::docs_page))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            guard::require_caller,
+        ))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(trace::trace_request))
@@ -81,14 +86,14 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// Until authentication exists, only loopback addresses may be bound: anything else
 /// would hand the API to the network unauthenticated.
-pub fn check_bind_address(address: &str) -> Result<SocketAddr, RuntimeError> {
+pub fn check_bind_address(address: &str, auth_required: bool) -> Result<SocketAddr, RuntimeError> {
     let parsed: SocketAddr = address.parse().map_err(|_| {
         RuntimeError::InvalidRequest(format!("`{address}` is not an address like 127.0.0.1:7700"))
     })?;
-    if !parsed.ip().is_loopback() {
+    if !parsed.ip().is_loopback() && !auth_required {
         return Err(RuntimeError::InvalidRequest(format!(
-            "refusing to listen on {parsed}: the API has no authentication yet, so only loopback addresses \
-             (127.0.0.1, ::1) are allowed"
+            "refusing to listen on {parsed} without authentication: set auth.required = true, \
+             or use a loopback address (127.0.0.1, ::1)"
         )));
     }
     Ok(parsed)

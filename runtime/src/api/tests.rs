@@ -330,11 +330,14 @@ async fn health_readiness_and_the_api_description_are_served() {
 
 #[test]
 fn only_loopback_addresses_may_be_bound_without_authentication() {
-    assert!(check_bind_address("127.0.0.1:7700").is_ok());
-    assert!(check_bind_address("[::1]:7700").is_ok());
-    let error = check_bind_address("0.0.0.0:7700").unwrap_err().to_string();
-    assert!(error.contains("only loopback"), "{error}");
-    assert!(check_bind_address("localhost").is_err());
+    assert!(check_bind_address("127.0.0.1:7700", false).is_ok());
+    assert!(check_bind_address("[::1]:7700", false).is_ok());
+    let error = check_bind_address("0.0.0.0:7700", false)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("auth.required = true"), "{error}");
+    assert!(check_bind_address("localhost", false).is_err());
+    assert!(check_bind_address("0.0.0.0:7700", true).is_ok(), "allowed with authentication");
 }
 
 #[tokio::test]
