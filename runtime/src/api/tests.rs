@@ -337,7 +337,10 @@ fn only_loopback_addresses_may_be_bound_without_authentication() {
         .to_string();
     assert!(error.contains("auth.required = true"), "{error}");
     assert!(check_bind_address("localhost", false).is_err());
-    assert!(check_bind_address("0.0.0.0:7700", true).is_ok(), "allowed with authentication");
+    assert!(
+        check_bind_address("0.0.0.0:7700", true).is_ok(),
+        "allowed with authentication"
+    );
 }
 
 #[tokio::test]
