@@ -206,6 +206,36 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // A program's API key: created with the session, scoped, usable as a bearer,
+    // listed without its secret, and dead once revoked.
+    let (status, created) = with_bearer(
+        &server,
+        "POST",
+        "/api/v1/auth/keys",
+        &token,
+        Some(r#"{"name": "ci", "scopes": ["workflows.view"], "ttl_days": 7}"#),
+    );
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("tk_"), "{created}");
+    let (status, _) = with_bearer(&server, "GET", "/api/v1/runs", &key, None);
+    assert_eq!(status, 200);
+    let (_, keys) = with_bearer(&server, "GET", "/api/v1/auth/keys", &token, None);
+    assert!(!keys.to_string().contains(&key[key.len() - 20..]), "{keys}");
+    let (status, _) = with_bearer(
+        &server,
+        "POST",
+        "/api/v1/auth/keys",
+        &key,
+        Some(r#"{"name": "x", "scopes": ["workflows.view"]}"#),
+    );
+    assert_eq!(status, 401, "a key cannot mint keys");
+    let path = format!("/api/v1/auth/keys/{}", created["key_id"].as_str().unwrap());
+    let (status, _) = with_bearer(&server, "DELETE", &path, &token, None);
+    assert_eq!(status, 204);
+    let (status, _) = with_bearer(&server, "GET", "/api/v1/runs", &key, None);
+    assert_eq!(status, 401, "revoked");
+
     let (_, audit) = with_bearer(&server, "GET", "/api/v1/audit", &token, None);
     let actions: Vec<String> = audit
         .as_array()
@@ -219,6 +249,8 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
         "auth.login_failed",
         "auth.password_change",
         "auth.refresh_reuse",
+        "api_key.create",
+        "api_key.revoke",
     ] {
         assert!(
             actions.iter().any(|seen| seen == action),

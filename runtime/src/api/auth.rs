@@ -183,3 +183,69 @@ mod tests {
         assert_eq!(client_address(None, &headers, &trusted), None);
     }
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub projects: Vec<String>,
+    pub ttl_days: Option<u64>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyCreated {
+    /// The key itself, shown this once.
+    pub key: String,
+    #[serde(flatten)]
+    pub record: crate::store::ApiKeyRecord,
+}
+
+/// Creates an API key for the caller (a session, not another key, may do this).
+#[utoipa::path(post, path = "/api/v1/auth/keys", request_body = NewApiKey, responses((status = 201, body = ApiKeyCreated), (status = 401)))]
+pub async fn create_key(
+    State(node): NodeState,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<NewApiKey>,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
+    let user = caller(&node, &headers).await?;
+    let (key, record) = node
+        .auth()
+        .create_api_key(
+            &user,
+            &body.name,
+            &body.scopes,
+            &body.projects,
+            body.ttl_days,
+            node.audit(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(ApiKeyCreated { key, record })))
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/keys", responses((status = 200, body = Vec<crate::store::ApiKeyRecord>), (status = 401)))]
+pub async fn list_keys(
+    State(node): NodeState,
+    headers: HeaderMap,
+) -> Result<Json<Vec<crate::store::ApiKeyRecord>>, ApiError> {
+    let user = caller(&node, &headers).await?;
+    Ok(Json(node.auth().store().api_keys_of(&user.user_id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/auth/keys/{id}", responses((status = 204), (status = 404)))]
+pub async fn revoke_key(
+    State(node): NodeState,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = caller(&node, &headers).await?;
+    if node.auth().revoke_api_key(&user, &id, node.audit()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("you have no API key `{id}`"),
+        ))
+    }
+}

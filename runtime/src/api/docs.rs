@@ -35,6 +35,9 @@ use crate::api::{audit, auth, error, handlers, memory, wire};
         auth::logout,
         auth::me,
         auth::change_password,
+        auth::create_key,
+        auth::list_keys,
+        auth::revoke_key,
         audit::export,
         audit::verify,
         handlers::healthz,
@@ -66,6 +69,9 @@ use crate::api::{audit, auth, error, handlers, memory, wire};
         auth::PasswordBody,
         crate::auth::TokenPair,
         crate::store::UserRecord,
+        crate::store::ApiKeyRecord,
+        auth::NewApiKey,
+        auth::ApiKeyCreated,
     ))
 )]
 pub struct ApiDoc;

@@ -1,5 +1,5 @@
 //! `auth.required`: every route but health, docs and the login/refresh/logout routes
-//! takes an access token (`Authorization: Bearer`, or `?access_token=` on the event
+//! takes an access token or an API key (`Authorization: Bearer`, or `?access_token=` on the event
 //! WebSocket, where browsers cannot set headers). The caller is put in the request's
 //! extensions for handlers to act as; an account with a one-time password may only
 //! change it.
@@ -69,8 +69,16 @@ pub async fn require_caller(
         )
         .into_response();
     };
-    match node.auth().authenticate(&token).await {
-        Ok((_, user)) => {
+    let authenticated = if token.starts_with("tk_") {
+        node.auth()
+            .authenticate_key(&token)
+            .await
+            .map(|(_, user)| user)
+    } else {
+        node.auth().authenticate(&token).await.map(|(_, user)| user)
+    };
+    match authenticated {
+        Ok(user) => {
             if user.must_change_password && !BEFORE_PASSWORD_CHANGE.contains(&request.uri().path())
             {
                 return ApiError::new(

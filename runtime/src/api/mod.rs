@@ -58,6 +58,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
+        .route("/auth/keys", post(auth::create_key).get(auth::list_keys))
+        .route("/auth/keys/{id}", delete(auth::revoke_key))
         .route("/audit", get(audit::export))
         .route("/audit/verify", get(audit::verify))
         .route("/memory/{id}", delete(memory::delete))

@@ -8,6 +8,7 @@
 
 pub mod limiter;
 pub mod password;
+pub mod permissions;
 pub mod tokens;
 
 use rand::RngCore;
@@ -18,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::AuditLog;
 use crate::clock::now_ms;
 use crate::errors::RuntimeError;
-use crate::store::{RefreshRecord, Store, UserRecord};
+use crate::store::{ApiKeyRecord, RefreshRecord, Store, UserRecord};
 use tokens::{Claims, TokenKeys};
 
 pub const ROLES: [&str; 6] = [
@@ -382,6 +383,119 @@ impl Auth {
     pub fn store(&self) -> &Store {
         &self.store
     }
+
+    // ---- API keys --------------------------------------------------------------
+
+    /// A key for `owner`, scoped to `scopes` (each one the owner holds) and optionally
+    /// to projects, expiring after `ttl_days` when given. The key (`tk_<id>_<secret>`)
+    /// is returned this once; only its secret's SHA-256 is kept.
+    pub async fn create_api_key(
+        &self,
+        owner: &UserRecord,
+        name: &str,
+        scopes: &[String],
+        projects: &[String],
+        ttl_days: Option<u64>,
+        audit: &AuditLog,
+    ) -> Result<(String, ApiKeyRecord), RuntimeError> {
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(RuntimeError::InvalidRequest(
+                "`name` must hold 1 to 100 characters".into(),
+            ));
+        }
+        let granted = permissions::of_role(&owner.role);
+        if scopes.is_empty() {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "give the key at least one scope; yours are {}",
+                granted.join(", ")
+            )));
+        }
+        if let Some(extra) = scopes
+            .iter()
+            .find(|scope| !granted.contains(&scope.as_str()))
+        {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "scope `{extra}` is not one you hold as {}; yours are {}",
+                owner.role,
+                granted.join(", ")
+            )));
+        }
+        let mut id = [0u8; 6];
+        rand::rng().fill_bytes(&mut id);
+        let key_id: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+        let secret = random_token("");
+        let record = ApiKeyRecord {
+            key_id: key_id.clone(),
+            name: name.trim().into(),
+            user_id: owner.user_id.clone(),
+            scopes: scopes.to_vec(),
+            projects: projects.to_vec(),
+            created_at_ms: now_ms(),
+            expires_at_ms: ttl_days.map(|days| now_ms() + (days as i64) * 86_400_000),
+            last_used_ms: None,
+            revoked: false,
+            secret_hash: token_hash(&secret),
+        };
+        self.store.insert_api_key(&record).await?;
+        audit
+            .record(
+                &owner.email,
+                "api_key.create",
+                &key_id,
+                json!({"name": record.name, "scopes": scopes, "projects": projects}),
+            )
+            .await?;
+        Ok((format!("tk_{key_id}_{secret}"), record))
+    }
+
+    /// The key and its owner behind a `tk_...` bearer; its last use is recorded.
+    pub async fn authenticate_key(
+        &self,
+        presented: &str,
+    ) -> Result<(ApiKeyRecord, UserRecord), RuntimeError> {
+        let refused = || RuntimeError::Unauthorized("API key not valid".into());
+        let (key_id, secret) = presented
+            .strip_prefix("tk_")
+            .and_then(|rest| rest.split_once('_'))
+            .ok_or_else(refused)?;
+        let key = self.store.api_key(key_id).await?.ok_or_else(refused)?;
+        if !constant_time_eq(token_hash(secret).as_bytes(), key.secret_hash.as_bytes())
+            || key.revoked
+        {
+            return Err(refused());
+        }
+        if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+            return Err(RuntimeError::Unauthorized("API key expired".into()));
+        }
+        let user = self
+            .store
+            .user_by_id(&key.user_id)
+            .await?
+            .filter(|user| !user.disabled)
+            .ok_or_else(|| RuntimeError::Unauthorized("the key's owner is disabled".into()))?;
+        self.store.touch_api_key(&key.key_id, now_ms()).await?;
+        Ok((key, user))
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        owner: &UserRecord,
+        key_id: &str,
+        audit: &AuditLog,
+    ) -> Result<bool, RuntimeError> {
+        let revoked = self.store.revoke_api_key(&owner.user_id, key_id).await?;
+        if revoked {
+            audit
+                .record(&owner.email, "api_key.revoke", key_id, json!({}))
+                .await?;
+        }
+        Ok(revoked)
+    }
+}
+
+/// Equality that takes as long for a near miss as for a far one.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -217,3 +217,82 @@ async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn api_keys_are_scoped_hashed_revocable_and_expire() {
+    let (auth, audit) = auth().await;
+    let dev = auth
+        .create_user("dev@example.com", "developer", "dev's long password", false)
+        .await
+        .unwrap();
+    let scopes = vec!["workflows.execute".to_string()];
+    let (key, record) = auth
+        .create_api_key(&dev, "ci", &scopes, &[], Some(30), &audit)
+        .await
+        .unwrap();
+    assert!(key.starts_with(&format!("tk_{}_", record.key_id)));
+    assert!(!record.secret_hash.is_empty() && !key.contains(&record.secret_hash));
+    let (found, owner) = auth.authenticate_key(&key).await.unwrap();
+    assert_eq!(
+        (found.scopes.clone(), owner.email.as_str()),
+        (scopes.clone(), "dev@example.com")
+    );
+    assert!(
+        auth.store()
+            .api_key(&record.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_ms
+            .is_some()
+    );
+    // A wrong secret for a real id, a made-up key, and a JWT-shaped string are refused.
+    let wrong = format!("tk_{}_{}", record.key_id, "0".repeat(64));
+    for bad in [
+        wrong.as_str(),
+        "tk_nope_nope",
+        "tk_",
+        "eyJhbGciOiJIUzI1NiJ9.e30.x",
+    ] {
+        assert!(auth.authenticate_key(bad).await.is_err(), "{bad}");
+    }
+    // A developer cannot mint a key that approves.
+    let approve = vec!["workflows.approve".to_string()];
+    let error = auth
+        .create_api_key(&dev, "sneaky", &approve, &[], None, &audit)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not one you hold"), "{error}");
+    assert!(
+        auth.create_api_key(&dev, "none", &[], &[], None, &audit)
+            .await
+            .is_err()
+    );
+    // Another user cannot revoke it; its owner can.
+    let other = auth
+        .create_user("eve@example.com", "developer", "eve's long password", false)
+        .await
+        .unwrap();
+    assert!(
+        !auth
+            .revoke_api_key(&other, &record.key_id, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        auth.revoke_api_key(&dev, &record.key_id, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(auth.authenticate_key(&key).await.is_err());
+    // An expired key is refused.
+    let (expired, _) = auth
+        .create_api_key(&dev, "old", &scopes, &[], Some(0), &audit)
+        .await
+        .unwrap();
+    assert!(
+        auth.authenticate_key(&expired)
+            .await
+            .is_err_and(|e| e.to_string().contains("expired"))
+    );
+}

@@ -151,6 +151,24 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS refresh_user ON refresh_token FIELDS user_id;
     ",
     ),
+    (
+        7,
+        // API keys: the secret only as SHA-256 (see `auth::Auth::create_api_key`).
+        "
+    DEFINE TABLE IF NOT EXISTS api_key SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS key_id ON api_key TYPE string;
+    DEFINE FIELD IF NOT EXISTS name ON api_key TYPE string;
+    DEFINE FIELD IF NOT EXISTS user_id ON api_key TYPE string;
+    DEFINE FIELD IF NOT EXISTS scopes ON api_key TYPE array<string>;
+    DEFINE FIELD IF NOT EXISTS projects ON api_key TYPE array<string>;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON api_key TYPE int;
+    DEFINE FIELD IF NOT EXISTS expires_at_ms ON api_key TYPE option<int>;
+    DEFINE FIELD IF NOT EXISTS last_used_ms ON api_key TYPE option<int>;
+    DEFINE FIELD IF NOT EXISTS revoked ON api_key TYPE bool;
+    DEFINE FIELD IF NOT EXISTS secret_hash ON api_key TYPE string;
+    DEFINE INDEX IF NOT EXISTS api_key_user ON api_key FIELDS user_id;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

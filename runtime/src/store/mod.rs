@@ -24,7 +24,7 @@ pub use audit::AuditFilter;
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
-pub use users::{RefreshRecord, UserRecord};
+pub use users::{ApiKeyRecord, RefreshRecord, UserRecord};
 
 #[derive(Clone)]
 pub struct Store {

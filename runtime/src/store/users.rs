@@ -167,3 +167,77 @@ impl Store {
         Ok(!rows.is_empty())
     }
 }
+
+/// An API key as stored: its id and a SHA-256 of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub name: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    /// Empty: every project the owner may reach.
+    pub projects: Vec<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub last_used_ms: Option<i64>,
+    pub revoked: bool,
+    #[serde(skip_serializing, default)]
+    #[schema(ignore)]
+    pub secret_hash: String,
+}
+
+const KEY_FIELDS: &str = "key_id, name, user_id, scopes, projects, created_at_ms, expires_at_ms, last_used_ms, revoked, secret_hash";
+
+impl Store {
+    pub async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RuntimeError> {
+        self.execute(
+            "CREATE type::record('api_key', $key.key_id) CONTENT {
+                key_id: $key.key_id, name: $key.name, user_id: $key.user_id,
+                scopes: $key.scopes, projects: $key.projects, created_at_ms: $key.created_at_ms,
+                expires_at_ms: $key.expires_at_ms, last_used_ms: NONE, revoked: false,
+                secret_hash: $hash
+            } RETURN NONE",
+            json!({"key": key, "hash": key.secret_hash}),
+        )
+        .await
+    }
+
+    pub async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, RuntimeError> {
+        let rows: Vec<ApiKeyRecord> = self
+            .rows(
+                &format!("SELECT {KEY_FIELDS} FROM type::record('api_key', $id)"),
+                json!({"id": key_id}),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn api_keys_of(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, RuntimeError> {
+        self.rows(
+            &format!(
+                "SELECT {KEY_FIELDS} FROM api_key WHERE user_id = $user ORDER BY created_at_ms"
+            ),
+            json!({"user": user_id}),
+        )
+        .await
+    }
+
+    pub async fn touch_api_key(&self, key_id: &str, at_ms: i64) -> Result<(), RuntimeError> {
+        self.execute(
+            "UPDATE type::record('api_key', $id) SET last_used_ms = $at RETURN NONE",
+            json!({"id": key_id, "at": at_ms}),
+        )
+        .await
+    }
+
+    /// Revokes key `key_id` of `user_id`; false when that user has no such key.
+    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<bool, RuntimeError> {
+        let rows: Vec<serde_json::Value> = self
+            .rows(
+                "UPDATE type::record('api_key', $id) SET revoked = true WHERE user_id = $user RETURN BEFORE",
+                json!({"id": key_id, "user": user_id}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}
