@@ -217,6 +217,9 @@ pub struct ServerSettings {
     pub address: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: u64,
+    /// Browser origins (`https://ui.example.com`) besides the node's own that may open
+    /// the event WebSocket.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -224,6 +227,7 @@ impl Default for ServerSettings {
         Self {
             address: "127.0.0.1:7700".into(),
             max_body_bytes: 2 * 1024 * 1024,
+            allowed_origins: Vec::new(),
         }
     }
 }

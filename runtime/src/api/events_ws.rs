@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -17,11 +18,40 @@ pub struct EventFilter {
     pub run_id: Option<String>,
 }
 
+/// A browser page may open the socket only from this node's own origin or one listed in
+/// `server.allowed_origins`: otherwise any site the user visits could read the events
+/// with the user's credentials. Clients that send no `Origin` (programs) are not
+/// browsers and pass (and are authenticated when `auth.required` is on).
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return headers.get(header::ORIGIN).is_none();
+    };
+    let own = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|host| {
+            origin == format!("http://{host}") || origin == format!("https://{host}")
+        });
+    own || allowed.iter().any(|listed| listed == origin)
+}
+
 pub async fn subscribe(
     State(node): State<Arc<Node>>,
     Query(filter): Query<EventFilter>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !origin_allowed(&headers, &node.settings().server.allowed_origins) {
+        return crate::api::error::ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this origin may not open the event stream; add it to server.allowed_origins",
+        )
+        .into_response();
+    }
     let events = node.subscribe();
     upgrade
         .max_message_size(64 * 1024)

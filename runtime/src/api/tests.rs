@@ -344,6 +344,33 @@ fn only_loopback_addresses_may_be_bound_without_authentication() {
 }
 
 #[tokio::test]
+async fn a_websocket_from_a_foreign_origin_is_refused() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (app, _node) = app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("ws://{address}/api/v1/events");
+    let mut foreign = url.as_str().into_client_request().unwrap();
+    foreign
+        .headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(foreign).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+        }
+        other => panic!("a foreign origin was let in: {:?}", other.map(|_| ())),
+    }
+    let mut own = url.as_str().into_client_request().unwrap();
+    own.headers_mut()
+        .insert("Origin", format!("http://{address}").parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(own).await.is_ok(),
+        "its own origin"
+    );
+}
+
+#[tokio::test]
 async fn the_websocket_streams_a_runs_events_as_they_happen() {
     let (app, node) = app().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
