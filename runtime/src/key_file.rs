@@ -3,11 +3,20 @@
 //! audit checkpoint key.
 
 use std::io::Write;
-use std::path::Path;
-
-use rand::RngCore;
+use std::path::{Path, PathBuf};
 
 use crate::errors::RuntimeError;
+
+/// Where files that must live outside the database go: `configured` when set, else
+/// beside an embedded store (`<data dir>-<suffix>`); `None` for a `mem://` or `ws://`
+/// store with nothing configured.
+pub fn dir_beside_store(configured: &str, store_url: &str, suffix: &str) -> Option<PathBuf> {
+    if !configured.is_empty() {
+        return Some(configured.into());
+    }
+    let data = store_url.strip_prefix("surrealkv://")?;
+    Some(format!("{}-{suffix}", data.trim_end_matches('/')).into())
+}
 
 fn failure(context: &str, path: &Path, error: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Store(format!("{context} {}: {error}", path.display()))
@@ -28,8 +37,7 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, RuntimeError> {
             "",
         )),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; 32];
-            rand::rng().fill_bytes(&mut key);
+            let key = crate::digest::random_bytes::<32>().to_vec();
             write_private(path, &key)?;
             Ok(key)
         }

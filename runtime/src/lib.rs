@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod clock;
+pub mod digest;
 pub mod engine;
 pub mod errors;
 pub mod key_file;

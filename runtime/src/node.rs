@@ -388,7 +388,7 @@ impl Node {
                 UNAUTHENTICATED,
                 "workflow.create",
                 &workflow.id,
-                json!({"version": version, "source_sha256": sha256_hex(source)}),
+                json!({"version": version, "source_sha256": crate::digest::sha256_hex(source)}),
             )
             .await?;
         Ok((workflow.id, version))
@@ -676,16 +676,8 @@ impl Node {
 /// Who the audit log names for actions whose caller is not known yet (before accounts).
 const UNAUTHENTICATED: &str = "unauthenticated";
 
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
 /// The effective settings (secrets masked) as a digest: a change between starts shows
 /// in the audit log as a different digest.
 fn settings_digest(settings: &Settings) -> String {
-    sha256_hex(&troupe_config::render_masked(settings))
+    crate::digest::sha256_hex(&troupe_config::render_masked(settings))
 }

@@ -3,7 +3,6 @@
 //! be tested on plain values.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -47,8 +46,7 @@ pub fn entry_hash(
     prev_hash: &str,
 ) -> String {
     let encoded = serde_json::json!([seq, at_ms, actor, action, target, details, prev_hash]);
-    let digest = Sha256::digest(encoded.to_string().as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::digest::sha256_hex(&encoded.to_string())
 }
 
 /// `entry` chained after (`seq`, `prev_hash`).

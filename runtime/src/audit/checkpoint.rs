@@ -50,11 +50,7 @@ impl Checkpoints {
         // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
         let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key).expect("HMAC accepts any key");
         mac.update(format!("{seq}:{hash}:{at_ms}").as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        crate::digest::hex(&mac.finalize().into_bytes())
     }
 
     /// Appends a signed checkpoint of `head` to the file and the log.

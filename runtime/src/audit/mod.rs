@@ -28,11 +28,7 @@ const APPEND_ATTEMPTS: usize = 5;
 /// (`<data dir>-audit`); `None` for a `mem://` or `ws://` store with no `audit.dir`
 /// (checkpoints then reach the process log only).
 pub fn checkpoint_dir(settings: &troupe_config::Settings) -> Option<std::path::PathBuf> {
-    if !settings.audit.dir.is_empty() {
-        return Some(settings.audit.dir.clone().into());
-    }
-    let data = settings.store.url.strip_prefix("surrealkv://")?;
-    Some(format!("{}-audit", data.trim_end_matches('/')).into())
+    crate::key_file::dir_beside_store(&settings.audit.dir, &settings.store.url, "audit")
 }
 
 pub struct AuditLog {

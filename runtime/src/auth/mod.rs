@@ -11,13 +11,12 @@ pub mod password;
 pub mod permissions;
 pub mod tokens;
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
 use crate::clock::now_ms;
+use crate::digest;
 use crate::errors::RuntimeError;
 use crate::store::{ApiKeyRecord, RefreshRecord, Store, UserRecord};
 use tokens::{Claims, TokenKeys};
@@ -64,17 +63,11 @@ fn now_secs() -> u64 {
 }
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest::sha256_hex(token)
 }
 
 fn random_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let body: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("{prefix}{body}")
+    format!("{prefix}{}", digest::hex(&digest::random_bytes::<32>()))
 }
 
 impl Auth {
@@ -86,22 +79,9 @@ impl Auth {
         settings: &troupe_config::Settings,
     ) -> Result<Self, RuntimeError> {
         let auth = &settings.auth;
-        let dir = if !auth.dir.is_empty() {
-            Some(std::path::PathBuf::from(&auth.dir))
-        } else {
-            settings
-                .store
-                .url
-                .strip_prefix("surrealkv://")
-                .map(|data| format!("{}-auth", data.trim_end_matches('/')).into())
-        };
-        let key = match dir {
+        let key = match crate::key_file::dir_beside_store(&auth.dir, &settings.store.url, "auth") {
             Some(dir) => crate::key_file::load_or_create(&dir.join("jwt.key"))?,
-            None => {
-                let mut key = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut key);
-                key
-            }
+            None => digest::random_bytes::<32>().to_vec(),
         };
         let length = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
         Ok(Self::new(
@@ -420,9 +400,7 @@ impl Auth {
                 granted.join(", ")
             )));
         }
-        let mut id = [0u8; 6];
-        rand::rng().fill_bytes(&mut id);
-        let key_id: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+        let key_id = digest::hex(&digest::random_bytes::<6>());
         let secret = random_token("");
         let record = ApiKeyRecord {
             key_id: key_id.clone(),

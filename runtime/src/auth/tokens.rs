@@ -44,12 +44,7 @@ fn unauthorized(reason: &str) -> RuntimeError {
 
 impl TokenKeys {
     pub fn new(secret: &[u8], issuer: &str, audience: &str) -> Self {
-        let digest = Sha256::digest(secret);
-        let kid = digest
-            .iter()
-            .take(4)
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let kid = crate::digest::hex(&Sha256::digest(secret)[..4]);
         Self {
             kid,
             encoding: EncodingKey::from_secret(secret),

@@ -9,7 +9,6 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken};
 
 use crate::clock::now_ms;
@@ -639,10 +638,7 @@ fn reply_with(reply: RpcReplyPort<Result<(), RuntimeError>>, result: Result<(), 
 pub fn digest(inputs: &Value) -> String {
     let mut canonical = String::new();
     write_canonical(inputs, &mut canonical);
-    Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::digest::sha256_hex(&canonical)
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
