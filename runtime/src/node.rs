@@ -542,9 +542,7 @@ impl Node {
         query: &str,
         k: usize,
     ) -> Result<Vec<MemoryEntry>, RuntimeError> {
-        let memory = self.node_memory()?;
-        let embedding = memory.embed(query).await?;
-        self.store().search_memory(filter, &embedding, k).await
+        self.node_memory()?.search(filter, query, k).await
     }
 
     /// Adds an entry (a fact a person tells the project's agents); returns its id.
@@ -555,10 +553,8 @@ impl Node {
         text: &str,
         metadata: &Value,
     ) -> Result<String, RuntimeError> {
-        let memory = self.node_memory()?;
-        let embedding = memory.embed(text).await?;
-        self.store()
-            .insert_memory(scope, kind, text, metadata, &embedding)
+        self.node_memory()?
+            .insert(scope, kind, text, metadata)
             .await
     }
 

@@ -197,7 +197,7 @@ impl NodeMemory {
         Ok(Some(Self { store, embedder }))
     }
 
-    pub async fn embed(&self, text: &str) -> Result<Vec<f32>, RuntimeError> {
+    async fn embed(&self, text: &str) -> Result<Vec<f32>, RuntimeError> {
         if text.trim().is_empty() {
             return Err(RuntimeError::InvalidRequest("memory text is empty".into()));
         }
@@ -208,8 +208,29 @@ impl NodeMemory {
             .ok_or_else(|| RuntimeError::Store("the embedding model returned no vector".into()))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The `k` entries of the filter's scope nearest to `query`, best first.
+    pub async fn search(
+        &self,
+        filter: &MemoryFilter,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<crate::store::MemoryEntry>, RuntimeError> {
+        let embedding = self.embed(query).await?;
+        self.store.search_memory(filter, &embedding, k).await
+    }
+
+    /// Embeds and stores one entry; returns its id.
+    pub async fn insert(
+        &self,
+        scope: &MemoryScope,
+        kind: troupe_agents::MemoryKind,
+        text: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<String, RuntimeError> {
+        let embedding = self.embed(text).await?;
+        self.store
+            .insert_memory(scope, kind, text, metadata, &embedding)
+            .await
     }
 }
 
@@ -225,10 +246,8 @@ impl Memory for NodeMemory {
         query: &str,
         k: usize,
     ) -> Result<Vec<Recalled>, AgentError> {
-        let embedding = self.embed(query).await.map_err(agent_error)?;
         let found = self
-            .store
-            .search_memory(&MemoryFilter::from(scope), &embedding, k)
+            .search(&MemoryFilter::from(scope), query, k)
             .await
             .map_err(agent_error)?;
         found
@@ -248,9 +267,7 @@ impl Memory for NodeMemory {
     }
 
     async fn remember(&self, scope: &MemoryScope, entry: NewMemory) -> Result<String, AgentError> {
-        let embedding = self.embed(&entry.text).await.map_err(agent_error)?;
-        self.store
-            .insert_memory(scope, entry.kind, &entry.text, &entry.metadata, &embedding)
+        self.insert(scope, entry.kind, &entry.text, &entry.metadata)
             .await
             .map_err(agent_error)
     }
