@@ -97,7 +97,7 @@ pub async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result
                 ("action", action),
             ] {
                 if let Some(value) = value {
-                    query.push(format!("{name}={}", super::memory::encode(&value)));
+                    query.push(format!("{name}={}", super::client::encode(&value)));
                 }
             }
             query.push("format=json".into());

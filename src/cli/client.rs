@@ -109,6 +109,17 @@ impl Client {
     }
 }
 
+/// `text` percent-encoded for a query string or a path segment.
+pub fn encode(text: &str) -> String {
+    // A constant, valid URL: parsing it cannot fail.
+    let mut url = reqwest::Url::parse("http://localhost/").expect("a valid URL");
+    url.query_pairs_mut().append_pair("v", text);
+    url.query()
+        .unwrap_or("v=")
+        .trim_start_matches("v=")
+        .to_string()
+}
+
 /// Decodes a success body, or turns the API's JSON error into an error: client mistakes
 /// (4xx) become `InputError` so the CLI exits 2.
 async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {

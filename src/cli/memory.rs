@@ -8,7 +8,7 @@ use serde_json::json;
 use troupe_config::Settings;
 use troupe_runtime::store::MemoryEntry;
 
-use super::client::Client;
+use super::client::{Client, encode};
 use super::runs::user;
 
 #[derive(Debug, Subcommand)]
@@ -52,17 +52,6 @@ pub struct Owner {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// `text` percent-encoded for a query string or a path segment.
-pub fn encode(text: &str) -> String {
-    // A constant, valid URL: parsing it cannot fail.
-    let mut url = reqwest::Url::parse("http://localhost/").expect("a valid URL");
-    url.query_pairs_mut().append_pair("v", text);
-    url.query()
-        .unwrap_or("v=")
-        .trim_start_matches("v=")
-        .to_string()
 }
 
 pub async fn memory(settings: &Settings, command: MemoryCommand) -> anyhow::Result<ExitCode> {

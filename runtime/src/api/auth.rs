@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use crate::api::body::JsonBody;
@@ -82,18 +82,14 @@ pub fn client_address(
 
 /// The user behind the request's `Authorization: Bearer` access token.
 pub async fn caller(node: &crate::node::Node, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send `Authorization: Bearer <access token>` (POST /api/v1/auth/login)",
-            )
-        })?;
-    Ok(node.auth().authenticate(bearer.trim()).await?.1)
+    let bearer = crate::api::guard::bearer(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send `Authorization: Bearer <access token>` (POST /api/v1/auth/login)",
+        )
+    })?;
+    Ok(node.auth().authenticate(bearer).await?.1)
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, responses((status = 200, body = TokenPair), (status = 401)))]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -32,14 +32,17 @@ const OPEN: [&str; 7] = [
 /// Routes an account whose password must change may still use.
 const BEFORE_PASSWORD_CHANGE: [&str; 2] = ["/api/v1/auth/password", "/api/v1/auth/me"];
 
-fn token(request: &Request) -> Option<String> {
-    let from_header = request
-        .headers()
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|token| token.trim().to_string());
-    from_header.or_else(|| {
+        .map(str::trim)
+}
+
+fn token(request: &Request) -> Option<String> {
+    bearer(request.headers()).map(String::from).or_else(|| {
         (request.uri().path() == "/api/v1/events")
             .then(|| request.uri().query())
             .flatten()
