@@ -43,7 +43,7 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
             "--email",
             "ada@example.com",
             "--role",
-            "reviewer",
+            "project_owner",
         ],
     );
     let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
@@ -280,4 +280,60 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
         [401, 401, 401, 401, 429, 429, 429],
         "{statuses:?}"
     );
+}
+
+#[test]
+fn secrets_are_sealed_listed_without_values_and_rotated_from_the_cli() {
+    use std::io::Write;
+    let scratch = tempfile::tempdir().unwrap();
+    let store = format!(
+        "store.url=surrealkv://{}",
+        scratch.path().join("data").display()
+    );
+    let mut set = support::troupe()
+        .current_dir(scratch.path())
+        .args(["--set", &store, "secrets", "set", "providers.openai"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"sk-live-very-secret\n")
+        .unwrap();
+    let set = set.wait_with_output().unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let listed = run_troupe(scratch.path(), &["--set", &store, "secrets", "list"]);
+    let before = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(before.contains("providers.openai"), "{before}");
+    let rotated = run_troupe(scratch.path(), &["--set", &store, "secrets", "rotate"]);
+    let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(
+        rotated.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(said.contains("sealed 1 secrets"), "{said}");
+    let after = String::from_utf8_lossy(
+        &run_troupe(scratch.path(), &["--set", &store, "secrets", "list"]).stdout,
+    )
+    .into_owned();
+    assert_ne!(before, after, "the key id did not change");
+    // The value is nowhere in what the CLI printed, nor in the keyring directory's names.
+    for output in [&before, &after, &said] {
+        assert!(!output.contains("sk-live"), "{output}");
+    }
+    let keyring = std::fs::read_to_string(scratch.path().join("data-secrets/keyring")).unwrap();
+    assert_eq!(keyring.lines().count(), 2, "{keyring}");
+    let bad = run_troupe(
+        scratch.path(),
+        &["--set", &store, "secrets", "set", "Bad Name"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
 }

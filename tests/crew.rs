@@ -19,6 +19,13 @@ fn task<'a>(run: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task {id} in {run:#}"))
 }
 
+/// Creates project `id`, which workflows name with `project:`.
+fn create_project(server: &Server, id: &str) {
+    let body = json!({"project_id": id}).to_string();
+    let (status, created) = post(server, "/api/v1/projects", "application/json", &body);
+    assert_eq!(status, 201, "{created}");
+}
+
 fn start_run(server: &Server, workflow: &str, variables: Value, user: &str) -> String {
     let (status, created) = post(server, "/api/v1/workflows", "application/yaml", workflow);
     assert_eq!(status, 201, "{created}");
@@ -50,8 +57,12 @@ fn the_delivery_pipeline_runs_on_the_local_model_with_its_modules_in_parallel() 
     let repo = scratch.path().join("feature");
     scratch_repository(&repo);
     let server = Server::start(&scratch.path().join("data"), &free_address());
-    let workflow = std::fs::read_to_string("examples/deliver-feature.yaml").unwrap();
-    let variables = json!({"work_dir": repo.display().to_string(), "project": "todo"});
+    create_project(&server, "todo");
+    let workflow = format!(
+        "project: todo\n{}",
+        std::fs::read_to_string("examples/deliver-feature.yaml").unwrap()
+    );
+    let variables = json!({"work_dir": repo.display().to_string()});
     let run_id = start_run(&server, &workflow, variables, "ada");
 
     let run = wait_for_run(&server, &run_id, 1500, |run| {
@@ -193,8 +204,9 @@ fn memory_is_recalled_into_prompts_and_never_crosses_users() {
         "{stdout}"
     );
 
-    let workflow = "name: Price plan\nvariables:\n  project: \"\"\ntasks:\n  - id: plan\n    name: Plan\n    agent: planner\n    inputs:\n      goal: \"store the prices of the shop's products\"\n";
-    let run_id = start_run(&server, workflow, json!({"project": "shop"}), "ada");
+    create_project(&server, "shop");
+    let workflow = "name: Price plan\nproject: shop\ntasks:\n  - id: plan\n    name: Plan\n    agent: planner\n    inputs:\n      goal: \"store the prices of the shop's products\"\n";
+    let run_id = start_run(&server, workflow, json!({}), "ada");
     let run = wait_for_run(&server, &run_id, 600, |run| run["status"] != "running");
     assert_eq!(run["status"], "completed", "{run:#}");
     let recalled = &task(&run, "plan")["outputs"]["recalled"];

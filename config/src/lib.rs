@@ -17,7 +17,7 @@ pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
 pub use settings::{
     AgentSettings, AuditSettings, EngineSettings, LogFormat, LogSettings, ModelAgentSettings,
-    ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits, ServerSettings, Settings,
-    ShellAgentSettings, StoreSettings, TestRunnerLimits,
+    ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits, SecretsSettings, ServerSettings,
+    Settings, ShellAgentSettings, StoreSettings, TestRunnerLimits,
 };
 pub use show::render_masked;

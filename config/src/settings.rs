@@ -14,6 +14,7 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub privacy: PrivacySettings,
     pub auth: AuthSettings,
+    pub secrets: SecretsSettings,
     pub client: ClientSettings,
     pub log: LogSettings,
 }
@@ -87,6 +88,22 @@ impl Default for PrivacySettings {
             mode: "redact".into(),
         }
     }
+}
+
+/// The key that seals secrets at rest (provider keys, MFA secrets, webhook secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// 64 hex digits, best from the environment (`TROUPE_SECRETS__KEY`). Empty: a
+    /// keyring file in `dir`.
+    pub key: String,
+    /// Keys `key` replaced, still needed to open what they sealed until
+    /// `troupe secrets rotate` re-seals it.
+    pub previous_keys: Vec<String>,
+    /// Directory of the keyring. Empty: beside an embedded store (`<data dir>-secrets`);
+    /// a `mem://` or `ws://` store without it gets a key that lives as long as the
+    /// process, so set it (or `key`) for a shared server.
+    pub dir: String,
 }
 
 /// The audit log's signed checkpoints, kept outside the database.

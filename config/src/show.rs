@@ -2,7 +2,7 @@
 
 use crate::settings::Settings;
 
-const SECRET_MARKERS: [&str; 4] = ["password", "secret", "token", "key"];
+const SECRET_MARKERS: [&str; 5] = ["password", "secret", "token", "key", "keys"];
 const MASK: &str = "********";
 
 /// Renders `settings` as TOML with every value whose key names a secret replaced by a mask.

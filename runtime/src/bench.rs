@@ -89,7 +89,7 @@ async fn measure(store_url: &str, shape: &str, tasks: usize) -> Result<Duration,
     settings.engine.max_concurrent_tasks = 64;
     let node = open_node(settings).await?;
     let (id, _) = node
-        .save_workflow(&workflow(shape, tasks), "bench.yaml")
+        .save_workflow(&workflow(shape, tasks), "bench.yaml", "bench")
         .await?;
     let mut finished = node.subscribe();
     let started = Instant::now();

@@ -13,6 +13,10 @@ pub enum RuntimeError {
     WorkflowVersionNotFound { id: String, version: u32 },
     #[error("run `{0}` not found")]
     RunNotFound(String),
+    #[error(
+        "project `{0}` not found: create it first (POST /api/v1/projects, or `troupe projects create`)"
+    )]
+    ProjectNotFound(String),
     #[error("invalid workflow:\n{0}")]
     InvalidWorkflow(String),
     #[error("invalid variables: {0}")]
@@ -39,6 +43,8 @@ pub enum RuntimeError {
     Audit(String),
     #[error("accounts: {0}")]
     Auth(String),
+    #[error("secrets: {0}")]
+    Secrets(String),
     /// Credentials or a token that do not let the caller in; the reason names the check,
     /// never the secret.
     #[error("unauthorized: {0}")]

@@ -45,6 +45,26 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, RuntimeError> {
     }
 }
 
+/// Creates `path` (and its directory) readable by its owner only; an existing file is
+/// never overwritten.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|error| failure("cannot create", dir, error))?;
+    }
+    write_private(path, bytes)
+}
+
+/// Appends to a private file written by `write_new_private`, synced before returning.
+pub fn append_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|error| failure("cannot open", path, error))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|error| failure("cannot write", path, error))
+}
+
 #[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod errors;
 pub mod key_file;
 pub mod node;
+pub mod secrets;
 pub mod services;
 pub mod store;
 pub use troupe_supervision as supervision;

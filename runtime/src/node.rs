@@ -17,6 +17,7 @@ use troupe_config::Settings;
 use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
 use troupe_inference::serve::InferenceService;
 use troupe_inference::serve::setup;
+use troupe_workflow::Workflow;
 
 use crate::audit::AuditLog;
 use crate::audit::chain::AuditEntry;
@@ -31,8 +32,8 @@ use crate::engine::state::{RunState, TaskState};
 use crate::errors::RuntimeError;
 use crate::services::{ChainModel, NodeMemory, PrivacyMode};
 use crate::store::{
-    AuditFilter, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store, WorkflowRecord,
-    WorkflowVersion,
+    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store,
+    WorkflowRecord, WorkflowVersion, project_of,
 };
 use crate::supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -67,6 +68,7 @@ pub struct RunDetail {
 pub struct PendingApproval {
     pub run_id: String,
     pub workflow_id: String,
+    pub project: String,
     pub task: String,
     pub task_name: String,
     #[schema(value_type = Object)]
@@ -372,26 +374,56 @@ impl Node {
 
     // ---- workflows ---------------------------------------------------------------
 
-    /// Validates `source` and stores it as the next version of its workflow.
+    /// Checks `source` (every error, with file, line and column) without storing it.
+    pub fn parse_workflow(&self, source: &str, file_name: &str) -> Result<Workflow, RuntimeError> {
+        self.context.parse_workflow(source, file_name)
+    }
+
+    /// Validates `source` and stores it as the next version of its workflow. Its
+    /// project must exist, and a new version may not move a workflow to another project
+    /// (its runs and permissions stay where they were).
     pub async fn save_workflow(
         &self,
         source: &str,
         file_name: &str,
+        actor: &str,
     ) -> Result<(String, u32), RuntimeError> {
         let workflow = self.context.parse_workflow(source, file_name)?;
+        let project = project_of(&workflow);
+        if project != DEFAULT_PROJECT && self.store().project(project).await?.is_none() {
+            return Err(RuntimeError::ProjectNotFound(project.into()));
+        }
+        if let Some(existing) = self.store().workflow(&workflow.id).await?
+            && existing.project != project
+        {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "workflow `{}` belongs to project `{}`; a new version cannot move it to `{project}` \
+                 (give the workflow another id)",
+                workflow.id, existing.project
+            )));
+        }
         let version = self
             .store()
-            .save_workflow(&workflow.id, &workflow.name, source, now_ms())
+            .save_workflow(&workflow.id, &workflow.name, project, source, now_ms())
             .await?;
         self.audit
             .record(
-                UNAUTHENTICATED,
+                actor,
                 "workflow.create",
                 &workflow.id,
-                json!({"version": version, "source_sha256": crate::digest::sha256_hex(source)}),
+                json!({"version": version, "project": project,
+                       "source_sha256": crate::digest::sha256_hex(source)}),
             )
             .await?;
         Ok((workflow.id, version))
+    }
+
+    /// The workflow's record, deleted or not.
+    pub async fn workflow_record(&self, id: &str) -> Result<WorkflowRecord, RuntimeError> {
+        self.store()
+            .workflow(id)
+            .await?
+            .ok_or_else(|| RuntimeError::WorkflowNotFound(id.into()))
     }
 
     pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, RuntimeError> {
@@ -402,10 +434,10 @@ impl Node {
         self.store().workflow_versions(id).await
     }
 
-    pub async fn delete_workflow(&self, id: &str) -> Result<(), RuntimeError> {
+    pub async fn delete_workflow(&self, id: &str, actor: &str) -> Result<(), RuntimeError> {
         self.store().delete_workflow(id).await?;
         self.audit
-            .record(UNAUTHENTICATED, "workflow.delete", id, json!({}))
+            .record(actor, "workflow.delete", id, json!({}))
             .await?;
         Ok(())
     }
@@ -620,6 +652,7 @@ impl Node {
             .runs(&RunFilter {
                 status: Some(RunStatus::Running),
                 workflow_id: None,
+                projects: None,
                 limit: 1000,
             })
             .await?;
@@ -637,6 +670,7 @@ impl Node {
                 pending.push(PendingApproval {
                     run_id: record.run_id.clone(),
                     workflow_id: record.workflow_id.clone(),
+                    project: record.project.clone(),
                     task: task.id.clone(),
                     task_name: state
                         .workflow
@@ -668,9 +702,6 @@ impl Node {
         loads
     }
 }
-
-/// Who the audit log names for actions whose caller is not known yet (before accounts).
-const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// The effective settings (secrets masked) as a digest: a change between starts shows
 /// in the audit log as a different digest.

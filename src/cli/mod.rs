@@ -9,6 +9,7 @@ mod models;
 mod progress;
 mod run;
 mod runs;
+mod secrets;
 mod serve;
 mod telemetry;
 mod users;
@@ -74,6 +75,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Seal, list or rotate secrets kept at rest (provider keys, MFA secrets).
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
     /// Verify or export the tamper-evident audit log.
     Audit {
@@ -148,6 +154,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Memory { command } => memory::memory(&settings, command).await,
         Command::Audit { command } => audit::audit(&settings, command).await,
         Command::Users { command } => users::users(&settings, command).await,
+        Command::Secrets { command } => secrets::secrets(&settings, command).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {

@@ -104,7 +104,7 @@ async fn run_local(
     let node = Arc::new(node);
     let api = serve_api_alongside(node.clone(), &settings).await;
     let mut events = node.subscribe();
-    let (workflow_id, _) = node.save_workflow(source, name).await?;
+    let (workflow_id, _) = node.save_workflow(source, name, &started_by).await?;
     let run_id = node
         .start_run(&workflow_id, None, variables, &started_by)
         .await?;

@@ -21,6 +21,9 @@ pub struct Workflow {
     pub triggers: Triggers,
     /// When set, the person who started a run may not approve its gates.
     pub separate_approver: bool,
+    /// The project the workflow and its runs belong to: who may see, run and approve
+    /// them, and whose memory its agents use. `None` is the node's `default` project.
+    pub project: Option<String>,
     /// In source order; ids are unique and dependencies form a DAG.
     pub tasks: Vec<Task>,
 }

@@ -21,6 +21,9 @@ pub fn to_yaml(workflow: &Workflow) -> String {
     if workflow.separate_approver {
         line(&mut out, 0, "separate_approver", "true");
     }
+    if let Some(project) = &workflow.project {
+        line(&mut out, 0, "project", &quote(project));
+    }
     if !workflow.variables.is_empty() {
         out.push_str("variables:\n");
         for (name, value) in &workflow.variables {

@@ -107,6 +107,7 @@ fn the_spec_example_parses_to_the_expected_workflow() {
             }),
         },
         separate_approver: false,
+        project: None,
         tasks: vec![scan, triage, sign_off],
     };
     assert_eq!(parsed, Ok(expected));
@@ -142,6 +143,7 @@ name: t
 description: "what it does"
 version: 2.10
 separate_approver: true
+project: shop-web
 triggers:
   on_push: { branches: [main, develop] }
   schedule: { cron: "0 9 * * 1", timezone: Europe/Paris }
@@ -163,6 +165,7 @@ tasks:
     assert_eq!(workflow.version, "2.10");
     assert_eq!(workflow.description.as_deref(), Some("what it does"));
     assert!(workflow.separate_approver);
+    assert_eq!(workflow.project.as_deref(), Some("shop-web"));
     assert_eq!(
         workflow.triggers.on_push.map(|p| p.branches),
         Some(vec!["main".into(), "develop".into()])
@@ -398,5 +401,18 @@ fn yaml_level_problems_become_diagnostics() {
     assert_eq!(
         errors("- 1\n"),
         vec!["wf.yaml:1:1: expected a map, found a list"]
+    );
+}
+
+#[test]
+fn a_project_must_be_a_slug() {
+    let source = "name: t\nproject: \"Shop Web\"\ntasks:\n  - { id: a, name: A, agent: shell }\n";
+    let errors = parse_workflow(source, "wf.yaml", AGENTS).unwrap_err();
+    let error = &errors.0[0];
+    assert_eq!((error.line, error.path.as_str()), (2, "project"));
+    assert_eq!(error.message, "project `Shop Web` must match [a-z0-9_-]+");
+    assert_eq!(
+        error.hint.as_deref(),
+        Some("use lowercase letters, digits, `-` and `_`, e.g. `shop-web`")
     );
 }

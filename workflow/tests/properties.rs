@@ -120,6 +120,7 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                     ),
                 )),
                 any::<bool>(),
+                prop::option::of("[a-z0-9_-]{1,12}"),
                 (0..count).map(task).collect::<Vec<_>>(),
             )
         })
@@ -132,6 +133,7 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                 branches,
                 schedule,
                 separate_approver,
+                project,
                 tasks,
             )| {
                 variables.insert("flag".into(), json!(true));
@@ -149,6 +151,7 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                         }),
                     },
                     separate_approver,
+                    project,
                     tasks,
                 }
             },

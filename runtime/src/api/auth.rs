@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::api::body::JsonBody;
 use crate::api::error::ApiError;
 use crate::api::handlers::NodeState;
-use crate::auth::TokenPair;
+use crate::auth::{Enrolment, LoginOutcome, TokenPair};
 use crate::store::UserRecord;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -92,17 +92,75 @@ pub async fn caller(node: &crate::node::Node, headers: &HeaderMap) -> Result<Use
     Ok(node.auth().authenticate(bearer).await?.1)
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, responses((status = 200, body = TokenPair), (status = 401)))]
+/// A session, or, for an account with a second factor, `{"mfa_required": true, "mfa_token"}`.
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, responses((status = 200, body = LoginOutcome), (status = 401), (status = 429)))]
 pub async fn login(
     State(node): NodeState,
     Peer(peer): Peer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<Json<LoginOutcome>, ApiError> {
     let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
     Ok(Json(
         node.auth()
             .login(&body.email, &body.password, client, node.audit())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct MfaCode {
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct MfaVerify {
+    pub mfa_token: String,
+    /// Six digits from the authenticator, or one unused recovery code.
+    pub code: String,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RecoveryCodes {
+    /// Shown this once; each works once in place of a code.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Starts TOTP enrolment: the secret and its QR code, to scan and then confirm.
+#[utoipa::path(post, path = "/api/v1/auth/mfa/enrol", responses((status = 200, body = Enrolment), (status = 401)))]
+pub async fn enrol_mfa(
+    State(node): NodeState,
+    headers: HeaderMap,
+) -> Result<Json<Enrolment>, ApiError> {
+    let user = caller(&node, &headers).await?;
+    Ok(Json(node.auth().enrol_mfa(&user).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/mfa/confirm", request_body = MfaCode, responses((status = 200, body = RecoveryCodes), (status = 401)))]
+pub async fn confirm_mfa(
+    State(node): NodeState,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<MfaCode>,
+) -> Result<Json<RecoveryCodes>, ApiError> {
+    let user = caller(&node, &headers).await?;
+    let recovery_codes = node
+        .auth()
+        .confirm_mfa(&user, &body.code, node.audit())
+        .await?;
+    Ok(Json(RecoveryCodes { recovery_codes }))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/mfa/verify", request_body = MfaVerify, responses((status = 200, body = TokenPair), (status = 401), (status = 429)))]
+pub async fn verify_mfa(
+    State(node): NodeState,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<MfaVerify>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
+    Ok(Json(
+        node.auth()
+            .verify_mfa(&body.mfa_token, &body.code, client, node.audit())
             .await?,
     ))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::api::{audit, auth, error, handlers, memory, wire};
+use crate::api::{audit, auth, error, handlers, memory, projects, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,11 +33,19 @@ use crate::api::{audit, auth, error, handlers, memory, wire};
         auth::login,
         auth::refresh,
         auth::logout,
+        auth::enrol_mfa,
+        auth::confirm_mfa,
+        auth::verify_mfa,
         auth::me,
         auth::change_password,
         auth::create_key,
         auth::list_keys,
         auth::revoke_key,
+        projects::create,
+        projects::list,
+        projects::get,
+        projects::set_member,
+        projects::remove_member,
         audit::export,
         audit::verify,
         handlers::healthz,
@@ -72,6 +80,16 @@ use crate::api::{audit, auth, error, handlers, memory, wire};
         crate::store::ApiKeyRecord,
         auth::NewApiKey,
         auth::ApiKeyCreated,
+        auth::MfaCode,
+        auth::MfaVerify,
+        auth::RecoveryCodes,
+        crate::auth::Enrolment,
+        crate::auth::LoginOutcome,
+        projects::NewProject,
+        projects::MemberRole,
+        projects::ProjectWithMembers,
+        crate::store::ProjectRecord,
+        crate::store::MemberRecord,
     ))
 )]
 pub struct ApiDoc;

@@ -49,7 +49,8 @@ impl From<RuntimeError> for ApiError {
         let (status, code) = match &error {
             RuntimeError::WorkflowNotFound(_)
             | RuntimeError::WorkflowVersionNotFound { .. }
-            | RuntimeError::RunNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            | RuntimeError::RunNotFound(_)
+            | RuntimeError::ProjectNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             RuntimeError::InvalidWorkflow(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow")
             }
@@ -72,7 +73,8 @@ impl From<RuntimeError> for ApiError {
             | RuntimeError::Actor(_)
             | RuntimeError::AgentKinds(_)
             | RuntimeError::Audit(_)
-            | RuntimeError::Auth(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            | RuntimeError::Auth(_)
+            | RuntimeError::Secrets(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let retry_after_secs = match &error {
             RuntimeError::Overloaded { retry_after_secs }

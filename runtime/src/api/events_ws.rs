@@ -1,7 +1,9 @@
 //! `GET /api/v1/events[?run_id=...]`: a WebSocket that sends each appended run event as
 //! a JSON text frame. A client that falls behind gets `{"lagged": n}` and can re-read
-//! the log from `/api/v1/runs/{id}/events`; the engine never waits for it.
+//! the log from `/api/v1/runs/{id}/events`; the engine never waits for it. A caller
+//! only receives the events of runs in projects where it holds `workflows.view`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -11,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::api::guard::Access;
 use crate::node::Node;
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +43,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 
 pub async fn subscribe(
     State(node): State<Arc<Node>>,
+    access: Access,
     Query(filter): Query<EventFilter>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -55,18 +59,55 @@ pub async fn subscribe(
     let events = node.subscribe();
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| stream_events(socket, events, filter))
+        .on_upgrade(move |socket| stream_events(socket, events, filter, node, access))
+}
+
+/// Which runs the caller may watch, looked up once per run.
+struct Visibility {
+    node: Arc<Node>,
+    access: Access,
+    known: HashMap<String, bool>,
+}
+
+impl Visibility {
+    async fn may_see(&mut self, run_id: &str) -> bool {
+        if self.access.0.is_none() {
+            return true;
+        }
+        if let Some(visible) = self.known.get(run_id) {
+            return *visible;
+        }
+        let visible = match self.node.store().run(run_id).await {
+            Ok(record) => self
+                .access
+                .require("workflows.view", &record.project, || {
+                    crate::errors::RuntimeError::RunNotFound(run_id.into())
+                })
+                .is_ok(),
+            Err(_) => false,
+        };
+        self.known.insert(run_id.to_owned(), visible);
+        visible
+    }
 }
 
 async fn stream_events(
     mut socket: WebSocket,
     mut events: tokio::sync::broadcast::Receiver<crate::engine::events::StoredEvent>,
     filter: EventFilter,
+    node: Arc<Node>,
+    access: Access,
 ) {
+    let mut visibility = Visibility {
+        node,
+        access,
+        known: HashMap::new(),
+    };
     loop {
         let frame = tokio::select! {
             received = events.recv() => match received {
-                Ok(event) if filter.run_id.as_ref().is_none_or(|run| *run == event.run_id) => {
+                Ok(event) if filter.run_id.as_ref().is_none_or(|run| *run == event.run_id)
+                    && visibility.may_see(&event.run_id).await => {
                     serde_json::to_string(&event).unwrap_or_default()
                 }
                 Ok(_) => continue,

@@ -1,33 +1,125 @@
-//! `auth.required`: every route but health, docs and the login/refresh/logout routes
-//! takes an access token or an API key (`Authorization: Bearer`, or `?access_token=` on the event
-//! WebSocket, where browsers cannot set headers). The caller is put in the request's
-//! extensions for handlers to act as; an account with a one-time password may only
-//! change it.
+//! The route guard. Every route declares what it needs in [`ROUTES`]; a route missing
+//! from the table is refused, so forgetting to declare one closes it rather than opens
+//! it. With `auth.required`, every route but the open ones takes an access token or an
+//! API key (`Authorization: Bearer`, or `?access_token=` on the event WebSocket, where
+//! browsers cannot set headers).
+//!
+//! The guard checks the permission is held somewhere (node-wide permissions: for the
+//! node); handlers then check the object's own project through [`Access`], answering
+//! 404 for a project the caller cannot see, so ids cannot be probed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::error::ApiError;
+use crate::auth::access::{Denied, Principal};
+use crate::errors::RuntimeError;
 use crate::node::Node;
-use crate::store::UserRecord;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Anyone: health, docs, and the routes that hand out tokens.
+    Open,
+    /// Any signed-in caller (its own account, sessions and keys).
+    SignedIn,
+    /// A node-wide permission of the account role.
+    Node(&'static str),
+    /// A permission in the project of the object; the handler checks which project.
+    Project(&'static str),
+}
+
+use Needs::{Node as OnNode, Open, Project, SignedIn};
+
+pub const ROUTES: &[(&str, &str, Needs)] = &[
+    ("GET", "/healthz", Open),
+    ("GET", "/readyz", Open),
+    ("GET", "/openapi.json", Open),
+    ("GET", "/docs", Open),
+    ("POST", "/api/v1/auth/login", Open),
+    ("POST", "/api/v1/auth/refresh", Open),
+    ("POST", "/api/v1/auth/logout", Open),
+    ("POST", "/api/v1/auth/mfa/verify", Open),
+    ("POST", "/api/v1/auth/mfa/enrol", SignedIn),
+    ("POST", "/api/v1/auth/mfa/confirm", SignedIn),
+    ("GET", "/api/v1/auth/me", SignedIn),
+    ("POST", "/api/v1/auth/password", SignedIn),
+    ("POST", "/api/v1/auth/keys", SignedIn),
+    ("GET", "/api/v1/auth/keys", SignedIn),
+    ("DELETE", "/api/v1/auth/keys/{id}", SignedIn),
+    ("POST", "/api/v1/workflows", Project("workflows.create")),
+    ("GET", "/api/v1/workflows", Project("workflows.view")),
+    ("GET", "/api/v1/workflows/{id}", Project("workflows.view")),
+    (
+        "DELETE",
+        "/api/v1/workflows/{id}",
+        Project("workflows.delete"),
+    ),
+    (
+        "POST",
+        "/api/v1/workflows/{id}/runs",
+        Project("workflows.execute"),
+    ),
+    ("GET", "/api/v1/runs", Project("workflows.view")),
+    ("GET", "/api/v1/runs/{id}", Project("workflows.view")),
+    ("GET", "/api/v1/runs/{id}/events", Project("workflows.view")),
+    (
+        "POST",
+        "/api/v1/runs/{id}/cancel",
+        Project("workflows.execute"),
+    ),
+    (
+        "POST",
+        "/api/v1/runs/{id}/tasks/{task}/decision",
+        Project("workflows.approve"),
+    ),
+    ("GET", "/api/v1/approvals", Project("workflows.view")),
+    ("GET", "/api/v1/events", Project("workflows.view")),
+    ("GET", "/api/v1/projects", SignedIn),
+    ("POST", "/api/v1/projects", OnNode("projects.create")),
+    ("GET", "/api/v1/projects/{id}", Project("projects.read")),
+    (
+        "PUT",
+        "/api/v1/projects/{id}/members/{user}",
+        Project("projects.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/projects/{id}/members/{user}",
+        Project("projects.update"),
+    ),
+    ("GET", "/api/v1/memory", Project("projects.read")),
+    ("POST", "/api/v1/memory", Project("memory.manage")),
+    ("POST", "/api/v1/memory/search", Project("projects.read")),
+    ("DELETE", "/api/v1/memory/{id}", Project("memory.manage")),
+    ("GET", "/api/v1/agents", OnNode("agents.view")),
+    ("GET", "/api/v1/models", OnNode("agents.view")),
+    ("POST", "/api/v1/complete", OnNode("agents.execute")),
+    ("GET", "/api/v1/costs", OnNode("costs.view")),
+    ("GET", "/api/v1/audit", OnNode("audit.read")),
+    ("GET", "/api/v1/audit/verify", OnNode("audit.read")),
+    ("GET", "/v1/models", OnNode("agents.view")),
+    ("POST", "/v1/chat/completions", OnNode("agents.execute")),
+    ("POST", "/v1/embeddings", OnNode("agents.execute")),
+    ("POST", "/v1/messages", OnNode("agents.execute")),
+];
+
+pub fn needs(method: &Method, path: &str) -> Option<Needs> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == path)
+        .map(|(_, _, needs)| *needs)
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
-pub struct Caller(pub UserRecord);
-
-const OPEN: [&str; 7] = [
-    "/healthz",
-    "/readyz",
-    "/openapi.json",
-    "/docs",
-    "/api/v1/auth/login",
-    "/api/v1/auth/refresh",
-    "/api/v1/auth/logout",
-];
+pub struct Caller(pub Principal);
 
 /// Routes an account whose password must change may still use.
 const BEFORE_PASSWORD_CHANGE: [&str; 2] = ["/api/v1/auth/password", "/api/v1/auth/me"];
@@ -55,12 +147,49 @@ fn token(request: &Request) -> Option<String> {
     })
 }
 
+fn forbidden(message: String) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+}
+
+/// The caller behind a bearer token or API key, with its project memberships.
+pub async fn principal(node: &Node, token: &str) -> Result<Principal, RuntimeError> {
+    let (user, key) = if token.starts_with("tk_") {
+        let (key, user) = node.auth().authenticate_key(token).await?;
+        (user, Some(key))
+    } else {
+        (node.auth().authenticate(token).await?.1, None)
+    };
+    let memberships: BTreeMap<String, String> = node
+        .store()
+        .memberships_of(&user.user_id)
+        .await?
+        .into_iter()
+        .map(|member| (member.project_id, member.role))
+        .collect();
+    Ok(Principal {
+        user,
+        key,
+        memberships,
+    })
+}
+
 pub async fn require_caller(
     State(node): State<Arc<Node>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if !node.settings().auth.required || OPEN.contains(&request.uri().path()) {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(needs) = needs(request.method(), &route) else {
+        return forbidden(format!(
+            "{} {route} declares no permission, so it is closed (a bug: please report it)",
+            request.method()
+        ));
+    };
+    if !node.settings().auth.required || needs == Open {
         return next.run(request).await;
     }
     let Some(token) = token(&request) else {
@@ -72,28 +201,93 @@ pub async fn require_caller(
         )
         .into_response();
     };
-    let authenticated = if token.starts_with("tk_") {
-        node.auth()
-            .authenticate_key(&token)
-            .await
-            .map(|(_, user)| user)
-    } else {
-        node.auth().authenticate(&token).await.map(|(_, user)| user)
+    let principal = match principal(&node, &token).await {
+        Ok(principal) => principal,
+        Err(error) => return ApiError::from(error).into_response(),
     };
-    match authenticated {
-        Ok(user) => {
-            if user.must_change_password && !BEFORE_PASSWORD_CHANGE.contains(&request.uri().path())
-            {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "password_change_required",
-                    "this account has a one-time password: change it first (POST /api/v1/auth/password)",
-                )
-                .into_response();
+    if principal.user.must_change_password && !BEFORE_PASSWORD_CHANGE.contains(&route.as_str()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "this account has a one-time password: change it first (POST /api/v1/auth/password)",
+        )
+        .into_response();
+    }
+    let refused = match needs {
+        Open | SignedIn => None,
+        OnNode(permission) => principal.check_node(permission).err().map(|_| permission),
+        Project(permission) => (!principal.holds_anywhere(permission)).then_some(permission),
+    };
+    if let Some(permission) = refused {
+        return forbidden(format!(
+            "this needs `{permission}`, which your role `{}`{} does not hold",
+            principal.user.role,
+            if principal.key.is_some() {
+                " or this API key"
+            } else {
+                ""
             }
-            request.extensions_mut().insert(Caller(user));
-            next.run(request).await
+        ));
+    }
+    request.extensions_mut().insert(Caller(principal));
+    next.run(request).await
+}
+
+/// The caller as handlers see it: `None` on a node without `auth.required`, where every
+/// request may do everything (a loopback-only node, see `check_bind_address`).
+#[derive(Debug, Clone)]
+pub struct Access(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Access {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Access(
+            parts
+                .extensions
+                .get::<Caller>()
+                .map(|Caller(principal)| principal.clone()),
+        ))
+    }
+}
+
+impl Access {
+    /// `permission` in `project`; a project the caller cannot see answers `hidden`
+    /// (the object's own not-found error).
+    pub fn require(
+        &self,
+        permission: &str,
+        project: &str,
+        hidden: impl FnOnce() -> RuntimeError,
+    ) -> Result<(), ApiError> {
+        let Some(principal) = &self.0 else {
+            return Ok(());
+        };
+        match principal.check(permission, project) {
+            Ok(()) => Ok(()),
+            Err(Denied::Hidden) => Err(hidden().into()),
+            Err(Denied::Lacks { permission, role }) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs `{permission}` in project `{project}`; your role there is `{role}`"
+                ),
+            )),
         }
-        Err(error) => ApiError::from(error).into_response(),
+    }
+
+    /// The projects where `permission` is held; `None`: all of them.
+    pub fn projects_with(&self, permission: &str) -> Option<Vec<String>> {
+        self.0
+            .as_ref()
+            .and_then(|principal| principal.projects_with(permission))
+    }
+
+    /// Who the request acts as: the caller, else what the request named, else `anonymous`.
+    pub fn actor(&self, named: Option<&str>) -> String {
+        match &self.0 {
+            Some(principal) => principal.email().to_owned(),
+            None => named.unwrap_or("anonymous").to_owned(),
+        }
     }
 }

@@ -2,18 +2,19 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::{Extension, Json};
 
 use crate::api::body::{JsonBody, read_bytes};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::guard::Caller;
+use crate::api::guard::Access;
 use crate::api::wire::*;
 use crate::engine::events::{RunStatus, StoredEvent};
+use crate::errors::RuntimeError;
 use crate::node::{Decision, Node, PendingApproval, RunDetail};
-use crate::store::{RunFilter, RunRecord, WorkflowRecord};
+use crate::store::{RunFilter, RunRecord, WorkflowRecord, project_of};
 
 pub(crate) type NodeState = State<Arc<Node>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -24,6 +25,7 @@ type ApiResult<T> = Result<T, ApiError>;
     responses((status = 201, body = WorkflowCreated), (status = 422, body = ErrorBody, description = "every validation error, with file, line and column")))]
 pub async fn create_workflow(
     State(node): NodeState,
+    access: Access,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<WorkflowCreated>)> {
     let is_json = request
@@ -54,7 +56,24 @@ pub async fn create_workflow(
         }
     };
     let file_name = create.file_name.as_deref().unwrap_or("request");
-    let (workflow_id, version) = node.save_workflow(&create.source, file_name).await?;
+    let workflow = node.parse_workflow(&create.source, file_name)?;
+    let project = project_of(&workflow);
+    access.require("workflows.create", project, || {
+        RuntimeError::ProjectNotFound(project.into())
+    })?;
+    // A new version of a workflow the caller cannot see is refused as if it were new
+    // to the caller: the save then fails on the project, not here.
+    if let Ok(existing) = node.workflow_record(&workflow.id).await {
+        access.require("workflows.create", &existing.project, || {
+            RuntimeError::InvalidRequest(format!(
+                "workflow id `{}` is taken; give yours another id",
+                workflow.id
+            ))
+        })?;
+    }
+    let (workflow_id, version) = node
+        .save_workflow(&create.source, file_name, &access.actor(None))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(WorkflowCreated {
@@ -65,15 +84,47 @@ pub async fn create_workflow(
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<WorkflowRecord>)))]
-pub async fn list_workflows(State(node): NodeState) -> ApiResult<Json<Vec<WorkflowRecord>>> {
-    Ok(Json(node.workflows().await?))
+pub async fn list_workflows(
+    State(node): NodeState,
+    access: Access,
+) -> ApiResult<Json<Vec<WorkflowRecord>>> {
+    let visible = access.projects_with("workflows.view");
+    let mut workflows = node.workflows().await?;
+    if let Some(projects) = visible {
+        workflows.retain(|workflow| projects.contains(&workflow.project));
+    }
+    Ok(Json(workflows))
+}
+
+/// The workflow's record after checking `permission` in its project.
+async fn workflow_for(
+    node: &Node,
+    access: &Access,
+    permission: &str,
+    id: &str,
+) -> ApiResult<WorkflowRecord> {
+    let not_found = || RuntimeError::WorkflowNotFound(id.into());
+    let record = node.workflow_record(id).await?;
+    access.require(permission, &record.project, not_found)?;
+    Ok(record)
+}
+
+/// The run's record after checking `permission` in its project.
+async fn run_for(node: &Node, access: &Access, permission: &str, id: &str) -> ApiResult<RunRecord> {
+    let record = node.store().run(id).await?;
+    access.require(permission, &record.project, || {
+        RuntimeError::RunNotFound(id.into())
+    })?;
+    Ok(record)
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{id}", responses((status = 200, body = WorkflowWithVersions), (status = 404, body = ErrorBody)))]
 pub async fn get_workflow(
     State(node): NodeState,
+    access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkflowWithVersions>> {
+    workflow_for(&node, &access, "workflows.view", &id).await?;
     let versions = node.workflow_versions(&id).await?;
     Ok(Json(WorkflowWithVersions {
         workflow_id: id,
@@ -85,9 +136,11 @@ pub async fn get_workflow(
 #[utoipa::path(delete, path = "/api/v1/workflows/{id}", responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_workflow(
     State(node): NodeState,
+    access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    node.delete_workflow(&id).await?;
+    workflow_for(&node, &access, "workflows.delete", &id).await?;
+    node.delete_workflow(&id, &access.actor(None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -96,16 +149,14 @@ pub async fn delete_workflow(
 pub async fn start_run(
     State(node): NodeState,
     Path(id): Path<String>,
-    caller: Option<Extension<Caller>>,
+    access: Access,
     JsonBody(request): JsonBody<StartRunRequest>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
+    workflow_for(&node, &access, "workflows.execute", &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
-    let started_by = match &caller {
-        Some(Extension(Caller(user))) => user.email.as_str(),
-        None => request.started_by.as_deref().unwrap_or("anonymous"),
-    };
+    let started_by = access.actor(request.started_by.as_deref());
     let run_id = node
-        .start_run(&id, request.version, request.variables, started_by)
+        .start_run(&id, request.version, request.variables, &started_by)
         .await?;
     Ok((StatusCode::CREATED, Json(RunStarted { run_id })))
 }
@@ -113,6 +164,7 @@ pub async fn start_run(
 #[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunRecord>)))]
 pub async fn list_runs(
     State(node): NodeState,
+    access: Access,
     Query(query): Query<RunQuery>,
 ) -> ApiResult<Json<Vec<RunRecord>>> {
     let status = match query.status.as_deref() {
@@ -132,13 +184,19 @@ pub async fn list_runs(
     let filter = RunFilter {
         status,
         workflow_id: query.workflow_id,
+        projects: access.projects_with("workflows.view"),
         limit: query.limit.unwrap_or(100),
     };
     Ok(Json(node.runs(&filter).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
-pub async fn get_run(State(node): NodeState, Path(id): Path<String>) -> ApiResult<Json<RunDetail>> {
+pub async fn get_run(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunDetail>> {
+    run_for(&node, &access, "workflows.view", &id).await?;
     Ok(Json(node.run_detail(&id).await?))
 }
 
@@ -146,8 +204,10 @@ pub async fn get_run(State(node): NodeState, Path(id): Path<String>) -> ApiResul
 #[utoipa::path(get, path = "/api/v1/runs/{id}/events", responses((status = 200, body = Vec<StoredEvent>), (status = 404, body = ErrorBody)))]
 pub async fn get_run_events(
     State(node): NodeState,
+    access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<StoredEvent>>> {
+    run_for(&node, &access, "workflows.view", &id).await?;
     Ok(Json(node.run_events(&id).await?))
 }
 
@@ -156,14 +216,12 @@ pub async fn get_run_events(
 pub async fn cancel_run(
     State(node): NodeState,
     Path(id): Path<String>,
-    caller: Option<Extension<Caller>>,
+    access: Access,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> ApiResult<StatusCode> {
-    let by = match &caller {
-        Some(Extension(Caller(user))) => user.email.as_str(),
-        None => request.by.as_deref().unwrap_or("anonymous"),
-    };
-    node.cancel_run(&id, by).await?;
+    run_for(&node, &access, "workflows.execute", &id).await?;
+    node.cancel_run(&id, &access.actor(request.by.as_deref()))
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -173,15 +231,15 @@ pub async fn cancel_run(
 pub async fn decide(
     State(node): NodeState,
     Path((id, task)): Path<(String, String)>,
-    caller: Option<Extension<Caller>>,
+    access: Access,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> ApiResult<StatusCode> {
+    // Only a reviewer or above in the run's project decides; the gate itself refuses
+    // the run's starter when the workflow says `separate_approver`.
+    run_for(&node, &access, "workflows.approve", &id).await?;
     // An authenticated caller decides as itself: an approval cannot be signed in
     // someone else's name.
-    let approver = match caller {
-        Some(Extension(Caller(user))) => user.email,
-        None => body.approver,
-    };
+    let approver = access.actor(Some(&body.approver));
     let decision = Decision {
         approved: body.decision == Verdict::Approve,
         approver,
@@ -193,8 +251,15 @@ pub async fn decide(
 }
 
 #[utoipa::path(get, path = "/api/v1/approvals", responses((status = 200, body = Vec<PendingApproval>)))]
-pub async fn list_approvals(State(node): NodeState) -> ApiResult<Json<Vec<PendingApproval>>> {
-    Ok(Json(node.pending_approvals().await?))
+pub async fn list_approvals(
+    State(node): NodeState,
+    access: Access,
+) -> ApiResult<Json<Vec<PendingApproval>>> {
+    let mut pending = node.pending_approvals().await?;
+    if let Some(projects) = access.projects_with("workflows.view") {
+        pending.retain(|approval| projects.contains(&approval.project));
+    }
+    Ok(Json(pending))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]

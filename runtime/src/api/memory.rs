@@ -1,6 +1,6 @@
 //! Agent memory over HTTP: list, search, add and delete the entries of one project and
-//! user. Until accounts exist (a later issue) the user is named in the request; then it
-//! will be the caller's.
+//! user. On a node with `auth.required` the user is always the caller, whatever the
+//! request names, and the project is checked like any other object's.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,7 +11,9 @@ use troupe_agents::{MemoryKind, MemoryScope};
 
 use crate::api::body::JsonBody;
 use crate::api::error::ApiError;
+use crate::api::guard::Access;
 use crate::api::handlers::NodeState;
+use crate::errors::RuntimeError;
 use crate::store::{MemoryEntry, MemoryFilter};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -19,6 +21,8 @@ type ApiResult<T> = Result<T, ApiError>;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct MemoryQuery {
     pub project: String,
+    /// Required without accounts; with them, the caller.
+    #[serde(default)]
     pub user: String,
     /// `short_term`, `long_term` or `episodic`.
     pub kind: Option<String>,
@@ -30,6 +34,7 @@ pub struct MemoryQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SearchMemory {
     pub project: String,
+    #[serde(default)]
     pub user: String,
     pub query: String,
     #[serde(default = "default_k")]
@@ -45,6 +50,7 @@ fn default_k() -> usize {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewMemoryEntry {
     pub project: String,
+    #[serde(default)]
     pub user: String,
     pub text: String,
     /// Default `long_term`.
@@ -62,7 +68,20 @@ pub struct MemoryCreated {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct MemoryOwner {
     pub project: String,
+    #[serde(default)]
     pub user: String,
+}
+
+/// The user whose memory a request reaches, after checking `permission` in `project`:
+/// the caller when there are accounts, else the user the request names.
+fn owner(access: &Access, permission: &str, project: &str, named: &str) -> ApiResult<String> {
+    access.require(permission, project, || {
+        RuntimeError::ProjectNotFound(project.into())
+    })?;
+    Ok(match &access.0 {
+        Some(principal) => principal.email().to_owned(),
+        None => named.to_owned(),
+    })
 }
 
 fn invalid(message: String) -> ApiError {
@@ -100,11 +119,13 @@ fn scope_filter(
 #[utoipa::path(get, path = "/api/v1/memory", params(MemoryQuery), responses((status = 200, body = Vec<MemoryEntry>)))]
 pub async fn list(
     State(node): NodeState,
+    access: Access,
     Query(query): Query<MemoryQuery>,
 ) -> ApiResult<Json<Vec<MemoryEntry>>> {
+    let user = owner(&access, "projects.read", &query.project, &query.user)?;
     let filter = scope_filter(
         &query.project,
-        &query.user,
+        &user,
         query.kind.as_deref(),
         query.run_id,
         query.limit.unwrap_or(100),
@@ -115,21 +136,17 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/memory/search", request_body = SearchMemory, responses((status = 200, body = Vec<MemoryEntry>)))]
 pub async fn search(
     State(node): NodeState,
+    access: Access,
     JsonBody(body): JsonBody<SearchMemory>,
 ) -> ApiResult<Json<Vec<MemoryEntry>>> {
+    let user = owner(&access, "projects.read", &body.project, &body.user)?;
     if body.query.trim().is_empty() {
         return Err(invalid("`query` is empty".into()));
     }
     if !(1..=100).contains(&body.k) {
         return Err(invalid(format!("`k` must be 1 to 100, got {}", body.k)));
     }
-    let filter = scope_filter(
-        &body.project,
-        &body.user,
-        body.kind.as_deref(),
-        body.run_id,
-        0,
-    )?;
+    let filter = scope_filter(&body.project, &user, body.kind.as_deref(), body.run_id, 0)?;
     Ok(Json(
         node.search_memory(&filter, &body.query, body.k).await?,
     ))
@@ -138,9 +155,11 @@ pub async fn search(
 #[utoipa::path(post, path = "/api/v1/memory", request_body = NewMemoryEntry, responses((status = 201, body = MemoryCreated)))]
 pub async fn create(
     State(node): NodeState,
+    access: Access,
     JsonBody(body): JsonBody<NewMemoryEntry>,
 ) -> ApiResult<(StatusCode, Json<MemoryCreated>)> {
-    let filter = scope_filter(&body.project, &body.user, body.kind.as_deref(), None, 0)?;
+    let user = owner(&access, "memory.manage", &body.project, &body.user)?;
+    let filter = scope_filter(&body.project, &user, body.kind.as_deref(), None, 0)?;
     let kind = filter.kind.unwrap_or(MemoryKind::LongTerm);
     if kind == MemoryKind::ShortTerm {
         return Err(invalid(
@@ -152,7 +171,7 @@ pub async fn create(
     }
     let scope = MemoryScope {
         project: body.project,
-        user: body.user,
+        user,
         run_id: String::new(),
     };
     let id = node
@@ -164,19 +183,21 @@ pub async fn create(
 #[utoipa::path(delete, path = "/api/v1/memory/{id}", params(MemoryOwner), responses((status = 204), (status = 404)))]
 pub async fn delete(
     State(node): NodeState,
+    access: Access,
     Path(id): Path<String>,
-    Query(owner): Query<MemoryOwner>,
+    Query(named): Query<MemoryOwner>,
 ) -> ApiResult<StatusCode> {
-    scope_filter(&owner.project, &owner.user, None, None, 0)?;
-    if node.delete_memory(&owner.project, &owner.user, &id).await? {
+    let user = owner(&access, "memory.manage", &named.project, &named.user)?;
+    scope_filter(&named.project, &user, None, None, 0)?;
+    if node.delete_memory(&named.project, &user, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!(
-                "no memory entry `{id}` in project `{}` for user `{}`",
-                owner.project, owner.user
+                "no memory entry `{id}` in project `{}` for user `{user}`",
+                named.project
             ),
         ))
     }

@@ -12,6 +12,7 @@ mod guard;
 mod handlers;
 mod memory;
 mod openai;
+mod projects;
 mod providers;
 mod trace;
 pub mod wire;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::errors::RuntimeError;
 use crate::node::Node;
@@ -56,6 +57,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/mfa/enrol", post(auth::enrol_mfa))
+        .route("/auth/mfa/confirm", post(auth::confirm_mfa))
+        .route("/auth/mfa/verify", post(auth::verify_mfa))
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
         .route("/auth/keys", post(auth::create_key).get(auth::list_keys))
@@ -63,6 +67,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/audit", get(audit::export))
         .route("/audit/verify", get(audit::verify))
         .route("/memory/{id}", delete(memory::delete))
+        .route("/projects", post(projects::create).get(projects::list))
+        .route("/projects/{id}", get(projects::get))
+        .route(
+            "/projects/{id}/members/{user}",
+            put(projects::set_member).delete(projects::remove_member),
+        )
         .route("/events", get(events_ws::subscribe));
     let compatible = Router::new()
         .route("/models", get(openai::list_models))
@@ -86,8 +96,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Until authentication exists, only loopback addresses may be bound: anything else
-/// would hand the API to the network unauthenticated.
+/// Without `auth.required`, only loopback addresses may be bound: anything else would
+/// hand the API to the network unauthenticated.
 pub fn check_bind_address(address: &str, auth_required: bool) -> Result<SocketAddr, RuntimeError> {
     let parsed: SocketAddr = address.parse().map_err(|_| {
         RuntimeError::InvalidRequest(format!("`{address}` is not an address like 127.0.0.1:7700"))
@@ -101,5 +111,7 @@ pub fn check_bind_address(address: &str, auth_required: bool) -> Result<SocketAd
     Ok(parsed)
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod tests;

@@ -379,7 +379,10 @@ async fn the_websocket_streams_a_runs_events_as_they_happen() {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/v1/events"))
         .await
         .unwrap();
-    let (id, _) = node.save_workflow(HELLO, "hello.yaml").await.unwrap();
+    let (id, _) = node
+        .save_workflow(HELLO, "hello.yaml", "test")
+        .await
+        .unwrap();
     let run_id = node
         .start_run(&id, None, Default::default(), "ada")
         .await

@@ -6,10 +6,15 @@
 //! Routes are not yet required to carry a token (that, roles and per-project checks are
 //! the next step of issue 5); `GET /api/v1/auth/me` is the first route that does.
 
+pub mod access;
 pub mod limiter;
+mod mfa;
 pub mod password;
 pub mod permissions;
 pub mod tokens;
+pub mod totp;
+
+pub use mfa::{Enrolment, LoginOutcome};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,6 +23,7 @@ use crate::audit::AuditLog;
 use crate::clock::now_ms;
 use crate::digest;
 use crate::errors::RuntimeError;
+use crate::secrets::SecretBox;
 use crate::store::{ApiKeyRecord, RefreshRecord, Store, UserRecord};
 use tokens::{Claims, TokenKeys};
 
@@ -54,6 +60,8 @@ pub struct AuthConfig {
 pub struct Auth {
     store: Store,
     keys: TokenKeys,
+    /// Seals MFA secrets before they reach the store.
+    secrets: std::sync::Arc<SecretBox>,
     config: AuthConfig,
     failures: limiter::FailureLimiter,
 }
@@ -84,7 +92,9 @@ impl Auth {
             None => digest::random_bytes::<32>().to_vec(),
         };
         let length = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
-        Ok(Self::new(
+        let secrets = std::sync::Arc::new(SecretBox::from_settings(settings)?);
+        Ok(Self::with_secrets(
+            secrets,
             store,
             &key,
             &auth.issuer,
@@ -99,8 +109,24 @@ impl Auth {
         ))
     }
 
+    /// Accounts whose MFA secrets are sealed with a key that lives as long as the process.
     pub fn new(store: Store, secret: &[u8], issuer: &str, config: AuthConfig) -> Self {
+        let mut settings = troupe_config::Settings::defaults_with_store("mem://");
+        settings.secrets.key = digest::hex(&digest::random_bytes::<32>());
+        // A fresh 32-byte key in hex is always a valid `secrets.key`.
+        let secrets = SecretBox::from_settings(&settings).expect("a fresh key is valid");
+        Self::with_secrets(std::sync::Arc::new(secrets), store, secret, issuer, config)
+    }
+
+    pub fn with_secrets(
+        secrets: std::sync::Arc<SecretBox>,
+        store: Store,
+        secret: &[u8],
+        issuer: &str,
+        config: AuthConfig,
+    ) -> Self {
         Self {
+            secrets,
             store,
             keys: TokenKeys::new(secret, issuer, "troupe-api"),
             failures: limiter::FailureLimiter::new(
@@ -181,7 +207,7 @@ impl Auth {
         password: &str,
         client: Option<std::net::IpAddr>,
         audit: &AuditLog,
-    ) -> Result<TokenPair, RuntimeError> {
+    ) -> Result<LoginOutcome, RuntimeError> {
         let account_key = format!("account:{}", email.trim().to_lowercase());
         let client_key = client.map(|ip| format!("client:{ip}"));
         for key in std::iter::once(&account_key).chain(client_key.as_ref()) {
@@ -209,11 +235,15 @@ impl Auth {
                 return Err(RuntimeError::Unauthorized("wrong email or password".into()));
             }
         };
+        let outcome = self.after_password(&user).await?;
+        let action = match outcome {
+            LoginOutcome::Session(_) => "auth.login",
+            LoginOutcome::SecondFactor { .. } => "auth.login_password_ok",
+        };
         audit
-            .record(&user.email, "auth.login", &user.user_id, json!({}))
+            .record(&user.email, action, &user.user_id, json!({}))
             .await?;
-        let family = uuid::Uuid::now_v7().to_string();
-        self.issue(&user, &family).await
+        Ok(outcome)
     }
 
     async fn issue(&self, user: &UserRecord, family: &str) -> Result<TokenPair, RuntimeError> {
@@ -358,6 +388,19 @@ impl Auth {
         };
         audit.record(by, action, user_id, json!({})).await?;
         Ok(())
+    }
+
+    /// A user by email or by id.
+    pub async fn find_user(&self, email_or_id: &str) -> Result<Option<UserRecord>, RuntimeError> {
+        if email_or_id.contains('@') {
+            self.store.user_by_email(email_or_id).await
+        } else {
+            self.store.user_by_id(email_or_id).await
+        }
+    }
+
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
     }
 
     pub fn store(&self) -> &Store {

@@ -25,7 +25,12 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
     let (email, one_time) = auth.bootstrap(&audit).await.unwrap().expect("bootstrapped");
     assert_eq!(email, "admin@localhost");
     assert!(auth.bootstrap(&audit).await.unwrap().is_none(), "only once");
-    let pair = auth.login(&email, &one_time, None, &audit).await.unwrap();
+    let pair = auth
+        .login(&email, &one_time, None, &audit)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     assert!(pair.password_change_required);
     let (_, user) = auth.authenticate(&pair.access_token).await.unwrap();
     assert_eq!(user.role, "super_admin");
@@ -40,6 +45,8 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
             .login(&email, "a new long passphrase", None, &audit)
             .await
             .unwrap()
+            .into_session()
+            .unwrap()
             .password_change_required
     );
 }
@@ -53,6 +60,8 @@ async fn a_reused_refresh_token_ends_the_whole_session() {
     let first = auth
         .login("ADA@example.com", "ada's long password", None, &audit)
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
     assert_ne!(first.refresh_token, second.refresh_token);
@@ -78,6 +87,8 @@ async fn tokens_of_one_kind_do_not_pass_for_the_other() {
     let pair = auth
         .login("ada@example.com", "ada's long password", None, &audit)
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     assert!(
         auth.refresh(&pair.access_token, &audit).await.is_err(),
@@ -100,12 +111,16 @@ async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
     let pair = auth
         .login("ada@example.com", "ada's long password", None, &audit)
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     auth.logout(&pair.refresh_token).await.unwrap();
     assert!(auth.authenticate(&pair.access_token).await.is_err());
     let pair = auth
         .login("ada@example.com", "ada's long password", None, &audit)
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     auth.set_disabled(&ada.user_id, true, "admin", &audit)
         .await
@@ -295,4 +310,125 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
             .await
             .is_err_and(|e| e.to_string().contains("expired"))
     );
+}
+
+#[tokio::test]
+async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
+    let (auth, audit) = auth().await;
+    let user = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let enrolment = auth.enrol_mfa(&user).await.unwrap();
+    assert!(enrolment.otpauth_uri.contains(&enrolment.secret));
+    assert!(enrolment.qr_svg.starts_with("<svg"));
+    // The secret is sealed in the store, never kept in the clear.
+    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
+    assert!(!stored.sealed_secret.contains(&enrolment.secret));
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
+        .unwrap();
+    let now = now_secs();
+    // Not on until confirmed: a password alone still logs in.
+    assert!(matches!(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .unwrap(),
+        LoginOutcome::Session(_)
+    ));
+    let wrong = if totp::code_at(&secret, now) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert!(auth.confirm_mfa(&user, wrong, &audit).await.is_err());
+    let recovery = auth
+        .confirm_mfa(&user, &totp::code_at(&secret, now), &audit)
+        .await
+        .unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    let challenge = |outcome: LoginOutcome| match outcome {
+        LoginOutcome::SecondFactor { mfa_token, .. } => mfa_token,
+        LoginOutcome::Session(_) => panic!("the second factor was not asked for"),
+    };
+    let token = challenge(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .unwrap(),
+    );
+    // The challenge is not an access token, and an access token is not a challenge.
+    assert!(auth.authenticate(&token).await.is_err());
+    // The code used to confirm is spent: replaying it fails.
+    let replayed = auth
+        .verify_mfa(&token, &totp::code_at(&secret, now), None, &audit)
+        .await;
+    assert!(replayed.is_err(), "a replayed code was accepted");
+    let next = totp::code_at(&secret, now + totp::STEP_SECS);
+    let pair = auth.verify_mfa(&token, &next, None, &audit).await.unwrap();
+    assert!(
+        auth.verify_mfa(&pair.access_token, &next, None, &audit)
+            .await
+            .is_err()
+    );
+    assert!(
+        auth.verify_mfa(&token, &next, None, &audit).await.is_err(),
+        "used twice"
+    );
+    // A recovery code works once.
+    let fresh = challenge(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .unwrap(),
+    );
+    auth.verify_mfa(&fresh, &recovery[0], None, &audit)
+        .await
+        .unwrap();
+    assert!(
+        auth.verify_mfa(&fresh, &recovery[0], None, &audit)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn guessing_codes_is_rate_limited() {
+    let (auth, audit) = auth().await;
+    let user = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    auth.enrol_mfa(&user).await.unwrap();
+    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
+        .unwrap();
+    auth.confirm_mfa(&user, &totp::code_at(&secret, now_secs()), &audit)
+        .await
+        .unwrap();
+    let LoginOutcome::SecondFactor { mfa_token, .. } = auth
+        .login("ada@example.com", "ada's long password", None, &audit)
+        .await
+        .unwrap()
+    else {
+        panic!("no challenge");
+    };
+    let mut limited = false;
+    for guess in 0..20 {
+        match auth
+            .verify_mfa(&mfa_token, &format!("{:06}", 999_000 + guess), None, &audit)
+            .await
+        {
+            Err(RuntimeError::RateLimited { retry_after_secs }) => {
+                assert!(retry_after_secs > 0);
+                limited = true;
+                break;
+            }
+            Err(RuntimeError::Unauthorized(_)) => {}
+            other => panic!("guess {guess}: {other:?}"),
+        }
+    }
+    assert!(limited, "20 wrong codes were all tried");
 }

@@ -12,6 +12,9 @@ use crate::errors::RuntimeError;
 /// Seconds of clock skew tolerated between nodes.
 const LEEWAY_SECS: u64 = 5;
 const ACCESS: &str = "access";
+/// Proof that a password was right, exchanged with a TOTP code for a session.
+const MFA: &str = "mfa";
+const MFA_TTL_SECS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
@@ -54,8 +57,33 @@ impl TokenKeys {
         }
     }
 
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     pub fn issue_access(
         &self,
+        user_id: &str,
+        role: &str,
+        session_id: &str,
+        now_secs: u64,
+        ttl_secs: u64,
+    ) -> Result<String, RuntimeError> {
+        self.issue(ACCESS, user_id, role, session_id, now_secs, ttl_secs)
+    }
+
+    /// The short-lived token a login answers with when the account has a second factor.
+    pub fn issue_mfa_challenge(
+        &self,
+        user_id: &str,
+        now_secs: u64,
+    ) -> Result<String, RuntimeError> {
+        self.issue(MFA, user_id, "", "", now_secs, MFA_TTL_SECS)
+    }
+
+    fn issue(
+        &self,
+        typ: &str,
         user_id: &str,
         role: &str,
         session_id: &str,
@@ -70,7 +98,7 @@ impl TokenKeys {
             nbf: now_secs,
             iat: now_secs,
             jti: uuid::Uuid::new_v4().to_string(),
-            typ: ACCESS.into(),
+            typ: typ.into(),
             role: role.into(),
             sid: session_id.into(),
         };
@@ -83,12 +111,28 @@ impl TokenKeys {
     /// The claims of a valid access token; every other token is refused with a reason
     /// that names the check, never the token.
     pub fn verify_access(&self, token: &str, now_secs: u64) -> Result<Claims, RuntimeError> {
+        self.verify(token, ACCESS, now_secs)
+            .map_err(|error| match error {
+                WrongType => unauthorized("not an access token"),
+                Refused(error) => error,
+            })
+    }
+
+    pub fn verify_mfa_challenge(&self, token: &str, now_secs: u64) -> Result<Claims, RuntimeError> {
+        self.verify(token, MFA, now_secs)
+            .map_err(|error| match error {
+                WrongType => unauthorized("not an MFA challenge token"),
+                Refused(error) => error,
+            })
+    }
+
+    fn verify(&self, token: &str, typ: &str, now_secs: u64) -> Result<Claims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("not a JWT"))?;
         if header.alg != Algorithm::HS256 {
-            return Err(unauthorized("algorithm not accepted"));
+            return Err(Refused(unauthorized("algorithm not accepted")));
         }
         if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(unauthorized("signed with an unknown key"));
+            return Err(Refused(unauthorized("signed with an unknown key")));
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
@@ -112,12 +156,24 @@ impl TokenKeys {
         )?;
         let claims = data.claims;
         if claims.iat > now_secs + LEEWAY_SECS {
-            return Err(unauthorized("issued in the future"));
+            return Err(Refused(unauthorized("issued in the future")));
         }
-        if claims.typ != ACCESS {
-            return Err(unauthorized("not an access token"));
+        if claims.typ != typ {
+            return Err(WrongType);
         }
         Ok(claims)
+    }
+}
+
+enum VerifyError {
+    WrongType,
+    Refused(RuntimeError),
+}
+use VerifyError::{Refused, WrongType};
+
+impl From<RuntimeError> for VerifyError {
+    fn from(error: RuntimeError) -> Self {
+        Refused(error)
     }
 }
 

@@ -77,6 +77,7 @@ impl Actor for RunManager {
             .runs(&RunFilter {
                 status: Some(RunStatus::Running),
                 workflow_id: None,
+                projects: None,
                 limit: usize::MAX,
             })
             .await?;
@@ -210,6 +211,7 @@ async fn start_run(
         started_by: request.started_by.clone(),
         created_at_ms: now,
         finished_at_ms: 0,
+        project: crate::store::project_of(&workflow).into(),
     };
     let first = StoredEvent {
         run_id: run_id.clone(),

@@ -151,17 +151,12 @@ pub enum Step {
 }
 
 impl RunState {
-    /// Whose memory the run's tasks use: the `project` variable (else the workflow) and
-    /// the user who started the run; never anything a task's inputs say.
+    /// Whose memory the run's tasks use: the workflow's project (the one its permissions
+    /// are checked in) and the user who started the run; never anything a variable or a
+    /// task's inputs say.
     pub fn memory_scope(&self) -> troupe_agents::MemoryScope {
-        let project = self
-            .variables
-            .get("project")
-            .and_then(Value::as_str)
-            .filter(|project| !project.trim().is_empty())
-            .map_or_else(|| self.workflow.id.clone(), String::from);
         troupe_agents::MemoryScope {
-            project,
+            project: crate::store::project_of(&self.workflow).into(),
             user: self.started_by.clone(),
             run_id: self.run_id.clone(),
         }

@@ -88,6 +88,7 @@ fn workflow(plans: &[Plan]) -> Workflow {
         variables: BTreeMap::new(),
         triggers: Triggers::default(),
         separate_approver: false,
+        project: None,
         tasks,
     }
 }

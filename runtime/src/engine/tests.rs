@@ -148,7 +148,7 @@ async fn start_as(
     variables: BTreeMap<String, Value>,
 ) -> Result<String, RuntimeError> {
     let (id, _) = node
-        .save_workflow(yaml, "test.yaml")
+        .save_workflow(yaml, "test.yaml", "test")
         .await
         .expect("workflow is valid");
     node.start_run(&id, None, variables, who).await

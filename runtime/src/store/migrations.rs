@@ -169,6 +169,49 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS api_key_user ON api_key FIELDS user_id;
     ",
     ),
+    (
+        8,
+        // Projects and their members; workflows and runs belong to one (`default` for
+        // everything written before projects existed).
+        "
+    DEFINE FIELD IF NOT EXISTS project ON workflow TYPE string DEFAULT 'default';
+    UPDATE workflow SET project = 'default' WHERE project = NONE;
+    DEFINE FIELD IF NOT EXISTS project ON run TYPE string DEFAULT 'default';
+    UPDATE run SET project = 'default' WHERE project = NONE;
+    DEFINE INDEX IF NOT EXISTS run_project ON run FIELDS project;
+
+    DEFINE TABLE IF NOT EXISTS project SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS project_id ON project TYPE string;
+    DEFINE FIELD IF NOT EXISTS name ON project TYPE string;
+    DEFINE FIELD IF NOT EXISTS created_by ON project TYPE string;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON project TYPE int;
+
+    DEFINE TABLE IF NOT EXISTS member SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS project_id ON member TYPE string;
+    DEFINE FIELD IF NOT EXISTS user_id ON member TYPE string;
+    DEFINE FIELD IF NOT EXISTS role ON member TYPE string;
+    DEFINE INDEX IF NOT EXISTS member_user ON member FIELDS user_id;
+    DEFINE INDEX IF NOT EXISTS member_project ON member FIELDS project_id;
+    ",
+    ),
+    (
+        9,
+        // Sealed secrets and second factors (see `secrets` and `auth::mfa`).
+        "
+    DEFINE TABLE IF NOT EXISTS secret SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS name ON secret TYPE string;
+    DEFINE FIELD IF NOT EXISTS key_id ON secret TYPE string;
+    DEFINE FIELD IF NOT EXISTS updated_at_ms ON secret TYPE int;
+    DEFINE FIELD IF NOT EXISTS sealed ON secret TYPE string;
+
+    DEFINE TABLE IF NOT EXISTS mfa SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS user_id ON mfa TYPE string;
+    DEFINE FIELD IF NOT EXISTS sealed_secret ON mfa TYPE string;
+    DEFINE FIELD IF NOT EXISTS enabled ON mfa TYPE bool;
+    DEFINE FIELD IF NOT EXISTS last_step ON mfa TYPE option<int>;
+    DEFINE FIELD IF NOT EXISTS recovery_hashes ON mfa TYPE array<string>;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

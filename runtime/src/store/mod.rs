@@ -9,7 +9,9 @@ mod audit;
 mod ledger;
 mod memory;
 mod migrations;
+mod projects;
 mod records;
+mod secrets;
 mod users;
 
 use serde::de::DeserializeOwned;
@@ -23,7 +25,9 @@ use crate::errors::RuntimeError;
 pub use audit::AuditFilter;
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
+pub use projects::{DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
+pub use secrets::{MfaRecord, SecretRecord};
 pub use users::{ApiKeyRecord, RefreshRecord, UserRecord};
 
 #[derive(Clone)]
@@ -103,6 +107,7 @@ impl Store {
         &self,
         id: &str,
         name: &str,
+        project: &str,
         source: &str,
         now_ms: i64,
     ) -> Result<u32, RuntimeError> {
@@ -114,13 +119,13 @@ impl Store {
                 workflow_id: $id, version: $version, name: $name, source: $source, created_at_ms: $now };
              IF array::len(SELECT * FROM workflow WHERE workflow_id = $id) = 0 {
                 CREATE workflow CONTENT { workflow_id: $id, name: $name, latest_version: $version,
-                    updated_at_ms: $now, deleted: false };
+                    updated_at_ms: $now, deleted: false, project: $project };
              } ELSE {
                 UPDATE workflow SET name = $name, latest_version = $version, updated_at_ms = $now,
                     deleted = false WHERE workflow_id = $id;
              };
              COMMIT TRANSACTION;",
-            json!({"id": id, "version": version, "name": name, "source": source, "now": now_ms}),
+            json!({"id": id, "version": version, "name": name, "project": project, "source": source, "now": now_ms}),
         )
         .await?;
         Ok(version)
@@ -138,7 +143,7 @@ impl Store {
 
     pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, RuntimeError> {
         self.rows(
-            "SELECT workflow_id, name, latest_version, updated_at_ms FROM workflow
+            "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
              WHERE deleted = false ORDER BY workflow_id",
             json!({}),
         )
@@ -157,6 +162,18 @@ impl Store {
             return Err(RuntimeError::WorkflowNotFound(id.into()));
         }
         Ok(versions)
+    }
+
+    /// The workflow's record, deleted or not; `None` when it was never saved.
+    pub async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, RuntimeError> {
+        let rows: Vec<WorkflowRecord> = self
+            .rows(
+                "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
+                 WHERE workflow_id = $id",
+                json!({"id": id}),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     async fn workflow_exists(&self, id: &str) -> Result<bool, RuntimeError> {
@@ -295,6 +312,9 @@ impl Store {
         if filter.workflow_id.is_some() {
             conditions.push("workflow_id = $workflow");
         }
+        if filter.projects.is_some() {
+            conditions.push("project IN $projects");
+        }
         let query = format!(
             "SELECT {} FROM run WHERE {} ORDER BY created_at_ms DESC LIMIT $limit",
             records::RUN_FIELDS,
@@ -303,7 +323,7 @@ impl Store {
         self.rows(
             &query,
             json!({"status": filter.status.map(RunStatus::as_str), "workflow": filter.workflow_id,
-                   "limit": filter.limit.clamp(1, 1000)}),
+                   "projects": filter.projects, "limit": filter.limit.clamp(1, 1000)}),
         )
         .await
     }

@@ -12,6 +12,7 @@ pub struct WorkflowRecord {
     pub name: String,
     pub latest_version: u32,
     pub updated_at_ms: i64,
+    pub project: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -34,14 +35,18 @@ pub struct RunRecord {
     pub created_at_ms: i64,
     /// 0 while the run is going.
     pub finished_at_ms: i64,
+    /// Its workflow's project, at the time the run started.
+    pub project: String,
 }
 
-pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms";
+pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project";
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub workflow_id: Option<String>,
+    /// Only runs of these projects; `None`: every project.
+    pub projects: Option<Vec<String>>,
     pub limit: usize,
 }
 

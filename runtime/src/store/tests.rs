@@ -21,6 +21,7 @@ fn record(run: &str) -> RunRecord {
         started_by: "ada".into(),
         created_at_ms: 5,
         finished_at_ms: 0,
+        project: "default".into(),
     }
 }
 
@@ -28,12 +29,15 @@ fn record(run: &str) -> RunRecord {
 async fn every_version_of_a_workflow_is_kept() {
     let store = Store::memory().await.unwrap();
     assert_eq!(
-        store.save_workflow("wf", "First", "a: 1", 1).await.unwrap(),
+        store
+            .save_workflow("wf", "First", "default", "a: 1", 1)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
         store
-            .save_workflow("wf", "Second", "a: 2", 2)
+            .save_workflow("wf", "Second", "default", "a: 2", 2)
             .await
             .unwrap(),
         2
@@ -62,7 +66,10 @@ async fn every_version_of_a_workflow_is_kept() {
 #[tokio::test]
 async fn deleting_hides_a_workflow_but_keeps_its_versions() {
     let store = Store::memory().await.unwrap();
-    store.save_workflow("wf", "W", "a: 1", 1).await.unwrap();
+    store
+        .save_workflow("wf", "W", "default", "a: 1", 1)
+        .await
+        .unwrap();
     store.delete_workflow("wf").await.unwrap();
     assert!(store.workflows().await.unwrap().is_empty());
     assert!(matches!(
@@ -234,6 +241,7 @@ async fn runs_are_listed_by_filter_and_finished() {
         .runs(&RunFilter {
             status: Some(RunStatus::Running),
             workflow_id: None,
+            projects: None,
             limit: 10,
         })
         .await
@@ -261,10 +269,13 @@ async fn hostile_strings_are_data_not_queries() {
     let store = Store::memory().await.unwrap();
     let hostile = "x'; REMOVE TABLE workflow; --\" $id ⟨⟩ {{ }}";
     store
-        .save_workflow(hostile, hostile, hostile, 1)
+        .save_workflow(hostile, hostile, "default", hostile, 1)
         .await
         .unwrap();
-    store.save_workflow("other", "Other", "b", 1).await.unwrap();
+    store
+        .save_workflow("other", "Other", "default", "b", 1)
+        .await
+        .unwrap();
     assert_eq!(
         store.workflow_version(hostile, None).await.unwrap().source,
         hostile
@@ -281,7 +292,10 @@ async fn migrations_are_recorded_and_not_reapplied() {
     };
     {
         let store = Store::open(&settings).await.unwrap();
-        store.save_workflow("wf", "W", "a", 1).await.unwrap();
+        store
+            .save_workflow("wf", "W", "default", "a", 1)
+            .await
+            .unwrap();
     }
     let store = reopen(&settings).await;
     let rows: Vec<Value> = store

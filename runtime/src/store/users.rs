@@ -194,7 +194,7 @@ impl Store {
             "CREATE type::record('api_key', $key.key_id) CONTENT {
                 key_id: $key.key_id, name: $key.name, user_id: $key.user_id,
                 scopes: $key.scopes, projects: $key.projects, created_at_ms: $key.created_at_ms,
-                expires_at_ms: $key.expires_at_ms, last_used_ms: NONE, revoked: false,
+                expires_at_ms: $key.expires_at_ms ?? NONE, last_used_ms: NONE, revoked: false,
                 secret_hash: $hash
             } RETURN NONE",
             json!({"key": key, "hash": key.secret_hash}),

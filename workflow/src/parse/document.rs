@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "variables",
     "triggers",
     "separate_approver",
+    "project",
     "tasks",
 ];
 
@@ -34,7 +35,7 @@ pub(crate) fn decode_workflow(
     let id = match fields.get("id") {
         Some(node) => ctx
             .non_empty_text(node, "id")
-            .filter(|id| check_workflow_id(ctx, node, id)),
+            .filter(|id| check_identifier(ctx, node, "id", "workflow id", id)),
         None => name.as_deref().map(slug),
     };
     let description = fields
@@ -57,6 +58,10 @@ pub(crate) fn decode_workflow(
         .get("separate_approver")
         .and_then(|node| ctx.boolean(node, "separate_approver"))
         .unwrap_or(false);
+    let project = fields.get("project").and_then(|node| {
+        ctx.non_empty_text(node, "project")
+            .filter(|project| check_identifier(ctx, node, "project", "project", project))
+    });
     let (tasks, spans) = fields
         .get("tasks")
         .map(|node| decode_tasks(ctx, node, known_agents))
@@ -69,6 +74,7 @@ pub(crate) fn decode_workflow(
         variables,
         triggers,
         separate_approver,
+        project,
         tasks,
     };
     Some((workflow, spans))
@@ -92,7 +98,9 @@ pub(crate) fn slug(name: &str) -> String {
     }
 }
 
-fn check_workflow_id(ctx: &mut Ctx<'_>, node: &Node, id: &str) -> bool {
+/// Ids (of the workflow, of its project) are lowercase slugs: they appear in URLs,
+/// store keys and permission checks.
+fn check_identifier(ctx: &mut Ctx<'_>, node: &Node, key: &str, what: &str, id: &str) -> bool {
     let valid = id
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
@@ -103,8 +111,8 @@ fn check_workflow_id(ctx: &mut Ctx<'_>, node: &Node, id: &str) -> bool {
         ));
         ctx.error(
             node.mark,
-            "id",
-            format!("workflow id `{id}` must match [a-z0-9_-]+"),
+            key,
+            format!("{what} `{id}` must match [a-z0-9_-]+"),
             hint,
         );
     }

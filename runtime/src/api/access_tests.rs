@@ -1,0 +1,355 @@
+//! Authorisation through the router with `auth.required`: roles, project membership,
+//! API key scopes, `separate_approver`, and ids guessed across projects.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+
+struct Team {
+    app: Router,
+    node: Arc<Node>,
+}
+
+const PASSWORD: &str = "a long enough password";
+
+impl Team {
+    async fn new() -> Team {
+        let mut settings = troupe_config::Settings::defaults_with_store("mem://");
+        settings.models.serve = false;
+        settings.auth.required = true;
+        let node = Arc::new(Node::start(settings).await.unwrap());
+        Team {
+            app: router(node.clone()),
+            node,
+        }
+    }
+
+    /// A user with `role` and an access token.
+    async fn user(&self, email: &str, role: &str) -> String {
+        let auth = self.node.auth();
+        auth.create_user(email, role, PASSWORD, false)
+            .await
+            .unwrap();
+        auth.login(email, PASSWORD, None, self.node.audit())
+            .await
+            .unwrap()
+            .into_session()
+            .unwrap()
+            .access_token
+    }
+
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(if body.is_null() {
+                Body::empty()
+            } else {
+                Body::from(body.to_string())
+            })
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, token: &str, uri: &str) -> (StatusCode, Value) {
+        self.call(token, Method::GET, uri, Value::Null).await
+    }
+
+    async fn post(&self, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call(token, Method::POST, uri, body).await
+    }
+
+    async fn start(&self, token: &str, source: &str) -> String {
+        let (status, created) = self
+            .post(token, "/api/v1/workflows", json!({ "source": source }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["workflow_id"].as_str().unwrap();
+        let (status, started) = self
+            .post(token, &format!("/api/v1/workflows/{id}/runs"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{started}");
+        started["run_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn wait_for_gate(&self, token: &str, run: &str) {
+        for _ in 0..500 {
+            let (_, approvals) = self.get(token, "/api/v1/approvals").await;
+            if approvals
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["run_id"] == run)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("run {run} never reached its gate");
+    }
+}
+
+fn gated(project: &str) -> String {
+    format!(
+        "name: Release {project}\nproject: {project}\nseparate_approver: true\ntasks:\n  - {{ id: build, name: Build, agent: echo, inputs: {{ a: 1 }} }}\n  - {{ id: sign_off, name: Sign off, agent: human_review, depends_on: [build], requires_approval: true, inputs: {{ a: 1 }} }}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_member_of_one_project_cannot_reach_another_by_guessing_ids() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    let ada = team.user("ada@example.com", "developer").await;
+    let bob = team.user("bob@example.com", "developer").await;
+    for project in ["shop", "bank"] {
+        let (status, body) = team
+            .post(&owner, "/api/v1/projects", json!({ "project_id": project }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for (project, user) in [("shop", "ada@example.com"), ("bank", "bob@example.com")] {
+        let (status, body) = team
+            .call(
+                &owner,
+                Method::PUT,
+                &format!("/api/v1/projects/{project}/members/{user}"),
+                json!({ "role": "developer" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let run = team.start(&ada, &gated("shop")).await;
+    team.wait_for_gate(&ada, &run).await;
+
+    // Bob, of the bank, sees nothing of the shop: every guess answers 404.
+    for uri in [
+        format!("/api/v1/runs/{run}"),
+        format!("/api/v1/runs/{run}/events"),
+        "/api/v1/workflows/release-shop".to_string(),
+        "/api/v1/projects/shop".to_string(),
+    ] {
+        let (status, body) = team.get(&bob, &uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+    }
+    let (status, _) = team
+        .post(&bob, &format!("/api/v1/runs/{run}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = team
+        .post(&bob, "/api/v1/workflows/release-shop/runs", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = team
+        .post(
+            &bob,
+            "/api/v1/workflows",
+            json!({ "source": gated("shop") }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, runs) = team.get(&bob, "/api/v1/runs").await;
+    assert_eq!(runs, json!([]));
+    let (_, workflows) = team.get(&bob, "/api/v1/workflows").await;
+    assert_eq!(workflows, json!([]));
+    let (_, approvals) = team.get(&bob, "/api/v1/approvals").await;
+    assert_eq!(approvals, json!([]));
+    let (_, projects) = team.get(&bob, "/api/v1/projects").await;
+    assert_eq!(projects.as_array().unwrap().len(), 1, "{projects}");
+    let (status, _) = team
+        .call(
+            &bob,
+            Method::PUT,
+            "/api/v1/projects/shop/members/bob@example.com",
+            json!({ "role": "project_owner" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "bob cannot add himself to the shop"
+    );
+    let (status, _) = team
+        .post(
+            &bob,
+            "/api/v1/memory/search",
+            json!({ "project": "shop", "query": "prices" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Ada sees her run, but a developer does not decide gates; the run goes on waiting.
+    let (status, _) = team.get(&ada, &format!("/api/v1/runs/{run}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let decide = format!("/api/v1/runs/{run}/tasks/sign_off/decision");
+    let (status, body) = team
+        .post(
+            &ada,
+            &decide,
+            json!({ "decision": "approve", "approver": "ada" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.to_string().contains("workflows.approve"), "{body}");
+    // Node-wide permissions follow the account role.
+    let (status, _) = team.get(&ada, "/api/v1/audit").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = team.get(&owner, "/api/v1/audit").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_reviewer_approves_but_never_a_run_they_started_when_the_workflow_says_so() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    let dev = team.user("dev@example.com", "developer").await;
+    let rita = team.user("rita@example.com", "viewer").await;
+    team.post(&owner, "/api/v1/projects", json!({ "project_id": "shop" }))
+        .await;
+    for (user, role) in [
+        ("dev@example.com", "developer"),
+        ("rita@example.com", "reviewer"),
+    ] {
+        team.call(
+            &owner,
+            Method::PUT,
+            &format!("/api/v1/projects/shop/members/{user}"),
+            json!({ "role": role }),
+        )
+        .await;
+    }
+    // A membership cannot hand out an organisation-wide role.
+    let (status, _) = team
+        .call(
+            &owner,
+            Method::PUT,
+            "/api/v1/projects/shop/members/dev@example.com",
+            json!({ "role": "super_admin" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let run = team.start(&dev, &gated("shop")).await;
+    team.wait_for_gate(&rita, &run).await;
+    let decide = format!("/api/v1/runs/{run}/tasks/sign_off/decision");
+    // Rita's body names someone else; she decides as herself all the same.
+    let (status, body) = team
+        .post(
+            &rita,
+            &decide,
+            json!({ "decision": "approve", "approver": "dev@example.com" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, detail) = team.get(&rita, &format!("/api/v1/runs/{run}")).await;
+    let sign_off = detail["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["id"] == "sign_off")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sign_off["outputs"]["approver"], "rita@example.com",
+        "{sign_off:#}"
+    );
+
+    // Rita is a viewer outside the shop: she may not start runs in the default project.
+    let (status, _) = team
+        .post(
+            &rita,
+            "/api/v1/workflows",
+            json!({ "source": gated("default") }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // In the shop she starts one, and may not approve it: separate_approver.
+    let own = team.start(&rita, &gated("shop")).await;
+    team.wait_for_gate(&rita, &own).await;
+    let (status, body) = team
+        .post(
+            &rita,
+            &format!("/api/v1/runs/{own}/tasks/sign_off/decision"),
+            json!({ "decision": "approve", "approver": "someone" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "approval_refused", "{body}");
+}
+
+#[tokio::test]
+async fn an_api_key_does_only_what_its_scopes_and_projects_allow() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    for project in ["shop", "bank"] {
+        team.post(&owner, "/api/v1/projects", json!({ "project_id": project }))
+            .await;
+    }
+    let shop_run = team.start(&owner, &gated("shop")).await;
+    let bank_run = team.start(&owner, &gated("bank")).await;
+    let (status, created) = team
+        .post(
+            &owner,
+            "/api/v1/auth/keys",
+            json!({ "name": "dashboard", "scopes": ["workflows.view"], "projects": ["shop"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap();
+    let (status, _) = team.get(key, &format!("/api/v1/runs/{shop_run}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = team.get(key, &format!("/api/v1/runs/{bank_run}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the key names only the shop");
+    let (status, _) = team
+        .post(key, &format!("/api/v1/runs/{shop_run}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the key may only view");
+    let (status, _) = team.get(key, "/api/v1/audit").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the owner may read the audit; the key may not"
+    );
+    let (_, runs) = team.get(key, "/api/v1/runs").await;
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|run| run["run_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![shop_run.as_str()]);
+}
+
+#[test]
+fn every_route_of_the_api_document_declares_what_it_needs() {
+    use utoipa::OpenApi;
+    let document = serde_json::to_value(crate::api::docs::ApiDoc::openapi()).unwrap();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            assert!(
+                guard::needs(&method, path).is_some(),
+                "{method} {path} is missing from guard::ROUTES"
+            );
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Projects and who belongs to them. A member row is keyed `[project, user]`, so a user
+//! holds one role per project. The `default` project has no row: every account is in
+//! it with its own role (see `auth::access`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::errors::RuntimeError;
+use crate::store::Store;
+
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// The project a workflow (and so each of its runs) belongs to.
+pub fn project_of(workflow: &troupe_workflow::Workflow) -> &str {
+    workflow.project.as_deref().unwrap_or(DEFAULT_PROJECT)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectRecord {
+    pub project_id: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemberRecord {
+    pub project_id: String,
+    pub user_id: String,
+    pub role: String,
+}
+
+impl Store {
+    /// Creates a project; an id already taken is refused.
+    pub async fn insert_project(&self, project: &ProjectRecord) -> Result<(), RuntimeError> {
+        self.execute(
+            "CREATE type::record('project', $project.project_id) CONTENT $project RETURN NONE",
+            json!({ "project": project }),
+        )
+        .await
+        .map_err(|error| match error {
+            RuntimeError::Store(message) if message.contains("already exists") => {
+                RuntimeError::InvalidRequest(format!("a project `{}` exists", project.project_id))
+            }
+            other => other,
+        })
+    }
+
+    pub async fn project(&self, project_id: &str) -> Result<Option<ProjectRecord>, RuntimeError> {
+        let rows: Vec<ProjectRecord> = self
+            .rows(
+                "SELECT project_id, name, created_by, created_at_ms FROM type::record('project', $id)",
+                json!({ "id": project_id }),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn projects(&self) -> Result<Vec<ProjectRecord>, RuntimeError> {
+        self.rows(
+            "SELECT project_id, name, created_by, created_at_ms FROM project ORDER BY project_id",
+            json!({}),
+        )
+        .await
+    }
+
+    /// Gives `user_id` `role` in the project, replacing any role it had there.
+    pub async fn set_member(&self, member: &MemberRecord) -> Result<(), RuntimeError> {
+        self.execute(
+            "UPSERT type::record('member', [$m.project_id, $m.user_id]) CONTENT $m RETURN NONE",
+            json!({ "m": member }),
+        )
+        .await
+    }
+
+    /// False when the user was not a member.
+    pub async fn remove_member(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<bool, RuntimeError> {
+        let rows: Vec<serde_json::Value> = self
+            .rows(
+                "DELETE type::record('member', [$project, $user]) RETURN BEFORE",
+                json!({ "project": project_id, "user": user_id }),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    pub async fn members(&self, project_id: &str) -> Result<Vec<MemberRecord>, RuntimeError> {
+        self.rows(
+            "SELECT project_id, user_id, role FROM member WHERE project_id = $project ORDER BY user_id",
+            json!({ "project": project_id }),
+        )
+        .await
+    }
+
+    pub async fn memberships_of(&self, user_id: &str) -> Result<Vec<MemberRecord>, RuntimeError> {
+        self.rows(
+            "SELECT project_id, user_id, role FROM member WHERE user_id = $user",
+            json!({ "user": user_id }),
+        )
+        .await
+    }
+}
