@@ -8,10 +8,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::json;
 use troupe_config::Settings;
-use troupe_runtime::audit::AuditLog;
 use troupe_runtime::auth::Auth;
 use troupe_runtime::secrets::{self, SecretBox};
-use troupe_runtime::store::Store;
 
 use super::runs::user;
 
@@ -26,13 +24,7 @@ pub enum SecretsCommand {
 }
 
 pub async fn secrets(settings: &Settings, command: SecretsCommand) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&settings.store).await?;
-    let audit = AuditLog::open(
-        store.clone(),
-        troupe_runtime::audit::checkpoint_dir(settings).as_deref(),
-        settings.audit.checkpoint_every,
-    )
-    .await?;
+    let (store, audit) = super::users::open_offline(settings).await?;
     let by = format!("cli:{}", user());
     match command {
         SecretsCommand::Set { name } => {

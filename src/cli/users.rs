@@ -28,7 +28,8 @@ pub enum UsersCommand {
     Disable { user_id: String },
 }
 
-pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<ExitCode> {
+/// The store and its audit log, opened here rather than through a running node.
+pub async fn open_offline(settings: &Settings) -> anyhow::Result<(Store, AuditLog)> {
     let store = Store::open(&settings.store).await?;
     let audit = AuditLog::open(
         store.clone(),
@@ -36,6 +37,11 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
         settings.audit.checkpoint_every,
     )
     .await?;
+    Ok((store, audit))
+}
+
+pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let (store, audit) = open_offline(settings).await?;
     let auth = Auth::from_settings(store.clone(), settings)?;
     let by = format!("cli:{}", user());
     match command {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Auth, TokenPair, now_secs, token_hash, totp};
+use super::{Attempt, Auth, TokenPair, now_secs, token_hash, totp};
 use crate::audit::AuditLog;
 use crate::digest;
 use crate::errors::RuntimeError;
@@ -167,13 +167,8 @@ impl Auth {
         audit: &AuditLog,
     ) -> Result<TokenPair, RuntimeError> {
         let claims = self.keys.verify_mfa_challenge(mfa_token, now_secs())?;
-        let account_key = format!("mfa:{}", claims.sub);
-        let client_key = client.map(|ip| format!("mfa-client:{ip}"));
-        for key in std::iter::once(&account_key).chain(client_key.as_ref()) {
-            if let Err(retry_after_secs) = self.failures.check(key) {
-                return Err(RuntimeError::RateLimited { retry_after_secs });
-            }
-        }
+        let attempt = Attempt::new("mfa", &claims.sub, client);
+        self.failures_allow(&attempt)?;
         let user = self
             .store
             .user_by_id(&claims.sub)
@@ -195,10 +190,7 @@ impl Auth {
                 .await?
         };
         if !passed {
-            self.failures.fail(&account_key);
-            if let Some(key) = &client_key {
-                self.failures.fail(key);
-            }
+            self.failed(&attempt);
             audit
                 .record(&user.email, "auth.mfa_failed", &user.user_id, json!({}))
                 .await?;

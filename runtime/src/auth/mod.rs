@@ -208,13 +208,8 @@ impl Auth {
         client: Option<std::net::IpAddr>,
         audit: &AuditLog,
     ) -> Result<LoginOutcome, RuntimeError> {
-        let account_key = format!("account:{}", email.trim().to_lowercase());
-        let client_key = client.map(|ip| format!("client:{ip}"));
-        for key in std::iter::once(&account_key).chain(client_key.as_ref()) {
-            if let Err(retry_after_secs) = self.failures.check(key) {
-                return Err(RuntimeError::RateLimited { retry_after_secs });
-            }
-        }
+        let attempt = Attempt::new("login", &email.trim().to_lowercase(), client);
+        self.failures_allow(&attempt)?;
         let user = self.store.user_by_email(email.trim()).await?;
         let phc = user
             .as_ref()
@@ -224,10 +219,7 @@ impl Auth {
         let user = match user {
             Some(user) if matches && !user.disabled => user,
             _ => {
-                self.failures.fail(&account_key);
-                if let Some(key) = &client_key {
-                    self.failures.fail(key);
-                }
+                self.failed(&attempt);
                 let client = client.map(|ip| ip.to_string());
                 audit
                     .record(email, "auth.login_failed", email, json!({"client": client}))
@@ -511,6 +503,44 @@ impl Auth {
                 .await?;
         }
         Ok(revoked)
+    }
+}
+
+/// What one attempt at a secret (a password, a code) is counted under: its account and
+/// the client's address, each with its own window.
+struct Attempt {
+    account: String,
+    client: Option<String>,
+}
+
+impl Attempt {
+    fn new(what: &str, account: &str, client: Option<std::net::IpAddr>) -> Self {
+        Self {
+            account: format!("{what}:account:{account}"),
+            client: client.map(|ip| format!("{what}:client:{ip}")),
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.account).chain(self.client.as_ref())
+    }
+}
+
+impl Auth {
+    /// `RateLimited` once the account or the client used up its failures.
+    fn failures_allow(&self, attempt: &Attempt) -> Result<(), RuntimeError> {
+        for key in attempt.keys() {
+            if let Err(retry_after_secs) = self.failures.check(key) {
+                return Err(RuntimeError::RateLimited { retry_after_secs });
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, attempt: &Attempt) {
+        for key in attempt.keys() {
+            self.failures.fail(key);
+        }
     }
 }
 
