@@ -353,3 +353,44 @@ fn every_route_of_the_api_document_declares_what_it_needs() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_account_routes_show_sessions_and_start_a_second_factor() {
+    let team = Team::new().await;
+    let ada = team.user("ada@example.com", "viewer").await;
+    let (status, sessions) = team.get(&ada, "/api/v1/auth/sessions").await;
+    assert_eq!(status, StatusCode::OK, "{sessions}");
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert_eq!(sessions[0]["current"], true, "{sessions}");
+    let (status, enrolment) = team.post(&ada, "/api/v1/auth/mfa/enrol", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{enrolment}");
+    assert!(enrolment["qr_svg"].as_str().unwrap().starts_with("<svg"));
+    assert!(
+        enrolment["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let (status, body) = team
+        .post(&ada, "/api/v1/auth/mfa/confirm", json!({ "code": "12345" }))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let id = sessions[0]["session_id"].as_str().unwrap();
+    let (status, _) = team
+        .call(
+            &ada,
+            Method::DELETE,
+            &format!("/api/v1/auth/sessions/{id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = team.get(&ada, "/api/v1/auth/sessions").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the session it ended was its own"
+    );
+    let (status, body) = team.get("not-a-token", "/api/v1/auth/sessions").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}

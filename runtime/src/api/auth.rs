@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::api::body::JsonBody;
 use crate::api::error::ApiError;
 use crate::api::handlers::NodeState;
-use crate::auth::{Enrolment, LoginOutcome, TokenPair};
+use crate::auth::{ClientInfo, Enrolment, LoginOutcome, TokenPair};
 use crate::store::UserRecord;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -80,8 +80,31 @@ pub fn client_address(
         .or(Some(peer))
 }
 
+/// The client as a session will show it: its address and `User-Agent`.
+fn client_info(
+    node: &crate::node::Node,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> ClientInfo {
+    ClientInfo {
+        ip: client_address(peer, headers, &node.settings().auth.trusted_proxies),
+        device: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(String::from),
+    }
+}
+
 /// The user behind the request's `Authorization: Bearer` access token.
 pub async fn caller(node: &crate::node::Node, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
+    Ok(signed_in(node, headers).await?.1)
+}
+
+/// The access token's claims and its user.
+async fn signed_in(
+    node: &crate::node::Node,
+    headers: &HeaderMap,
+) -> Result<(crate::auth::tokens::Claims, UserRecord), ApiError> {
     let bearer = crate::api::guard::bearer(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -89,7 +112,7 @@ pub async fn caller(node: &crate::node::Node, headers: &HeaderMap) -> Result<Use
             "send `Authorization: Bearer <access token>` (POST /api/v1/auth/login)",
         )
     })?;
-    Ok(node.auth().authenticate(bearer).await?.1)
+    Ok(node.auth().authenticate(bearer).await?)
 }
 
 /// A session, or, for an account with a second factor, `{"mfa_required": true, "mfa_token"}`.
@@ -100,7 +123,7 @@ pub async fn login(
     headers: HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<LoginOutcome>, ApiError> {
-    let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
+    let client = client_info(&node, peer, &headers);
     Ok(Json(
         node.auth()
             .login(&body.email, &body.password, client, node.audit())
@@ -157,7 +180,7 @@ pub async fn verify_mfa(
     headers: HeaderMap,
     JsonBody(body): JsonBody<MfaVerify>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
+    let client = client_info(&node, peer, &headers);
     Ok(Json(
         node.auth()
             .verify_mfa(&body.mfa_token, &body.code, client, node.audit())
@@ -168,13 +191,62 @@ pub async fn verify_mfa(
 #[utoipa::path(post, path = "/api/v1/auth/refresh", request_body = RefreshBody, responses((status = 200, body = TokenPair), (status = 401)))]
 pub async fn refresh(
     State(node): NodeState,
+    Peer(peer): Peer,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
     Ok(Json(
         node.auth()
-            .refresh(&body.refresh_token, node.audit())
+            .refresh_from(&body.refresh_token, client, node.audit())
             .await?,
     ))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub session: crate::store::SessionRecord,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+/// The caller's open sessions: device, address, sign-in and last refresh.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", responses((status = 200, body = Vec<SessionView>), (status = 401)))]
+pub async fn list_sessions(
+    State(node): NodeState,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let (claims, user) = signed_in(&node, &headers).await?;
+    let sessions = node.auth().sessions(&user).await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .map(|session| SessionView {
+                current: session.session_id == claims.sid,
+                session,
+            })
+            .collect(),
+    ))
+}
+
+/// Ends one of the caller's sessions (another device, or this one).
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", responses((status = 204), (status = 404)))]
+pub async fn end_session(
+    State(node): NodeState,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (_, user) = signed_in(&node, &headers).await?;
+    if node.auth().end_session(&user, &id, node.audit()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("you have no open session `{id}`"),
+        ))
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", request_body = RefreshBody, responses((status = 204)))]
@@ -245,6 +317,8 @@ pub struct NewApiKey {
     #[serde(default)]
     pub projects: Vec<String>,
     pub ttl_days: Option<u64>,
+    /// Requests a minute the key may make; past it, 429 with Retry-After.
+    pub rate_per_minute: Option<u32>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -271,6 +345,7 @@ pub async fn create_key(
             &body.scopes,
             &body.projects,
             body.ttl_days,
+            body.rate_per_minute,
             node.audit(),
         )
         .await?;

@@ -53,6 +53,8 @@ pub const ROUTES: &[(&str, &str, Needs)] = &[
     ("POST", "/api/v1/auth/keys", SignedIn),
     ("GET", "/api/v1/auth/keys", SignedIn),
     ("DELETE", "/api/v1/auth/keys/{id}", SignedIn),
+    ("GET", "/api/v1/auth/sessions", SignedIn),
+    ("DELETE", "/api/v1/auth/sessions/{id}", SignedIn),
     ("POST", "/api/v1/workflows", Project("workflows.create")),
     ("GET", "/api/v1/workflows", Project("workflows.view")),
     ("GET", "/api/v1/workflows/{id}", Project("workflows.view")),

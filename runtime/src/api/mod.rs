@@ -64,6 +64,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/auth/password", post(auth::change_password))
         .route("/auth/keys", post(auth::create_key).get(auth::list_keys))
         .route("/auth/keys/{id}", delete(auth::revoke_key))
+        .route("/auth/sessions", get(auth::list_sessions))
+        .route("/auth/sessions/{id}", delete(auth::end_session))
         .route("/audit", get(audit::export))
         .route("/audit/verify", get(audit::verify))
         .route("/memory/{id}", delete(memory::delete))

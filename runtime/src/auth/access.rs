@@ -155,6 +155,7 @@ mod tests {
             created_at_ms: 0,
             expires_at_ms: None,
             last_used_ms: None,
+            rate_per_minute: None,
             revoked: false,
             secret_hash: String::new(),
         }

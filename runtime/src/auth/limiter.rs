@@ -1,6 +1,7 @@
-//! Failed logins counted per account and per client address in a fixed window; past the
-//! limit every attempt is refused with the seconds to wait, before any password is
-//! checked, so a brute force learns nothing and costs no Argon2 work.
+//! Events counted per key in a fixed window. Failed logins and codes, per account and
+//! per client address: past the limit every attempt is refused with the seconds to
+//! wait, before any password is checked, so a brute force learns nothing and costs no
+//! Argon2 work. Requests per API key, each key with its own limit (`admit`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -47,8 +48,31 @@ impl FailureLimiter {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= MAX_ENTRIES {
-            let window = self.window;
+        Self::current(&mut entries, key, self.window).1 += 1;
+    }
+
+    /// Counts one event of `key`, refused with the seconds to wait once `limit` events
+    /// happened in this window.
+    pub fn admit(&self, key: &str, limit: u32) -> Result<(), u64> {
+        let Ok(mut entries) = self.entries.lock() else {
+            return Ok(());
+        };
+        let window = self.window;
+        let entry = Self::current(&mut entries, key, window);
+        if entry.1 >= limit {
+            return Err((window.saturating_sub(entry.0.elapsed())).as_secs().max(1));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    /// The entry of `key` in the current window (a fresh one when its window passed).
+    fn current<'a>(
+        entries: &'a mut HashMap<String, (Instant, u32)>,
+        key: &str,
+        window: Duration,
+    ) -> &'a mut (Instant, u32) {
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
             entries.retain(|_, (started, _)| started.elapsed() < window);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -56,10 +80,10 @@ impl FailureLimiter {
         }
         let now = Instant::now();
         let entry = entries.entry(key.to_string()).or_insert((now, 0));
-        if entry.0.elapsed() >= self.window {
+        if entry.0.elapsed() >= window {
             *entry = (now, 0);
         }
-        entry.1 += 1;
+        entry
     }
 }
 
@@ -82,5 +106,18 @@ mod tests {
         assert!(short.check("x").is_err());
         std::thread::sleep(Duration::from_millis(60));
         assert!(short.check("x").is_ok(), "the window passed");
+    }
+
+    #[test]
+    fn each_key_is_admitted_up_to_its_own_limit() {
+        let limiter = FailureLimiter::new(1, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(limiter.admit("key-a", 3).is_ok());
+        }
+        assert!(limiter.admit("key-a", 3).is_err());
+        assert!(
+            limiter.admit("key-b", 10).is_ok(),
+            "another key has its own count"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Attempt, Auth, TokenPair, now_secs, token_hash, totp};
+use super::{Attempt, Auth, ClientInfo, TokenPair, now_secs, token_hash, totp};
 use crate::audit::AuditLog;
 use crate::digest;
 use crate::errors::RuntimeError;
@@ -142,6 +142,7 @@ impl Auth {
     pub(super) async fn after_password(
         &self,
         user: &UserRecord,
+        client: &ClientInfo,
     ) -> Result<LoginOutcome, RuntimeError> {
         if self
             .store
@@ -154,8 +155,9 @@ impl Auth {
                 mfa_token: self.keys.issue_mfa_challenge(&user.user_id, now_secs())?,
             });
         }
-        let family = uuid::Uuid::now_v7().to_string();
-        Ok(LoginOutcome::Session(self.issue(user, &family).await?))
+        Ok(LoginOutcome::Session(
+            self.open_session(user, client).await?,
+        ))
     }
 
     /// Exchanges a login challenge and a TOTP code (or an unused recovery code) for a session.
@@ -163,11 +165,12 @@ impl Auth {
         &self,
         mfa_token: &str,
         code: &str,
-        client: Option<std::net::IpAddr>,
+        client: impl Into<ClientInfo>,
         audit: &AuditLog,
     ) -> Result<TokenPair, RuntimeError> {
+        let client = client.into();
         let claims = self.keys.verify_mfa_challenge(mfa_token, now_secs())?;
-        let attempt = Attempt::new("mfa", &claims.sub, client);
+        let attempt = Attempt::new("mfa", &claims.sub, client.ip);
         self.failures_allow(&attempt)?;
         let user = self
             .store
@@ -204,8 +207,7 @@ impl Auth {
                 json!({"second_factor": if code.len() == 6 { "totp" } else { "recovery_code" }}),
             )
             .await?;
-        let family = uuid::Uuid::now_v7().to_string();
-        self.issue(&user, &family).await
+        self.open_session(&user, &client).await
     }
 
     /// Every stored MFA secret sealed again under the current key (after a rotation).

@@ -24,7 +24,7 @@ use crate::clock::now_ms;
 use crate::digest;
 use crate::errors::RuntimeError;
 use crate::secrets::SecretBox;
-use crate::store::{ApiKeyRecord, RefreshRecord, Store, UserRecord};
+use crate::store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserRecord};
 use tokens::{Claims, TokenKeys};
 
 pub const ROLES: [&str; 6] = [
@@ -35,6 +35,20 @@ pub const ROLES: [&str; 6] = [
     "reviewer",
     "viewer",
 ];
+
+/// Where a sign-in comes from: the client's address (after trusted proxies) and its
+/// `User-Agent`, shown in the user's list of sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientInfo {
+    pub ip: Option<std::net::IpAddr>,
+    pub device: Option<String>,
+}
+
+impl From<Option<std::net::IpAddr>> for ClientInfo {
+    fn from(ip: Option<std::net::IpAddr>) -> Self {
+        Self { ip, device: None }
+    }
+}
 
 /// What a login or a refresh returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -64,6 +78,8 @@ pub struct Auth {
     secrets: std::sync::Arc<SecretBox>,
     config: AuthConfig,
     failures: limiter::FailureLimiter,
+    /// Requests per API key in the current minute.
+    key_rates: limiter::FailureLimiter,
 }
 
 fn now_secs() -> u64 {
@@ -129,6 +145,7 @@ impl Auth {
             secrets,
             store,
             keys: TokenKeys::new(secret, issuer, "troupe-api"),
+            key_rates: limiter::FailureLimiter::new(1, std::time::Duration::from_secs(60)),
             failures: limiter::FailureLimiter::new(
                 config.login_failures,
                 std::time::Duration::from_secs(config.login_window_secs),
@@ -205,10 +222,11 @@ impl Auth {
         &self,
         email: &str,
         password: &str,
-        client: Option<std::net::IpAddr>,
+        client: impl Into<ClientInfo>,
         audit: &AuditLog,
     ) -> Result<LoginOutcome, RuntimeError> {
-        let attempt = Attempt::new("login", &email.trim().to_lowercase(), client);
+        let client = client.into();
+        let attempt = Attempt::new("login", &email.trim().to_lowercase(), client.ip);
         self.failures_allow(&attempt)?;
         let user = self.store.user_by_email(email.trim()).await?;
         let phc = user
@@ -220,14 +238,14 @@ impl Auth {
             Some(user) if matches && !user.disabled => user,
             _ => {
                 self.failed(&attempt);
-                let client = client.map(|ip| ip.to_string());
+                let client = client.ip.map(|ip| ip.to_string());
                 audit
                     .record(email, "auth.login_failed", email, json!({"client": client}))
                     .await?;
                 return Err(RuntimeError::Unauthorized("wrong email or password".into()));
             }
         };
-        let outcome = self.after_password(&user).await?;
+        let outcome = self.after_password(&user, &client).await?;
         let action = match outcome {
             LoginOutcome::Session(_) => "auth.login",
             LoginOutcome::SecondFactor { .. } => "auth.login_password_ok",
@@ -236,6 +254,29 @@ impl Auth {
             .record(&user.email, action, &user.user_id, json!({}))
             .await?;
         Ok(outcome)
+    }
+
+    /// Opens session `family` for `user` as seen from `client`.
+    async fn open_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, RuntimeError> {
+        let family = uuid::Uuid::now_v7().to_string();
+        self.store
+            .insert_session(&SessionRecord {
+                session_id: family.clone(),
+                user_id: user.user_id.clone(),
+                created_at_ms: now_ms(),
+                last_used_ms: now_ms(),
+                device: client
+                    .device
+                    .as_ref()
+                    .map(|agent| agent.chars().take(200).collect()),
+                client_ip: client.ip.map(|ip| ip.to_string()),
+            })
+            .await?;
+        self.issue(user, &family).await
     }
 
     async fn issue(&self, user: &UserRecord, family: &str) -> Result<TokenPair, RuntimeError> {
@@ -299,7 +340,50 @@ impl Auth {
             .await?
             .filter(|user| !user.disabled)
             .ok_or_else(unauthorized)?;
+        self.store.touch_session(&record.family, now_ms()).await?;
         self.issue(&user, &record.family).await
+    }
+
+    /// `refresh`, with failures from one client address limited like failed logins.
+    pub async fn refresh_from(
+        &self,
+        refresh_token: &str,
+        client: Option<std::net::IpAddr>,
+        audit: &AuditLog,
+    ) -> Result<TokenPair, RuntimeError> {
+        let attempt = Attempt::new("refresh", "", client);
+        self.failures_allow(&attempt)?;
+        let refreshed = self.refresh(refresh_token, audit).await;
+        if matches!(refreshed, Err(RuntimeError::Unauthorized(_))) {
+            self.failed(&attempt);
+        }
+        refreshed
+    }
+
+    /// The user's open sessions.
+    pub async fn sessions(&self, user: &UserRecord) -> Result<Vec<SessionRecord>, RuntimeError> {
+        self.store.open_sessions(&user.user_id).await
+    }
+
+    /// Ends one of the user's own sessions; false when they have no such open session.
+    pub async fn end_session(
+        &self,
+        user: &UserRecord,
+        session_id: &str,
+        audit: &AuditLog,
+    ) -> Result<bool, RuntimeError> {
+        let owned = self
+            .store
+            .session(session_id)
+            .await?
+            .is_some_and(|session| session.user_id == user.user_id);
+        if owned {
+            self.store.revoke_family(session_id).await?;
+            audit
+                .record(&user.email, "auth.session_end", session_id, json!({}))
+                .await?;
+        }
+        Ok(owned)
     }
 
     /// Ends the session a refresh token belongs to.
@@ -411,8 +495,14 @@ impl Auth {
         scopes: &[String],
         projects: &[String],
         ttl_days: Option<u64>,
+        rate_per_minute: Option<u32>,
         audit: &AuditLog,
     ) -> Result<(String, ApiKeyRecord), RuntimeError> {
+        if rate_per_minute.is_some_and(|rate| !(1..=1_000_000).contains(&rate)) {
+            return Err(RuntimeError::InvalidRequest(
+                "`rate_per_minute` must be 1 to 1000000, or left out for no limit".into(),
+            ));
+        }
         if name.trim().is_empty() || name.len() > 100 {
             return Err(RuntimeError::InvalidRequest(
                 "`name` must hold 1 to 100 characters".into(),
@@ -446,6 +536,7 @@ impl Auth {
             created_at_ms: now_ms(),
             expires_at_ms: ttl_days.map(|days| now_ms() + (days as i64) * 86_400_000),
             last_used_ms: None,
+            rate_per_minute,
             revoked: false,
             secret_hash: token_hash(&secret),
         };
@@ -486,6 +577,11 @@ impl Auth {
             .await?
             .filter(|user| !user.disabled)
             .ok_or_else(|| RuntimeError::Unauthorized("the key's owner is disabled".into()))?;
+        if let Some(rate) = key.rate_per_minute
+            && let Err(retry_after_secs) = self.key_rates.admit(&key.key_id, rate)
+        {
+            return Err(RuntimeError::RateLimited { retry_after_secs });
+        }
         self.store.touch_api_key(&key.key_id, now_ms()).await?;
         Ok((key, user))
     }

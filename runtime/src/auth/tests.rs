@@ -242,7 +242,7 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         .unwrap();
     let scopes = vec!["workflows.execute".to_string()];
     let (key, record) = auth
-        .create_api_key(&dev, "ci", &scopes, &[], Some(30), &audit)
+        .create_api_key(&dev, "ci", &scopes, &[], Some(30), None, &audit)
         .await
         .unwrap();
     assert!(key.starts_with(&format!("tk_{}_", record.key_id)));
@@ -274,12 +274,12 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     // A developer cannot mint a key that approves.
     let approve = vec!["workflows.approve".to_string()];
     let error = auth
-        .create_api_key(&dev, "sneaky", &approve, &[], None, &audit)
+        .create_api_key(&dev, "sneaky", &approve, &[], None, None, &audit)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("not one you hold"), "{error}");
     assert!(
-        auth.create_api_key(&dev, "none", &[], &[], None, &audit)
+        auth.create_api_key(&dev, "none", &[], &[], None, None, &audit)
             .await
             .is_err()
     );
@@ -302,7 +302,7 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     assert!(auth.authenticate_key(&key).await.is_err());
     // An expired key is refused.
     let (expired, _) = auth
-        .create_api_key(&dev, "old", &scopes, &[], Some(0), &audit)
+        .create_api_key(&dev, "old", &scopes, &[], Some(0), None, &audit)
         .await
         .unwrap();
     assert!(
@@ -431,4 +431,125 @@ async fn guessing_codes_is_rate_limited() {
         }
     }
     assert!(limited, "20 wrong codes were all tried");
+}
+
+#[tokio::test]
+async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
+    let (auth, audit) = auth().await;
+    let ada = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let bob = auth
+        .create_user("bob@example.com", "developer", "bob's long password", false)
+        .await
+        .unwrap();
+    let from = |device: &str| ClientInfo {
+        ip: "203.0.113.7".parse().ok(),
+        device: Some(device.into()),
+    };
+    let laptop = auth
+        .login(
+            "ada@example.com",
+            "ada's long password",
+            from("Firefox"),
+            &audit,
+        )
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    let phone = auth
+        .login(
+            "ada@example.com",
+            "ada's long password",
+            from(&"x".repeat(5000)),
+            &audit,
+        )
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    let sessions = auth.sessions(&ada).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.device.as_deref() == Some("Firefox"))
+    );
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.device.as_ref().unwrap().len() <= 200)
+    );
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.client_ip.as_deref() == Some("203.0.113.7"))
+    );
+    let (laptop_claims, _) = auth.authenticate(&laptop.access_token).await.unwrap();
+    // Bob cannot end Ada's session, even knowing its id.
+    assert!(
+        !auth
+            .end_session(&bob, &laptop_claims.sid, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        auth.end_session(&ada, &laptop_claims.sid, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(auth.authenticate(&laptop.access_token).await.is_err());
+    assert!(auth.refresh(&laptop.refresh_token, &audit).await.is_err());
+    assert!(
+        auth.authenticate(&phone.access_token).await.is_ok(),
+        "the other session goes on"
+    );
+    assert_eq!(auth.sessions(&ada).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
+    let (auth, audit) = auth().await;
+    let dev = auth
+        .create_user("dev@example.com", "developer", "dev's long password", false)
+        .await
+        .unwrap();
+    let scopes = vec!["workflows.view".to_string()];
+    let (key, _) = auth
+        .create_api_key(&dev, "dashboard", &scopes, &[], None, Some(3), &audit)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        auth.authenticate_key(&key).await.unwrap();
+    }
+    assert!(matches!(
+        auth.authenticate_key(&key).await,
+        Err(RuntimeError::RateLimited { .. })
+    ));
+    assert!(
+        auth.create_api_key(&dev, "zero", &scopes, &[], None, Some(0), &audit)
+            .await
+            .is_err()
+    );
+    let client = "198.51.100.9".parse().ok();
+    let mut limited = false;
+    for guess in 0..10 {
+        match auth
+            .refresh_from(&format!("rt_guess{guess}"), client, &audit)
+            .await
+        {
+            Err(RuntimeError::RateLimited { .. }) => {
+                limited = true;
+                break;
+            }
+            Err(RuntimeError::Unauthorized(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        limited,
+        "ten wrong refresh tokens from one address were all tried"
+    );
 }

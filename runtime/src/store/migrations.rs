@@ -212,6 +212,23 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE FIELD IF NOT EXISTS recovery_hashes ON mfa TYPE array<string>;
     ",
     ),
+    (
+        10,
+        // Sessions as users see them, and per-key request limits.
+        "
+    DEFINE TABLE IF NOT EXISTS session SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS session_id ON session TYPE string;
+    DEFINE FIELD IF NOT EXISTS user_id ON session TYPE string;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON session TYPE int;
+    DEFINE FIELD IF NOT EXISTS last_used_ms ON session TYPE int;
+    DEFINE FIELD IF NOT EXISTS device ON session TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS client_ip ON session TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS revoked ON session TYPE bool;
+    DEFINE INDEX IF NOT EXISTS session_user ON session FIELDS user_id;
+
+    DEFINE FIELD IF NOT EXISTS rate_per_minute ON api_key TYPE option<int>;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

@@ -12,6 +12,7 @@ mod migrations;
 mod projects;
 mod records;
 mod secrets;
+mod sessions;
 mod users;
 
 use serde::de::DeserializeOwned;
@@ -28,6 +29,7 @@ pub use memory::{MemoryEntry, MemoryFilter};
 pub use projects::{DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
 pub use secrets::{MfaRecord, SecretRecord};
+pub use sessions::SessionRecord;
 pub use users::{ApiKeyRecord, RefreshRecord, UserRecord};
 
 #[derive(Clone)]

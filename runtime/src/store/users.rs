@@ -142,7 +142,8 @@ impl Store {
 
     pub async fn revoke_family(&self, family: &str) -> Result<(), RuntimeError> {
         self.execute(
-            "UPDATE refresh_token SET revoked = true WHERE family = $family RETURN NONE",
+            "UPDATE refresh_token SET revoked = true WHERE family = $family RETURN NONE;
+             UPDATE type::record('session', $family) SET revoked = true RETURN NONE;",
             json!({"family": family}),
         )
         .await
@@ -150,7 +151,8 @@ impl Store {
 
     pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<(), RuntimeError> {
         self.execute(
-            "UPDATE refresh_token SET revoked = true WHERE user_id = $user RETURN NONE",
+            "UPDATE refresh_token SET revoked = true WHERE user_id = $user RETURN NONE;
+             UPDATE session SET revoked = true WHERE user_id = $user RETURN NONE;",
             json!({"user": user_id}),
         )
         .await
@@ -180,13 +182,16 @@ pub struct ApiKeyRecord {
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
     pub last_used_ms: Option<i64>,
+    /// Requests a minute this key may make; `None`: no limit of its own.
+    #[serde(default)]
+    pub rate_per_minute: Option<u32>,
     pub revoked: bool,
     #[serde(skip_serializing, default)]
     #[schema(ignore)]
     pub secret_hash: String,
 }
 
-const KEY_FIELDS: &str = "key_id, name, user_id, scopes, projects, created_at_ms, expires_at_ms, last_used_ms, revoked, secret_hash";
+const KEY_FIELDS: &str = "key_id, name, user_id, scopes, projects, created_at_ms, expires_at_ms, last_used_ms, rate_per_minute, revoked, secret_hash";
 
 impl Store {
     pub async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RuntimeError> {
@@ -194,7 +199,8 @@ impl Store {
             "CREATE type::record('api_key', $key.key_id) CONTENT {
                 key_id: $key.key_id, name: $key.name, user_id: $key.user_id,
                 scopes: $key.scopes, projects: $key.projects, created_at_ms: $key.created_at_ms,
-                expires_at_ms: $key.expires_at_ms ?? NONE, last_used_ms: NONE, revoked: false,
+                expires_at_ms: $key.expires_at_ms ?? NONE, last_used_ms: NONE,
+                rate_per_minute: $key.rate_per_minute ?? NONE, revoked: false,
                 secret_hash: $hash
             } RETURN NONE",
             json!({"key": key, "hash": key.secret_hash}),
