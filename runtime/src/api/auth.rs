@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::api::body::JsonBody;
 use crate::api::error::ApiError;
 use crate::api::handlers::NodeState;
-use crate::auth::{ClientInfo, Enrolment, LoginOutcome, TokenPair};
+use crate::auth::{ClientInfo, Enrolment, KeySpec, LoginOutcome, TokenPair};
 use crate::store::UserRecord;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -310,17 +310,6 @@ mod tests {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct NewApiKey {
-    pub name: String,
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    pub projects: Vec<String>,
-    pub ttl_days: Option<u64>,
-    /// Requests a minute the key may make; past it, 429 with Retry-After.
-    pub rate_per_minute: Option<u32>,
-}
-
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiKeyCreated {
     /// The key itself, shown this once.
@@ -330,24 +319,16 @@ pub struct ApiKeyCreated {
 }
 
 /// Creates an API key for the caller (a session, not another key, may do this).
-#[utoipa::path(post, path = "/api/v1/auth/keys", request_body = NewApiKey, responses((status = 201, body = ApiKeyCreated), (status = 401)))]
+#[utoipa::path(post, path = "/api/v1/auth/keys", request_body = KeySpec, responses((status = 201, body = ApiKeyCreated), (status = 401)))]
 pub async fn create_key(
     State(node): NodeState,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<NewApiKey>,
+    JsonBody(body): JsonBody<KeySpec>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
     let user = caller(&node, &headers).await?;
     let (key, record) = node
         .auth()
-        .create_api_key(
-            &user,
-            &body.name,
-            &body.scopes,
-            &body.projects,
-            body.ttl_days,
-            body.rate_per_minute,
-            node.audit(),
-        )
+        .create_api_key(&user, &body, node.audit())
         .await?;
     Ok((StatusCode::CREATED, Json(ApiKeyCreated { key, record })))
 }

@@ -80,7 +80,7 @@ use crate::api::{audit, auth, error, handlers, memory, projects, wire};
         crate::auth::TokenPair,
         crate::store::UserRecord,
         crate::store::ApiKeyRecord,
-        auth::NewApiKey,
+        crate::auth::KeySpec,
         auth::ApiKeyCreated,
         auth::MfaCode,
         auth::MfaVerify,

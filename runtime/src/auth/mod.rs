@@ -50,6 +50,20 @@ impl From<Option<std::net::IpAddr>> for ClientInfo {
     }
 }
 
+/// An API key to make: `POST /api/v1/auth/keys` takes this as its body.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct KeySpec {
+    pub name: String,
+    /// Permissions the key may use; each one its owner's role holds.
+    pub scopes: Vec<String>,
+    /// Projects the key may reach; empty: every project its owner may.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    pub ttl_days: Option<u64>,
+    /// Requests a minute the key may make; past it, 429 with Retry-After.
+    pub rate_per_minute: Option<u32>,
+}
+
 /// What a login or a refresh returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
@@ -491,13 +505,17 @@ impl Auth {
     pub async fn create_api_key(
         &self,
         owner: &UserRecord,
-        name: &str,
-        scopes: &[String],
-        projects: &[String],
-        ttl_days: Option<u64>,
-        rate_per_minute: Option<u32>,
+        spec: &KeySpec,
         audit: &AuditLog,
     ) -> Result<(String, ApiKeyRecord), RuntimeError> {
+        let KeySpec {
+            name,
+            scopes,
+            projects,
+            ttl_days,
+            rate_per_minute,
+        } = spec;
+        let (ttl_days, rate_per_minute) = (*ttl_days, *rate_per_minute);
         if rate_per_minute.is_some_and(|rate| !(1..=1_000_000).contains(&rate)) {
             return Err(RuntimeError::InvalidRequest(
                 "`rate_per_minute` must be 1 to 1000000, or left out for no limit".into(),

@@ -2,6 +2,16 @@
 
 use super::*;
 
+fn key_spec(name: &str, scopes: Vec<String>, ttl_days: Option<u64>, rate: Option<u32>) -> KeySpec {
+    KeySpec {
+        name: name.into(),
+        scopes,
+        ttl_days,
+        rate_per_minute: rate,
+        ..KeySpec::default()
+    }
+}
+
 async fn auth() -> (Auth, AuditLog) {
     let store = Store::memory().await.unwrap();
     let audit = AuditLog::open(store.clone(), None, 100).await.unwrap();
@@ -242,7 +252,11 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         .unwrap();
     let scopes = vec!["workflows.execute".to_string()];
     let (key, record) = auth
-        .create_api_key(&dev, "ci", &scopes, &[], Some(30), None, &audit)
+        .create_api_key(
+            &dev,
+            &key_spec("ci", scopes.clone(), Some(30), None),
+            &audit,
+        )
         .await
         .unwrap();
     assert!(key.starts_with(&format!("tk_{}_", record.key_id)));
@@ -274,12 +288,16 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     // A developer cannot mint a key that approves.
     let approve = vec!["workflows.approve".to_string()];
     let error = auth
-        .create_api_key(&dev, "sneaky", &approve, &[], None, None, &audit)
+        .create_api_key(
+            &dev,
+            &key_spec("sneaky", approve.clone(), None, None),
+            &audit,
+        )
         .await
         .unwrap_err();
     assert!(error.to_string().contains("not one you hold"), "{error}");
     assert!(
-        auth.create_api_key(&dev, "none", &[], &[], None, None, &audit)
+        auth.create_api_key(&dev, &key_spec("none", vec![], None, None), &audit)
             .await
             .is_err()
     );
@@ -302,7 +320,11 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     assert!(auth.authenticate_key(&key).await.is_err());
     // An expired key is refused.
     let (expired, _) = auth
-        .create_api_key(&dev, "old", &scopes, &[], Some(0), None, &audit)
+        .create_api_key(
+            &dev,
+            &key_spec("old", scopes.clone(), Some(0), None),
+            &audit,
+        )
         .await
         .unwrap();
     assert!(
@@ -518,7 +540,11 @@ async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
         .unwrap();
     let scopes = vec!["workflows.view".to_string()];
     let (key, _) = auth
-        .create_api_key(&dev, "dashboard", &scopes, &[], None, Some(3), &audit)
+        .create_api_key(
+            &dev,
+            &key_spec("dashboard", scopes.clone(), None, Some(3)),
+            &audit,
+        )
         .await
         .unwrap();
     for _ in 0..3 {
@@ -529,9 +555,13 @@ async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
         Err(RuntimeError::RateLimited { .. })
     ));
     assert!(
-        auth.create_api_key(&dev, "zero", &scopes, &[], None, Some(0), &audit)
-            .await
-            .is_err()
+        auth.create_api_key(
+            &dev,
+            &key_spec("zero", scopes.clone(), None, Some(0)),
+            &audit
+        )
+        .await
+        .is_err()
     );
     let client = "198.51.100.9".parse().ok();
     let mut limited = false;
