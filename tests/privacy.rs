@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::{Server, free_address, get_json, post};
 
 /// Answers every chat completion with "You said: <last user message>" and keeps the
-/// request bodies.
+/// request bodies, each after the `authorization` header it came with.
 fn recording_provider() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -23,6 +23,7 @@ fn recording_provider() -> (String, Arc<Mutex<Vec<String>>>) {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut length = 0;
+            let mut authorization = String::new();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -31,6 +32,9 @@ fn recording_provider() -> (String, Arc<Mutex<Vec<String>>>) {
                 if let Some(value) = line.to_lowercase().strip_prefix("content-length:") {
                     length = value.trim().parse().unwrap_or(0);
                 }
+                if line.to_lowercase().starts_with("authorization:") {
+                    authorization = line.trim().to_string();
+                }
             }
             let mut body = vec![0; length];
             if reader.read_exact(&mut body).is_err() {
@@ -38,7 +42,10 @@ fn recording_provider() -> (String, Arc<Mutex<Vec<String>>>) {
             }
             let body = String::from_utf8_lossy(&body).into_owned();
             let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            record.lock().unwrap().push(body);
+            record
+                .lock()
+                .unwrap()
+                .push(format!("{authorization}\n{body}"));
             let said = request["messages"]
                 .as_array()
                 .and_then(|messages| messages.last())
@@ -131,4 +138,73 @@ fn refuse_mode_sends_nothing_and_names_what_it_found() {
     );
     assert!(!message.contains("ada@example.com"), "{message}");
     assert!(seen.lock().unwrap().is_empty(), "the provider was called");
+}
+
+/// Every byte of the files under `dir`.
+fn bytes_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            bytes.extend(bytes_under(&path));
+        } else if let Ok(content) = std::fs::read(&path) {
+            bytes.extend(content);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_provider_key_sealed_at_rest_reaches_the_provider_and_nothing_on_disk_holds_it() {
+    use std::io::Write;
+    let scratch = tempfile::tempdir().unwrap();
+    let (provider, seen) = recording_provider();
+    let data = scratch.path().join("sealed");
+    let store = format!("store.url=surrealkv://{}", data.display());
+    let key = "sk-sealed-0123456789abcdef";
+    let mut set = support::troupe()
+        .args(["--set", &store, "secrets", "set", "providers.cloud"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+    let set = set.wait_with_output().unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+
+    let config = scratch.path().join("sealed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models]\nserve = false\n\n[[providers.chain]]\nname = \"cloud\"\nkind = \"openai\"\nbase_url = \"http://{provider}/v1\"\nmodel = \"gpt-test\"\napi_key_secret = \"providers.cloud\"\n"
+        ),
+    )
+    .unwrap();
+    let node = Server::start_with(
+        &data,
+        &free_address(),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let prompt = r#"{"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8}"#;
+    let (status, answer) = post(&node, "/api/v1/complete", "application/json", prompt);
+    assert_eq!(status, 200, "{answer}");
+    let sent = seen.lock().unwrap().join("\n");
+    assert!(
+        sent.contains(&format!("authorization: Bearer {key}")),
+        "{sent}"
+    );
+    node.kill();
+    let on_disk = bytes_under(scratch.path());
+    assert!(
+        !on_disk
+            .windows(key.len())
+            .any(|window| window == key.as_bytes()),
+        "the key is on disk in the clear"
+    );
 }

@@ -174,6 +174,9 @@ pub struct ProviderEntry {
     pub model: String,
     /// The environment variable holding the API key (never the key itself).
     pub api_key_env: String,
+    /// Or the name of a secret sealed at rest with `troupe secrets set NAME`, used when
+    /// `api_key_env` is empty or unset.
+    pub api_key_secret: String,
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
 }

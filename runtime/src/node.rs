@@ -193,7 +193,12 @@ impl Node {
         } else {
             None
         };
-        let providers = Arc::new(ProviderChain::new(&settings.providers, inference.clone()));
+        let sealed_keys = provider_keys(&store, auth.secrets(), &settings.providers).await?;
+        let providers = Arc::new(ProviderChain::with_keys(
+            &settings.providers,
+            inference.clone(),
+            &sealed_keys,
+        ));
         let model = ChainModel::new(
             providers.clone(),
             store.clone(),
@@ -701,6 +706,39 @@ impl Node {
         }
         loads
     }
+}
+
+/// The providers' keys kept as sealed secrets, opened once at start; a provider naming a
+/// secret that is not stored stops the start with the command that stores it.
+async fn provider_keys(
+    store: &Store,
+    sealer: &crate::secrets::SecretBox,
+    providers: &troupe_config::ProviderSettings,
+) -> Result<BTreeMap<String, String>, RuntimeError> {
+    let mut keys = BTreeMap::new();
+    for entry in providers
+        .chain
+        .iter()
+        .filter(|e| !e.api_key_secret.is_empty())
+    {
+        let value = crate::secrets::get(store, sealer, &entry.api_key_secret)
+            .await?
+            .ok_or_else(|| {
+                RuntimeError::Secrets(format!(
+                    "provider `{}` takes its key from secret `{}`, which is not stored: \
+                     troupe secrets set {} (the key on standard input)",
+                    entry.name, entry.api_key_secret, entry.api_key_secret
+                ))
+            })?;
+        let key = String::from_utf8(value).map_err(|_| {
+            RuntimeError::Secrets(format!(
+                "secret `{}` is not UTF-8 text",
+                entry.api_key_secret
+            ))
+        })?;
+        keys.insert(entry.name.clone(), key);
+    }
+    Ok(keys)
 }
 
 /// The effective settings (secrets masked) as a digest: a change between starts shows

@@ -100,6 +100,15 @@ impl ProviderChain {
     /// The chain the settings describe; `local` serves the `local` entries (and the
     /// embeddings the relevance score needs).
     pub fn new(settings: &ProviderSettings, local: Option<InferenceService>) -> Self {
+        Self::with_keys(settings, local, &std::collections::BTreeMap::new())
+    }
+
+    /// As `new`, with the keys opened from sealed secrets, by provider name.
+    pub fn with_keys(
+        settings: &ProviderSettings,
+        local: Option<InferenceService>,
+        sealed_keys: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
         let timeout = Duration::from_secs(settings.timeout_secs.max(1));
         let links = settings
             .chain
@@ -109,11 +118,13 @@ impl ProviderChain {
                     "openai" => Provider::Remote(RemoteProvider::new(
                         Protocol::OpenAi,
                         entry.clone(),
+                        sealed_keys.get(&entry.name).cloned(),
                         timeout,
                     )),
                     "anthropic" => Provider::Remote(RemoteProvider::new(
                         Protocol::Anthropic,
                         entry.clone(),
+                        sealed_keys.get(&entry.name).cloned(),
                         timeout,
                     )),
                     _ => Provider::Local,

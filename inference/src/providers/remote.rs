@@ -19,11 +19,18 @@ pub enum Protocol {
 pub struct RemoteProvider {
     pub protocol: Protocol,
     pub entry: ProviderEntry,
+    /// The key opened from the secret `entry.api_key_secret` names, when it names one.
+    sealed_key: Option<String>,
     client: reqwest::Client,
 }
 
 impl RemoteProvider {
-    pub fn new(protocol: Protocol, entry: ProviderEntry, timeout: Duration) -> Self {
+    pub fn new(
+        protocol: Protocol,
+        entry: ProviderEntry,
+        sealed_key: Option<String>,
+        timeout: Duration,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -31,6 +38,7 @@ impl RemoteProvider {
         Self {
             protocol,
             entry,
+            sealed_key,
             client,
         }
     }
@@ -42,17 +50,26 @@ impl RemoteProvider {
         }
     }
 
-    /// The key from the environment variable the settings name; none when no variable
-    /// is named (a local server that needs no key).
+    /// The key from the environment variable the settings name, else the sealed one;
+    /// none when neither is named (a local server that needs no key).
     fn key(&self) -> Result<Option<String>, InferenceError> {
-        if self.entry.api_key_env.is_empty() {
-            return Ok(None);
+        let from_env = Some(&self.entry.api_key_env)
+            .filter(|name| !name.is_empty())
+            .and_then(|name| std::env::var(name).ok())
+            .filter(|key| !key.is_empty());
+        if let Some(key) = from_env.or_else(|| self.sealed_key.clone()) {
+            return Ok(Some(key));
         }
-        match std::env::var(&self.entry.api_key_env) {
-            Ok(key) if !key.is_empty() => Ok(Some(key)),
-            _ => Err(self.failure(format!(
-                "its API key is not set: export {}",
-                self.entry.api_key_env
+        match (
+            self.entry.api_key_env.as_str(),
+            self.entry.api_key_secret.as_str(),
+        ) {
+            ("", "") => Ok(None),
+            (variable, "") => {
+                Err(self.failure(format!("its API key is not set: export {variable}")))
+            }
+            (_, secret) => Err(self.failure(format!(
+                "its API key is not stored: troupe secrets set {secret}"
             ))),
         }
     }
