@@ -337,3 +337,159 @@ fn secrets_are_sealed_listed_without_values_and_rotated_from_the_cli() {
     );
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `troupe <args>` with `stdin` as its standard input and accounts at their default.
+fn troupe_with_input(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = support::troupe()
+        .env_remove("TROUPE_AUTH__REQUIRED")
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let store = format!("store.url=surrealkv://{}", data.display());
+    let created = run_troupe(
+        scratch.path(),
+        &[
+            "--set",
+            &store,
+            "users",
+            "create",
+            "--email",
+            "ada@example.com",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
+    let one_time = stdout.rsplit(": ").next().unwrap().trim().to_string();
+    // No override: the node starts with accounts on, its default.
+    let mut server = support::troupe();
+    let address = free_address();
+    let log = std::fs::File::create(scratch.path().join("node.log")).unwrap();
+    let mut child = server
+        .env_remove("TROUPE_AUTH__REQUIRED")
+        .args([
+            "up",
+            "--address",
+            &address,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{address}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while support::http1::blocking_get(&format!("{url}/readyz")).map_or(true, |s| s != 200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let runs = support::http1::blocking_get(&format!("{url}/api/v1/runs")).unwrap();
+    assert_eq!(runs.status, 401, "a default node answered without a token");
+
+    let credentials = scratch.path().join("credentials.json");
+    let file = format!("client.credentials_file={}", credentials.display());
+    let list = |scratch: &std::path::Path| {
+        troupe_with_input(
+            scratch,
+            &["--set", &file, "runs", "list", "--server", &url],
+            "",
+        )
+    };
+    let refused = list(scratch.path());
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    // The one-time password, then one of ada's own: both on standard input.
+    let login = troupe_with_input(
+        scratch.path(),
+        &[
+            "--set",
+            &file,
+            "login",
+            "--server",
+            &url,
+            "--email",
+            "ada@example.com",
+        ],
+        &format!("{one_time}\nada's own long passphrase\n"),
+    );
+    assert!(
+        login.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&login.stdout),
+        String::from_utf8_lossy(&login.stderr)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&credentials)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let listed = list(scratch.path());
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+
+    // An access token that no longer passes is refreshed from the stored session.
+    let mut stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    stored[&url]["access_token"] = json!("expired.or.forged");
+    std::fs::write(&credentials, stored.to_string()).unwrap();
+    let listed = list(scratch.path());
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let refreshed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    assert_ne!(refreshed[&url]["access_token"], "expired.or.forged");
+
+    let logout = troupe_with_input(
+        scratch.path(),
+        &["--set", &file, "logout", "--server", &url],
+        "",
+    );
+    assert!(logout.status.success());
+    let after = list(scratch.path());
+    assert_eq!(after.status.code(), Some(2), "signed out, yet served");
+    let wrong = troupe_with_input(
+        scratch.path(),
+        &[
+            "--set",
+            &file,
+            "login",
+            "--server",
+            &url,
+            "--email",
+            "ada@example.com",
+        ],
+        "not the password\n",
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -26,15 +26,18 @@ pub struct ClientSettings {
     /// An access token sent as `Authorization: Bearer` (best from the environment:
     /// `TROUPE_CLIENT__TOKEN`).
     pub token: Option<String>,
+    /// Where `troupe login` keeps its sessions, one per server (mode 0600). Empty:
+    /// `$XDG_CONFIG_HOME/troupe/credentials.json`, else `~/.config/troupe/credentials.json`.
+    pub credentials_file: String,
 }
 
 /// Accounts and sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// Every route but health, docs and login takes an access token; the server may
-    /// then listen on any address. Off (for now the default, until the CLI logs in),
-    /// only loopback addresses are accepted.
+    /// Every route but health, docs and login takes an access token or an API key (the
+    /// default); the server may then listen on any address. Off, only loopback
+    /// addresses are accepted and every caller may do everything: a single-user node.
     pub required: bool,
     /// Directory of the token signing key. Empty: beside an embedded store
     /// (`<data dir>-auth`); with a `mem://` or `ws://` store a key made at start is used,
@@ -58,7 +61,7 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            required: false,
+            required: true,
             dir: String::new(),
             issuer: "troupe".into(),
             access_ttl_secs: 15 * 60,

@@ -5,12 +5,25 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::path::PathBuf;
+
 use super::InputError;
+use super::credentials::{self, Stored};
 
 pub struct Client {
     base: String,
     http: reqwest::Client,
-    token: Option<String>,
+    /// `client.token` from the settings, else the session `troupe login` stored.
+    token: std::sync::Mutex<Option<String>>,
+    /// Where a stored session came from, so an expired one can be refreshed and saved.
+    stored: Option<(PathBuf, Stored)>,
+}
+
+/// What a request carries.
+enum Body<'a> {
+    Empty,
+    Json(serde_json::Value),
+    Yaml(&'a str),
 }
 
 impl Client {
@@ -18,45 +31,133 @@ impl Client {
         Self {
             base: server.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
-            token: None,
+            token: std::sync::Mutex::new(None),
+            stored: None,
         }
     }
 
-    /// The node at `--server`, or at this machine's configured address.
+    /// The URL of the node at `--server`, or at this machine's configured address.
+    pub fn base_for(server: Option<&str>, settings: &troupe_config::Settings) -> String {
+        match server {
+            Some(server) => server.trim_end_matches('/').to_string(),
+            None => format!("http://{}", settings.server.address),
+        }
+    }
+
+    /// A client that sends `token`.
+    pub fn with_token(server: &str, token: &str) -> Self {
+        let client = Client::new(server);
+        if let Ok(mut slot) = client.token.lock() {
+            *slot = Some(token.to_string());
+        }
+        client
+    }
+
     /// The node at `--server`, or at this machine's configured address, with the
-    /// `client.token` the settings hold.
+    /// `client.token` the settings hold, else the session `troupe login` stored for it.
     pub fn for_settings(server: Option<&str>, settings: &troupe_config::Settings) -> Self {
-        let mut client = match server {
-            Some(server) => Client::new(server),
-            None => Client::new(&format!("http://{}", settings.server.address)),
-        };
-        client.token = settings
+        let mut client = Client::new(&Client::base_for(server, settings));
+        let configured = settings
             .client
             .token
             .clone()
             .filter(|token| !token.is_empty());
-        client
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, self.url(path));
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+        if configured.is_some() {
+            client.token = std::sync::Mutex::new(configured);
+            return client;
         }
+        let path = credentials::path(settings);
+        if let Some(session) = credentials::load(&path)
+            .ok()
+            .and_then(|mut all| all.remove(&client.base))
+        {
+            client.token = std::sync::Mutex::new(Some(session.access_token.clone()));
+            client.stored = Some((path, session));
+        }
+        client
     }
 
     pub fn base(&self) -> &str {
         &self.base
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self
-            .request(reqwest::Method::GET, path)
+    fn current_token(&self) -> Option<String> {
+        self.token.lock().ok().and_then(|token| token.clone())
+    }
+
+    async fn send_once(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        body: &Body<'_>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(token) = self.current_token() {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Body::Empty => request,
+            Body::Json(value) => request.json(value),
+            Body::Yaml(text) => request
+                .header("content-type", "application/yaml")
+                .body(text.to_string()),
+        };
+        request.send().await.with_context(|| self.unreachable())
+    }
+
+    /// Sends, and when a stored session's access token was refused, refreshes it once
+    /// (saving the new pair) and sends again.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = self.send_once(&method, path, &body).await?;
+        let Some((file, session)) = &self.stored else {
+            return Ok(response);
+        };
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let refreshed = self
+            .http
+            .post(self.url("/api/v1/auth/refresh"))
+            .json(&serde_json::json!({"refresh_token": session.refresh_token}))
             .send()
             .await
             .with_context(|| self.unreachable())?;
-        decode(response).await
+        if !refreshed.status().is_success() {
+            return Err(InputError(format!(
+                "your session on {} has ended: run `troupe login --server {}` again",
+                self.base, self.base
+            ))
+            .into());
+        }
+        let pair: serde_json::Value = refreshed.json().await.context("reading the refresh")?;
+        let (Some(access), Some(refresh)) = (
+            pair["access_token"].as_str(),
+            pair["refresh_token"].as_str(),
+        ) else {
+            return Err(anyhow!("unexpected refresh answer: {pair}"));
+        };
+        credentials::save(
+            file,
+            &self.base,
+            Some(Stored {
+                email: session.email.clone(),
+                access_token: access.into(),
+                refresh_token: refresh.into(),
+            }),
+        )?;
+        if let Ok(mut token) = self.token.lock() {
+            *token = Some(access.into());
+        }
+        self.send_once(&method, path, &body).await
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        decode(self.send(reqwest::Method::GET, path, Body::Empty).await?).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(
@@ -64,13 +165,8 @@ impl Client {
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        let response = self
-            .request(reqwest::Method::POST, path)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
-        decode(response).await
+        let body = Body::Json(serde_json::to_value(body)?);
+        decode(self.send(reqwest::Method::POST, path, body).await?).await
     }
 
     pub async fn post_text<T: DeserializeOwned>(
@@ -78,22 +174,17 @@ impl Client {
         path: &str,
         text: String,
     ) -> anyhow::Result<T> {
-        let response = self
-            .request(reqwest::Method::POST, path)
-            .header("content-type", "application/yaml")
-            .body(text)
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
-        decode(response).await
+        decode(
+            self.send(reqwest::Method::POST, path, Body::Yaml(&text))
+                .await?,
+        )
+        .await
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         let response = self
-            .request(reqwest::Method::DELETE, path)
-            .send()
-            .await
-            .with_context(|| self.unreachable())?;
+            .send(reqwest::Method::DELETE, path, Body::Empty)
+            .await?;
         decode::<serde_json::Value>(response).await.map(drop)
     }
 

@@ -4,6 +4,8 @@ mod audit;
 mod bench;
 mod client;
 mod costs;
+mod credentials;
+mod login;
 mod memory;
 mod models;
 mod progress;
@@ -61,6 +63,14 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: runs::RunsCommand,
+    },
+    /// Sign in to a node (password, then a code when MFA is on, from standard input) and
+    /// keep the session for the other commands.
+    Login(login::LoginArgs),
+    /// End the stored session with a node.
+    Logout {
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Approve a task waiting at its approval gate.
     Approve(runs::DecisionArgs),
@@ -155,6 +165,8 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Audit { command } => audit::audit(&settings, command).await,
         Command::Users { command } => users::users(&settings, command).await,
         Command::Secrets { command } => secrets::secrets(&settings, command).await,
+        Command::Login(args) => login::login(&settings, args).await,
+        Command::Logout { server } => login::logout(&settings, server).await,
         Command::Config {
             command: ConfigCommand::Show,
         } => {

@@ -102,6 +102,12 @@ async fn run_local(
         )
     })?;
     let node = Arc::new(node);
+    if let Some((email, password)) = node.take_bootstrap_password() {
+        // The first start of this store made the first account: say so once, as `up` does.
+        eprintln!(
+            "First account: {email}  one-time password: {password}  (troupe login --email {email})"
+        );
+    }
     let api = serve_api_alongside(node.clone(), &settings).await;
     let mut events = node.subscribe();
     let (workflow_id, _) = node.save_workflow(source, name, &started_by).await?;

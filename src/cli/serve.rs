@@ -36,10 +36,13 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     println!("  Docs:  http://{address}/docs");
     println!("  Store: {}", settings.store.url);
     println!("Run a workflow:  troupe run examples/hello.yaml --server http://{address}");
+    if settings.auth.required {
+        println!("Accounts are on: sign in first with `troupe login --email EMAIL`.");
+    }
     if let Some((email, password)) = node.take_bootstrap_password() {
         // Shown this once and never stored in the clear: the account must change it.
         println!("First account: {email}  one-time password: {password}");
-        println!("  (log in with POST /api/v1/auth/login and change it at /api/v1/auth/password)");
+        println!("  (troupe login --email {email} asks for it, then for a password of your own)");
     }
     serve_until_stopped(node, listener).await
 }

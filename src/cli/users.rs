@@ -1,15 +1,17 @@
-//! `troupe users create|list|disable`, on the store the settings name (run it where the
-//! node's data is; an embedded store is opened here, so stop the node first).
+//! `troupe users create|list|disable`: through a running node with `--server` (as a
+//! signed-in caller holding `users.manage`), or else on the store the settings name
+//! (an embedded store is opened here, so stop the node first).
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 use troupe_config::Settings;
 use troupe_runtime::audit::AuditLog;
-use troupe_runtime::auth::{Auth, password};
-use troupe_runtime::store::Store;
+use troupe_runtime::auth::Auth;
+use troupe_runtime::store::{Store, UserRecord};
 
+use super::client::{Client, encode};
 use super::runs::user;
 
 #[derive(Debug, Subcommand)]
@@ -21,11 +23,20 @@ pub enum UsersCommand {
         /// super_admin, org_owner, project_owner, developer, reviewer or viewer.
         #[arg(long, default_value = "developer")]
         role: String,
+        #[arg(long)]
+        server: Option<String>,
     },
     /// List users.
-    List,
+    List {
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Disable a user (by id) and end all of their sessions.
-    Disable { user_id: String },
+    Disable {
+        user_id: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 /// The store and its audit log, opened here rather than through a running node.
@@ -40,40 +51,71 @@ pub async fn open_offline(settings: &Settings) -> anyhow::Result<(Store, AuditLo
     Ok((store, audit))
 }
 
+fn print_created(user: &UserRecord, one_time: &str) {
+    println!("created {} ({}) as {}", user.email, user.user_id, user.role);
+    println!("one-time password (shown once; it must be changed at first login): {one_time}");
+}
+
+fn print_users(users: &[UserRecord]) {
+    for user in users {
+        let state = if user.disabled { "disabled" } else { "active" };
+        println!(
+            "{}  {:<30} {:<14} {state}",
+            user.user_id, user.email, user.role
+        );
+    }
+}
+
 pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    let server = match &command {
+        UsersCommand::Create { server, .. }
+        | UsersCommand::List { server }
+        | UsersCommand::Disable { server, .. } => server.clone(),
+    };
+    match server {
+        Some(server) => through_node(&Client::for_settings(Some(&server), settings), command).await,
+        None => offline(settings, command).await,
+    }
+}
+
+async fn through_node(client: &Client, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UsersCommand::Create { email, role, .. } => {
+            let created: Value = client
+                .post("/api/v1/users", &json!({"email": email, "role": role}))
+                .await?;
+            let user: UserRecord = serde_json::from_value(created["user"].clone())?;
+            print_created(
+                &user,
+                created["one_time_password"].as_str().unwrap_or_default(),
+            );
+        }
+        UsersCommand::List { .. } => {
+            print_users(&client.get::<Vec<UserRecord>>("/api/v1/users").await?);
+        }
+        UsersCommand::Disable { user_id, .. } => {
+            let path = format!("/api/v1/users/{}/disable", encode(&user_id));
+            client.post::<_, Value>(&path, &json!({})).await?;
+            println!("disabled {user_id}; their sessions are ended");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<ExitCode> {
     let (store, audit) = open_offline(settings).await?;
     let auth = Auth::from_settings(store.clone(), settings)?;
     let by = format!("cli:{}", user());
     match command {
-        UsersCommand::Create { email, role } => {
-            let one_time = password::generate();
-            let created = auth
-                .create_user(&email, &role, &one_time, true)
+        UsersCommand::Create { email, role, .. } => {
+            let (created, one_time) = auth
+                .invite(&email, &role, &by, &audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
-            audit
-                .record(
-                    &by,
-                    "user.create",
-                    &created.user_id,
-                    json!({"email": created.email, "role": role}),
-                )
-                .await?;
-            println!("created {} ({}) as {role}", created.email, created.user_id);
-            println!(
-                "one-time password (shown once; it must be changed at first login): {one_time}"
-            );
+            print_created(&created, &one_time);
         }
-        UsersCommand::List => {
-            for user in store.users().await? {
-                let state = if user.disabled { "disabled" } else { "active" };
-                println!(
-                    "{}  {:<30} {:<14} {state}",
-                    user.user_id, user.email, user.role
-                );
-            }
-        }
-        UsersCommand::Disable { user_id } => {
+        UsersCommand::List { .. } => print_users(&store.users().await?),
+        UsersCommand::Disable { user_id, .. } => {
             auth.set_disabled(&user_id, true, &by, &audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;

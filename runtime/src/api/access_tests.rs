@@ -394,3 +394,69 @@ async fn the_account_routes_show_sessions_and_start_a_second_factor() {
     let (status, body) = team.get("not-a-token", "/api/v1/auth/sessions").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+#[tokio::test]
+async fn accounts_are_made_over_http_by_those_who_manage_users_and_never_above_them() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    let dev = team.user("dev@example.com", "developer").await;
+    let (status, created) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "rita@example.com", "role": "reviewer" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let one_time = created["one_time_password"].as_str().unwrap();
+    let pair = team
+        .node
+        .auth()
+        .login("rita@example.com", one_time, None, team.node.audit())
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    assert!(pair.password_change_required);
+    let (status, _) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "boss@example.com", "role": "super_admin" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an org owner made a super admin"
+    );
+    let (status, _) = team
+        .post(&dev, "/api/v1/users", json!({ "email": "x@example.com" }))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "x'); DELETE user; --@example.com\" OR 1=1", "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not an email address");
+    let (_, users) = team.get(&owner, "/api/v1/users").await;
+    assert_eq!(
+        users.as_array().unwrap().len(),
+        4,
+        "the bootstrap admin and three: {users}"
+    );
+    let rita = created["user"]["user_id"].as_str().unwrap();
+    let (status, _) = team
+        .post(&owner, &format!("/api/v1/users/{rita}/disable"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = team.get(&pair.access_token, "/api/v1/auth/me").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a disabled user's session ended"
+    );
+}

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::api::{audit, auth, error, handlers, memory, projects, wire};
+use crate::api::{audit, auth, error, handlers, memory, projects, users, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,9 @@ use crate::api::{audit, auth, error, handlers, memory, projects, wire};
         auth::revoke_key,
         auth::list_sessions,
         auth::end_session,
+        users::create,
+        users::list,
+        users::disable,
         projects::create,
         projects::list,
         projects::get,
@@ -89,6 +92,8 @@ use crate::api::{audit, auth, error, handlers, memory, projects, wire};
         crate::store::SessionRecord,
         crate::auth::Enrolment,
         crate::auth::LoginOutcome,
+        users::NewUser,
+        users::UserCreated,
         projects::NewProject,
         projects::MemberRole,
         projects::ProjectWithMembers,

@@ -15,6 +15,7 @@ mod openai;
 mod projects;
 mod providers;
 mod trace;
+mod users;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/auth/password", post(auth::change_password))
         .route("/auth/keys", post(auth::create_key).get(auth::list_keys))
         .route("/auth/keys/{id}", delete(auth::revoke_key))
+        .route("/users", post(users::create).get(users::list))
+        .route("/users/{id}/disable", post(users::disable))
         .route("/auth/sessions", get(auth::list_sessions))
         .route("/auth/sessions/{id}", delete(auth::end_session))
         .route("/audit", get(audit::export))

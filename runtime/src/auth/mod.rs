@@ -206,6 +206,28 @@ impl Auth {
         Ok(user)
     }
 
+    /// A new account with a one-time password (to show once; it must be changed at the
+    /// first login), audited as made `by`.
+    pub async fn invite(
+        &self,
+        email: &str,
+        role: &str,
+        by: &str,
+        audit: &AuditLog,
+    ) -> Result<(UserRecord, String), RuntimeError> {
+        let one_time = password::generate();
+        let user = self.create_user(email, role, &one_time, true).await?;
+        audit
+            .record(
+                by,
+                "user.create",
+                &user.user_id,
+                json!({"email": user.email, "role": role}),
+            )
+            .await?;
+        Ok((user, one_time))
+    }
+
     /// The first super admin, when there is no user at all: its one-time password, to
     /// be shown once.
     pub async fn bootstrap(

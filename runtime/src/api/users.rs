@@ -1,0 +1,83 @@
+//! Accounts managed over HTTP (`users.manage`), so a running node's users can be added
+//! without stopping it. Nobody hands out a role above their own.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::api::body::JsonBody;
+use crate::api::error::ApiError;
+use crate::api::guard::Access;
+use crate::api::handlers::NodeState;
+use crate::auth::ROLES;
+use crate::store::UserRecord;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewUser {
+    pub email: String,
+    /// Default `developer`.
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserCreated {
+    pub user: UserRecord,
+    /// Shown this once; it must be changed at the first login.
+    pub one_time_password: String,
+}
+
+/// Lower is stronger: `ROLES` is ordered from super_admin down.
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).unwrap_or(ROLES.len())
+}
+
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 400, body = crate::api::error::ErrorBody), (status = 403, body = crate::api::error::ErrorBody)))]
+pub async fn create(
+    State(node): NodeState,
+    access: Access,
+    JsonBody(body): JsonBody<NewUser>,
+) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
+    let role = body.role.unwrap_or_else(|| "developer".into());
+    if let Some(principal) = &access.0
+        && rank(&role) < rank(&principal.user.role)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "you are `{}` and cannot make a `{role}`",
+                principal.user.role
+            ),
+        ));
+    }
+    let (user, one_time_password) = node
+        .auth()
+        .invite(&body.email, &role, &access.actor(None), node.audit())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserCreated {
+            user,
+            one_time_password,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = Vec<UserRecord>)))]
+pub async fn list(State(node): NodeState) -> Result<Json<Vec<UserRecord>>, ApiError> {
+    Ok(Json(node.store().users().await?))
+}
+
+/// Disables the user and ends their sessions.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", responses((status = 204), (status = 400, body = crate::api::error::ErrorBody)))]
+pub async fn disable(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    node.auth()
+        .set_disabled(&id, true, &access.actor(None), node.audit())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
