@@ -354,3 +354,42 @@ fn a_plugin_kind_declared_in_settings_validates_and_runs_and_may_not_shadow_a_bu
         stderr(&output)
     );
 }
+
+#[test]
+fn the_auth_benchmark_compares_three_modes_of_one_route_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auth.json");
+    let output = run_troupe(
+        dir.path(),
+        &[
+            "bench",
+            "auth",
+            "--seconds",
+            "0.5",
+            "--connections",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let modes: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["none", "jwt", "api_key", "none_again"]);
+    for result in report["results"].as_array().unwrap() {
+        assert!(result["requests"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(result["errors"], 0, "{result}");
+    }
+    for ratio in ["jwt_over_none", "api_key_over_none", "baseline_drift"] {
+        assert!(
+            report[ratio].as_f64().is_some_and(|r| r > 0.0),
+            "{report:#}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod agent_kinds;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod auth_bench;
 pub mod bench;
 pub mod clock;
 pub mod digest;

@@ -15,6 +15,16 @@ pub enum BenchCommand {
         #[arg(long, default_value = "bench-results/engine.json")]
         out: PathBuf,
     },
+    /// Requests per second of an authenticated read with a JWT and with an API key,
+    /// against the same route on a node without accounts, over loopback.
+    Auth {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value = "bench-results/auth.json")]
+        out: PathBuf,
+    },
     /// Prefill, single-stream and batched decode speed of the default generation model,
     /// beside llama.cpp's on the same file when `--llama-cpp` names a Python with
     /// llama-cpp-python (see benches/reference/).
@@ -77,6 +87,20 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
                     report["ratios_troupe_over_llama_cpp"]
                 );
             }
+            if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+            println!("written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Auth {
+            seconds,
+            connections,
+            out,
+        } => {
+            let report = troupe_runtime::auth_bench::auth(seconds, connections).await?;
+            println!("{}", report.table());
             if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }

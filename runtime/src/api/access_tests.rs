@@ -460,3 +460,70 @@ async fn accounts_are_made_over_http_by_those_who_manage_users_and_never_above_t
         "a disabled user's session ended"
     );
 }
+
+#[tokio::test]
+async fn a_cached_caller_loses_access_the_moment_it_is_taken_away() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    let ada = team.user("ada@example.com", "developer").await;
+    team.post(&owner, "/api/v1/projects", json!({ "project_id": "shop" }))
+        .await;
+    let member = "/api/v1/projects/shop/members/ada@example.com";
+    team.call(&owner, Method::PUT, member, json!({ "role": "developer" }))
+        .await;
+    let run = team.start(&owner, &gated("shop")).await;
+    let (status, created) = team
+        .post(
+            &ada,
+            "/api/v1/auth/keys",
+            json!({ "name": "ci", "scopes": ["workflows.view"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert_eq!(
+            team.get(&ada, &format!("/api/v1/runs/{run}")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            team.get(&key, &format!("/api/v1/runs/{run}")).await.0,
+            StatusCode::OK
+        );
+    }
+    team.call(&owner, Method::DELETE, member, Value::Null).await;
+    assert_eq!(
+        team.get(&ada, &format!("/api/v1/runs/{run}")).await.0,
+        StatusCode::NOT_FOUND,
+        "a removed member still saw the project"
+    );
+    let key_id = created["key_id"].as_str().unwrap();
+    team.call(
+        &ada,
+        Method::DELETE,
+        &format!("/api/v1/auth/keys/{key_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        team.get(&key, "/api/v1/runs").await.0,
+        StatusCode::UNAUTHORIZED,
+        "a revoked key still passed"
+    );
+    let users = team.node.store().users().await.unwrap();
+    let ada_id = &users
+        .iter()
+        .find(|u| u.email == "ada@example.com")
+        .unwrap()
+        .user_id;
+    team.post(
+        &owner,
+        &format!("/api/v1/users/{ada_id}/disable"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        team.get(&ada, "/api/v1/runs").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}

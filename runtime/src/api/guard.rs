@@ -8,7 +8,6 @@
 //! node); handlers then check the object's own project through [`Access`], answering
 //! 404 for a project the caller cannot see, so ids cannot be probed.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
@@ -156,28 +155,6 @@ fn forbidden(message: String) -> Response {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
 }
 
-/// The caller behind a bearer token or API key, with its project memberships.
-pub async fn principal(node: &Node, token: &str) -> Result<Principal, RuntimeError> {
-    let (user, key) = if token.starts_with("tk_") {
-        let (key, user) = node.auth().authenticate_key(token).await?;
-        (user, Some(key))
-    } else {
-        (node.auth().authenticate(token).await?.1, None)
-    };
-    let memberships: BTreeMap<String, String> = node
-        .store()
-        .memberships_of(&user.user_id)
-        .await?
-        .into_iter()
-        .map(|member| (member.project_id, member.role))
-        .collect();
-    Ok(Principal {
-        user,
-        key,
-        memberships,
-    })
-}
-
 pub async fn require_caller(
     State(node): State<Arc<Node>>,
     mut request: Request,
@@ -206,7 +183,7 @@ pub async fn require_caller(
         )
         .into_response();
     };
-    let principal = match principal(&node, &token).await {
+    let principal = match node.auth().principal(&token).await {
         Ok(principal) => principal,
         Err(error) => return ApiError::from(error).into_response(),
     };

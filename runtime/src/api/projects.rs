@@ -151,6 +151,7 @@ pub async fn set_member(
             role: body.role.clone(),
         })
         .await?;
+    node.auth().invalidate_callers();
     node.audit()
         .record(
             &access.actor(None),
@@ -180,6 +181,7 @@ pub async fn remove_member(
     if !node.store().remove_member(&id, &member.user_id).await? {
         return Err(not_member());
     }
+    node.auth().invalidate_callers();
     node.audit()
         .record(
             &access.actor(None),

@@ -7,6 +7,7 @@
 //! the next step of issue 5); `GET /api/v1/auth/me` is the first route that does.
 
 pub mod access;
+mod callers;
 pub mod limiter;
 mod mfa;
 pub mod password;
@@ -94,7 +95,13 @@ pub struct Auth {
     failures: limiter::FailureLimiter,
     /// Requests per API key in the current minute.
     key_rates: limiter::FailureLimiter,
+    /// Principals by token, emptied by every change they depend on.
+    callers: callers::CallerCache,
+    /// When each key's last use was last written.
+    key_touched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+const KEY_USE_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn now_secs() -> u64 {
     (now_ms().max(0) / 1000) as u64
@@ -160,6 +167,8 @@ impl Auth {
             store,
             keys: TokenKeys::new(secret, issuer, "troupe-api"),
             key_rates: limiter::FailureLimiter::new(1, std::time::Duration::from_secs(60)),
+            key_touched: std::sync::Mutex::new(std::collections::HashMap::new()),
+            callers: callers::CallerCache::default(),
             failures: limiter::FailureLimiter::new(
                 config.login_failures,
                 std::time::Duration::from_secs(config.login_window_secs),
@@ -356,7 +365,7 @@ impl Auth {
             .await?
             .ok_or_else(unauthorized)?;
         if record.used || record.revoked {
-            self.store.revoke_family(&record.family).await?;
+            self.revoke_family(&record.family).await?;
             audit
                 .record(
                     &record.user_id,
@@ -414,7 +423,7 @@ impl Auth {
             .await?
             .is_some_and(|session| session.user_id == user.user_id);
         if owned {
-            self.store.revoke_family(session_id).await?;
+            self.revoke_family(session_id).await?;
             audit
                 .record(&user.email, "auth.session_end", session_id, json!({}))
                 .await?;
@@ -425,7 +434,7 @@ impl Auth {
     /// Ends the session a refresh token belongs to.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), RuntimeError> {
         if let Some(record) = self.store.take_refresh(&token_hash(refresh_token)).await? {
-            self.store.revoke_family(&record.family).await?;
+            self.revoke_family(&record.family).await?;
         }
         Ok(())
     }
@@ -466,7 +475,7 @@ impl Auth {
         self.store
             .set_password(&user.user_id, &password::hash(new)?)
             .await?;
-        self.store.revoke_user_sessions(&user.user_id).await?;
+        self.revoke_user_sessions(&user.user_id).await?;
         audit
             .record(
                 &user.email,
@@ -490,8 +499,9 @@ impl Auth {
             .await?
             .ok_or_else(|| RuntimeError::InvalidRequest(format!("no user `{user_id}`")))?;
         self.store.set_user_disabled(user_id, disabled).await?;
+        self.invalidate_callers();
         if disabled {
-            self.store.revoke_user_sessions(user_id).await?;
+            self.revoke_user_sessions(user_id).await?;
         }
         let action = if disabled {
             "user.disable"
@@ -617,13 +627,54 @@ impl Auth {
             .await?
             .filter(|user| !user.disabled)
             .ok_or_else(|| RuntimeError::Unauthorized("the key's owner is disabled".into()))?;
-        if let Some(rate) = key.rate_per_minute
-            && let Err(retry_after_secs) = self.key_rates.admit(&key.key_id, rate)
-        {
-            return Err(RuntimeError::RateLimited { retry_after_secs });
-        }
-        self.store.touch_api_key(&key.key_id, now_ms()).await?;
+        self.admit_key(&key)?;
+        self.note_key_use(&key.key_id).await;
         Ok((key, user))
+    }
+
+    /// The key's own request rate.
+    fn admit_key(&self, key: &ApiKeyRecord) -> Result<(), RuntimeError> {
+        match key
+            .rate_per_minute
+            .map(|rate| self.key_rates.admit(&key.key_id, rate))
+        {
+            Some(Err(retry_after_secs)) => Err(RuntimeError::RateLimited { retry_after_secs }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn revoke_family(&self, family: &str) -> Result<(), RuntimeError> {
+        self.store.revoke_family(family).await?;
+        self.invalidate_callers();
+        Ok(())
+    }
+
+    async fn revoke_user_sessions(&self, user_id: &str) -> Result<(), RuntimeError> {
+        self.store.revoke_user_sessions(user_id).await?;
+        self.invalidate_callers();
+        Ok(())
+    }
+
+    /// Records a key's last use at most once a minute, and never fails the request for
+    /// it: a write per request made concurrent requests of one key conflict in the store
+    /// (found by `troupe bench auth`), and "last used" needs minutes, not microseconds.
+    async fn note_key_use(&self, key_id: &str) {
+        let due = self.key_touched.lock().is_ok_and(|mut touched| {
+            let now = std::time::Instant::now();
+            let due = touched
+                .get(key_id)
+                .is_none_or(|at| now.duration_since(*at) >= KEY_USE_RESOLUTION);
+            if due {
+                if touched.len() >= 100_000 {
+                    touched.clear();
+                }
+                touched.insert(key_id.to_owned(), now);
+            }
+            due
+        });
+        if due && let Err(error) = self.store.touch_api_key(key_id, now_ms()).await {
+            tracing::warn!(key_id, %error, "could not record an API key's last use");
+        }
     }
 
     pub async fn revoke_api_key(
@@ -633,6 +684,7 @@ impl Auth {
         audit: &AuditLog,
     ) -> Result<bool, RuntimeError> {
         let revoked = self.store.revoke_api_key(&owner.user_id, key_id).await?;
+        self.invalidate_callers();
         if revoked {
             audit
                 .record(&owner.email, "api_key.revoke", key_id, json!({}))
