@@ -23,6 +23,9 @@ pub enum UsersCommand {
         /// super_admin, org_owner, project_owner, developer, reviewer or viewer.
         #[arg(long, default_value = "developer")]
         role: String,
+        /// The organisation (a super admin's choice; others add to their own).
+        #[arg(long, default_value = "default")]
+        org: String,
         #[arg(long)]
         server: Option<String>,
     },
@@ -80,9 +83,14 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
 
 async fn through_node(client: &Client, command: UsersCommand) -> anyhow::Result<ExitCode> {
     match command {
-        UsersCommand::Create { email, role, .. } => {
+        UsersCommand::Create {
+            email, role, org, ..
+        } => {
             let created: Value = client
-                .post("/api/v1/users", &json!({"email": email, "role": role}))
+                .post(
+                    "/api/v1/users",
+                    &json!({"email": email, "role": role, "org": org}),
+                )
                 .await?;
             let user: UserRecord = serde_json::from_value(created["user"].clone())?;
             print_created(
@@ -107,9 +115,11 @@ async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<E
     let auth = Auth::from_settings(store.clone(), settings)?;
     let by = format!("cli:{}", user());
     match command {
-        UsersCommand::Create { email, role, .. } => {
+        UsersCommand::Create {
+            email, role, org, ..
+        } => {
             let (created, one_time) = auth
-                .invite(&email, &role, &by, &audit)
+                .invite(&org, &email, &role, &by, &audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             print_created(&created, &one_time);

@@ -527,3 +527,101 @@ async fn a_cached_caller_loses_access_the_moment_it_is_taken_away() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn organisations_do_not_see_each_others_projects_people_or_default_work() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    let auth = team.node.auth();
+    auth.create_user_in("acme", "carl@acme.example", "org_owner", PASSWORD, false)
+        .await
+        .unwrap();
+    let carl = auth
+        .login("carl@acme.example", PASSWORD, None, team.node.audit())
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap()
+        .access_token;
+    let (status, rockets) = team
+        .post(
+            &carl,
+            "/api/v1/projects",
+            json!({ "project_id": "rockets", "org": "default" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rockets}");
+    assert_eq!(
+        rockets["org"], "acme",
+        "an org owner chose another organisation"
+    );
+    let rocket_run = team.start(&carl, &gated("rockets")).await;
+    team.post(&owner, "/api/v1/projects", json!({ "project_id": "shop" }))
+        .await;
+    let default_run = team.start(&owner, &gated("default")).await;
+
+    // Each organisation's owner sees its own work only.
+    let (status, _) = team.get(&owner, "/api/v1/projects/rockets").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = team
+        .get(&owner, &format!("/api/v1/runs/{rocket_run}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = team
+        .get(&carl, &format!("/api/v1/runs/{default_run}"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "acme saw the default organisation's run"
+    );
+    let (_, workflows) = team.get(&carl, "/api/v1/workflows").await;
+    let ids: Vec<&str> = workflows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["workflow_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["release-rockets"], "{workflows}");
+    let (_, people) = team.get(&carl, "/api/v1/users").await;
+    assert!(
+        people
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["org"] == "acme"),
+        "{people}"
+    );
+    // Accounts and memberships stay within an organisation.
+    let (_, created) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "eve@example.com", "org": "acme" }),
+        )
+        .await;
+    assert_eq!(created["user"]["org"], "default", "{created}");
+    let (status, body) = team
+        .call(
+            &owner,
+            Method::PUT,
+            "/api/v1/projects/shop/members/carl@acme.example",
+            json!({ "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let users = team.node.store().users().await.unwrap();
+    let carl_id = &users.iter().find(|u| u.org == "acme").unwrap().user_id;
+    let (status, _) = team
+        .post(
+            &owner,
+            &format!("/api/v1/users/{carl_id}/disable"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another organisation's owner disabled carl"
+    );
+}

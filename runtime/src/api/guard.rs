@@ -265,6 +265,22 @@ impl Access {
             .and_then(|principal| principal.projects_with(permission))
     }
 
+    /// The organisation new accounts and projects go to: a super admin's (or an
+    /// unauthenticated node's) choice, else the caller's own.
+    pub fn org_for_new(&self, asked: Option<&str>) -> String {
+        match &self.0 {
+            Some(principal) if principal.user.role != "super_admin" => principal.user.org.clone(),
+            _ => asked.unwrap_or(crate::store::DEFAULT_ORG).to_owned(),
+        }
+    }
+
+    /// Whether the caller manages accounts of `org` (a super admin: all of them).
+    pub fn manages_org(&self, org: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.user.role == "super_admin" || p.user.org == org)
+    }
+
     /// Who the request acts as: the caller, else what the request named, else `anonymous`.
     pub fn actor(&self, named: Option<&str>) -> String {
         match &self.0 {

@@ -24,6 +24,8 @@ pub struct NewProject {
     /// `[a-z0-9_-]{1,64}`: the `project:` a workflow names.
     pub project_id: String,
     pub name: Option<String>,
+    /// Only a super admin chooses; everyone else makes projects in their own organisation.
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -65,7 +67,10 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ProjectRecord>)> {
     check_id(&body.project_id)?;
     let actor = access.actor(None);
+    let org = access.org_for_new(body.org.as_deref());
+    crate::auth::check_org(&org)?;
     let project = ProjectRecord {
+        org,
         name: body
             .name
             .filter(|name| !name.trim().is_empty())
@@ -78,12 +83,14 @@ pub async fn create(
         return Err(invalid("`name` must hold at most 200 characters".into()));
     }
     node.store().insert_project(&project).await?;
+    // An org owner's projects just grew.
+    node.auth().invalidate_callers();
     node.audit()
         .record(
             &actor,
             "project.create",
             &project.project_id,
-            json!({"name": project.name}),
+            json!({"name": project.name, "org": project.org}),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(project)))
@@ -129,7 +136,7 @@ pub async fn set_member(
     Path((id, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<MemberRole>,
 ) -> ApiResult<StatusCode> {
-    project_for(&node, &access, "projects.update", &id).await?;
+    let project = project_for(&node, &access, "projects.update", &id).await?;
     // Organisation-wide roles are account roles; a membership cannot hand them out.
     if !ROLES.contains(&body.role.as_str())
         || matches!(body.role.as_str(), "super_admin" | "org_owner")
@@ -144,6 +151,12 @@ pub async fn set_member(
         .find_user(&user)
         .await?
         .ok_or_else(|| invalid(format!("no user `{user}` (give an email or a user id)")))?;
+    if member.org != project.org {
+        return Err(invalid(format!(
+            "`{}` is in organisation `{}`; project `{id}` takes members of `{}`",
+            member.email, member.org, project.org
+        )));
+    }
     node.store()
         .set_member(&MemberRecord {
             project_id: id.clone(),

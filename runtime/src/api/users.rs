@@ -18,6 +18,8 @@ pub struct NewUser {
     pub email: String,
     /// Default `developer`.
     pub role: Option<String>,
+    /// Only a super admin chooses; everyone else adds accounts to their own organisation.
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,9 +53,10 @@ pub async fn create(
             ),
         ));
     }
+    let org = access.org_for_new(body.org.as_deref());
     let (user, one_time_password) = node
         .auth()
-        .invite(&body.email, &role, &access.actor(None), node.audit())
+        .invite(&org, &body.email, &role, &access.actor(None), node.audit())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -65,8 +68,13 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = Vec<UserRecord>)))]
-pub async fn list(State(node): NodeState) -> Result<Json<Vec<UserRecord>>, ApiError> {
-    Ok(Json(node.store().users().await?))
+pub async fn list(
+    State(node): NodeState,
+    access: Access,
+) -> Result<Json<Vec<UserRecord>>, ApiError> {
+    let mut users = node.store().users().await?;
+    users.retain(|user| access.manages_org(&user.org));
+    Ok(Json(users))
 }
 
 /// Disables the user and ends their sessions.
@@ -76,6 +84,17 @@ pub async fn disable(
     access: Access,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no user `{id}`"),
+        )
+    };
+    let user = node.store().user_by_id(&id).await?.ok_or_else(not_found)?;
+    if !access.manages_org(&user.org) {
+        return Err(not_found());
+    }
     node.auth()
         .set_disabled(&id, true, &access.actor(None), node.audit())
         .await?;

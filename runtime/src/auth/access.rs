@@ -1,17 +1,18 @@
 //! Who may do what, where. A caller's permissions in a project come from one role:
-//! - `super_admin` and `org_owner` act with their account role in every project;
-//! - everyone acts with their account role in the `default` project, which every
-//!   account belongs to;
+//! - `super_admin` acts with its account role in every project, `org_owner` in every
+//!   project of its organisation;
+//! - every account of the default organisation acts with its account role in the
+//!   `default` project;
 //! - in any other project, with the role of their membership, and not at all without one.
 //!
 //! Node-wide permissions (costs, audit, users, settings, creating projects) come from
 //! the account role. An API key narrows both to its scopes, and to its projects when
 //! it names some. Pure, so every rule is tested here without a store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::auth::permissions;
-use crate::store::{ApiKeyRecord, DEFAULT_PROJECT, UserRecord};
+use crate::store::{ApiKeyRecord, DEFAULT_ORG, DEFAULT_PROJECT, UserRecord};
 
 /// An authenticated caller with its memberships (project → role).
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct Principal {
     /// Set when the caller came in with an API key.
     pub key: Option<ApiKeyRecord>,
     pub memberships: BTreeMap<String, String>,
+    /// For an `org_owner`: the projects of its organisation.
+    pub org_projects: BTreeSet<String>,
 }
 
 /// What a check concluded: the caller cannot see the project at all (answer as if the
@@ -30,11 +33,19 @@ pub enum Denied {
     Lacks { permission: String, role: String },
 }
 
-fn org_wide(role: &str) -> bool {
-    matches!(role, "super_admin" | "org_owner")
-}
-
 impl Principal {
+    fn reaches_every_project(&self) -> bool {
+        self.user.role == "super_admin"
+    }
+
+    /// Projects where the account role itself applies, without a membership.
+    fn account_role_applies(&self, project: &str) -> bool {
+        let in_default_org = self.user.org == DEFAULT_ORG;
+        self.reaches_every_project()
+            || (project == DEFAULT_PROJECT && in_default_org)
+            || (self.user.role == "org_owner" && self.org_projects.contains(project))
+    }
+
     pub fn email(&self) -> &str {
         &self.user.email
     }
@@ -47,7 +58,7 @@ impl Principal {
         {
             return None;
         }
-        if org_wide(&self.user.role) || project == DEFAULT_PROJECT {
+        if self.account_role_applies(project) {
             return Some(&self.user.role);
         }
         self.memberships.get(project).map(String::as_str)
@@ -99,7 +110,7 @@ impl Principal {
             .key
             .as_ref()
             .is_some_and(|key| !key.projects.is_empty());
-        if org_wide(&self.user.role) && !keyed {
+        if self.reaches_every_project() && !keyed {
             return if self.check(permission, DEFAULT_PROJECT).is_ok() {
                 None
             } else {
@@ -108,6 +119,7 @@ impl Principal {
         }
         let candidates = std::iter::once(DEFAULT_PROJECT.to_string())
             .chain(self.memberships.keys().cloned())
+            .chain(self.org_projects.iter().cloned())
             .chain(self.key.iter().flat_map(|key| key.projects.clone()));
         let mut projects: Vec<String> = candidates
             .filter(|project| self.check(permission, project).is_ok())
@@ -130,6 +142,7 @@ mod tests {
             disabled: false,
             must_change_password: false,
             created_at_ms: 0,
+            org: DEFAULT_ORG.into(),
             password_hash: String::new(),
         }
     }
@@ -142,6 +155,7 @@ mod tests {
                 .iter()
                 .map(|(project, role)| (project.to_string(), role.to_string()))
                 .collect(),
+            org_projects: BTreeSet::new(),
         }
     }
 
@@ -192,10 +206,29 @@ mod tests {
     }
 
     #[test]
-    fn org_owners_reach_every_project_and_node_permissions_follow_the_account() {
-        let owner = principal("org_owner", &[]);
-        assert_eq!(owner.check("workflows.delete", "anything"), Ok(()));
-        assert_eq!(owner.projects_with("workflows.view"), None);
+    fn org_owners_reach_their_organisations_projects_and_node_permissions_follow_the_account() {
+        let mut owner = principal("org_owner", &[]);
+        owner.org_projects = BTreeSet::from(["shop".to_string()]);
+        assert_eq!(owner.check("workflows.delete", "shop"), Ok(()));
+        assert_eq!(
+            owner.check("workflows.view", "elsewhere"),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(
+            owner.projects_with("workflows.view"),
+            Some(vec!["default".into(), "shop".into()])
+        );
+        let admin = principal("super_admin", &[]);
+        assert_eq!(admin.check("workflows.delete", "anything"), Ok(()));
+        assert_eq!(admin.projects_with("workflows.view"), None);
+        // An account of another organisation is not in the default project.
+        let mut outsider = principal("org_owner", &[]);
+        outsider.user.org = "acme".into();
+        assert_eq!(
+            outsider.check("workflows.view", DEFAULT_PROJECT),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(outsider.projects_with("workflows.view"), Some(vec![]));
         assert_eq!(owner.check_node("users.manage"), Ok(()));
         let member = principal("viewer", &[("shop", "project_owner")]);
         assert!(member.check_node("audit.read").is_err());

@@ -117,10 +117,20 @@ impl Auth {
             .into_iter()
             .map(|member| (member.project_id, member.role))
             .collect();
+        let org_projects = if user.role == "org_owner" {
+            self.store
+                .projects_of_org(&user.org)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            Default::default()
+        };
         Ok(Principal {
             user,
             key,
             memberships,
+            org_projects,
         })
     }
 

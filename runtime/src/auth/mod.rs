@@ -177,8 +177,27 @@ impl Auth {
         }
     }
 
-    /// Creates a user with `password` (checked against the policy).
+    /// Creates a user of the default organisation with `password` (checked against the
+    /// policy).
     pub async fn create_user(
+        &self,
+        email: &str,
+        role: &str,
+        password: &str,
+        must_change_password: bool,
+    ) -> Result<UserRecord, RuntimeError> {
+        self.create_user_in(
+            crate::store::DEFAULT_ORG,
+            email,
+            role,
+            password,
+            must_change_password,
+        )
+        .await
+    }
+
+    /// The account `create_user` would store, every field checked.
+    fn validated_user(
         &self,
         email: &str,
         role: &str,
@@ -209,7 +228,25 @@ impl Auth {
             disabled: false,
             must_change_password,
             created_at_ms: now_ms(),
+            org: crate::store::DEFAULT_ORG.into(),
             password_hash: password::hash(password)?,
+        };
+        Ok(user)
+    }
+
+    /// `create_user` in organisation `org`.
+    pub async fn create_user_in(
+        &self,
+        org: &str,
+        email: &str,
+        role: &str,
+        password: &str,
+        must_change_password: bool,
+    ) -> Result<UserRecord, RuntimeError> {
+        check_org(org)?;
+        let user = UserRecord {
+            org: org.into(),
+            ..self.validated_user(email, role, password, must_change_password)?
         };
         self.store.insert_user(&user).await?;
         Ok(user)
@@ -219,19 +256,22 @@ impl Auth {
     /// first login), audited as made `by`.
     pub async fn invite(
         &self,
+        org: &str,
         email: &str,
         role: &str,
         by: &str,
         audit: &AuditLog,
     ) -> Result<(UserRecord, String), RuntimeError> {
         let one_time = password::generate();
-        let user = self.create_user(email, role, &one_time, true).await?;
+        let user = self
+            .create_user_in(org, email, role, &one_time, true)
+            .await?;
         audit
             .record(
                 by,
                 "user.create",
                 &user.user_id,
-                json!({"email": user.email, "role": role}),
+                json!({"email": user.email, "role": role, "org": user.org}),
             )
             .await?;
         Ok((user, one_time))
@@ -729,6 +769,22 @@ impl Auth {
         for key in attempt.keys() {
             self.failures.fail(key);
         }
+    }
+}
+
+/// Organisation names are slugs, like project ids: `[a-z0-9_-]{1,64}`.
+pub fn check_org(org: &str) -> Result<(), RuntimeError> {
+    let valid = !org.is_empty()
+        && org.len() <= 64
+        && org
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(RuntimeError::InvalidRequest(format!(
+            "organisation `{org}` must match [a-z0-9_-]{{1,64}}"
+        )))
     }
 }
 

@@ -229,6 +229,17 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE FIELD IF NOT EXISTS rate_per_minute ON api_key TYPE option<int>;
     ",
     ),
+    (
+        11,
+        // Organisations: every account and project belongs to one.
+        "
+    DEFINE FIELD IF NOT EXISTS org ON user TYPE string DEFAULT 'default';
+    UPDATE user SET org = 'default' WHERE org = NONE;
+    DEFINE FIELD IF NOT EXISTS org ON project TYPE string DEFAULT 'default';
+    UPDATE project SET org = 'default' WHERE org = NONE;
+    DEFINE INDEX IF NOT EXISTS project_org ON project FIELDS org;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), RuntimeError> {

@@ -26,7 +26,7 @@ use crate::errors::RuntimeError;
 pub use audit::AuditFilter;
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
-pub use projects::{DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
+pub use projects::{DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
 pub use secrets::{MfaRecord, SecretRecord};
 pub use sessions::SessionRecord;

@@ -9,6 +9,8 @@ use crate::errors::RuntimeError;
 use crate::store::Store;
 
 pub const DEFAULT_PROJECT: &str = "default";
+/// The organisation of accounts and projects made without one; `default` is its project.
+pub const DEFAULT_ORG: &str = "default";
 
 /// The project a workflow (and so each of its runs) belongs to.
 pub fn project_of(workflow: &troupe_workflow::Workflow) -> &str {
@@ -19,6 +21,8 @@ pub fn project_of(workflow: &troupe_workflow::Workflow) -> &str {
 pub struct ProjectRecord {
     pub project_id: String,
     pub name: String,
+    #[serde(default = "default_org")]
+    pub org: String,
     pub created_by: String,
     pub created_at_ms: i64,
 }
@@ -28,6 +32,10 @@ pub struct MemberRecord {
     pub project_id: String,
     pub user_id: String,
     pub role: String,
+}
+
+fn default_org() -> String {
+    DEFAULT_ORG.into()
 }
 
 impl Store {
@@ -49,7 +57,7 @@ impl Store {
     pub async fn project(&self, project_id: &str) -> Result<Option<ProjectRecord>, RuntimeError> {
         let rows: Vec<ProjectRecord> = self
             .rows(
-                "SELECT project_id, name, created_by, created_at_ms FROM type::record('project', $id)",
+                "SELECT project_id, name, org, created_by, created_at_ms FROM type::record('project', $id)",
                 json!({ "id": project_id }),
             )
             .await?;
@@ -58,7 +66,7 @@ impl Store {
 
     pub async fn projects(&self) -> Result<Vec<ProjectRecord>, RuntimeError> {
         self.rows(
-            "SELECT project_id, name, created_by, created_at_ms FROM project ORDER BY project_id",
+            "SELECT project_id, name, org, created_by, created_at_ms FROM project ORDER BY project_id",
             json!({}),
         )
         .await
@@ -100,6 +108,17 @@ impl Store {
         self.rows(
             "SELECT project_id, user_id, role FROM member WHERE user_id = $user",
             json!({ "user": user_id }),
+        )
+        .await
+    }
+}
+
+impl Store {
+    /// The ids of the projects of organisation `org`.
+    pub async fn projects_of_org(&self, org: &str) -> Result<Vec<String>, RuntimeError> {
+        self.rows(
+            "SELECT VALUE project_id FROM project WHERE org = $org",
+            json!({ "org": org }),
         )
         .await
     }

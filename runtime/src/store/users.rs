@@ -16,13 +16,21 @@ pub struct UserRecord {
     /// The first password (printed once) must be changed before anything else.
     pub must_change_password: bool,
     pub created_at_ms: i64,
+    /// The organisation the account belongs to; its projects are the ones an
+    /// `org_owner` owns.
+    #[serde(default = "default_org")]
+    pub org: String,
     #[serde(skip_serializing, default)]
     #[schema(ignore)]
     pub password_hash: String,
 }
 
+fn default_org() -> String {
+    crate::store::DEFAULT_ORG.into()
+}
+
 const USER_FIELDS: &str =
-    "user_id, email, role, disabled, must_change_password, created_at_ms, password_hash";
+    "user_id, email, role, disabled, must_change_password, created_at_ms, org, password_hash";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -49,10 +57,11 @@ impl Store {
             "CREATE type::record('user', $user.user_id) CONTENT {
                 user_id: $user.user_id, email: $email, role: $user.role, disabled: false,
                 must_change_password: $user.must_change_password,
-                created_at_ms: $user.created_at_ms, password_hash: $user.password_hash
+                created_at_ms: $user.created_at_ms, org: $user.org,
+                password_hash: $user.password_hash
             } RETURN NONE",
             json!({"user": {
-                "user_id": user.user_id, "role": user.role,
+                "user_id": user.user_id, "role": user.role, "org": user.org,
                 "must_change_password": user.must_change_password,
                 "created_at_ms": user.created_at_ms, "password_hash": user.password_hash,
             }, "email": email}),
