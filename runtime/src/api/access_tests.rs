@@ -18,6 +18,16 @@ struct Team {
 
 const PASSWORD: &str = "a long enough password";
 
+/// `text` as one percent-encoded path segment.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => char::from(b).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 impl Team {
     async fn new() -> Team {
         let mut settings = troupe_config::Settings::defaults_with_store("mem://");
@@ -623,5 +633,97 @@ async fn organisations_do_not_see_each_others_projects_people_or_default_work() 
         status,
         StatusCode::NOT_FOUND,
         "another organisation's owner disabled carl"
+    );
+}
+
+#[tokio::test]
+async fn surrealql_in_every_string_field_is_data_never_a_query() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", "org_owner").await;
+    let hostile = [
+        "'; DELETE user; --",
+        "\"; REMOVE TABLE project; --",
+        "}) RETURN NONE; DELETE api_key; ({",
+        "user:⟨owner⟩",
+        "$auth.id",
+        "a` OR 1=1 `b",
+        "\\\\'); DEFINE USER x ON ROOT PASSWORD 'p' ROLES OWNER; --",
+    ];
+    for (n, text) in hostile.iter().enumerate() {
+        let project_id = format!("p{n}");
+        let (status, project) = team
+            .post(
+                &owner,
+                "/api/v1/projects",
+                json!({ "project_id": project_id, "name": text }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{project}");
+        let (_, read) = team
+            .get(&owner, &format!("/api/v1/projects/{project_id}"))
+            .await;
+        assert_eq!(read["name"], *text, "the name did not come back as written");
+        let (status, _) = team
+            .post(&owner, "/api/v1/projects", json!({ "project_id": text }))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{text} taken as a project id"
+        );
+        let (status, key) = team
+            .post(
+                &owner,
+                "/api/v1/auth/keys",
+                json!({ "name": text, "scopes": ["workflows.view"] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        assert_eq!(key["name"], *text);
+        let (status, _) = team
+            .post(
+                &owner,
+                "/api/v1/users",
+                json!({ "email": text, "role": "viewer" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text} taken as an email");
+        let (status, _) = team
+            .call(
+                &owner,
+                Method::PUT,
+                &format!("/api/v1/projects/{project_id}/members/{}", encode(text)),
+                json!({ "role": text }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let source = format!(
+            "id: wf{n}\nname: {}\nproject: {project_id}\ntasks:\n  - {{ id: a, name: A, agent: echo, inputs: {{ text: {} }} }}\n",
+            serde_json::to_string(text).unwrap(),
+            serde_json::to_string(text).unwrap()
+        );
+        let (status, created) = team
+            .post(&owner, "/api/v1/workflows", json!({ "source": source }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let (_, workflow) = team.get(&owner, &format!("/api/v1/workflows/wf{n}")).await;
+        assert_eq!(workflow["versions"][0]["name"], *text, "{workflow}");
+        let (status, _) = team
+            .get(&owner, &format!("/api/v1/runs/{}", encode(text)))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    // Every table is whole: the owner still signs in, every project and key is there.
+    let (_, projects) = team.get(&owner, "/api/v1/projects").await;
+    assert_eq!(projects.as_array().unwrap().len(), hostile.len());
+    let (_, keys) = team.get(&owner, "/api/v1/auth/keys").await;
+    assert_eq!(keys.as_array().unwrap().len(), hostile.len());
+    let (status, _) = team.get(&owner, "/api/v1/auth/me").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, users) = team.get(&owner, "/api/v1/users").await;
+    assert_eq!(
+        users.as_array().unwrap().len(),
+        2,
+        "the bootstrap admin and the owner"
     );
 }

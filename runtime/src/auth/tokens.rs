@@ -273,6 +273,9 @@ mod tests {
             Some(b"-----BEGIN PUBLIC KEY-----"),
         ));
         assert!(confused.contains("algorithm"), "{confused}");
+        // HS256 as the header says, keyed with a public key an attacker can read.
+        let public_key = b"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+        assert!(refused(forge(hs.clone(), claims(now), Some(public_key))).contains("signature"));
         // A right header, the wrong key.
         assert!(
             refused(forge(
