@@ -794,4 +794,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod tests;
