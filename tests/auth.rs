@@ -28,22 +28,12 @@ fn with_bearer(
     )
 }
 
-#[test]
-fn accounts_sessions_and_a_required_token_work_end_to_end() {
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    let store = format!("store.url=surrealkv://{}", data.display());
+/// Creates a user on the store offline (`troupe users create`); its one-time password.
+fn create_user_offline(dir: &std::path::Path, store: &str, email: &str, role: &str) -> String {
     let created = run_troupe(
-        scratch.path(),
+        dir,
         &[
-            "--set",
-            &store,
-            "users",
-            "create",
-            "--email",
-            "ada@example.com",
-            "--role",
-            "project_owner",
+            "--set", store, "users", "create", "--email", email, "--role", role,
         ],
     );
     let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
@@ -52,8 +42,16 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
         "{stdout}{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let one_time = stdout.rsplit(": ").next().unwrap().trim().to_string();
-    assert_eq!(one_time.len(), 24, "{stdout}");
+    stdout.rsplit(": ").next().unwrap().trim().to_string()
+}
+
+#[test]
+fn accounts_sessions_and_a_required_token_work_end_to_end() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let store = format!("store.url=surrealkv://{}", data.display());
+    let one_time = create_user_offline(scratch.path(), &store, "ada@example.com", "project_owner");
+    assert_eq!(one_time.len(), 24, "{one_time}");
     let bad_role = run_troupe(
         scratch.path(),
         &[
@@ -284,26 +282,16 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
 
 #[test]
 fn secrets_are_sealed_listed_without_values_and_rotated_from_the_cli() {
-    use std::io::Write;
     let scratch = tempfile::tempdir().unwrap();
     let store = format!(
         "store.url=surrealkv://{}",
         scratch.path().join("data").display()
     );
-    let mut set = support::troupe()
-        .current_dir(scratch.path())
-        .args(["--set", &store, "secrets", "set", "providers.openai"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin
-        .take()
-        .unwrap()
-        .write_all(b"sk-live-very-secret\n")
-        .unwrap();
-    let set = set.wait_with_output().unwrap();
+    let set = troupe_with_input(
+        scratch.path(),
+        &["--set", &store, "secrets", "set", "providers.openai"],
+        "sk-live-very-secret\n",
+    );
     assert!(
         set.status.success(),
         "{}",
@@ -364,19 +352,7 @@ fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let store = format!("store.url=surrealkv://{}", data.display());
-    let created = run_troupe(
-        scratch.path(),
-        &[
-            "--set",
-            &store,
-            "users",
-            "create",
-            "--email",
-            "ada@example.com",
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
-    let one_time = stdout.rsplit(": ").next().unwrap().trim().to_string();
+    let one_time = create_user_offline(scratch.path(), &store, "ada@example.com", "developer");
     // No override: the node starts with accounts on, its default.
     let mut server = support::troupe();
     let address = free_address();

@@ -583,3 +583,31 @@ async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
         "ten wrong refresh tokens from one address were all tried"
     );
 }
+
+#[tokio::test]
+async fn an_access_token_is_no_refresh_token_and_a_refresh_token_no_access_token() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let pair = auth
+        .login("ada@example.com", "ada's long password", None, &audit)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    assert!(matches!(
+        auth.refresh(&pair.access_token, &audit).await,
+        Err(RuntimeError::Unauthorized(_))
+    ));
+    assert!(matches!(
+        auth.authenticate(&pair.refresh_token).await,
+        Err(RuntimeError::Unauthorized(_))
+    ));
+    assert!(matches!(
+        auth.principal(&pair.refresh_token).await,
+        Err(RuntimeError::Unauthorized(_))
+    ));
+    // Neither misuse ended the session.
+    assert!(auth.refresh(&pair.refresh_token, &audit).await.is_ok());
+}
