@@ -62,14 +62,17 @@ impl SecretBox {
         }
         match crate::key_file::dir_beside_store(&secrets.dir, &settings.store.url, "secrets") {
             Some(dir) => Self::from_keyring(&dir.join("keyring")),
-            None => {
-                let key = digest::random_bytes::<32>();
-                Ok(Self {
-                    current: key_id(&key),
-                    keys: BTreeMap::from([(key_id(&key), key)]),
-                    keyring: None,
-                })
-            }
+            None => Ok(Self::ephemeral()),
+        }
+    }
+
+    /// One key made now, living as long as the process.
+    pub fn ephemeral() -> Self {
+        let key = digest::random_bytes::<32>();
+        Self {
+            current: key_id(&key),
+            keys: BTreeMap::from([(key_id(&key), key)]),
+            keyring: None,
         }
     }
 

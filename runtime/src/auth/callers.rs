@@ -69,46 +69,32 @@ impl CallerCache {
 impl Auth {
     /// The caller behind `token` (an access token, or an API key `tk_...`).
     pub async fn principal(&self, token: &str) -> Result<Principal, RuntimeError> {
-        let is_key = token.starts_with("tk_");
-        if !is_key {
-            // Signature, expiry, audience and type: every time, whatever is cached.
-            self.keys.verify_access(token, now_secs())?;
-        }
-        let hash = token_hash(token);
-        let principal = match self.callers.get(&hash) {
-            Some(principal) => principal,
-            // A key read from the store was checked, counted and noted on the way.
-            None if is_key => {
-                let epoch = self.callers.epoch.load(Ordering::Acquire);
-                let principal = self.load_principal(token, is_key).await?;
-                self.callers.put(hash, principal.clone(), epoch);
-                return Ok(principal);
-            }
-            None => {
-                // Read before the store: a change while we read leaves this entry stale
-                // and so unused.
-                let epoch = self.callers.epoch.load(Ordering::Acquire);
-                let principal = self.load_principal(token, is_key).await?;
-                self.callers.put(hash, principal.clone(), epoch);
-                principal
-            }
-        };
-        if let Some(key) = &principal.key {
-            if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
-                return Err(RuntimeError::Unauthorized("API key expired".into()));
-            }
-            self.admit_key(key)?;
-            self.note_key_use(&key.key_id).await;
-        }
-        Ok(principal)
-    }
-
-    async fn load_principal(&self, token: &str, is_key: bool) -> Result<Principal, RuntimeError> {
-        let (user, key) = if is_key {
-            let (key, user) = self.authenticate_key(token).await?;
-            (user, Some(key))
+        // Signature, expiry, audience and type: every time, whatever is cached.
+        let claims = if token.starts_with("tk_") {
+            None
         } else {
-            (self.authenticate(token).await?.1, None)
+            Some(self.keys.verify_access(token, now_secs())?)
+        };
+        let hash = token_hash(token);
+        if let Some(principal) = self.callers.get(&hash) {
+            if let Some(key) = &principal.key {
+                if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+                    return Err(RuntimeError::Unauthorized("API key expired".into()));
+                }
+                self.admit_key(key)?;
+                self.note_key_use(&key.key_id).await;
+            }
+            return Ok(principal);
+        }
+        // Read before the store: a change while we read leaves this entry stale and so
+        // unused. A key read from the store is checked, counted and noted on the way.
+        let epoch = self.callers.epoch.load(Ordering::Acquire);
+        let (user, key) = match claims {
+            Some(claims) => (self.user_of(&claims).await?, None),
+            None => {
+                let (key, user) = self.authenticate_key(token).await?;
+                (user, Some(key))
+            }
         };
         let memberships: BTreeMap<String, String> = self
             .store
@@ -126,12 +112,14 @@ impl Auth {
         } else {
             Default::default()
         };
-        Ok(Principal {
+        let principal = Principal {
             user,
             key,
             memberships,
             org_projects,
-        })
+        };
+        self.callers.put(hash, principal.clone(), epoch);
+        Ok(principal)
     }
 
     /// Forget every cached caller: something a principal depends on changed.

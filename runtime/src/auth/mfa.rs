@@ -173,10 +173,8 @@ impl Auth {
         let attempt = Attempt::new("mfa", &claims.sub, client.ip);
         self.failures_allow(&attempt)?;
         let user = self
-            .store
-            .user_by_id(&claims.sub)
+            .active_user(&claims.sub)
             .await?
-            .filter(|user| !user.disabled)
             .ok_or_else(|| RuntimeError::Unauthorized("the account is disabled".into()))?;
         let record = self
             .store

@@ -148,11 +148,8 @@ impl Auth {
 
     /// Accounts whose MFA secrets are sealed with a key that lives as long as the process.
     pub fn new(store: Store, secret: &[u8], issuer: &str, config: AuthConfig) -> Self {
-        let mut settings = troupe_config::Settings::defaults_with_store("mem://");
-        settings.secrets.key = digest::hex(&digest::random_bytes::<32>());
-        // A fresh 32-byte key in hex is always a valid `secrets.key`.
-        let secrets = SecretBox::from_settings(&settings).expect("a fresh key is valid");
-        Self::with_secrets(std::sync::Arc::new(secrets), store, secret, issuer, config)
+        let secrets = std::sync::Arc::new(SecretBox::ephemeral());
+        Self::with_secrets(secrets, store, secret, issuer, config)
     }
 
     pub fn with_secrets(
@@ -196,14 +193,16 @@ impl Auth {
         .await
     }
 
-    /// The account `create_user` would store, every field checked.
-    fn validated_user(
+    /// `create_user` in organisation `org`, every field checked.
+    pub async fn create_user_in(
         &self,
+        org: &str,
         email: &str,
         role: &str,
         password: &str,
         must_change_password: bool,
     ) -> Result<UserRecord, RuntimeError> {
+        check_org(org)?;
         let email = email.trim();
         if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
             return Err(RuntimeError::InvalidRequest(format!(
@@ -228,25 +227,8 @@ impl Auth {
             disabled: false,
             must_change_password,
             created_at_ms: now_ms(),
-            org: crate::store::DEFAULT_ORG.into(),
-            password_hash: password::hash(password)?,
-        };
-        Ok(user)
-    }
-
-    /// `create_user` in organisation `org`.
-    pub async fn create_user_in(
-        &self,
-        org: &str,
-        email: &str,
-        role: &str,
-        password: &str,
-        must_change_password: bool,
-    ) -> Result<UserRecord, RuntimeError> {
-        check_org(org)?;
-        let user = UserRecord {
             org: org.into(),
-            ..self.validated_user(email, role, password, must_change_password)?
+            password_hash: password::hash(password)?,
         };
         self.store.insert_user(&user).await?;
         Ok(user)
@@ -420,10 +402,8 @@ impl Auth {
             return Err(RuntimeError::Unauthorized("refresh token expired".into()));
         }
         let user = self
-            .store
-            .user_by_id(&record.user_id)
+            .active_user(&record.user_id)
             .await?
-            .filter(|user| !user.disabled)
             .ok_or_else(unauthorized)?;
         self.store.touch_session(&record.family, now_ms()).await?;
         self.issue(&user, &record.family).await
@@ -479,20 +459,33 @@ impl Auth {
         Ok(())
     }
 
+    /// The user `user_id`, when it exists and is not disabled.
+    async fn active_user(&self, user_id: &str) -> Result<Option<UserRecord>, RuntimeError> {
+        Ok(self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|user| !user.disabled))
+    }
+
     /// The user behind a bearer access token, checked against the store: a disabled
     /// user or an ended session is refused even while the token has not expired.
     pub async fn authenticate(&self, bearer: &str) -> Result<(Claims, UserRecord), RuntimeError> {
         let claims = self.keys.verify_access(bearer, now_secs())?;
+        let user = self.user_of(&claims).await?;
+        Ok((claims, user))
+    }
+
+    /// The user of verified access-token claims, if it is active and the session open.
+    async fn user_of(&self, claims: &Claims) -> Result<UserRecord, RuntimeError> {
         let user = self
-            .store
-            .user_by_id(&claims.sub)
+            .active_user(&claims.sub)
             .await?
-            .filter(|user| !user.disabled)
             .ok_or_else(|| RuntimeError::Unauthorized("the account is disabled".into()))?;
         if !self.store.session_open(&claims.sid).await? {
             return Err(RuntimeError::Unauthorized("the session has ended".into()));
         }
-        Ok((claims, user))
+        Ok(user)
     }
 
     pub async fn change_password(
@@ -662,10 +655,8 @@ impl Auth {
             return Err(RuntimeError::Unauthorized("API key expired".into()));
         }
         let user = self
-            .store
-            .user_by_id(&key.user_id)
+            .active_user(&key.user_id)
             .await?
-            .filter(|user| !user.disabled)
             .ok_or_else(|| RuntimeError::Unauthorized("the key's owner is disabled".into()))?;
         self.admit_key(&key)?;
         self.note_key_use(&key.key_id).await;

@@ -111,28 +111,27 @@ impl TokenKeys {
     /// The claims of a valid access token; every other token is refused with a reason
     /// that names the check, never the token.
     pub fn verify_access(&self, token: &str, now_secs: u64) -> Result<Claims, RuntimeError> {
-        self.verify(token, ACCESS, now_secs)
-            .map_err(|error| match error {
-                WrongType => unauthorized("not an access token"),
-                Refused(error) => error,
-            })
+        self.verify(token, ACCESS, "not an access token", now_secs)
     }
 
     pub fn verify_mfa_challenge(&self, token: &str, now_secs: u64) -> Result<Claims, RuntimeError> {
-        self.verify(token, MFA, now_secs)
-            .map_err(|error| match error {
-                WrongType => unauthorized("not an MFA challenge token"),
-                Refused(error) => error,
-            })
+        self.verify(token, MFA, "not an MFA challenge token", now_secs)
     }
 
-    fn verify(&self, token: &str, typ: &str, now_secs: u64) -> Result<Claims, VerifyError> {
+    /// A valid token of type `typ`; one of another type is refused as `wrong_type`.
+    fn verify(
+        &self,
+        token: &str,
+        typ: &str,
+        wrong_type: &str,
+        now_secs: u64,
+    ) -> Result<Claims, RuntimeError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("not a JWT"))?;
         if header.alg != Algorithm::HS256 {
-            return Err(Refused(unauthorized("algorithm not accepted")));
+            return Err(unauthorized("algorithm not accepted"));
         }
         if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(Refused(unauthorized("signed with an unknown key")));
+            return Err(unauthorized("signed with an unknown key"));
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
@@ -156,24 +155,12 @@ impl TokenKeys {
         )?;
         let claims = data.claims;
         if claims.iat > now_secs + LEEWAY_SECS {
-            return Err(Refused(unauthorized("issued in the future")));
+            return Err(unauthorized("issued in the future"));
         }
         if claims.typ != typ {
-            return Err(WrongType);
+            return Err(unauthorized(wrong_type));
         }
         Ok(claims)
-    }
-}
-
-enum VerifyError {
-    WrongType,
-    Refused(RuntimeError),
-}
-use VerifyError::{Refused, WrongType};
-
-impl From<RuntimeError> for VerifyError {
-    fn from(error: RuntimeError) -> Self {
-        Refused(error)
     }
 }
 
