@@ -379,26 +379,45 @@ impl Node {
 
     // ---- workflows ---------------------------------------------------------------
 
-    /// Checks `source` (every error, with file, line and column) without storing it.
-    pub fn parse_workflow(&self, source: &str, file_name: &str) -> Result<Workflow, RuntimeError> {
-        self.context.parse_workflow(source, file_name)
+    /// Checks `source` (every error, with file, line and column) and finds the workflow
+    /// it would be a new version of, without storing anything: the API checks who may
+    /// write both before `store_workflow`.
+    pub async fn prepare_workflow(
+        &self,
+        source: &str,
+        file_name: &str,
+    ) -> Result<(Workflow, Option<WorkflowRecord>), RuntimeError> {
+        let workflow = self.context.parse_workflow(source, file_name)?;
+        let existing = self.store().workflow(&workflow.id).await?;
+        Ok((workflow, existing))
     }
 
-    /// Validates `source` and stores it as the next version of its workflow. Its
-    /// project must exist, and a new version may not move a workflow to another project
-    /// (its runs and permissions stay where they were).
+    /// Validates `source` and stores it as the next version of its workflow.
     pub async fn save_workflow(
         &self,
         source: &str,
         file_name: &str,
         actor: &str,
     ) -> Result<(String, u32), RuntimeError> {
-        let workflow = self.context.parse_workflow(source, file_name)?;
-        let project = project_of(&workflow);
+        let (workflow, existing) = self.prepare_workflow(source, file_name).await?;
+        self.store_workflow(&workflow, existing.as_ref(), source, actor)
+            .await
+    }
+
+    /// Stores a prepared workflow. Its project must exist, and a new version may not
+    /// move a workflow to another project (its runs and permissions stay where they were).
+    pub async fn store_workflow(
+        &self,
+        workflow: &Workflow,
+        existing: Option<&WorkflowRecord>,
+        source: &str,
+        actor: &str,
+    ) -> Result<(String, u32), RuntimeError> {
+        let project = project_of(workflow);
         if project != DEFAULT_PROJECT && self.store().project(project).await?.is_none() {
             return Err(RuntimeError::ProjectNotFound(project.into()));
         }
-        if let Some(existing) = self.store().workflow(&workflow.id).await?
+        if let Some(existing) = existing
             && existing.project != project
         {
             return Err(RuntimeError::InvalidRequest(format!(
@@ -420,7 +439,7 @@ impl Node {
                        "source_sha256": crate::digest::sha256_hex(source)}),
             )
             .await?;
-        Ok((workflow.id, version))
+        Ok((workflow.id.clone(), version))
     }
 
     /// The workflow's record, deleted or not.
@@ -630,7 +649,11 @@ impl Node {
     }
 
     pub async fn run_detail(&self, run_id: &str) -> Result<RunDetail, RuntimeError> {
-        let record = self.store().run(run_id).await?;
+        self.detail_of(self.store().run(run_id).await?).await
+    }
+
+    /// The detail of a run whose record the caller already read.
+    pub async fn detail_of(&self, record: RunRecord) -> Result<RunDetail, RuntimeError> {
         let state = self.fold_run(&record).await?;
         let tasks: Vec<TaskState> = state
             .workflow
@@ -651,13 +674,17 @@ impl Node {
         self.store().run_events(run_id).await
     }
 
-    pub async fn pending_approvals(&self) -> Result<Vec<PendingApproval>, RuntimeError> {
+    /// Gates waiting for a decision, in runs of `projects` (`None`: every project).
+    pub async fn pending_approvals(
+        &self,
+        projects: Option<Vec<String>>,
+    ) -> Result<Vec<PendingApproval>, RuntimeError> {
         let running = self
             .store()
             .runs(&RunFilter {
                 status: Some(RunStatus::Running),
                 workflow_id: None,
-                projects: None,
+                projects,
                 limit: 1000,
             })
             .await?;

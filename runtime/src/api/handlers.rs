@@ -56,14 +56,14 @@ pub async fn create_workflow(
         }
     };
     let file_name = create.file_name.as_deref().unwrap_or("request");
-    let workflow = node.parse_workflow(&create.source, file_name)?;
+    let (workflow, existing) = node.prepare_workflow(&create.source, file_name).await?;
     let project = project_of(&workflow);
     access.require("workflows.create", project, || {
         RuntimeError::ProjectNotFound(project.into())
     })?;
     // A new version of a workflow the caller cannot see is refused as if it were new
     // to the caller: the save then fails on the project, not here.
-    if let Ok(existing) = node.workflow_record(&workflow.id).await {
+    if let Some(existing) = &existing {
         access.require("workflows.create", &existing.project, || {
             RuntimeError::InvalidRequest(format!(
                 "workflow id `{}` is taken; give yours another id",
@@ -72,7 +72,12 @@ pub async fn create_workflow(
         })?;
     }
     let (workflow_id, version) = node
-        .save_workflow(&create.source, file_name, &access.actor(None))
+        .store_workflow(
+            &workflow,
+            existing.as_ref(),
+            &create.source,
+            &access.actor(None),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -196,8 +201,8 @@ pub async fn get_run(
     access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RunDetail>> {
-    run_for(&node, &access, "workflows.view", &id).await?;
-    Ok(Json(node.run_detail(&id).await?))
+    let record = run_for(&node, &access, "workflows.view", &id).await?;
+    Ok(Json(node.detail_of(record).await?))
 }
 
 /// The run's whole event log, in order.
@@ -208,7 +213,7 @@ pub async fn get_run_events(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<StoredEvent>>> {
     run_for(&node, &access, "workflows.view", &id).await?;
-    Ok(Json(node.run_events(&id).await?))
+    Ok(Json(node.store().run_events(&id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", request_body = CancelRequest,
@@ -255,11 +260,8 @@ pub async fn list_approvals(
     State(node): NodeState,
     access: Access,
 ) -> ApiResult<Json<Vec<PendingApproval>>> {
-    let mut pending = node.pending_approvals().await?;
-    if let Some(projects) = access.projects_with("workflows.view") {
-        pending.retain(|approval| projects.contains(&approval.project));
-    }
-    Ok(Json(pending))
+    let visible = access.projects_with("workflows.view");
+    Ok(Json(node.pending_approvals(visible).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]

@@ -430,7 +430,7 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
         json!({"artifact": "app-1.0"}),
         "bound to the rendered inputs"
     );
-    let pending = node.pending_approvals().await.unwrap();
+    let pending = node.pending_approvals(None).await.unwrap();
     assert_eq!(
         pending
             .iter()
