@@ -354,31 +354,8 @@ fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out
     let store = format!("store.url=surrealkv://{}", data.display());
     let one_time = create_user_offline(scratch.path(), &store, "ada@example.com", "developer");
     // No override: the node starts with accounts on, its default.
-    let mut server = support::troupe();
-    let address = free_address();
-    let log = std::fs::File::create(scratch.path().join("node.log")).unwrap();
-    let mut child = server
-        .env_remove("TROUPE_AUTH__REQUIRED")
-        .args([
-            "up",
-            "--address",
-            &address,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url = format!("http://{address}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while support::http1::blocking_get(&format!("{url}/readyz")).map_or(true, |s| s != 200) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the node did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let server = Server::start_with_accounts(&data, &free_address());
+    let url = server.url("");
     let runs = support::http1::blocking_get(&format!("{url}/api/v1/runs")).unwrap();
     assert_eq!(runs.status, 401, "a default node answered without a token");
 
@@ -394,19 +371,22 @@ fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out
     let refused = list(scratch.path());
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     // The one-time password, then one of ada's own: both on standard input.
-    let login = troupe_with_input(
-        scratch.path(),
-        &[
-            "--set",
-            &file,
-            "login",
-            "--server",
-            &url,
-            "--email",
-            "ada@example.com",
-        ],
-        &format!("{one_time}\nada's own long passphrase\n"),
-    );
+    let sign_in = |input: &str| {
+        troupe_with_input(
+            scratch.path(),
+            &[
+                "--set",
+                &file,
+                "login",
+                "--server",
+                &url,
+                "--email",
+                "ada@example.com",
+            ],
+            input,
+        )
+    };
+    let login = sign_in(&format!("{one_time}\nada's own long passphrase\n"));
     assert!(
         login.status.success(),
         "{}{}",
@@ -452,20 +432,7 @@ fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out
     assert!(logout.status.success());
     let after = list(scratch.path());
     assert_eq!(after.status.code(), Some(2), "signed out, yet served");
-    let wrong = troupe_with_input(
-        scratch.path(),
-        &[
-            "--set",
-            &file,
-            "login",
-            "--server",
-            &url,
-            "--email",
-            "ada@example.com",
-        ],
-        "not the password\n",
-    );
+    let wrong = sign_in("not the password\n");
     assert_eq!(wrong.status.code(), Some(2));
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }

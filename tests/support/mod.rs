@@ -64,16 +64,26 @@ impl Server {
         env: &[(&str, &str)],
     ) -> Server {
         let data_flag = ["--data-dir", data_dir.to_str().expect("a UTF-8 path")];
-        Server::spawn(data_dir, address, extra_args, &data_flag, env)
+        Server::spawn(troupe(), data_dir, address, extra_args, &data_flag, env)
+    }
+
+    /// `troupe up` on `data_dir` with accounts at their default (required), not the
+    /// single-user setting the other tests run with.
+    pub fn start_with_accounts(data_dir: &Path, address: &str) -> Server {
+        let mut command = troupe();
+        command.env_remove("TROUPE_AUTH__REQUIRED");
+        let data_flag = ["--data-dir", data_dir.to_str().expect("a UTF-8 path")];
+        Server::spawn(command, data_dir, address, &[], &data_flag, &[])
     }
 
     /// `troupe [store args] up` on a store named by settings flags, not a data directory;
     /// `log_base` names its log (`log_base.log`).
     pub fn start_on_store(log_base: &Path, address: &str, store_args: &[&str]) -> Server {
-        Server::spawn(log_base, address, store_args, &[], &[])
+        Server::spawn(troupe(), log_base, address, store_args, &[], &[])
     }
 
     fn spawn(
+        mut command: Command,
         data_dir: &Path,
         address: &str,
         extra_args: &[&str],
@@ -81,7 +91,7 @@ impl Server {
         env: &[(&str, &str)],
     ) -> Server {
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
-        let child = troupe()
+        let child = command
             .envs(env.iter().copied())
             .args(extra_args)
             .args(["up", "--address", address])
