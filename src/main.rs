@@ -6,6 +6,7 @@
 //! or failed.
 
 mod cli;
+mod ui;
 
 use std::process::ExitCode;
 

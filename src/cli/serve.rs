@@ -52,7 +52,7 @@ pub async fn serve_until_stopped(
     node: Arc<Node>,
     listener: TcpListener,
 ) -> anyhow::Result<ExitCode> {
-    let app = troupe_runtime::api::router(node.clone());
+    let app = troupe_runtime::api::router(node.clone()).merge(crate::ui::router());
     let watched = node.clone();
     let node_ended = async move {
         while watched.is_alive() {
