@@ -1,6 +1,10 @@
 //! The web UI, served by this binary: pages rendered on the server by troupe-frontend,
-//! and the browser bundle `cargo xtask ui` builds (`<target>/site/pkg`). Without the
-//! bundle every page still renders, and says how to build it.
+//! the stylesheet and theme script compiled in, and the browser bundle `cargo xtask ui`
+//! builds (`<target>/site/pkg`). Without the bundle every page still renders, and says
+//! how to build it. Nothing is fetched from elsewhere: no CDN, no web fonts.
+//!
+//! The pages themselves carry no data (the browser fetches it through the guarded API),
+//! so they are served to anyone, signed in or not.
 
 use std::path::PathBuf;
 
@@ -47,6 +51,27 @@ async fn bundle_file(Path(name): Path<String>) -> impl IntoResponse {
     }
 }
 
+const STYLESHEET: &str = include_str!("../frontend/style/troupe.css");
+const THEME_SCRIPT: &str = include_str!("../frontend/style/theme.js");
+
+fn bundle_built() -> bool {
+    site_root().join("pkg").join("troupe_bg.wasm").is_file()
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+}
+
+async fn theme_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        THEME_SCRIPT,
+    )
+}
+
 pub fn router() -> Router {
     let options = LeptosOptions::builder()
         .output_name("troupe")
@@ -57,8 +82,10 @@ pub fn router() -> Router {
     let shell_options = options.clone();
     Router::new()
         .leptos_routes(&options, routes, move || {
-            troupe_frontend::shell(shell_options.clone())
+            troupe_frontend::shell(shell_options.clone(), bundle_built())
         })
         .route("/pkg/{name}", get(bundle_file))
+        .route("/assets/troupe.css", get(stylesheet))
+        .route("/assets/theme.js", get(theme_script))
         .with_state(options)
 }

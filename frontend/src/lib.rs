@@ -1,25 +1,71 @@
 //! The web UI: a Leptos app rendered on the server by the `troupe` binary (`ssr`) and
-//! hydrated in the browser by WebAssembly (`hydrate`, built for wasm32 by `xtask`).
+//! hydrated in the browser by WebAssembly (`hydrate`, built for wasm32 by `cargo xtask ui`).
+//!
+//! The server renders each page's frame; the browser fetches the data through the API
+//! with the session cookie (see `api`), so the route guard sees every read and write.
+
+// Leptos views are nested types; the hydrate build's async layouts of the larger pages
+// go past the default depth of 128.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod builder;
+pub mod model;
+mod pages;
+mod theme;
+pub mod view;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
-use leptos_router::StaticSegment;
-use leptos_router::components::{Route, Router, Routes};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{StaticSegment, path};
 
-/// The document around every page: the hydration script and the page's meta tags.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The pages of the app, as the server registers them and the tests visit them.
+pub const PAGES: &[&str] = &[
+    "/",
+    "/login",
+    "/runs",
+    "/approvals",
+    "/builder",
+    "/costs",
+    "/audit",
+    "/findings",
+    "/agents",
+    "/account",
+];
+
+/// The document around every page. `bundle_built`: whether the browser bundle exists;
+/// without it the page renders without its script and says how to build it.
+pub fn shell(options: LeptosOptions, bundle_built: bool) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <HydrationScripts options/>
+                <meta name="color-scheme" content="dark light"/>
+                // Sets the saved theme before the first paint, so the page never flashes.
+                <script src="/assets/theme.js"></script>
+                <link rel="stylesheet" href="/assets/troupe.css"/>
+                {bundle_built.then(|| view! { <HydrationScripts options/> })}
                 <MetaTags/>
             </head>
-            <body>
-                <App/>
-            </body>
+            // `hydrate_body` takes over the body from its first node, so with the bundle
+            // the body holds the app alone (an empty `Option` would leave a marker there).
+            {if bundle_built {
+                view! { <body><App/></body> }.into_any()
+            } else {
+                view! {
+                    <body>
+                        <p class="banner" role="status">
+                            "This page is rendered without its interactive bundle, so it shows no "
+                            "data. Build the bundle with " <code>"cargo xtask ui"</code>
+                            " and reload."
+                        </p>
+                        <App/>
+                    </body>
+                }.into_any()
+            }}
         </html>
     }
 }
@@ -30,30 +76,41 @@ pub fn App() -> impl IntoView {
     view! {
         <Title text="Troupe"/>
         <Router>
-            <main>
-                <Routes fallback=|| "No such page.".into_view()>
-                    <Route path=StaticSegment("") view=Dashboard/>
-                    <Route path=StaticSegment("login") view=SignIn/>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <header class="topbar glass">
+                <A href="/" attr:class="brand">"Troupe"</A>
+                <nav aria-label="Main">
+                    <A href="/">"Dashboard"</A>
+                    <A href="/runs">"Runs"</A>
+                    <A href="/approvals">"Approvals"</A>
+                    <A href="/builder">"Builder"</A>
+                    <A href="/costs">"Costs"</A>
+                    <A href="/audit">"Audit"</A>
+                    <A href="/findings">"Findings"</A>
+                    <A href="/agents">"Agents"</A>
+                    <A href="/account">"Account"</A>
+                </nav>
+                <div class="topbar-actions">
+                    <theme::ThemeToggle/>
+                    <pages::sign_in::SignOut/>
+                </div>
+            </header>
+            <main id="main" class="content" tabindex="-1">
+                <Routes fallback=|| view! { <section class="panel glass"><h1>"No such page"</h1></section> }>
+                    <Route path=StaticSegment("") view=pages::dashboard::Dashboard/>
+                    <Route path=StaticSegment("login") view=pages::sign_in::SignIn/>
+                    <Route path=StaticSegment("runs") view=pages::runs::Runs/>
+                    <Route path=path!("/runs/:id") view=pages::run::RunPage/>
+                    <Route path=StaticSegment("approvals") view=pages::approvals::Approvals/>
+                    <Route path=StaticSegment("builder") view=builder::BuilderPage/>
+                    <Route path=StaticSegment("costs") view=pages::costs::CostsPage/>
+                    <Route path=StaticSegment("audit") view=pages::audit::AuditPage/>
+                    <Route path=StaticSegment("findings") view=pages::findings::FindingsPage/>
+                    <Route path=StaticSegment("agents") view=pages::agents::AgentsPage/>
+                    <Route path=StaticSegment("account") view=pages::account::Account/>
                 </Routes>
             </main>
         </Router>
-    }
-}
-
-#[component]
-fn Dashboard() -> impl IntoView {
-    view! { <h1>"Troupe"</h1><p>"Nodes, agents, runs and approvals will show here, live."</p> }
-}
-
-#[component]
-fn SignIn() -> impl IntoView {
-    view! {
-        <h1>"Sign in"</h1>
-        <form method="post" action="/api/v1/auth/login">
-            <label>"Email" <input type="email" name="email" autocomplete="username" required/></label>
-            <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
-            <button type="submit">"Sign in"</button>
-        </form>
     }
 }
 
@@ -63,4 +120,17 @@ fn SignIn() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+    // Says the page is interactive: the UI tests wait for it, and `troupe bench ui`
+    // times it.
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Some(root) = window
+        .document()
+        .and_then(|document| document.document_element())
+    {
+        let since_navigation = window.performance().map_or(0.0, |clock| clock.now());
+        let _ = root.set_attribute("data-hydrated-at", &format!("{since_navigation:.1}"));
+        let _ = root.set_attribute("data-hydrated", "true");
+    }
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod webdriver;
+
 pub fn troupe() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_troupe"));
     command
@@ -190,8 +192,7 @@ pub mod http1 {
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
             text.len()
         )?;
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw)?;
+        let raw = read_response(&mut stream)?;
         let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
         let status = head
             .split_whitespace()
@@ -204,6 +205,33 @@ pub mod http1 {
             body.to_string()
         };
         Ok(Response { status, body })
+    }
+
+    /// The whole response: up to `Content-Length` when the server sends one (some, like
+    /// chromedriver, keep the connection open whatever the request asked), else to EOF.
+    fn read_response(stream: &mut TcpStream) -> std::io::Result<String> {
+        let mut raw = Vec::new();
+        let mut buffer = [0_u8; 16 * 1024];
+        loop {
+            let read = stream.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&raw);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head.lines().find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())
+                        .flatten()
+                });
+                if length.is_some_and(|length| body.len() >= length) {
+                    break;
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&raw).into_owned())
     }
 
     fn dechunk(mut body: &str) -> String {
@@ -224,6 +252,13 @@ pub mod http1 {
 
 pub fn get_json(server: &Server, path: &str) -> Value {
     let response = http1::blocking_get(&server.url(path)).expect("GET");
+    serde_json::from_str(&response.body)
+        .unwrap_or_else(|_| panic!("GET {path} answered {}: {}", response.status, response.body))
+}
+
+/// `get_json` with an extra header line (`Authorization: Bearer ...`).
+pub fn get_json_with(server: &Server, path: &str, header: &str) -> Value {
+    let response = http1::request_with("GET", &server.url(path), None, &[header]).expect("GET");
     serde_json::from_str(&response.body)
         .unwrap_or_else(|_| panic!("GET {path} answered {}: {}", response.status, response.body))
 }

@@ -20,6 +20,6 @@ pub use ast::{Condition, ConditionAction, PushTrigger, ScheduleTrigger, Task, Tr
 pub use errors::{Diagnostic, Diagnostics, ExprError, TemplateError, VariableError};
 pub use export::to_yaml;
 pub use expr::{Expr, Scope, TaskView};
-pub use parse::parse_workflow;
+pub use parse::{parse_workflow, slug};
 pub use template::{decide, render, truthy};
 pub use variables::{coerce_variable_text, json_type_name};

@@ -29,17 +29,19 @@ fn build_ui(root: &Path) -> anyhow::Result<PathBuf> {
             "hydrate",
             "--target",
             "wasm32-unknown-unknown",
-            "--release",
+            "--profile",
+            "wasm-release",
         ])
         .status()
         .context("running cargo")?;
     if !status.success() {
         bail!(
-            "the wasm32 build failed (is the target installed? rustup target add wasm32-unknown-unknown)"
+            "the wasm32 build failed: see cargo's errors above (without the target, \
+             `rustup target add wasm32-unknown-unknown`)"
         );
     }
     let target = target_dir(root);
-    let wasm = target.join("wasm32-unknown-unknown/release/troupe_frontend.wasm");
+    let wasm = target.join("wasm32-unknown-unknown/wasm-release/troupe_frontend.wasm");
     let out = target.join("site/pkg");
     std::fs::create_dir_all(&out)?;
     wasm_bindgen_cli_support::Bindgen::new()

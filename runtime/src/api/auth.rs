@@ -81,7 +81,7 @@ pub fn client_address(
 }
 
 /// The client as a session will show it: its address and `User-Agent`.
-fn client_info(
+pub(super) fn client_info(
     node: &crate::node::Node,
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
@@ -105,7 +105,7 @@ async fn signed_in(
     node: &crate::node::Node,
     headers: &HeaderMap,
 ) -> Result<(crate::auth::tokens::Claims, UserRecord), ApiError> {
-    let bearer = crate::api::guard::bearer(headers).ok_or_else(|| {
+    let bearer = crate::api::guard::access_token(headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::api::{audit, auth, error, handlers, memory, projects, users, wire};
+use crate::api::{audit, auth, browser, error, handlers, memory, projects, users, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,10 @@ use crate::api::{audit, auth, error, handlers, memory, projects, users, wire};
         auth::revoke_key,
         auth::list_sessions,
         auth::end_session,
+        browser::login,
+        browser::verify_mfa,
+        browser::refresh,
+        browser::logout,
         users::create,
         users::list,
         users::disable,
@@ -92,6 +96,7 @@ use crate::api::{audit, auth, error, handlers, memory, projects, users, wire};
         crate::store::SessionRecord,
         crate::auth::Enrolment,
         crate::auth::LoginOutcome,
+        browser::BrowserSignIn,
         users::NewUser,
         users::UserCreated,
         projects::NewProject,

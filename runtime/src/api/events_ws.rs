@@ -26,19 +26,7 @@ pub struct EventFilter {
 /// with the user's credentials. Clients that send no `Origin` (programs) are not
 /// browsers and pass (and are authenticated when `auth.required` is on).
 fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers
-        .get(header::ORIGIN)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return headers.get(header::ORIGIN).is_none();
-    };
-    let own = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|host| {
-            origin == format!("http://{host}") || origin == format!("https://{host}")
-        });
-    own || allowed.iter().any(|listed| listed == origin)
+    headers.get(header::ORIGIN).is_none() || crate::api::guard::from_own_origin(headers, allowed)
 }
 
 pub async fn subscribe(

@@ -1,8 +1,9 @@
 //! The route guard. Every route declares what it needs in [`ROUTES`]; a route missing
 //! from the table is refused, so forgetting to declare one closes it rather than opens
 //! it. With `auth.required`, every route but the open ones takes an access token or an
-//! API key (`Authorization: Bearer`, or `?access_token=` on the event WebSocket, where
-//! browsers cannot set headers).
+//! API key (`Authorization: Bearer`, the web UI's HttpOnly session cookie, or
+//! `?access_token=` on the event WebSocket, where browsers cannot set headers). A write
+//! the cookie authenticates must come from the node's own origin.
 //!
 //! The guard checks the permission is held somewhere (node-wide permissions: for the
 //! node); handlers then check the object's own project through [`Access`], answering
@@ -45,6 +46,10 @@ pub const ROUTES: &[(&str, &str, Needs)] = &[
     ("POST", "/api/v1/auth/refresh", Open),
     ("POST", "/api/v1/auth/logout", Open),
     ("POST", "/api/v1/auth/mfa/verify", Open),
+    ("POST", "/api/v1/auth/browser/login", Open),
+    ("POST", "/api/v1/auth/browser/mfa", Open),
+    ("POST", "/api/v1/auth/browser/refresh", Open),
+    ("POST", "/api/v1/auth/browser/logout", Open),
     ("POST", "/api/v1/auth/mfa/enrol", SignedIn),
     ("POST", "/api/v1/auth/mfa/confirm", SignedIn),
     ("GET", "/api/v1/auth/me", SignedIn),
@@ -137,18 +142,61 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The browser's session cookies (set by the `/api/v1/auth/browser/*` routes).
+pub const ACCESS_COOKIE: &str = "troupe_access";
+pub const REFRESH_COOKIE: &str = "troupe_refresh";
+
+/// One cookie's value from the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The request's access token: a bearer header, else the browser's session cookie.
+pub fn access_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| cookie(headers, ACCESS_COOKIE))
+}
+
+/// Whether a browser request comes from a page of this node (or of an origin listed in
+/// `server.allowed_origins`). Cookies go with every request to the node, whichever site
+/// caused it, so a request a cookie authenticates must prove its origin before it may
+/// change anything. Browsers send `Origin` with every such request.
+pub fn from_own_origin(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let own = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|host| {
+            origin == format!("http://{host}") || origin == format!("https://{host}")
+        });
+    own || allowed.iter().any(|listed| listed == origin)
+}
+
 fn token(request: &Request) -> Option<String> {
-    bearer(request.headers()).map(String::from).or_else(|| {
-        (request.uri().path() == "/api/v1/events")
-            .then(|| request.uri().query())
-            .flatten()
-            .and_then(|query| {
-                query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("access_token="))
-                    .map(String::from)
-            })
-    })
+    access_token(request.headers())
+        .map(String::from)
+        .or_else(|| {
+            (request.uri().path() == "/api/v1/events")
+                .then(|| request.uri().query())
+                .flatten()
+                .and_then(|query| {
+                    query
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix("access_token="))
+                        .map(String::from)
+                })
+        })
 }
 
 fn forbidden(message: String) -> Response {
@@ -183,6 +231,21 @@ pub async fn require_caller(
         )
         .into_response();
     };
+    let by_cookie =
+        bearer(request.headers()).is_none() && cookie(request.headers(), ACCESS_COOKIE).is_some();
+    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    if by_cookie
+        && !reads_only
+        && !from_own_origin(request.headers(), &node.settings().server.allowed_origins)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "a request signed in by the browser's cookie must come from this node's own pages \
+             (or an origin in server.allowed_origins)",
+        )
+        .into_response();
+    }
     let principal = match node.auth().principal(&token).await {
         Ok(principal) => principal,
         Err(error) => return ApiError::from(error).into_response(),

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod body;
+mod browser;
 mod docs;
 mod error;
 mod events_ws;
@@ -61,6 +62,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/auth/mfa/enrol", post(auth::enrol_mfa))
         .route("/auth/mfa/confirm", post(auth::confirm_mfa))
         .route("/auth/mfa/verify", post(auth::verify_mfa))
+        .route("/auth/browser/login", post(browser::login))
+        .route("/auth/browser/mfa", post(browser::verify_mfa))
+        .route("/auth/browser/refresh", post(browser::refresh))
+        .route("/auth/browser/logout", post(browser::logout))
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
         .route("/auth/keys", post(auth::create_key).get(auth::list_keys))
@@ -118,5 +123,7 @@ pub fn check_bind_address(address: &str, auth_required: bool) -> Result<SocketAd
 
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod browser_tests;
 #[cfg(test)]
 mod tests;

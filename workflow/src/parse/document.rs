@@ -81,7 +81,7 @@ pub(crate) fn decode_workflow(
 }
 
 /// Lowercase ASCII letters and digits, other runs of characters as one `-`.
-pub(crate) fn slug(name: &str) -> String {
+pub fn slug(name: &str) -> String {
     let mut slug = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {

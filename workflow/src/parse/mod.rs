@@ -2,6 +2,8 @@
 
 mod checks;
 mod document;
+
+pub use document::slug;
 mod fields;
 mod sink;
 mod task;

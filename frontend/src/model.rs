@@ -1,0 +1,252 @@
+//! What the pages read from the API. Each type names only the fields a page shows and
+//! ignores the rest, so the UI keeps working when the API grows a field; the API's own
+//! types stay in troupe-runtime, which the browser build cannot compile (SurrealDB).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Me {
+    pub email: String,
+    pub role: String,
+    #[serde(default)]
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SignInAnswer {
+    pub signed_in: bool,
+    pub mfa_required: bool,
+    pub mfa_token: Option<String>,
+    pub password_change_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub workflow_name: String,
+    pub status: String,
+    pub started_by: String,
+    pub created_at_ms: i64,
+    #[serde(default)]
+    pub finished_at_ms: i64,
+    pub project: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    #[serde(default)]
+    pub cost_usd: f64,
+    pub failure_reason: Option<String>,
+    pub tasks: Vec<TaskState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TaskState {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub attempts: u32,
+    pub inputs: Option<Value>,
+    pub outputs: Option<Value>,
+    pub error: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkflowVersions {
+    pub workflow_id: String,
+    pub versions: Vec<WorkflowVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkflowVersion {
+    pub version: u32,
+    pub name: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkflowSummary {
+    pub workflow_id: String,
+    pub name: String,
+    pub latest_version: u32,
+    pub project: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingApproval {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub project: String,
+    pub task: String,
+    pub task_name: String,
+    pub inputs: Value,
+    pub inputs_digest: String,
+    pub requested_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionBody {
+    pub decision: &'static str,
+    pub approver: String,
+    pub comment: Option<String>,
+    pub expected_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Costs {
+    pub total: CostLine,
+    #[serde(default)]
+    pub by_day: Vec<CostLine>,
+    #[serde(default)]
+    pub by_agent: Vec<CostLine>,
+    #[serde(default)]
+    pub by_provider: Vec<CostLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CostLine {
+    pub key: String,
+    #[serde(default)]
+    pub calls: u64,
+    #[serde(default)]
+    pub tokens_in: u64,
+    #[serde(default)]
+    pub tokens_out: u64,
+    #[serde(default)]
+    pub cost_usd: f64,
+    #[serde(default)]
+    pub savings_usd: f64,
+    #[serde(default)]
+    pub local_share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[serde(default)]
+    pub details: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AuditVerification {
+    pub entries: u64,
+    pub intact: bool,
+    pub first_bad: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AgentKind {
+    pub kind: String,
+    pub description: String,
+    /// `{"fields": [{"name", "required", ...}]}`: the builder starts a new task of this
+    /// kind with its required inputs.
+    #[serde(default)]
+    pub input_schema: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Models {
+    #[serde(default)]
+    pub models: Vec<ModelInfo>,
+    #[serde(default)]
+    pub serving: bool,
+    #[serde(default)]
+    pub workers: Vec<Worker>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub role: String,
+    pub device: String,
+    #[serde(default)]
+    pub quantization: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Worker {
+    pub kind: String,
+    pub capacity: u64,
+    pub load: u64,
+    #[serde(default)]
+    pub restarts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: String,
+    pub supervision: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub device: Option<String>,
+    pub client_ip: Option<String>,
+    #[serde(default)]
+    pub created_at_ms: i64,
+    #[serde(default)]
+    pub last_used_ms: i64,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ApiKey {
+    pub key_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ApiKeyCreated {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Created {
+    pub workflow_id: String,
+    pub version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+}
+
+/// A start with no overrides.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StartRun {
+    pub variables: BTreeMap<String, Value>,
+}

@@ -1,0 +1,124 @@
+//! The dashboard: this node's health, runs by state, approvals waiting, the model workers'
+//! load, the local share of tokens and today's cost and savings, and charts of runs and
+//! cost over time. Every event the caller may see refreshes it.
+
+use leptos::prelude::*;
+
+use crate::api;
+use crate::model::{Costs, Models, PendingApproval, Readiness, RunSummary};
+use crate::view::{BarChart, Stat, format, loaded};
+
+const HOUR_MS: i64 = 3_600_000;
+
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let ticks = super::live_ticks();
+    let runs = LocalResource::new(move || {
+        ticks.track();
+        api::get::<Vec<RunSummary>>("/api/v1/runs?limit=1000")
+    });
+    let approvals = LocalResource::new(move || {
+        ticks.track();
+        api::get::<Vec<PendingApproval>>("/api/v1/approvals")
+    });
+    let costs = LocalResource::new(move || {
+        ticks.track();
+        api::get::<Costs>("/api/v1/costs")
+    });
+    let models = LocalResource::new(move || {
+        ticks.track();
+        api::get::<Models>("/api/v1/models")
+    });
+    let health = LocalResource::new(|| api::get::<Readiness>("/readyz"));
+
+    let count = move |state: &'static str| {
+        Signal::derive(move || match runs.get() {
+            Some(Ok(runs)) => runs
+                .iter()
+                .filter(|run| run.status == state)
+                .count()
+                .to_string(),
+            _ => "—".into(),
+        })
+    };
+    let waiting = Signal::derive(move || match approvals.get() {
+        Some(Ok(list)) => list.len().to_string(),
+        _ => "—".into(),
+    });
+
+    view! {
+        <h1>"Dashboard"</h1>
+        <section class="stats" aria-label="Runs and approvals" data-testid="run-stats">
+            <Stat label="running" value=count("running")/>
+            <Stat label="completed" value=count("completed")/>
+            <Stat label="failed" value=count("failed")/>
+            <Stat label="cancelled" value=count("cancelled")/>
+            <a class="stat glass link" href="/approvals">
+                <span class="stat-value" data-testid="approvals-waiting">{move || waiting.get()}</span>
+                <span class="stat-label">"approvals waiting"</span>
+            </a>
+        </section>
+        <div class="grid">
+            <section class="panel glass" aria-labelledby="node-title">
+                <h2 id="node-title">"This node"</h2>
+                {loaded(health, |health: Readiness| view! {
+                    <dl class="facts">
+                        <dt>"Ready"</dt><dd>{if health.ready { "yes" } else { "no" }}</dd>
+                        <dt>"Store"</dt><dd>{health.store}</dd>
+                        <dt>"Supervision"</dt><dd>{health.supervision}</dd>
+                    </dl>
+                })}
+            </section>
+            <section class="panel glass" aria-labelledby="workers-title">
+                <h2 id="workers-title">"Model workers"</h2>
+                {loaded(models, |models: Models| view! {
+                    <ul class="plain">
+                        {models.workers.into_iter().map(|worker| {
+                            let busy = worker.load.min(worker.capacity);
+                            view! {
+                                <li>
+                                    <span>{format!("{} — {} busy, {} idle", worker.kind, busy, worker.capacity - busy)}</span>
+                                    <meter min="0" max=worker.capacity as f64 value=busy as f64
+                                        aria-label=format!("{} worker load", worker.kind)></meter>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                    {(!models.serving).then(|| view! { <p class="muted">"This node serves no local models."</p> })}
+                })}
+            </section>
+            <section class="panel glass" aria-labelledby="cost-title">
+                <h2 id="cost-title">"Tokens and cost"</h2>
+                {loaded(costs, |costs: Costs| {
+                    let today = costs.by_day.last().cloned();
+                    view! {
+                        <dl class="facts">
+                            <dt>"Local share of tokens"</dt><dd>{format::percent(costs.total.local_share)}</dd>
+                            <dt>"Today's cost"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.cost_usd))}</dd>
+                            <dt>"Today's savings"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.savings_usd))}</dd>
+                            <dt>"Tokens in / out"</dt><dd>{format!("{} / {}", costs.total.tokens_in, costs.total.tokens_out)}</dd>
+                        </dl>
+                        <BarChart title="Cost by day (USD)"
+                            values=costs.by_day.iter().rev().take(7).rev().map(|d| (d.key.chars().skip(5).collect(), d.cost_usd)).collect()/>
+                    }
+                })}
+            </section>
+            <section class="panel glass" aria-labelledby="throughput-title">
+                <h2 id="throughput-title">"Runs started, last 12 hours"</h2>
+                {loaded(runs, |runs: Vec<RunSummary>| {
+                    let newest = runs.iter().map(|run| run.created_at_ms).max().unwrap_or(0);
+                    let now_hour = newest / HOUR_MS;
+                    let values = (0..12)
+                        .rev()
+                        .map(|ago| {
+                            let hour = now_hour - ago;
+                            let started = runs.iter().filter(|run| run.created_at_ms / HOUR_MS == hour).count();
+                            (format!("{:02}", hour.rem_euclid(24)), started as f64)
+                        })
+                        .collect();
+                    view! { <BarChart title="Runs started per hour (UTC)" values=values/> }
+                })}
+            </section>
+        </div>
+    }
+}

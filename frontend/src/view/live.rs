@@ -1,0 +1,244 @@
+//! A run's page kept current from its event stream: each event changes the task it
+//! names at once, so a state change reaches the screen without asking the node for the
+//! whole run again (the page refetches only when the run finishes).
+
+use serde_json::Value;
+
+use crate::model::{RunDetail, TaskState};
+
+/// What one event means for the run; `true` when the page should refetch the run
+/// (its end, whose summary the events do not carry whole).
+pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
+    let at_ms = stored["at_ms"].as_i64();
+    let event = &stored["event"];
+    let kind = event["kind"].as_str().unwrap_or_default();
+    if kind == "run_finished" {
+        if let Some(status) = event["status"].as_str() {
+            run.summary.status = status.to_owned();
+        }
+        run.summary.finished_at_ms = at_ms.unwrap_or_default();
+        return true;
+    }
+    let Some(task) = event["task"]
+        .as_str()
+        .and_then(|id| run.tasks.iter_mut().find(|task| task.id == id))
+    else {
+        return false;
+    };
+    match kind {
+        "attempt_started" => {
+            task.status = "running".into();
+            task.attempts = event["attempt"]
+                .as_u64()
+                .map_or(task.attempts, |a| a as u32);
+            task.started_at_ms = task.started_at_ms.or(at_ms);
+            task.inputs = Some(event["inputs"].clone());
+        }
+        "attempt_succeeded" => {
+            task.status = "completed".into();
+            task.outputs = Some(event["outputs"].clone());
+            task.cost_usd += event["cost_usd"].as_f64().unwrap_or(0.0);
+            task.finished_at_ms = at_ms;
+            task.error = None;
+        }
+        "attempt_failed" => {
+            task.error = event["error"].as_str().map(String::from);
+            task.status = if event["retry_at_ms"].is_i64() {
+                "retrying"
+            } else {
+                "failed"
+            }
+            .into();
+            finish_if(task, at_ms, task.status == "failed");
+        }
+        "task_failed" | "task_cancelled" => {
+            task.status = if kind == "task_failed" {
+                "failed"
+            } else {
+                "cancelled"
+            }
+            .into();
+            task.error = event["reason"].as_str().map(String::from);
+            finish_if(task, at_ms, true);
+        }
+        "task_skipped" => {
+            task.status = "skipped".into();
+            finish_if(task, at_ms, true);
+        }
+        "approval_requested" => {
+            task.status = "waiting_approval".into();
+            task.inputs = Some(event["inputs"].clone());
+        }
+        "approval_decided" => {
+            let approved = event["approved"].as_bool().unwrap_or(false);
+            task.status = if approved { "approved" } else { "rejected" }.into();
+            finish_if(task, at_ms, !approved);
+        }
+        "approval_expired" => {
+            task.status = "rejected".into();
+            task.error = Some("the approval expired".into());
+            finish_if(task, at_ms, true);
+        }
+        _ => {}
+    }
+    false
+}
+
+/// An event's place in its run's log.
+pub fn seq(stored: &Value) -> Option<i64> {
+    stored["seq"].as_i64()
+}
+
+/// The tasks' states folded from the whole `log`, over what `run` said of them (its
+/// inputs and its summary are kept).
+pub fn rebuild(run: &mut RunDetail, log: &[Value]) {
+    for task in &mut run.tasks {
+        task.status = "pending".into();
+        task.attempts = 0;
+        task.outputs = None;
+        task.error = None;
+        task.started_at_ms = None;
+        task.finished_at_ms = None;
+        task.cost_usd = 0.0;
+    }
+    let finished = run.summary.finished_at_ms;
+    for event in log {
+        apply(run, event);
+    }
+    if finished > 0 {
+        run.summary.finished_at_ms = finished;
+    }
+}
+
+fn finish_if(task: &mut TaskState, at_ms: Option<i64>, finished: bool) {
+    if finished {
+        task.finished_at_ms = at_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn run() -> RunDetail {
+        serde_json::from_value(json!({
+            "run_id": "r1", "workflow_id": "w", "workflow_version": 1, "workflow_name": "W",
+            "status": "running", "started_by": "ada", "created_at_ms": 1, "finished_at_ms": 0,
+            "project": "default", "cost_usd": 0.0, "failure_reason": null,
+            "tasks": [
+                { "id": "build", "status": "pending", "attempts": 0, "inputs": null, "outputs": null,
+                  "error": null, "started_at_ms": null, "finished_at_ms": null, "cost_usd": 0.0 },
+                { "id": "gate", "status": "pending", "attempts": 0, "inputs": null, "outputs": null,
+                  "error": null, "started_at_ms": null, "finished_at_ms": null, "cost_usd": 0.0 }
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn event(at_ms: i64, event: Value) -> Value {
+        json!({ "run_id": "r1", "seq": 0, "at_ms": at_ms, "event": event })
+    }
+
+    #[test]
+    fn events_move_tasks_through_their_states() {
+        let mut run = run();
+        let steps = [
+            (
+                json!({ "kind": "attempt_started", "task": "build", "attempt": 1, "inputs": { "a": 1 } }),
+                "running",
+            ),
+            (
+                json!({ "kind": "attempt_failed", "task": "build", "attempt": 1, "error": "boom", "retry_at_ms": 9 }),
+                "retrying",
+            ),
+            (
+                json!({ "kind": "attempt_started", "task": "build", "attempt": 2, "inputs": { "a": 1 } }),
+                "running",
+            ),
+            (
+                json!({ "kind": "attempt_succeeded", "task": "build", "attempt": 2, "outputs": { "ok": true }, "cost_usd": 0.5 }),
+                "completed",
+            ),
+        ];
+        for (at, (body, status)) in steps.into_iter().enumerate() {
+            assert!(!apply(&mut run, &event(10 + at as i64, body)));
+            assert_eq!(run.tasks[0].status, status);
+        }
+        assert_eq!((run.tasks[0].attempts, run.tasks[0].cost_usd), (2, 0.5));
+        assert_eq!(
+            (run.tasks[0].started_at_ms, run.tasks[0].finished_at_ms),
+            (Some(10), Some(13))
+        );
+        assert_eq!(run.tasks[0].outputs, Some(json!({ "ok": true })));
+
+        apply(
+            &mut run,
+            &event(
+                20,
+                json!({ "kind": "approval_requested", "task": "gate", "inputs": {}, "inputs_digest": "d", "expires_at_ms": 0 }),
+            ),
+        );
+        assert_eq!(run.tasks[1].status, "waiting_approval");
+        apply(
+            &mut run,
+            &event(
+                21,
+                json!({ "kind": "approval_decided", "task": "gate", "approved": false, "approver": "bo", "comment": null }),
+            ),
+        );
+        assert_eq!(run.tasks[1].status, "rejected");
+        assert!(apply(
+            &mut run,
+            &event(22, json!({ "kind": "run_finished", "status": "failed" }))
+        ));
+        assert_eq!(
+            (run.summary.status.as_str(), run.summary.finished_at_ms),
+            ("failed", 22)
+        );
+    }
+
+    #[test]
+    fn folding_the_whole_log_gives_what_live_updates_gave() {
+        let log: Vec<Value> = [
+            json!({ "kind": "attempt_started", "task": "build", "attempt": 1, "inputs": {} }),
+            json!({ "kind": "attempt_succeeded", "task": "build", "attempt": 1, "outputs": { "x": 1 }, "cost_usd": 0.25 }),
+            json!({ "kind": "approval_requested", "task": "gate", "inputs": {}, "inputs_digest": "d", "expires_at_ms": 0 }),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(at, body)| json!({ "run_id": "r1", "seq": at, "at_ms": 100 + at as i64, "event": body }))
+        .collect();
+        let mut live = run();
+        for event in &log {
+            apply(&mut live, event);
+        }
+        let mut stale = live.clone();
+        stale.tasks[0].cost_usd = 9.0;
+        stale.tasks[1].status = "running".into();
+        rebuild(&mut stale, &log);
+        assert_eq!(stale, live, "a rebuild counts each event once");
+        assert_eq!(
+            log.iter().map(|e| seq(e)).collect::<Vec<_>>(),
+            [Some(0), Some(1), Some(2)]
+        );
+        assert_eq!(seq(&json!({ "lagged": 3 })), None);
+    }
+
+    #[test]
+    fn events_of_unknown_tasks_or_kinds_change_nothing() {
+        let mut run = run();
+        let before = run.clone();
+        for body in [
+            json!({ "kind": "attempt_started", "task": "ghost", "attempt": 1 }),
+            json!({ "kind": "something_new", "task": "build" }),
+            json!({ "lagged": 3 }),
+            json!(null),
+        ] {
+            assert!(!apply(&mut run, &event(1, body)));
+        }
+        assert!(!apply(&mut run, &json!({ "lagged": 3 })));
+        assert_eq!(run, before);
+    }
+}
