@@ -188,6 +188,14 @@ pub struct Worker {
     pub restarts: u64,
 }
 
+/// One agent pool's load (`GET /api/v1/pools`, by kind).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PoolLoad {
+    pub admitted: u64,
+    pub running: u64,
+    pub capacity: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Readiness {
     pub ready: bool,

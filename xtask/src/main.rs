@@ -50,7 +50,59 @@ fn build_ui(root: &Path) -> anyhow::Result<PathBuf> {
         .out_name(OUTPUT_NAME)
         .generate(&out)
         .context("generating the JavaScript glue")?;
+    let bundle = out.join(format!("{OUTPUT_NAME}_bg.wasm"));
+    let bytes = std::fs::read(&bundle)?;
+    std::fs::write(
+        &bundle,
+        without_names(&bytes).context("reading the bundle's sections")?,
+    )?;
     Ok(out)
+}
+
+/// The module without its `name` section: function names for debuggers, most of the
+/// file (3 of 5 MB), and not needed to run. Stripping them in the profile would also
+/// drop the `target_features` section wasm-bindgen reads, so they go after it.
+fn without_names(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+    fn leb128(bytes: &[u8], at: &mut usize) -> anyhow::Result<usize> {
+        let (mut value, mut shift) = (0_usize, 0);
+        loop {
+            let byte = *bytes.get(*at).context("a section runs past the end")?;
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+            shift += 7;
+            if shift > 35 {
+                bail!("a section size is not a 32-bit LEB128");
+            }
+        }
+    }
+    if module.len() < 8 || &module[..4] != b"\0asm" {
+        bail!("not a WebAssembly module");
+    }
+    let mut kept = module[..8].to_vec();
+    let mut at = 8;
+    while at < module.len() {
+        let start = at;
+        let id = module[at];
+        at += 1;
+        let size = leb128(module, &mut at)?;
+        let end = at
+            .checked_add(size)
+            .filter(|end| *end <= module.len())
+            .context("a section runs past the end")?;
+        let is_names = id == 0 && {
+            let mut name_at = at;
+            let length = leb128(module, &mut name_at)?;
+            module.get(name_at..name_at + length) == Some(b"name".as_slice())
+        };
+        if !is_names {
+            kept.extend_from_slice(&module[start..end]);
+        }
+        at = end;
+    }
+    Ok(kept)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -32,7 +32,8 @@ enum Drag {
     Move {
         node: NodeId,
         grab: (f64, f64),
-        before: Design,
+        /// The design when the drag began: one history step if the node moved.
+        before: Box<Design>,
         moved: bool,
     },
     Connect {
@@ -322,7 +323,7 @@ pub fn BuilderPage() -> impl IntoView {
                 before,
                 moved: true,
                 ..
-            } => builder.remember(before),
+            } => builder.remember(*before),
             Drag::Connect { from, .. } => {
                 let target = event
                     .target()
@@ -467,7 +468,7 @@ pub fn BuilderPage() -> impl IntoView {
                     builder.selected.set(Some(grab_node.clone()));
                     if let Some((at, _)) = locate(&event) {
                         let (x, y) = builder.design.with_untracked(|design| design.position(&grab_node));
-                        drag.set(Drag::Move { node: grab_node.clone(), grab: (at.0 - x, at.1 - y), before: builder.design.get_untracked(), moved: false });
+                        drag.set(Drag::Move { node: grab_node.clone(), grab: (at.0 - x, at.1 - y), before: Box::new(builder.design.get_untracked()), moved: false });
                     }
                 }
                 on:keydown=move |event: KeyboardEvent| {

@@ -5,7 +5,9 @@
 use leptos::prelude::*;
 
 use crate::api;
-use crate::model::{Costs, Models, PendingApproval, Readiness, RunSummary};
+use std::collections::BTreeMap;
+
+use crate::model::{Costs, Models, PendingApproval, PoolLoad, Readiness, RunSummary};
 use crate::view::{BarChart, Stat, format, loaded};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -30,6 +32,10 @@ pub fn Dashboard() -> impl IntoView {
         api::get::<Models>("/api/v1/models")
     });
     let health = LocalResource::new(|| api::get::<Readiness>("/readyz"));
+    let pools = LocalResource::new(move || {
+        ticks.track();
+        api::get::<BTreeMap<String, PoolLoad>>("/api/v1/pools")
+    });
 
     let count = move |state: &'static str| {
         Signal::derive(move || match runs.get() {
@@ -67,6 +73,24 @@ pub fn Dashboard() -> impl IntoView {
                         <dt>"Store"</dt><dd>{health.store}</dd>
                         <dt>"Supervision"</dt><dd>{health.supervision}</dd>
                     </dl>
+                })}
+            </section>
+            <section class="panel glass" aria-labelledby="pools-title">
+                <h2 id="pools-title">"Agent pools"</h2>
+                {loaded(pools, |pools: BTreeMap<String, PoolLoad>| {
+                    let idle = pools.values().filter(|load| load.admitted == 0).count();
+                    let working: Vec<(String, PoolLoad)> =
+                        pools.into_iter().filter(|(_, load)| load.admitted > 0).collect();
+                    view! {
+                        <ul class="plain" data-testid="pools">
+                            {working.into_iter().map(|(kind, load)| view! {
+                                <li>{format!("{kind}: {} busy, {} queued, {} free",
+                                    load.running, load.admitted.saturating_sub(load.running),
+                                    load.capacity.saturating_sub(load.admitted))}</li>
+                            }).collect_view()}
+                        </ul>
+                        <p class="muted">{format!("{idle} kinds idle")}</p>
+                    }
                 })}
             </section>
             <section class="panel glass" aria-labelledby="workers-title">

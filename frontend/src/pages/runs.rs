@@ -61,9 +61,11 @@ pub fn Runs() -> impl IntoView {
                             </tr></thead>
                             <tbody>
                                 {shown.into_iter().map(|run| {
-                                    let took = (run.finished_at_ms > 0)
-                                        .then(|| format::duration(run.finished_at_ms - run.created_at_ms))
-                                        .unwrap_or_else(|| "—".into());
+                                    let took = if run.finished_at_ms > 0 {
+                                        format::duration(run.finished_at_ms - run.created_at_ms)
+                                    } else {
+                                        "—".into()
+                                    };
                                     view! {
                                         <tr>
                                             <td><a href=format!("/runs/{}", run.run_id)>{run.workflow_name.clone()}</a></td>

@@ -220,7 +220,7 @@ mod tests {
         rebuild(&mut stale, &log);
         assert_eq!(stale, live, "a rebuild counts each event once");
         assert_eq!(
-            log.iter().map(|e| seq(e)).collect::<Vec<_>>(),
+            log.iter().map(seq).collect::<Vec<_>>(),
             [Some(0), Some(1), Some(2)]
         );
         assert_eq!(seq(&json!({ "lagged": 3 })), None);

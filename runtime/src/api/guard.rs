@@ -108,6 +108,7 @@ pub const ROUTES: &[(&str, &str, Needs)] = &[
     ("POST", "/api/v1/memory/search", Project("projects.read")),
     ("DELETE", "/api/v1/memory/{id}", Project("memory.manage")),
     ("GET", "/api/v1/agents", OnNode("agents.view")),
+    ("GET", "/api/v1/pools", OnNode("agents.view")),
     ("GET", "/api/v1/models", OnNode("agents.view")),
     ("POST", "/api/v1/complete", OnNode("agents.execute")),
     ("GET", "/api/v1/costs", OnNode("costs.view")),

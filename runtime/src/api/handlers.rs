@@ -264,6 +264,15 @@ pub async fn list_approvals(
     Ok(Json(node.pending_approvals(visible).await?))
 }
 
+/// Each agent pool's load, by kind: attempts admitted, those running (holding a node
+/// slot; the rest are queued) and the pool's capacity.
+#[utoipa::path(get, path = "/api/v1/pools", responses((status = 200, body = std::collections::BTreeMap<String, crate::engine::agent_pool::PoolLoad>)))]
+pub async fn list_pools(
+    State(node): NodeState,
+) -> Json<std::collections::BTreeMap<String, crate::engine::agent_pool::PoolLoad>> {
+    Json(node.pool_loads().await)
+}
+
 #[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]
 pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
     let kinds = node

@@ -51,6 +51,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/runs/{id}/tasks/{task}/decision", post(handlers::decide))
         .route("/approvals", get(handlers::list_approvals))
         .route("/agents", get(handlers::list_agents))
+        .route("/pools", get(handlers::list_pools))
         .route("/models", get(openai::loaded_models))
         .route("/complete", post(providers::complete))
         .route("/costs", get(providers::costs))

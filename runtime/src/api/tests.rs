@@ -328,6 +328,19 @@ async fn health_readiness_and_the_api_description_are_served() {
             "test_runner"
         ]
     );
+    // Every kind has a pool; an idle node runs and queues nothing.
+    let (status, pools) = get(&app, "/api/v1/pools").await;
+    assert_eq!(status, StatusCode::OK, "{pools}");
+    let pools = pools.as_object().unwrap();
+    assert_eq!(pools.len(), kinds.len(), "{pools:?}");
+    for (kind, load) in pools {
+        assert!(load["capacity"].as_u64().unwrap() > 0, "{kind}: {load}");
+        assert_eq!(
+            (load["admitted"].as_u64(), load["running"].as_u64()),
+            (Some(0), Some(0)),
+            "{kind}"
+        );
+    }
 }
 
 #[test]

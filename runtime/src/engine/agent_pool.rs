@@ -4,6 +4,7 @@
 //! that attempt.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -36,6 +37,8 @@ pub struct AttemptJob {
 pub struct PoolLoad {
     /// Admitted and not finished: running plus waiting for a slot.
     pub admitted: usize,
+    /// Holding one of the node's slots: running now (the rest of `admitted` is queued).
+    pub running: usize,
     pub capacity: usize,
 }
 
@@ -59,6 +62,8 @@ pub struct AgentPoolArgs {
 pub struct AgentPoolState {
     args: AgentPoolArgs,
     admitted: usize,
+    /// Shared with the attempts, which count themselves in while they hold a slot.
+    running: Arc<AtomicUsize>,
 }
 
 impl Actor for AgentPool {
@@ -71,7 +76,11 @@ impl Actor for AgentPool {
         _: ActorRef<AgentPoolMsg>,
         args: AgentPoolArgs,
     ) -> Result<AgentPoolState, ActorProcessingErr> {
-        Ok(AgentPoolState { args, admitted: 0 })
+        Ok(AgentPoolState {
+            args,
+            admitted: 0,
+            running: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     async fn handle(
@@ -99,13 +108,15 @@ impl Actor for AgentPool {
                     state.admitted += 1;
                     let agent = state.args.agent.clone();
                     let slots = state.args.node_slots.clone();
-                    tokio::spawn(run_attempt(agent, slots, *job, myself.clone()));
+                    let running = state.running.clone();
+                    tokio::spawn(run_attempt(agent, slots, running, *job, myself.clone()));
                 }
             }
             AgentPoolMsg::AttemptDone => state.admitted = state.admitted.saturating_sub(1),
             AgentPoolMsg::GetLoad(reply) => {
                 let load = PoolLoad {
                     admitted: state.admitted,
+                    running: state.running.load(Ordering::Relaxed),
                     capacity: state.args.capacity,
                 };
                 if reply.send(load).is_err() {
@@ -120,11 +131,12 @@ impl Actor for AgentPool {
 async fn run_attempt(
     agent: Arc<dyn Agent>,
     slots: Arc<Semaphore>,
+    running: Arc<AtomicUsize>,
     job: AttemptJob,
     pool: ActorRef<AgentPoolMsg>,
 ) {
     let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
-    let outcome = tracing::Instrument::instrument(execute(agent, slots, &job), span).await;
+    let outcome = tracing::Instrument::instrument(execute(agent, slots, running, &job), span).await;
     let finished = RunMsg::AttemptFinished {
         task: job.task.clone(),
         attempt: job.attempt,
@@ -140,15 +152,33 @@ async fn run_attempt(
     }
 }
 
+/// Counts an attempt as running while it holds a node slot.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(count: Arc<AtomicUsize>) -> Running {
+        count.fetch_add(1, Ordering::Relaxed);
+        Running(count)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn execute(
     agent: Arc<dyn Agent>,
     slots: Arc<Semaphore>,
+    running: Arc<AtomicUsize>,
     job: &AttemptJob,
 ) -> Result<AgentOutput, AgentError> {
     let _slot = tokio::select! {
         slot = slots.acquire_owned() => slot.map_err(|_| AgentError::Failed("the node is shutting down".into()))?,
         () = job.cancel.cancelled() => return Err(AgentError::Cancelled),
     };
+    let _running = Running::start(running);
     agent.input_schema().validate(&job.inputs)?;
     let context = AgentContext {
         idempotency_key: idempotency_key(&job.run_id, &job.task, job.attempt),
@@ -299,12 +329,11 @@ mod tests {
             )),
             "the third is refused at once"
         );
-        assert_eq!(
-            ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap(),
-            PoolLoad {
-                admitted: 2,
-                capacity: 2
-            }
+        let load = ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap();
+        assert_eq!((load.admitted, load.capacity), (2, 2));
+        assert!(
+            load.running <= 1,
+            "one node slot, so one runs at most: {load:?}"
         );
 
         second.cancel();
