@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::http1::request_with;
-use support::{Server, free_address, post, run_troupe};
+use support::{Server, create_user_offline, free_address, post, run_troupe};
 
 fn with_bearer(
     server: &Server,
@@ -26,23 +26,6 @@ fn with_bearer(
         response.status,
         serde_json::from_str(&response.body).unwrap_or(Value::Null),
     )
-}
-
-/// Creates a user on the store offline (`troupe users create`); its one-time password.
-fn create_user_offline(dir: &std::path::Path, store: &str, email: &str, role: &str) -> String {
-    let created = run_troupe(
-        dir,
-        &[
-            "--set", store, "users", "create", "--email", email, "--role", role,
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
-    assert!(
-        created.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    stdout.rsplit(": ").next().unwrap().trim().to_string()
 }
 
 #[test]

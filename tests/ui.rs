@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use support::webdriver::{Browser, Driver};
-use support::{Server, free_address, http1, run_troupe};
+use support::{Server, free_address, http1};
 
 const PASSWORD: &str = "ada's own long password";
 const PHONE_WIDTH: u32 = 390;
@@ -146,26 +146,8 @@ fn sign_in_watch_a_run_live_approve_it_from_the_inbox_and_every_page_passes_axe(
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let store = format!("store.url=surrealkv://{}", data.display());
-    let created = run_troupe(
-        scratch.path(),
-        &[
-            "--set",
-            &store,
-            "users",
-            "create",
-            "--email",
-            "ada@example.com",
-            "--role",
-            "super_admin",
-        ],
-    );
-    assert!(created.status.success(), "{created:?}");
-    let one_time = String::from_utf8_lossy(&created.stdout)
-        .rsplit(": ")
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let one_time =
+        support::create_user_offline(scratch.path(), &store, "ada@example.com", "super_admin");
     let axe = axe_source();
     let server = Server::start_with_accounts(&data, &free_address());
     let driver = Driver::start();

@@ -41,6 +41,23 @@ pub fn run_troupe(dir: &Path, args: &[&str]) -> Output {
         .expect("the troupe binary runs")
 }
 
+/// Creates a user on the store offline (`troupe users create`); its one-time password.
+pub fn create_user_offline(dir: &Path, store: &str, email: &str, role: &str) -> String {
+    let created = run_troupe(
+        dir,
+        &[
+            "--set", store, "users", "create", "--email", email, "--role", role,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    stdout.rsplit(": ").next().unwrap().trim().to_string()
+}
+
 pub fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("local address").to_string()

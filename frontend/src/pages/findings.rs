@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::api::{self, UiError};
 use crate::model::{RunDetail, RunSummary};
-use crate::view::{format, loaded};
+use crate::view::{FilterSelect, format, loaded};
 
 /// Runs looked at, newest first; older scans are in their runs' pages.
 const RUNS_LOOKED_AT: usize = 25;
@@ -66,11 +66,7 @@ pub fn FindingsPage() -> impl IntoView {
     view! {
         <h1>"Security findings"</h1>
         <form class="filters glass" role="search" on:submit=|ev| ev.prevent_default()>
-            <label>"Severity"
-                <select on:change=move |ev| severity.set(event_target_value(&ev)) prop:value=move || severity.get()>
-                    {SEVERITIES.map(|s| view! { <option value=s>{if s.is_empty() { "any" } else { s }}</option> })}
-                </select>
-            </label>
+            <FilterSelect label="Severity" choices=&SEVERITIES value=severity/>
         </form>
         {loaded(scans, move |scans: Vec<Scan>| {
             if scans.is_empty() {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::model::RunSummary;
-use crate::view::{Status, format, loaded};
+use crate::view::{FilterSelect, Status, format, loaded};
 
 const STATES: [&str; 5] = ["", "running", "completed", "failed", "cancelled"];
 
@@ -29,11 +29,7 @@ pub fn Runs() -> impl IntoView {
     view! {
         <h1>"Runs"</h1>
         <form class="filters glass" role="search" on:submit=|ev| ev.prevent_default()>
-            <label>"State"
-                <select on:change=move |ev| state.set(event_target_value(&ev)) prop:value=move || state.get()>
-                    {STATES.map(|s| view! { <option value=s>{if s.is_empty() { "any" } else { s }}</option> })}
-                </select>
-            </label>
+            <FilterSelect label="State" choices=&STATES value=state/>
             <label>"Workflow"
                 <input type="search" placeholder="name or id" prop:value=move || text.get()
                     on:input=move |ev| text.set(event_target_value(&ev))/>

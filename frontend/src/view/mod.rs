@@ -43,6 +43,24 @@ pub fn Status(#[prop(into)] status: Signal<String>) -> impl IntoView {
     }
 }
 
+/// A `<select>` of `choices` bound to `value`; the empty choice reads "any".
+#[component]
+pub fn FilterSelect(
+    label: &'static str,
+    choices: &'static [&'static str],
+    value: RwSignal<String>,
+) -> impl IntoView {
+    view! {
+        <label>{label}
+            <select on:change=move |ev| value.set(event_target_value(&ev)) prop:value=move || value.get()>
+                {choices.iter().map(|choice| view! {
+                    <option value=*choice>{if choice.is_empty() { "any" } else { choice }}</option>
+                }).collect_view()}
+            </select>
+        </label>
+    }
+}
+
 /// A headline number with its label.
 #[component]
 pub fn Stat(label: &'static str, #[prop(into)] value: Signal<String>) -> impl IntoView {
