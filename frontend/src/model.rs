@@ -130,6 +130,17 @@ pub struct CostLine {
     pub savings_usd: f64,
     #[serde(default)]
     pub local_share: f64,
+    #[serde(default)]
+    pub mean_latency_ms: f64,
+}
+
+impl CostLine {
+    /// Output tokens per second of call time: what the provider (a local model's workers,
+    /// for `local`) generated while answering.
+    pub fn tokens_per_second(&self) -> Option<f64> {
+        let seconds = self.calls as f64 * self.mean_latency_ms / 1000.0;
+        (seconds > 0.0).then(|| self.tokens_out as f64 / seconds)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -257,4 +268,21 @@ pub struct RunStarted {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StartRun {
     pub variables: BTreeMap<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_providers_rate_is_its_output_over_its_call_time() {
+        let line: CostLine = serde_json::from_value(serde_json::json!({
+            "key": "local", "calls": 2, "tokens_out": 100, "mean_latency_ms": 500.0, "unknown": 1
+        }))
+        .unwrap();
+        assert_eq!(line.tokens_per_second(), Some(100.0));
+        let idle: CostLine =
+            serde_json::from_value(serde_json::json!({ "key": "openai" })).unwrap();
+        assert_eq!(idle.tokens_per_second(), None);
+    }
 }

@@ -120,6 +120,9 @@ pub fn Dashboard() -> impl IntoView {
                             <dt>"Local share of tokens"</dt><dd>{format::percent(costs.total.local_share)}</dd>
                             <dt>"Today's cost"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.cost_usd))}</dd>
                             <dt>"Today's savings"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.savings_usd))}</dd>
+                            {costs.by_provider.iter().filter_map(|line| line.tokens_per_second().map(|rate| view! {
+                                <dt>{format!("{} tokens/s", line.key)}</dt><dd>{format!("{rate:.1}")}</dd>
+                            })).collect_view()}
                             <dt>"Tokens in / out"</dt><dd>{format!("{} / {}", costs.total.tokens_in, costs.total.tokens_out)}</dd>
                         </dl>
                         <BarChart title="Cost by day (USD)"

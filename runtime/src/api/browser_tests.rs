@@ -232,3 +232,163 @@ async fn refresh_rotates_the_cookies_and_logout_ends_the_session() {
         "no Origin: not from the node's pages"
     );
 }
+
+#[tokio::test]
+async fn an_account_with_a_second_factor_signs_in_with_its_code() {
+    let (app, node) = node().await;
+    let auth = node.auth();
+    let ada = auth
+        .store()
+        .user_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    auth.enrol_mfa(&ada).await.unwrap();
+    let stored = auth.store().mfa(&ada.user_id).await.unwrap().unwrap();
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", ada.user_id), &stored.sealed_secret)
+        .unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    auth.confirm_mfa(
+        &ada,
+        &crate::auth::totp::code_at(&secret, now()),
+        node.audit(),
+    )
+    .await
+    .unwrap();
+
+    let (status, headers, challenge) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/login",
+        Some(OWN),
+        "",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    assert_eq!(
+        (
+            challenge["signed_in"].as_bool(),
+            challenge["mfa_required"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert!(
+        cookies_of(&headers).1.is_empty(),
+        "no session before the code"
+    );
+    let token = challenge["mfa_token"].as_str().unwrap();
+
+    let wrong = json!({ "mfa_token": token, "code": "not a code" });
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/mfa",
+        Some(OWN),
+        "",
+        wrong,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The next step's code: the confirmation above used this step's.
+    let code = crate::auth::totp::code_at(&secret, now() + 30);
+    let body = json!({ "mfa_token": token, "code": code });
+    let (status, headers, answer) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/mfa",
+        Some(OWN),
+        "",
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["signed_in"], true);
+    let (cookies, _) = cookies_of(&headers);
+    let (status, _, me) = send(
+        &app,
+        Method::GET,
+        "/api/v1/auth/me",
+        None,
+        &cookies,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (StatusCode::OK, Some("ada@example.com"))
+    );
+}
+
+#[tokio::test]
+async fn hostile_cookies_are_refused_without_harm() {
+    let (app, _node) = node().await;
+    let long = format!("troupe_access={}", "A".repeat(8000));
+    for cookies in [
+        "troupe_access=",
+        "troupe_access=garbage",
+        "troupe_access=' OR 1=1 --",
+        "troupe_access=a.b.c; troupe_access=x",
+        "troupe_refresh=forged",
+        ";;;=;=",
+        long.as_str(),
+    ] {
+        let (status, _, body) = send(
+            &app,
+            Method::GET,
+            "/api/v1/runs",
+            None,
+            cookies,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookies}: {body}");
+        let (status, headers, _) = send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/browser/refresh",
+            Some(OWN),
+            cookies,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookies}");
+        assert!(
+            cookies_of(&headers)
+                .1
+                .iter()
+                .all(|c| c.contains("Max-Age=0")),
+            "{cookies}"
+        );
+    }
+    // Bytes that are no text at all.
+    let request = Request::builder()
+        .uri("/api/v1/runs")
+        .header(
+            header::COOKIE,
+            axum::http::HeaderValue::from_bytes(b"troupe_access=\xff\xfe").unwrap(),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A good session still works afterwards.
+    let cookies = sign_in(&app).await;
+    let (status, _, _) = send(
+        &app,
+        Method::GET,
+        "/api/v1/runs",
+        None,
+        &cookies,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
