@@ -80,6 +80,16 @@ fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
     wait_for_run(&server, &run_id, 30, |run| {
         task_status(run, "slow") == "running"
     });
+    // `running` is written before the shell starts; kill only once the attempt has
+    // begun its work, or a busy machine kills it before it wrote anything.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&marks_path).is_ok_and(|marks| marks.contains("slow-start")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`slow` never started its command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     server.kill();
 
     let server = start();
