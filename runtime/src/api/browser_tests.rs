@@ -82,6 +82,23 @@ fn cookies_of(headers: &HeaderMap) -> (String, Vec<String>) {
     (pairs, raw)
 }
 
+/// `cookies` are a session of ada's.
+async fn assert_signed_in_as_ada(app: &Router, cookies: &str) {
+    let (status, _, me) = send(
+        app,
+        Method::GET,
+        "/api/v1/auth/me",
+        None,
+        cookies,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (StatusCode::OK, Some("ada@example.com"))
+    );
+}
+
 async fn sign_in(app: &Router) -> String {
     let (status, headers, body) = send(
         app,
@@ -126,19 +143,7 @@ async fn the_browser_session_cookie_authenticates_and_writes_must_come_from_the_
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{runs}");
-    let (status, _, me) = send(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        None,
-        &cookies,
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        (status, me["email"].as_str()),
-        (StatusCode::OK, Some("ada@example.com"))
-    );
+    assert_signed_in_as_ada(&app, &cookies).await;
 
     // A write the cookie authenticates: from a foreign page, or with no Origin, refused.
     let key = json!({ "name": "ci", "scopes": ["workflows.view"] });
@@ -312,19 +317,7 @@ async fn an_account_with_a_second_factor_signs_in_with_its_code() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["signed_in"], true);
     let (cookies, _) = cookies_of(&headers);
-    let (status, _, me) = send(
-        &app,
-        Method::GET,
-        "/api/v1/auth/me",
-        None,
-        &cookies,
-        Value::Null,
-    )
-    .await;
-    assert_eq!(
-        (status, me["email"].as_str()),
-        (StatusCode::OK, Some("ada@example.com"))
-    );
+    assert_signed_in_as_ada(&app, &cookies).await;
 }
 
 #[tokio::test]
