@@ -15,7 +15,35 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
+const TARGET: &str = "wasm32-unknown-unknown";
+
+/// Adds the wasm32 target through rustup when it is missing, so the README's first
+/// command works on a fresh machine; without rustup, cargo's own error says what lacks.
+fn ensure_target() -> anyhow::Result<()> {
+    let Ok(installed) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == TARGET)
+    {
+        return Ok(());
+    }
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .context("running rustup")?;
+    if !added.success() {
+        bail!("`rustup target add {TARGET}` failed");
+    }
+    Ok(())
+}
+
 fn build_ui(root: &Path) -> anyhow::Result<PathBuf> {
+    ensure_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
@@ -28,7 +56,7 @@ fn build_ui(root: &Path) -> anyhow::Result<PathBuf> {
             "--features",
             "hydrate",
             "--target",
-            "wasm32-unknown-unknown",
+            TARGET,
             "--profile",
             "wasm-release",
         ])
