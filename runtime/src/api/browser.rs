@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::api::auth::{LoginBody, MfaVerify, Peer, client_address, client_info};
 use crate::api::body::JsonBody;
 use crate::api::error::ApiError;
-use crate::api::guard::{ACCESS_COOKIE, REFRESH_COOKIE, cookie, from_own_origin};
+use crate::api::guard::{ACCESS_COOKIE, REFRESH_COOKIE, cookie, require_own_origin};
 use crate::api::handlers::NodeState;
 use crate::auth::{LoginOutcome, TokenPair};
 use crate::node::Node;
@@ -71,17 +71,13 @@ fn signed_out() -> AppendHeaders<[(header::HeaderName, String); 2]> {
     ])
 }
 
+/// Every route here is for the node's own pages; programs use `POST /api/v1/auth/login`.
 fn own_origin(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
-    if from_own_origin(headers, &node.settings().server.allowed_origins) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "browser sign-in is for this node's own pages: send it from them (programs use \
-             POST /api/v1/auth/login)",
-        ))
-    }
+    require_own_origin(
+        node,
+        headers,
+        "browser sign-in (programs use POST /api/v1/auth/login)",
+    )
 }
 
 /// Signs in with a password; for an account with a second factor, answers

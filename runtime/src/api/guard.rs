@@ -184,19 +184,39 @@ pub fn from_own_origin(headers: &HeaderMap, allowed: &[String]) -> bool {
     own || allowed.iter().any(|listed| listed == origin)
 }
 
-fn token(request: &Request) -> Option<String> {
-    access_token(request.headers())
-        .map(String::from)
-        .or_else(|| {
-            (request.uri().path() == "/api/v1/events")
-                .then(|| request.uri().query())
-                .flatten()
-                .and_then(|query| {
-                    query
-                        .split('&')
-                        .find_map(|pair| pair.strip_prefix("access_token="))
-                        .map(String::from)
-                })
+/// Refuses a browser request that does not come from this node's pages (see
+/// [`from_own_origin`]); `what` names what was refused.
+pub fn require_own_origin(node: &Node, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    if from_own_origin(headers, &node.settings().server.allowed_origins) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "origin_not_allowed",
+        format!(
+            "{what} must come from this node's own pages (or an origin in server.allowed_origins)"
+        ),
+    ))
+}
+
+/// The request's token, and whether it came from the browser's session cookie (which
+/// the browser sends whichever site caused the request).
+fn token(request: &Request) -> Option<(String, bool)> {
+    let headers = request.headers();
+    if let Some(token) = bearer(headers) {
+        return Some((token.to_owned(), false));
+    }
+    if let Some(token) = cookie(headers, ACCESS_COOKIE) {
+        return Some((token.to_owned(), true));
+    }
+    (request.uri().path() == "/api/v1/events")
+        .then(|| request.uri().query())
+        .flatten()
+        .and_then(|query| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("access_token="))
+                .map(|token| (token.to_owned(), false))
         })
 }
 
@@ -223,7 +243,7 @@ pub async fn require_caller(
     if !node.settings().auth.required || needs == Open {
         return next.run(request).await;
     }
-    let Some(token) = token(&request) else {
+    let Some((token, by_cookie)) = token(&request) else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -232,20 +252,16 @@ pub async fn require_caller(
         )
         .into_response();
     };
-    let by_cookie =
-        bearer(request.headers()).is_none() && cookie(request.headers(), ACCESS_COOKIE).is_some();
     let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
     if by_cookie
         && !reads_only
-        && !from_own_origin(request.headers(), &node.settings().server.allowed_origins)
-    {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "a request signed in by the browser's cookie must come from this node's own pages \
-             (or an origin in server.allowed_origins)",
+        && let Err(refused) = require_own_origin(
+            &node,
+            request.headers(),
+            "a request signed in by the browser's cookie",
         )
-        .into_response();
+    {
+        return refused.into_response();
     }
     let principal = match node.auth().principal(&token).await {
         Ok(principal) => principal,
