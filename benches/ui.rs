@@ -114,10 +114,7 @@ fn gzipped_size(path: &PathBuf) -> u64 {
 }
 
 fn main() {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let wasm = target.join("site/pkg/troupe_bg.wasm");
+    let wasm = support::target_dir().join("site/pkg/troupe_bg.wasm");
     assert!(
         wasm.is_file(),
         "no UI bundle at {}: run `cargo xtask ui`",

@@ -16,7 +16,8 @@ use axum::routing::get;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
-/// Where the bundle is looked for: `ui.site_root`, else the build's target directory.
+/// Where the bundle is looked for: `site/` in the target directory (`CARGO_TARGET_DIR`,
+/// else `target` in the repository), where `cargo xtask ui` writes it.
 pub fn site_root() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -60,10 +60,7 @@ fn axe_source() -> String {
 
 /// Where screenshots go: `$CARGO_TARGET_DIR/ui-artifacts` (CI keeps them).
 fn artifacts() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("ui-artifacts");
+    let dir = support::target_dir().join("ui-artifacts");
     std::fs::create_dir_all(&dir).expect("the artefact directory");
     dir
 }

@@ -29,7 +29,6 @@ pub enum UiError {
 pub enum Method {
     Get,
     Post,
-    Put,
     Delete,
 }
 
@@ -131,7 +130,6 @@ mod transport {
         let builder = match method {
             Method::Get => Request::get(path),
             Method::Post => Request::post(path),
-            Method::Put => Request::put(path),
             Method::Delete => Request::delete(path),
         };
         let network = |error: gloo_net::Error| UiError::Network(error.to_string());

@@ -2,8 +2,6 @@
 //! ignores the rest, so the UI keeps working when the API grows a field; the API's own
 //! types stay in troupe-runtime, which the browser build cannot compile (SurrealDB).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -262,12 +260,6 @@ pub struct Created {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RunStarted {
     pub run_id: String,
-}
-
-/// A start with no overrides.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StartRun {
-    pub variables: BTreeMap<String, Value>,
 }
 
 #[cfg(test)]

@@ -58,6 +58,14 @@ pub fn create_user_offline(dir: &Path, store: &str, email: &str, role: &str) -> 
     stdout.rsplit(": ").next().unwrap().trim().to_string()
 }
 
+/// The cargo target directory: `CARGO_TARGET_DIR`, else `target` in the repository, as
+/// the binary (`src/ui.rs`) looks for the UI bundle in it.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
 pub fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("local address").to_string()

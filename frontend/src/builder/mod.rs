@@ -16,7 +16,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
 use crate::api;
-use crate::model::{AgentKind, Created, RunStarted, WorkflowSummary, WorkflowVersions};
+use crate::model::{AgentKind, Created, WorkflowSummary, WorkflowVersions};
 use crate::view::{dag, format};
 use design::{Design, NodeId, NodeKind, RequiredInputs};
 
@@ -624,13 +624,11 @@ fn Exchange(yaml: Memo<String>) -> impl IntoView {
                 "Saved {} as version {}.",
                 created.workflow_id, created.version
             )));
-            if then_run {
-                let path = format!("/api/v1/workflows/{}/runs", created.workflow_id);
-                let body = serde_json::json!({ "version": created.version });
-                match api::post::<RunStarted>(&path, &body).await {
-                    Ok(started) => api::go_to(&format!("/runs/{}", started.run_id)),
-                    Err(error) => status.set(Some(error.to_string())),
-                }
+            if then_run
+                && let Err(error) =
+                    crate::pages::start_and_open(&created.workflow_id, created.version).await
+            {
+                status.set(Some(error.to_string()));
             }
         });
     };

@@ -13,10 +13,7 @@ use crate::view::{ValueView, format, loaded};
 #[component]
 pub fn Approvals() -> impl IntoView {
     let ticks = super::live_ticks();
-    let pending = LocalResource::new(move || {
-        ticks.track();
-        api::get::<Vec<PendingApproval>>("/api/v1/approvals")
-    });
+    let pending = super::live::<Vec<PendingApproval>>(ticks, "/api/v1/approvals");
     // Decisions made here, kept above the list: a decided gate leaves the list at once.
     let decided = RwSignal::new(Vec::<String>::new());
     provide_context(decided);

@@ -2,10 +2,11 @@
 //! load, the local share of tokens and today's cost and savings, and charts of runs and
 //! cost over time. Every event the caller may see refreshes it.
 
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 
 use crate::api;
-use std::collections::BTreeMap;
 
 use crate::model::{Costs, Models, PendingApproval, PoolLoad, Readiness, RunSummary};
 use crate::view::{BarChart, Stat, format, loaded};
@@ -15,27 +16,12 @@ const HOUR_MS: i64 = 3_600_000;
 #[component]
 pub fn Dashboard() -> impl IntoView {
     let ticks = super::live_ticks();
-    let runs = LocalResource::new(move || {
-        ticks.track();
-        api::get::<Vec<RunSummary>>("/api/v1/runs?limit=1000")
-    });
-    let approvals = LocalResource::new(move || {
-        ticks.track();
-        api::get::<Vec<PendingApproval>>("/api/v1/approvals")
-    });
-    let costs = LocalResource::new(move || {
-        ticks.track();
-        api::get::<Costs>("/api/v1/costs")
-    });
-    let models = LocalResource::new(move || {
-        ticks.track();
-        api::get::<Models>("/api/v1/models")
-    });
+    let runs = super::live::<Vec<RunSummary>>(ticks, "/api/v1/runs?limit=1000");
+    let approvals = super::live::<Vec<PendingApproval>>(ticks, "/api/v1/approvals");
+    let costs = super::live::<Costs>(ticks, "/api/v1/costs");
+    let models = super::live::<Models>(ticks, "/api/v1/models");
     let health = LocalResource::new(|| api::get::<Readiness>("/readyz"));
-    let pools = LocalResource::new(move || {
-        ticks.track();
-        api::get::<BTreeMap<String, PoolLoad>>("/api/v1/pools")
-    });
+    let pools = super::live::<BTreeMap<String, PoolLoad>>(ticks, "/api/v1/pools");
 
     let count = move |state: &'static str| {
         Signal::derive(move || match runs.get() {

@@ -13,6 +13,26 @@ pub mod sign_in;
 
 use leptos::prelude::*;
 
+/// `GET path`, fetched again whenever `ticks` goes up.
+pub fn live<T: serde::de::DeserializeOwned + Clone + 'static>(
+    ticks: RwSignal<u64>,
+    path: &'static str,
+) -> LocalResource<Result<T, crate::api::UiError>> {
+    LocalResource::new(move || {
+        ticks.track();
+        crate::api::get::<T>(path)
+    })
+}
+
+/// Starts a run of `workflow_id` at `version` and opens its page.
+pub async fn start_and_open(workflow_id: &str, version: u32) -> Result<(), crate::api::UiError> {
+    let path = format!("/api/v1/workflows/{workflow_id}/runs");
+    let body = serde_json::json!({ "version": version });
+    let started: crate::model::RunStarted = crate::api::post(&path, &body).await?;
+    crate::api::go_to(&format!("/runs/{}", started.run_id));
+    Ok(())
+}
+
 /// A counter that goes up with every run event the caller may see: resources that track
 /// it refetch when something happens.
 pub fn live_ticks() -> RwSignal<u64> {

@@ -7,8 +7,8 @@ use leptos_router::hooks::use_params_map;
 use serde_json::{Value, json};
 
 use crate::api::{self, Method, UiError};
-use crate::model::{AgentKind, RunDetail, RunStarted, WorkflowVersions};
-use crate::view::{DagView, Status, ValueView, error_note, format, live};
+use crate::model::{AgentKind, RunDetail, WorkflowVersions};
+use crate::view::{self, DagView, Status, ValueView, error_note, format, live};
 
 /// The workflow's tasks in source order, each with its name, agent and dependencies.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,11 +142,10 @@ pub fn RunPage() -> impl IntoView {
             return;
         };
         spawn_local(async move {
-            let path = format!("/api/v1/workflows/{}/runs", run.summary.workflow_id);
-            let body = json!({ "version": run.summary.workflow_version });
-            match api::post::<RunStarted>(&path, &body).await {
-                Ok(started) => api::go_to(&format!("/runs/{}", started.run_id)),
-                Err(error) => notice.set(Some(error.to_string())),
+            let started =
+                super::start_and_open(&run.summary.workflow_id, run.summary.workflow_version);
+            if let Err(error) = started.await {
+                notice.set(Some(error.to_string()));
             }
         });
     };
@@ -212,7 +211,7 @@ pub fn RunPage() -> impl IntoView {
                     </section>
                 }.into_any()
             }
-            _ => view! { <p class="muted" aria-busy="true">"Loading…"</p> }.into_any(),
+            _ => view::loading().into_any(),
         }}
     }
 }

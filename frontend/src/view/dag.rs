@@ -35,30 +35,21 @@ pub struct Layout {
 }
 
 /// Lays out `tasks` (id and dependencies, in source order). Dependencies on unknown ids
-/// are drawn as nothing; a cycle (which a parsed workflow cannot have) is cut where it
-/// closes rather than looping.
+/// are drawn as nothing; a cycle (which a parsed workflow cannot have) neither loops nor
+/// panics.
 pub fn layout(tasks: &[(String, Vec<String>)]) -> Layout {
     let index: BTreeMap<&str, usize> = tasks
         .iter()
         .enumerate()
         .map(|(position, (id, _))| (id.as_str(), position))
         .collect();
-    let mut column: Vec<Option<usize>> = vec![None; tasks.len()];
-    for start in 0..tasks.len() {
-        depth(
-            start,
-            tasks,
-            &index,
-            &mut column,
-            &mut vec![false; tasks.len()],
-        );
-    }
+    let column = columns(tasks, &index);
     let mut rows_in_column: BTreeMap<usize, usize> = BTreeMap::new();
     let nodes: Vec<PlacedNode> = tasks
         .iter()
         .enumerate()
         .map(|(position, (id, _))| {
-            let column = column[position].unwrap_or(0);
+            let column = column[position];
             let row = rows_in_column.entry(column).or_insert(0);
             let placed = PlacedNode {
                 id: id.clone(),
@@ -105,32 +96,40 @@ pub fn layout(tasks: &[(String, Vec<String>)]) -> Layout {
     }
 }
 
-/// The column of task `at`: one past its deepest dependency (memoised in `column`).
-fn depth(
-    at: usize,
-    tasks: &[(String, Vec<String>)],
-    index: &BTreeMap<&str, usize>,
-    column: &mut Vec<Option<usize>>,
-    visiting: &mut Vec<bool>,
-) -> usize {
-    if let Some(known) = column[at] {
-        return known;
-    }
-    if visiting[at] {
-        return 0;
-    }
-    visiting[at] = true;
-    let mut deepest = None;
-    for need in &tasks[at].1 {
-        if let Some(&dependency) = index.get(need.as_str()) {
-            let below = depth(dependency, tasks, index, column, visiting);
-            deepest = Some(deepest.map_or(below, |d: usize| d.max(below)));
+/// Each task's column: one past its deepest dependency. Tasks are placed as their
+/// dependencies are (Kahn's order, without recursion, so a long chain cannot overflow the
+/// browser's stack). Tasks on a cycle keep the column their placed dependencies gave them.
+fn columns(tasks: &[(String, Vec<String>)], index: &BTreeMap<&str, usize>) -> Vec<usize> {
+    let needs: Vec<Vec<usize>> = tasks
+        .iter()
+        .map(|(_, needs)| {
+            needs
+                .iter()
+                .filter_map(|need| index.get(need.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut waiting: Vec<usize> = needs.iter().map(Vec::len).collect();
+    let mut dependants = vec![Vec::new(); tasks.len()];
+    for (task, needs) in needs.iter().enumerate() {
+        for &need in needs {
+            dependants[need].push(task);
         }
     }
-    visiting[at] = false;
-    let own = deepest.map_or(0, |d| d + 1);
-    column[at] = Some(own);
-    own
+    let mut column = vec![0; tasks.len()];
+    let mut ready: std::collections::VecDeque<usize> = (0..tasks.len())
+        .filter(|&task| waiting[task] == 0)
+        .collect();
+    while let Some(task) = ready.pop_front() {
+        for &next in &dependants[task] {
+            column[next] = column[next].max(column[task] + 1);
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push_back(next);
+            }
+        }
+    }
+    column
 }
 
 /// A horizontal S-curve between two points.

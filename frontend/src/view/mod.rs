@@ -22,10 +22,15 @@ where
     V: IntoView + 'static,
 {
     move || match resource.get() {
-        None => view! { <p class="muted" aria-busy="true">"Loading…"</p> }.into_any(),
+        None => loading().into_any(),
         Some(Ok(value)) => ready(value).into_any(),
         Some(Err(error)) => error_note(&error).into_any(),
     }
+}
+
+/// What a page shows while its data is on the way (the UI tests wait for `aria-busy`).
+pub fn loading() -> impl IntoView {
+    view! { <p class="muted" aria-busy="true">"Loading…"</p> }
 }
 
 pub fn error_note(error: &UiError) -> impl IntoView + use<> {
