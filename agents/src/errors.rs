@@ -75,3 +75,16 @@ impl AgentError {
         ) && !matches!(self, AgentError::ExternalRefused { code, .. } if REQUEST_ERROR_CODES.contains(code))
     }
 }
+
+/// The scanner library's errors, as the `security_scanner` and `code_analyzer` kinds
+/// report them.
+impl From<troupe_scanner::ScanError> for AgentError {
+    fn from(error: troupe_scanner::ScanError) -> Self {
+        match error {
+            troupe_scanner::ScanError::InvalidInput { field, reason } => {
+                AgentError::InvalidInput { field, reason }
+            }
+            troupe_scanner::ScanError::Cancelled => AgentError::Cancelled,
+        }
+    }
+}

@@ -22,8 +22,8 @@ mod process;
 mod project;
 mod registry;
 mod sandbox;
-mod scan;
 mod schema;
+mod security_scanner;
 mod shell;
 mod stdio_rpc;
 mod test_runner;
@@ -47,13 +47,8 @@ pub use model::{
 };
 pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};
 pub use registry::{Registry, builtin, crew};
-pub use scan::{
-    Advisory, AdvisoryDb, Category, Dependency, Finding, RULES, Rule, ScanReport, ScannerConfig,
-    SecurityScannerAgent, Severity, SkippedFiles, Vulnerability,
-    bench::generate_tree as generate_scan_tree, load_advisories, scan_repository,
-    scan_repository_cancellable, security_score, to_sarif,
-};
 pub use schema::{Field, FieldType, InputSchema};
+pub use security_scanner::SecurityScannerAgent;
 pub use shell::{ShellAgent, ShellAgentConfig};
 pub use stdio_rpc::ProcessConfig;
 pub use test_runner::{TestRunnerAgent, TestRunnerConfig};

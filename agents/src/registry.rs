@@ -64,7 +64,7 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         .register(Arc::new(crate::HttpAgent::new(http)))
         .register(Arc::new(crate::HumanReviewAgent))
         .register(Arc::new(crate::SecurityScannerAgent::new(
-            crate::ScannerConfig::default(),
+            troupe_scanner::ScannerConfig::default(),
         )))
         .register(Arc::new(crate::TestRunnerAgent::new(
             crate::TestRunnerConfig::default(),

@@ -9,10 +9,10 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
-use troupe_agents::{
-    AdvisoryDb, Agent, AgentContext, AgentError, CancellationToken, ScannerConfig,
-    SecurityScannerAgent, Severity, load_advisories, scan_repository, scan_repository_cancellable,
-    to_sarif,
+use troupe_agents::{Agent, AgentContext, AgentError, CancellationToken, SecurityScannerAgent};
+use troupe_scanner::{
+    AdvisoryDb, ScanError, ScannerConfig, Severity, load_advisories, scan_repository,
+    scan_repository_cancellable, to_sarif,
 };
 
 /// Secrets are assembled at run time so that this source file itself holds nothing a
@@ -581,7 +581,7 @@ fn write_corpus(root: &Path, secrets: &Secrets) -> BTreeSet<(String, usize, Stri
     expected
 }
 
-fn found_set(report: &troupe_agents::ScanReport) -> BTreeSet<(String, usize, String)> {
+fn found_set(report: &troupe_scanner::ScanReport) -> BTreeSet<(String, usize, String)> {
     report
         .findings
         .iter()
@@ -736,7 +736,7 @@ fn a_missing_repository_is_a_clear_input_error() {
         &AdvisoryDb::new(),
     )
     .expect_err("missing path");
-    let AgentError::InvalidInput { field, reason } = &error else {
+    let ScanError::InvalidInput { field, reason } = &error else {
         panic!("unexpected error {error:?}")
     };
     assert_eq!(field, "repository");
@@ -954,7 +954,7 @@ fn cancellation_stops_the_scan() {
         &AdvisoryDb::new(),
         &|| true,
     );
-    assert_eq!(result.err(), Some(AgentError::Cancelled));
+    assert_eq!(result.err(), Some(ScanError::Cancelled));
 }
 
 fn inputs(value: Value) -> Map<String, Value> {

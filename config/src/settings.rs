@@ -443,7 +443,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
-    /// A `tracing` filter, e.g. `info` or `troupe_runtime=debug,info`.
+    /// A `tracing` filter, e.g. `info` or `troupe_engine=debug,info`.
     pub level: String,
 }
 

@@ -1,6 +1,6 @@
 //! What the pages read from the API. Each type names only the fields a page shows and
 //! ignores the rest, so the UI keeps working when the API grows a field; the API's own
-//! types stay in troupe-runtime, which the browser build cannot compile (SurrealDB).
+//! types stay in the server crates (troupe-api, troupe-node), which the browser build cannot compile (SurrealDB).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

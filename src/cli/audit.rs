@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use troupe_config::Settings;
-use troupe_runtime::audit::chain::AuditEntry;
-use troupe_runtime::audit::{AuditLog, VerifyReport};
-use troupe_runtime::store::Store;
+use troupe_security::audit::chain::AuditEntry;
+use troupe_security::audit::{AuditLog, VerifyReport};
+use troupe_store::Store;
 
 use super::client::Client;
 
@@ -50,7 +50,7 @@ pub async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result
                 }
                 None => {
                     let store = Store::open(&settings.store).await?;
-                    let dir = troupe_runtime::audit::checkpoint_dir(settings);
+                    let dir = troupe_security::audit::checkpoint_dir(settings);
                     let log =
                         AuditLog::open(store, dir.as_deref(), settings.audit.checkpoint_every)
                             .await?;
@@ -105,7 +105,7 @@ pub async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result
                 .get(&format!("/api/v1/audit?{}", query.join("&")))
                 .await?;
             if format == "csv" {
-                print!("{}", troupe_runtime::api::audit_csv(&entries));
+                print!("{}", troupe_api::audit_csv(&entries));
             } else {
                 for entry in &entries {
                     println!("{}", serde_json::to_string(entry)?);

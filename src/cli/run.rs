@@ -10,10 +10,10 @@ use anyhow::{Context, anyhow};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
+use troupe_api::wire::{RunStarted, StartRunRequest, WorkflowCreated};
 use troupe_config::Settings;
-use troupe_runtime::api::wire::{RunStarted, StartRunRequest, WorkflowCreated};
-use troupe_runtime::engine::events::StoredEvent;
-use troupe_runtime::{Node, RunDetail};
+use troupe_node::{Node, NodeBuilder, RunDetail};
+use troupe_store::events::StoredEvent;
 use troupe_workflow::Workflow;
 
 use super::InputError;
@@ -39,8 +39,8 @@ pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> 
     let name = args.file.display().to_string();
     let source = std::fs::read_to_string(&args.file)
         .map_err(|error| InputError(format!("cannot read {name}: {error}")))?;
-    let registry = troupe_runtime::builtin_registry(&settings)
-        .map_err(|error| InputError(error.to_string()))?;
+    let registry =
+        troupe_node::builtin_registry(&settings).map_err(|error| InputError(error.to_string()))?;
     let workflow = troupe_workflow::parse_workflow(&source, &name, &registry.kind_names())
         .map_err(|diagnostics| InputError(diagnostics.to_string()))?;
     let variables = parse_vars(&workflow, &args.vars)?;
@@ -95,12 +95,15 @@ async fn run_local(
     // that runs today uses them: skip loading them (model-backed kinds will ask).
     let mut settings = settings;
     settings.models.serve = false;
-    let node = Node::start(settings.clone()).await.with_context(|| {
-        format!(
-            "starting a node on {} (if `troupe up` already runs there, add --server http://{})",
-            settings.store.url, settings.server.address
-        )
-    })?;
+    let node = NodeBuilder::new(settings.clone())
+        .start()
+        .await
+        .with_context(|| {
+            format!(
+                "starting a node on {} (if `troupe up` already runs there, add --server http://{})",
+                settings.store.url, settings.server.address
+            )
+        })?;
     let node = Arc::new(node);
     if let Some((email, password)) = node.take_bootstrap_password() {
         // The first start of this store made the first account: say so once, as `up` does.
@@ -153,11 +156,10 @@ async fn serve_api_alongside(
     settings: &Settings,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let address =
-        troupe_runtime::api::check_bind_address(&settings.server.address, settings.auth.required)
-            .ok()?;
+        troupe_api::check_bind_address(&settings.server.address, settings.auth.required).ok()?;
     match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => {
-            let app = troupe_runtime::api::router(node);
+            let app = troupe_api::router(node);
             Some(tokio::spawn(async move {
                 if let Err(error) = axum::serve(
                     listener,

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use troupe_api::wire::{CancelRequest, DecisionBody, Verdict};
 use troupe_config::Settings;
-use troupe_runtime::RunDetail;
-use troupe_runtime::api::wire::{CancelRequest, DecisionBody, Verdict};
-use troupe_runtime::engine::events::RunStatus;
-use troupe_runtime::store::RunRecord;
+use troupe_node::RunDetail;
+use troupe_store::RunRecord;
+use troupe_store::events::RunStatus;
 
 use super::client::Client;
 use super::progress::print_summary;

@@ -6,10 +6,10 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use serde_json::json;
 use troupe_config::Settings;
-use troupe_runtime::auth::Auth;
-use troupe_runtime::secrets::{self, SecretBox};
+use troupe_security::audit::AuditAction;
+use troupe_security::auth::Auth;
+use troupe_security::secrets::{self, SecretBox};
 
 use super::runs::user;
 
@@ -35,7 +35,7 @@ pub async fn secrets(settings: &Settings, command: SecretsCommand) -> anyhow::Re
             secrets::put(&store, &sealer, &name, value.as_bytes())
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
-            audit.record(&by, "secret.set", &name, json!({})).await?;
+            audit.record(&by, AuditAction::SecretSet {}, &name).await?;
             println!("sealed `{name}` under key {}", sealer.current_key_id());
         }
         SecretsCommand::List => {
@@ -59,9 +59,11 @@ pub async fn secrets(settings: &Settings, command: SecretsCommand) -> anyhow::Re
             audit
                 .record(
                     &by,
-                    "secrets.rotate",
+                    AuditAction::SecretsRotate {
+                        secrets: named,
+                        mfa: factors,
+                    },
                     &key,
-                    json!({"secrets": named, "mfa": factors}),
                 )
                 .await?;
             println!("sealed {named} secrets and {factors} MFA secrets under key {key}");

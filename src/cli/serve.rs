@@ -7,14 +7,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use troupe_config::Settings;
-use troupe_runtime::Node;
+use troupe_node::{Node, NodeBuilder};
 
 use super::InputError;
 
 pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
-    let address =
-        troupe_runtime::api::check_bind_address(&settings.server.address, settings.auth.required)
-            .map_err(|error| InputError(error.to_string()))?;
+    let address = troupe_api::check_bind_address(&settings.server.address, settings.auth.required)
+        .map_err(|error| InputError(error.to_string()))?;
     if settings.models.serve
         && (settings.models.generation.is_empty() || settings.models.embedding.is_empty())
     {
@@ -24,7 +23,8 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
             .context("fetching the default models (or set models.serve = false)")?;
     }
     let node = Arc::new(
-        Node::start(settings.clone())
+        NodeBuilder::new(settings.clone())
+            .start()
             .await
             .context("starting the node")?,
     );
@@ -52,7 +52,7 @@ pub async fn serve_until_stopped(
     node: Arc<Node>,
     listener: TcpListener,
 ) -> anyhow::Result<ExitCode> {
-    let app = troupe_runtime::api::router(node.clone()).merge(crate::ui::router());
+    let app = troupe_api::router(node.clone()).merge(crate::ui::router());
     let watched = node.clone();
     let node_ended = async move {
         while watched.is_alive() {

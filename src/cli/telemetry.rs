@@ -11,8 +11,8 @@ pub fn init(settings: &LogSettings, quiet: bool) -> Result<(), String> {
     } else {
         settings.level.as_str()
     };
-    let filter =
-        EnvFilter::try_new(level).map_err(|error| format!("log.level `{level}`: {error}"))?;
+    let filter = EnvFilter::try_new(directives(level))
+        .map_err(|error| format!("log.level `{level}`: {error}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -21,4 +21,27 @@ pub fn init(settings: &LogSettings, quiet: bool) -> Result<(), String> {
         LogFormat::Text => builder.try_init(),
     };
     result.map_err(|error| error.to_string())
+}
+
+/// A bare level (`info`, `debug`) is for Troupe's own crates: dependencies (SurrealDB's
+/// internals, the HTTP stack) log warnings only, so `troupe up` prints its own lines. A
+/// filter with targets (`info,surrealdb=debug`) is taken as written.
+fn directives(level: &str) -> String {
+    if level.contains('=') || level.contains(',') {
+        level.to_string()
+    } else {
+        format!("warn,troupe={level}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directives;
+
+    #[test]
+    fn a_bare_level_is_troupes_own_and_dependencies_warn() {
+        assert_eq!(directives("info"), "warn,troupe=info");
+        assert_eq!(directives("debug"), "warn,troupe=debug");
+        assert_eq!(directives("info,surrealdb=debug"), "info,surrealdb=debug");
+    }
 }

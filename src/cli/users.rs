@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use troupe_config::Settings;
-use troupe_runtime::audit::AuditLog;
-use troupe_runtime::auth::Auth;
-use troupe_runtime::store::{Store, UserRecord};
+use troupe_security::audit::AuditLog;
+use troupe_security::auth::Auth;
+use troupe_store::{Store, UserRecord};
 
 use super::client::{Client, encode};
 use super::runs::user;
@@ -47,7 +47,7 @@ pub async fn open_offline(settings: &Settings) -> anyhow::Result<(Store, AuditLo
     let store = Store::open(&settings.store).await?;
     let audit = AuditLog::open(
         store.clone(),
-        troupe_runtime::audit::checkpoint_dir(settings).as_deref(),
+        troupe_security::audit::checkpoint_dir(settings).as_deref(),
         settings.audit.checkpoint_every,
     )
     .await?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use troupe_config::Settings;
-use troupe_runtime::store::WorkflowRecord;
+use troupe_store::WorkflowRecord;
 
 use super::client::Client;
 
@@ -42,7 +42,7 @@ pub async fn workflow(settings: &Settings, command: WorkflowCommand) -> anyhow::
 }
 
 fn validate(settings: &Settings, files: &[PathBuf]) -> ExitCode {
-    let registry = match troupe_runtime::builtin_registry(settings) {
+    let registry = match troupe_node::builtin_registry(settings) {
         Ok(registry) => registry,
         Err(error) => {
             eprintln!("{error}");

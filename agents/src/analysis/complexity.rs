@@ -18,7 +18,7 @@
 use serde::Serialize;
 use tree_sitter::{Node, Parser};
 
-use crate::scan::rules::Lang;
+use troupe_scanner::rules::Lang;
 
 /// One function and its score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::scan::rules::Lang;
+use troupe_scanner::rules::Lang;
 
 /// What one language contributes to the repository.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
 use crate::process::{find_on_path, run_bounded, tail_chars};
-use crate::scan::rules::Lang;
+use troupe_scanner::rules::Lang;
 
 /// A linter the analyzer knows how to run.
 #[derive(Debug, Clone, PartialEq, Eq)]

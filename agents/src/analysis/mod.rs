@@ -20,10 +20,10 @@ use serde_json::{Map, Value, json};
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::scan::rules::Lang;
-use crate::scan::walk::{self, FileText};
-use crate::scan::{AdvisoryDb, ScannerConfig, scan_repository_cancellable};
 use crate::schema::{Field, FieldType, InputSchema};
+use troupe_scanner::rules::Lang;
+use troupe_scanner::walk::{self, FileText};
+use troupe_scanner::{AdvisoryDb, ScannerConfig, scan_repository_cancellable};
 
 pub use complexity::FunctionComplexity;
 pub use languages::LanguageStats;
@@ -267,7 +267,7 @@ impl CodeAnalyzerAgent {
     fn outputs(
         &self,
         mut analysis: SourceAnalysis,
-        scan: &crate::ScanReport,
+        scan: &troupe_scanner::ScanReport,
         modified: git::Modified,
         lint: &[LintResult],
         max_functions: usize,

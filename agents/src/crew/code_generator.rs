@@ -11,8 +11,8 @@ use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
 use crate::memory::MemoryKind;
 use crate::model::Turn;
-use crate::scan::rules::Lang;
 use crate::schema::{Field, FieldType, InputSchema};
+use troupe_scanner::rules::Lang;
 
 pub struct CodeGeneratorAgent {
     config: CrewConfig,

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::{
     architect, code_generator, code_review, documentation, extract, planner, test_generator,
 };
-use crate::scan::rules::Lang;
+use troupe_scanner::rules::Lang;
 
 /// Text made of the pieces the parsers look for, in any order and amount, plus noise.
 fn answer_like() -> impl Strategy<Value = String> {

@@ -3,7 +3,7 @@
 
 use tree_sitter::Parser;
 
-use crate::scan::rules::Lang;
+use troupe_scanner::rules::Lang;
 
 /// The language a task names (`python`, `rust`, ...), with its file extension.
 pub fn language(name: &str) -> Result<Lang, String> {

@@ -12,8 +12,8 @@ use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
 use crate::memory::MemoryKind;
 use crate::model::Turn;
-use crate::scan::rules::Lang;
 use crate::schema::{Field, FieldType, InputSchema};
+use troupe_scanner::rules::Lang;
 
 /// Files one task writes tests for, at most: each costs a model call.
 const MAX_FILES: usize = 8;

@@ -1,3 +1,5 @@
+//! The deployment agent rendering every project type and refusing bad inputs.
+
 use std::path::Path;
 
 use serde_json::{Value, json};

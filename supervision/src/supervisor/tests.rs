@@ -1,3 +1,5 @@
+//! The supervisor restarting, escalating and stopping real ractor actors.
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 

@@ -1,0 +1,388 @@
+//! The web UI's cookie session through the router: the cookies' attributes, what they
+//! authenticate, and the origin a cookie-authenticated write must come from.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use troupe_node::NodeBuilder;
+
+const PASSWORD: &str = "a long enough password";
+const OWN: &str = "http://troupe.test";
+
+async fn node() -> (Router, Arc<Node>) {
+    let mut settings = troupe_config::Settings::defaults_with_store("mem://");
+    settings.models.serve = false;
+    settings.auth.required = true;
+    let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
+    node.auth()
+        .create_user("ada@example.com", "developer", PASSWORD, false)
+        .await
+        .unwrap();
+    (router(node.clone()), node)
+}
+
+/// A request to `uri` with `cookies` and, when given, an `Origin`.
+async fn send(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    origin: Option<&str>,
+    cookies: &str,
+    body: Value,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "troupe.test")
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    if !cookies.is_empty() {
+        request = request.header(header::COOKIE, cookies);
+    }
+    let body = if body.is_null() {
+        Body::empty()
+    } else {
+        Body::from(body.to_string())
+    };
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The `Set-Cookie` headers as `name=value` pairs joined for a `Cookie` header, and the
+/// raw headers.
+fn cookies_of(headers: &HeaderMap) -> (String, Vec<String>) {
+    let raw: Vec<String> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    let pairs = raw
+        .iter()
+        .map(|cookie| cookie.split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (pairs, raw)
+}
+
+/// `cookies` are a session of ada's.
+async fn assert_signed_in_as_ada(app: &Router, cookies: &str) {
+    let (status, _, me) = send(
+        app,
+        Method::GET,
+        "/api/v1/auth/me",
+        None,
+        cookies,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (StatusCode::OK, Some("ada@example.com"))
+    );
+}
+
+async fn sign_in(app: &Router) -> String {
+    let (status, headers, body) = send(
+        app,
+        Method::POST,
+        "/api/v1/auth/browser/login",
+        Some(OWN),
+        "",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["signed_in"], true);
+    assert!(
+        body.get("access_token").is_none(),
+        "tokens stay out of the page: {body}"
+    );
+    let (cookies, raw) = cookies_of(&headers);
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    for cookie in &raw {
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+    }
+    assert!(raw[1].contains("Path=/api/v1/auth/browser"), "{}", raw[1]);
+    cookies
+}
+
+#[tokio::test]
+async fn the_browser_session_cookie_authenticates_and_writes_must_come_from_the_node() {
+    let (app, _node) = node().await;
+    let (status, _, _) = send(&app, Method::GET, "/api/v1/runs", None, "", Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let cookies = sign_in(&app).await;
+    let (status, _, runs) = send(
+        &app,
+        Method::GET,
+        "/api/v1/runs",
+        None,
+        &cookies,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{runs}");
+    assert_signed_in_as_ada(&app, &cookies).await;
+
+    // A write the cookie authenticates: from a foreign page, or with no Origin, refused.
+    let key = json!({ "name": "ci", "scopes": ["workflows.view"] });
+    for origin in [Some("http://evil.test"), None] {
+        let (status, _, body) = send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/keys",
+            origin,
+            &cookies,
+            key.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?}: {body}");
+        assert_eq!(body["error"]["code"], "origin_not_allowed", "{body}");
+    }
+    let (status, _, body) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/keys",
+        Some(OWN),
+        &cookies,
+        key,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Signing in from a foreign page is refused too.
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/login",
+        Some("http://evil.test"),
+        "",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_cookies_and_logout_ends_the_session() {
+    let (app, _node) = node().await;
+    let first = sign_in(&app).await;
+    let refresh = "/api/v1/auth/browser/refresh";
+    let (status, headers, body) =
+        send(&app, Method::POST, refresh, Some(OWN), &first, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (second, _) = cookies_of(&headers);
+    assert_ne!(first, second);
+
+    // The first refresh cookie, replayed, is refused, and the answer clears the cookies.
+    let (status, headers, _) =
+        send(&app, Method::POST, refresh, Some(OWN), &first, Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, raw) = cookies_of(&headers);
+    assert!(
+        raw.iter().all(|cookie| cookie.contains("Max-Age=0")),
+        "{raw:?}"
+    );
+
+    let third = sign_in(&app).await;
+    let (status, headers, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/logout",
+        Some(OWN),
+        &third,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        cookies_of(&headers)
+            .1
+            .iter()
+            .all(|cookie| cookie.contains("Max-Age=0"))
+    );
+    let (status, _, _) = send(&app, Method::POST, refresh, Some(OWN), &third, Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = send(&app, Method::GET, "/api/v1/runs", None, &third, Value::Null).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the ended session's access cookie is refused"
+    );
+    let (status, _, _) = send(&app, Method::POST, refresh, None, "", Value::Null).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no Origin: not from the node's pages"
+    );
+}
+
+#[tokio::test]
+async fn an_account_with_a_second_factor_signs_in_with_its_code() {
+    let (app, node) = node().await;
+    let auth = node.auth();
+    let ada = auth
+        .store()
+        .user_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    auth.enrol_mfa(&ada).await.unwrap();
+    let stored = auth.store().mfa(&ada.user_id).await.unwrap().unwrap();
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", ada.user_id), &stored.sealed_secret)
+        .unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    auth.confirm_mfa(
+        &ada,
+        &troupe_security::auth::totp::code_at(&secret, now()),
+        node.audit(),
+    )
+    .await
+    .unwrap();
+
+    let (status, headers, challenge) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/login",
+        Some(OWN),
+        "",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    assert_eq!(
+        (
+            challenge["signed_in"].as_bool(),
+            challenge["mfa_required"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert!(
+        cookies_of(&headers).1.is_empty(),
+        "no session before the code"
+    );
+    let token = challenge["mfa_token"].as_str().unwrap();
+
+    let wrong = json!({ "mfa_token": token, "code": "not a code" });
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/mfa",
+        Some(OWN),
+        "",
+        wrong,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The next step's code: the confirmation above used this step's.
+    let code = troupe_security::auth::totp::code_at(&secret, now() + 30);
+    let body = json!({ "mfa_token": token, "code": code });
+    let (status, headers, answer) = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/browser/mfa",
+        Some(OWN),
+        "",
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["signed_in"], true);
+    let (cookies, _) = cookies_of(&headers);
+    assert_signed_in_as_ada(&app, &cookies).await;
+}
+
+#[tokio::test]
+async fn hostile_cookies_are_refused_without_harm() {
+    let (app, _node) = node().await;
+    let long = format!("troupe_access={}", "A".repeat(8000));
+    for cookies in [
+        "troupe_access=",
+        "troupe_access=garbage",
+        "troupe_access=' OR 1=1 --",
+        "troupe_access=a.b.c; troupe_access=x",
+        "troupe_refresh=forged",
+        ";;;=;=",
+        long.as_str(),
+    ] {
+        let (status, _, body) = send(
+            &app,
+            Method::GET,
+            "/api/v1/runs",
+            None,
+            cookies,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookies}: {body}");
+        let (status, headers, _) = send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/browser/refresh",
+            Some(OWN),
+            cookies,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookies}");
+        assert!(
+            cookies_of(&headers)
+                .1
+                .iter()
+                .all(|c| c.contains("Max-Age=0")),
+            "{cookies}"
+        );
+    }
+    // Bytes that are no text at all.
+    let request = Request::builder()
+        .uri("/api/v1/runs")
+        .header(
+            header::COOKIE,
+            axum::http::HeaderValue::from_bytes(b"troupe_access=\xff\xfe").unwrap(),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A good session still works afterwards.
+    let cookies = sign_in(&app).await;
+    let (status, _, _) = send(
+        &app,
+        Method::GET,
+        "/api/v1/runs",
+        None,
+        &cookies,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

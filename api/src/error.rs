@@ -1,0 +1,190 @@
+//! Errors as JSON: `{"error": {"code": "...", "message": "..."}}` with a stable code per
+//! kind of failure and the HTTP status that fits it.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use troupe_engine::EngineError;
+use troupe_node::NodeError;
+use troupe_security::SecurityError;
+use troupe_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `not_found`, `invalid_workflow`, `invalid_json`, ...
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl ApiError {
+    /// 400 `invalid_request`: something in the request the caller can fix.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// A failure of ours (500 `internal`), logged: the caller can do nothing about it.
+    fn internal(error: &dyn std::error::Error) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.to_string(),
+        )
+    }
+
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            StoreError::WorkflowNotFound(_)
+            | StoreError::WorkflowVersionNotFound { .. }
+            | StoreError::RunNotFound(_)
+            | StoreError::ProjectNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            StoreError::InvalidRequest(_) => Self::invalid_request(message),
+            StoreError::Database(_)
+            | StoreError::Open { .. }
+            | StoreError::Migration { .. }
+            | StoreError::Corrupt(_)
+            | StoreError::InvalidWrite(_)
+            | StoreError::Encode { .. }
+            | StoreError::KeyFile { .. }
+            | StoreError::KeyTooShort { .. }
+            | StoreError::MemoryDimensions { .. } => Self::internal(&error),
+        }
+    }
+}
+
+impl From<SecurityError> for ApiError {
+    fn from(error: SecurityError) -> Self {
+        let message = error.to_string();
+        match error {
+            SecurityError::Store(error) => error.into(),
+            SecurityError::Unauthorized(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            }
+            SecurityError::RateLimited { retry_after_secs } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                    .retry_after(retry_after_secs)
+            }
+            SecurityError::InvalidRequest(_) => Self::invalid_request(message),
+            SecurityError::Audit(_) | SecurityError::Auth(_) | SecurityError::Secrets(_) => {
+                Self::internal(&error)
+            }
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        let message = error.to_string();
+        match error {
+            EngineError::Store(error) => error.into(),
+            EngineError::InvalidWorkflow(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_workflow",
+                message,
+            ),
+            EngineError::InvalidVariables(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_variables",
+                message,
+            ),
+            EngineError::InvalidRequest(_) => Self::invalid_request(message),
+            EngineError::RunFinished { .. } => {
+                Self::new(StatusCode::CONFLICT, "run_finished", message)
+            }
+            EngineError::NotWaitingForApproval { .. } => {
+                Self::new(StatusCode::CONFLICT, "not_waiting_for_approval", message)
+            }
+            EngineError::ApprovalRefused(_) => {
+                Self::new(StatusCode::FORBIDDEN, "approval_refused", message)
+            }
+            EngineError::Overloaded { retry_after_secs } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+                    .retry_after(retry_after_secs)
+            }
+            // The supervisor brings the actor back within moments.
+            EngineError::Restarting { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "restarting", message).retry_after(1)
+            }
+            EngineError::Actor(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(error: NodeError) -> Self {
+        match error {
+            NodeError::Store(error) => error.into(),
+            NodeError::Security(error) => error.into(),
+            NodeError::Engine(error) => error.into(),
+            NodeError::Models(error) => crate::openai::inference_error(error),
+            NodeError::InvalidRequest(message) => Self::invalid_request(message),
+            NodeError::Start { .. }
+            | NodeError::AgentKinds(_)
+            | NodeError::ProviderKey(_)
+            | NodeError::NoEmbedding => Self::internal(&error),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

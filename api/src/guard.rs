@@ -1,0 +1,371 @@
+//! The route guard. Every route declares what it needs in [`ROUTES`]; a route missing
+//! from the table is refused, so forgetting to declare one closes it rather than opens
+//! it. With `auth.required`, every route but the open ones takes an access token or an
+//! API key (`Authorization: Bearer`, the web UI's HttpOnly session cookie, or
+//! `?access_token=` on the event WebSocket, where browsers cannot set headers). A write
+//! the cookie authenticates must come from the node's own origin.
+//!
+//! The guard checks the permission is held somewhere (node-wide permissions: for the
+//! node); handlers then check the object's own project through [`Access`], answering
+//! 404 for a project the caller cannot see, so ids cannot be probed.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use troupe_node::Node;
+use troupe_security::auth::access::{Denied, Principal};
+use troupe_store::StoreError;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Anyone: health, docs, and the routes that hand out tokens.
+    Open,
+    /// Any signed-in caller (its own account, sessions and keys).
+    SignedIn,
+    /// A node-wide permission of the account role.
+    Node(&'static str),
+    /// A permission in the project of the object; the handler checks which project.
+    Project(&'static str),
+}
+
+use Needs::{Node as OnNode, Open, Project, SignedIn};
+
+pub const ROUTES: &[(&str, &str, Needs)] = &[
+    ("GET", "/healthz", Open),
+    ("GET", "/readyz", Open),
+    ("GET", "/openapi.json", Open),
+    ("GET", "/docs", Open),
+    ("POST", "/api/v1/auth/login", Open),
+    ("POST", "/api/v1/auth/refresh", Open),
+    ("POST", "/api/v1/auth/logout", Open),
+    ("POST", "/api/v1/auth/mfa/verify", Open),
+    ("POST", "/api/v1/auth/browser/login", Open),
+    ("POST", "/api/v1/auth/browser/mfa", Open),
+    ("POST", "/api/v1/auth/browser/refresh", Open),
+    ("POST", "/api/v1/auth/browser/logout", Open),
+    ("POST", "/api/v1/auth/mfa/enrol", SignedIn),
+    ("POST", "/api/v1/auth/mfa/confirm", SignedIn),
+    ("GET", "/api/v1/auth/me", SignedIn),
+    ("POST", "/api/v1/auth/password", SignedIn),
+    ("POST", "/api/v1/auth/keys", SignedIn),
+    ("GET", "/api/v1/auth/keys", SignedIn),
+    ("DELETE", "/api/v1/auth/keys/{id}", SignedIn),
+    ("GET", "/api/v1/auth/sessions", SignedIn),
+    ("DELETE", "/api/v1/auth/sessions/{id}", SignedIn),
+    ("POST", "/api/v1/workflows", Project("workflows.create")),
+    ("GET", "/api/v1/workflows", Project("workflows.view")),
+    ("GET", "/api/v1/workflows/{id}", Project("workflows.view")),
+    (
+        "DELETE",
+        "/api/v1/workflows/{id}",
+        Project("workflows.delete"),
+    ),
+    (
+        "POST",
+        "/api/v1/workflows/{id}/runs",
+        Project("workflows.execute"),
+    ),
+    ("GET", "/api/v1/runs", Project("workflows.view")),
+    ("GET", "/api/v1/runs/{id}", Project("workflows.view")),
+    ("GET", "/api/v1/runs/{id}/events", Project("workflows.view")),
+    (
+        "POST",
+        "/api/v1/runs/{id}/cancel",
+        Project("workflows.execute"),
+    ),
+    (
+        "POST",
+        "/api/v1/runs/{id}/tasks/{task}/decision",
+        Project("workflows.approve"),
+    ),
+    ("GET", "/api/v1/approvals", Project("workflows.view")),
+    ("GET", "/api/v1/events", Project("workflows.view")),
+    ("POST", "/api/v1/users", OnNode("users.manage")),
+    ("GET", "/api/v1/users", OnNode("users.manage")),
+    ("POST", "/api/v1/users/{id}/disable", OnNode("users.manage")),
+    ("GET", "/api/v1/projects", SignedIn),
+    ("POST", "/api/v1/projects", OnNode("projects.create")),
+    ("GET", "/api/v1/projects/{id}", Project("projects.read")),
+    (
+        "PUT",
+        "/api/v1/projects/{id}/members/{user}",
+        Project("projects.update"),
+    ),
+    (
+        "DELETE",
+        "/api/v1/projects/{id}/members/{user}",
+        Project("projects.update"),
+    ),
+    ("GET", "/api/v1/memory", Project("projects.read")),
+    ("POST", "/api/v1/memory", Project("memory.manage")),
+    ("POST", "/api/v1/memory/search", Project("projects.read")),
+    ("DELETE", "/api/v1/memory/{id}", Project("memory.manage")),
+    ("GET", "/api/v1/agents", OnNode("agents.view")),
+    ("GET", "/api/v1/pools", OnNode("agents.view")),
+    ("GET", "/api/v1/models", OnNode("agents.view")),
+    ("POST", "/api/v1/complete", OnNode("agents.execute")),
+    ("GET", "/api/v1/costs", OnNode("costs.view")),
+    ("GET", "/api/v1/audit", OnNode("audit.read")),
+    ("GET", "/api/v1/audit/verify", OnNode("audit.read")),
+    ("GET", "/v1/models", OnNode("agents.view")),
+    ("POST", "/v1/chat/completions", OnNode("agents.execute")),
+    ("POST", "/v1/embeddings", OnNode("agents.execute")),
+    ("POST", "/v1/messages", OnNode("agents.execute")),
+];
+
+pub fn needs(method: &Method, path: &str) -> Option<Needs> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == path)
+        .map(|(_, _, needs)| *needs)
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+/// Routes an account whose password must change may still use.
+const BEFORE_PASSWORD_CHANGE: [&str; 2] = ["/api/v1/auth/password", "/api/v1/auth/me"];
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The browser's session cookies (set by the `/api/v1/auth/browser/*` routes).
+pub const ACCESS_COOKIE: &str = "troupe_access";
+pub const REFRESH_COOKIE: &str = "troupe_refresh";
+
+/// One cookie's value from the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The request's access token: a bearer header, else the browser's session cookie.
+pub fn access_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| cookie(headers, ACCESS_COOKIE))
+}
+
+/// Whether a browser request comes from a page of this node (or of an origin listed in
+/// `server.allowed_origins`). Cookies go with every request to the node, whichever site
+/// caused it, so a request a cookie authenticates must prove its origin before it may
+/// change anything. Browsers send `Origin` with every such request.
+pub fn from_own_origin(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let own = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|host| {
+            origin == format!("http://{host}") || origin == format!("https://{host}")
+        });
+    own || allowed.iter().any(|listed| listed == origin)
+}
+
+/// Refuses a browser request that does not come from this node's pages (see
+/// [`from_own_origin`]); `what` names what was refused.
+pub fn require_own_origin(node: &Node, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    if from_own_origin(headers, &node.settings().server.allowed_origins) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "origin_not_allowed",
+        format!(
+            "{what} must come from this node's own pages (or an origin in server.allowed_origins)"
+        ),
+    ))
+}
+
+/// The request's token, and whether it came from the browser's session cookie (which
+/// the browser sends whichever site caused the request).
+fn token(request: &Request) -> Option<(String, bool)> {
+    let headers = request.headers();
+    if let Some(token) = bearer(headers) {
+        return Some((token.to_owned(), false));
+    }
+    if let Some(token) = cookie(headers, ACCESS_COOKIE) {
+        return Some((token.to_owned(), true));
+    }
+    (request.uri().path() == "/api/v1/events")
+        .then(|| request.uri().query())
+        .flatten()
+        .and_then(|query| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("access_token="))
+                .map(|token| (token.to_owned(), false))
+        })
+}
+
+fn forbidden(message: String) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+}
+
+pub async fn require_caller(
+    State(node): State<Arc<Node>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(needs) = needs(request.method(), &route) else {
+        return forbidden(format!(
+            "{} {route} declares no permission, so it is closed (a bug: please report it)",
+            request.method()
+        ));
+    };
+    if !node.settings().auth.required || needs == Open {
+        return next.run(request).await;
+    }
+    let Some((token, by_cookie)) = token(&request) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this node requires an access token: POST /api/v1/auth/login, then send \
+             `Authorization: Bearer <access_token>`",
+        )
+        .into_response();
+    };
+    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    if by_cookie
+        && !reads_only
+        && let Err(refused) = require_own_origin(
+            &node,
+            request.headers(),
+            "a request signed in by the browser's cookie",
+        )
+    {
+        return refused.into_response();
+    }
+    let principal = match node.auth().principal(&token).await {
+        Ok(principal) => principal,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    if principal.user.must_change_password && !BEFORE_PASSWORD_CHANGE.contains(&route.as_str()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "this account has a one-time password: change it first (POST /api/v1/auth/password)",
+        )
+        .into_response();
+    }
+    let refused = match needs {
+        Open | SignedIn => None,
+        OnNode(permission) => principal.check_node(permission).err().map(|_| permission),
+        Project(permission) => (!principal.holds_anywhere(permission)).then_some(permission),
+    };
+    if let Some(permission) = refused {
+        return forbidden(format!(
+            "this needs `{permission}`, which your role `{}`{} does not hold",
+            principal.user.role,
+            if principal.key.is_some() {
+                " or this API key"
+            } else {
+                ""
+            }
+        ));
+    }
+    request.extensions_mut().insert(Caller(principal));
+    next.run(request).await
+}
+
+/// The caller as handlers see it: `None` on a node without `auth.required`, where every
+/// request may do everything (a loopback-only node, see `check_bind_address`).
+#[derive(Debug, Clone)]
+pub struct Access(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Access {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Access(
+            parts
+                .extensions
+                .get::<Caller>()
+                .map(|Caller(principal)| principal.clone()),
+        ))
+    }
+}
+
+impl Access {
+    /// `permission` in `project`; a project the caller cannot see answers `hidden`
+    /// (the object's own not-found error).
+    pub fn require(
+        &self,
+        permission: &str,
+        project: &str,
+        hidden: impl FnOnce() -> StoreError,
+    ) -> Result<(), ApiError> {
+        let Some(principal) = &self.0 else {
+            return Ok(());
+        };
+        match principal.check(permission, project) {
+            Ok(()) => Ok(()),
+            Err(Denied::Hidden) => Err(hidden().into()),
+            Err(Denied::Lacks { permission, role }) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs `{permission}` in project `{project}`; your role there is `{role}`"
+                ),
+            )),
+        }
+    }
+
+    /// The projects where `permission` is held; `None`: all of them.
+    pub fn projects_with(&self, permission: &str) -> Option<Vec<String>> {
+        self.0
+            .as_ref()
+            .and_then(|principal| principal.projects_with(permission))
+    }
+
+    /// The organisation new accounts and projects go to: a super admin's (or an
+    /// unauthenticated node's) choice, else the caller's own.
+    pub fn org_for_new(&self, asked: Option<&str>) -> String {
+        match &self.0 {
+            Some(principal) if principal.user.role != "super_admin" => principal.user.org.clone(),
+            _ => asked.unwrap_or(troupe_store::DEFAULT_ORG).to_owned(),
+        }
+    }
+
+    /// Whether the caller manages accounts of `org` (a super admin: all of them).
+    pub fn manages_org(&self, org: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.user.role == "super_admin" || p.user.org == org)
+    }
+
+    /// Who the request acts as: the caller, else what the request named, else `anonymous`.
+    pub fn actor(&self, named: Option<&str>) -> String {
+        match &self.0 {
+            Some(principal) => principal.email().to_owned(),
+            None => named.unwrap_or("anonymous").to_owned(),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Route handlers: translate HTTP to `Node` calls and back, nothing more.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::body::{JsonBody, read_bytes};
+use crate::error::{ApiError, ErrorBody};
+use crate::guard::Access;
+use crate::wire::*;
+use troupe_node::{Decision, Node, PendingApproval, RunDetail};
+use troupe_store::StoreError;
+use troupe_store::events::{RunStatus, StoredEvent};
+use troupe_store::{RunFilter, RunRecord, WorkflowRecord, project_of};
+
+pub(crate) type NodeState = State<Arc<Node>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Create a workflow, or a new version of it, from YAML (`application/yaml` or
+/// `text/plain` body) or JSON `{"source": ...}`.
+#[utoipa::path(post, path = "/api/v1/workflows", request_body(content = CreateWorkflow, description = "JSON, or the YAML text itself"),
+    responses((status = 201, body = WorkflowCreated), (status = 422, body = ErrorBody, description = "every validation error, with file, line and column")))]
+pub async fn create_workflow(
+    State(node): NodeState,
+    access: Access,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<WorkflowCreated>)> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|kind| kind.starts_with("application/json"));
+    let body = read_bytes(request, &()).await?;
+    let create = if is_json {
+        serde_json::from_slice::<CreateWorkflow>(&body).map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("expected {{\"source\": \"...\"}}: {error}"),
+            )
+        })?
+    } else {
+        let source = String::from_utf8(body.to_vec()).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_utf8",
+                "the workflow text is not UTF-8",
+            )
+        })?;
+        CreateWorkflow {
+            source,
+            file_name: None,
+        }
+    };
+    let file_name = create.file_name.as_deref().unwrap_or("request");
+    let (workflow, existing) = node.prepare_workflow(&create.source, file_name).await?;
+    let project = project_of(&workflow);
+    access.require("workflows.create", project, || {
+        StoreError::ProjectNotFound(project.into())
+    })?;
+    // A new version of a workflow the caller cannot see is refused as if it were new
+    // to the caller: the save then fails on the project, not here.
+    if let Some(existing) = &existing {
+        access.require("workflows.create", &existing.project, || {
+            StoreError::InvalidRequest(format!(
+                "workflow id `{}` is taken; give yours another id",
+                workflow.id
+            ))
+        })?;
+    }
+    let (workflow_id, version) = node
+        .store_workflow(
+            &workflow,
+            existing.as_ref(),
+            &create.source,
+            &access.actor(None),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WorkflowCreated {
+            workflow_id,
+            version,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<WorkflowRecord>)))]
+pub async fn list_workflows(
+    State(node): NodeState,
+    access: Access,
+) -> ApiResult<Json<Vec<WorkflowRecord>>> {
+    let visible = access.projects_with("workflows.view");
+    let mut workflows = node.workflows().await?;
+    if let Some(projects) = visible {
+        workflows.retain(|workflow| projects.contains(&workflow.project));
+    }
+    Ok(Json(workflows))
+}
+
+/// The workflow's record after checking `permission` in its project.
+async fn workflow_for(
+    node: &Node,
+    access: &Access,
+    permission: &str,
+    id: &str,
+) -> ApiResult<WorkflowRecord> {
+    let not_found = || StoreError::WorkflowNotFound(id.into());
+    let record = node.workflow_record(id).await?;
+    access.require(permission, &record.project, not_found)?;
+    Ok(record)
+}
+
+/// The run's record after checking `permission` in its project.
+async fn run_for(node: &Node, access: &Access, permission: &str, id: &str) -> ApiResult<RunRecord> {
+    let record = node.store().run(id).await?;
+    access.require(permission, &record.project, || {
+        StoreError::RunNotFound(id.into())
+    })?;
+    Ok(record)
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", responses((status = 200, body = WorkflowWithVersions), (status = 404, body = ErrorBody)))]
+pub async fn get_workflow(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkflowWithVersions>> {
+    workflow_for(&node, &access, "workflows.view", &id).await?;
+    let versions = node.workflow_versions(&id).await?;
+    Ok(Json(WorkflowWithVersions {
+        workflow_id: id,
+        versions,
+    }))
+}
+
+/// Hides the workflow; its versions and runs are kept.
+#[utoipa::path(delete, path = "/api/v1/workflows/{id}", responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_workflow(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    workflow_for(&node, &access, "workflows.delete", &id).await?;
+    node.delete_workflow(&id, &access.actor(None)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/runs", request_body = StartRunRequest,
+    responses((status = 201, body = RunStarted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn start_run(
+    State(node): NodeState,
+    Path(id): Path<String>,
+    access: Access,
+    JsonBody(request): JsonBody<StartRunRequest>,
+) -> ApiResult<(StatusCode, Json<RunStarted>)> {
+    workflow_for(&node, &access, "workflows.execute", &id).await?;
+    // An authenticated caller starts runs as itself, whatever the body says.
+    let started_by = access.actor(request.started_by.as_deref());
+    let run_id = node
+        .start_run(&id, request.version, request.variables, &started_by)
+        .await?;
+    Ok((StatusCode::CREATED, Json(RunStarted { run_id })))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunRecord>)))]
+pub async fn list_runs(
+    State(node): NodeState,
+    access: Access,
+    Query(query): Query<RunQuery>,
+) -> ApiResult<Json<Vec<RunRecord>>> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some("running") => Some(RunStatus::Running),
+        Some("completed") => Some(RunStatus::Completed),
+        Some("failed") => Some(RunStatus::Failed),
+        Some("cancelled") => Some(RunStatus::Cancelled),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("status `{other}` is not one of running, completed, failed, cancelled"),
+            ));
+        }
+    };
+    let filter = RunFilter {
+        status,
+        workflow_id: query.workflow_id,
+        projects: access.projects_with("workflows.view"),
+        limit: query.limit.unwrap_or(100),
+    };
+    Ok(Json(node.runs(&filter).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}", responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody)))]
+pub async fn get_run(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunDetail>> {
+    let record = run_for(&node, &access, "workflows.view", &id).await?;
+    Ok(Json(node.detail_of(record).await?))
+}
+
+/// The run's whole event log, in order.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", responses((status = 200, body = Vec<StoredEvent>), (status = 404, body = ErrorBody)))]
+pub async fn get_run_events(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<StoredEvent>>> {
+    run_for(&node, &access, "workflows.view", &id).await?;
+    Ok(Json(node.store().run_events(&id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", request_body = CancelRequest,
+    responses((status = 202), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_run(
+    State(node): NodeState,
+    Path(id): Path<String>,
+    access: Access,
+    JsonBody(request): JsonBody<CancelRequest>,
+) -> ApiResult<StatusCode> {
+    run_for(&node, &access, "workflows.execute", &id).await?;
+    node.cancel_run(&id, &access.actor(request.by.as_deref()))
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Approve or reject a task waiting at its approval gate.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/tasks/{task}/decision", request_body = DecisionBody,
+    responses((status = 200), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "not waiting, or already decided")))]
+pub async fn decide(
+    State(node): NodeState,
+    Path((id, task)): Path<(String, String)>,
+    access: Access,
+    JsonBody(body): JsonBody<DecisionBody>,
+) -> ApiResult<StatusCode> {
+    // Only a reviewer or above in the run's project decides; the gate itself refuses
+    // the run's starter when the workflow says `separate_approver`.
+    run_for(&node, &access, "workflows.approve", &id).await?;
+    // An authenticated caller decides as itself: an approval cannot be signed in
+    // someone else's name.
+    let approver = access.actor(Some(&body.approver));
+    let decision = Decision {
+        approved: body.decision == Verdict::Approve,
+        approver,
+        comment: body.comment,
+        expected_digest: body.expected_digest,
+    };
+    node.decide(&id, &task, decision).await?;
+    Ok(StatusCode::OK)
+}
+
+#[utoipa::path(get, path = "/api/v1/approvals", responses((status = 200, body = Vec<PendingApproval>)))]
+pub async fn list_approvals(
+    State(node): NodeState,
+    access: Access,
+) -> ApiResult<Json<Vec<PendingApproval>>> {
+    let visible = access.projects_with("workflows.view");
+    Ok(Json(node.pending_approvals(visible).await?))
+}
+
+/// Each agent pool's load, by kind: attempts admitted, those running (holding a node
+/// slot; the rest are queued) and the pool's capacity.
+#[utoipa::path(get, path = "/api/v1/pools", responses((status = 200, body = std::collections::BTreeMap<String, troupe_engine::agent_pool::PoolLoad>)))]
+pub async fn list_pools(
+    State(node): NodeState,
+) -> Json<std::collections::BTreeMap<String, troupe_engine::agent_pool::PoolLoad>> {
+    Json(node.pool_loads().await)
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]
+pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
+    let kinds = node
+        .registry()
+        .agents()
+        .map(|agent| AgentKind {
+            kind: agent.kind().into(),
+            description: agent.description().into(),
+            input_schema: serde_json::to_value(agent.input_schema()).unwrap_or_default(),
+        })
+        .collect();
+    Json(kinds)
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The node can serve: the store answers and the supervision tree runs.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
+    let store = match node.store().workflows().await {
+        Ok(_) => "ok".to_string(),
+        Err(error) => error.to_string(),
+    };
+    let supervision = if node.is_alive() { "ok" } else { "stopped" }.to_string();
+    let ready = store == "ok" && supervision == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            store,
+            supervision,
+        }),
+    )
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see /docs",
+    )
+}

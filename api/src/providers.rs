@@ -1,0 +1,90 @@
+//! The provider chain and its ledger over HTTP: `POST /api/v1/complete` asks the chain
+//! (local first, paid fallbacks by quality), `GET /api/v1/costs` reports what calls cost
+//! and saved.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use troupe_inference::chat::ChatMessage;
+use troupe_inference::providers::{Answered, CompletionRequest};
+use troupe_inference::quality::TaskType;
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::handlers::NodeState;
+use troupe_store::CostReport;
+use troupe_store::clock::now_ms;
+
+#[derive(Debug, Deserialize)]
+pub struct WireMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompleteBody {
+    messages: Vec<WireMessage>,
+    #[serde(default = "default_max_tokens")]
+    max_tokens: usize,
+    #[serde(default)]
+    temperature: f64,
+    #[serde(default)]
+    task_type: String,
+    min_quality: Option<f64>,
+    agent: Option<String>,
+}
+
+fn default_max_tokens() -> usize {
+    256
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_request",
+        message,
+    )
+}
+
+/// `POST /api/v1/complete`
+pub async fn complete(
+    State(node): NodeState,
+    JsonBody(body): JsonBody<CompleteBody>,
+) -> Result<Json<Answered>, ApiError> {
+    let task_type = TaskType::parse(&body.task_type).map_err(invalid)?;
+    if let Some(min) = body.min_quality.filter(|min| !(0.0..=1.0).contains(min)) {
+        return Err(invalid(format!(
+            "min_quality must be between 0 and 1, got {min}"
+        )));
+    }
+    let request = CompletionRequest {
+        messages: body
+            .messages
+            .iter()
+            .map(|message| ChatMessage::new(&message.role, &message.content))
+            .collect(),
+        max_tokens: body.max_tokens,
+        temperature: body.temperature,
+        task_type,
+        min_quality: body.min_quality,
+        agent: body.agent,
+        exclude_providers: Vec::new(),
+    };
+    Ok(Json(node.complete(&request).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CostsQuery {
+    /// Report the last this many days (default 30).
+    days: Option<u32>,
+}
+
+/// `GET /api/v1/costs`
+pub async fn costs(
+    State(node): NodeState,
+    Query(query): Query<CostsQuery>,
+) -> Result<Json<CostReport>, ApiError> {
+    let days = i64::from(query.days.unwrap_or(30).max(1));
+    let since = now_ms() - days * 86_400_000;
+    Ok(Json(node.cost_report(since).await?))
+}

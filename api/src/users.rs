@@ -1,0 +1,102 @@
+//! Accounts managed over HTTP (`users.manage`), so a running node's users can be added
+//! without stopping it. Nobody hands out a role above their own.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::guard::Access;
+use crate::handlers::NodeState;
+use troupe_security::auth::ROLES;
+use troupe_store::UserRecord;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewUser {
+    pub email: String,
+    /// Default `developer`.
+    pub role: Option<String>,
+    /// Only a super admin chooses; everyone else adds accounts to their own organisation.
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserCreated {
+    pub user: UserRecord,
+    /// Shown this once; it must be changed at the first login.
+    pub one_time_password: String,
+}
+
+/// Lower is stronger: `ROLES` is ordered from super_admin down.
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).unwrap_or(ROLES.len())
+}
+
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(node): NodeState,
+    access: Access,
+    JsonBody(body): JsonBody<NewUser>,
+) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
+    let role = body.role.unwrap_or_else(|| "developer".into());
+    if let Some(principal) = &access.0
+        && rank(&role) < rank(&principal.user.role)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "you are `{}` and cannot make a `{role}`",
+                principal.user.role
+            ),
+        ));
+    }
+    let org = access.org_for_new(body.org.as_deref());
+    let (user, one_time_password) = node
+        .auth()
+        .invite(&org, &body.email, &role, &access.actor(None), node.audit())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserCreated {
+            user,
+            one_time_password,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/users", responses((status = 200, body = Vec<UserRecord>)))]
+pub async fn list(
+    State(node): NodeState,
+    access: Access,
+) -> Result<Json<Vec<UserRecord>>, ApiError> {
+    let mut users = node.store().users().await?;
+    users.retain(|user| access.manages_org(&user.org));
+    Ok(Json(users))
+}
+
+/// Disables the user and ends their sessions.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn disable(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no user `{id}`"),
+        )
+    };
+    let user = node.store().user_by_id(&id).await?.ok_or_else(not_found)?;
+    if !access.manages_org(&user.org) {
+        return Err(not_found());
+    }
+    node.auth()
+        .set_disabled(&id, true, &access.actor(None), node.audit())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

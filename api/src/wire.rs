@@ -1,0 +1,92 @@
+//! Request and response bodies of the API that are not engine types themselves. The CLI
+//! uses these same types as a client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreateWorkflow {
+    /// The workflow's YAML text.
+    pub source: String,
+    /// Shown in validation errors; `request` when absent.
+    pub file_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkflowCreated {
+    pub workflow_id: String,
+    pub version: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkflowWithVersions {
+    pub workflow_id: String,
+    pub versions: Vec<troupe_store::WorkflowVersion>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRunRequest {
+    /// Overrides of the workflow's variables; each must exist and keep its type.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: BTreeMap<String, Value>,
+    /// The latest version when absent.
+    pub version: Option<u32>,
+    pub started_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunStarted {
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub decision: Verdict,
+    pub approver: String,
+    pub comment: Option<String>,
+    /// The `inputs_digest` the reviewer saw; the decision is refused if the gate now
+    /// guards different inputs.
+    pub expected_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentKind {
+    pub kind: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub input_schema: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: String,
+    pub supervision: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct RunQuery {
+    /// running, completed, failed or cancelled.
+    pub status: Option<String>,
+    pub workflow_id: Option<String>,
+    /// At most 1000; 100 when absent.
+    pub limit: Option<usize>,
+}

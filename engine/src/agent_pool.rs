@@ -1,0 +1,382 @@
+//! One pool per agent kind: admits attempts up to a queue capacity (backpressure beyond
+//! it), runs each under the node-wide slot limit, its timeout and its cancellation
+//! token, and reports the outcome to the run actor. A panic inside an agent fails only
+//! that attempt.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use troupe_agents::{
+    Agent, AgentContext, AgentError, AgentOutput, AgentServices, Approval, CancellationToken,
+    MemoryScope,
+};
+
+use crate::EngineError;
+use crate::run_actor::RunMsg;
+
+pub struct AttemptJob {
+    pub run_id: String,
+    pub task: String,
+    pub attempt: u32,
+    pub inputs: Map<String, Value>,
+    pub timeout_secs: Option<u64>,
+    pub cancel: CancellationToken,
+    pub approval: Option<Approval>,
+    pub services: AgentServices,
+    pub scope: MemoryScope,
+    pub reply_to: ActorRef<RunMsg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PoolLoad {
+    /// Admitted and not finished: running plus waiting for a slot.
+    pub admitted: usize,
+    /// Holding one of the node's slots: running now (the rest of `admitted` is queued).
+    pub running: usize,
+    pub capacity: usize,
+}
+
+#[derive(RactorMessage)]
+pub enum AgentPoolMsg {
+    /// Runs the attempt, or, beyond capacity, answers the run at once with a failed
+    /// attempt saying the node is overloaded (retried with backoff like any failure).
+    SubmitAttempt(Box<AttemptJob>),
+    AttemptDone,
+    GetLoad(RpcReplyPort<PoolLoad>),
+}
+
+pub struct AgentPool;
+
+pub struct AgentPoolArgs {
+    pub agent: Arc<dyn Agent>,
+    pub node_slots: Arc<Semaphore>,
+    pub capacity: usize,
+}
+
+pub struct AgentPoolState {
+    args: AgentPoolArgs,
+    admitted: usize,
+    /// Shared with the attempts, which count themselves in while they hold a slot.
+    running: Arc<AtomicUsize>,
+}
+
+impl Actor for AgentPool {
+    type Msg = AgentPoolMsg;
+    type State = AgentPoolState;
+    type Arguments = AgentPoolArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<AgentPoolMsg>,
+        args: AgentPoolArgs,
+    ) -> Result<AgentPoolState, ActorProcessingErr> {
+        Ok(AgentPoolState {
+            args,
+            admitted: 0,
+            running: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AgentPoolMsg>,
+        message: AgentPoolMsg,
+        state: &mut AgentPoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            AgentPoolMsg::SubmitAttempt(job) => {
+                if state.admitted >= state.args.capacity {
+                    let refusal = EngineError::Overloaded {
+                        retry_after_secs: 1,
+                    };
+                    let outcome = Err(AgentError::Failed(refusal.to_string()));
+                    let finished = RunMsg::AttemptFinished {
+                        task: job.task.clone(),
+                        attempt: job.attempt,
+                        outcome,
+                    };
+                    if job.reply_to.cast(finished).is_err() {
+                        tracing::debug!("refused an attempt whose run is gone");
+                    }
+                } else {
+                    state.admitted += 1;
+                    let agent = state.args.agent.clone();
+                    let slots = state.args.node_slots.clone();
+                    let running = state.running.clone();
+                    tokio::spawn(run_attempt(agent, slots, running, *job, myself.clone()));
+                }
+            }
+            AgentPoolMsg::AttemptDone => state.admitted = state.admitted.saturating_sub(1),
+            AgentPoolMsg::GetLoad(reply) => {
+                let load = PoolLoad {
+                    admitted: state.admitted,
+                    running: state.running.load(Ordering::Relaxed),
+                    capacity: state.args.capacity,
+                };
+                if reply.send(load).is_err() {
+                    tracing::debug!("load asked by a caller that left");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn run_attempt(
+    agent: Arc<dyn Agent>,
+    slots: Arc<Semaphore>,
+    running: Arc<AtomicUsize>,
+    job: AttemptJob,
+    pool: ActorRef<AgentPoolMsg>,
+) {
+    let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
+    let outcome = tracing::Instrument::instrument(execute(agent, slots, running, &job), span).await;
+    let finished = RunMsg::AttemptFinished {
+        task: job.task.clone(),
+        attempt: job.attempt,
+        outcome,
+    };
+    if job.reply_to.cast(finished).is_err() {
+        // The run actor is gone (restarting or stopped); its successor resumes the
+        // attempt from the log with the same idempotency key.
+        tracing::warn!(run_id = %job.run_id, task_id = %job.task, "attempt outcome had no run to go to");
+    }
+    if pool.cast(AgentPoolMsg::AttemptDone).is_err() {
+        tracing::debug!("pool gone before the attempt finished");
+    }
+}
+
+/// Counts an attempt as running while it holds a node slot.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(count: Arc<AtomicUsize>) -> Running {
+        count.fetch_add(1, Ordering::Relaxed);
+        Running(count)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn execute(
+    agent: Arc<dyn Agent>,
+    slots: Arc<Semaphore>,
+    running: Arc<AtomicUsize>,
+    job: &AttemptJob,
+) -> Result<AgentOutput, AgentError> {
+    let _slot = tokio::select! {
+        slot = slots.acquire_owned() => slot.map_err(|_| AgentError::Failed("the node is shutting down".into()))?,
+        () = job.cancel.cancelled() => return Err(AgentError::Cancelled),
+    };
+    let _running = Running::start(running);
+    agent.input_schema().validate(&job.inputs)?;
+    let context = AgentContext {
+        idempotency_key: idempotency_key(&job.run_id, &job.task, job.attempt),
+        cancel: job.cancel.clone(),
+        timeout_secs: job.timeout_secs,
+        progress: None,
+        approval: job.approval.clone(),
+        services: job.services.clone(),
+        scope: job.scope.clone(),
+    };
+    // A panic in the agent is caught here and becomes a failed attempt instead of
+    // unwinding through the engine; on timeout the agent's future is dropped, which
+    // stops it at its next await.
+    let run = std::panic::AssertUnwindSafe(agent.run(job.inputs.clone(), context)).catch_unwind();
+    let caught = match job.timeout_secs {
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), run).await {
+            Ok(caught) => caught,
+            Err(_) => {
+                job.cancel.cancel();
+                return Err(AgentError::TimedOut { secs });
+            }
+        },
+        None => run.await,
+    };
+    caught.unwrap_or_else(|payload| {
+        Err(AgentError::Failed(format!(
+            "the agent panicked: {}",
+            panic_message(payload)
+        )))
+    })
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// `run:task:attempt`: the same for a resumed attempt as for the interrupted one.
+pub fn idempotency_key(run_id: &str, task: &str, attempt: u32) -> String {
+    format!("{run_id}:{task}:{attempt}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::LazyLock;
+
+    use ractor::{Actor, ActorProcessingErr};
+    use troupe_agents::InputSchema;
+
+    use super::*;
+
+    static OPEN: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
+        fields: vec![],
+        open: true,
+    });
+
+    /// Never finishes on its own: holds its admission until cancelled.
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl Agent for Stuck {
+        fn kind(&self) -> &'static str {
+            "stuck"
+        }
+        fn description(&self) -> &'static str {
+            "waits for cancellation"
+        }
+        fn input_schema(&self) -> &InputSchema {
+            &OPEN
+        }
+        async fn run(
+            &self,
+            _: Map<String, Value>,
+            context: AgentContext,
+        ) -> Result<AgentOutput, AgentError> {
+            context.cancel.cancelled().await;
+            Err(AgentError::Cancelled)
+        }
+    }
+
+    /// Stands in for a run actor: forwards outcomes to the test.
+    struct Sink(tokio::sync::mpsc::UnboundedSender<Result<AgentOutput, AgentError>>);
+
+    impl Actor for Sink {
+        type Msg = RunMsg;
+        type State = ();
+        type Arguments = ();
+        async fn pre_start(&self, _: ActorRef<RunMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+        async fn handle(
+            &self,
+            _: ActorRef<RunMsg>,
+            message: RunMsg,
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
+            if let RunMsg::AttemptFinished { outcome, .. } = message {
+                self.0.send(outcome)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn job(reply_to: &ActorRef<RunMsg>, cancel: &CancellationToken) -> Box<AttemptJob> {
+        Box::new(AttemptJob {
+            run_id: "r".into(),
+            task: "t".into(),
+            attempt: 1,
+            inputs: Map::new(),
+            timeout_secs: None,
+            cancel: cancel.clone(),
+            approval: None,
+            services: AgentServices::default(),
+            scope: MemoryScope::default(),
+            reply_to: reply_to.clone(),
+        })
+    }
+
+    #[tokio::test]
+    async fn beyond_its_capacity_the_pool_refuses_with_retry_after_and_recovers() {
+        let (outcomes, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let (sink, _) = Actor::spawn(None, Sink(outcomes), ()).await.unwrap();
+        let args = AgentPoolArgs {
+            agent: Arc::new(Stuck),
+            node_slots: Arc::new(Semaphore::new(1)),
+            capacity: 2,
+        };
+        let (pool, _) = Actor::spawn(None, AgentPool, args).await.unwrap();
+        let first = CancellationToken::new();
+        let second = CancellationToken::new();
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &first)))
+            .unwrap();
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &second)))
+            .unwrap();
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(
+            &sink,
+            &CancellationToken::new(),
+        )))
+        .unwrap();
+        let refused = received.recv().await.unwrap();
+        assert_eq!(
+            refused,
+            Err(AgentError::Failed(
+                "the node is overloaded; retry after 1 s".into()
+            )),
+            "the third is refused at once"
+        );
+        // One node slot: the first attempt runs once it holds it, the second queues.
+        let mut load = ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap();
+        for _ in 0..100 {
+            if load.running == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            load = ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap();
+        }
+        assert_eq!(
+            load,
+            PoolLoad {
+                admitted: 2,
+                running: 1,
+                capacity: 2
+            }
+        );
+
+        second.cancel();
+        assert_eq!(
+            received.recv().await.unwrap(),
+            Err(AgentError::Cancelled),
+            "a queued attempt can be cancelled"
+        );
+        first.cancel();
+        assert_eq!(received.recv().await.unwrap(), Err(AgentError::Cancelled));
+        for _ in 0..100 {
+            if ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap().admitted == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap().running,
+            0,
+            "a cancelled attempt no longer counts as running"
+        );
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(
+            &sink,
+            &CancellationToken::new(),
+        )))
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            ractor::call!(pool, AgentPoolMsg::GetLoad).unwrap().admitted,
+            1,
+            "room again"
+        );
+        assert!(received.try_recv().is_err(), "and no refusal");
+    }
+}

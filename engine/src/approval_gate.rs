@@ -1,0 +1,103 @@
+//! One actor per approval a run waits for. It holds the gate's terms (which task, the
+//! digest of the exact inputs to approve, who may decide, until when), checks a
+//! decision against them, and hands an accepted decision to its run to record. A
+//! decision is consumed once: the gate stops after passing one on.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+
+use crate::EngineError;
+use crate::run_actor::{DecisionRequest, RunMsg};
+use troupe_store::clock::now_ms;
+
+#[derive(RactorMessage)]
+pub enum GateMsg {
+    Decide(DecisionRequest, RpcReplyPort<Result<(), EngineError>>),
+    Expire,
+}
+
+pub struct ApprovalGate;
+
+pub struct GateArgs {
+    pub run: ActorRef<RunMsg>,
+    pub run_id: String,
+    pub task: String,
+    pub inputs_digest: String,
+    pub expires_at_ms: i64,
+    pub started_by: String,
+    pub separate_approver: bool,
+}
+
+impl Actor for ApprovalGate {
+    type Msg = GateMsg;
+    type State = GateArgs;
+    type Arguments = GateArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<GateMsg>,
+        args: GateArgs,
+    ) -> Result<GateArgs, ActorProcessingErr> {
+        let remaining_ms = u64::try_from(args.expires_at_ms - now_ms()).unwrap_or(0);
+        myself.send_after(Duration::from_millis(remaining_ms), || GateMsg::Expire);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<GateMsg>,
+        message: GateMsg,
+        gate: &mut GateArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            GateMsg::Decide(request, reply) => match check(gate, &request) {
+                Ok(()) => {
+                    gate.run.cast(RunMsg::RecordDecision(request, reply))?;
+                    myself.stop(Some("decided".into()));
+                }
+                Err(error) => {
+                    if reply.send(Err(error)).is_err() {
+                        tracing::debug!("decider left before the refusal");
+                    }
+                }
+            },
+            GateMsg::Expire => {
+                tracing::info!(run_id = %gate.run_id, task_id = %gate.task, "approval expired; failing closed");
+                gate.run.cast(RunMsg::ExpireApproval {
+                    task: gate.task.clone(),
+                })?;
+                myself.stop(Some("expired".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check(gate: &GateArgs, request: &DecisionRequest) -> Result<(), EngineError> {
+    if request.approver.trim().is_empty() {
+        return Err(EngineError::ApprovalRefused(
+            "the approver must be named".into(),
+        ));
+    }
+    if gate.separate_approver && request.approver == gate.started_by {
+        return Err(EngineError::ApprovalRefused(format!(
+            "`{}` started this run and the workflow requires a different approver",
+            request.approver
+        )));
+    }
+    if let Some(expected) = &request.expected_digest
+        && *expected != gate.inputs_digest
+    {
+        return Err(EngineError::ApprovalRefused(
+            "the task's inputs differ from the ones you reviewed; reload and review again".into(),
+        ));
+    }
+    if now_ms() >= gate.expires_at_ms {
+        return Err(EngineError::ApprovalRefused(
+            "the approval has expired".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! What every engine actor shares: the store, the agent kinds, settings, the event bus
+//! and the node-wide limit on running attempts.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, broadcast};
+use troupe_agents::{AgentServices, Registry};
+use troupe_config::EngineSettings;
+use troupe_workflow::Workflow;
+
+use crate::EngineError;
+use troupe_store::Store;
+use troupe_store::events::StoredEvent;
+
+pub struct EngineContext {
+    pub store: Store,
+    pub registry: Registry,
+    pub settings: EngineSettings,
+    /// Every appended event, for WebSocket subscribers and the CLI's live view. Slow
+    /// subscribers lose old events (they can re-read the log), never block the engine.
+    pub events: broadcast::Sender<StoredEvent>,
+    /// Attempts that may run at once on this node.
+    pub node_slots: Arc<Semaphore>,
+    /// Prefix of this node's actor names: ractor's registry is process-wide, and tests
+    /// (and, later, co-located nodes) run several nodes in one process.
+    pub node_id: String,
+    /// The model and memory lent to model-backed agents.
+    pub services: AgentServices,
+}
+
+impl EngineContext {
+    pub fn new(
+        node_id: String,
+        store: Store,
+        registry: Registry,
+        settings: EngineSettings,
+        services: AgentServices,
+    ) -> Arc<Self> {
+        let (events, _) = broadcast::channel(4096);
+        Arc::new(Self {
+            node_slots: Arc::new(Semaphore::new(settings.max_concurrent_tasks as usize)),
+            store,
+            registry,
+            settings,
+            events,
+            node_id,
+            services,
+        })
+    }
+
+    /// A fresh node id for [`EngineContext::new`].
+    pub fn new_node_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// The inference router's actor name on node `node_id`.
+    pub fn router_name(node_id: &str) -> String {
+        format!("troupe.{node_id}.inference")
+    }
+
+    /// Parses workflow text against the agent kinds this node knows.
+    pub fn parse_workflow(&self, source: &str, file_name: &str) -> Result<Workflow, EngineError> {
+        let known = self.registry.kind_names();
+        troupe_workflow::parse_workflow(source, file_name, &known)
+            .map_err(|diagnostics| EngineError::InvalidWorkflow(diagnostics.to_string()))
+    }
+
+    pub fn pool_name(&self, kind: &str) -> String {
+        format!("troupe.{}.agent_pool.{kind}", self.node_id)
+    }
+
+    pub fn run_name(&self, run_id: &str) -> String {
+        format!("troupe.{}.run.{run_id}", self.node_id)
+    }
+
+    pub fn inference_router_name(&self) -> String {
+        Self::router_name(&self.node_id)
+    }
+
+    pub fn run_manager_name(&self) -> String {
+        format!("troupe.{}.run_manager", self.node_id)
+    }
+}

@@ -1,0 +1,42 @@
+//! The engine's one error type: what starting, deciding and cancelling runs can fail
+//! with. The API maps each variant to a status (`troupe_api::error`).
+
+use troupe_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid workflow:\n{0}")]
+    InvalidWorkflow(String),
+    #[error("invalid variables: {0}")]
+    InvalidVariables(String),
+    #[error("run `{run}` is {status}; it no longer accepts this")]
+    RunFinished { run: String, status: String },
+    #[error("task `{task}` of run `{run}` is not waiting for approval (it is {status})")]
+    NotWaitingForApproval {
+        run: String,
+        task: String,
+        status: String,
+    },
+    #[error("approval refused: {0}")]
+    ApprovalRefused(String),
+    #[error("the node is overloaded; retry after {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
+    /// An actor the request needs is being restarted by its supervisor: a moment later
+    /// the same request succeeds (the API answers 503 with Retry-After).
+    #[error("{what} is restarting; try again")]
+    Restarting { what: String },
+    #[error("actor system: {0}")]
+    Actor(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+/// A message that could not be sent or answered. ractor's error holds the unsent
+/// message, which is not an error source; its text names what failed.
+impl<T> From<ractor::RactorErr<T>> for EngineError {
+    fn from(error: ractor::RactorErr<T>) -> Self {
+        EngineError::Actor(error.to_string())
+    }
+}

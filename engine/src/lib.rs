@@ -1,0 +1,27 @@
+//! The durable workflow engine.
+//!
+//! Actors, top down: the [`RunManager`](run_manager) starts and resumes runs and
+//! supervises one [`RunActor`](run_actor) per unfinished run; a run actor owns the run's
+//! event log, decides what happens next ([`state`]), spawns an
+//! [`ApprovalGate`](approval_gate) per waiting approval, and submits task attempts to
+//! the [`AgentPool`](agent_pool) of the task's agent kind.
+//!
+//! The events it appends are `troupe_store::events`, the stored format. Knows nothing
+//! of accounts, HTTP or how a node is composed: the node hands it an [`EngineContext`]
+//! (the store, the agent kinds, settings, the event bus).
+//!
+//! [`EngineContext`]: context::EngineContext
+
+pub mod agent_pool;
+pub mod approval_gate;
+pub mod backoff;
+pub mod context;
+mod error;
+pub mod run_actor;
+pub mod run_manager;
+pub mod state;
+
+pub use error::EngineError;
+
+#[cfg(test)]
+mod state_properties;

@@ -1,0 +1,673 @@
+//! One actor per unfinished run. It is the only writer of its run's event log: every
+//! step is appended before it is acted on, and on (re)start the state is rebuilt from
+//! the log and interrupted work is picked up again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::RactorMessage;
+use serde_json::{Map, Value};
+use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken};
+
+use crate::EngineError;
+use crate::agent_pool::{AgentPoolMsg, AttemptJob, idempotency_key};
+use crate::approval_gate::{ApprovalGate, GateArgs, GateMsg};
+use crate::backoff::retry_delay_ms;
+use crate::context::EngineContext;
+use crate::state::{RunState, Step};
+use troupe_store::StoreError;
+use troupe_store::clock::now_ms;
+use troupe_store::events::{RunEvent, StoredEvent, TaskStatus};
+
+/// A person's decision on a gate, as it arrives from the API or the CLI.
+#[derive(Debug, Clone)]
+pub struct DecisionRequest {
+    pub task: String,
+    pub approved: bool,
+    pub approver: String,
+    pub comment: Option<String>,
+    /// When given, the decision only counts if the gate still guards exactly these
+    /// inputs (what the reviewer saw).
+    pub expected_digest: Option<String>,
+}
+
+#[derive(RactorMessage)]
+pub enum RunMsg {
+    /// Look again for steps to take (after a timer, a decision, a result).
+    Advance,
+    AttemptFinished {
+        task: String,
+        attempt: u32,
+        outcome: Result<AgentOutput, AgentError>,
+    },
+    CancelRun {
+        by: String,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
+    DecideApproval(DecisionRequest, RpcReplyPort<Result<(), EngineError>>),
+    /// From a gate that accepted a decision.
+    RecordDecision(DecisionRequest, RpcReplyPort<Result<(), EngineError>>),
+    /// From a gate whose time ran out.
+    ExpireApproval {
+        task: String,
+    },
+    GetState(RpcReplyPort<RunState>),
+}
+
+pub struct RunActor;
+
+pub struct RunArgs {
+    pub run_id: String,
+    pub context: Arc<EngineContext>,
+}
+
+pub struct RunActorState {
+    run: RunState,
+    context: Arc<EngineContext>,
+    cancels: HashMap<String, CancellationToken>,
+    gates: HashMap<String, ActorRef<GateMsg>>,
+    /// Applied to `run` but not yet written; see `stage`.
+    staged: Vec<StoredEvent>,
+    /// An `Advance` is in the mailbox and will flush what is staged.
+    advance_queued: bool,
+}
+
+impl Actor for RunActor {
+    type Msg = RunMsg;
+    type State = RunActorState;
+    type Arguments = RunArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RunMsg>,
+        args: RunArgs,
+    ) -> Result<RunActorState, ActorProcessingErr> {
+        let run = load_run(&args.context, &args.run_id).await?;
+        let mut state = RunActorState {
+            run,
+            context: args.context,
+            cancels: HashMap::new(),
+            gates: HashMap::new(),
+            staged: Vec::new(),
+            advance_queued: false,
+        };
+        resume_interrupted(&myself, &mut state).await?;
+        myself.cast(RunMsg::Advance)?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RunMsg>,
+        message: RunMsg,
+        state: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let span = tracing::info_span!("run", run_id = %state.run.run_id);
+        tracing::Instrument::instrument(handle_message(myself, message, state), span).await
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RunMsg>,
+        event: SupervisionEvent,
+        state: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Gates are our only children. One that stops has done its job; one that failed
+        // is started again from the log, which still says the task is waiting.
+        if let SupervisionEvent::ActorFailed(cell, error) = event {
+            tracing::warn!(run_id = %state.run.run_id, %error, "approval gate failed; restarting it");
+            state.gates.retain(|_, gate| gate.get_id() != cell.get_id());
+            spawn_missing_gates(&myself, state).await?;
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<RunMsg>,
+        state: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        for gate in state.gates.values() {
+            gate.stop(None);
+        }
+        Ok(())
+    }
+}
+
+async fn handle_message(
+    myself: ActorRef<RunMsg>,
+    message: RunMsg,
+    state: &mut RunActorState,
+) -> Result<(), ActorProcessingErr> {
+    match message {
+        RunMsg::Advance => state.advance_queued = false,
+        RunMsg::AttemptFinished {
+            task,
+            attempt,
+            outcome,
+        } => {
+            record_outcome(&myself, state, &task, attempt, outcome).await?;
+            // Outcomes already waiting in the mailbox are staged before the queued
+            // Advance writes them all at once: a busy run makes one write per batch of
+            // finished attempts instead of one per attempt, and an idle one loses a
+            // single mailbox hop.
+            if !state.advance_queued {
+                state.advance_queued = true;
+                myself.cast(RunMsg::Advance)?;
+            }
+            return Ok(());
+        }
+        RunMsg::CancelRun { by, reply } => {
+            let result = cancel(state, by).await;
+            reply_with(reply, result);
+        }
+        RunMsg::DecideApproval(request, reply) => forward_decision(state, request, reply),
+        RunMsg::RecordDecision(request, reply) => {
+            let result = record_decision(state, request).await;
+            reply_with(reply, result);
+        }
+        RunMsg::ExpireApproval { task } => {
+            if task_status(&state.run, &task) == Some(TaskStatus::WaitingApproval) {
+                append(
+                    state,
+                    vec![RunEvent::ApprovalExpired { task: task.clone() }],
+                )
+                .await?;
+            }
+            state.gates.remove(&task);
+        }
+        RunMsg::GetState(reply) => {
+            if reply.send(state.run.clone()).is_err() {
+                tracing::debug!("run state asked by a caller that left");
+            }
+            return Ok(());
+        }
+    }
+    advance(&myself, state).await
+}
+
+async fn load_run(context: &EngineContext, run_id: &str) -> Result<RunState, EngineError> {
+    let events = context.store.run_events(run_id).await?;
+    let Some(RunEvent::RunStarted {
+        workflow_id,
+        workflow_version,
+        ..
+    }) = events.first().map(|first| &first.event)
+    else {
+        return Err(EngineError::Store(StoreError::Corrupt(format!(
+            "run {run_id} has no run_started event"
+        ))));
+    };
+    let stored = context
+        .store
+        .workflow_version(workflow_id, Some(*workflow_version))
+        .await?;
+    let workflow = context.parse_workflow(
+        &stored.source,
+        &format!("{workflow_id} v{workflow_version}"),
+    )?;
+    let mut run = RunState::new(run_id, Arc::new(workflow));
+    for event in &events {
+        run.apply(event);
+    }
+    Ok(run)
+}
+
+/// After a restart: attempts that were running are submitted again under the same
+/// attempt number and idempotency key, and waiting approvals get their gates back.
+async fn resume_interrupted(
+    myself: &ActorRef<RunMsg>,
+    state: &mut RunActorState,
+) -> Result<(), ActorProcessingErr> {
+    let running: Vec<(String, u32, Value)> = state
+        .run
+        .tasks()
+        .values()
+        .filter(|task| task.status == TaskStatus::Running)
+        .map(|task| {
+            (
+                task.id.clone(),
+                task.attempts,
+                task.inputs.clone().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    for (task, attempt, inputs) in running {
+        tracing::info!(run_id = %state.run.run_id, task_id = %task, attempt, "resuming interrupted attempt");
+        submit(myself, state, &task, attempt, inputs).await?;
+    }
+    spawn_missing_gates(myself, state).await?;
+    let retry_due = state
+        .run
+        .tasks()
+        .values()
+        .filter_map(|task| task.retry_at_ms)
+        .min();
+    if let Some(at) = retry_due {
+        schedule_advance(myself, at);
+    }
+    Ok(())
+}
+
+/// Takes every step the state allows until none is left, then finishes the run if it
+/// is done. Bounded: each round changes at least one task, and there are finitely many.
+async fn advance(
+    myself: &ActorRef<RunMsg>,
+    state: &mut RunActorState,
+) -> Result<(), ActorProcessingErr> {
+    let max_rounds = state.run.tasks().len() * 4 + 4;
+    for _ in 0..max_rounds {
+        let running = state.run.running();
+        let free_slots =
+            (state.context.settings.max_concurrent_tasks as usize).saturating_sub(running);
+        let steps = state.run.plan(now_ms(), free_slots);
+        if steps.is_empty() {
+            break;
+        }
+        let events: Vec<RunEvent> = steps.iter().map(|step| step_event(state, step)).collect();
+        append(state, events).await?;
+        for step in steps {
+            perform(myself, state, step).await?;
+        }
+        if state.run.finished.is_some() {
+            break;
+        }
+    }
+    Ok(flush(state).await?)
+}
+
+fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
+    match step.clone() {
+        Step::Skip { task } => RunEvent::TaskSkipped { task },
+        Step::Fail { task, reason } => RunEvent::TaskFailed { task, reason },
+        Step::Cancel { task, reason } => RunEvent::TaskCancelled { task, reason },
+        Step::RequestApproval { task, inputs } => {
+            let timeout_secs = state
+                .run
+                .workflow
+                .task(&task)
+                .and_then(|definition| definition.approval_timeout_secs)
+                .unwrap_or(state.context.settings.approval_timeout_secs);
+            let expires_at_ms = now_ms().saturating_add(
+                i64::try_from(timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            );
+            RunEvent::ApprovalRequested {
+                inputs_digest: digest(&inputs),
+                task,
+                inputs,
+                expires_at_ms,
+            }
+        }
+        Step::StartAttempt {
+            task,
+            attempt,
+            inputs,
+        } => RunEvent::AttemptStarted {
+            idempotency_key: idempotency_key(&state.run.run_id, &task, attempt),
+            task,
+            attempt,
+            inputs,
+        },
+        Step::Finish { status } => RunEvent::RunFinished {
+            status,
+            reason: None,
+        },
+    }
+}
+
+async fn perform(
+    myself: &ActorRef<RunMsg>,
+    state: &mut RunActorState,
+    step: Step,
+) -> Result<(), ActorProcessingErr> {
+    match step {
+        Step::StartAttempt {
+            task,
+            attempt,
+            inputs,
+        } => submit(myself, state, &task, attempt, inputs).await?,
+        Step::RequestApproval { .. } => spawn_missing_gates(myself, state).await?,
+        Step::Finish { status } => {
+            tracing::info!(run_id = %state.run.run_id, status = status.as_str(), "run finished");
+            myself.stop(Some(status.as_str().into()));
+        }
+        Step::Skip { .. } | Step::Fail { .. } | Step::Cancel { .. } => {}
+    }
+    Ok(())
+}
+
+/// Appends events to the log, then publishes them: nothing is acted on or shown that
+/// is not durable.
+async fn append(state: &mut RunActorState, events: Vec<RunEvent>) -> Result<(), EngineError> {
+    stage(state, events);
+    flush(state).await
+}
+
+/// Folds events into the state without writing them yet, so that they can go to the
+/// store in one write with the steps they lead to. Nothing may be *done* on the strength
+/// of a staged event before `flush`; if the write fails the actor fails, and its
+/// successor rebuilds the state from what the log really holds.
+fn stage(state: &mut RunActorState, events: Vec<RunEvent>) {
+    let at_ms = now_ms();
+    for event in events {
+        let stored = StoredEvent {
+            run_id: state.run.run_id.clone(),
+            seq: state.run.next_seq,
+            at_ms,
+            event,
+        };
+        state.run.apply(&stored);
+        state.staged.push(stored);
+    }
+}
+
+async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
+    if state.staged.is_empty() {
+        return Ok(());
+    }
+    state.context.store.append_events(&state.staged).await?;
+    for event in state.staged.drain(..) {
+        // No subscriber is fine: the log is the record.
+        let _no_subscribers = state.context.events.send(event);
+    }
+    Ok(())
+}
+
+async fn submit(
+    myself: &ActorRef<RunMsg>,
+    state: &mut RunActorState,
+    task: &str,
+    attempt: u32,
+    inputs: Value,
+) -> Result<(), ActorProcessingErr> {
+    let Some(definition) = state.run.definition(task) else {
+        return Ok(());
+    };
+    let cancel = CancellationToken::new();
+    state.cancels.insert(task.to_string(), cancel.clone());
+    let approval = state
+        .run
+        .tasks()
+        .get(task)
+        .and_then(|task| task.approval.as_ref())
+        .and_then(|approval| {
+            approval.decision.as_ref().map(|decision| Approval {
+                approver: decision.approver.clone(),
+                approved: decision.approved,
+                comment: decision.comment.clone(),
+            })
+        });
+    let job = AttemptJob {
+        run_id: state.run.run_id.clone(),
+        task: task.to_string(),
+        attempt,
+        inputs: match inputs {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+        timeout_secs: definition.timeout_secs,
+        cancel,
+        approval,
+        services: state.context.services.clone(),
+        scope: state.run.memory_scope(),
+        reply_to: myself.clone(),
+    };
+    match ractor::registry::where_is(state.context.pool_name(&definition.agent)) {
+        Some(cell) => {
+            ActorRef::<AgentPoolMsg>::from(cell).cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?
+        }
+        None => {
+            // The pool is restarting: a failed attempt, retried with backoff like any
+            // other, so a pool that never comes back ends the task instead of hanging it.
+            let outcome = Err(AgentError::Failed(format!(
+                "no `{}` agent pool is running",
+                definition.agent
+            )));
+            myself.cast(RunMsg::AttemptFinished {
+                task: task.into(),
+                attempt,
+                outcome,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+async fn record_outcome(
+    myself: &ActorRef<RunMsg>,
+    state: &mut RunActorState,
+    task: &str,
+    attempt: u32,
+    outcome: Result<AgentOutput, AgentError>,
+) -> Result<(), ActorProcessingErr> {
+    let current = state
+        .run
+        .tasks()
+        .get(task)
+        .filter(|state| state.status == TaskStatus::Running && state.attempts == attempt);
+    if current.is_none() {
+        tracing::debug!(run_id = %state.run.run_id, task_id = %task, attempt, "stale attempt outcome ignored");
+        return Ok(());
+    }
+    state.cancels.remove(task);
+    let event = match outcome {
+        Ok(output) => RunEvent::AttemptSucceeded {
+            task: task.into(),
+            attempt,
+            outputs: Value::Object(output.outputs),
+            cost_usd: output.cost_usd,
+        },
+        Err(_) if state.run.cancel_requested => RunEvent::TaskCancelled {
+            task: task.into(),
+            reason: "run cancelled".into(),
+        },
+        Err(error) => {
+            let max_retries = state
+                .run
+                .workflow
+                .task(task)
+                .map_or(0, |definition| definition.max_retries);
+            let retry_at_ms = (error.is_retryable() && attempt <= max_retries).then(|| {
+                let settings = &state.context.settings;
+                now_ms()
+                    + retry_delay_ms(
+                        attempt + 1,
+                        settings.retry_base_delay_ms,
+                        settings.retry_max_delay_ms,
+                    ) as i64
+            });
+            if let Some(at) = retry_at_ms {
+                schedule_advance(myself, at);
+            }
+            RunEvent::AttemptFailed {
+                task: task.into(),
+                attempt,
+                error: error.to_string(),
+                retry_at_ms,
+            }
+        }
+    };
+    stage(state, vec![event]);
+    Ok(())
+}
+
+fn schedule_advance(myself: &ActorRef<RunMsg>, at_ms: i64) {
+    let delay = Duration::from_millis(u64::try_from(at_ms - now_ms()).unwrap_or(0));
+    myself.send_after(delay, || RunMsg::Advance);
+}
+
+async fn cancel(state: &mut RunActorState, by: String) -> Result<(), EngineError> {
+    if let Some(status) = state.run.finished {
+        return Err(EngineError::RunFinished {
+            run: state.run.run_id.clone(),
+            status: status.as_str().into(),
+        });
+    }
+    if !state.run.cancel_requested {
+        append(state, vec![RunEvent::RunCancelRequested { by }]).await?;
+    }
+    for token in state.cancels.values() {
+        token.cancel();
+    }
+    for gate in state.gates.values() {
+        gate.stop(Some("run cancelled".into()));
+    }
+    state.gates.clear();
+    Ok(())
+}
+
+fn forward_decision(
+    state: &RunActorState,
+    request: DecisionRequest,
+    reply: RpcReplyPort<Result<(), EngineError>>,
+) {
+    let refusal = match (state.run.finished, task_status(&state.run, &request.task)) {
+        (Some(status), _) => Some(EngineError::RunFinished {
+            run: state.run.run_id.clone(),
+            status: status.as_str().into(),
+        }),
+        (None, None) => Some(EngineError::InvalidRequest(format!(
+            "run `{}` has no task `{}`",
+            state.run.run_id, request.task
+        ))),
+        (None, Some(TaskStatus::WaitingApproval)) => None,
+        (None, Some(status)) => Some(EngineError::NotWaitingForApproval {
+            run: state.run.run_id.clone(),
+            task: request.task.clone(),
+            status: status.as_str().into(),
+        }),
+    };
+    if let Some(error) = refusal {
+        reply_with(reply, Err(error));
+        return;
+    }
+    match state.gates.get(&request.task) {
+        Some(gate) => {
+            if let Err(error) = gate.cast(GateMsg::Decide(request, reply)) {
+                tracing::warn!(%error, "approval gate unreachable");
+            }
+        }
+        None => reply_with(
+            reply,
+            Err(EngineError::Restarting {
+                what: "the approval gate".into(),
+            }),
+        ),
+    }
+}
+
+async fn record_decision(
+    state: &mut RunActorState,
+    request: DecisionRequest,
+) -> Result<(), EngineError> {
+    // The gate checked the request; the status may still have changed since (expiry or
+    // cancellation raced it), and then the decision must not count.
+    match task_status(&state.run, &request.task) {
+        Some(TaskStatus::WaitingApproval) => {}
+        status => {
+            return Err(EngineError::NotWaitingForApproval {
+                run: state.run.run_id.clone(),
+                task: request.task,
+                status: status.map_or("unknown", TaskStatus::as_str).into(),
+            });
+        }
+    }
+    state.gates.remove(&request.task);
+    append(
+        state,
+        vec![RunEvent::ApprovalDecided {
+            task: request.task,
+            approved: request.approved,
+            approver: request.approver,
+            comment: request.comment,
+        }],
+    )
+    .await
+}
+
+async fn spawn_missing_gates(
+    myself: &ActorRef<RunMsg>,
+    state: &mut RunActorState,
+) -> Result<(), ActorProcessingErr> {
+    let waiting: Vec<(String, String, i64)> = state
+        .run
+        .tasks()
+        .values()
+        .filter(|task| {
+            task.status == TaskStatus::WaitingApproval && !state.gates.contains_key(&task.id)
+        })
+        .filter_map(|task| {
+            task.approval.as_ref().map(|approval| {
+                (
+                    task.id.clone(),
+                    approval.inputs_digest.clone(),
+                    approval.expires_at_ms,
+                )
+            })
+        })
+        .collect();
+    for (task, inputs_digest, expires_at_ms) in waiting {
+        let args = GateArgs {
+            run: myself.clone(),
+            run_id: state.run.run_id.clone(),
+            task: task.clone(),
+            inputs_digest,
+            expires_at_ms,
+            started_by: state.run.started_by.clone(),
+            separate_approver: state.run.workflow.separate_approver,
+        };
+        let (gate, _) = Actor::spawn_linked(None, ApprovalGate, args, myself.get_cell()).await?;
+        state.gates.insert(task, gate);
+    }
+    Ok(())
+}
+
+fn task_status(run: &RunState, task: &str) -> Option<TaskStatus> {
+    run.tasks().get(task).map(|state| state.status)
+}
+
+fn reply_with(reply: RpcReplyPort<Result<(), EngineError>>, result: Result<(), EngineError>) {
+    if reply.send(result).is_err() {
+        tracing::debug!("caller left before the reply");
+    }
+}
+
+/// SHA-256 of the inputs' canonical JSON (keys sorted at every depth), so the digest
+/// does not depend on map order.
+pub fn digest(inputs: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(inputs, &mut canonical);
+    troupe_store::digest::sha256_hex(&canonical)
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|left, right| left.0.cmp(right.0));
+            out.push('{');
+            for (index, (key, value)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}

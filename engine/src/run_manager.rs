@@ -1,0 +1,312 @@
+//! Starts runs, resumes unfinished ones at start-up, and supervises their actors: a run
+//! actor that fails is started again from its log; one that keeps failing (beyond the
+//! restart intensity) is ended `failed` with the reason in its log, never left hanging.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
+use ractor_cluster::RactorMessage;
+use serde_json::Value;
+
+use crate::EngineError;
+use crate::context::EngineContext;
+use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
+use troupe_store::clock::now_ms;
+use troupe_store::events::{RunEvent, RunStatus, StoredEvent};
+use troupe_store::{RunFilter, RunRecord};
+use troupe_supervision::{RestartLog, RestartPolicy, Verdict};
+
+pub struct StartRun {
+    pub workflow_id: String,
+    pub version: Option<u32>,
+    pub variables: BTreeMap<String, Value>,
+    pub started_by: String,
+}
+
+#[derive(RactorMessage)]
+pub enum RunManagerMsg {
+    StartRun(StartRun, RpcReplyPort<Result<String, EngineError>>),
+    CancelRun {
+        run_id: String,
+        by: String,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
+    DecideApproval {
+        run_id: String,
+        request: DecisionRequest,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
+    GetLiveRun {
+        run_id: String,
+        reply: RpcReplyPort<Option<ActorRef<RunMsg>>>,
+    },
+}
+
+pub struct RunManager;
+
+pub struct RunManagerState {
+    context: Arc<EngineContext>,
+    runs: HashMap<String, ActorRef<RunMsg>>,
+    by_actor: HashMap<ActorId, String>,
+    restarts: HashMap<String, RestartLog>,
+}
+
+impl Actor for RunManager {
+    type Msg = RunManagerMsg;
+    type State = RunManagerState;
+    type Arguments = Arc<EngineContext>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RunManagerMsg>,
+        context: Arc<EngineContext>,
+    ) -> Result<RunManagerState, ActorProcessingErr> {
+        let mut state = RunManagerState {
+            context,
+            runs: HashMap::new(),
+            by_actor: HashMap::new(),
+            restarts: HashMap::new(),
+        };
+        let unfinished = state
+            .context
+            .store
+            .runs(&RunFilter {
+                status: Some(RunStatus::Running),
+                workflow_id: None,
+                projects: None,
+                limit: usize::MAX,
+            })
+            .await?;
+        for record in unfinished {
+            tracing::info!(run_id = %record.run_id, "resuming run");
+            if let Err(error) = spawn_run(&myself, &mut state, &record.run_id).await {
+                tracing::error!(run_id = %record.run_id, %error, "cannot resume run; ending it failed");
+                end_failed(&state.context, &record.run_id, &error.to_string()).await?;
+            }
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RunManagerMsg>,
+        message: RunManagerMsg,
+        state: &mut RunManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RunManagerMsg::StartRun(request, reply) => {
+                let result = start_run(&myself, state, request).await;
+                if reply.send(result).is_err() {
+                    tracing::debug!("run starter left before the reply");
+                }
+            }
+            RunManagerMsg::CancelRun { run_id, by, reply } => match state.runs.get(&run_id) {
+                Some(run) => run.cast(RunMsg::CancelRun { by, reply })?,
+                None => reply_not_live(&state.context, &run_id, reply).await,
+            },
+            RunManagerMsg::DecideApproval {
+                run_id,
+                request,
+                reply,
+            } => match state.runs.get(&run_id) {
+                Some(run) => run.cast(RunMsg::DecideApproval(request, reply))?,
+                None => reply_not_live(&state.context, &run_id, reply).await,
+            },
+            RunManagerMsg::GetLiveRun { run_id, reply } => {
+                if reply.send(state.runs.get(&run_id).cloned()).is_err() {
+                    tracing::debug!("caller left");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RunManagerMsg>,
+        event: SupervisionEvent,
+        state: &mut RunManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(run_id) = state.by_actor.remove(&cell.get_id()) {
+                    state.runs.remove(&run_id);
+                    state.restarts.remove(&run_id);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                let Some(run_id) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                state.runs.remove(&run_id);
+                let policy = restart_policy(&state.context);
+                let verdict = state
+                    .restarts
+                    .entry(run_id.clone())
+                    .or_default()
+                    .record_failure(Instant::now(), policy);
+                tracing::warn!(run_id = %run_id, %error, ?verdict, "run actor failed");
+                let restarted = match verdict {
+                    Verdict::Restart => spawn_run(&myself, state, &run_id)
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Verdict::Escalate => Err(format!(
+                        "the run's actor failed {} times in {:?}; last error: {error}",
+                        policy.max_restarts + 1,
+                        policy.period
+                    )),
+                };
+                if let Err(reason) = restarted {
+                    end_failed(&state.context, &run_id, &reason).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn restart_policy(context: &EngineContext) -> RestartPolicy {
+    RestartPolicy {
+        max_restarts: context.settings.restart_intensity,
+        period: Duration::from_secs(context.settings.restart_period_secs),
+    }
+}
+
+async fn start_run(
+    myself: &ActorRef<RunManagerMsg>,
+    state: &mut RunManagerState,
+    request: StartRun,
+) -> Result<String, EngineError> {
+    let store = &state.context.store;
+    let stored = store
+        .workflow_version(&request.workflow_id, request.version)
+        .await?;
+    let workflow = state
+        .context
+        .parse_workflow(&stored.source, &stored.workflow_id)?;
+    let variables = workflow
+        .resolve_variables(&request.variables)
+        .map_err(|errors| {
+            EngineError::InvalidVariables(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        workflow_id: stored.workflow_id.clone(),
+        workflow_version: stored.version,
+        workflow_name: workflow.name.clone(),
+        status: RunStatus::Running,
+        started_by: request.started_by.clone(),
+        created_at_ms: now,
+        finished_at_ms: 0,
+        project: troupe_store::project_of(&workflow).into(),
+    };
+    let first = StoredEvent {
+        run_id: run_id.clone(),
+        seq: 0,
+        at_ms: now,
+        event: RunEvent::RunStarted {
+            workflow_id: stored.workflow_id,
+            workflow_version: stored.version,
+            variables,
+            started_by: request.started_by,
+        },
+    };
+    store.create_run(&record, &first).await?;
+    let _no_subscribers = state.context.events.send(first);
+    spawn_run(myself, state, &run_id).await?;
+    Ok(run_id)
+}
+
+async fn spawn_run(
+    myself: &ActorRef<RunManagerMsg>,
+    state: &mut RunManagerState,
+    run_id: &str,
+) -> Result<(), EngineError> {
+    // After this manager restarted, the previous run actors are being killed and may
+    // still hold their names for a moment: wait for them rather than fail the run.
+    for _ in 0..NAME_RELEASE_TRIES {
+        let args = RunArgs {
+            run_id: run_id.into(),
+            context: state.context.clone(),
+        };
+        match Actor::spawn_linked(
+            Some(state.context.run_name(run_id)),
+            RunActor,
+            args,
+            myself.get_cell(),
+        )
+        .await
+        {
+            Ok((run, _)) => {
+                state.by_actor.insert(run.get_id(), run_id.into());
+                state.runs.insert(run_id.into(), run);
+                return Ok(());
+            }
+            Err(SpawnErr::ActorAlreadyRegistered(_)) => {
+                tokio::time::sleep(Duration::from_millis(25)).await
+            }
+            Err(error) => {
+                return Err(EngineError::Actor(format!(
+                    "cannot start run {run_id}: {error}"
+                )));
+            }
+        }
+    }
+    Err(EngineError::Actor(format!(
+        "cannot start run {run_id}: its previous actor did not stop"
+    )))
+}
+
+const NAME_RELEASE_TRIES: u32 = 40;
+
+/// Answers a request for a run that has no actor: it is finished, or it does not exist.
+async fn reply_not_live(
+    context: &EngineContext,
+    run_id: &str,
+    reply: RpcReplyPort<Result<(), EngineError>>,
+) {
+    let error = match context.store.run(run_id).await {
+        Ok(record) => EngineError::RunFinished {
+            run: run_id.into(),
+            status: record.status.as_str().into(),
+        },
+        Err(error) => error.into(),
+    };
+    if reply.send(Err(error)).is_err() {
+        tracing::debug!("caller left before the reply");
+    }
+}
+
+async fn end_failed(
+    context: &EngineContext,
+    run_id: &str,
+    reason: &str,
+) -> Result<(), EngineError> {
+    let events = context.store.run_events(run_id).await?;
+    let next_seq = events.last().map_or(0, |last| last.seq + 1);
+    let now = now_ms();
+    let finished = StoredEvent {
+        run_id: run_id.into(),
+        seq: next_seq,
+        at_ms: now,
+        event: RunEvent::RunFinished {
+            status: RunStatus::Failed,
+            reason: Some(reason.into()),
+        },
+    };
+    tracing::error!(run_id, reason, "run ended failed by its supervisor");
+    Ok(context.store.append_events(&[finished]).await?)
+}

@@ -1,0 +1,249 @@
+//! Agent kinds from settings: plugins become `PluginAgent`s, MCP servers the servers
+//! of the `mcp_tool` kind, `agents.model` the limits of the model-backed kinds; their
+//! settings are turned
+//! into the agents crate's types here, since `troupe-config` and `troupe-agents` know
+//! nothing of each other.
+
+use std::sync::Arc;
+
+use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
+use troupe_config::Settings;
+use troupe_scanner::ScannerConfig;
+
+use crate::NodeError;
+use troupe_agents::{
+    AskPolicy, CrewConfig, Field, FieldType, InputSchema, McpServerConfig, PluginConfig,
+    ProcessConfig, TestRunnerConfig,
+};
+use troupe_config::{
+    InputType, McpServerSettings, ModelAgentSettings, PluginSettings, ScannerLimits,
+    TestRunnerLimits,
+};
+
+/// The built-in agent kinds, configured from settings (`mcp_tool` with the configured MCP
+/// servers, present even with none so that no plugin takes its name), and the plugin
+/// kinds settings declare. A plugin may not take a built-in kind's name: workflows written for the
+/// built-in would silently run something else.
+pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
+    let shell = &settings.agents.shell;
+    let mut registry = troupe_agents::builtin(
+        ShellAgentConfig {
+            env_allow_list: shell.env_allow_list.clone(),
+            max_output_bytes: usize::try_from(shell.max_output_bytes).unwrap_or(usize::MAX),
+            default_timeout_secs: shell.default_timeout_secs,
+        },
+        HttpAgentConfig {
+            max_response_bytes: 4 * 1024 * 1024,
+            default_timeout_secs: 60,
+        },
+    );
+    let limits = &settings.agents;
+    registry
+        .register(Arc::new(troupe_agents::SecurityScannerAgent::new(
+            scanner_config(&limits.scanner),
+        )))
+        .register(Arc::new(troupe_agents::TestRunnerAgent::new(
+            test_runner_config(&limits.test_runner),
+        )));
+    for agent in troupe_agents::crew(crew_config(&limits.model)) {
+        registry.register(agent);
+    }
+    let mcp_servers = settings
+        .agents
+        .mcp_servers
+        .iter()
+        .map(mcp_server_config)
+        .collect();
+    registry.register(Arc::new(troupe_agents::McpToolAgent::new(mcp_servers)));
+    let builtin: Vec<String> = registry
+        .kind_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for plugin in &settings.agents.plugins {
+        if builtin.contains(&plugin.kind) {
+            return Err(NodeError::AgentKinds(format!(
+                "plugin kind `{}` is the name of a built-in kind; built-in kinds are {}",
+                plugin.kind,
+                builtin.join(", ")
+            )));
+        }
+        if registry.contains(&plugin.kind) {
+            return Err(NodeError::AgentKinds(format!(
+                "plugin kind `{}` is declared twice",
+                plugin.kind
+            )));
+        }
+        let config = plugin_config(plugin);
+        registry.register(Arc::new(troupe_agents::PluginAgent::new(config)));
+    }
+    Ok(registry)
+}
+
+fn size(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// The scanner's limits: the settings given, the kind's defaults for the rest.
+pub(crate) fn scanner_config(limits: &ScannerLimits) -> ScannerConfig {
+    let mut config = ScannerConfig::default();
+    if let Some(value) = limits.max_files {
+        config.max_files = size(value);
+    }
+    if let Some(value) = limits.max_file_bytes {
+        config.max_file_bytes = value;
+    }
+    if let Some(value) = limits.max_total_bytes {
+        config.max_total_bytes = value;
+    }
+    if let Some(value) = limits.max_findings {
+        config.max_findings = size(value);
+    }
+    if let Some(value) = limits.threads {
+        config.threads = size(value);
+    }
+    config
+}
+
+/// The test runner's limits: the settings given, the kind's defaults for the rest.
+pub(crate) fn test_runner_config(limits: &TestRunnerLimits) -> TestRunnerConfig {
+    let mut config = TestRunnerConfig::default();
+    if let Some(value) = &limits.env_allow_list {
+        config.env_allow_list = value.clone();
+    }
+    if let Some(value) = limits.default_timeout_secs {
+        config.default_timeout_secs = value;
+    }
+    if let Some(value) = limits.max_output_bytes {
+        config.max_output_bytes = size(value);
+    }
+    if let Some(value) = limits.max_memory_bytes {
+        config.max_memory_bytes = value;
+    }
+    if let Some(value) = limits.max_processes {
+        config.max_processes = value;
+    }
+    if let Some(value) = limits.max_copy_bytes {
+        config.max_copy_bytes = value;
+    }
+    if let Some(value) = limits.max_copy_files {
+        config.max_copy_files = value;
+    }
+    if let Some(value) = limits.allow_network_fallback {
+        config.allow_network_fallback = value;
+    }
+    config
+}
+
+pub(crate) fn crew_config(model: &ModelAgentSettings) -> CrewConfig {
+    CrewConfig {
+        policy: AskPolicy {
+            max_calls: model.max_calls.max(1),
+            ..AskPolicy::default()
+        },
+        recall_k: usize::try_from(model.recall_k).unwrap_or(usize::MAX),
+        min_recall_score: model.min_recall_score,
+        max_tokens: usize::try_from(model.max_tokens).unwrap_or(usize::MAX),
+        max_file_bytes: model.max_file_bytes,
+        max_quoted_chars: usize::try_from(model.max_quoted_chars).unwrap_or(usize::MAX),
+    }
+}
+
+pub(crate) fn mcp_server_config(server: &McpServerSettings) -> McpServerConfig {
+    McpServerConfig {
+        name: server.name.clone(),
+        process: ProcessConfig {
+            command: server.command.clone(),
+            env_allow_list: server.env_allow_list.clone(),
+            timeout_secs: server.timeout_secs,
+            max_output_bytes: usize::try_from(server.max_output_bytes).unwrap_or(usize::MAX),
+            max_restarts: server.max_restarts,
+            restart_period_secs: server.restart_period_secs,
+        },
+    }
+}
+
+pub(crate) fn plugin_config(plugin: &PluginSettings) -> PluginConfig {
+    let fields = plugin
+        .inputs
+        .iter()
+        .map(|(name, input)| {
+            Field::new(
+                name.clone(),
+                field_type(input.input_type),
+                input.required,
+                input.description.clone(),
+            )
+        })
+        .collect();
+    PluginConfig {
+        kind: plugin.kind.clone(),
+        description: plugin.description.clone(),
+        schema: InputSchema {
+            fields,
+            open: false,
+        },
+        process: ProcessConfig {
+            command: plugin.command.clone(),
+            env_allow_list: plugin.env_allow_list.clone(),
+            timeout_secs: plugin.timeout_secs,
+            max_output_bytes: usize::try_from(plugin.max_output_bytes).unwrap_or(usize::MAX),
+            max_restarts: plugin.max_restarts,
+            restart_period_secs: plugin.restart_period_secs,
+        },
+    }
+}
+
+fn field_type(input_type: InputType) -> FieldType {
+    match input_type {
+        InputType::String => FieldType::String,
+        InputType::Integer => FieldType::Integer,
+        InputType::Number => FieldType::Number,
+        InputType::Boolean => FieldType::Boolean,
+        InputType::List => FieldType::List,
+        InputType::Map => FieldType::Map,
+        InputType::Any => FieldType::Any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use troupe_agents::AgentContext;
+
+    #[tokio::test]
+    async fn limits_in_the_settings_reach_the_agents() {
+        let settings = troupe_config::Layers::new()
+            .assignment("agents.scanner.max_files=2")
+            .unwrap()
+            .assignment("agents.test_runner.max_processes=64")
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(
+            super::test_runner_config(&settings.agents.test_runner).max_processes,
+            64
+        );
+        let repo = tempfile::tempdir().unwrap();
+        for name in ["a.py", "b.py", "c.py", "d.py"] {
+            std::fs::write(repo.path().join(name), "x = 1\n").unwrap();
+        }
+        let registry = crate::builtin_registry(&settings).unwrap();
+        let scanner = registry.get("security_scanner").unwrap();
+        let inputs = json!({"repository": repo.path().display().to_string()});
+        let scanned = scanner
+            .run(
+                inputs.as_object().unwrap().clone(),
+                AgentContext::detached("r:t:1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            scanned.outputs["truncated"],
+            json!(true),
+            "{:?}",
+            scanned.outputs
+        );
+        assert!(scanned.outputs["files_scanned"].as_u64().unwrap() <= 2);
+    }
+}

@@ -1,0 +1,61 @@
+//! The library face of Troupe: a Rust program starts a node of its own with
+//! [`NodeBuilder`], adding agent kinds it implements in Rust beside the built-in ones,
+//! and gets back the [`Node`] the CLI and the HTTP API also drive.
+
+use std::sync::Arc;
+
+use troupe_agents::Agent;
+use troupe_config::Settings;
+
+use crate::agent_kinds::builtin_registry;
+use crate::{Node, NodeError};
+
+/// Settings and extra agent kinds, then [`NodeBuilder::start`].
+///
+/// ```no_run
+/// # async fn example(my_kind: std::sync::Arc<dyn troupe_agents::Agent>) -> Result<(), troupe_node::NodeError> {
+/// let settings = troupe_config::Settings::defaults_with_store("mem://");
+/// let node = troupe_node::NodeBuilder::new(settings)
+///     .agent_kind(my_kind)
+///     .start()
+///     .await?;
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct NodeBuilder {
+    settings: Settings,
+    kinds: Vec<Arc<dyn Agent>>,
+}
+
+impl NodeBuilder {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Adds an agent kind; workflows name it by its [`Agent::kind`]. It may not take
+    /// the name of a built-in kind or of a plugin in settings.
+    pub fn agent_kind(mut self, agent: Arc<dyn Agent>) -> Self {
+        self.kinds.push(agent);
+        self
+    }
+
+    /// Opens the store and starts everything under the node's root supervisor.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        let mut registry = builtin_registry(&self.settings)?;
+        for agent in self.kinds {
+            if registry.contains(agent.kind()) {
+                return Err(NodeError::AgentKinds(format!(
+                    "agent kind `{}` is taken (by a built-in kind, a plugin in settings, or \
+                     another kind added to this builder); give yours another name",
+                    agent.kind()
+                )));
+            }
+            registry.register(agent);
+        }
+        Node::start_with(self.settings, registry).await
+    }
+}

@@ -1,0 +1,641 @@
+//! The engine end to end inside one process: a real node on `mem://` (or `surrealkv://`
+//! for restarts), real actors, and test agent kinds whose behaviour the tests control.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, InputSchema};
+use troupe_config::Settings;
+
+use crate::NodeError;
+use crate::{Decision, Node, NodeBuilder};
+use troupe_engine::EngineError;
+use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
+
+/// What the test agents saw: per task, its attempts and their start/end instants.
+#[derive(Default)]
+struct Journal {
+    spans: Mutex<Vec<(String, Instant, Instant)>>,
+    attempts: Mutex<BTreeMap<String, u32>>,
+    keys: Mutex<Vec<String>>,
+}
+
+impl Journal {
+    fn attempts(&self, task: &str) -> u32 {
+        self.attempts
+            .lock()
+            .unwrap()
+            .get(task)
+            .copied()
+            .unwrap_or(0)
+    }
+    fn span(&self, task: &str) -> (Instant, Instant) {
+        let spans = self.spans.lock().unwrap();
+        let (_, start, end) = spans
+            .iter()
+            .find(|(name, _, _)| name == task)
+            .unwrap_or_else(|| panic!("{task} never ran"));
+        (*start, *end)
+    }
+}
+
+static OPEN: std::sync::LazyLock<InputSchema> = std::sync::LazyLock::new(|| InputSchema {
+    fields: vec![],
+    open: true,
+});
+
+/// `work`: sleeps `sleep_ms`, fails its first `fail_times` attempts, panics when
+/// `panic` is true, and echoes its inputs.
+struct Work {
+    journal: Arc<Journal>,
+}
+
+#[async_trait::async_trait]
+impl Agent for Work {
+    fn kind(&self) -> &'static str {
+        "work"
+    }
+    fn description(&self) -> &'static str {
+        "test agent"
+    }
+    fn input_schema(&self) -> &InputSchema {
+        &OPEN
+    }
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        let name = inputs
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let attempt = {
+            let mut attempts = self.journal.attempts.lock().unwrap();
+            let count = attempts.entry(name.clone()).or_default();
+            *count += 1;
+            *count
+        };
+        self.journal
+            .keys
+            .lock()
+            .unwrap()
+            .push(context.idempotency_key.clone());
+        let start = Instant::now();
+        let sleep =
+            Duration::from_millis(inputs.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0));
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = context.cancel.cancelled() => return Err(AgentError::Cancelled),
+        }
+        if inputs.get("panic").and_then(Value::as_bool) == Some(true) {
+            panic!("work agent told to panic");
+        }
+        if u64::from(attempt)
+            <= inputs
+                .get("fail_times")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        {
+            return Err(AgentError::Failed(format!("planned failure {attempt}")));
+        }
+        self.journal
+            .spans
+            .lock()
+            .unwrap()
+            .push((name, start, Instant::now()));
+        Ok(AgentOutput {
+            outputs: inputs,
+            cost_usd: 0.01,
+        })
+    }
+}
+
+fn settings(store_url: &str) -> Settings {
+    let mut settings = Settings::defaults_with_store(store_url);
+    settings.models.serve = false;
+    settings.engine.retry_base_delay_ms = 10;
+    settings.engine.retry_max_delay_ms = 50;
+    settings
+}
+
+async fn node_with(store_url: &str, journal: Arc<Journal>) -> Node {
+    let settings = settings(store_url);
+    NodeBuilder::new(settings)
+        .agent_kind(Arc::new(Work { journal }))
+        .start()
+        .await
+        .expect("node starts")
+}
+
+async fn node() -> (Node, Arc<Journal>) {
+    let journal = Arc::new(Journal::default());
+    (node_with("mem://", journal.clone()).await, journal)
+}
+
+async fn start(node: &Node, yaml: &str) -> String {
+    start_as(node, yaml, "ada", BTreeMap::new())
+        .await
+        .expect("run starts")
+}
+
+async fn start_as(
+    node: &Node,
+    yaml: &str,
+    who: &str,
+    variables: BTreeMap<String, Value>,
+) -> Result<String, NodeError> {
+    let (id, _) = node
+        .save_workflow(yaml, "test.yaml", "test")
+        .await
+        .expect("workflow is valid");
+    node.start_run(&id, None, variables, who).await
+}
+
+async fn wait_until(
+    node: &Node,
+    run_id: &str,
+    done: impl Fn(&troupe_engine::state::RunState) -> bool,
+) -> troupe_engine::state::RunState {
+    for _ in 0..1000 {
+        let state = node.run_state(run_id).await.unwrap();
+        if done(&state) {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "run {run_id} did not reach the expected state in 10 s: {:#?}",
+        node.run_state(run_id).await.unwrap().tasks()
+    );
+}
+
+async fn finish(node: &Node, run_id: &str) -> troupe_engine::state::RunState {
+    wait_until(node, run_id, |state| state.finished.is_some()).await
+}
+
+fn statuses(state: &troupe_engine::state::RunState) -> BTreeMap<&str, TaskStatus> {
+    state
+        .tasks()
+        .iter()
+        .map(|(id, task)| (id.as_str(), task.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn independent_tasks_overlap_and_dependents_wait_for_all_inputs() {
+    let (node, journal) = node().await;
+    let run = start(&node, r#"
+name: diamond
+tasks:
+  - { id: a, name: A, agent: work, inputs: { name: a, value: 21 } }
+  - { id: b, name: B, agent: work, depends_on: [a], inputs: { name: b, sleep_ms: 300, got: "{{ tasks.a.outputs.value }}" } }
+  - { id: c, name: C, agent: work, depends_on: [a], inputs: { name: c, sleep_ms: 300 } }
+  - { id: d, name: D, agent: work, depends_on: [b, c], inputs: { name: d, text: "b got {{ tasks.b.outputs.got }}" } }
+"#).await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    let (b_start, b_end) = journal.span("b");
+    let (c_start, c_end) = journal.span("c");
+    let (d_start, _) = journal.span("d");
+    assert!(b_start < c_end && c_start < b_end, "b and c must overlap");
+    assert!(
+        d_start >= b_end && d_start >= c_end,
+        "d must wait for b and c"
+    );
+    assert_eq!(
+        state.tasks()["b"].outputs.as_ref().unwrap()["got"],
+        json!(21),
+        "a whole template keeps the type"
+    );
+    assert_eq!(
+        state.tasks()["d"].outputs.as_ref().unwrap()["text"],
+        json!("b got 21")
+    );
+    assert!((node.run_detail(&run).await.unwrap().cost_usd - 0.04).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn retries_stop_at_max_retries_and_failure_cancels_only_downstream() {
+    let (node, journal) = node().await;
+    let run = start(
+        &node,
+        r#"
+name: failing
+tasks:
+  - { id: bad, name: Bad, agent: work, max_retries: 2, inputs: { name: bad, fail_times: 99 } }
+  - { id: after, name: After, agent: work, depends_on: [bad], inputs: { name: after } }
+  - { id: other, name: Other, agent: work, inputs: { name: other, sleep_ms: 100 } }
+"#,
+    )
+    .await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Failed));
+    assert_eq!(journal.attempts("bad"), 3, "first attempt + 2 retries");
+    assert_eq!(journal.attempts("after"), 0);
+    assert_eq!(
+        statuses(&state),
+        BTreeMap::from([
+            ("after", TaskStatus::Cancelled),
+            ("bad", TaskStatus::Failed),
+            ("other", TaskStatus::Completed)
+        ])
+    );
+    let keys = journal.keys.lock().unwrap().clone();
+    for attempt in 1..=3 {
+        assert!(
+            keys.contains(&format!("{run}:bad:{attempt}")),
+            "idempotency key of attempt {attempt} in {keys:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flaky_task_succeeds_on_retry() {
+    let (node, journal) = node().await;
+    let run = start(&node, "name: flaky\ntasks:\n  - { id: f, name: F, agent: work, max_retries: 3, inputs: { name: f, fail_times: 2 } }\n").await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!((journal.attempts("f"), state.tasks()["f"].attempts), (3, 3));
+}
+
+#[tokio::test]
+async fn a_panicking_agent_fails_its_attempt_not_the_run_or_the_node() {
+    let (node, _journal) = node().await;
+    let run = start(
+        &node,
+        r#"
+name: panics
+tasks:
+  - { id: boom, name: Boom, agent: work, max_retries: 1, inputs: { name: boom, panic: true } }
+  - { id: fine, name: Fine, agent: work, inputs: { name: fine, sleep_ms: 50 } }
+"#,
+    )
+    .await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.tasks()["boom"].status, TaskStatus::Failed);
+    assert_eq!(state.tasks()["boom"].attempts, 2);
+    assert!(
+        state.tasks()["boom"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("panicked"),
+        "{:?}",
+        state.tasks()["boom"].error
+    );
+    assert_eq!(state.tasks()["fine"].status, TaskStatus::Completed);
+    assert!(node.is_alive());
+    let next = start(
+        &node,
+        "name: after\ntasks:\n  - { id: x, name: X, agent: echo }\n",
+    )
+    .await;
+    assert_eq!(
+        finish(&node, &next).await.finished,
+        Some(RunStatus::Completed)
+    );
+}
+
+#[tokio::test]
+async fn conditions_skip_tasks_and_dependents_of_a_skipped_task_still_run() {
+    let (node, _journal) = node().await;
+    let run = start(&node, r#"
+name: conditional
+variables: { deploy: false }
+tasks:
+  - id: deploy
+    name: Deploy
+    agent: echo
+    inputs: { done: true }
+    conditions: [ { if: "{{ variables.deploy }}", then: execute, else: skip } ]
+  - id: report
+    name: Report
+    agent: echo
+    depends_on: [deploy]
+    inputs: { deployed: "{{ default(tasks.deploy.outputs.done, false) }}", status: "{{ tasks.deploy.status }}" }
+"#).await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!(state.tasks()["deploy"].status, TaskStatus::Skipped);
+    assert_eq!(
+        state.tasks()["report"].outputs.clone().unwrap(),
+        json!({"deployed": false, "status": "skipped"})
+    );
+}
+
+#[tokio::test]
+async fn a_condition_can_fail_a_task_without_retrying_it() {
+    let (node, journal) = node().await;
+    let run = start(
+        &node,
+        r#"
+name: gate
+tasks:
+  - id: guard
+    name: Guard
+    agent: work
+    max_retries: 5
+    inputs: { name: guard }
+    conditions: [ { if: "{{ 1 > 0 }}", then: fail } ]
+"#,
+    )
+    .await;
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        (state.finished, state.tasks()["guard"].status),
+        (Some(RunStatus::Failed), TaskStatus::Failed)
+    );
+    assert_eq!(journal.attempts("guard"), 0);
+}
+
+#[tokio::test]
+async fn exceeding_the_timeout_fails_the_attempt() {
+    let (node, journal) = node().await;
+    let run = start(&node, "name: slow\ntasks:\n  - { id: s, name: S, agent: work, timeout: 1, max_retries: 1, inputs: { name: s, sleep_ms: 5000 } }\n").await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.tasks()["s"].status, TaskStatus::Failed);
+    assert_eq!(journal.attempts("s"), 2);
+    assert!(
+        state.tasks()["s"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 1 s")
+    );
+}
+
+#[tokio::test]
+async fn cancelling_stops_running_tasks_and_cancels_the_rest() {
+    let (node, _journal) = node().await;
+    let run = start(
+        &node,
+        r#"
+name: long
+tasks:
+  - { id: long, name: Long, agent: work, inputs: { name: long, sleep_ms: 30000 } }
+  - { id: next, name: Next, agent: work, depends_on: [long], inputs: { name: next } }
+"#,
+    )
+    .await;
+    wait_until(&node, &run, |state| {
+        state.tasks()["long"].status == TaskStatus::Running
+    })
+    .await;
+    node.cancel_run(&run, "bob").await.unwrap();
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Cancelled));
+    assert_eq!(
+        statuses(&state),
+        BTreeMap::from([
+            ("long", TaskStatus::Cancelled),
+            ("next", TaskStatus::Cancelled)
+        ])
+    );
+    let error = node.cancel_run(&run, "bob").await.unwrap_err();
+    assert!(
+        matches!(error, NodeError::Engine(EngineError::RunFinished { .. })),
+        "{error}"
+    );
+}
+
+const GATED: &str = r#"
+name: gated
+separate_approver: true
+tasks:
+  - { id: build, name: Build, agent: echo, inputs: { artifact: "app-1.0" } }
+  - { id: sign_off, name: Sign off, agent: human_review, depends_on: [build], requires_approval: true, inputs: { artifact: "{{ tasks.build.outputs.artifact }}" } }
+  - { id: deploy, name: Deploy, agent: echo, depends_on: [sign_off], inputs: { by: "{{ tasks.sign_off.outputs.approver }}" } }
+"#;
+
+fn decision(approved: bool, approver: &str) -> Decision {
+    Decision {
+        approved,
+        approver: approver.into(),
+        comment: Some("looks right".into()),
+        expected_digest: None,
+    }
+}
+
+#[tokio::test]
+async fn an_approved_gate_runs_the_task_with_the_decision_once() {
+    let (node, _journal) = node().await;
+    let run = start(&node, GATED).await;
+    let waiting = wait_until(&node, &run, |state| {
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
+    })
+    .await;
+    let approval = waiting.tasks()["sign_off"].approval.clone().unwrap();
+    assert_eq!(
+        approval.inputs,
+        json!({"artifact": "app-1.0"}),
+        "bound to the rendered inputs"
+    );
+    let pending = node.pending_approvals(None).await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|p| (p.run_id.as_str(), p.task.as_str()))
+            .collect::<Vec<_>>(),
+        [(run.as_str(), "sign_off")]
+    );
+
+    let refused = node
+        .decide(&run, "sign_off", decision(true, "ada"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, NodeError::Engine(EngineError::ApprovalRefused(_))),
+        "the starter may not approve: {refused}"
+    );
+    let stale = Decision {
+        expected_digest: Some("0".repeat(64)),
+        ..decision(true, "bob")
+    };
+    assert!(matches!(
+        node.decide(&run, "sign_off", stale).await,
+        Err(NodeError::Engine(EngineError::ApprovalRefused(_)))
+    ));
+    let exact = Decision {
+        expected_digest: Some(approval.inputs_digest.clone()),
+        ..decision(true, "bob")
+    };
+    node.decide(&run, "sign_off", exact).await.unwrap();
+
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!(
+        state.tasks()["sign_off"].outputs.clone().unwrap(),
+        json!({"approver": "bob", "decision": "approved", "comment": "looks right"})
+    );
+    assert_eq!(
+        state.tasks()["deploy"].outputs.clone().unwrap(),
+        json!({"by": "bob"})
+    );
+    let again = node
+        .decide(&run, "sign_off", decision(true, "carol"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, NodeError::Engine(EngineError::RunFinished { .. })),
+        "a second decision is refused: {again}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_gate_fails_closed() {
+    let (node, _journal) = node().await;
+    let run = start(&node, GATED).await;
+    wait_until(&node, &run, |state| {
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
+    })
+    .await;
+    let premature = node
+        .decide(&run, "deploy", decision(true, "bob"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            premature,
+            NodeError::Engine(EngineError::NotWaitingForApproval { .. })
+        ),
+        "{premature}"
+    );
+    node.decide(&run, "sign_off", decision(false, "bob"))
+        .await
+        .unwrap();
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Failed));
+    assert_eq!(
+        (
+            state.tasks()["sign_off"].status,
+            state.tasks()["deploy"].status
+        ),
+        (TaskStatus::Rejected, TaskStatus::Cancelled)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_gate_fails_closed() {
+    let (node, _journal) = node().await;
+    let run = start(&node, "name: expiring\ntasks:\n  - { id: ok, name: OK, agent: human_review, requires_approval: true, approval_timeout: 1 }\n").await;
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        (state.finished, state.tasks()["ok"].status),
+        (Some(RunStatus::Failed), TaskStatus::Rejected)
+    );
+    let events = node.run_events(&run).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.event, RunEvent::ApprovalExpired { .. }))
+    );
+}
+
+#[tokio::test]
+async fn variable_overrides_of_the_wrong_type_or_name_are_refused() {
+    let (node, _journal) = node().await;
+    let yaml = "name: vars\nvariables: { count: 3 }\ntasks:\n  - { id: x, name: X, agent: echo, inputs: { n: \"{{ variables.count }}\" } }\n";
+    let wrong = start_as(
+        &node,
+        yaml,
+        "ada",
+        BTreeMap::from([("count".to_string(), json!("three"))]),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(wrong, NodeError::Engine(EngineError::InvalidVariables(_))),
+        "{wrong}"
+    );
+    let unknown = start_as(
+        &node,
+        yaml,
+        "ada",
+        BTreeMap::from([("cuont".to_string(), json!(1))]),
+    )
+    .await
+    .unwrap_err();
+    assert!(unknown.to_string().contains("cuont"), "{unknown}");
+    let run = start_as(
+        &node,
+        yaml,
+        "ada",
+        BTreeMap::from([("count".to_string(), json!(7))]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        finish(&node, &run).await.tasks()["x"]
+            .outputs
+            .clone()
+            .unwrap(),
+        json!({"n": 7})
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_node_resumes_the_run_without_rerunning_completed_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", dir.path().join("store").display());
+    let journal = Arc::new(Journal::default());
+    let first = node_with(&url, journal.clone()).await;
+    let run = start(
+        &first,
+        r#"
+name: resumable
+tasks:
+  - { id: a, name: A, agent: work, inputs: { name: a } }
+  - { id: b, name: B, agent: work, depends_on: [a], inputs: { name: b, sleep_ms: 400 } }
+  - { id: c, name: C, agent: work, depends_on: [b], inputs: { name: c } }
+"#,
+    )
+    .await;
+    wait_until(&first, &run, |state| {
+        state.tasks()["b"].status == TaskStatus::Running
+    })
+    .await;
+    first.shutdown().await;
+
+    let second = reopen(&url, journal.clone()).await;
+    let state = finish(&second, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!(
+        journal.attempts("a"),
+        1,
+        "a completed before the restart and must not run again"
+    );
+    assert_eq!(journal.attempts("c"), 1);
+    let events = second.run_events(&run).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|event| event.seq).collect();
+    assert_eq!(
+        seqs,
+        (0..events.len() as u64).collect::<Vec<_>>(),
+        "the log has no gaps"
+    );
+    second.shutdown().await;
+}
+
+/// A node on a store another node just closed: the embedded engine releases its lock
+/// file shortly after the last handle is dropped.
+async fn reopen(url: &str, journal: Arc<Journal>) -> Node {
+    for _ in 0..100 {
+        let node = NodeBuilder::new(settings(url))
+            .agent_kind(Arc::new(Work {
+                journal: journal.clone(),
+            }))
+            .start()
+            .await;
+        match node {
+            Ok(node) => return node,
+            Err(error) if error.to_string().contains("locked") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!("the store stayed locked for 5 s")
+}

@@ -1,0 +1,43 @@
+//! The node's one error type. What the crates below fail with keeps its own variant
+//! (`#[from]`), so the API maps a store's "not found" and an engine's "overloaded" the
+//! same way whichever layer the call went through.
+
+use troupe_engine::EngineError;
+use troupe_inference::InferenceError;
+use troupe_security::SecurityError;
+use troupe_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("local models: {0}")]
+    Models(#[from] InferenceError),
+    /// A part of the node could not be started.
+    #[error("{what}: {source}")]
+    Start {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The agent kinds in settings cannot be set up (a plugin named like a built-in).
+    #[error("agent kinds in settings: {0}")]
+    AgentKinds(String),
+    /// A provider's key could not be opened from the sealed secrets.
+    #[error("secrets: {0}")]
+    ProviderKey(String),
+    #[error("the embedding model returned no vector")]
+    NoEmbedding,
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+impl<T> From<ractor::RactorErr<T>> for NodeError {
+    fn from(error: ractor::RactorErr<T>) -> Self {
+        NodeError::Engine(error.into())
+    }
+}

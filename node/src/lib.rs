@@ -1,0 +1,23 @@
+//! A Troupe node: the composition of one process. [`Node`] opens the store and the
+//! audit log, starts accounts, the inference router, the agent pools and the run manager
+//! under one root supervisor ([`NodeBuilder`] starts one, with agent kinds of the
+//! embedding program if it has any), and offers the operations the API and the CLI call.
+//! [`services`] are what the node lends its agents (the provider chain as a model
+//! client whose every call reaches the ledger, and agent memory); [`agent_kinds`] turns
+//! settings into the agents crate's kinds.
+//!
+//! Knows nothing of HTTP: `troupe_api` serves a `Node`.
+
+pub mod agent_kinds;
+mod builder;
+mod error;
+mod node;
+pub mod services;
+
+pub use agent_kinds::builtin_registry;
+pub use builder::NodeBuilder;
+pub use error::NodeError;
+pub use node::{Decision, Node, PendingApproval, RunDetail};
+
+#[cfg(test)]
+mod engine_tests;

@@ -1,0 +1,766 @@
+//! A node: the store, the root supervisor and everything under it, and the operations
+//! the API and the CLI call. The composition root for one process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::json;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use troupe_agents::Registry;
+use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
+use troupe_config::Settings;
+use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
+use troupe_inference::serve::InferenceService;
+use troupe_inference::serve::setup;
+use troupe_workflow::Workflow;
+
+use crate::NodeError;
+use crate::services::{ChainModel, NodeMemory, PrivacyMode};
+use troupe_engine::EngineError;
+use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
+use troupe_engine::context::EngineContext;
+use troupe_engine::run_actor::DecisionRequest;
+use troupe_engine::run_manager::{RunManager, RunManagerMsg, StartRun};
+use troupe_engine::state::{RunState, TaskState};
+use troupe_security::audit::chain::AuditEntry;
+use troupe_security::audit::{AuditAction, AuditLog};
+use troupe_security::auth::Auth;
+use troupe_store::StoreError;
+use troupe_store::clock::now_ms;
+use troupe_store::events::{RunEvent, RunStatus, StoredEvent, TaskStatus};
+use troupe_store::{
+    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store,
+    WorkflowRecord, WorkflowVersion, project_of,
+};
+use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
+
+/// How long `shutdown` leaves the embedded store to close its files.
+const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
+
+pub struct Node {
+    context: Arc<EngineContext>,
+    inference: Option<InferenceService>,
+    model: ChainModel,
+    memory: Option<NodeMemory>,
+    audit: Arc<AuditLog>,
+    auth: Auth,
+    /// The first super admin's one-time password, until `troupe up` has shown it.
+    bootstrap: std::sync::Mutex<Option<(String, String)>>,
+    root: ActorRef<SupervisorMsg>,
+    root_handle: JoinHandle<()>,
+    settings: Settings,
+}
+
+/// A run as the API shows it: its record and every task's state, folded from the log.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub record: RunRecord,
+    pub cost_usd: f64,
+    pub failure_reason: Option<String>,
+    pub tasks: Vec<TaskState>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct PendingApproval {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub project: String,
+    pub task: String,
+    pub task_name: String,
+    #[schema(value_type = Object)]
+    pub inputs: Value,
+    pub inputs_digest: String,
+    pub requested_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Decision {
+    pub approved: bool,
+    pub approver: String,
+    pub comment: Option<String>,
+    pub expected_digest: Option<String>,
+}
+
+impl Node {
+    /// Starts a node with the given agent kinds ([`crate::NodeBuilder`] is the way in).
+    pub(crate) async fn start_with(
+        settings: Settings,
+        registry: Registry,
+    ) -> Result<Node, NodeError> {
+        let store = Store::open(&settings.store).await?;
+        let audit = Arc::new(
+            AuditLog::open(
+                store.clone(),
+                troupe_security::audit::checkpoint_dir(&settings).as_deref(),
+                settings.audit.checkpoint_every,
+            )
+            .await?,
+        );
+        audit
+            .record(
+                "system",
+                AuditAction::NodeStart {
+                    settings_sha256: settings_digest(&settings),
+                },
+                &settings.server.address,
+            )
+            .await?;
+        // A checkpoint at every start: a chain cut short while the node was down is
+        // caught against the one written at the last start or shutdown.
+        audit.checkpoint().await?;
+        let auth = Auth::from_settings(store.clone(), &settings)?;
+        let bootstrap = std::sync::Mutex::new(auth.bootstrap(&audit).await?);
+        let node_id = EngineContext::new_node_id();
+        let policy = RestartPolicy {
+            max_restarts: settings.engine.restart_intensity,
+            period: Duration::from_secs(settings.engine.restart_period_secs),
+        };
+        let mut children = Vec::new();
+        let inference = if settings.models.serve {
+            let models = settings.models.clone();
+            let config = tokio::task::spawn_blocking(move || setup::load(&models, policy))
+                .await
+                .map_err(|error| NodeError::Start {
+                    what: "loading models",
+                    source: error.into(),
+                })??;
+            let name = EngineContext::router_name(&node_id);
+            children.push(InferenceService::child_spec(name.clone(), config.clone()));
+            Some(InferenceService::new(name, &config))
+        } else {
+            None
+        };
+        let sealed_keys = provider_keys(&store, auth.secrets(), &settings.providers).await?;
+        let providers = Arc::new(ProviderChain::with_keys(
+            &settings.providers,
+            inference.clone(),
+            &sealed_keys,
+        ));
+        let model = ChainModel::new(
+            providers.clone(),
+            store.clone(),
+            audit.clone(),
+            PrivacyMode::from_setting(&settings.privacy.mode),
+        );
+        let memory = match &inference {
+            Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
+            None => None,
+        };
+        // With no local model and no remote provider there is nothing to ask: the
+        // model-backed kinds then fail at once with how to fix it.
+        let can_answer = inference.is_some()
+            || settings
+                .providers
+                .chain
+                .iter()
+                .any(|entry| entry.kind != "local");
+        let services = AgentServices {
+            model: can_answer
+                .then(|| Arc::new(model.clone()) as Arc<dyn troupe_agents::ModelClient>),
+            memory: memory
+                .clone()
+                .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),
+        };
+        let context =
+            EngineContext::new(node_id, store, registry, settings.engine.clone(), services);
+        for agent in context.registry.agents() {
+            let agent = agent.clone();
+            let slots = context.node_slots.clone();
+            let capacity = settings.engine.agent_queue_capacity as usize;
+            let name = context.pool_name(agent.kind());
+            children.push(ChildSpec::new(name.clone(), move |supervisor| {
+                let args = AgentPoolArgs {
+                    agent: agent.clone(),
+                    node_slots: slots.clone(),
+                    capacity,
+                };
+                let name = name.clone();
+                async move {
+                    Ok(Actor::spawn_linked(Some(name), AgentPool, args, supervisor)
+                        .await?
+                        .0
+                        .get_cell())
+                }
+            }));
+        }
+        let manager_context = context.clone();
+        let manager_name = context.run_manager_name();
+        children.push(ChildSpec::new(manager_name.clone(), move |supervisor| {
+            let context = manager_context.clone();
+            let name = manager_name.clone();
+            async move {
+                Ok(
+                    Actor::spawn_linked(Some(name), RunManager, context, supervisor)
+                        .await?
+                        .0
+                        .get_cell(),
+                )
+            }
+        }));
+        let (root, root_handle) =
+            Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
+                .await
+                .map_err(|error| NodeError::Start {
+                    what: "cannot start the node",
+                    source: error.into(),
+                })?;
+        Ok(Node {
+            context,
+            model,
+            memory,
+            audit,
+            auth,
+            bootstrap,
+            inference,
+            root,
+            root_handle,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.context.store
+    }
+
+    /// Asks the provider chain (local first, paid fallbacks by quality) and writes every
+    /// call it took to the cost ledger.
+    pub async fn complete(&self, request: &CompletionRequest) -> Result<Answered, NodeError> {
+        Ok(self.model.complete(request).await?.0)
+    }
+
+    /// Writes model calls made outside the chain (the `/v1` endpoints) to the ledger.
+    pub async fn record_calls(
+        &self,
+        request_id: &str,
+        at_ms: i64,
+        calls: &[CallRecord],
+    ) -> Result<(), NodeError> {
+        self.context
+            .store
+            .record_calls(request_id, at_ms, calls)
+            .await
+            .map_err(Into::into)
+    }
+
+    pub async fn cost_report(&self, since_ms: i64) -> Result<troupe_store::CostReport, NodeError> {
+        self.context
+            .store
+            .cost_report(since_ms)
+            .await
+            .map_err(Into::into)
+    }
+
+    pub fn baseline_usd(&self, tokens_in: usize, tokens_out: usize) -> f64 {
+        let providers = &self.settings.providers;
+        troupe_inference::providers::price(
+            tokens_in,
+            tokens_out,
+            providers.baseline_input_usd_per_mtok,
+            providers.baseline_output_usd_per_mtok,
+        )
+    }
+
+    /// The local models, when this node serves them (`models.serve`).
+    pub fn inference(&self) -> Option<&InferenceService> {
+        self.inference.as_ref()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.context.registry
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
+        self.context.events.subscribe()
+    }
+
+    /// Whether the root supervisor still runs (it stops after a crash loop it could not
+    /// contain).
+    pub fn is_alive(&self) -> bool {
+        !self.root_handle.is_finished()
+    }
+
+    /// Waits until the node's supervision tree ends, which only happens on a crash loop.
+    pub async fn wait(&mut self) {
+        if let Err(error) = (&mut self.root_handle).await {
+            tracing::error!(%error, "root supervisor ended abnormally");
+        }
+    }
+
+    pub async fn shutdown(self) {
+        if let Err(error) = self.audit.checkpoint().await {
+            tracing::error!(%error, "the audit checkpoint at shutdown failed");
+        }
+        let Node {
+            context,
+            root,
+            root_handle,
+            ..
+        } = self;
+        root.stop(Some("shutdown".into()));
+        if tokio::time::timeout(Duration::from_secs(5), root_handle)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the supervision tree did not stop within 5 s");
+        }
+        drop(context);
+        // The embedded engine closes its files from a task it spawns when the last handle
+        // goes away; give that task time to run before the process or the test moves on.
+        tokio::time::sleep(STORE_CLOSE_GRACE).await;
+    }
+
+    fn manager(&self) -> Result<ActorRef<RunManagerMsg>, NodeError> {
+        ractor::registry::where_is(self.context.run_manager_name())
+            .map(ActorRef::from)
+            .ok_or_else(|| {
+                NodeError::Engine(EngineError::Restarting {
+                    what: "the run manager".into(),
+                })
+            })
+    }
+
+    // ---- workflows ---------------------------------------------------------------
+
+    /// Checks `source` (every error, with file, line and column) and finds the workflow
+    /// it would be a new version of, without storing anything: the API checks who may
+    /// write both before `store_workflow`.
+    pub async fn prepare_workflow(
+        &self,
+        source: &str,
+        file_name: &str,
+    ) -> Result<(Workflow, Option<WorkflowRecord>), NodeError> {
+        let workflow = self.context.parse_workflow(source, file_name)?;
+        let existing = self.store().workflow(&workflow.id).await?;
+        Ok((workflow, existing))
+    }
+
+    /// Validates `source` and stores it as the next version of its workflow.
+    pub async fn save_workflow(
+        &self,
+        source: &str,
+        file_name: &str,
+        actor: &str,
+    ) -> Result<(String, u32), NodeError> {
+        let (workflow, existing) = self.prepare_workflow(source, file_name).await?;
+        self.store_workflow(&workflow, existing.as_ref(), source, actor)
+            .await
+    }
+
+    /// Stores a prepared workflow. Its project must exist, and a new version may not
+    /// move a workflow to another project (its runs and permissions stay where they were).
+    pub async fn store_workflow(
+        &self,
+        workflow: &Workflow,
+        existing: Option<&WorkflowRecord>,
+        source: &str,
+        actor: &str,
+    ) -> Result<(String, u32), NodeError> {
+        let project = project_of(workflow);
+        if project != DEFAULT_PROJECT && self.store().project(project).await?.is_none() {
+            return Err(StoreError::ProjectNotFound(project.into()).into());
+        }
+        if let Some(existing) = existing
+            && existing.project != project
+        {
+            return Err(NodeError::InvalidRequest(format!(
+                "workflow `{}` belongs to project `{}`; a new version cannot move it to `{project}` \
+                 (give the workflow another id)",
+                workflow.id, existing.project
+            )));
+        }
+        let version = self
+            .store()
+            .save_workflow(&workflow.id, &workflow.name, project, source, now_ms())
+            .await?;
+        self.audit
+            .record(
+                actor,
+                AuditAction::WorkflowCreate {
+                    version,
+                    project: project.into(),
+                    source_sha256: troupe_store::digest::sha256_hex(source),
+                },
+                &workflow.id,
+            )
+            .await?;
+        Ok((workflow.id.clone(), version))
+    }
+
+    /// The workflow's record, deleted or not.
+    pub async fn workflow_record(&self, id: &str) -> Result<WorkflowRecord, NodeError> {
+        self.store()
+            .workflow(id)
+            .await?
+            .ok_or_else(|| StoreError::WorkflowNotFound(id.into()).into())
+    }
+
+    pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, NodeError> {
+        self.store().workflows().await.map_err(Into::into)
+    }
+
+    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, NodeError> {
+        self.store().workflow_versions(id).await.map_err(Into::into)
+    }
+
+    pub async fn delete_workflow(&self, id: &str, actor: &str) -> Result<(), NodeError> {
+        self.store().delete_workflow(id).await?;
+        self.audit
+            .record(actor, AuditAction::WorkflowDelete {}, id)
+            .await?;
+        Ok(())
+    }
+
+    // ---- runs --------------------------------------------------------------------
+
+    pub async fn start_run(
+        &self,
+        workflow_id: &str,
+        version: Option<u32>,
+        variables: BTreeMap<String, Value>,
+        started_by: &str,
+    ) -> Result<String, NodeError> {
+        let request = StartRun {
+            workflow_id: workflow_id.into(),
+            version,
+            variables,
+            started_by: started_by.into(),
+        };
+        let run_id = ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)??;
+        self.audit
+            .record(
+                started_by,
+                AuditAction::RunStart {
+                    workflow: workflow_id.into(),
+                    version,
+                },
+                &run_id,
+            )
+            .await?;
+        Ok(run_id)
+    }
+
+    /// Waits until run `run_id` has finished, then returns it. For programs that embed a
+    /// node; the CLI shows progress from `subscribe` instead.
+    pub async fn finished_run(&self, run_id: &str) -> Result<RunDetail, NodeError> {
+        // Subscribed before the status is read: a finish in between is on the bus.
+        let mut events = self.subscribe();
+        loop {
+            let detail = self.run_detail(run_id).await?;
+            if detail.record.status != RunStatus::Running {
+                return Ok(detail);
+            }
+            loop {
+                match events.recv().await {
+                    Ok(event)
+                        if event.run_id == run_id
+                            && matches!(event.event, RunEvent::RunFinished { .. }) =>
+                    {
+                        break;
+                    }
+                    // A lagging receiver may have missed the finish: read the status again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(EngineError::Restarting {
+                            what: "the node".into(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn cancel_run(&self, run_id: &str, by: &str) -> Result<(), NodeError> {
+        let manager = self.manager()?;
+        ractor::call!(manager, |reply| RunManagerMsg::CancelRun {
+            run_id: run_id.into(),
+            by: by.into(),
+            reply
+        })??;
+        self.audit
+            .record(by, AuditAction::RunCancel {}, run_id)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn decide(
+        &self,
+        run_id: &str,
+        task: &str,
+        decision: Decision,
+    ) -> Result<(), NodeError> {
+        let request = DecisionRequest {
+            task: task.into(),
+            approved: decision.approved,
+            approver: decision.approver,
+            comment: decision.comment,
+            expected_digest: decision.expected_digest,
+        };
+        let comment = request
+            .comment
+            .clone()
+            .filter(|comment| !comment.trim().is_empty());
+        let (approved, approver) = (request.approved, request.approver.clone());
+        let manager = self.manager()?;
+        ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
+            run_id: run_id.into(),
+            request,
+            reply
+        })??;
+        self.audit
+            .record(
+                &approver,
+                AuditAction::ApprovalDecide {
+                    approved,
+                    comment: comment.clone(),
+                },
+                &format!("{run_id}/{task}"),
+            )
+            .await?;
+        // A reviewer's comment is the human correction later tasks should learn from.
+        if let (Some(comment), Some(_)) = (comment, &self.memory) {
+            let scope = self.run_state(run_id).await?.memory_scope();
+            let verdict = if approved { "approved" } else { "rejected" };
+            let text = format!("{approver} {verdict} task `{task}`: {comment}");
+            let metadata = json!({"agent": "human", "task": task, "approved": approved});
+            self.remember(&scope, MemoryKind::Episodic, &text, &metadata)
+                .await?;
+        }
+        Ok(())
+    }
+
+    // ---- accounts ----------------------------------------------------------------
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The first super admin's email and one-time password, once: the caller shows it.
+    pub fn take_bootstrap_password(&self) -> Option<(String, String)> {
+        self.bootstrap.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    // ---- audit -------------------------------------------------------------------
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, NodeError> {
+        self.store().audit_entries(filter).await.map_err(Into::into)
+    }
+
+    // ---- memory ------------------------------------------------------------------
+
+    fn node_memory(&self) -> Result<&NodeMemory, NodeError> {
+        self.memory.as_ref().ok_or_else(|| {
+            NodeError::InvalidRequest(
+                "agent memory needs the local embedding model: start the node with \
+                 models.serve = true (after `troupe models fetch`)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Entries of one project and user, newest first.
+    pub async fn memories(&self, filter: &MemoryFilter) -> Result<Vec<MemoryEntry>, NodeError> {
+        self.store().memories(filter).await.map_err(Into::into)
+    }
+
+    /// The `k` entries of the filter's scope nearest to `query`, with their scores.
+    pub async fn search_memory(
+        &self,
+        filter: &MemoryFilter,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<MemoryEntry>, NodeError> {
+        self.node_memory()?.search(filter, query, k).await
+    }
+
+    /// Adds an entry (a fact a person tells the project's agents); returns its id.
+    pub async fn remember(
+        &self,
+        scope: &MemoryScope,
+        kind: MemoryKind,
+        text: &str,
+        metadata: &Value,
+    ) -> Result<String, NodeError> {
+        self.node_memory()?
+            .insert(scope, kind, text, metadata)
+            .await
+    }
+
+    pub async fn delete_memory(
+        &self,
+        project: &str,
+        user: &str,
+        id: &str,
+    ) -> Result<bool, NodeError> {
+        self.store()
+            .delete_memory(project, user, id)
+            .await
+            .map_err(Into::into)
+    }
+
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, NodeError> {
+        self.store().runs(filter).await.map_err(Into::into)
+    }
+
+    /// The run folded from its log: always the durable truth, live or finished.
+    pub async fn run_state(&self, run_id: &str) -> Result<RunState, NodeError> {
+        let record = self.store().run(run_id).await?;
+        self.fold_run(&record).await
+    }
+
+    async fn fold_run(&self, record: &RunRecord) -> Result<RunState, NodeError> {
+        let stored = self
+            .store()
+            .workflow_version(&record.workflow_id, Some(record.workflow_version))
+            .await?;
+        let workflow = self
+            .context
+            .parse_workflow(&stored.source, &stored.workflow_id)?;
+        let mut state = RunState::new(&record.run_id, Arc::new(workflow));
+        for event in self.store().run_events(&record.run_id).await? {
+            state.apply(&event);
+        }
+        Ok(state)
+    }
+
+    pub async fn run_detail(&self, run_id: &str) -> Result<RunDetail, NodeError> {
+        self.detail_of(self.store().run(run_id).await?).await
+    }
+
+    /// The detail of a run whose record the caller already read.
+    pub async fn detail_of(&self, record: RunRecord) -> Result<RunDetail, NodeError> {
+        let state = self.fold_run(&record).await?;
+        let tasks: Vec<TaskState> = state
+            .workflow
+            .tasks
+            .iter()
+            .filter_map(|task| state.tasks().get(&task.id).cloned())
+            .collect();
+        Ok(RunDetail {
+            cost_usd: tasks.iter().map(|task| task.cost_usd).sum(),
+            failure_reason: state.failure_reason.clone(),
+            record,
+            tasks,
+        })
+    }
+
+    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, NodeError> {
+        self.store().run(run_id).await?;
+        self.store().run_events(run_id).await.map_err(Into::into)
+    }
+
+    /// Gates waiting for a decision, in runs of `projects` (`None`: every project).
+    pub async fn pending_approvals(
+        &self,
+        projects: Option<Vec<String>>,
+    ) -> Result<Vec<PendingApproval>, NodeError> {
+        let running = self
+            .store()
+            .runs(&RunFilter {
+                status: Some(RunStatus::Running),
+                workflow_id: None,
+                projects,
+                limit: 1000,
+            })
+            .await?;
+        let mut pending = Vec::new();
+        for record in running {
+            let state = self.fold_run(&record).await?;
+            for task in state
+                .tasks()
+                .values()
+                .filter(|task| task.status == TaskStatus::WaitingApproval)
+            {
+                let Some(approval) = &task.approval else {
+                    continue;
+                };
+                pending.push(PendingApproval {
+                    run_id: record.run_id.clone(),
+                    workflow_id: record.workflow_id.clone(),
+                    project: record.project.clone(),
+                    task: task.id.clone(),
+                    task_name: state
+                        .workflow
+                        .task(&task.id)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default(),
+                    inputs: approval.inputs.clone(),
+                    inputs_digest: approval.inputs_digest.clone(),
+                    requested_at_ms: approval.requested_at_ms,
+                    expires_at_ms: approval.expires_at_ms,
+                });
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Load of every agent pool, by kind.
+    pub async fn pool_loads(&self) -> BTreeMap<String, PoolLoad> {
+        let mut loads = BTreeMap::new();
+        for kind in self.context.registry.kind_names() {
+            let Some(cell) = ractor::registry::where_is(self.context.pool_name(kind)) else {
+                continue;
+            };
+            let pool: ActorRef<AgentPoolMsg> = cell.into();
+            if let Ok(load) = ractor::call!(pool, AgentPoolMsg::GetLoad) {
+                loads.insert(kind.to_string(), load);
+            }
+        }
+        loads
+    }
+}
+
+/// The providers' keys kept as sealed secrets, opened once at start; a provider naming a
+/// secret that is not stored stops the start with the command that stores it.
+async fn provider_keys(
+    store: &Store,
+    sealer: &troupe_security::secrets::SecretBox,
+    providers: &troupe_config::ProviderSettings,
+) -> Result<BTreeMap<String, String>, NodeError> {
+    let mut keys = BTreeMap::new();
+    for entry in providers
+        .chain
+        .iter()
+        .filter(|e| !e.api_key_secret.is_empty())
+    {
+        let value = troupe_security::secrets::get(store, sealer, &entry.api_key_secret)
+            .await?
+            .ok_or_else(|| {
+                NodeError::ProviderKey(format!(
+                    "provider `{}` takes its key from secret `{}`, which is not stored: \
+                     troupe secrets set {} (the key on standard input)",
+                    entry.name, entry.api_key_secret, entry.api_key_secret
+                ))
+            })?;
+        let key = String::from_utf8(value).map_err(|_| {
+            NodeError::ProviderKey(format!(
+                "secret `{}` is not UTF-8 text",
+                entry.api_key_secret
+            ))
+        })?;
+        keys.insert(entry.name.clone(), key);
+    }
+    Ok(keys)
+}
+
+/// The effective settings (secrets masked) as a digest: a change between starts shows
+/// in the audit log as a different digest.
+fn settings_digest(settings: &Settings) -> String {
+    troupe_store::digest::sha256_hex(&troupe_config::render_masked(settings))
+}

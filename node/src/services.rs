@@ -1,0 +1,274 @@
+//! What the node lends its agents: the provider chain as a [`ModelClient`] (every call
+//! written to the cost ledger) and agent memory as a [`Memory`] (embedded by the local
+//! embedding model, kept in SurrealDB).
+
+use std::sync::Arc;
+
+use troupe_agents::privacy::Redactions;
+use troupe_agents::{
+    AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory, Recalled,
+};
+use troupe_inference::chat::ChatMessage;
+use troupe_inference::providers::{Answered, ChainOutcome, CompletionRequest, ProviderChain};
+use troupe_inference::quality::TaskType;
+use troupe_inference::serve::InferenceService;
+
+use crate::NodeError;
+use troupe_security::audit::{AuditAction, AuditLog};
+use troupe_store::clock::now_ms;
+use troupe_store::{MemoryFilter, Store};
+
+/// The provider chain with its ledger: the one way model calls leave the runtime.
+#[derive(Clone)]
+pub struct ChainModel {
+    chain: Arc<ProviderChain>,
+    store: Store,
+    audit: Arc<AuditLog>,
+    privacy: PrivacyMode,
+}
+
+/// What happens to sensitive data in a prompt (`privacy.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivacyMode {
+    Redact,
+    Refuse,
+    Off,
+}
+
+impl PrivacyMode {
+    pub fn from_setting(mode: &str) -> Self {
+        match mode {
+            "refuse" => PrivacyMode::Refuse,
+            "off" => PrivacyMode::Off,
+            // Validated at load; anything else is the safe default.
+            _ => PrivacyMode::Redact,
+        }
+    }
+}
+
+impl ChainModel {
+    pub fn new(
+        chain: Arc<ProviderChain>,
+        store: Store,
+        audit: Arc<AuditLog>,
+        privacy: PrivacyMode,
+    ) -> Self {
+        Self {
+            chain,
+            store,
+            audit,
+            privacy,
+        }
+    }
+
+    /// The request with sensitive values swapped for placeholders, and the mapping;
+    /// refused outright in `refuse` mode. Logs and audits the kinds found, never a value.
+    async fn screen(
+        &self,
+        request: &CompletionRequest,
+    ) -> Result<(CompletionRequest, Redactions), NodeError> {
+        let mut redactions = Redactions::default();
+        if self.privacy == PrivacyMode::Off {
+            return Ok((request.clone(), redactions));
+        }
+        let mut screened = request.clone();
+        for message in &mut screened.messages {
+            message.content = redactions.redact(&message.content);
+        }
+        if redactions.is_empty() {
+            return Ok((screened, redactions));
+        }
+        let kinds: Vec<&str> = redactions.counts().keys().map(|kind| kind.name()).collect();
+        let refused = self.privacy == PrivacyMode::Refuse;
+        tracing::warn!(?kinds, refused, agent = ?request.agent, "sensitive data in a prompt");
+        self.audit
+            .record(
+                request.agent.as_deref().unwrap_or("api"),
+                AuditAction::PromptSensitiveData {
+                    kinds: redactions
+                        .counts()
+                        .iter()
+                        .map(|(kind, n)| (kind.name().to_string(), *n))
+                        .collect(),
+                },
+                if refused { "refused" } else { "redacted" },
+            )
+            .await?;
+        if refused {
+            return Err(NodeError::InvalidRequest(format!(
+                "the prompt holds sensitive data ({}); it was not sent to any model. \
+                 Remove it, or set privacy.mode = \"redact\" to send placeholders instead",
+                kinds.join(", ")
+            )));
+        }
+        Ok((screened, redactions))
+    }
+
+    /// Asks the chain and writes every call it took to the ledger; returns the answer
+    /// and what all of the calls cost.
+    pub async fn complete(
+        &self,
+        request: &CompletionRequest,
+    ) -> Result<(Answered, f64), NodeError> {
+        let (request, redactions) = self.screen(request).await?;
+        let started = now_ms();
+        let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
+        let request_id = uuid::Uuid::now_v7().to_string();
+        self.store
+            .record_calls(&request_id, started, &calls)
+            .await?;
+        // A call that left the machine for a paid provider is a security-relevant event:
+        // the prompt went to a third party.
+        for call in calls.iter().filter(|call| !call.local) {
+            self.audit
+                .record(
+                    call.agent.as_deref().unwrap_or("api"),
+                    AuditAction::ModelPaidCall {
+                        request_id: request_id.clone(),
+                        model: call.model.clone(),
+                        tokens_in: call.tokens_in,
+                        tokens_out: call.tokens_out,
+                        cost_usd: call.cost_usd,
+                        served: call.served,
+                        error: call.error.clone(),
+                    },
+                    &call.provider,
+                )
+                .await?;
+        }
+        let cost = calls.iter().map(|call| call.cost_usd).sum();
+        let mut answer = answer?;
+        answer.text = redactions.restore(&answer.text);
+        Ok((answer, cost))
+    }
+}
+
+#[async_trait::async_trait]
+impl ModelClient for ChainModel {
+    fn providers(&self, task_type: &str) -> Vec<String> {
+        TaskType::parse(task_type)
+            .map(|task| self.chain.provider_names(task))
+            .unwrap_or_default()
+    }
+
+    async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, AgentError> {
+        let task_type = TaskType::parse(request.task_type).map_err(AgentError::Failed)?;
+        let completion = CompletionRequest {
+            messages: request
+                .turns
+                .iter()
+                .map(|turn| ChatMessage::new(turn.role, &turn.content))
+                .collect(),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+            task_type,
+            min_quality: None,
+            agent: Some(request.agent.clone()),
+            exclude_providers: request.exclude_providers.clone(),
+        };
+        let (answer, cost_usd) = ChainModel::complete(self, &completion)
+            .await
+            .map_err(|error| AgentError::Failed(format!("model: {error}")))?;
+        Ok(ModelReply {
+            text: answer.text,
+            provider: answer.provider,
+            quality: answer.quality.score,
+            cost_usd,
+        })
+    }
+}
+
+/// Agent memory: entries embedded by the node's embedding model.
+#[derive(Clone)]
+pub struct NodeMemory {
+    store: Store,
+    embedder: InferenceService,
+}
+
+impl NodeMemory {
+    /// Memory over `store`, defining its HNSW index for the embedding model's dimension;
+    /// `None` when the node serves no embedding model.
+    pub async fn new(store: Store, embedder: InferenceService) -> Result<Option<Self>, NodeError> {
+        let Some(dimensions) = embedder.embedding_dimensions() else {
+            return Ok(None);
+        };
+        store.ensure_memory_index(dimensions).await?;
+        Ok(Some(Self { store, embedder }))
+    }
+
+    async fn embed(&self, text: &str) -> Result<Vec<f32>, NodeError> {
+        if text.trim().is_empty() {
+            return Err(NodeError::InvalidRequest("memory text is empty".into()));
+        }
+        let mut embedded = self.embedder.embed(vec![text.to_string()]).await?;
+        embedded.vectors.pop().ok_or(NodeError::NoEmbedding)
+    }
+
+    /// The `k` entries of the filter's scope nearest to `query`, best first.
+    pub async fn search(
+        &self,
+        filter: &MemoryFilter,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<troupe_store::MemoryEntry>, NodeError> {
+        let embedding = self.embed(query).await?;
+        self.store
+            .search_memory(filter, &embedding, k)
+            .await
+            .map_err(Into::into)
+    }
+
+    /// Embeds and stores one entry; returns its id.
+    pub async fn insert(
+        &self,
+        scope: &MemoryScope,
+        kind: troupe_agents::MemoryKind,
+        text: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<String, NodeError> {
+        let embedding = self.embed(text).await?;
+        self.store
+            .insert_memory(scope, kind, text, metadata, &embedding)
+            .await
+            .map_err(Into::into)
+    }
+}
+
+fn agent_error(error: NodeError) -> AgentError {
+    AgentError::Failed(format!("memory: {error}"))
+}
+
+#[async_trait::async_trait]
+impl Memory for NodeMemory {
+    async fn recall(
+        &self,
+        scope: &MemoryScope,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<Recalled>, AgentError> {
+        let found = self
+            .search(&MemoryFilter::from(scope), query, k)
+            .await
+            .map_err(agent_error)?;
+        found
+            .into_iter()
+            .map(|entry| {
+                Ok(Recalled {
+                    kind: troupe_agents::MemoryKind::parse(&entry.kind)
+                        .map_err(AgentError::Failed)?,
+                    id: entry.id,
+                    text: entry.text,
+                    score: entry.score.unwrap_or(0.0),
+                    metadata: entry.metadata,
+                    created_at_ms: entry.created_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    async fn remember(&self, scope: &MemoryScope, entry: NewMemory) -> Result<String, AgentError> {
+        self.insert(scope, entry.kind, &entry.text, &entry.metadata)
+            .await
+            .map_err(agent_error)
+    }
+}

@@ -1,0 +1,154 @@
+//! Signed checkpoints of the chain head, kept outside the database: one JSON line per
+//! checkpoint in a file, and the same line in the process log. The signature is
+//! HMAC-SHA256 under a key in a file beside the checkpoints (created with mode 0600 on
+//! first start), so whoever can rewrite the database cannot also forge a checkpoint
+//! without that file. Put the directory on another volume or machine for more.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::SecurityError;
+use crate::audit::chain::Head;
+
+const KEY_FILE: &str = "checkpoint.key";
+const CHECKPOINT_FILE: &str = "checkpoints.jsonl";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    pub at_ms: i64,
+    /// HMAC-SHA256 of `seq:hash:at_ms`, hex.
+    pub mac: String,
+}
+
+pub struct Checkpoints {
+    dir: PathBuf,
+    key: Vec<u8>,
+}
+
+fn io(context: &str, path: &Path, error: std::io::Error) -> SecurityError {
+    SecurityError::Audit(format!("{context} {}: {error}", path.display()))
+}
+
+impl Checkpoints {
+    /// The checkpoints in `dir`, creating it and its key when missing.
+    pub fn open(dir: &Path) -> Result<Self, SecurityError> {
+        std::fs::create_dir_all(dir).map_err(|error| io("cannot create", dir, error))?;
+        let key = troupe_store::key_file::load_or_create(&dir.join(KEY_FILE))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key,
+        })
+    }
+
+    fn mac(&self, seq: u64, hash: &str, at_ms: i64) -> String {
+        // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key).expect("HMAC accepts any key");
+        mac.update(format!("{seq}:{hash}:{at_ms}").as_bytes());
+        troupe_store::digest::hex(&mac.finalize().into_bytes())
+    }
+
+    /// Appends a signed checkpoint of `head` to the file and the log.
+    pub fn write(&self, head: &Head, at_ms: i64) -> Result<Checkpoint, SecurityError> {
+        let checkpoint = Checkpoint {
+            seq: head.seq,
+            hash: head.hash.clone(),
+            at_ms,
+            mac: self.mac(head.seq, &head.hash, at_ms),
+        };
+        let line = serde_json::to_string(&checkpoint)
+            .map_err(|error| SecurityError::Audit(error.to_string()))?;
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|error| io("cannot open", &path, error))?;
+        writeln!(file, "{line}").map_err(|error| io("cannot write", &path, error))?;
+        file.sync_data()
+            .map_err(|error| io("cannot sync", &path, error))?;
+        tracing::info!(target: "troupe::audit", checkpoint = %line, "audit checkpoint");
+        Ok(checkpoint)
+    }
+
+    /// The latest checkpoint whose signature holds; a line whose signature does not is an
+    /// error (the file was tampered with), not something to skip.
+    pub fn latest(&self) -> Result<Option<Checkpoint>, SecurityError> {
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io("cannot read", &path, error)),
+        };
+        let mut latest: Option<Checkpoint> = None;
+        for (number, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+        {
+            let checkpoint: Checkpoint = serde_json::from_str(line).map_err(|error| {
+                SecurityError::Audit(format!("{} line {}: {error}", path.display(), number + 1))
+            })?;
+            if checkpoint.mac != self.mac(checkpoint.seq, &checkpoint.hash, checkpoint.at_ms) {
+                return Err(SecurityError::Audit(format!(
+                    "{} line {}: the signature does not match: the checkpoint file was \
+                     altered or the key replaced",
+                    path.display(),
+                    number + 1
+                )));
+            }
+            if latest
+                .as_ref()
+                .is_none_or(|seen| checkpoint.seq >= seen.seq)
+            {
+                latest = Some(checkpoint);
+            }
+        }
+        Ok(latest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_are_signed_and_a_forged_line_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::open(dir.path()).unwrap();
+        assert_eq!(checkpoints.latest().unwrap(), None);
+        let head = Head {
+            seq: 7,
+            hash: "ab".repeat(32),
+        };
+        checkpoints.write(&head, 1000).unwrap();
+        checkpoints
+            .write(
+                &Head {
+                    seq: 9,
+                    hash: "cd".repeat(32),
+                },
+                2000,
+            )
+            .unwrap();
+        assert_eq!(checkpoints.latest().unwrap().map(|c| c.seq), Some(9));
+        // Reopening uses the same key.
+        let reopened = Checkpoints::open(dir.path()).unwrap();
+        assert_eq!(reopened.latest().unwrap().map(|c| c.seq), Some(9));
+        let path = dir.path().join(CHECKPOINT_FILE);
+        let forged = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"seq\":9", "\"seq\":3");
+        std::fs::write(&path, forged).unwrap();
+        let error = reopened.latest().unwrap_err().to_string();
+        assert!(
+            error.contains("line 2") && error.contains("signature"),
+            "{error}"
+        );
+    }
+}

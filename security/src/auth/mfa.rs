@@ -1,0 +1,227 @@
+//! The second factor: TOTP enrolment (confirmed by a first code before it counts),
+//! the login challenge, and recovery codes. Attempts are limited like password
+//! attempts, per account and per client address.
+
+use serde::Serialize;
+
+use super::{Attempt, Auth, ClientInfo, TokenPair, now_secs, token_hash, totp};
+use crate::SecurityError;
+use crate::audit::{AuditAction, AuditLog, SecondFactor};
+use troupe_store::digest;
+use troupe_store::{MfaRecord, UserRecord};
+
+const RECOVERY_CODES: usize = 10;
+
+/// What enrolment shows once: the secret for manual entry, and as a QR code.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// An SVG image of `otpauth_uri`.
+    pub qr_svg: String,
+}
+
+impl LoginOutcome {
+    /// The session, when no second factor was asked for.
+    pub fn into_session(self) -> Option<TokenPair> {
+        match self {
+            LoginOutcome::Session(pair) => Some(pair),
+            LoginOutcome::SecondFactor { .. } => None,
+        }
+    }
+}
+
+/// What a password login answers: a session, or a challenge for the second factor.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Session(TokenPair),
+    SecondFactor {
+        mfa_required: bool,
+        /// Exchange with a code at `POST /api/v1/auth/mfa/verify` within 5 minutes.
+        mfa_token: String,
+    },
+}
+
+fn sealed_name(user_id: &str) -> String {
+    format!("mfa:{user_id}")
+}
+
+fn recovery_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    digest::random_bytes::<10>()
+        .iter()
+        .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+        .collect()
+}
+
+impl Auth {
+    /// Starts (or restarts) enrolment; the factor counts once `confirm_mfa` saw a code.
+    pub async fn enrol_mfa(&self, user: &UserRecord) -> Result<Enrolment, SecurityError> {
+        if self
+            .store
+            .mfa(&user.user_id)
+            .await?
+            .is_some_and(|mfa| mfa.enabled)
+        {
+            return Err(SecurityError::InvalidRequest(
+                "a second factor is already on for this account".into(),
+            ));
+        }
+        let secret = digest::random_bytes::<20>();
+        self.store
+            .put_mfa(&MfaRecord {
+                user_id: user.user_id.clone(),
+                sealed_secret: self.secrets.seal(&sealed_name(&user.user_id), &secret)?,
+                enabled: false,
+                last_step: None,
+                recovery_hashes: Vec::new(),
+            })
+            .await?;
+        let otpauth_uri = totp::otpauth_uri(self.keys.issuer(), &user.email, &secret);
+        Ok(Enrolment {
+            secret: totp::base32(&secret),
+            qr_svg: totp::qr_svg(&otpauth_uri).ok_or_else(|| {
+                SecurityError::Auth("the enrolment URI is too long for a QR code".into())
+            })?,
+            otpauth_uri,
+        })
+    }
+
+    /// Turns the factor on with a first valid code; returns the recovery codes, shown once.
+    pub async fn confirm_mfa(
+        &self,
+        user: &UserRecord,
+        code: &str,
+        audit: &AuditLog,
+    ) -> Result<Vec<String>, SecurityError> {
+        let mut record = self
+            .store
+            .mfa(&user.user_id)
+            .await?
+            .filter(|mfa| !mfa.enabled)
+            .ok_or_else(|| {
+                SecurityError::InvalidRequest("start with POST /api/v1/auth/mfa/enrol".into())
+            })?;
+        self.check_code(user, &record, code).await?;
+        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+        record.enabled = true;
+        record.last_step = self
+            .store
+            .mfa(&user.user_id)
+            .await?
+            .and_then(|m| m.last_step);
+        record.recovery_hashes = codes.iter().map(|code| token_hash(code)).collect();
+        self.store.put_mfa(&record).await?;
+        audit
+            .record(&user.email, AuditAction::AuthMfaEnable {}, &user.user_id)
+            .await?;
+        Ok(codes)
+    }
+
+    /// A TOTP code for a step after the last one used (`use_mfa_step` decides atomically).
+    async fn check_code(
+        &self,
+        user: &UserRecord,
+        record: &MfaRecord,
+        code: &str,
+    ) -> Result<(), SecurityError> {
+        let secret = self
+            .secrets
+            .open(&sealed_name(&user.user_id), &record.sealed_secret)?;
+        let step = totp::verify(&secret, code, now_secs(), record.last_step)
+            .ok_or_else(|| SecurityError::Unauthorized("wrong or used code".into()))?;
+        if !self.store.use_mfa_step(&user.user_id, step).await? {
+            return Err(SecurityError::Unauthorized("wrong or used code".into()));
+        }
+        Ok(())
+    }
+
+    /// What a right password leads to for `user`.
+    pub(super) async fn after_password(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, SecurityError> {
+        if self
+            .store
+            .mfa(&user.user_id)
+            .await?
+            .is_some_and(|mfa| mfa.enabled)
+        {
+            return Ok(LoginOutcome::SecondFactor {
+                mfa_required: true,
+                mfa_token: self.keys.issue_mfa_challenge(&user.user_id, now_secs())?,
+            });
+        }
+        Ok(LoginOutcome::Session(
+            self.open_session(user, client).await?,
+        ))
+    }
+
+    /// Exchanges a login challenge and a TOTP code (or an unused recovery code) for a session.
+    pub async fn verify_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: impl Into<ClientInfo>,
+        audit: &AuditLog,
+    ) -> Result<TokenPair, SecurityError> {
+        let client = client.into();
+        let claims = self.keys.verify_mfa_challenge(mfa_token, now_secs())?;
+        let attempt = Attempt::new("mfa", &claims.sub, client.ip);
+        self.failures_allow(&attempt)?;
+        let user = self
+            .active_user(&claims.sub)
+            .await?
+            .ok_or_else(|| SecurityError::Unauthorized("the account is disabled".into()))?;
+        let record = self
+            .store
+            .mfa(&user.user_id)
+            .await?
+            .filter(|mfa| mfa.enabled)
+            .ok_or_else(|| SecurityError::Unauthorized("no second factor is on".into()))?;
+        let code = code.trim();
+        let passed = if code.len() == 6 {
+            self.check_code(&user, &record, code).await.is_ok()
+        } else {
+            self.store
+                .use_recovery_code(&user.user_id, &token_hash(code))
+                .await?
+        };
+        if !passed {
+            self.failed(&attempt);
+            audit
+                .record(&user.email, AuditAction::AuthMfaFailed {}, &user.user_id)
+                .await?;
+            return Err(SecurityError::Unauthorized("wrong or used code".into()));
+        }
+        audit
+            .record(
+                &user.email,
+                AuditAction::AuthLogin {
+                    second_factor: Some(if code.len() == 6 {
+                        SecondFactor::Totp
+                    } else {
+                        SecondFactor::RecoveryCode
+                    }),
+                },
+                &user.user_id,
+            )
+            .await?;
+        self.open_session(&user, &client).await
+    }
+
+    /// Every stored MFA secret sealed again under the current key (after a rotation).
+    pub async fn reseal_mfa(&self) -> Result<usize, SecurityError> {
+        let records = self.store.all_mfa().await?;
+        for record in &records {
+            let name = sealed_name(&record.user_id);
+            let secret = self.secrets.open(&name, &record.sealed_secret)?;
+            let mut resealed = record.clone();
+            resealed.sealed_secret = self.secrets.seal(&name, &secret)?;
+            self.store.put_mfa(&resealed).await?;
+        }
+        Ok(records.len())
+    }
+}

@@ -1,0 +1,806 @@
+//! Accounts and sessions: Argon2id passwords (`password`), HS256 access tokens
+//! (`tokens`), and rotating refresh tokens stored hashed, one family per session. A
+//! rotated refresh token used again revokes its whole family; so do logout, a password
+//! change and disabling the user.
+//!
+//! Routes are not yet required to carry a token (that, roles and per-project checks are
+//! the next step of issue 5); `GET /api/v1/auth/me` is the first route that does.
+
+pub mod access;
+mod callers;
+pub mod limiter;
+mod mfa;
+pub mod password;
+pub mod permissions;
+pub mod tokens;
+pub mod totp;
+
+pub use mfa::{Enrolment, LoginOutcome};
+
+use serde::{Deserialize, Serialize};
+
+use crate::SecurityError;
+use crate::audit::{AuditAction, AuditLog};
+use crate::secrets::SecretBox;
+use tokens::{Claims, TokenKeys};
+use troupe_store::clock::now_ms;
+use troupe_store::digest;
+use troupe_store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserRecord};
+
+pub const ROLES: [&str; 6] = [
+    "super_admin",
+    "org_owner",
+    "project_owner",
+    "developer",
+    "reviewer",
+    "viewer",
+];
+
+/// Where a sign-in comes from: the client's address (after trusted proxies) and its
+/// `User-Agent`, shown in the user's list of sessions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientInfo {
+    pub ip: Option<std::net::IpAddr>,
+    pub device: Option<String>,
+}
+
+impl From<Option<std::net::IpAddr>> for ClientInfo {
+    fn from(ip: Option<std::net::IpAddr>) -> Self {
+        Self { ip, device: None }
+    }
+}
+
+/// An API key to make: `POST /api/v1/auth/keys` takes this as its body.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct KeySpec {
+    pub name: String,
+    /// Permissions the key may use; each one its owner's role holds.
+    pub scopes: Vec<String>,
+    /// Projects the key may reach; empty: every project its owner may.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    pub ttl_days: Option<u64>,
+    /// Requests a minute the key may make; past it, 429 with Retry-After.
+    pub rate_per_minute: Option<u32>,
+}
+
+/// What a login or a refresh returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    /// The password is a first, one-time one and must be changed.
+    pub password_change_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    /// Failed logins per account and per client address in `login_window_secs`.
+    pub login_failures: u32,
+    pub login_window_secs: u64,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub password_min_length: usize,
+    pub password_max_length: usize,
+}
+
+pub struct Auth {
+    store: Store,
+    keys: TokenKeys,
+    /// Seals MFA secrets before they reach the store.
+    secrets: std::sync::Arc<SecretBox>,
+    config: AuthConfig,
+    failures: limiter::FailureLimiter,
+    /// Requests per API key in the current minute.
+    key_rates: limiter::FailureLimiter,
+    /// Principals by token, emptied by every change they depend on.
+    callers: callers::CallerCache,
+    /// When each key's last use was last written.
+    key_touched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+const KEY_USE_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn now_secs() -> u64 {
+    (now_ms().max(0) / 1000) as u64
+}
+
+fn token_hash(token: &str) -> String {
+    digest::sha256_hex(token)
+}
+
+fn random_token(prefix: &str) -> String {
+    format!("{prefix}{}", digest::hex(&digest::random_bytes::<32>()))
+}
+
+impl Auth {
+    /// Accounts as the settings describe them. The token signing key comes from
+    /// `auth.dir`, else from beside an embedded store; a `mem://` or `ws://` store
+    /// without `auth.dir` gets a key that lives as long as the process.
+    pub fn from_settings(
+        store: Store,
+        settings: &troupe_config::Settings,
+    ) -> Result<Self, SecurityError> {
+        let auth = &settings.auth;
+        let key = match troupe_store::key_file::dir_beside_store(
+            &auth.dir,
+            &settings.store.url,
+            "auth",
+        ) {
+            Some(dir) => troupe_store::key_file::load_or_create(&dir.join("jwt.key"))?,
+            None => digest::random_bytes::<32>().to_vec(),
+        };
+        let length = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        let secrets = std::sync::Arc::new(SecretBox::from_settings(settings)?);
+        Ok(Self::with_secrets(
+            secrets,
+            store,
+            &key,
+            &auth.issuer,
+            AuthConfig {
+                login_failures: u32::try_from(auth.login_failures).unwrap_or(u32::MAX),
+                login_window_secs: auth.login_window_secs,
+                access_ttl_secs: auth.access_ttl_secs,
+                refresh_ttl_secs: auth.refresh_ttl_secs,
+                password_min_length: length(auth.password_min_length),
+                password_max_length: length(auth.password_max_length),
+            },
+        ))
+    }
+
+    /// Accounts whose MFA secrets are sealed with a key that lives as long as the process.
+    pub fn new(store: Store, secret: &[u8], issuer: &str, config: AuthConfig) -> Self {
+        let secrets = std::sync::Arc::new(SecretBox::ephemeral());
+        Self::with_secrets(secrets, store, secret, issuer, config)
+    }
+
+    pub fn with_secrets(
+        secrets: std::sync::Arc<SecretBox>,
+        store: Store,
+        secret: &[u8],
+        issuer: &str,
+        config: AuthConfig,
+    ) -> Self {
+        Self {
+            secrets,
+            store,
+            keys: TokenKeys::new(secret, issuer, "troupe-api"),
+            key_rates: limiter::FailureLimiter::new(1, std::time::Duration::from_secs(60)),
+            key_touched: std::sync::Mutex::new(std::collections::HashMap::new()),
+            callers: callers::CallerCache::default(),
+            failures: limiter::FailureLimiter::new(
+                config.login_failures,
+                std::time::Duration::from_secs(config.login_window_secs),
+            ),
+            config,
+        }
+    }
+
+    /// Creates a user of the default organisation with `password` (checked against the
+    /// policy).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        role: &str,
+        password: &str,
+        must_change_password: bool,
+    ) -> Result<UserRecord, SecurityError> {
+        self.create_user_in(
+            troupe_store::DEFAULT_ORG,
+            email,
+            role,
+            password,
+            must_change_password,
+        )
+        .await
+    }
+
+    /// `create_user` in organisation `org`, every field checked.
+    pub async fn create_user_in(
+        &self,
+        org: &str,
+        email: &str,
+        role: &str,
+        password: &str,
+        must_change_password: bool,
+    ) -> Result<UserRecord, SecurityError> {
+        check_org(org)?;
+        let email = email.trim();
+        if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+            return Err(SecurityError::InvalidRequest(format!(
+                "`{email}` is not an email address"
+            )));
+        }
+        if !ROLES.contains(&role) {
+            return Err(SecurityError::InvalidRequest(format!(
+                "role `{role}` is not one of {}",
+                ROLES.join(", ")
+            )));
+        }
+        password::check_policy(
+            password,
+            self.config.password_min_length,
+            self.config.password_max_length,
+        )?;
+        let user = UserRecord {
+            user_id: uuid::Uuid::now_v7().to_string(),
+            email: email.to_lowercase(),
+            role: role.into(),
+            disabled: false,
+            must_change_password,
+            created_at_ms: now_ms(),
+            org: org.into(),
+            password_hash: password::hash(password)?,
+        };
+        self.store.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    /// A new account with a one-time password (to show once; it must be changed at the
+    /// first login), audited as made `by`.
+    pub async fn invite(
+        &self,
+        org: &str,
+        email: &str,
+        role: &str,
+        by: &str,
+        audit: &AuditLog,
+    ) -> Result<(UserRecord, String), SecurityError> {
+        let one_time = password::generate();
+        let user = self
+            .create_user_in(org, email, role, &one_time, true)
+            .await?;
+        audit
+            .record(
+                by,
+                AuditAction::UserCreate {
+                    email: user.email.clone(),
+                    role: role.into(),
+                    org: Some(user.org.clone()),
+                    bootstrap: false,
+                },
+                &user.user_id,
+            )
+            .await?;
+        Ok((user, one_time))
+    }
+
+    /// The first super admin, when there is no user at all: its one-time password, to
+    /// be shown once.
+    pub async fn bootstrap(
+        &self,
+        audit: &AuditLog,
+    ) -> Result<Option<(String, String)>, SecurityError> {
+        if self.store.has_users().await? {
+            return Ok(None);
+        }
+        let email = "admin@localhost";
+        let one_time = password::generate();
+        let user = self
+            .create_user(email, "super_admin", &one_time, true)
+            .await?;
+        audit
+            .record(
+                "system",
+                AuditAction::UserCreate {
+                    email: email.into(),
+                    role: "super_admin".into(),
+                    org: None,
+                    bootstrap: true,
+                },
+                &user.user_id,
+            )
+            .await?;
+        Ok(Some((email.into(), one_time)))
+    }
+
+    /// Logs in; `client` is the caller's address (after trusted proxies), when known.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: impl Into<ClientInfo>,
+        audit: &AuditLog,
+    ) -> Result<LoginOutcome, SecurityError> {
+        let client = client.into();
+        let attempt = Attempt::new("login", &email.trim().to_lowercase(), client.ip);
+        self.failures_allow(&attempt)?;
+        let user = self.store.user_by_email(email.trim()).await?;
+        let phc = user
+            .as_ref()
+            .map_or(password::decoy_hash(), |user| user.password_hash.as_str());
+        // Verified even for an unknown email, so both failures take the same time.
+        let matches = password::verify(password, phc);
+        let user = match user {
+            Some(user) if matches && !user.disabled => user,
+            _ => {
+                self.failed(&attempt);
+                let client = client.ip.map(|ip| ip.to_string());
+                audit
+                    .record(email, AuditAction::AuthLoginFailed { client }, email)
+                    .await?;
+                return Err(SecurityError::Unauthorized(
+                    "wrong email or password".into(),
+                ));
+            }
+        };
+        let outcome = self.after_password(&user, &client).await?;
+        let action = match outcome {
+            LoginOutcome::Session(_) => AuditAction::AuthLogin {
+                second_factor: None,
+            },
+            LoginOutcome::SecondFactor { .. } => AuditAction::AuthLoginPasswordOk {},
+        };
+        audit.record(&user.email, action, &user.user_id).await?;
+        Ok(outcome)
+    }
+
+    /// Opens session `family` for `user` as seen from `client`.
+    async fn open_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, SecurityError> {
+        let family = uuid::Uuid::now_v7().to_string();
+        self.store
+            .insert_session(&SessionRecord {
+                session_id: family.clone(),
+                user_id: user.user_id.clone(),
+                created_at_ms: now_ms(),
+                last_used_ms: now_ms(),
+                device: client
+                    .device
+                    .as_ref()
+                    .map(|agent| agent.chars().take(200).collect()),
+                client_ip: client.ip.map(|ip| ip.to_string()),
+            })
+            .await?;
+        self.issue(user, &family).await
+    }
+
+    async fn issue(&self, user: &UserRecord, family: &str) -> Result<TokenPair, SecurityError> {
+        let refresh_token = random_token("rt_");
+        self.store
+            .insert_refresh(&RefreshRecord {
+                token_hash: token_hash(&refresh_token),
+                family: family.into(),
+                user_id: user.user_id.clone(),
+                expires_at_ms: now_ms() + (self.config.refresh_ttl_secs as i64) * 1000,
+                used: false,
+                revoked: false,
+            })
+            .await?;
+        let access_token = self.keys.issue_access(
+            &user.user_id,
+            &user.role,
+            family,
+            now_secs(),
+            self.config.access_ttl_secs,
+        )?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: self.config.access_ttl_secs,
+            password_change_required: user.must_change_password,
+        })
+    }
+
+    /// A new pair for a refresh token, which is used up. A token used a second time
+    /// means it was stolen (or the client is broken): the whole session ends.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        audit: &AuditLog,
+    ) -> Result<TokenPair, SecurityError> {
+        let unauthorized = || SecurityError::Unauthorized("refresh token not valid".into());
+        let record = self
+            .store
+            .take_refresh(&token_hash(refresh_token))
+            .await?
+            .ok_or_else(unauthorized)?;
+        if record.used || record.revoked {
+            self.revoke_family(&record.family).await?;
+            audit
+                .record(
+                    &record.user_id,
+                    AuditAction::AuthRefreshReuse {
+                        revoked_session: true,
+                    },
+                    &record.family,
+                )
+                .await?;
+            return Err(unauthorized());
+        }
+        if record.expires_at_ms <= now_ms() {
+            return Err(SecurityError::Unauthorized("refresh token expired".into()));
+        }
+        let user = self
+            .active_user(&record.user_id)
+            .await?
+            .ok_or_else(unauthorized)?;
+        self.store.touch_session(&record.family, now_ms()).await?;
+        self.issue(&user, &record.family).await
+    }
+
+    /// `refresh`, with failures from one client address limited like failed logins.
+    pub async fn refresh_from(
+        &self,
+        refresh_token: &str,
+        client: Option<std::net::IpAddr>,
+        audit: &AuditLog,
+    ) -> Result<TokenPair, SecurityError> {
+        let attempt = Attempt::new("refresh", "", client);
+        self.failures_allow(&attempt)?;
+        let refreshed = self.refresh(refresh_token, audit).await;
+        if matches!(refreshed, Err(SecurityError::Unauthorized(_))) {
+            self.failed(&attempt);
+        }
+        refreshed
+    }
+
+    /// The user's open sessions.
+    pub async fn sessions(&self, user: &UserRecord) -> Result<Vec<SessionRecord>, SecurityError> {
+        Ok(self.store.open_sessions(&user.user_id).await?)
+    }
+
+    /// Ends one of the user's own sessions; false when they have no such open session.
+    pub async fn end_session(
+        &self,
+        user: &UserRecord,
+        session_id: &str,
+        audit: &AuditLog,
+    ) -> Result<bool, SecurityError> {
+        let owned = self
+            .store
+            .session(session_id)
+            .await?
+            .is_some_and(|session| session.user_id == user.user_id);
+        if owned {
+            self.revoke_family(session_id).await?;
+            audit
+                .record(&user.email, AuditAction::AuthSessionEnd {}, session_id)
+                .await?;
+        }
+        Ok(owned)
+    }
+
+    /// Ends the session a refresh token belongs to.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), SecurityError> {
+        if let Some(record) = self.store.take_refresh(&token_hash(refresh_token)).await? {
+            self.revoke_family(&record.family).await?;
+        }
+        Ok(())
+    }
+
+    /// The user `user_id`, when it exists and is not disabled.
+    async fn active_user(&self, user_id: &str) -> Result<Option<UserRecord>, SecurityError> {
+        Ok(self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|user| !user.disabled))
+    }
+
+    /// The user behind a bearer access token, checked against the store: a disabled
+    /// user or an ended session is refused even while the token has not expired.
+    pub async fn authenticate(&self, bearer: &str) -> Result<(Claims, UserRecord), SecurityError> {
+        let claims = self.keys.verify_access(bearer, now_secs())?;
+        let user = self.user_of(&claims).await?;
+        Ok((claims, user))
+    }
+
+    /// The user of verified access-token claims, if it is active and the session open.
+    async fn user_of(&self, claims: &Claims) -> Result<UserRecord, SecurityError> {
+        let user = self
+            .active_user(&claims.sub)
+            .await?
+            .ok_or_else(|| SecurityError::Unauthorized("the account is disabled".into()))?;
+        if !self.store.session_open(&claims.sid).await? {
+            return Err(SecurityError::Unauthorized("the session has ended".into()));
+        }
+        Ok(user)
+    }
+
+    pub async fn change_password(
+        &self,
+        user: &UserRecord,
+        current: &str,
+        new: &str,
+        audit: &AuditLog,
+    ) -> Result<(), SecurityError> {
+        if !password::verify(current, &user.password_hash) {
+            return Err(SecurityError::Unauthorized(
+                "the current password is wrong".into(),
+            ));
+        }
+        password::check_policy(
+            new,
+            self.config.password_min_length,
+            self.config.password_max_length,
+        )?;
+        self.store
+            .set_password(&user.user_id, &password::hash(new)?)
+            .await?;
+        self.revoke_user_sessions(&user.user_id).await?;
+        audit
+            .record(
+                &user.email,
+                AuditAction::AuthPasswordChange {},
+                &user.user_id,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        by: &str,
+        audit: &AuditLog,
+    ) -> Result<(), SecurityError> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| SecurityError::InvalidRequest(format!("no user `{user_id}`")))?;
+        self.store.set_user_disabled(user_id, disabled).await?;
+        self.invalidate_callers();
+        if disabled {
+            self.revoke_user_sessions(user_id).await?;
+        }
+        let action = if disabled {
+            AuditAction::UserDisable {}
+        } else {
+            AuditAction::UserEnable {}
+        };
+        audit.record(by, action, user_id).await?;
+        Ok(())
+    }
+
+    /// A user by email or by id.
+    pub async fn find_user(&self, email_or_id: &str) -> Result<Option<UserRecord>, SecurityError> {
+        if email_or_id.contains('@') {
+            Ok(self.store.user_by_email(email_or_id).await?)
+        } else {
+            Ok(self.store.user_by_id(email_or_id).await?)
+        }
+    }
+
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- API keys --------------------------------------------------------------
+
+    /// A key for `owner`, scoped to `scopes` (each one the owner holds) and optionally
+    /// to projects, expiring after `ttl_days` when given. The key (`tk_<id>_<secret>`)
+    /// is returned this once; only its secret's SHA-256 is kept.
+    pub async fn create_api_key(
+        &self,
+        owner: &UserRecord,
+        spec: &KeySpec,
+        audit: &AuditLog,
+    ) -> Result<(String, ApiKeyRecord), SecurityError> {
+        let KeySpec {
+            name,
+            scopes,
+            projects,
+            ttl_days,
+            rate_per_minute,
+        } = spec;
+        let (ttl_days, rate_per_minute) = (*ttl_days, *rate_per_minute);
+        if rate_per_minute.is_some_and(|rate| !(1..=1_000_000).contains(&rate)) {
+            return Err(SecurityError::InvalidRequest(
+                "`rate_per_minute` must be 1 to 1000000, or left out for no limit".into(),
+            ));
+        }
+        if name.trim().is_empty() || name.len() > 100 {
+            return Err(SecurityError::InvalidRequest(
+                "`name` must hold 1 to 100 characters".into(),
+            ));
+        }
+        let granted = permissions::of_role(&owner.role);
+        if scopes.is_empty() {
+            return Err(SecurityError::InvalidRequest(format!(
+                "give the key at least one scope; yours are {}",
+                granted.join(", ")
+            )));
+        }
+        if let Some(extra) = scopes
+            .iter()
+            .find(|scope| !granted.contains(&scope.as_str()))
+        {
+            return Err(SecurityError::InvalidRequest(format!(
+                "scope `{extra}` is not one you hold as {}; yours are {}",
+                owner.role,
+                granted.join(", ")
+            )));
+        }
+        let key_id = digest::hex(&digest::random_bytes::<6>());
+        let secret = random_token("");
+        let record = ApiKeyRecord {
+            key_id: key_id.clone(),
+            name: name.trim().into(),
+            user_id: owner.user_id.clone(),
+            scopes: scopes.to_vec(),
+            projects: projects.to_vec(),
+            created_at_ms: now_ms(),
+            expires_at_ms: ttl_days.map(|days| now_ms() + (days as i64) * 86_400_000),
+            last_used_ms: None,
+            rate_per_minute,
+            revoked: false,
+            secret_hash: token_hash(&secret),
+        };
+        self.store.insert_api_key(&record).await?;
+        audit
+            .record(
+                &owner.email,
+                AuditAction::ApiKeyCreate {
+                    name: record.name.clone(),
+                    scopes: scopes.clone(),
+                    projects: projects.clone(),
+                },
+                &key_id,
+            )
+            .await?;
+        Ok((format!("tk_{key_id}_{secret}"), record))
+    }
+
+    /// The key and its owner behind a `tk_...` bearer; its last use is recorded.
+    pub async fn authenticate_key(
+        &self,
+        presented: &str,
+    ) -> Result<(ApiKeyRecord, UserRecord), SecurityError> {
+        let refused = || SecurityError::Unauthorized("API key not valid".into());
+        let (key_id, secret) = presented
+            .strip_prefix("tk_")
+            .and_then(|rest| rest.split_once('_'))
+            .ok_or_else(refused)?;
+        let key = self.store.api_key(key_id).await?.ok_or_else(refused)?;
+        if !constant_time_eq(token_hash(secret).as_bytes(), key.secret_hash.as_bytes())
+            || key.revoked
+        {
+            return Err(refused());
+        }
+        if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+            return Err(SecurityError::Unauthorized("API key expired".into()));
+        }
+        let user = self
+            .active_user(&key.user_id)
+            .await?
+            .ok_or_else(|| SecurityError::Unauthorized("the key's owner is disabled".into()))?;
+        self.admit_key(&key)?;
+        self.note_key_use(&key.key_id).await;
+        Ok((key, user))
+    }
+
+    /// The key's own request rate.
+    fn admit_key(&self, key: &ApiKeyRecord) -> Result<(), SecurityError> {
+        match key
+            .rate_per_minute
+            .map(|rate| self.key_rates.admit(&key.key_id, rate))
+        {
+            Some(Err(retry_after_secs)) => Err(SecurityError::RateLimited { retry_after_secs }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn revoke_family(&self, family: &str) -> Result<(), SecurityError> {
+        self.store.revoke_family(family).await?;
+        self.invalidate_callers();
+        Ok(())
+    }
+
+    async fn revoke_user_sessions(&self, user_id: &str) -> Result<(), SecurityError> {
+        self.store.revoke_user_sessions(user_id).await?;
+        self.invalidate_callers();
+        Ok(())
+    }
+
+    /// Records a key's last use at most once a minute, and never fails the request for
+    /// it: a write per request made concurrent requests of one key conflict in the store
+    /// (found by `troupe bench auth`), and "last used" needs minutes, not microseconds.
+    async fn note_key_use(&self, key_id: &str) {
+        let due = self.key_touched.lock().is_ok_and(|mut touched| {
+            let now = std::time::Instant::now();
+            let due = touched
+                .get(key_id)
+                .is_none_or(|at| now.duration_since(*at) >= KEY_USE_RESOLUTION);
+            if due {
+                if touched.len() >= 100_000 {
+                    touched.clear();
+                }
+                touched.insert(key_id.to_owned(), now);
+            }
+            due
+        });
+        if due && let Err(error) = self.store.touch_api_key(key_id, now_ms()).await {
+            tracing::warn!(key_id, %error, "could not record an API key's last use");
+        }
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        owner: &UserRecord,
+        key_id: &str,
+        audit: &AuditLog,
+    ) -> Result<bool, SecurityError> {
+        let revoked = self.store.revoke_api_key(&owner.user_id, key_id).await?;
+        self.invalidate_callers();
+        if revoked {
+            audit
+                .record(&owner.email, AuditAction::ApiKeyRevoke {}, key_id)
+                .await?;
+        }
+        Ok(revoked)
+    }
+}
+
+/// What one attempt at a secret (a password, a code) is counted under: its account and
+/// the client's address, each with its own window.
+struct Attempt {
+    account: String,
+    client: Option<String>,
+}
+
+impl Attempt {
+    fn new(what: &str, account: &str, client: Option<std::net::IpAddr>) -> Self {
+        Self {
+            account: format!("{what}:account:{account}"),
+            client: client.map(|ip| format!("{what}:client:{ip}")),
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.account).chain(self.client.as_ref())
+    }
+}
+
+impl Auth {
+    /// `RateLimited` once the account or the client used up its failures.
+    fn failures_allow(&self, attempt: &Attempt) -> Result<(), SecurityError> {
+        for key in attempt.keys() {
+            if let Err(retry_after_secs) = self.failures.check(key) {
+                return Err(SecurityError::RateLimited { retry_after_secs });
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, attempt: &Attempt) {
+        for key in attempt.keys() {
+            self.failures.fail(key);
+        }
+    }
+}
+
+/// Organisation names are slugs, like project ids: `[a-z0-9_-]{1,64}`.
+pub fn check_org(org: &str) -> Result<(), SecurityError> {
+    let valid = !org.is_empty()
+        && org.len() <= 64
+        && org
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(SecurityError::InvalidRequest(format!(
+            "organisation `{org}` must match [a-z0-9_-]{{1,64}}"
+        )))
+    }
+}
+
+/// Equality that takes as long for a near miss as for a far one.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod hostile;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,571 @@
+//! Sessions on the real SurrealDB engine.
+
+use super::*;
+
+fn key_spec(name: &str, scopes: Vec<String>, ttl_days: Option<u64>, rate: Option<u32>) -> KeySpec {
+    KeySpec {
+        name: name.into(),
+        scopes,
+        ttl_days,
+        rate_per_minute: rate,
+        ..KeySpec::default()
+    }
+}
+
+/// A session for a user without a second factor.
+async fn sign_in(auth: &Auth, audit: &AuditLog, email: &str, password: &str) -> TokenPair {
+    auth.login(email, password, None, audit)
+        .await
+        .unwrap()
+        .into_session()
+        .expect("no second factor is on")
+}
+
+async fn auth() -> (Auth, AuditLog) {
+    let store = Store::memory().await.unwrap();
+    let audit = AuditLog::open(store.clone(), None, 100).await.unwrap();
+    let config = AuthConfig {
+        login_failures: 5,
+        login_window_secs: 60,
+        access_ttl_secs: 60,
+        refresh_ttl_secs: 3600,
+        password_min_length: 12,
+        password_max_length: 1024,
+    };
+    (
+        Auth::new(store, b"0123456789abcdef0123456789abcdef", "troupe", config),
+        audit,
+    )
+}
+
+#[tokio::test]
+async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
+    let (auth, audit) = auth().await;
+    let (email, one_time) = auth.bootstrap(&audit).await.unwrap().expect("bootstrapped");
+    assert_eq!(email, "admin@localhost");
+    assert!(auth.bootstrap(&audit).await.unwrap().is_none(), "only once");
+    let pair = sign_in(&auth, &audit, &email, &one_time).await;
+    assert!(pair.password_change_required);
+    let (_, user) = auth.authenticate(&pair.access_token).await.unwrap();
+    assert_eq!(user.role, "super_admin");
+    auth.change_password(&user, &one_time, "a new long passphrase", &audit)
+        .await
+        .unwrap();
+    // The change ended the session, and the one-time password is gone.
+    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    assert!(auth.login(&email, &one_time, None, &audit).await.is_err());
+    assert!(
+        !sign_in(&auth, &audit, &email, "a new long passphrase")
+            .await
+            .password_change_required
+    );
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_whole_session() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let first = sign_in(&auth, &audit, "ADA@example.com", "ada's long password").await;
+    let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
+    assert_ne!(first.refresh_token, second.refresh_token);
+    // The first refresh token again: stolen, or a broken client. Both are refused and
+    // the newer token of the same family stops working too.
+    assert!(auth.refresh(&first.refresh_token, &audit).await.is_err());
+    assert!(auth.refresh(&second.refresh_token, &audit).await.is_err());
+    assert!(auth.authenticate(&second.access_token).await.is_err());
+    let filter = troupe_store::AuditFilter {
+        action: Some("auth.refresh_reuse".into()),
+        ..Default::default()
+    };
+    // Both refusals are uses of a token that is no longer valid.
+    assert_eq!(auth.store().audit_entries(&filter).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn tokens_of_one_kind_do_not_pass_for_the_other() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
+    assert!(
+        auth.refresh(&pair.access_token, &audit).await.is_err(),
+        "access as refresh"
+    );
+    assert!(
+        auth.authenticate(&pair.refresh_token).await.is_err(),
+        "refresh as access"
+    );
+    assert!(matches!(
+        auth.principal(&pair.refresh_token).await,
+        Err(SecurityError::Unauthorized(_))
+    ));
+    assert!(auth.authenticate(&pair.access_token).await.is_ok());
+    // Neither misuse ended the session.
+    assert!(auth.refresh(&pair.refresh_token, &audit).await.is_ok());
+}
+
+#[tokio::test]
+async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
+    let (auth, audit) = auth().await;
+    let ada = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
+    auth.logout(&pair.refresh_token).await.unwrap();
+    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
+    auth.set_disabled(&ada.user_id, true, "admin", &audit)
+        .await
+        .unwrap();
+    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    assert!(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .is_err()
+    );
+    // Wrong password and unknown account fail alike.
+    let wrong = auth
+        .login("ada@example.com", "wrong", None, &audit)
+        .await
+        .unwrap_err()
+        .to_string();
+    let unknown = auth
+        .login("nobody@example.com", "wrong", None, &audit)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(wrong, unknown);
+    let filter = troupe_store::AuditFilter {
+        action: Some("auth.login_failed".into()),
+        ..Default::default()
+    };
+    assert_eq!(auth.store().audit_entries(&filter).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bad_accounts_are_refused_with_the_reason() {
+    let (auth, _) = auth().await;
+    for (email, role, password, reason) in [
+        (
+            "not-an-email",
+            "developer",
+            "a long enough password",
+            "not an email",
+        ),
+        (
+            "ada@example.com",
+            "emperor",
+            "a long enough password",
+            "not one of",
+        ),
+        ("ada@example.com", "developer", "short", "at least 12"),
+        (
+            "ada' OR 1=1 --@x.y",
+            "developer",
+            "a long enough password",
+            "not an email",
+        ),
+    ] {
+        let error = auth
+            .create_user(email, role, password, false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(reason), "{email}: {error}");
+    }
+    auth.create_user("ada@example.com", "viewer", "a long enough password", false)
+        .await
+        .unwrap();
+    let duplicate = auth
+        .create_user("ADA@example.com", "viewer", "a long enough password", false)
+        .await;
+    assert!(duplicate.is_err_and(|e| e.to_string().contains("exists")));
+}
+
+#[tokio::test]
+async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
+    let (auth, audit) = auth().await;
+    auth.create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let client = Some("203.0.113.7".parse().unwrap());
+    let started = std::time::Instant::now();
+    let mut limited = 0;
+    for n in 0..1000 {
+        match auth
+            .login("ada@example.com", &format!("guess {n}"), client, &audit)
+            .await
+        {
+            Err(SecurityError::RateLimited { retry_after_secs }) => {
+                assert!(retry_after_secs >= 1);
+                limited += 1;
+            }
+            Err(SecurityError::Unauthorized(_)) => {}
+            other => panic!("guess {n}: {other:?}"),
+        }
+    }
+    assert_eq!(limited, 995, "only the first 5 guesses were checked");
+    // Refused before any Argon2 work: a thousand checked guesses would take minutes.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // The right password is refused too until the window passes: the guesser cannot
+    // tell it from a wrong one.
+    let right = auth
+        .login("ada@example.com", "ada's long password", client, &audit)
+        .await;
+    assert!(matches!(right, Err(SecurityError::RateLimited { .. })));
+    // Another account from another address is not held up.
+    auth.create_user("bob@example.com", "developer", "bob's long password", false)
+        .await
+        .unwrap();
+    let other = Some("198.51.100.1".parse().unwrap());
+    assert!(
+        auth.login("bob@example.com", "bob's long password", other, &audit)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_scoped_hashed_revocable_and_expire() {
+    let (auth, audit) = auth().await;
+    let dev = auth
+        .create_user("dev@example.com", "developer", "dev's long password", false)
+        .await
+        .unwrap();
+    let scopes = vec!["workflows.execute".to_string()];
+    let (key, record) = auth
+        .create_api_key(
+            &dev,
+            &key_spec("ci", scopes.clone(), Some(30), None),
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert!(key.starts_with(&format!("tk_{}_", record.key_id)));
+    assert!(!record.secret_hash.is_empty() && !key.contains(&record.secret_hash));
+    let (found, owner) = auth.authenticate_key(&key).await.unwrap();
+    assert_eq!(
+        (found.scopes.clone(), owner.email.as_str()),
+        (scopes.clone(), "dev@example.com")
+    );
+    assert!(
+        auth.store()
+            .api_key(&record.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_ms
+            .is_some()
+    );
+    // A wrong secret for a real id, a made-up key, and a JWT-shaped string are refused.
+    let wrong = format!("tk_{}_{}", record.key_id, "0".repeat(64));
+    for bad in [
+        wrong.as_str(),
+        "tk_nope_nope",
+        "tk_",
+        "eyJhbGciOiJIUzI1NiJ9.e30.x",
+    ] {
+        assert!(auth.authenticate_key(bad).await.is_err(), "{bad}");
+    }
+    // A developer cannot mint a key that approves.
+    let approve = vec!["workflows.approve".to_string()];
+    let error = auth
+        .create_api_key(
+            &dev,
+            &key_spec("sneaky", approve.clone(), None, None),
+            &audit,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not one you hold"), "{error}");
+    assert!(
+        auth.create_api_key(&dev, &key_spec("none", vec![], None, None), &audit)
+            .await
+            .is_err()
+    );
+    // Another user cannot revoke it; its owner can.
+    let other = auth
+        .create_user("eve@example.com", "developer", "eve's long password", false)
+        .await
+        .unwrap();
+    assert!(
+        !auth
+            .revoke_api_key(&other, &record.key_id, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        auth.revoke_api_key(&dev, &record.key_id, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(auth.authenticate_key(&key).await.is_err());
+    // An expired key is refused.
+    let (expired, _) = auth
+        .create_api_key(
+            &dev,
+            &key_spec("old", scopes.clone(), Some(0), None),
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert!(
+        auth.authenticate_key(&expired)
+            .await
+            .is_err_and(|e| e.to_string().contains("expired"))
+    );
+}
+
+#[tokio::test]
+async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
+    let (auth, audit) = auth().await;
+    let user = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let enrolment = auth.enrol_mfa(&user).await.unwrap();
+    assert!(enrolment.otpauth_uri.contains(&enrolment.secret));
+    assert!(enrolment.qr_svg.starts_with("<svg"));
+    // The secret is sealed in the store, never kept in the clear.
+    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
+    assert!(!stored.sealed_secret.contains(&enrolment.secret));
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
+        .unwrap();
+    let now = now_secs();
+    // Not on until confirmed: a password alone still logs in.
+    assert!(matches!(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .unwrap(),
+        LoginOutcome::Session(_)
+    ));
+    let wrong = if totp::code_at(&secret, now) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert!(auth.confirm_mfa(&user, wrong, &audit).await.is_err());
+    let recovery = auth
+        .confirm_mfa(&user, &totp::code_at(&secret, now), &audit)
+        .await
+        .unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    let challenge = |outcome: LoginOutcome| match outcome {
+        LoginOutcome::SecondFactor { mfa_token, .. } => mfa_token,
+        LoginOutcome::Session(_) => panic!("the second factor was not asked for"),
+    };
+    let token = challenge(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .unwrap(),
+    );
+    // The challenge is not an access token, and an access token is not a challenge.
+    assert!(auth.authenticate(&token).await.is_err());
+    // The code used to confirm is spent: replaying it fails.
+    let replayed = auth
+        .verify_mfa(&token, &totp::code_at(&secret, now), None, &audit)
+        .await;
+    assert!(replayed.is_err(), "a replayed code was accepted");
+    let next = totp::code_at(&secret, now + totp::STEP_SECS);
+    let pair = auth.verify_mfa(&token, &next, None, &audit).await.unwrap();
+    assert!(
+        auth.verify_mfa(&pair.access_token, &next, None, &audit)
+            .await
+            .is_err()
+    );
+    assert!(
+        auth.verify_mfa(&token, &next, None, &audit).await.is_err(),
+        "used twice"
+    );
+    // A recovery code works once.
+    let fresh = challenge(
+        auth.login("ada@example.com", "ada's long password", None, &audit)
+            .await
+            .unwrap(),
+    );
+    auth.verify_mfa(&fresh, &recovery[0], None, &audit)
+        .await
+        .unwrap();
+    assert!(
+        auth.verify_mfa(&fresh, &recovery[0], None, &audit)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn guessing_codes_is_rate_limited() {
+    let (auth, audit) = auth().await;
+    let user = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    auth.enrol_mfa(&user).await.unwrap();
+    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
+        .unwrap();
+    auth.confirm_mfa(&user, &totp::code_at(&secret, now_secs()), &audit)
+        .await
+        .unwrap();
+    let LoginOutcome::SecondFactor { mfa_token, .. } = auth
+        .login("ada@example.com", "ada's long password", None, &audit)
+        .await
+        .unwrap()
+    else {
+        panic!("no challenge");
+    };
+    let mut limited = false;
+    for guess in 0..20 {
+        match auth
+            .verify_mfa(&mfa_token, &format!("{:06}", 999_000 + guess), None, &audit)
+            .await
+        {
+            Err(SecurityError::RateLimited { retry_after_secs }) => {
+                assert!(retry_after_secs > 0);
+                limited = true;
+                break;
+            }
+            Err(SecurityError::Unauthorized(_)) => {}
+            other => panic!("guess {guess}: {other:?}"),
+        }
+    }
+    assert!(limited, "20 wrong codes were all tried");
+}
+
+#[tokio::test]
+async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
+    let (auth, audit) = auth().await;
+    let ada = auth
+        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .await
+        .unwrap();
+    let bob = auth
+        .create_user("bob@example.com", "developer", "bob's long password", false)
+        .await
+        .unwrap();
+    let from = |device: &str| ClientInfo {
+        ip: "203.0.113.7".parse().ok(),
+        device: Some(device.into()),
+    };
+    let laptop = auth
+        .login(
+            "ada@example.com",
+            "ada's long password",
+            from("Firefox"),
+            &audit,
+        )
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    let phone = auth
+        .login(
+            "ada@example.com",
+            "ada's long password",
+            from(&"x".repeat(5000)),
+            &audit,
+        )
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    let sessions = auth.sessions(&ada).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.device.as_deref() == Some("Firefox"))
+    );
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.device.as_ref().unwrap().len() <= 200)
+    );
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.client_ip.as_deref() == Some("203.0.113.7"))
+    );
+    let (laptop_claims, _) = auth.authenticate(&laptop.access_token).await.unwrap();
+    // Bob cannot end Ada's session, even knowing its id.
+    assert!(
+        !auth
+            .end_session(&bob, &laptop_claims.sid, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        auth.end_session(&ada, &laptop_claims.sid, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(auth.authenticate(&laptop.access_token).await.is_err());
+    assert!(auth.refresh(&laptop.refresh_token, &audit).await.is_err());
+    assert!(
+        auth.authenticate(&phone.access_token).await.is_ok(),
+        "the other session goes on"
+    );
+    assert_eq!(auth.sessions(&ada).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
+    let (auth, audit) = auth().await;
+    let dev = auth
+        .create_user("dev@example.com", "developer", "dev's long password", false)
+        .await
+        .unwrap();
+    let scopes = vec!["workflows.view".to_string()];
+    let (key, _) = auth
+        .create_api_key(
+            &dev,
+            &key_spec("dashboard", scopes.clone(), None, Some(3)),
+            &audit,
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        auth.authenticate_key(&key).await.unwrap();
+    }
+    assert!(matches!(
+        auth.authenticate_key(&key).await,
+        Err(SecurityError::RateLimited { .. })
+    ));
+    assert!(
+        auth.create_api_key(
+            &dev,
+            &key_spec("zero", scopes.clone(), None, Some(0)),
+            &audit
+        )
+        .await
+        .is_err()
+    );
+    let client = "198.51.100.9".parse().ok();
+    let mut limited = false;
+    for guess in 0..10 {
+        match auth
+            .refresh_from(&format!("rt_guess{guess}"), client, &audit)
+            .await
+        {
+            Err(SecurityError::RateLimited { .. }) => {
+                limited = true;
+                break;
+            }
+            Err(SecurityError::Unauthorized(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        limited,
+        "ten wrong refresh tokens from one address were all tried"
+    );
+}

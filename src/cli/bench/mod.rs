@@ -1,0 +1,220 @@
+//! `troupe bench ...`: the benchmark harness. Results are printed and written as JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use troupe_config::Settings;
+
+mod auth;
+mod engine;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Engine overhead per task on 1,000-task workflows (mem:// and surrealkv://).
+    Engine {
+        #[arg(long, default_value_t = 1000)]
+        tasks: usize,
+        #[arg(long, default_value = "bench-results/engine.json")]
+        out: PathBuf,
+    },
+    /// Requests per second of an authenticated read with a JWT and with an API key,
+    /// against the same route on a node without accounts, over loopback.
+    Auth {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value = "bench-results/auth.json")]
+        out: PathBuf,
+    },
+    /// Prefill, single-stream and batched decode speed of the default generation model,
+    /// beside llama.cpp's on the same file when `--llama-cpp` names a Python with
+    /// llama-cpp-python (see benches/reference/).
+    Inference {
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        tokens: usize,
+        /// Concurrent streams to measure aggregate decode speed at.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        streams: Vec<usize>,
+        /// A Python interpreter with llama-cpp-python, to measure llama.cpp in the same run.
+        #[arg(long)]
+        llama_cpp: Option<PathBuf>,
+        #[arg(long, default_value = "bench-results/inference.json")]
+        out: PathBuf,
+    },
+}
+
+pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Inference {
+            prompt_tokens,
+            tokens,
+            streams,
+            llama_cpp,
+            out,
+        } => {
+            let model = &troupe_inference::catalog::SMOLLM2;
+            let path = troupe_inference::fetch::require(
+                Path::new(&settings.models.dir),
+                model,
+                &model.files[0],
+            )?;
+            let ours = {
+                let (path, streams) = (path.clone(), streams.clone());
+                tokio::task::spawn_blocking(move || {
+                    troupe_inference::bench::measure(&path, prompt_tokens, tokens, &streams)
+                })
+                .await??
+            };
+            println!("{}", describe("troupe", &serde_json::to_value(&ours)?));
+            println!("batching gain over one stream: {:?}", ours.batching_gain);
+            let mut report = serde_json::json!({ "troupe": ours });
+            if let Some(python) = llama_cpp {
+                let reference = llama_cpp_figures(
+                    &python,
+                    &path,
+                    ours.threads,
+                    prompt_tokens,
+                    tokens,
+                    &streams,
+                )?;
+                println!("{}", describe("llama.cpp", &reference));
+                report["llama_cpp"] = reference.clone();
+                report["ratios_troupe_over_llama_cpp"] =
+                    ratios(&serde_json::to_value(&ours)?, &reference);
+                println!(
+                    "troupe / llama.cpp: {}",
+                    report["ratios_troupe_over_llama_cpp"]
+                );
+            }
+            write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Auth {
+            seconds,
+            connections,
+            out,
+        } => {
+            let report = auth::auth(seconds, connections).await?;
+            println!("{}", report.table());
+            write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Engine { tasks, out } => {
+            let scratch = tempfile::tempdir()?;
+            let report = engine::engine(tasks, scratch.path()).await?;
+            println!("{}", report.table());
+            write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes a report as pretty JSON to `path`, creating its directory.
+fn write_report(path: &Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+/// One line of figures from a report (ours or llama.cpp's, same field names).
+fn describe(name: &str, figures: &serde_json::Value) -> String {
+    let number = |key: &str| figures[key].as_f64().unwrap_or(f64::NAN);
+    let aggregate = figures["aggregate_decode_tokens_per_s"]
+        .as_object()
+        .map(|streams| {
+            streams
+                .iter()
+                .map(|(count, rate)| format!("{count}: {:.1}", rate.as_f64().unwrap_or(f64::NAN)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!(
+        "{name}: prefill {:.1} tok/s, first token {:.0} ms, decode {:.1} tok/s, aggregate decode by streams {{{aggregate}}} tok/s, peak {:.0} MB",
+        number("prefill_tokens_per_s"),
+        number("time_to_first_token_ms"),
+        number("decode_tokens_per_s"),
+        number("peak_memory_mb"),
+    )
+}
+
+/// Runs benches/reference/llama_cpp_bench.py with `python` on the same file, prompt
+/// length, token count, streams and threads, and returns its figures.
+fn llama_cpp_figures(
+    python: &Path,
+    model: &Path,
+    threads: usize,
+    prompt_tokens: usize,
+    tokens: usize,
+    streams: &[usize],
+) -> anyhow::Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/llama_cpp_bench.py");
+    let out = tempfile::NamedTempFile::new()?;
+    let streams: Vec<String> = streams.iter().map(usize::to_string).collect();
+    let status = std::process::Command::new(python)
+        .arg(&script)
+        .arg("--gguf")
+        .arg(model)
+        .args(["--threads", &threads.to_string()])
+        .args(["--prompt-tokens", &prompt_tokens.to_string()])
+        .args(["--decode-tokens", &tokens.to_string()])
+        .args(["--streams", &streams.join(",")])
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .map_err(|error| anyhow::anyhow!("cannot run {}: {error}", python.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "{} {} failed ({status}); set it up with `bash benches/reference/setup.sh`",
+        python.display(),
+        script.display()
+    );
+    let mut figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path())?)?;
+    // The reference script names time to first token `ttft_ms` and peak memory `peak_rss_mb`.
+    if figures.get("time_to_first_token_ms").is_none() {
+        figures["time_to_first_token_ms"] = figures["ttft_ms"].clone();
+    }
+    if figures.get("peak_memory_mb").is_none() {
+        figures["peak_memory_mb"] = figures["peak_rss_mb"].clone();
+    }
+    Ok(figures)
+}
+
+/// Ours divided by the reference's, for every figure where more is better (and time to
+/// first token, where less is).
+fn ratios(ours: &serde_json::Value, reference: &serde_json::Value) -> serde_json::Value {
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => serde_json::json!((a / b * 100.0).round() / 100.0),
+        _ => serde_json::Value::Null,
+    };
+    let mut result = serde_json::Map::new();
+    for key in [
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "time_to_first_token_ms",
+    ] {
+        result.insert(
+            key.into(),
+            ratio(ours[key].as_f64(), reference[key].as_f64()),
+        );
+    }
+    if let Some(streams) = ours["aggregate_decode_tokens_per_s"].as_object() {
+        let mut by_streams = serde_json::Map::new();
+        for (count, rate) in streams {
+            let theirs = reference["aggregate_decode_tokens_per_s"][count].as_f64();
+            by_streams.insert(count.clone(), ratio(rate.as_f64(), theirs));
+        }
+        result.insert("aggregate_decode_tokens_per_s".into(), by_streams.into());
+    }
+    result.into()
+}

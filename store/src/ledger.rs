@@ -1,0 +1,249 @@
+//! The cost ledger: every model call (local or paid, answered or failed) with its tokens,
+//! latency, cost and quality, and the report built from it: totals, the share served
+//! locally, and the savings against the same answers priced at the cloud baseline, per
+//! day, per agent and per provider.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use troupe_inference::providers::CallRecord;
+
+use crate::Store;
+use crate::error::StoreError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CallRow {
+    request_id: String,
+    at_ms: i64,
+    day: String,
+    provider: String,
+    model: String,
+    local: bool,
+    task_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
+    tokens_in: i64,
+    tokens_out: i64,
+    latency_ms: i64,
+    cost_usd: f64,
+    baseline_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quality: Option<f64>,
+    escalated: bool,
+    served: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// One line of the report (the totals, a day, an agent or a provider).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostLine {
+    pub key: String,
+    /// Requests answered (one per served call).
+    pub requests: u64,
+    /// Provider calls, escalations and failures included.
+    pub calls: u64,
+    pub escalations: u64,
+    pub failures: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_usd: f64,
+    /// The answers served, priced at the cloud baseline.
+    pub baseline_usd: f64,
+    pub savings_usd: f64,
+    /// Share of answered requests served by a local model.
+    pub local_share: f64,
+    pub mean_latency_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostReport {
+    pub since_ms: i64,
+    pub total: CostLine,
+    pub by_day: Vec<CostLine>,
+    pub by_agent: Vec<CostLine>,
+    pub by_provider: Vec<CostLine>,
+}
+
+#[derive(Default)]
+struct Tally {
+    line: CostLine,
+    served_local: u64,
+    latency_total: u64,
+}
+
+impl Tally {
+    fn add(&mut self, row: &CallRow) {
+        let line = &mut self.line;
+        line.calls += 1;
+        line.escalations += u64::from(row.escalated);
+        line.failures += u64::from(row.error.is_some());
+        line.tokens_in += row.tokens_in.max(0) as u64;
+        line.tokens_out += row.tokens_out.max(0) as u64;
+        line.cost_usd += row.cost_usd;
+        line.baseline_usd += row.baseline_usd;
+        self.latency_total += row.latency_ms.max(0) as u64;
+        if row.served {
+            line.requests += 1;
+            self.served_local += u64::from(row.local);
+        }
+    }
+
+    fn finish(mut self, key: String) -> CostLine {
+        let line = &mut self.line;
+        line.key = key;
+        line.savings_usd = line.baseline_usd - line.cost_usd;
+        line.local_share = if line.requests == 0 {
+            0.0
+        } else {
+            self.served_local as f64 / line.requests as f64
+        };
+        line.mean_latency_ms = if line.calls == 0 {
+            0.0
+        } else {
+            self.latency_total as f64 / line.calls as f64
+        };
+        self.line
+    }
+}
+
+fn group(rows: &[CallRow], key: impl Fn(&CallRow) -> String) -> Vec<CostLine> {
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    for row in rows {
+        tallies.entry(key(row)).or_default().add(row);
+    }
+    tallies
+        .into_iter()
+        .map(|(key, tally)| tally.finish(key))
+        .collect()
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in milliseconds.
+fn day_of(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map(|time| time.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Store {
+    /// Writes the calls one request made, together.
+    pub async fn record_calls(
+        &self,
+        request_id: &str,
+        at_ms: i64,
+        calls: &[CallRecord],
+    ) -> Result<(), StoreError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<CallRow> = calls
+            .iter()
+            .map(|call| CallRow {
+                request_id: request_id.into(),
+                at_ms,
+                day: day_of(at_ms),
+                provider: call.provider.clone(),
+                model: call.model.clone(),
+                local: call.local,
+                task_type: call.task_type.clone(),
+                agent: call.agent.clone(),
+                tokens_in: call.tokens_in as i64,
+                tokens_out: call.tokens_out as i64,
+                latency_ms: call.latency_ms as i64,
+                cost_usd: call.cost_usd,
+                baseline_usd: call.baseline_usd,
+                quality: call.quality,
+                escalated: call.escalated,
+                served: call.served,
+                error: call.error.clone(),
+            })
+            .collect();
+        self.execute("INSERT INTO inference_call $rows", json!({ "rows": rows }))
+            .await
+    }
+
+    /// The report over the calls made since `since_ms`.
+    pub async fn cost_report(&self, since_ms: i64) -> Result<CostReport, StoreError> {
+        let rows: Vec<CallRow> = self
+            .rows(
+                "SELECT request_id, at_ms, day, provider, model, local, task_type, agent, tokens_in,
+                        tokens_out, latency_ms, cost_usd, baseline_usd, quality, escalated, served, error
+                 FROM inference_call WHERE at_ms >= $since ORDER BY at_ms",
+                json!({ "since": since_ms }),
+            )
+            .await?;
+        let mut total = Tally::default();
+        for row in &rows {
+            total.add(row);
+        }
+        Ok(CostReport {
+            since_ms,
+            total: total.finish("total".into()),
+            by_day: group(&rows, |row| row.day.clone()),
+            by_agent: group(&rows, |row| {
+                row.agent.clone().unwrap_or_else(|| "(api)".into())
+            }),
+            by_provider: group(&rows, |row| row.provider.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(provider: &str, local: bool, served: bool, cost: f64, baseline: f64) -> CallRecord {
+        CallRecord {
+            provider: provider.into(),
+            model: "m".into(),
+            local,
+            task_type: "chat".into(),
+            agent: Some("reviewer".into()),
+            tokens_in: 100,
+            tokens_out: 20,
+            latency_ms: 50,
+            cost_usd: cost,
+            baseline_usd: baseline,
+            quality: Some(0.5),
+            escalated: !served,
+            served,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_report_adds_up_costs_savings_and_the_local_share() {
+        let store = Store::memory().await.unwrap();
+        let day = 1_764_000_000_000; // 2025-11-24
+        // Request 1: served locally. Request 2: local escalated, the cloud served.
+        store
+            .record_calls("r1", day, &[call("local", true, true, 0.0, 0.0005)])
+            .await
+            .unwrap();
+        store
+            .record_calls(
+                "r2",
+                day + 86_400_000,
+                &[
+                    call("local", true, false, 0.0, 0.0),
+                    call("cloud", false, true, 0.0002, 0.0005),
+                ],
+            )
+            .await
+            .unwrap();
+        let report = store.cost_report(0).await.unwrap();
+        assert_eq!(report.total.requests, 2);
+        assert_eq!(report.total.calls, 3);
+        assert_eq!(report.total.escalations, 1);
+        assert_eq!(report.total.local_share, 0.5);
+        assert!((report.total.cost_usd - 0.0002).abs() < 1e-12);
+        assert!((report.total.savings_usd - 0.0008).abs() < 1e-12);
+        assert_eq!(report.by_day.len(), 2);
+        assert_eq!(report.by_day[0].key, "2025-11-24");
+        assert_eq!(report.by_agent[0].key, "reviewer");
+        assert_eq!(report.by_provider.len(), 2);
+        let later = store.cost_report(day + 1).await.unwrap();
+        assert_eq!(later.total.requests, 1);
+    }
+}

@@ -1,0 +1,347 @@
+//! The store: SurrealDB behind one small API, and every format Troupe keeps on disk.
+//! Workflows with every version, runs and each run's event log ([`events`] is the stored
+//! event format), accounts, sessions, keys and sealed secrets, agent memory, the cost
+//! ledger and the audit chain's rows. The engine is chosen by URL (`surrealkv://DIR`,
+//! `mem://`, `ws://HOST:PORT`) through the SDK's `any` engine.
+//!
+//! Values cross into SurrealDB as `serde_json::Value` and come back the same way, so our
+//! types only need serde. The schema is SCHEMAFULL and migrated at open (`migrations`).
+//! Beside the database: [`key_file`] (keys kept outside it), [`digest`] and [`clock`].
+//!
+//! Knows nothing of the engine's actors, accounts' rules or HTTP: it stores what those
+//! crates decide.
+
+mod audit;
+pub mod clock;
+pub mod digest;
+mod error;
+pub mod events;
+pub mod key_file;
+mod ledger;
+mod memory;
+mod migrations;
+mod projects;
+mod records;
+mod secrets;
+mod sessions;
+mod users;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use troupe_config::StoreSettings;
+
+use crate::events::{RunEvent, RunStatus, StoredEvent};
+pub use audit::{AuditEntry, AuditFilter};
+pub use error::StoreError;
+pub use ledger::{CostLine, CostReport};
+pub use memory::{MemoryEntry, MemoryFilter};
+pub use projects::{DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
+pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
+pub use secrets::{MfaRecord, SecretRecord};
+pub use sessions::SessionRecord;
+pub use users::{ApiKeyRecord, RefreshRecord, UserRecord};
+
+#[derive(Clone)]
+pub struct Store {
+    db: Surreal<Any>,
+}
+
+impl Store {
+    pub async fn open(settings: &StoreSettings) -> Result<Store, StoreError> {
+        let open_error = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            url: settings.url.clone(),
+            source,
+        };
+        if let Some(dir) = settings.url.strip_prefix("surrealkv://") {
+            std::fs::create_dir_all(dir).map_err(|error| open_error(error.into()))?;
+        }
+        let db = surrealdb::engine::any::connect(settings.url.as_str())
+            .await
+            .map_err(|error| open_error(error.into()))?;
+        if let (Some(username), Some(password)) = (&settings.username, &settings.password) {
+            db.signin(surrealdb::opt::auth::Root {
+                username: username.clone(),
+                password: password.clone(),
+            })
+            .await
+            .map_err(|error| open_error(error.into()))?;
+        }
+        db.use_ns(settings.namespace.as_str())
+            .use_db(settings.database.as_str())
+            .await
+            .map_err(|error| open_error(error.into()))?;
+        let store = Store { db };
+        migrations::apply(&store.db).await?;
+        Ok(store)
+    }
+
+    /// An in-memory store for tests.
+    pub async fn memory() -> Result<Store, StoreError> {
+        Store::open(&StoreSettings {
+            url: "mem://".into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn rows<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        vars: Value,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut response = self.db.query(query).bind(vars).await?.check()?;
+        let rows: Vec<Value> = response.take(response.num_statements() - 1)?;
+        rows.into_iter()
+            .map(|row| {
+                serde_json::from_value(row)
+                    .map_err(|error| StoreError::Corrupt(format!("unexpected row: {error}")))
+            })
+            .collect()
+    }
+
+    /// Runs any statement: tests (the audit chain's, in the security crate) use it to
+    /// tamper with what the API would never let them touch. Hidden, not feature-gated: a
+    /// test-only feature would build every crate above the store twice.
+    #[doc(hidden)]
+    pub async fn execute_for_test(&self, query: &str) -> Result<(), StoreError> {
+        self.execute(query, json!({})).await
+    }
+
+    async fn execute(&self, query: &str, vars: Value) -> Result<(), StoreError> {
+        self.db.query(query).bind(vars).await?.check()?;
+        Ok(())
+    }
+
+    // ---- workflows -------------------------------------------------------------
+
+    /// Stores `source` as the next version of workflow `id`; returns that version.
+    pub async fn save_workflow(
+        &self,
+        id: &str,
+        name: &str,
+        project: &str,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let latest = self.latest_version(id).await?;
+        let version = latest + 1;
+        self.execute(
+            "BEGIN TRANSACTION;
+             CREATE workflow_version CONTENT {
+                workflow_id: $id, version: $version, name: $name, source: $source, created_at_ms: $now };
+             IF array::len(SELECT * FROM workflow WHERE workflow_id = $id) = 0 {
+                CREATE workflow CONTENT { workflow_id: $id, name: $name, latest_version: $version,
+                    updated_at_ms: $now, deleted: false, project: $project };
+             } ELSE {
+                UPDATE workflow SET name = $name, latest_version = $version, updated_at_ms = $now,
+                    deleted = false WHERE workflow_id = $id;
+             };
+             COMMIT TRANSACTION;",
+            json!({"id": id, "version": version, "name": name, "project": project, "source": source, "now": now_ms}),
+        )
+        .await?;
+        Ok(version)
+    }
+
+    async fn latest_version(&self, id: &str) -> Result<u32, StoreError> {
+        let rows: Vec<Value> = self
+            .rows(
+                "SELECT VALUE version FROM workflow_version WHERE workflow_id = $id ORDER BY version DESC LIMIT 1",
+                json!({"id": id}),
+            )
+            .await?;
+        Ok(rows.first().and_then(Value::as_u64).unwrap_or(0) as u32)
+    }
+
+    pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
+        self.rows(
+            "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
+             WHERE deleted = false ORDER BY workflow_id",
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, StoreError> {
+        let versions: Vec<WorkflowVersion> = self
+            .rows(
+                "SELECT workflow_id, version, name, source, created_at_ms FROM workflow_version
+                 WHERE workflow_id = $id ORDER BY version",
+                json!({"id": id}),
+            )
+            .await?;
+        if versions.is_empty() || !self.workflow_exists(id).await? {
+            return Err(StoreError::WorkflowNotFound(id.into()));
+        }
+        Ok(versions)
+    }
+
+    /// The workflow's record, deleted or not; `None` when it was never saved.
+    pub async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        let rows: Vec<WorkflowRecord> = self
+            .rows(
+                "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
+                 WHERE workflow_id = $id",
+                json!({"id": id}),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn workflow_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let rows: Vec<Value> = self
+            .rows(
+                "SELECT VALUE workflow_id FROM workflow WHERE workflow_id = $id AND deleted = false",
+                json!({"id": id}),
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// The given version, or the latest when `version` is `None`. Versions of a deleted
+    /// workflow stay readable by number, so old runs can still be shown.
+    pub async fn workflow_version(
+        &self,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<WorkflowVersion, StoreError> {
+        let version = match version {
+            Some(version) => version,
+            None if self.workflow_exists(id).await? => self.latest_version(id).await?,
+            None => return Err(StoreError::WorkflowNotFound(id.into())),
+        };
+        let rows: Vec<WorkflowVersion> = self
+            .rows(
+                "SELECT workflow_id, version, name, source, created_at_ms FROM workflow_version
+                 WHERE workflow_id = $id AND version = $version",
+                json!({"id": id, "version": version}),
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .ok_or(StoreError::WorkflowVersionNotFound {
+                id: id.into(),
+                version,
+            })
+    }
+
+    /// Hides the workflow from listings and new runs; its versions and runs are kept.
+    pub async fn delete_workflow(&self, id: &str) -> Result<(), StoreError> {
+        if !self.workflow_exists(id).await? {
+            return Err(StoreError::WorkflowNotFound(id.into()));
+        }
+        self.execute(
+            "UPDATE workflow SET deleted = true WHERE workflow_id = $id",
+            json!({"id": id}),
+        )
+        .await
+    }
+
+    // ---- runs ------------------------------------------------------------------
+
+    /// Creates the run's record and the first event of its log together.
+    pub async fn create_run(
+        &self,
+        record: &RunRecord,
+        first: &StoredEvent,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "BEGIN TRANSACTION;
+             CREATE run CONTENT $record;
+             INSERT INTO run_log $chunk RETURN NONE;
+             COMMIT TRANSACTION;",
+            json!({"record": record, "chunk": records::chunk_row(std::slice::from_ref(first))?}),
+        )
+        .await
+    }
+
+    /// Appends consecutive events of one run as one chunk (see `records::chunk_row`):
+    /// a second writer's chunk is refused. A `run_finished` among them updates the run's
+    /// record in the same transaction, so the record never disagrees with the log.
+    pub async fn append_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let chunk = records::chunk_row(events)?;
+        let finished = events.iter().find_map(|stored| match &stored.event {
+            RunEvent::RunFinished { status, .. } => {
+                Some((stored.run_id.as_str(), *status, stored.at_ms))
+            }
+            _ => None,
+        });
+        match finished {
+            None => {
+                self.execute(
+                    "INSERT INTO run_log $chunk RETURN NONE",
+                    json!({"chunk": chunk}),
+                )
+                .await
+            }
+            Some((run_id, status, at_ms)) => {
+                self.execute(
+                    "BEGIN TRANSACTION;
+                     INSERT INTO run_log $chunk RETURN NONE;
+                     UPDATE run SET status = $status, finished_at_ms = $at WHERE run_id = $run;
+                     COMMIT TRANSACTION;",
+                    json!({"chunk": chunk, "run": run_id, "status": status.as_str(), "at": at_ms}),
+                )
+                .await
+            }
+        }
+    }
+
+    /// The whole log of a run, read as one range of chunk keys (no index needed).
+    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<Value> = self
+            .rows(
+                "SELECT first_seq, events FROM run_log:[$run, 0]..=[$run, $end]",
+                json!({"run": run_id, "end": i64::MAX}),
+            )
+            .await?;
+        records::events_from_chunks(run_id, rows)
+    }
+
+    pub async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        let rows: Vec<RunRecord> = self
+            .rows(
+                &format!(
+                    "SELECT {} FROM run WHERE run_id = $run",
+                    records::RUN_FIELDS
+                ),
+                json!({"run": run_id}),
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::RunNotFound(run_id.into()))
+    }
+
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let mut conditions = vec!["true"];
+        if filter.status.is_some() {
+            conditions.push("status = $status");
+        }
+        if filter.workflow_id.is_some() {
+            conditions.push("workflow_id = $workflow");
+        }
+        if filter.projects.is_some() {
+            conditions.push("project IN $projects");
+        }
+        let query = format!(
+            "SELECT {} FROM run WHERE {} ORDER BY created_at_ms DESC LIMIT $limit",
+            records::RUN_FIELDS,
+            conditions.join(" AND ")
+        );
+        self.rows(
+            &query,
+            json!({"status": filter.status.map(RunStatus::as_str), "workflow": filter.workflow_id,
+                   "projects": filter.projects, "limit": filter.limit.clamp(1, 1000)}),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

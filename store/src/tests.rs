@@ -1,0 +1,536 @@
+//! The store on `mem://` and `surrealkv://`: workflows, runs and their logs, accounts,
+//! memory, and what happens across a reopen.
+
+use super::*;
+use crate::events::RunEvent;
+use troupe_agents::{MemoryKind, MemoryScope};
+
+fn event(run: &str, seq: u64, event: RunEvent) -> StoredEvent {
+    StoredEvent {
+        run_id: run.into(),
+        seq,
+        at_ms: 1000 + seq as i64,
+        event,
+    }
+}
+
+fn record(run: &str) -> RunRecord {
+    RunRecord {
+        run_id: run.into(),
+        workflow_id: "wf".into(),
+        workflow_version: 1,
+        workflow_name: "Workflow".into(),
+        status: RunStatus::Running,
+        started_by: "ada".into(),
+        created_at_ms: 5,
+        finished_at_ms: 0,
+        project: "default".into(),
+    }
+}
+
+#[tokio::test]
+async fn every_version_of_a_workflow_is_kept() {
+    let store = Store::memory().await.unwrap();
+    assert_eq!(
+        store
+            .save_workflow("wf", "First", "default", "a: 1", 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .save_workflow("wf", "Second", "default", "a: 2", 2)
+            .await
+            .unwrap(),
+        2
+    );
+    let versions = store.workflow_versions("wf").await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.source.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "a: 1"), (2, "a: 2")]
+    );
+    assert_eq!(store.workflow_version("wf", None).await.unwrap().version, 2);
+    assert_eq!(
+        store.workflow_version("wf", Some(1)).await.unwrap().name,
+        "First"
+    );
+    let listed = store.workflows().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].latest_version),
+        ("Second", 2)
+    );
+}
+
+#[tokio::test]
+async fn deleting_hides_a_workflow_but_keeps_its_versions() {
+    let store = Store::memory().await.unwrap();
+    store
+        .save_workflow("wf", "W", "default", "a: 1", 1)
+        .await
+        .unwrap();
+    store.delete_workflow("wf").await.unwrap();
+    assert!(store.workflows().await.unwrap().is_empty());
+    assert!(matches!(
+        store.workflow_version("wf", None).await,
+        Err(StoreError::WorkflowNotFound(_))
+    ));
+    assert_eq!(
+        store.workflow_version("wf", Some(1)).await.unwrap().source,
+        "a: 1"
+    );
+    assert!(matches!(
+        store.delete_workflow("nope").await,
+        Err(StoreError::WorkflowNotFound(_))
+    ));
+}
+
+fn started(run: &str) -> StoredEvent {
+    event(
+        run,
+        0,
+        RunEvent::RunStarted {
+            workflow_id: "wf".into(),
+            workflow_version: 1,
+            variables: Default::default(),
+            started_by: "ada".into(),
+        },
+    )
+}
+
+fn failed(run: &str, seq: u64) -> StoredEvent {
+    event(
+        run,
+        seq,
+        RunEvent::TaskFailed {
+            task: "a".into(),
+            reason: "x".into(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn events_come_back_in_order_and_a_second_writer_is_refused() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    let skipped = event("r1", 2, RunEvent::TaskSkipped { task: "b".into() });
+    store
+        .append_events(&[failed("r1", 1), skipped.clone()])
+        .await
+        .unwrap();
+    let more = event("r1", 3, RunEvent::TaskSkipped { task: "c".into() });
+    store
+        .append_events(std::slice::from_ref(&more))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run_events("r1").await.unwrap(),
+        vec![started("r1"), failed("r1", 1), skipped, more]
+    );
+    // A writer that saw the log up to event 0 appends from event 1, where a chunk
+    // already starts.
+    assert!(
+        store.append_events(&[failed("r1", 1)]).await.is_err(),
+        "a second event 1 must be refused"
+    );
+    assert_eq!(
+        store.run_events("r1").await.unwrap().len(),
+        4,
+        "the refused write left the log intact"
+    );
+}
+
+#[tokio::test]
+async fn an_append_of_events_that_do_not_follow_one_another_is_refused() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    let error = store
+        .append_events(&[failed("r1", 2), failed("r1", 1)])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("consecutive"), "{error}");
+    let error = store
+        .append_events(&[failed("r1", 1), failed("other", 2)])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("one run"), "{error}");
+    assert_eq!(store.run_events("r1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("gap"), &started("gap"))
+        .await
+        .unwrap();
+    store.append_events(&[failed("gap", 2)]).await.unwrap();
+    let error = store.run_events("gap").await.unwrap_err();
+    assert!(error.to_string().contains("broken"), "{error}");
+
+    store
+        .create_run(&record("overlap"), &started("overlap"))
+        .await
+        .unwrap();
+    store
+        .append_events(&[failed("overlap", 1), failed("overlap", 2)])
+        .await
+        .unwrap();
+    // Only a writer that ignores the chain could write this: it must not go unseen.
+    store.append_events(&[failed("overlap", 2)]).await.unwrap();
+    let error = store.run_events("overlap").await.unwrap_err();
+    assert!(error.to_string().contains("broken"), "{error}");
+}
+
+#[tokio::test]
+async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
+    let db = surrealdb::engine::any::connect("mem://").await.unwrap();
+    db.use_ns("troupe").use_db("troupe").await.unwrap();
+    migrations::apply_up_to(&db, 2).await.unwrap();
+    let old = [started("r1"), failed("r1", 1)];
+    for stored in &old {
+        db.query("CREATE run_event CONTENT { run_id: $run, seq: $seq, at_ms: $at, kind: 'k', payload: $payload }")
+            .bind(json!({"run": stored.run_id, "seq": stored.seq, "at": stored.at_ms,
+                         "payload": serde_json::to_string(&stored.event).unwrap()}))
+            .await
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+    migrations::apply(&db).await.unwrap();
+    let store = Store { db };
+    assert_eq!(store.run_events("r1").await.unwrap(), old);
+    store.append_events(&[failed("r1", 2)]).await.unwrap();
+    assert!(
+        store.append_events(&[failed("r1", 1)]).await.is_err(),
+        "migrated events keep their place in the chain"
+    );
+    assert_eq!(store.run_events("r1").await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn runs_are_listed_by_filter_and_finished() {
+    let store = Store::memory().await.unwrap();
+    let started = |run: &str| event(run, 0, RunEvent::RunCancelRequested { by: "x".into() });
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    store
+        .create_run(&record("r2"), &started("r2"))
+        .await
+        .unwrap();
+    let finished = StoredEvent {
+        run_id: "r2".into(),
+        seq: 1,
+        at_ms: 99,
+        event: RunEvent::RunFinished {
+            status: RunStatus::Completed,
+            reason: None,
+        },
+    };
+    store.append_events(&[finished]).await.unwrap();
+    let running = store
+        .runs(&RunFilter {
+            status: Some(RunStatus::Running),
+            workflow_id: None,
+            projects: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        running
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r1"]
+    );
+    let finished = store.run("r2").await.unwrap();
+    assert_eq!(
+        (finished.status, finished.finished_at_ms),
+        (RunStatus::Completed, 99)
+    );
+    assert!(matches!(
+        store.run("r3").await,
+        Err(StoreError::RunNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn hostile_strings_are_data_not_queries() {
+    let store = Store::memory().await.unwrap();
+    let hostile = "x'; REMOVE TABLE workflow; --\" $id ⟨⟩ {{ }}";
+    store
+        .save_workflow(hostile, hostile, "default", hostile, 1)
+        .await
+        .unwrap();
+    store
+        .save_workflow("other", "Other", "default", "b", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.workflow_version(hostile, None).await.unwrap().source,
+        hostile
+    );
+    assert_eq!(store.workflows().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_and_not_reapplied() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = troupe_config::StoreSettings {
+        url: format!("surrealkv://{}", dir.path().join("db").display()),
+        ..Default::default()
+    };
+    {
+        let store = Store::open(&settings).await.unwrap();
+        store
+            .save_workflow("wf", "W", "default", "a", 1)
+            .await
+            .unwrap();
+    }
+    let store = reopen(&settings).await;
+    let rows: Vec<Value> = store
+        .rows(
+            "SELECT VALUE version FROM schema_migration ORDER BY version",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    let each_once: Vec<Value> = (1..=migrations::latest()).map(|v| json!(v)).collect();
+    assert_eq!(rows, each_once);
+    assert_eq!(
+        store.workflow_version("wf", None).await.unwrap().source,
+        "a",
+        "data survives reopening"
+    );
+}
+
+/// The embedded engine releases its lock file shortly after the last handle is dropped.
+async fn reopen(settings: &troupe_config::StoreSettings) -> Store {
+    for _ in 0..100 {
+        match Store::open(settings).await {
+            Ok(store) => return store,
+            Err(error) if error.to_string().contains("locked") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!("the store stayed locked for 5 s")
+}
+
+// ---- agent memory ----------------------------------------------------------------
+
+fn scope(project: &str, user: &str, run: &str) -> MemoryScope {
+    MemoryScope {
+        project: project.into(),
+        user: user.into(),
+        run_id: run.into(),
+    }
+}
+
+/// A unit vector at `angle` radians in the first two of `dims` dimensions: entries at
+/// nearby angles are nearby, so which ones are nearest is known.
+fn direction(angle: f32, dims: usize) -> Vec<f32> {
+    let mut v = vec![0.0; dims];
+    v[0] = angle.cos();
+    v[1] = angle.sin();
+    v
+}
+
+#[tokio::test]
+async fn memory_search_is_nearest_first_and_never_leaves_its_scope() {
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(8).await.unwrap();
+    let ours = scope("shop", "ada", "run-1");
+    let meta = json!({});
+    for step in 0..20 {
+        let angle = step as f32 * 0.1;
+        store
+            .insert_memory(
+                &ours,
+                MemoryKind::LongTerm,
+                &format!("ours {step}"),
+                &meta,
+                &direction(angle, 8),
+            )
+            .await
+            .unwrap();
+    }
+    // Other scopes hold entries *nearer* the query than any of ours: a filter applied
+    // after the index search would return them, or too few of ours.
+    for other in [scope("shop", "bob", "run-2"), scope("bank", "ada", "run-3")] {
+        for step in 0..20 {
+            store
+                .insert_memory(
+                    &other,
+                    MemoryKind::LongTerm,
+                    "theirs",
+                    &meta,
+                    &direction(0.3 + step as f32 * 0.001, 8),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let found = store
+        .search_memory(&MemoryFilter::from(&ours), &direction(0.31, 8), 3)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = found.iter().map(|entry| entry.text.as_str()).collect();
+    assert_eq!(texts, ["ours 3", "ours 4", "ours 2"], "{found:?}");
+    assert!(found[0].score.unwrap() > 0.99);
+    assert!(found.windows(2).all(|pair| pair[0].score >= pair[1].score));
+    let listed = store.memories(&MemoryFilter::from(&ours)).await.unwrap();
+    assert_eq!(listed.len(), 20);
+    assert!(
+        listed
+            .iter()
+            .all(|entry| entry.user == "ada" && entry.project == "shop")
+    );
+}
+
+#[tokio::test]
+async fn short_term_memory_stays_in_its_run_and_deletes_are_scoped() {
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(4).await.unwrap();
+    let first = scope("shop", "ada", "run-1");
+    let id = store
+        .insert_memory(
+            &first,
+            MemoryKind::ShortTerm,
+            "plan of run 1",
+            &json!({"agent": "planner"}),
+            &direction(0.0, 4),
+        )
+        .await
+        .unwrap();
+    let same_run = store
+        .search_memory(&MemoryFilter::from(&first), &direction(0.0, 4), 5)
+        .await
+        .unwrap();
+    assert_eq!(same_run.len(), 1);
+    assert_eq!(same_run[0].metadata, json!({"agent": "planner"}));
+    let next_run = scope("shop", "ada", "run-2");
+    assert!(
+        store
+            .search_memory(&MemoryFilter::from(&next_run), &direction(0.0, 4), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another user cannot delete it, nor learn that it exists.
+    assert!(!store.delete_memory("shop", "mallory", &id).await.unwrap());
+    assert!(store.delete_memory("shop", "ada", &id).await.unwrap());
+    assert!(
+        store
+            .memories(&MemoryFilter::from(&first))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn memory_refuses_an_embedding_model_of_another_dimension() {
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(4).await.unwrap();
+    store
+        .insert_memory(
+            &scope("p", "u", "r"),
+            MemoryKind::Episodic,
+            "x",
+            &json!({}),
+            &direction(0.0, 4),
+        )
+        .await
+        .unwrap();
+    let error = store.ensure_memory_index(8).await.unwrap_err().to_string();
+    assert!(
+        error.contains("4-dimension") && error.contains("gives 8"),
+        "{error}"
+    );
+    let no_scope = store
+        .insert_memory(
+            &scope("", "u", "r"),
+            MemoryKind::Episodic,
+            "x",
+            &json!({}),
+            &direction(0.0, 4),
+        )
+        .await;
+    assert!(no_scope.is_err());
+}
+
+/// The HNSW index is approximate: over 2,000 random 32-dimension entries its top 10
+/// must hold at least 90% of the exact top 10 (published figures for SurrealDB's HNSW
+/// are as low as 0.86, so this is measured, not assumed).
+#[tokio::test]
+async fn memory_recall_through_the_index_finds_the_true_nearest() {
+    const DIMS: usize = 32;
+    let store = Store::memory().await.unwrap();
+    store.ensure_memory_index(DIMS).await.unwrap();
+    let ours = scope("p", "u", "r");
+    // A fixed linear congruential sequence: the same vectors every run, no extra crate.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+    };
+    let mut vectors = Vec::new();
+    for i in 0..2000 {
+        let v: Vec<f32> = (0..DIMS).map(|_| next()).collect();
+        store
+            .insert_memory(
+                &ours,
+                MemoryKind::LongTerm,
+                &format!("e{i}"),
+                &json!({}),
+                &v,
+            )
+            .await
+            .unwrap();
+        vectors.push((format!("e{i}"), v));
+    }
+    let cosine = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (norm(a) * norm(b))
+    };
+    let (mut found, mut wanted) = (0, 0);
+    for _ in 0..20 {
+        let query: Vec<f32> = (0..DIMS).map(|_| next()).collect();
+        let mut exact: Vec<(f32, &str)> = vectors
+            .iter()
+            .map(|(text, v)| (cosine(&query, v), text.as_str()))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let truth: Vec<&str> = exact.iter().take(10).map(|(_, text)| *text).collect();
+        let got = store
+            .search_memory(&MemoryFilter::from(&ours), &query, 10)
+            .await
+            .unwrap();
+        wanted += truth.len();
+        found += got
+            .iter()
+            .filter(|entry| truth.contains(&entry.text.as_str()))
+            .count();
+    }
+    let recall = found as f64 / wanted as f64;
+    println!("HNSW recall@10 over 2,000 entries: {recall:.3}");
+    assert!(recall >= 0.9, "recall@10 {recall:.3}");
+}
