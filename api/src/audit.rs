@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -48,11 +48,9 @@ pub async fn export(
             Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
         }
         "csv" => Ok(([(header::CONTENT_TYPE, "text/csv")], to_csv(&entries)).into_response()),
-        other => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("format `{other}` is not one of json, jsonl, csv"),
-        )),
+        other => Err(ApiError::invalid_request(format!(
+            "format `{other}` is not one of json, jsonl, csv"
+        ))),
     }
 }
 

@@ -41,9 +41,7 @@ impl ApiError {
             retry_after_secs: None,
         }
     }
-}
 
-impl ApiError {
     /// 400 `invalid_request`: something in the request the caller can fix.
     pub fn invalid_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
@@ -186,5 +184,22 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarting_actor_answers_503_with_retry_after() {
+        let error = ApiError::from(NodeError::Engine(EngineError::Restarting {
+            what: "the run manager".into(),
+        }));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "restarting");
+        assert_eq!(error.retry_after_secs, Some(1));
+        let response = error.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }

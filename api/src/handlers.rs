@@ -179,11 +179,9 @@ pub async fn list_runs(
         Some("failed") => Some(RunStatus::Failed),
         Some("cancelled") => Some(RunStatus::Cancelled),
         Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("status `{other}` is not one of running, completed, failed, cancelled"),
-            ));
+            return Err(ApiError::invalid_request(format!(
+                "status `{other}` is not one of running, completed, failed, cancelled"
+            )));
         }
     };
     let filter = RunFilter {

@@ -84,12 +84,8 @@ fn owner(access: &Access, permission: &str, project: &str, named: &str) -> ApiRe
     })
 }
 
-fn invalid(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-}
-
 fn kind(name: Option<&str>) -> ApiResult<Option<MemoryKind>> {
-    name.map(|name| MemoryKind::parse(name).map_err(invalid))
+    name.map(|name| MemoryKind::parse(name).map_err(ApiError::invalid_request))
         .transpose()
 }
 
@@ -102,7 +98,7 @@ fn scope_filter(
 ) -> ApiResult<MemoryFilter> {
     for (name, value) in [("project", project), ("user", user)] {
         if value.trim().is_empty() {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_request(format!(
                 "`{name}` is required: memory is kept per project and user"
             )));
         }
@@ -141,10 +137,13 @@ pub async fn search(
 ) -> ApiResult<Json<Vec<MemoryEntry>>> {
     let user = owner(&access, "projects.read", &body.project, &body.user)?;
     if body.query.trim().is_empty() {
-        return Err(invalid("`query` is empty".into()));
+        return Err(ApiError::invalid_request("`query` is empty"));
     }
     if !(1..=100).contains(&body.k) {
-        return Err(invalid(format!("`k` must be 1 to 100, got {}", body.k)));
+        return Err(ApiError::invalid_request(format!(
+            "`k` must be 1 to 100, got {}",
+            body.k
+        )));
     }
     let filter = scope_filter(&body.project, &user, body.kind.as_deref(), body.run_id, 0)?;
     Ok(Json(
@@ -162,12 +161,14 @@ pub async fn create(
     let filter = scope_filter(&body.project, &user, body.kind.as_deref(), None, 0)?;
     let kind = filter.kind.unwrap_or(MemoryKind::LongTerm);
     if kind == MemoryKind::ShortTerm {
-        return Err(invalid(
-            "short-term memory belongs to a run; add long_term or episodic entries".into(),
+        return Err(ApiError::invalid_request(
+            "short-term memory belongs to a run; add long_term or episodic entries",
         ));
     }
     if body.text.trim().is_empty() || body.text.len() > 16 * 1024 {
-        return Err(invalid("`text` must hold 1 to 16384 bytes".into()));
+        return Err(ApiError::invalid_request(
+            "`text` must hold 1 to 16384 bytes",
+        ));
     }
     let scope = MemoryScope {
         project: body.project,

@@ -51,7 +51,7 @@ impl Content {
                 .iter()
                 .map(|part| match part.kind.as_str() {
                     "text" => Ok(part.text.as_str()),
-                    other => Err(invalid(format!(
+                    other => Err(ApiError::invalid_request(format!(
                         "content parts of type `{other}` are not supported; send text"
                     ))),
                 })
@@ -129,10 +129,6 @@ pub struct MessagesRequest {
     stop_sequences: Vec<String>,
     #[serde(default)]
     stream: bool,
-}
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 /// The status and code an inference failure shows as.
@@ -229,7 +225,9 @@ pub async fn loaded_models(State(node): NodeState) -> Result<Json<Value>, ApiErr
 
 fn messages(system: Option<String>, wire: &[WireMessage]) -> Result<Vec<ChatMessage>, ApiError> {
     if wire.is_empty() {
-        return Err(invalid("`messages` is empty: send at least one message"));
+        return Err(ApiError::invalid_request(
+            "`messages` is empty: send at least one message",
+        ));
     }
     let mut messages: Vec<ChatMessage> = system
         .into_iter()
@@ -237,7 +235,7 @@ fn messages(system: Option<String>, wire: &[WireMessage]) -> Result<Vec<ChatMess
         .collect();
     for (index, message) in wire.iter().enumerate() {
         if !["system", "user", "assistant", "developer"].contains(&message.role.as_str()) {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_request(format!(
                 "messages[{index}].role `{}` is not supported; use system, user or assistant",
                 message.role
             )));
@@ -298,14 +296,16 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let service = service(&node)?.clone();
     if request.n.is_some_and(|n| n != 1) {
-        return Err(invalid("only n = 1 is supported"));
+        return Err(ApiError::invalid_request("only n = 1 is supported"));
     }
     let chat = messages(None, &request.messages)?;
     let stop = match request.stop {
         None => Vec::new(),
         Some(Stop::One(stop)) => vec![stop],
         Some(Stop::Many(stops)) if stops.len() <= 4 => stops,
-        Some(Stop::Many(_)) => return Err(invalid("`stop` takes at most 4 strings")),
+        Some(Stop::Many(_)) => {
+            return Err(ApiError::invalid_request("`stop` takes at most 4 strings"));
+        }
     };
     let generation = GenerationRequest {
         prompt: prompt(&service, &chat)?,
@@ -595,7 +595,7 @@ pub async fn anthropic_messages(
 ) -> Result<Json<Value>, ApiError> {
     let service = service(&node)?;
     if request.stream {
-        return Err(invalid(
+        return Err(ApiError::invalid_request(
             "streaming is not supported on /v1/messages; use /v1/chat/completions",
         ));
     }

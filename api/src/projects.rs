@@ -41,10 +41,6 @@ pub struct ProjectWithMembers {
     pub members: Vec<MemberRecord>,
 }
 
-fn invalid(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-}
-
 fn check_id(id: &str) -> ApiResult<()> {
     let valid = !id.is_empty()
         && id.len() <= 64
@@ -52,7 +48,7 @@ fn check_id(id: &str) -> ApiResult<()> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !valid || id == DEFAULT_PROJECT {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_request(format!(
             "project id `{id}` must match [a-z0-9_-]{{1,64}} and not be `{DEFAULT_PROJECT}`"
         )));
     }
@@ -80,7 +76,9 @@ pub async fn create(
         created_at_ms: now_ms(),
     };
     if project.name.len() > 200 {
-        return Err(invalid("`name` must hold at most 200 characters".into()));
+        return Err(ApiError::invalid_request(
+            "`name` must hold at most 200 characters",
+        ));
     }
     node.store().insert_project(&project).await?;
     // An org owner's projects just grew.
@@ -143,18 +141,16 @@ pub async fn set_member(
     if !ROLES.contains(&body.role.as_str())
         || matches!(body.role.as_str(), "super_admin" | "org_owner")
     {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_request(format!(
             "role `{}` is not one of project_owner, developer, reviewer, viewer",
             body.role
         )));
     }
-    let member = node
-        .auth()
-        .find_user(&user)
-        .await?
-        .ok_or_else(|| invalid(format!("no user `{user}` (give an email or a user id)")))?;
+    let member = node.auth().find_user(&user).await?.ok_or_else(|| {
+        ApiError::invalid_request(format!("no user `{user}` (give an email or a user id)"))
+    })?;
     if member.org != project.org {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_request(format!(
             "`{}` is in organisation `{}`; project `{id}` takes members of `{}`",
             member.email, member.org, project.org
         )));

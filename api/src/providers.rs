@@ -38,22 +38,14 @@ fn default_max_tokens() -> usize {
     256
 }
 
-fn invalid(message: String) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "invalid_request",
-        message,
-    )
-}
-
 /// `POST /api/v1/complete`
 pub async fn complete(
     State(node): NodeState,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<Answered>, ApiError> {
-    let task_type = TaskType::parse(&body.task_type).map_err(invalid)?;
+    let task_type = TaskType::parse(&body.task_type).map_err(ApiError::invalid_request)?;
     if let Some(min) = body.min_quality.filter(|min| !(0.0..=1.0).contains(min)) {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_request(format!(
             "min_quality must be between 0 and 1, got {min}"
         )));
     }
