@@ -1,7 +1,6 @@
 //! `shell`: runs a command with `sh -c` in a working directory, with a timeout, an
 //! environment reduced to an allow-list, and stdout/stderr captured up to a size limit.
 
-use std::process::Stdio;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -10,9 +9,7 @@ use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{
-    die_with_the_node, environment, join_reader, kill_group, read_bounded, tail_chars,
-};
+use crate::process::{Bounds, environment, run_bounded, tail_chars};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
@@ -100,14 +97,7 @@ impl Agent for ShellAgent {
             .arg(command_text)
             .env_clear()
             .envs(environment(&self.config.env_allow_list, inputs.get("env"))?)
-            .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            // Its own process group, so a timeout or cancel kills everything it started.
-            .process_group(0);
-        die_with_the_node(&mut command);
+            .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key);
         if let Some(dir) = inputs.get("working_dir").and_then(Value::as_str) {
             if !std::path::Path::new(dir).is_dir() {
                 return Err(AgentError::InvalidInput {
@@ -119,34 +109,18 @@ impl Agent for ShellAgent {
         }
 
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|error| AgentError::Io(format!("cannot start `sh`: {error}")))?;
-        let process_group = child.id();
-        let limit = self.config.max_output_bytes;
-        let stdout = tokio::spawn(read_bounded(child.stdout.take(), limit));
-        let stderr = tokio::spawn(read_bounded(child.stderr.take(), limit));
-
-        let status = tokio::select! {
-            status = child.wait() => status.map_err(|error| AgentError::Io(error.to_string()))?,
-            () = context.cancel.cancelled() => {
-                kill_group(process_group);
-                return Err(AgentError::Cancelled);
-            }
-            () = tokio::time::sleep(Duration::from_secs(timeout_secs)) => {
-                kill_group(process_group);
-                return Err(AgentError::TimedOut { secs: timeout_secs });
-            }
-        };
-        // The reader tasks end when the pipes close, which the exit above guarantees
-        // unless a grandchild keeps them open: bound that wait too.
-        let (stdout, stdout_truncated) = join_reader(stdout).await;
-        let (stderr, stderr_truncated) = join_reader(stderr).await;
-        kill_group(process_group);
-
-        let exit_code = status.code();
+        let bounds = Bounds::head(
+            Duration::from_secs(timeout_secs),
+            self.config.max_output_bytes,
+        );
+        let finished = run_bounded(command, &context.cancel, &bounds).await?;
+        if finished.timed_out {
+            return Err(AgentError::TimedOut { secs: timeout_secs });
+        }
+        let (stdout, stderr) = (finished.stdout, finished.stderr);
+        let exit_code = finished.exit_code;
         if fail_on_nonzero && exit_code != Some(0) {
-            let tail = tail_chars(&stderr, 2000);
+            let tail = tail_chars(&stderr.text, 2000);
             return Err(AgentError::Failed(format!(
                 "command exited with {}: {}",
                 exit_code.map_or("a signal".to_string(), |code| code.to_string()),
@@ -155,10 +129,10 @@ impl Agent for ShellAgent {
         }
         let mut outputs = Map::new();
         outputs.insert("exit_code".into(), json!(exit_code));
-        outputs.insert("stdout".into(), Value::String(stdout));
-        outputs.insert("stderr".into(), Value::String(stderr));
-        outputs.insert("stdout_truncated".into(), Value::Bool(stdout_truncated));
-        outputs.insert("stderr_truncated".into(), Value::Bool(stderr_truncated));
+        outputs.insert("stdout".into(), Value::String(stdout.text));
+        outputs.insert("stderr".into(), Value::String(stderr.text));
+        outputs.insert("stdout_truncated".into(), Value::Bool(stdout.truncated));
+        outputs.insert("stderr_truncated".into(), Value::Bool(stderr.truncated));
         outputs.insert(
             "duration_ms".into(),
             json!(started.elapsed().as_millis() as u64),

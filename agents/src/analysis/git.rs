@@ -11,7 +11,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
-use crate::process::{find_on_path, run_bounded};
+use crate::process::{Bounds, Captured, find_on_path, run_bounded};
 
 /// Longest base ref accepted; real refs and object names are far shorter.
 const MAX_BASE_REF_CHARS: usize = 256;
@@ -175,8 +175,12 @@ async fn git(
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env("LC_ALL", "C");
-    let finished = run_bounded(command, cancel, timeout, MAX_GIT_OUTPUT_BYTES).await?;
-    let (stdout, stdout_cut) = finished.stdout;
+    let bounds = Bounds::head(timeout, MAX_GIT_OUTPUT_BYTES);
+    let finished = run_bounded(command, cancel, &bounds).await?;
+    let Captured {
+        text: stdout,
+        truncated: stdout_cut,
+    } = finished.stdout;
     if finished.timed_out {
         return Ok(Err(format!("git {} timed out", args.join(" "))));
     }
@@ -184,7 +188,7 @@ async fn git(
         return Ok(Err(format!(
             "git {} failed: {}",
             args.first().copied().unwrap_or_default(),
-            finished.stderr.0.trim()
+            finished.stderr.text.trim()
         )));
     }
     if stdout_cut {

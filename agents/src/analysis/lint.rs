@@ -11,7 +11,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
-use crate::process::{find_on_path, run_bounded, tail_chars};
+use crate::process::{Bounds, find_on_path, run_bounded, tail_chars};
 use troupe_scanner::rules::Lang;
 
 /// A linter the analyzer knows how to run.
@@ -131,9 +131,9 @@ pub async fn run_linters(
             .args(files.iter().map(|file| format!("./{file}")))
             .current_dir(repository)
             .env("NO_COLOR", "1");
-        let finished =
-            run_bounded(command, cancel, limits.timeout, limits.max_output_bytes).await?;
-        let printed = format!("{}{}", finished.stdout.0, finished.stderr.0);
+        let bounds = Bounds::head(limits.timeout, limits.max_output_bytes);
+        let finished = run_bounded(command, cancel, &bounds).await?;
+        let printed = format!("{}{}", finished.stdout.text, finished.stderr.text);
         let mut output = tail_chars(&printed, limits.max_reported_output_chars);
         if finished.timed_out {
             output = format!(
@@ -144,7 +144,7 @@ pub async fn run_linters(
         results.push(LintResult {
             linter: linter.name.clone(),
             available: true,
-            issues: count_issues(&finished.stdout.0),
+            issues: count_issues(&finished.stdout.text),
             output,
             exit_code: finished.exit_code,
         });

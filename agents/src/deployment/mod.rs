@@ -25,7 +25,7 @@ use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{environment, run_bounded, tail_chars};
+use crate::process::{Bounds, environment, run_bounded, tail_chars};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
@@ -236,33 +236,30 @@ impl DeploymentAgent {
             .env("TROUPE_IMAGE", &request.values.image);
         context.report(format!("running `{script}`"), Some(0.6));
         let started = Instant::now();
-        let finished = run_bounded(
-            command,
-            &context.cancel,
+        let bounds = Bounds::head(
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
-        )
-        .await?;
+        );
+        let finished = run_bounded(command, &context.cancel, &bounds).await?;
         if finished.timed_out {
             return Err(AgentError::TimedOut { secs: timeout_secs });
         }
-        let (stdout, stdout_truncated) = finished.stdout;
-        let (stderr, stderr_truncated) = finished.stderr;
+        let (stdout, stderr) = (finished.stdout, finished.stderr);
         if finished.exit_code != Some(0) {
             return Err(AgentError::Failed(format!(
                 "deploy command exited with {}: {}",
                 finished
                     .exit_code
                     .map_or("a signal".to_string(), |code| code.to_string()),
-                tail_chars(&stderr, 2000).trim()
+                tail_chars(&stderr.text, 2000).trim()
             )));
         }
         Ok(json!({
             "exit_code": finished.exit_code,
-            "stdout": stdout,
-            "stderr": stderr,
-            "stdout_truncated": stdout_truncated,
-            "stderr_truncated": stderr_truncated,
+            "stdout": stdout.text,
+            "stderr": stderr.text,
+            "stdout_truncated": stdout.truncated,
+            "stderr_truncated": stderr.truncated,
             "duration_ms": started.elapsed().as_millis() as u64,
         }))
     }

@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::errors::AgentError;
-use crate::process::die_with_the_node;
 
 use cgroup::Cgroups;
 
@@ -138,8 +137,8 @@ impl Sandbox {
         })
     }
 
-    /// `sh -c <script>` inside the sandbox, in its own process group, killed with the
-    /// node, stdin closed and both output pipes captured.
+    /// `sh -c <script>` inside the sandbox, with an empty environment; run it with
+    /// `process::run_bounded`, which gives it its own group and captures its pipes.
     pub(crate) fn shell_command(&self, script: &str) -> Result<Command, AgentError> {
         let mut command = if self.unshare_flags.is_empty() {
             Command::new("sh")
@@ -148,16 +147,7 @@ impl Sandbox {
             command.args(self.unshare_flags).arg("--").arg("sh");
             command
         };
-        command
-            .arg("-c")
-            .arg(script)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        die_with_the_node(&mut command);
+        command.arg("-c").arg(script).env_clear();
         let procs_files = self
             .cgroups
             .procs_files()

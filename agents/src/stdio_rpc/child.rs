@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{Line, Tail, read_line};
 use super::message::{self, Incoming, Malformed};
 use super::{Fault, ProcessConfig};
-use crate::process::{die_with_the_node, environment, kill_group};
+use crate::process::{GroupChild, environment};
 
 /// Messages that are not the awaited answer (logs, pings) one call may bring before the
 /// answer: past this the process is taken to be looping.
 const MAX_MESSAGES_PER_CALL: usize = 10_000;
-/// How long an exited process is given to report its status, and a killed one to go.
+/// How long an exited process is given to report its status.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// A call's request and the limits it runs under.
@@ -35,11 +35,10 @@ pub(crate) struct CancelNotice {
     pub grace: Duration,
 }
 
-/// Invariant: `process_group` is the group the child leads (`process_group(0)`), so
-/// killing it reaches everything the process started.
+/// Dropping it kills the process's whole group (`GroupChild`): a call dropped halfway
+/// (its attempt timed out in the runtime) takes the process with it.
 pub(crate) struct RpcChild {
-    child: Child,
-    process_group: Option<u32>,
+    child: GroupChild,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     /// The line being read; kept across a dropped read so no bytes are lost.
@@ -68,22 +67,15 @@ impl RpcChild {
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        die_with_the_node(&mut command);
-        let mut child = command
-            .spawn()
-            .map_err(|error| Fault::Spawn(format!("cannot start `{program}`: {error}")))?;
-        let (Some(stdin), Some(stdout), Some(stderr_pipe)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
+            .stderr(Stdio::piped());
+        let mut child =
+            GroupChild::spawn(command).map_err(|error| Fault::Spawn(error.to_string()))?;
+        let (Some(stdin), Some(stdout), Some(stderr_pipe)) = child.pipes() else {
             return Err(Fault::Spawn("the process's pipes were not opened".into()));
         };
         let stderr = Tail::default();
         let stderr_reader = tokio::spawn(stderr.clone().collect(stderr_pipe));
         Ok(Self {
-            process_group: child.id(),
             child,
             stdin,
             stdout: BufReader::new(stdout),
@@ -97,7 +89,7 @@ impl RpcChild {
     }
 
     pub(crate) fn id(&self) -> Option<u32> {
-        self.process_group
+        self.child.id()
     }
 
     /// Whether the process has exited since it was last used.
@@ -141,15 +133,7 @@ impl RpcChild {
     /// Kills the process group and reaps the process, within a bound; returns the end
     /// of its stderr, read to the end once the pipe has closed.
     pub(crate) async fn kill(mut self) -> String {
-        kill_group(self.process_group);
-        if tokio::time::timeout(EXIT_WAIT, self.child.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(pid = ?self.process_group, "killed process not reaped in time");
-        }
-        // Reaped: its id may be given to another process, which `drop` must not signal.
-        self.process_group = None;
+        self.child.finish().await;
         if tokio::time::timeout(EXIT_WAIT, &mut self.stderr_reader)
             .await
             .is_err()
@@ -281,10 +265,8 @@ impl RpcChild {
 }
 
 impl Drop for RpcChild {
-    /// A call dropped halfway (its attempt timed out in the runtime) drops the process
-    /// with it: the whole group goes, not only the direct child `kill_on_drop` reaches.
+    /// The group goes with `child`; the stderr reader must not outlive it.
     fn drop(&mut self) {
-        kill_group(self.process_group);
         self.stderr_reader.abort();
     }
 }

@@ -12,7 +12,6 @@
 //! build outputs the tests rebuild); it keeps `node_modules`, since without network the
 //! dependencies cannot be installed again. Cargo builds into `target/` inside the copy.
 
-mod capture;
 mod command;
 mod parse;
 
@@ -25,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{environment, join_reader, kill_group};
+use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
 use crate::sandbox::copy::{CopyLimits, copy_tree};
 use crate::sandbox::{Sandbox, SandboxLimits};
 use crate::schema::{Field, FieldType, InputSchema};
@@ -316,20 +315,20 @@ impl Agent for TestRunnerAgent {
         )
         .await;
         sandbox.finish().await;
-        let outcome = outcome?;
+        let Outcome { finished, parser } = outcome?;
 
-        let mut results = match outcome.parser {
+        let mut results = match parser {
             Some(parser) => parser.finish(&reports),
             None => Results::default(),
         };
-        let exit_code = outcome.exit_code;
-        if results.failures.is_empty() && !outcome.timed_out && exit_code != Some(0) {
+        let exit_code = finished.exit_code;
+        if results.failures.is_empty() && !finished.timed_out && exit_code != Some(0) {
             // Nothing parsed as a failing test (a build error, a crash): say what exited.
             let status = exit_code.map_or("a signal".to_string(), |code| format!("status {code}"));
-            let output = if outcome.stderr.trim().is_empty() {
-                &outcome.stdout
+            let output = if finished.stderr.text.trim().is_empty() {
+                &finished.stdout.text
             } else {
-                &outcome.stderr
+                &finished.stderr.text
             };
             limits.push(
                 &mut results.failures,
@@ -337,7 +336,7 @@ impl Agent for TestRunnerAgent {
                 output,
             );
         }
-        let all_passed = !outcome.timed_out && exit_code == Some(0) && results.failed == 0;
+        let all_passed = !finished.timed_out && exit_code == Some(0) && results.failed == 0;
         let total = results.passed + results.failed + results.skipped;
         let coverage_percentage = results.coverage_percentage;
         let coverage_note = match (coverage_percentage, coverage_note) {
@@ -356,12 +355,12 @@ impl Agent for TestRunnerAgent {
             "coverage_percentage": coverage_percentage,
             "coverage_note": coverage_note,
             "exit_code": exit_code,
-            "timed_out": outcome.timed_out,
+            "timed_out": finished.timed_out,
             "duration_ms": started.elapsed().as_millis() as u64,
-            "stdout": outcome.stdout,
-            "stderr": outcome.stderr,
-            "stdout_truncated": outcome.stdout_truncated,
-            "stderr_truncated": outcome.stderr_truncated,
+            "stdout": finished.stdout.text,
+            "stderr": finished.stderr.text,
+            "stdout_truncated": finished.stdout.truncated,
+            "stderr_truncated": finished.stderr.truncated,
             "isolation": isolation,
         });
         let Value::Object(outputs) = outputs else {
@@ -404,63 +403,24 @@ impl TestRunnerAgent {
 }
 
 struct Outcome {
-    exit_code: Option<i32>,
-    timed_out: bool,
-    stdout: String,
-    stderr: String,
-    stdout_truncated: bool,
-    stderr_truncated: bool,
+    finished: Finished,
     parser: Option<Box<dyn parse::OutputParser>>,
 }
 
 /// Runs the command until it exits, the timeout passes (killed, `timed_out`) or the
-/// attempt is cancelled (killed, `Cancelled`).
+/// attempt is cancelled (killed, `Cancelled`); every line of stdout goes to the parser,
+/// so the counts are right however long the output, and only its tail is kept.
 async fn run_to_end(
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     context: &AgentContext,
     timeout_secs: u64,
     max_output_bytes: usize,
     parser: Option<Box<dyn parse::OutputParser>>,
 ) -> Result<Outcome, AgentError> {
-    let mut child = command
-        .spawn()
-        .map_err(|error| AgentError::Io(format!("cannot start the test command: {error}")))?;
-    let process_group = child.id();
-    let stdout = tokio::spawn(capture::read_lines(
-        child.stdout.take(),
-        max_output_bytes,
-        parser,
-    ));
-    let stderr = tokio::spawn(capture::read_lines(
-        child.stderr.take(),
-        max_output_bytes,
-        None,
-    ));
-    let (status, timed_out) = tokio::select! {
-        status = child.wait() => (Some(status.map_err(|error| AgentError::Io(error.to_string()))?), false),
-        () = context.cancel.cancelled() => {
-            kill_group(process_group);
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            return Err(AgentError::Cancelled);
-        }
-        () = tokio::time::sleep(Duration::from_secs(timeout_secs)) => (None, true),
-    };
-    // Also after a normal exit: whatever it left running in the background goes too.
-    kill_group(process_group);
-    if timed_out {
-        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    }
-    let (stdout, _) = join_reader(stdout).await;
-    let (stderr, _) = join_reader(stderr).await;
-    Ok(Outcome {
-        exit_code: status.and_then(|status| status.code()),
-        timed_out,
-        stdout: stdout.tail,
-        stderr: stderr.tail,
-        stdout_truncated: stdout.truncated,
-        stderr_truncated: stderr.truncated,
-        parser: stdout.parser,
-    })
+    let bounds = Bounds::tail(Duration::from_secs(timeout_secs), max_output_bytes);
+    let (finished, parser) =
+        run_bounded_with_lines(command, &context.cancel, &bounds, parser).await?;
+    Ok(Outcome { finished, parser })
 }
 
 #[cfg(test)]

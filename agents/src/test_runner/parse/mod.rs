@@ -65,6 +65,12 @@ pub(crate) trait OutputParser: Send {
     fn finish(self: Box<Self>, reports_dir: &Path) -> Results;
 }
 
+impl crate::process::LineSink for Box<dyn OutputParser> {
+    fn line(&mut self, line: &str) {
+        OutputParser::line(self.as_mut(), line);
+    }
+}
+
 /// The last `max_bytes` of `text`, cut at a character boundary.
 pub(crate) fn tail_bytes(text: &str, max_bytes: usize) -> String {
     if text.len() <= max_bytes {

@@ -1,0 +1,65 @@
+//! How agents start child processes: always in their own process group, killed with
+//! the node and reaped after a kill (`group`); run to the end within a timeout and with
+//! bounded capture of their pipes (`run`, `capture`); with an environment reduced to an
+//! allow-list.
+
+mod capture;
+mod group;
+mod run;
+
+pub(crate) use capture::{Captured, LineSink};
+pub(crate) use group::GroupChild;
+pub(crate) use run::{Bounds, Finished, run_bounded, run_bounded_with_lines};
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::errors::AgentError;
+
+/// The variables of the node's environment named in `allow_list`, then `extra` (the
+/// task's `env` input, string values only) on top.
+pub(crate) fn environment(
+    allow_list: &[String],
+    extra: Option<&Value>,
+) -> Result<BTreeMap<String, String>, AgentError> {
+    let mut environment: BTreeMap<String, String> = allow_list
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+        .collect();
+    if let Some(Value::Object(extra)) = extra {
+        for (name, value) in extra {
+            let Value::String(value) = value else {
+                return Err(AgentError::InvalidInput {
+                    field: format!("env.{name}"),
+                    reason: "environment values must be strings".into(),
+                });
+            };
+            environment.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(environment)
+}
+
+/// The last `max_chars` characters of `text`, for error messages.
+pub(crate) fn tail_chars(text: &str, max_chars: usize) -> String {
+    let count = text.chars().count();
+    text.chars().skip(count.saturating_sub(max_chars)).collect()
+}
+
+/// Where `program` would be found on the node's `PATH`, if anywhere: an optional tool
+/// (a linter) that is missing is then reported as unavailable instead of failing.
+pub(crate) fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|directory| directory.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|metadata| {
+                metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests;
