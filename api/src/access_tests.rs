@@ -11,6 +11,7 @@ use tower::ServiceExt;
 
 use super::*;
 use troupe_node::NodeBuilder;
+use troupe_security::auth::permissions::Role;
 
 struct Team {
     app: Router,
@@ -42,7 +43,7 @@ impl Team {
     }
 
     /// A user with `role` and an access token.
-    async fn user(&self, email: &str, role: &str) -> String {
+    async fn user(&self, email: &str, role: Role) -> String {
         let auth = self.node.auth();
         auth.create_user(email, role, PASSWORD, false)
             .await
@@ -129,9 +130,9 @@ fn gated(project: &str) -> String {
 #[tokio::test]
 async fn a_member_of_one_project_cannot_reach_another_by_guessing_ids() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
-    let ada = team.user("ada@example.com", "developer").await;
-    let bob = team.user("bob@example.com", "developer").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
+    let ada = team.user("ada@example.com", Role::Developer).await;
+    let bob = team.user("bob@example.com", Role::Developer).await;
     for project in ["shop", "bank"] {
         let (status, body) = team
             .post(&owner, "/api/v1/projects", json!({ "project_id": project }))
@@ -231,9 +232,9 @@ async fn a_member_of_one_project_cannot_reach_another_by_guessing_ids() {
 #[tokio::test]
 async fn a_reviewer_approves_but_never_a_run_they_started_when_the_workflow_says_so() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
-    let dev = team.user("dev@example.com", "developer").await;
-    let rita = team.user("rita@example.com", "viewer").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
+    let dev = team.user("dev@example.com", Role::Developer).await;
+    let rita = team.user("rita@example.com", Role::Viewer).await;
     team.post(&owner, "/api/v1/projects", json!({ "project_id": "shop" }))
         .await;
     for (user, role) in [
@@ -249,7 +250,7 @@ async fn a_reviewer_approves_but_never_a_run_they_started_when_the_workflow_says
         .await;
     }
     // A membership cannot hand out an organisation-wide role.
-    let (status, _) = team
+    let (status, refused) = team
         .call(
             &owner,
             Method::PUT,
@@ -258,6 +259,10 @@ async fn a_reviewer_approves_but_never_a_run_they_started_when_the_workflow_says
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused["error"]["message"],
+        "role `super_admin` is not one of project_owner, developer, reviewer, viewer"
+    );
 
     let run = team.start(&dev, &gated("shop")).await;
     team.wait_for_gate(&rita, &run).await;
@@ -310,7 +315,7 @@ async fn a_reviewer_approves_but_never_a_run_they_started_when_the_workflow_says
 #[tokio::test]
 async fn an_api_key_does_only_what_its_scopes_and_projects_allow() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
     for project in ["shop", "bank"] {
         team.post(&owner, "/api/v1/projects", json!({ "project_id": project }))
             .await;
@@ -368,7 +373,7 @@ fn every_route_of_the_api_document_declares_what_it_needs() {
 #[tokio::test]
 async fn the_account_routes_show_sessions_and_start_a_second_factor() {
     let team = Team::new().await;
-    let ada = team.user("ada@example.com", "viewer").await;
+    let ada = team.user("ada@example.com", Role::Viewer).await;
     let (status, sessions) = team.get(&ada, "/api/v1/auth/sessions").await;
     assert_eq!(status, StatusCode::OK, "{sessions}");
     assert_eq!(sessions.as_array().unwrap().len(), 1);
@@ -409,8 +414,8 @@ async fn the_account_routes_show_sessions_and_start_a_second_factor() {
 #[tokio::test]
 async fn accounts_are_made_over_http_by_those_who_manage_users_and_never_above_them() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
-    let dev = team.user("dev@example.com", "developer").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
+    let dev = team.user("dev@example.com", Role::Developer).await;
     let (status, created) = team
         .post(
             &owner,
@@ -453,6 +458,19 @@ async fn accounts_are_made_over_http_by_those_who_manage_users_and_never_above_t
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "not an email address");
+    let (status, refused) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "x@example.com", "role": "emperor" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("unknown variant `emperor`, expected one of `viewer`"),
+        "the refusal names the role and the choices: {refused}"
+    );
     let (_, users) = team.get(&owner, "/api/v1/users").await;
     assert_eq!(
         users.as_array().unwrap().len(),
@@ -475,8 +493,8 @@ async fn accounts_are_made_over_http_by_those_who_manage_users_and_never_above_t
 #[tokio::test]
 async fn a_cached_caller_loses_access_the_moment_it_is_taken_away() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
-    let ada = team.user("ada@example.com", "developer").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
+    let ada = team.user("ada@example.com", Role::Developer).await;
     team.post(&owner, "/api/v1/projects", json!({ "project_id": "shop" }))
         .await;
     let member = "/api/v1/projects/shop/members/ada@example.com";
@@ -542,9 +560,9 @@ async fn a_cached_caller_loses_access_the_moment_it_is_taken_away() {
 #[tokio::test]
 async fn organisations_do_not_see_each_others_projects_people_or_default_work() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
     let auth = team.node.auth();
-    auth.create_user_in("acme", "carl@acme.example", "org_owner", PASSWORD, false)
+    auth.create_user_in("acme", "carl@acme.example", Role::OrgOwner, PASSWORD, false)
         .await
         .unwrap();
     let carl = auth
@@ -640,7 +658,7 @@ async fn organisations_do_not_see_each_others_projects_people_or_default_work() 
 #[tokio::test]
 async fn surrealql_in_every_string_field_is_data_never_a_query() {
     let team = Team::new().await;
-    let owner = team.user("owner@example.com", "org_owner").await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
     let hostile = [
         "'; DELETE user; --",
         "\"; REMOVE TABLE project; --",

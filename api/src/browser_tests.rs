@@ -11,6 +11,7 @@ use tower::ServiceExt;
 
 use super::*;
 use troupe_node::NodeBuilder;
+use troupe_security::auth::permissions::Role;
 
 const PASSWORD: &str = "a long enough password";
 const OWN: &str = "http://troupe.test";
@@ -21,7 +22,7 @@ async fn node() -> (Router, Arc<Node>) {
     settings.auth.required = true;
     let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
     node.auth()
-        .create_user("ada@example.com", "developer", PASSWORD, false)
+        .create_user("ada@example.com", Role::Developer, PASSWORD, false)
         .await
         .unwrap();
     (router(node.clone()), node)

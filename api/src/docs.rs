@@ -105,6 +105,8 @@ use crate::{audit, auth, browser, error, handlers, memory, projects, users, wire
         projects::ProjectWithMembers,
         troupe_store::ProjectRecord,
         troupe_store::MemberRecord,
+        troupe_store::Role,
+        troupe_store::Permission,
     ))
 )]
 pub struct ApiDoc;
@@ -115,4 +117,56 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 
 pub async fn docs_page() -> Html<&'static str> {
     Html(include_str!("docs.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in `value`, e.g. `#/components/schemas/Role`.
+    fn references(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                    found.push(target.clone());
+                }
+                map.values().for_each(|child| references(child, found));
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|child| references(child, found))
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_schema_the_document_refers_to_is_in_it() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let mut found = Vec::new();
+        references(&document, &mut found);
+        assert!(
+            found.len() > 20,
+            "the document refers to its schemas: {found:?}"
+        );
+        let missing: Vec<&String> = found
+            .iter()
+            .filter(|target| {
+                let name = target.trim_start_matches("#/components/schemas/");
+                schemas.get(name).is_none()
+            })
+            .collect();
+        assert!(missing.is_empty(), "dangling references: {missing:?}");
+        assert_eq!(
+            schemas["Role"]["enum"],
+            serde_json::json!([
+                "viewer",
+                "developer",
+                "reviewer",
+                "project_owner",
+                "org_owner",
+                "super_admin"
+            ])
+        );
+    }
 }

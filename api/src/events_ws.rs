@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::guard::Access;
 use troupe_node::Node;
+use troupe_security::auth::permissions::Permission;
 
 #[derive(Debug, Deserialize)]
 pub struct EventFilter {
@@ -68,7 +69,7 @@ impl Visibility {
         let visible = match self.node.store().run(run_id).await {
             Ok(record) => self
                 .access
-                .require("workflows.view", &record.project, || {
+                .require(Permission::WorkflowsView, &record.project, || {
                     troupe_store::StoreError::RunNotFound(run_id.into())
                 })
                 .is_ok(),

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use troupe_node::Node;
 use troupe_security::auth::access::{Denied, Principal};
+use troupe_security::auth::permissions::{Permission, Role};
 use troupe_store::StoreError;
 
 /// What a route needs.
@@ -30,9 +31,9 @@ pub enum Needs {
     /// Any signed-in caller (its own account, sessions and keys).
     SignedIn,
     /// A node-wide permission of the account role.
-    Node(&'static str),
+    Node(Permission),
     /// A permission in the project of the object; the handler checks which project.
-    Project(&'static str),
+    Project(Permission),
 }
 
 use Needs::{Node as OnNode, Open, Project, SignedIn};
@@ -59,65 +60,117 @@ pub const ROUTES: &[(&str, &str, Needs)] = &[
     ("DELETE", "/api/v1/auth/keys/{id}", SignedIn),
     ("GET", "/api/v1/auth/sessions", SignedIn),
     ("DELETE", "/api/v1/auth/sessions/{id}", SignedIn),
-    ("POST", "/api/v1/workflows", Project("workflows.create")),
-    ("GET", "/api/v1/workflows", Project("workflows.view")),
-    ("GET", "/api/v1/workflows/{id}", Project("workflows.view")),
+    (
+        "POST",
+        "/api/v1/workflows",
+        Project(Permission::WorkflowsCreate),
+    ),
+    (
+        "GET",
+        "/api/v1/workflows",
+        Project(Permission::WorkflowsView),
+    ),
+    (
+        "GET",
+        "/api/v1/workflows/{id}",
+        Project(Permission::WorkflowsView),
+    ),
     (
         "DELETE",
         "/api/v1/workflows/{id}",
-        Project("workflows.delete"),
+        Project(Permission::WorkflowsDelete),
     ),
     (
         "POST",
         "/api/v1/workflows/{id}/runs",
-        Project("workflows.execute"),
+        Project(Permission::WorkflowsExecute),
     ),
-    ("GET", "/api/v1/runs", Project("workflows.view")),
-    ("GET", "/api/v1/runs/{id}", Project("workflows.view")),
-    ("GET", "/api/v1/runs/{id}/events", Project("workflows.view")),
+    ("GET", "/api/v1/runs", Project(Permission::WorkflowsView)),
+    (
+        "GET",
+        "/api/v1/runs/{id}",
+        Project(Permission::WorkflowsView),
+    ),
+    (
+        "GET",
+        "/api/v1/runs/{id}/events",
+        Project(Permission::WorkflowsView),
+    ),
     (
         "POST",
         "/api/v1/runs/{id}/cancel",
-        Project("workflows.execute"),
+        Project(Permission::WorkflowsExecute),
     ),
     (
         "POST",
         "/api/v1/runs/{id}/tasks/{task}/decision",
-        Project("workflows.approve"),
+        Project(Permission::WorkflowsApprove),
     ),
-    ("GET", "/api/v1/approvals", Project("workflows.view")),
-    ("GET", "/api/v1/events", Project("workflows.view")),
-    ("POST", "/api/v1/users", OnNode("users.manage")),
-    ("GET", "/api/v1/users", OnNode("users.manage")),
-    ("POST", "/api/v1/users/{id}/disable", OnNode("users.manage")),
+    (
+        "GET",
+        "/api/v1/approvals",
+        Project(Permission::WorkflowsView),
+    ),
+    ("GET", "/api/v1/events", Project(Permission::WorkflowsView)),
+    ("POST", "/api/v1/users", OnNode(Permission::UsersManage)),
+    ("GET", "/api/v1/users", OnNode(Permission::UsersManage)),
+    (
+        "POST",
+        "/api/v1/users/{id}/disable",
+        OnNode(Permission::UsersManage),
+    ),
     ("GET", "/api/v1/projects", SignedIn),
-    ("POST", "/api/v1/projects", OnNode("projects.create")),
-    ("GET", "/api/v1/projects/{id}", Project("projects.read")),
+    (
+        "POST",
+        "/api/v1/projects",
+        OnNode(Permission::ProjectsCreate),
+    ),
+    (
+        "GET",
+        "/api/v1/projects/{id}",
+        Project(Permission::ProjectsRead),
+    ),
     (
         "PUT",
         "/api/v1/projects/{id}/members/{user}",
-        Project("projects.update"),
+        Project(Permission::ProjectsUpdate),
     ),
     (
         "DELETE",
         "/api/v1/projects/{id}/members/{user}",
-        Project("projects.update"),
+        Project(Permission::ProjectsUpdate),
     ),
-    ("GET", "/api/v1/memory", Project("projects.read")),
-    ("POST", "/api/v1/memory", Project("memory.manage")),
-    ("POST", "/api/v1/memory/search", Project("projects.read")),
-    ("DELETE", "/api/v1/memory/{id}", Project("memory.manage")),
-    ("GET", "/api/v1/agents", OnNode("agents.view")),
-    ("GET", "/api/v1/pools", OnNode("agents.view")),
-    ("GET", "/api/v1/models", OnNode("agents.view")),
-    ("POST", "/api/v1/complete", OnNode("agents.execute")),
-    ("GET", "/api/v1/costs", OnNode("costs.view")),
-    ("GET", "/api/v1/audit", OnNode("audit.read")),
-    ("GET", "/api/v1/audit/verify", OnNode("audit.read")),
-    ("GET", "/v1/models", OnNode("agents.view")),
-    ("POST", "/v1/chat/completions", OnNode("agents.execute")),
-    ("POST", "/v1/embeddings", OnNode("agents.execute")),
-    ("POST", "/v1/messages", OnNode("agents.execute")),
+    ("GET", "/api/v1/memory", Project(Permission::ProjectsRead)),
+    ("POST", "/api/v1/memory", Project(Permission::MemoryManage)),
+    (
+        "POST",
+        "/api/v1/memory/search",
+        Project(Permission::ProjectsRead),
+    ),
+    (
+        "DELETE",
+        "/api/v1/memory/{id}",
+        Project(Permission::MemoryManage),
+    ),
+    ("GET", "/api/v1/agents", OnNode(Permission::AgentsView)),
+    ("GET", "/api/v1/pools", OnNode(Permission::AgentsView)),
+    ("GET", "/api/v1/models", OnNode(Permission::AgentsView)),
+    (
+        "POST",
+        "/api/v1/complete",
+        OnNode(Permission::AgentsExecute),
+    ),
+    ("GET", "/api/v1/costs", OnNode(Permission::CostsView)),
+    ("GET", "/api/v1/audit", OnNode(Permission::AuditRead)),
+    ("GET", "/api/v1/audit/verify", OnNode(Permission::AuditRead)),
+    ("GET", "/v1/models", OnNode(Permission::AgentsView)),
+    (
+        "POST",
+        "/v1/chat/completions",
+        OnNode(Permission::AgentsExecute),
+    ),
+    ("POST", "/v1/embeddings", OnNode(Permission::AgentsExecute)),
+    ("POST", "/v1/messages", OnNode(Permission::AgentsExecute)),
 ];
 
 pub fn needs(method: &Method, path: &str) -> Option<Needs> {
@@ -318,7 +371,7 @@ impl Access {
     /// (the object's own not-found error).
     pub fn require(
         &self,
-        permission: &str,
+        permission: Permission,
         project: &str,
         hidden: impl FnOnce() -> StoreError,
     ) -> Result<(), ApiError> {
@@ -339,7 +392,7 @@ impl Access {
     }
 
     /// The projects where `permission` is held; `None`: all of them.
-    pub fn projects_with(&self, permission: &str) -> Option<Vec<String>> {
+    pub fn projects_with(&self, permission: Permission) -> Option<Vec<String>> {
         self.0
             .as_ref()
             .and_then(|principal| principal.projects_with(permission))
@@ -349,7 +402,9 @@ impl Access {
     /// unauthenticated node's) choice, else the caller's own.
     pub fn org_for_new(&self, asked: Option<&str>) -> String {
         match &self.0 {
-            Some(principal) if principal.user.role != "super_admin" => principal.user.org.clone(),
+            Some(principal) if principal.user.role != Role::SuperAdmin => {
+                principal.user.org.clone()
+            }
             _ => asked.unwrap_or(troupe_store::DEFAULT_ORG).to_owned(),
         }
     }
@@ -358,7 +413,7 @@ impl Access {
     pub fn manages_org(&self, org: &str) -> bool {
         self.0
             .as_ref()
-            .is_none_or(|p| p.user.role == "super_admin" || p.user.org == org)
+            .is_none_or(|p| p.user.role == Role::SuperAdmin || p.user.org == org)
     }
 
     /// Who the request acts as: the caller, else what the request named, else `anonymous`.

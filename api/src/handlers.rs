@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::guard::Access;
 use crate::wire::*;
 use troupe_node::{Decision, Node, PendingApproval, RunDetail};
+use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::events::{RunStatus, StoredEvent};
 use troupe_store::{RunFilter, RunRecord, WorkflowRecord, project_of};
@@ -58,13 +59,13 @@ pub async fn create_workflow(
     let file_name = create.file_name.as_deref().unwrap_or("request");
     let (workflow, existing) = node.prepare_workflow(&create.source, file_name).await?;
     let project = project_of(&workflow);
-    access.require("workflows.create", project, || {
+    access.require(Permission::WorkflowsCreate, project, || {
         StoreError::ProjectNotFound(project.into())
     })?;
     // A new version of a workflow the caller cannot see is refused as if it were new
     // to the caller: the save then fails on the project, not here.
     if let Some(existing) = &existing {
-        access.require("workflows.create", &existing.project, || {
+        access.require(Permission::WorkflowsCreate, &existing.project, || {
             StoreError::InvalidRequest(format!(
                 "workflow id `{}` is taken; give yours another id",
                 workflow.id
@@ -93,7 +94,7 @@ pub async fn list_workflows(
     State(node): NodeState,
     access: Access,
 ) -> ApiResult<Json<Vec<WorkflowRecord>>> {
-    let visible = access.projects_with("workflows.view");
+    let visible = access.projects_with(Permission::WorkflowsView);
     let mut workflows = node.workflows().await?;
     if let Some(projects) = visible {
         workflows.retain(|workflow| projects.contains(&workflow.project));
@@ -105,7 +106,7 @@ pub async fn list_workflows(
 async fn workflow_for(
     node: &Node,
     access: &Access,
-    permission: &str,
+    permission: Permission,
     id: &str,
 ) -> ApiResult<WorkflowRecord> {
     let not_found = || StoreError::WorkflowNotFound(id.into());
@@ -115,7 +116,12 @@ async fn workflow_for(
 }
 
 /// The run's record after checking `permission` in its project.
-async fn run_for(node: &Node, access: &Access, permission: &str, id: &str) -> ApiResult<RunRecord> {
+async fn run_for(
+    node: &Node,
+    access: &Access,
+    permission: Permission,
+    id: &str,
+) -> ApiResult<RunRecord> {
     let record = node.store().run(id).await?;
     access.require(permission, &record.project, || {
         StoreError::RunNotFound(id.into())
@@ -129,7 +135,7 @@ pub async fn get_workflow(
     access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkflowWithVersions>> {
-    workflow_for(&node, &access, "workflows.view", &id).await?;
+    workflow_for(&node, &access, Permission::WorkflowsView, &id).await?;
     let versions = node.workflow_versions(&id).await?;
     Ok(Json(WorkflowWithVersions {
         workflow_id: id,
@@ -144,7 +150,7 @@ pub async fn delete_workflow(
     access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    workflow_for(&node, &access, "workflows.delete", &id).await?;
+    workflow_for(&node, &access, Permission::WorkflowsDelete, &id).await?;
     node.delete_workflow(&id, &access.actor(None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -157,7 +163,7 @@ pub async fn start_run(
     access: Access,
     JsonBody(request): JsonBody<StartRunRequest>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
-    workflow_for(&node, &access, "workflows.execute", &id).await?;
+    workflow_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
     let started_by = access.actor(request.started_by.as_deref());
     let run_id = node
@@ -187,7 +193,7 @@ pub async fn list_runs(
     let filter = RunFilter {
         status,
         workflow_id: query.workflow_id,
-        projects: access.projects_with("workflows.view"),
+        projects: access.projects_with(Permission::WorkflowsView),
         limit: query.limit.unwrap_or(100),
     };
     Ok(Json(node.runs(&filter).await?))
@@ -199,7 +205,7 @@ pub async fn get_run(
     access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RunDetail>> {
-    let record = run_for(&node, &access, "workflows.view", &id).await?;
+    let record = run_for(&node, &access, Permission::WorkflowsView, &id).await?;
     Ok(Json(node.detail_of(record).await?))
 }
 
@@ -210,7 +216,7 @@ pub async fn get_run_events(
     access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<StoredEvent>>> {
-    run_for(&node, &access, "workflows.view", &id).await?;
+    run_for(&node, &access, Permission::WorkflowsView, &id).await?;
     Ok(Json(node.store().run_events(&id).await?))
 }
 
@@ -222,7 +228,7 @@ pub async fn cancel_run(
     access: Access,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> ApiResult<StatusCode> {
-    run_for(&node, &access, "workflows.execute", &id).await?;
+    run_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     node.cancel_run(&id, &access.actor(request.by.as_deref()))
         .await?;
     Ok(StatusCode::ACCEPTED)
@@ -239,7 +245,7 @@ pub async fn decide(
 ) -> ApiResult<StatusCode> {
     // Only a reviewer or above in the run's project decides; the gate itself refuses
     // the run's starter when the workflow says `separate_approver`.
-    run_for(&node, &access, "workflows.approve", &id).await?;
+    run_for(&node, &access, Permission::WorkflowsApprove, &id).await?;
     // An authenticated caller decides as itself: an approval cannot be signed in
     // someone else's name.
     let approver = access.actor(Some(&body.approver));
@@ -258,7 +264,7 @@ pub async fn list_approvals(
     State(node): NodeState,
     access: Access,
 ) -> ApiResult<Json<Vec<PendingApproval>>> {
-    let visible = access.projects_with("workflows.view");
+    let visible = access.projects_with(Permission::WorkflowsView);
     Ok(Json(node.pending_approvals(visible).await?))
 }
 

@@ -13,6 +13,7 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::guard::Access;
 use crate::handlers::NodeState;
+use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::{MemoryEntry, MemoryFilter};
 
@@ -74,7 +75,7 @@ pub struct MemoryOwner {
 
 /// The user whose memory a request reaches, after checking `permission` in `project`:
 /// the caller when there are accounts, else the user the request names.
-fn owner(access: &Access, permission: &str, project: &str, named: &str) -> ApiResult<String> {
+fn owner(access: &Access, permission: Permission, project: &str, named: &str) -> ApiResult<String> {
     access.require(permission, project, || {
         StoreError::ProjectNotFound(project.into())
     })?;
@@ -118,7 +119,12 @@ pub async fn list(
     access: Access,
     Query(query): Query<MemoryQuery>,
 ) -> ApiResult<Json<Vec<MemoryEntry>>> {
-    let user = owner(&access, "projects.read", &query.project, &query.user)?;
+    let user = owner(
+        &access,
+        Permission::ProjectsRead,
+        &query.project,
+        &query.user,
+    )?;
     let filter = scope_filter(
         &query.project,
         &user,
@@ -135,7 +141,7 @@ pub async fn search(
     access: Access,
     JsonBody(body): JsonBody<SearchMemory>,
 ) -> ApiResult<Json<Vec<MemoryEntry>>> {
-    let user = owner(&access, "projects.read", &body.project, &body.user)?;
+    let user = owner(&access, Permission::ProjectsRead, &body.project, &body.user)?;
     if body.query.trim().is_empty() {
         return Err(ApiError::invalid_request("`query` is empty"));
     }
@@ -157,7 +163,7 @@ pub async fn create(
     access: Access,
     JsonBody(body): JsonBody<NewMemoryEntry>,
 ) -> ApiResult<(StatusCode, Json<MemoryCreated>)> {
-    let user = owner(&access, "memory.manage", &body.project, &body.user)?;
+    let user = owner(&access, Permission::MemoryManage, &body.project, &body.user)?;
     let filter = scope_filter(&body.project, &user, body.kind.as_deref(), None, 0)?;
     let kind = filter.kind.unwrap_or(MemoryKind::LongTerm);
     if kind == MemoryKind::ShortTerm {
@@ -188,7 +194,12 @@ pub async fn delete(
     Path(id): Path<String>,
     Query(named): Query<MemoryOwner>,
 ) -> ApiResult<StatusCode> {
-    let user = owner(&access, "memory.manage", &named.project, &named.user)?;
+    let user = owner(
+        &access,
+        Permission::MemoryManage,
+        &named.project,
+        &named.user,
+    )?;
     scope_filter(&named.project, &user, None, None, 0)?;
     if node.delete_memory(&named.project, &user, &id).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::guard::Access;
 use crate::handlers::NodeState;
 use troupe_security::audit::AuditAction;
-use troupe_security::auth::ROLES;
+use troupe_security::auth::permissions::{Permission, Role};
 use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
 use troupe_store::{DEFAULT_PROJECT, MemberRecord, ProjectRecord};
@@ -30,8 +30,9 @@ pub struct NewProject {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct MemberRole {
-    /// One of the roles; it decides what the member may do in this project only.
-    pub role: String,
+    /// A project role (viewer, developer, reviewer, project_owner); it decides what the
+    /// member may do in this project only.
+    pub role: Role,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -100,7 +101,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = Vec<ProjectRecord>)))]
 pub async fn list(State(node): NodeState, access: Access) -> ApiResult<Json<Vec<ProjectRecord>>> {
     let mut projects = node.store().projects().await?;
-    if let Some(visible) = access.projects_with("projects.read") {
+    if let Some(visible) = access.projects_with(Permission::ProjectsRead) {
         projects.retain(|project| visible.contains(&project.project_id));
     }
     Ok(Json(projects))
@@ -109,7 +110,7 @@ pub async fn list(State(node): NodeState, access: Access) -> ApiResult<Json<Vec<
 async fn project_for(
     node: &troupe_node::Node,
     access: &Access,
-    permission: &str,
+    permission: Permission,
     id: &str,
 ) -> ApiResult<ProjectRecord> {
     let not_found = || StoreError::ProjectNotFound(id.into());
@@ -123,7 +124,7 @@ pub async fn get(
     access: Access,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProjectWithMembers>> {
-    let project = project_for(&node, &access, "projects.read", &id).await?;
+    let project = project_for(&node, &access, Permission::ProjectsRead, &id).await?;
     let members = node.store().members(&id).await?;
     Ok(Json(ProjectWithMembers { project, members }))
 }
@@ -136,11 +137,9 @@ pub async fn set_member(
     Path((id, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<MemberRole>,
 ) -> ApiResult<StatusCode> {
-    let project = project_for(&node, &access, "projects.update", &id).await?;
+    let project = project_for(&node, &access, Permission::ProjectsUpdate, &id).await?;
     // Organisation-wide roles are account roles; a membership cannot hand them out.
-    if !ROLES.contains(&body.role.as_str())
-        || matches!(body.role.as_str(), "super_admin" | "org_owner")
-    {
+    if !body.role.fits_a_membership() {
         return Err(ApiError::invalid_request(format!(
             "role `{}` is not one of project_owner, developer, reviewer, viewer",
             body.role
@@ -159,7 +158,7 @@ pub async fn set_member(
         .set_member(&MemberRecord {
             project_id: id.clone(),
             user_id: member.user_id.clone(),
-            role: body.role.clone(),
+            role: body.role,
         })
         .await?;
     node.auth().invalidate_callers();
@@ -168,7 +167,7 @@ pub async fn set_member(
             &access.actor(None),
             AuditAction::ProjectMemberSet {
                 user: member.email.clone(),
-                role: body.role.clone(),
+                role: body.role,
             },
             &id,
         )
@@ -182,7 +181,7 @@ pub async fn remove_member(
     access: Access,
     Path((id, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    project_for(&node, &access, "projects.update", &id).await?;
+    project_for(&node, &access, Permission::ProjectsUpdate, &id).await?;
     let not_member = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -10,14 +10,14 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::guard::Access;
 use crate::handlers::NodeState;
-use troupe_security::auth::ROLES;
+use troupe_security::auth::permissions::Role;
 use troupe_store::UserRecord;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub email: String,
     /// Default `developer`.
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// Only a super admin chooses; everyone else adds accounts to their own organisation.
     pub org: Option<String>,
 }
@@ -29,20 +29,15 @@ pub struct UserCreated {
     pub one_time_password: String,
 }
 
-/// Lower is stronger: `ROLES` is ordered from super_admin down.
-fn rank(role: &str) -> usize {
-    ROLES.iter().position(|r| *r == role).unwrap_or(ROLES.len())
-}
-
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(node): NodeState,
     access: Access,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
-    let role = body.role.unwrap_or_else(|| "developer".into());
+    let role = body.role.unwrap_or(Role::Developer);
     if let Some(principal) = &access.0
-        && rank(&role) < rank(&principal.user.role)
+        && role > principal.user.role
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -56,7 +51,7 @@ pub async fn create(
     let org = access.org_for_new(body.org.as_deref());
     let (user, one_time_password) = node
         .auth()
-        .invite(&org, &body.email, &role, &access.actor(None), node.audit())
+        .invite(&org, &body.email, role, &access.actor(None), node.audit())
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use troupe_config::Settings;
 use troupe_security::audit::AuditLog;
 use troupe_security::auth::Auth;
-use troupe_store::{Store, UserRecord};
+use troupe_store::{Role, Store, UserRecord};
 
 use super::client::{Client, encode};
 use super::runs::user;
@@ -20,9 +20,9 @@ pub enum UsersCommand {
     Create {
         #[arg(long)]
         email: String,
-        /// super_admin, org_owner, project_owner, developer, reviewer or viewer.
+        /// viewer, developer, reviewer, project_owner, org_owner or super_admin.
         #[arg(long, default_value = "developer")]
-        role: String,
+        role: Role,
         /// The organisation (a super admin's choice; others add to their own).
         #[arg(long, default_value = "default")]
         org: String,
@@ -119,7 +119,7 @@ async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<E
             email, role, org, ..
         } => {
             let (created, one_time) = auth
-                .invite(&org, &email, &role, &by, &audit)
+                .invite(&org, &email, role, &by, &audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             print_created(&created, &one_time);

@@ -11,6 +11,7 @@
 //! Knows nothing of the engine's actors, accounts' rules or HTTP: it stores what those
 //! crates decide.
 
+mod access;
 mod audit;
 pub mod clock;
 pub mod digest;
@@ -33,6 +34,7 @@ use surrealdb::engine::any::Any;
 use troupe_config::StoreSettings;
 
 use crate::events::{RunEvent, RunStatus, StoredEvent};
+pub use access::{Permission, Role, UnknownName};
 pub use audit::{AuditEntry, AuditFilter};
 pub use error::StoreError;
 pub use ledger::{CostLine, CostReport};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Store;
+use crate::access::Role;
 use crate::error::StoreError;
 
 pub const DEFAULT_PROJECT: &str = "default";
@@ -31,7 +32,7 @@ pub struct ProjectRecord {
 pub struct MemberRecord {
     pub project_id: String,
     pub user_id: String,
-    pub role: String,
+    pub role: Role,
 }
 
 fn default_org() -> String {

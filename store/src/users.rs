@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Store;
+use crate::access::{Permission, Role};
 use crate::error::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRecord {
     pub user_id: String,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub disabled: bool,
     /// The first password (printed once) must be changed before anything else.
     pub must_change_password: bool,
@@ -178,7 +179,7 @@ pub struct ApiKeyRecord {
     pub key_id: String,
     pub name: String,
     pub user_id: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Permission>,
     /// Empty: every project the owner may reach.
     pub projects: Vec<String>,
     pub created_at_ms: i64,

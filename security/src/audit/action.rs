@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
+use troupe_store::{Permission, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -16,7 +17,7 @@ pub enum AuditAction {
     },
     UserCreate {
         email: String,
-        role: String,
+        role: Role,
         #[serde(skip_serializing_if = "Option::is_none")]
         org: Option<String>,
         /// The first super admin, made at the first start of a store.
@@ -45,7 +46,7 @@ pub enum AuditAction {
     AuthPasswordChange {},
     ApiKeyCreate {
         name: String,
-        scopes: Vec<String>,
+        scopes: Vec<Permission>,
         projects: Vec<String>,
     },
     ApiKeyRevoke {},
@@ -70,7 +71,7 @@ pub enum AuditAction {
     },
     ProjectMemberSet {
         user: String,
-        role: String,
+        role: Role,
     },
     ProjectMemberRemove {
         user: String,
@@ -167,7 +168,7 @@ mod tests {
         assert_eq!(login.details(), json!({"second_factor": "recovery_code"}));
         let bootstrap = AuditAction::UserCreate {
             email: "a@b.c".into(),
-            role: "super_admin".into(),
+            role: Role::SuperAdmin,
             org: None,
             bootstrap: true,
         };

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::auth::permissions;
+use crate::auth::permissions::{self, Permission, Role};
 use troupe_store::{ApiKeyRecord, DEFAULT_ORG, DEFAULT_PROJECT, UserRecord};
 
 /// An authenticated caller with its memberships (project → role).
@@ -20,7 +20,7 @@ pub struct Principal {
     pub user: UserRecord,
     /// Set when the caller came in with an API key.
     pub key: Option<ApiKeyRecord>,
-    pub memberships: BTreeMap<String, String>,
+    pub memberships: BTreeMap<String, Role>,
     /// For an `org_owner`: the projects of its organisation.
     pub org_projects: BTreeSet<String>,
 }
@@ -30,12 +30,12 @@ pub struct Principal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denied {
     Hidden,
-    Lacks { permission: String, role: String },
+    Lacks { permission: Permission, role: Role },
 }
 
 impl Principal {
     fn reaches_every_project(&self) -> bool {
-        self.user.role == "super_admin"
+        self.user.role == Role::SuperAdmin
     }
 
     /// Projects where the account role itself applies, without a membership.
@@ -43,7 +43,7 @@ impl Principal {
         let in_default_org = self.user.org == DEFAULT_ORG;
         self.reaches_every_project()
             || (project == DEFAULT_PROJECT && in_default_org)
-            || (self.user.role == "org_owner" && self.org_projects.contains(project))
+            || (self.user.role == Role::OrgOwner && self.org_projects.contains(project))
     }
 
     pub fn email(&self) -> &str {
@@ -51,7 +51,7 @@ impl Principal {
     }
 
     /// The role the caller acts with in `project`; `None`: not a member.
-    pub fn role_in(&self, project: &str) -> Option<&str> {
+    pub fn role_in(&self, project: &str) -> Option<Role> {
         if let Some(key) = &self.key
             && !key.projects.is_empty()
             && !key.projects.iter().any(|allowed| allowed == project)
@@ -59,53 +59,48 @@ impl Principal {
             return None;
         }
         if self.account_role_applies(project) {
-            return Some(&self.user.role);
+            return Some(self.user.role);
         }
-        self.memberships.get(project).map(String::as_str)
+        self.memberships.get(project).copied()
     }
 
-    fn key_allows(&self, permission: &str) -> bool {
+    fn key_allows(&self, permission: Permission) -> bool {
         self.key
             .as_ref()
-            .is_none_or(|key| key.scopes.iter().any(|scope| scope == permission))
+            .is_none_or(|key| key.scopes.contains(&permission))
     }
 
     /// `permission` in `project`.
-    pub fn check(&self, permission: &str, project: &str) -> Result<(), Denied> {
+    pub fn check(&self, permission: Permission, project: &str) -> Result<(), Denied> {
         let role = self.role_in(project).ok_or(Denied::Hidden)?;
-        if permissions::of_role(role).contains(&permission) && self.key_allows(permission) {
+        if permissions::holds(role, permission) && self.key_allows(permission) {
             Ok(())
         } else {
-            Err(Denied::Lacks {
-                permission: permission.into(),
-                role: role.into(),
-            })
+            Err(Denied::Lacks { permission, role })
         }
     }
 
     /// A node-wide `permission`.
-    pub fn check_node(&self, permission: &str) -> Result<(), Denied> {
-        if permissions::of_role(&self.user.role).contains(&permission)
-            && self.key_allows(permission)
-        {
+    pub fn check_node(&self, permission: Permission) -> Result<(), Denied> {
+        if permissions::holds(self.user.role, permission) && self.key_allows(permission) {
             Ok(())
         } else {
             Err(Denied::Lacks {
-                permission: permission.into(),
-                role: self.user.role.clone(),
+                permission,
+                role: self.user.role,
             })
         }
     }
 
     /// Whether `permission` is held in some project: the route guard's first check, before
     /// the handler checks the object's own project.
-    pub fn holds_anywhere(&self, permission: &str) -> bool {
+    pub fn holds_anywhere(&self, permission: Permission) -> bool {
         self.projects_with(permission)
             .is_none_or(|projects| !projects.is_empty())
     }
 
     /// The projects where `permission` is held; `None`: every project.
-    pub fn projects_with(&self, permission: &str) -> Option<Vec<String>> {
+    pub fn projects_with(&self, permission: Permission) -> Option<Vec<String>> {
         let keyed = self
             .key
             .as_ref()
@@ -134,11 +129,11 @@ impl Principal {
 mod tests {
     use super::*;
 
-    fn user(role: &str) -> UserRecord {
+    fn user(role: Role) -> UserRecord {
         UserRecord {
             user_id: "u1".into(),
             email: "ada@example.com".into(),
-            role: role.into(),
+            role,
             disabled: false,
             must_change_password: false,
             created_at_ms: 0,
@@ -147,24 +142,24 @@ mod tests {
         }
     }
 
-    fn principal(role: &str, memberships: &[(&str, &str)]) -> Principal {
+    fn principal(role: Role, memberships: &[(&str, Role)]) -> Principal {
         Principal {
             user: user(role),
             key: None,
             memberships: memberships
                 .iter()
-                .map(|(project, role)| (project.to_string(), role.to_string()))
+                .map(|(project, role)| (project.to_string(), *role))
                 .collect(),
             org_projects: BTreeSet::new(),
         }
     }
 
-    fn key(scopes: &[&str], projects: &[&str]) -> ApiKeyRecord {
+    fn key(scopes: &[Permission], projects: &[&str]) -> ApiKeyRecord {
         ApiKeyRecord {
             key_id: "k".into(),
             name: "ci".into(),
             user_id: "u1".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.to_vec(),
             projects: projects.iter().map(|s| s.to_string()).collect(),
             created_at_ms: 0,
             expires_at_ms: None,
@@ -177,12 +172,18 @@ mod tests {
 
     #[test]
     fn a_project_is_hidden_from_those_who_are_not_members() {
-        let bob = principal("developer", &[("shop", "developer")]);
-        assert_eq!(bob.check("workflows.view", "bank"), Err(Denied::Hidden));
-        assert_eq!(bob.check("workflows.execute", "shop"), Ok(()));
-        assert_eq!(bob.check("workflows.execute", DEFAULT_PROJECT), Ok(()));
+        let bob = principal(Role::Developer, &[("shop", Role::Developer)]);
         assert_eq!(
-            bob.projects_with("workflows.view"),
+            bob.check(Permission::WorkflowsView, "bank"),
+            Err(Denied::Hidden)
+        );
+        assert_eq!(bob.check(Permission::WorkflowsExecute, "shop"), Ok(()));
+        assert_eq!(
+            bob.check(Permission::WorkflowsExecute, DEFAULT_PROJECT),
+            Ok(())
+        );
+        assert_eq!(
+            bob.projects_with(Permission::WorkflowsView),
             Some(vec!["default".into(), "shop".into()])
         );
     }
@@ -190,74 +191,110 @@ mod tests {
     #[test]
     fn the_membership_role_decides_inside_a_project() {
         // A viewer account made reviewer of one project approves there and nowhere else.
-        let carol = principal("viewer", &[("shop", "reviewer")]);
-        assert_eq!(carol.check("workflows.approve", "shop"), Ok(()));
+        let carol = principal(Role::Viewer, &[("shop", Role::Reviewer)]);
+        assert_eq!(carol.check(Permission::WorkflowsApprove, "shop"), Ok(()));
         assert_eq!(
-            carol.check("workflows.approve", DEFAULT_PROJECT),
+            carol.check(Permission::WorkflowsApprove, DEFAULT_PROJECT),
             Err(Denied::Lacks {
-                permission: "workflows.approve".into(),
-                role: "viewer".into()
+                permission: Permission::WorkflowsApprove,
+                role: Role::Viewer
             })
         );
-        assert!(carol.holds_anywhere("workflows.approve"));
-        assert!(!carol.holds_anywhere("workflows.delete"));
-        let dev = principal("developer", &[("shop", "viewer")]);
-        assert!(dev.check("workflows.execute", "shop").is_err());
+        assert!(carol.holds_anywhere(Permission::WorkflowsApprove));
+        assert!(!carol.holds_anywhere(Permission::WorkflowsDelete));
+        let dev = principal(Role::Developer, &[("shop", Role::Viewer)]);
+        assert_eq!(
+            dev.check(Permission::WorkflowsExecute, "shop"),
+            Err(Denied::Lacks {
+                permission: Permission::WorkflowsExecute,
+                role: Role::Viewer
+            })
+        );
     }
 
     #[test]
     fn org_owners_reach_their_organisations_projects_and_node_permissions_follow_the_account() {
-        let mut owner = principal("org_owner", &[]);
+        let mut owner = principal(Role::OrgOwner, &[]);
         owner.org_projects = BTreeSet::from(["shop".to_string()]);
-        assert_eq!(owner.check("workflows.delete", "shop"), Ok(()));
+        assert_eq!(owner.check(Permission::WorkflowsDelete, "shop"), Ok(()));
         assert_eq!(
-            owner.check("workflows.view", "elsewhere"),
+            owner.check(Permission::WorkflowsView, "elsewhere"),
             Err(Denied::Hidden)
         );
         assert_eq!(
-            owner.projects_with("workflows.view"),
+            owner.projects_with(Permission::WorkflowsView),
             Some(vec!["default".into(), "shop".into()])
         );
-        let admin = principal("super_admin", &[]);
-        assert_eq!(admin.check("workflows.delete", "anything"), Ok(()));
-        assert_eq!(admin.projects_with("workflows.view"), None);
+        let admin = principal(Role::SuperAdmin, &[]);
+        assert_eq!(admin.check(Permission::WorkflowsDelete, "anything"), Ok(()));
+        assert_eq!(admin.projects_with(Permission::WorkflowsView), None);
         // An account of another organisation is not in the default project.
-        let mut outsider = principal("org_owner", &[]);
+        let mut outsider = principal(Role::OrgOwner, &[]);
         outsider.user.org = "acme".into();
         assert_eq!(
-            outsider.check("workflows.view", DEFAULT_PROJECT),
+            outsider.check(Permission::WorkflowsView, DEFAULT_PROJECT),
             Err(Denied::Hidden)
         );
-        assert_eq!(outsider.projects_with("workflows.view"), Some(vec![]));
-        assert_eq!(owner.check_node("users.manage"), Ok(()));
-        let member = principal("viewer", &[("shop", "project_owner")]);
-        assert!(member.check_node("audit.read").is_err());
-        assert_eq!(member.check_node("costs.view"), Ok(()));
+        assert_eq!(
+            outsider.projects_with(Permission::WorkflowsView),
+            Some(vec![])
+        );
+        assert_eq!(owner.check_node(Permission::UsersManage), Ok(()));
+        let member = principal(Role::Viewer, &[("shop", Role::ProjectOwner)]);
+        assert_eq!(
+            member.check_node(Permission::AuditRead),
+            Err(Denied::Lacks {
+                permission: Permission::AuditRead,
+                role: Role::Viewer
+            })
+        );
+        assert_eq!(member.check_node(Permission::CostsView), Ok(()));
     }
 
     #[test]
     fn a_key_narrows_its_owner_to_its_scopes_and_projects() {
-        let mut admin = principal("super_admin", &[]);
-        admin.key = Some(key(&["workflows.view", "workflows.execute"], &["shop"]));
-        assert_eq!(admin.check("workflows.execute", "shop"), Ok(()));
-        assert_eq!(admin.check("workflows.view", "bank"), Err(Denied::Hidden));
+        let mut admin = principal(Role::SuperAdmin, &[]);
+        admin.key = Some(key(
+            &[Permission::WorkflowsView, Permission::WorkflowsExecute],
+            &["shop"],
+        ));
+        assert_eq!(admin.check(Permission::WorkflowsExecute, "shop"), Ok(()));
         assert_eq!(
-            admin.check("workflows.view", DEFAULT_PROJECT),
+            admin.check(Permission::WorkflowsView, "bank"),
             Err(Denied::Hidden)
         );
-        assert!(admin.check("workflows.delete", "shop").is_err());
-        assert!(admin.check_node("audit.read").is_err());
         assert_eq!(
-            admin.projects_with("workflows.view"),
+            admin.check(Permission::WorkflowsView, DEFAULT_PROJECT),
+            Err(Denied::Hidden)
+        );
+        let outside_the_scopes = |permission| Denied::Lacks {
+            permission,
+            role: Role::SuperAdmin,
+        };
+        assert_eq!(
+            admin.check(Permission::WorkflowsDelete, "shop"),
+            Err(outside_the_scopes(Permission::WorkflowsDelete))
+        );
+        assert_eq!(
+            admin.check_node(Permission::AuditRead),
+            Err(outside_the_scopes(Permission::AuditRead))
+        );
+        assert_eq!(
+            admin.projects_with(Permission::WorkflowsView),
             Some(vec!["shop".into()])
         );
-        let mut everywhere = principal("developer", &[]);
-        everywhere.key = Some(key(&["workflows.view"], &[]));
-        assert_eq!(everywhere.check("workflows.view", DEFAULT_PROJECT), Ok(()));
-        assert!(
-            everywhere
-                .check("workflows.execute", DEFAULT_PROJECT)
-                .is_err()
+        let mut everywhere = principal(Role::Developer, &[]);
+        everywhere.key = Some(key(&[Permission::WorkflowsView], &[]));
+        assert_eq!(
+            everywhere.check(Permission::WorkflowsView, DEFAULT_PROJECT),
+            Ok(())
+        );
+        assert_eq!(
+            everywhere.check(Permission::WorkflowsExecute, DEFAULT_PROJECT),
+            Err(Denied::Lacks {
+                permission: Permission::WorkflowsExecute,
+                role: Role::Developer
+            })
         );
     }
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::access::Principal;
+use super::permissions::Role;
 use super::{Auth, now_secs, token_hash};
 use crate::SecurityError;
 use troupe_store::clock::now_ms;
@@ -96,14 +97,14 @@ impl Auth {
                 (user, Some(key))
             }
         };
-        let memberships: BTreeMap<String, String> = self
+        let memberships: BTreeMap<String, Role> = self
             .store
             .memberships_of(&user.user_id)
             .await?
             .into_iter()
             .map(|member| (member.project_id, member.role))
             .collect();
-        let org_projects = if user.role == "org_owner" {
+        let org_projects = if user.role == Role::OrgOwner {
             self.store
                 .projects_of_org(&user.org)
                 .await?

@@ -3,8 +3,8 @@
 //! rotated refresh token used again revokes its whole family; so do logout, a password
 //! change and disabling the user.
 //!
-//! Routes are not yet required to carry a token (that, roles and per-project checks are
-//! the next step of issue 5); `GET /api/v1/auth/me` is the first route that does.
+//! Who may do what is `access` (a caller's roles, per project) over `permissions` (what
+//! each role holds); the API's guard asks them on every route.
 
 pub mod access;
 mod callers;
@@ -22,19 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::SecurityError;
 use crate::audit::{AuditAction, AuditLog};
 use crate::secrets::SecretBox;
+use permissions::{Permission, Role};
 use tokens::{Claims, TokenKeys};
 use troupe_store::clock::now_ms;
 use troupe_store::digest;
 use troupe_store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserRecord};
-
-pub const ROLES: [&str; 6] = [
-    "super_admin",
-    "org_owner",
-    "project_owner",
-    "developer",
-    "reviewer",
-    "viewer",
-];
 
 /// Where a sign-in comes from: the client's address (after trusted proxies) and its
 /// `User-Agent`, shown in the user's list of sessions.
@@ -55,7 +47,7 @@ impl From<Option<std::net::IpAddr>> for ClientInfo {
 pub struct KeySpec {
     pub name: String,
     /// Permissions the key may use; each one its owner's role holds.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Permission>,
     /// Projects the key may reach; empty: every project its owner may.
     #[serde(default)]
     pub projects: Vec<String>,
@@ -182,7 +174,7 @@ impl Auth {
     pub async fn create_user(
         &self,
         email: &str,
-        role: &str,
+        role: Role,
         password: &str,
         must_change_password: bool,
     ) -> Result<UserRecord, SecurityError> {
@@ -201,7 +193,7 @@ impl Auth {
         &self,
         org: &str,
         email: &str,
-        role: &str,
+        role: Role,
         password: &str,
         must_change_password: bool,
     ) -> Result<UserRecord, SecurityError> {
@@ -212,12 +204,6 @@ impl Auth {
                 "`{email}` is not an email address"
             )));
         }
-        if !ROLES.contains(&role) {
-            return Err(SecurityError::InvalidRequest(format!(
-                "role `{role}` is not one of {}",
-                ROLES.join(", ")
-            )));
-        }
         password::check_policy(
             password,
             self.config.password_min_length,
@@ -226,7 +212,7 @@ impl Auth {
         let user = UserRecord {
             user_id: uuid::Uuid::now_v7().to_string(),
             email: email.to_lowercase(),
-            role: role.into(),
+            role,
             disabled: false,
             must_change_password,
             created_at_ms: now_ms(),
@@ -243,7 +229,7 @@ impl Auth {
         &self,
         org: &str,
         email: &str,
-        role: &str,
+        role: Role,
         by: &str,
         audit: &AuditLog,
     ) -> Result<(UserRecord, String), SecurityError> {
@@ -256,7 +242,7 @@ impl Auth {
                 by,
                 AuditAction::UserCreate {
                     email: user.email.clone(),
-                    role: role.into(),
+                    role,
                     org: Some(user.org.clone()),
                     bootstrap: false,
                 },
@@ -278,14 +264,14 @@ impl Auth {
         let email = "admin@localhost";
         let one_time = password::generate();
         let user = self
-            .create_user(email, "super_admin", &one_time, true)
+            .create_user(email, Role::SuperAdmin, &one_time, true)
             .await?;
         audit
             .record(
                 "system",
                 AuditAction::UserCreate {
                     email: email.into(),
-                    role: "super_admin".into(),
+                    role: Role::SuperAdmin,
                     org: None,
                     bootstrap: true,
                 },
@@ -373,7 +359,7 @@ impl Auth {
             .await?;
         let access_token = self.keys.issue_access(
             &user.user_id,
-            &user.role,
+            user.role,
             family,
             now_secs(),
             self.config.access_ttl_secs,
@@ -604,21 +590,18 @@ impl Auth {
                 "`name` must hold 1 to 100 characters".into(),
             ));
         }
-        let granted = permissions::of_role(&owner.role);
+        let granted = permissions::of_role(owner.role);
         if scopes.is_empty() {
             return Err(SecurityError::InvalidRequest(format!(
                 "give the key at least one scope; yours are {}",
-                granted.join(", ")
+                permissions::listed(&granted)
             )));
         }
-        if let Some(extra) = scopes
-            .iter()
-            .find(|scope| !granted.contains(&scope.as_str()))
-        {
+        if let Some(extra) = scopes.iter().find(|scope| !granted.contains(scope)) {
             return Err(SecurityError::InvalidRequest(format!(
                 "scope `{extra}` is not one you hold as {}; yours are {}",
                 owner.role,
-                granted.join(", ")
+                permissions::listed(&granted)
             )));
         }
         let key_id = digest::hex(&digest::random_bytes::<6>());

@@ -2,7 +2,12 @@
 
 use super::*;
 
-fn key_spec(name: &str, scopes: Vec<String>, ttl_days: Option<u64>, rate: Option<u32>) -> KeySpec {
+fn key_spec(
+    name: &str,
+    scopes: Vec<Permission>,
+    ttl_days: Option<u64>,
+    rate: Option<u32>,
+) -> KeySpec {
     KeySpec {
         name: name.into(),
         scopes,
@@ -47,7 +52,7 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
     let pair = sign_in(&auth, &audit, &email, &one_time).await;
     assert!(pair.password_change_required);
     let (_, user) = auth.authenticate(&pair.access_token).await.unwrap();
-    assert_eq!(user.role, "super_admin");
+    assert_eq!(user.role, Role::SuperAdmin);
     auth.change_password(&user, &one_time, "a new long passphrase", &audit)
         .await
         .unwrap();
@@ -64,9 +69,14 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
 #[tokio::test]
 async fn a_reused_refresh_token_ends_the_whole_session() {
     let (auth, audit) = auth().await;
-    auth.create_user("ada@example.com", "developer", "ada's long password", false)
-        .await
-        .unwrap();
+    auth.create_user(
+        "ada@example.com",
+        Role::Developer,
+        "ada's long password",
+        false,
+    )
+    .await
+    .unwrap();
     let first = sign_in(&auth, &audit, "ADA@example.com", "ada's long password").await;
     let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
     assert_ne!(first.refresh_token, second.refresh_token);
@@ -86,9 +96,14 @@ async fn a_reused_refresh_token_ends_the_whole_session() {
 #[tokio::test]
 async fn tokens_of_one_kind_do_not_pass_for_the_other() {
     let (auth, audit) = auth().await;
-    auth.create_user("ada@example.com", "developer", "ada's long password", false)
-        .await
-        .unwrap();
+    auth.create_user(
+        "ada@example.com",
+        Role::Developer,
+        "ada's long password",
+        false,
+    )
+    .await
+    .unwrap();
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     assert!(
         auth.refresh(&pair.access_token, &audit).await.is_err(),
@@ -111,7 +126,12 @@ async fn tokens_of_one_kind_do_not_pass_for_the_other() {
 async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
     let (auth, audit) = auth().await;
     let ada = auth
-        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .create_user(
+            "ada@example.com",
+            Role::Developer,
+            "ada's long password",
+            false,
+        )
         .await
         .unwrap();
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
@@ -152,20 +172,14 @@ async fn bad_accounts_are_refused_with_the_reason() {
     for (email, role, password, reason) in [
         (
             "not-an-email",
-            "developer",
+            Role::Developer,
             "a long enough password",
             "not an email",
         ),
-        (
-            "ada@example.com",
-            "emperor",
-            "a long enough password",
-            "not one of",
-        ),
-        ("ada@example.com", "developer", "short", "at least 12"),
+        ("ada@example.com", Role::Developer, "short", "at least 12"),
         (
             "ada' OR 1=1 --@x.y",
-            "developer",
+            Role::Developer,
             "a long enough password",
             "not an email",
         ),
@@ -177,11 +191,21 @@ async fn bad_accounts_are_refused_with_the_reason() {
             .to_string();
         assert!(error.contains(reason), "{email}: {error}");
     }
-    auth.create_user("ada@example.com", "viewer", "a long enough password", false)
-        .await
-        .unwrap();
+    auth.create_user(
+        "ada@example.com",
+        Role::Viewer,
+        "a long enough password",
+        false,
+    )
+    .await
+    .unwrap();
     let duplicate = auth
-        .create_user("ADA@example.com", "viewer", "a long enough password", false)
+        .create_user(
+            "ADA@example.com",
+            Role::Viewer,
+            "a long enough password",
+            false,
+        )
         .await;
     assert!(duplicate.is_err_and(|e| e.to_string().contains("exists")));
 }
@@ -189,9 +213,14 @@ async fn bad_accounts_are_refused_with_the_reason() {
 #[tokio::test]
 async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
     let (auth, audit) = auth().await;
-    auth.create_user("ada@example.com", "developer", "ada's long password", false)
-        .await
-        .unwrap();
+    auth.create_user(
+        "ada@example.com",
+        Role::Developer,
+        "ada's long password",
+        false,
+    )
+    .await
+    .unwrap();
     let client = Some("203.0.113.7".parse().unwrap());
     let started = std::time::Instant::now();
     let mut limited = 0;
@@ -218,9 +247,14 @@ async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
         .await;
     assert!(matches!(right, Err(SecurityError::RateLimited { .. })));
     // Another account from another address is not held up.
-    auth.create_user("bob@example.com", "developer", "bob's long password", false)
-        .await
-        .unwrap();
+    auth.create_user(
+        "bob@example.com",
+        Role::Developer,
+        "bob's long password",
+        false,
+    )
+    .await
+    .unwrap();
     let other = Some("198.51.100.1".parse().unwrap());
     assert!(
         auth.login("bob@example.com", "bob's long password", other, &audit)
@@ -233,10 +267,15 @@ async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
 async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     let (auth, audit) = auth().await;
     let dev = auth
-        .create_user("dev@example.com", "developer", "dev's long password", false)
+        .create_user(
+            "dev@example.com",
+            Role::Developer,
+            "dev's long password",
+            false,
+        )
         .await
         .unwrap();
-    let scopes = vec!["workflows.execute".to_string()];
+    let scopes = vec![Permission::WorkflowsExecute];
     let (key, record) = auth
         .create_api_key(
             &dev,
@@ -272,7 +311,7 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         assert!(auth.authenticate_key(bad).await.is_err(), "{bad}");
     }
     // A developer cannot mint a key that approves.
-    let approve = vec!["workflows.approve".to_string()];
+    let approve = vec![Permission::WorkflowsApprove];
     let error = auth
         .create_api_key(
             &dev,
@@ -289,7 +328,12 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     );
     // Another user cannot revoke it; its owner can.
     let other = auth
-        .create_user("eve@example.com", "developer", "eve's long password", false)
+        .create_user(
+            "eve@example.com",
+            Role::Developer,
+            "eve's long password",
+            false,
+        )
         .await
         .unwrap();
     assert!(
@@ -324,7 +368,12 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
 async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
     let (auth, audit) = auth().await;
     let user = auth
-        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .create_user(
+            "ada@example.com",
+            Role::Developer,
+            "ada's long password",
+            false,
+        )
         .await
         .unwrap();
     let enrolment = auth.enrol_mfa(&user).await.unwrap();
@@ -404,7 +453,12 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
 async fn guessing_codes_is_rate_limited() {
     let (auth, audit) = auth().await;
     let user = auth
-        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .create_user(
+            "ada@example.com",
+            Role::Developer,
+            "ada's long password",
+            false,
+        )
         .await
         .unwrap();
     auth.enrol_mfa(&user).await.unwrap();
@@ -445,11 +499,21 @@ async fn guessing_codes_is_rate_limited() {
 async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
     let (auth, audit) = auth().await;
     let ada = auth
-        .create_user("ada@example.com", "developer", "ada's long password", false)
+        .create_user(
+            "ada@example.com",
+            Role::Developer,
+            "ada's long password",
+            false,
+        )
         .await
         .unwrap();
     let bob = auth
-        .create_user("bob@example.com", "developer", "bob's long password", false)
+        .create_user(
+            "bob@example.com",
+            Role::Developer,
+            "bob's long password",
+            false,
+        )
         .await
         .unwrap();
     let from = |device: &str| ClientInfo {
@@ -521,10 +585,15 @@ async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
 async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
     let (auth, audit) = auth().await;
     let dev = auth
-        .create_user("dev@example.com", "developer", "dev's long password", false)
+        .create_user(
+            "dev@example.com",
+            Role::Developer,
+            "dev's long password",
+            false,
+        )
         .await
         .unwrap();
-    let scopes = vec!["workflows.view".to_string()];
+    let scopes = vec![Permission::WorkflowsView];
     let (key, _) = auth
         .create_api_key(
             &dev,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::SecurityError;
+use crate::auth::permissions::Role;
 
 /// Seconds of clock skew tolerated between nodes.
 const LEEWAY_SECS: u64 = 5;
@@ -27,7 +28,10 @@ pub struct Claims {
     pub jti: String,
     /// `access`; any other value is refused where an access token is expected.
     pub typ: String,
-    pub role: String,
+    /// The account's role when the token was issued, for the reader's information: access
+    /// is decided by the account as it is now. None in an MFA challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// The session (refresh-token family) this token belongs to: ending the session
     /// ends its access tokens at their next check.
     pub sid: String,
@@ -64,12 +68,12 @@ impl TokenKeys {
     pub fn issue_access(
         &self,
         user_id: &str,
-        role: &str,
+        role: Role,
         session_id: &str,
         now_secs: u64,
         ttl_secs: u64,
     ) -> Result<String, SecurityError> {
-        self.issue(ACCESS, user_id, role, session_id, now_secs, ttl_secs)
+        self.issue(ACCESS, user_id, Some(role), session_id, now_secs, ttl_secs)
     }
 
     /// The short-lived token a login answers with when the account has a second factor.
@@ -78,14 +82,14 @@ impl TokenKeys {
         user_id: &str,
         now_secs: u64,
     ) -> Result<String, SecurityError> {
-        self.issue(MFA, user_id, "", "", now_secs, MFA_TTL_SECS)
+        self.issue(MFA, user_id, None, "", now_secs, MFA_TTL_SECS)
     }
 
     fn issue(
         &self,
         typ: &str,
         user_id: &str,
-        role: &str,
+        role: Option<Role>,
         session_id: &str,
         now_secs: u64,
         ttl_secs: u64,
@@ -99,7 +103,7 @@ impl TokenKeys {
             iat: now_secs,
             jti: uuid::Uuid::new_v4().to_string(),
             typ: typ.into(),
-            role: role.into(),
+            role,
             sid: session_id.into(),
         };
         let mut header = Header::new(Algorithm::HS256);
@@ -228,16 +232,12 @@ mod tests {
     fn an_issued_token_verifies() {
         let keys = keys();
         let token = keys
-            .issue_access("u1", "developer", "s1", now(), 60)
+            .issue_access("u1", Role::Developer, "s1", now(), 60)
             .unwrap();
         let claims = keys.verify_access(&token, now()).unwrap();
         assert_eq!(
-            (
-                claims.sub.as_str(),
-                claims.role.as_str(),
-                claims.sid.as_str()
-            ),
-            ("u1", "developer", "s1")
+            (claims.sub.as_str(), claims.role, claims.sid.as_str()),
+            ("u1", Some(Role::Developer), "s1")
         );
     }
 

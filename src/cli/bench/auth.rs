@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use anyhow::anyhow;
 use troupe_node::{Node, NodeBuilder};
 use troupe_security::auth::KeySpec;
+use troupe_security::auth::permissions::{Permission, Role};
 
 const ROUTE: &str = "/api/v1/workflows";
 const PASSWORD: &str = "a benchmark's long password";
@@ -177,7 +178,7 @@ pub async fn auth(seconds: f64, connections: usize) -> anyhow::Result<AuthReport
     let (node, guarded) = serve(true).await?;
     let user = node
         .auth()
-        .create_user("bench@example.com", "developer", PASSWORD, false)
+        .create_user("bench@example.com", Role::Developer, PASSWORD, false)
         .await?;
     let session = node
         .auth()
@@ -187,7 +188,7 @@ pub async fn auth(seconds: f64, connections: usize) -> anyhow::Result<AuthReport
         .ok_or_else(|| failure("the benchmark account asked for a second factor"))?;
     let spec = KeySpec {
         name: "bench".into(),
-        scopes: vec!["workflows.view".into()],
+        scopes: vec![Permission::WorkflowsView],
         ..KeySpec::default()
     };
     let (key, _) = node
