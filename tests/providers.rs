@@ -154,21 +154,28 @@ chat = ["local"]
 #[test]
 fn bad_chain_settings_are_refused_at_start_with_the_key_named() {
     let scratch = tempfile::tempdir().unwrap();
-    let config = scratch.path().join("bad.toml");
-    std::fs::write(
-        &config,
-        "[[providers.chain]]\nname = \"x\"\nkind = \"gemini\"\n\n[providers.routes]\ncode = [\"nobody\"]\n",
-    )
-    .unwrap();
-    let output = run_troupe(
-        scratch.path(),
-        &["--config", config.to_str().unwrap(), "config", "show"],
-    );
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let refusal = |toml: &str| {
+        let config = scratch.path().join("bad.toml");
+        std::fs::write(&config, toml).unwrap();
+        let output = run_troupe(
+            scratch.path(),
+            &["--config", config.to_str().unwrap(), "config", "show"],
+        );
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = refusal("[[providers.chain]]\nname = \"x\"\nkind = \"gemini\"\n");
     assert!(
-        stderr.contains("providers.chain") && stderr.contains("gemini"),
+        stderr.contains("`providers.chain[0].kind` from config file")
+            && stderr.contains(
+                "unknown variant `gemini`, expected one of `local`, `openai`, `anthropic`"
+            ),
         "{stderr}"
+    );
+    let stderr = refusal("[[providers.chain]]\nname = \"x\"\n");
+    assert!(stderr.contains("missing field `kind`"), "{stderr}");
+    let stderr = refusal(
+        "[[providers.chain]]\nname = \"x\"\nkind = \"local\"\n\n[providers.routes]\ncode = [\"nobody\"]\n",
     );
     assert!(
         stderr.contains("providers.routes") && stderr.contains("nobody"),

@@ -187,8 +187,10 @@ impl Merged {
         self.sources.insert(key.to_string(), source);
     }
 
-    /// The source of `key`, or of the most specific key under it that was set.
+    /// The source of `key`, or of the most specific key under it that was set. An array
+    /// is set as a whole, so `providers.chain[0].kind` comes from `providers.chain`.
     fn source_of(&self, key: &str) -> Source {
+        let key = key.split('[').next().unwrap_or(key);
         let mut candidate = key;
         loop {
             if let Some(source) = self.sources.get(candidate) {
@@ -213,7 +215,8 @@ impl Merged {
             ConfigError::InvalidValue {
                 origin: self.source_of(&key),
                 key,
-                reason: error.into_inner().to_string(),
+                // `message`, not `to_string`: the latter names the key again on a line of its own.
+                reason: error.into_inner().message().to_string(),
             }
         })?;
         let mut problems: Vec<ConfigError> = settings

@@ -6,12 +6,14 @@
 //! reported with its key *and* its source ("`engine.max_concurrent_tasks` from
 //! environment variable TROUPE_ENGINE__MAX_CONCURRENT_TASKS: must be at least 1").
 
+mod choices;
 mod errors;
 mod external;
 mod layers;
 mod settings;
 mod show;
 
+pub use choices::{DeviceChoice, PrivacyMode, ProviderKind};
 pub use errors::ConfigError;
 pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};

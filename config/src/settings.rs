@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::choices::{DeviceChoice, PrivacyMode, ProviderKind};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -77,20 +79,12 @@ impl Default for AuthSettings {
 
 /// Sensitive data (card numbers, national ids, emails, IP addresses, private keys,
 /// provider API keys) in prompts sent through the provider chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacySettings {
     /// `redact` (placeholders go to the model, the caller's answer gets its values
     /// back), `refuse` (the request fails, naming the kinds found) or `off`.
-    pub mode: String,
-}
-
-impl Default for PrivacySettings {
-    fn default() -> Self {
-        Self {
-            mode: "redact".into(),
-        }
-    }
+    pub mode: PrivacyMode,
 }
 
 /// The key that seals secrets at rest (provider keys, MFA secrets, webhook secrets).
@@ -154,8 +148,13 @@ impl Default for ProviderSettings {
         Self {
             chain: vec![ProviderEntry {
                 name: "local".into(),
-                kind: "local".into(),
-                ..ProviderEntry::default()
+                kind: ProviderKind::Local,
+                base_url: String::new(),
+                model: String::new(),
+                api_key_env: String::new(),
+                api_key_secret: String::new(),
+                input_usd_per_mtok: 0.0,
+                output_usd_per_mtok: 0.0,
             }],
             routes: Default::default(),
             min_quality: 0.0,
@@ -166,21 +165,29 @@ impl Default for ProviderSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+/// One provider of the chain. `kind` has no default: an entry must say who answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderEntry {
+    #[serde(default)]
     pub name: String,
     /// `local`, `openai` (any OpenAI-compatible endpoint) or `anthropic`.
-    pub kind: String,
+    pub kind: ProviderKind,
     /// e.g. `https://api.openai.com/v1`, `https://api.anthropic.com`.
+    #[serde(default)]
     pub base_url: String,
+    #[serde(default)]
     pub model: String,
     /// The environment variable holding the API key (never the key itself).
+    #[serde(default)]
     pub api_key_env: String,
     /// Or the name of a secret sealed at rest with `troupe secrets set NAME`, used when
     /// `api_key_env` is empty or unset.
+    #[serde(default)]
     pub api_key_secret: String,
+    #[serde(default)]
     pub input_usd_per_mtok: f64,
+    #[serde(default)]
     pub output_usd_per_mtok: f64,
 }
 
@@ -200,7 +207,7 @@ pub struct ModelSettings {
     /// empty means the default model in `dir`.
     pub embedding: String,
     /// `cpu`, `cuda`, or `auto` (the GPU when this build has CUDA and one is present).
-    pub device: String,
+    pub device: DeviceChoice,
     pub generation_workers: u32,
     /// Sequences one generation worker decodes together.
     pub max_batch_sequences: u32,
@@ -221,7 +228,7 @@ impl Default for ModelSettings {
             serve: true,
             generation: String::new(),
             embedding: String::new(),
-            device: "auto".into(),
+            device: DeviceChoice::Auto,
             generation_workers: 1,
             max_batch_sequences: 16,
             queue_per_worker: 64,
@@ -473,9 +480,9 @@ impl Settings {
                     ),
                 ));
             }
-            match entry.kind.as_str() {
-                "local" => {}
-                "openai" | "anthropic" => {
+            match entry.kind {
+                ProviderKind::Local => {}
+                ProviderKind::Openai | ProviderKind::Anthropic => {
                     if !(entry.base_url.starts_with("http://")
                         || entry.base_url.starts_with("https://"))
                     {
@@ -498,13 +505,6 @@ impl Settings {
                         ));
                     }
                 }
-                other => problems.push((
-                    "providers.chain",
-                    format!(
-                        "`{}` has kind `{other}`; use local, openai or anthropic",
-                        entry.name
-                    ),
-                )),
             }
         }
         for (task, route) in &providers.routes {
@@ -583,12 +583,6 @@ impl Settings {
             problems.push(("models.dir", "must name a directory".into()));
         }
         let models = &self.models;
-        if !["cpu", "cuda", "auto"].contains(&models.device.as_str()) {
-            problems.push((
-                "models.device",
-                format!("`{}` is not one of cpu, cuda, auto", models.device),
-            ));
-        }
         for (key, value) in [
             ("models.generation_workers", models.generation_workers),
             ("models.max_batch_sequences", models.max_batch_sequences),
@@ -642,12 +636,6 @@ impl Settings {
             if value == Some(0) {
                 problems.push((key, "must be at least 1".into()));
             }
-        }
-        if !["redact", "refuse", "off"].contains(&self.privacy.mode.as_str()) {
-            problems.push((
-                "privacy.mode",
-                format!("`{}` is not one of redact, refuse, off", self.privacy.mode),
-            ));
         }
         let auth = &self.auth;
         for (key, value) in [

@@ -81,6 +81,45 @@ fn a_wrong_type_in_a_file_names_key_and_file() {
 }
 
 #[test]
+fn a_choice_outside_its_words_names_the_key_the_source_and_the_words() {
+    for (variable, value, key, words) in [
+        (
+            "TROUPE_MODELS__DEVICE",
+            "gpu",
+            "models.device",
+            "`cpu`, `cuda`, `auto`",
+        ),
+        (
+            "TROUPE_PRIVACY__MODE",
+            "loose",
+            "privacy.mode",
+            "`redact`, `refuse`, `off`",
+        ),
+    ] {
+        let error = Layers::new()
+            .environment(env(&[(variable, value)]))
+            .load()
+            .expect_err("a word outside the list");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`{key}` from environment variable {variable}: unknown variant `{value}`, \
+                 expected one of {words}"
+            )
+        );
+    }
+    let settings = Layers::new()
+        .environment(env(&[
+            ("TROUPE_MODELS__DEVICE", "cpu"),
+            ("TROUPE_PRIVACY__MODE", "refuse"),
+        ]))
+        .load()
+        .unwrap();
+    assert_eq!(settings.models.device, troupe_config::DeviceChoice::Cpu);
+    assert_eq!(settings.privacy.mode, troupe_config::PrivacyMode::Refuse);
+}
+
+#[test]
 fn an_unknown_key_is_refused_with_its_source() {
     let (_dir, path) = write_file("[engine]\nmax_concurent_tasks = 3\n");
     let text = Layers::new()

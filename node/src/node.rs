@@ -20,7 +20,7 @@ use troupe_inference::serve::setup;
 use troupe_workflow::Workflow;
 
 use crate::NodeError;
-use crate::services::{ChainModel, NodeMemory, PrivacyMode};
+use crate::services::{ChainModel, NodeMemory};
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
 use troupe_engine::context::EngineContext;
@@ -147,7 +147,7 @@ impl Node {
             providers.clone(),
             store.clone(),
             audit.clone(),
-            PrivacyMode::from_setting(&settings.privacy.mode),
+            settings.privacy.mode,
         );
         let memory = match &inference {
             Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
@@ -160,7 +160,7 @@ impl Node {
                 .providers
                 .chain
                 .iter()
-                .any(|entry| entry.kind != "local");
+                .any(|entry| entry.kind != troupe_config::ProviderKind::Local);
         let services = AgentServices {
             model: can_answer
                 .then(|| Arc::new(model.clone()) as Arc<dyn troupe_agents::ModelClient>),

@@ -8,6 +8,7 @@ use troupe_agents::privacy::Redactions;
 use troupe_agents::{
     AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory, Recalled,
 };
+use troupe_config::PrivacyMode;
 use troupe_inference::chat::ChatMessage;
 use troupe_inference::providers::{Answered, ChainOutcome, CompletionRequest, ProviderChain};
 use troupe_inference::quality::TaskType;
@@ -25,25 +26,6 @@ pub struct ChainModel {
     store: Store,
     audit: Arc<AuditLog>,
     privacy: PrivacyMode,
-}
-
-/// What happens to sensitive data in a prompt (`privacy.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrivacyMode {
-    Redact,
-    Refuse,
-    Off,
-}
-
-impl PrivacyMode {
-    pub fn from_setting(mode: &str) -> Self {
-        match mode {
-            "refuse" => PrivacyMode::Refuse,
-            "off" => PrivacyMode::Off,
-            // Validated at load; anything else is the safe default.
-            _ => PrivacyMode::Redact,
-        }
-    }
 }
 
 impl ChainModel {

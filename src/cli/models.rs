@@ -78,9 +78,9 @@ pub async fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Resu
                     .as_ref()
                     .and_then(|entry| entry["device"].as_str().map(str::to_string))
                     .unwrap_or_else(|| {
-                        troupe_inference::device::select(&settings.models.device)
+                        troupe_inference::device::select(settings.models.device)
                             .map(|device| troupe_inference::device::describe(&device))
-                            .unwrap_or_else(|_| settings.models.device.clone())
+                            .unwrap_or_else(|_| settings.models.device.as_str().to_string())
                     });
                 let workers = loaded.as_ref().map_or(0, |loaded| {
                     loaded["workers"].as_array().map_or(0, |workers| {

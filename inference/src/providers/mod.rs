@@ -7,7 +7,7 @@ pub mod remote;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use troupe_config::{ProviderEntry, ProviderSettings};
+use troupe_config::{ProviderEntry, ProviderKind, ProviderSettings};
 
 use crate::chat::ChatMessage;
 use crate::embedding::cosine;
@@ -114,20 +114,20 @@ impl ProviderChain {
             .chain
             .iter()
             .map(|entry| {
-                let provider = match entry.kind.as_str() {
-                    "openai" => Provider::Remote(RemoteProvider::new(
+                let provider = match entry.kind {
+                    ProviderKind::Openai => Provider::Remote(RemoteProvider::new(
                         Protocol::OpenAi,
                         entry.clone(),
                         sealed_keys.get(&entry.name).cloned(),
                         timeout,
                     )),
-                    "anthropic" => Provider::Remote(RemoteProvider::new(
+                    ProviderKind::Anthropic => Provider::Remote(RemoteProvider::new(
                         Protocol::Anthropic,
                         entry.clone(),
                         sealed_keys.get(&entry.name).cloned(),
                         timeout,
                     )),
-                    _ => Provider::Local,
+                    ProviderKind::Local => Provider::Local,
                 };
                 Link {
                     entry: entry.clone(),

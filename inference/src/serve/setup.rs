@@ -47,7 +47,7 @@ pub fn load(
     settings: &ModelSettings,
     policy: RestartPolicy,
 ) -> Result<ServiceConfig, InferenceError> {
-    let device = crate::device::select(&settings.device)?;
+    let device = crate::device::select(settings.device)?;
     let mut model = LocalModel::load_on(&generation_path(settings)?, &device)?;
     if settings.context_tokens > 0 {
         model.limit_context(settings.context_tokens as usize);
