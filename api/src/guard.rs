@@ -22,6 +22,7 @@ use troupe_node::Node;
 use troupe_security::auth::access::{Denied, Principal};
 use troupe_security::auth::permissions::{Permission, Role};
 use troupe_store::StoreError;
+use troupe_store::events::Person;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,6 +415,17 @@ impl Access {
         self.0
             .as_ref()
             .is_none_or(|p| p.user.role == Role::SuperAdmin || p.user.org == org)
+    }
+
+    /// Who the request acts as, with the caller's account when there is one.
+    pub fn person(&self, named: Option<&str>) -> Person {
+        Person {
+            name: self.actor(named),
+            user_id: self
+                .0
+                .as_ref()
+                .map(|principal| principal.user.user_id.clone()),
+        }
     }
 
     /// Who the request acts as: the caller, else what the request named, else `anonymous`.

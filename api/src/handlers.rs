@@ -11,7 +11,7 @@ use crate::body::{JsonBody, read_bytes};
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Access;
 use crate::wire::*;
-use troupe_node::{Decision, Node, PendingApproval, RunDetail};
+use troupe_node::{Node, PendingApproval, RunDetail};
 use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::events::{RunStatus, StoredEvent};
@@ -165,7 +165,7 @@ pub async fn start_run(
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
     workflow_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
-    let started_by = access.actor(request.started_by.as_deref());
+    let started_by = access.person(request.started_by.as_deref());
     let run_id = node
         .start_run(&id, request.version, request.variables, &started_by)
         .await?;
@@ -248,14 +248,9 @@ pub async fn decide(
     run_for(&node, &access, Permission::WorkflowsApprove, &id).await?;
     // An authenticated caller decides as itself: an approval cannot be signed in
     // someone else's name.
-    let approver = access.actor(Some(&body.approver));
-    let decision = Decision {
-        approved: body.decision == Verdict::Approve,
-        approver,
-        comment: body.comment,
-        expected_digest: body.expected_digest,
-    };
-    node.decide(&id, &task, decision).await?;
+    let approver = access.person(Some(&body.approver));
+    let (decision, expected_digest) = body.into_decision(approver);
+    node.decide(&id, &task, decision, expected_digest).await?;
     Ok(StatusCode::OK)
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use troupe_node::NodeBuilder;
+use troupe_node::{NodeBuilder, Person};
 
 const HELLO: &str =
     "name: Hello API\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
@@ -400,7 +400,7 @@ async fn the_websocket_streams_a_runs_events_as_they_happen() {
         .await
         .unwrap();
     let run_id = node
-        .start_run(&id, None, Default::default(), "ada")
+        .start_run(&id, None, Default::default(), &Person::named("ada"))
         .await
         .unwrap();
     let mut kinds = Vec::new();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use troupe_store::events::{Decision, Person};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateWorkflow {
@@ -65,6 +66,20 @@ pub struct DecisionBody {
     /// The `inputs_digest` the reviewer saw; the decision is refused if the gate now
     /// guards different inputs.
     pub expected_digest: Option<String>,
+}
+
+impl DecisionBody {
+    /// The decision `approver` made (the body's own `approver` is only a name, and only
+    /// counts on a node without accounts), and the digest it was made on.
+    pub fn into_decision(self, approver: Person) -> (Decision, Option<String>) {
+        let decision = Decision {
+            approved: self.decision == Verdict::Approve,
+            approver: approver.name,
+            approver_id: approver.user_id,
+            comment: self.comment,
+        };
+        (decision, self.expected_digest)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

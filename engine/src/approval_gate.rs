@@ -11,6 +11,7 @@ use ractor_cluster::RactorMessage;
 use crate::EngineError;
 use crate::run_actor::{DecisionRequest, RunMsg};
 use troupe_store::clock::now_ms;
+use troupe_store::events::Person;
 
 #[derive(RactorMessage)]
 pub enum GateMsg {
@@ -26,7 +27,7 @@ pub struct GateArgs {
     pub task: String,
     pub inputs_digest: String,
     pub expires_at_ms: i64,
-    pub started_by: String,
+    pub started_by: Person,
     pub separate_approver: bool,
 }
 
@@ -76,15 +77,16 @@ impl Actor for ApprovalGate {
 }
 
 fn check(gate: &GateArgs, request: &DecisionRequest) -> Result<(), EngineError> {
-    if request.approver.trim().is_empty() {
+    let approver = request.decision.approver();
+    if approver.name.trim().is_empty() {
         return Err(EngineError::ApprovalRefused(
             "the approver must be named".into(),
         ));
     }
-    if gate.separate_approver && request.approver == gate.started_by {
+    if gate.separate_approver && approver.same_as(&gate.started_by) {
         return Err(EngineError::ApprovalRefused(format!(
             "`{}` started this run and the workflow requires a different approver",
-            request.approver
+            approver.name
         )));
     }
     if let Some(expected) = &request.expected_digest

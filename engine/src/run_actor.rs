@@ -16,18 +16,16 @@ use crate::agent_pool::{AgentPoolMsg, AttemptJob, idempotency_key};
 use crate::approval_gate::{ApprovalGate, GateArgs, GateMsg};
 use crate::backoff::retry_delay_ms;
 use crate::context::EngineContext;
-use crate::state::{RunState, Step};
+use crate::state::{Decided, RunState, Step};
 use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
-use troupe_store::events::{RunEvent, StoredEvent, TaskStatus};
+use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
 #[derive(Debug, Clone)]
 pub struct DecisionRequest {
     pub task: String,
-    pub approved: bool,
-    pub approver: String,
-    pub comment: Option<String>,
+    pub decision: Decision,
     /// When given, the decision only counts if the gate still guards exactly these
     /// inputs (what the reviewer saw).
     pub expected_digest: Option<String>,
@@ -393,11 +391,14 @@ async fn submit(
         .get(task)
         .and_then(|task| task.approval.as_ref())
         .and_then(|approval| {
-            approval.decision.as_ref().map(|decision| Approval {
-                approver: decision.approver.clone(),
-                approved: decision.approved,
-                comment: decision.comment.clone(),
-            })
+            approval
+                .decision
+                .as_ref()
+                .map(|Decided { decision, .. }| Approval {
+                    approver: decision.approver.clone(),
+                    approved: decision.approved,
+                    comment: decision.comment.clone(),
+                })
         });
     let job = AttemptJob {
         run_id: state.run.run_id.clone(),
@@ -579,9 +580,7 @@ async fn record_decision(
         state,
         vec![RunEvent::ApprovalDecided {
             task: request.task,
-            approved: request.approved,
-            approver: request.approver,
-            comment: request.comment,
+            decision: request.decision,
         }],
     )
     .await
@@ -615,7 +614,7 @@ async fn spawn_missing_gates(
             task: task.clone(),
             inputs_digest,
             expires_at_ms,
-            started_by: state.run.started_by.clone(),
+            started_by: state.run.starter(),
             separate_approver: state.run.workflow.separate_approver,
         };
         let (gate, _) = Actor::spawn_linked(None, ApprovalGate, args, myself.get_cell()).await?;

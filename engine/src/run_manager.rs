@@ -16,7 +16,7 @@ use crate::EngineError;
 use crate::context::EngineContext;
 use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
 use troupe_store::clock::now_ms;
-use troupe_store::events::{RunEvent, RunStatus, StoredEvent};
+use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
 use troupe_store::{RunFilter, RunRecord};
 use troupe_supervision::{RestartLog, RestartPolicy, Verdict};
 
@@ -24,7 +24,7 @@ pub struct StartRun {
     pub workflow_id: String,
     pub version: Option<u32>,
     pub variables: BTreeMap<String, Value>,
-    pub started_by: String,
+    pub started_by: Person,
 }
 
 #[derive(RactorMessage)]
@@ -208,7 +208,7 @@ async fn start_run(
         workflow_version: stored.version,
         workflow_name: workflow.name.clone(),
         status: RunStatus::Running,
-        started_by: request.started_by.clone(),
+        started_by: request.started_by.name.clone(),
         created_at_ms: now,
         finished_at_ms: 0,
         project: troupe_store::project_of(&workflow).into(),
@@ -221,7 +221,8 @@ async fn start_run(
             workflow_id: stored.workflow_id,
             workflow_version: stored.version,
             variables,
-            started_by: request.started_by,
+            started_by: request.started_by.name,
+            started_by_id: request.started_by.user_id,
         },
     };
     store.create_run(&record, &first).await?;

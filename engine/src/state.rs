@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
 
-use troupe_store::events::{RunEvent, RunStatus, StoredEvent, TaskStatus};
+use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskState {
@@ -38,14 +38,14 @@ pub struct ApprovalState {
     pub inputs_digest: String,
     pub requested_at_ms: i64,
     pub expires_at_ms: i64,
-    pub decision: Option<Decision>,
+    pub decision: Option<Decided>,
 }
 
+/// A decision and when the run's log took it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Decision {
-    pub approved: bool,
-    pub approver: String,
-    pub comment: Option<String>,
+pub struct Decided {
+    #[serde(flatten)]
+    pub decision: Decision,
     pub at_ms: i64,
 }
 
@@ -102,6 +102,8 @@ pub struct RunState {
     graph: Arc<Graph>,
     pub variables: BTreeMap<String, Value>,
     pub started_by: String,
+    /// The starter's account, on a node with accounts.
+    pub started_by_id: Option<String>,
     pub started_at_ms: i64,
     /// Changed only through `apply`, which keeps the bookkeeping below in step.
     tasks: BTreeMap<String, TaskState>,
@@ -151,6 +153,14 @@ pub enum Step {
 }
 
 impl RunState {
+    /// Who started the run.
+    pub fn starter(&self) -> Person {
+        Person {
+            name: self.started_by.clone(),
+            user_id: self.started_by_id.clone(),
+        }
+    }
+
     /// Whose memory the run's tasks use: the workflow's project (the one its permissions
     /// are checked in) and the user who started the run; never anything a variable or a
     /// task's inputs say.
@@ -198,6 +208,7 @@ impl RunState {
             graph: Arc::new(graph),
             variables: BTreeMap::new(),
             started_by: String::new(),
+            started_by_id: None,
             started_at_ms: 0,
             tasks,
             views,
@@ -252,10 +263,12 @@ impl RunState {
             RunEvent::RunStarted {
                 variables,
                 started_by,
+                started_by_id,
                 ..
             } => {
                 self.variables = variables.clone();
                 self.started_by = started_by.clone();
+                self.started_by_id = started_by_id.clone();
                 self.started_at_ms = at;
             }
             RunEvent::TaskSkipped { task } => self.finish_task(task, TaskStatus::Skipped, None, at),
@@ -283,12 +296,7 @@ impl RunState {
                     self.set_status(task, TaskStatus::WaitingApproval);
                 }
             }
-            RunEvent::ApprovalDecided {
-                task,
-                approved,
-                approver,
-                comment,
-            } => self.decide(task, *approved, approver, comment.clone(), at),
+            RunEvent::ApprovalDecided { task, decision } => self.decide(task, decision, at),
             RunEvent::ApprovalExpired { task } => self.finish_task(
                 task,
                 TaskStatus::Rejected,
@@ -419,14 +427,7 @@ impl RunState {
         }
     }
 
-    fn decide(
-        &mut self,
-        task: &str,
-        approved: bool,
-        approver: &str,
-        comment: Option<String>,
-        at: i64,
-    ) {
+    fn decide(&mut self, task: &str, decision: &Decision, at: i64) {
         let Some(state) = self.tasks.get_mut(task) else {
             return;
         };
@@ -434,20 +435,18 @@ impl RunState {
             return;
         }
         if let Some(approval) = state.approval.as_mut() {
-            approval.decision = Some(Decision {
-                approved,
-                approver: approver.into(),
-                comment,
+            approval.decision = Some(Decided {
+                decision: decision.clone(),
                 at_ms: at,
             });
         }
-        if approved {
+        if decision.approved {
             self.set_status(task, TaskStatus::Approved);
         } else {
             self.finish_task(
                 task,
                 TaskStatus::Rejected,
-                Some(format!("rejected by {approver}")),
+                Some(format!("rejected by {}", decision.approver)),
                 at,
             );
         }

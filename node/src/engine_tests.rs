@@ -10,7 +10,7 @@ use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, InputSchema};
 use troupe_config::Settings;
 
 use crate::NodeError;
-use crate::{Decision, Node, NodeBuilder};
+use crate::{Decision, Node, NodeBuilder, Person};
 use troupe_engine::EngineError;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
 
@@ -146,6 +146,15 @@ async fn start_as(
     node: &Node,
     yaml: &str,
     who: &str,
+    variables: BTreeMap<String, Value>,
+) -> Result<String, NodeError> {
+    start_by(node, yaml, &Person::named(who), variables).await
+}
+
+async fn start_by(
+    node: &Node,
+    yaml: &str,
+    who: &Person,
     variables: BTreeMap<String, Value>,
 ) -> Result<String, NodeError> {
     let (id, _) = node
@@ -415,8 +424,8 @@ fn decision(approved: bool, approver: &str) -> Decision {
     Decision {
         approved,
         approver: approver.into(),
+        approver_id: None,
         comment: Some("looks right".into()),
-        expected_digest: None,
     }
 }
 
@@ -444,26 +453,23 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
     );
 
     let refused = node
-        .decide(&run, "sign_off", decision(true, "ada"))
+        .decide(&run, "sign_off", decision(true, "ada"), None)
         .await
         .unwrap_err();
     assert!(
         matches!(refused, NodeError::Engine(EngineError::ApprovalRefused(_))),
         "the starter may not approve: {refused}"
     );
-    let stale = Decision {
-        expected_digest: Some("0".repeat(64)),
-        ..decision(true, "bob")
-    };
+    let stale = Some("0".repeat(64));
     assert!(matches!(
-        node.decide(&run, "sign_off", stale).await,
+        node.decide(&run, "sign_off", decision(true, "bob"), stale)
+            .await,
         Err(NodeError::Engine(EngineError::ApprovalRefused(_)))
     ));
-    let exact = Decision {
-        expected_digest: Some(approval.inputs_digest.clone()),
-        ..decision(true, "bob")
-    };
-    node.decide(&run, "sign_off", exact).await.unwrap();
+    let exact = Some(approval.inputs_digest.clone());
+    node.decide(&run, "sign_off", decision(true, "bob"), exact)
+        .await
+        .unwrap();
 
     let state = finish(&node, &run).await;
     assert_eq!(state.finished, Some(RunStatus::Completed));
@@ -476,12 +482,62 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
         json!({"by": "bob"})
     );
     let again = node
-        .decide(&run, "sign_off", decision(true, "carol"))
+        .decide(&run, "sign_off", decision(true, "carol"), None)
         .await
         .unwrap_err();
     assert!(
         matches!(again, NodeError::Engine(EngineError::RunFinished { .. })),
         "a second decision is refused: {again}"
+    );
+}
+
+#[tokio::test]
+async fn separation_of_duties_compares_accounts_not_names() {
+    let (node, _journal) = node().await;
+    let ada = Person {
+        name: "ada@example.com".into(),
+        user_id: Some("user-ada".into()),
+    };
+    let run = start_by(&node, GATED, &ada, BTreeMap::new()).await.unwrap();
+    wait_until(&node, &run, |state| {
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
+    })
+    .await;
+    let as_account = |name: &str, user_id: &str| Decision {
+        approver_id: Some(user_id.into()),
+        ..decision(true, name)
+    };
+    // The starter's account under another name is still the starter.
+    let refused = node
+        .decide(&run, "sign_off", as_account("ada-alias", "user-ada"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, NodeError::Engine(EngineError::ApprovalRefused(ref why)) if why.contains("requires a different approver")),
+        "{refused}"
+    );
+    node.decide(
+        &run,
+        "sign_off",
+        as_account("bob@example.com", "user-bob"),
+        None,
+    )
+    .await
+    .unwrap();
+    let state = finish(&node, &run).await;
+    let decided = state.tasks()["sign_off"]
+        .approval
+        .clone()
+        .unwrap()
+        .decision
+        .unwrap();
+    assert_eq!(
+        (
+            decided.decision.approver.as_str(),
+            decided.decision.approver_id.as_deref()
+        ),
+        ("bob@example.com", Some("user-bob")),
+        "the run's log keeps who decided, by account"
     );
 }
 
@@ -494,7 +550,7 @@ async fn a_rejected_gate_fails_closed() {
     })
     .await;
     let premature = node
-        .decide(&run, "deploy", decision(true, "bob"))
+        .decide(&run, "deploy", decision(true, "bob"), None)
         .await
         .unwrap_err();
     assert!(
@@ -504,7 +560,7 @@ async fn a_rejected_gate_fails_closed() {
         ),
         "{premature}"
     );
-    node.decide(&run, "sign_off", decision(false, "bob"))
+    node.decide(&run, "sign_off", decision(false, "bob"), None)
         .await
         .unwrap();
     let state = finish(&node, &run).await;

@@ -17,7 +17,10 @@ pub mod services;
 pub use agent_kinds::builtin_registry;
 pub use builder::NodeBuilder;
 pub use error::NodeError;
-pub use node::{Decision, Node, PendingApproval, RunDetail};
+pub use node::{Node, PendingApproval, RunDetail};
+/// Who starts runs and decides gates, and what they decide: the types a program that
+/// embeds a node passes in.
+pub use troupe_store::events::{Decision, Person};
 
 #[cfg(test)]
 mod engine_tests;

@@ -32,7 +32,7 @@ use troupe_security::audit::{AuditAction, AuditLog};
 use troupe_security::auth::Auth;
 use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
-use troupe_store::events::{RunEvent, RunStatus, StoredEvent, TaskStatus};
+use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
     AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store,
     WorkflowRecord, WorkflowVersion, project_of,
@@ -78,14 +78,6 @@ pub struct PendingApproval {
     pub inputs_digest: String,
     pub requested_at_ms: i64,
     pub expires_at_ms: i64,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Decision {
-    pub approved: bool,
-    pub approver: String,
-    pub comment: Option<String>,
-    pub expected_digest: Option<String>,
 }
 
 impl Node {
@@ -428,18 +420,18 @@ impl Node {
         workflow_id: &str,
         version: Option<u32>,
         variables: BTreeMap<String, Value>,
-        started_by: &str,
+        started_by: &Person,
     ) -> Result<String, NodeError> {
         let request = StartRun {
             workflow_id: workflow_id.into(),
             version,
             variables,
-            started_by: started_by.into(),
+            started_by: started_by.clone(),
         };
         let run_id = ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)??;
         self.audit
             .record(
-                started_by,
+                &started_by.name,
                 AuditAction::RunStart {
                     workflow: workflow_id.into(),
                     version,
@@ -500,19 +492,18 @@ impl Node {
         run_id: &str,
         task: &str,
         decision: Decision,
+        expected_digest: Option<String>,
     ) -> Result<(), NodeError> {
-        let request = DecisionRequest {
-            task: task.into(),
-            approved: decision.approved,
-            approver: decision.approver,
-            comment: decision.comment,
-            expected_digest: decision.expected_digest,
-        };
-        let comment = request
+        let comment = decision
             .comment
             .clone()
             .filter(|comment| !comment.trim().is_empty());
-        let (approved, approver) = (request.approved, request.approver.clone());
+        let (approved, approver) = (decision.approved, decision.approver.clone());
+        let request = DecisionRequest {
+            task: task.into(),
+            decision,
+            expected_digest,
+        };
         let manager = self.manager()?;
         ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
             run_id: run_id.into(),

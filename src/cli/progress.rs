@@ -81,20 +81,16 @@ impl Progress {
                 name(task),
                 event.run_id
             ),
-            RunEvent::ApprovalDecided {
-                task,
-                approved,
-                approver,
-                ..
-            } => {
+            RunEvent::ApprovalDecided { task, decision } => {
                 format!(
-                    "{} {} by {approver}",
-                    if *approved {
+                    "{} {} by {}",
+                    if decision.approved {
                         "✔ approved:"
                     } else {
                         "✖ rejected:"
                     },
-                    name(task)
+                    name(task),
+                    decision.approver
                 )
             }
             RunEvent::ApprovalExpired { task } => format!("✖ approval of {} expired", name(task)),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use troupe_api::wire::{RunStarted, StartRunRequest, WorkflowCreated};
 use troupe_config::Settings;
-use troupe_node::{Node, NodeBuilder, RunDetail};
+use troupe_node::{Node, NodeBuilder, Person, RunDetail};
 use troupe_store::events::StoredEvent;
 use troupe_workflow::Workflow;
 
@@ -115,7 +115,7 @@ async fn run_local(
     let mut events = node.subscribe();
     let (workflow_id, _) = node.save_workflow(source, name, &started_by).await?;
     let run_id = node
-        .start_run(&workflow_id, None, variables, &started_by)
+        .start_run(&workflow_id, None, variables, &Person::named(&started_by))
         .await?;
     let progress = Progress::new(workflow);
     // Events written before we read the log arrive on the bus too: show each seq once.

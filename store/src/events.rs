@@ -8,6 +8,56 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Who did something, as far as this node can tell: the name shown (an email, or the
+/// name a caller gave on a node without accounts) and the account's id when it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Person {
+    pub name: String,
+    pub user_id: Option<String>,
+}
+
+impl Person {
+    /// An actor without an account: the CLI's user, or a caller on a node without them.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            user_id: None,
+        }
+    }
+
+    /// Whether two actors are the same person for separation of duties: the same account
+    /// when both have one. Without accounts only names can be compared, and a name is
+    /// whatever the caller typed, so the check then stops mistakes, not a determined
+    /// person; with accounts, two accounts of one person are still two people.
+    pub fn same_as(&self, other: &Person) -> bool {
+        match (&self.user_id, &other.user_id) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => self.name == other.name,
+        }
+    }
+}
+
+/// A reviewer's decision on an approval gate: one type from the API to the run's log
+/// (the API's body says `approve`/`reject` and is turned into this at the edge).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Decision {
+    pub approved: bool,
+    pub approver: String,
+    /// The approver's account, on a node with accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver_id: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl Decision {
+    pub fn approver(&self) -> Person {
+        Person {
+            name: self.approver.clone(),
+            user_id: self.approver_id.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunEvent {
@@ -17,6 +67,10 @@ pub enum RunEvent {
         #[schema(value_type = Object)]
         variables: BTreeMap<String, Value>,
         started_by: String,
+        /// The starter's account, on a node with accounts (absent in logs written before
+        /// ids were kept): separation of duties compares it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_by_id: Option<String>,
     },
     TaskSkipped {
         task: String,
@@ -42,9 +96,8 @@ pub enum RunEvent {
     },
     ApprovalDecided {
         task: String,
-        approved: bool,
-        approver: String,
-        comment: Option<String>,
+        #[serde(flatten)]
+        decision: Decision,
     },
     ApprovalExpired {
         task: String,
@@ -177,5 +230,55 @@ impl TaskStatus {
             TaskStatus::Cancelled => "cancelled",
             TaskStatus::Rejected => "rejected",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logs written before accounts' ids were kept still read, and a decision is stored
+    /// flat, as it always was.
+    #[test]
+    fn the_stored_shape_of_starts_and_decisions_is_kept() {
+        let old_start = serde_json::json!({
+            "kind": "run_started", "workflow_id": "wf", "workflow_version": 1,
+            "variables": {}, "started_by": "ada"
+        });
+        let RunEvent::RunStarted { started_by_id, .. } = serde_json::from_value(old_start).unwrap()
+        else {
+            panic!("a run_started event");
+        };
+        assert_eq!(started_by_id, None);
+        let old_decision = serde_json::json!({
+            "kind": "approval_decided", "task": "sign_off", "approved": true,
+            "approver": "bob", "comment": null
+        });
+        let event: RunEvent = serde_json::from_value(old_decision.clone()).unwrap();
+        assert_eq!(
+            event,
+            RunEvent::ApprovalDecided {
+                task: "sign_off".into(),
+                decision: Decision {
+                    approved: true,
+                    approver: "bob".into(),
+                    approver_id: None,
+                    comment: None,
+                },
+            }
+        );
+        assert_eq!(serde_json::to_value(&event).unwrap(), old_decision);
+    }
+
+    #[test]
+    fn the_same_account_is_the_same_person_whatever_its_name() {
+        let account = |name: &str, id: &str| Person {
+            name: name.into(),
+            user_id: Some(id.into()),
+        };
+        assert!(account("ada", "u1").same_as(&account("ada-alias", "u1")));
+        assert!(!account("ada", "u1").same_as(&account("ada", "u2")));
+        assert!(Person::named("ada").same_as(&account("ada", "u1")));
+        assert!(!Person::named("ada").same_as(&Person::named("bob")));
     }
 }

@@ -98,6 +98,7 @@ fn started(run: &str) -> StoredEvent {
             workflow_version: 1,
             variables: Default::default(),
             started_by: "ada".into(),
+            started_by_id: None,
         },
     )
 }

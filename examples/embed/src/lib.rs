@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 use serde_json::{Map, Value, json};
 use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, Field, FieldType, InputSchema};
 use troupe_config::Settings;
-use troupe_node::{NodeBuilder, NodeError, RunDetail};
+use troupe_node::{NodeBuilder, NodeError, Person, RunDetail};
 
 /// The workflow the example runs: the custom kind counts, the built-in `echo` reports.
 pub const WORKFLOW: &str = r#"
@@ -89,7 +89,7 @@ pub async fn count_words(settings: Settings, text: &str) -> Result<RunDetail, No
         .await?;
     let variables = BTreeMap::from([("text".to_string(), json!(text))]);
     let run_id = node
-        .start_run(&workflow_id, None, variables, "embed")
+        .start_run(&workflow_id, None, variables, &Person::named("embed"))
         .await?;
     let finished = node.finished_run(&run_id).await;
     node.shutdown().await;

@@ -14,7 +14,7 @@ use troupe_config::Settings;
 
 use anyhow::bail;
 use troupe_node::{Node, NodeBuilder};
-use troupe_store::events::{RunEvent, RunStatus};
+use troupe_store::events::{Person, RunEvent, RunStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineResult {
@@ -94,7 +94,7 @@ async fn measure(store_url: &str, shape: &str, tasks: usize) -> anyhow::Result<D
     let mut finished = node.subscribe();
     let started = Instant::now();
     let run = node
-        .start_run(&id, None, Default::default(), "bench")
+        .start_run(&id, None, Default::default(), &Person::named("bench"))
         .await?;
     loop {
         match finished.recv().await {
