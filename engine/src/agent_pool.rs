@@ -1,7 +1,8 @@
 //! One pool per agent kind: admits attempts up to a queue capacity (backpressure beyond
 //! it), runs each under the node-wide slot limit, its timeout and its cancellation
 //! token, and reports the outcome to the run actor. A panic inside an agent fails only
-//! that attempt.
+//! that attempt. The attempts are tasks of the pool's `JoinSet`: a pool that stops
+//! aborts them, and the run that submitted one cancels it when the run stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use troupe_agents::{
     Agent, AgentContext, AgentError, AgentOutput, AgentServices, Approval, CancellationToken,
     MemoryScope,
@@ -47,7 +49,6 @@ pub enum AgentPoolMsg {
     /// Runs the attempt, or, beyond capacity, answers the run at once with a failed
     /// attempt saying the node is overloaded (retried with backoff like any failure).
     SubmitAttempt(Box<AttemptJob>),
-    AttemptDone,
     GetLoad(RpcReplyPort<PoolLoad>),
 }
 
@@ -61,9 +62,18 @@ pub struct AgentPoolArgs {
 
 pub struct AgentPoolState {
     args: AgentPoolArgs,
-    admitted: usize,
+    /// Admitted and not yet reaped; `admitted` drops those that have ended.
+    attempts: JoinSet<()>,
     /// Shared with the attempts, which count themselves in while they hold a slot.
     running: Arc<AtomicUsize>,
+}
+
+impl AgentPoolState {
+    /// The number of attempts admitted and not finished.
+    fn admitted(&mut self) -> usize {
+        while self.attempts.try_join_next().is_some() {}
+        self.attempts.len()
+    }
 }
 
 impl Actor for AgentPool {
@@ -78,20 +88,20 @@ impl Actor for AgentPool {
     ) -> Result<AgentPoolState, ActorProcessingErr> {
         Ok(AgentPoolState {
             args,
-            admitted: 0,
+            attempts: JoinSet::new(),
             running: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<AgentPoolMsg>,
+        _: ActorRef<AgentPoolMsg>,
         message: AgentPoolMsg,
         state: &mut AgentPoolState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             AgentPoolMsg::SubmitAttempt(job) => {
-                if state.admitted >= state.args.capacity {
+                if state.admitted() >= state.args.capacity {
                     let refusal = EngineError::Overloaded {
                         retry_after_secs: 1,
                     };
@@ -105,17 +115,17 @@ impl Actor for AgentPool {
                         tracing::debug!("refused an attempt whose run is gone");
                     }
                 } else {
-                    state.admitted += 1;
                     let agent = state.args.agent.clone();
                     let slots = state.args.node_slots.clone();
                     let running = state.running.clone();
-                    tokio::spawn(run_attempt(agent, slots, running, *job, myself.clone()));
+                    state
+                        .attempts
+                        .spawn(run_attempt(agent, slots, running, *job));
                 }
             }
-            AgentPoolMsg::AttemptDone => state.admitted = state.admitted.saturating_sub(1),
             AgentPoolMsg::GetLoad(reply) => {
                 let load = PoolLoad {
-                    admitted: state.admitted,
+                    admitted: state.admitted(),
                     running: state.running.load(Ordering::Relaxed),
                     capacity: state.args.capacity,
                 };
@@ -133,7 +143,6 @@ async fn run_attempt(
     slots: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
     job: AttemptJob,
-    pool: ActorRef<AgentPoolMsg>,
 ) {
     let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
     let outcome = tracing::Instrument::instrument(execute(agent, slots, running, &job), span).await;
@@ -146,9 +155,6 @@ async fn run_attempt(
         // The run actor is gone (restarting or stopped); its successor resumes the
         // attempt from the log with the same idempotency key.
         tracing::warn!(run_id = %job.run_id, task_id = %job.task, "attempt outcome had no run to go to");
-    }
-    if pool.cast(AgentPoolMsg::AttemptDone).is_err() {
-        tracing::debug!("pool gone before the attempt finished");
     }
 }
 

@@ -15,8 +15,12 @@ use troupe_store::events::Person;
 
 #[derive(RactorMessage)]
 pub enum GateMsg {
-    Decide(DecisionRequest, RpcReplyPort<Result<(), EngineError>>),
-    Expire,
+    DecideApproval {
+        request: DecisionRequest,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
+    /// The gate's time is up.
+    ExpireApproval,
 }
 
 pub struct ApprovalGate;
@@ -42,7 +46,9 @@ impl Actor for ApprovalGate {
         args: GateArgs,
     ) -> Result<GateArgs, ActorProcessingErr> {
         let remaining_ms = u64::try_from(args.expires_at_ms - now_ms()).unwrap_or(0);
-        myself.send_after(Duration::from_millis(remaining_ms), || GateMsg::Expire);
+        myself.send_after(Duration::from_millis(remaining_ms), || {
+            GateMsg::ExpireApproval
+        });
         Ok(args)
     }
 
@@ -53,9 +59,9 @@ impl Actor for ApprovalGate {
         gate: &mut GateArgs,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            GateMsg::Decide(request, reply) => match check(gate, &request) {
+            GateMsg::DecideApproval { request, reply } => match check(gate, &request) {
                 Ok(()) => {
-                    gate.run.cast(RunMsg::RecordDecision(request, reply))?;
+                    gate.run.cast(RunMsg::RecordDecision { request, reply })?;
                     myself.stop(Some("decided".into()));
                 }
                 Err(error) => {
@@ -64,7 +70,7 @@ impl Actor for ApprovalGate {
                     }
                 }
             },
-            GateMsg::Expire => {
+            GateMsg::ExpireApproval => {
                 tracing::info!(run_id = %gate.run_id, task_id = %gate.task, "approval expired; failing closed");
                 gate.run.cast(RunMsg::ExpireApproval {
                     task: gate.task.clone(),

@@ -17,6 +17,7 @@ pub mod approval_gate;
 pub mod backoff;
 pub mod context;
 mod error;
+mod in_flight;
 pub mod run_actor;
 pub mod run_manager;
 pub mod state;

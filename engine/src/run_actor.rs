@@ -9,13 +9,14 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use serde_json::{Map, Value};
-use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken};
+use troupe_agents::{AgentError, AgentOutput, Approval};
 
 use crate::EngineError;
 use crate::agent_pool::{AgentPoolMsg, AttemptJob, idempotency_key};
 use crate::approval_gate::{ApprovalGate, GateArgs, GateMsg};
 use crate::backoff::retry_delay_ms;
 use crate::context::EngineContext;
+use crate::in_flight::InFlight;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
@@ -44,9 +45,15 @@ pub enum RunMsg {
         by: String,
         reply: RpcReplyPort<Result<(), EngineError>>,
     },
-    DecideApproval(DecisionRequest, RpcReplyPort<Result<(), EngineError>>),
+    DecideApproval {
+        request: DecisionRequest,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
     /// From a gate that accepted a decision.
-    RecordDecision(DecisionRequest, RpcReplyPort<Result<(), EngineError>>),
+    RecordDecision {
+        request: DecisionRequest,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
     /// From a gate whose time ran out.
     ExpireApproval {
         task: String,
@@ -64,7 +71,7 @@ pub struct RunArgs {
 pub struct RunActorState {
     run: RunState,
     context: Arc<EngineContext>,
-    cancels: HashMap<String, CancellationToken>,
+    attempts: InFlight,
     gates: HashMap<String, ActorRef<GateMsg>>,
     /// Applied to `run` but not yet written; see `stage`.
     staged: Vec<StoredEvent>,
@@ -86,7 +93,7 @@ impl Actor for RunActor {
         let mut state = RunActorState {
             run,
             context: args.context,
-            cancels: HashMap::new(),
+            attempts: InFlight::new(),
             gates: HashMap::new(),
             staged: Vec::new(),
             advance_queued: false,
@@ -161,8 +168,8 @@ async fn handle_message(
             let result = cancel(state, by).await;
             reply_with(reply, result);
         }
-        RunMsg::DecideApproval(request, reply) => forward_decision(state, request, reply),
-        RunMsg::RecordDecision(request, reply) => {
+        RunMsg::DecideApproval { request, reply } => forward_decision(state, request, reply),
+        RunMsg::RecordDecision { request, reply } => {
             let result = record_decision(state, request).await;
             reply_with(reply, result);
         }
@@ -383,8 +390,7 @@ async fn submit(
     let Some(definition) = state.run.definition(task) else {
         return Ok(());
     };
-    let cancel = CancellationToken::new();
-    state.cancels.insert(task.to_string(), cancel.clone());
+    let cancel = state.attempts.start(task);
     let approval = state
         .run
         .tasks()
@@ -452,7 +458,7 @@ async fn record_outcome(
         tracing::debug!(run_id = %state.run.run_id, task_id = %task, attempt, "stale attempt outcome ignored");
         return Ok(());
     }
-    state.cancels.remove(task);
+    state.attempts.finished(task);
     let event = match outcome {
         Ok(output) => RunEvent::AttemptSucceeded {
             task: task.into(),
@@ -509,9 +515,7 @@ async fn cancel(state: &mut RunActorState, by: String) -> Result<(), EngineError
     if !state.run.cancel_requested {
         append(state, vec![RunEvent::RunCancelRequested { by }]).await?;
     }
-    for token in state.cancels.values() {
-        token.cancel();
-    }
+    state.attempts.cancel_all();
     for gate in state.gates.values() {
         gate.stop(Some("run cancelled".into()));
     }
@@ -546,7 +550,7 @@ fn forward_decision(
     }
     match state.gates.get(&request.task) {
         Some(gate) => {
-            if let Err(error) = gate.cast(GateMsg::Decide(request, reply)) {
+            if let Err(error) = gate.cast(GateMsg::DecideApproval { request, reply }) {
                 tracing::warn!(%error, "approval gate unreachable");
             }
         }

@@ -113,7 +113,7 @@ impl Actor for RunManager {
                 request,
                 reply,
             } => match state.runs.get(&run_id) {
-                Some(run) => run.cast(RunMsg::DecideApproval(request, reply))?,
+                Some(run) => run.cast(RunMsg::DecideApproval { request, reply })?,
                 None => reply_not_live(&state.context, &run_id, reply).await,
             },
             RunManagerMsg::GetLiveRun { run_id, reply } => {

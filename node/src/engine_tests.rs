@@ -20,6 +20,8 @@ struct Journal {
     spans: Mutex<Vec<(String, Instant, Instant)>>,
     attempts: Mutex<BTreeMap<String, u32>>,
     keys: Mutex<Vec<String>>,
+    /// Tasks whose attempt saw its cancellation token fire.
+    cancelled: Mutex<Vec<String>>,
 }
 
 impl Journal {
@@ -89,7 +91,10 @@ impl Agent for Work {
             Duration::from_millis(inputs.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0));
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = context.cancel.cancelled() => return Err(AgentError::Cancelled),
+            () = context.cancel.cancelled() => {
+                self.journal.cancelled.lock().unwrap().push(name);
+                return Err(AgentError::Cancelled);
+            }
         }
         if inputs.get("panic").and_then(Value::as_bool) == Some(true) {
             panic!("work agent told to panic");
@@ -538,6 +543,37 @@ async fn separation_of_duties_compares_accounts_not_names() {
         ),
         ("bob@example.com", Some("user-bob")),
         "the run's log keeps who decided, by account"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_is_cancelled_when_its_run_actor_dies() {
+    let (node, journal) = node().await;
+    let run = start(
+        &node,
+        "name: slow\ntasks:\n  - { id: slow, name: Slow, agent: work, inputs: { name: slow, sleep_ms: 5000 } }\n",
+    )
+    .await;
+    wait_until(&node, &run, |_| journal.attempts("slow") == 1).await;
+    let suffix = format!(".run.{run}");
+    let name = ractor::registry::registered()
+        .into_iter()
+        .find(|name| name.ends_with(&suffix))
+        .expect("the run actor is registered");
+    let actor = ractor::registry::where_is(name).expect("the run actor is alive");
+    // Killed: no post_stop, no supervisor restart; only its dropped state can reach
+    // the attempt.
+    actor.kill();
+    for _ in 0..200 {
+        if !journal.cancelled.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *journal.cancelled.lock().unwrap(),
+        ["slow"],
+        "the attempt outlived its run actor"
     );
 }
 
