@@ -1,6 +1,7 @@
 //! What every engine actor shares: the store, the agent kinds, settings, the event bus
 //! and the node-wide limit on running attempts.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, broadcast};
@@ -9,8 +10,11 @@ use troupe_config::EngineSettings;
 use troupe_workflow::Workflow;
 
 use crate::EngineError;
+use crate::agent_pool::AgentPoolMsg;
+use crate::run_manager::RunManagerMsg;
 use troupe_store::Store;
 use troupe_store::events::StoredEvent;
+use troupe_supervision::ChildRef;
 
 pub struct EngineContext {
     pub store: Store,
@@ -26,6 +30,10 @@ pub struct EngineContext {
     pub node_id: String,
     /// The model and memory lent to model-backed agents.
     pub services: AgentServices,
+    /// The agent pool of each kind, across the pools' restarts.
+    pub pools: BTreeMap<String, ChildRef<AgentPoolMsg>>,
+    /// The run manager, across its restarts.
+    pub run_manager: ChildRef<RunManagerMsg>,
 }
 
 impl EngineContext {
@@ -37,7 +45,14 @@ impl EngineContext {
         services: AgentServices,
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(4096);
+        let pools = registry
+            .kind_names()
+            .into_iter()
+            .map(|kind| (kind.to_string(), ChildRef::default()))
+            .collect();
         Arc::new(Self {
+            pools,
+            run_manager: ChildRef::default(),
             node_slots: Arc::new(Semaphore::new(settings.max_concurrent_tasks as usize)),
             store,
             registry,

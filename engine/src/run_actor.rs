@@ -21,6 +21,7 @@ use crate::state::{Decided, RunState, Step};
 use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
+use troupe_supervision::ChildRef;
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
 #[derive(Debug, Clone)]
@@ -421,10 +422,13 @@ async fn submit(
         scope: state.run.memory_scope(),
         reply_to: myself.clone(),
     };
-    match ractor::registry::where_is(state.context.pool_name(&definition.agent)) {
-        Some(cell) => {
-            ActorRef::<AgentPoolMsg>::from(cell).cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?
-        }
+    let pool = state
+        .context
+        .pools
+        .get(&definition.agent)
+        .and_then(ChildRef::get);
+    match pool {
+        Some(pool) => pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?,
         None => {
             // The pool is restarting: a failed attempt, retried with backoff like any
             // other, so a pool that never comes back ends the task instead of hanging it.

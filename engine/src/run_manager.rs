@@ -4,11 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ractor::{
-    Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
-};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use serde_json::Value;
 
@@ -18,7 +16,7 @@ use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
 use troupe_store::clock::now_ms;
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
 use troupe_store::{RunFilter, RunRecord};
-use troupe_supervision::{RestartLog, RestartPolicy, Verdict};
+use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
 pub struct StartRun {
     pub workflow_id: String,
@@ -51,8 +49,7 @@ pub struct RunManager;
 pub struct RunManagerState {
     context: Arc<EngineContext>,
     runs: HashMap<String, ActorRef<RunMsg>>,
-    by_actor: HashMap<ActorId, String>,
-    restarts: HashMap<String, RestartLog>,
+    children: Children<String>,
 }
 
 impl Actor for RunManager {
@@ -66,10 +63,9 @@ impl Actor for RunManager {
         context: Arc<EngineContext>,
     ) -> Result<RunManagerState, ActorProcessingErr> {
         let mut state = RunManagerState {
+            children: Children::new(restart_policy(&context)),
             context,
             runs: HashMap::new(),
-            by_actor: HashMap::new(),
-            restarts: HashMap::new(),
         };
         let unfinished = state
             .context
@@ -131,40 +127,31 @@ impl Actor for RunManager {
         event: SupervisionEvent,
         state: &mut RunManagerState,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some(run_id) = state.by_actor.remove(&cell.get_id()) {
-                    state.runs.remove(&run_id);
-                    state.restarts.remove(&run_id);
-                }
-            }
-            SupervisionEvent::ActorFailed(cell, error) => {
-                let Some(run_id) = state.by_actor.remove(&cell.get_id()) else {
-                    return Ok(());
-                };
+        match state.children.on_event(&event) {
+            ChildEvent::Stopped { key: run_id } => {
                 state.runs.remove(&run_id);
-                let policy = restart_policy(&state.context);
-                let verdict = state
-                    .restarts
-                    .entry(run_id.clone())
-                    .or_default()
-                    .record_failure(Instant::now(), policy);
-                tracing::warn!(run_id = %run_id, %error, ?verdict, "run actor failed");
-                let restarted = match verdict {
-                    Verdict::Restart => spawn_run(&myself, state, &run_id)
-                        .await
-                        .map_err(|error| error.to_string()),
-                    Verdict::Escalate => Err(format!(
-                        "the run's actor failed {} times in {:?}; last error: {error}",
-                        policy.max_restarts + 1,
-                        policy.period
-                    )),
-                };
-                if let Err(reason) = restarted {
-                    end_failed(&state.context, &run_id, &reason).await?;
+                state.children.forget(&run_id);
+            }
+            ChildEvent::Restart { key: run_id, .. } => {
+                state.runs.remove(&run_id);
+                if let Err(error) = spawn_run(&myself, state, &run_id).await {
+                    end_failed(&state.context, &run_id, &error.to_string()).await?;
                 }
             }
-            _ => {}
+            ChildEvent::GaveUp {
+                key: run_id,
+                reason,
+            } => {
+                state.runs.remove(&run_id);
+                state.children.forget(&run_id);
+                end_failed(
+                    &state.context,
+                    &run_id,
+                    &format!("the run's actor {reason}"),
+                )
+                .await?;
+            }
+            ChildEvent::Ignored => {}
         }
         Ok(())
     }
@@ -252,7 +239,7 @@ async fn spawn_run(
         .await
         {
             Ok((run, _)) => {
-                state.by_actor.insert(run.get_id(), run_id.into());
+                state.children.started(run_id.into(), &run.get_cell());
                 state.runs.insert(run_id.into(), run);
                 return Ok(());
             }

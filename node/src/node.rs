@@ -123,9 +123,10 @@ impl Node {
                     what: "loading models",
                     source: error.into(),
                 })??;
-            let name = EngineContext::router_name(&node_id);
-            children.push(InferenceService::child_spec(name.clone(), config.clone()));
-            Some(InferenceService::new(name, &config))
+            let (service, spec) =
+                InferenceService::supervised(EngineContext::router_name(&node_id), config);
+            children.push(spec);
+            Some(service)
         } else {
             None
         };
@@ -162,40 +163,7 @@ impl Node {
         };
         let context =
             EngineContext::new(node_id, store, registry, settings.engine.clone(), services);
-        for agent in context.registry.agents() {
-            let agent = agent.clone();
-            let slots = context.node_slots.clone();
-            let capacity = settings.engine.agent_queue_capacity as usize;
-            let name = context.pool_name(agent.kind());
-            children.push(ChildSpec::new(name.clone(), move |supervisor| {
-                let args = AgentPoolArgs {
-                    agent: agent.clone(),
-                    node_slots: slots.clone(),
-                    capacity,
-                };
-                let name = name.clone();
-                async move {
-                    Ok(Actor::spawn_linked(Some(name), AgentPool, args, supervisor)
-                        .await?
-                        .0
-                        .get_cell())
-                }
-            }));
-        }
-        let manager_context = context.clone();
-        let manager_name = context.run_manager_name();
-        children.push(ChildSpec::new(manager_name.clone(), move |supervisor| {
-            let context = manager_context.clone();
-            let name = manager_name.clone();
-            async move {
-                Ok(
-                    Actor::spawn_linked(Some(name), RunManager, context, supervisor)
-                        .await?
-                        .0
-                        .get_cell(),
-                )
-            }
-        }));
+        children.extend(engine_children(&context, &settings));
         let (root, root_handle) =
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
                 .await
@@ -313,13 +281,11 @@ impl Node {
     }
 
     fn manager(&self) -> Result<ActorRef<RunManagerMsg>, NodeError> {
-        ractor::registry::where_is(self.context.run_manager_name())
-            .map(ActorRef::from)
-            .ok_or_else(|| {
-                NodeError::Engine(EngineError::Restarting {
-                    what: "the run manager".into(),
-                })
+        self.context.run_manager.get().ok_or_else(|| {
+            NodeError::Engine(EngineError::Restarting {
+                what: "the run manager".into(),
             })
+        })
     }
 
     // ---- workflows ---------------------------------------------------------------
@@ -704,17 +670,67 @@ impl Node {
     /// Load of every agent pool, by kind.
     pub async fn pool_loads(&self) -> BTreeMap<String, PoolLoad> {
         let mut loads = BTreeMap::new();
-        for kind in self.context.registry.kind_names() {
-            let Some(cell) = ractor::registry::where_is(self.context.pool_name(kind)) else {
+        for (kind, pool) in &self.context.pools {
+            let Some(pool) = pool.get() else {
                 continue;
             };
-            let pool: ActorRef<AgentPoolMsg> = cell.into();
             if let Ok(load) = ractor::call!(pool, AgentPoolMsg::GetLoad) {
-                loads.insert(kind.to_string(), load);
+                loads.insert(kind.clone(), load);
             }
         }
         loads
     }
+}
+
+/// The engine's supervised actors: one agent pool per kind, then the run manager, each
+/// reachable through its `ChildRef` in the context.
+fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<ChildSpec> {
+    let capacity = settings.engine.agent_queue_capacity as usize;
+    let mut children = Vec::new();
+    for agent in context.registry.agents() {
+        let (agent, slots) = (agent.clone(), context.node_slots.clone());
+        let name = context.pool_name(agent.kind());
+        // Invariant: `EngineContext::new` made a ref for every kind of the registry.
+        let Some(handle) = context.pools.get(agent.kind()).cloned() else {
+            continue;
+        };
+        children.push(ChildSpec::with_ref(
+            name.clone(),
+            handle,
+            move |supervisor| {
+                let args = AgentPoolArgs {
+                    agent: agent.clone(),
+                    node_slots: slots.clone(),
+                    capacity,
+                };
+                let name = name.clone();
+                async move {
+                    Ok(Actor::spawn_linked(Some(name), AgentPool, args, supervisor)
+                        .await?
+                        .0)
+                }
+            },
+        ));
+    }
+    let manager_context = context.clone();
+    let manager_name = context.run_manager_name();
+    let handle = context.run_manager.clone();
+    children.push(ChildSpec::with_ref(
+        manager_name.clone(),
+        handle,
+        move |supervisor| {
+            let context = manager_context.clone();
+            let name = manager_name.clone();
+            async move {
+                Ok(
+                    Actor::spawn_linked(Some(name), RunManager, context, supervisor)
+                        .await?
+                        .0,
+                )
+            }
+        },
+    ));
+    children
 }
 
 /// The providers' keys kept as sealed secrets, opened once at start; a provider naming a

@@ -5,18 +5,18 @@
 //! supervisor fails itself, so its own parent sees the failure (escalation). A child that
 //! stops cleanly is not restarted.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::future::BoxFuture;
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr,
+    Actor, ActorCell, ActorProcessingErr, ActorRef, Message, RpcReplyPort, SpawnErr,
     SupervisionEvent,
 };
 use ractor_cluster::RactorMessage;
 
-use super::restart_log::{RestartLog, RestartPolicy, Verdict};
+use crate::child_ref::ChildRef;
+use crate::children::{ChildEvent, Children};
+use crate::restart_log::RestartPolicy;
 
 type StartFn =
     Arc<dyn Fn(ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnErr>> + Send + Sync>;
@@ -39,6 +39,25 @@ impl ChildSpec {
             start: Arc::new(move |supervisor| Box::pin(start(supervisor))),
         }
     }
+
+    /// A child whose every incarnation is put in `handle`, for the rest of the node to
+    /// reach it by.
+    pub fn with_ref<M, F, Fut>(name: impl Into<String>, handle: ChildRef<M>, start: F) -> Self
+    where
+        M: Message,
+        F: Fn(ActorCell) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<ActorRef<M>, SpawnErr>> + Send + 'static,
+    {
+        let start = Arc::new(start);
+        Self::new(name, move |supervisor| {
+            let (start, handle) = (start.clone(), handle.clone());
+            async move {
+                let actor = start(supervisor).await?;
+                handle.set(actor.clone());
+                Ok(actor.get_cell())
+            }
+        })
+    }
 }
 
 pub struct Supervisor;
@@ -49,11 +68,8 @@ pub struct SupervisorArgs {
 }
 
 pub struct SupervisorState {
-    policy: RestartPolicy,
     specs: Vec<ChildSpec>,
-    running: HashMap<ActorId, usize>,
-    logs: Vec<RestartLog>,
-    restarts_total: u64,
+    children: Children<usize>,
 }
 
 #[derive(RactorMessage)]
@@ -79,11 +95,8 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut state = SupervisorState {
-            policy: args.policy,
-            logs: vec![RestartLog::default(); args.children.len()],
             specs: args.children,
-            running: HashMap::new(),
-            restarts_total: 0,
+            children: Children::new(args.policy),
         };
         for index in 0..state.specs.len() {
             start_child(&myself, &mut state, index).await?;
@@ -99,7 +112,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SupervisorMsg::GetRestartCount(reply) => {
-                if reply.send(state.restarts_total).is_err() {
+                if reply.send(state.children.restarts()).is_err() {
                     tracing::debug!("restart count asked by a caller that left");
                 }
             }
@@ -113,35 +126,17 @@ impl Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorFailed(cell, error) => {
-                let Some(index) = state.running.remove(&cell.get_id()) else {
-                    return Ok(());
-                };
-                let name = state.specs[index].name.clone();
-                tracing::warn!(child = %name, %error, "supervised actor failed");
-                match state.logs[index].record_failure(Instant::now(), state.policy) {
-                    Verdict::Restart => {
-                        state.restarts_total += 1;
-                        start_child(&myself, state, index).await?;
-                    }
-                    Verdict::Escalate => {
-                        tracing::error!(child = %name, max_restarts = state.policy.max_restarts,
-                            period_secs = state.policy.period.as_secs(), "crash loop: escalating");
-                        return Err(format!(
-                            "child `{name}` failed more than {} times in {:?}",
-                            state.policy.max_restarts, state.policy.period
-                        )
-                        .into());
-                    }
-                }
+        match state.children.on_event(&event) {
+            ChildEvent::Restart { key, .. } => start_child(&myself, state, key).await?,
+            ChildEvent::GaveUp { key, reason } => {
+                let name = &state.specs[key].name;
+                tracing::error!(child = %name, %reason, "crash loop: escalating");
+                return Err(format!("child `{name}` {reason}").into());
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if let Some(index) = state.running.remove(&cell.get_id()) {
-                    tracing::info!(child = %state.specs[index].name, ?reason, "supervised actor stopped");
-                }
+            ChildEvent::Stopped { key } => {
+                tracing::info!(child = %state.specs[key].name, "supervised actor stopped");
             }
-            _ => {}
+            ChildEvent::Ignored => {}
         }
         Ok(())
     }
@@ -156,7 +151,7 @@ async fn start_child(
     let cell = (spec.start)(myself.get_cell())
         .await
         .map_err(|error| format!("cannot start `{}`: {error}", spec.name))?;
-    state.running.insert(cell.get_id(), index);
+    state.children.started(index, &cell);
     Ok(())
 }
 

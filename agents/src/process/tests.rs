@@ -1,3 +1,5 @@
+//! The process runner against real `sh` children: capture bounds, group kills, reaping.
+
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;

@@ -11,7 +11,7 @@ mod tests;
 
 use ractor::{Actor, ActorRef};
 use tokio::sync::mpsc;
-use troupe_supervision::{ChildSpec, RestartPolicy};
+use troupe_supervision::{ChildRef, ChildSpec, RestartPolicy};
 
 use crate::embedding::Embedded;
 use crate::errors::InferenceError;
@@ -103,21 +103,20 @@ pub struct ServiceConfig {
     pub policy: RestartPolicy,
 }
 
-/// The handle to a node's inference actors. It finds the router by its registered name
-/// on each call, so it stays valid across the router's restarts. Cloning shares it.
+/// The handle to a node's inference actors. Its `ChildRef` follows the router across
+/// restarts. Cloning shares it.
 #[derive(Clone)]
 pub struct InferenceService {
-    router_name: String,
+    router: ChildRef<RouterMsg>,
     generation_model: Option<LocalModel>,
     /// The embedding model's name and width, when one is loaded.
     embedding: Option<(String, usize)>,
 }
 
 impl InferenceService {
-    /// A handle for the router that `child_spec(name, config)` starts.
-    pub fn new(router_name: impl Into<String>, config: &ServiceConfig) -> Self {
+    fn new(config: &ServiceConfig) -> Self {
         Self {
-            router_name: router_name.into(),
+            router: ChildRef::default(),
             generation_model: config.generation.as_ref().map(|pool| pool.model.clone()),
             embedding: config
                 .embedding
@@ -126,19 +125,24 @@ impl InferenceService {
         }
     }
 
-    /// The router as a supervised child: its supervisor restarts it (and so its workers)
-    /// if it fails, and it escalates a worker crash loop there.
-    pub fn child_spec(router_name: String, config: ServiceConfig) -> ChildSpec {
-        ChildSpec::new(router_name.clone(), move |supervisor| {
-            let args = RouterArgs::from(config.clone());
-            let name = router_name.clone();
-            async move {
-                Ok(Actor::spawn_linked(Some(name), Router, args, supervisor)
-                    .await?
-                    .0
-                    .get_cell())
-            }
-        })
+    /// The service, and its router as a supervised child: the supervisor restarts it (and
+    /// so its workers) if it fails, and it escalates a worker crash loop there.
+    pub fn supervised(router_name: String, config: ServiceConfig) -> (Self, ChildSpec) {
+        let service = Self::new(&config);
+        let spec = ChildSpec::with_ref(
+            router_name.clone(),
+            service.router.clone(),
+            move |supervisor| {
+                let args = RouterArgs::from(config.clone());
+                let name = router_name.clone();
+                async move {
+                    Ok(Actor::spawn_linked(Some(name), Router, args, supervisor)
+                        .await?
+                        .0)
+                }
+            },
+        );
+        (service, spec)
     }
 
     /// Starts a router of its own, unsupervised (tools and tests).
@@ -146,21 +150,16 @@ impl InferenceService {
         router_name: impl Into<String>,
         config: ServiceConfig,
     ) -> Result<Self, InferenceError> {
-        let service = Self::new(router_name, &config);
-        Actor::spawn(
-            Some(service.router_name.clone()),
-            Router,
-            RouterArgs::from(config),
-        )
-        .await
-        .map_err(|error| InferenceError::Service(error.to_string()))?;
+        let service = Self::new(&config);
+        let (router, _) = Actor::spawn(Some(router_name.into()), Router, RouterArgs::from(config))
+            .await
+            .map_err(|error| InferenceError::Service(error.to_string()))?;
+        service.router.set(router);
         Ok(service)
     }
 
     fn router(&self) -> Result<ActorRef<RouterMsg>, InferenceError> {
-        ractor::registry::where_is(self.router_name.clone())
-            .map(ActorRef::from)
-            .ok_or(InferenceError::WorkerStopped)
+        self.router.get().ok_or(InferenceError::WorkerStopped)
     }
 
     /// The generation model (for its tokenizer, chat template and description).

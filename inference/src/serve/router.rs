@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
-use troupe_supervision::{RestartLog, RestartPolicy, Verdict};
+use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
 use crate::embedding::Embedder;
 use crate::errors::InferenceError;
@@ -88,12 +87,13 @@ struct Slot {
     load: Arc<AtomicUsize>,
     capacity: usize,
     restarts: u64,
-    log: RestartLog,
 }
 
 pub struct RouterState {
     args: RouterArgs,
     slots: Vec<Slot>,
+    /// Which worker is which slot, and the restart rule.
+    children: Children<usize>,
 }
 
 pub struct Router;
@@ -109,22 +109,27 @@ impl Actor for Router {
         args: RouterArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut slots = Vec::new();
+        let mut children = Children::new(args.policy);
         let generation_workers = args.generation.as_ref().map_or(0, |pool| pool.workers);
         let embedding_workers = args.embedding.as_ref().map_or(0, |pool| pool.workers);
         for kind in std::iter::repeat_n(WorkerKind::Generation, generation_workers).chain(
             std::iter::repeat_n(WorkerKind::Embedding, embedding_workers),
         ) {
             let (worker, load, capacity) = spawn_worker(&myself, &args, kind).await?;
+            children.started(slots.len(), &worker.cell());
             slots.push(Slot {
                 kind,
                 worker,
                 load,
                 capacity,
                 restarts: 0,
-                log: RestartLog::default(),
             });
         }
-        Ok(RouterState { args, slots })
+        Ok(RouterState {
+            args,
+            slots,
+            children,
+        })
     }
 
     async fn handle(
@@ -187,34 +192,22 @@ impl Actor for Router {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let SupervisionEvent::ActorFailed(cell, error) = event else {
-            return Ok(());
-        };
-        let Some(index) = state
-            .slots
-            .iter()
-            .position(|slot| slot.worker.cell().get_id() == cell.get_id())
-        else {
-            return Ok(());
-        };
-        let kind = state.slots[index].kind;
-        tracing::warn!(?kind, worker = index, %error, "inference worker failed");
-        if state.slots[index]
-            .log
-            .record_failure(Instant::now(), state.args.policy)
-            == Verdict::Escalate
-        {
-            return Err(format!(
-                "inference worker {index} ({kind:?}) failed more than {} times in {:?}",
-                state.args.policy.max_restarts, state.args.policy.period
-            )
-            .into());
+        match state.children.on_event(&event) {
+            ChildEvent::Restart { key: index, .. } => {
+                let kind = state.slots[index].kind;
+                let (worker, load, _) = spawn_worker(&myself, &state.args, kind).await?;
+                state.children.started(index, &worker.cell());
+                let slot = &mut state.slots[index];
+                slot.worker = worker;
+                slot.load = load;
+                slot.restarts += 1;
+            }
+            ChildEvent::GaveUp { key: index, reason } => {
+                let kind = state.slots[index].kind;
+                return Err(format!("inference worker {index} ({kind:?}) {reason}").into());
+            }
+            ChildEvent::Stopped { .. } | ChildEvent::Ignored => {}
         }
-        let (worker, load, _) = spawn_worker(&myself, &state.args, kind).await?;
-        let slot = &mut state.slots[index];
-        slot.worker = worker;
-        slot.load = load;
-        slot.restarts += 1;
         Ok(())
     }
 }

@@ -162,3 +162,44 @@ async fn a_crash_loop_beyond_the_limit_escalates_to_the_parent() {
     );
     parent.stop(None);
 }
+
+#[tokio::test]
+async fn a_child_ref_follows_the_child_across_restarts() {
+    let starts = Arc::new(AtomicU32::new(0));
+    let handle: ChildRef<FragileMsg> = ChildRef::default();
+    assert!(handle.get().is_none(), "nothing started yet");
+    let spec = {
+        let starts = starts.clone();
+        ChildSpec::with_ref("fragile-ref", handle.clone(), move |supervisor| {
+            let starts = starts.clone();
+            async move {
+                Ok(
+                    Actor::spawn_linked(None, Fragile { starts }, (), supervisor)
+                        .await?
+                        .0,
+                )
+            }
+        })
+    };
+    let policy = RestartPolicy {
+        max_restarts: 3,
+        period: Duration::from_secs(60),
+    };
+    let (supervisor, _) = Actor::spawn(None, Supervisor, Supervisor::args(policy, vec![spec]))
+        .await
+        .unwrap();
+    let first = handle.get().expect("the first incarnation");
+    first.cast(FragileMsg::Crash).unwrap();
+    wait_for(|| starts.load(Ordering::SeqCst) == 2).await;
+    wait_for(|| {
+        handle
+            .get()
+            .is_some_and(|now| now.get_id() != first.get_id())
+    })
+    .await;
+    assert!(
+        handle.get().unwrap().cast(FragileMsg::Crash).is_ok(),
+        "the new incarnation takes messages through the same handle"
+    );
+    supervisor.stop(None);
+}
