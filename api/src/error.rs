@@ -108,9 +108,14 @@ impl From<SecurityError> for ApiError {
                     .retry_after(retry_after_secs)
             }
             SecurityError::InvalidRequest(_) => Self::invalid_request(message),
-            SecurityError::Audit(_) | SecurityError::Auth(_) | SecurityError::Secrets(_) => {
-                Self::internal(&error)
-            }
+            SecurityError::File { .. }
+            | SecurityError::CheckpointUnreadable { .. }
+            | SecurityError::CheckpointAltered { .. }
+            | SecurityError::Encoding { .. }
+            | SecurityError::PasswordHash(_)
+            | SecurityError::TokenSigning(_)
+            | SecurityError::QrCodeTooLong
+            | SecurityError::Secrets(_) => Self::internal(&error),
         }
     }
 }

@@ -87,8 +87,12 @@ impl SecretBox {
                 troupe_store::key_file::write_new_private(path, line.as_bytes())?;
                 line
             }
-            Err(error) => {
-                return Err(failure(format!("cannot read {}: {error}", path.display())));
+            Err(source) => {
+                return Err(SecurityError::File {
+                    action: "read",
+                    path: path.to_path_buf(),
+                    source,
+                });
             }
         };
         let mut keys = BTreeMap::new();
@@ -236,7 +240,10 @@ mod tests {
         let mut altered = sealed.clone();
         let last = altered.pop().unwrap();
         altered.push(if last == '0' { '1' } else { '0' });
-        assert!(sealed_box.open("providers.openai", &altered).is_err());
+        assert!(matches!(
+            sealed_box.open("providers.openai", &altered),
+            Err(SecurityError::Secrets(_))
+        ));
         for hostile in [
             "",
             "v1",
@@ -246,7 +253,10 @@ mod tests {
             &sealed.replace("v1.", "v1.."),
         ] {
             assert!(
-                sealed_box.open("providers.openai", hostile).is_err(),
+                matches!(
+                    sealed_box.open("providers.openai", hostile),
+                    Err(SecurityError::Secrets(_))
+                ),
                 "{hostile:?}"
             );
         }
@@ -279,7 +289,10 @@ mod tests {
         let error = other.open("n", &old).unwrap_err().to_string();
         assert!(error.contains("secrets.previous_keys"), "{error}");
         settings.secrets.key = "zz".into();
-        assert!(SecretBox::from_settings(&settings).is_err());
+        assert!(matches!(
+            SecretBox::from_settings(&settings),
+            Err(SecurityError::Secrets(reason)) if reason.contains("not hexadecimal")
+        ));
     }
 }
 
@@ -386,8 +399,17 @@ mod stored_tests {
             "x'; DELETE secret; --",
             &"n".repeat(101),
         ] {
-            assert!(put(&store, &sealer, bad, b"v").await.is_err(), "{bad:?}");
+            assert!(
+                matches!(
+                    put(&store, &sealer, bad, b"v").await,
+                    Err(SecurityError::InvalidRequest(_))
+                ),
+                "{bad:?}"
+            );
         }
-        assert!(put(&store, &sealer, "empty", b"").await.is_err());
+        assert!(matches!(
+            put(&store, &sealer, "empty", b"").await,
+            Err(SecurityError::InvalidRequest(_))
+        ));
     }
 }

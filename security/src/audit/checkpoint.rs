@@ -31,14 +31,18 @@ pub struct Checkpoints {
     key: Vec<u8>,
 }
 
-fn io(context: &str, path: &Path, error: std::io::Error) -> SecurityError {
-    SecurityError::Audit(format!("{context} {}: {error}", path.display()))
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> SecurityError {
+    SecurityError::File {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Checkpoints {
     /// The checkpoints in `dir`, creating it and its key when missing.
     pub fn open(dir: &Path) -> Result<Self, SecurityError> {
-        std::fs::create_dir_all(dir).map_err(|error| io("cannot create", dir, error))?;
+        std::fs::create_dir_all(dir).map_err(|error| io("create", dir, error))?;
         let key = troupe_store::key_file::load_or_create(&dir.join(KEY_FILE))?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -61,17 +65,19 @@ impl Checkpoints {
             at_ms,
             mac: self.mac(head.seq, &head.hash, at_ms),
         };
-        let line = serde_json::to_string(&checkpoint)
-            .map_err(|error| SecurityError::Audit(error.to_string()))?;
+        let line =
+            serde_json::to_string(&checkpoint).map_err(|source| SecurityError::Encoding {
+                what: "a checkpoint",
+                source,
+            })?;
         let path = self.dir.join(CHECKPOINT_FILE);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|error| io("cannot open", &path, error))?;
-        writeln!(file, "{line}").map_err(|error| io("cannot write", &path, error))?;
-        file.sync_data()
-            .map_err(|error| io("cannot sync", &path, error))?;
+            .map_err(|error| io("open", &path, error))?;
+        writeln!(file, "{line}").map_err(|error| io("write", &path, error))?;
+        file.sync_data().map_err(|error| io("sync", &path, error))?;
         tracing::info!(target: "troupe::audit", checkpoint = %line, "audit checkpoint");
         Ok(checkpoint)
     }
@@ -83,7 +89,7 @@ impl Checkpoints {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io("cannot read", &path, error)),
+            Err(error) => return Err(io("read", &path, error)),
         };
         let mut latest: Option<Checkpoint> = None;
         for (number, line) in text
@@ -91,16 +97,18 @@ impl Checkpoints {
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
         {
-            let checkpoint: Checkpoint = serde_json::from_str(line).map_err(|error| {
-                SecurityError::Audit(format!("{} line {}: {error}", path.display(), number + 1))
+            let checkpoint: Checkpoint = serde_json::from_str(line).map_err(|source| {
+                SecurityError::CheckpointUnreadable {
+                    path: path.clone(),
+                    line: number + 1,
+                    source,
+                }
             })?;
             if checkpoint.mac != self.mac(checkpoint.seq, &checkpoint.hash, checkpoint.at_ms) {
-                return Err(SecurityError::Audit(format!(
-                    "{} line {}: the signature does not match: the checkpoint file was \
-                     altered or the key replaced",
-                    path.display(),
-                    number + 1
-                )));
+                return Err(SecurityError::CheckpointAltered {
+                    path: path.clone(),
+                    line: number + 1,
+                });
             }
             if latest
                 .as_ref()

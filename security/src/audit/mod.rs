@@ -84,8 +84,8 @@ impl AuditLog {
     ) -> Result<AuditEntry, SecurityError> {
         let details = action.details().to_string();
         let mut head = self.head.lock().await;
-        let mut last_error = None;
-        for _ in 0..APPEND_ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let entry = chain::chain(
                 head.seq + 1,
                 &head.hash,
@@ -108,8 +108,10 @@ impl AuditLog {
                     }
                     return Ok(entry);
                 }
-                Err(error) => {
-                    last_error = Some(SecurityError::from(error));
+                // Another writer took the next sequence number: chain on its entry.
+                Err(error) if attempt == APPEND_ATTEMPTS => return Err(error.into()),
+                Err(_) => {
+                    attempt += 1;
                     if let Some(latest) = self.store.audit_head().await? {
                         *head = Head {
                             seq: latest.seq,
@@ -119,7 +121,6 @@ impl AuditLog {
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| SecurityError::Audit("append failed".into())))
     }
 
     fn checkpoint_locked(&self, head: &Head) -> Result<Option<Checkpoint>, SecurityError> {

@@ -81,9 +81,7 @@ impl Auth {
         let otpauth_uri = totp::otpauth_uri(self.keys.issuer(), &user.email, &secret);
         Ok(Enrolment {
             secret: totp::base32(&secret),
-            qr_svg: totp::qr_svg(&otpauth_uri).ok_or_else(|| {
-                SecurityError::Auth("the enrolment URI is too long for a QR code".into())
-            })?,
+            qr_svg: totp::qr_svg(&otpauth_uri).ok_or_else(|| SecurityError::QrCodeTooLong)?,
             otpauth_uri,
         })
     }

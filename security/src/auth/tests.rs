@@ -17,6 +17,23 @@ fn key_spec(
     }
 }
 
+/// The reason a credential or token was refused. Any other error (a store fault) fails
+/// the test: it must never pass for a refusal.
+fn refused<T: std::fmt::Debug>(result: Result<T, SecurityError>) -> String {
+    match result {
+        Err(SecurityError::Unauthorized(reason)) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// What was wrong with a request the caller can fix.
+fn invalid<T: std::fmt::Debug>(result: Result<T, SecurityError>) -> String {
+    match result {
+        Err(SecurityError::InvalidRequest(reason)) => reason,
+        other => panic!("expected an invalid request, got {other:?}"),
+    }
+}
+
 /// A session for a user without a second factor.
 async fn sign_in(auth: &Auth, audit: &AuditLog, email: &str, password: &str) -> TokenPair {
     auth.login(email, password, None, audit)
@@ -57,8 +74,8 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
         .await
         .unwrap();
     // The change ended the session, and the one-time password is gone.
-    assert!(auth.authenticate(&pair.access_token).await.is_err());
-    assert!(auth.login(&email, &one_time, None, &audit).await.is_err());
+    refused(auth.authenticate(&pair.access_token).await);
+    refused(auth.login(&email, &one_time, None, &audit).await);
     assert!(
         !sign_in(&auth, &audit, &email, "a new long passphrase")
             .await
@@ -82,9 +99,9 @@ async fn a_reused_refresh_token_ends_the_whole_session() {
     assert_ne!(first.refresh_token, second.refresh_token);
     // The first refresh token again: stolen, or a broken client. Both are refused and
     // the newer token of the same family stops working too.
-    assert!(auth.refresh(&first.refresh_token, &audit).await.is_err());
-    assert!(auth.refresh(&second.refresh_token, &audit).await.is_err());
-    assert!(auth.authenticate(&second.access_token).await.is_err());
+    refused(auth.refresh(&first.refresh_token, &audit).await);
+    refused(auth.refresh(&second.refresh_token, &audit).await);
+    refused(auth.authenticate(&second.access_token).await);
     let filter = troupe_store::AuditFilter {
         action: Some("auth.refresh_reuse".into()),
         ..Default::default()
@@ -105,14 +122,8 @@ async fn tokens_of_one_kind_do_not_pass_for_the_other() {
     .await
     .unwrap();
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
-    assert!(
-        auth.refresh(&pair.access_token, &audit).await.is_err(),
-        "access as refresh"
-    );
-    assert!(
-        auth.authenticate(&pair.refresh_token).await.is_err(),
-        "refresh as access"
-    );
+    refused(auth.refresh(&pair.access_token, &audit).await);
+    refused(auth.authenticate(&pair.refresh_token).await);
     assert!(matches!(
         auth.principal(&pair.refresh_token).await,
         Err(SecurityError::Unauthorized(_))
@@ -136,16 +147,15 @@ async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
         .unwrap();
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     auth.logout(&pair.refresh_token).await.unwrap();
-    assert!(auth.authenticate(&pair.access_token).await.is_err());
+    refused(auth.authenticate(&pair.access_token).await);
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     auth.set_disabled(&ada.user_id, true, "admin", &audit)
         .await
         .unwrap();
-    assert!(auth.authenticate(&pair.access_token).await.is_err());
-    assert!(
+    refused(auth.authenticate(&pair.access_token).await);
+    refused(
         auth.login("ada@example.com", "ada's long password", None, &audit)
-            .await
-            .is_err()
+            .await,
     );
     // Wrong password and unknown account fail alike.
     let wrong = auth
@@ -308,7 +318,7 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         "tk_",
         "eyJhbGciOiJIUzI1NiJ9.e30.x",
     ] {
-        assert!(auth.authenticate_key(bad).await.is_err(), "{bad}");
+        refused(auth.authenticate_key(bad).await);
     }
     // A developer cannot mint a key that approves.
     let approve = vec![Permission::WorkflowsApprove];
@@ -321,10 +331,13 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("not one you hold"), "{error}");
-    assert!(
+    let reason = invalid(
         auth.create_api_key(&dev, &key_spec("none", vec![], None, None), &audit)
-            .await
-            .is_err()
+            .await,
+    );
+    assert!(
+        reason.starts_with("give the key at least one scope"),
+        "{reason}"
     );
     // Another user cannot revoke it; its owner can.
     let other = auth
@@ -347,7 +360,7 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
             .await
             .unwrap()
     );
-    assert!(auth.authenticate_key(&key).await.is_err());
+    refused(auth.authenticate_key(&key).await);
     // An expired key is refused.
     let (expired, _) = auth
         .create_api_key(
@@ -399,7 +412,7 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
     } else {
         "000000"
     };
-    assert!(auth.confirm_mfa(&user, wrong, &audit).await.is_err());
+    refused(auth.confirm_mfa(&user, wrong, &audit).await);
     let recovery = auth
         .confirm_mfa(&user, &totp::code_at(&secret, now), &audit)
         .await
@@ -416,23 +429,19 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
             .unwrap(),
     );
     // The challenge is not an access token, and an access token is not a challenge.
-    assert!(auth.authenticate(&token).await.is_err());
+    refused(auth.authenticate(&token).await);
     // The code used to confirm is spent: replaying it fails.
     let replayed = auth
         .verify_mfa(&token, &totp::code_at(&secret, now), None, &audit)
         .await;
-    assert!(replayed.is_err(), "a replayed code was accepted");
+    refused(replayed);
     let next = totp::code_at(&secret, now + totp::STEP_SECS);
     let pair = auth.verify_mfa(&token, &next, None, &audit).await.unwrap();
-    assert!(
+    refused(
         auth.verify_mfa(&pair.access_token, &next, None, &audit)
-            .await
-            .is_err()
+            .await,
     );
-    assert!(
-        auth.verify_mfa(&token, &next, None, &audit).await.is_err(),
-        "used twice"
-    );
+    refused(auth.verify_mfa(&token, &next, None, &audit).await);
     // A recovery code works once.
     let fresh = challenge(
         auth.login("ada@example.com", "ada's long password", None, &audit)
@@ -442,11 +451,7 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
     auth.verify_mfa(&fresh, &recovery[0], None, &audit)
         .await
         .unwrap();
-    assert!(
-        auth.verify_mfa(&fresh, &recovery[0], None, &audit)
-            .await
-            .is_err()
-    );
+    refused(auth.verify_mfa(&fresh, &recovery[0], None, &audit).await);
 }
 
 #[tokio::test]
@@ -572,8 +577,8 @@ async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
             .await
             .unwrap()
     );
-    assert!(auth.authenticate(&laptop.access_token).await.is_err());
-    assert!(auth.refresh(&laptop.refresh_token, &audit).await.is_err());
+    refused(auth.authenticate(&laptop.access_token).await);
+    refused(auth.refresh(&laptop.refresh_token, &audit).await);
     assert!(
         auth.authenticate(&phone.access_token).await.is_ok(),
         "the other session goes on"
@@ -609,14 +614,17 @@ async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
         auth.authenticate_key(&key).await,
         Err(SecurityError::RateLimited { .. })
     ));
-    assert!(
+    let reason = invalid(
         auth.create_api_key(
             &dev,
             &key_spec("zero", scopes.clone(), None, Some(0)),
-            &audit
+            &audit,
         )
-        .await
-        .is_err()
+        .await,
+    );
+    assert!(
+        reason.starts_with("`rate_per_minute` must be 1 to"),
+        "{reason}"
     );
     let client = "198.51.100.9".parse().ok();
     let mut limited = false;

@@ -108,8 +108,7 @@ impl TokenKeys {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding)
-            .map_err(|error| SecurityError::Auth(format!("signing a token: {error}")))
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(SecurityError::TokenSigning)
     }
 
     /// The claims of a valid access token; every other token is refused with a reason
