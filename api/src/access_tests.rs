@@ -35,6 +35,7 @@ impl Team {
         let mut settings = troupe_config::Settings::defaults_with_store("mem://");
         settings.models.serve = false;
         settings.auth.required = true;
+        settings.auth.hash_throwaway_passwords();
         let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
         Team {
             app: router(node.clone()),

@@ -20,6 +20,7 @@ async fn node() -> (Router, Arc<Node>) {
     let mut settings = troupe_config::Settings::defaults_with_store("mem://");
     settings.models.serve = false;
     settings.auth.required = true;
+    settings.auth.hash_throwaway_passwords();
     let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
     node.auth()
         .create_user("ada@example.com", Role::Developer, PASSWORD, false)

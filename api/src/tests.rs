@@ -23,6 +23,7 @@ async fn app() -> (Router, Arc<Node>) {
     // These tests are of the routes themselves; access_tests.rs is of who may call them.
     settings.auth.required = false;
     settings.server.max_body_bytes = 64 * 1024;
+    settings.auth.hash_throwaway_passwords();
     let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
     (router(node.clone()), node)
 }

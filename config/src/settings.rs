@@ -58,6 +58,20 @@ pub struct AuthSettings {
     /// Proxies whose `X-Forwarded-For` is believed (exact IP addresses); any other
     /// peer's header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Argon2id's memory (KiB, at least 8) and passes for new password hashes. The
+    /// defaults are OWASP's minimum; lower them only where passwords are throw-away (the
+    /// test suite). Stored hashes keep the cost they were made with.
+    pub password_hash_memory_kib: u32,
+    pub password_hash_passes: u32,
+}
+
+impl AuthSettings {
+    /// For throw-away passwords (test suites): the cheapest hash Argon2 allows, so that
+    /// hundreds of accounts cost milliseconds instead of seconds.
+    pub fn hash_throwaway_passwords(&mut self) {
+        self.password_hash_memory_kib = 8;
+        self.password_hash_passes = 1;
+    }
 }
 
 impl Default for AuthSettings {
@@ -73,6 +87,8 @@ impl Default for AuthSettings {
             login_failures: 5,
             login_window_secs: 300,
             trusted_proxies: Vec::new(),
+            password_hash_memory_kib: 19 * 1024,
+            password_hash_passes: 2,
         }
     }
 }
@@ -648,6 +664,15 @@ impl Settings {
             if value == 0 {
                 problems.push((key, "must be at least 1".into()));
             }
+        }
+        if auth.password_hash_memory_kib < 8 {
+            problems.push((
+                "auth.password_hash_memory_kib",
+                "must be at least 8 (Argon2's minimum)".into(),
+            ));
+        }
+        if auth.password_hash_passes == 0 {
+            problems.push(("auth.password_hash_passes", "must be at least 1".into()));
         }
         for proxy in &auth.trusted_proxies {
             if proxy.parse::<std::net::IpAddr>().is_err() {

@@ -21,6 +21,9 @@ pub fn troupe() -> Command {
         // tests/auth.rs turns accounts on with `--set auth.required=true` (a flag wins
         // over the environment) and checks the default without this variable.
         .env("TROUPE_AUTH__REQUIRED", "false")
+        // Throw-away passwords: the cheapest Argon2 (see AuthSettings).
+        .env("TROUPE_AUTH__PASSWORD_HASH_MEMORY_KIB", "8")
+        .env("TROUPE_AUTH__PASSWORD_HASH_PASSES", "1")
         .env("USER", "tester");
     command
 }

@@ -75,6 +75,8 @@ pub struct AuthConfig {
     pub refresh_ttl_secs: u64,
     pub password_min_length: usize,
     pub password_max_length: usize,
+    /// What hashing a new password costs.
+    pub password_cost: password::HashCost,
 }
 
 pub struct Auth {
@@ -90,6 +92,9 @@ pub struct Auth {
     callers: callers::CallerCache,
     /// When each key's last use was last written.
     key_touched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// A hash (at this node's cost) to verify against when an account does not exist, so
+    /// that a wrong email takes as long as a wrong password. Made at the first login.
+    decoy: std::sync::OnceLock<String>,
 }
 
 const KEY_USE_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
@@ -137,6 +142,10 @@ impl Auth {
                 refresh_ttl_secs: auth.refresh_ttl_secs,
                 password_min_length: length(auth.password_min_length),
                 password_max_length: length(auth.password_max_length),
+                password_cost: password::HashCost {
+                    memory_kib: auth.password_hash_memory_kib,
+                    passes: auth.password_hash_passes,
+                },
             },
         ))
     }
@@ -160,6 +169,7 @@ impl Auth {
             keys: TokenKeys::new(secret, issuer, "troupe-api"),
             key_rates: limiter::FailureLimiter::new(1, std::time::Duration::from_secs(60)),
             key_touched: std::sync::Mutex::new(std::collections::HashMap::new()),
+            decoy: std::sync::OnceLock::new(),
             callers: callers::CallerCache::default(),
             failures: limiter::FailureLimiter::new(
                 config.login_failures,
@@ -217,7 +227,7 @@ impl Auth {
             must_change_password,
             created_at_ms: now_ms(),
             org: org.into(),
-            password_hash: password::hash(password)?,
+            password_hash: password::hash(password, self.config.password_cost)?,
         };
         self.store.insert_user(&user).await?;
         Ok(user)
@@ -295,7 +305,7 @@ impl Auth {
         let user = self.store.user_by_email(email.trim()).await?;
         let phc = user
             .as_ref()
-            .map_or(password::decoy_hash(), |user| user.password_hash.as_str());
+            .map_or_else(|| self.decoy(), |user| user.password_hash.as_str());
         // Verified even for an unknown email, so both failures take the same time.
         let matches = password::verify(password, phc);
         let user = match user {
@@ -506,7 +516,10 @@ impl Auth {
             self.config.password_max_length,
         )?;
         self.store
-            .set_password(&user.user_id, &password::hash(new)?)
+            .set_password(
+                &user.user_id,
+                &password::hash(new, self.config.password_cost)?,
+            )
             .await?;
         self.revoke_user_sessions(&user.user_id).await?;
         audit
@@ -551,6 +564,16 @@ impl Auth {
         } else {
             Ok(self.store.user_by_id(email_or_id).await?)
         }
+    }
+
+    fn decoy(&self) -> &str {
+        self.decoy.get_or_init(|| {
+            password::hash(
+                "decoy password that matches nothing",
+                self.config.password_cost,
+            )
+            .unwrap_or_default()
+        })
     }
 
     pub fn secrets(&self) -> &SecretBox {

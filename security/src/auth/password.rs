@@ -1,5 +1,7 @@
-//! Passwords: Argon2id at m = 19 MiB, t = 2, p = 1 (OWASP's minimum), PHC strings, and
-//! the policy from settings. Argon2 takes input of any length, so nothing is truncated.
+//! Passwords: Argon2id, by default at m = 19 MiB, t = 2, p = 1 (OWASP's minimum), PHC
+//! strings, and the policy from settings. Argon2 takes input of any length, so nothing
+//! is truncated. A stored hash carries its own cost, so changing the cost changes new
+//! hashes only.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -7,45 +9,46 @@ use rand::RngCore;
 
 use crate::SecurityError;
 
-const MEMORY_KIB: u32 = 19 * 1024;
-const PASSES: u32 = 2;
-const LANES: u32 = 1;
+/// What Argon2id spends on one hash (one lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashCost {
+    pub memory_kib: u32,
+    pub passes: u32,
+}
 
-fn hasher() -> Argon2<'static> {
-    // Constant parameters within Argon2's documented bounds: `new` cannot fail on them.
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).expect("valid Argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+impl HashCost {
+    /// OWASP's minimum for Argon2id, the shipped default.
+    pub const OWASP: HashCost = HashCost {
+        memory_kib: 19 * 1024,
+        passes: 2,
+    };
+
+    fn hasher(self) -> Result<Argon2<'static>, SecurityError> {
+        let params = Params::new(self.memory_kib, self.passes, 1, None)
+            .map_err(|error| SecurityError::PasswordHash(error.into()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
 }
 
 /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) of `password`.
-pub fn hash(password: &str) -> Result<String, SecurityError> {
+pub fn hash(password: &str, cost: HashCost) -> Result<String, SecurityError> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(SecurityError::PasswordHash)?;
-    hasher()
+    cost.hasher()?
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(SecurityError::PasswordHash)
 }
 
-/// Whether `password` matches `phc`; a malformed stored hash never matches.
+/// Whether `password` matches `phc` (at the cost written in `phc`); a malformed stored
+/// hash never matches.
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|parsed| {
-            hasher()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// A hash to verify against when the account does not exist, so that a wrong email
-/// takes as long as a wrong password.
-pub fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        hash("decoy password that matches nothing").unwrap_or_default()
-    });
-    &DECOY
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// What a new password must be (`auth.password_min_length`, `auth.password_max_length`).
@@ -87,18 +90,32 @@ mod tests {
 
     #[test]
     fn hashes_are_argon2id_at_the_required_cost_and_verify() {
-        let phc = hash("correct horse battery staple").unwrap();
+        let phc = hash("correct horse battery staple", HashCost::OWASP).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert!(verify("correct horse battery staple", &phc));
         assert!(!verify("correct horse battery stapl", &phc));
         assert!(!verify("anything", "not a phc string"));
-        assert_ne!(hash("same").unwrap(), hash("same").unwrap(), "salted");
+        let cheap = HashCost {
+            memory_kib: 64,
+            passes: 1,
+        };
+        assert_ne!(
+            hash("same", cheap).unwrap(),
+            hash("same", cheap).unwrap(),
+            "salted"
+        );
+        let cheap_hash = hash("same", cheap).unwrap();
+        assert!(cheap_hash.contains("m=64,t=1,p=1"), "{cheap_hash}");
+        assert!(
+            verify("same", &cheap_hash),
+            "a hash verifies at its own cost"
+        );
     }
 
     #[test]
     fn long_passwords_are_not_truncated() {
         let long = "x".repeat(4000);
-        let phc = hash(&format!("{long}a")).unwrap();
+        let phc = hash(&format!("{long}a"), HashCost::OWASP).unwrap();
         assert!(verify(&format!("{long}a"), &phc));
         assert!(
             !verify(&format!("{long}b"), &phc),

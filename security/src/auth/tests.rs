@@ -53,6 +53,10 @@ async fn auth() -> (Auth, AuditLog) {
         refresh_ttl_secs: 3600,
         password_min_length: 12,
         password_max_length: 1024,
+        password_cost: password::HashCost {
+            memory_kib: 8,
+            passes: 1,
+        },
     };
     (
         Auth::new(store, b"0123456789abcdef0123456789abcdef", "troupe", config),
