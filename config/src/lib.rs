@@ -10,6 +10,7 @@ mod choices;
 mod errors;
 mod external;
 mod layers;
+mod problems;
 mod settings;
 mod show;
 

@@ -1,0 +1,266 @@
+//! What types alone cannot check: ranges, relations between keys, well-formed addresses.
+//! Every problem names its key; the loader adds where the value came from. One function
+//! per section keeps each rule next to its neighbours.
+
+use std::collections::BTreeSet;
+
+use crate::choices::ProviderKind;
+use crate::settings::Settings;
+
+pub(crate) type Problems = Vec<(&'static str, String)>;
+
+impl Settings {
+    pub(crate) fn problems(&self) -> Problems {
+        let mut problems = Vec::new();
+        self.engine_problems(&mut problems);
+        self.server_and_store_problems(&mut problems);
+        self.model_problems(&mut problems);
+        self.provider_problems(&mut problems);
+        self.agent_problems(&mut problems);
+        self.auth_problems(&mut problems);
+        crate::external::plugin_problems(&self.agents.plugins, &mut problems);
+        crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
+        problems
+    }
+
+    fn engine_problems(&self, problems: &mut Problems) {
+        let engine = &self.engine;
+        at_least_one(
+            problems,
+            [
+                (
+                    "engine.max_concurrent_tasks",
+                    engine.max_concurrent_tasks.into(),
+                ),
+                (
+                    "engine.agent_queue_capacity",
+                    engine.agent_queue_capacity.into(),
+                ),
+                ("engine.restart_period_secs", engine.restart_period_secs),
+                ("engine.approval_timeout_secs", engine.approval_timeout_secs),
+                ("audit.checkpoint_every", self.audit.checkpoint_every),
+            ],
+        );
+        if engine.retry_base_delay_ms > engine.retry_max_delay_ms {
+            problems.push((
+                "engine.retry_base_delay_ms",
+                format!(
+                    "must not exceed engine.retry_max_delay_ms ({})",
+                    engine.retry_max_delay_ms
+                ),
+            ));
+        }
+    }
+
+    fn server_and_store_problems(&self, problems: &mut Problems) {
+        if self.server.address.parse::<std::net::SocketAddr>().is_err() {
+            problems.push((
+                "server.address",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:7700",
+                    self.server.address
+                ),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            problems.push(("server.max_body_bytes", "must be at least 1024".into()));
+        }
+        let url = &self.store.url;
+        if !["surrealkv://", "mem://", "ws://", "wss://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            problems.push((
+                "store.url",
+                format!("`{url}` must start with surrealkv://, mem://, ws:// or wss://"),
+            ));
+        }
+        if url.starts_with("surrealkv://") && url.len() == "surrealkv://".len() {
+            problems.push((
+                "store.url",
+                "surrealkv:// needs a directory after it".into(),
+            ));
+        }
+    }
+
+    fn model_problems(&self, problems: &mut Problems) {
+        let models = &self.models;
+        if models.dir.trim().is_empty() {
+            problems.push(("models.dir", "must name a directory".into()));
+        }
+        at_least_one(
+            problems,
+            [
+                (
+                    "models.generation_workers",
+                    models.generation_workers.into(),
+                ),
+                (
+                    "models.max_batch_sequences",
+                    models.max_batch_sequences.into(),
+                ),
+                ("models.max_step_tokens", models.max_step_tokens.into()),
+                ("models.embedding_workers", models.embedding_workers.into()),
+            ],
+        );
+    }
+
+    fn provider_problems(&self, problems: &mut Problems) {
+        let providers = &self.providers;
+        if providers.chain.is_empty() {
+            problems.push(("providers.chain", "needs at least one provider".into()));
+        }
+        let mut names = BTreeSet::new();
+        for entry in &providers.chain {
+            if entry.name.is_empty() || !names.insert(entry.name.as_str()) {
+                problems.push((
+                    "providers.chain",
+                    format!(
+                        "provider names must be present and unique (`{}`)",
+                        entry.name
+                    ),
+                ));
+            }
+            if entry.kind == ProviderKind::Local {
+                continue;
+            }
+            if !(entry.base_url.starts_with("http://") || entry.base_url.starts_with("https://")) {
+                problems.push((
+                    "providers.chain",
+                    format!(
+                        "`{}` needs a base_url starting with http:// or https://",
+                        entry.name
+                    ),
+                ));
+            }
+            if entry.model.is_empty() {
+                problems.push(("providers.chain", format!("`{}` needs a model", entry.name)));
+            }
+            if entry.input_usd_per_mtok < 0.0 || entry.output_usd_per_mtok < 0.0 {
+                problems.push((
+                    "providers.chain",
+                    format!("`{}` has a negative price", entry.name),
+                ));
+            }
+        }
+        for (task, route) in &providers.routes {
+            for name in route.iter().filter(|name| !names.contains(name.as_str())) {
+                problems.push((
+                    "providers.routes",
+                    format!("route `{task}` names `{name}`, which is not in providers.chain"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&providers.min_quality) {
+            problems.push(("providers.min_quality", "must be between 0 and 1".into()));
+        }
+        at_least_one(
+            problems,
+            [("providers.timeout_secs", providers.timeout_secs)],
+        );
+    }
+
+    fn agent_problems(&self, problems: &mut Problems) {
+        let (scanner, runner, model) = (
+            &self.agents.scanner,
+            &self.agents.test_runner,
+            &self.agents.model,
+        );
+        at_least_one(
+            problems,
+            [
+                (
+                    "agents.shell.max_output_bytes",
+                    self.agents.shell.max_output_bytes as u64,
+                ),
+                ("agents.model.max_calls", model.max_calls.into()),
+                ("agents.model.max_tokens", model.max_tokens),
+                ("agents.model.max_file_bytes", model.max_file_bytes),
+                ("agents.model.max_quoted_chars", model.max_quoted_chars),
+            ],
+        );
+        // Unset limits keep the kind's built-in default; a set one must be usable.
+        let limits = [
+            ("agents.scanner.max_files", scanner.max_files),
+            ("agents.scanner.max_file_bytes", scanner.max_file_bytes),
+            ("agents.scanner.max_total_bytes", scanner.max_total_bytes),
+            (
+                "agents.test_runner.default_timeout_secs",
+                runner.default_timeout_secs,
+            ),
+            (
+                "agents.test_runner.max_output_bytes",
+                runner.max_output_bytes,
+            ),
+            (
+                "agents.test_runner.max_memory_bytes",
+                runner.max_memory_bytes,
+            ),
+            ("agents.test_runner.max_processes", runner.max_processes),
+            ("agents.test_runner.max_copy_bytes", runner.max_copy_bytes),
+            ("agents.test_runner.max_copy_files", runner.max_copy_files),
+        ];
+        at_least_one(
+            problems,
+            limits
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|value| (key, value))),
+        );
+        if !(-1.0..=1.0).contains(&model.min_recall_score) {
+            problems.push((
+                "agents.model.min_recall_score",
+                format!(
+                    "{} is not a cosine similarity (-1 to 1)",
+                    model.min_recall_score
+                ),
+            ));
+        }
+    }
+
+    fn auth_problems(&self, problems: &mut Problems) {
+        let auth = &self.auth;
+        at_least_one(
+            problems,
+            [
+                ("auth.access_ttl_secs", auth.access_ttl_secs),
+                ("auth.refresh_ttl_secs", auth.refresh_ttl_secs),
+                ("auth.password_min_length", auth.password_min_length),
+                ("auth.login_failures", auth.login_failures),
+                ("auth.login_window_secs", auth.login_window_secs),
+                (
+                    "auth.password_hash_passes",
+                    auth.password_hash_passes.into(),
+                ),
+            ],
+        );
+        if auth.password_hash_memory_kib < 8 {
+            problems.push((
+                "auth.password_hash_memory_kib",
+                "must be at least 8 (Argon2's minimum)".into(),
+            ));
+        }
+        for proxy in &auth.trusted_proxies {
+            if proxy.parse::<std::net::IpAddr>().is_err() {
+                problems.push((
+                    "auth.trusted_proxies",
+                    format!("`{proxy}` is not an IP address"),
+                ));
+            }
+        }
+        if auth.password_max_length < auth.password_min_length {
+            problems.push((
+                "auth.password_max_length",
+                "must not be below auth.password_min_length".into(),
+            ));
+        }
+    }
+}
+
+/// "must be at least 1" for each key whose value is 0.
+fn at_least_one(problems: &mut Problems, values: impl IntoIterator<Item = (&'static str, u64)>) {
+    for (key, value) in values {
+        if value == 0 {
+            problems.push((key, "must be at least 1".into()));
+        }
+    }
+}
