@@ -171,7 +171,7 @@ impl Settings {
             [
                 (
                     "agents.shell.max_output_bytes",
-                    self.agents.shell.max_output_bytes as u64,
+                    self.agents.shell.max_output_bytes,
                 ),
                 ("agents.model.max_calls", model.max_calls.into()),
                 ("agents.model.max_tokens", model.max_tokens),
