@@ -393,3 +393,31 @@ fn the_auth_benchmark_compares_three_modes_of_one_route_and_writes_json() {
         );
     }
 }
+
+/// The store is closed before the process ends: no error or warning from SurrealDB or
+/// SurrealKV about closing it lands in the output, on either store.
+#[test]
+fn the_engine_benchmark_ends_without_store_errors() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("engine.json");
+    let output = run_troupe(
+        scratch.path(),
+        &[
+            "bench",
+            "engine",
+            "--tasks",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains("WARN"),
+        "the benchmark's output has store errors:\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["results"].as_array().map(Vec::len), Some(4));
+}

@@ -263,6 +263,11 @@ impl Node {
         }
         let Node {
             context,
+            inference,
+            model,
+            memory,
+            audit,
+            auth,
             root,
             root_handle,
             ..
@@ -274,9 +279,10 @@ impl Node {
         {
             tracing::warn!("the supervision tree did not stop within 5 s");
         }
-        drop(context);
-        // The embedded engine closes its files from a task it spawns when the last handle
-        // goes away; give that task time to run before the process or the test moves on.
+        // Every holder of a store handle, now: the embedded engine closes its files from
+        // a task it spawns when the last handle goes away, and that task needs this
+        // runtime and the store's directory for the grace below.
+        drop((context, inference, model, memory, audit, auth));
         tokio::time::sleep(STORE_CLOSE_GRACE).await;
     }
 

@@ -26,11 +26,15 @@ pub fn init(settings: &LogSettings, quiet: bool) -> Result<(), String> {
 /// A bare level (`info`, `debug`) is for Troupe's own crates: dependencies (SurrealDB's
 /// internals, the HTTP stack) log warnings only, so `troupe up` prints its own lines. A
 /// filter with targets (`info,surrealdb=debug`) is taken as written.
+///
+/// SurrealKV's tree warns "no runtime available for closing the store" whenever its last
+/// handle is dropped on SurrealDB's own flusher thread, which happens at every clean
+/// close, after SurrealDB has already closed it: that one target logs errors only.
 fn directives(level: &str) -> String {
     if level.contains('=') || level.contains(',') {
         level.to_string()
     } else {
-        format!("warn,troupe={level}")
+        format!("warn,surrealkv::lsm=error,troupe={level}")
     }
 }
 
@@ -40,8 +44,11 @@ mod tests {
 
     #[test]
     fn a_bare_level_is_troupes_own_and_dependencies_warn() {
-        assert_eq!(directives("info"), "warn,troupe=info");
-        assert_eq!(directives("debug"), "warn,troupe=debug");
+        assert_eq!(directives("info"), "warn,surrealkv::lsm=error,troupe=info");
+        assert_eq!(
+            directives("debug"),
+            "warn,surrealkv::lsm=error,troupe=debug"
+        );
         assert_eq!(directives("info,surrealdb=debug"), "info,surrealdb=debug");
     }
 }
