@@ -421,3 +421,45 @@ fn the_engine_benchmark_ends_without_store_errors() {
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(report["results"].as_array().map(Vec::len), Some(4));
 }
+
+/// The README's first command: the scanner finds a flaw in a repository and the local
+/// model (fetched into the test models directory) reviews the file behind it.
+#[test]
+fn the_review_example_scans_and_has_the_local_model_review_the_worst_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = dir.path().join("repository");
+    std::fs::create_dir(&repository).unwrap();
+    std::fs::write(
+        repository.join("shell.py"),
+        "import os\n\ndef list_dir(arg):\n    os.system('ls ' + arg)\n",
+    )
+    .unwrap();
+    let output = troupe()
+        .current_dir(dir.path())
+        .env(
+            "TROUPE_STORE__URL",
+            format!("surrealkv://{}", dir.path().join("data").display()),
+        )
+        .env("TROUPE_SERVER__ADDRESS", free_address())
+        .arg("run")
+        .arg(examples().join("review.yaml"))
+        .args(["--var", &format!("repository={}", repository.display())])
+        .output()
+        .unwrap();
+    let (text, errors) = (stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{text}{errors}");
+    assert!(
+        errors.contains("Watch it in the web UI: http://"),
+        "{errors}"
+    );
+    assert!(text.contains("✔ Scan the repository"), "{text}");
+    assert!(
+        text.contains("✔ Review the worst finding with the local model"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"files_with_findings\":[\"shell.py\"]"),
+        "{text}"
+    );
+    assert!(text.contains("run completed"), "{text}");
+}

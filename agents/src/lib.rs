@@ -46,7 +46,7 @@ pub use model::{
     ask_validated,
 };
 pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};
-pub use registry::{Registry, builtin, crew};
+pub use registry::{CREW_KINDS, Registry, builtin, crew};
 pub use schema::{Field, FieldType, InputSchema};
 pub use security_scanner::SecurityScannerAgent;
 pub use shell::{ShellAgent, ShellAgentConfig};

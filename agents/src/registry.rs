@@ -81,9 +81,19 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
     registry
 }
 
-/// The model-backed kinds, with `config`'s limits: `planner`, `architect`,
-/// `code_generator`, `test_generator`, `code_review`, `debugging`, `documentation`.
-/// They need a model in their context ([`crate::AgentServices`]) to run.
+/// The kinds `crew` makes: a workflow that uses one needs a model.
+pub const CREW_KINDS: [&str; 7] = [
+    "planner",
+    "architect",
+    "code_generator",
+    "test_generator",
+    "code_review",
+    "debugging",
+    "documentation",
+];
+
+/// The model-backed kinds ([`CREW_KINDS`]), with `config`'s limits. They need a model
+/// in their context ([`crate::AgentServices`]) to run.
 pub fn crew(config: crate::CrewConfig) -> Vec<Arc<dyn Agent>> {
     vec![
         Arc::new(crate::PlannerAgent::new(config.clone())),
@@ -94,4 +104,18 @@ pub fn crew(config: crate::CrewConfig) -> Vec<Arc<dyn Agent>> {
         Arc::new(crate::DebuggingAgent::new(config.clone())),
         Arc::new(crate::DocumentationAgent::new(config)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crew_kinds_names_every_kind_the_crew_has() {
+        let kinds: Vec<String> = crew(crate::CrewConfig::default())
+            .iter()
+            .map(|agent| agent.kind().to_string())
+            .collect();
+        assert_eq!(kinds, CREW_KINDS);
+    }
 }

@@ -828,6 +828,29 @@ fn max_findings_keeps_the_worst_and_counts_the_rest() {
 }
 
 #[test]
+fn the_files_behind_the_findings_are_listed_once_worst_first() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    write(
+        repo.path(),
+        "weak.py",
+        "import hashlib\nh = hashlib.md5(b'x')\n",
+    );
+    write(
+        repo.path(),
+        "shell.py",
+        "import os\nos.system('ls ' + arg)\neval(data)\n",
+    );
+    let report =
+        scan_repository(repo.path(), &ScannerConfig::default(), &AdvisoryDb::new()).expect("scan");
+    assert_eq!(report.findings.len(), 3);
+    assert_eq!(report.files_with_findings(), ["shell.py", "weak.py"]);
+    assert_eq!(
+        report.to_outputs()["files_with_findings"],
+        json!(["shell.py", "weak.py"])
+    );
+}
+
+#[test]
 fn advisories_load_from_a_zip_like_from_a_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let zip_path = dir.path().join("osv.zip");

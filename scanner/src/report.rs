@@ -269,6 +269,18 @@ impl ScanReport {
     }
 
     /// The agent's outputs.
+    /// The files the listed findings are in, each once, in the findings' order (worst
+    /// first): what a reviewer should open.
+    pub fn files_with_findings(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = Vec::new();
+        for finding in &self.findings {
+            if !files.contains(&finding.file.as_str()) {
+                files.push(&finding.file);
+            }
+        }
+        files
+    }
+
     pub fn to_outputs(&self) -> Map<String, Value> {
         let mut outputs = Map::new();
         let counts: Map<String, Value> = Severity::ALL
@@ -287,6 +299,10 @@ impl ScanReport {
             *count = json!(count.as_u64().unwrap_or(0) + 1);
         }
         outputs.insert("findings".into(), json!(self.findings));
+        outputs.insert(
+            "files_with_findings".into(),
+            json!(self.files_with_findings()),
+        );
         outputs.insert("security_score".into(), json!(self.security_score()));
         outputs.insert("counts".into(), Value::Object(counts));
         outputs.insert("files_scanned".into(), json!(self.files_scanned));

@@ -91,10 +91,19 @@ async fn run_local(
     variables: BTreeMap<String, Value>,
     started_by: String,
 ) -> anyhow::Result<ExitCode> {
-    // An in-process run serves local models only to its own tasks, and no agent kind
-    // that runs today uses them: skip loading them (model-backed kinds will ask).
+    // An in-process run loads the local models only for a workflow that has a
+    // model-backed task, fetching them first when they are missing.
     let mut settings = settings;
-    settings.models.serve = false;
+    settings.models.serve = workflow
+        .tasks
+        .iter()
+        .any(|task| troupe_agents::CREW_KINDS.contains(&task.agent.as_str()));
+    if settings.models.serve {
+        let fetching = settings.clone();
+        tokio::task::spawn_blocking(move || super::models::fetch_defaults(&fetching))
+            .await?
+            .context("fetching the default models")?;
+    }
     let node = NodeBuilder::new(settings.clone())
         .start()
         .await
@@ -112,6 +121,12 @@ async fn run_local(
         );
     }
     let api = serve_api_alongside(node.clone(), &settings).await;
+    if api.is_some() {
+        eprintln!(
+            "Watch it in the web UI: http://{}/ (while the run lasts; `troupe up` keeps it)",
+            settings.server.address
+        );
+    }
     let mut events = node.subscribe();
     let (workflow_id, _) = node.save_workflow(source, name, &started_by).await?;
     let run_id = node

@@ -145,7 +145,9 @@ impl Agent for CodeReviewAgent {
         if material.is_empty() {
             return Err(invalid("diff", "give a `diff` or `files` to review"));
         }
-        let material = super::quoted(&material, limit * 2);
+        // All files together get one quote's budget: with the few-shot turns, the
+        // findings and the answer, that fits the default model's 4,096-token context.
+        let material = super::quoted(&material, limit);
         let extra = match inputs.get("context") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(text)) => format!("\nContext: {}", super::quoted(text, 1000)),
