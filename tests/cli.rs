@@ -17,7 +17,10 @@ fn stderr(output: &std::process::Output) -> String {
 }
 
 fn examples() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo and nextest"),
+    )
+    .join("examples")
 }
 
 #[test]

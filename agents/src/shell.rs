@@ -4,12 +4,12 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{Bounds, environment, run_bounded, tail_chars};
+use crate::process::{Bounds, environment, run_bounded};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
@@ -113,32 +113,14 @@ impl Agent for ShellAgent {
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
         );
-        let finished = run_bounded(command, &context.cancel, &bounds).await?;
-        if finished.timed_out {
-            return Err(AgentError::TimedOut { secs: timeout_secs });
+        let finished = run_bounded(command, &context.cancel, &bounds)
+            .await?
+            .unless_timed_out(&bounds)?;
+        if fail_on_nonzero {
+            finished.failure_unless_success("command")?;
         }
-        let (stdout, stderr) = (finished.stdout, finished.stderr);
-        let exit_code = finished.exit_code;
-        if fail_on_nonzero && exit_code != Some(0) {
-            let tail = tail_chars(&stderr.text, 2000);
-            return Err(AgentError::Failed(format!(
-                "command exited with {}: {}",
-                exit_code.map_or("a signal".to_string(), |code| code.to_string()),
-                tail.trim()
-            )));
-        }
-        let mut outputs = Map::new();
-        outputs.insert("exit_code".into(), json!(exit_code));
-        outputs.insert("stdout".into(), Value::String(stdout.text));
-        outputs.insert("stderr".into(), Value::String(stderr.text));
-        outputs.insert("stdout_truncated".into(), Value::Bool(stdout.truncated));
-        outputs.insert("stderr_truncated".into(), Value::Bool(stderr.truncated));
-        outputs.insert(
-            "duration_ms".into(),
-            json!(started.elapsed().as_millis() as u64),
-        );
         Ok(AgentOutput {
-            outputs,
+            outputs: finished.report(started.elapsed()),
             cost_usd: 0.0,
         })
     }
@@ -146,6 +128,8 @@ impl Agent for ShellAgent {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn agent(max_output_bytes: usize) -> ShellAgent {

@@ -1,7 +1,6 @@
 //! `mcp_tool` against a real MCP server: the example, built on the official Python SDK.
 //! These tests fail (never skip) when the SDK is missing, saying how to install it.
 
-use std::path::Path;
 
 use serde_json::{Map, Value, json};
 use troupe_agents::{
@@ -36,7 +35,10 @@ fn server(command: Vec<String>) -> McpServerConfig {
 
 fn notes() -> McpToolAgent {
     require_the_sdk();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mcp/notes_server.py");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo and nextest"),
+    )
+    .join("../examples/mcp/notes_server.py");
     McpToolAgent::new(vec![server(vec![
         "python3".into(),
         script.display().to_string(),

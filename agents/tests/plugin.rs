@@ -119,7 +119,10 @@ fn read_pids(path: &Path) -> Vec<u64> {
 }
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/word_count.py")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo and nextest"),
+    )
+    .join("../examples/plugins/word_count.py")
 }
 
 fn word_count() -> PluginAgent {

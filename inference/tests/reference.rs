@@ -24,7 +24,13 @@ const NEAR_TIE: f64 = 0.5;
 const MUST_MATCH: usize = 32;
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo and nextest"),
+    )
+    .join("tests/fixtures")
+    .join(name)
+    .display()
+    .to_string();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
     serde_json::from_str(&text).unwrap()
 }

@@ -25,7 +25,7 @@ use tokio::process::Command;
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{Bounds, environment, run_bounded, tail_chars};
+use crate::process::{Bounds, environment, run_bounded};
 use crate::schema::{Field, FieldType, InputSchema};
 
 static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
@@ -240,28 +240,12 @@ impl DeploymentAgent {
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
         );
-        let finished = run_bounded(command, &context.cancel, &bounds).await?;
-        if finished.timed_out {
-            return Err(AgentError::TimedOut { secs: timeout_secs });
-        }
-        let (stdout, stderr) = (finished.stdout, finished.stderr);
-        if finished.exit_code != Some(0) {
-            return Err(AgentError::Failed(format!(
-                "deploy command exited with {}: {}",
-                finished
-                    .exit_code
-                    .map_or("a signal".to_string(), |code| code.to_string()),
-                tail_chars(&stderr.text, 2000).trim()
-            )));
-        }
-        Ok(json!({
-            "exit_code": finished.exit_code,
-            "stdout": stdout.text,
-            "stderr": stderr.text,
-            "stdout_truncated": stdout.truncated,
-            "stderr_truncated": stderr.truncated,
-            "duration_ms": started.elapsed().as_millis() as u64,
-        }))
+        let finished = run_bounded(command, &context.cancel, &bounds)
+            .await?
+            .unless_timed_out(&bounds)?;
+        // A deploy may fail for passing reasons, so the failure is retryable.
+        finished.failure_unless_success("deploy command")?;
+        Ok(Value::Object(finished.report(started.elapsed())))
     }
 }
 

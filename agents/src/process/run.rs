@@ -51,6 +51,46 @@ pub(crate) struct Finished {
     pub stderr: Captured,
 }
 
+impl Finished {
+    /// `TimedOut` when the timeout killed it; itself otherwise.
+    pub(crate) fn unless_timed_out(self, bounds: &Bounds) -> Result<Self, AgentError> {
+        if self.timed_out {
+            Err(AgentError::TimedOut {
+                secs: bounds.timeout.as_secs(),
+            })
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// The failure of `what` when it exited non-zero, with the end of its stderr.
+    pub(crate) fn failure_unless_success(&self, what: &str) -> Result<(), AgentError> {
+        if self.exit_code == Some(0) {
+            return Ok(());
+        }
+        Err(AgentError::Failed(format!(
+            "{what} exited with {}: {}",
+            self.exit_code
+                .map_or("a signal".to_string(), |code| code.to_string()),
+            super::tail_chars(&self.stderr.text, 2000).trim()
+        )))
+    }
+
+    /// How a step reports it: exit code, both pipes (and whether they were cut) and how
+    /// long it ran.
+    pub(crate) fn report(self, took: Duration) -> serde_json::Map<String, serde_json::Value> {
+        let mut report = serde_json::Map::new();
+        report.insert("exit_code".into(), self.exit_code.into());
+        report.insert("stdout".into(), self.stdout.text.into());
+        report.insert("stderr".into(), self.stderr.text.into());
+        report.insert("stdout_truncated".into(), self.stdout.truncated.into());
+        report.insert("stderr_truncated".into(), self.stderr.truncated.into());
+        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        report.insert("duration_ms".into(), took_ms.into());
+        report
+    }
+}
+
 /// Runs `command` until it exits, `bounds.timeout` passes (killed, `timed_out`) or
 /// `cancel` fires (killed, `Cancelled`).
 pub(crate) async fn run_bounded(

@@ -536,7 +536,12 @@ mod tests {
 
     #[test]
     fn every_example_workflow_round_trips_through_the_builder() {
-        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+        // Read at run time, not baked in: test binaries are shared by every checkout that
+        // uses one target directory, and the checkout that built this one may be gone.
+        let examples = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo and nextest"),
+        )
+        .join("../examples");
         let mut checked = 0;
         for entry in std::fs::read_dir(examples).unwrap() {
             let path = entry.unwrap().path();
