@@ -1,7 +1,6 @@
 //! `mcp_tool` against a real MCP server: the example, built on the official Python SDK.
 //! These tests fail (never skip) when the SDK is missing, saying how to install it.
 
-
 use serde_json::{Map, Value, json};
 use troupe_agents::{
     Agent, AgentContext, AgentError, McpServerConfig, McpToolAgent, ProcessConfig,
