@@ -3,14 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::*;
-use troupe_node::NodeBuilder;
 use troupe_security::auth::permissions::Role;
 
 struct Team {
@@ -32,15 +28,8 @@ fn encode(text: &str) -> String {
 
 impl Team {
     async fn new() -> Team {
-        let mut settings = troupe_config::Settings::defaults_with_store("mem://");
-        settings.models.serve = false;
-        settings.auth.required = true;
-        settings.auth.hash_throwaway_passwords();
-        let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
-        Team {
-            app: router(node.clone()),
-            node,
-        }
+        let (app, node) = test_node::start(true, |_| {}).await;
+        Team { app, node }
     }
 
     /// A user with `role` and an access token.
@@ -68,20 +57,9 @@ impl Team {
             .method(method)
             .uri(uri)
             .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(if body.is_null() {
-                Body::empty()
-            } else {
-                Body::from(body.to_string())
-            })
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+            .header("authorization", format!("Bearer {token}"));
+        let reply = test_node::send(&self.app, request, test_node::json_body(&body)).await;
+        (reply.status, reply.body)
     }
 
     async fn get(&self, token: &str, uri: &str) -> (StatusCode, Value) {

@@ -5,28 +5,22 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use troupe_node::NodeBuilder;
 use troupe_security::auth::permissions::Role;
 
 const PASSWORD: &str = "a long enough password";
 const OWN: &str = "http://troupe.test";
 
 async fn node() -> (Router, Arc<Node>) {
-    let mut settings = troupe_config::Settings::defaults_with_store("mem://");
-    settings.models.serve = false;
-    settings.auth.required = true;
-    settings.auth.hash_throwaway_passwords();
-    let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
+    let (app, node) = test_node::start(true, |_| {}).await;
     node.auth()
         .create_user("ada@example.com", Role::Developer, PASSWORD, false)
         .await
         .unwrap();
-    (router(node.clone()), node)
+    (app, node)
 }
 
 /// A request to `uri` with `cookies` and, when given, an `Origin`.
@@ -49,24 +43,8 @@ async fn send(
     if !cookies.is_empty() {
         request = request.header(header::COOKIE, cookies);
     }
-    let body = if body.is_null() {
-        Body::empty()
-    } else {
-        Body::from(body.to_string())
-    };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let reply = test_node::send(app, request, test_node::json_body(&body)).await;
+    (reply.status, reply.headers, reply.body)
 }
 
 /// The `Set-Cookie` headers as `name=value` pairs joined for a `Cookie` header, and the

@@ -132,4 +132,6 @@ mod access_tests;
 #[cfg(test)]
 mod browser_tests;
 #[cfg(test)]
+mod test_node;
+#[cfg(test)]
 mod tests;

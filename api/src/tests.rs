@@ -7,25 +7,18 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use futures_util::StreamExt;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use super::*;
-use troupe_node::{NodeBuilder, Person};
+use troupe_node::Person;
 
 const HELLO: &str =
     "name: Hello API\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
 
+/// These tests are of the routes themselves (no accounts); access_tests.rs is of who
+/// may call them.
 async fn app() -> (Router, Arc<Node>) {
-    let mut settings = troupe_config::Settings::defaults_with_store("mem://");
-    settings.models.serve = false;
-    // These tests are of the routes themselves; access_tests.rs is of who may call them.
-    settings.auth.required = false;
-    settings.server.max_body_bytes = 64 * 1024;
-    settings.auth.hash_throwaway_passwords();
-    let node = Arc::new(NodeBuilder::new(settings).start().await.unwrap());
-    (router(node.clone()), node)
+    test_node::start(false, |settings| settings.server.max_body_bytes = 64 * 1024).await
 }
 
 async fn send(
@@ -38,15 +31,9 @@ async fn send(
     let request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("content-type", content_type)
-        .body(body.into())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
+        .header("content-type", content_type);
+    let reply = test_node::send(app, request, body).await;
+    (reply.status, reply.body)
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
