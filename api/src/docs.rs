@@ -1,65 +1,17 @@
-//! The OpenAPI document (generated from the handlers' annotations) and an interactive
-//! page that renders it and sends requests, served by the binary itself: no CDN.
+//! The OpenAPI document's frame (its info and the schemas no operation names; the
+//! operations come from `crate::routes`) and an interactive page that renders it and
+//! sends requests, served by the binary itself: no CDN.
 
-use axum::Json;
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::{audit, auth, browser, error, handlers, memory, projects, users, wire};
+use crate::{auth, browser, error, memory, projects, users, wire};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Troupe API",
         description = "Workflows, runs, approvals and events of a Troupe node."
-    ),
-    paths(
-        handlers::create_workflow,
-        handlers::list_workflows,
-        handlers::get_workflow,
-        handlers::delete_workflow,
-        handlers::start_run,
-        handlers::list_runs,
-        handlers::get_run,
-        handlers::get_run_events,
-        handlers::cancel_run,
-        handlers::decide,
-        handlers::list_approvals,
-        handlers::list_agents,
-        handlers::list_pools,
-        memory::list,
-        memory::search,
-        memory::create,
-        memory::delete,
-        auth::login,
-        auth::refresh,
-        auth::logout,
-        auth::enrol_mfa,
-        auth::confirm_mfa,
-        auth::verify_mfa,
-        auth::me,
-        auth::change_password,
-        auth::create_key,
-        auth::list_keys,
-        auth::revoke_key,
-        auth::list_sessions,
-        auth::end_session,
-        browser::login,
-        browser::verify_mfa,
-        browser::refresh,
-        browser::logout,
-        users::create,
-        users::list,
-        users::disable,
-        projects::create,
-        projects::list,
-        projects::get,
-        projects::set_member,
-        projects::remove_member,
-        audit::export,
-        audit::verify,
-        handlers::healthz,
-        handlers::readyz,
     ),
     components(schemas(
         error::ErrorBody,
@@ -111,18 +63,12 @@ use crate::{audit, auth, browser, error, handlers, memory, projects, users, wire
 )]
 pub struct ApiDoc;
 
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
 pub async fn docs_page() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// Every `$ref` in `value`, e.g. `#/components/schemas/Role`.
     fn references(value: &serde_json::Value, found: &mut Vec<String>) {
         match value {
@@ -141,7 +87,7 @@ mod tests {
 
     #[test]
     fn every_schema_the_document_refers_to_is_in_it() {
-        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let document = serde_json::to_value(crate::routes::document().as_ref()).unwrap();
         let schemas = &document["components"]["schemas"];
         let mut found = Vec::new();
         references(&document, &mut found);

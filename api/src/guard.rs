@@ -1,6 +1,6 @@
-//! The route guard. Every route declares what it needs in [`ROUTES`]; a route missing
-//! from the table is refused, so forgetting to declare one closes it rather than opens
-//! it. With `auth.required`, every route but the open ones takes an access token or an
+//! The route guard. Every route declares what it needs where it is declared
+//! (`crate::routes`); a route missing from that table is refused, so a route added to
+//! the router some other way is closed rather than open. With `auth.required`, every route but the open ones takes an access token or an
 //! API key (`Authorization: Bearer`, the web UI's HttpOnly session cookie, or
 //! `?access_token=` on the event WebSocket, where browsers cannot set headers). A write
 //! the cookie authenticates must come from the node's own origin.
@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::routes::RouteTable;
 use troupe_node::Node;
 use troupe_security::auth::access::{Denied, Principal};
 use troupe_security::auth::permissions::{Permission, Role};
@@ -37,148 +38,11 @@ pub enum Needs {
     Project(Permission),
 }
 
-use Needs::{Node as OnNode, Open, Project, SignedIn};
-
-pub const ROUTES: &[(&str, &str, Needs)] = &[
-    ("GET", "/healthz", Open),
-    ("GET", "/readyz", Open),
-    ("GET", "/openapi.json", Open),
-    ("GET", "/docs", Open),
-    ("POST", "/api/v1/auth/login", Open),
-    ("POST", "/api/v1/auth/refresh", Open),
-    ("POST", "/api/v1/auth/logout", Open),
-    ("POST", "/api/v1/auth/mfa/verify", Open),
-    ("POST", "/api/v1/auth/browser/login", Open),
-    ("POST", "/api/v1/auth/browser/mfa", Open),
-    ("POST", "/api/v1/auth/browser/refresh", Open),
-    ("POST", "/api/v1/auth/browser/logout", Open),
-    ("POST", "/api/v1/auth/mfa/enrol", SignedIn),
-    ("POST", "/api/v1/auth/mfa/confirm", SignedIn),
-    ("GET", "/api/v1/auth/me", SignedIn),
-    ("POST", "/api/v1/auth/password", SignedIn),
-    ("POST", "/api/v1/auth/keys", SignedIn),
-    ("GET", "/api/v1/auth/keys", SignedIn),
-    ("DELETE", "/api/v1/auth/keys/{id}", SignedIn),
-    ("GET", "/api/v1/auth/sessions", SignedIn),
-    ("DELETE", "/api/v1/auth/sessions/{id}", SignedIn),
-    (
-        "POST",
-        "/api/v1/workflows",
-        Project(Permission::WorkflowsCreate),
-    ),
-    (
-        "GET",
-        "/api/v1/workflows",
-        Project(Permission::WorkflowsView),
-    ),
-    (
-        "GET",
-        "/api/v1/workflows/{id}",
-        Project(Permission::WorkflowsView),
-    ),
-    (
-        "DELETE",
-        "/api/v1/workflows/{id}",
-        Project(Permission::WorkflowsDelete),
-    ),
-    (
-        "POST",
-        "/api/v1/workflows/{id}/runs",
-        Project(Permission::WorkflowsExecute),
-    ),
-    ("GET", "/api/v1/runs", Project(Permission::WorkflowsView)),
-    (
-        "GET",
-        "/api/v1/runs/{id}",
-        Project(Permission::WorkflowsView),
-    ),
-    (
-        "GET",
-        "/api/v1/runs/{id}/events",
-        Project(Permission::WorkflowsView),
-    ),
-    (
-        "POST",
-        "/api/v1/runs/{id}/cancel",
-        Project(Permission::WorkflowsExecute),
-    ),
-    (
-        "POST",
-        "/api/v1/runs/{id}/tasks/{task}/decision",
-        Project(Permission::WorkflowsApprove),
-    ),
-    (
-        "GET",
-        "/api/v1/approvals",
-        Project(Permission::WorkflowsView),
-    ),
-    ("GET", "/api/v1/events", Project(Permission::WorkflowsView)),
-    ("POST", "/api/v1/users", OnNode(Permission::UsersManage)),
-    ("GET", "/api/v1/users", OnNode(Permission::UsersManage)),
-    (
-        "POST",
-        "/api/v1/users/{id}/disable",
-        OnNode(Permission::UsersManage),
-    ),
-    ("GET", "/api/v1/projects", SignedIn),
-    (
-        "POST",
-        "/api/v1/projects",
-        OnNode(Permission::ProjectsCreate),
-    ),
-    (
-        "GET",
-        "/api/v1/projects/{id}",
-        Project(Permission::ProjectsRead),
-    ),
-    (
-        "PUT",
-        "/api/v1/projects/{id}/members/{user}",
-        Project(Permission::ProjectsUpdate),
-    ),
-    (
-        "DELETE",
-        "/api/v1/projects/{id}/members/{user}",
-        Project(Permission::ProjectsUpdate),
-    ),
-    ("GET", "/api/v1/memory", Project(Permission::ProjectsRead)),
-    ("POST", "/api/v1/memory", Project(Permission::MemoryManage)),
-    (
-        "POST",
-        "/api/v1/memory/search",
-        Project(Permission::ProjectsRead),
-    ),
-    (
-        "DELETE",
-        "/api/v1/memory/{id}",
-        Project(Permission::MemoryManage),
-    ),
-    ("GET", "/api/v1/agents", OnNode(Permission::AgentsView)),
-    ("GET", "/api/v1/pools", OnNode(Permission::AgentsView)),
-    ("GET", "/api/v1/models", OnNode(Permission::AgentsView)),
-    (
-        "POST",
-        "/api/v1/complete",
-        OnNode(Permission::AgentsExecute),
-    ),
-    ("GET", "/api/v1/costs", OnNode(Permission::CostsView)),
-    ("GET", "/api/v1/audit", OnNode(Permission::AuditRead)),
-    ("GET", "/api/v1/audit/verify", OnNode(Permission::AuditRead)),
-    ("GET", "/v1/models", OnNode(Permission::AgentsView)),
-    (
-        "POST",
-        "/v1/chat/completions",
-        OnNode(Permission::AgentsExecute),
-    ),
-    ("POST", "/v1/embeddings", OnNode(Permission::AgentsExecute)),
-    ("POST", "/v1/messages", OnNode(Permission::AgentsExecute)),
-];
-
-pub fn needs(method: &Method, path: &str) -> Option<Needs> {
-    ROUTES
-        .iter()
-        .find(|(m, p, _)| *m == method.as_str() && *p == path)
-        .map(|(_, _, needs)| *needs)
+/// What the guard middleware holds: the node, and what each route needs.
+#[derive(Clone)]
+pub struct Guarded {
+    pub node: Arc<Node>,
+    pub table: Arc<RouteTable>,
 }
 
 /// The authenticated caller of a request.
@@ -279,7 +143,7 @@ fn forbidden(message: String) -> Response {
 }
 
 pub async fn require_caller(
-    State(node): State<Arc<Node>>,
+    State(Guarded { node, table }): State<Guarded>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -288,13 +152,13 @@ pub async fn require_caller(
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_default();
-    let Some(needs) = needs(request.method(), &route) else {
+    let Some(needs) = table.needs(request.method(), &route) else {
         return forbidden(format!(
             "{} {route} declares no permission, so it is closed (a bug: please report it)",
             request.method()
         ));
     };
-    if !node.settings().auth.required || needs == Open {
+    if !node.settings().auth.required || needs == Needs::Open {
         return next.run(request).await;
     }
     let Some((token, by_cookie)) = token(&request) else {
@@ -330,9 +194,9 @@ pub async fn require_caller(
         .into_response();
     }
     let refused = match needs {
-        Open | SignedIn => None,
-        OnNode(permission) => principal.check_node(permission).err().map(|_| permission),
-        Project(permission) => (!principal.holds_anywhere(permission)).then_some(permission),
+        Needs::Open | Needs::SignedIn => None,
+        Needs::Node(permission) => principal.check_node(permission).err().map(|_| permission),
+        Needs::Project(permission) => (!principal.holds_anywhere(permission)).then_some(permission),
     };
     if let Some(permission) = refused {
         return forbidden(format!(
