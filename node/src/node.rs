@@ -87,26 +87,7 @@ impl Node {
         registry: Registry,
     ) -> Result<Node, NodeError> {
         let store = Store::open(&settings.store).await?;
-        let audit = Arc::new(
-            AuditLog::open(
-                store.clone(),
-                troupe_security::audit::checkpoint_dir(&settings).as_deref(),
-                settings.audit.checkpoint_every,
-            )
-            .await?,
-        );
-        audit
-            .record(
-                "system",
-                AuditAction::NodeStart {
-                    settings_sha256: settings_digest(&settings),
-                },
-                &settings.server.address,
-            )
-            .await?;
-        // A checkpoint at every start: a chain cut short while the node was down is
-        // caught against the one written at the last start or shutdown.
-        audit.checkpoint().await?;
+        let audit = open_audit(&store, &settings).await?;
         let auth = Auth::from_settings(store.clone(), &settings)?;
         let bootstrap = std::sync::Mutex::new(auth.bootstrap(&audit).await?);
         let node_id = EngineContext::new_node_id();
@@ -115,20 +96,12 @@ impl Node {
             period: Duration::from_secs(settings.engine.restart_period_secs),
         };
         let mut children = Vec::new();
-        let inference = if settings.models.serve {
-            let models = settings.models.clone();
-            let config = tokio::task::spawn_blocking(move || setup::load(&models, policy))
-                .await
-                .map_err(|error| NodeError::Start {
-                    what: "loading models",
-                    source: error.into(),
-                })??;
-            let (service, spec) =
-                InferenceService::supervised(EngineContext::router_name(&node_id), config);
-            children.push(spec);
-            Some(service)
-        } else {
-            None
+        let inference = match start_inference(&settings, policy, &node_id).await? {
+            Some((service, spec)) => {
+                children.push(spec);
+                Some(service)
+            }
+            None => None,
         };
         let sealed_keys = provider_keys(&store, auth.secrets(), &settings.providers).await?;
         let providers = Arc::new(ProviderChain::with_keys(
@@ -686,6 +659,51 @@ impl Node {
         }
         loads
     }
+}
+
+/// The audit log, with this start recorded and checkpointed: a chain cut short while the
+/// node was down is caught against the checkpoint of the last start or shutdown.
+async fn open_audit(store: &Store, settings: &Settings) -> Result<Arc<AuditLog>, NodeError> {
+    let audit = AuditLog::open(
+        store.clone(),
+        troupe_security::audit::checkpoint_dir(settings).as_deref(),
+        settings.audit.checkpoint_every,
+    )
+    .await?;
+    audit
+        .record(
+            "system",
+            AuditAction::NodeStart {
+                settings_sha256: settings_digest(settings),
+            },
+            &settings.server.address,
+        )
+        .await?;
+    audit.checkpoint().await?;
+    Ok(Arc::new(audit))
+}
+
+/// The local models (loaded off the async runtime) and the spec of their router, when
+/// `models.serve` is on.
+async fn start_inference(
+    settings: &Settings,
+    policy: RestartPolicy,
+    node_id: &str,
+) -> Result<Option<(InferenceService, ChildSpec)>, NodeError> {
+    if !settings.models.serve {
+        return Ok(None);
+    }
+    let models = settings.models.clone();
+    let config = tokio::task::spawn_blocking(move || setup::load(&models, policy))
+        .await
+        .map_err(|error| NodeError::Start {
+            what: "loading models",
+            source: error.into(),
+        })??;
+    Ok(Some(InferenceService::supervised(
+        EngineContext::router_name(node_id),
+        config,
+    )))
 }
 
 /// The engine's supervised actors: one agent pool per kind, then the run manager, each
