@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::access::Principal;
 use super::permissions::Role;
-use super::{Auth, now_secs, token_hash};
+use super::{Auth, token_hash};
 use crate::SecurityError;
-use troupe_store::clock::now_ms;
 
 pub(super) const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_MAX: usize = 10_000;
@@ -74,12 +73,12 @@ impl Auth {
         let claims = if token.starts_with("tk_") {
             None
         } else {
-            Some(self.keys.verify_access(token, now_secs())?)
+            Some(self.keys.verify_access(token, self.now_secs())?)
         };
         let hash = token_hash(token);
         if let Some(principal) = self.callers.get(&hash) {
             if let Some(key) = &principal.key {
-                if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+                if key.expires_at_ms.is_some_and(|at| at <= self.now_ms()) {
                     return Err(SecurityError::Unauthorized("API key expired".into()));
                 }
                 self.admit_key(key)?;

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Attempt, Auth, ClientInfo, TokenPair, now_secs, token_hash, totp};
+use super::{Attempt, Auth, ClientInfo, TokenPair, token_hash, totp};
 use crate::SecurityError;
 use crate::audit::{AuditAction, AuditLog, SecondFactor};
 use troupe_store::digest;
@@ -127,7 +127,7 @@ impl Auth {
         let secret = self
             .secrets
             .open(&sealed_name(&user.user_id), &record.sealed_secret)?;
-        let step = totp::verify(&secret, code, now_secs(), record.last_step)
+        let step = totp::verify(&secret, code, self.now_secs(), record.last_step)
             .ok_or_else(|| SecurityError::Unauthorized("wrong or used code".into()))?;
         if !self.store.use_mfa_step(&user.user_id, step).await? {
             return Err(SecurityError::Unauthorized("wrong or used code".into()));
@@ -149,7 +149,9 @@ impl Auth {
         {
             return Ok(LoginOutcome::SecondFactor {
                 mfa_required: true,
-                mfa_token: self.keys.issue_mfa_challenge(&user.user_id, now_secs())?,
+                mfa_token: self
+                    .keys
+                    .issue_mfa_challenge(&user.user_id, self.now_secs())?,
             });
         }
         Ok(LoginOutcome::Session(
@@ -166,7 +168,7 @@ impl Auth {
         audit: &AuditLog,
     ) -> Result<TokenPair, SecurityError> {
         let client = client.into();
-        let claims = self.keys.verify_mfa_challenge(mfa_token, now_secs())?;
+        let claims = self.keys.verify_mfa_challenge(mfa_token, self.now_secs())?;
         let attempt = Attempt::new("mfa", &claims.sub, client.ip);
         self.failures_allow(&attempt)?;
         let user = self

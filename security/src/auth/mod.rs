@@ -24,7 +24,7 @@ use crate::audit::{AuditAction, AuditLog};
 use crate::secrets::SecretBox;
 use permissions::{Permission, Role};
 use tokens::{Claims, TokenKeys};
-use troupe_store::clock::now_ms;
+use troupe_store::clock::{Clock, SystemClock};
 use troupe_store::digest;
 use troupe_store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserRecord};
 
@@ -92,16 +92,14 @@ pub struct Auth {
     callers: callers::CallerCache,
     /// When each key's last use was last written.
     key_touched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Where expiry and creation times come from: the wall clock in a node.
+    clock: std::sync::Arc<dyn Clock>,
     /// A hash (at this node's cost) to verify against when an account does not exist, so
     /// that a wrong email takes as long as a wrong password. Made at the first login.
     decoy: std::sync::OnceLock<String>,
 }
 
 const KEY_USE_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
-
-fn now_secs() -> u64 {
-    (now_ms().max(0) / 1000) as u64
-}
 
 fn token_hash(token: &str) -> String {
     digest::sha256_hex(token)
@@ -170,6 +168,7 @@ impl Auth {
             key_rates: limiter::FailureLimiter::new(1, std::time::Duration::from_secs(60)),
             key_touched: std::sync::Mutex::new(std::collections::HashMap::new()),
             decoy: std::sync::OnceLock::new(),
+            clock: std::sync::Arc::new(SystemClock),
             callers: callers::CallerCache::default(),
             failures: limiter::FailureLimiter::new(
                 config.login_failures,
@@ -225,7 +224,7 @@ impl Auth {
             role,
             disabled: false,
             must_change_password,
-            created_at_ms: now_ms(),
+            created_at_ms: self.now_ms(),
             org: org.into(),
             password_hash: password::hash(password, self.config.password_cost)?,
         };
@@ -343,8 +342,8 @@ impl Auth {
             .insert_session(&SessionRecord {
                 session_id: family.clone(),
                 user_id: user.user_id.clone(),
-                created_at_ms: now_ms(),
-                last_used_ms: now_ms(),
+                created_at_ms: self.now_ms(),
+                last_used_ms: self.now_ms(),
                 device: client
                     .device
                     .as_ref()
@@ -362,7 +361,7 @@ impl Auth {
                 token_hash: token_hash(&refresh_token),
                 family: family.into(),
                 user_id: user.user_id.clone(),
-                expires_at_ms: now_ms() + (self.config.refresh_ttl_secs as i64) * 1000,
+                expires_at_ms: self.now_ms() + (self.config.refresh_ttl_secs as i64) * 1000,
                 used: false,
                 revoked: false,
             })
@@ -371,7 +370,7 @@ impl Auth {
             &user.user_id,
             user.role,
             family,
-            now_secs(),
+            self.now_secs(),
             self.config.access_ttl_secs,
         )?;
         Ok(TokenPair {
@@ -408,14 +407,16 @@ impl Auth {
                 .await?;
             return Err(unauthorized());
         }
-        if record.expires_at_ms <= now_ms() {
+        if record.expires_at_ms <= self.now_ms() {
             return Err(SecurityError::Unauthorized("refresh token expired".into()));
         }
         let user = self
             .active_user(&record.user_id)
             .await?
             .ok_or_else(unauthorized)?;
-        self.store.touch_session(&record.family, now_ms()).await?;
+        self.store
+            .touch_session(&record.family, self.now_ms())
+            .await?;
         self.issue(&user, &record.family).await
     }
 
@@ -481,7 +482,7 @@ impl Auth {
     /// The user behind a bearer access token, checked against the store: a disabled
     /// user or an ended session is refused even while the token has not expired.
     pub async fn authenticate(&self, bearer: &str) -> Result<(Claims, UserRecord), SecurityError> {
-        let claims = self.keys.verify_access(bearer, now_secs())?;
+        let claims = self.keys.verify_access(bearer, self.now_secs())?;
         let user = self.user_of(&claims).await?;
         Ok((claims, user))
     }
@@ -566,6 +567,20 @@ impl Auth {
         }
     }
 
+    /// The same accounts on another clock (tests move time instead of waiting for it).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.clock.now_secs()
+    }
+
     fn decoy(&self) -> &str {
         self.decoy.get_or_init(|| {
             password::hash(
@@ -635,8 +650,8 @@ impl Auth {
             user_id: owner.user_id.clone(),
             scopes: scopes.to_vec(),
             projects: projects.to_vec(),
-            created_at_ms: now_ms(),
-            expires_at_ms: ttl_days.map(|days| now_ms() + (days as i64) * 86_400_000),
+            created_at_ms: self.now_ms(),
+            expires_at_ms: ttl_days.map(|days| self.now_ms() + (days as i64) * 86_400_000),
             last_used_ms: None,
             rate_per_minute,
             revoked: false,
@@ -673,7 +688,7 @@ impl Auth {
         {
             return Err(refused());
         }
-        if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+        if key.expires_at_ms.is_some_and(|at| at <= self.now_ms()) {
             return Err(SecurityError::Unauthorized("API key expired".into()));
         }
         let user = self
@@ -725,7 +740,7 @@ impl Auth {
             }
             due
         });
-        if due && let Err(error) = self.store.touch_api_key(key_id, now_ms()).await {
+        if due && let Err(error) = self.store.touch_api_key(key_id, self.now_ms()).await {
             tracing::warn!(key_id, %error, "could not record an API key's last use");
         }
     }

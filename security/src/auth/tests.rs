@@ -1,6 +1,7 @@
 //! Sessions on the real SurrealDB engine.
 
 use super::*;
+use troupe_store::clock::ManualClock;
 
 fn key_spec(
     name: &str,
@@ -411,7 +412,7 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
         .secrets()
         .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
         .unwrap();
-    let now = now_secs();
+    let now = SystemClock.now_secs();
     // Not on until confirmed: a password alone still logs in.
     assert!(matches!(
         auth.login("ada@example.com", "ada's long password", None, &audit)
@@ -484,9 +485,13 @@ async fn guessing_codes_is_rate_limited() {
         .secrets()
         .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
         .unwrap();
-    auth.confirm_mfa(&user, &totp::code_at(&secret, now_secs()), &audit)
-        .await
-        .unwrap();
+    auth.confirm_mfa(
+        &user,
+        &totp::code_at(&secret, SystemClock.now_secs()),
+        &audit,
+    )
+    .await
+    .unwrap();
     let LoginOutcome::SecondFactor { mfa_token, .. } = auth
         .login("ada@example.com", "ada's long password", None, &audit)
         .await
@@ -657,4 +662,31 @@ async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
         limited,
         "ten wrong refresh tokens from one address were all tried"
     );
+}
+
+#[tokio::test]
+async fn tokens_and_sessions_expire_on_the_clock_they_were_issued_by() {
+    let (auth, audit) = auth().await;
+    let clock = std::sync::Arc::new(ManualClock::starting_at(1_800_000_000_000));
+    let auth = auth.with_clock(clock.clone());
+    auth.create_user(
+        "ada@example.com",
+        Role::Developer,
+        "ada's long password",
+        false,
+    )
+    .await
+    .unwrap();
+    let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
+    auth.authenticate(&pair.access_token).await.unwrap();
+    // Access tokens live 60 s here (plus 5 s of leeway for skewed clocks), refresh
+    // tokens an hour.
+    clock.advance_secs(66);
+    let reason = refused(auth.authenticate(&pair.access_token).await);
+    assert!(reason.contains("expired"), "{reason}");
+    let renewed = auth.refresh(&pair.refresh_token, &audit).await.unwrap();
+    auth.authenticate(&renewed.access_token).await.unwrap();
+    clock.advance_secs(3600);
+    let reason = refused(auth.refresh(&renewed.refresh_token, &audit).await);
+    assert!(reason.contains("expired"), "{reason}");
 }

@@ -144,8 +144,10 @@ impl TokenKeys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECS;
+        // Times are checked below against `now_secs`, the caller's clock, not the
+        // library's own reading of the system time.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
             |error| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -161,7 +163,13 @@ impl TokenKeys {
             },
         )?;
         let claims = data.claims;
-        if claims.iat > now_secs + LEEWAY_SECS {
+        if claims.exp.saturating_add(LEEWAY_SECS) < now_secs {
+            return Err(unauthorized("expired"));
+        }
+        if claims.nbf > now_secs.saturating_add(LEEWAY_SECS) {
+            return Err(unauthorized("not valid yet"));
+        }
+        if claims.iat > now_secs.saturating_add(LEEWAY_SECS) {
             return Err(unauthorized("issued in the future"));
         }
         if claims.typ != typ {
