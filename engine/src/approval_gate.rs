@@ -3,6 +3,7 @@
 //! decision against them, and hands an accepted decision to its run to record. A
 //! decision is consumed once: the gate stops after passing one on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -10,7 +11,7 @@ use ractor_cluster::RactorMessage;
 
 use crate::EngineError;
 use crate::run_actor::{DecisionRequest, RunMsg};
-use troupe_store::clock::now_ms;
+use troupe_store::clock::Clock;
 use troupe_store::events::Person;
 
 #[derive(RactorMessage)]
@@ -32,6 +33,7 @@ pub struct GateArgs {
     pub inputs_digest: String,
     pub expires_at_ms: i64,
     pub started_by: Person,
+    pub clock: Arc<dyn Clock>,
     pub separate_approver: bool,
 }
 
@@ -45,7 +47,7 @@ impl Actor for ApprovalGate {
         myself: ActorRef<GateMsg>,
         args: GateArgs,
     ) -> Result<GateArgs, ActorProcessingErr> {
-        let remaining_ms = u64::try_from(args.expires_at_ms - now_ms()).unwrap_or(0);
+        let remaining_ms = u64::try_from(args.expires_at_ms - args.clock.now_ms()).unwrap_or(0);
         myself.send_after(Duration::from_millis(remaining_ms), || {
             GateMsg::ExpireApproval
         });
@@ -102,7 +104,7 @@ fn check(gate: &GateArgs, request: &DecisionRequest) -> Result<(), EngineError> 
             "the task's inputs differ from the ones you reviewed; reload and review again".into(),
         ));
     }
-    if now_ms() >= gate.expires_at_ms {
+    if gate.clock.now_ms() >= gate.expires_at_ms {
         return Err(EngineError::ApprovalRefused(
             "the approval has expired".into(),
         ));

@@ -13,6 +13,7 @@ use crate::EngineError;
 use crate::agent_pool::AgentPoolMsg;
 use crate::run_manager::RunManagerMsg;
 use troupe_store::Store;
+use troupe_store::clock::Clock;
 use troupe_store::events::StoredEvent;
 use troupe_supervision::ChildRef;
 
@@ -34,6 +35,9 @@ pub struct EngineContext {
     pub pools: BTreeMap<String, ChildRef<AgentPoolMsg>>,
     /// The run manager, across its restarts.
     pub run_manager: ChildRef<RunManagerMsg>,
+    /// Where the engine reads the time it stores and decides by (retries due, approvals
+    /// expired): the wall clock in a node.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl EngineContext {
@@ -43,6 +47,7 @@ impl EngineContext {
         registry: Registry,
         settings: EngineSettings,
         services: AgentServices,
+        clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(4096);
         let pools = registry
@@ -53,6 +58,7 @@ impl EngineContext {
         Arc::new(Self {
             pools,
             run_manager: ChildRef::default(),
+            clock,
             node_slots: Arc::new(Semaphore::new(settings.max_concurrent_tasks as usize)),
             store,
             registry,

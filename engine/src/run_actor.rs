@@ -19,7 +19,6 @@ use crate::context::EngineContext;
 use crate::in_flight::InFlight;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::StoreError;
-use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
 use troupe_supervision::ChildRef;
 
@@ -252,7 +251,7 @@ async fn resume_interrupted(
         .filter_map(|task| task.retry_at_ms)
         .min();
     if let Some(at) = retry_due {
-        schedule_advance(myself, at);
+        schedule_advance(myself, at, state.context.clock.now_ms());
     }
     Ok(())
 }
@@ -268,7 +267,7 @@ async fn advance(
         let running = state.run.running();
         let free_slots =
             (state.context.settings.max_concurrent_tasks as usize).saturating_sub(running);
-        let steps = state.run.plan(now_ms(), free_slots);
+        let steps = state.run.plan(state.context.clock.now_ms(), free_slots);
         if steps.is_empty() {
             break;
         }
@@ -296,7 +295,7 @@ fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
                 .task(&task)
                 .and_then(|definition| definition.approval_timeout_secs)
                 .unwrap_or(state.context.settings.approval_timeout_secs);
-            let expires_at_ms = now_ms().saturating_add(
+            let expires_at_ms = state.context.clock.now_ms().saturating_add(
                 i64::try_from(timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             );
             RunEvent::ApprovalRequested {
@@ -356,7 +355,7 @@ async fn append(state: &mut RunActorState, events: Vec<RunEvent>) -> Result<(), 
 /// of a staged event before `flush`; if the write fails the actor fails, and its
 /// successor rebuilds the state from what the log really holds.
 fn stage(state: &mut RunActorState, events: Vec<RunEvent>) {
-    let at_ms = now_ms();
+    let at_ms = state.context.clock.now_ms();
     for event in events {
         let stored = StoredEvent {
             run_id: state.run.run_id.clone(),
@@ -482,7 +481,7 @@ async fn record_outcome(
                 .map_or(0, |definition| definition.max_retries);
             let retry_at_ms = (error.is_retryable() && attempt <= max_retries).then(|| {
                 let settings = &state.context.settings;
-                now_ms()
+                state.context.clock.now_ms()
                     + retry_delay_ms(
                         attempt + 1,
                         settings.retry_base_delay_ms,
@@ -490,7 +489,7 @@ async fn record_outcome(
                     ) as i64
             });
             if let Some(at) = retry_at_ms {
-                schedule_advance(myself, at);
+                schedule_advance(myself, at, state.context.clock.now_ms());
             }
             RunEvent::AttemptFailed {
                 task: task.into(),
@@ -504,8 +503,8 @@ async fn record_outcome(
     Ok(())
 }
 
-fn schedule_advance(myself: &ActorRef<RunMsg>, at_ms: i64) {
-    let delay = Duration::from_millis(u64::try_from(at_ms - now_ms()).unwrap_or(0));
+fn schedule_advance(myself: &ActorRef<RunMsg>, at_ms: i64, now_ms: i64) {
+    let delay = Duration::from_millis(u64::try_from(at_ms - now_ms).unwrap_or(0));
     myself.send_after(delay, || RunMsg::Advance);
 }
 
@@ -623,6 +622,7 @@ async fn spawn_missing_gates(
             inputs_digest,
             expires_at_ms,
             started_by: state.run.starter(),
+            clock: state.context.clock.clone(),
             separate_approver: state.run.workflow.separate_approver,
         };
         let (gate, _) = Actor::spawn_linked(None, ApprovalGate, args, myself.get_cell()).await?;

@@ -13,7 +13,6 @@ use serde_json::Value;
 use crate::EngineError;
 use crate::context::EngineContext;
 use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
-use troupe_store::clock::now_ms;
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
 use troupe_store::{RunFilter, RunRecord};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
@@ -188,7 +187,7 @@ async fn start_run(
             )
         })?;
     let run_id = uuid::Uuid::now_v7().to_string();
-    let now = now_ms();
+    let now = state.context.clock.now_ms();
     let record = RunRecord {
         run_id: run_id.clone(),
         workflow_id: stored.workflow_id.clone(),
@@ -285,7 +284,7 @@ async fn end_failed(
 ) -> Result<(), EngineError> {
     let events = context.store.run_events(run_id).await?;
     let next_seq = events.last().map_or(0, |last| last.seq + 1);
-    let now = now_ms();
+    let now = context.clock.now_ms();
     let finished = StoredEvent {
         run_id: run_id.into(),
         seq: next_seq,

@@ -9,6 +9,7 @@ use troupe_config::Settings;
 
 use crate::agent_kinds::builtin_registry;
 use crate::{Node, NodeError};
+use troupe_store::clock::{Clock, SystemClock};
 
 /// Settings and extra agent kinds, then [`NodeBuilder::start`].
 ///
@@ -26,6 +27,7 @@ use crate::{Node, NodeError};
 pub struct NodeBuilder {
     settings: Settings,
     kinds: Vec<Arc<dyn Agent>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl NodeBuilder {
@@ -33,7 +35,15 @@ impl NodeBuilder {
         Self {
             settings,
             kinds: Vec::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The clock the engine reads (retries due, approvals expired): the wall clock
+    /// unless a test or a simulation moves time itself.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Adds an agent kind; workflows name it by its [`Agent::kind`]. It may not take
@@ -56,6 +66,6 @@ impl NodeBuilder {
             }
             registry.register(agent);
         }
-        Node::start_with(self.settings, registry).await
+        Node::start_with(self.settings, registry, self.clock).await
     }
 }

@@ -578,6 +578,37 @@ async fn an_attempt_is_cancelled_when_its_run_actor_dies() {
 }
 
 #[tokio::test]
+async fn a_decision_after_the_gate_expired_is_refused_on_the_engines_clock() {
+    let journal = Arc::new(Journal::default());
+    let clock = Arc::new(troupe_store::clock::ManualClock::starting_at(
+        troupe_store::clock::now_ms(),
+    ));
+    let mut settings = settings("mem://");
+    settings.engine.approval_timeout_secs = 3600;
+    let node = NodeBuilder::new(settings)
+        .agent_kind(Arc::new(Work { journal }))
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    let run = start(&node, GATED).await;
+    wait_until(&node, &run, |state| {
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
+    })
+    .await;
+    // An hour passes on the engine's clock, not on the test's.
+    clock.advance_secs(3601);
+    let refused = node
+        .decide(&run, "sign_off", decision(true, "bob"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, NodeError::Engine(EngineError::ApprovalRefused(ref why)) if why == "the approval has expired"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn a_rejected_gate_fails_closed() {
     let (node, _journal) = node().await;
     let run = start(&node, GATED).await;

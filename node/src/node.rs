@@ -85,6 +85,7 @@ impl Node {
     pub(crate) async fn start_with(
         settings: Settings,
         registry: Registry,
+        clock: Arc<dyn troupe_store::clock::Clock>,
     ) -> Result<Node, NodeError> {
         let store = Store::open(&settings.store).await?;
         let audit = open_audit(&store, &settings).await?;
@@ -134,8 +135,14 @@ impl Node {
                 .clone()
                 .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),
         };
-        let context =
-            EngineContext::new(node_id, store, registry, settings.engine.clone(), services);
+        let context = EngineContext::new(
+            node_id,
+            store,
+            registry,
+            settings.engine.clone(),
+            services,
+            clock,
+        );
         children.extend(engine_children(&context, &settings));
         let (root, root_handle) =
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
