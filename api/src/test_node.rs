@@ -31,6 +31,15 @@ pub(crate) async fn start(
     (router(node.clone()), node)
 }
 
+/// Serves `app` over real TCP on a free loopback port (for WebSocket clients); its
+/// address.
+pub(crate) async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
 /// What came back: the status, the headers, and the body as JSON (`Null` when empty, a
 /// string when it is not JSON).
 pub(crate) struct Reply {

@@ -351,9 +351,7 @@ fn only_loopback_addresses_may_be_bound_without_authentication() {
 async fn a_websocket_from_a_foreign_origin_is_refused() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let (app, _node) = app().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = test_node::serve(app).await;
     let url = format!("ws://{address}/api/v1/events");
     let mut foreign = url.as_str().into_client_request().unwrap();
     foreign
@@ -377,9 +375,7 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
 #[tokio::test]
 async fn the_websocket_streams_a_runs_events_as_they_happen() {
     let (app, node) = app().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = test_node::serve(app).await;
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/api/v1/events"))
         .await
         .unwrap();

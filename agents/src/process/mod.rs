@@ -9,7 +9,7 @@ mod run;
 
 pub(crate) use capture::{Captured, LineSink};
 pub(crate) use group::GroupChild;
-pub(crate) use run::{Bounds, Finished, run_bounded, run_bounded_with_lines};
+pub(crate) use run::{Bounds, run_bounded, run_bounded_with_lines};
 
 use std::collections::BTreeMap;
 

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::agent::{Agent, AgentContext, AgentOutput};
 use crate::errors::AgentError;
-use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
+use crate::process::{Bounds, environment, run_bounded_with_lines};
 use crate::sandbox::copy::{CopyLimits, copy_tree};
 use crate::sandbox::{Sandbox, SandboxLimits};
 use crate::schema::{Field, FieldType, InputSchema};
@@ -306,16 +306,16 @@ impl Agent for TestRunnerAgent {
         let mut command = sandbox.shell_command(&script)?;
         command.envs(&env).current_dir(&copy);
         let started = Instant::now();
-        let outcome = run_to_end(
-            command,
-            &context,
-            request.timeout_secs,
+        // Every line of stdout goes to the parser, so the counts are right however long
+        // the output; only its tail is kept.
+        let bounds = Bounds::tail(
+            Duration::from_secs(request.timeout_secs),
             self.config.max_output_bytes,
-            request.project_type.parser(limits),
-        )
-        .await;
+        );
+        let parser = request.project_type.parser(limits);
+        let outcome = run_bounded_with_lines(command, &context.cancel, &bounds, parser).await;
         sandbox.finish().await;
-        let Outcome { finished, parser } = outcome?;
+        let (finished, parser) = outcome?;
 
         let mut results = match parser {
             Some(parser) => parser.finish(&reports),
@@ -400,27 +400,6 @@ impl TestRunnerAgent {
             }
         }
     }
-}
-
-struct Outcome {
-    finished: Finished,
-    parser: Option<Box<dyn parse::OutputParser>>,
-}
-
-/// Runs the command until it exits, the timeout passes (killed, `timed_out`) or the
-/// attempt is cancelled (killed, `Cancelled`); every line of stdout goes to the parser,
-/// so the counts are right however long the output, and only its tail is kept.
-async fn run_to_end(
-    command: tokio::process::Command,
-    context: &AgentContext,
-    timeout_secs: u64,
-    max_output_bytes: usize,
-    parser: Option<Box<dyn parse::OutputParser>>,
-) -> Result<Outcome, AgentError> {
-    let bounds = Bounds::tail(Duration::from_secs(timeout_secs), max_output_bytes);
-    let (finished, parser) =
-        run_bounded_with_lines(command, &context.cancel, &bounds, parser).await?;
-    Ok(Outcome { finished, parser })
 }
 
 #[cfg(test)]
