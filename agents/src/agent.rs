@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
@@ -10,23 +12,67 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::AgentError;
 use crate::memory::{Memory, MemoryScope};
 use crate::model::ModelClient;
-use crate::schema::InputSchema;
+use crate::schema::{InputSchema, parse_inputs};
 
-/// One kind of agent (`shell`, `http`, ...). Implementations must return promptly once
-/// `context.cancel` fires and must not panic on any input; a panic is still contained by
-/// the runtime and fails only the attempt.
+/// One kind of agent (`shell`, `http`, ...), as the engine sees it: inputs are a JSON
+/// map. Implementations must return promptly once `context.cancel` fires and must not
+/// panic on any input; a panic is still contained by the runtime and fails only the
+/// attempt. Kinds written in Rust implement [`TypedAgent`] instead, which makes them an
+/// `Agent`; only kinds whose inputs are declared at run time (plugins) implement this.
 #[async_trait::async_trait]
 pub trait Agent: Send + Sync + 'static {
     /// The name tasks use in `agent:`. Borrowed from the agent, not `'static`: plugin
     /// kinds are named in settings.
     fn kind(&self) -> &str;
     fn description(&self) -> &str;
-    fn input_schema(&self) -> &InputSchema;
+    fn input_schema(&self) -> InputSchema;
+    /// One attempt. The inputs are checked here, once, against the kind's schema.
     async fn run(
         &self,
         inputs: Map<String, Value>,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError>;
+}
+
+/// A kind whose inputs are one struct. Its schema is derived from the struct (doc
+/// comments are the descriptions), and a task's inputs are deserialised into it once,
+/// before [`TypedAgent::attempt`]: a missing, unknown or ill-typed input fails the
+/// attempt naming the field, and the kind reads fields, not keys.
+#[async_trait::async_trait]
+pub trait TypedAgent: Send + Sync + 'static {
+    /// The name tasks use in `agent:`.
+    const KIND: &'static str;
+    const DESCRIPTION: &'static str;
+    type Inputs: DeserializeOwned + JsonSchema + Send;
+    async fn attempt(
+        &self,
+        inputs: Self::Inputs,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError>;
+}
+
+#[async_trait::async_trait]
+impl<T: TypedAgent> Agent for T {
+    fn kind(&self) -> &str {
+        T::KIND
+    }
+
+    fn description(&self) -> &str {
+        T::DESCRIPTION
+    }
+
+    fn input_schema(&self) -> InputSchema {
+        InputSchema::of::<T::Inputs>()
+    }
+
+    async fn run(
+        &self,
+        inputs: Map<String, Value>,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        let inputs = parse_inputs(inputs)?;
+        self.attempt(inputs, context).await
+    }
 }
 
 /// What an attempt knows besides its inputs.

@@ -1,36 +1,21 @@
 //! `echo`: returns its inputs as its outputs. The cheapest possible task, used by
 //! examples, benchmarks of the engine's own overhead, and tests of data flow.
 
-use std::sync::LazyLock;
-
 use serde_json::{Map, Value};
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::schema::InputSchema;
-
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: Vec::new(),
-    open: true,
-});
 
 pub struct EchoAgent;
 
 #[async_trait::async_trait]
-impl Agent for EchoAgent {
-    fn kind(&self) -> &str {
-        "echo"
-    }
+impl TypedAgent for EchoAgent {
+    const KIND: &'static str = "echo";
+    const DESCRIPTION: &'static str = "Returns its inputs as outputs.";
+    /// Any inputs at all.
+    type Inputs = Map<String, Value>;
 
-    fn description(&self) -> &str {
-        "Returns its inputs as outputs."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
         inputs: Map<String, Value>,
         context: AgentContext,

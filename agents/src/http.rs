@@ -1,45 +1,30 @@
 //! `http`: one HTTP request with a timeout and a bounded response body.
 
-use std::sync::LazyLock;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::schema::{Field, FieldType, InputSchema};
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new("url", FieldType::String, true, "http:// or https:// URL."),
-        Field::new(
-            "method",
-            FieldType::String,
-            false,
-            "GET (default), POST, PUT, PATCH, DELETE, HEAD.",
-        ),
-        Field::new(
-            "headers",
-            FieldType::Map,
-            false,
-            "Request headers (string values).",
-        ),
-        Field::new(
-            "body",
-            FieldType::Any,
-            false,
-            "A string is sent as text; anything else as JSON.",
-        ),
-        Field::new(
-            "fail_on_status",
-            FieldType::Boolean,
-            false,
-            "Fail the attempt on a 4xx/5xx status (default true).",
-        ),
-    ],
-    open: false,
-});
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpInputs {
+    /// http:// or https:// URL.
+    url: String,
+    /// GET (default), POST, PUT, PATCH, DELETE, HEAD.
+    method: Option<String>,
+    /// Request headers.
+    headers: Option<BTreeMap<String, String>>,
+    /// A string is sent as text; anything else as JSON.
+    body: Option<Value>,
+    /// Fail the attempt on a 4xx/5xx status (default true).
+    fail_on_status: Option<bool>,
+}
 
 #[derive(Debug, Clone)]
 pub struct HttpAgentConfig {
@@ -62,23 +47,16 @@ impl HttpAgent {
 
     fn request(
         &self,
-        inputs: &Map<String, Value>,
+        inputs: &HttpInputs,
         timeout: Duration,
     ) -> Result<reqwest::RequestBuilder, AgentError> {
-        let url = inputs
-            .get("url")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let url = &inputs.url;
         let parsed = reqwest::Url::parse(url)
             .map_err(|error| invalid("url", &format!("`{url}` is not a URL: {error}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid("url", "only http:// and https:// are supported"));
         }
-        let method_name = inputs
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("GET")
-            .to_uppercase();
+        let method_name = inputs.method.as_deref().unwrap_or("GET").to_uppercase();
         let method = match method_name.as_str() {
             "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" => {
                 reqwest::Method::from_bytes(method_name.as_bytes())
@@ -92,19 +70,11 @@ impl HttpAgent {
             }
         };
         let mut request = self.client.request(method, parsed).timeout(timeout);
-        if let Some(Value::Object(headers)) = inputs.get("headers") {
-            for (name, value) in headers {
-                let Value::String(value) = value else {
-                    return Err(invalid(
-                        &format!("headers.{name}"),
-                        "header values must be strings",
-                    ));
-                };
-                request = request.header(name.as_str(), value.as_str());
-            }
+        for (name, value) in inputs.headers.iter().flatten() {
+            request = request.header(name.as_str(), value.as_str());
         }
-        request = match inputs.get("body") {
-            None | Some(Value::Null) => request,
+        request = match &inputs.body {
+            None => request,
             Some(Value::String(text)) => request.body(text.clone()),
             Some(other) => request.json(other),
         };
@@ -120,33 +90,20 @@ fn invalid(field: &str, reason: &str) -> AgentError {
 }
 
 #[async_trait::async_trait]
-impl Agent for HttpAgent {
-    fn kind(&self) -> &str {
-        "http"
-    }
+impl TypedAgent for HttpAgent {
+    const KIND: &'static str = "http";
+    const DESCRIPTION: &'static str = "Sends one HTTP request; outputs status, headers and body.";
+    type Inputs = HttpInputs;
 
-    fn description(&self) -> &str {
-        "Sends one HTTP request; outputs status, headers and body."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: HttpInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
         let request = self.request(&inputs, Duration::from_secs(timeout_secs))?;
-        let fail_on_status = inputs
-            .get("fail_on_status")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
         let exchange = async {
             let response = request
                 .header("Idempotency-Key", &context.idempotency_key)
@@ -163,7 +120,7 @@ impl Agent for HttpAgent {
             .get("status")
             .and_then(Value::as_u64)
             .unwrap_or_default();
-        if fail_on_status && status >= 400 {
+        if inputs.fail_on_status.unwrap_or(true) && status >= 400 {
             return Err(AgentError::Failed(format!("the server answered {status}")));
         }
         Ok(AgentOutput {
@@ -221,6 +178,7 @@ async fn read_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::Agent;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

@@ -1,36 +1,21 @@
 //! `human_review`: the task behind an approval gate. It runs only after a person decided,
 //! and returns who decided what.
 
-use std::sync::LazyLock;
-
 use serde_json::{Map, Value, json};
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::schema::InputSchema;
-
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: Vec::new(),
-    open: true,
-});
 
 pub struct HumanReviewAgent;
 
 #[async_trait::async_trait]
-impl Agent for HumanReviewAgent {
-    fn kind(&self) -> &str {
-        "human_review"
-    }
+impl TypedAgent for HumanReviewAgent {
+    const KIND: &'static str = "human_review";
+    const DESCRIPTION: &'static str = "A person's decision; use with `requires_approval: true`.";
+    /// Any inputs: they are shown to the approver with the task, not read here.
+    type Inputs = Map<String, Value>;
 
-    fn description(&self) -> &str {
-        "A person's decision; use with `requires_approval: true`."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
         _inputs: Map<String, Value>,
         context: AgentContext,
@@ -60,7 +45,7 @@ impl Agent for HumanReviewAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::Approval;
+    use crate::agent::{Agent, Approval};
 
     #[tokio::test]
     async fn returns_the_decision_it_ran_under() {

@@ -1,7 +1,7 @@
 //! Agents: the units of work a workflow task names with `agent:`.
 //!
-//! An [`Agent`] takes JSON inputs (checked against its kind's [`InputSchema`] before it
-//! runs), a [`AgentContext`] (idempotency key, cancellation, progress, the approval that
+//! An [`Agent`] takes JSON inputs (deserialised once into its kind's typed inputs, see
+//! [`TypedAgent`], or checked against a plugin's declared [`InputSchema`]), a [`AgentContext`] (idempotency key, cancellation, progress, the approval that
 //! let it run), and returns JSON outputs plus what it cost. The [`Registry`] maps kind
 //! names to agents. This crate knows nothing about workflows, actors or storage.
 
@@ -28,12 +28,9 @@ mod shell;
 mod stdio_rpc;
 mod test_runner;
 
-pub use agent::{Agent, AgentContext, AgentOutput, AgentServices, Approval, Progress};
+pub use agent::{Agent, AgentContext, AgentOutput, AgentServices, Approval, Progress, TypedAgent};
 pub use analysis::{CodeAnalyzerAgent, CodeAnalyzerConfig};
-pub use crew::{
-    ArchitectAgent, CodeGeneratorAgent, CodeReviewAgent, CrewConfig, DebuggingAgent,
-    DocumentationAgent, PlannerAgent, TestGeneratorAgent,
-};
+pub use crew::CrewConfig;
 pub use deployment::{DeploymentAgent, DeploymentConfig};
 pub use echo::EchoAgent;
 pub use errors::AgentError;

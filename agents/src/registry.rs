@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::agent::Agent;
+use crate::crew::{
+    Architect, CodeGenerator, CodeReview, Crew, Debugging, Documentation, Planner, TestGenerator,
+};
 use crate::errors::AgentError;
 
 #[derive(Clone, Default)]
@@ -96,13 +99,13 @@ pub const CREW_KINDS: [&str; 7] = [
 /// in their context ([`crate::AgentServices`]) to run.
 pub fn crew(config: crate::CrewConfig) -> Vec<Arc<dyn Agent>> {
     vec![
-        Arc::new(crate::PlannerAgent::new(config.clone())),
-        Arc::new(crate::ArchitectAgent::new(config.clone())),
-        Arc::new(crate::CodeGeneratorAgent::new(config.clone())),
-        Arc::new(crate::TestGeneratorAgent::new(config.clone())),
-        Arc::new(crate::CodeReviewAgent::new(config.clone())),
-        Arc::new(crate::DebuggingAgent::new(config.clone())),
-        Arc::new(crate::DocumentationAgent::new(config)),
+        Arc::new(Crew::<Planner>::new(config.clone())),
+        Arc::new(Crew::<Architect>::new(config.clone())),
+        Arc::new(Crew::<CodeGenerator>::new(config.clone())),
+        Arc::new(Crew::<TestGenerator>::new(config.clone())),
+        Arc::new(Crew::<CodeReview>::new(config.clone())),
+        Arc::new(Crew::<Debugging>::new(config.clone())),
+        Arc::new(Crew::<Documentation>::new(config)),
     ]
 }
 

@@ -4,52 +4,31 @@
 //! SARIF written where the task asks.
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
-use serde_json::{Map, Value, json};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
 use troupe_scanner::{
     AdvisoryDb, ScannerConfig, load_advisories, query_osv, scan_repository_cancellable, to_sarif,
 };
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::schema::{Field, FieldType, InputSchema};
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new(
-            "repository",
-            FieldType::String,
-            true,
-            "Path of the checked-out repository to scan.",
-        ),
-        Field::new(
-            "advisories",
-            FieldType::String,
-            false,
-            "OSV advisories: a directory of OSV JSON files (searched recursively) or a .zip of them.",
-        ),
-        Field::new(
-            "osv_url",
-            FieldType::String,
-            false,
-            "Base URL of an OSV-compatible API (POST {url}/v1/querybatch), e.g. https://api.osv.dev.",
-        ),
-        Field::new(
-            "sarif_path",
-            FieldType::String,
-            false,
-            "Write a SARIF 2.1.0 report to this file.",
-        ),
-        Field::new(
-            "max_findings",
-            FieldType::Integer,
-            false,
-            "Most findings listed (worst first); counts include the rest.",
-        ),
-    ],
-    open: false,
-});
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityScannerInputs {
+    /// Path of the checked-out repository to scan.
+    repository: PathBuf,
+    /// OSV advisories: a directory of OSV JSON files (searched recursively) or a .zip of them.
+    advisories: Option<PathBuf>,
+    /// Base URL of an OSV-compatible API (POST {url}/v1/querybatch), e.g. https://api.osv.dev.
+    osv_url: Option<String>,
+    /// Write a SARIF 2.1.0 report to this file.
+    sarif_path: Option<PathBuf>,
+    /// Most findings listed (worst first); counts include the rest.
+    max_findings: Option<usize>,
+}
 
 pub struct SecurityScannerAgent {
     config: ScannerConfig,
@@ -61,42 +40,30 @@ impl SecurityScannerAgent {
     }
 }
 
-fn string_input<'a>(inputs: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    inputs.get(name).and_then(Value::as_str)
-}
-
 #[async_trait::async_trait]
-impl Agent for SecurityScannerAgent {
-    fn kind(&self) -> &str {
-        "security_scanner"
-    }
+impl TypedAgent for SecurityScannerAgent {
+    const KIND: &'static str = "security_scanner";
+    const DESCRIPTION: &'static str = "Scans a repository for secrets, insecure code and configuration, and vulnerable dependencies (OSV); \
+         outputs findings, counts by severity, security_score (0-10) and optionally SARIF.";
+    type Inputs = SecurityScannerInputs;
 
-    fn description(&self) -> &str {
-        "Scans a repository for secrets, insecure code and configuration, and vulnerable dependencies (OSV); \
-         outputs findings, counts by severity, security_score (0-10) and optionally SARIF."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: SecurityScannerInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
-        let repository = PathBuf::from(string_input(&inputs, "repository").unwrap_or_default());
+        let SecurityScannerInputs {
+            repository,
+            advisories: advisories_path,
+            osv_url,
+            sarif_path,
+            max_findings,
+        } = inputs;
         troupe_scanner::walk::check_repository(&repository)?;
         let mut config = self.config.clone();
-        if let Some(max_findings) = inputs.get("max_findings").and_then(Value::as_i64) {
-            config.max_findings =
-                usize::try_from(max_findings).map_err(|_| AgentError::InvalidInput {
-                    field: "max_findings".into(),
-                    reason: format!("must be zero or more, got {max_findings}"),
-                })?;
+        if let Some(max_findings) = max_findings {
+            config.max_findings = max_findings;
         }
-        let sarif_path = string_input(&inputs, "sarif_path").map(PathBuf::from);
         if let Some(parent) = sarif_path
             .as_deref()
             .and_then(Path::parent)
@@ -111,8 +78,6 @@ impl Agent for SecurityScannerAgent {
                 ),
             });
         }
-        let advisories_path = string_input(&inputs, "advisories").map(PathBuf::from);
-        let osv_url = string_input(&inputs, "osv_url").map(str::to_string);
         if let Some(url) = &osv_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

@@ -1,46 +1,30 @@
 //! `shell`: runs a command with `sh -c` in a working directory, with a timeout, an
 //! environment reduced to an allow-list, and stdout/stderr captured up to a size limit.
 
-use std::sync::LazyLock;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use tokio::process::Command;
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
 use crate::process::{Bounds, environment, run_bounded};
-use crate::schema::{Field, FieldType, InputSchema};
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new(
-            "command",
-            FieldType::String,
-            true,
-            "Shell command, run with `sh -c`.",
-        ),
-        Field::new(
-            "working_dir",
-            FieldType::String,
-            false,
-            "Directory to run in; the node's own by default.",
-        ),
-        Field::new(
-            "env",
-            FieldType::Map,
-            false,
-            "Extra environment variables (string values).",
-        ),
-        Field::new(
-            "fail_on_nonzero",
-            FieldType::Boolean,
-            false,
-            "Fail the attempt on a non-zero exit (default true).",
-        ),
-    ],
-    open: false,
-});
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellInputs {
+    /// Shell command, run with `sh -c`.
+    command: String,
+    /// Directory to run in; the node's own by default.
+    working_dir: Option<PathBuf>,
+    /// Extra environment variables.
+    env: Option<BTreeMap<String, String>>,
+    /// Fail the attempt on a non-zero exit (default true).
+    fail_on_nonzero: Option<bool>,
+}
 
 #[derive(Debug, Clone)]
 pub struct ShellAgentConfig {
@@ -60,49 +44,34 @@ impl ShellAgent {
 }
 
 #[async_trait::async_trait]
-impl Agent for ShellAgent {
-    fn kind(&self) -> &str {
-        "shell"
-    }
+impl TypedAgent for ShellAgent {
+    const KIND: &'static str = "shell";
+    const DESCRIPTION: &'static str = "Runs a shell command; outputs exit_code, stdout and stderr.";
+    type Inputs = ShellInputs;
 
-    fn description(&self) -> &str {
-        "Runs a shell command; outputs exit_code, stdout and stderr."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: ShellInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
-        let command_text = inputs
-            .get("command")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let fail_on_nonzero = inputs
-            .get("fail_on_nonzero")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
-
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(command_text)
+            .arg(&inputs.command)
             .env_clear()
-            .envs(environment(&self.config.env_allow_list, inputs.get("env"))?)
+            .envs(environment(
+                &self.config.env_allow_list,
+                inputs.env.as_ref(),
+            ))
             .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key);
-        if let Some(dir) = inputs.get("working_dir").and_then(Value::as_str) {
-            if !std::path::Path::new(dir).is_dir() {
+        if let Some(dir) = &inputs.working_dir {
+            if !dir.is_dir() {
                 return Err(AgentError::InvalidInput {
                     field: "working_dir".into(),
-                    reason: format!("`{dir}` is not a directory"),
+                    reason: format!("`{}` is not a directory", dir.display()),
                 });
             }
             command.current_dir(dir);
@@ -116,7 +85,7 @@ impl Agent for ShellAgent {
         let finished = run_bounded(command, &context.cancel, &bounds)
             .await?
             .unless_timed_out(&bounds)?;
-        if fail_on_nonzero {
+        if inputs.fail_on_nonzero.unwrap_or(true) {
             finished.failure_unless_success("command")?;
         }
         Ok(AgentOutput {
@@ -128,9 +97,10 @@ impl Agent for ShellAgent {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     use super::*;
+    use crate::agent::Agent;
 
     fn agent(max_output_bytes: usize) -> ShellAgent {
         ShellAgent::new(ShellAgentConfig {
@@ -270,7 +240,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "input `env.A`: environment values must be strings"
+            "input `env.A`: invalid type: integer `1`, expected a string"
         );
     }
 }

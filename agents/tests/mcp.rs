@@ -137,7 +137,7 @@ async fn unknown_servers_and_tools_are_refused_with_the_known_ones() {
     .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "input `arguments`: must be map, got list"
+        "input `arguments`: invalid type: sequence, expected a map"
     );
     let none = McpToolAgent::new(vec![]);
     let error = call(&none, json!({"server": "notes", "tool": "x"}))

@@ -1061,7 +1061,7 @@ async fn the_agent_refuses_bad_inputs_by_name() {
         .expect_err("type");
     assert_eq!(
         error.to_string(),
-        "input `repository`: must be string, got number"
+        "input `repository`: invalid type: integer `3`, expected path string"
     );
     let error = agent
         .run(inputs(json!({"repository": ".", "repo": "."})), context())

@@ -185,7 +185,6 @@ async fn execute(
         () = job.cancel.cancelled() => return Err(AgentError::Cancelled),
     };
     let _running = Running::start(running);
-    agent.input_schema().validate(&job.inputs)?;
     let context = AgentContext {
         idempotency_key: idempotency_key(&job.run_id, &job.task, job.attempt),
         cancel: job.cancel.clone(),
@@ -232,33 +231,21 @@ pub fn idempotency_key(run_id: &str, task: &str, attempt: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::LazyLock;
 
     use ractor::{Actor, ActorProcessingErr};
-    use troupe_agents::InputSchema;
+    use troupe_agents::TypedAgent;
 
     use super::*;
-
-    static OPEN: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-        fields: vec![],
-        open: true,
-    });
 
     /// Never finishes on its own: holds its admission until cancelled.
     struct Stuck;
 
     #[async_trait::async_trait]
-    impl Agent for Stuck {
-        fn kind(&self) -> &'static str {
-            "stuck"
-        }
-        fn description(&self) -> &'static str {
-            "waits for cancellation"
-        }
-        fn input_schema(&self) -> &InputSchema {
-            &OPEN
-        }
-        async fn run(
+    impl TypedAgent for Stuck {
+        const KIND: &'static str = "stuck";
+        const DESCRIPTION: &'static str = "waits for cancellation";
+        type Inputs = Map<String, Value>;
+        async fn attempt(
             &self,
             _: Map<String, Value>,
             context: AgentContext,

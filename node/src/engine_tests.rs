@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, InputSchema};
+use troupe_agents::{AgentContext, AgentError, AgentOutput, TypedAgent};
 use troupe_config::Settings;
 
 use crate::NodeError;
@@ -43,11 +43,6 @@ impl Journal {
     }
 }
 
-static OPEN: std::sync::LazyLock<InputSchema> = std::sync::LazyLock::new(|| InputSchema {
-    fields: vec![],
-    open: true,
-});
-
 /// `work`: sleeps `sleep_ms`, fails its first `fail_times` attempts, panics when
 /// `panic` is true, and echoes its inputs.
 struct Work {
@@ -55,17 +50,11 @@ struct Work {
 }
 
 #[async_trait::async_trait]
-impl Agent for Work {
-    fn kind(&self) -> &'static str {
-        "work"
-    }
-    fn description(&self) -> &'static str {
-        "test agent"
-    }
-    fn input_schema(&self) -> &InputSchema {
-        &OPEN
-    }
-    async fn run(
+impl TypedAgent for Work {
+    const KIND: &'static str = "work";
+    const DESCRIPTION: &'static str = "test agent";
+    type Inputs = Map<String, Value>;
+    async fn attempt(
         &self,
         inputs: Map<String, Value>,
         context: AgentContext,

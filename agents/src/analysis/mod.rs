@@ -13,14 +13,15 @@ mod score;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::schema::{Field, FieldType, InputSchema};
 use troupe_scanner::rules::Lang;
 use troupe_scanner::walk::{self, FileText};
 use troupe_scanner::{AdvisoryDb, ScannerConfig, scan_repository_cancellable};
@@ -69,29 +70,16 @@ impl Default for CodeAnalyzerConfig {
     }
 }
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new(
-            "repository",
-            FieldType::String,
-            true,
-            "Path of the checked-out repository to analyse.",
-        ),
-        Field::new(
-            "base_ref",
-            FieldType::String,
-            false,
-            "Commit, branch or tag that modified_files are relative to; default HEAD (uncommitted changes).",
-        ),
-        Field::new(
-            "max_functions",
-            FieldType::Integer,
-            false,
-            "Most functions listed (worst complexity first); averages count all.",
-        ),
-    ],
-    open: false,
-});
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeAnalyzerInputs {
+    /// Path of the checked-out repository to analyse.
+    repository: PathBuf,
+    /// Commit, branch or tag that modified_files are relative to; default HEAD (uncommitted changes).
+    base_ref: Option<String>,
+    /// Most functions listed (worst complexity first); averages count all.
+    max_functions: Option<usize>,
+}
 
 pub struct CodeAnalyzerAgent {
     config: CodeAnalyzerConfig,
@@ -164,54 +152,24 @@ fn analyse_sources(
     Ok(analysis)
 }
 
-fn invalid(field: &str, reason: String) -> AgentError {
-    AgentError::InvalidInput {
-        field: field.into(),
-        reason,
-    }
-}
-
 #[async_trait::async_trait]
-impl Agent for CodeAnalyzerAgent {
-    fn kind(&self) -> &str {
-        "code_analyzer"
-    }
-
-    fn description(&self) -> &str {
-        "Analyses a repository without running it: languages, files, lines, cyclomatic complexity per function, \
+impl TypedAgent for CodeAnalyzerAgent {
+    const KIND: &'static str = "code_analyzer";
+    const DESCRIPTION: &'static str = "Analyses a repository without running it: languages, files, lines, cyclomatic complexity per function, \
          modified_files against base_ref (git), lint results where linters are installed, security_score from the \
-         secret and static rules, and quality_score (0-10)."
-    }
+         secret and static rules, and quality_score (0-10).";
+    type Inputs = CodeAnalyzerInputs;
 
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: CodeAnalyzerInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
-        let repository = PathBuf::from(
-            inputs
-                .get("repository")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        );
+        let repository = inputs.repository;
         walk::check_repository(&repository)?;
-        let base_ref = inputs
-            .get("base_ref")
-            .and_then(Value::as_str)
-            .unwrap_or("HEAD")
-            .to_string();
+        let base_ref = inputs.base_ref.unwrap_or_else(|| "HEAD".into());
         git::check_base_ref(&base_ref)?;
-        let max_functions = match inputs.get("max_functions").and_then(Value::as_i64) {
-            Some(max) => usize::try_from(max).map_err(|_| {
-                invalid("max_functions", format!("must be zero or more, got {max}"))
-            })?,
-            None => self.config.max_functions,
-        };
+        let max_functions = inputs.max_functions.unwrap_or(self.config.max_functions);
 
         context.report("reading the sources", None);
         let cancel = context.cancel.clone();

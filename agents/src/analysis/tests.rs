@@ -6,6 +6,8 @@ use std::process::Command;
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::agent::Agent;
+use crate::schema::FieldType;
 
 fn write(root: &Path, file: &str, text: &str) {
     let path = root.join(file);
@@ -296,11 +298,23 @@ async fn a_cancelled_attempt_stops() {
 fn the_kind_and_its_inputs_are_described() {
     let agent = CodeAnalyzerAgent::new(CodeAnalyzerConfig::default());
     assert_eq!(agent.kind(), "code_analyzer");
-    let fields: Vec<&str> = agent
-        .input_schema()
+    let schema = agent.input_schema();
+    let fields: Vec<(&str, FieldType, bool)> = schema
         .fields
         .iter()
-        .map(|field| field.name.as_ref())
+        .map(|field| (field.name.as_ref(), field.field_type, field.required))
         .collect();
-    assert_eq!(fields, ["repository", "base_ref", "max_functions"]);
+    assert_eq!(
+        fields,
+        [
+            ("repository", FieldType::String, true),
+            ("base_ref", FieldType::String, false),
+            ("max_functions", FieldType::Integer, false),
+        ]
+    );
+    assert!(!schema.open, "unknown inputs are refused");
+    assert_eq!(
+        schema.fields[0].description,
+        "Path of the checked-out repository to analyse."
+    );
 }

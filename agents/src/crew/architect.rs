@@ -1,14 +1,14 @@
 //! `architect`: a goal (and plan) → the independent modules to build, by name.
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::session::Session;
-use super::{CrewConfig, extract, invalid, required_text, string_list};
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use super::inputs::{Strings, Text};
+use super::{Conclusion, CrewConfig, CrewKind, Question, extract, invalid, only};
 use crate::errors::AgentError;
 use crate::memory::MemoryKind;
 use crate::model::Turn;
-use crate::schema::{Field, FieldType, InputSchema};
 
 const DEFAULT_MODULES: u64 = 3;
 const MAX_MODULES: u64 = 8;
@@ -16,36 +16,26 @@ const MAX_MODULES: u64 = 8;
 /// prompt.
 const PLAN_CHARS: usize = 600;
 
-pub struct ArchitectAgent {
-    config: CrewConfig,
-    schema: InputSchema,
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchitectInputs {
+    /// The feature to design.
+    goal: Text,
+    /// The planner's steps (list or text).
+    plan: Option<Strings>,
+    /// At most this many modules (1-8, default 3).
+    max_modules: Option<u64>,
 }
 
-impl ArchitectAgent {
-    pub fn new(config: CrewConfig) -> Self {
-        Self {
-            config,
-            schema: InputSchema {
-                fields: vec![
-                    Field::new("goal", FieldType::String, true, "the feature to design"),
-                    Field::new(
-                        "plan",
-                        FieldType::Any,
-                        false,
-                        "the planner's steps (list or text)",
-                    ),
-                    Field::new(
-                        "max_modules",
-                        FieldType::Integer,
-                        false,
-                        "at most this many modules (1-8, default 3)",
-                    ),
-                ],
-                open: false,
-            },
-        }
-    }
+/// The inputs, checked.
+pub struct Design {
+    goal: Text,
+    plan: String,
+    max_modules: usize,
 }
+
+#[derive(Default)]
+pub struct Architect;
 
 /// The worked examples the prompt shows, as (feature, answer).
 const EXAMPLES: [(&str, &str); 2] = [
@@ -84,25 +74,16 @@ pub fn parse_modules(answer: &str, max: usize) -> Result<Vec<(String, String)>, 
     Ok(modules)
 }
 
-#[async_trait::async_trait]
-impl Agent for ArchitectAgent {
-    fn kind(&self) -> &'static str {
-        "architect"
-    }
-    fn description(&self) -> &'static str {
-        "Splits a feature into independent modules, each with its purpose (model-backed)"
-    }
-    fn input_schema(&self) -> &InputSchema {
-        &self.schema
-    }
+impl CrewKind for Architect {
+    const KIND: &'static str = "architect";
+    const DESCRIPTION: &'static str =
+        "Splits a feature into independent modules, each with its purpose (model-backed)";
+    type Inputs = ArchitectInputs;
+    type Task = Design;
+    type Answer = Vec<(String, String)>;
 
-    async fn run(
-        &self,
-        inputs: Map<String, Value>,
-        context: AgentContext,
-    ) -> Result<AgentOutput, AgentError> {
-        let goal = required_text(&inputs, "goal")?;
-        let max = match inputs.get("max_modules").and_then(Value::as_u64) {
+    fn prepare(&self, inputs: ArchitectInputs, _: &CrewConfig) -> Result<Design, AgentError> {
+        let max_modules = match inputs.max_modules {
             None => DEFAULT_MODULES,
             Some(n @ 1..=MAX_MODULES) => n,
             Some(_) => {
@@ -112,46 +93,62 @@ impl Agent for ArchitectAgent {
                 ));
             }
         } as usize;
-        let plan = match inputs.get("plan") {
-            Some(Value::String(plan)) => plan.clone(),
-            _ => string_list(&inputs, "plan")?.join("\n"),
-        };
-        let mut session = Session::begin(self.kind(), &context, &self.config)?;
-        let notes = session.recall(goal).await;
-        let plan = if plan.trim().is_empty() {
+        Ok(Design {
+            goal: inputs.goal,
+            plan: inputs.plan.unwrap_or_default().0.join("\n"),
+            max_modules,
+        })
+    }
+
+    fn questions(&self, task: &Design, config: &CrewConfig) -> Vec<Question> {
+        let plan = if task.plan.trim().is_empty() {
             String::new()
         } else {
             format!(
                 "\nPlan:\n{}",
-                super::quoted(&plan, PLAN_CHARS.min(self.config.max_quoted_chars))
+                super::quoted(&task.plan, PLAN_CHARS.min(config.max_quoted_chars))
             )
         };
-        let prompt = |notes: &str, plan: &str| {
-            let mut turns = vec![Turn::system(format!(
+        let prompt = |plan: &str| {
+            let mut turns = vec![Turn::system(
                 "You are a software architect. You list the modules of a feature, one per \
-                 line, as name: purpose. Module names come from the feature. No code.{notes}"
-            ))];
+                 line, as name: purpose. Module names come from the feature. No code.",
+            )];
             for (feature, answer) in EXAMPLES {
                 turns.push(Turn::user(format!("Feature: {feature}")));
                 turns.push(Turn::assistant(answer));
             }
-            turns.push(Turn::user(format!("Feature: {goal}{plan}")));
+            turns.push(Turn::user(format!("Feature: {}{plan}", task.goal.as_str())));
             turns
         };
-        let (full, simpler) = (prompt(&notes, &plan), prompt("", ""));
-        let modules = session
-            .ask_simpler_after_refusal(full, Some(simpler), "chat", |answer| {
-                parse_modules(answer, max)
-            })
-            .await?;
+        vec![Question {
+            recall: task.goal.to_string(),
+            task_type: "chat",
+            turns: prompt(&plan),
+            simpler: Some(prompt("")),
+        }]
+    }
+
+    fn parse(&self, task: &Design, answer: &str) -> Result<Vec<(String, String)>, String> {
+        parse_modules(answer, task.max_modules)
+    }
+
+    fn conclude(
+        &self,
+        task: Design,
+        answers: Vec<Vec<(String, String)>>,
+    ) -> Result<Conclusion, AgentError> {
+        let modules = only(answers)?;
         let names: Vec<&str> = modules.iter().map(|(name, _)| name.as_str()).collect();
-        session
-            .record(
-                MemoryKind::Episodic,
-                format!("Designed \"{goal}\" as modules {}", names.join(", ")),
-                json!({ "modules": names }),
-            )
-            .await;
+        let memories = vec![(
+            MemoryKind::Episodic,
+            format!(
+                "Designed \"{}\" as modules {}",
+                task.goal.as_str(),
+                names.join(", ")
+            ),
+            json!({ "modules": names }),
+        )];
         let mut outputs = Map::new();
         outputs.insert("count".into(), json!(modules.len()));
         outputs.insert("module_names".into(), json!(names));
@@ -164,7 +161,7 @@ impl Agent for ArchitectAgent {
                     .collect(),
             ),
         );
-        Ok(session.finish(outputs))
+        Ok(Conclusion { outputs, memories })
     }
 }
 

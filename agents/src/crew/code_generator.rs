@@ -1,60 +1,43 @@
 //! `code_generator`: a specification → one source file in the work directory, checked
 //! to parse with the language's grammar before it is written.
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::session::Session;
+use super::inputs::Text;
 use super::source::{self, Parsed};
 use super::workspace::WorkDir;
-use super::{CrewConfig, extract, invalid, required_text, text};
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use super::{Conclusion, CrewConfig, CrewKind, Question, extract, invalid, only};
 use crate::errors::AgentError;
 use crate::memory::MemoryKind;
 use crate::model::Turn;
-use crate::schema::{Field, FieldType, InputSchema};
 use troupe_scanner::rules::Lang;
 
-pub struct CodeGeneratorAgent {
-    config: CrewConfig,
-    schema: InputSchema,
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeGeneratorInputs {
+    /// What the code must do.
+    specification: Text,
+    /// Directory the file is written to.
+    work_dir: Text,
+    /// Module name (or an architect's {name, purpose}); names the file.
+    module: Option<Value>,
+    /// python (default), rust, javascript, typescript, go, shell.
+    language: Option<String>,
 }
 
-impl CodeGeneratorAgent {
-    pub fn new(config: CrewConfig) -> Self {
-        Self {
-            config,
-            schema: InputSchema {
-                fields: vec![
-                    Field::new(
-                        "specification",
-                        FieldType::String,
-                        true,
-                        "what the code must do",
-                    ),
-                    Field::new(
-                        "work_dir",
-                        FieldType::String,
-                        true,
-                        "directory the file is written to",
-                    ),
-                    Field::new(
-                        "module",
-                        FieldType::Any,
-                        false,
-                        "module name (or an architect's {name, purpose}); names the file",
-                    ),
-                    Field::new(
-                        "language",
-                        FieldType::String,
-                        false,
-                        "python (default), rust, javascript, typescript, go, shell",
-                    ),
-                ],
-                open: false,
-            },
-        }
-    }
+/// The inputs, checked: where to write which module in which language.
+pub struct Assignment {
+    specification: Text,
+    work: WorkDir,
+    lang: Lang,
+    module: String,
+    purpose: String,
 }
+
+#[derive(Default)]
+pub struct CodeGenerator;
 
 /// The first code block of the answer that parses as `lang` (salvaging a block the token
 /// limit cut); with no fence at all, the whole answer.
@@ -94,8 +77,8 @@ pub fn parse_code_where(
 }
 
 /// The module's name and purpose from `module`: a string, or `{name, purpose}`.
-fn module_of(inputs: &Map<String, Value>) -> Result<(String, String), AgentError> {
-    let (name, purpose) = match inputs.get("module") {
+fn module_of(module: Option<&Value>) -> Result<(String, String), AgentError> {
+    let (name, purpose) = match module {
         None | Some(Value::Null) => ("main".to_string(), String::new()),
         Some(Value::String(name)) => (name.clone(), String::new()),
         Some(Value::Object(module)) => (
@@ -121,75 +104,88 @@ fn module_of(inputs: &Map<String, Value>) -> Result<(String, String), AgentError
     Ok((name, purpose))
 }
 
-#[async_trait::async_trait]
-impl Agent for CodeGeneratorAgent {
-    fn kind(&self) -> &'static str {
-        "code_generator"
-    }
-    fn description(&self) -> &'static str {
-        "Writes a source file from a specification, checked to parse (model-backed)"
-    }
-    fn input_schema(&self) -> &InputSchema {
-        &self.schema
+impl CrewKind for CodeGenerator {
+    const KIND: &'static str = "code_generator";
+    const DESCRIPTION: &'static str =
+        "Writes a source file from a specification, checked to parse (model-backed)";
+    type Inputs = CodeGeneratorInputs;
+    type Task = Assignment;
+    type Answer = Parsed;
+
+    fn prepare(
+        &self,
+        inputs: CodeGeneratorInputs,
+        _: &CrewConfig,
+    ) -> Result<Assignment, AgentError> {
+        let work = WorkDir::open("work_dir", &inputs.work_dir)?;
+        let language = inputs.language.as_deref().map(str::trim);
+        let lang = source::language(language.filter(|name| !name.is_empty()).unwrap_or("python"))
+            .map_err(|reason| invalid("language", reason))?;
+        let (module, purpose) = module_of(inputs.module.as_ref())?;
+        Ok(Assignment {
+            specification: inputs.specification,
+            work,
+            lang,
+            module,
+            purpose,
+        })
     }
 
-    async fn run(
-        &self,
-        inputs: Map<String, Value>,
-        context: AgentContext,
-    ) -> Result<AgentOutput, AgentError> {
-        let specification = required_text(&inputs, "specification")?;
-        let work = WorkDir::open("work_dir", required_text(&inputs, "work_dir")?)?;
-        let lang = source::language(text(&inputs, "language").unwrap_or("python"))
-            .map_err(|reason| invalid("language", reason))?;
-        let (module, purpose) = module_of(&inputs)?;
-        let tag = source::fence_tag(lang);
-        let mut session = Session::begin(self.kind(), &context, &self.config)?;
-        let notes = session.recall(specification).await;
-        let purpose = if purpose.is_empty() {
+    fn questions(&self, task: &Assignment, config: &CrewConfig) -> Vec<Question> {
+        let tag = source::fence_tag(task.lang);
+        let purpose = if task.purpose.is_empty() {
             String::new()
         } else {
-            format!(" It {purpose}.")
+            format!(" It {}.", task.purpose)
         };
-        let prompt = |notes: &str| {
-            vec![
-                Turn::system(format!(
-                    "You are a {tag} programmer. You answer with one ```{tag} code block and \
-                     nothing else.{notes}"
-                )),
-                Turn::user(format!(
-                    "Write the {tag} module `{module}`.{purpose}\nThe whole feature: {}",
-                    super::quoted(specification, self.config.max_quoted_chars)
-                )),
-            ]
-        };
-        let parsed = session
-            .ask_simpler_after_refusal(prompt(&notes), Some(prompt("")), "code", |answer| {
-                parse_code(answer, lang)
-            })
-            .await?;
-        let file = format!("{module}.{}", source::extension(lang));
-        work.write("module", &file, &parsed.code)?;
+        let turns = vec![
+            Turn::system(format!(
+                "You are a {tag} programmer. You answer with one ```{tag} code block and \
+                 nothing else."
+            )),
+            Turn::user(format!(
+                "Write the {tag} module `{}`.{purpose}\nThe whole feature: {}",
+                task.module,
+                super::quoted(&task.specification, config.max_quoted_chars)
+            )),
+        ];
+        vec![Question {
+            recall: task.specification.to_string(),
+            task_type: "code",
+            simpler: Some(turns.clone()),
+            turns,
+        }]
+    }
+
+    fn parse(&self, task: &Assignment, answer: &str) -> Result<Parsed, String> {
+        parse_code(answer, task.lang)
+    }
+
+    fn conclude(&self, task: Assignment, answers: Vec<Parsed>) -> Result<Conclusion, AgentError> {
+        let parsed = only(answers)?;
+        let file = format!("{}.{}", task.module, source::extension(task.lang));
+        task.work.write("module", &file, &parsed.code)?;
         let lines = parsed.code.lines().count();
-        session
-            .record(
-                MemoryKind::Episodic,
-                format!(
-                    "Wrote {file} ({lines} lines) for \"{}\"",
-                    super::quoted(specification, 200)
-                ),
-                json!({ "file": file }),
-            )
-            .await;
+        let memories = vec![(
+            MemoryKind::Episodic,
+            format!(
+                "Wrote {file} ({lines} lines) for \"{}\"",
+                super::quoted(&task.specification, 200)
+            ),
+            json!({ "file": file }),
+        )];
         let mut outputs = Map::new();
-        outputs.insert("module".into(), json!(module));
-        outputs.insert("language".into(), json!(tag));
+        outputs.insert("module".into(), json!(task.module));
+        outputs.insert("language".into(), json!(source::fence_tag(task.lang)));
         outputs.insert("file".into(), json!(file));
         outputs.insert("files".into(), json!([file]));
         outputs.insert("lines".into(), json!(lines));
         outputs.insert("dropped_lines".into(), json!(parsed.dropped_lines));
-        outputs.insert("work_dir".into(), json!(work.root().display().to_string()));
-        Ok(session.finish(outputs))
+        outputs.insert(
+            "work_dir".into(),
+            json!(task.work.root().display().to_string()),
+        );
+        Ok(Conclusion { outputs, memories })
     }
 }
 
@@ -209,19 +205,14 @@ mod tests {
 
     #[test]
     fn module_names_are_checked() {
-        let inputs = |module: Value| {
-            let mut map = Map::new();
-            map.insert("module".into(), module);
-            map
-        };
         assert_eq!(
-            module_of(&inputs(
-                json!({"name": "Task Store", "purpose": "keeps tasks"})
+            module_of(Some(
+                &json!({"name": "Task Store", "purpose": "keeps tasks"})
             ))
             .map(|m| m.0),
             Ok("task_store".to_string())
         );
-        assert!(module_of(&inputs(json!("../../etc/passwd"))).is_err());
-        assert!(module_of(&inputs(json!(7))).is_err());
+        assert!(module_of(Some(&json!("../../etc/passwd"))).is_err());
+        assert!(module_of(Some(&json!(7))).is_err());
     }
 }

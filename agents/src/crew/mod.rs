@@ -1,10 +1,11 @@
 //! The model-backed kinds: `planner`, `architect`, `code_generator`, `test_generator`,
 //! `code_review`, `debugging`, `documentation`.
 //!
-//! Each one recalls what the project's memory holds about its task, asks the provider
-//! chain with a prompt in a fixed answer format, checks the answer (parses, applies,
-//! names what was asked for) and asks again, or escalates to the next provider, when it
-//! does not; then records what it did as an episodic memory. Text from files and logs is
+//! Each one is a [`CrewKind`] run by [`Crew`]: it recalls what the project's memory holds
+//! about its task, asks the provider chain with a prompt in a fixed answer format,
+//! checks the answer (parses, applies, names what was asked for) and asks again, or
+//! escalates to the next provider, when it does not; then records what it did as an
+//! episodic memory. Text from files and logs is
 //! quoted to the model as data and nothing the model says is executed: the only effects
 //! are files written inside the task's work directory.
 
@@ -16,24 +17,145 @@ mod documentation;
 pub(crate) mod extract;
 #[cfg(test)]
 mod hostile_answers;
+mod inputs;
 mod planner;
+#[cfg(test)]
+mod prompts;
 mod session;
 pub(crate) mod source;
 mod test_generator;
 mod workspace;
 
-pub use architect::ArchitectAgent;
-pub use code_generator::CodeGeneratorAgent;
-pub use code_review::CodeReviewAgent;
-pub use debugging::DebuggingAgent;
-pub use documentation::DocumentationAgent;
-pub use planner::PlannerAgent;
-pub use test_generator::TestGeneratorAgent;
+pub use architect::Architect;
+pub use code_generator::CodeGenerator;
+pub use code_review::CodeReview;
+pub use debugging::Debugging;
+pub use documentation::Documentation;
+pub use planner::Planner;
+pub use test_generator::TestGenerator;
 
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::model::AskPolicy;
+use crate::memory::MemoryKind;
+use crate::model::{AskPolicy, Turn};
+use session::Session;
+
+/// What makes one model-backed kind itself: what it makes of its inputs, what it asks,
+/// how it reads an answer, and what it does with the answers. The attempt around these
+/// (recall from memory, ask the chain until an answer parses, record, report the calls
+/// and their cost) is [`Crew`]'s, the same for every kind.
+pub trait CrewKind: Default + Send + Sync + 'static {
+    const KIND: &'static str;
+    const DESCRIPTION: &'static str;
+    type Inputs: DeserializeOwned + JsonSchema + Send;
+    /// The inputs checked, and the files they name read.
+    type Task: Send + Sync;
+    /// One answer, parsed and checked.
+    type Answer: Send;
+
+    fn prepare(&self, inputs: Self::Inputs, config: &CrewConfig) -> Result<Self::Task, AgentError>;
+    /// The questions to ask, in order: most kinds ask one.
+    fn questions(&self, task: &Self::Task, config: &CrewConfig) -> Vec<Question>;
+    /// The answer to one question, or what is wrong with it (told to the model when it
+    /// is asked again).
+    fn parse(&self, task: &Self::Task, answer: &str) -> Result<Self::Answer, String>;
+    /// Acts on the answers (writes files inside the work directory) and says what to
+    /// return and what to remember.
+    fn conclude(
+        &self,
+        task: Self::Task,
+        answers: Vec<Self::Answer>,
+    ) -> Result<Conclusion, AgentError>;
+}
+
+/// One question to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    /// What the project's memory is searched for.
+    pub recall: String,
+    /// The model task type the chain routes by (`chat`, `code`, `diff`).
+    pub task_type: &'static str,
+    /// The prompt. What memory recalls is added to the end of its first (system) turn.
+    pub turns: Vec<Turn>,
+    /// The prompt for the calls after a refused answer: without the recalled notes and
+    /// the optional context that a small model gets lost in.
+    pub simpler: Option<Vec<Turn>>,
+}
+
+/// What an attempt returns and remembers.
+#[derive(Debug, Default)]
+pub struct Conclusion {
+    pub outputs: Map<String, Value>,
+    /// Episodic for every task; short-term as well when later tasks of the run should
+    /// find it.
+    pub memories: Vec<(MemoryKind, String, Value)>,
+}
+
+/// A model-backed kind with the crew's limits: the agent a registry holds.
+pub struct Crew<K> {
+    kind: K,
+    config: CrewConfig,
+}
+
+impl<K: CrewKind> Crew<K> {
+    pub fn new(config: CrewConfig) -> Self {
+        Self {
+            kind: K::default(),
+            config,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<K: CrewKind> TypedAgent for Crew<K> {
+    const KIND: &'static str = K::KIND;
+    const DESCRIPTION: &'static str = K::DESCRIPTION;
+    type Inputs = K::Inputs;
+
+    async fn attempt(
+        &self,
+        inputs: K::Inputs,
+        context: AgentContext,
+    ) -> Result<AgentOutput, AgentError> {
+        let task = self.kind.prepare(inputs, &self.config)?;
+        let mut session = Session::begin(K::KIND, &context, &self.config)?;
+        let mut answers = Vec::new();
+        for question in self.kind.questions(&task, &self.config) {
+            let notes = session.recall(&question.recall).await;
+            let parse = |answer: &str| self.kind.parse(&task, answer);
+            let turns = with_notes(question.turns, &notes);
+            let answer = session
+                .ask(turns, question.simpler, question.task_type, parse)
+                .await?;
+            answers.push(answer);
+        }
+        let conclusion = self.kind.conclude(task, answers)?;
+        for (kind, text, details) in conclusion.memories {
+            session.record(kind, text, details).await;
+        }
+        Ok(session.finish(conclusion.outputs))
+    }
+}
+
+/// The one answer of a kind that asks one question.
+fn only<T>(answers: Vec<T>) -> Result<T, AgentError> {
+    answers
+        .into_iter()
+        .next()
+        .ok_or_else(|| AgentError::Failed("the model was asked nothing".into()))
+}
+
+/// `turns` with `notes` added to the end of the first turn (the system's).
+fn with_notes(mut turns: Vec<Turn>, notes: &str) -> Vec<Turn> {
+    if let Some(first) = turns.first_mut() {
+        first.content.push_str(notes);
+    }
+    turns
+}
 
 /// Limits shared by the model-backed kinds (`agents.model` in troupe.toml).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,38 +190,6 @@ fn invalid(field: &str, reason: impl Into<String>) -> AgentError {
     AgentError::InvalidInput {
         field: field.into(),
         reason: reason.into(),
-    }
-}
-
-fn text<'a>(inputs: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    inputs
-        .get(name)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-}
-
-fn required_text<'a>(inputs: &'a Map<String, Value>, name: &str) -> Result<&'a str, AgentError> {
-    text(inputs, name).ok_or_else(|| invalid(name, "is required and must not be empty"))
-}
-
-/// A list of strings, also accepted as one string (so `{{ tasks.x.outputs.file }}` and
-/// `{{ tasks.x.outputs.files }}` both work). Nulls are left out: a skipped task's
-/// outputs read as null.
-fn string_list(inputs: &Map<String, Value>, name: &str) -> Result<Vec<String>, AgentError> {
-    match inputs.get(name) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(one)) => Ok(vec![one.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter(|item| !item.is_null())
-            .map(|item| {
-                item.as_str()
-                    .map(String::from)
-                    .ok_or_else(|| invalid(name, "must be a list of strings"))
-            })
-            .collect(),
-        Some(_) => Err(invalid(name, "must be a string or a list of strings")),
     }
 }
 

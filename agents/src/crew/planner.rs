@@ -1,41 +1,28 @@
 //! `planner`: a goal → a numbered plan of steps.
 
-use serde_json::{Map, Value, json};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, json};
 
-use super::session::Session;
-use super::{CrewConfig, extract, required_text, text};
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use super::inputs::Text;
+use super::{Conclusion, CrewConfig, CrewKind, Question, extract, only};
 use crate::errors::AgentError;
 use crate::memory::MemoryKind;
 use crate::model::Turn;
-use crate::schema::{Field, FieldType, InputSchema};
 
 const MAX_STEPS: usize = 12;
 
-pub struct PlannerAgent {
-    config: CrewConfig,
-    schema: InputSchema,
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerInputs {
+    /// What is to be achieved.
+    goal: Text,
+    /// Constraints, existing code.
+    context: Option<String>,
 }
 
-impl PlannerAgent {
-    pub fn new(config: CrewConfig) -> Self {
-        Self {
-            config,
-            schema: InputSchema {
-                fields: vec![
-                    Field::new("goal", FieldType::String, true, "what is to be achieved"),
-                    Field::new(
-                        "context",
-                        FieldType::String,
-                        false,
-                        "constraints, existing code",
-                    ),
-                ],
-                open: false,
-            },
-        }
-    }
-}
+#[derive(Default)]
+pub struct Planner;
 
 /// The steps of a plan: numbered or bulleted lines, at least one, at most [`MAX_STEPS`].
 pub fn parse_plan(answer: &str) -> Result<Vec<String>, String> {
@@ -51,71 +38,83 @@ pub fn parse_plan(answer: &str) -> Result<Vec<String>, String> {
     Ok(steps)
 }
 
-#[async_trait::async_trait]
-impl Agent for PlannerAgent {
-    fn kind(&self) -> &'static str {
-        "planner"
-    }
-    fn description(&self) -> &'static str {
-        "Turns a goal into a numbered plan of steps (model-backed)"
-    }
-    fn input_schema(&self) -> &InputSchema {
-        &self.schema
+impl CrewKind for Planner {
+    const KIND: &'static str = "planner";
+    const DESCRIPTION: &'static str = "Turns a goal into a numbered plan of steps (model-backed)";
+    type Inputs = PlannerInputs;
+    type Task = PlannerInputs;
+    type Answer = Vec<String>;
+
+    fn prepare(&self, inputs: PlannerInputs, _: &CrewConfig) -> Result<PlannerInputs, AgentError> {
+        Ok(inputs)
     }
 
-    async fn run(
-        &self,
-        inputs: Map<String, Value>,
-        context: AgentContext,
-    ) -> Result<AgentOutput, AgentError> {
-        let goal = required_text(&inputs, "goal")?;
-        let mut session = Session::begin(self.kind(), &context, &self.config)?;
-        let notes = session.recall(goal).await;
-        let background = text(&inputs, "context")
+    fn questions(&self, task: &PlannerInputs, config: &CrewConfig) -> Vec<Question> {
+        let goal = task.goal.as_str();
+        let background = task
+            .context
+            .as_deref()
+            .filter(|context| !context.trim().is_empty())
             .map(|context| {
                 format!(
                     "\nContext: {}",
-                    super::quoted(context, self.config.max_quoted_chars)
+                    super::quoted(context.trim(), config.max_quoted_chars)
                 )
             })
             .unwrap_or_default();
         let turns = vec![
-            Turn::system(format!(
+            Turn::system(
                 "You are a planner for a software team. You answer with a numbered list of \
-                 3 to 6 short steps and nothing else.{notes}"
-            )),
+                 3 to 6 short steps and nothing else.",
+            ),
             Turn::user("Goal: a calculator that keeps a history of results."),
             Turn::assistant(
                 "1. Parse expressions into numbers and operators\n2. Evaluate the parsed expression\n3. Store each result in a history list\n4. Print the result and the history",
             ),
             Turn::user(format!("Goal: {goal}{background}")),
         ];
-        let steps = session.ask(turns, "chat", parse_plan).await?;
+        vec![Question {
+            recall: goal.to_string(),
+            task_type: "chat",
+            turns,
+            simpler: None,
+        }]
+    }
+
+    fn parse(&self, _: &PlannerInputs, answer: &str) -> Result<Vec<String>, String> {
+        parse_plan(answer)
+    }
+
+    fn conclude(
+        &self,
+        task: PlannerInputs,
+        answers: Vec<Vec<String>>,
+    ) -> Result<Conclusion, AgentError> {
+        let steps = only(answers)?;
+        let goal = task.goal.as_str();
         let plan = steps
             .iter()
             .enumerate()
             .map(|(index, step)| format!("{}. {step}", index + 1))
             .collect::<Vec<_>>()
             .join("\n");
-        session
-            .record(
+        let memories = vec![
+            (
                 MemoryKind::ShortTerm,
                 format!("Plan for \"{goal}\":\n{plan}"),
                 json!({}),
-            )
-            .await;
-        session
-            .record(
+            ),
+            (
                 MemoryKind::Episodic,
                 format!("Planned \"{goal}\" in {} steps", steps.len()),
                 json!({ "steps": steps }),
-            )
-            .await;
+            ),
+        ];
         let mut outputs = Map::new();
         outputs.insert("count".into(), json!(steps.len()));
         outputs.insert("steps".into(), json!(steps));
         outputs.insert("plan".into(), json!(plan));
-        Ok(session.finish(outputs))
+        Ok(Conclusion { outputs, memories })
     }
 }
 

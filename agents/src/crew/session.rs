@@ -76,20 +76,10 @@ impl<'a> Session<'a> {
         )
     }
 
-    /// Asks the chain until `validate` accepts an answer (see [`ask_validated`]).
+    /// Asks the chain until `validate` accepts an answer (see [`ask_validated`]), with
+    /// `simpler` (the question without its optional context) used for the calls after
+    /// a refused answer.
     pub async fn ask<T>(
-        &mut self,
-        turns: Vec<Turn>,
-        task_type: &'static str,
-        validate: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, AgentError> {
-        self.ask_simpler_after_refusal(turns, None, task_type, validate)
-            .await
-    }
-
-    /// [`Session::ask`], with `simpler` (the question without its optional context)
-    /// used for the calls after a refused answer.
-    pub async fn ask_simpler_after_refusal<T>(
         &mut self,
         turns: Vec<Turn>,
         simpler: Option<Vec<Turn>>,
@@ -119,8 +109,7 @@ impl<'a> Session<'a> {
         Ok(value)
     }
 
-    /// Records what this attempt did: episodic for every task, short-term as well when
-    /// later tasks of the run should find it.
+    /// Records what this attempt did.
     pub async fn record(&mut self, kind: MemoryKind, text: String, details: Value) {
         let Some(memory) = &self.context.services.memory else {
             return;

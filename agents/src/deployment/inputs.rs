@@ -2,11 +2,35 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{Map, Value};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use super::templates::Values;
 use crate::errors::AgentError;
 use crate::project::{Toolchain, detect};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentInputs {
+    /// Path of the repository to deploy.
+    repository: PathBuf,
+    /// Where to write the plan: relative to the repository (default `deploy`), or absolute.
+    output_dir: Option<String>,
+    /// DNS-1123 name; the directory's name by default.
+    app_name: Option<String>,
+    /// Image reference; `<app_name>:latest` by default.
+    image: Option<String>,
+    /// Port the application listens on.
+    port: Option<u64>,
+    /// Pods to run (default 2).
+    replicas: Option<u64>,
+    /// Command (`sh -c`, in the repository) run when dry_run is false.
+    pub deploy_command: Option<String>,
+    /// Render only (default true).
+    pub dry_run: Option<bool>,
+    /// Target environment and namespace (default staging).
+    environment: Option<String>,
+}
 
 pub(crate) struct Request {
     pub repository: PathBuf,
@@ -32,24 +56,10 @@ pub(crate) fn toolchain_name(toolchain: Toolchain) -> &'static str {
 
 impl Request {
     pub(crate) fn from_inputs(
-        inputs: &Map<String, Value>,
+        inputs: &DeploymentInputs,
         max_replicas: u32,
     ) -> Result<Self, AgentError> {
-        let text = |name: &str| inputs.get(name).and_then(Value::as_str);
-        let given = PathBuf::from(text("repository").unwrap_or_default());
-        let repository = given
-            .canonicalize()
-            .ok()
-            .filter(|path| path.is_dir())
-            .ok_or_else(|| {
-                invalid(
-                    "repository",
-                    format!(
-                        "`{}` is not a directory; give the path of a checked-out repository",
-                        given.display()
-                    ),
-                )
-            })?;
+        let repository = repository(&inputs.repository)?;
         let toolchain = detect(&repository).ok_or_else(|| {
             invalid(
                 "repository",
@@ -60,19 +70,9 @@ impl Request {
                 ),
             )
         })?;
-        let output_dir = output_dir(&repository, text("output_dir"))?;
-        let app_name = match text("app_name") {
-            Some(name) if is_dns_label(name) => name.to_string(),
-            Some(name) => {
-                return Err(invalid(
-                    "app_name",
-                    format!(
-                        "`{name}` is not a DNS-1123 label (lowercase letters, digits and `-`, \
-                         at most 63, starting and ending with a letter or digit); try `{}`",
-                        slug(name)
-                    ),
-                ));
-            }
+        let output_dir = output_dir(&repository, inputs.output_dir.as_deref())?;
+        let app_name = match &inputs.app_name {
+            Some(name) => dns_label("app_name", name, "")?,
             None => slug(
                 &repository
                     .file_name()
@@ -80,16 +80,8 @@ impl Request {
                     .unwrap_or_default(),
             ),
         };
-        let image = match text("image") {
-            Some(image) if is_image_reference(image) => image.to_string(),
-            Some(image) => {
-                return Err(invalid(
-                    "image",
-                    format!(
-                        "`{image}` is not an image reference like `registry.example.com/team/app:1.2.3`"
-                    ),
-                ));
-            }
+        let image = match &inputs.image {
+            Some(image) => image_reference(image)?,
             None => format!("{app_name}:latest"),
         };
         let default_port = match toolchain {
@@ -97,14 +89,14 @@ impl Request {
             Toolchain::Node => 3000,
             Toolchain::Rust | Toolchain::Go => 8080,
         };
-        let port = match inputs.get("port").and_then(Value::as_u64) {
+        let port = match inputs.port {
             None => default_port,
             Some(port) => u16::try_from(port)
                 .ok()
                 .filter(|port| *port > 0)
                 .ok_or_else(|| invalid("port", format!("{port} is not a port (1 to 65535)")))?,
         };
-        let replicas = match inputs.get("replicas").and_then(Value::as_u64) {
+        let replicas = match inputs.replicas {
             None => 2,
             Some(replicas) => u32::try_from(replicas)
                 .ok()
@@ -116,18 +108,9 @@ impl Request {
                     )
                 })?,
         };
-        let environment = match text("environment") {
+        let environment = match &inputs.environment {
             None => "staging".to_string(),
-            Some(name) if is_dns_label(name) => name.to_string(),
-            Some(name) => {
-                return Err(invalid(
-                    "environment",
-                    format!(
-                        "`{name}` is not a DNS-1123 label (it names the namespace); try `{}`",
-                        slug(name)
-                    ),
-                ));
-            }
+            Some(name) => dns_label("environment", name, " for the namespace")?,
         };
         let dockerfile_path = output_dir
             .strip_prefix(&repository)
@@ -150,6 +133,47 @@ impl Request {
             },
         })
     }
+}
+
+fn repository(given: &Path) -> Result<PathBuf, AgentError> {
+    given
+        .canonicalize()
+        .ok()
+        .filter(|path| path.is_dir())
+        .ok_or_else(|| {
+            invalid(
+                "repository",
+                format!(
+                    "`{}` is not a directory; give the path of a checked-out repository",
+                    given.display()
+                ),
+            )
+        })
+}
+
+/// `name` when it is a DNS-1123 label; else an error suggesting its slug.
+fn dns_label(field: &str, name: &str, why: &str) -> Result<String, AgentError> {
+    if is_dns_label(name) {
+        return Ok(name.to_string());
+    }
+    Err(invalid(
+        field,
+        format!(
+            "`{name}` is not a DNS-1123 label{why} (lowercase letters, digits and `-`, at \
+             most 63, starting and ending with a letter or digit); try `{}`",
+            slug(name)
+        ),
+    ))
+}
+
+fn image_reference(image: &str) -> Result<String, AgentError> {
+    if is_image_reference(image) {
+        return Ok(image.to_string());
+    }
+    Err(invalid(
+        "image",
+        format!("`{image}` is not an image reference like `registry.example.com/team/app:1.2.3`"),
+    ))
 }
 
 /// The default (`<repository>/deploy`), a relative path that stays inside the

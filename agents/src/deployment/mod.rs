@@ -14,79 +14,19 @@
 //! written or run.
 
 mod inputs;
+
+pub use inputs::DeploymentInputs;
 mod templates;
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::process::Command;
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
 use crate::process::{Bounds, environment, run_bounded};
-use crate::schema::{Field, FieldType, InputSchema};
-
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new(
-            "repository",
-            FieldType::String,
-            true,
-            "Path of the repository to deploy.",
-        ),
-        Field::new(
-            "output_dir",
-            FieldType::String,
-            false,
-            "Where to write the plan: relative to the repository (default `deploy`), or absolute.",
-        ),
-        Field::new(
-            "app_name",
-            FieldType::String,
-            false,
-            "DNS-1123 name; the directory's name by default.",
-        ),
-        Field::new(
-            "image",
-            FieldType::String,
-            false,
-            "Image reference; `<app_name>:latest` by default.",
-        ),
-        Field::new(
-            "port",
-            FieldType::Integer,
-            false,
-            "Port the application listens on.",
-        ),
-        Field::new(
-            "replicas",
-            FieldType::Integer,
-            false,
-            "Pods to run (default 2).",
-        ),
-        Field::new(
-            "deploy_command",
-            FieldType::String,
-            false,
-            "Command (`sh -c`, in the repository) run when dry_run is false.",
-        ),
-        Field::new(
-            "dry_run",
-            FieldType::Boolean,
-            false,
-            "Render only (default true).",
-        ),
-        Field::new(
-            "environment",
-            FieldType::String,
-            false,
-            "Target environment and namespace (default staging).",
-        ),
-    ],
-    open: false,
-});
 
 #[derive(Debug, Clone)]
 pub struct DeploymentConfig {
@@ -131,37 +71,25 @@ const FILES: [&str; 6] = [
 ];
 
 #[async_trait::async_trait]
-impl Agent for DeploymentAgent {
-    fn kind(&self) -> &str {
-        "deployment_agent"
-    }
+impl TypedAgent for DeploymentAgent {
+    const KIND: &'static str = "deployment_agent";
+    const DESCRIPTION: &'static str = "Renders a Dockerfile, CI pipelines and Kubernetes manifests for a repository; runs \
+         a deploy command only when given one and dry_run is false.";
+    type Inputs = DeploymentInputs;
 
-    fn description(&self) -> &str {
-        "Renders a Dockerfile, CI pipelines and Kubernetes manifests for a repository; runs \
-         a deploy command only when given one and dry_run is false."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: DeploymentInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
         let request = inputs::Request::from_inputs(&inputs, self.config.max_replicas)?;
         let values = &request.values;
         let deploy_command = inputs
-            .get("deploy_command")
-            .and_then(Value::as_str)
+            .deploy_command
+            .as_deref()
             .map(str::trim)
             .filter(|c| !c.is_empty());
-        let dry_run = inputs
-            .get("dry_run")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
+        let dry_run = inputs.dry_run.unwrap_or(true);
         let will_deploy = deploy_command.filter(|_| !dry_run);
         let deploy_note = match (deploy_command, dry_run) {
             (None, _) => "none given; nothing is deployed.".to_string(),
@@ -229,7 +157,7 @@ impl DeploymentAgent {
             .arg(script)
             .current_dir(&request.repository)
             .env_clear()
-            .envs(environment(&self.config.env_allow_list, None)?)
+            .envs(environment(&self.config.env_allow_list, None))
             .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
             .env("TROUPE_DEPLOY_DIR", &request.output_dir)
             .env("TROUPE_ENVIRONMENT", &request.values.environment)

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::*;
+use crate::agent::Agent;
 
 fn inputs(value: Value) -> Map<String, Value> {
     match value {

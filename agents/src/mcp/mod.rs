@@ -4,37 +4,29 @@
 mod client;
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::schema::{Field, FieldType, InputSchema};
 use crate::stdio_rpc::ProcessConfig;
 use client::McpServer;
 
 pub use client::MCP_PROTOCOL_VERSION;
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new(
-            "server",
-            FieldType::String,
-            true,
-            "A server named in agents.mcp_servers.",
-        ),
-        Field::new("tool", FieldType::String, true, "The tool to call."),
-        Field::new(
-            "arguments",
-            FieldType::Map,
-            false,
-            "The tool's arguments (default none).",
-        ),
-    ],
-    open: false,
-});
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpToolInputs {
+    /// A server named in agents.mcp_servers.
+    server: String,
+    /// The tool to call.
+    tool: String,
+    /// The tool's arguments (default none).
+    arguments: Option<Map<String, Value>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct McpServerConfig {
@@ -88,33 +80,20 @@ impl McpToolAgent {
 }
 
 #[async_trait::async_trait]
-impl Agent for McpToolAgent {
-    fn kind(&self) -> &str {
-        "mcp_tool"
-    }
+impl TypedAgent for McpToolAgent {
+    const KIND: &'static str = "mcp_tool";
+    const DESCRIPTION: &'static str =
+        "Calls a tool of a configured MCP server; outputs content, is_error and text.";
+    type Inputs = McpToolInputs;
 
-    fn description(&self) -> &str {
-        "Calls a tool of a configured MCP server; outputs content, is_error and text."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: McpToolInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
-        let text = |key: &str| inputs.get(key).and_then(Value::as_str).unwrap_or_default();
-        let server = self.server(text("server"))?;
-        let tool = text("tool");
-        let arguments = inputs
-            .get("arguments")
-            .filter(|arguments| !arguments.is_null())
-            .cloned()
-            .unwrap_or_else(|| Value::Object(Map::new()));
+        let server = self.server(&inputs.server)?;
+        let tool = inputs.tool.as_str();
+        let arguments = Value::Object(inputs.arguments.unwrap_or_default());
         let timeout = context
             .timeout_secs
             .map_or(server.default_timeout(), Duration::from_secs);

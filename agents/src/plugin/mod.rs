@@ -76,8 +76,8 @@ impl Agent for PluginAgent {
         &self.description
     }
 
-    fn input_schema(&self) -> &InputSchema {
-        &self.schema
+    fn input_schema(&self) -> InputSchema {
+        self.schema.clone()
     }
 
     async fn run(

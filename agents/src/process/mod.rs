@@ -9,36 +9,27 @@ mod run;
 
 pub(crate) use capture::{Captured, LineSink};
 pub(crate) use group::GroupChild;
-pub(crate) use run::{Bounds, run_bounded, run_bounded_with_lines};
+pub(crate) use run::{Bounds, Finished, run_bounded, run_bounded_with_lines};
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use crate::errors::AgentError;
-
 /// The variables of the node's environment named in `allow_list`, then `extra` (the
-/// task's `env` input, string values only) on top.
+/// task's `env` input) on top.
 pub(crate) fn environment(
     allow_list: &[String],
-    extra: Option<&Value>,
-) -> Result<BTreeMap<String, String>, AgentError> {
+    extra: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
     let mut environment: BTreeMap<String, String> = allow_list
         .iter()
         .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
         .collect();
-    if let Some(Value::Object(extra)) = extra {
-        for (name, value) in extra {
-            let Value::String(value) = value else {
-                return Err(AgentError::InvalidInput {
-                    field: format!("env.{name}"),
-                    reason: "environment values must be strings".into(),
-                });
-            };
-            environment.insert(name.clone(), value.clone());
-        }
-    }
-    Ok(environment)
+    environment.extend(
+        extra
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    environment
 }
 
 /// The last `max_chars` characters of `text`, for error messages.

@@ -63,6 +63,15 @@ impl Finished {
         }
     }
 
+    /// What it said about how it ended: stderr, or stdout when stderr is empty.
+    pub(crate) fn output(&self) -> &str {
+        if self.stderr.text.trim().is_empty() {
+            &self.stdout.text
+        } else {
+            &self.stderr.text
+        }
+    }
+
     /// The failure of `what` when it exited non-zero, with the end of its stderr.
     pub(crate) fn failure_unless_success(&self, what: &str) -> Result<(), AgentError> {
         if self.exit_code == Some(0) {

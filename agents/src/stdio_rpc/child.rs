@@ -61,10 +61,7 @@ impl RpcChild {
         command
             .args(arguments)
             .env_clear()
-            .envs(
-                environment(&config.env_allow_list, None)
-                    .map_err(|error| Fault::Spawn(error.to_string()))?,
-            )
+            .envs(environment(&config.env_allow_list, None))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -15,64 +15,41 @@
 mod command;
 mod parse;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use crate::agent::{Agent, AgentContext, AgentOutput};
+use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
-use crate::process::{Bounds, environment, run_bounded_with_lines};
+use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
 use crate::sandbox::copy::{CopyLimits, copy_tree};
 use crate::sandbox::{Sandbox, SandboxLimits};
-use crate::schema::{Field, FieldType, InputSchema};
 
 use command::{ProjectType, default_plan};
 use parse::{FailureLimits, Results};
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![
-        Field::new(
-            "repository",
-            FieldType::String,
-            true,
-            "Path of the repository to test.",
-        ),
-        Field::new(
-            "command",
-            FieldType::String,
-            false,
-            "Test command (run with `sh -c`), instead of the detected one.",
-        ),
-        Field::new(
-            "project_type",
-            FieldType::String,
-            false,
-            "cargo, pytest, npm or go; detected from the files at the root by default.",
-        ),
-        Field::new(
-            "timeout_secs",
-            FieldType::Integer,
-            false,
-            "Time the suite may run; past it the suite is killed and reported timed_out.",
-        ),
-        Field::new(
-            "coverage",
-            FieldType::Boolean,
-            false,
-            "Measure coverage where the toolchain can (default true).",
-        ),
-        Field::new(
-            "env",
-            FieldType::Map,
-            false,
-            "Extra environment variables (strings).",
-        ),
-    ],
-    open: false,
-});
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRunnerInputs {
+    /// Path of the repository to test.
+    repository: PathBuf,
+    /// Test command (run with `sh -c`), instead of the detected one.
+    command: Option<String>,
+    /// cargo, pytest, npm or go; detected from the files at the root by default.
+    project_type: Option<String>,
+    /// Time the suite may run; past it the suite is killed and reported timed_out.
+    timeout_secs: Option<u64>,
+    /// Measure coverage where the toolchain can (default true).
+    coverage: Option<bool>,
+    /// Extra environment variables.
+    env: Option<BTreeMap<String, String>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct TestRunnerConfig {
@@ -151,15 +128,14 @@ struct Request {
 impl TestRunnerAgent {
     fn request(
         &self,
-        inputs: &Map<String, Value>,
+        inputs: &TestRunnerInputs,
         context: &AgentContext,
     ) -> Result<Request, AgentError> {
         let invalid = |field: &str, reason: String| AgentError::InvalidInput {
             field: field.into(),
             reason,
         };
-        let text = |name: &str| inputs.get(name).and_then(Value::as_str);
-        let repository = PathBuf::from(text("repository").unwrap_or_default());
+        let repository = inputs.repository.clone();
         if !repository.is_dir() {
             return Err(invalid(
                 "repository",
@@ -169,10 +145,12 @@ impl TestRunnerAgent {
                 ),
             ));
         }
-        let command = text("command")
+        let command = inputs
+            .command
+            .as_deref()
             .map(str::trim)
             .filter(|command| !command.is_empty());
-        let project_type = match text("project_type") {
+        let project_type = match inputs.project_type.as_deref() {
             Some(name) => ProjectType::parse(name).ok_or_else(|| {
                 invalid(
                     "project_type",
@@ -195,11 +173,9 @@ impl TestRunnerAgent {
                 }
             },
         };
-        let requested = match inputs.get("timeout_secs").and_then(Value::as_i64) {
-            Some(secs) if secs < 1 => {
-                return Err(invalid("timeout_secs", "must be at least 1".into()));
-            }
-            Some(secs) => secs.unsigned_abs(),
+        let requested = match inputs.timeout_secs {
+            Some(0) => return Err(invalid("timeout_secs", "must be at least 1".into())),
+            Some(secs) => secs,
             None => self.config.default_timeout_secs,
         };
         // The runtime enforces the task's own timeout too; never plan past it.
@@ -211,81 +187,33 @@ impl TestRunnerAgent {
             project_type,
             command: command.map(String::from),
             timeout_secs,
-            coverage: inputs
-                .get("coverage")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
+            coverage: inputs.coverage.unwrap_or(true),
         })
     }
 }
 
 #[async_trait::async_trait]
-impl Agent for TestRunnerAgent {
-    fn kind(&self) -> &str {
-        "test_runner"
-    }
+impl TypedAgent for TestRunnerAgent {
+    const KIND: &'static str = "test_runner";
+    const DESCRIPTION: &'static str = "Runs a repository's tests (cargo, pytest, npm, go or a command) in a throw-away \
+         copy with no network; outputs all_passed, counts, failures and coverage.";
+    type Inputs = TestRunnerInputs;
 
-    fn description(&self) -> &str {
-        "Runs a repository's tests (cargo, pytest, npm, go or a command) in a throw-away \
-         copy with no network; outputs all_passed, counts, failures and coverage."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: TestRunnerInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        SCHEMA.validate(&inputs)?;
         let request = self.request(&inputs, &context)?;
-        let mut env = environment(&self.config.env_allow_list, inputs.get("env"))?;
+        let mut env = environment(&self.config.env_allow_list, inputs.env.as_ref());
 
-        let scratch = tempfile::Builder::new()
-            .prefix("troupe-test-run-")
-            .tempdir()
-            .map_err(|error| AgentError::Io(format!("creating a scratch directory: {error}")))?;
-        let copy = scratch.path().join("repository");
-        let reports = scratch.path().join("reports");
-        for dir in [&copy, &reports] {
-            std::fs::create_dir(dir)
-                .map_err(|error| AgentError::Io(format!("creating {}: {error}", dir.display())))?;
-        }
+        let (scratch, copy, reports) = scratch_directories()?;
         context.report("copying the repository", Some(0.0));
         self.copy_repository(&request.repository, &copy, &context)
             .await?;
 
-        // A given command is run as is; only the default one needs its toolchain checked.
-        let (script, coverage_note) = match &request.command {
-            Some(command) => (
-                command.clone(),
-                request
-                    .coverage
-                    .then(|| "coverage is not measured for a custom command".to_string()),
-            ),
-            None => {
-                let plan = default_plan(request.project_type, &reports, request.coverage).await?;
-                (plan.script, plan.coverage_note)
-            }
-        };
-        // Builds, caches and logs stay in the scratch directory, never in shared ones.
-        let scratch_path = |name: &str| scratch.path().join(name).to_string_lossy().into_owned();
-        env.entry("CARGO_TARGET_DIR".into())
-            .or_insert(copy.join("target").to_string_lossy().into_owned());
-        env.insert("CARGO_NET_OFFLINE".into(), "true".into());
-        env.insert("GOPROXY".into(), "off".into());
-        env.entry("GOCACHE".into())
-            .or_insert(scratch_path("go-cache"));
-        env.entry("npm_config_cache".into())
-            .or_insert(scratch_path("npm-cache"));
-        env.insert("npm_config_update_notifier".into(), "false".into());
-        env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
-        env.insert(
-            "TMPDIR".into(),
-            scratch.path().to_string_lossy().into_owned(),
-        );
+        let (script, coverage_note) = script(&request, &reports).await?;
+        offline_in_scratch(&mut env, scratch.path(), &copy);
         env.insert(
             "TROUPE_IDEMPOTENCY_KEY".into(),
             context.idempotency_key.clone(),
@@ -324,16 +252,10 @@ impl Agent for TestRunnerAgent {
         let exit_code = finished.exit_code;
         if results.failures.is_empty() && !finished.timed_out && exit_code != Some(0) {
             // Nothing parsed as a failing test (a build error, a crash): say what exited.
-            let status = exit_code.map_or("a signal".to_string(), |code| format!("status {code}"));
-            let output = if finished.stderr.text.trim().is_empty() {
-                &finished.stdout.text
-            } else {
-                &finished.stderr.text
-            };
             limits.push(
                 &mut results.failures,
-                format!("`{script}` exited with {status}"),
-                output,
+                exited(&script, &finished),
+                finished.output(),
             );
         }
         let all_passed = !finished.timed_out && exit_code == Some(0) && results.failed == 0;
@@ -371,6 +293,64 @@ impl Agent for TestRunnerAgent {
             cost_usd: 0.0,
         })
     }
+}
+
+/// A scratch directory holding `repository` (the copy) and `reports` (coverage and
+/// result files); all of it goes when the attempt ends.
+fn scratch_directories() -> Result<(tempfile::TempDir, PathBuf, PathBuf), AgentError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("troupe-test-run-")
+        .tempdir()
+        .map_err(|error| AgentError::Io(format!("creating a scratch directory: {error}")))?;
+    let copy = scratch.path().join("repository");
+    let reports = scratch.path().join("reports");
+    for dir in [&copy, &reports] {
+        std::fs::create_dir(dir)
+            .map_err(|error| AgentError::Io(format!("creating {}: {error}", dir.display())))?;
+    }
+    Ok((scratch, copy, reports))
+}
+
+/// The script to run and why coverage will not be measured, if it will not. A given
+/// command is run as is; only the default one needs its toolchain checked.
+async fn script(request: &Request, reports: &Path) -> Result<(String, Option<String>), AgentError> {
+    Ok(match &request.command {
+        Some(command) => (
+            command.clone(),
+            request
+                .coverage
+                .then(|| "coverage is not measured for a custom command".to_string()),
+        ),
+        None => {
+            let plan = default_plan(request.project_type, reports, request.coverage).await?;
+            (plan.script, plan.coverage_note)
+        }
+    })
+}
+
+/// How `script` ended, for a failure no test output explains.
+fn exited(script: &str, finished: &Finished) -> String {
+    let status = finished
+        .exit_code
+        .map_or("a signal".to_string(), |code| format!("status {code}"));
+    format!("`{script}` exited with {status}")
+}
+
+/// Toolchains offline, and their builds, caches and logs in the scratch directory, never
+/// in shared ones.
+fn offline_in_scratch(env: &mut BTreeMap<String, String>, scratch: &Path, copy: &Path) {
+    let scratch_path = |name: &str| scratch.join(name).to_string_lossy().into_owned();
+    env.entry("CARGO_TARGET_DIR".into())
+        .or_insert(copy.join("target").to_string_lossy().into_owned());
+    env.insert("CARGO_NET_OFFLINE".into(), "true".into());
+    env.insert("GOPROXY".into(), "off".into());
+    env.entry("GOCACHE".into())
+        .or_insert(scratch_path("go-cache"));
+    env.entry("npm_config_cache".into())
+        .or_insert(scratch_path("npm-cache"));
+    env.insert("npm_config_update_notifier".into(), "false".into());
+    env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+    env.insert("TMPDIR".into(), scratch.to_string_lossy().into_owned());
 }
 
 impl TestRunnerAgent {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::agent::Agent;
+use serde_json::Map;
 
 fn config() -> TestRunnerConfig {
     TestRunnerConfig {

@@ -3,10 +3,12 @@
 //! built-in kind. `cargo run -p troupe-example-embed` runs it; the tests below check it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
-use troupe_agents::{Agent, AgentContext, AgentError, AgentOutput, Field, FieldType, InputSchema};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, json};
+use troupe_agents::{AgentContext, AgentError, AgentOutput, TypedAgent};
 use troupe_config::Settings;
 use troupe_node::{NodeBuilder, NodeError, Person, RunDetail};
 
@@ -29,47 +31,37 @@ variables:
   text: "the quick brown fox"
 "#;
 
-static SCHEMA: LazyLock<InputSchema> = LazyLock::new(|| InputSchema {
-    fields: vec![Field::new(
-        "text",
-        FieldType::String,
-        true,
-        "The text whose words are counted.",
-    )],
-    open: false,
-});
+/// `word_count`'s inputs: what a task gives it is checked against this struct before
+/// the kind runs, and the API lists the kind's inputs from it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WordCountInputs {
+    /// The text whose words are counted.
+    text: String,
+}
 
 /// An agent kind of the embedding program's own: counts the words of `text`.
 pub struct WordCount;
 
 #[async_trait::async_trait]
-impl Agent for WordCount {
-    fn kind(&self) -> &str {
-        "word_count"
-    }
+impl TypedAgent for WordCount {
+    const KIND: &'static str = "word_count";
+    const DESCRIPTION: &'static str = "Counts the words of a text.";
+    type Inputs = WordCountInputs;
 
-    fn description(&self) -> &str {
-        "Counts the words of a text."
-    }
-
-    fn input_schema(&self) -> &InputSchema {
-        &SCHEMA
-    }
-
-    async fn run(
+    async fn attempt(
         &self,
-        inputs: Map<String, Value>,
+        inputs: WordCountInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
         if context.cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
         }
-        let text = inputs
-            .get("text")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let mut outputs = Map::new();
-        outputs.insert("words".into(), json!(text.split_whitespace().count()));
+        outputs.insert(
+            "words".into(),
+            json!(inputs.text.split_whitespace().count()),
+        );
         Ok(AgentOutput {
             outputs,
             cost_usd: 0.0,
@@ -131,19 +123,13 @@ mod tests {
     async fn a_kind_may_not_take_a_built_in_name() {
         struct Impostor;
         #[async_trait::async_trait]
-        impl Agent for Impostor {
-            fn kind(&self) -> &str {
-                "shell"
-            }
-            fn description(&self) -> &str {
-                "not the real shell"
-            }
-            fn input_schema(&self) -> &InputSchema {
-                &SCHEMA
-            }
-            async fn run(
+        impl TypedAgent for Impostor {
+            const KIND: &'static str = "shell";
+            const DESCRIPTION: &'static str = "not the real shell";
+            type Inputs = WordCountInputs;
+            async fn attempt(
                 &self,
-                _: Map<String, Value>,
+                _: WordCountInputs,
                 _: AgentContext,
             ) -> Result<AgentOutput, AgentError> {
                 Err(AgentError::Cancelled)
