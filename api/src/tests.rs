@@ -340,7 +340,10 @@ fn only_loopback_addresses_may_be_bound_without_authentication() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("auth.required = true"), "{error}");
-    assert!(check_bind_address("localhost", false).is_err());
+    let error = check_bind_address("localhost", false)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(error, "`localhost` is not an address like 127.0.0.1:7700");
     assert!(
         check_bind_address("0.0.0.0:7700", true).is_ok(),
         "allowed with authentication"

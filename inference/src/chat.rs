@@ -126,7 +126,13 @@ mod tests {
             error,
             "invalid request: unknown role `robot`; use one of system, user, assistant, tool"
         );
-        assert!(strict.render(&[], false).is_err());
-        assert!(ChatTemplate::new("{% for %}").is_err());
+        assert_eq!(
+            strict.render(&[], false).map_err(|e| e.to_string()),
+            Err("invalid request: a chat needs at least one message".into())
+        );
+        assert_eq!(
+            ChatTemplate::new("{% for %}").map(|_| ()).map_err(|e| e.to_string()),
+            Err("invalid request: the model's chat template does not parse: syntax error: unexpected end of block, expected in (in chat:1)".into())
+        );
     }
 }

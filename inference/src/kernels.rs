@@ -628,8 +628,18 @@ mod tests {
 
     #[test]
     fn malformed_tensors_are_refused() {
-        assert!(Q4_1Matrix::from_bytes(2, 33, &[0; 40]).is_err());
-        assert!(Q4_1Matrix::from_bytes(2, 32, &[0; 39]).is_err());
-        assert!(Q8_0Matrix::from_bytes(1, 32, &[0; 33]).is_err());
+        let refused = |result: Result<(), String>| result;
+        assert_eq!(
+            refused(Q4_1Matrix::from_bytes(2, 33, &[0; 40]).map(|_| ())),
+            Err("33 columns are not a multiple of 32".into())
+        );
+        assert_eq!(
+            refused(Q4_1Matrix::from_bytes(2, 32, &[0; 39]).map(|_| ())),
+            Err("a 2x32 Q4_1 tensor takes 40 bytes, found 39".into())
+        );
+        assert_eq!(
+            refused(Q8_0Matrix::from_bytes(1, 32, &[0; 33]).map(|_| ())),
+            Err("a 1x32 Q8_0 tensor takes 34 bytes, found 33".into())
+        );
     }
 }

@@ -203,6 +203,9 @@ mod tests {
             error,
             Some("`{a: 1}` is not a list: it reads as a map".into())
         );
-        assert!(coerce_variable_text(&json!(true), "yes").is_err());
+        assert_eq!(
+            coerce_variable_text(&json!(true), "yes").map_err(|e| e.to_string()),
+            Err("`yes` is not a boolean: write `true` or `false`".into())
+        );
     }
 }

@@ -199,8 +199,14 @@ mod tests {
         assert!(parse_code(good, Lang::Python).is_ok_and(|p| p.code.contains("def add")));
         let broken = "```python\ndef add(a, b:\n    return\n```";
         assert!(parse_code(broken, Lang::Python).is_err_and(|e| e.contains("does not parse")));
-        assert!(parse_code("```rust\nfn main() { let x = ; }\n```", Lang::Rust).is_err());
-        assert!(parse_code("I will not write code.", Lang::Python).is_err());
+        assert_eq!(
+            parse_code("```rust\nfn main() { let x = ; }\n```", Lang::Rust).map(|p| p.code),
+            Err("the rust code does not parse (line 1)".into())
+        );
+        assert_eq!(
+            parse_code("I will not write code.", Lang::Python).map(|p| p.code),
+            Err("it has no ```python block, and the python code does not parse (line 1)".into())
+        );
     }
 
     #[test]
@@ -212,7 +218,16 @@ mod tests {
             .map(|m| m.0),
             Ok("task_store".to_string())
         );
-        assert!(module_of(Some(&json!("../../etc/passwd"))).is_err());
-        assert!(module_of(Some(&json!(7))).is_err());
+        assert_eq!(
+            module_of(Some(&json!("../../etc/passwd"))).map_err(|e| e.to_string()),
+            Err(
+                "input `module`: `../../etc/passwd` is not a module name (letters, digits, _)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            module_of(Some(&json!(7))).map_err(|e| e.to_string()),
+            Err("input `module`: must be a name or {name, purpose}".into())
+        );
     }
 }

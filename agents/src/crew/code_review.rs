@@ -237,6 +237,9 @@ mod tests {
     #[test]
     fn an_answer_with_no_comments_must_say_so() {
         assert_eq!(parse_review("No issues."), Ok(Vec::new()));
-        assert!(parse_review("The code is nice.").is_err());
+        assert_eq!(
+            parse_review("The code is nice."),
+            Err("it has no review comments as `- [severity] file:line: message` lines".into())
+        );
     }
 }

@@ -149,6 +149,9 @@ mod tests {
     fn documents_need_prose() {
         let prose = "This module keeps a list of tasks and saves them to a JSON file so that they survive between runs of the program, and loads them again.";
         assert!(parse_document(prose).is_ok_and(|doc| doc.starts_with("# Overview")));
-        assert!(parse_document("```python\ndef a(): pass\n```\nSee above.").is_err());
+        assert_eq!(
+            parse_document("```python\ndef a(): pass\n```\nSee above."),
+            Err("it has 4 words of prose; at least 20 are needed".into())
+        );
     }
 }

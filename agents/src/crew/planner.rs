@@ -128,8 +128,9 @@ mod tests {
             parse_plan("1. Parse\n2. Store\n"),
             Ok(vec!["Parse".to_string(), "Store".to_string()])
         );
-        assert!(parse_plan("I cannot help with that.").is_err());
-        assert!(parse_plan("1. 42\n- ...").is_err());
+        let no_steps = Err("it has no numbered steps".to_string());
+        assert_eq!(parse_plan("I cannot help with that."), no_steps);
+        assert_eq!(parse_plan("1. 42\n- ..."), no_steps);
         let long = (1..40)
             .map(|n| format!("{n}. step {n}\n"))
             .collect::<String>();

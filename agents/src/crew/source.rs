@@ -170,8 +170,17 @@ mod tests {
         let parsed = parse_or_salvage(Lang::Python, code, true).expect("salvaged");
         assert_eq!(parsed.code, "def a():\n    return 1\n");
         assert_eq!(parsed.dropped_lines, 3);
-        assert!(parse_or_salvage(Lang::Python, "def b(:\n", true).is_err());
-        assert!(parse_or_salvage(Lang::Python, "  \n", true).is_err());
+        assert_eq!(
+            parse_or_salvage(Lang::Python, "def b(:\n", true).map(|p| p.code),
+            Err(
+                "the python code does not parse (line 1) and nothing before the break is whole"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_or_salvage(Lang::Python, "  \n", true).map(|p| p.code),
+            Err("the code block is empty".into())
+        );
     }
 
     #[test]

@@ -124,11 +124,22 @@ mod tests {
             Ok("x = 1\n")
         );
         for bad in ["../escape.py", "/etc/passwd", "", "a/../../b"] {
-            assert!(work.write("files", bad, "x").is_err(), "{bad} was accepted");
+            assert!(
+                work.write("files", bad, "x").is_err_and(|error| error
+                    .to_string()
+                    .contains("must be a relative path inside the work directory")),
+                "{bad} was accepted"
+            );
         }
         let outside = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).expect("symlink");
-        assert!(work.write("files", "link/x.py", "x").is_err());
+        assert!(
+            work.write("files", "link/x.py", "x")
+                .is_err_and(|error| error
+                    .to_string()
+                    .contains("leads outside the work directory through a symlink")),
+            "a write through a link out was accepted"
+        );
         assert!(!outside.path().join("x.py").exists());
         assert!(
             work.read("files", "pkg/a.py", 2)

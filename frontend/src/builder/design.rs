@@ -581,7 +581,10 @@ mod tests {
         design.connect(&a, &b).unwrap();
         design.connect(&b, &c).unwrap();
         assert!(design.connect(&c, &a).unwrap_err().contains("cycle"));
-        assert!(design.connect(&a, &a).is_err());
+        assert_eq!(
+            design.connect(&a, &a),
+            Err("a task cannot depend on itself".into())
+        );
         for id in ["shell_1", "shell_2"] {
             design
                 .task_mut(id)
@@ -622,7 +625,10 @@ mod tests {
         );
         let trigger = design.add(&NodeKind::Trigger, (10.0, 10.0), &none());
         assert_eq!(trigger, NodeId::Schedule);
-        assert!(design.connect(&trigger, &task).is_err());
+        assert_eq!(
+            design.connect(&trigger, &task),
+            Err("a trigger starts every first task by itself; it needs no connection".into())
+        );
         assert!(design.edges().contains(&(NodeId::Schedule, task.clone())));
         assert_eq!(design.validate(KINDS), vec![]);
         let parsed = parse_workflow(&design.export(), "x", KINDS).unwrap();
@@ -636,8 +642,14 @@ mod tests {
         let source = "name: R\ntasks:\n  - { id: build, name: B, agent: shell, inputs: { command: \"make\" } }\n  - { id: ship, name: S, agent: shell, depends_on: [build], inputs: { command: \"echo {{ tasks.build.outputs.stdout }}\" } }\n";
         let mut design = Design::import(source, KINDS).unwrap();
         design.rename("build", "compile").unwrap();
-        assert!(design.rename("ship", "compile").is_err());
-        assert!(design.rename("ship", "Bad Id").is_err());
+        assert_eq!(
+            design.rename("ship", "compile"),
+            Err("there is already a task `compile`".into())
+        );
+        assert_eq!(
+            design.rename("ship", "Bad Id"),
+            Err("a task id is lowercase letters, digits and _".into())
+        );
         let ship = design.task("ship").unwrap();
         assert_eq!(ship.depends_on, vec!["compile".to_owned()]);
         assert_eq!(

@@ -103,7 +103,10 @@ mod tests {
         assert!(limiter.check("bob").is_ok());
         let short = FailureLimiter::new(1, Duration::from_millis(50));
         short.fail("x");
-        assert!(short.check("x").is_err());
+        assert!(
+            short.check("x").is_err_and(|wait| wait <= 1),
+            "refused for the window"
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert!(short.check("x").is_ok(), "the window passed");
     }
@@ -114,7 +117,12 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.admit("key-a", 3).is_ok());
         }
-        assert!(limiter.admit("key-a", 3).is_err());
+        assert!(
+            limiter
+                .admit("key-a", 3)
+                .is_err_and(|wait| (1..=60).contains(&wait)),
+            "the fourth failure of key-a is refused until the window passes"
+        );
         assert!(
             limiter.admit("key-b", 10).is_ok(),
             "another key has its own count"

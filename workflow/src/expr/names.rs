@@ -98,6 +98,9 @@ mod tests {
             error,
             Some("unknown name `tasks.scan.result`: a task is read as `tasks.ID.outputs...` or `tasks.ID.status`".into())
         );
-        assert!(classify(&segments("env.HOME")).is_err());
+        assert_eq!(
+            classify(&segments("env.HOME")).map(|_| ()).map_err(|e| e.to_string()),
+            Err("unknown name `env.HOME`: names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string".into())
+        );
     }
 }

@@ -279,6 +279,9 @@ mod tests {
             check_cron("0 30 2 * * *"),
             Err("it has 6 field(s), not 5".to_owned())
         );
-        assert!(check_cron("61 * * * *").is_err());
+        assert_eq!(
+            check_cron("61 * * * *"),
+            Err("Component error: Number out of bounds.".to_owned())
+        );
     }
 }
