@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use serde_json::Value;
-use troupe_workflow::{Condition, ConditionAction};
+use troupe_workflow::{Condition, ConditionAction, Task};
 
 use super::Builder;
 use super::design::{Design, NodeId};
@@ -95,198 +95,277 @@ fn WorkflowProperties() -> impl IntoView {
     }
 }
 
-#[component]
-fn TaskProperties(id: String) -> impl IntoView {
-    let builder = expect_context::<Builder>();
-    let task = {
-        let id = id.clone();
-        Memo::new(move |_| builder.design.with(|d| d.task(&id).cloned()))
-    };
-    let edit = {
-        let id = id.clone();
-        move |change: Box<dyn FnOnce(&mut troupe_workflow::Task)>| {
-            builder.commit(|design| {
-                if let Some(task) = design.task_mut(&id) {
-                    change(task);
-                }
-            });
+/// The selected task, shared by the groups of its fields.
+#[derive(Clone, Copy)]
+struct TaskFields {
+    builder: Builder,
+    id: StoredValue<String>,
+    /// The task as the design has it now; `None` once it is removed.
+    task: Memo<Option<Task>>,
+}
+
+impl TaskFields {
+    fn new(id: String) -> Self {
+        let builder = expect_context::<Builder>();
+        let task = {
+            let id = id.clone();
+            Memo::new(move |_| builder.design.with(|d| d.task(&id).cloned()))
+        };
+        Self {
+            builder,
+            id: StoredValue::new(id),
+            task,
         }
-    };
-    let completions_id = format!("complete-{id}");
-    let completions = {
-        let id = id.clone();
-        move || {
-            builder.design.with(|design| {
-                let mut options: Vec<String> = design
-                    .upstream(&id)
-                    .into_iter()
-                    .flat_map(|upstream| {
-                        let agent = design
-                            .task(&upstream)
-                            .map(|t| t.agent.clone())
-                            .unwrap_or_default();
-                        let keys = output_keys(&agent);
-                        let mut found: Vec<String> = keys
-                            .iter()
-                            .map(|key| format!("{{{{ tasks.{upstream}.outputs.{key} }}}}"))
-                            .collect();
-                        if keys.is_empty() {
-                            found.push(format!("{{{{ tasks.{upstream}.outputs }}}}"));
-                        }
-                        found
-                    })
-                    .collect();
-                options.extend(
-                    design
-                        .workflow
-                        .variables
-                        .keys()
-                        .map(|name| format!("{{{{ variables.{name} }}}}")),
-                );
-                options
-                    .into_iter()
-                    .map(|option| view! { <option value=option/> })
-                    .collect_view()
-            })
-        }
-    };
-    let rename = {
-        let id = id.clone();
-        move |event: leptos::ev::Event| {
-            let new = event_target_value(&event);
-            let old = id.clone();
-            builder.try_commit(|design| design.rename(&old, &new));
-            if builder.design.with_untracked(|d| d.task(&new).is_some()) {
-                builder.selected.set(Some(NodeId::Task(new)));
+    }
+
+    fn id(&self) -> String {
+        self.id.get_value()
+    }
+
+    /// Changes the task as one step of the history.
+    fn edit(&self, change: impl FnOnce(&mut Task)) {
+        let id = self.id();
+        self.builder.commit(|design| {
+            if let Some(task) = design.task_mut(&id) {
+                change(task);
             }
-        }
-    };
-    let new_input = RwSignal::new(String::new());
-    let others = {
-        let id = id.clone();
-        move || {
-            builder.design.with(|design| {
+        });
+    }
+
+    /// The templates an input may use: the outputs of the tasks upstream and the
+    /// workflow's variables.
+    fn completions(&self) -> Vec<String> {
+        let id = self.id();
+        self.builder.design.with(|design| {
+            let mut options: Vec<String> = design
+                .upstream(&id)
+                .into_iter()
+                .flat_map(|upstream| {
+                    let agent = design
+                        .task(&upstream)
+                        .map(|t| t.agent.clone())
+                        .unwrap_or_default();
+                    let keys = output_keys(&agent);
+                    let mut found: Vec<String> = keys
+                        .iter()
+                        .map(|key| format!("{{{{ tasks.{upstream}.outputs.{key} }}}}"))
+                        .collect();
+                    if keys.is_empty() {
+                        found.push(format!("{{{{ tasks.{upstream}.outputs }}}}"));
+                    }
+                    found
+                })
+                .collect();
+            options.extend(
                 design
                     .workflow
-                    .tasks
-                    .iter()
-                    .filter(|t| t.id != id)
-                    .map(|t| t.id.clone())
-                    .collect::<Vec<_>>()
-            })
-        }
-    };
-    let edit_name = edit.clone();
-    let edit_agent = edit.clone();
-    let edit_add = edit.clone();
-    let edit_timeout = edit.clone();
-    let edit_retries = edit.clone();
-    let edit_cost = edit.clone();
-    let edit_approval = edit.clone();
-    let inputs_edit = edit.clone();
-    let id_for_after = id.clone();
+                    .variables
+                    .keys()
+                    .map(|name| format!("{{{{ variables.{name} }}}}")),
+            );
+            options
+        })
+    }
+
+    /// The ids of the workflow's other tasks, which this one may run after.
+    fn others(&self) -> Vec<String> {
+        let id = self.id();
+        self.builder.design.with(|design| {
+            design
+                .workflow
+                .tasks
+                .iter()
+                .filter(|t| t.id != id)
+                .map(|t| t.id.clone())
+                .collect()
+        })
+    }
+}
+
+#[component]
+fn TaskProperties(id: String) -> impl IntoView {
+    let fields = TaskFields::new(id);
+    let (builder, task) = (fields.builder, fields.task);
     view! {
         {move || task.get().is_none().then(|| view! { <p class="muted">"This task is gone."</p> })}
+        <TaskIdentity fields=fields/>
+        <TaskInputs fields=fields/>
+        <RunsAfter fields=fields/>
+        <TaskLimits fields=fields/>
+        <label class="check">
+            <input type="checkbox" prop:checked=move || task.get().is_some_and(|t| t.requires_approval)
+                on:change=move |e| { let on = event_target_checked(&e); fields.edit(move |t| t.requires_approval = on) }/>
+            "A person approves it before it runs"
+        </label>
+        <button type="button" class="button danger" on:click=move |_| {
+            let node = NodeId::Task(fields.id());
+            builder.commit(|d| d.remove(&node));
+            builder.selected.set(None);
+        }>"Remove task"</button>
+    }
+}
+
+/// The task's id, name and agent kind. A new id renames the task everywhere it is
+/// named, and the renamed task stays selected.
+#[component]
+fn TaskIdentity(fields: TaskFields) -> impl IntoView {
+    let (builder, task) = (fields.builder, fields.task);
+    let rename = move |event: leptos::ev::Event| {
+        let new = event_target_value(&event);
+        let old = fields.id();
+        builder.try_commit(|design| design.rename(&old, &new));
+        if builder.design.with_untracked(|d| d.task(&new).is_some()) {
+            builder.selected.set(Some(NodeId::Task(new)));
+        }
+    };
+    view! {
         <label>"Id"
             <input type="text" data-field="id" prop:value=move || task.get().map(|t| t.id).unwrap_or_default() on:change=rename/>
         </label>
         <label>"Name"
             <input type="text" data-field="name" prop:value=move || task.get().map(|t| t.name).unwrap_or_default()
-                on:change=move |e| { let v = event_target_value(&e); edit_name(Box::new(move |t| t.name = v)) }/>
+                on:change=move |e| { let v = event_target_value(&e); fields.edit(move |t| t.name = v) }/>
         </label>
         <label>"Agent"
             <select data-field="agent" prop:value=move || task.get().map(|t| t.agent).unwrap_or_default()
-                on:change=move |e| { let v = event_target_value(&e); edit_agent(Box::new(move |t| t.agent = v)) }>
+                on:change=move |e| { let v = event_target_value(&e); fields.edit(move |t| t.agent = v) }>
                 {move || builder.kind_names().into_iter().map(|k| view! { <option value=k.clone()>{k.clone()}</option> }).collect_view()}
             </select>
         </label>
+    }
+}
+
+/// The task's inputs, each with completion of the templates it may use, and a way to
+/// add one.
+#[component]
+fn TaskInputs(fields: TaskFields) -> impl IntoView {
+    let completions_id = format!("complete-{}", fields.id());
+    let rows = {
+        let list = completions_id.clone();
+        move || {
+            fields.task.get().map(|t| {
+                t.inputs
+                    .into_iter()
+                    .map(|(name, value)| view! { <InputRow fields=fields name=name value=value list=list.clone()/> })
+                    .collect_view()
+            })
+        }
+    };
+    view! {
         <fieldset>
             <legend>"Inputs"</legend>
-            <datalist id=completions_id.clone()>{completions}</datalist>
-            {move || {
-                let edit = inputs_edit.clone();
-                task.get().map(|t| t.inputs.into_iter().map(|(name, value)| {
-                    let edit_value = edit.clone();
-                    let edit_remove = edit.clone();
-                    let (set_name, remove_name) = (name.clone(), name.clone());
-                    view! {
-                        <div class="input-row">
-                            <label>{name.clone()}
-                                <input type="text" data-input=name.clone() list=completions_id.clone() prop:value=value_text(&value)
-                                    on:change=move |e| {
-                                        let text = event_target_value(&e);
-                                        let name = set_name.clone();
-                                        edit_value(Box::new(move |t| {
-                                            let typed = text_value(t.inputs.get(&name), text);
-                                            t.inputs.insert(name, typed);
-                                        }))
-                                    }/>
-                            </label>
-                            <button type="button" class="button ghost" aria-label=format!("Remove input {name}")
-                                on:click=move |_| { let name = remove_name.clone(); edit_remove(Box::new(move |t| { t.inputs.remove(&name); })) }>"×"</button>
-                        </div>
-                    }
-                }).collect_view())
-            }}
-            <div class="inline">
-                <label>"New input"
-                    <input type="text" prop:value=move || new_input.get() on:input=move |e| new_input.set(event_target_value(&e))/>
-                </label>
-                <button type="button" class="button ghost" on:click=move |_| {
-                    let name = new_input.get_untracked().trim().to_owned();
-                    if !name.is_empty() {
-                        edit_add.clone()(Box::new(move |t| { t.inputs.entry(name).or_insert(Value::String(String::new())); }));
-                        new_input.set(String::new());
-                    }
-                }>"Add input"</button>
-            </div>
+            <datalist id=completions_id>
+                {move || fields.completions().into_iter().map(|option| view! { <option value=option/> }).collect_view()}
+            </datalist>
+            {rows}
+            <NewInput fields=fields/>
         </fieldset>
+    }
+}
+
+/// One input: its value as text (read back as the type it had), and a button that
+/// removes it.
+#[component]
+fn InputRow(fields: TaskFields, name: String, value: Value, list: String) -> impl IntoView {
+    let (set_name, remove_name) = (name.clone(), name.clone());
+    view! {
+        <div class="input-row">
+            <label>{name.clone()}
+                <input type="text" data-input=name.clone() list=list prop:value=value_text(&value)
+                    on:change=move |e| {
+                        let text = event_target_value(&e);
+                        let name = set_name.clone();
+                        fields.edit(move |t| {
+                            let typed = text_value(t.inputs.get(&name), text);
+                            t.inputs.insert(name, typed);
+                        })
+                    }/>
+            </label>
+            <button type="button" class="button ghost" aria-label=format!("Remove input {name}")
+                on:click=move |_| { let name = remove_name.clone(); fields.edit(move |t| { t.inputs.remove(&name); }) }>"×"</button>
+        </div>
+    }
+}
+
+/// A new input's name; it starts as an empty string.
+#[component]
+fn NewInput(fields: TaskFields) -> impl IntoView {
+    let new_input = RwSignal::new(String::new());
+    view! {
+        <div class="inline">
+            <label>"New input"
+                <input type="text" prop:value=move || new_input.get() on:input=move |e| new_input.set(event_target_value(&e))/>
+            </label>
+            <button type="button" class="button ghost" on:click=move |_| {
+                let name = new_input.get_untracked().trim().to_owned();
+                if !name.is_empty() {
+                    fields.edit(move |t| { t.inputs.entry(name).or_insert(Value::String(String::new())); });
+                    new_input.set(String::new());
+                }
+            }>"Add input"</button>
+        </div>
+    }
+}
+
+/// A checkbox per other task: checking one connects it to this task, as dragging an
+/// edge would.
+#[component]
+fn RunsAfter(fields: TaskFields) -> impl IntoView {
+    view! {
         <fieldset>
             <legend>"Runs after"</legend>
-            {move || {
-                let id = id_for_after.clone();
-                others().into_iter().map(|other| {
-                    let target = id.clone();
-                    let checked = { let (o, t) = (other.clone(), target.clone()); move || builder.design.with(|d| d.task(&t).is_some_and(|t| t.depends_on.contains(&o))) };
-                    let source = other.clone();
-                    view! {
-                        <label class="check">
-                            <input type="checkbox" data-after=other.clone() prop:checked=checked
-                                on:change=move |e| {
-                                    let (from, to) = (NodeId::Task(source.clone()), NodeId::Task(target.clone()));
-                                    if event_target_checked(&e) {
-                                        builder.try_commit(|d| d.connect(&from, &to));
-                                    } else {
-                                        builder.commit(|d| d.disconnect(&from, &to));
-                                    }
-                                }/>
-                            {other.clone()}
-                        </label>
-                    }
-                }).collect_view()
-            }}
+            {move || fields.others().into_iter().map(|other| view! { <RunsAfterCheck fields=fields other=other/> }).collect_view()}
         </fieldset>
+    }
+}
+
+/// Whether this task runs after `other`.
+#[component]
+fn RunsAfterCheck(fields: TaskFields, other: String) -> impl IntoView {
+    let builder = fields.builder;
+    let target = fields.id();
+    let checked = {
+        let (o, t) = (other.clone(), target.clone());
+        move || {
+            builder
+                .design
+                .with(|d| d.task(&t).is_some_and(|t| t.depends_on.contains(&o)))
+        }
+    };
+    let source = other.clone();
+    view! {
+        <label class="check">
+            <input type="checkbox" data-after=other.clone() prop:checked=checked
+                on:change=move |e| {
+                    let (from, to) = (NodeId::Task(source.clone()), NodeId::Task(target.clone()));
+                    if event_target_checked(&e) {
+                        builder.try_commit(|d| d.connect(&from, &to));
+                    } else {
+                        builder.commit(|d| d.disconnect(&from, &to));
+                    }
+                }/>
+            {other}
+        </label>
+    }
+}
+
+/// How long the task may take, how often it is retried, and what it is expected to cost.
+#[component]
+fn TaskLimits(fields: TaskFields) -> impl IntoView {
+    let task = fields.task;
+    view! {
         <label>"Timeout (seconds, empty: the kind's default)"
             <input type="number" min="1" prop:value=move || task.get().and_then(|t| t.timeout_secs).map(|s| s.to_string()).unwrap_or_default()
-                on:change=move |e| { let v = event_target_value(&e).parse().ok(); edit_timeout(Box::new(move |t| t.timeout_secs = v)) }/>
+                on:change=move |e| { let v = event_target_value(&e).parse().ok(); fields.edit(move |t| t.timeout_secs = v) }/>
         </label>
         <label>"Retries"
             <input type="number" min="0" prop:value=move || task.get().map(|t| t.max_retries.to_string()).unwrap_or_default()
-                on:change=move |e| { let v = event_target_value(&e).parse().unwrap_or(0); edit_retries(Box::new(move |t| t.max_retries = v)) }/>
+                on:change=move |e| { let v = event_target_value(&e).parse().unwrap_or(0); fields.edit(move |t| t.max_retries = v) }/>
         </label>
         <label>"Estimated cost (USD)"
             <input type="number" min="0" step="0.01" prop:value=move || task.get().map(|t| t.estimated_cost.to_string()).unwrap_or_default()
-                on:change=move |e| { let v = event_target_value(&e).parse().unwrap_or(0.0); edit_cost(Box::new(move |t| t.estimated_cost = v)) }/>
+                on:change=move |e| { let v = event_target_value(&e).parse().unwrap_or(0.0); fields.edit(move |t| t.estimated_cost = v) }/>
         </label>
-        <label class="check">
-            <input type="checkbox" prop:checked=move || task.get().is_some_and(|t| t.requires_approval)
-                on:change=move |e| { let on = event_target_checked(&e); edit_approval(Box::new(move |t| t.requires_approval = on)) }/>
-            "A person approves it before it runs"
-        </label>
-        <button type="button" class="button danger" on:click={
-            let id = id.clone();
-            move |_| { builder.commit(|d| d.remove(&NodeId::Task(id.clone()))); builder.selected.set(None); }
-        }>"Remove task"</button>
     }
 }
 

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 
-use crate::api;
+use crate::api::{self, UiError};
 
 use crate::model::{Costs, Models, PendingApproval, PoolLoad, Readiness, RunSummary};
 use crate::view::{BarChart, Stat, format, loaded};
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// What a panel of the dashboard reads: the value, or why it could not be read.
+type Live<T> = LocalResource<Result<T, UiError>>;
 
 #[component]
 pub fn Dashboard() -> impl IntoView {
@@ -22,7 +25,22 @@ pub fn Dashboard() -> impl IntoView {
     let models = super::live::<Models>(ticks, "/api/v1/models");
     let health = LocalResource::new(|| api::get::<Readiness>("/readyz"));
     let pools = super::live::<BTreeMap<String, PoolLoad>>(ticks, "/api/v1/pools");
+    view! {
+        <h1>"Dashboard"</h1>
+        <RunStats runs=runs approvals=approvals/>
+        <div class="grid">
+            <NodeHealth health=health/>
+            <AgentPools pools=pools/>
+            <ModelWorkers models=models/>
+            <TokensAndCost costs=costs/>
+            <RunsPerHour runs=runs/>
+        </div>
+    }
+}
 
+/// How many runs are in each state, and how many approvals wait (a link to them).
+#[component]
+fn RunStats(runs: Live<Vec<RunSummary>>, approvals: Live<Vec<PendingApproval>>) -> impl IntoView {
     let count = move |state: &'static str| {
         Signal::derive(move || match runs.get() {
             Some(Ok(runs)) => runs
@@ -37,9 +55,7 @@ pub fn Dashboard() -> impl IntoView {
         Some(Ok(list)) => list.len().to_string(),
         _ => "—".into(),
     });
-
     view! {
-        <h1>"Dashboard"</h1>
         <section class="stats" aria-label="Runs and approvals" data-testid="run-stats">
             <Stat label="running" value=count("running")/>
             <Stat label="completed" value=count("completed")/>
@@ -50,88 +66,123 @@ pub fn Dashboard() -> impl IntoView {
                 <span class="stat-label">"approvals waiting"</span>
             </a>
         </section>
-        <div class="grid">
-            <section class="panel glass" aria-labelledby="node-title">
-                <h2 id="node-title">"This node"</h2>
-                {loaded(health, |health: Readiness| view! {
-                    <dl class="facts">
-                        <dt>"Ready"</dt><dd>{if health.ready { "yes" } else { "no" }}</dd>
-                        <dt>"Store"</dt><dd>{health.store}</dd>
-                        <dt>"Supervision"</dt><dd>{health.supervision}</dd>
-                    </dl>
-                })}
-            </section>
-            <section class="panel glass" aria-labelledby="pools-title">
-                <h2 id="pools-title">"Agent pools"</h2>
-                {loaded(pools, |pools: BTreeMap<String, PoolLoad>| {
-                    let idle = pools.values().filter(|load| load.admitted == 0).count();
-                    let working: Vec<(String, PoolLoad)> =
-                        pools.into_iter().filter(|(_, load)| load.admitted > 0).collect();
-                    view! {
-                        <ul class="plain" data-testid="pools">
-                            {working.into_iter().map(|(kind, load)| view! {
-                                <li>{format!("{kind}: {} busy, {} queued, {} free",
-                                    load.running, load.admitted.saturating_sub(load.running),
-                                    load.capacity.saturating_sub(load.admitted))}</li>
-                            }).collect_view()}
-                        </ul>
-                        <p class="muted">{format!("{idle} kinds idle")}</p>
-                    }
-                })}
-            </section>
-            <section class="panel glass" aria-labelledby="workers-title">
-                <h2 id="workers-title">"Model workers"</h2>
-                {loaded(models, |models: Models| view! {
-                    <ul class="plain">
-                        {models.workers.into_iter().map(|worker| {
-                            let busy = worker.load.min(worker.capacity);
-                            view! {
-                                <li>
-                                    <span>{format!("{} — {} busy, {} idle", worker.kind, busy, worker.capacity - busy)}</span>
-                                    <meter min="0" max=worker.capacity as f64 value=busy as f64
-                                        aria-label=format!("{} worker load", worker.kind)></meter>
-                                </li>
-                            }
+    }
+}
+
+/// Whether this node is ready, and the state of its store and supervision.
+#[component]
+fn NodeHealth(health: Live<Readiness>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="node-title">
+            <h2 id="node-title">"This node"</h2>
+            {loaded(health, |health: Readiness| view! {
+                <dl class="facts">
+                    <dt>"Ready"</dt><dd>{if health.ready { "yes" } else { "no" }}</dd>
+                    <dt>"Store"</dt><dd>{health.store}</dd>
+                    <dt>"Supervision"</dt><dd>{health.supervision}</dd>
+                </dl>
+            })}
+        </section>
+    }
+}
+
+/// The agent pools at work, each with its busy, queued and free places; the idle ones
+/// only counted.
+#[component]
+fn AgentPools(pools: Live<BTreeMap<String, PoolLoad>>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="pools-title">
+            <h2 id="pools-title">"Agent pools"</h2>
+            {loaded(pools, |pools: BTreeMap<String, PoolLoad>| {
+                let idle = pools.values().filter(|load| load.admitted == 0).count();
+                let working: Vec<(String, PoolLoad)> =
+                    pools.into_iter().filter(|(_, load)| load.admitted > 0).collect();
+                view! {
+                    <ul class="plain" data-testid="pools">
+                        {working.into_iter().map(|(kind, load)| view! {
+                            <li>{format!("{kind}: {} busy, {} queued, {} free",
+                                load.running, load.admitted.saturating_sub(load.running),
+                                load.capacity.saturating_sub(load.admitted))}</li>
                         }).collect_view()}
                     </ul>
-                    {(!models.serving).then(|| view! { <p class="muted">"This node serves no local models."</p> })}
-                })}
-            </section>
-            <section class="panel glass" aria-labelledby="cost-title">
-                <h2 id="cost-title">"Tokens and cost"</h2>
-                {loaded(costs, |costs: Costs| {
-                    let today = costs.by_day.last().cloned();
-                    view! {
-                        <dl class="facts">
-                            <dt>"Local share of tokens"</dt><dd>{format::percent(costs.total.local_share)}</dd>
-                            <dt>"Today's cost"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.cost_usd))}</dd>
-                            <dt>"Today's savings"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.savings_usd))}</dd>
-                            {costs.by_provider.iter().filter_map(|line| line.tokens_per_second().map(|rate| view! {
-                                <dt>{format!("{} tokens/s", line.key)}</dt><dd>{format!("{rate:.1}")}</dd>
-                            })).collect_view()}
-                            <dt>"Tokens in / out"</dt><dd>{format!("{} / {}", costs.total.tokens_in, costs.total.tokens_out)}</dd>
-                        </dl>
-                        <BarChart title="Cost by day (USD)"
-                            values=costs.by_day.iter().rev().take(7).rev().map(|d| (d.key.chars().skip(5).collect(), d.cost_usd)).collect()/>
-                    }
-                })}
-            </section>
-            <section class="panel glass" aria-labelledby="throughput-title">
-                <h2 id="throughput-title">"Runs started, last 12 hours"</h2>
-                {loaded(runs, |runs: Vec<RunSummary>| {
-                    let newest = runs.iter().map(|run| run.created_at_ms).max().unwrap_or(0);
-                    let now_hour = newest / HOUR_MS;
-                    let values = (0..12)
-                        .rev()
-                        .map(|ago| {
-                            let hour = now_hour - ago;
-                            let started = runs.iter().filter(|run| run.created_at_ms / HOUR_MS == hour).count();
-                            (format!("{:02}", hour.rem_euclid(24)), started as f64)
-                        })
-                        .collect();
-                    view! { <BarChart title="Runs started per hour (UTC)" values=values/> }
-                })}
-            </section>
-        </div>
+                    <p class="muted">{format!("{idle} kinds idle")}</p>
+                }
+            })}
+        </section>
+    }
+}
+
+/// Each local model worker's load.
+#[component]
+fn ModelWorkers(models: Live<Models>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="workers-title">
+            <h2 id="workers-title">"Model workers"</h2>
+            {loaded(models, |models: Models| view! {
+                <ul class="plain">
+                    {models.workers.into_iter().map(|worker| {
+                        let busy = worker.load.min(worker.capacity);
+                        view! {
+                            <li>
+                                <span>{format!("{} — {} busy, {} idle", worker.kind, busy, worker.capacity - busy)}</span>
+                                <meter min="0" max=worker.capacity as f64 value=busy as f64
+                                    aria-label=format!("{} worker load", worker.kind)></meter>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+                {(!models.serving).then(|| view! { <p class="muted">"This node serves no local models."</p> })}
+            })}
+        </section>
+    }
+}
+
+/// The local share of tokens, today's cost and savings, each provider's speed, and the
+/// last week's cost by day.
+#[component]
+fn TokensAndCost(costs: Live<Costs>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="cost-title">
+            <h2 id="cost-title">"Tokens and cost"</h2>
+            {loaded(costs, |costs: Costs| {
+                let today = costs.by_day.last().cloned();
+                view! {
+                    <dl class="facts">
+                        <dt>"Local share of tokens"</dt><dd>{format::percent(costs.total.local_share)}</dd>
+                        <dt>"Today's cost"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.cost_usd))}</dd>
+                        <dt>"Today's savings"</dt><dd>{format::usd(today.as_ref().map_or(0.0, |d| d.savings_usd))}</dd>
+                        {costs.by_provider.iter().filter_map(|line| line.tokens_per_second().map(|rate| view! {
+                            <dt>{format!("{} tokens/s", line.key)}</dt><dd>{format!("{rate:.1}")}</dd>
+                        })).collect_view()}
+                        <dt>"Tokens in / out"</dt><dd>{format!("{} / {}", costs.total.tokens_in, costs.total.tokens_out)}</dd>
+                    </dl>
+                    <BarChart title="Cost by day (USD)"
+                        values=costs.by_day.iter().rev().take(7).rev().map(|d| (d.key.chars().skip(5).collect(), d.cost_usd)).collect()/>
+                }
+            })}
+        </section>
+    }
+}
+
+/// Runs started in each of the last 12 hours, counted back from the newest run.
+#[component]
+fn RunsPerHour(runs: Live<Vec<RunSummary>>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="throughput-title">
+            <h2 id="throughput-title">"Runs started, last 12 hours"</h2>
+            {loaded(runs, |runs: Vec<RunSummary>| {
+                let newest = runs.iter().map(|run| run.created_at_ms).max().unwrap_or(0);
+                let now_hour = newest / HOUR_MS;
+                let values = (0..12)
+                    .rev()
+                    .map(|ago| {
+                        let hour = now_hour - ago;
+                        let started = runs.iter().filter(|run| run.created_at_ms / HOUR_MS == hour).count();
+                        (format!("{:02}", hour.rem_euclid(24)), started as f64)
+                    })
+                    .collect();
+                view! { <BarChart title="Runs started per hour (UTC)" values=values/> }
+            })}
+        </section>
     }
 }

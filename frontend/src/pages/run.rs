@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 use serde_json::{Value, json};
 
 use crate::api::{self, Method, UiError};
-use crate::model::{AgentKind, RunDetail, WorkflowVersions};
+use crate::model::{AgentKind, RunDetail, RunSummary, WorkflowVersions};
 use crate::view::{self, DagView, Status, ValueView, error_note, format, live};
 
 /// The workflow's tasks in source order, each with its name, agent and dependencies.
@@ -51,105 +51,195 @@ async fn load(run_id: &str) -> Result<(RunDetail, Shape, Vec<Value>), UiError> {
     Ok((detail, shape, events))
 }
 
-#[component]
-pub fn RunPage() -> impl IntoView {
-    let params = use_params_map();
-    let run_id = move || params.read().get("id").unwrap_or_default();
-    let detail = RwSignal::new(None::<RunDetail>);
-    let shape = RwSignal::new(None::<Shape>);
-    let events = RwSignal::new(Vec::<Value>::new());
-    let failure = RwSignal::new(None::<UiError>);
-    let notice = RwSignal::new(None::<String>);
+/// The run as the page shows it: loaded, then kept up to date by its live events.
+///
+/// The tasks' states are the fold of the run's log (as in the engine): a load folds the
+/// whole log, and live events after its last `seq` are folded in as they come. Events
+/// that arrive while a load is under way are kept and folded into its result, so none
+/// is lost between the fetch and the socket.
+#[derive(Clone, Copy)]
+struct LiveRun {
+    detail: RwSignal<Option<RunDetail>>,
+    shape: RwSignal<Option<Shape>>,
+    events: RwSignal<Vec<Value>>,
+    failure: RwSignal<Option<UiError>>,
+    /// The `seq` of the last event folded in.
+    seen: StoredValue<i64>,
+    loading: StoredValue<bool>,
+    /// The events that came while a load was under way.
+    early: StoredValue<Vec<Value>>,
+}
 
-    // The tasks' states are the fold of the run's log (as in the engine): a load folds the
-    // whole log, and live events after its last `seq` are folded in as they come. Events
-    // that arrive while a load is under way are kept and folded into its result, so none
-    // is lost between the fetch and the socket.
-    let seen = StoredValue::new(-1_i64);
-    let loading = StoredValue::new(false);
-    let early = StoredValue::new(Vec::<Value>::new());
-    let reload = move |id: String| {
-        loading.set_value(true);
-        early.set_value(Vec::new());
+impl LiveRun {
+    fn new() -> Self {
+        Self {
+            detail: RwSignal::new(None),
+            shape: RwSignal::new(None),
+            events: RwSignal::new(Vec::new()),
+            failure: RwSignal::new(None),
+            seen: StoredValue::new(-1),
+            loading: StoredValue::new(false),
+            early: StoredValue::new(Vec::new()),
+        }
+    }
+
+    /// Loads the run `run_id` names, and follows its events; again when it names another.
+    fn follow(self, run_id: impl Fn() -> String + 'static) {
+        Effect::new(move |_| {
+            let id = run_id();
+            self.reload(id.clone());
+            api::watch_events(Some(id.clone()), move |event| self.receive(&id, event));
+        });
+    }
+
+    /// Loads the run and its log, and folds in the events that came meanwhile.
+    fn reload(self, id: String) {
+        self.loading.set_value(true);
+        self.early.set_value(Vec::new());
         spawn_local(async move {
             match load(&id).await {
                 Ok((mut run, graph, mut log)) => {
                     live::rebuild(&mut run, &log);
                     let mut last = log.last().and_then(live::seq).unwrap_or(-1);
-                    for event in early.get_value() {
+                    for event in self.early.get_value() {
                         if live::seq(&event).is_some_and(|seq| seq > last) {
                             live::apply(&mut run, &event);
                             last = live::seq(&event).unwrap_or(last);
                             log.push(event);
                         }
                     }
-                    seen.set_value(last);
-                    detail.set(Some(run));
-                    shape.set(Some(graph));
-                    events.set(log);
-                    failure.set(None);
+                    self.seen.set_value(last);
+                    self.detail.set(Some(run));
+                    self.shape.set(Some(graph));
+                    self.events.set(log);
+                    self.failure.set(None);
                 }
-                Err(error) => failure.set(Some(error)),
+                Err(error) => self.failure.set(Some(error)),
             }
-            loading.set_value(false);
+            self.loading.set_value(false);
         });
-    };
-    Effect::new(move |_| {
-        let id = run_id();
-        reload(id.clone());
-        api::watch_events(Some(id.clone()), move |event| {
-            let Some(seq) = live::seq(&event) else {
-                // `{"lagged": n}`: the socket dropped events; read the log again.
-                return reload(id.clone());
-            };
-            if loading.get_value() {
-                early.update_value(|kept| kept.push(event.clone()));
-            }
-            if seq <= seen.get_value() || detail.with_untracked(Option::is_none) {
-                return;
-            }
-            seen.set_value(seq);
-            let mut refetch = false;
-            detail.update(|run| {
-                if let Some(run) = run {
-                    refetch = live::apply(run, &event);
-                }
-            });
-            events.update(|log| log.push(event));
-            if refetch {
-                reload(id.clone());
-            }
-        });
-    });
+    }
 
-    let cancel = move |_| {
-        let id = run_id();
-        spawn_local(async move {
-            match api::act(
-                Method::Post,
-                &format!("/api/v1/runs/{id}/cancel"),
-                Some(json!({})),
-            )
-            .await
-            {
-                Ok(()) => notice.set(Some("Cancel requested.".into())),
-                Err(error) => notice.set(Some(error.to_string())),
-            }
-        });
-    };
-    let run_again = move |_| {
-        let Some(run) = detail.get_untracked() else {
-            return;
+    /// A live event of run `id`: folded in when it is new, and the run is loaded again
+    /// when the event says the fold is not enough.
+    fn receive(self, id: &str, event: Value) {
+        let Some(seq) = live::seq(&event) else {
+            // `{"lagged": n}`: the socket dropped events; read the log again.
+            return self.reload(id.to_owned());
         };
-        spawn_local(async move {
-            let started =
-                super::start_and_open(&run.summary.workflow_id, run.summary.workflow_version);
-            if let Err(error) = started.await {
-                notice.set(Some(error.to_string()));
+        if self.loading.get_value() {
+            self.early.update_value(|kept| kept.push(event.clone()));
+        }
+        if seq <= self.seen.get_value() || self.detail.with_untracked(Option::is_none) {
+            return;
+        }
+        self.seen.set_value(seq);
+        let mut refetch = false;
+        self.detail.update(|run| {
+            if let Some(run) = run {
+                refetch = live::apply(run, &event);
             }
         });
-    };
+        self.events.update(|log| log.push(event));
+        if refetch {
+            self.reload(id.to_owned());
+        }
+    }
+}
 
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let run_id = move || params.read().get("id").unwrap_or_default();
+    let run = LiveRun::new();
+    run.follow(run_id);
+    let notice = RwSignal::new(None::<String>);
+    // The page's frame changes only with the run's summary (at its end); the tasks
+    // update in place from `detail`.
+    let summary = Memo::new(move |_| run.detail.get().map(|run| run.summary));
+    view! {
+        {move || run.failure.get().map(|error| error_note(&error))}
+        {move || match (summary.get(), run.shape.get()) {
+            (Some(summary), Some(shape)) => view! {
+                <RunHeader summary=summary run_id=Signal::derive(run_id) detail=run.detail notice=notice/>
+                <TaskGraph shape=shape.clone() detail=run.detail/>
+                <section class="panel glass" aria-labelledby="tasks-title">
+                    <h2 id="tasks-title">"Tasks"</h2>
+                    <TaskTable shape=shape detail=run.detail/>
+                </section>
+                <EventLog events=run.events/>
+            }.into_any(),
+            _ => view::loading().into_any(),
+        }}
+    }
+}
+
+/// The run's workflow, its state, cancel and run-again, who started it and when, and
+/// what became of the last cancel or run-again.
+#[component]
+fn RunHeader(
+    summary: RunSummary,
+    run_id: Signal<String>,
+    detail: RwSignal<Option<RunDetail>>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let running = summary.status == "running";
+    view! {
+        <header class="page-head">
+            <h1>{summary.workflow_name.clone()}</h1>
+            <Status status=Signal::derive(move || detail.get().map(|run| run.summary.status).unwrap_or_default())/>
+            <div class="actions">
+                <button type="button" class="button danger" on:click=move |_| cancel(run_id.get_untracked(), notice) disabled=!running>"Cancel"</button>
+                <button type="button" class="button" on:click=move |_| run_again(detail, notice)>"Run again"</button>
+            </div>
+        </header>
+        <p class="muted">
+            {format!("Run {} of {} v{}, project {}, started by {} at {} UTC",
+                summary.run_id, summary.workflow_id, summary.workflow_version,
+                summary.project, summary.started_by, format::timestamp(summary.created_at_ms))}
+        </p>
+        {move || notice.get().map(|message| view! { <p class="note" role="status">{message}</p> })}
+    }
+}
+
+/// Asks the engine to cancel run `id`; `notice` says that it was asked, or why not.
+fn cancel(id: String, notice: RwSignal<Option<String>>) {
+    spawn_local(async move {
+        match api::act(
+            Method::Post,
+            &format!("/api/v1/runs/{id}/cancel"),
+            Some(json!({})),
+        )
+        .await
+        {
+            Ok(()) => notice.set(Some("Cancel requested.".into())),
+            Err(error) => notice.set(Some(error.to_string())),
+        }
+    });
+}
+
+/// Starts the run's workflow version again and opens the new run; `notice` says why
+/// when it cannot.
+fn run_again(detail: RwSignal<Option<RunDetail>>, notice: RwSignal<Option<String>>) {
+    let Some(run) = detail.get_untracked() else {
+        return;
+    };
+    spawn_local(async move {
+        let started = super::start_and_open(&run.summary.workflow_id, run.summary.workflow_version);
+        if let Err(error) = started.await {
+            notice.set(Some(error.to_string()));
+        }
+    });
+}
+
+/// The workflow's DAG, each task coloured by its state.
+#[component]
+fn TaskGraph(shape: Shape, detail: RwSignal<Option<RunDetail>>) -> impl IntoView {
+    let graph = shape
+        .tasks
+        .iter()
+        .map(|(id, _, _, needs)| (id.clone(), needs.clone()))
+        .collect();
     let state_of = Callback::new(move |task: String| {
         detail
             .read()
@@ -162,57 +252,32 @@ pub fn RunPage() -> impl IntoView {
             })
             .unwrap_or_else(|| "pending".into())
     });
-
-    // The page's frame changes only with the run's summary (at its end); the tasks
-    // update in place from `detail`.
-    let summary = Memo::new(move |_| detail.get().map(|run| run.summary));
     view! {
-        {move || failure.get().map(|error| error_note(&error))}
-        {move || match (summary.get(), shape.get()) {
-            (Some(summary), Some(shape)) => {
-                let running = summary.status == "running";
-                let graph = shape.tasks.iter().map(|(id, _, _, needs)| (id.clone(), needs.clone())).collect();
-                view! {
-                    <header class="page-head">
-                        <h1>{summary.workflow_name.clone()}</h1>
-                        <Status status=Signal::derive(move || detail.get().map(|run| run.summary.status).unwrap_or_default())/>
-                        <div class="actions">
-                            <button type="button" class="button danger" on:click=cancel disabled=!running>"Cancel"</button>
-                            <button type="button" class="button" on:click=run_again>"Run again"</button>
-                        </div>
-                    </header>
-                    <p class="muted">
-                        {format!("Run {} of {} v{}, project {}, started by {} at {} UTC",
-                            summary.run_id, summary.workflow_id, summary.workflow_version,
-                            summary.project, summary.started_by, format::timestamp(summary.created_at_ms))}
-                    </p>
-                    {move || notice.get().map(|message| view! { <p class="note" role="status">{message}</p> })}
-                    <section class="panel glass" aria-label="Task graph">
-                        <DagView tasks=graph state_of=state_of/>
-                    </section>
-                    <section class="panel glass" aria-labelledby="tasks-title">
-                        <h2 id="tasks-title">"Tasks"</h2>
-                        <TaskTable shape=shape.clone() detail=detail/>
-                    </section>
-                    <section class="panel glass" aria-labelledby="log-title">
-                        <h2 id="log-title">"Event log"</h2>
-                        <ol class="log" data-testid="event-log" aria-live="polite">
-                            {move || events.get().into_iter().map(|event| {
-                                let kind = event["event"]["kind"].as_str().unwrap_or("event").to_owned();
-                                let task = event["event"]["task"].as_str().unwrap_or("").to_owned();
-                                view! {
-                                    <li>
-                                        <time>{format::timestamp(event["at_ms"].as_i64().unwrap_or(0))}</time>
-                                        " " <strong>{kind.replace('_', " ")}</strong> " " {task}
-                                    </li>
-                                }
-                            }).collect_view()}
-                        </ol>
-                    </section>
-                }.into_any()
-            }
-            _ => view::loading().into_any(),
-        }}
+        <section class="panel glass" aria-label="Task graph">
+            <DagView tasks=graph state_of=state_of/>
+        </section>
+    }
+}
+
+/// The run's events, oldest first, growing as they come.
+#[component]
+fn EventLog(events: RwSignal<Vec<Value>>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="log-title">
+            <h2 id="log-title">"Event log"</h2>
+            <ol class="log" data-testid="event-log" aria-live="polite">
+                {move || events.get().into_iter().map(|event| {
+                    let kind = event["event"]["kind"].as_str().unwrap_or("event").to_owned();
+                    let task = event["event"]["task"].as_str().unwrap_or("").to_owned();
+                    view! {
+                        <li>
+                            <time>{format::timestamp(event["at_ms"].as_i64().unwrap_or(0))}</time>
+                            " " <strong>{kind.replace('_', " ")}</strong> " " {task}
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+        </section>
     }
 }
 
