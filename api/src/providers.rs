@@ -8,20 +8,21 @@ use serde::Deserialize;
 use troupe_inference::chat::ChatMessage;
 use troupe_inference::providers::{Answered, CompletionRequest};
 use troupe_inference::quality::TaskType;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::handlers::NodeState;
 use troupe_store::CostReport;
 use troupe_store::clock::now_ms;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct WireMessage {
     role: String,
     content: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CompleteBody {
     messages: Vec<WireMessage>,
     #[serde(default = "default_max_tokens")]
@@ -38,7 +39,10 @@ fn default_max_tokens() -> usize {
     256
 }
 
-/// `POST /api/v1/complete`
+/// One answer from the provider chain: the local model first, paid providers by quality
+/// when it falls short.
+#[utoipa::path(post, path = "/api/v1/complete", request_body = CompleteBody,
+    responses((status = 200, body = Answered), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody, description = "every provider failed")))]
 pub async fn complete(
     State(node): NodeState,
     JsonBody(body): JsonBody<CompleteBody>,
@@ -65,13 +69,14 @@ pub async fn complete(
     Ok(Json(node.complete(&request).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub struct CostsQuery {
     /// Report the last this many days (default 30).
     days: Option<u32>,
 }
 
-/// `GET /api/v1/costs`
+/// What model calls cost and what serving them locally saved, by day, agent and provider.
+#[utoipa::path(get, path = "/api/v1/costs", params(CostsQuery), responses((status = 200, body = CostReport)))]
 pub async fn costs(
     State(node): NodeState,
     Query(query): Query<CostsQuery>,

@@ -1,15 +1,15 @@
 //! Every route, declared once: the handler (whose `#[utoipa::path]` gives its method,
 //! path and OpenAPI operation) and what a caller needs to reach it. The router, the
 //! guard's table and the OpenAPI document all come from [`declare`]; adding a route is
-//! one line here. Routes without an operation in the document (the WebSocket, the `/v1`
-//! compatibility endpoints, the docs themselves) name their method and path.
+//! one line here. Routes without an operation in the document (the WebSocket and the
+//! docs themselves) name their method and path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::http::Method;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get};
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -169,9 +169,16 @@ fn documented(builder: Builder) -> Builder {
         .doc(OnNode(AgentsView), routes!(handlers::list_pools))
         .doc(OnNode(AuditRead), routes!(audit::export))
         .doc(OnNode(AuditRead), routes!(audit::verify))
+        .doc(OnNode(AgentsView), routes!(openai::loaded_models))
+        .doc(OnNode(AgentsExecute), routes!(providers::complete))
+        .doc(OnNode(CostsView), routes!(providers::costs))
+        .doc(OnNode(AgentsView), routes!(openai::list_models))
+        .doc(OnNode(AgentsExecute), routes!(openai::chat_completions))
+        .doc(OnNode(AgentsExecute), routes!(openai::embeddings))
+        .doc(OnNode(AgentsExecute), routes!(openai::anthropic_messages))
 }
 
-/// The event WebSocket, the `/v1` compatibility endpoints and the docs page.
+/// The event WebSocket and the docs page.
 fn undocumented(builder: Builder) -> Builder {
     builder
         .plain(
@@ -179,48 +186,6 @@ fn undocumented(builder: Builder) -> Builder {
             "/api/v1/events",
             Project(WorkflowsView),
             get(events_ws::subscribe),
-        )
-        .plain(
-            Method::GET,
-            "/api/v1/models",
-            OnNode(AgentsView),
-            get(openai::loaded_models),
-        )
-        .plain(
-            Method::POST,
-            "/api/v1/complete",
-            OnNode(AgentsExecute),
-            post(providers::complete),
-        )
-        .plain(
-            Method::GET,
-            "/api/v1/costs",
-            OnNode(CostsView),
-            get(providers::costs),
-        )
-        .plain(
-            Method::GET,
-            "/v1/models",
-            OnNode(AgentsView),
-            get(openai::list_models),
-        )
-        .plain(
-            Method::POST,
-            "/v1/chat/completions",
-            OnNode(AgentsExecute),
-            post(openai::chat_completions),
-        )
-        .plain(
-            Method::POST,
-            "/v1/embeddings",
-            OnNode(AgentsExecute),
-            post(openai::embeddings),
-        )
-        .plain(
-            Method::POST,
-            "/v1/messages",
-            OnNode(AgentsExecute),
-            post(openai::anthropic_messages),
         )
         .plain(Method::GET, "/docs", Open, get(docs::docs_page))
 }

@@ -280,12 +280,28 @@ async fn health_readiness_and_the_api_description_are_served() {
         "/api/v1/memory",
         "/api/v1/memory/search",
         "/api/v1/memory/{id}",
+        "/api/v1/models",
+        "/api/v1/complete",
+        "/api/v1/costs",
+        "/v1/models",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/messages",
     ] {
         assert!(
             spec["paths"].get(path).is_some(),
             "{path} missing from the OpenAPI document"
         );
     }
+    let chat = &spec["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"];
+    assert_eq!(
+        chat["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ChatCompletion"
+    );
+    assert_eq!(
+        chat["text/event-stream"]["schema"]["$ref"],
+        "#/components/schemas/ChatCompletionChunk"
+    );
     let (status, page) = get(&app, "/docs").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.as_str().unwrap().contains("/openapi.json"));

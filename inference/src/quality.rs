@@ -48,7 +48,7 @@ impl TaskType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QualityReport {
     pub score: f64,
     pub relevance: Option<f64>,

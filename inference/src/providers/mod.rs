@@ -64,7 +64,7 @@ pub struct CallRecord {
 }
 
 /// The answer the chain returns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Answered {
     pub text: String,
     pub provider: String,

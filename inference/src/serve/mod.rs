@@ -22,7 +22,7 @@ use generation_worker::Admission;
 pub use router::{EmbeddingPool, GenerationPool};
 use router::{Router, RouterArgs, RouterMsg};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerKind {
     Generation,
@@ -38,7 +38,7 @@ impl WorkerKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct WorkerStatus {
     pub kind: WorkerKind,
     /// Requests admitted and not finished.

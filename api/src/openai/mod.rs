@@ -4,132 +4,28 @@
 //! A client that disconnects mid-stream drops the generation stream, which cancels the
 //! sequence in its worker before the next pass.
 
-use std::convert::Infallible;
+mod stream;
+mod wire;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use troupe_inference::InferenceError;
 use troupe_inference::chat::ChatMessage;
 use troupe_inference::generation::{FinishReason, Generated, GenerationRequest, SamplingParams};
 use troupe_inference::providers::CallRecord;
-use troupe_inference::serve::{GenerationStream, InferenceService, StreamEvent};
+use troupe_inference::serve::{GenerationStream, InferenceService};
 
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::handlers::NodeState;
 use troupe_node::Node;
 use troupe_store::clock::now_ms;
+pub use wire::*;
 
 /// Answer length when the request names none.
 const DEFAULT_MAX_TOKENS: usize = 512;
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Content {
-    Text(String),
-    Parts(Vec<ContentPart>),
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ContentPart {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: String,
-}
-
-impl Content {
-    fn text(&self) -> Result<String, ApiError> {
-        match self {
-            Content::Text(text) => Ok(text.clone()),
-            Content::Parts(parts) => parts
-                .iter()
-                .map(|part| match part.kind.as_str() {
-                    "text" => Ok(part.text.as_str()),
-                    other => Err(ApiError::invalid_request(format!(
-                        "content parts of type `{other}` are not supported; send text"
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(|texts| texts.join("")),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WireMessage {
-    role: String,
-    content: Content,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ChatRequest {
-    #[serde(default)]
-    model: Option<String>,
-    messages: Vec<WireMessage>,
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    top_k: Option<usize>,
-    seed: Option<u64>,
-    stop: Option<Stop>,
-    #[serde(default)]
-    stream: bool,
-    #[serde(default)]
-    stream_options: StreamOptions,
-    repetition_penalty: Option<f32>,
-    n: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum EmbeddingInput {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EmbeddingRequest {
-    #[serde(default)]
-    model: Option<String>,
-    input: EmbeddingInput,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct MessagesRequest {
-    #[serde(default)]
-    model: Option<String>,
-    max_tokens: u64,
-    #[serde(default)]
-    system: Option<Content>,
-    messages: Vec<WireMessage>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    top_k: Option<usize>,
-    #[serde(default)]
-    stop_sequences: Vec<String>,
-    #[serde(default)]
-    stream: bool,
-}
 
 /// The status and code an inference failure shows as.
 pub fn inference_error(error: InferenceError) -> ApiError {
@@ -177,50 +73,75 @@ fn model_name(service: &InferenceService) -> String {
         .map_or_else(|| "local".into(), |model| model.id())
 }
 
-/// `GET /v1/models`
-pub async fn list_models(State(node): NodeState) -> Result<Json<Value>, ApiError> {
+/// The models this node serves, as OpenAI lists them.
+#[utoipa::path(get, path = "/v1/models",
+    responses((status = 200, body = ModelList), (status = 503, body = ErrorBody, description = "no local models served")))]
+pub async fn list_models(State(node): NodeState) -> Result<Json<ModelList>, ApiError> {
     let service = service(&node)?;
+    let entry = |id: String| ModelEntry {
+        id,
+        object: "model".into(),
+        created: 0,
+        owned_by: "troupe".into(),
+    };
     let mut data = Vec::new();
     if service.generation_model().is_some() {
-        data.push(json!({"id": model_name(service), "object": "model", "created": 0, "owned_by": "troupe"}));
+        data.push(entry(model_name(service)));
     }
     if let Some(id) = service.embedding_model_id() {
-        data.push(json!({"id": id, "object": "model", "created": 0, "owned_by": "troupe"}));
+        data.push(entry(id.to_string()));
     }
-    Ok(Json(json!({"object": "list", "data": data})))
+    Ok(Json(ModelList {
+        object: "list".into(),
+        data,
+    }))
 }
 
-/// `GET /api/v1/models`: what this node has loaded, on which device, and how busy each
-/// worker is (what `troupe models list` shows as loaded).
-pub async fn loaded_models(State(node): NodeState) -> Result<Json<Value>, ApiError> {
+/// What this node has loaded, on which device, and how busy each worker is (what
+/// `troupe models list` shows as loaded).
+#[utoipa::path(get, path = "/api/v1/models", responses((status = 200, body = LoadedModels)))]
+pub async fn loaded_models(State(node): NodeState) -> Result<Json<LoadedModels>, ApiError> {
     let Some(service) = node.inference() else {
-        return Ok(Json(json!({"serving": false, "models": [], "workers": []})));
+        return Ok(Json(LoadedModels {
+            serving: false,
+            models: Vec::new(),
+            workers: Vec::new(),
+        }));
     };
     let mut models = Vec::new();
     if let Some(model) = service.generation_model() {
         let summary = model.summary();
-        models.push(json!({
-            "name": model_name(service),
-            "role": "generation",
-            "path": summary.path,
-            "size_bytes": summary.size_bytes,
-            "quantization": summary.quantization,
-            "device": troupe_inference::device::describe(model.weights().device()),
-            "context_tokens": model.context_length(),
-        }));
+        models.push(LoadedModel {
+            name: model_name(service),
+            role: "generation".into(),
+            path: Some(summary.path.display().to_string()),
+            size_bytes: Some(summary.size_bytes),
+            quantization: summary.quantization.clone(),
+            device: troupe_inference::device::describe(model.weights().device()),
+            context_tokens: Some(model.context_length()),
+            dimensions: None,
+        });
     }
     if let (Some(id), Some(dimensions)) =
         (service.embedding_model_id(), service.embedding_dimensions())
     {
-        models.push(json!({
-            "name": id, "role": "embedding", "quantization": "f32",
-            "device": "cpu", "dimensions": dimensions,
-        }));
+        models.push(LoadedModel {
+            name: id.to_string(),
+            role: "embedding".into(),
+            path: None,
+            size_bytes: None,
+            quantization: "f32".into(),
+            device: "cpu".into(),
+            context_tokens: None,
+            dimensions: Some(dimensions),
+        });
     }
     let workers = service.workers().await.map_err(inference_error)?;
-    Ok(Json(
-        json!({"serving": true, "models": models, "workers": workers}),
-    ))
+    Ok(Json(LoadedModels {
+        serving: true,
+        models,
+        workers,
+    }))
 }
 
 fn messages(system: Option<String>, wire: &[WireMessage]) -> Result<Vec<ChatMessage>, ApiError> {
@@ -280,16 +201,23 @@ fn max_tokens(value: Option<u64>) -> usize {
     })
 }
 
-fn usage(generated: &Generated) -> Value {
+fn usage(generated: &Generated) -> Usage {
     let completion = generated.token_ids.len();
-    json!({
-        "prompt_tokens": generated.prompt_tokens,
-        "completion_tokens": completion,
-        "total_tokens": generated.prompt_tokens + completion,
-    })
+    Usage {
+        prompt_tokens: generated.prompt_tokens,
+        completion_tokens: completion,
+        total_tokens: generated.prompt_tokens + completion,
+    }
 }
 
-/// `POST /v1/chat/completions`
+/// A chat answer from the local model, as OpenAI's API gives it; server-sent
+/// `ChatCompletionChunk` events when `stream` is set.
+#[utoipa::path(post, path = "/v1/chat/completions", request_body = ChatRequest,
+    responses(
+        (status = 200, description = "the answer; with `stream: true`, `text/event-stream` of `ChatCompletionChunk` ending with `[DONE]`",
+            content((ChatCompletion = "application/json"), (ChatCompletionChunk = "text/event-stream"))),
+        (status = 400, body = ErrorBody), (status = 429, body = ErrorBody, description = "overloaded; see Retry-After"),
+        (status = 503, body = ErrorBody)))]
 pub async fn chat_completions(
     State(node): NodeState,
     JsonBody(request): JsonBody<ChatRequest>,
@@ -335,21 +263,26 @@ pub async fn chat_completions(
             started,
             prompt_tokens,
         };
-        return Ok(sse(id, created, model, stream, include_usage, ledger).into_response());
+        let events = stream::sse(id, created, model, stream, include_usage, ledger);
+        return Ok(events.into_response());
     }
     let generated = finish_recorded(&node, &model, started, prompt_tokens, stream).await?;
-    Ok(Json(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": generated.text},
-            "finish_reason": generated.finish.openai_name(),
+    let usage = usage(&generated);
+    Ok(Json(ChatCompletion {
+        id,
+        object: "chat.completion".into(),
+        created,
+        model,
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant".into(),
+                content: generated.text,
+            },
+            finish_reason: generated.finish.openai_name().into(),
         }],
-        "usage": usage(&generated),
-    }))
+        usage,
+    })
     .into_response())
 }
 
@@ -423,176 +356,54 @@ async fn record(node: &Node, model: &str, started: i64, end: CallEnd<'_>) {
     }
 }
 
-struct SseState {
-    ledger: Ledger,
-    /// Tokens streamed so far, and whether the call is in the ledger yet.
-    tokens: usize,
-    recorded: bool,
-    stream: GenerationStream,
-    id: String,
-    created: i64,
-    model: String,
-    include_usage: bool,
-    pending: std::collections::VecDeque<Event>,
-    started: bool,
-    ended: bool,
-}
-
-impl Drop for SseState {
-    /// A stream that ends without its answer (the client went away, the worker failed)
-    /// is still a call: it goes to the ledger with the tokens streamed so far.
-    fn drop(&mut self) {
-        if self.recorded {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("an unfinished stream could not be written to the ledger");
-            return;
-        };
-        let node = self.ledger.node.clone();
-        let model = self.model.clone();
-        let (started, tokens_in, tokens_out) =
-            (self.ledger.started, self.ledger.prompt_tokens, self.tokens);
-        let error = if self.ended {
-            "the generation failed"
-        } else {
-            "the client disconnected"
-        };
-        runtime.spawn(async move {
-            let end = CallEnd {
-                tokens_in,
-                tokens_out,
-                error: Some(error),
-            };
-            record(&node, &model, started, end).await;
-        });
-    }
-}
-
-impl SseState {
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
-        let body = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        Event::default().data(body.to_string())
-    }
-}
-
-fn sse(
-    id: String,
-    created: i64,
-    model: String,
-    stream: GenerationStream,
-    include_usage: bool,
-    ledger: Ledger,
-) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
-    let state = SseState {
-        ledger,
-        tokens: 0,
-        recorded: false,
-        stream,
-        id,
-        created,
-        model,
-        include_usage,
-        pending: Default::default(),
-        started: false,
-        ended: false,
-    };
-    let events = futures::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(event) = state.pending.pop_front() {
-                return Some((Ok(event), state));
-            }
-            if state.ended {
-                return None;
-            }
-            if !state.started {
-                state.started = true;
-                let first = state.chunk(json!({"role": "assistant", "content": ""}), None);
-                state.pending.push_back(first);
-                continue;
-            }
-            match state.stream.next().await {
-                Some(StreamEvent::Text { text, tokens }) => {
-                    state.tokens = tokens;
-                    let chunk = state.chunk(json!({"content": text}), None);
-                    state.pending.push_back(chunk);
-                }
-                Some(StreamEvent::Done(generated)) => {
-                    let Ledger { node, started, .. } = &state.ledger;
-                    let end = CallEnd {
-                        tokens_in: generated.prompt_tokens,
-                        tokens_out: generated.token_ids.len(),
-                        error: None,
-                    };
-                    record(node, &state.model, *started, end).await;
-                    state.recorded = true;
-                    let last = state.chunk(json!({}), Some(generated.finish.openai_name()));
-                    state.pending.push_back(last);
-                    if state.include_usage {
-                        let body = json!({
-                            "id": state.id, "object": "chat.completion.chunk",
-                            "created": state.created, "model": state.model,
-                            "choices": [], "usage": usage(&generated),
-                        });
-                        state
-                            .pending
-                            .push_back(Event::default().data(body.to_string()));
-                    }
-                    state.pending.push_back(Event::default().data("[DONE]"));
-                    state.ended = true;
-                }
-                Some(StreamEvent::Failed(error)) => {
-                    let body = json!({"error": {"code": "inference_failed", "message": error.to_string()}});
-                    state
-                        .pending
-                        .push_back(Event::default().data(body.to_string()));
-                    state.ended = true;
-                }
-                None => state.ended = true,
-            }
-        }
-    });
-    Sse::new(events).keep_alive(KeepAlive::default())
-}
-
-/// `POST /v1/embeddings`
+/// Embeddings from the local embedding model, as OpenAI's API gives them.
+#[utoipa::path(post, path = "/v1/embeddings", request_body = EmbeddingRequest,
+    responses((status = 200, body = EmbeddingList), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn embeddings(
     State(node): NodeState,
     JsonBody(request): JsonBody<EmbeddingRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EmbeddingList>, ApiError> {
     let service = service(&node)?;
     let texts = match request.input {
         EmbeddingInput::One(text) => vec![text],
         EmbeddingInput::Many(texts) => texts,
     };
     let embedded = service.embed(texts).await.map_err(inference_error)?;
-    let data: Vec<Value> = embedded
+    let data = embedded
         .vectors
         .into_iter()
         .enumerate()
-        .map(|(index, vector)| json!({"object": "embedding", "index": index, "embedding": vector}))
+        .map(|(index, embedding)| Embedding {
+            object: "embedding".into(),
+            index,
+            embedding,
+        })
         .collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "model": request.model.unwrap_or_else(|| {
-            service.embedding_model_id().unwrap_or("embedding").to_string()
-        }),
-        "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
-    })))
+    let model = request.model.unwrap_or_else(|| {
+        service
+            .embedding_model_id()
+            .unwrap_or("embedding")
+            .to_string()
+    });
+    Ok(Json(EmbeddingList {
+        object: "list".into(),
+        data,
+        model,
+        usage: EmbeddingUsage {
+            prompt_tokens: embedded.tokens,
+            total_tokens: embedded.tokens,
+        },
+    }))
 }
 
-/// `POST /v1/messages` (Anthropic's Messages API, without streaming).
+/// A chat answer from the local model as Anthropic's Messages API gives it (without
+/// streaming).
+#[utoipa::path(post, path = "/v1/messages", request_body = MessagesRequest,
+    responses((status = 200, body = AnthropicMessage), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn anthropic_messages(
     State(node): NodeState,
     JsonBody(request): JsonBody<MessagesRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AnthropicMessage>, ApiError> {
     let service = service(&node)?;
     if request.stream {
         return Err(ApiError::invalid_request(
@@ -626,14 +437,21 @@ pub async fn anthropic_messages(
         FinishReason::StopString => "stop_sequence",
         FinishReason::EndOfSequence | FinishReason::Cancelled => "end_turn",
     };
-    Ok(Json(json!({
-        "id": format!("msg_{}", uuid::Uuid::new_v4().simple()),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "text", "text": generated.text}],
-        "stop_reason": stop_reason,
-        "stop_sequence": null,
-        "usage": {"input_tokens": generated.prompt_tokens, "output_tokens": generated.token_ids.len()},
-    })))
+    let usage = AnthropicUsage {
+        input_tokens: generated.prompt_tokens,
+        output_tokens: generated.token_ids.len(),
+    };
+    Ok(Json(AnthropicMessage {
+        id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+        kind: "message".into(),
+        role: "assistant".into(),
+        model,
+        content: vec![TextBlock {
+            kind: "text".into(),
+            text: generated.text,
+        }],
+        stop_reason: stop_reason.into(),
+        stop_sequence: None,
+        usage,
+    }))
 }
