@@ -41,7 +41,7 @@ pub struct StartRunRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunStarted {
-    pub run_id: String,
+    pub run_id: troupe_store::RunId,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
 
+use troupe_store::RunId;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -97,7 +98,7 @@ impl Graph {
 
 #[derive(Debug, Clone)]
 pub struct RunState {
-    pub run_id: String,
+    pub run_id: RunId,
     pub workflow: Arc<Workflow>,
     graph: Arc<Graph>,
     pub variables: BTreeMap<String, Value>,
@@ -168,11 +169,11 @@ impl RunState {
         troupe_agents::MemoryScope {
             project: troupe_store::project_of(&self.workflow).into(),
             user: self.started_by.clone(),
-            run_id: self.run_id.clone(),
+            run_id: self.run_id.clone().into(),
         }
     }
 
-    pub fn new(run_id: &str, workflow: Arc<Workflow>) -> Self {
+    pub fn new(run_id: &RunId, workflow: Arc<Workflow>) -> Self {
         let graph = Graph::new(&workflow);
         let tasks = workflow
             .tasks
@@ -202,7 +203,7 @@ impl RunState {
             .map(|(index, _)| graph.rank[index])
             .collect();
         Self {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             unfinished: workflow.tasks.len(),
             workflow,
             graph: Arc::new(graph),
@@ -248,7 +249,7 @@ impl RunState {
         Scope {
             variables: &self.variables,
             tasks: &self.views,
-            run_id: &self.run_id,
+            run_id: self.run_id.as_str(),
             workflow_name: &self.workflow.name,
         }
     }

@@ -12,6 +12,7 @@ use troupe_config::Settings;
 use crate::NodeError;
 use crate::{Decision, Node, NodeBuilder, Person};
 use troupe_engine::EngineError;
+use troupe_store::RunId;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
 
 /// What the test agents saw: per task, its attempts and their start/end instants.
@@ -141,7 +142,7 @@ async fn node() -> (Node, Arc<Journal>) {
     (node_with("mem://", journal.clone()).await, journal)
 }
 
-async fn start(node: &Node, yaml: &str) -> String {
+async fn start(node: &Node, yaml: &str) -> RunId {
     start_as(node, yaml, "ada", BTreeMap::new())
         .await
         .expect("run starts")
@@ -152,7 +153,7 @@ async fn start_as(
     yaml: &str,
     who: &str,
     variables: BTreeMap<String, Value>,
-) -> Result<String, NodeError> {
+) -> Result<RunId, NodeError> {
     start_by(node, yaml, &Person::named(who), variables).await
 }
 
@@ -161,7 +162,7 @@ async fn start_by(
     yaml: &str,
     who: &Person,
     variables: BTreeMap<String, Value>,
-) -> Result<String, NodeError> {
+) -> Result<RunId, NodeError> {
     let (id, _) = node
         .save_workflow(yaml, "test.yaml", "test")
         .await
@@ -171,7 +172,7 @@ async fn start_by(
 
 async fn wait_until(
     node: &Node,
-    run_id: &str,
+    run_id: &RunId,
     done: impl Fn(&troupe_engine::state::RunState) -> bool,
 ) -> troupe_engine::state::RunState {
     for _ in 0..1000 {
@@ -187,7 +188,7 @@ async fn wait_until(
     );
 }
 
-async fn finish(node: &Node, run_id: &str) -> troupe_engine::state::RunState {
+async fn finish(node: &Node, run_id: &RunId) -> troupe_engine::state::RunState {
     wait_until(node, run_id, |state| state.finished.is_some()).await
 }
 

@@ -34,7 +34,7 @@ use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
-    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store,
+    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunId, RunRecord, Store,
     WorkflowRecord, WorkflowVersion, project_of,
 };
 use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
@@ -68,7 +68,7 @@ pub struct RunDetail {
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PendingApproval {
-    pub run_id: String,
+    pub run_id: RunId,
     pub workflow_id: String,
     pub project: String,
     pub task: String,
@@ -373,7 +373,7 @@ impl Node {
         version: Option<u32>,
         variables: BTreeMap<String, Value>,
         started_by: &Person,
-    ) -> Result<String, NodeError> {
+    ) -> Result<RunId, NodeError> {
         let request = StartRun {
             workflow_id: workflow_id.into(),
             version,
@@ -388,7 +388,7 @@ impl Node {
                     workflow: workflow_id.into(),
                     version,
                 },
-                &run_id,
+                run_id.as_str(),
             )
             .await?;
         Ok(run_id)
@@ -396,7 +396,7 @@ impl Node {
 
     /// Waits until run `run_id` has finished, then returns it. For programs that embed a
     /// node; the CLI shows progress from `subscribe` instead.
-    pub async fn finished_run(&self, run_id: &str) -> Result<RunDetail, NodeError> {
+    pub async fn finished_run(&self, run_id: &RunId) -> Result<RunDetail, NodeError> {
         // Subscribed before the status is read: a finish in between is on the bus.
         let mut events = self.subscribe();
         loop {
@@ -407,7 +407,7 @@ impl Node {
             loop {
                 match events.recv().await {
                     Ok(event)
-                        if event.run_id == run_id
+                        if event.run_id == *run_id
                             && matches!(event.event, RunEvent::RunFinished { .. }) =>
                     {
                         break;
@@ -426,22 +426,22 @@ impl Node {
         }
     }
 
-    pub async fn cancel_run(&self, run_id: &str, by: &str) -> Result<(), NodeError> {
+    pub async fn cancel_run(&self, run_id: &RunId, by: &str) -> Result<(), NodeError> {
         let manager = self.manager()?;
         ractor::call!(manager, |reply| RunManagerMsg::CancelRun {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             by: by.into(),
             reply
         })??;
         self.audit
-            .record(by, AuditAction::RunCancel {}, run_id)
+            .record(by, AuditAction::RunCancel {}, run_id.as_str())
             .await?;
         Ok(())
     }
 
     pub async fn decide(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         task: &str,
         decision: Decision,
         expected_digest: Option<String>,
@@ -458,7 +458,7 @@ impl Node {
         };
         let manager = self.manager()?;
         ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             request,
             reply
         })??;
@@ -562,7 +562,7 @@ impl Node {
     }
 
     /// The run folded from its log: always the durable truth, live or finished.
-    pub async fn run_state(&self, run_id: &str) -> Result<RunState, NodeError> {
+    pub async fn run_state(&self, run_id: &RunId) -> Result<RunState, NodeError> {
         let record = self.store().run(run_id).await?;
         self.fold_run(&record).await
     }
@@ -582,7 +582,7 @@ impl Node {
         Ok(state)
     }
 
-    pub async fn run_detail(&self, run_id: &str) -> Result<RunDetail, NodeError> {
+    pub async fn run_detail(&self, run_id: &RunId) -> Result<RunDetail, NodeError> {
         self.detail_of(self.store().run(run_id).await?).await
     }
 
@@ -603,7 +603,7 @@ impl Node {
         })
     }
 
-    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, NodeError> {
+    pub async fn run_events(&self, run_id: &RunId) -> Result<Vec<StoredEvent>, NodeError> {
         self.store().run(run_id).await?;
         self.store().run_events(run_id).await.map_err(Into::into)
     }

@@ -58,7 +58,7 @@ pub enum StoreError {
     #[error("workflow `{id}` has no version {version}")]
     WorkflowVersionNotFound { id: String, version: u32 },
     #[error("run `{0}` not found")]
-    RunNotFound(String),
+    RunNotFound(crate::RunId),
     #[error(
         "project `{0}` not found: create it first (POST /api/v1/projects, or `troupe projects create`)"
     )]

@@ -157,7 +157,7 @@ impl RunEvent {
 /// An event as stored: its place in the run's log and when it was written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredEvent {
-    pub run_id: String,
+    pub run_id: crate::RunId,
     pub seq: u64,
     pub at_ms: i64,
     pub event: RunEvent,

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod digest;
 mod error;
 pub mod events;
+mod ids;
 pub mod key_file;
 mod ledger;
 mod memory;
@@ -37,6 +38,7 @@ use crate::events::{RunEvent, RunStatus, StoredEvent};
 pub use access::{Permission, Role, UnknownName};
 pub use audit::{AuditEntry, AuditFilter};
 pub use error::StoreError;
+pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
 pub use projects::{DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
@@ -295,7 +297,7 @@ impl Store {
     }
 
     /// The whole log of a run, read as one range of chunk keys (no index needed).
-    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn run_events(&self, run_id: &RunId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows: Vec<Value> = self
             .rows(
                 "SELECT first_seq, events FROM run_log:[$run, 0]..=[$run, $end]",
@@ -305,7 +307,7 @@ impl Store {
         records::events_from_chunks(run_id, rows)
     }
 
-    pub async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+    pub async fn run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
         let rows: Vec<RunRecord> = self
             .rows(
                 &format!(
@@ -317,7 +319,7 @@ impl Store {
             .await?;
         rows.into_iter()
             .next()
-            .ok_or_else(|| StoreError::RunNotFound(run_id.into()))
+            .ok_or_else(|| StoreError::RunNotFound(run_id.clone()))
     }
 
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::error::StoreError;
 use crate::events::{RunEvent, RunStatus, StoredEvent};
+use crate::ids::RunId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowRecord {
@@ -26,7 +27,7 @@ pub struct WorkflowVersion {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
-    pub run_id: String,
+    pub run_id: RunId,
     pub workflow_id: String,
     pub workflow_version: u32,
     pub workflow_name: String,
@@ -111,7 +112,10 @@ struct ChunkEntry<'a> {
 
 /// The events of a run's chunks, in order; refuses a log whose chunks do not follow one
 /// another exactly from event 0.
-pub fn events_from_chunks(run_id: &str, rows: Vec<Value>) -> Result<Vec<StoredEvent>, StoreError> {
+pub fn events_from_chunks(
+    run_id: &RunId,
+    rows: Vec<Value>,
+) -> Result<Vec<StoredEvent>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         first_seq: u64,
@@ -138,7 +142,7 @@ pub fn events_from_chunks(run_id: &str, rows: Vec<Value>) -> Result<Vec<StoredEv
                 )));
             }
             events.push(StoredEvent {
-                run_id: run_id.to_string(),
+                run_id: run_id.clone(),
                 seq: entry.seq,
                 at_ms: entry.at_ms,
                 event: entry.event.into_owned(),

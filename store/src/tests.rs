@@ -132,7 +132,7 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
         .await
         .unwrap();
     assert_eq!(
-        store.run_events("r1").await.unwrap(),
+        store.run_events(&"r1".into()).await.unwrap(),
         vec![started("r1"), failed("r1", 1), skipped, more]
     );
     // A writer that saw the log up to event 0 appends from event 1, where a chunk
@@ -145,7 +145,7 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
         "a second event 1 must be refused by the log's unique index"
     );
     assert_eq!(
-        store.run_events("r1").await.unwrap().len(),
+        store.run_events(&"r1".into()).await.unwrap().len(),
         4,
         "the refused write left the log intact"
     );
@@ -168,7 +168,7 @@ async fn an_append_of_events_that_do_not_follow_one_another_is_refused() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("one run"), "{error}");
-    assert_eq!(store.run_events("r1").await.unwrap().len(), 1);
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -179,7 +179,7 @@ async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
         .await
         .unwrap();
     store.append_events(&[failed("gap", 2)]).await.unwrap();
-    let error = store.run_events("gap").await.unwrap_err();
+    let error = store.run_events(&"gap".into()).await.unwrap_err();
     assert!(error.to_string().contains("broken"), "{error}");
 
     store
@@ -192,7 +192,7 @@ async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
         .unwrap();
     // Only a writer that ignores the chain could write this: it must not go unseen.
     store.append_events(&[failed("overlap", 2)]).await.unwrap();
-    let error = store.run_events("overlap").await.unwrap_err();
+    let error = store.run_events(&"overlap".into()).await.unwrap_err();
     assert!(error.to_string().contains("broken"), "{error}");
 }
 
@@ -213,7 +213,7 @@ async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
     }
     migrations::apply(&db).await.unwrap();
     let store = Store { db };
-    assert_eq!(store.run_events("r1").await.unwrap(), old);
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap(), old);
     store.append_events(&[failed("r1", 2)]).await.unwrap();
     assert!(
         matches!(
@@ -222,7 +222,7 @@ async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
         ),
         "migrated events keep their place in the chain"
     );
-    assert_eq!(store.run_events("r1").await.unwrap().len(), 3);
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -263,13 +263,13 @@ async fn runs_are_listed_by_filter_and_finished() {
             .collect::<Vec<_>>(),
         ["r1"]
     );
-    let finished = store.run("r2").await.unwrap();
+    let finished = store.run(&"r2".into()).await.unwrap();
     assert_eq!(
         (finished.status, finished.finished_at_ms),
         (RunStatus::Completed, 99)
     );
     assert!(matches!(
-        store.run("r3").await,
+        store.run(&"r3".into()).await,
         Err(StoreError::RunNotFound(_))
     ));
 }
