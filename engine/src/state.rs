@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
 
-use troupe_store::RunId;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
+use troupe_store::{RunId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskState {
@@ -104,7 +104,7 @@ pub struct RunState {
     pub variables: BTreeMap<String, Value>,
     pub started_by: String,
     /// The starter's account, on a node with accounts.
-    pub started_by_id: Option<String>,
+    pub started_by_id: Option<UserId>,
     pub started_at_ms: i64,
     /// Changed only through `apply`, which keeps the bookkeeping below in step.
     tasks: BTreeMap<String, TaskState>,

@@ -12,8 +12,8 @@ use troupe_config::Settings;
 use crate::NodeError;
 use crate::{Decision, Node, NodeBuilder, Person};
 use troupe_engine::EngineError;
-use troupe_store::RunId;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
+use troupe_store::{RunId, UserId};
 
 /// What the test agents saw: per task, its attempts and their start/end instants.
 #[derive(Default)]
@@ -540,7 +540,7 @@ async fn separation_of_duties_compares_accounts_not_names() {
     assert_eq!(
         (
             decided.decision.approver.as_str(),
-            decided.decision.approver_id.as_deref()
+            decided.decision.approver_id.as_ref().map(UserId::as_str)
         ),
         ("bob@example.com", Some("user-bob")),
         "the run's log keeps who decided, by account"

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::Store;
 use crate::access::Role;
 use crate::error::StoreError;
+use crate::ids::UserId;
 
 pub const DEFAULT_PROJECT: &str = "default";
 /// The organisation of accounts and projects made without one; `default` is its project.
@@ -31,7 +32,7 @@ pub struct ProjectRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberRecord {
     pub project_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub role: Role,
 }
 
@@ -84,7 +85,11 @@ impl Store {
     }
 
     /// False when the user was not a member.
-    pub async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<bool, StoreError> {
+    pub async fn remove_member(
+        &self,
+        project_id: &str,
+        user_id: &UserId,
+    ) -> Result<bool, StoreError> {
         let rows: Vec<serde_json::Value> = self
             .rows(
                 "DELETE type::record('member', [$project, $user]) RETURN BEFORE",
@@ -102,7 +107,7 @@ impl Store {
         .await
     }
 
-    pub async fn memberships_of(&self, user_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
+    pub async fn memberships_of(&self, user_id: &UserId) -> Result<Vec<MemberRecord>, StoreError> {
         self.rows(
             "SELECT project_id, user_id, role FROM member WHERE user_id = $user",
             json!({ "user": user_id }),
