@@ -14,11 +14,11 @@ use crate::EngineError;
 use crate::context::EngineContext;
 use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
-use troupe_store::{RunFilter, RunId, RunRecord};
+use troupe_store::{RunFilter, RunId, RunRecord, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
 pub struct StartRun {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub version: Option<u32>,
     pub variables: BTreeMap<String, Value>,
     pub started_by: Person,
@@ -174,7 +174,7 @@ async fn start_run(
         .await?;
     let workflow = state
         .context
-        .parse_workflow(&stored.source, &stored.workflow_id)?;
+        .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
     let variables = workflow
         .resolve_variables(&request.variables)
         .map_err(|errors| {

@@ -35,7 +35,7 @@ use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
     AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunId, RunRecord, Store,
-    WorkflowRecord, WorkflowVersion, project_of,
+    WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
 };
 use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -69,7 +69,7 @@ pub struct RunDetail {
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PendingApproval {
     pub run_id: RunId,
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub project: String,
     pub task: String,
     pub task_name: String,
@@ -285,7 +285,7 @@ impl Node {
         file_name: &str,
     ) -> Result<(Workflow, Option<WorkflowRecord>), NodeError> {
         let workflow = self.context.parse_workflow(source, file_name)?;
-        let existing = self.store().workflow(&workflow.id).await?;
+        let existing = self.store().workflow(&workflow_id_of(&workflow)).await?;
         Ok((workflow, existing))
     }
 
@@ -295,7 +295,7 @@ impl Node {
         source: &str,
         file_name: &str,
         actor: &str,
-    ) -> Result<(String, u32), NodeError> {
+    ) -> Result<(WorkflowId, u32), NodeError> {
         let (workflow, existing) = self.prepare_workflow(source, file_name).await?;
         self.store_workflow(&workflow, existing.as_ref(), source, actor)
             .await
@@ -309,7 +309,7 @@ impl Node {
         existing: Option<&WorkflowRecord>,
         source: &str,
         actor: &str,
-    ) -> Result<(String, u32), NodeError> {
+    ) -> Result<(WorkflowId, u32), NodeError> {
         let project = project_of(workflow);
         if project != DEFAULT_PROJECT && self.store().project(project).await?.is_none() {
             return Err(StoreError::ProjectNotFound(project.into()).into());
@@ -323,9 +323,10 @@ impl Node {
                 workflow.id, existing.project
             )));
         }
+        let workflow_id = workflow_id_of(workflow);
         let version = self
             .store()
-            .save_workflow(&workflow.id, &workflow.name, project, source, now_ms())
+            .save_workflow(&workflow_id, &workflow.name, project, source, now_ms())
             .await?;
         self.audit
             .record(
@@ -335,32 +336,35 @@ impl Node {
                     project: project.into(),
                     source_sha256: troupe_store::digest::sha256_hex(source),
                 },
-                &workflow.id,
+                workflow_id.as_str(),
             )
             .await?;
-        Ok((workflow.id.clone(), version))
+        Ok((workflow_id, version))
     }
 
     /// The workflow's record, deleted or not.
-    pub async fn workflow_record(&self, id: &str) -> Result<WorkflowRecord, NodeError> {
+    pub async fn workflow_record(&self, id: &WorkflowId) -> Result<WorkflowRecord, NodeError> {
         self.store()
             .workflow(id)
             .await?
-            .ok_or_else(|| StoreError::WorkflowNotFound(id.into()).into())
+            .ok_or_else(|| StoreError::WorkflowNotFound(id.clone()).into())
     }
 
     pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, NodeError> {
         self.store().workflows().await.map_err(Into::into)
     }
 
-    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, NodeError> {
+    pub async fn workflow_versions(
+        &self,
+        id: &WorkflowId,
+    ) -> Result<Vec<WorkflowVersion>, NodeError> {
         self.store().workflow_versions(id).await.map_err(Into::into)
     }
 
-    pub async fn delete_workflow(&self, id: &str, actor: &str) -> Result<(), NodeError> {
+    pub async fn delete_workflow(&self, id: &WorkflowId, actor: &str) -> Result<(), NodeError> {
         self.store().delete_workflow(id).await?;
         self.audit
-            .record(actor, AuditAction::WorkflowDelete {}, id)
+            .record(actor, AuditAction::WorkflowDelete {}, id.as_str())
             .await?;
         Ok(())
     }
@@ -369,13 +373,13 @@ impl Node {
 
     pub async fn start_run(
         &self,
-        workflow_id: &str,
+        workflow_id: &WorkflowId,
         version: Option<u32>,
         variables: BTreeMap<String, Value>,
         started_by: &Person,
     ) -> Result<RunId, NodeError> {
         let request = StartRun {
-            workflow_id: workflow_id.into(),
+            workflow_id: workflow_id.clone(),
             version,
             variables,
             started_by: started_by.clone(),
@@ -385,7 +389,7 @@ impl Node {
             .record(
                 &started_by.name,
                 AuditAction::RunStart {
-                    workflow: workflow_id.into(),
+                    workflow: workflow_id.to_string(),
                     version,
                 },
                 run_id.as_str(),
@@ -574,7 +578,7 @@ impl Node {
             .await?;
         let workflow = self
             .context
-            .parse_workflow(&stored.source, &stored.workflow_id)?;
+            .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
         let mut state = RunState::new(&record.run_id, Arc::new(workflow));
         for event in self.store().run_events(&record.run_id).await? {
             state.apply(&event);

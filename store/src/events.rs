@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::UserId;
+use crate::ids::{UserId, WorkflowId};
 
 /// Who did something, as far as this node can tell: the name shown (an email, or the
 /// name a caller gave on a node without accounts) and the account's id when it has one.
@@ -64,7 +64,7 @@ impl Decision {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunEvent {
     RunStarted {
-        workflow_id: String,
+        workflow_id: WorkflowId,
         workflow_version: u32,
         #[schema(value_type = Object)]
         variables: BTreeMap<String, Value>,

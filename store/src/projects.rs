@@ -19,6 +19,12 @@ pub fn project_of(workflow: &troupe_workflow::Workflow) -> &str {
     workflow.project.as_deref().unwrap_or(DEFAULT_PROJECT)
 }
 
+/// The id a workflow's definition declares, as the id type every layer above it takes.
+/// (The workflow crate, below the store, keeps its own `id` a plain string.)
+pub fn workflow_id_of(workflow: &troupe_workflow::Workflow) -> crate::WorkflowId {
+    crate::WorkflowId::from(workflow.id.as_str())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectRecord {
     pub project_id: String,

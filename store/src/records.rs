@@ -5,11 +5,11 @@ use serde_json::{Value, json};
 
 use crate::error::StoreError;
 use crate::events::{RunEvent, RunStatus, StoredEvent};
-use crate::ids::RunId;
+use crate::ids::{RunId, WorkflowId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowRecord {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub name: String,
     pub latest_version: u32,
     pub updated_at_ms: i64,
@@ -18,7 +18,7 @@ pub struct WorkflowRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowVersion {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub version: u32,
     pub name: String,
     pub source: String,
@@ -28,7 +28,7 @@ pub struct WorkflowVersion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub run_id: RunId,
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub workflow_version: u32,
     pub workflow_name: String,
     pub status: RunStatus,
@@ -45,7 +45,7 @@ pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_na
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
-    pub workflow_id: Option<String>,
+    pub workflow_id: Option<WorkflowId>,
     /// Only runs of these projects; `None`: every project.
     pub projects: Option<Vec<String>>,
     pub limit: usize,

@@ -33,19 +33,19 @@ async fn every_version_of_a_workflow_is_kept() {
     let store = Store::memory().await.unwrap();
     assert_eq!(
         store
-            .save_workflow("wf", "First", "default", "a: 1", 1)
+            .save_workflow(&"wf".into(), "First", "default", "a: 1", 1)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .save_workflow("wf", "Second", "default", "a: 2", 2)
+            .save_workflow(&"wf".into(), "Second", "default", "a: 2", 2)
             .await
             .unwrap(),
         2
     );
-    let versions = store.workflow_versions("wf").await.unwrap();
+    let versions = store.workflow_versions(&"wf".into()).await.unwrap();
     assert_eq!(
         versions
             .iter()
@@ -53,9 +53,20 @@ async fn every_version_of_a_workflow_is_kept() {
             .collect::<Vec<_>>(),
         [(1, "a: 1"), (2, "a: 2")]
     );
-    assert_eq!(store.workflow_version("wf", None).await.unwrap().version, 2);
     assert_eq!(
-        store.workflow_version("wf", Some(1)).await.unwrap().name,
+        store
+            .workflow_version(&"wf".into(), None)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .workflow_version(&"wf".into(), Some(1))
+            .await
+            .unwrap()
+            .name,
         "First"
     );
     let listed = store.workflows().await.unwrap();
@@ -70,21 +81,25 @@ async fn every_version_of_a_workflow_is_kept() {
 async fn deleting_hides_a_workflow_but_keeps_its_versions() {
     let store = Store::memory().await.unwrap();
     store
-        .save_workflow("wf", "W", "default", "a: 1", 1)
+        .save_workflow(&"wf".into(), "W", "default", "a: 1", 1)
         .await
         .unwrap();
-    store.delete_workflow("wf").await.unwrap();
+    store.delete_workflow(&"wf".into()).await.unwrap();
     assert!(store.workflows().await.unwrap().is_empty());
     assert!(matches!(
-        store.workflow_version("wf", None).await,
+        store.workflow_version(&"wf".into(), None).await,
         Err(StoreError::WorkflowNotFound(_))
     ));
     assert_eq!(
-        store.workflow_version("wf", Some(1)).await.unwrap().source,
+        store
+            .workflow_version(&"wf".into(), Some(1))
+            .await
+            .unwrap()
+            .source,
         "a: 1"
     );
     assert!(matches!(
-        store.delete_workflow("nope").await,
+        store.delete_workflow(&"nope".into()).await,
         Err(StoreError::WorkflowNotFound(_))
     ));
 }
@@ -279,15 +294,19 @@ async fn hostile_strings_are_data_not_queries() {
     let store = Store::memory().await.unwrap();
     let hostile = "x'; REMOVE TABLE workflow; --\" $id ⟨⟩ {{ }}";
     store
-        .save_workflow(hostile, hostile, "default", hostile, 1)
+        .save_workflow(&hostile.into(), hostile, "default", hostile, 1)
         .await
         .unwrap();
     store
-        .save_workflow("other", "Other", "default", "b", 1)
+        .save_workflow(&"other".into(), "Other", "default", "b", 1)
         .await
         .unwrap();
     assert_eq!(
-        store.workflow_version(hostile, None).await.unwrap().source,
+        store
+            .workflow_version(&hostile.into(), None)
+            .await
+            .unwrap()
+            .source,
         hostile
     );
     assert_eq!(store.workflows().await.unwrap().len(), 2);
@@ -303,7 +322,7 @@ async fn migrations_are_recorded_and_not_reapplied() {
     {
         let store = Store::open(&settings).await.unwrap();
         store
-            .save_workflow("wf", "W", "default", "a", 1)
+            .save_workflow(&"wf".into(), "W", "default", "a", 1)
             .await
             .unwrap();
     }
@@ -318,7 +337,11 @@ async fn migrations_are_recorded_and_not_reapplied() {
     let each_once: Vec<Value> = (1..=migrations::latest()).map(|v| json!(v)).collect();
     assert_eq!(rows, each_once);
     assert_eq!(
-        store.workflow_version("wf", None).await.unwrap().source,
+        store
+            .workflow_version(&"wf".into(), None)
+            .await
+            .unwrap()
+            .source,
         "a",
         "data survives reopening"
     );
