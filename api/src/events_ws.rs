@@ -16,10 +16,11 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::guard::Access;
 use troupe_node::Node;
 use troupe_security::auth::permissions::Permission;
+use troupe_store::RunId;
 
 #[derive(Debug, Deserialize)]
 pub struct EventFilter {
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
 }
 
 /// A browser page may open the socket only from this node's own origin or one listed in
@@ -55,11 +56,11 @@ pub async fn subscribe(
 struct Visibility {
     node: Arc<Node>,
     access: Access,
-    known: HashMap<String, bool>,
+    known: HashMap<RunId, bool>,
 }
 
 impl Visibility {
-    async fn may_see(&mut self, run_id: &str) -> bool {
+    async fn may_see(&mut self, run_id: &RunId) -> bool {
         if self.access.0.is_none() {
             return true;
         }
@@ -70,12 +71,12 @@ impl Visibility {
             Ok(record) => self
                 .access
                 .require(Permission::WorkflowsView, &record.project, || {
-                    troupe_store::StoreError::RunNotFound(run_id.into())
+                    troupe_store::StoreError::RunNotFound(run_id.clone())
                 })
                 .is_ok(),
             Err(_) => false,
         };
-        self.known.insert(run_id.to_owned(), visible);
+        self.known.insert(run_id.clone(), visible);
         visible
     }
 }

@@ -15,7 +15,7 @@ use troupe_node::{Node, PendingApproval, RunDetail};
 use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::events::{RunStatus, StoredEvent};
-use troupe_store::{RunFilter, RunRecord, WorkflowRecord, project_of};
+use troupe_store::{RunFilter, RunId, RunRecord, WorkflowId, WorkflowRecord, project_of};
 
 pub(crate) type NodeState = State<Arc<Node>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -107,9 +107,9 @@ async fn workflow_for(
     node: &Node,
     access: &Access,
     permission: Permission,
-    id: &str,
+    id: &WorkflowId,
 ) -> ApiResult<WorkflowRecord> {
-    let not_found = || StoreError::WorkflowNotFound(id.into());
+    let not_found = || StoreError::WorkflowNotFound(id.clone());
     let record = node.workflow_record(id).await?;
     access.require(permission, &record.project, not_found)?;
     Ok(record)
@@ -120,11 +120,11 @@ async fn run_for(
     node: &Node,
     access: &Access,
     permission: Permission,
-    id: &str,
+    id: &RunId,
 ) -> ApiResult<RunRecord> {
     let record = node.store().run(id).await?;
     access.require(permission, &record.project, || {
-        StoreError::RunNotFound(id.into())
+        StoreError::RunNotFound(id.clone())
     })?;
     Ok(record)
 }
@@ -133,7 +133,7 @@ async fn run_for(
 pub async fn get_workflow(
     State(node): NodeState,
     access: Access,
-    Path(id): Path<String>,
+    Path(id): Path<WorkflowId>,
 ) -> ApiResult<Json<WorkflowWithVersions>> {
     workflow_for(&node, &access, Permission::WorkflowsView, &id).await?;
     let versions = node.workflow_versions(&id).await?;
@@ -148,7 +148,7 @@ pub async fn get_workflow(
 pub async fn delete_workflow(
     State(node): NodeState,
     access: Access,
-    Path(id): Path<String>,
+    Path(id): Path<WorkflowId>,
 ) -> ApiResult<StatusCode> {
     workflow_for(&node, &access, Permission::WorkflowsDelete, &id).await?;
     node.delete_workflow(&id, &access.actor(None)).await?;
@@ -159,7 +159,7 @@ pub async fn delete_workflow(
     responses((status = 201, body = RunStarted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn start_run(
     State(node): NodeState,
-    Path(id): Path<String>,
+    Path(id): Path<WorkflowId>,
     access: Access,
     JsonBody(request): JsonBody<StartRunRequest>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
@@ -192,7 +192,7 @@ pub async fn list_runs(
     };
     let filter = RunFilter {
         status,
-        workflow_id: query.workflow_id,
+        workflow_id: query.workflow_id.map(WorkflowId::from),
         projects: access.projects_with(Permission::WorkflowsView),
         limit: query.limit.unwrap_or(100),
     };
@@ -203,7 +203,7 @@ pub async fn list_runs(
 pub async fn get_run(
     State(node): NodeState,
     access: Access,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<RunDetail>> {
     let record = run_for(&node, &access, Permission::WorkflowsView, &id).await?;
     Ok(Json(node.detail_of(record).await?))
@@ -214,7 +214,7 @@ pub async fn get_run(
 pub async fn get_run_events(
     State(node): NodeState,
     access: Access,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<Vec<StoredEvent>>> {
     run_for(&node, &access, Permission::WorkflowsView, &id).await?;
     Ok(Json(node.store().run_events(&id).await?))
@@ -224,7 +224,7 @@ pub async fn get_run_events(
     responses((status = 202), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_run(
     State(node): NodeState,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     access: Access,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> ApiResult<StatusCode> {
@@ -239,7 +239,7 @@ pub async fn cancel_run(
     responses((status = 200), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "not waiting, or already decided")))]
 pub async fn decide(
     State(node): NodeState,
-    Path((id, task)): Path<(String, String)>,
+    Path((id, task)): Path<(RunId, String)>,
     access: Access,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> ApiResult<StatusCode> {

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::guard::Access;
 use crate::handlers::NodeState;
 use troupe_security::auth::permissions::Role;
-use troupe_store::UserRecord;
+use troupe_store::{UserId, UserRecord};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
@@ -77,7 +77,7 @@ pub async fn list(
 pub async fn disable(
     State(node): NodeState,
     access: Access,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> Result<StatusCode, ApiError> {
     let not_found = || {
         ApiError::new(

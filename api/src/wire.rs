@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use troupe_store::WorkflowId;
 use troupe_store::events::{Decision, Person};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -17,13 +18,13 @@ pub struct CreateWorkflow {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowCreated {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub version: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowWithVersions {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub versions: Vec<troupe_store::WorkflowVersion>,
 }
 
@@ -41,7 +42,7 @@ pub struct StartRunRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunStarted {
-    pub run_id: String,
+    pub run_id: troupe_store::RunId,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]

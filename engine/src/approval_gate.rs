@@ -28,7 +28,7 @@ pub struct ApprovalGate;
 
 pub struct GateArgs {
     pub run: ActorRef<RunMsg>,
-    pub run_id: String,
+    pub run_id: troupe_store::RunId,
     pub task: String,
     pub inputs_digest: String,
     pub expires_at_ms: i64,

@@ -12,9 +12,9 @@ use troupe_workflow::Workflow;
 use crate::EngineError;
 use crate::agent_pool::AgentPoolMsg;
 use crate::run_manager::RunManagerMsg;
-use troupe_store::Store;
 use troupe_store::clock::Clock;
 use troupe_store::events::StoredEvent;
+use troupe_store::{RunId, Store};
 use troupe_supervision::ChildRef;
 
 pub struct EngineContext {
@@ -90,7 +90,7 @@ impl EngineContext {
         format!("troupe.{}.agent_pool.{kind}", self.node_id)
     }
 
-    pub fn run_name(&self, run_id: &str) -> String {
+    pub fn run_name(&self, run_id: &RunId) -> String {
         format!("troupe.{}.run.{run_id}", self.node_id)
     }
 

@@ -1,7 +1,7 @@
 //! The engine's one error type: what starting, deciding and cancelling runs can fail
 //! with. The API maps each variant to a status (`troupe_api::error`).
 
-use troupe_store::StoreError;
+use troupe_store::{RunId, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -12,10 +12,10 @@ pub enum EngineError {
     #[error("invalid variables: {0}")]
     InvalidVariables(String),
     #[error("run `{run}` is {status}; it no longer accepts this")]
-    RunFinished { run: String, status: String },
+    RunFinished { run: RunId, status: String },
     #[error("task `{task}` of run `{run}` is not waiting for approval (it is {status})")]
     NotWaitingForApproval {
-        run: String,
+        run: RunId,
         task: String,
         status: String,
     },

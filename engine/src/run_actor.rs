@@ -18,8 +18,8 @@ use crate::backoff::retry_delay_ms;
 use crate::context::EngineContext;
 use crate::in_flight::InFlight;
 use crate::state::{Decided, RunState, Step};
-use troupe_store::StoreError;
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
+use troupe_store::{RunId, StoreError};
 use troupe_supervision::ChildRef;
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
@@ -64,7 +64,7 @@ pub enum RunMsg {
 pub struct RunActor;
 
 pub struct RunArgs {
-    pub run_id: String,
+    pub run_id: RunId,
     pub context: Arc<EngineContext>,
 }
 
@@ -193,7 +193,7 @@ async fn handle_message(
     advance(&myself, state).await
 }
 
-async fn load_run(context: &EngineContext, run_id: &str) -> Result<RunState, EngineError> {
+async fn load_run(context: &EngineContext, run_id: &RunId) -> Result<RunState, EngineError> {
     let events = context.store.run_events(run_id).await?;
     let Some(RunEvent::RunStarted {
         workflow_id,

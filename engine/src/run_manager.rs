@@ -14,11 +14,11 @@ use crate::EngineError;
 use crate::context::EngineContext;
 use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
-use troupe_store::{RunFilter, RunRecord};
+use troupe_store::{RunFilter, RunId, RunRecord, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
 pub struct StartRun {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub version: Option<u32>,
     pub variables: BTreeMap<String, Value>,
     pub started_by: Person,
@@ -26,19 +26,19 @@ pub struct StartRun {
 
 #[derive(RactorMessage)]
 pub enum RunManagerMsg {
-    StartRun(StartRun, RpcReplyPort<Result<String, EngineError>>),
+    StartRun(StartRun, RpcReplyPort<Result<RunId, EngineError>>),
     CancelRun {
-        run_id: String,
+        run_id: RunId,
         by: String,
         reply: RpcReplyPort<Result<(), EngineError>>,
     },
     DecideApproval {
-        run_id: String,
+        run_id: RunId,
         request: DecisionRequest,
         reply: RpcReplyPort<Result<(), EngineError>>,
     },
     GetLiveRun {
-        run_id: String,
+        run_id: RunId,
         reply: RpcReplyPort<Option<ActorRef<RunMsg>>>,
     },
 }
@@ -47,8 +47,8 @@ pub struct RunManager;
 
 pub struct RunManagerState {
     context: Arc<EngineContext>,
-    runs: HashMap<String, ActorRef<RunMsg>>,
-    children: Children<String>,
+    runs: HashMap<RunId, ActorRef<RunMsg>>,
+    children: Children<RunId>,
 }
 
 impl Actor for RunManager {
@@ -167,14 +167,14 @@ async fn start_run(
     myself: &ActorRef<RunManagerMsg>,
     state: &mut RunManagerState,
     request: StartRun,
-) -> Result<String, EngineError> {
+) -> Result<RunId, EngineError> {
     let store = &state.context.store;
     let stored = store
         .workflow_version(&request.workflow_id, request.version)
         .await?;
     let workflow = state
         .context
-        .parse_workflow(&stored.source, &stored.workflow_id)?;
+        .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
     let variables = workflow
         .resolve_variables(&request.variables)
         .map_err(|errors| {
@@ -186,7 +186,7 @@ async fn start_run(
                     .join("; "),
             )
         })?;
-    let run_id = uuid::Uuid::now_v7().to_string();
+    let run_id = RunId::generate();
     let now = state.context.clock.now_ms();
     let record = RunRecord {
         run_id: run_id.clone(),
@@ -220,13 +220,13 @@ async fn start_run(
 async fn spawn_run(
     myself: &ActorRef<RunManagerMsg>,
     state: &mut RunManagerState,
-    run_id: &str,
+    run_id: &RunId,
 ) -> Result<(), EngineError> {
     // After this manager restarted, the previous run actors are being killed and may
     // still hold their names for a moment: wait for them rather than fail the run.
     for _ in 0..NAME_RELEASE_TRIES {
         let args = RunArgs {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             context: state.context.clone(),
         };
         match Actor::spawn_linked(
@@ -238,8 +238,8 @@ async fn spawn_run(
         .await
         {
             Ok((run, _)) => {
-                state.children.started(run_id.into(), &run.get_cell());
-                state.runs.insert(run_id.into(), run);
+                state.children.started(run_id.clone(), &run.get_cell());
+                state.runs.insert(run_id.clone(), run);
                 return Ok(());
             }
             Err(SpawnErr::ActorAlreadyRegistered(_)) => {
@@ -262,12 +262,12 @@ const NAME_RELEASE_TRIES: u32 = 40;
 /// Answers a request for a run that has no actor: it is finished, or it does not exist.
 async fn reply_not_live(
     context: &EngineContext,
-    run_id: &str,
+    run_id: &RunId,
     reply: RpcReplyPort<Result<(), EngineError>>,
 ) {
     let error = match context.store.run(run_id).await {
         Ok(record) => EngineError::RunFinished {
-            run: run_id.into(),
+            run: run_id.clone(),
             status: record.status.as_str().into(),
         },
         Err(error) => error.into(),
@@ -279,14 +279,14 @@ async fn reply_not_live(
 
 async fn end_failed(
     context: &EngineContext,
-    run_id: &str,
+    run_id: &RunId,
     reason: &str,
 ) -> Result<(), EngineError> {
     let events = context.store.run_events(run_id).await?;
     let next_seq = events.last().map_or(0, |last| last.seq + 1);
     let now = context.clock.now_ms();
     let finished = StoredEvent {
-        run_id: run_id.into(),
+        run_id: run_id.clone(),
         seq: next_seq,
         at_ms: now,
         event: RunEvent::RunFinished {
@@ -294,6 +294,6 @@ async fn end_failed(
             reason: Some(reason.into()),
         },
     };
-    tracing::error!(run_id, reason, "run ended failed by its supervisor");
+    tracing::error!(%run_id, reason, "run ended failed by its supervisor");
     Ok(context.store.append_events(&[finished]).await?)
 }

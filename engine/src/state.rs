@@ -12,6 +12,7 @@ use serde_json::Value;
 use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
 
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
+use troupe_store::{RunId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskState {
@@ -97,13 +98,13 @@ impl Graph {
 
 #[derive(Debug, Clone)]
 pub struct RunState {
-    pub run_id: String,
+    pub run_id: RunId,
     pub workflow: Arc<Workflow>,
     graph: Arc<Graph>,
     pub variables: BTreeMap<String, Value>,
     pub started_by: String,
     /// The starter's account, on a node with accounts.
-    pub started_by_id: Option<String>,
+    pub started_by_id: Option<UserId>,
     pub started_at_ms: i64,
     /// Changed only through `apply`, which keeps the bookkeeping below in step.
     tasks: BTreeMap<String, TaskState>,
@@ -168,11 +169,11 @@ impl RunState {
         troupe_agents::MemoryScope {
             project: troupe_store::project_of(&self.workflow).into(),
             user: self.started_by.clone(),
-            run_id: self.run_id.clone(),
+            run_id: self.run_id.clone().into(),
         }
     }
 
-    pub fn new(run_id: &str, workflow: Arc<Workflow>) -> Self {
+    pub fn new(run_id: &RunId, workflow: Arc<Workflow>) -> Self {
         let graph = Graph::new(&workflow);
         let tasks = workflow
             .tasks
@@ -202,7 +203,7 @@ impl RunState {
             .map(|(index, _)| graph.rank[index])
             .collect();
         Self {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             unfinished: workflow.tasks.len(),
             workflow,
             graph: Arc::new(graph),
@@ -248,7 +249,7 @@ impl RunState {
         Scope {
             variables: &self.variables,
             tasks: &self.views,
-            run_id: &self.run_id,
+            run_id: self.run_id.as_str(),
             workflow_name: &self.workflow.name,
         }
     }

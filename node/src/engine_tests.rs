@@ -13,6 +13,7 @@ use crate::NodeError;
 use crate::{Decision, Node, NodeBuilder, Person};
 use troupe_engine::EngineError;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
+use troupe_store::{RunId, UserId};
 
 /// What the test agents saw: per task, its attempts and their start/end instants.
 #[derive(Default)]
@@ -130,7 +131,7 @@ async fn node() -> (Node, Arc<Journal>) {
     (node_with("mem://", journal.clone()).await, journal)
 }
 
-async fn start(node: &Node, yaml: &str) -> String {
+async fn start(node: &Node, yaml: &str) -> RunId {
     start_as(node, yaml, "ada", BTreeMap::new())
         .await
         .expect("run starts")
@@ -141,7 +142,7 @@ async fn start_as(
     yaml: &str,
     who: &str,
     variables: BTreeMap<String, Value>,
-) -> Result<String, NodeError> {
+) -> Result<RunId, NodeError> {
     start_by(node, yaml, &Person::named(who), variables).await
 }
 
@@ -150,7 +151,7 @@ async fn start_by(
     yaml: &str,
     who: &Person,
     variables: BTreeMap<String, Value>,
-) -> Result<String, NodeError> {
+) -> Result<RunId, NodeError> {
     let (id, _) = node
         .save_workflow(yaml, "test.yaml", "test")
         .await
@@ -160,7 +161,7 @@ async fn start_by(
 
 async fn wait_until(
     node: &Node,
-    run_id: &str,
+    run_id: &RunId,
     done: impl Fn(&troupe_engine::state::RunState) -> bool,
 ) -> troupe_engine::state::RunState {
     for _ in 0..1000 {
@@ -176,7 +177,7 @@ async fn wait_until(
     );
 }
 
-async fn finish(node: &Node, run_id: &str) -> troupe_engine::state::RunState {
+async fn finish(node: &Node, run_id: &RunId) -> troupe_engine::state::RunState {
     wait_until(node, run_id, |state| state.finished.is_some()).await
 }
 
@@ -528,7 +529,7 @@ async fn separation_of_duties_compares_accounts_not_names() {
     assert_eq!(
         (
             decided.decision.approver.as_str(),
-            decided.decision.approver_id.as_deref()
+            decided.decision.approver_id.as_ref().map(UserId::as_str)
         ),
         ("bob@example.com", Some("user-bob")),
         "the run's log keeps who decided, by account"

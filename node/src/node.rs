@@ -34,8 +34,8 @@ use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
-    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunRecord, Store,
-    WorkflowRecord, WorkflowVersion, project_of,
+    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunId, RunRecord, Store,
+    WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
 };
 use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -68,8 +68,8 @@ pub struct RunDetail {
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PendingApproval {
-    pub run_id: String,
-    pub workflow_id: String,
+    pub run_id: RunId,
+    pub workflow_id: WorkflowId,
     pub project: String,
     pub task: String,
     pub task_name: String,
@@ -285,7 +285,7 @@ impl Node {
         file_name: &str,
     ) -> Result<(Workflow, Option<WorkflowRecord>), NodeError> {
         let workflow = self.context.parse_workflow(source, file_name)?;
-        let existing = self.store().workflow(&workflow.id).await?;
+        let existing = self.store().workflow(&workflow_id_of(&workflow)).await?;
         Ok((workflow, existing))
     }
 
@@ -295,7 +295,7 @@ impl Node {
         source: &str,
         file_name: &str,
         actor: &str,
-    ) -> Result<(String, u32), NodeError> {
+    ) -> Result<(WorkflowId, u32), NodeError> {
         let (workflow, existing) = self.prepare_workflow(source, file_name).await?;
         self.store_workflow(&workflow, existing.as_ref(), source, actor)
             .await
@@ -309,7 +309,7 @@ impl Node {
         existing: Option<&WorkflowRecord>,
         source: &str,
         actor: &str,
-    ) -> Result<(String, u32), NodeError> {
+    ) -> Result<(WorkflowId, u32), NodeError> {
         let project = project_of(workflow);
         if project != DEFAULT_PROJECT && self.store().project(project).await?.is_none() {
             return Err(StoreError::ProjectNotFound(project.into()).into());
@@ -323,9 +323,10 @@ impl Node {
                 workflow.id, existing.project
             )));
         }
+        let workflow_id = workflow_id_of(workflow);
         let version = self
             .store()
-            .save_workflow(&workflow.id, &workflow.name, project, source, now_ms())
+            .save_workflow(&workflow_id, &workflow.name, project, source, now_ms())
             .await?;
         self.audit
             .record(
@@ -335,32 +336,35 @@ impl Node {
                     project: project.into(),
                     source_sha256: troupe_store::digest::sha256_hex(source),
                 },
-                &workflow.id,
+                workflow_id.as_str(),
             )
             .await?;
-        Ok((workflow.id.clone(), version))
+        Ok((workflow_id, version))
     }
 
     /// The workflow's record, deleted or not.
-    pub async fn workflow_record(&self, id: &str) -> Result<WorkflowRecord, NodeError> {
+    pub async fn workflow_record(&self, id: &WorkflowId) -> Result<WorkflowRecord, NodeError> {
         self.store()
             .workflow(id)
             .await?
-            .ok_or_else(|| StoreError::WorkflowNotFound(id.into()).into())
+            .ok_or_else(|| StoreError::WorkflowNotFound(id.clone()).into())
     }
 
     pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, NodeError> {
         self.store().workflows().await.map_err(Into::into)
     }
 
-    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, NodeError> {
+    pub async fn workflow_versions(
+        &self,
+        id: &WorkflowId,
+    ) -> Result<Vec<WorkflowVersion>, NodeError> {
         self.store().workflow_versions(id).await.map_err(Into::into)
     }
 
-    pub async fn delete_workflow(&self, id: &str, actor: &str) -> Result<(), NodeError> {
+    pub async fn delete_workflow(&self, id: &WorkflowId, actor: &str) -> Result<(), NodeError> {
         self.store().delete_workflow(id).await?;
         self.audit
-            .record(actor, AuditAction::WorkflowDelete {}, id)
+            .record(actor, AuditAction::WorkflowDelete {}, id.as_str())
             .await?;
         Ok(())
     }
@@ -369,13 +373,13 @@ impl Node {
 
     pub async fn start_run(
         &self,
-        workflow_id: &str,
+        workflow_id: &WorkflowId,
         version: Option<u32>,
         variables: BTreeMap<String, Value>,
         started_by: &Person,
-    ) -> Result<String, NodeError> {
+    ) -> Result<RunId, NodeError> {
         let request = StartRun {
-            workflow_id: workflow_id.into(),
+            workflow_id: workflow_id.clone(),
             version,
             variables,
             started_by: started_by.clone(),
@@ -385,10 +389,10 @@ impl Node {
             .record(
                 &started_by.name,
                 AuditAction::RunStart {
-                    workflow: workflow_id.into(),
+                    workflow: workflow_id.to_string(),
                     version,
                 },
-                &run_id,
+                run_id.as_str(),
             )
             .await?;
         Ok(run_id)
@@ -396,7 +400,7 @@ impl Node {
 
     /// Waits until run `run_id` has finished, then returns it. For programs that embed a
     /// node; the CLI shows progress from `subscribe` instead.
-    pub async fn finished_run(&self, run_id: &str) -> Result<RunDetail, NodeError> {
+    pub async fn finished_run(&self, run_id: &RunId) -> Result<RunDetail, NodeError> {
         // Subscribed before the status is read: a finish in between is on the bus.
         let mut events = self.subscribe();
         loop {
@@ -407,7 +411,7 @@ impl Node {
             loop {
                 match events.recv().await {
                     Ok(event)
-                        if event.run_id == run_id
+                        if event.run_id == *run_id
                             && matches!(event.event, RunEvent::RunFinished { .. }) =>
                     {
                         break;
@@ -426,22 +430,22 @@ impl Node {
         }
     }
 
-    pub async fn cancel_run(&self, run_id: &str, by: &str) -> Result<(), NodeError> {
+    pub async fn cancel_run(&self, run_id: &RunId, by: &str) -> Result<(), NodeError> {
         let manager = self.manager()?;
         ractor::call!(manager, |reply| RunManagerMsg::CancelRun {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             by: by.into(),
             reply
         })??;
         self.audit
-            .record(by, AuditAction::RunCancel {}, run_id)
+            .record(by, AuditAction::RunCancel {}, run_id.as_str())
             .await?;
         Ok(())
     }
 
     pub async fn decide(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         task: &str,
         decision: Decision,
         expected_digest: Option<String>,
@@ -458,7 +462,7 @@ impl Node {
         };
         let manager = self.manager()?;
         ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             request,
             reply
         })??;
@@ -562,7 +566,7 @@ impl Node {
     }
 
     /// The run folded from its log: always the durable truth, live or finished.
-    pub async fn run_state(&self, run_id: &str) -> Result<RunState, NodeError> {
+    pub async fn run_state(&self, run_id: &RunId) -> Result<RunState, NodeError> {
         let record = self.store().run(run_id).await?;
         self.fold_run(&record).await
     }
@@ -574,7 +578,7 @@ impl Node {
             .await?;
         let workflow = self
             .context
-            .parse_workflow(&stored.source, &stored.workflow_id)?;
+            .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
         let mut state = RunState::new(&record.run_id, Arc::new(workflow));
         for event in self.store().run_events(&record.run_id).await? {
             state.apply(&event);
@@ -582,7 +586,7 @@ impl Node {
         Ok(state)
     }
 
-    pub async fn run_detail(&self, run_id: &str) -> Result<RunDetail, NodeError> {
+    pub async fn run_detail(&self, run_id: &RunId) -> Result<RunDetail, NodeError> {
         self.detail_of(self.store().run(run_id).await?).await
     }
 
@@ -603,7 +607,7 @@ impl Node {
         })
     }
 
-    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, NodeError> {
+    pub async fn run_events(&self, run_id: &RunId) -> Result<Vec<StoredEvent>, NodeError> {
         self.store().run(run_id).await?;
         self.store().run_events(run_id).await.map_err(Into::into)
     }

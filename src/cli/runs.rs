@@ -6,8 +6,8 @@ use clap::Subcommand;
 use troupe_api::wire::{CancelRequest, DecisionBody, Verdict};
 use troupe_config::Settings;
 use troupe_node::RunDetail;
-use troupe_store::RunRecord;
 use troupe_store::events::RunStatus;
+use troupe_store::{RunId, RunRecord};
 
 use super::client::Client;
 use super::progress::print_summary;
@@ -24,12 +24,12 @@ pub enum RunsCommand {
         server: Option<String>,
     },
     Show {
-        run_id: String,
+        run_id: RunId,
         #[arg(long)]
         server: Option<String>,
     },
     Cancel {
-        run_id: String,
+        run_id: RunId,
         #[arg(long)]
         server: Option<String>,
     },
@@ -37,7 +37,7 @@ pub enum RunsCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct DecisionArgs {
-    run_id: String,
+    run_id: RunId,
     task: String,
     #[arg(long)]
     comment: Option<String>,

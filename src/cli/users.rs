@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use troupe_config::Settings;
 use troupe_security::audit::AuditLog;
 use troupe_security::auth::Auth;
-use troupe_store::{Role, Store, UserRecord};
+use troupe_store::{Role, Store, UserId, UserRecord};
 
 use super::client::{Client, encode};
 use super::runs::user;
@@ -36,7 +36,7 @@ pub enum UsersCommand {
     },
     /// Disable a user (by id) and end all of their sessions.
     Disable {
-        user_id: String,
+        user_id: UserId,
         #[arg(long)]
         server: Option<String>,
     },
@@ -102,7 +102,7 @@ async fn through_node(client: &Client, command: UsersCommand) -> anyhow::Result<
             print_users(&client.get::<Vec<UserRecord>>("/api/v1/users").await?);
         }
         UsersCommand::Disable { user_id, .. } => {
-            let path = format!("/api/v1/users/{}/disable", encode(&user_id));
+            let path = format!("/api/v1/users/{}/disable", encode(user_id.as_str()));
             client.post::<_, Value>(&path, &json!({})).await?;
             println!("disabled {user_id}; their sessions are ended");
         }

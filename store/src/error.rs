@@ -54,11 +54,11 @@ pub enum StoreError {
     #[error("{0}")]
     InvalidRequest(String),
     #[error("workflow `{0}` not found")]
-    WorkflowNotFound(String),
+    WorkflowNotFound(crate::WorkflowId),
     #[error("workflow `{id}` has no version {version}")]
-    WorkflowVersionNotFound { id: String, version: u32 },
+    WorkflowVersionNotFound { id: crate::WorkflowId, version: u32 },
     #[error("run `{0}` not found")]
-    RunNotFound(String),
+    RunNotFound(crate::RunId),
     #[error(
         "project `{0}` not found: create it first (POST /api/v1/projects, or `troupe projects create`)"
     )]

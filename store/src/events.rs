@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ids::{UserId, WorkflowId};
+
 /// Who did something, as far as this node can tell: the name shown (an email, or the
 /// name a caller gave on a node without accounts) and the account's id when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Person {
     pub name: String,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
 }
 
 impl Person {
@@ -45,7 +47,7 @@ pub struct Decision {
     pub approver: String,
     /// The approver's account, on a node with accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approver_id: Option<String>,
+    pub approver_id: Option<UserId>,
     pub comment: Option<String>,
 }
 
@@ -62,7 +64,7 @@ impl Decision {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunEvent {
     RunStarted {
-        workflow_id: String,
+        workflow_id: WorkflowId,
         workflow_version: u32,
         #[schema(value_type = Object)]
         variables: BTreeMap<String, Value>,
@@ -70,7 +72,7 @@ pub enum RunEvent {
         /// The starter's account, on a node with accounts (absent in logs written before
         /// ids were kept): separation of duties compares it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        started_by_id: Option<String>,
+        started_by_id: Option<UserId>,
     },
     TaskSkipped {
         task: String,
@@ -157,7 +159,7 @@ impl RunEvent {
 /// An event as stored: its place in the run's log and when it was written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredEvent {
-    pub run_id: String,
+    pub run_id: crate::RunId,
     pub seq: u64,
     pub at_ms: i64,
     pub event: RunEvent,

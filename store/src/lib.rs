@@ -17,6 +17,7 @@ pub mod clock;
 pub mod digest;
 mod error;
 pub mod events;
+mod ids;
 pub mod key_file;
 mod ledger;
 mod memory;
@@ -37,9 +38,12 @@ use crate::events::{RunEvent, RunStatus, StoredEvent};
 pub use access::{Permission, Role, UnknownName};
 pub use audit::{AuditEntry, AuditFilter};
 pub use error::StoreError;
+pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
-pub use projects::{DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of};
+pub use projects::{
+    DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of, workflow_id_of,
+};
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
 pub use secrets::{MfaRecord, SecretRecord};
 pub use sessions::SessionRecord;
@@ -121,7 +125,7 @@ impl Store {
     /// Stores `source` as the next version of workflow `id`; returns that version.
     pub async fn save_workflow(
         &self,
-        id: &str,
+        id: &WorkflowId,
         name: &str,
         project: &str,
         source: &str,
@@ -147,7 +151,7 @@ impl Store {
         Ok(version)
     }
 
-    async fn latest_version(&self, id: &str) -> Result<u32, StoreError> {
+    async fn latest_version(&self, id: &WorkflowId) -> Result<u32, StoreError> {
         let rows: Vec<Value> = self
             .rows(
                 "SELECT VALUE version FROM workflow_version WHERE workflow_id = $id ORDER BY version DESC LIMIT 1",
@@ -166,7 +170,10 @@ impl Store {
         .await
     }
 
-    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, StoreError> {
+    pub async fn workflow_versions(
+        &self,
+        id: &WorkflowId,
+    ) -> Result<Vec<WorkflowVersion>, StoreError> {
         let versions: Vec<WorkflowVersion> = self
             .rows(
                 "SELECT workflow_id, version, name, source, created_at_ms FROM workflow_version
@@ -175,13 +182,13 @@ impl Store {
             )
             .await?;
         if versions.is_empty() || !self.workflow_exists(id).await? {
-            return Err(StoreError::WorkflowNotFound(id.into()));
+            return Err(StoreError::WorkflowNotFound(id.clone()));
         }
         Ok(versions)
     }
 
     /// The workflow's record, deleted or not; `None` when it was never saved.
-    pub async fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+    pub async fn workflow(&self, id: &WorkflowId) -> Result<Option<WorkflowRecord>, StoreError> {
         let rows: Vec<WorkflowRecord> = self
             .rows(
                 "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
@@ -192,7 +199,7 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
-    async fn workflow_exists(&self, id: &str) -> Result<bool, StoreError> {
+    async fn workflow_exists(&self, id: &WorkflowId) -> Result<bool, StoreError> {
         let rows: Vec<Value> = self
             .rows(
                 "SELECT VALUE workflow_id FROM workflow WHERE workflow_id = $id AND deleted = false",
@@ -206,13 +213,13 @@ impl Store {
     /// workflow stay readable by number, so old runs can still be shown.
     pub async fn workflow_version(
         &self,
-        id: &str,
+        id: &WorkflowId,
         version: Option<u32>,
     ) -> Result<WorkflowVersion, StoreError> {
         let version = match version {
             Some(version) => version,
             None if self.workflow_exists(id).await? => self.latest_version(id).await?,
-            None => return Err(StoreError::WorkflowNotFound(id.into())),
+            None => return Err(StoreError::WorkflowNotFound(id.clone())),
         };
         let rows: Vec<WorkflowVersion> = self
             .rows(
@@ -223,16 +230,16 @@ impl Store {
             .await?;
         rows.into_iter()
             .next()
-            .ok_or(StoreError::WorkflowVersionNotFound {
-                id: id.into(),
+            .ok_or_else(|| StoreError::WorkflowVersionNotFound {
+                id: id.clone(),
                 version,
             })
     }
 
     /// Hides the workflow from listings and new runs; its versions and runs are kept.
-    pub async fn delete_workflow(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_workflow(&self, id: &WorkflowId) -> Result<(), StoreError> {
         if !self.workflow_exists(id).await? {
-            return Err(StoreError::WorkflowNotFound(id.into()));
+            return Err(StoreError::WorkflowNotFound(id.clone()));
         }
         self.execute(
             "UPDATE workflow SET deleted = true WHERE workflow_id = $id",
@@ -295,7 +302,7 @@ impl Store {
     }
 
     /// The whole log of a run, read as one range of chunk keys (no index needed).
-    pub async fn run_events(&self, run_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn run_events(&self, run_id: &RunId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows: Vec<Value> = self
             .rows(
                 "SELECT first_seq, events FROM run_log:[$run, 0]..=[$run, $end]",
@@ -305,7 +312,7 @@ impl Store {
         records::events_from_chunks(run_id, rows)
     }
 
-    pub async fn run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+    pub async fn run(&self, run_id: &RunId) -> Result<RunRecord, StoreError> {
         let rows: Vec<RunRecord> = self
             .rows(
                 &format!(
@@ -317,7 +324,7 @@ impl Store {
             .await?;
         rows.into_iter()
             .next()
-            .ok_or_else(|| StoreError::RunNotFound(run_id.into()))
+            .ok_or_else(|| StoreError::RunNotFound(run_id.clone()))
     }
 
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::Store;
 use crate::access::Role;
 use crate::error::StoreError;
+use crate::ids::UserId;
 
 pub const DEFAULT_PROJECT: &str = "default";
 /// The organisation of accounts and projects made without one; `default` is its project.
@@ -16,6 +17,12 @@ pub const DEFAULT_ORG: &str = "default";
 /// The project a workflow (and so each of its runs) belongs to.
 pub fn project_of(workflow: &troupe_workflow::Workflow) -> &str {
     workflow.project.as_deref().unwrap_or(DEFAULT_PROJECT)
+}
+
+/// The id a workflow's definition declares, as the id type every layer above it takes.
+/// (The workflow crate, below the store, keeps its own `id` a plain string.)
+pub fn workflow_id_of(workflow: &troupe_workflow::Workflow) -> crate::WorkflowId {
+    crate::WorkflowId::from(workflow.id.as_str())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,7 +38,7 @@ pub struct ProjectRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberRecord {
     pub project_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub role: Role,
 }
 
@@ -84,7 +91,11 @@ impl Store {
     }
 
     /// False when the user was not a member.
-    pub async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<bool, StoreError> {
+    pub async fn remove_member(
+        &self,
+        project_id: &str,
+        user_id: &UserId,
+    ) -> Result<bool, StoreError> {
         let rows: Vec<serde_json::Value> = self
             .rows(
                 "DELETE type::record('member', [$project, $user]) RETURN BEFORE",
@@ -102,7 +113,7 @@ impl Store {
         .await
     }
 
-    pub async fn memberships_of(&self, user_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
+    pub async fn memberships_of(&self, user_id: &UserId) -> Result<Vec<MemberRecord>, StoreError> {
         self.rows(
             "SELECT project_id, user_id, role FROM member WHERE user_id = $user",
             json!({ "user": user_id }),

@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use crate::error::StoreError;
 use crate::events::{RunEvent, RunStatus, StoredEvent};
+use crate::ids::{RunId, WorkflowId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowRecord {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub name: String,
     pub latest_version: u32,
     pub updated_at_ms: i64,
@@ -17,7 +18,7 @@ pub struct WorkflowRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowVersion {
-    pub workflow_id: String,
+    pub workflow_id: WorkflowId,
     pub version: u32,
     pub name: String,
     pub source: String,
@@ -26,8 +27,8 @@ pub struct WorkflowVersion {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
-    pub run_id: String,
-    pub workflow_id: String,
+    pub run_id: RunId,
+    pub workflow_id: WorkflowId,
     pub workflow_version: u32,
     pub workflow_name: String,
     pub status: RunStatus,
@@ -44,7 +45,7 @@ pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_na
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
-    pub workflow_id: Option<String>,
+    pub workflow_id: Option<WorkflowId>,
     /// Only runs of these projects; `None`: every project.
     pub projects: Option<Vec<String>>,
     pub limit: usize,
@@ -111,7 +112,10 @@ struct ChunkEntry<'a> {
 
 /// The events of a run's chunks, in order; refuses a log whose chunks do not follow one
 /// another exactly from event 0.
-pub fn events_from_chunks(run_id: &str, rows: Vec<Value>) -> Result<Vec<StoredEvent>, StoreError> {
+pub fn events_from_chunks(
+    run_id: &RunId,
+    rows: Vec<Value>,
+) -> Result<Vec<StoredEvent>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         first_seq: u64,
@@ -138,7 +142,7 @@ pub fn events_from_chunks(run_id: &str, rows: Vec<Value>) -> Result<Vec<StoredEv
                 )));
             }
             events.push(StoredEvent {
-                run_id: run_id.to_string(),
+                run_id: run_id.clone(),
                 seq: entry.seq,
                 at_ms: entry.at_ms,
                 event: entry.event.into_owned(),

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::ids::UserId;
 
 /// A named secret as listed: never its value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -22,7 +23,7 @@ pub struct SecretRecord {
 /// code; recovery codes are kept as SHA-256 hashes, each removed when used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MfaRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub sealed_secret: String,
     pub enabled: bool,
     pub last_step: Option<u64>,
@@ -69,7 +70,7 @@ impl Store {
         .await
     }
 
-    pub async fn mfa(&self, user_id: &str) -> Result<Option<MfaRecord>, StoreError> {
+    pub async fn mfa(&self, user_id: &UserId) -> Result<Option<MfaRecord>, StoreError> {
         let rows: Vec<MfaRecord> = self
             .rows(
                 "SELECT user_id, sealed_secret, enabled, last_step, recovery_hashes
@@ -90,7 +91,7 @@ impl Store {
 
     /// Records `step` as used, only if it is later than the last one: two requests with
     /// one code cannot both pass.
-    pub async fn use_mfa_step(&self, user_id: &str, step: u64) -> Result<bool, StoreError> {
+    pub async fn use_mfa_step(&self, user_id: &UserId, step: u64) -> Result<bool, StoreError> {
         let rows: Vec<serde_json::Value> = self
             .rows(
                 "UPDATE type::record('mfa', $user) SET last_step = $step
@@ -102,7 +103,11 @@ impl Store {
     }
 
     /// Removes one recovery code's hash; false when it was not there (unknown or used).
-    pub async fn use_recovery_code(&self, user_id: &str, hash: &str) -> Result<bool, StoreError> {
+    pub async fn use_recovery_code(
+        &self,
+        user_id: &UserId,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
         let rows: Vec<serde_json::Value> = self
             .rows(
                 "UPDATE type::record('mfa', $user) SET recovery_hashes -= $hash

@@ -7,11 +7,12 @@ use serde_json::json;
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::ids::UserId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     pub session_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub created_at_ms: i64,
     /// The sign-in, or the last refresh (access tokens in between are not recorded).
     pub last_used_ms: i64,
@@ -42,7 +43,7 @@ impl Store {
     }
 
     /// The user's sessions that have not ended, most recent first.
-    pub async fn open_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+    pub async fn open_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
         self.rows(
             "SELECT session_id, user_id, created_at_ms, last_used_ms, device, client_ip
              FROM session WHERE user_id = $user AND revoked = false ORDER BY last_used_ms DESC",

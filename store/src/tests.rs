@@ -33,19 +33,19 @@ async fn every_version_of_a_workflow_is_kept() {
     let store = Store::memory().await.unwrap();
     assert_eq!(
         store
-            .save_workflow("wf", "First", "default", "a: 1", 1)
+            .save_workflow(&"wf".into(), "First", "default", "a: 1", 1)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .save_workflow("wf", "Second", "default", "a: 2", 2)
+            .save_workflow(&"wf".into(), "Second", "default", "a: 2", 2)
             .await
             .unwrap(),
         2
     );
-    let versions = store.workflow_versions("wf").await.unwrap();
+    let versions = store.workflow_versions(&"wf".into()).await.unwrap();
     assert_eq!(
         versions
             .iter()
@@ -53,9 +53,20 @@ async fn every_version_of_a_workflow_is_kept() {
             .collect::<Vec<_>>(),
         [(1, "a: 1"), (2, "a: 2")]
     );
-    assert_eq!(store.workflow_version("wf", None).await.unwrap().version, 2);
     assert_eq!(
-        store.workflow_version("wf", Some(1)).await.unwrap().name,
+        store
+            .workflow_version(&"wf".into(), None)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .workflow_version(&"wf".into(), Some(1))
+            .await
+            .unwrap()
+            .name,
         "First"
     );
     let listed = store.workflows().await.unwrap();
@@ -70,21 +81,25 @@ async fn every_version_of_a_workflow_is_kept() {
 async fn deleting_hides_a_workflow_but_keeps_its_versions() {
     let store = Store::memory().await.unwrap();
     store
-        .save_workflow("wf", "W", "default", "a: 1", 1)
+        .save_workflow(&"wf".into(), "W", "default", "a: 1", 1)
         .await
         .unwrap();
-    store.delete_workflow("wf").await.unwrap();
+    store.delete_workflow(&"wf".into()).await.unwrap();
     assert!(store.workflows().await.unwrap().is_empty());
     assert!(matches!(
-        store.workflow_version("wf", None).await,
+        store.workflow_version(&"wf".into(), None).await,
         Err(StoreError::WorkflowNotFound(_))
     ));
     assert_eq!(
-        store.workflow_version("wf", Some(1)).await.unwrap().source,
+        store
+            .workflow_version(&"wf".into(), Some(1))
+            .await
+            .unwrap()
+            .source,
         "a: 1"
     );
     assert!(matches!(
-        store.delete_workflow("nope").await,
+        store.delete_workflow(&"nope".into()).await,
         Err(StoreError::WorkflowNotFound(_))
     ));
 }
@@ -132,7 +147,7 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
         .await
         .unwrap();
     assert_eq!(
-        store.run_events("r1").await.unwrap(),
+        store.run_events(&"r1".into()).await.unwrap(),
         vec![started("r1"), failed("r1", 1), skipped, more]
     );
     // A writer that saw the log up to event 0 appends from event 1, where a chunk
@@ -145,7 +160,7 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
         "a second event 1 must be refused by the log's unique index"
     );
     assert_eq!(
-        store.run_events("r1").await.unwrap().len(),
+        store.run_events(&"r1".into()).await.unwrap().len(),
         4,
         "the refused write left the log intact"
     );
@@ -168,7 +183,7 @@ async fn an_append_of_events_that_do_not_follow_one_another_is_refused() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("one run"), "{error}");
-    assert_eq!(store.run_events("r1").await.unwrap().len(), 1);
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -179,7 +194,7 @@ async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
         .await
         .unwrap();
     store.append_events(&[failed("gap", 2)]).await.unwrap();
-    let error = store.run_events("gap").await.unwrap_err();
+    let error = store.run_events(&"gap".into()).await.unwrap_err();
     assert!(error.to_string().contains("broken"), "{error}");
 
     store
@@ -192,7 +207,7 @@ async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
         .unwrap();
     // Only a writer that ignores the chain could write this: it must not go unseen.
     store.append_events(&[failed("overlap", 2)]).await.unwrap();
-    let error = store.run_events("overlap").await.unwrap_err();
+    let error = store.run_events(&"overlap".into()).await.unwrap_err();
     assert!(error.to_string().contains("broken"), "{error}");
 }
 
@@ -213,7 +228,7 @@ async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
     }
     migrations::apply(&db).await.unwrap();
     let store = Store { db };
-    assert_eq!(store.run_events("r1").await.unwrap(), old);
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap(), old);
     store.append_events(&[failed("r1", 2)]).await.unwrap();
     assert!(
         matches!(
@@ -222,7 +237,7 @@ async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
         ),
         "migrated events keep their place in the chain"
     );
-    assert_eq!(store.run_events("r1").await.unwrap().len(), 3);
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -263,13 +278,13 @@ async fn runs_are_listed_by_filter_and_finished() {
             .collect::<Vec<_>>(),
         ["r1"]
     );
-    let finished = store.run("r2").await.unwrap();
+    let finished = store.run(&"r2".into()).await.unwrap();
     assert_eq!(
         (finished.status, finished.finished_at_ms),
         (RunStatus::Completed, 99)
     );
     assert!(matches!(
-        store.run("r3").await,
+        store.run(&"r3".into()).await,
         Err(StoreError::RunNotFound(_))
     ));
 }
@@ -279,15 +294,19 @@ async fn hostile_strings_are_data_not_queries() {
     let store = Store::memory().await.unwrap();
     let hostile = "x'; REMOVE TABLE workflow; --\" $id ⟨⟩ {{ }}";
     store
-        .save_workflow(hostile, hostile, "default", hostile, 1)
+        .save_workflow(&hostile.into(), hostile, "default", hostile, 1)
         .await
         .unwrap();
     store
-        .save_workflow("other", "Other", "default", "b", 1)
+        .save_workflow(&"other".into(), "Other", "default", "b", 1)
         .await
         .unwrap();
     assert_eq!(
-        store.workflow_version(hostile, None).await.unwrap().source,
+        store
+            .workflow_version(&hostile.into(), None)
+            .await
+            .unwrap()
+            .source,
         hostile
     );
     assert_eq!(store.workflows().await.unwrap().len(), 2);
@@ -303,7 +322,7 @@ async fn migrations_are_recorded_and_not_reapplied() {
     {
         let store = Store::open(&settings).await.unwrap();
         store
-            .save_workflow("wf", "W", "default", "a", 1)
+            .save_workflow(&"wf".into(), "W", "default", "a", 1)
             .await
             .unwrap();
     }
@@ -318,7 +337,11 @@ async fn migrations_are_recorded_and_not_reapplied() {
     let each_once: Vec<Value> = (1..=migrations::latest()).map(|v| json!(v)).collect();
     assert_eq!(rows, each_once);
     assert_eq!(
-        store.workflow_version("wf", None).await.unwrap().source,
+        store
+            .workflow_version(&"wf".into(), None)
+            .await
+            .unwrap()
+            .source,
         "a",
         "data survives reopening"
     );

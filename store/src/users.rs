@@ -7,10 +7,11 @@ use serde_json::json;
 use crate::Store;
 use crate::access::{Permission, Role};
 use crate::error::StoreError;
+use crate::ids::UserId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub role: Role,
     pub disabled: bool,
@@ -37,7 +38,7 @@ const USER_FIELDS: &str =
 pub struct RefreshRecord {
     pub token_hash: String,
     pub family: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub expires_at_ms: i64,
     pub used: bool,
     pub revoked: bool,
@@ -87,7 +88,7 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
-    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_id(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         let rows: Vec<UserRecord> = self
             .rows(
                 &format!("SELECT {USER_FIELDS} FROM type::record('user', $id)"),
@@ -105,7 +106,11 @@ impl Store {
         .await
     }
 
-    pub async fn set_user_disabled(&self, user_id: &str, disabled: bool) -> Result<(), StoreError> {
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &UserId,
+        disabled: bool,
+    ) -> Result<(), StoreError> {
         self.execute(
             "UPDATE type::record('user', $id) SET disabled = $disabled RETURN NONE",
             json!({"id": user_id, "disabled": disabled}),
@@ -113,7 +118,11 @@ impl Store {
         .await
     }
 
-    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        user_id: &UserId,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
         self.execute(
             "UPDATE type::record('user', $id) SET password_hash = $hash, must_change_password = false RETURN NONE",
             json!({"id": user_id, "hash": password_hash}),
@@ -152,7 +161,7 @@ impl Store {
         .await
     }
 
-    pub async fn revoke_user_sessions(&self, user_id: &str) -> Result<(), StoreError> {
+    pub async fn revoke_user_sessions(&self, user_id: &UserId) -> Result<(), StoreError> {
         self.execute(
             "UPDATE refresh_token SET revoked = true WHERE user_id = $user RETURN NONE;
              UPDATE session SET revoked = true WHERE user_id = $user RETURN NONE;",
@@ -178,7 +187,7 @@ impl Store {
 pub struct ApiKeyRecord {
     pub key_id: String,
     pub name: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub scopes: Vec<Permission>,
     /// Empty: every project the owner may reach.
     pub projects: Vec<String>,
@@ -221,7 +230,7 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
-    pub async fn api_keys_of(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    pub async fn api_keys_of(&self, user_id: &UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.rows(
             &format!(
                 "SELECT {KEY_FIELDS} FROM api_key WHERE user_id = $user ORDER BY created_at_ms"
@@ -240,7 +249,7 @@ impl Store {
     }
 
     /// Revokes key `key_id` of `user_id`; false when that user has no such key.
-    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_api_key(&self, user_id: &UserId, key_id: &str) -> Result<bool, StoreError> {
         let rows: Vec<serde_json::Value> = self
             .rows(
                 "UPDATE type::record('api_key', $id) SET revoked = true WHERE user_id = $user RETURN BEFORE",

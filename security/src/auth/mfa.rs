@@ -8,7 +8,7 @@ use super::{Attempt, Auth, ClientInfo, TokenPair, token_hash, totp};
 use crate::SecurityError;
 use crate::audit::{AuditAction, AuditLog, SecondFactor};
 use troupe_store::digest;
-use troupe_store::{MfaRecord, UserRecord};
+use troupe_store::{MfaRecord, UserId, UserRecord};
 
 const RECOVERY_CODES: usize = 10;
 
@@ -43,7 +43,7 @@ pub enum LoginOutcome {
     },
 }
 
-fn sealed_name(user_id: &str) -> String {
+fn sealed_name(user_id: &UserId) -> String {
     format!("mfa:{user_id}")
 }
 
@@ -112,7 +112,11 @@ impl Auth {
         record.recovery_hashes = codes.iter().map(|code| token_hash(code)).collect();
         self.store.put_mfa(&record).await?;
         audit
-            .record(&user.email, AuditAction::AuthMfaEnable {}, &user.user_id)
+            .record(
+                &user.email,
+                AuditAction::AuthMfaEnable {},
+                user.user_id.as_str(),
+            )
             .await?;
         Ok(codes)
     }
@@ -169,7 +173,7 @@ impl Auth {
     ) -> Result<TokenPair, SecurityError> {
         let client = client.into();
         let claims = self.keys.verify_mfa_challenge(mfa_token, self.now_secs())?;
-        let attempt = Attempt::new("mfa", &claims.sub, client.ip);
+        let attempt = Attempt::new("mfa", claims.sub.as_str(), client.ip);
         self.failures_allow(&attempt)?;
         let user = self
             .active_user(&claims.sub)
@@ -192,7 +196,11 @@ impl Auth {
         if !passed {
             self.failed(&attempt);
             audit
-                .record(&user.email, AuditAction::AuthMfaFailed {}, &user.user_id)
+                .record(
+                    &user.email,
+                    AuditAction::AuthMfaFailed {},
+                    user.user_id.as_str(),
+                )
                 .await?;
             return Err(SecurityError::Unauthorized("wrong or used code".into()));
         }
@@ -206,7 +214,7 @@ impl Auth {
                         SecondFactor::RecoveryCode
                     }),
                 },
-                &user.user_id,
+                user.user_id.as_str(),
             )
             .await?;
         self.open_session(&user, &client).await

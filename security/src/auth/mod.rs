@@ -26,7 +26,7 @@ use permissions::{Permission, Role};
 use tokens::{Claims, TokenKeys};
 use troupe_store::clock::{Clock, SystemClock};
 use troupe_store::digest;
-use troupe_store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserRecord};
+use troupe_store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserId, UserRecord};
 
 /// Where a sign-in comes from: the client's address (after trusted proxies) and its
 /// `User-Agent`, shown in the user's list of sessions.
@@ -219,7 +219,7 @@ impl Auth {
             self.config.password_max_length,
         )?;
         let user = UserRecord {
-            user_id: uuid::Uuid::now_v7().to_string(),
+            user_id: UserId::generate(),
             email: email.to_lowercase(),
             role,
             disabled: false,
@@ -255,7 +255,7 @@ impl Auth {
                     org: Some(user.org.clone()),
                     bootstrap: false,
                 },
-                &user.user_id,
+                user.user_id.as_str(),
             )
             .await?;
         Ok((user, one_time))
@@ -284,7 +284,7 @@ impl Auth {
                     org: None,
                     bootstrap: true,
                 },
-                &user.user_id,
+                user.user_id.as_str(),
             )
             .await?;
         Ok(Some((email.into(), one_time)))
@@ -327,7 +327,9 @@ impl Auth {
             },
             LoginOutcome::SecondFactor { .. } => AuditAction::AuthLoginPasswordOk {},
         };
-        audit.record(&user.email, action, &user.user_id).await?;
+        audit
+            .record(&user.email, action, user.user_id.as_str())
+            .await?;
         Ok(outcome)
     }
 
@@ -398,7 +400,7 @@ impl Auth {
             self.revoke_family(&record.family).await?;
             audit
                 .record(
-                    &record.user_id,
+                    record.user_id.as_str(),
                     AuditAction::AuthRefreshReuse {
                         revoked_session: true,
                     },
@@ -471,7 +473,7 @@ impl Auth {
     }
 
     /// The user `user_id`, when it exists and is not disabled.
-    async fn active_user(&self, user_id: &str) -> Result<Option<UserRecord>, SecurityError> {
+    async fn active_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, SecurityError> {
         Ok(self
             .store
             .user_by_id(user_id)
@@ -527,7 +529,7 @@ impl Auth {
             .record(
                 &user.email,
                 AuditAction::AuthPasswordChange {},
-                &user.user_id,
+                user.user_id.as_str(),
             )
             .await?;
         Ok(())
@@ -535,7 +537,7 @@ impl Auth {
 
     pub async fn set_disabled(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         disabled: bool,
         by: &str,
         audit: &AuditLog,
@@ -554,7 +556,7 @@ impl Auth {
         } else {
             AuditAction::UserEnable {}
         };
-        audit.record(by, action, user_id).await?;
+        audit.record(by, action, user_id.as_str()).await?;
         Ok(())
     }
 
@@ -563,7 +565,7 @@ impl Auth {
         if email_or_id.contains('@') {
             Ok(self.store.user_by_email(email_or_id).await?)
         } else {
-            Ok(self.store.user_by_id(email_or_id).await?)
+            Ok(self.store.user_by_id(&email_or_id.into()).await?)
         }
     }
 
@@ -717,7 +719,7 @@ impl Auth {
         Ok(())
     }
 
-    async fn revoke_user_sessions(&self, user_id: &str) -> Result<(), SecurityError> {
+    async fn revoke_user_sessions(&self, user_id: &UserId) -> Result<(), SecurityError> {
         self.store.revoke_user_sessions(user_id).await?;
         self.invalidate_callers();
         Ok(())

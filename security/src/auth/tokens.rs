@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::SecurityError;
 use crate::auth::permissions::Role;
+use troupe_store::UserId;
 
 /// Seconds of clock skew tolerated between nodes.
 const LEEWAY_SECS: u64 = 5;
@@ -19,7 +20,8 @@ const MFA_TTL_SECS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
-    pub sub: String,
+    /// The account: a JWT's `sub` is a string, and so is a `UserId` on the wire.
+    pub sub: UserId,
     pub iss: String,
     pub aud: String,
     pub exp: u64,
@@ -67,7 +69,7 @@ impl TokenKeys {
 
     pub fn issue_access(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         role: Role,
         session_id: &str,
         now_secs: u64,
@@ -79,7 +81,7 @@ impl TokenKeys {
     /// The short-lived token a login answers with when the account has a second factor.
     pub fn issue_mfa_challenge(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         now_secs: u64,
     ) -> Result<String, SecurityError> {
         self.issue(MFA, user_id, None, "", now_secs, MFA_TTL_SECS)
@@ -88,14 +90,14 @@ impl TokenKeys {
     fn issue(
         &self,
         typ: &str,
-        user_id: &str,
+        user_id: &UserId,
         role: Option<Role>,
         session_id: &str,
         now_secs: u64,
         ttl_secs: u64,
     ) -> Result<String, SecurityError> {
         let claims = Claims {
-            sub: user_id.into(),
+            sub: user_id.clone(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             exp: now_secs + ttl_secs,
@@ -239,7 +241,7 @@ mod tests {
     fn an_issued_token_verifies() {
         let keys = keys();
         let token = keys
-            .issue_access("u1", Role::Developer, "s1", now(), 60)
+            .issue_access(&"u1".into(), Role::Developer, "s1", now(), 60)
             .unwrap();
         let claims = keys.verify_access(&token, now()).unwrap();
         assert_eq!(
