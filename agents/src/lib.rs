@@ -11,6 +11,7 @@ mod crew;
 mod deployment;
 mod echo;
 mod errors;
+mod field_order;
 mod http;
 mod human_review;
 mod mcp;

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::errors::AgentError;
+use crate::field_order::field_order;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,8 +100,8 @@ pub struct InputSchema {
 impl InputSchema {
     /// The fields of `T`, derived from its `JsonSchema`: a doc comment is the field's
     /// description, a field without a default is required, and the schema is open unless
-    /// `T` denies unknown fields.
-    pub fn of<T: JsonSchema>() -> Self {
+    /// `T` denies unknown fields. Fields come in the order `T` declares them.
+    pub fn of<T: JsonSchema + DeserializeOwned>() -> Self {
         let schema = SchemaSettings::draft2020_12()
             .for_deserialize()
             .with(|settings| settings.inline_subschemas = true)
@@ -112,7 +113,7 @@ impl InputSchema {
             .and_then(Value::as_array)
             .map(|names| names.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let fields = schema
+        let mut fields: Vec<Field> = schema
             .get("properties")
             .and_then(Value::as_object)
             .map(|properties| {
@@ -133,6 +134,13 @@ impl InputSchema {
                     .collect()
             })
             .unwrap_or_default();
+        let declared = field_order::<T>();
+        fields.sort_by_key(|field| {
+            declared
+                .iter()
+                .position(|name| *name == field.name)
+                .unwrap_or(declared.len())
+        });
         let open = schema.get("additionalProperties") != Some(&Value::Bool(false));
         Self { fields, open }
     }
