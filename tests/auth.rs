@@ -28,6 +28,27 @@ fn with_bearer(
     )
 }
 
+fn get(server: &Server, path: &str, token: &str) -> (u16, Value) {
+    with_bearer(server, "GET", path, token, None)
+}
+
+/// `POST /api/v1/auth/login`: its status and the token pair (or error) it answers.
+fn login(server: &Server, email: &str, password: &str) -> (u16, Value) {
+    let body = json!({"email": email, "password": password}).to_string();
+    post(server, "/api/v1/auth/login", "application/json", &body)
+}
+
+/// `POST /api/v1/auth/refresh` with `pair`'s refresh token.
+fn refresh(server: &Server, pair: &Value) -> (u16, Value) {
+    let body = json!({"refresh_token": pair["refresh_token"]}).to_string();
+    post(server, "/api/v1/auth/refresh", "application/json", &body)
+}
+
+/// What a command wrote to standard error, for failure messages.
+fn stderr(output: &std::process::Output) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&output.stderr)
+}
+
 #[test]
 fn accounts_sessions_and_a_required_token_work_end_to_end() {
     let scratch = tempfile::tempdir().unwrap();
@@ -56,168 +77,24 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
         &["--set", "auth.required=true"],
         &[],
     );
-    let login = json!({"email": "ada@example.com", "password": one_time}).to_string();
-    let (status, pair) = post(&server, "/api/v1/auth/login", "application/json", &login);
-    assert_eq!(status, 200, "{pair}");
-    assert_eq!(pair["password_change_required"], true);
-    let access = pair["access_token"].as_str().unwrap();
-    let (status, body) = with_bearer(&server, "GET", "/api/v1/runs", access, None);
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("password_change_required")),
-        "{body}"
-    );
-    let (status, me) = with_bearer(&server, "GET", "/api/v1/auth/me", access, None);
-    assert_eq!(
-        (status, me["email"].as_str()),
-        (200, Some("ada@example.com")),
-        "{me}"
-    );
-    assert!(me.get("password_hash").is_none(), "{me}");
-    for token in ["", "garbage", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
-        let (status, body) = with_bearer(&server, "GET", "/api/v1/auth/me", token, None);
-        assert_eq!(status, 401, "{token}: {body}");
-    }
-    let (status, _) = post(
-        &server,
-        "/api/v1/auth/login",
-        "application/json",
-        r#"{"email": "ada@example.com", "password": "wrong"}"#,
-    );
-    assert_eq!(status, 401);
-
-    let change =
-        json!({"current_password": one_time, "new_password": "ada's new passphrase"}).to_string();
-    let (status, body) = with_bearer(
-        &server,
-        "POST",
-        "/api/v1/auth/password",
-        access,
-        Some(&change),
-    );
-    assert_eq!(status, 204, "{body}");
-    let (status, _) = with_bearer(&server, "GET", "/api/v1/auth/me", access, None);
-    assert_eq!(status, 401, "the password change ended the session");
-
-    let login = json!({"email": "ada@example.com", "password": "ada's new passphrase"}).to_string();
-    let (_, first) = post(&server, "/api/v1/auth/login", "application/json", &login);
-    let refresh = |token: &Value| json!({"refresh_token": token}).to_string();
-    let (status, second) = post(
-        &server,
-        "/api/v1/auth/refresh",
-        "application/json",
-        &refresh(&first["refresh_token"]),
-    );
+    the_one_time_password_only_lets_its_holder_change_it(&server, &one_time);
+    let new_password = "ada's new passphrase";
+    let (_, first) = login(&server, "ada@example.com", new_password);
+    let (status, second) = refresh(&server, &first);
     assert_eq!(status, 200, "{second}");
-    let (status, _) = post(
-        &server,
-        "/api/v1/auth/refresh",
-        "application/json",
-        &refresh(&first["refresh_token"]),
-    );
+    let (status, _) = refresh(&server, &first);
     assert_eq!(status, 401, "a rotated token used again");
-    let (status, _) = with_bearer(
+    let (status, _) = get(
         &server,
-        "GET",
         "/api/v1/auth/me",
         second["access_token"].as_str().unwrap(),
-        None,
     );
     assert_eq!(status, 401, "the reuse ended the whole session");
-    // With auth.required every route but login and health takes a token, and the
-    // caller acts as itself whatever the body claims.
-    let (_, third) = post(&server, "/api/v1/auth/login", "application/json", &login);
+    let (_, third) = login(&server, "ada@example.com", new_password);
     let token = third["access_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        support::http1::blocking_get(&server.url("/api/v1/runs"))
-            .unwrap()
-            .status,
-        401
-    );
-    assert_eq!(
-        support::http1::blocking_get(&server.url("/healthz"))
-            .unwrap()
-            .status,
-        200
-    );
-    let bearer = format!("Authorization: Bearer {token}");
-    let workflow = "name: Guarded\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
-    let created = request_with(
-        "POST",
-        &server.url("/api/v1/workflows"),
-        Some(("application/yaml", workflow)),
-        &[&bearer],
-    )
-    .unwrap();
-    assert_eq!(created.status, 201, "{}", created.body);
-    let (status, started) = with_bearer(
-        &server,
-        "POST",
-        "/api/v1/workflows/guarded/runs",
-        &token,
-        Some(r#"{"started_by": "mallory"}"#),
-    );
-    assert_eq!(status, 201, "{started}");
-    let (_, run) = with_bearer(
-        &server,
-        "GET",
-        &format!("/api/v1/runs/{}", started["run_id"].as_str().unwrap()),
-        &token,
-        None,
-    );
-    assert_eq!(run["started_by"], "ada@example.com", "{run}");
-    let listed = support::troupe()
-        .env("TROUPE_CLIENT__TOKEN", &token)
-        .args(["runs", "list", "--server", &server.url("")])
-        .output()
-        .unwrap();
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
-    let refused = run_troupe(
-        scratch.path(),
-        &["runs", "list", "--server", &server.url("")],
-    );
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("access token"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
-
-    // A program's API key: created with the session, scoped, usable as a bearer,
-    // listed without its secret, and dead once revoked.
-    let (status, created) = with_bearer(
-        &server,
-        "POST",
-        "/api/v1/auth/keys",
-        &token,
-        Some(r#"{"name": "ci", "scopes": ["workflows.view"], "ttl_days": 7}"#),
-    );
-    assert_eq!(status, 201, "{created}");
-    let key = created["key"].as_str().unwrap().to_string();
-    assert!(key.starts_with("tk_"), "{created}");
-    let (status, _) = with_bearer(&server, "GET", "/api/v1/runs", &key, None);
-    assert_eq!(status, 200);
-    let (_, keys) = with_bearer(&server, "GET", "/api/v1/auth/keys", &token, None);
-    assert!(!keys.to_string().contains(&key[key.len() - 20..]), "{keys}");
-    let (status, _) = with_bearer(
-        &server,
-        "POST",
-        "/api/v1/auth/keys",
-        &key,
-        Some(r#"{"name": "x", "scopes": ["workflows.view"]}"#),
-    );
-    assert_eq!(status, 401, "a key cannot mint keys");
-    let path = format!("/api/v1/auth/keys/{}", created["key_id"].as_str().unwrap());
-    let (status, _) = with_bearer(&server, "DELETE", &path, &token, None);
-    assert_eq!(status, 204);
-    let (status, _) = with_bearer(&server, "GET", "/api/v1/runs", &key, None);
-    assert_eq!(status, 401, "revoked");
-
-    let (_, audit) = with_bearer(&server, "GET", "/api/v1/audit", &token, None);
+    a_required_token_guards_every_route_and_names_the_caller(&server, scratch.path(), &token);
+    an_api_key_is_scoped_listed_without_its_secret_and_revocable(&server, &token);
+    let (_, audit) = get(&server, "/api/v1/audit", &token);
     let actions: Vec<String> = audit
         .as_array()
         .unwrap()
@@ -238,10 +115,132 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
             "{action} not audited: {actions:?}"
         );
     }
-    // Guessing: five failures from one client address and it is refused with 429, over
-    // real HTTP. This client failed once above, so the fifth guess is refused: had the
-    // spoofed X-Forwarded-For been believed, each guess would count under another
-    // address and only the account's own limit (five 401s) would apply.
+    guesses_are_limited_per_client_whatever_x_forwarded_for_claims(&server);
+}
+
+/// Ada's first session may only change her one-time password, and the change ends it.
+/// One wrong password is tried on the way, for the audit and the guessing limit.
+fn the_one_time_password_only_lets_its_holder_change_it(server: &Server, one_time: &str) {
+    let (status, pair) = login(server, "ada@example.com", one_time);
+    assert_eq!(status, 200, "{pair}");
+    assert_eq!(pair["password_change_required"], true);
+    let access = pair["access_token"].as_str().unwrap();
+    let (status, body) = get(server, "/api/v1/runs", access);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("password_change_required")),
+        "{body}"
+    );
+    let (status, me) = get(server, "/api/v1/auth/me", access);
+    assert_eq!(
+        (status, me["email"].as_str()),
+        (200, Some("ada@example.com")),
+        "{me}"
+    );
+    assert!(me.get("password_hash").is_none(), "{me}");
+    for token in ["", "garbage", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
+        let (status, body) = get(server, "/api/v1/auth/me", token);
+        assert_eq!(status, 401, "{token}: {body}");
+    }
+    let (status, _) = login(server, "ada@example.com", "wrong");
+    assert_eq!(status, 401);
+
+    let change =
+        json!({"current_password": one_time, "new_password": "ada's new passphrase"}).to_string();
+    let path = "/api/v1/auth/password";
+    let (status, body) = with_bearer(server, "POST", path, access, Some(&change));
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = get(server, "/api/v1/auth/me", access);
+    assert_eq!(status, 401, "the password change ended the session");
+}
+
+/// With auth.required every route but login and health takes a token, and the caller
+/// acts as itself whatever the body claims; the CLI passes the token it is given.
+fn a_required_token_guards_every_route_and_names_the_caller(
+    server: &Server,
+    scratch: &std::path::Path,
+    token: &str,
+) {
+    let status = |path: &str| {
+        support::http1::blocking_get(&server.url(path))
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("/api/v1/runs"), 401);
+    assert_eq!(status("/healthz"), 200);
+    let bearer = format!("Authorization: Bearer {token}");
+    let workflow = "name: Guarded\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
+    let created = request_with(
+        "POST",
+        &server.url("/api/v1/workflows"),
+        Some(("application/yaml", workflow)),
+        &[&bearer],
+    )
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (status, started) = with_bearer(
+        server,
+        "POST",
+        "/api/v1/workflows/guarded/runs",
+        token,
+        Some(r#"{"started_by": "mallory"}"#),
+    );
+    assert_eq!(status, 201, "{started}");
+    let run = format!("/api/v1/runs/{}", started["run_id"].as_str().unwrap());
+    let (_, run) = get(server, &run, token);
+    assert_eq!(run["started_by"], "ada@example.com", "{run}");
+    let listed = support::troupe()
+        .env("TROUPE_CLIENT__TOKEN", token)
+        .args(["runs", "list", "--server", &server.url("")])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let refused = run_troupe(scratch, &["runs", "list", "--server", &server.url("")]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("access token"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+/// A program's API key: created with the session, scoped, usable as a bearer, listed
+/// without its secret, and dead once revoked.
+fn an_api_key_is_scoped_listed_without_its_secret_and_revocable(server: &Server, token: &str) {
+    let (status, created) = with_bearer(
+        server,
+        "POST",
+        "/api/v1/auth/keys",
+        token,
+        Some(r#"{"name": "ci", "scopes": ["workflows.view"], "ttl_days": 7}"#),
+    );
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("tk_"), "{created}");
+    let (status, _) = get(server, "/api/v1/runs", &key);
+    assert_eq!(status, 200);
+    let (_, keys) = get(server, "/api/v1/auth/keys", token);
+    assert!(!keys.to_string().contains(&key[key.len() - 20..]), "{keys}");
+    let (status, _) = with_bearer(
+        server,
+        "POST",
+        "/api/v1/auth/keys",
+        &key,
+        Some(r#"{"name": "x", "scopes": ["workflows.view"]}"#),
+    );
+    assert_eq!(status, 401, "a key cannot mint keys");
+    let path = format!("/api/v1/auth/keys/{}", created["key_id"].as_str().unwrap());
+    let (status, _) = with_bearer(server, "DELETE", &path, token, None);
+    assert_eq!(status, 204);
+    let (status, _) = get(server, "/api/v1/runs", &key);
+    assert_eq!(status, 401, "revoked");
+}
+
+/// Guessing: five failures from one client address and it is refused with 429, over
+/// real HTTP. This client failed once before, so the fifth guess is refused: had the
+/// spoofed X-Forwarded-For been believed, each guess would count under another address
+/// and only the account's own limit (five 401s) would apply.
+fn guesses_are_limited_per_client_whatever_x_forwarded_for_claims(server: &Server) {
     let guess = r#"{"email": "nobody@example.com", "password": "guess"}"#;
     let statuses: Vec<u16> = (0..7)
         .map(|n| {

@@ -10,6 +10,7 @@ use tower::ServiceExt;
 
 use super::*;
 use troupe_security::auth::permissions::Role;
+use troupe_security::auth::totp;
 
 const PASSWORD: &str = "a long enough password";
 const OWN: &str = "http://troupe.test";
@@ -47,6 +48,38 @@ async fn send(
     (reply.status, reply.headers, reply.body)
 }
 
+/// A read with `cookies`: reads need no `Origin`.
+async fn get(app: &Router, uri: &str, cookies: &str) -> (StatusCode, HeaderMap, Value) {
+    send(app, Method::GET, uri, None, cookies, Value::Null).await
+}
+
+async fn post(
+    app: &Router,
+    uri: &str,
+    origin: Option<&str>,
+    cookies: &str,
+    body: Value,
+) -> (StatusCode, HeaderMap, Value) {
+    send(app, Method::POST, uri, origin, cookies, body).await
+}
+
+/// Ada's email and password posted to the browser login from a page at `origin`.
+async fn log_in_as_ada(app: &Router, origin: &str) -> (StatusCode, HeaderMap, Value) {
+    let credentials = json!({ "email": "ada@example.com", "password": PASSWORD });
+    let login = "/api/v1/auth/browser/login";
+    post(app, login, Some(origin), "", credentials).await
+}
+
+/// Fails unless every cookie the answer sets is cleared (`Max-Age=0`).
+#[track_caller]
+fn assert_cookies_cleared(headers: &HeaderMap, context: &str) {
+    let (_, raw) = cookies_of(headers);
+    assert!(
+        raw.iter().all(|cookie| cookie.contains("Max-Age=0")),
+        "{context}: {raw:?}"
+    );
+}
+
 /// The `Set-Cookie` headers as `name=value` pairs joined for a `Cookie` header, and the
 /// raw headers.
 fn cookies_of(headers: &HeaderMap) -> (String, Vec<String>) {
@@ -65,15 +98,7 @@ fn cookies_of(headers: &HeaderMap) -> (String, Vec<String>) {
 
 /// `cookies` are a session of ada's.
 async fn assert_signed_in_as_ada(app: &Router, cookies: &str) {
-    let (status, _, me) = send(
-        app,
-        Method::GET,
-        "/api/v1/auth/me",
-        None,
-        cookies,
-        Value::Null,
-    )
-    .await;
+    let (status, _, me) = get(app, "/api/v1/auth/me", cookies).await;
     assert_eq!(
         (status, me["email"].as_str()),
         (StatusCode::OK, Some("ada@example.com"))
@@ -81,15 +106,7 @@ async fn assert_signed_in_as_ada(app: &Router, cookies: &str) {
 }
 
 async fn sign_in(app: &Router) -> String {
-    let (status, headers, body) = send(
-        app,
-        Method::POST,
-        "/api/v1/auth/browser/login",
-        Some(OWN),
-        "",
-        json!({ "email": "ada@example.com", "password": PASSWORD }),
-    )
-    .await;
+    let (status, headers, body) = log_in_as_ada(app, OWN).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["signed_in"], true);
     assert!(
@@ -111,57 +128,26 @@ async fn sign_in(app: &Router) -> String {
 #[tokio::test]
 async fn the_browser_session_cookie_authenticates_and_writes_must_come_from_the_node() {
     let (app, _node) = node().await;
-    let (status, _, _) = send(&app, Method::GET, "/api/v1/runs", None, "", Value::Null).await;
+    let (status, _, _) = get(&app, "/api/v1/runs", "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let cookies = sign_in(&app).await;
-    let (status, _, runs) = send(
-        &app,
-        Method::GET,
-        "/api/v1/runs",
-        None,
-        &cookies,
-        Value::Null,
-    )
-    .await;
+    let (status, _, runs) = get(&app, "/api/v1/runs", &cookies).await;
     assert_eq!(status, StatusCode::OK, "{runs}");
     assert_signed_in_as_ada(&app, &cookies).await;
 
     // A write the cookie authenticates: from a foreign page, or with no Origin, refused.
     let key = json!({ "name": "ci", "scopes": ["workflows.view"] });
     for origin in [Some("http://evil.test"), None] {
-        let (status, _, body) = send(
-            &app,
-            Method::POST,
-            "/api/v1/auth/keys",
-            origin,
-            &cookies,
-            key.clone(),
-        )
-        .await;
+        let (status, _, body) =
+            post(&app, "/api/v1/auth/keys", origin, &cookies, key.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?}: {body}");
         assert_eq!(body["error"]["code"], "origin_not_allowed", "{body}");
     }
-    let (status, _, body) = send(
-        &app,
-        Method::POST,
-        "/api/v1/auth/keys",
-        Some(OWN),
-        &cookies,
-        key,
-    )
-    .await;
+    let (status, _, body) = post(&app, "/api/v1/auth/keys", Some(OWN), &cookies, key).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // Signing in from a foreign page is refused too.
-    let (status, _, _) = send(
-        &app,
-        Method::POST,
-        "/api/v1/auth/browser/login",
-        Some("http://evil.test"),
-        "",
-        json!({ "email": "ada@example.com", "password": PASSWORD }),
-    )
-    .await;
+    let (status, _, _) = log_in_as_ada(&app, "http://evil.test").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -170,48 +156,30 @@ async fn refresh_rotates_the_cookies_and_logout_ends_the_session() {
     let (app, _node) = node().await;
     let first = sign_in(&app).await;
     let refresh = "/api/v1/auth/browser/refresh";
-    let (status, headers, body) =
-        send(&app, Method::POST, refresh, Some(OWN), &first, Value::Null).await;
+    let (status, headers, body) = post(&app, refresh, Some(OWN), &first, Value::Null).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (second, _) = cookies_of(&headers);
     assert_ne!(first, second);
 
     // The first refresh cookie, replayed, is refused, and the answer clears the cookies.
-    let (status, headers, _) =
-        send(&app, Method::POST, refresh, Some(OWN), &first, Value::Null).await;
+    let (status, headers, _) = post(&app, refresh, Some(OWN), &first, Value::Null).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (_, raw) = cookies_of(&headers);
-    assert!(
-        raw.iter().all(|cookie| cookie.contains("Max-Age=0")),
-        "{raw:?}"
-    );
+    assert_cookies_cleared(&headers, "a replayed refresh");
 
     let third = sign_in(&app).await;
-    let (status, headers, _) = send(
-        &app,
-        Method::POST,
-        "/api/v1/auth/browser/logout",
-        Some(OWN),
-        &third,
-        Value::Null,
-    )
-    .await;
+    let logout = "/api/v1/auth/browser/logout";
+    let (status, headers, _) = post(&app, logout, Some(OWN), &third, Value::Null).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(
-        cookies_of(&headers)
-            .1
-            .iter()
-            .all(|cookie| cookie.contains("Max-Age=0"))
-    );
-    let (status, _, _) = send(&app, Method::POST, refresh, Some(OWN), &third, Value::Null).await;
+    assert_cookies_cleared(&headers, "logout");
+    let (status, _, _) = post(&app, refresh, Some(OWN), &third, Value::Null).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = send(&app, Method::GET, "/api/v1/runs", None, &third, Value::Null).await;
+    let (status, _, _) = get(&app, "/api/v1/runs", &third).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "the ended session's access cookie is refused"
     );
-    let (status, _, _) = send(&app, Method::POST, refresh, None, "", Value::Null).await;
+    let (status, _, _) = post(&app, refresh, None, "", Value::Null).await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -241,23 +209,10 @@ async fn an_account_with_a_second_factor_signs_in_with_its_code() {
             .unwrap()
             .as_secs()
     };
-    auth.confirm_mfa(
-        &ada,
-        &troupe_security::auth::totp::code_at(&secret, now()),
-        node.audit(),
-    )
-    .await
-    .unwrap();
+    let code = totp::code_at(&secret, now());
+    auth.confirm_mfa(&ada, &code, node.audit()).await.unwrap();
 
-    let (status, headers, challenge) = send(
-        &app,
-        Method::POST,
-        "/api/v1/auth/browser/login",
-        Some(OWN),
-        "",
-        json!({ "email": "ada@example.com", "password": PASSWORD }),
-    )
-    .await;
+    let (status, headers, challenge) = log_in_as_ada(&app, OWN).await;
     assert_eq!(status, StatusCode::OK, "{challenge}");
     assert_eq!(
         (
@@ -273,28 +228,13 @@ async fn an_account_with_a_second_factor_signs_in_with_its_code() {
     let token = challenge["mfa_token"].as_str().unwrap();
 
     let wrong = json!({ "mfa_token": token, "code": "not a code" });
-    let (status, _, _) = send(
-        &app,
-        Method::POST,
-        "/api/v1/auth/browser/mfa",
-        Some(OWN),
-        "",
-        wrong,
-    )
-    .await;
+    let (status, _, _) = post(&app, "/api/v1/auth/browser/mfa", Some(OWN), "", wrong).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // The next step's code: the confirmation above used this step's.
-    let code = troupe_security::auth::totp::code_at(&secret, now() + 30);
+    let code = totp::code_at(&secret, now() + 30);
     let body = json!({ "mfa_token": token, "code": code });
-    let (status, headers, answer) = send(
-        &app,
-        Method::POST,
-        "/api/v1/auth/browser/mfa",
-        Some(OWN),
-        "",
-        body,
-    )
-    .await;
+    let (status, headers, answer) =
+        post(&app, "/api/v1/auth/browser/mfa", Some(OWN), "", body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["signed_in"], true);
     let (cookies, _) = cookies_of(&headers);
@@ -305,6 +245,7 @@ async fn an_account_with_a_second_factor_signs_in_with_its_code() {
 async fn hostile_cookies_are_refused_without_harm() {
     let (app, _node) = node().await;
     let long = format!("troupe_access={}", "A".repeat(8000));
+    let refresh = "/api/v1/auth/browser/refresh";
     for cookies in [
         "troupe_access=",
         "troupe_access=garbage",
@@ -314,33 +255,11 @@ async fn hostile_cookies_are_refused_without_harm() {
         ";;;=;=",
         long.as_str(),
     ] {
-        let (status, _, body) = send(
-            &app,
-            Method::GET,
-            "/api/v1/runs",
-            None,
-            cookies,
-            Value::Null,
-        )
-        .await;
+        let (status, _, body) = get(&app, "/api/v1/runs", cookies).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookies}: {body}");
-        let (status, headers, _) = send(
-            &app,
-            Method::POST,
-            "/api/v1/auth/browser/refresh",
-            Some(OWN),
-            cookies,
-            Value::Null,
-        )
-        .await;
+        let (status, headers, _) = post(&app, refresh, Some(OWN), cookies, Value::Null).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{cookies}");
-        assert!(
-            cookies_of(&headers)
-                .1
-                .iter()
-                .all(|c| c.contains("Max-Age=0")),
-            "{cookies}"
-        );
+        assert_cookies_cleared(&headers, cookies);
     }
     // Bytes that are no text at all.
     let request = Request::builder()
@@ -355,14 +274,6 @@ async fn hostile_cookies_are_refused_without_harm() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // A good session still works afterwards.
     let cookies = sign_in(&app).await;
-    let (status, _, _) = send(
-        &app,
-        Method::GET,
-        "/api/v1/runs",
-        None,
-        &cookies,
-        Value::Null,
-    )
-    .await;
+    let (status, _, _) = get(&app, "/api/v1/runs", &cookies).await;
     assert_eq!(status, StatusCode::OK);
 }

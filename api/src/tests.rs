@@ -15,6 +15,14 @@ use troupe_node::Person;
 const HELLO: &str =
     "name: Hello API\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
 
+/// The kinds of event a run of [`HELLO`] records, in order: its one task succeeds first time.
+const HELLO_EVENTS: [&str; 4] = [
+    "run_started",
+    "attempt_started",
+    "attempt_succeeded",
+    "run_finished",
+];
+
 /// These tests are of the routes themselves (no accounts); access_tests.rs is of who
 /// may call them.
 async fn app() -> (Router, Arc<Node>) {
@@ -44,6 +52,25 @@ async fn post_json(app: &Router, uri: &str, body: Value) -> (StatusCode, Value) 
     send(app, Method::POST, uri, "application/json", body.to_string()).await
 }
 
+/// A workflow's YAML source, or bytes that claim to be one, posted to `uri`.
+async fn post_yaml(app: &Router, uri: &str, yaml: impl Into<Body>) -> (StatusCode, Value) {
+    send(app, Method::POST, uri, "application/yaml", yaml).await
+}
+
+async fn delete(app: &Router, uri: &str) -> (StatusCode, Value) {
+    send(app, Method::DELETE, uri, "application/json", Body::empty()).await
+}
+
+/// Fails unless the reply is the JSON error `code` with `status`.
+#[track_caller]
+fn assert_error((status, body): (StatusCode, Value), expected: StatusCode, code: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (expected, Some(code)),
+        "{body}"
+    );
+}
+
 async fn finished_run(app: &Router, run_id: &str) -> Value {
     for _ in 0..500 {
         let (_, run) = get(app, &format!("/api/v1/runs/{run_id}")).await;
@@ -58,14 +85,7 @@ async fn finished_run(app: &Router, run_id: &str) -> Value {
 #[tokio::test]
 async fn a_workflow_is_created_versioned_run_and_inspected() {
     let (app, _node) = app().await;
-    let (status, created) = send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows",
-        "application/yaml",
-        HELLO,
-    )
-    .await;
+    let (status, created) = post_yaml(&app, "/api/v1/workflows", HELLO).await;
     assert_eq!(
         (status, &created),
         (
@@ -113,26 +133,11 @@ async fn a_workflow_is_created_versioned_run_and_inspected() {
         .iter()
         .map(|event| event["event"]["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        kinds,
-        [
-            "run_started",
-            "attempt_started",
-            "attempt_succeeded",
-            "run_finished"
-        ]
-    );
+    assert_eq!(kinds, HELLO_EVENTS);
     let (_, runs) = get(&app, "/api/v1/runs?status=completed&workflow_id=hello-api").await;
     assert_eq!(runs.as_array().unwrap().len(), 1);
 
-    let (status, _) = send(
-        &app,
-        Method::DELETE,
-        "/api/v1/workflows/hello-api",
-        "application/json",
-        Body::empty(),
-    )
-    .await;
+    let (status, _) = delete(&app, "/api/v1/workflows/hello-api").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = get(&app, &format!("/api/v1/runs/{run_id}")).await;
     assert_eq!(status, StatusCode::OK, "deleting a workflow keeps its runs");
@@ -142,14 +147,7 @@ async fn a_workflow_is_created_versioned_run_and_inspected() {
 async fn an_invalid_workflow_gets_every_error_with_its_position() {
     let (app, _node) = app().await;
     let yaml = "name: Broken\ntasks:\n  - { id: a, name: A, agent: nope }\n  - { id: b, name: B, agent: echo, depends-on: [a] }\n";
-    let (status, body) = send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows",
-        "application/yaml",
-        yaml,
-    )
-    .await;
+    let (status, body) = post_yaml(&app, "/api/v1/workflows", yaml).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "invalid_workflow");
     let message = body["error"]["message"].as_str().unwrap();
@@ -164,102 +162,39 @@ async fn an_invalid_workflow_gets_every_error_with_its_position() {
 #[tokio::test]
 async fn hostile_bodies_get_clear_json_errors() {
     let (app, _node) = app().await;
-    let (status, body) = post_json(&app, "/api/v1/workflows", json!({"nope": 1})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json"))
-    );
-    let (status, body) = send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows/x/runs",
-        "application/json",
-        "{not json",
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json"))
-    );
+    let reply = post_json(&app, "/api/v1/workflows", json!({"nope": 1})).await;
+    assert_error(reply, StatusCode::BAD_REQUEST, "invalid_json");
+    let runs = "/api/v1/workflows/x/runs";
+    let reply = send(&app, Method::POST, runs, "application/json", "{not json").await;
+    assert_error(reply, StatusCode::BAD_REQUEST, "invalid_json");
     let huge = "x".repeat(100 * 1024);
-    let (status, body) = send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows",
-        "application/yaml",
-        huge,
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
-    );
-    let (status, body) = send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows",
-        "application/yaml",
-        vec![0xff, 0xfe, 0x00],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_utf8"))
-    );
-    let (status, body) = get(&app, "/api/v1/runs?status=bogus").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request"))
-    );
-    let (status, body) = get(&app, "/api/v1/runs/does-not-exist").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
-    let (status, body) = get(&app, "/nowhere").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    let reply = post_yaml(&app, "/api/v1/workflows", huge).await;
+    assert_error(reply, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    let reply = post_yaml(&app, "/api/v1/workflows", vec![0xff, 0xfe, 0x00]).await;
+    assert_error(reply, StatusCode::BAD_REQUEST, "invalid_utf8");
+    let reply = get(&app, "/api/v1/runs?status=bogus").await;
+    assert_error(reply, StatusCode::BAD_REQUEST, "invalid_request");
+    let reply = get(&app, "/api/v1/runs/does-not-exist").await;
+    assert_error(reply, StatusCode::NOT_FOUND, "not_found");
+    let reply = get(&app, "/nowhere").await;
+    assert_error(reply, StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
 async fn decisions_on_tasks_that_do_not_wait_are_refused() {
     let (app, _node) = app().await;
-    send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows",
-        "application/yaml",
-        HELLO,
-    )
-    .await;
+    post_yaml(&app, "/api/v1/workflows", HELLO).await;
     let (_, started) = post_json(&app, "/api/v1/workflows/hello-api/runs", json!({})).await;
     let run_id = started["run_id"].as_str().unwrap();
     finished_run(&app, run_id).await;
+    let decide = format!("/api/v1/runs/{run_id}/tasks/greet/decision");
     let decision = json!({"decision": "approve", "approver": "bob"});
-    let (status, body) = post_json(
-        &app,
-        &format!("/api/v1/runs/{run_id}/tasks/greet/decision"),
-        decision.clone(),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("run_finished"))
-    );
+    let reply = post_json(&app, &decide, decision.clone()).await;
+    assert_error(reply, StatusCode::CONFLICT, "run_finished");
     let (status, _) = post_json(&app, "/api/v1/runs/none/tasks/greet/decision", decision).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = post_json(
-        &app,
-        &format!("/api/v1/runs/{run_id}/tasks/greet/decision"),
-        json!({"decision": "maybe", "approver": "x"}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json"))
-    );
+    let reply = post_json(&app, &decide, json!({"decision": "maybe", "approver": "x"})).await;
+    assert_error(reply, StatusCode::BAD_REQUEST, "invalid_json");
 }
 
 #[tokio::test]
@@ -418,15 +353,7 @@ async fn the_websocket_streams_a_runs_events_as_they_happen() {
             break;
         }
     }
-    assert_eq!(
-        kinds,
-        [
-            "run_started",
-            "attempt_started",
-            "attempt_succeeded",
-            "run_finished"
-        ]
-    );
+    assert_eq!(kinds, HELLO_EVENTS);
 }
 
 #[tokio::test]
@@ -455,14 +382,7 @@ async fn memory_endpoints_refuse_what_is_wrong_and_say_what_to_do() {
     let entry = json!({"project": "shop", "user": "ada", "text": "x", "kind": "short_term"});
     let (status, _) = post_json(&app, "/api/v1/memory", entry).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = send(
-        &app,
-        Method::DELETE,
-        "/api/v1/memory/nope?project=shop&user=ada",
-        "application/json",
-        Body::empty(),
-    )
-    .await;
+    let (status, _) = delete(&app, "/api/v1/memory/nope?project=shop&user=ada").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = post_json(&app, "/api/v1/memory/search", json!({"query": 7})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -473,14 +393,7 @@ async fn memory_endpoints_refuse_what_is_wrong_and_say_what_to_do() {
 async fn a_model_backed_kind_on_a_node_without_a_model_fails_with_how_to_fix_it() {
     let (app, _node) = app().await;
     let workflow = "name: Plan without a model\ntasks:\n  - id: plan\n    name: Plan\n    agent: planner\n    inputs: { goal: ship it }\n";
-    let (status, created) = send(
-        &app,
-        Method::POST,
-        "/api/v1/workflows",
-        "application/yaml",
-        workflow,
-    )
-    .await;
+    let (status, created) = post_yaml(&app, "/api/v1/workflows", workflow).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["workflow_id"].as_str().unwrap();
     let (status, started) =

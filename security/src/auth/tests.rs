@@ -18,6 +18,16 @@ fn key_spec(
     }
 }
 
+/// `owner`'s new key, as presented and as stored, or why it was refused.
+async fn new_key(
+    auth: &Auth,
+    audit: &AuditLog,
+    owner: &UserRecord,
+    spec: KeySpec,
+) -> Result<(String, ApiKeyRecord), SecurityError> {
+    auth.create_api_key(owner, &spec, audit).await
+}
+
 /// The reason a credential or token was refused. Any other error (a store fault) fails
 /// the test: it must never pass for a refusal.
 fn refused<T: std::fmt::Debug>(result: Result<T, SecurityError>) -> String {
@@ -35,13 +45,71 @@ fn invalid<T: std::fmt::Debug>(result: Result<T, SecurityError>) -> String {
     }
 }
 
+/// A developer `{name}@example.com` with the password [`password_of`] `name`, and no
+/// second factor: the account most tests act as.
+async fn developer(auth: &Auth, name: &str) -> UserRecord {
+    let email = format!("{name}@example.com");
+    auth.create_user(&email, Role::Developer, &password_of(name), false)
+        .await
+        .unwrap()
+}
+
+/// The password [`developer`] gives `name`.
+fn password_of(name: &str) -> String {
+    format!("{name}'s long password")
+}
+
 /// A session for a user without a second factor.
 async fn sign_in(auth: &Auth, audit: &AuditLog, email: &str, password: &str) -> TokenPair {
-    auth.login(email, password, None, audit)
+    sign_in_from(auth, audit, ClientInfo::default(), email, password).await
+}
+
+/// A session for a user without a second factor, signed in from `client`.
+async fn sign_in_from(
+    auth: &Auth,
+    audit: &AuditLog,
+    client: ClientInfo,
+    email: &str,
+    password: &str,
+) -> TokenPair {
+    auth.login(email, password, client, audit)
         .await
         .unwrap()
         .into_session()
         .expect("no second factor is on")
+}
+
+/// The challenge token a login of [`developer`] `name` answers once a second factor is
+/// on; a session instead fails the test.
+async fn mfa_challenge(auth: &Auth, audit: &AuditLog, name: &str) -> String {
+    let email = format!("{name}@example.com");
+    match auth
+        .login(&email, &password_of(name), None, audit)
+        .await
+        .unwrap()
+    {
+        LoginOutcome::SecondFactor { mfa_token, .. } => mfa_token,
+        LoginOutcome::Session(_) => panic!("the second factor was not asked for"),
+    }
+}
+
+/// `user`'s second-factor secret as the store holds it (sealed) and opened.
+async fn mfa_secret(auth: &Auth, user: &UserRecord) -> (String, Vec<u8>) {
+    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
+    let secret = auth
+        .secrets()
+        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
+        .unwrap();
+    (stored.sealed_secret, secret)
+}
+
+/// How many audit entries record `action`.
+async fn audited(auth: &Auth, action: &str) -> usize {
+    let filter = troupe_store::AuditFilter {
+        action: Some(action.into()),
+        ..Default::default()
+    };
+    auth.store().audit_entries(&filter).await.unwrap().len()
 }
 
 async fn auth() -> (Auth, AuditLog) {
@@ -91,14 +159,7 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
 #[tokio::test]
 async fn a_reused_refresh_token_ends_the_whole_session() {
     let (auth, audit) = auth().await;
-    auth.create_user(
-        "ada@example.com",
-        Role::Developer,
-        "ada's long password",
-        false,
-    )
-    .await
-    .unwrap();
+    developer(&auth, "ada").await;
     let first = sign_in(&auth, &audit, "ADA@example.com", "ada's long password").await;
     let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
     assert_ne!(first.refresh_token, second.refresh_token);
@@ -107,32 +168,18 @@ async fn a_reused_refresh_token_ends_the_whole_session() {
     refused(auth.refresh(&first.refresh_token, &audit).await);
     refused(auth.refresh(&second.refresh_token, &audit).await);
     refused(auth.authenticate(&second.access_token).await);
-    let filter = troupe_store::AuditFilter {
-        action: Some("auth.refresh_reuse".into()),
-        ..Default::default()
-    };
     // Both refusals are uses of a token that is no longer valid.
-    assert_eq!(auth.store().audit_entries(&filter).await.unwrap().len(), 2);
+    assert_eq!(audited(&auth, "auth.refresh_reuse").await, 2);
 }
 
 #[tokio::test]
 async fn tokens_of_one_kind_do_not_pass_for_the_other() {
     let (auth, audit) = auth().await;
-    auth.create_user(
-        "ada@example.com",
-        Role::Developer,
-        "ada's long password",
-        false,
-    )
-    .await
-    .unwrap();
+    developer(&auth, "ada").await;
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     refused(auth.refresh(&pair.access_token, &audit).await);
     refused(auth.authenticate(&pair.refresh_token).await);
-    assert!(matches!(
-        auth.principal(&pair.refresh_token).await,
-        Err(SecurityError::Unauthorized(_))
-    ));
+    refused(auth.principal(&pair.refresh_token).await);
     assert!(auth.authenticate(&pair.access_token).await.is_ok());
     // Neither misuse ended the session.
     assert!(auth.refresh(&pair.refresh_token, &audit).await.is_ok());
@@ -141,15 +188,7 @@ async fn tokens_of_one_kind_do_not_pass_for_the_other() {
 #[tokio::test]
 async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
     let (auth, audit) = auth().await;
-    let ada = auth
-        .create_user(
-            "ada@example.com",
-            Role::Developer,
-            "ada's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let ada = developer(&auth, "ada").await;
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     auth.logout(&pair.refresh_token).await.unwrap();
     refused(auth.authenticate(&pair.access_token).await);
@@ -163,22 +202,13 @@ async fn logout_and_disabling_end_sessions_and_failures_are_audited() {
             .await,
     );
     // Wrong password and unknown account fail alike.
-    let wrong = auth
-        .login("ada@example.com", "wrong", None, &audit)
-        .await
-        .unwrap_err()
-        .to_string();
-    let unknown = auth
-        .login("nobody@example.com", "wrong", None, &audit)
-        .await
-        .unwrap_err()
-        .to_string();
+    let wrong = refused(auth.login("ada@example.com", "wrong", None, &audit).await);
+    let unknown = refused(
+        auth.login("nobody@example.com", "wrong", None, &audit)
+            .await,
+    );
     assert_eq!(wrong, unknown);
-    let filter = troupe_store::AuditFilter {
-        action: Some("auth.login_failed".into()),
-        ..Default::default()
-    };
-    assert_eq!(auth.store().audit_entries(&filter).await.unwrap().len(), 3);
+    assert_eq!(audited(&auth, "auth.login_failed").await, 3);
 }
 
 #[tokio::test]
@@ -206,36 +236,16 @@ async fn bad_accounts_are_refused_with_the_reason() {
             .to_string();
         assert!(error.contains(reason), "{email}: {error}");
     }
-    auth.create_user(
-        "ada@example.com",
-        Role::Viewer,
-        "a long enough password",
-        false,
-    )
-    .await
-    .unwrap();
-    let duplicate = auth
-        .create_user(
-            "ADA@example.com",
-            Role::Viewer,
-            "a long enough password",
-            false,
-        )
-        .await;
+    let viewer = |email| auth.create_user(email, Role::Viewer, "a long enough password", false);
+    viewer("ada@example.com").await.unwrap();
+    let duplicate = viewer("ADA@example.com").await;
     assert!(duplicate.is_err_and(|e| e.to_string().contains("exists")));
 }
 
 #[tokio::test]
 async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
     let (auth, audit) = auth().await;
-    auth.create_user(
-        "ada@example.com",
-        Role::Developer,
-        "ada's long password",
-        false,
-    )
-    .await
-    .unwrap();
+    developer(&auth, "ada").await;
     let client = Some("203.0.113.7".parse().unwrap());
     let started = std::time::Instant::now();
     let mut limited = 0;
@@ -262,43 +272,25 @@ async fn a_brute_force_of_a_thousand_passwords_is_stopped_after_a_few() {
         .await;
     assert!(matches!(right, Err(SecurityError::RateLimited { .. })));
     // Another account from another address is not held up.
-    auth.create_user(
+    developer(&auth, "bob").await;
+    let other = ClientInfo::from(Some("198.51.100.1".parse().unwrap()));
+    sign_in_from(
+        &auth,
+        &audit,
+        other,
         "bob@example.com",
-        Role::Developer,
         "bob's long password",
-        false,
     )
-    .await
-    .unwrap();
-    let other = Some("198.51.100.1".parse().unwrap());
-    assert!(
-        auth.login("bob@example.com", "bob's long password", other, &audit)
-            .await
-            .is_ok()
-    );
+    .await;
 }
 
 #[tokio::test]
 async fn api_keys_are_scoped_hashed_revocable_and_expire() {
     let (auth, audit) = auth().await;
-    let dev = auth
-        .create_user(
-            "dev@example.com",
-            Role::Developer,
-            "dev's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let dev = developer(&auth, "dev").await;
     let scopes = vec![Permission::WorkflowsExecute];
-    let (key, record) = auth
-        .create_api_key(
-            &dev,
-            &key_spec("ci", scopes.clone(), Some(30), None),
-            &audit,
-        )
-        .await
-        .unwrap();
+    let spec = key_spec("ci", scopes.clone(), Some(30), None);
+    let (key, record) = new_key(&auth, &audit, &dev, spec).await.unwrap();
     assert!(key.starts_with(&format!("tk_{}_", record.key_id)));
     assert!(!record.secret_hash.is_empty() && !key.contains(&record.secret_hash));
     let (found, owner) = auth.authenticate_key(&key).await.unwrap();
@@ -306,15 +298,8 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         (found.scopes.clone(), owner.email.as_str()),
         (scopes.clone(), "dev@example.com")
     );
-    assert!(
-        auth.store()
-            .api_key(&record.key_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_ms
-            .is_some()
-    );
+    let stored = auth.store().api_key(&record.key_id).await.unwrap().unwrap();
+    assert!(stored.last_used_ms.is_some());
     // A wrong secret for a real id, a made-up key, and a JWT-shaped string are refused.
     let wrong = format!("tk_{}_{}", record.key_id, "0".repeat(64));
     for bad in [
@@ -326,64 +311,29 @@ async fn api_keys_are_scoped_hashed_revocable_and_expire() {
         refused(auth.authenticate_key(bad).await);
     }
     // Another user cannot revoke it; its owner can.
-    let other = auth
-        .create_user(
-            "eve@example.com",
-            Role::Developer,
-            "eve's long password",
-            false,
-        )
-        .await
-        .unwrap();
-    assert!(
-        !auth
-            .revoke_api_key(&other, &record.key_id, &audit)
-            .await
-            .unwrap()
-    );
-    assert!(
-        auth.revoke_api_key(&dev, &record.key_id, &audit)
-            .await
-            .unwrap()
-    );
+    let other = developer(&auth, "eve").await;
+    let revoke = |user| auth.revoke_api_key(user, &record.key_id, &audit);
+    assert!(!revoke(&other).await.unwrap());
+    assert!(revoke(&dev).await.unwrap());
     refused(auth.authenticate_key(&key).await);
     // An expired key is refused.
-    let (expired, _) = auth
-        .create_api_key(
-            &dev,
-            &key_spec("old", scopes.clone(), Some(0), None),
-            &audit,
-        )
-        .await
-        .unwrap();
+    let spec = key_spec("old", scopes.clone(), Some(0), None);
+    let (expired, _) = new_key(&auth, &audit, &dev, spec).await.unwrap();
     assert!(refused(auth.authenticate_key(&expired).await).contains("expired"));
 }
 
 #[tokio::test]
 async fn a_key_holds_only_scopes_its_owner_holds() {
     let (auth, audit) = auth().await;
-    let dev = auth
-        .create_user(
-            "dev@example.com",
-            Role::Developer,
-            "dev's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let dev = developer(&auth, "dev").await;
     let approve = vec![Permission::WorkflowsApprove];
-    let reason = invalid(
-        auth.create_api_key(&dev, &key_spec("sneaky", approve, None, None), &audit)
-            .await,
-    );
+    let reason =
+        invalid(new_key(&auth, &audit, &dev, key_spec("sneaky", approve, None, None)).await);
     assert!(
         reason.starts_with("scope `workflows.approve` is not one you hold as developer"),
         "{reason}"
     );
-    let reason = invalid(
-        auth.create_api_key(&dev, &key_spec("none", vec![], None, None), &audit)
-            .await,
-    );
+    let reason = invalid(new_key(&auth, &audit, &dev, key_spec("none", vec![], None, None)).await);
     assert!(
         reason.starts_with("give the key at least one scope"),
         "{reason}"
@@ -393,33 +343,16 @@ async fn a_key_holds_only_scopes_its_owner_holds() {
 #[tokio::test]
 async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
     let (auth, audit) = auth().await;
-    let user = auth
-        .create_user(
-            "ada@example.com",
-            Role::Developer,
-            "ada's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let user = developer(&auth, "ada").await;
     let enrolment = auth.enrol_mfa(&user).await.unwrap();
     assert!(enrolment.otpauth_uri.contains(&enrolment.secret));
     assert!(enrolment.qr_svg.starts_with("<svg"));
     // The secret is sealed in the store, never kept in the clear.
-    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
-    assert!(!stored.sealed_secret.contains(&enrolment.secret));
-    let secret = auth
-        .secrets()
-        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
-        .unwrap();
+    let (sealed, secret) = mfa_secret(&auth, &user).await;
+    assert!(!sealed.contains(&enrolment.secret));
     let now = SystemClock.now_secs();
     // Not on until confirmed: a password alone still logs in.
-    assert!(matches!(
-        auth.login("ada@example.com", "ada's long password", None, &audit)
-            .await
-            .unwrap(),
-        LoginOutcome::Session(_)
-    ));
+    sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     let wrong = if totp::code_at(&secret, now) == "000000" {
         "111111"
     } else {
@@ -432,15 +365,7 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
         .unwrap();
     assert_eq!(recovery.len(), 10);
 
-    let challenge = |outcome: LoginOutcome| match outcome {
-        LoginOutcome::SecondFactor { mfa_token, .. } => mfa_token,
-        LoginOutcome::Session(_) => panic!("the second factor was not asked for"),
-    };
-    let token = challenge(
-        auth.login("ada@example.com", "ada's long password", None, &audit)
-            .await
-            .unwrap(),
-    );
+    let token = mfa_challenge(&auth, &audit, "ada").await;
     // The challenge is not an access token, and an access token is not a challenge.
     refused(auth.authenticate(&token).await);
     // The code used to confirm is spent: replaying it fails.
@@ -456,11 +381,7 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
     );
     refused(auth.verify_mfa(&token, &next, None, &audit).await);
     // A recovery code works once.
-    let fresh = challenge(
-        auth.login("ada@example.com", "ada's long password", None, &audit)
-            .await
-            .unwrap(),
-    );
+    let fresh = mfa_challenge(&auth, &audit, "ada").await;
     auth.verify_mfa(&fresh, &recovery[0], None, &audit)
         .await
         .unwrap();
@@ -470,35 +391,12 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
 #[tokio::test]
 async fn guessing_codes_is_rate_limited() {
     let (auth, audit) = auth().await;
-    let user = auth
-        .create_user(
-            "ada@example.com",
-            Role::Developer,
-            "ada's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let user = developer(&auth, "ada").await;
     auth.enrol_mfa(&user).await.unwrap();
-    let stored = auth.store().mfa(&user.user_id).await.unwrap().unwrap();
-    let secret = auth
-        .secrets()
-        .open(&format!("mfa:{}", user.user_id), &stored.sealed_secret)
-        .unwrap();
-    auth.confirm_mfa(
-        &user,
-        &totp::code_at(&secret, SystemClock.now_secs()),
-        &audit,
-    )
-    .await
-    .unwrap();
-    let LoginOutcome::SecondFactor { mfa_token, .. } = auth
-        .login("ada@example.com", "ada's long password", None, &audit)
-        .await
-        .unwrap()
-    else {
-        panic!("no challenge");
-    };
+    let (_, secret) = mfa_secret(&auth, &user).await;
+    let code = totp::code_at(&secret, SystemClock.now_secs());
+    auth.confirm_mfa(&user, &code, &audit).await.unwrap();
+    let mfa_token = mfa_challenge(&auth, &audit, "ada").await;
     let mut limited = false;
     for guess in 0..20 {
         match auth
@@ -520,50 +418,16 @@ async fn guessing_codes_is_rate_limited() {
 #[tokio::test]
 async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
     let (auth, audit) = auth().await;
-    let ada = auth
-        .create_user(
-            "ada@example.com",
-            Role::Developer,
-            "ada's long password",
-            false,
-        )
-        .await
-        .unwrap();
-    let bob = auth
-        .create_user(
-            "bob@example.com",
-            Role::Developer,
-            "bob's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let ada = developer(&auth, "ada").await;
+    let bob = developer(&auth, "bob").await;
     let from = |device: &str| ClientInfo {
         ip: "203.0.113.7".parse().ok(),
         device: Some(device.into()),
     };
-    let laptop = auth
-        .login(
-            "ada@example.com",
-            "ada's long password",
-            from("Firefox"),
-            &audit,
-        )
-        .await
-        .unwrap()
-        .into_session()
-        .unwrap();
-    let phone = auth
-        .login(
-            "ada@example.com",
-            "ada's long password",
-            from(&"x".repeat(5000)),
-            &audit,
-        )
-        .await
-        .unwrap()
-        .into_session()
-        .unwrap();
+    let as_ada = ("ada@example.com", "ada's long password");
+    let laptop = sign_in_from(&auth, &audit, from("Firefox"), as_ada.0, as_ada.1).await;
+    let long_agent = from(&"x".repeat(5000));
+    let phone = sign_in_from(&auth, &audit, long_agent, as_ada.0, as_ada.1).await;
     let sessions = auth.sessions(&ada).await.unwrap();
     assert_eq!(sessions.len(), 2);
     assert!(
@@ -583,17 +447,9 @@ async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
     );
     let (laptop_claims, _) = auth.authenticate(&laptop.access_token).await.unwrap();
     // Bob cannot end Ada's session, even knowing its id.
-    assert!(
-        !auth
-            .end_session(&bob, &laptop_claims.sid, &audit)
-            .await
-            .unwrap()
-    );
-    assert!(
-        auth.end_session(&ada, &laptop_claims.sid, &audit)
-            .await
-            .unwrap()
-    );
+    let end = |user| auth.end_session(user, &laptop_claims.sid, &audit);
+    assert!(!end(&bob).await.unwrap());
+    assert!(end(&ada).await.unwrap());
     refused(auth.authenticate(&laptop.access_token).await);
     refused(auth.refresh(&laptop.refresh_token, &audit).await);
     assert!(
@@ -606,24 +462,10 @@ async fn users_list_their_sessions_and_end_one_without_ending_the_others() {
 #[tokio::test]
 async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
     let (auth, audit) = auth().await;
-    let dev = auth
-        .create_user(
-            "dev@example.com",
-            Role::Developer,
-            "dev's long password",
-            false,
-        )
-        .await
-        .unwrap();
+    let dev = developer(&auth, "dev").await;
     let scopes = vec![Permission::WorkflowsView];
-    let (key, _) = auth
-        .create_api_key(
-            &dev,
-            &key_spec("dashboard", scopes.clone(), None, Some(3)),
-            &audit,
-        )
-        .await
-        .unwrap();
+    let spec = key_spec("dashboard", scopes.clone(), None, Some(3));
+    let (key, _) = new_key(&auth, &audit, &dev, spec).await.unwrap();
     for _ in 0..3 {
         auth.authenticate_key(&key).await.unwrap();
     }
@@ -631,14 +473,8 @@ async fn a_key_past_its_rate_waits_and_a_refresh_guesser_is_cut_off() {
         auth.authenticate_key(&key).await,
         Err(SecurityError::RateLimited { .. })
     ));
-    let reason = invalid(
-        auth.create_api_key(
-            &dev,
-            &key_spec("zero", scopes.clone(), None, Some(0)),
-            &audit,
-        )
-        .await,
-    );
+    let spec = key_spec("zero", scopes.clone(), None, Some(0));
+    let reason = invalid(new_key(&auth, &audit, &dev, spec).await);
     assert!(
         reason.starts_with("`rate_per_minute` must be 1 to"),
         "{reason}"
@@ -669,14 +505,7 @@ async fn tokens_and_sessions_expire_on_the_clock_they_were_issued_by() {
     let (auth, audit) = auth().await;
     let clock = std::sync::Arc::new(ManualClock::starting_at(1_800_000_000_000));
     let auth = auth.with_clock(clock.clone());
-    auth.create_user(
-        "ada@example.com",
-        Role::Developer,
-        "ada's long password",
-        false,
-    )
-    .await
-    .unwrap();
+    developer(&auth, "ada").await;
     let pair = sign_in(&auth, &audit, "ada@example.com", "ada's long password").await;
     auth.authenticate(&pair.access_token).await.unwrap();
     // Access tokens live 60 s here (plus 5 s of leeway for skewed clocks), refresh
