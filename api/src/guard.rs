@@ -22,8 +22,8 @@ use crate::routes::RouteTable;
 use troupe_node::Node;
 use troupe_security::auth::access::{Denied, Principal};
 use troupe_security::auth::permissions::{Permission, Role};
-use troupe_store::StoreError;
 use troupe_store::events::Person;
+use troupe_store::{ProjectId, StoreError};
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,12 +237,13 @@ impl Access {
     pub fn require(
         &self,
         permission: Permission,
-        project: &str,
+        project: impl AsRef<str>,
         hidden: impl FnOnce() -> StoreError,
     ) -> Result<(), ApiError> {
         let Some(principal) = &self.0 else {
             return Ok(());
         };
+        let project = project.as_ref();
         match principal.check(permission, project) {
             Ok(()) => Ok(()),
             Err(Denied::Hidden) => Err(hidden().into()),
@@ -257,7 +258,7 @@ impl Access {
     }
 
     /// The projects where `permission` is held; `None`: all of them.
-    pub fn projects_with(&self, permission: Permission) -> Option<Vec<String>> {
+    pub fn projects_with(&self, permission: Permission) -> Option<Vec<ProjectId>> {
         self.0
             .as_ref()
             .and_then(|principal| principal.projects_with(permission))

@@ -59,18 +59,22 @@ pub async fn create_workflow(
     let file_name = create.file_name.as_deref().unwrap_or("request");
     let (workflow, existing) = node.prepare_workflow(&create.source, file_name).await?;
     let project = project_of(&workflow);
-    access.require(Permission::WorkflowsCreate, project, || {
-        StoreError::ProjectNotFound(project.into())
+    access.require(Permission::WorkflowsCreate, &project, || {
+        StoreError::ProjectNotFound(project.to_string())
     })?;
     // A new version of a workflow the caller cannot see is refused as if it were new
     // to the caller: the save then fails on the project, not here.
     if let Some(existing) = &existing {
-        access.require(Permission::WorkflowsCreate, &existing.project, || {
-            StoreError::InvalidRequest(format!(
-                "workflow id `{}` is taken; give yours another id",
-                workflow.id
-            ))
-        })?;
+        access.require(
+            Permission::WorkflowsCreate,
+            existing.project.as_str(),
+            || {
+                StoreError::InvalidRequest(format!(
+                    "workflow id `{}` is taken; give yours another id",
+                    workflow.id
+                ))
+            },
+        )?;
     }
     let (workflow_id, version) = node
         .store_workflow(

@@ -72,7 +72,7 @@ pub async fn create(
             .name
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| body.project_id.clone()),
-        project_id: body.project_id,
+        project_id: body.project_id.into(),
         created_by: actor.clone(),
         created_at_ms: now_ms(),
     };
@@ -91,7 +91,7 @@ pub async fn create(
                 name: project.name.clone(),
                 org: project.org.clone(),
             },
-            &project.project_id,
+            project.project_id.as_str(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(project)))
@@ -156,7 +156,7 @@ pub async fn set_member(
     }
     node.store()
         .set_member(&MemberRecord {
-            project_id: id.clone(),
+            project_id: id.clone().into(),
             user_id: member.user_id.clone(),
             role: body.role,
         })

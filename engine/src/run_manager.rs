@@ -197,7 +197,7 @@ async fn start_run(
         started_by: request.started_by.name.clone(),
         created_at_ms: now,
         finished_at_ms: 0,
-        project: troupe_store::project_of(&workflow).into(),
+        project: troupe_store::project_of(&workflow),
     };
     let first = StoredEvent {
         run_id: run_id.clone(),

@@ -167,7 +167,7 @@ impl RunState {
     /// task's inputs say.
     pub fn memory_scope(&self) -> troupe_agents::MemoryScope {
         troupe_agents::MemoryScope {
-            project: troupe_store::project_of(&self.workflow).into(),
+            project: troupe_store::project_of(&self.workflow).into_string(),
             user: self.started_by.clone(),
             run_id: self.run_id.clone().into(),
         }

@@ -34,8 +34,8 @@ use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
-    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, RunFilter, RunId, RunRecord, Store,
-    WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
+    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, ProjectId, RunFilter, RunId,
+    RunRecord, Store, WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
 };
 use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -70,7 +70,7 @@ pub struct RunDetail {
 pub struct PendingApproval {
     pub run_id: RunId,
     pub workflow_id: WorkflowId,
-    pub project: String,
+    pub project: ProjectId,
     pub task: String,
     pub task_name: String,
     #[schema(value_type = Object)]
@@ -311,8 +311,8 @@ impl Node {
         actor: &str,
     ) -> Result<(WorkflowId, u32), NodeError> {
         let project = project_of(workflow);
-        if project != DEFAULT_PROJECT && self.store().project(project).await?.is_none() {
-            return Err(StoreError::ProjectNotFound(project.into()).into());
+        if project != DEFAULT_PROJECT && self.store().project(project.as_str()).await?.is_none() {
+            return Err(StoreError::ProjectNotFound(project.to_string()).into());
         }
         if let Some(existing) = existing
             && existing.project != project
@@ -326,14 +326,14 @@ impl Node {
         let workflow_id = workflow_id_of(workflow);
         let version = self
             .store()
-            .save_workflow(&workflow_id, &workflow.name, project, source, now_ms())
+            .save_workflow(&workflow_id, &workflow.name, &project, source, now_ms())
             .await?;
         self.audit
             .record(
                 actor,
                 AuditAction::WorkflowCreate {
                     version,
-                    project: project.into(),
+                    project,
                     source_sha256: troupe_store::digest::sha256_hex(source),
                 },
                 workflow_id.as_str(),
@@ -615,7 +615,7 @@ impl Node {
     /// Gates waiting for a decision, in runs of `projects` (`None`: every project).
     pub async fn pending_approvals(
         &self,
-        projects: Option<Vec<String>>,
+        projects: Option<Vec<ProjectId>>,
     ) -> Result<Vec<PendingApproval>, NodeError> {
         let running = self
             .store()

@@ -127,7 +127,7 @@ impl Store {
         &self,
         id: &WorkflowId,
         name: &str,
-        project: &str,
+        project: &ProjectId,
         source: &str,
         now_ms: i64,
     ) -> Result<u32, StoreError> {

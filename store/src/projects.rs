@@ -8,15 +8,15 @@ use serde_json::json;
 use crate::Store;
 use crate::access::Role;
 use crate::error::StoreError;
-use crate::ids::UserId;
+use crate::ids::{ProjectId, UserId};
 
 pub const DEFAULT_PROJECT: &str = "default";
 /// The organisation of accounts and projects made without one; `default` is its project.
 pub const DEFAULT_ORG: &str = "default";
 
 /// The project a workflow (and so each of its runs) belongs to.
-pub fn project_of(workflow: &troupe_workflow::Workflow) -> &str {
-    workflow.project.as_deref().unwrap_or(DEFAULT_PROJECT)
+pub fn project_of(workflow: &troupe_workflow::Workflow) -> ProjectId {
+    ProjectId::from(workflow.project.as_deref().unwrap_or(DEFAULT_PROJECT))
 }
 
 /// The id a workflow's definition declares, as the id type every layer above it takes.
@@ -27,7 +27,7 @@ pub fn workflow_id_of(workflow: &troupe_workflow::Workflow) -> crate::WorkflowId
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectRecord {
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub name: String,
     #[serde(default = "default_org")]
     pub org: String,
@@ -37,7 +37,7 @@ pub struct ProjectRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberRecord {
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub user_id: UserId,
     pub role: Role,
 }
@@ -124,7 +124,7 @@ impl Store {
 
 impl Store {
     /// The ids of the projects of organisation `org`.
-    pub async fn projects_of_org(&self, org: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn projects_of_org(&self, org: &str) -> Result<Vec<ProjectId>, StoreError> {
         self.rows(
             "SELECT VALUE project_id FROM project WHERE org = $org",
             json!({ "org": org }),

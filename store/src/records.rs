@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::error::StoreError;
 use crate::events::{RunEvent, RunStatus, StoredEvent};
-use crate::ids::{RunId, WorkflowId};
+use crate::ids::{ProjectId, RunId, WorkflowId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowRecord {
@@ -13,7 +13,7 @@ pub struct WorkflowRecord {
     pub name: String,
     pub latest_version: u32,
     pub updated_at_ms: i64,
-    pub project: String,
+    pub project: ProjectId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,7 +37,7 @@ pub struct RunRecord {
     /// 0 while the run is going.
     pub finished_at_ms: i64,
     /// Its workflow's project, at the time the run started.
-    pub project: String,
+    pub project: ProjectId,
 }
 
 pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project";
@@ -47,7 +47,7 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub workflow_id: Option<WorkflowId>,
     /// Only runs of these projects; `None`: every project.
-    pub projects: Option<Vec<String>>,
+    pub projects: Option<Vec<ProjectId>>,
     pub limit: usize,
 }
 

@@ -33,14 +33,14 @@ async fn every_version_of_a_workflow_is_kept() {
     let store = Store::memory().await.unwrap();
     assert_eq!(
         store
-            .save_workflow(&"wf".into(), "First", "default", "a: 1", 1)
+            .save_workflow(&"wf".into(), "First", &"default".into(), "a: 1", 1)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .save_workflow(&"wf".into(), "Second", "default", "a: 2", 2)
+            .save_workflow(&"wf".into(), "Second", &"default".into(), "a: 2", 2)
             .await
             .unwrap(),
         2
@@ -81,7 +81,7 @@ async fn every_version_of_a_workflow_is_kept() {
 async fn deleting_hides_a_workflow_but_keeps_its_versions() {
     let store = Store::memory().await.unwrap();
     store
-        .save_workflow(&"wf".into(), "W", "default", "a: 1", 1)
+        .save_workflow(&"wf".into(), "W", &"default".into(), "a: 1", 1)
         .await
         .unwrap();
     store.delete_workflow(&"wf".into()).await.unwrap();
@@ -294,11 +294,11 @@ async fn hostile_strings_are_data_not_queries() {
     let store = Store::memory().await.unwrap();
     let hostile = "x'; REMOVE TABLE workflow; --\" $id ⟨⟩ {{ }}";
     store
-        .save_workflow(&hostile.into(), hostile, "default", hostile, 1)
+        .save_workflow(&hostile.into(), hostile, &"default".into(), hostile, 1)
         .await
         .unwrap();
     store
-        .save_workflow(&"other".into(), "Other", "default", "b", 1)
+        .save_workflow(&"other".into(), "Other", &"default".into(), "b", 1)
         .await
         .unwrap();
     assert_eq!(
@@ -322,7 +322,7 @@ async fn migrations_are_recorded_and_not_reapplied() {
     {
         let store = Store::open(&settings).await.unwrap();
         store
-            .save_workflow(&"wf".into(), "W", "default", "a", 1)
+            .save_workflow(&"wf".into(), "W", &"default".into(), "a", 1)
             .await
             .unwrap();
     }

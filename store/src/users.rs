@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::Store;
 use crate::access::{Permission, Role};
 use crate::error::StoreError;
-use crate::ids::UserId;
+use crate::ids::{ProjectId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRecord {
@@ -190,7 +190,7 @@ pub struct ApiKeyRecord {
     pub user_id: UserId,
     pub scopes: Vec<Permission>,
     /// Empty: every project the owner may reach.
-    pub projects: Vec<String>,
+    pub projects: Vec<ProjectId>,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
     pub last_used_ms: Option<i64>,

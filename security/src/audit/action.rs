@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use troupe_store::{Permission, Role};
+use troupe_store::{Permission, ProjectId, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -47,12 +47,12 @@ pub enum AuditAction {
     ApiKeyCreate {
         name: String,
         scopes: Vec<Permission>,
-        projects: Vec<String>,
+        projects: Vec<ProjectId>,
     },
     ApiKeyRevoke {},
     WorkflowCreate {
         version: u32,
-        project: String,
+        project: ProjectId,
         source_sha256: String,
     },
     WorkflowDelete {},

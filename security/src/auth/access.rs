@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::auth::permissions::{self, Permission, Role};
-use troupe_store::{ApiKeyRecord, DEFAULT_ORG, DEFAULT_PROJECT, UserRecord};
+use troupe_store::{ApiKeyRecord, DEFAULT_ORG, DEFAULT_PROJECT, ProjectId, UserRecord};
 
 /// An authenticated caller with its memberships (project → role).
 #[derive(Debug, Clone)]
@@ -20,9 +20,9 @@ pub struct Principal {
     pub user: UserRecord,
     /// Set when the caller came in with an API key.
     pub key: Option<ApiKeyRecord>,
-    pub memberships: BTreeMap<String, Role>,
+    pub memberships: BTreeMap<ProjectId, Role>,
     /// For an `org_owner`: the projects of its organisation.
-    pub org_projects: BTreeSet<String>,
+    pub org_projects: BTreeSet<ProjectId>,
 }
 
 /// What a check concluded: the caller cannot see the project at all (answer as if the
@@ -100,7 +100,7 @@ impl Principal {
     }
 
     /// The projects where `permission` is held; `None`: every project.
-    pub fn projects_with(&self, permission: Permission) -> Option<Vec<String>> {
+    pub fn projects_with(&self, permission: Permission) -> Option<Vec<ProjectId>> {
         let keyed = self
             .key
             .as_ref()
@@ -112,12 +112,12 @@ impl Principal {
                 Some(Vec::new())
             };
         }
-        let candidates = std::iter::once(DEFAULT_PROJECT.to_string())
+        let candidates = std::iter::once(ProjectId::from(DEFAULT_PROJECT))
             .chain(self.memberships.keys().cloned())
             .chain(self.org_projects.iter().cloned())
             .chain(self.key.iter().flat_map(|key| key.projects.clone()));
-        let mut projects: Vec<String> = candidates
-            .filter(|project| self.check(permission, project).is_ok())
+        let mut projects: Vec<ProjectId> = candidates
+            .filter(|project| self.check(permission, project.as_str()).is_ok())
             .collect();
         projects.sort();
         projects.dedup();
@@ -148,7 +148,7 @@ mod tests {
             key: None,
             memberships: memberships
                 .iter()
-                .map(|(project, role)| (project.to_string(), *role))
+                .map(|(project, role)| (ProjectId::from(*project), *role))
                 .collect(),
             org_projects: BTreeSet::new(),
         }
@@ -160,7 +160,7 @@ mod tests {
             name: "ci".into(),
             user_id: "u1".into(),
             scopes: scopes.to_vec(),
-            projects: projects.iter().map(|s| s.to_string()).collect(),
+            projects: projects.iter().map(|s| ProjectId::from(*s)).collect(),
             created_at_ms: 0,
             expires_at_ms: None,
             last_used_ms: None,
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn org_owners_reach_their_organisations_projects_and_node_permissions_follow_the_account() {
         let mut owner = principal(Role::OrgOwner, &[]);
-        owner.org_projects = BTreeSet::from(["shop".to_string()]);
+        owner.org_projects = BTreeSet::from(["shop".into()]);
         assert_eq!(owner.check(Permission::WorkflowsDelete, "shop"), Ok(()));
         assert_eq!(
             owner.check(Permission::WorkflowsView, "elsewhere"),

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use troupe_store::ProjectId;
+
 use super::access::Principal;
 use super::permissions::Role;
 use super::{Auth, token_hash};
@@ -96,7 +98,7 @@ impl Auth {
                 (user, Some(key))
             }
         };
-        let memberships: BTreeMap<String, Role> = self
+        let memberships: BTreeMap<ProjectId, Role> = self
             .store
             .memberships_of(&user.user_id)
             .await?

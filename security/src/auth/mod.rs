@@ -26,7 +26,9 @@ use permissions::{Permission, Role};
 use tokens::{Claims, TokenKeys};
 use troupe_store::clock::{Clock, SystemClock};
 use troupe_store::digest;
-use troupe_store::{ApiKeyRecord, RefreshRecord, SessionRecord, Store, UserId, UserRecord};
+use troupe_store::{
+    ApiKeyRecord, ProjectId, RefreshRecord, SessionRecord, Store, UserId, UserRecord,
+};
 
 /// Where a sign-in comes from: the client's address (after trusted proxies) and its
 /// `User-Agent`, shown in the user's list of sessions.
@@ -50,7 +52,7 @@ pub struct KeySpec {
     pub scopes: Vec<Permission>,
     /// Projects the key may reach; empty: every project its owner may.
     #[serde(default)]
-    pub projects: Vec<String>,
+    pub projects: Vec<ProjectId>,
     pub ttl_days: Option<u64>,
     /// Requests a minute the key may make; past it, 429 with Retry-After.
     pub rate_per_minute: Option<u32>,
