@@ -210,15 +210,40 @@ fn decode_schedule(ctx: &mut Ctx<'_>, node: &Node) -> Option<ScheduleTrigger> {
     Some(ScheduleTrigger { cron, timezone })
 }
 
+/// The five fields of a cron expression and the numbers each takes.
+const CRON_FIELDS: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+];
+
 fn check_cron(cron: &str) -> Result<(), String> {
-    let fields = cron.split_whitespace().count();
-    if fields != 5 {
-        return Err(format!("it has {fields} field(s), not 5"));
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!("it has {} field(s), not 5", fields.len()));
     }
     croner::Cron::new(cron)
         .parse()
         .map(|_| ())
-        .map_err(|error| error.to_string())
+        .map_err(|error| out_of_range(&fields).unwrap_or_else(|| error.to_string()))
+}
+
+/// Which field holds a number outside its range, said so a person can fix it (the cron
+/// library only says that some number is out of bounds).
+fn out_of_range(fields: &[&str]) -> Option<String> {
+    fields
+        .iter()
+        .zip(CRON_FIELDS)
+        .find_map(|(field, (name, low, high))| {
+            let step_free = field.split('/').next().unwrap_or(field);
+            step_free
+                .split([',', '-'])
+                .filter_map(|number| number.parse::<u32>().ok())
+                .find(|number| !(low..=high).contains(number))
+                .map(|number| format!("{number} is not a {name} ({low}-{high})"))
+        })
 }
 
 fn decode_tasks(
@@ -281,7 +306,15 @@ mod tests {
         );
         assert_eq!(
             check_cron("61 * * * *"),
-            Err("Component error: Number out of bounds.".to_owned())
+            Err("61 is not a minute (0-59)".to_owned())
+        );
+        assert_eq!(
+            check_cron("0 2 * 1-13 *"),
+            Err("13 is not a month (1-12)".to_owned())
+        );
+        assert_eq!(
+            check_cron("*/5 * * * 1,9"),
+            Err("9 is not a day-of-week (0-7)".to_owned())
         );
     }
 }
