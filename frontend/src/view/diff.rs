@@ -45,109 +45,123 @@ pub fn looks_like_diff(text: &str) -> bool {
 /// The files of a unified diff. Lines outside any hunk (headers, `index` lines) only
 /// name files; a malformed hunk header restarts numbering at 1 rather than failing.
 pub fn parse(text: &str) -> Vec<FileDiff> {
-    let mut files: Vec<FileDiff> = Vec::new();
-    let mut old_line = 1;
-    let mut new_line = 1;
-    let mut removed: Vec<Cell> = Vec::new();
-    let mut added: Vec<Cell> = Vec::new();
-    let mut in_hunk = false;
+    let mut parser = Parser::default();
     for line in text.lines() {
+        parser.line(line);
+    }
+    parser.flush();
+    parser.files
+}
+
+/// Where a diff's reading stands: the files so far, the line numbers the next lines
+/// take, and the removed and added lines waiting to be paired into rows.
+#[derive(Default)]
+struct Parser {
+    files: Vec<FileDiff>,
+    old_line: usize,
+    new_line: usize,
+    removed: Vec<Cell>,
+    added: Vec<Cell>,
+    in_hunk: bool,
+}
+
+impl Parser {
+    fn line(&mut self, line: &str) {
         if line.starts_with("diff --git ") {
-            flush(&mut files, &mut removed, &mut added);
-            let path = line.rsplit(' ').next().map(clean_path).unwrap_or_default();
-            files.push(FileDiff {
-                path,
-                ..FileDiff::default()
-            });
-            in_hunk = false;
-            continue;
-        }
-        if let Some(path) = line
+            self.start_file(line.rsplit(' ').next().map(clean_path).unwrap_or_default());
+        } else if let Some(path) = line
             .strip_prefix("--- ")
-            .filter(|_| !in_hunk_body(in_hunk, line))
+            .filter(|_| !in_hunk_body(self.in_hunk, line))
         {
-            flush(&mut files, &mut removed, &mut added);
-            in_hunk = false;
-            match files.last_mut() {
-                Some(file) if file.rows.is_empty() => {
-                    if path != "/dev/null" {
-                        file.path = clean_path(path);
-                    }
-                }
-                _ => files.push(FileDiff {
-                    path: clean_path(path),
-                    ..FileDiff::default()
-                }),
-            }
-            continue;
-        }
-        if let Some(path) = line.strip_prefix("+++ ").filter(|_| !in_hunk) {
-            if let Some(file) = files.last_mut().filter(|_| path != "/dev/null") {
+            self.old_header(path);
+        } else if let Some(path) = line.strip_prefix("+++ ").filter(|_| !self.in_hunk) {
+            if let Some(file) = self.files.last_mut().filter(|_| path != "/dev/null") {
                 file.path = clean_path(path);
             }
-            continue;
-        }
-        if line.starts_with("@@") {
-            flush(&mut files, &mut removed, &mut added);
-            let (old, new) = hunk_starts(line);
-            old_line = old;
-            new_line = new;
-            in_hunk = true;
-            if files.is_empty() {
-                files.push(FileDiff::default());
-            }
-            if let Some(file) = files.last_mut() {
-                file.rows.push(Row::Hunk(line.to_owned()));
-            }
-            continue;
-        }
-        if !in_hunk {
-            continue;
-        }
-        let Some(file) = files.last_mut() else {
-            continue;
-        };
-        if let Some(text) = line.strip_prefix('-') {
-            file.removed += 1;
-            removed.push(Cell {
-                number: Some(old_line),
-                text: text.to_owned(),
-                side: Side::Removed,
-            });
-            old_line += 1;
-        } else if let Some(text) = line.strip_prefix('+') {
-            file.added += 1;
-            added.push(Cell {
-                number: Some(new_line),
-                text: text.to_owned(),
-                side: Side::Added,
-            });
-            new_line += 1;
-        } else if line.starts_with('\\') {
-            // "\ No newline at end of file"
-        } else {
-            flush(&mut files, &mut removed, &mut added);
-            let text = line.strip_prefix(' ').unwrap_or(line).to_owned();
-            if let Some(file) = files.last_mut() {
-                file.rows.push(Row::Lines(
-                    Cell {
-                        number: Some(old_line),
-                        text: text.clone(),
-                        side: Side::Context,
-                    },
-                    Cell {
-                        number: Some(new_line),
-                        text,
-                        side: Side::Context,
-                    },
-                ));
-            }
-            old_line += 1;
-            new_line += 1;
+        } else if line.starts_with("@@") {
+            self.hunk(line);
+        } else if self.in_hunk && !self.files.is_empty() {
+            self.body(line);
         }
     }
-    flush(&mut files, &mut removed, &mut added);
-    files
+
+    fn start_file(&mut self, path: String) {
+        self.flush();
+        self.files.push(FileDiff {
+            path,
+            ..FileDiff::default()
+        });
+        self.in_hunk = false;
+    }
+
+    /// `--- path`: names the file a `diff --git` line opened, or opens one.
+    fn old_header(&mut self, path: &str) {
+        self.flush();
+        self.in_hunk = false;
+        match self.files.last_mut() {
+            Some(file) if file.rows.is_empty() => {
+                if path != "/dev/null" {
+                    file.path = clean_path(path);
+                }
+            }
+            _ => self.files.push(FileDiff {
+                path: clean_path(path),
+                ..FileDiff::default()
+            }),
+        }
+    }
+
+    fn hunk(&mut self, line: &str) {
+        self.flush();
+        (self.old_line, self.new_line) = hunk_starts(line);
+        self.in_hunk = true;
+        if self.files.is_empty() {
+            self.files.push(FileDiff::default());
+        }
+        if let Some(file) = self.files.last_mut() {
+            file.rows.push(Row::Hunk(line.to_owned()));
+        }
+    }
+
+    /// A removed, added or context line of a hunk.
+    fn body(&mut self, line: &str) {
+        let cell = |number, text: &str, side| Cell {
+            number: Some(number),
+            text: text.to_owned(),
+            side,
+        };
+        if let Some(text) = line.strip_prefix('-') {
+            self.count(|file| file.removed += 1);
+            self.removed.push(cell(self.old_line, text, Side::Removed));
+            self.old_line += 1;
+        } else if let Some(text) = line.strip_prefix('+') {
+            self.count(|file| file.added += 1);
+            self.added.push(cell(self.new_line, text, Side::Added));
+            self.new_line += 1;
+        } else if !line.starts_with('\\') {
+            // A `\ No newline at end of file` line is skipped.
+            self.flush();
+            let text = line.strip_prefix(' ').unwrap_or(line);
+            let row = Row::Lines(
+                cell(self.old_line, text, Side::Context),
+                cell(self.new_line, text, Side::Context),
+            );
+            self.count(|file| file.rows.push(row));
+            self.old_line += 1;
+            self.new_line += 1;
+        }
+    }
+
+    fn count(&mut self, change: impl FnOnce(&mut FileDiff)) {
+        if let Some(file) = self.files.last_mut() {
+            change(file);
+        }
+    }
+
+    /// Pairs the waiting removed and added lines into rows of the current file.
+    fn flush(&mut self) {
+        flush(&mut self.files, &mut self.removed, &mut self.added);
+    }
 }
 
 /// Inside a hunk a `--- ` line is a removed line that began with `-- `, not a header,
@@ -255,5 +269,26 @@ mod tests {
         ] {
             let _ = parse(hostile);
         }
+    }
+
+    #[test]
+    fn a_new_file_reads_under_its_new_name_without_its_no_newline_marker() {
+        let patch = "--- /dev/null\n+++ b/new.txt\n@@ -0,0 +1,2 @@\n+one\n+two\n\\ No newline at end of file\n";
+        let files = parse(patch);
+        assert_eq!(files.len(), 1);
+        let file = &files[0];
+        assert_eq!(
+            (file.path.as_str(), file.added, file.removed),
+            ("new.txt", 2, 0)
+        );
+        let texts: Vec<&str> = file
+            .rows
+            .iter()
+            .filter_map(|row| match row {
+                Row::Lines(_, right) => Some(right.text.as_str()),
+                Row::Hunk(_) => None,
+            })
+            .collect();
+        assert_eq!(texts, ["one", "two"]);
     }
 }
