@@ -27,96 +27,101 @@ pub async fn models(settings: &Settings, command: ModelsCommand) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::List => {
-            let loaded = loaded_models(settings).await;
-            match &loaded {
-                Some(_) => println!("node at {}: serving", settings.server.address),
-                None => println!(
-                    "no node answers at {} (LOADED shows no)",
-                    settings.server.address
-                ),
-            }
-            println!("models directory: {}", dir.display());
-            println!(
-                "SIMD: this CPU has {}; this build uses {}; quantised products take the {} path",
-                simd::detected().join(", "),
-                simd::compiled().join(", "),
-                simd::kernel_path()
-            );
-            println!(
-                "{:<28} {:<11} {:<10} {:>10}  {:<8} {:<7} LOADED",
-                "MODEL", "ROLE", "ON DISK", "MB", "QUANT", "DEVICE"
-            );
-            for model in &DEFAULT_MODELS {
-                let states: Vec<FileState> = model
-                    .files
-                    .iter()
-                    .map(|file| fetch::file_state(dir, model, file))
-                    .collect();
-                let on_disk = if states.iter().all(|state| *state == FileState::Present) {
-                    "yes"
-                } else {
-                    "no"
-                };
-                let megabytes =
-                    model.files.iter().map(|file| file.size_bytes).sum::<u64>() as f64 / 1e6;
-                let quantization = match (model.role, on_disk) {
-                    (Role::Generation, "yes") => fetch::require(dir, model, &model.files[0])
-                        .ok()
-                        .and_then(|path| gguf::inspect(&path).ok())
-                        .map_or_else(|| "unreadable".to_string(), |summary| summary.quantization),
-                    (Role::Embedding, _) => "f32".into(),
-                    _ => "-".into(),
-                };
-                let serving = loaded.as_ref().and_then(|loaded| {
-                    loaded["models"]
-                        .as_array()?
-                        .iter()
-                        .find(|entry| entry["role"] == model.role.as_str())
-                        .cloned()
-                });
-                let device = serving
-                    .as_ref()
-                    .and_then(|entry| entry["device"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| {
-                        troupe_inference::device::select(settings.models.device)
-                            .map(|device| troupe_inference::device::describe(&device))
-                            .unwrap_or_else(|_| settings.models.device.as_str().to_string())
-                    });
-                let workers = loaded.as_ref().map_or(0, |loaded| {
-                    loaded["workers"].as_array().map_or(0, |workers| {
-                        workers
-                            .iter()
-                            .filter(|w| w["kind"] == model.role.as_str())
-                            .count()
-                    })
-                });
-                let loaded_text = match serving {
-                    Some(_) => format!(
-                        "yes ({workers} worker{})",
-                        if workers == 1 { "" } else { "s" }
-                    ),
-                    None => "no".into(),
-                };
-                println!(
-                    "{:<28} {:<11} {:<10} {:>10.1}  {:<8} {:<7} {loaded_text}",
-                    model.name,
-                    model.role.as_str(),
-                    on_disk,
-                    megabytes,
-                    quantization,
-                    device
-                );
-            }
-            if DEFAULT_MODELS.iter().any(|model| {
-                model
-                    .files
-                    .iter()
-                    .any(|file| fetch::file_state(dir, model, file) != FileState::Present)
-            }) {
-                println!("run `troupe models fetch` to get the missing models");
-            }
+            list(settings, dir).await;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `troupe models list`: each default model, whether it is on disk, and whether a node
+/// at the configured address serves it.
+async fn list(settings: &Settings, dir: &Path) {
+    let loaded = loaded_models(settings).await;
+    match &loaded {
+        Some(_) => println!("node at {}: serving", settings.server.address),
+        None => println!(
+            "no node answers at {} (LOADED shows no)",
+            settings.server.address
+        ),
+    }
+    println!("models directory: {}", dir.display());
+    println!(
+        "SIMD: this CPU has {}; this build uses {}; quantised products take the {} path",
+        simd::detected().join(", "),
+        simd::compiled().join(", "),
+        simd::kernel_path()
+    );
+    println!(
+        "{:<28} {:<11} {:<10} {:>10}  {:<8} {:<7} LOADED",
+        "MODEL", "ROLE", "ON DISK", "MB", "QUANT", "DEVICE"
+    );
+    for model in &DEFAULT_MODELS {
+        let states: Vec<FileState> = model
+            .files
+            .iter()
+            .map(|file| fetch::file_state(dir, model, file))
+            .collect();
+        let on_disk = if states.iter().all(|state| *state == FileState::Present) {
+            "yes"
+        } else {
+            "no"
+        };
+        let megabytes = model.files.iter().map(|file| file.size_bytes).sum::<u64>() as f64 / 1e6;
+        let quantization = match (model.role, on_disk) {
+            (Role::Generation, "yes") => fetch::require(dir, model, &model.files[0])
+                .ok()
+                .and_then(|path| gguf::inspect(&path).ok())
+                .map_or_else(|| "unreadable".to_string(), |summary| summary.quantization),
+            (Role::Embedding, _) => "f32".into(),
+            _ => "-".into(),
+        };
+        let serving = loaded.as_ref().and_then(|loaded| {
+            loaded["models"]
+                .as_array()?
+                .iter()
+                .find(|entry| entry["role"] == model.role.as_str())
+                .cloned()
+        });
+        let device = serving
+            .as_ref()
+            .and_then(|entry| entry["device"].as_str().map(str::to_string))
+            .unwrap_or_else(|| {
+                troupe_inference::device::select(settings.models.device)
+                    .map(|device| troupe_inference::device::describe(&device))
+                    .unwrap_or_else(|_| settings.models.device.as_str().to_string())
+            });
+        let workers = loaded.as_ref().map_or(0, |loaded| {
+            loaded["workers"].as_array().map_or(0, |workers| {
+                workers
+                    .iter()
+                    .filter(|w| w["kind"] == model.role.as_str())
+                    .count()
+            })
+        });
+        let loaded_text = match serving {
+            Some(_) => format!(
+                "yes ({workers} worker{})",
+                if workers == 1 { "" } else { "s" }
+            ),
+            None => "no".into(),
+        };
+        println!(
+            "{:<28} {:<11} {:<10} {:>10.1}  {:<8} {:<7} {loaded_text}",
+            model.name,
+            model.role.as_str(),
+            on_disk,
+            megabytes,
+            quantization,
+            device
+        );
+    }
+    if DEFAULT_MODELS.iter().any(|model| {
+        model
+            .files
+            .iter()
+            .any(|file| fetch::file_state(dir, model, file) != FileState::Present)
+    }) {
+        println!("run `troupe models fetch` to get the missing models");
     }
 }
 
