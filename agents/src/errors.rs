@@ -76,6 +76,14 @@ impl AgentError {
     }
 }
 
+/// A refused input `field`, with why: the one way the crate builds `InvalidInput`.
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> AgentError {
+    AgentError::InvalidInput {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
 /// The scanner library's errors, as the `security_scanner` and `code_analyzer` kinds
 /// report them.
 impl From<troupe_scanner::ScanError> for AgentError {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +52,7 @@ impl HttpAgent {
     ) -> Result<reqwest::RequestBuilder, AgentError> {
         let url = &inputs.url;
         let parsed = reqwest::Url::parse(url)
-            .map_err(|error| invalid("url", &format!("`{url}` is not a URL: {error}")))?;
+            .map_err(|error| invalid("url", format!("`{url}` is not a URL: {error}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid("url", "only http:// and https:// are supported"));
         }
@@ -60,12 +60,12 @@ impl HttpAgent {
         let method = match method_name.as_str() {
             "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" => {
                 reqwest::Method::from_bytes(method_name.as_bytes())
-                    .map_err(|error| invalid("method", &error.to_string()))?
+                    .map_err(|error| invalid("method", error.to_string()))?
             }
             other => {
                 return Err(invalid(
                     "method",
-                    &format!("`{other}` is not one of GET, POST, PUT, PATCH, DELETE, HEAD"),
+                    format!("`{other}` is not one of GET, POST, PUT, PATCH, DELETE, HEAD"),
                 ));
             }
         };
@@ -79,13 +79,6 @@ impl HttpAgent {
             Some(other) => request.json(other),
         };
         Ok(request)
-    }
-}
-
-fn invalid(field: &str, reason: &str) -> AgentError {
-    AgentError::InvalidInput {
-        field: field.into(),
-        reason: reason.into(),
     }
 }
 

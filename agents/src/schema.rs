@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 use crate::field_order::field_order;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -164,7 +164,7 @@ impl InputSchema {
                 Some(value) if !value.is_null() && !field.field_type.accepts(value) => {
                     return Err(invalid(
                         &field.name,
-                        &format!("must be {:?}, got {}", field.field_type, type_name(value))
+                        format!("must be {:?}, got {}", field.field_type, type_name(value))
                             .to_lowercase(),
                     ));
                 }
@@ -183,7 +183,7 @@ impl InputSchema {
     fn unknown(&self, field: &str) -> AgentError {
         invalid(
             field,
-            &format!(
+            format!(
                 "is not an input of this agent; known: {}",
                 self.field_names()
             ),
@@ -224,13 +224,6 @@ pub fn parse_inputs<T: DeserializeOwned + JsonSchema>(
 fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = message.strip_prefix(prefix)?.strip_prefix('`')?;
     rest.split('`').next()
-}
-
-fn invalid(field: &str, reason: &str) -> AgentError {
-    AgentError::InvalidInput {
-        field: field.into(),
-        reason: reason.into(),
-    }
 }
 
 fn type_name(value: &Value) -> &'static str {

@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 use crate::memory::MemoryKind;
 use crate::model::{AskPolicy, Turn};
 use session::Session;
@@ -183,13 +183,6 @@ impl Default for CrewConfig {
             max_file_bytes: 256 * 1024,
             max_quoted_chars: 6_000,
         }
-    }
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> AgentError {
-    AgentError::InvalidInput {
-        field: field.into(),
-        reason: reason.into(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 
 pub struct WorkDir {
     root: PathBuf,
@@ -17,11 +17,11 @@ impl WorkDir {
             return Err(invalid(field, "is empty; give the directory to work in"));
         }
         std::fs::create_dir_all(path)
-            .map_err(|error| invalid(field, &format!("cannot create `{path}`: {error}")))?;
+            .map_err(|error| invalid(field, format!("cannot create `{path}`: {error}")))?;
         let root = std::fs::canonicalize(path)
-            .map_err(|error| invalid(field, &format!("cannot open `{path}`: {error}")))?;
+            .map_err(|error| invalid(field, format!("cannot open `{path}`: {error}")))?;
         if !root.is_dir() {
-            return Err(invalid(field, &format!("`{path}` is not a directory")));
+            return Err(invalid(field, format!("`{path}` is not a directory")));
         }
         Ok(Self { root })
     }
@@ -40,7 +40,7 @@ impl WorkDir {
         if !plain {
             return Err(invalid(
                 field,
-                &format!(
+                format!(
                     "`{relative}` must be a relative path inside the work directory, without `..`"
                 ),
             ));
@@ -63,7 +63,7 @@ impl WorkDir {
         if !real_parent.starts_with(&self.root) || is_link {
             return Err(invalid(
                 field,
-                &format!("`{relative}` leads outside the work directory through a symlink"),
+                format!("`{relative}` leads outside the work directory through a symlink"),
             ));
         }
         std::fs::write(&path, text)
@@ -75,38 +75,31 @@ impl WorkDir {
     pub fn read(&self, field: &str, relative: &str, max_bytes: u64) -> Result<String, AgentError> {
         let path = self.resolve(field, relative)?;
         let real = std::fs::canonicalize(&path)
-            .map_err(|error| invalid(field, &format!("cannot read `{relative}`: {error}")))?;
+            .map_err(|error| invalid(field, format!("cannot read `{relative}`: {error}")))?;
         if !real.starts_with(&self.root) {
             return Err(invalid(
                 field,
-                &format!("`{relative}` leads outside the work directory"),
+                format!("`{relative}` leads outside the work directory"),
             ));
         }
         let meta = std::fs::metadata(&real)
-            .map_err(|error| invalid(field, &format!("cannot read `{relative}`: {error}")))?;
+            .map_err(|error| invalid(field, format!("cannot read `{relative}`: {error}")))?;
         if !meta.is_file() {
-            return Err(invalid(field, &format!("`{relative}` is not a file")));
+            return Err(invalid(field, format!("`{relative}` is not a file")));
         }
         if meta.len() > max_bytes {
             return Err(invalid(
                 field,
-                &format!(
+                format!(
                     "`{relative}` is {} bytes; the limit is {max_bytes}",
                     meta.len()
                 ),
             ));
         }
         let bytes = std::fs::read(&real)
-            .map_err(|error| invalid(field, &format!("cannot read `{relative}`: {error}")))?;
+            .map_err(|error| invalid(field, format!("cannot read `{relative}`: {error}")))?;
         String::from_utf8(bytes)
-            .map_err(|_| invalid(field, &format!("`{relative}` is not UTF-8 text")))
-    }
-}
-
-fn invalid(field: &str, reason: &str) -> AgentError {
-    AgentError::InvalidInput {
-        field: field.into(),
-        reason: reason.into(),
+            .map_err(|_| invalid(field, format!("`{relative}` is not UTF-8 text")))
     }
 }
 

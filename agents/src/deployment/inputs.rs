@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::templates::Values;
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 use crate::project::{Toolchain, detect};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -36,13 +36,6 @@ pub(crate) struct Request {
     pub repository: PathBuf,
     pub output_dir: PathBuf,
     pub values: Values,
-}
-
-fn invalid(field: &str, reason: String) -> AgentError {
-    AgentError::InvalidInput {
-        field: field.into(),
-        reason,
-    }
 }
 
 pub(crate) fn toolchain_name(toolchain: Toolchain) -> &'static str {
@@ -284,7 +277,7 @@ fn cargo_binary(repository: &Path) -> Result<String, AgentError> {
         .and_then(|package| package.get("name"))
         .and_then(|name| name.as_str());
     let name = bin.or(package).ok_or_else(|| {
-        invalid("repository", "its Cargo.toml names no package (a workspace root?); give the member crate's directory".into())
+        invalid("repository", "its Cargo.toml names no package (a workspace root?); give the member crate's directory")
     })?;
     // Pasted into the Dockerfile: only the characters cargo allows in a name.
     if name.is_empty()

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
 use crate::sandbox::copy::{CopyLimits, copy_tree};
 use crate::sandbox::{Sandbox, SandboxLimits};
@@ -131,10 +131,6 @@ impl TestRunnerAgent {
         inputs: &TestRunnerInputs,
         context: &AgentContext,
     ) -> Result<Request, AgentError> {
-        let invalid = |field: &str, reason: String| AgentError::InvalidInput {
-            field: field.into(),
-            reason,
-        };
         let repository = inputs.repository.clone();
         if !repository.is_dir() {
             return Err(invalid(
@@ -174,7 +170,7 @@ impl TestRunnerAgent {
             },
         };
         let requested = match inputs.timeout_secs {
-            Some(0) => return Err(invalid("timeout_secs", "must be at least 1".into())),
+            Some(0) => return Err(invalid("timeout_secs", "must be at least 1")),
             Some(secs) => secs,
             None => self.config.default_timeout_secs,
         };
