@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::inputs::Text;
+use super::inputs::{Text, given};
 use super::source::{self, Parsed};
 use super::workspace::WorkDir;
 use super::{Conclusion, CrewConfig, CrewKind, Question, extract, invalid, only};
@@ -118,8 +118,7 @@ impl CrewKind for CodeGenerator {
         _: &CrewConfig,
     ) -> Result<Assignment, AgentError> {
         let work = WorkDir::open("work_dir", &inputs.work_dir)?;
-        let language = inputs.language.as_deref().map(str::trim);
-        let lang = source::language(language.filter(|name| !name.is_empty()).unwrap_or("python"))
+        let lang = source::language(given(&inputs.language).unwrap_or("python"))
             .map_err(|reason| invalid("language", reason))?;
         let (module, purpose) = module_of(inputs.module.as_ref())?;
         Ok(Assignment {

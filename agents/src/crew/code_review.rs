@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::inputs::Strings;
+use super::inputs::{Strings, given};
 use super::workspace::WorkDir;
 use super::{Conclusion, CrewConfig, CrewKind, Question, extract, invalid, only};
 use crate::errors::AgentError;
@@ -107,17 +107,16 @@ impl CrewKind for CodeReview {
 
     fn prepare(&self, inputs: CodeReviewInputs, config: &CrewConfig) -> Result<Review, AgentError> {
         let limit = config.max_quoted_chars;
-        let nonempty = |text: Option<String>| text.filter(|text| !text.trim().is_empty());
         let mut material = String::new();
-        if let Some(diff) = nonempty(inputs.diff) {
-            let diff = super::quoted(diff.trim(), limit);
+        if let Some(diff) = given(&inputs.diff) {
+            let diff = super::quoted(diff, limit);
             material.push_str(&format!("```diff\n{diff}\n```\n"));
         }
         let files = inputs.files.unwrap_or_default().0;
         if !files.is_empty() {
-            let work_dir = nonempty(inputs.work_dir)
+            let work_dir = given(&inputs.work_dir)
                 .ok_or_else(|| invalid("work_dir", "is required with `files`"))?;
-            let work = WorkDir::open("work_dir", work_dir.trim())?;
+            let work = WorkDir::open("work_dir", work_dir)?;
             for file in &files {
                 let code = work.read("files", file, config.max_file_bytes)?;
                 let code = super::quoted(&code, limit);
@@ -132,8 +131,8 @@ impl CrewKind for CodeReview {
             Some(Value::String(text)) => format!("\nContext: {}", super::quoted(&text, 1000)),
             Some(other) => format!("\nContext: {}", super::quoted(&other.to_string(), 1000)),
         };
-        let focus = nonempty(inputs.focus)
-            .map(|focus| format!(" Focus on {}.", focus.trim()))
+        let focus = given(&inputs.focus)
+            .map(|focus| format!(" Focus on {focus}."))
             .unwrap_or_default();
         // All files together get one quote's budget: with the few-shot turns, the
         // findings and the answer, that fits the default model's 4,096-token context.

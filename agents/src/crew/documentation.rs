@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use super::inputs::{Strings, Text};
+use super::inputs::{Strings, Text, given};
 use super::workspace::WorkDir;
 use super::{Conclusion, CrewConfig, CrewKind, Question, extract, invalid, only};
 use crate::errors::AgentError;
@@ -75,9 +75,9 @@ impl CrewKind for Documentation {
             .first()
             .ok_or_else(|| invalid("files", "give at least one file"))?;
         let work = WorkDir::open("work_dir", &inputs.work_dir)?;
-        let output = match inputs.output.as_deref().map(str::trim) {
-            Some(output) if !output.is_empty() => output.to_string(),
-            _ => {
+        let output = match given(&inputs.output) {
+            Some(output) => output.to_string(),
+            None => {
                 let name = first.rsplit('/').next().unwrap_or(first);
                 format!(
                     "docs/{}.md",

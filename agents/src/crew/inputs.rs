@@ -49,6 +49,14 @@ impl JsonSchema for Text {
     }
 }
 
+/// An optional text input, trimmed; blank counts as not given (a template that rendered
+/// to nothing).
+pub fn given(text: &Option<String>) -> Option<&str> {
+    text.as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+}
+
 /// A list of strings, also accepted as one string (so `{{ tasks.x.outputs.file }}` and
 /// `{{ tasks.x.outputs.files }}` both work). Nulls in the list are left out: a skipped
 /// task's outputs read as null.

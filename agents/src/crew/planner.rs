@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use super::inputs::Text;
+use super::inputs::{Text, given};
 use super::{Conclusion, CrewConfig, CrewKind, Question, extract, only};
 use crate::errors::AgentError;
 use crate::memory::MemoryKind;
@@ -51,14 +51,11 @@ impl CrewKind for Planner {
 
     fn questions(&self, task: &PlannerInputs, config: &CrewConfig) -> Vec<Question> {
         let goal = task.goal.as_str();
-        let background = task
-            .context
-            .as_deref()
-            .filter(|context| !context.trim().is_empty())
+        let background = given(&task.context)
             .map(|context| {
                 format!(
                     "\nContext: {}",
-                    super::quoted(context.trim(), config.max_quoted_chars)
+                    super::quoted(context, config.max_quoted_chars)
                 )
             })
             .unwrap_or_default();

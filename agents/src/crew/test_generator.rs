@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 
 use super::code_generator::parse_code_where;
-use super::inputs::{Strings, Text};
+use super::inputs::{Strings, Text, given};
 use super::source::{self, Parsed};
 use super::workspace::WorkDir;
 use super::{Conclusion, CrewConfig, CrewKind, Question, invalid};
@@ -154,11 +154,9 @@ impl CrewKind for TestGenerator {
             return Err(invalid("files", format!("give 1 to {MAX_FILES} files")));
         }
         let work = WorkDir::open("work_dir", &inputs.work_dir)?;
-        let lang = match inputs.language.as_deref().map(str::trim) {
-            Some(name) if !name.is_empty() => {
-                source::language(name).map_err(|reason| invalid("language", reason))?
-            }
-            _ => Lang::of(&paths[0], "").ok_or_else(|| {
+        let lang = match given(&inputs.language) {
+            Some(name) => source::language(name).map_err(|reason| invalid("language", reason))?,
+            None => Lang::of(&paths[0], "").ok_or_else(|| {
                 invalid(
                     "language",
                     format!("cannot tell the language of `{}`; name it", paths[0]),
