@@ -4,8 +4,9 @@
 use std::convert::Infallible;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
-use serde_json::json;
 use troupe_inference::serve::{GenerationStream, StreamEvent};
+
+use crate::error::{ErrorBody, ErrorDetail};
 
 use super::wire::{ChatCompletionChunk, ChunkChoice, Delta, Usage};
 use super::{CallEnd, Ledger, record, usage};
@@ -80,10 +81,15 @@ pub(super) fn sse(
                     state.ended = true;
                 }
                 Some(StreamEvent::Failed(error)) => {
-                    let body = json!({"error": {"code": "inference_failed", "message": error.to_string()}});
-                    state
-                        .pending
-                        .push_back(Event::default().data(body.to_string()));
+                    let body = ErrorBody {
+                        error: ErrorDetail {
+                            code: "inference_failed".into(),
+                            message: error.to_string(),
+                        },
+                    };
+                    // Invariant: two strings always serialise.
+                    let event = Event::default().json_data(body).unwrap_or_default();
+                    state.pending.push_back(event);
                     state.ended = true;
                 }
                 None => state.ended = true,
