@@ -167,13 +167,6 @@ impl UserId {
     }
 }
 
-impl ProjectId {
-    /// The project every node has and every account belongs to (see `projects`).
-    pub fn default_project() -> Self {
-        Self(crate::DEFAULT_PROJECT.to_owned())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
