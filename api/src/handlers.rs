@@ -15,7 +15,7 @@ use troupe_node::{Node, PendingApproval, RunDetail};
 use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::events::{RunStatus, StoredEvent};
-use troupe_store::{RunFilter, RunId, RunRecord, WorkflowId, WorkflowRecord, project_of};
+use troupe_store::{RunFilter, RunId, RunRecord, TaskId, WorkflowId, WorkflowRecord, project_of};
 
 pub(crate) type NodeState = State<Arc<Node>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -243,7 +243,7 @@ pub async fn cancel_run(
     responses((status = 200), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "not waiting, or already decided")))]
 pub async fn decide(
     State(node): NodeState,
-    Path((id, task)): Path<(RunId, String)>,
+    Path((id, task)): Path<(RunId, TaskId)>,
     access: Access,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> ApiResult<StatusCode> {

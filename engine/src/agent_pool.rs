@@ -21,11 +21,11 @@ use troupe_agents::{
 
 use crate::EngineError;
 use crate::run_actor::RunMsg;
-use troupe_store::RunId;
+use troupe_store::{RunId, TaskId};
 
 pub struct AttemptJob {
     pub run_id: RunId,
-    pub task: String,
+    pub task: TaskId,
     pub attempt: u32,
     pub inputs: Map<String, Value>,
     pub timeout_secs: Option<u64>,
@@ -226,7 +226,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// `run:task:attempt`: the same for a resumed attempt as for the interrupted one.
-pub fn idempotency_key(run_id: &RunId, task: &str, attempt: u32) -> String {
+pub fn idempotency_key(run_id: &RunId, task: &TaskId, attempt: u32) -> String {
     format!("{run_id}:{task}:{attempt}")
 }
 

@@ -11,6 +11,7 @@ use ractor_cluster::RactorMessage;
 
 use crate::EngineError;
 use crate::run_actor::{DecisionRequest, RunMsg};
+use troupe_store::TaskId;
 use troupe_store::clock::Clock;
 use troupe_store::events::Person;
 
@@ -29,7 +30,7 @@ pub struct ApprovalGate;
 pub struct GateArgs {
     pub run: ActorRef<RunMsg>,
     pub run_id: troupe_store::RunId,
-    pub task: String,
+    pub task: TaskId,
     pub inputs_digest: String,
     pub expires_at_ms: i64,
     pub started_by: Person,

@@ -1,7 +1,7 @@
 //! The engine's one error type: what starting, deciding and cancelling runs can fail
 //! with. The API maps each variant to a status (`troupe_api::error`).
 
-use troupe_store::{RunId, StoreError};
+use troupe_store::{RunId, StoreError, TaskId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -16,7 +16,7 @@ pub enum EngineError {
     #[error("task `{task}` of run `{run}` is not waiting for approval (it is {status})")]
     NotWaitingForApproval {
         run: RunId,
-        task: String,
+        task: TaskId,
         status: String,
     },
     #[error("approval refused: {0}")]

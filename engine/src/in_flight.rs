@@ -8,10 +8,11 @@ use std::collections::HashMap;
 
 use tokio_util::sync::DropGuard;
 use troupe_agents::CancellationToken;
+use troupe_store::TaskId;
 
 pub struct InFlight {
     run: CancellationToken,
-    by_task: HashMap<String, CancellationToken>,
+    by_task: HashMap<TaskId, CancellationToken>,
     _cancel_on_drop: DropGuard,
 }
 
@@ -26,14 +27,14 @@ impl InFlight {
     }
 
     /// The token of a new attempt of `task`.
-    pub fn start(&mut self, task: &str) -> CancellationToken {
+    pub fn start(&mut self, task: &TaskId) -> CancellationToken {
         let token = self.run.child_token();
-        self.by_task.insert(task.to_string(), token.clone());
+        self.by_task.insert(task.clone(), token.clone());
         token
     }
 
     /// `task`'s attempt has reported its outcome.
-    pub fn finished(&mut self, task: &str) {
+    pub fn finished(&mut self, task: &TaskId) {
         self.by_task.remove(task);
     }
 
@@ -59,13 +60,13 @@ mod tests {
     #[test]
     fn dropping_it_cancels_every_attempt_and_cancel_all_only_those_in_flight() {
         let mut in_flight = InFlight::new();
-        let build = in_flight.start("build");
-        let test = in_flight.start("test");
-        in_flight.finished("test");
+        let build = in_flight.start(&"build".into());
+        let test = in_flight.start(&"test".into());
+        in_flight.finished(&"test".into());
         in_flight.cancel_all();
         assert!(build.is_cancelled());
         assert!(!test.is_cancelled(), "a finished attempt is not in flight");
-        let later = in_flight.start("deploy");
+        let later = in_flight.start(&"deploy".into());
         assert!(!later.is_cancelled());
         drop(in_flight);
         assert!(later.is_cancelled() && test.is_cancelled());

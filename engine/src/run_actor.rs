@@ -19,13 +19,13 @@ use crate::context::EngineContext;
 use crate::in_flight::InFlight;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
-use troupe_store::{RunId, StoreError};
+use troupe_store::{RunId, StoreError, TaskId};
 use troupe_supervision::ChildRef;
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
 #[derive(Debug, Clone)]
 pub struct DecisionRequest {
-    pub task: String,
+    pub task: TaskId,
     pub decision: Decision,
     /// When given, the decision only counts if the gate still guards exactly these
     /// inputs (what the reviewer saw).
@@ -37,7 +37,7 @@ pub enum RunMsg {
     /// Look again for steps to take (after a timer, a decision, a result).
     Advance,
     AttemptFinished {
-        task: String,
+        task: TaskId,
         attempt: u32,
         outcome: Result<AgentOutput, AgentError>,
     },
@@ -56,7 +56,7 @@ pub enum RunMsg {
     },
     /// From a gate whose time ran out.
     ExpireApproval {
-        task: String,
+        task: TaskId,
     },
     GetState(RpcReplyPort<RunState>),
 }
@@ -72,7 +72,7 @@ pub struct RunActorState {
     run: RunState,
     context: Arc<EngineContext>,
     attempts: InFlight,
-    gates: HashMap<String, ActorRef<GateMsg>>,
+    gates: HashMap<TaskId, ActorRef<GateMsg>>,
     /// Applied to `run` but not yet written; see `stage`.
     staged: Vec<StoredEvent>,
     /// An `Advance` is in the mailbox and will flush what is staged.
@@ -226,7 +226,7 @@ async fn resume_interrupted(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
 ) -> Result<(), ActorProcessingErr> {
-    let running: Vec<(String, u32, Value)> = state
+    let running: Vec<(TaskId, u32, Value)> = state
         .run
         .tasks()
         .values()
@@ -292,7 +292,7 @@ fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
             let timeout_secs = state
                 .run
                 .workflow
-                .task(&task)
+                .task(task.as_str())
                 .and_then(|definition| definition.approval_timeout_secs)
                 .unwrap_or(state.context.settings.approval_timeout_secs);
             let expires_at_ms = state.context.clock.now_ms().saturating_add(
@@ -383,11 +383,11 @@ async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
 async fn submit(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
-    task: &str,
+    task: &TaskId,
     attempt: u32,
     inputs: Value,
 ) -> Result<(), ActorProcessingErr> {
-    let Some(definition) = state.run.definition(task) else {
+    let Some(definition) = state.run.definition(task.as_str()) else {
         return Ok(());
     };
     let cancel = state.attempts.start(task);
@@ -408,7 +408,7 @@ async fn submit(
         });
     let job = AttemptJob {
         run_id: state.run.run_id.clone(),
-        task: task.to_string(),
+        task: task.clone(),
         attempt,
         inputs: match inputs {
             Value::Object(map) => map,
@@ -436,7 +436,7 @@ async fn submit(
                 definition.agent
             )));
             myself.cast(RunMsg::AttemptFinished {
-                task: task.into(),
+                task: task.clone(),
                 attempt,
                 outcome,
             })?;
@@ -448,7 +448,7 @@ async fn submit(
 async fn record_outcome(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
-    task: &str,
+    task: &TaskId,
     attempt: u32,
     outcome: Result<AgentOutput, AgentError>,
 ) -> Result<(), ActorProcessingErr> {
@@ -464,20 +464,20 @@ async fn record_outcome(
     state.attempts.finished(task);
     let event = match outcome {
         Ok(output) => RunEvent::AttemptSucceeded {
-            task: task.into(),
+            task: task.clone(),
             attempt,
             outputs: Value::Object(output.outputs),
             cost_usd: output.cost_usd,
         },
         Err(_) if state.run.cancel_requested => RunEvent::TaskCancelled {
-            task: task.into(),
+            task: task.clone(),
             reason: "run cancelled".into(),
         },
         Err(error) => {
             let max_retries = state
                 .run
                 .workflow
-                .task(task)
+                .task(task.as_str())
                 .map_or(0, |definition| definition.max_retries);
             let retry_at_ms = (error.is_retryable() && attempt <= max_retries).then(|| {
                 let settings = &state.context.settings;
@@ -492,7 +492,7 @@ async fn record_outcome(
                 schedule_advance(myself, at, state.context.clock.now_ms());
             }
             RunEvent::AttemptFailed {
-                task: task.into(),
+                task: task.clone(),
                 attempt,
                 error: error.to_string(),
                 retry_at_ms,
@@ -597,7 +597,7 @@ async fn spawn_missing_gates(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
 ) -> Result<(), ActorProcessingErr> {
-    let waiting: Vec<(String, String, i64)> = state
+    let waiting: Vec<(TaskId, String, i64)> = state
         .run
         .tasks()
         .values()
@@ -631,7 +631,7 @@ async fn spawn_missing_gates(
     Ok(())
 }
 
-fn task_status(run: &RunState, task: &str) -> Option<TaskStatus> {
+fn task_status(run: &RunState, task: &TaskId) -> Option<TaskStatus> {
     run.tasks().get(task).map(|state| state.status)
 }
 

@@ -12,11 +12,11 @@ use serde_json::Value;
 use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
 
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
-use troupe_store::{RunId, UserId};
+use troupe_store::{RunId, TaskId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskState {
-    pub id: String,
+    pub id: TaskId,
     pub status: TaskStatus,
     /// Attempts started so far (a resumed interrupted attempt is not counted twice).
     pub attempts: u32,
@@ -107,7 +107,7 @@ pub struct RunState {
     pub started_by_id: Option<UserId>,
     pub started_at_ms: i64,
     /// Changed only through `apply`, which keeps the bookkeeping below in step.
-    tasks: BTreeMap<String, TaskState>,
+    tasks: BTreeMap<TaskId, TaskState>,
     /// What templates see of each task (status and outputs), kept current by `apply`.
     views: BTreeMap<String, TaskView>,
     /// Ranks of the tasks `plan` must look at: pending with every dependency ended (or
@@ -129,22 +129,22 @@ pub struct RunState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     Skip {
-        task: String,
+        task: TaskId,
     },
     Fail {
-        task: String,
+        task: TaskId,
         reason: String,
     },
     Cancel {
-        task: String,
+        task: TaskId,
         reason: String,
     },
     RequestApproval {
-        task: String,
+        task: TaskId,
         inputs: Value,
     },
     StartAttempt {
-        task: String,
+        task: TaskId,
         attempt: u32,
         inputs: Value,
     },
@@ -178,7 +178,7 @@ impl RunState {
         let tasks = workflow
             .tasks
             .iter()
-            .map(|task| (task.id.clone(), TaskState::pending(&task.id)))
+            .map(|task| (TaskId::from(&task.id), TaskState::pending(&task.id)))
             .collect();
         let views = workflow
             .tasks
@@ -228,7 +228,7 @@ impl RunState {
         self.finished.unwrap_or(RunStatus::Running)
     }
 
-    pub fn tasks(&self) -> &BTreeMap<String, TaskState> {
+    pub fn tasks(&self) -> &BTreeMap<TaskId, TaskState> {
         &self.tasks
     }
 
@@ -272,13 +272,18 @@ impl RunState {
                 self.started_by_id = started_by_id.clone();
                 self.started_at_ms = at;
             }
-            RunEvent::TaskSkipped { task } => self.finish_task(task, TaskStatus::Skipped, None, at),
+            RunEvent::TaskSkipped { task } => {
+                self.finish_task(task.as_str(), TaskStatus::Skipped, None, at)
+            }
             RunEvent::TaskFailed { task, reason } => {
-                self.finish_task(task, TaskStatus::Failed, Some(reason.clone()), at)
+                self.finish_task(task.as_str(), TaskStatus::Failed, Some(reason.clone()), at)
             }
-            RunEvent::TaskCancelled { task, reason } => {
-                self.finish_task(task, TaskStatus::Cancelled, Some(reason.clone()), at)
-            }
+            RunEvent::TaskCancelled { task, reason } => self.finish_task(
+                task.as_str(),
+                TaskStatus::Cancelled,
+                Some(reason.clone()),
+                at,
+            ),
             RunEvent::ApprovalRequested {
                 task,
                 inputs,
@@ -294,16 +299,33 @@ impl RunState {
                         expires_at_ms: *expires_at_ms,
                         decision: None,
                     });
-                    self.set_status(task, TaskStatus::WaitingApproval);
+                    self.set_status(task.as_str(), TaskStatus::WaitingApproval);
                 }
             }
-            RunEvent::ApprovalDecided { task, decision } => self.decide(task, decision, at),
+            RunEvent::ApprovalDecided { task, decision } => {
+                self.decide(task.as_str(), decision, at)
+            }
             RunEvent::ApprovalExpired { task } => self.finish_task(
-                task,
+                task.as_str(),
                 TaskStatus::Rejected,
                 Some("approval expired".into()),
                 at,
             ),
+            RunEvent::AttemptStarted { .. }
+            | RunEvent::AttemptSucceeded { .. }
+            | RunEvent::AttemptFailed { .. } => self.apply_attempt(&stored.event, at),
+            RunEvent::RunCancelRequested { .. } => self.cancel_requested = true,
+            RunEvent::RunFinished { status, reason } => {
+                self.finished = Some(*status);
+                self.failure_reason = reason.clone();
+                self.finished_at_ms = Some(at);
+            }
+        }
+    }
+
+    /// The part of `apply` for an attempt's start and outcome.
+    fn apply_attempt(&mut self, event: &RunEvent, at: i64) {
+        match event {
             RunEvent::AttemptStarted {
                 task,
                 attempt,
@@ -315,7 +337,7 @@ impl RunState {
                     state.inputs = Some(inputs.clone());
                     state.retry_at_ms = None;
                     state.started_at_ms.get_or_insert(at);
-                    self.set_status(task, TaskStatus::Running);
+                    self.set_status(task.as_str(), TaskStatus::Running);
                 }
             }
             RunEvent::AttemptSucceeded {
@@ -324,14 +346,14 @@ impl RunState {
                 outputs,
                 cost_usd,
             } => {
-                if let Some(state) = self.running_attempt(task, *attempt) {
+                if let Some(state) = self.running_attempt(task.as_str(), *attempt) {
                     state.outputs = Some(outputs.clone());
                     state.cost_usd += cost_usd;
                     state.error = None;
-                    if let Some(view) = self.views.get_mut(task) {
+                    if let Some(view) = self.views.get_mut(task.as_str()) {
                         view.outputs = outputs.clone();
                     }
-                    self.finish_task(task, TaskStatus::Completed, None, at);
+                    self.finish_task(task.as_str(), TaskStatus::Completed, None, at);
                 }
             }
             RunEvent::AttemptFailed {
@@ -340,21 +362,22 @@ impl RunState {
                 error,
                 retry_at_ms,
             } => {
-                if let Some(state) = self.running_attempt(task, *attempt) {
+                if let Some(state) = self.running_attempt(task.as_str(), *attempt) {
                     state.error = Some(error.clone());
                     state.retry_at_ms = *retry_at_ms;
                     match retry_at_ms {
-                        Some(_) => self.set_status(task, TaskStatus::Retrying),
-                        None => self.finish_task(task, TaskStatus::Failed, Some(error.clone()), at),
+                        Some(_) => self.set_status(task.as_str(), TaskStatus::Retrying),
+                        None => self.finish_task(
+                            task.as_str(),
+                            TaskStatus::Failed,
+                            Some(error.clone()),
+                            at,
+                        ),
                     }
                 }
             }
-            RunEvent::RunCancelRequested { .. } => self.cancel_requested = true,
-            RunEvent::RunFinished { status, reason } => {
-                self.finished = Some(*status);
-                self.failure_reason = reason.clone();
-                self.finished_at_ms = Some(at);
-            }
+            // `apply` routes only the three attempt events here.
+            _ => {}
         }
     }
 
@@ -417,8 +440,9 @@ impl RunState {
             let graph = self.graph.clone();
             for &dependent in &graph.dependents[position] {
                 self.open_dependencies[dependent] -= 1;
-                let dependent_pending =
-                    self.tasks[&self.workflow.tasks[dependent].id].status == TaskStatus::Pending;
+                let dependent_pending = self.tasks[self.workflow.tasks[dependent].id.as_str()]
+                    .status
+                    == TaskStatus::Pending;
                 if dependent_pending
                     && (self.open_dependencies[dependent] == 0 || !status.lets_dependents_run())
                 {
@@ -466,7 +490,7 @@ impl RunState {
         let mut slots = free_slots;
         for &rank in &self.candidates {
             let task = &self.workflow.tasks[self.graph.by_rank[rank]];
-            let state = &self.tasks[&task.id];
+            let state = &self.tasks[task.id.as_str()];
             match state.status {
                 TaskStatus::Pending => {
                     if let Some(step) = self.plan_pending(task, &mut slots) {
@@ -523,7 +547,10 @@ impl RunState {
         let id = task.id.as_str();
         let mut waiting = false;
         for dependency in &task.depends_on {
-            let status = self.tasks.get(dependency).map(|state| state.status)?;
+            let status = self
+                .tasks
+                .get(dependency.as_str())
+                .map(|state| state.status)?;
             if status.is_terminal() && !status.lets_dependents_run() {
                 return Some(Step::Cancel {
                     task: id.into(),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use troupe_workflow::{Condition, ConditionAction, Task, Triggers, Workflow};
 
 use crate::state::{RunState, Step};
+use troupe_store::TaskId;
 use troupe_store::events::{RunEvent, RunStatus, StoredEvent, TaskStatus};
 
 #[derive(Debug, Clone)]
@@ -125,9 +126,9 @@ impl Simulation {
                 attempt,
                 inputs,
             } => {
-                let index: usize = task[1..].parse().unwrap();
+                let index: usize = task.as_str()[1..].parse().unwrap();
                 for dep in &plans[index].depends_on {
-                    let status = self.state.tasks()[&format!("t{dep}")].status;
+                    let status = self.state.tasks()[format!("t{dep}").as_str()].status;
                     assert!(
                         status.lets_dependents_run(),
                         "{task} started while t{dep} is {status:?}"
@@ -138,7 +139,7 @@ impl Simulation {
                     "{task} attempt {attempt} exceeds max_retries"
                 );
                 assert!(
-                    self.started.insert((task.clone(), attempt)),
+                    self.started.insert((task.to_string(), attempt)),
                     "{task} attempt {attempt} started twice"
                 );
                 RunEvent::AttemptStarted {
@@ -154,7 +155,7 @@ impl Simulation {
 
     /// Ends one running attempt as its plan says; `choice` picks which.
     fn complete_one(&mut self, plans: &[Plan], choice: usize) -> bool {
-        let running: Vec<(String, u32)> = self
+        let running: Vec<(TaskId, u32)> = self
             .state
             .tasks()
             .values()
@@ -165,7 +166,7 @@ impl Simulation {
             return false;
         }
         let (task, attempt) = running[choice % running.len()].clone();
-        let plan = &plans[task[1..].parse::<usize>().unwrap()];
+        let plan = &plans[task.as_str()[1..].parse::<usize>().unwrap()];
         let event = if attempt > plan.failures {
             RunEvent::AttemptSucceeded {
                 task,
@@ -217,8 +218,8 @@ proptest! {
         prop_assert!(state.finished.is_some(), "the run never finished: {:?}", state.tasks());
 
         for (index, plan) in plans.iter().enumerate() {
-            let task = &state.tasks()[&format!("t{index}")];
-            let upstream_broken = plan.depends_on.iter().any(|dep| !state.tasks()[&format!("t{dep}")].status.lets_dependents_run());
+            let task = &state.tasks()[format!("t{index}").as_str()];
+            let upstream_broken = plan.depends_on.iter().any(|dep| !state.tasks()[format!("t{dep}").as_str()].status.lets_dependents_run());
             let expected = if upstream_broken {
                 TaskStatus::Cancelled
             } else {

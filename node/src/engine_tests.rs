@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::{Map, Value, json};
 use troupe_agents::{AgentContext, AgentError, AgentOutput, TypedAgent};
@@ -12,6 +14,7 @@ use troupe_config::Settings;
 use crate::NodeError;
 use crate::{Decision, Node, NodeBuilder, Person};
 use troupe_engine::EngineError;
+use troupe_store::clock::TokioClock;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
 use troupe_store::{RunId, UserId};
 
@@ -117,10 +120,13 @@ fn settings(store_url: &str) -> Settings {
     settings
 }
 
+/// A node on `store_url` whose engine reads tokio's clock, so that tests on paused time
+/// see retries and deadlines come due as their timers fire.
 async fn node_with(store_url: &str, journal: Arc<Journal>) -> Node {
     let settings = settings(store_url);
     NodeBuilder::new(settings)
         .agent_kind(Arc::new(Work { journal }))
+        .clock(Arc::new(TokioClock::new()))
         .start()
         .await
         .expect("node starts")
@@ -189,7 +195,7 @@ fn statuses(state: &troupe_engine::state::RunState) -> BTreeMap<&str, TaskStatus
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn independent_tasks_overlap_and_dependents_wait_for_all_inputs() {
     let (node, journal) = node().await;
     let run = start(&node, r#"
@@ -222,7 +228,7 @@ tasks:
     assert!((node.run_detail(&run).await.unwrap().cost_usd - 0.04).abs() < 1e-9);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_stop_at_max_retries_and_failure_cancels_only_downstream() {
     let (node, journal) = node().await;
     let run = start(
@@ -257,7 +263,7 @@ tasks:
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_flaky_task_succeeds_on_retry() {
     let (node, journal) = node().await;
     let run = start(&node, "name: flaky\ntasks:\n  - { id: f, name: F, agent: work, max_retries: 3, inputs: { name: f, fail_times: 2 } }\n").await;
@@ -266,7 +272,7 @@ async fn a_flaky_task_succeeds_on_retry() {
     assert_eq!((journal.attempts("f"), state.tasks()["f"].attempts), (3, 3));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_panicking_agent_fails_its_attempt_not_the_run_or_the_node() {
     let (node, _journal) = node().await;
     let run = start(
@@ -356,7 +362,7 @@ tasks:
     assert_eq!(journal.attempts("guard"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exceeding_the_timeout_fails_the_attempt() {
     let (node, journal) = node().await;
     let run = start(&node, "name: slow\ntasks:\n  - { id: s, name: S, agent: work, timeout: 1, max_retries: 1, inputs: { name: s, sleep_ms: 5000 } }\n").await;
@@ -372,7 +378,7 @@ async fn exceeding_the_timeout_fails_the_attempt() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cancelling_stops_running_tasks_and_cancels_the_rest() {
     let (node, _journal) = node().await;
     let run = start(
@@ -448,7 +454,7 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
     );
 
     let refused = node
-        .decide(&run, "sign_off", decision(true, "ada"), None)
+        .decide(&run, &"sign_off".into(), decision(true, "ada"), None)
         .await
         .unwrap_err();
     assert!(
@@ -457,12 +463,12 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
     );
     let stale = Some("0".repeat(64));
     assert!(matches!(
-        node.decide(&run, "sign_off", decision(true, "bob"), stale)
+        node.decide(&run, &"sign_off".into(), decision(true, "bob"), stale)
             .await,
         Err(NodeError::Engine(EngineError::ApprovalRefused(_)))
     ));
     let exact = Some(approval.inputs_digest.clone());
-    node.decide(&run, "sign_off", decision(true, "bob"), exact)
+    node.decide(&run, &"sign_off".into(), decision(true, "bob"), exact)
         .await
         .unwrap();
 
@@ -477,7 +483,7 @@ async fn an_approved_gate_runs_the_task_with_the_decision_once() {
         json!({"by": "bob"})
     );
     let again = node
-        .decide(&run, "sign_off", decision(true, "carol"), None)
+        .decide(&run, &"sign_off".into(), decision(true, "carol"), None)
         .await
         .unwrap_err();
     assert!(
@@ -504,7 +510,12 @@ async fn separation_of_duties_compares_accounts_not_names() {
     };
     // The starter's account under another name is still the starter.
     let refused = node
-        .decide(&run, "sign_off", as_account("ada-alias", "user-ada"), None)
+        .decide(
+            &run,
+            &"sign_off".into(),
+            as_account("ada-alias", "user-ada"),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -513,7 +524,7 @@ async fn separation_of_duties_compares_accounts_not_names() {
     );
     node.decide(
         &run,
-        "sign_off",
+        &"sign_off".into(),
         as_account("bob@example.com", "user-bob"),
         None,
     )
@@ -536,7 +547,7 @@ async fn separation_of_duties_compares_accounts_not_names() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_attempt_is_cancelled_when_its_run_actor_dies() {
     let (node, journal) = node().await;
     let run = start(
@@ -589,7 +600,7 @@ async fn a_decision_after_the_gate_expired_is_refused_on_the_engines_clock() {
     // An hour passes on the engine's clock, not on the test's.
     clock.advance_secs(3601);
     let refused = node
-        .decide(&run, "sign_off", decision(true, "bob"), None)
+        .decide(&run, &"sign_off".into(), decision(true, "bob"), None)
         .await
         .unwrap_err();
     assert!(
@@ -607,7 +618,7 @@ async fn a_rejected_gate_fails_closed() {
     })
     .await;
     let premature = node
-        .decide(&run, "deploy", decision(true, "bob"), None)
+        .decide(&run, &"deploy".into(), decision(true, "bob"), None)
         .await
         .unwrap_err();
     assert!(
@@ -617,7 +628,7 @@ async fn a_rejected_gate_fails_closed() {
         ),
         "{premature}"
     );
-    node.decide(&run, "sign_off", decision(false, "bob"), None)
+    node.decide(&run, &"sign_off".into(), decision(false, "bob"), None)
         .await
         .unwrap();
     let state = finish(&node, &run).await;
@@ -631,7 +642,7 @@ async fn a_rejected_gate_fails_closed() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_gate_fails_closed() {
     let (node, _journal) = node().await;
     let run = start(&node, "name: expiring\ntasks:\n  - { id: ok, name: OK, agent: human_review, requires_approval: true, approval_timeout: 1 }\n").await;

@@ -35,7 +35,8 @@ use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
     AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, ProjectId, RunFilter, RunId,
-    RunRecord, Store, WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
+    RunRecord, Store, TaskId, WorkflowId, WorkflowRecord, WorkflowVersion, project_of,
+    workflow_id_of,
 };
 use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -71,7 +72,7 @@ pub struct PendingApproval {
     pub run_id: RunId,
     pub workflow_id: WorkflowId,
     pub project: ProjectId,
-    pub task: String,
+    pub task: TaskId,
     pub task_name: String,
     #[schema(value_type = Object)]
     pub inputs: Value,
@@ -446,7 +447,7 @@ impl Node {
     pub async fn decide(
         &self,
         run_id: &RunId,
-        task: &str,
+        task: &TaskId,
         decision: Decision,
         expected_digest: Option<String>,
     ) -> Result<(), NodeError> {
@@ -456,7 +457,7 @@ impl Node {
             .filter(|comment| !comment.trim().is_empty());
         let (approved, approver) = (decision.approved, decision.approver.clone());
         let request = DecisionRequest {
-            task: task.into(),
+            task: task.clone(),
             decision,
             expected_digest,
         };
@@ -597,7 +598,7 @@ impl Node {
             .workflow
             .tasks
             .iter()
-            .filter_map(|task| state.tasks().get(&task.id).cloned())
+            .filter_map(|task| state.tasks().get(task.id.as_str()).cloned())
             .collect();
         Ok(RunDetail {
             cost_usd: tasks.iter().map(|task| task.cost_usd).sum(),
@@ -644,7 +645,7 @@ impl Node {
                     task: task.id.clone(),
                     task_name: state
                         .workflow
-                        .task(&task.id)
+                        .task(task.id.as_str())
                         .map(|t| t.name.clone())
                         .unwrap_or_default(),
                     inputs: approval.inputs.clone(),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use troupe_node::RunDetail;
+use troupe_store::TaskId;
 use troupe_store::events::{RunEvent, StoredEvent};
 use troupe_workflow::Workflow;
 
@@ -29,9 +30,9 @@ impl Progress {
     /// Prints the event's line; returns true when the run finished.
     pub fn show(&self, event: &StoredEvent) -> bool {
         let elapsed = self.started.elapsed().as_secs_f32();
-        let name = |task: &str| {
+        let name = |task: &TaskId| {
             self.names
-                .get(task)
+                .get(task.as_str())
                 .cloned()
                 .unwrap_or_else(|| task.to_string())
         };

@@ -31,6 +31,37 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall time when it was made, moved on by tokio's clock since: it keeps in step
+/// with timers and sleeps, so under paused tokio time (`start_paused` tests) a run's
+/// retries and deadlines come due exactly when its timers fire, without waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    wall_ms: i64,
+    started: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn new() -> Self {
+        Self {
+            wall_ms: now_ms(),
+            started: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.wall_ms.saturating_add(elapsed)
+    }
+}
+
 /// A clock that moves only when told to: for tests and simulations.
 #[derive(Debug)]
 pub struct ManualClock(AtomicI64);

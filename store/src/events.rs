@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{UserId, WorkflowId};
+use crate::ids::{TaskId, UserId, WorkflowId};
 
 /// Who did something, as far as this node can tell: the name shown (an email, or the
 /// name a caller gave on a node without accounts) and the account's id when it has one.
@@ -75,20 +75,20 @@ pub enum RunEvent {
         started_by_id: Option<UserId>,
     },
     TaskSkipped {
-        task: String,
+        task: TaskId,
     },
     /// The task ends failed without (further) attempts: a condition said `fail`, or its
     /// inputs could not be rendered.
     TaskFailed {
-        task: String,
+        task: TaskId,
         reason: String,
     },
     TaskCancelled {
-        task: String,
+        task: TaskId,
         reason: String,
     },
     ApprovalRequested {
-        task: String,
+        task: TaskId,
         #[schema(value_type = Object)]
         inputs: Value,
         /// SHA-256 of the canonical JSON of `inputs`: the decision is bound to exactly
@@ -97,22 +97,22 @@ pub enum RunEvent {
         expires_at_ms: i64,
     },
     ApprovalDecided {
-        task: String,
+        task: TaskId,
         #[serde(flatten)]
         decision: Decision,
     },
     ApprovalExpired {
-        task: String,
+        task: TaskId,
     },
     AttemptStarted {
-        task: String,
+        task: TaskId,
         attempt: u32,
         idempotency_key: String,
         #[schema(value_type = Object)]
         inputs: Value,
     },
     AttemptSucceeded {
-        task: String,
+        task: TaskId,
         attempt: u32,
         #[schema(value_type = Object)]
         outputs: Value,
@@ -120,7 +120,7 @@ pub enum RunEvent {
     },
     /// `retry_at_ms` is set when another attempt follows; without it the task failed.
     AttemptFailed {
-        task: String,
+        task: TaskId,
         attempt: u32,
         error: String,
         retry_at_ms: Option<i64>,
