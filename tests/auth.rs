@@ -71,10 +71,16 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
     );
     assert_eq!(bad_role.status.code(), Some(2));
 
+    // No grace for a second tab: the reuse below is theft, not a tab racing another.
     let server = Server::start_with(
         &data,
         &free_address(),
-        &["--set", "auth.required=true"],
+        &[
+            "--set",
+            "auth.required=true",
+            "--set",
+            "auth.refresh_reuse_grace_secs=0",
+        ],
         &[],
     );
     the_one_time_password_only_lets_its_holder_change_it(&server, &one_time);

@@ -69,6 +69,19 @@ fn an_in_process_run_shows_progress_and_exits_by_outcome() {
         command.arg("run").arg(examples().join(file)).args(extra);
         command.output().unwrap()
     };
+    // hello.yaml is a shell DAG: shell runs arbitrary commands, so it needs a grant.
+    let refused = run("hello.yaml", &["--var", "who=CI"]);
+    assert!(
+        stderr(&refused).contains("troupe projects allow default shell"),
+        "{}",
+        stderr(&refused)
+    );
+    let mut allow = troupe();
+    allow
+        .current_dir(dir.path())
+        .env("TROUPE_STORE__URL", &store)
+        .args(["projects", "allow", "default", "shell"]);
+    assert!(allow.output().unwrap().status.success());
     let output = run("hello.yaml", &["--var", "who=CI"]);
     assert!(
         output.status.success(),
@@ -113,6 +126,7 @@ fn a_run_on_a_server_waits_for_an_approval_given_by_another_command() {
     let dir = tempfile::tempdir().unwrap();
     let address = free_address();
     let server = Server::start(&dir.path().join("data"), &address);
+    allow_kinds(&server, "default", &["shell"]);
     let url = server.url("");
     let mut follower = troupe()
         .current_dir(dir.path())
@@ -325,9 +339,18 @@ fn a_plugin_kind_declared_in_settings_validates_and_runs_and_may_not_shadow_a_bu
     assert!(output.status.success(), "{}", stderr(&output));
 
     std::fs::write(dir.path().join("README.md"), "three little words\n").unwrap();
+    // A plugin is a program of its own: its kind needs a grant, kept in the store.
+    let store = format!(
+        "store.url=surrealkv://{}",
+        dir.path().join("data").display()
+    );
+    allow_kinds_offline(dir.path(), &store, &["word_count"]);
     let output = troupe()
         .current_dir(dir.path())
-        .env("TROUPE_STORE__URL", "mem://")
+        .env(
+            "TROUPE_STORE__URL",
+            format!("surrealkv://{}", dir.path().join("data").display()),
+        )
         .env("TROUPE_SERVER__ADDRESS", free_address())
         .args(["run", workflow])
         .output()

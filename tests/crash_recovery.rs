@@ -66,6 +66,7 @@ fn a_run_on_a_shared_surrealdb_server_survives_sigkill_of_its_node() {
 fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
     let marks_path = dir.join("marks.txt");
     let server = start();
+    allow_kinds(&server, "default", &["shell"]);
     let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
     assert_eq!(status, 201, "{created}");
     let body = serde_json::json!({"variables": {"marks": marks_path.display().to_string()}, "started_by": "ada"}).to_string();

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{Server, free_address, get_json, post, run_troupe, task_status, wait_for_run};
+use support::{
+    Server, allow_kinds, free_address, get_json, post, run_troupe, task_status, wait_for_run,
+};
 
 fn task<'a>(run: &'a Value, id: &str) -> &'a Value {
     run["tasks"]
@@ -20,10 +22,12 @@ fn task<'a>(run: &'a Value, id: &str) -> &'a Value {
 }
 
 /// Creates project `id`, which workflows name with `project:`.
-fn create_project(server: &Server, id: &str) {
+/// Creates project `id`, granted `kinds` (those that run commands need a grant).
+fn create_project(server: &Server, id: &str, kinds: &[&str]) {
     let body = json!({"project_id": id}).to_string();
     let (status, created) = post(server, "/api/v1/projects", "application/json", &body);
     assert_eq!(status, 201, "{created}");
+    allow_kinds(server, id, kinds);
 }
 
 fn start_run(server: &Server, workflow: &str, variables: Value, user: &str) -> String {
@@ -57,7 +61,7 @@ fn the_delivery_pipeline_runs_on_the_local_model_with_its_modules_in_parallel() 
     let repo = scratch.path().join("feature");
     scratch_repository(&repo);
     let server = Server::start(&scratch.path().join("data"), &free_address());
-    create_project(&server, "todo");
+    create_project(&server, "todo", &["test_runner"]);
     let workflow = format!(
         "project: todo\n{}",
         std::fs::read_to_string("examples/deliver-feature.yaml").unwrap()
@@ -204,7 +208,7 @@ fn memory_is_recalled_into_prompts_and_never_crosses_users() {
         "{stdout}"
     );
 
-    create_project(&server, "shop");
+    create_project(&server, "shop", &[]);
     let workflow = "name: Price plan\nproject: shop\ntasks:\n  - id: plan\n    name: Plan\n    agent: planner\n    inputs:\n      goal: \"store the prices of the shop's products\"\n";
     let run_id = start_run(&server, workflow, json!({}), "ada");
     let run = wait_for_run(&server, &run_id, 600, |run| run["status"] != "running");

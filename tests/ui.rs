@@ -145,6 +145,7 @@ fn sign_in_watch_a_run_live_approve_it_from_the_inbox_and_every_page_passes_axe(
     let store = format!("store.url=surrealkv://{}", data.display());
     let one_time =
         support::create_user_offline(scratch.path(), &store, "ada@example.com", "super_admin");
+    support::allow_kinds_offline(scratch.path(), &store, &["shell"]);
     let axe = axe_source();
     let server = Server::start_with_accounts(&data, &free_address());
     let driver = Driver::start();
@@ -365,10 +366,17 @@ fn value_of(browser: &Browser, css: &str) -> String {
         .to_owned()
 }
 
+/// A node without accounts whose `default` project may run `shell` tasks.
+fn node_allowing_shell(data: &std::path::Path) -> Server {
+    let server = Server::start(data, &free_address());
+    support::allow_kinds(&server, "default", &["shell"]);
+    server
+}
+
 #[test]
 fn the_builder_makes_a_three_node_workflow_by_dragging_and_connecting_and_runs_it() {
     let scratch = tempfile::tempdir().unwrap();
-    let server = Server::start(&scratch.path().join("data"), &free_address());
+    let server = node_allowing_shell(&scratch.path().join("data"));
     let driver = Driver::start();
     let browser = driver.session(1400, 1000);
     browser.go(&server.url("/builder"));

@@ -1,5 +1,6 @@
 //! The `Agent` trait and what an attempt receives and returns.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -26,6 +27,10 @@ pub trait Agent: Send + Sync + 'static {
     fn kind(&self) -> &str;
     fn description(&self) -> &str;
     fn input_schema(&self) -> InputSchema;
+    /// Why a task of this kind, with these inputs as the workflow writes them (templates
+    /// unrendered), must be granted to its project before it may run; `None` when any
+    /// project may run it. See [`TypedAgent::needs_grant`].
+    fn needs_grant(&self, inputs: &BTreeMap<String, Value>) -> Option<&'static str>;
     /// One attempt. The inputs are checked here, once, against the kind's schema.
     async fn run(
         &self,
@@ -44,6 +49,15 @@ pub trait TypedAgent: Send + Sync + 'static {
     const KIND: &'static str;
     const DESCRIPTION: &'static str;
     type Inputs: DeserializeOwned + JsonSchema + Send;
+
+    /// Why a task of this kind must be granted to its project (the execution policy):
+    /// kinds that run code that is not ours or reach the network answer with a phrase
+    /// that completes "which ..." (`"runs shell commands"`). An input that decides it and
+    /// holds a template counts as the powerful choice. Most kinds need no grant.
+    fn needs_grant(_inputs: &BTreeMap<String, Value>) -> Option<&'static str> {
+        None
+    }
+
     async fn attempt(
         &self,
         inputs: Self::Inputs,
@@ -63,6 +77,10 @@ impl<T: TypedAgent> Agent for T {
 
     fn input_schema(&self) -> InputSchema {
         InputSchema::of::<T::Inputs>()
+    }
+
+    fn needs_grant(&self, inputs: &BTreeMap<String, Value>) -> Option<&'static str> {
+        T::needs_grant(inputs)
     }
 
     async fn run(

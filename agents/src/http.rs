@@ -88,6 +88,10 @@ impl TypedAgent for HttpAgent {
     const DESCRIPTION: &'static str = "Sends one HTTP request; outputs status, headers and body.";
     type Inputs = HttpInputs;
 
+    fn needs_grant(_: &std::collections::BTreeMap<String, Value>) -> Option<&'static str> {
+        Some("reaches the network")
+    }
+
     async fn attempt(
         &self,
         inputs: HttpInputs,

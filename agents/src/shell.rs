@@ -49,6 +49,10 @@ impl TypedAgent for ShellAgent {
     const DESCRIPTION: &'static str = "Runs a shell command; outputs exit_code, stdout and stderr.";
     type Inputs = ShellInputs;
 
+    fn needs_grant(_: &BTreeMap<String, serde_json::Value>) -> Option<&'static str> {
+        Some("runs shell commands")
+    }
+
     async fn attempt(
         &self,
         inputs: ShellInputs,

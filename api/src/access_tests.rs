@@ -728,3 +728,73 @@ async fn surrealql_in_every_string_field_is_data_never_a_query() {
         "the bootstrap admin and the owner"
     );
 }
+
+const READ_THE_KEYS: &str = "name: Exfiltrate\ntasks:\n  - { id: steal, name: Steal, agent: shell, inputs: { command: \"cat .troupe/data-auth/jwt.key\" } }\n";
+
+/// The attack: a developer saves a workflow whose `shell` task reads the node's token
+/// signing key (to forge a super admin's token). Code that is not ours needs a grant its
+/// project does not have by default, and only `agents.configure` gives it.
+#[tokio::test]
+async fn a_developer_cannot_run_shell_commands_until_an_owner_grants_them() {
+    let team = Team::new().await;
+    let dev = team.user("dev@example.com", Role::Developer).await;
+    let owner = team.user("owner@example.com", Role::ProjectOwner).await;
+    let (status, refused) = team
+        .post(
+            &dev,
+            "/api/v1/workflows",
+            json!({ "source": READ_THE_KEYS }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"]["code"], "kind_not_allowed");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`shell`") && message.contains("troupe projects allow default shell"),
+        "{message}"
+    );
+
+    let grant = json!({ "allowed_kinds": ["shell"] });
+    let policy = "/api/v1/projects/default/policy";
+    let (status, _) = team.call(&dev, Method::PUT, policy, grant.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a developer may not grant");
+    let (status, granted) = team.call(&owner, Method::PUT, policy, grant).await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(granted["allowed_kinds"], json!(["shell"]));
+    let (status, created) = team
+        .post(
+            &dev,
+            "/api/v1/workflows",
+            json!({ "source": READ_THE_KEYS }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // Withdrawn after the save: the saved version no longer starts.
+    let none = json!({ "allowed_kinds": [] });
+    let (status, _) = team.call(&owner, Method::PUT, policy, none).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = created["workflow_id"].as_str().unwrap();
+    let (status, refused) = team
+        .post(&dev, &format!("/api/v1/workflows/{id}/runs"), json!({}))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("kind_not_allowed"))
+    );
+    let (status, typo) = team
+        .call(
+            &owner,
+            Method::PUT,
+            policy,
+            json!({ "allowed_kinds": ["shel"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        typo["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`shel` is not an agent kind")
+    );
+}

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::guard::{ACCESS_COOKIE, REFRESH_COOKIE, cookie, require_own_origin};
 use crate::handlers::NodeState;
 use troupe_node::Node;
+use troupe_security::SecurityError;
 use troupe_security::auth::{LoginOutcome, TokenPair};
 
 /// The refresh cookie is sent only to these routes.
@@ -147,7 +148,12 @@ pub async fn refresh(
         .await
     {
         Ok(pair) => Ok(session(&node, pair)),
-        Err(error) => Ok((signed_out(), ApiError::from(error)).into_response()),
+        // Only a definitive refusal ends the browser's session: after a 429 or a fault
+        // of ours the cookies stay for the next try.
+        Err(error @ SecurityError::Unauthorized(_)) => {
+            Ok((signed_out(), ApiError::from(error)).into_response())
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

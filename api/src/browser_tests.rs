@@ -16,7 +16,11 @@ const PASSWORD: &str = "a long enough password";
 const OWN: &str = "http://troupe.test";
 
 async fn node() -> (Router, Arc<Node>) {
-    let (app, node) = test_node::start(true, |_| {}).await;
+    node_with(|_| {}).await
+}
+
+async fn node_with(settings: impl FnOnce(&mut troupe_config::Settings)) -> (Router, Arc<Node>) {
+    let (app, node) = test_node::start(true, settings).await;
     node.auth()
         .create_user("ada@example.com", Role::Developer, PASSWORD, false)
         .await
@@ -37,7 +41,11 @@ async fn send(
         .method(method)
         .uri(uri)
         .header(header::HOST, "troupe.test")
-        .header(header::CONTENT_TYPE, "application/json");
+        .header(header::CONTENT_TYPE, "application/json")
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [192, 0, 2, 1],
+            50_000,
+        ))));
     if let Some(origin) = origin {
         request = request.header(header::ORIGIN, origin);
     }
@@ -153,7 +161,8 @@ async fn the_browser_session_cookie_authenticates_and_writes_must_come_from_the_
 
 #[tokio::test]
 async fn refresh_rotates_the_cookies_and_logout_ends_the_session() {
-    let (app, _node) = node().await;
+    // No grace for a second tab: the replay below is plain reuse.
+    let (app, _node) = node_with(|settings| settings.auth.refresh_reuse_grace_secs = 0).await;
     let first = sign_in(&app).await;
     let refresh = "/api/v1/auth/browser/refresh";
     let (status, headers, body) = post(&app, refresh, Some(OWN), &first, Value::Null).await;
@@ -276,4 +285,36 @@ async fn hostile_cookies_are_refused_without_harm() {
     let cookies = sign_in(&app).await;
     let (status, _, _) = get(&app, "/api/v1/runs", &cookies).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Two tabs refresh with the same cookie at once: both stay signed in, with one pair.
+#[tokio::test]
+async fn a_second_tab_refreshing_with_the_same_cookie_stays_signed_in() {
+    let (app, _node) = node().await;
+    let first = sign_in(&app).await;
+    let refresh = "/api/v1/auth/browser/refresh";
+    let (status, headers, _) = post(&app, refresh, Some(OWN), &first, Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, again, body) = post(&app, refresh, Some(OWN), &first, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(cookies_of(&again), cookies_of(&headers));
+}
+
+/// Too many bad refreshes from one client answer 429, which must not sign the
+/// browser out: its cookies are kept for the next try.
+#[tokio::test]
+async fn a_rate_limited_refresh_keeps_the_cookies() {
+    let (app, _node) = node().await;
+    let refresh = "/api/v1/auth/browser/refresh";
+    let bad = "troupe_refresh=rt_made_up";
+    for _ in 0..5 {
+        let (status, _, _) = post(&app, refresh, Some(OWN), bad, Value::Null).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = post(&app, refresh, Some(OWN), bad, Value::Null).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        headers.get_all(header::SET_COOKIE).iter().next().is_none(),
+        "a 429 set cookies: {headers:?}"
+    );
 }

@@ -55,6 +55,8 @@ use crate::{auth, browser, error, memory, projects, users, wire};
         projects::NewProject,
         projects::MemberRole,
         projects::ProjectWithMembers,
+        projects::AllowedKinds,
+        troupe_store::ProjectPolicy,
         troupe_store::ProjectRecord,
         troupe_store::MemberRecord,
         troupe_store::Role,

@@ -48,12 +48,14 @@ impl ApiError {
     }
 
     /// A failure of ours (500 `internal`), logged: the caller can do nothing about it.
+    /// A fault of ours. Its text (a database message, a path on the host) goes to the
+    /// node's log, never to the caller, who may be anyone.
     fn internal(error: &dyn std::error::Error) -> Self {
         tracing::error!(%error, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            error.to_string(),
+            "the node could not serve this request; its log has the details",
         )
     }
 
@@ -113,6 +115,7 @@ impl From<SecurityError> for ApiError {
             | SecurityError::CheckpointAltered { .. }
             | SecurityError::Encoding { .. }
             | SecurityError::PasswordHash(_)
+            | SecurityError::PasswordWorkStopped(_)
             | SecurityError::TokenSigning(_)
             | SecurityError::QrCodeTooLong
             | SecurityError::Secrets(_) => Self::internal(&error),
@@ -144,6 +147,9 @@ impl From<EngineError> for ApiError {
             }
             EngineError::ApprovalRefused(_) => {
                 Self::new(StatusCode::FORBIDDEN, "approval_refused", message)
+            }
+            EngineError::KindNotOnNode { .. } | EngineError::KindNotGranted { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "kind_not_allowed", message)
             }
             EngineError::Overloaded { retry_after_secs } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
@@ -206,5 +212,16 @@ mod tests {
         assert_eq!(error.retry_after_secs, Some(1));
         let response = error.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    /// A fault's own text (here a path on the host) stays in the log.
+    #[test]
+    fn an_internal_error_tells_the_caller_nothing_of_the_host() {
+        let error = ApiError::from(StoreError::Corrupt("/srv/troupe/data: bad page".into()));
+        assert_eq!(
+            (error.status, error.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(!error.message.contains("/srv"), "{}", error.message);
     }
 }

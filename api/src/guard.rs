@@ -158,7 +158,13 @@ pub async fn require_caller(
             request.method()
         ));
     };
-    if !node.settings().auth.required || needs == Needs::Open {
+    if !node.settings().auth.required {
+        if let Err(refused) = crate::without_accounts::check(node.settings(), &request) {
+            return refused.into_response();
+        }
+        return next.run(request).await;
+    }
+    if needs == Needs::Open {
         return next.run(request).await;
     }
     let Some((token, by_cookie)) = token(&request) else {

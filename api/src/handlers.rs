@@ -198,7 +198,8 @@ pub async fn list_runs(
         status,
         workflow_id: query.workflow_id.map(WorkflowId::from),
         projects: access.projects_with(Permission::WorkflowsView),
-        limit: query.limit.unwrap_or(100),
+        // A page of the newest runs: the list is for people, and a page is bounded.
+        limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)),
     };
     Ok(Json(node.runs(&filter).await?))
 }
@@ -299,9 +300,13 @@ pub async fn healthz() -> &'static str {
 /// The node can serve: the store answers and the supervision tree runs.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
+    // Which part is not ready, never why: the answer is for anyone, the reason for the log.
     let store = match node.store().workflows().await {
         Ok(_) => "ok".to_string(),
-        Err(error) => error.to_string(),
+        Err(error) => {
+            tracing::error!(%error, "readiness: the store does not answer");
+            "unavailable".to_string()
+        }
     };
     let supervision = if node.is_alive() { "ok" } else { "stopped" }.to_string();
     let ready = store == "ok" && supervision == "ok";

@@ -25,6 +25,7 @@ mod routes;
 mod trace;
 mod users;
 pub mod wire;
+mod without_accounts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

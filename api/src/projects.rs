@@ -1,6 +1,7 @@
-//! Projects and their members over HTTP. Creating one is node-wide
-//! (`projects.create`); reading one and changing its members are checked in the project
-//! itself, so a project owner manages their own project and no other.
+//! Projects, their members and their execution policy over HTTP. Creating one is
+//! node-wide (`projects.create`); reading one, changing its members and granting it agent
+//! kinds (`agents.configure`) are checked in the project itself, so a project owner
+//! manages their own project and no other.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,7 +16,7 @@ use troupe_security::audit::AuditAction;
 use troupe_security::auth::permissions::{Permission, Role};
 use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
-use troupe_store::{DEFAULT_PROJECT, MemberRecord, ProjectRecord};
+use troupe_store::{DEFAULT_PROJECT, MemberRecord, ProjectPolicy, ProjectRecord};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -204,4 +205,67 @@ pub async fn remove_member(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The agent kinds a project was granted.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AllowedKinds {
+    /// The whole list after the change: kinds that need a grant (shell, http,
+    /// test_runner with a command, a live deployment_agent, plugins) that this
+    /// project's workflows may use.
+    pub allowed_kinds: Vec<String>,
+}
+
+/// A project's execution policy; `default` included, which has no record of its own.
+async fn policy_project(
+    node: &troupe_node::Node,
+    access: &Access,
+    permission: Permission,
+    id: &str,
+) -> ApiResult<troupe_store::ProjectId> {
+    let not_found = || StoreError::ProjectNotFound(id.into());
+    access.require(permission, id, not_found)?;
+    if id != DEFAULT_PROJECT && node.store().project(id).await?.is_none() {
+        return Err(not_found().into());
+    }
+    Ok(id.into())
+}
+
+/// The agent kinds the project was granted (none when it never was).
+#[utoipa::path(get, path = "/api/v1/projects/{id}/policy", responses((status = 200, body = ProjectPolicy), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_policy(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProjectPolicy>> {
+    let project = policy_project(&node, &access, Permission::ProjectsRead, &id).await?;
+    let policy = node.store().project_policy(&project).await?;
+    Ok(Json(policy.unwrap_or(ProjectPolicy {
+        project_id: project,
+        allowed_kinds: Vec::new(),
+        updated_by: String::new(),
+        updated_at_ms: 0,
+    })))
+}
+
+/// Grants agent kinds to the project (replacing its list): only `agents.configure`.
+#[utoipa::path(put, path = "/api/v1/projects/{id}/policy", request_body = AllowedKinds, responses((status = 200, body = ProjectPolicy), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn set_policy(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AllowedKinds>,
+) -> ApiResult<Json<ProjectPolicy>> {
+    let project = policy_project(&node, &access, Permission::AgentsConfigure, &id).await?;
+    let known = node.registry().kind_names();
+    let policy = troupe_node::policy::set_project_kinds(
+        node.store(),
+        node.audit(),
+        &project,
+        body.allowed_kinds,
+        Some(&known),
+        &access.actor(None),
+    )
+    .await?;
+    Ok(Json(policy))
 }

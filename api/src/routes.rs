@@ -161,6 +161,8 @@ fn documented(builder: Builder) -> Builder {
         .doc(Project(ProjectsRead), routes!(projects::get))
         .doc(Project(ProjectsUpdate), routes!(projects::set_member))
         .doc(Project(ProjectsUpdate), routes!(projects::remove_member))
+        .doc(Project(ProjectsRead), routes!(projects::get_policy))
+        .doc(Project(AgentsConfigure), routes!(projects::set_policy))
         .doc(Project(ProjectsRead), routes!(memory::list))
         .doc(Project(MemoryManage), routes!(memory::create))
         .doc(Project(ProjectsRead), routes!(memory::search))

@@ -233,6 +233,12 @@ impl Settings {
                 ),
             ],
         );
+        if auth.refresh_reuse_grace_secs > 60 {
+            problems.push((
+                "auth.refresh_reuse_grace_secs",
+                "must be at most 60: within the grace a stolen refresh token goes unnoticed".into(),
+            ));
+        }
         if auth.password_hash_memory_kib < 8 {
             problems.push((
                 "auth.password_hash_memory_kib",

@@ -49,10 +49,16 @@ pub struct AuthSettings {
     pub issuer: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// A rotated refresh token presented again this soon gets the pair its rotation
+    /// gave (two tabs refreshing at once, a retried request) instead of ending the
+    /// session; later reuse still ends it. 0 turns the grace off.
+    pub refresh_reuse_grace_secs: u64,
     pub password_min_length: u64,
     pub password_max_length: u64,
-    /// Failed logins allowed per account and per client address in one window; past
-    /// them every attempt gets 429 with Retry-After until the window ends.
+    /// Failed logins (and second-factor codes) allowed per account and per client
+    /// address in one window. Past them a client address gets 429 with Retry-After until
+    /// the window ends; an account backs off instead (1 s, 2 s, 4 s ... at most 60 s
+    /// between attempts), so that nobody can lock its owner out.
     pub login_failures: u64,
     pub login_window_secs: u64,
     /// Proxies whose `X-Forwarded-For` is believed (exact IP addresses); any other
@@ -63,6 +69,10 @@ pub struct AuthSettings {
     /// test suite). Stored hashes keep the cost they were made with.
     pub password_hash_memory_kib: u32,
     pub password_hash_passes: u32,
+    /// The first super admin's email, made with a one-time password at the first start
+    /// of an empty store. Make it a real address: a well-known one is the first every
+    /// guesser tries.
+    pub bootstrap_email: String,
 }
 
 impl AuthSettings {
@@ -82,6 +92,7 @@ impl Default for AuthSettings {
             issuer: "troupe".into(),
             access_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 60 * 60,
+            refresh_reuse_grace_secs: 10,
             password_min_length: 12,
             password_max_length: 1024,
             login_failures: 5,
@@ -89,6 +100,7 @@ impl Default for AuthSettings {
             trusted_proxies: Vec::new(),
             password_hash_memory_kib: 19 * 1024,
             password_hash_passes: 2,
+            bootstrap_email: "admin@localhost".into(),
         }
     }
 }
@@ -334,9 +346,14 @@ impl Default for EngineSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
+    /// Agent kinds this node runs; `*` (the default) is every kind it has. Kinds that
+    /// run code that is not ours or reach the network (shell, http, test_runner with a
+    /// command, a live deployment_agent, plugins) must also be granted to each project
+    /// that uses them: `troupe projects allow PROJECT KIND`.
+    pub allowed_kinds: Vec<String>,
     pub shell: ShellAgentSettings,
     /// Limits of the model-backed kinds (planner, architect, code_generator, ...).
     pub model: ModelAgentSettings,
@@ -350,6 +367,20 @@ pub struct AgentSettings {
     /// Model Context Protocol servers the `mcp_tool` kind can call
     /// (`[[agents.mcp_servers]]`).
     pub mcp_servers: Vec<crate::McpServerSettings>,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            allowed_kinds: vec!["*".into()],
+            shell: ShellAgentSettings::default(),
+            model: ModelAgentSettings::default(),
+            scanner: ScannerLimits::default(),
+            test_runner: TestRunnerLimits::default(),
+            plugins: Vec::new(),
+            mcp_servers: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

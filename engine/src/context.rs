@@ -11,6 +11,7 @@ use troupe_workflow::Workflow;
 
 use crate::EngineError;
 use crate::agent_pool::AgentPoolMsg;
+use crate::policy::ExecutionPolicy;
 use crate::run_manager::RunManagerMsg;
 use troupe_store::clock::Clock;
 use troupe_store::events::StoredEvent;
@@ -38,6 +39,8 @@ pub struct EngineContext {
     /// Where the engine reads the time it stores and decides by (retries due, approvals
     /// expired): the wall clock in a node.
     pub clock: Arc<dyn Clock>,
+    /// Which agent kinds workflows may use (checked at save and at start).
+    pub policy: ExecutionPolicy,
 }
 
 impl EngineContext {
@@ -48,6 +51,7 @@ impl EngineContext {
         settings: EngineSettings,
         services: AgentServices,
         clock: Arc<dyn Clock>,
+        policy: ExecutionPolicy,
     ) -> Arc<Self> {
         let (events, _) = broadcast::channel(4096);
         let pools = registry
@@ -66,6 +70,7 @@ impl EngineContext {
             events,
             node_id,
             services,
+            policy,
         })
     }
 
@@ -84,6 +89,13 @@ impl EngineContext {
         let known = self.registry.kind_names();
         troupe_workflow::parse_workflow(source, file_name, &known)
             .map_err(|diagnostics| EngineError::InvalidWorkflow(diagnostics.to_string()))
+    }
+
+    /// Whether the execution policy lets `workflow` run (see [`ExecutionPolicy`]).
+    pub async fn check_policy(&self, workflow: &Workflow) -> Result<(), EngineError> {
+        self.policy
+            .check(workflow, &self.registry, &self.store)
+            .await
     }
 
     pub fn pool_name(&self, kind: &str) -> String {

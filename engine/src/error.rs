@@ -1,7 +1,7 @@
 //! The engine's one error type: what starting, deciding and cancelling runs can fail
 //! with. The API maps each variant to a status (`troupe_api::error`).
 
-use troupe_store::{RunId, StoreError, TaskId};
+use troupe_store::{ProjectId, RunId, StoreError, TaskId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -27,6 +27,23 @@ pub enum EngineError {
     /// the same request succeeds (the API answers 503 with Retry-After).
     #[error("{what} is restarting; try again")]
     Restarting { what: String },
+    /// The execution policy: a task's kind is not run by this node at all.
+    #[error(
+        "task `{task}` uses agent kind `{kind}`, which this node does not run: an operator adds \
+         it to agents.allowed_kinds"
+    )]
+    KindNotOnNode { task: String, kind: String },
+    /// The execution policy: a task's kind needs a grant its project does not have.
+    #[error(
+        "task `{task}` uses agent kind `{kind}`, which {why}; project `{project}` is not allowed \
+         it. A project owner (agents.configure) grants it: `troupe projects allow {project} {kind}`"
+    )]
+    KindNotGranted {
+        task: String,
+        kind: String,
+        why: &'static str,
+        project: ProjectId,
+    },
     #[error("actor system: {0}")]
     Actor(String),
     #[error("{0}")]

@@ -73,7 +73,7 @@ impl Actor for RunManager {
                 status: Some(RunStatus::Running),
                 workflow_id: None,
                 projects: None,
-                limit: usize::MAX,
+                limit: None,
             })
             .await?;
         for record in unfinished {
@@ -170,11 +170,12 @@ async fn start_run(
 ) -> Result<RunId, EngineError> {
     let store = &state.context.store;
     let stored = store
-        .workflow_version(&request.workflow_id, request.version)
+        .version_to_start(&request.workflow_id, request.version)
         .await?;
     let workflow = state
         .context
         .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
+    state.context.check_policy(&workflow).await?;
     let variables = workflow
         .resolve_variables(&request.variables)
         .map_err(|errors| {

@@ -1,6 +1,8 @@
 //! The node's HTTP API and event WebSocket, from the browser. Requests go to the page's own
 //! origin with its HttpOnly session cookie; an answer of 401 renews the session once
-//! (`/api/v1/auth/browser/refresh`) and otherwise sends the browser to the sign-in page.
+//! (`/api/v1/auth/browser/refresh`, one renewal at a time however many requests found
+//! their access expired) and sends the browser to the sign-in page only when the renewal
+//! is refused for good (401): a 429 or a fault of the node leaves the session alone.
 //!
 //! The pages fetch only in the browser (`LocalResource`), so the server renders each page's
 //! frame and the browser fills it in: every byte of data passes the API's route guard.
@@ -76,13 +78,14 @@ const BROWSER_AUTH: &str = "/api/v1/auth/browser/";
 pub async fn send(method: Method, path: &str, body: Option<String>) -> Result<String, UiError> {
     let (status, text) = transport::send(method, path, body.clone()).await?;
     if status == 401 && !path.starts_with(BROWSER_AUTH) {
-        let (renewed, _) =
-            transport::send(Method::Post, "/api/v1/auth/browser/refresh", None).await?;
-        if renewed == 200 {
-            let (status, text) = transport::send(method, path, body).await?;
-            return answer(status, text);
+        match transport::renew_session().await? {
+            200 => {
+                let (status, text) = transport::send(method, path, body).await?;
+                return answer(status, text);
+            }
+            401 => transport::go_to("/login"),
+            _ => {}
         }
-        transport::go_to("/login");
     }
     answer(status, text)
 }
@@ -115,7 +118,10 @@ mod transport {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    use std::cell::RefCell;
+
     use futures::StreamExt;
+    use futures::future::{FutureExt, LocalBoxFuture, Shared};
     use gloo_net::http::Request;
     use gloo_net::websocket::Message;
     use gloo_net::websocket::futures::WebSocket;
@@ -143,6 +149,35 @@ mod transport {
         let response = request.send().await.map_err(network)?;
         let text = response.text().await.map_err(network)?;
         Ok((response.status(), text))
+    }
+
+    /// A renewal's answer (its status), awaited by every request that met a 401.
+    type Renewal = Shared<LocalBoxFuture<'static, Result<u16, UiError>>>;
+
+    thread_local! {
+        /// The renewal in flight.
+        static RENEWAL: RefCell<Option<Renewal>> = const { RefCell::new(None) };
+    }
+
+    /// The status of one `POST /api/v1/auth/browser/refresh`, shared by every caller
+    /// until it answers: two refreshes with one cookie would look like a stolen token.
+    pub async fn renew_session() -> Result<u16, UiError> {
+        let renewal = RENEWAL.with(|slot| {
+            slot.borrow_mut()
+                .get_or_insert_with(|| {
+                    async {
+                        let renewed = send(Method::Post, "/api/v1/auth/browser/refresh", None)
+                            .await
+                            .map(|(status, _)| status);
+                        RENEWAL.with(|slot| slot.borrow_mut().take());
+                        renewed
+                    }
+                    .boxed_local()
+                    .shared()
+                })
+                .clone()
+        });
+        renewal.await
     }
 
     pub fn go_to(path: &str) {
@@ -205,6 +240,10 @@ mod transport {
     use super::{Method, UiError};
 
     pub async fn send(_: Method, _: &str, _: Option<String>) -> Result<(u16, String), UiError> {
+        Err(UiError::NotInBrowser)
+    }
+
+    pub async fn renew_session() -> Result<u16, UiError> {
         Err(UiError::NotInBrowser)
     }
 

@@ -763,3 +763,47 @@ async fn reopen(url: &str, journal: Arc<Journal>) -> Node {
     }
     panic!("the store stayed locked for 5 s")
 }
+
+/// The attack: fill a node with more than a thousand waiting runs, restart it, and the
+/// oldest could never be decided (start-up resumed only the newest 1,000). Every run
+/// left running is resumed, and every gate is listed.
+#[tokio::test]
+async fn after_a_restart_every_running_run_is_resumed_not_only_the_newest_thousand() {
+    const RUNS: usize = 1001;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", dir.path().join("store").display());
+    let journal = Arc::new(Journal::default());
+    let first = node_with(&url, journal.clone()).await;
+    let (workflow, _) = first
+        .save_workflow(GATED, "gated.yaml", "test")
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..RUNS {
+        let run = first
+            .start_run(&workflow, None, BTreeMap::new(), &Person::named("ada"))
+            .await
+            .unwrap();
+        runs.push(run);
+    }
+    for run in &runs {
+        wait_until(&first, run, |state| {
+            state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
+        })
+        .await;
+    }
+    first.shutdown().await;
+
+    let second = reopen(&url, journal).await;
+    assert_eq!(second.pending_approvals(None).await.unwrap().len(), RUNS);
+    let oldest = &runs[0];
+    second
+        .decide(oldest, &"sign_off".into(), decision(true, "bob"), None)
+        .await
+        .expect("the oldest run is live after the restart");
+    assert_eq!(
+        finish(&second, oldest).await.finished,
+        Some(RunStatus::Completed)
+    );
+    second.shutdown().await;
+}

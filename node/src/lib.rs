@@ -4,7 +4,7 @@
 //! embedding program if it has any), and offers the operations the API and the CLI call.
 //! [`services`] are what the node lends its agents (the provider chain as a model
 //! client whose every call reaches the ledger, and agent memory); [`agent_kinds`] turns
-//! settings into the agents crate's kinds.
+//! settings into the agents crate's kinds; [`policy`] grants kinds to projects.
 //!
 //! Knows nothing of HTTP: `troupe_api` serves a `Node`.
 
@@ -12,6 +12,7 @@ pub mod agent_kinds;
 mod builder;
 mod error;
 mod node;
+pub mod policy;
 pub mod services;
 
 pub use agent_kinds::builtin_registry;

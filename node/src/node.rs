@@ -24,6 +24,7 @@ use crate::services::{ChainModel, NodeMemory};
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
 use troupe_engine::context::EngineContext;
+use troupe_engine::policy::ExecutionPolicy;
 use troupe_engine::run_actor::DecisionRequest;
 use troupe_engine::run_manager::{RunManager, RunManagerMsg, StartRun};
 use troupe_engine::state::{RunState, TaskState};
@@ -143,6 +144,7 @@ impl Node {
             settings.engine.clone(),
             services,
             clock,
+            ExecutionPolicy::new(&settings.agents.allowed_kinds),
         );
         children.extend(engine_children(&context, &settings));
         let (root, root_handle) =
@@ -315,6 +317,7 @@ impl Node {
         if project != DEFAULT_PROJECT && self.store().project(project.as_str()).await?.is_none() {
             return Err(StoreError::ProjectNotFound(project.to_string()).into());
         }
+        self.context.check_policy(workflow).await?;
         if let Some(existing) = existing
             && existing.project != project
         {
@@ -624,7 +627,7 @@ impl Node {
                 status: Some(RunStatus::Running),
                 workflow_id: None,
                 projects,
-                limit: 1000,
+                limit: None,
             })
             .await?;
         let mut pending = Vec::new();

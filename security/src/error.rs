@@ -43,6 +43,9 @@ pub enum SecurityError {
     /// Argon2 refused to hash (its parameters or salt).
     #[error("hashing a password: {0}")]
     PasswordHash(argon2::password_hash::Error),
+    /// The blocking task that hashes or verifies a password panicked or was cancelled.
+    #[error("hashing a password: the worker stopped")]
+    PasswordWorkStopped(#[source] Option<tokio::task::JoinError>),
     #[error("signing a token: {0}")]
     TokenSigning(#[source] jsonwebtoken::errors::Error),
     #[error("the enrolment URI is too long for a QR code")]

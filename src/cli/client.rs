@@ -169,6 +169,15 @@ impl Client {
         decode(self.send(reqwest::Method::POST, path, body).await?).await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let body = Body::Json(serde_json::to_value(body)?);
+        decode(self.send(reqwest::Method::PUT, path, body).await?).await
+    }
+
     pub async fn post_text<T: DeserializeOwned>(
         &self,
         path: &str,

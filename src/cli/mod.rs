@@ -9,6 +9,7 @@ mod login;
 mod memory;
 mod models;
 mod progress;
+mod projects;
 mod run;
 mod runs;
 mod secrets;
@@ -85,6 +86,12 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Grant or withdraw agent kinds that run code or reach the network (shell, http,
+    /// ...) for a project's workflows, or show what it was granted.
+    Projects {
+        #[command(subcommand)]
+        command: projects::ProjectsCommand,
     },
     /// Seal, list or rotate secrets kept at rest (provider keys, MFA secrets).
     Secrets {
@@ -164,6 +171,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Memory { command } => memory::memory(&settings, command).await,
         Command::Audit { command } => audit::audit(&settings, command).await,
         Command::Users { command } => users::users(&settings, command).await,
+        Command::Projects { command } => projects::projects(&settings, command).await,
         Command::Secrets { command } => secrets::secrets(&settings, command).await,
         Command::Login(args) => login::login(&settings, args).await,
         Command::Logout { server } => login::logout(&settings, server).await,

@@ -35,7 +35,11 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     println!("  API:   http://{address}/api/v1");
     println!("  Docs:  http://{address}/docs");
     println!("  Store: {}", settings.store.url);
-    println!("Run a workflow:  troupe run examples/hello.yaml --server http://{address}");
+    println!("Run a workflow:  troupe run examples/review.yaml --server http://{address}");
+    println!(
+        "Kinds that run commands or reach the network (shell, http, ...) are off until a \
+         project is granted them: troupe projects allow default shell --server http://{address}"
+    );
     if settings.auth.required {
         println!("Accounts are on: sign in first with `troupe login --email EMAIL`.");
     }

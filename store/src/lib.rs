@@ -22,6 +22,7 @@ pub mod key_file;
 mod ledger;
 mod memory;
 mod migrations;
+mod policy;
 mod projects;
 mod records;
 mod secrets;
@@ -41,6 +42,7 @@ pub use error::StoreError;
 pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
+pub use policy::ProjectPolicy;
 pub use projects::{
     DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of, workflow_id_of,
 };
@@ -236,6 +238,20 @@ impl Store {
             })
     }
 
+    /// The version a new run starts from (the latest when `None`). A deleted workflow
+    /// starts no run, by any version number; its versions stay readable
+    /// (`workflow_version`) for the runs already made from them.
+    pub async fn version_to_start(
+        &self,
+        id: &WorkflowId,
+        version: Option<u32>,
+    ) -> Result<WorkflowVersion, StoreError> {
+        if !self.workflow_exists(id).await? {
+            return Err(StoreError::WorkflowNotFound(id.clone()));
+        }
+        self.workflow_version(id, version).await
+    }
+
     /// Hides the workflow from listings and new runs; its versions and runs are kept.
     pub async fn delete_workflow(&self, id: &WorkflowId) -> Result<(), StoreError> {
         if !self.workflow_exists(id).await? {
@@ -338,15 +354,20 @@ impl Store {
         if filter.projects.is_some() {
             conditions.push("project IN $projects");
         }
+        let limit = if filter.limit.is_some() {
+            " LIMIT $limit"
+        } else {
+            ""
+        };
         let query = format!(
-            "SELECT {} FROM run WHERE {} ORDER BY created_at_ms DESC LIMIT $limit",
+            "SELECT {} FROM run WHERE {} ORDER BY created_at_ms DESC{limit}",
             records::RUN_FIELDS,
             conditions.join(" AND ")
         );
         self.rows(
             &query,
             json!({"status": filter.status.map(RunStatus::as_str), "workflow": filter.workflow_id,
-                   "projects": filter.projects, "limit": filter.limit.clamp(1, 1000)}),
+                   "projects": filter.projects, "limit": filter.limit}),
         )
         .await
     }

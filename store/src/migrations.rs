@@ -240,6 +240,17 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS project_org ON project FIELDS org;
     ",
     ),
+    (
+        12,
+        // The execution policy: the agent kinds each project was granted.
+        "
+    DEFINE TABLE IF NOT EXISTS project_policy SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS project_id ON project_policy TYPE string;
+    DEFINE FIELD IF NOT EXISTS allowed_kinds ON project_policy TYPE array<string>;
+    DEFINE FIELD IF NOT EXISTS updated_by ON project_policy TYPE string;
+    DEFINE FIELD IF NOT EXISTS updated_at_ms ON project_policy TYPE int;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -48,7 +48,9 @@ pub struct RunFilter {
     pub workflow_id: Option<WorkflowId>,
     /// Only runs of these projects; `None`: every project.
     pub projects: Option<Vec<ProjectId>>,
-    pub limit: usize,
+    /// The newest this many; `None`: every run that matches (what start-up resumes and
+    /// the approvals list reads: a cap there would silently drop the oldest runs).
+    pub limit: Option<usize>,
 }
 
 /// One append to a run's log: its events as one row, keyed `[run_id, first_seq]`.

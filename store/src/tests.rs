@@ -98,6 +98,11 @@ async fn deleting_hides_a_workflow_but_keeps_its_versions() {
             .source,
         "a: 1"
     );
+    // The attack: starting a deleted workflow by naming an old version.
+    assert!(matches!(
+        store.version_to_start(&"wf".into(), Some(1)).await,
+        Err(StoreError::WorkflowNotFound(_))
+    ));
     assert!(matches!(
         store.delete_workflow(&"nope".into()).await,
         Err(StoreError::WorkflowNotFound(_))
@@ -267,7 +272,7 @@ async fn runs_are_listed_by_filter_and_finished() {
             status: Some(RunStatus::Running),
             workflow_id: None,
             projects: None,
-            limit: 10,
+            limit: Some(10),
         })
         .await
         .unwrap();
@@ -566,4 +571,25 @@ async fn memory_recall_through_the_index_finds_the_true_nearest() {
     let recall = found as f64 / wanted as f64;
     println!("HNSW recall@10 over 2,000 entries: {recall:.3}");
     assert!(recall >= 0.9, "recall@10 {recall:.3}");
+}
+
+#[tokio::test]
+async fn a_projects_policy_is_kept_and_replaced() {
+    let store = Store::memory().await.unwrap();
+    let project = ProjectId::from("default");
+    assert_eq!(store.project_policy(&project).await.unwrap(), None);
+    let mut policy = ProjectPolicy {
+        project_id: project.clone(),
+        allowed_kinds: vec!["shell".into()],
+        updated_by: "ada".into(),
+        updated_at_ms: 1,
+    };
+    store.set_project_policy(&policy).await.unwrap();
+    assert_eq!(
+        store.project_policy(&project).await.unwrap().as_ref(),
+        Some(&policy)
+    );
+    policy.allowed_kinds.clear();
+    store.set_project_policy(&policy).await.unwrap();
+    assert_eq!(store.project_policy(&project).await.unwrap(), Some(policy));
 }

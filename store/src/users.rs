@@ -170,12 +170,14 @@ impl Store {
         .await
     }
 
-    /// Whether session `family` is still open (some token of it not revoked).
-    pub async fn session_open(&self, family: &str) -> Result<bool, StoreError> {
+    /// Whether session `family` of `user_id` is still open (some token of it not
+    /// revoked). Another user's session is never open for them.
+    pub async fn session_open(&self, family: &str, user_id: &UserId) -> Result<bool, StoreError> {
         let rows: Vec<bool> = self
             .rows(
-                "SELECT VALUE revoked FROM refresh_token WHERE family = $family AND revoked = false LIMIT 1",
-                json!({"family": family}),
+                "SELECT VALUE revoked FROM refresh_token
+                 WHERE family = $family AND user_id = $user AND revoked = false LIMIT 1",
+                json!({"family": family, "user": user_id}),
             )
             .await?;
         Ok(!rows.is_empty())
@@ -257,5 +259,15 @@ impl Store {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    /// Revokes every key of `user_id` (a password change: whoever knew the old
+    /// password may have made one).
+    pub async fn revoke_api_keys_of(&self, user_id: &UserId) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE api_key SET revoked = true WHERE user_id = $user AND revoked = false RETURN NONE",
+            json!({"user": user_id}),
+        )
+        .await
     }
 }

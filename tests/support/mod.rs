@@ -61,6 +61,28 @@ pub fn create_user_offline(dir: &Path, store: &str, email: &str, role: &str) -> 
     stdout.rsplit(": ").next().unwrap().trim().to_string()
 }
 
+/// Grants `kinds` to the `default` project on the store offline (`troupe projects
+/// allow`): kinds that run code or reach the network are off until granted.
+pub fn allow_kinds_offline(dir: &Path, store: &str, kinds: &[&str]) {
+    let mut args = vec!["--set", store, "projects", "allow", "default"];
+    args.extend_from_slice(kinds);
+    let allowed = run_troupe(dir, &args);
+    assert!(
+        allowed.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&allowed.stdout),
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+}
+
+/// Grants `kinds` to `project` through a node without accounts.
+pub fn allow_kinds(server: &Server, project: &str, kinds: &[&str]) {
+    let body = serde_json::json!({ "allowed_kinds": kinds }).to_string();
+    let url = server.url(&format!("/api/v1/projects/{project}/policy"));
+    let response = http1::request("PUT", &url, Some(("application/json", &body))).expect("PUT");
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
 /// The cargo target directory: `CARGO_TARGET_DIR`, else `target` in the repository, as
 /// the binary (`src/ui.rs`) looks for the UI bundle in it.
 pub fn target_dir() -> PathBuf {

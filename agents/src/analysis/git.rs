@@ -1,8 +1,9 @@
 //! The files changed against a base ref, when the repository is a git work tree.
 //!
 //! git runs without a shell, with `--` / `--end-of-options` before anything taken from
-//! the inputs, and with the repository's own configuration kept from running programs
-//! (`core.fsmonitor`, hooks, external diff drivers): the repository is data, never code.
+//! the inputs, with the toolchain's environment only, and with the repository's own
+//! configuration kept from running programs (`core.fsmonitor`, hooks, external diff
+//! drivers, textconv, clean/smudge/process filters): the repository is data, never code.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
-use crate::process::{Bounds, Captured, find_on_path, run_bounded};
+use crate::process::{Bounds, Captured, find_on_path, run_bounded, toolchain_environment};
 
 /// Longest base ref accepted; real refs and object names are far shorter.
 const MAX_BASE_REF_CHARS: usize = 256;
@@ -56,7 +57,7 @@ pub fn check_base_ref(base_ref: &str) -> Result<(), AgentError> {
 }
 
 /// Tracked files that differ from `base_ref` (staged or not) plus untracked files that
-/// are not ignored.
+/// are not ignored, relative to `repository`.
 pub async fn modified_files(
     repository: &Path,
     base_ref: &str,
@@ -70,13 +71,8 @@ pub async fn modified_files(
             "git is not installed on this node".into(),
         ));
     }
-    let inside = git(
-        repository,
-        &["rev-parse", "--is-inside-work-tree"],
-        timeout,
-        cancel,
-    )
-    .await?;
+    let git = Git::new(repository, timeout, cancel).await?;
+    let inside = git.run(&["rev-parse", "--is-inside-work-tree"]).await?;
     if !inside.as_ref().is_ok_and(|out| out.trim() == "true") {
         return Ok(Modified::Unavailable(format!(
             "`{}` is not a git work tree",
@@ -84,19 +80,15 @@ pub async fn modified_files(
         )));
     }
     let spec = format!("{base_ref}^{{commit}}");
-    let resolved = git(
-        repository,
-        &[
+    let resolved = git
+        .run(&[
             "rev-parse",
             "--verify",
             "--quiet",
             "--end-of-options",
             &spec,
-        ],
-        timeout,
-        cancel,
-    )
-    .await?;
+        ])
+        .await?;
     let commit = match resolved {
         Ok(commit) if !commit.trim().is_empty() => commit.trim().to_string(),
         _ => {
@@ -108,9 +100,8 @@ pub async fn modified_files(
             });
         }
     };
-    let changed = git(
-        repository,
-        &[
+    let changed = git
+        .run(&[
             "diff",
             "--name-only",
             "-z",
@@ -119,20 +110,13 @@ pub async fn modified_files(
             "--no-textconv",
             &commit,
             "--",
-        ],
-        timeout,
-        cancel,
-    )
-    .await?
-    .map_err(AgentError::Failed)?;
-    let untracked = git(
-        repository,
-        &["ls-files", "-z", "--others", "--exclude-standard", "--"],
-        timeout,
-        cancel,
-    )
-    .await?
-    .map_err(AgentError::Failed)?;
+        ])
+        .await?
+        .map_err(AgentError::Failed)?;
+    let untracked = git
+        .run(&["ls-files", "-z", "--others", "--exclude-standard", "--"])
+        .await?
+        .map_err(AgentError::Failed)?;
     let mut files: Vec<String> = changed
         .split('\0')
         .chain(untracked.split('\0'))
@@ -150,54 +134,96 @@ pub async fn modified_files(
 /// failure rather than a silently short list).
 const MAX_GIT_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Runs `git -C repository <args>`: `Ok(Ok(stdout))` on success, `Ok(Err(message))`
-/// when git ran and failed.
-async fn git(
-    repository: &Path,
-    args: &[&str],
+/// git over one repository, with everything in the repository's configuration that
+/// could run a program switched off.
+struct Git<'a> {
+    repository: &'a Path,
     timeout: Duration,
-    cancel: &CancellationToken,
-) -> Result<Result<String, String>, AgentError> {
-    let mut command = Command::new("git");
-    command
-        .arg("-C")
-        .arg(repository)
-        .args([
-            "-c",
-            "core.fsmonitor=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "core.quotePath=false",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .env("LC_ALL", "C");
-    let bounds = Bounds::head(timeout, MAX_GIT_OUTPUT_BYTES);
-    let finished = run_bounded(command, cancel, &bounds).await?;
-    let Captured {
-        text: stdout,
-        truncated: stdout_cut,
-    } = finished.stdout;
-    if finished.timed_out {
-        return Ok(Err(format!("git {} timed out", args.join(" "))));
+    cancel: &'a CancellationToken,
+    /// `-c` settings for every call: hooks, fsmonitor, and every filter driver the
+    /// repository's configuration defines, emptied (a `clean` filter runs on `git diff`
+    /// against the work tree).
+    settings: Vec<String>,
+}
+
+impl<'a> Git<'a> {
+    async fn new(
+        repository: &'a Path,
+        timeout: Duration,
+        cancel: &'a CancellationToken,
+    ) -> Result<Git<'a>, AgentError> {
+        let mut git = Git {
+            repository,
+            timeout,
+            cancel,
+            settings: [
+                "core.fsmonitor=false",
+                "core.hooksPath=/dev/null",
+                "core.quotePath=false",
+            ]
+            .map(String::from)
+            .into(),
+        };
+        // Reading configuration runs nothing. Exit code 1 (no filter defined) is no error.
+        let defined = git
+            .run(&["config", "--name-only", "--get-regexp", r"^filter\."])
+            .await?
+            .unwrap_or_default();
+        let mut drivers: Vec<&str> = defined
+            .lines()
+            .filter_map(|key| key.strip_prefix("filter."))
+            .filter_map(|rest| rest.rsplit_once('.').map(|(driver, _)| driver))
+            .collect();
+        drivers.dedup();
+        for driver in drivers {
+            for program in ["clean", "smudge", "process"] {
+                git.settings.push(format!("filter.{driver}.{program}="));
+            }
+        }
+        Ok(git)
     }
-    if finished.exit_code != Some(0) {
-        return Ok(Err(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            finished.stderr.text.trim()
-        )));
+
+    /// Runs `git -C repository <args>`: `Ok(Ok(stdout))` on success, `Ok(Err(message))`
+    /// when git ran and failed.
+    async fn run(&self, args: &[&str]) -> Result<Result<String, String>, AgentError> {
+        let mut command = Command::new("git");
+        command.arg("-C").arg(self.repository);
+        for setting in &self.settings {
+            command.arg("-c").arg(setting);
+        }
+        command
+            .args(args)
+            .env_clear()
+            .envs(toolchain_environment())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .env("GIT_PAGER", "cat")
+            .env("LC_ALL", "C");
+        let bounds = Bounds::head(self.timeout, MAX_GIT_OUTPUT_BYTES);
+        let finished = run_bounded(command, self.cancel, &bounds).await?;
+        let Captured {
+            text: stdout,
+            truncated: stdout_cut,
+        } = finished.stdout;
+        let name = args.first().copied().unwrap_or_default();
+        if finished.timed_out {
+            return Ok(Err(format!("git {} timed out", args.join(" "))));
+        }
+        if finished.exit_code != Some(0) {
+            return Ok(Err(format!(
+                "git {name} failed: {}",
+                finished.stderr.text.trim()
+            )));
+        }
+        if stdout_cut {
+            return Ok(Err(format!(
+                "git {name} printed more than {MAX_GIT_OUTPUT_BYTES} bytes"
+            )));
+        }
+        Ok(Ok(stdout))
     }
-    if stdout_cut {
-        return Ok(Err(format!(
-            "git {} printed more than {MAX_GIT_OUTPUT_BYTES} bytes",
-            args.first().copied().unwrap_or_default()
-        )));
-    }
-    Ok(Ok(stdout))
 }
 
 #[cfg(test)]
@@ -227,5 +253,59 @@ mod tests {
         for fine in ["HEAD", "HEAD~1", "HEAD^", "origin/main", "v1.2.3", "abc123"] {
             assert_eq!(check_base_ref(fine), Ok(()), "{fine:?} was refused");
         }
+    }
+
+    fn git_in(repository: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repository)
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .expect("git is missing: run scripts/setup");
+        assert!(status.success(), "git {args:?}");
+    }
+
+    /// The attack: a repository's own configuration names a `clean` filter (and a
+    /// `process` one) for its files; `git diff` against the work tree runs it. The
+    /// analysis switches every filter driver off.
+    #[tokio::test]
+    async fn a_repositorys_filter_driver_does_not_run() {
+        let repository = tempfile::tempdir().unwrap();
+        let root = repository.path();
+        let marker = root.join("filter-ran");
+        git_in(root, &["init", "-q"]);
+        std::fs::write(root.join(".gitattributes"), "*.txt filter=pwn\n").unwrap();
+        std::fs::write(root.join("a.txt"), "one\n").unwrap();
+        git_in(root, &["add", "."]);
+        git_in(root, &["commit", "-qm", "init"]);
+        let touch = format!("touch {}; cat", marker.display());
+        git_in(root, &["config", "filter.pwn.clean", &touch]);
+        git_in(
+            root,
+            &[
+                "config",
+                "filter.pwn.process",
+                &format!("touch {}", marker.display()),
+            ],
+        );
+        std::fs::write(root.join("a.txt"), "two\n").unwrap();
+        let modified = modified_files(
+            root,
+            "HEAD",
+            Duration::from_secs(30),
+            100,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            modified,
+            Modified::Files {
+                files: vec!["a.txt".into()],
+                truncated: false
+            }
+        );
+        assert!(!marker.exists(), "the repository's filter ran on the node");
     }
 }

@@ -11,7 +11,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
-use crate::process::{Bounds, find_on_path, run_bounded, tail_chars};
+use crate::process::{Bounds, find_on_path, run_bounded, tail_chars, toolchain_environment};
 use troupe_scanner::rules::Lang;
 
 /// A linter the analyzer knows how to run.
@@ -38,9 +38,10 @@ impl Linter {
         }
     }
 
-    /// shellcheck, ruff, flake8 and eslint. eslint runs with `--no-config-lookup`: a
-    /// repository's `eslint.config.js` is JavaScript, and running it would let the code
-    /// under analysis execute on the node.
+    /// shellcheck, ruff, flake8 and eslint, each kept from running the repository's
+    /// code: eslint with `--no-config-lookup` (a repository's `eslint.config.js` is
+    /// JavaScript), flake8 with `--isolated` (a `[flake8:local-plugins]` section in its
+    /// configuration imports the repository's Python).
     pub fn defaults() -> Vec<Linter> {
         let javascript = [Lang::JavaScript, Lang::TypeScript, Lang::Tsx];
         vec![
@@ -50,7 +51,7 @@ impl Linter {
                 &["check", "--output-format=concise", "--no-cache", "--no-fix"],
                 &[Lang::Python],
             ),
-            Linter::new("flake8", &[], &[Lang::Python]),
+            Linter::new("flake8", &["--isolated"], &[Lang::Python]),
             Linter::new(
                 "eslint",
                 &["--no-config-lookup", "--format=unix", "--no-color"],
@@ -130,6 +131,8 @@ pub async fn run_linters(
             .args(&linter.args)
             .args(files.iter().map(|file| format!("./{file}")))
             .current_dir(repository)
+            .env_clear()
+            .envs(toolchain_environment())
             .env("NO_COLOR", "1");
         let bounds = Bounds::head(limits.timeout, limits.max_output_bytes);
         let finished = run_bounded(command, cancel, &bounds).await?;
@@ -165,5 +168,50 @@ mod tests {
         assert_eq!(count_issues(ruff), 1);
         assert_eq!(count_issues(eslint), 1);
         assert_eq!(count_issues(""), 0);
+    }
+
+    /// The attack: a scanned repository declares a flake8 plugin of its own, which
+    /// flake8 imports (runs) from its configuration. With `--isolated` it never loads.
+    #[tokio::test]
+    async fn a_repositorys_flake8_plugin_does_not_run() {
+        let repository = tempfile::tempdir().unwrap();
+        let marker = repository.path().join("plugin-ran");
+        let plugin = format!(
+            "import pathlib\npathlib.Path({:?}).write_text('pwned')\nclass Plugin:\n    name = 'x'\n    version = '1'\n    def __init__(self, tree): pass\n    def run(self): return iter(())\n",
+            marker.display().to_string()
+        );
+        std::fs::write(repository.path().join("evil_plugin.py"), plugin).unwrap();
+        std::fs::write(
+            repository.path().join("setup.cfg"),
+            "[flake8:local-plugins]\nextension =\n    X = evil_plugin:Plugin\npaths = .\n",
+        )
+        .unwrap();
+        std::fs::write(repository.path().join("app.py"), "import os\n").unwrap();
+        let flake8: Vec<Linter> = Linter::defaults()
+            .into_iter()
+            .filter(|linter| linter.name == "flake8")
+            .collect();
+        let limits = LintLimits {
+            timeout: Duration::from_secs(60),
+            max_output_bytes: 65_536,
+            max_reported_output_chars: 4_000,
+            max_files: 10,
+        };
+        let files = [(Lang::Python, "app.py".to_string())];
+        let results = run_linters(
+            repository.path(),
+            &flake8,
+            &files,
+            &limits,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            results[0].available,
+            "flake8 is missing: run scripts/setup (pip install flake8)"
+        );
+        assert_eq!(results[0].issues, 1, "flake8 ran: {}", results[0].output);
+        assert!(!marker.exists(), "the repository's plugin ran on the node");
     }
 }

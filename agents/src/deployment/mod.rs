@@ -77,6 +77,15 @@ impl TypedAgent for DeploymentAgent {
          a deploy command only when given one and dry_run is false.";
     type Inputs = DeploymentInputs;
 
+    /// A dry run (the default) only renders files; a deploy command that may run (any
+    /// `dry_run` but a literal `true`, a template included) needs the grant.
+    fn needs_grant(inputs: &std::collections::BTreeMap<String, Value>) -> Option<&'static str> {
+        let dry_run = inputs
+            .get("dry_run")
+            .is_none_or(|dry_run| *dry_run == Value::Bool(true));
+        (inputs.contains_key("command") && !dry_run).then_some("runs a live deploy command")
+    }
+
     async fn attempt(
         &self,
         inputs: DeploymentInputs,

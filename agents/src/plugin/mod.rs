@@ -80,6 +80,13 @@ impl Agent for PluginAgent {
         self.schema.clone()
     }
 
+    fn needs_grant(
+        &self,
+        _: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Option<&'static str> {
+        Some("runs a plugin program")
+    }
+
     async fn run(
         &self,
         inputs: Map<String, Value>,

@@ -32,6 +32,21 @@ pub(crate) fn environment(
     environment
 }
 
+/// The toolchain's variables of the node's environment, and only those, with a `HOME`
+/// that does not exist: what a program run over code that is not ours (a linter, git)
+/// sees. No provider keys or store credentials, and no home directory whose
+/// configuration could make the program run something else.
+pub(crate) fn toolchain_environment() -> BTreeMap<String, String> {
+    let toolchain = TOOLCHAIN_VARIABLES.map(String::from);
+    let mut environment = environment(&toolchain, None);
+    environment.insert("HOME".into(), "/nonexistent".into());
+    environment
+}
+
+/// Where programs and their interpreters are found (`PYENV_ROOT`: pyenv's shims), and
+/// the locale.
+const TOOLCHAIN_VARIABLES: [&str; 4] = ["PATH", "PYENV_ROOT", "LANG", "TZ"];
+
 /// The last `max_chars` characters of `text`, for error messages.
 pub(crate) fn tail_chars(text: &str, max_chars: usize) -> String {
     let count = text.chars().count();

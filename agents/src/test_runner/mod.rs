@@ -195,6 +195,14 @@ impl TypedAgent for TestRunnerAgent {
          copy with no network; outputs all_passed, counts, failures and coverage.";
     type Inputs = TestRunnerInputs;
 
+    /// The detected suites (cargo, pytest, npm, go) run without a grant; a command of
+    /// the workflow's own is a shell command like any other.
+    fn needs_grant(inputs: &BTreeMap<String, serde_json::Value>) -> Option<&'static str> {
+        inputs
+            .contains_key("command")
+            .then_some("runs a command the workflow gives")
+    }
+
     async fn attempt(
         &self,
         inputs: TestRunnerInputs,

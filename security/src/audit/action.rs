@@ -73,6 +73,10 @@ pub enum AuditAction {
         user: String,
         role: Role,
     },
+    /// The agent kinds a project was granted (the whole list after the change).
+    ProjectPolicySet {
+        allowed_kinds: Vec<String>,
+    },
     ProjectMemberRemove {
         user: String,
     },
@@ -133,6 +137,7 @@ impl AuditAction {
             AuditAction::ProjectCreate { .. } => "project.create",
             AuditAction::ProjectMemberSet { .. } => "project.member_set",
             AuditAction::ProjectMemberRemove { .. } => "project.member_remove",
+            AuditAction::ProjectPolicySet { .. } => "project.policy_set",
             AuditAction::SecretSet {} => "secret.set",
             AuditAction::SecretsRotate { .. } => "secrets.rotate",
             AuditAction::PromptSensitiveData { .. } => "prompt.sensitive_data",

@@ -1,7 +1,9 @@
-//! Events counted per key in a fixed window. Failed logins and codes, per account and
-//! per client address: past the limit every attempt is refused with the seconds to
-//! wait, before any password is checked, so a brute force learns nothing and costs no
-//! Argon2 work. Requests per API key, each key with its own limit (`admit`).
+//! Events counted per key in a fixed window. Logins and codes, per account and per
+//! client address: each attempt counts as a failure *before* it is checked (`begin`)
+//! and is taken back when it succeeds (`forgive`), so that guesses sent in parallel are
+//! all counted before any is verified; past the limit every attempt is refused with the
+//! seconds to wait, before any password is checked, so a brute force learns nothing and
+//! costs no Argon2 work. Requests per API key, each key with its own limit (`admit`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,37 +28,34 @@ impl FailureLimiter {
         }
     }
 
-    /// `Err(seconds to wait)` when `key` has used up its failures in this window.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        let Ok(entries) = self.entries.lock() else {
-            return Ok(());
-        };
-        match entries.get(key) {
-            Some((started, failures)) if *failures >= self.max_failures => {
-                let elapsed = started.elapsed();
-                if elapsed < self.window {
-                    Err((self.window - elapsed).as_secs().max(1))
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
-        }
+    /// Counts an attempt of `key` as failed until [`forgive`](Self::forgive) takes it
+    /// back; `Err(seconds to wait)` when `key` has used up its failures in this window.
+    pub fn begin(&self, key: &str) -> Result<(), u64> {
+        self.admit(key, self.max_failures)
     }
 
-    pub fn fail(&self, key: &str) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        Self::current(&mut entries, key, self.window).1 += 1;
+    /// Takes back an attempt `begin` counted: it succeeded.
+    pub fn forgive(&self, key: &str) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((started, count)) = entries.get_mut(key)
+            && started.elapsed() < self.window
+        {
+            *count = count.saturating_sub(1);
+        }
     }
 
     /// Counts one event of `key`, refused with the seconds to wait once `limit` events
     /// happened in this window.
     pub fn admit(&self, key: &str, limit: u32) -> Result<(), u64> {
-        let Ok(mut entries) = self.entries.lock() else {
-            return Ok(());
-        };
+        // A poisoned lock still holds sound counts (every update is one statement): a
+        // panic elsewhere must not turn the limiter off.
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let window = self.window;
         let entry = Self::current(&mut entries, key, window);
         if entry.1 >= limit {
@@ -87,28 +86,124 @@ impl FailureLimiter {
     }
 }
 
+/// Failures of one account, spaced out instead of locked: past `free` failures, each
+/// attempt must come twice as long after the last as the one before it did, up to
+/// `max_wait`. Whoever keeps failing on purpose slows the account's sign-ins to one per
+/// `max_wait`; they can never lock its owner out. Quiet for `window`, it starts over;
+/// a success clears it. Like `FailureLimiter::begin`, an attempt counts before it is
+/// checked, so parallel guesses wait their turn.
+pub struct Backoff {
+    free: u32,
+    max_wait: Duration,
+    window: Duration,
+    /// By key: failures counted, and when the last attempt was let through.
+    entries: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Backoff {
+    pub fn new(free: u32, max_wait: Duration, window: Duration) -> Self {
+        Self {
+            free: free.max(1),
+            max_wait,
+            window,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts an attempt of `key`; `Err(seconds to wait)` while its back-off lasts.
+    pub fn begin(&self, key: &str) -> Result<(), u64> {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
+            let window = self.window;
+            entries.retain(|_, (_, last)| last.elapsed() < window);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        let now = Instant::now();
+        let entry = entries.entry(key.to_owned()).or_insert((0, now));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, now);
+        }
+        if let Some(beyond) = entry.0.checked_sub(self.free) {
+            let wait = Duration::from_secs(1u64 << beyond.min(16)).min(self.max_wait);
+            let since = entry.1.elapsed();
+            if since < wait {
+                return Err((wait - since).as_secs().max(1));
+            }
+        }
+        *entry = (entry.0 + 1, now);
+        Ok(())
+    }
+
+    /// The attempt succeeded: the account starts over.
+    pub fn forgive(&self, key: &str) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn an_account_past_its_free_failures_backs_off_and_is_never_locked_for_long() {
+        let backoff = Backoff::new(2, Duration::from_secs(60), Duration::from_secs(300));
+        assert_eq!(backoff.begin("admin"), Ok(()));
+        assert_eq!(backoff.begin("admin"), Ok(()));
+        // Third attempt: one second after the last; a guess in parallel waits too.
+        assert_eq!(backoff.begin("admin"), Err(1));
+        assert_eq!(backoff.begin("bob"), Ok(()), "other accounts are untouched");
+        backoff.forgive("admin");
+        assert_eq!(backoff.begin("admin"), Ok(()), "a success starts over");
+        // The wait doubles per failure but stops at `max_wait`.
+        let capped = Backoff::new(1, Duration::from_secs(4), Duration::from_secs(300));
+        capped
+            .entries
+            .lock()
+            .unwrap()
+            .insert("x".into(), (40, Instant::now() - Duration::from_secs(5)));
+        assert_eq!(capped.begin("x"), Ok(()), "never more than max_wait");
+        assert!(capped.begin("x").is_err_and(|wait| wait <= 4));
+    }
+
+    #[test]
     fn past_the_limit_a_key_waits_and_others_do_not() {
         let limiter = FailureLimiter::new(3, Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(limiter.check("ada").is_ok());
-            limiter.fail("ada");
+            assert_eq!(limiter.begin("ada"), Ok(()));
         }
-        let wait = limiter.check("ada").unwrap_err();
+        let wait = limiter.begin("ada").unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
-        assert!(limiter.check("bob").is_ok());
+        assert_eq!(limiter.begin("bob"), Ok(()));
         let short = FailureLimiter::new(1, Duration::from_millis(50));
-        short.fail("x");
+        assert_eq!(short.begin("x"), Ok(()));
         assert!(
-            short.check("x").is_err_and(|wait| wait <= 1),
+            short.begin("x").is_err_and(|wait| wait <= 1),
             "refused for the window"
         );
         std::thread::sleep(Duration::from_millis(60));
-        assert!(short.check("x").is_ok(), "the window passed");
+        assert_eq!(short.begin("x"), Ok(()), "the window passed");
+    }
+
+    #[test]
+    fn attempts_count_before_they_are_checked_and_successes_are_taken_back() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        // Two guesses in flight at once: both counted, so a third is refused before
+        // either was verified.
+        assert_eq!(limiter.begin("ada"), Ok(()));
+        assert_eq!(limiter.begin("ada"), Ok(()));
+        assert!(limiter.begin("ada").is_err());
+        // One of them was the right password.
+        limiter.forgive("ada");
+        assert_eq!(limiter.begin("ada"), Ok(()));
     }
 
     #[test]

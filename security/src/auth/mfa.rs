@@ -173,8 +173,8 @@ impl Auth {
     ) -> Result<TokenPair, SecurityError> {
         let client = client.into();
         let claims = self.keys.verify_mfa_challenge(mfa_token, self.now_secs())?;
-        let attempt = Attempt::new("mfa", claims.sub.as_str(), client.ip);
-        self.failures_allow(&attempt)?;
+        let attempt = Attempt::new("mfa", Some(claims.sub.as_str()), client.ip);
+        self.count_attempt(&attempt)?;
         let user = self
             .active_user(&claims.sub)
             .await?
@@ -193,8 +193,9 @@ impl Auth {
                 .use_recovery_code(&user.user_id, &token_hash(code))
                 .await?
         };
-        if !passed {
-            self.failed(&attempt);
+        if passed {
+            self.succeeded(&attempt);
+        } else {
             audit
                 .record(
                     &user.email,

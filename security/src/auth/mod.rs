@@ -12,6 +12,7 @@ pub mod limiter;
 mod mfa;
 pub mod password;
 pub mod permissions;
+mod rotation;
 pub mod tokens;
 pub mod totp;
 
@@ -75,10 +76,15 @@ pub struct AuthConfig {
     pub login_window_secs: u64,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// How long a rotated refresh token, presented again, gets the pair its rotation
+    /// gave instead of ending the session (two tabs refreshing at once).
+    pub refresh_reuse_grace_secs: u64,
     pub password_min_length: usize,
     pub password_max_length: usize,
     /// What hashing a new password costs.
     pub password_cost: password::HashCost,
+    /// The first super admin's email, made at the first start of an empty store.
+    pub bootstrap_email: String,
 }
 
 pub struct Auth {
@@ -88,6 +94,12 @@ pub struct Auth {
     secrets: std::sync::Arc<SecretBox>,
     config: AuthConfig,
     failures: limiter::FailureLimiter,
+    /// Failed logins and codes per account, spaced out rather than locked.
+    account_backoff: limiter::Backoff,
+    /// Refreshes in their grace period, by the token presented.
+    rotations: rotation::Rotations,
+    /// Argon2, off the async workers.
+    passwords: password::PasswordWork,
     /// Requests per API key in the current minute.
     key_rates: limiter::FailureLimiter,
     /// Principals by token, emptied by every change they depend on.
@@ -98,7 +110,7 @@ pub struct Auth {
     clock: std::sync::Arc<dyn Clock>,
     /// A hash (at this node's cost) to verify against when an account does not exist, so
     /// that a wrong email takes as long as a wrong password. Made at the first login.
-    decoy: std::sync::OnceLock<String>,
+    decoy: tokio::sync::OnceCell<String>,
 }
 
 const KEY_USE_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
@@ -140,12 +152,14 @@ impl Auth {
                 login_window_secs: auth.login_window_secs,
                 access_ttl_secs: auth.access_ttl_secs,
                 refresh_ttl_secs: auth.refresh_ttl_secs,
+                refresh_reuse_grace_secs: auth.refresh_reuse_grace_secs,
                 password_min_length: length(auth.password_min_length),
                 password_max_length: length(auth.password_max_length),
                 password_cost: password::HashCost {
                     memory_kib: auth.password_hash_memory_kib,
                     passes: auth.password_hash_passes,
                 },
+                bootstrap_email: auth.bootstrap_email.clone(),
             },
         ))
     }
@@ -169,7 +183,14 @@ impl Auth {
             keys: TokenKeys::new(secret, issuer, "troupe-api"),
             key_rates: limiter::FailureLimiter::new(1, std::time::Duration::from_secs(60)),
             key_touched: std::sync::Mutex::new(std::collections::HashMap::new()),
-            decoy: std::sync::OnceLock::new(),
+            decoy: tokio::sync::OnceCell::new(),
+            rotations: rotation::Rotations::new(config.refresh_reuse_grace_secs),
+            account_backoff: limiter::Backoff::new(
+                config.login_failures,
+                ACCOUNT_MAX_WAIT,
+                std::time::Duration::from_secs(config.login_window_secs),
+            ),
+            passwords: password::PasswordWork::new(config.password_cost),
             clock: std::sync::Arc::new(SystemClock),
             callers: callers::CallerCache::default(),
             failures: limiter::FailureLimiter::new(
@@ -228,7 +249,7 @@ impl Auth {
             must_change_password,
             created_at_ms: self.now_ms(),
             org: org.into(),
-            password_hash: password::hash(password, self.config.password_cost)?,
+            password_hash: self.passwords.hash(password).await?,
         };
         self.store.insert_user(&user).await?;
         Ok(user)
@@ -272,7 +293,7 @@ impl Auth {
         if self.store.has_users().await? {
             return Ok(None);
         }
-        let email = "admin@localhost";
+        let email = self.config.bootstrap_email.as_str();
         let one_time = password::generate();
         let user = self
             .create_user(email, Role::SuperAdmin, &one_time, true)
@@ -301,18 +322,28 @@ impl Auth {
         audit: &AuditLog,
     ) -> Result<LoginOutcome, SecurityError> {
         let client = client.into();
-        let attempt = Attempt::new("login", &email.trim().to_lowercase(), client.ip);
-        self.failures_allow(&attempt)?;
+        // Refused before any work: no account has such an email or password.
+        if email.len() > MAX_EMAIL_BYTES || password.len() > self.config.password_max_length * 4 {
+            return Err(SecurityError::InvalidRequest(format!(
+                "an email is at most {MAX_EMAIL_BYTES} bytes and a password at most {} characters",
+                self.config.password_max_length
+            )));
+        }
+        let attempt = Attempt::new("login", Some(&email.trim().to_lowercase()), client.ip);
+        self.count_attempt(&attempt)?;
         let user = self.store.user_by_email(email.trim()).await?;
-        let phc = user
-            .as_ref()
-            .map_or_else(|| self.decoy(), |user| user.password_hash.as_str());
+        let phc = match &user {
+            Some(user) => user.password_hash.as_str(),
+            None => self.decoy().await,
+        };
         // Verified even for an unknown email, so both failures take the same time.
-        let matches = password::verify(password, phc);
+        let matches = self.passwords.verify(password, phc).await;
         let user = match user {
-            Some(user) if matches && !user.disabled => user,
+            Some(user) if matches && !user.disabled => {
+                self.succeeded(&attempt);
+                user
+            }
             _ => {
-                self.failed(&attempt);
                 let client = client.ip.map(|ip| ip.to_string());
                 audit
                     .record(email, AuditAction::AuthLoginFailed { client }, email)
@@ -385,17 +416,28 @@ impl Auth {
         })
     }
 
-    /// A new pair for a refresh token, which is used up. A token used a second time
-    /// means it was stolen (or the client is broken): the whole session ends.
+    /// A new pair for a refresh token, which is used up. Presented again within
+    /// `refresh_reuse_grace_secs` it gets the same new pair (two tabs, a retry); later,
+    /// a token used a second time means it was stolen (or the client is broken): the
+    /// whole session ends.
     pub async fn refresh(
         &self,
         refresh_token: &str,
         audit: &AuditLog,
     ) -> Result<TokenPair, SecurityError> {
+        let hash = token_hash(refresh_token);
+        self.rotations
+            .of(&hash, self.now_ms())
+            .get_or_try_init(|| self.rotate(&hash, audit))
+            .await
+            .cloned()
+    }
+
+    async fn rotate(&self, hash: &str, audit: &AuditLog) -> Result<TokenPair, SecurityError> {
         let unauthorized = || SecurityError::Unauthorized("refresh token not valid".into());
         let record = self
             .store
-            .take_refresh(&token_hash(refresh_token))
+            .take_refresh(hash)
             .await?
             .ok_or_else(unauthorized)?;
         if record.used || record.revoked {
@@ -424,18 +466,19 @@ impl Auth {
         self.issue(&user, &record.family).await
     }
 
-    /// `refresh`, with failures from one client address limited like failed logins.
+    /// `refresh`, with failures limited per client address like failed logins: one
+    /// client's bad tokens lock out that client, never anyone else's refreshes.
     pub async fn refresh_from(
         &self,
         refresh_token: &str,
         client: Option<std::net::IpAddr>,
         audit: &AuditLog,
     ) -> Result<TokenPair, SecurityError> {
-        let attempt = Attempt::new("refresh", "", client);
-        self.failures_allow(&attempt)?;
+        let attempt = Attempt::new("refresh", None, client);
+        self.count_attempt(&attempt)?;
         let refreshed = self.refresh(refresh_token, audit).await;
-        if matches!(refreshed, Err(SecurityError::Unauthorized(_))) {
-            self.failed(&attempt);
+        if !matches!(refreshed, Err(SecurityError::Unauthorized(_))) {
+            self.succeeded(&attempt);
         }
         refreshed
     }
@@ -497,7 +540,7 @@ impl Auth {
             .active_user(&claims.sub)
             .await?
             .ok_or_else(|| SecurityError::Unauthorized("the account is disabled".into()))?;
-        if !self.store.session_open(&claims.sid).await? {
+        if !self.store.session_open(&claims.sid, &claims.sub).await? {
             return Err(SecurityError::Unauthorized("the session has ended".into()));
         }
         Ok(user)
@@ -510,7 +553,7 @@ impl Auth {
         new: &str,
         audit: &AuditLog,
     ) -> Result<(), SecurityError> {
-        if !password::verify(current, &user.password_hash) {
+        if !self.passwords.verify(current, &user.password_hash).await {
             return Err(SecurityError::Unauthorized(
                 "the current password is wrong".into(),
             ));
@@ -521,11 +564,10 @@ impl Auth {
             self.config.password_max_length,
         )?;
         self.store
-            .set_password(
-                &user.user_id,
-                &password::hash(new, self.config.password_cost)?,
-            )
+            .set_password(&user.user_id, &self.passwords.hash(new).await?)
             .await?;
+        // Whoever knew the old password may have opened sessions or made keys with it.
+        self.store.revoke_api_keys_of(&user.user_id).await?;
         self.revoke_user_sessions(&user.user_id).await?;
         audit
             .record(
@@ -585,14 +627,15 @@ impl Auth {
         self.clock.now_secs()
     }
 
-    fn decoy(&self) -> &str {
-        self.decoy.get_or_init(|| {
-            password::hash(
-                "decoy password that matches nothing",
-                self.config.password_cost,
-            )
-            .unwrap_or_default()
-        })
+    async fn decoy(&self) -> &str {
+        self.decoy
+            .get_or_init(|| async {
+                self.passwords
+                    .hash("decoy password that matches nothing")
+                    .await
+                    .unwrap_or_default()
+            })
+            .await
     }
 
     pub fn secrets(&self) -> &SecretBox {
@@ -768,38 +811,56 @@ impl Auth {
 
 /// What one attempt at a secret (a password, a code) is counted under: its account and
 /// the client's address, each with its own window.
+/// The longest an account's sign-ins are spaced out after repeated failures: whoever
+/// fails on purpose slows its owner down to this, never locks them out.
+const ACCOUNT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest email address SMTP allows (RFC 5321's path limit, less the brackets).
+const MAX_EMAIL_BYTES: usize = 254;
+
+/// What an attempt is limited by: the account it names (when it names one) and the
+/// client it comes from.
 struct Attempt {
-    account: String,
+    account: Option<String>,
     client: Option<String>,
 }
 
 impl Attempt {
-    fn new(what: &str, account: &str, client: Option<std::net::IpAddr>) -> Self {
+    fn new(what: &str, account: Option<&str>, client: Option<std::net::IpAddr>) -> Self {
         Self {
-            account: format!("{what}:account:{account}"),
+            account: account.map(|account| format!("{what}:account:{account}")),
             client: client.map(|ip| format!("{what}:client:{ip}")),
         }
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.account).chain(self.client.as_ref())
     }
 }
 
 impl Auth {
-    /// `RateLimited` once the account or the client used up its failures.
-    fn failures_allow(&self, attempt: &Attempt) -> Result<(), SecurityError> {
-        for key in attempt.keys() {
-            if let Err(retry_after_secs) = self.failures.check(key) {
-                return Err(SecurityError::RateLimited { retry_after_secs });
+    /// Counts the attempt as failed from the start, so that guesses sent in parallel are
+    /// all counted before any is verified; `RateLimited` once the client used up its
+    /// failures, or while the account backs off (nothing is counted then).
+    fn count_attempt(&self, attempt: &Attempt) -> Result<(), SecurityError> {
+        let limited = |retry_after_secs| SecurityError::RateLimited { retry_after_secs };
+        if let Some(client) = &attempt.client {
+            self.failures.begin(client).map_err(limited)?;
+        }
+        if let Some(account) = &attempt.account
+            && let Err(wait) = self.account_backoff.begin(account)
+        {
+            if let Some(client) = &attempt.client {
+                self.failures.forgive(client);
             }
+            return Err(limited(wait));
         }
         Ok(())
     }
 
-    fn failed(&self, attempt: &Attempt) {
-        for key in attempt.keys() {
-            self.failures.fail(key);
+    /// Takes back what `count_attempt` counted: the attempt succeeded.
+    fn succeeded(&self, attempt: &Attempt) {
+        if let Some(client) = &attempt.client {
+            self.failures.forgive(client);
+        }
+        if let Some(account) = &attempt.account {
+            self.account_backoff.forgive(account);
         }
     }
 }

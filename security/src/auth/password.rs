@@ -51,6 +51,53 @@ pub fn verify(password: &str, phc: &str) -> bool {
     })
 }
 
+/// Argon2 off the async workers: each hash and verification runs on tokio's blocking
+/// threads, at most one per core at once, so that a burst of logins queues behind the
+/// cores instead of holding every async worker (and every other request) for ~50 ms each.
+pub struct PasswordWork {
+    cost: HashCost,
+    permits: tokio::sync::Semaphore,
+}
+
+impl PasswordWork {
+    pub fn new(cost: HashCost) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self {
+            cost,
+            permits: tokio::sync::Semaphore::new(cores),
+        }
+    }
+
+    /// `hash` at this node's cost.
+    pub async fn hash(&self, password: &str) -> Result<String, SecurityError> {
+        let (password, cost) = (password.to_owned(), self.cost);
+        self.blocking(move || hash(&password, cost)).await?
+    }
+
+    /// `verify`; false too when the work could not run.
+    pub async fn verify(&self, password: &str, phc: &str) -> bool {
+        let (password, phc) = (password.to_owned(), phc.to_owned());
+        self.blocking(move || verify(&password, &phc))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, SecurityError> {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| SecurityError::PasswordWorkStopped(None))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|error| SecurityError::PasswordWorkStopped(Some(error)))
+    }
+}
+
 /// What a new password must be (`auth.password_min_length`, `auth.password_max_length`).
 pub fn check_policy(password: &str, min: usize, max: usize) -> Result<(), SecurityError> {
     let length = password.chars().count();

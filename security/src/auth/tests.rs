@@ -120,12 +120,14 @@ async fn auth() -> (Auth, AuditLog) {
         login_window_secs: 60,
         access_ttl_secs: 60,
         refresh_ttl_secs: 3600,
+        refresh_reuse_grace_secs: 10,
         password_min_length: 12,
         password_max_length: 1024,
         password_cost: password::HashCost {
             memory_kib: 8,
             passes: 1,
         },
+        bootstrap_email: "admin@localhost".into(),
     };
     (
         Auth::new(store, b"0123456789abcdef0123456789abcdef", "troupe", config),
@@ -159,12 +161,15 @@ async fn the_first_start_makes_one_super_admin_with_a_one_time_password() {
 #[tokio::test]
 async fn a_reused_refresh_token_ends_the_whole_session() {
     let (auth, audit) = auth().await;
+    let clock = std::sync::Arc::new(ManualClock::starting_at(1_800_000_000_000));
+    let auth = auth.with_clock(clock.clone());
     developer(&auth, "ada").await;
     let first = sign_in(&auth, &audit, "ADA@example.com", "ada's long password").await;
     let second = auth.refresh(&first.refresh_token, &audit).await.unwrap();
     assert_ne!(first.refresh_token, second.refresh_token);
-    // The first refresh token again: stolen, or a broken client. Both are refused and
-    // the newer token of the same family stops working too.
+    // The first refresh token again, past the grace for tabs: stolen, or a broken
+    // client. Both are refused and the newer token of the same family stops working.
+    clock.advance_secs(11);
     refused(auth.refresh(&first.refresh_token, &audit).await);
     refused(auth.refresh(&second.refresh_token, &audit).await);
     refused(auth.authenticate(&second.access_token).await);
@@ -518,4 +523,164 @@ async fn tokens_and_sessions_expire_on_the_clock_they_were_issued_by() {
     clock.advance_secs(3600);
     let reason = refused(auth.refresh(&renewed.refresh_token, &audit).await);
     assert!(reason.contains("expired"), "{reason}");
+}
+
+/// The attack: a dozen bad refresh tokens from one client locked every other client's
+/// refreshes out for the window (the limit was keyed by a constant).
+#[tokio::test]
+async fn bad_refresh_tokens_from_one_client_lock_out_only_that_client() {
+    let (auth, audit) = auth().await;
+    developer(&auth, "ada").await;
+    let pair = sign_in(&auth, &audit, "ada@example.com", &password_of("ada")).await;
+    let attacker = Some(std::net::IpAddr::from([203, 0, 113, 9]));
+    for _ in 0..5 {
+        refused(auth.refresh_from("rt_made_up", attacker, &audit).await);
+    }
+    assert!(matches!(
+        auth.refresh_from("rt_made_up", attacker, &audit).await,
+        Err(SecurityError::RateLimited { .. })
+    ));
+    let ada = Some(std::net::IpAddr::from([198, 51, 100, 7]));
+    let renewed = auth.refresh_from(&pair.refresh_token, ada, &audit).await;
+    assert!(renewed.is_ok(), "ada's refresh was refused: {renewed:?}");
+}
+
+/// Two tabs refresh with the same token at once (or a request is retried after its
+/// answer was lost): both get the one new pair and the session lives on.
+#[tokio::test]
+async fn a_refresh_token_presented_twice_within_the_grace_gets_the_same_pair() {
+    let (auth, audit) = auth().await;
+    developer(&auth, "ada").await;
+    let pair = sign_in(&auth, &audit, "ada@example.com", &password_of("ada")).await;
+    let (one, two) = tokio::join!(
+        auth.refresh(&pair.refresh_token, &audit),
+        auth.refresh(&pair.refresh_token, &audit)
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one, two);
+    let retried = auth.refresh(&pair.refresh_token, &audit).await.unwrap();
+    assert_eq!(retried, one, "a retry within the grace gets the same pair");
+    assert!(auth.authenticate(&one.access_token).await.is_ok());
+    assert!(auth.refresh(&one.refresh_token, &audit).await.is_ok());
+    assert_eq!(audited(&auth, "auth.refresh_reuse").await, 0);
+}
+
+/// The attack: guesses sent in parallel all passed the limit before any failure was
+/// counted. Now each is counted before its password is verified.
+#[tokio::test]
+async fn parallel_password_guesses_are_counted_before_they_are_verified() {
+    let (auth, audit) = auth().await;
+    developer(&auth, "ada").await;
+    let guesses = (0..20).map(|n| {
+        let guess = format!("guess number {n:02} of many");
+        let auth = &auth;
+        let audit = &audit;
+        async move { auth.login("ada@example.com", &guess, None, audit).await }
+    });
+    let outcomes = futures::future::join_all(guesses).await;
+    let verified = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(SecurityError::Unauthorized(_))))
+        .count();
+    let limited = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(SecurityError::RateLimited { .. })))
+        .count();
+    assert_eq!((verified, limited), (5, 15), "{outcomes:?}");
+    assert_eq!(audited(&auth, "auth.login_failed").await, 5);
+}
+
+#[tokio::test]
+async fn an_oversized_email_or_password_is_refused_before_any_work() {
+    let (auth, audit) = auth().await;
+    let long_email = format!("{}@example.com", "a".repeat(300));
+    let reason = invalid(auth.login(&long_email, "whatever", None, &audit).await);
+    assert!(reason.contains("at most 254 bytes"), "{reason}");
+    let long_password = "p".repeat(1024 * 4 + 1);
+    invalid(
+        auth.login("ada@example.com", &long_password, None, &audit)
+            .await,
+    );
+    assert_eq!(audited(&auth, "auth.login_failed").await, 0);
+}
+
+/// The attack: anyone could keep an account locked for good by failing its login from
+/// anywhere, five times per window. Now its owner waits seconds, not forever.
+#[tokio::test]
+async fn failing_on_purpose_slows_an_account_down_but_never_locks_its_owner_out() {
+    let (auth, audit) = auth().await;
+    developer(&auth, "admin").await;
+    let attacker = ClientInfo::from(Some("203.0.113.66".parse().unwrap()));
+    for n in 0..5 {
+        refused(
+            auth.login(
+                "admin@example.com",
+                &format!("guess {n}"),
+                attacker.clone(),
+                &audit,
+            )
+            .await,
+        );
+    }
+    let owner = ClientInfo::from(Some("198.51.100.20".parse().unwrap()));
+    let wait = match auth
+        .login(
+            "admin@example.com",
+            &password_of("admin"),
+            owner.clone(),
+            &audit,
+        )
+        .await
+    {
+        Err(SecurityError::RateLimited { retry_after_secs }) => retry_after_secs,
+        other => panic!("expected a back-off, got {other:?}"),
+    };
+    assert_eq!(wait, 1, "the first back-off is a second");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    sign_in_from(
+        &auth,
+        &audit,
+        owner,
+        "admin@example.com",
+        &password_of("admin"),
+    )
+    .await;
+}
+
+/// A token naming one user and another user's session (a bug, or a leaked signing key
+/// used carelessly) is refused: the session must be the subject's own.
+#[tokio::test]
+async fn a_token_for_another_users_session_is_refused() {
+    let (auth, audit) = auth().await;
+    developer(&auth, "ada").await;
+    let bob = developer(&auth, "bob").await;
+    let ada_pair = sign_in(&auth, &audit, "ada@example.com", &password_of("ada")).await;
+    let (ada_claims, _) = auth.authenticate(&ada_pair.access_token).await.unwrap();
+    let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", "troupe", "troupe-api");
+    let crossed = keys
+        .issue_access(
+            &bob.user_id,
+            Role::Developer,
+            &ada_claims.sid,
+            SystemClock.now_secs(),
+            60,
+        )
+        .unwrap();
+    let reason = refused(auth.authenticate(&crossed).await);
+    assert_eq!(reason, "the session has ended");
+}
+
+/// Whoever learnt the old password may have made an API key with it: a password change
+/// revokes them all, as it ends every session.
+#[tokio::test]
+async fn a_password_change_revokes_the_accounts_api_keys() {
+    let (auth, audit) = auth().await;
+    let ada = developer(&auth, "ada").await;
+    let spec = key_spec("ci", vec![Permission::WorkflowsView], None, None);
+    let (key, _) = new_key(&auth, &audit, &ada, spec).await.unwrap();
+    auth.authenticate_key(&key).await.unwrap();
+    auth.change_password(&ada, &password_of("ada"), "a brand new passphrase", &audit)
+        .await
+        .unwrap();
+    refused(auth.authenticate_key(&key).await);
 }

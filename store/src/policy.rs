@@ -1,0 +1,47 @@
+//! Each project's execution policy: the agent kinds it was granted beyond those every
+//! project may use (kinds that run code that is not ours or reach the network). One row
+//! per project that has a policy, the `default` project included; no row is no grants.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::ids::ProjectId;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectPolicy {
+    pub project_id: ProjectId,
+    /// Agent kinds this project's workflows may use although they need a grant
+    /// (`shell`, `http`, a live `deployment_agent`, ...), sorted.
+    pub allowed_kinds: Vec<String>,
+    /// Who changed it last, and when.
+    pub updated_by: String,
+    pub updated_at_ms: i64,
+}
+
+impl Store {
+    /// The project's policy; `None` when it was never set (no grants).
+    pub async fn project_policy(
+        &self,
+        project_id: &ProjectId,
+    ) -> Result<Option<ProjectPolicy>, StoreError> {
+        let rows: Vec<ProjectPolicy> = self
+            .rows(
+                "SELECT project_id, allowed_kinds, updated_by, updated_at_ms \
+                 FROM type::record('project_policy', $id)",
+                json!({ "id": project_id }),
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Replaces the project's policy.
+    pub async fn set_project_policy(&self, policy: &ProjectPolicy) -> Result<(), StoreError> {
+        self.execute(
+            "UPSERT type::record('project_policy', $p.project_id) CONTENT $p RETURN NONE",
+            json!({ "p": policy }),
+        )
+        .await
+    }
+}
