@@ -318,3 +318,42 @@ fn the_kind_and_its_inputs_are_described() {
         "Path of the checked-out repository to analyse."
     );
 }
+
+/// The attack: a repository's own configuration names a `clean` filter (and a `process`
+/// one) for its files; `git diff` against the work tree runs it. The analysis switches
+/// every filter driver off.
+#[tokio::test]
+async fn a_repositorys_filter_driver_does_not_run() {
+    let repository = tempfile::tempdir().unwrap();
+    let root = repository.path();
+    let marker = root.join("filter-ran");
+    git(root, &["init", "-q"]);
+    std::fs::write(root.join(".gitattributes"), "*.txt filter=pwn\n").unwrap();
+    std::fs::write(root.join("a.txt"), "one\n").unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-qm", "init"]);
+    let touch = format!("touch {}", marker.display());
+    git(
+        root,
+        &["config", "filter.pwn.clean", &format!("{touch}; cat")],
+    );
+    git(root, &["config", "filter.pwn.process", &touch]);
+    std::fs::write(root.join("a.txt"), "two\n").unwrap();
+    let modified = super::git::modified_files(
+        root,
+        "HEAD",
+        std::time::Duration::from_secs(30),
+        100,
+        &crate::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        modified,
+        super::git::Modified::Files {
+            files: vec!["a.txt".into()],
+            truncated: false
+        }
+    );
+    assert!(!marker.exists(), "the repository's filter ran on the node");
+}
