@@ -684,3 +684,19 @@ async fn a_password_change_revokes_the_accounts_api_keys() {
         .unwrap();
     refused(auth.authenticate_key(&key).await);
 }
+
+/// The caller cache skips a known token's signature check, never its expiry: a token
+/// served from the cache still ends on time.
+#[tokio::test]
+async fn a_cached_access_token_still_expires() {
+    let (auth, audit) = auth().await;
+    let clock = std::sync::Arc::new(ManualClock::starting_at(1_800_000_000_000));
+    let auth = auth.with_clock(clock.clone());
+    developer(&auth, "ada").await;
+    let pair = sign_in(&auth, &audit, "ada@example.com", &password_of("ada")).await;
+    auth.principal(&pair.access_token).await.unwrap();
+    auth.principal(&pair.access_token).await.unwrap();
+    // 60 s of life plus 5 s of leeway.
+    clock.advance_secs(66);
+    assert_eq!(refused(auth.principal(&pair.access_token).await), "expired");
+}
