@@ -77,12 +77,7 @@ pub async fn create_workflow(
         )?;
     }
     let (workflow_id, version) = node
-        .store_workflow(
-            &workflow,
-            existing.as_ref(),
-            &create.source,
-            &access.actor(None),
-        )
+        .store_workflow(&workflow, &create.source, &access.actor(None))
         .await?;
     Ok((
         StatusCode::CREATED,

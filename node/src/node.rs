@@ -299,17 +299,16 @@ impl Node {
         file_name: &str,
         actor: &str,
     ) -> Result<(WorkflowId, u32), NodeError> {
-        let (workflow, existing) = self.prepare_workflow(source, file_name).await?;
-        self.store_workflow(&workflow, existing.as_ref(), source, actor)
-            .await
+        let (workflow, _) = self.prepare_workflow(source, file_name).await?;
+        self.store_workflow(&workflow, source, actor).await
     }
 
     /// Stores a prepared workflow. Its project must exist, and a new version may not
-    /// move a workflow to another project (its runs and permissions stay where they were).
+    /// move a workflow to another project (its runs and permissions stay where they
+    /// were): the store refuses that in the transaction that writes.
     pub async fn store_workflow(
         &self,
         workflow: &Workflow,
-        existing: Option<&WorkflowRecord>,
         source: &str,
         actor: &str,
     ) -> Result<(WorkflowId, u32), NodeError> {
@@ -318,15 +317,6 @@ impl Node {
             return Err(StoreError::ProjectNotFound(project.to_string()).into());
         }
         self.context.check_policy(workflow).await?;
-        if let Some(existing) = existing
-            && existing.project != project
-        {
-            return Err(NodeError::InvalidRequest(format!(
-                "workflow `{}` belongs to project `{}`; a new version cannot move it to `{project}` \
-                 (give the workflow another id)",
-                workflow.id, existing.project
-            )));
-        }
         let workflow_id = workflow_id_of(workflow);
         let version = self
             .store()

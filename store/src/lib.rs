@@ -135,8 +135,18 @@ impl Store {
     ) -> Result<u32, StoreError> {
         let latest = self.latest_version(id).await?;
         let version = latest + 1;
-        self.execute(
-            "BEGIN TRANSACTION;
+        // The project is checked in the transaction that writes: a check before it could
+        // pass for two saves racing to put one workflow in two projects.
+        let mut response = self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+             LET $existing = (SELECT VALUE project FROM workflow WHERE workflow_id = $id)[0];
+             IF $existing != NONE AND $existing != $project {
+                THROW string::concat('workflow `', $id, '` belongs to project `', $existing,
+                    '`; a new version cannot move it to `', $project,
+                    '` (give the workflow another id)');
+             };
              CREATE workflow_version CONTENT {
                 workflow_id: $id, version: $version, name: $name, source: $source, created_at_ms: $now };
              IF array::len(SELECT * FROM workflow WHERE workflow_id = $id) = 0 {
@@ -147,9 +157,24 @@ impl Store {
                     deleted = false WHERE workflow_id = $id;
              };
              COMMIT TRANSACTION;",
-            json!({"id": id, "version": version, "name": name, "project": project, "source": source, "now": now_ms}),
-        )
-        .await?;
+            )
+            .bind(json!({"id": id, "version": version, "name": name, "project": project, "source": source, "now": now_ms}))
+            .await?;
+        let mut errors: Vec<(usize, surrealdb::Error)> =
+            response.take_errors().into_iter().collect();
+        // A failed transaction fails every statement; the one that threw says why.
+        if let Some((_, thrown)) = errors
+            .iter()
+            .find(|(_, error)| error.to_string().contains(MOVE_REFUSED))
+        {
+            return Err(StoreError::InvalidRequest(thrown_message(
+                &thrown.to_string(),
+            )));
+        }
+        errors.sort_by_key(|(statement, _)| *statement);
+        if let Some((_, first)) = errors.into_iter().next() {
+            return Err(first.into());
+        }
         Ok(version)
     }
 
@@ -371,6 +396,15 @@ impl Store {
         )
         .await
     }
+}
+
+/// What the save's `THROW` says when a new version would move a workflow.
+const MOVE_REFUSED: &str = "a new version cannot move it";
+
+/// The text a query's `THROW` carried, without the database's framing around it.
+fn thrown_message(error: &str) -> String {
+    let start = error.find("workflow `").unwrap_or(0);
+    error[start..].trim().to_owned()
 }
 
 #[cfg(test)]

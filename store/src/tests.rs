@@ -593,3 +593,38 @@ async fn a_projects_policy_is_kept_and_replaced() {
     store.set_project_policy(&policy).await.unwrap();
     assert_eq!(store.project_policy(&project).await.unwrap(), Some(policy));
 }
+
+/// A new version cannot move a workflow to another project: checked in the write's own
+/// transaction, so two racing saves cannot both pass a check made before it.
+#[tokio::test]
+async fn a_new_version_cannot_move_a_workflow_to_another_project() {
+    let store = Store::memory().await.unwrap();
+    let id = WorkflowId::from("wf");
+    store
+        .save_workflow(&id, "W", &"shop".into(), "a: 1", 1)
+        .await
+        .unwrap();
+    let moved = store
+        .save_workflow(&id, "W", &"bank".into(), "a: 2", 2)
+        .await;
+    match moved {
+        Err(StoreError::InvalidRequest(message)) => assert_eq!(
+            message,
+            "workflow `wf` belongs to project `shop`; a new version cannot move it to `bank` \
+             (give the workflow another id)"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        store.workflow_version(&id, None).await.unwrap().version,
+        1,
+        "nothing of the refused version was written"
+    );
+    assert_eq!(
+        store
+            .save_workflow(&id, "W", &"shop".into(), "a: 3", 3)
+            .await
+            .unwrap(),
+        2
+    );
+}
