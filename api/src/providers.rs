@@ -48,6 +48,13 @@ pub async fn complete(
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<Answered>, ApiError> {
     let task_type = TaskType::parse(&body.task_type).map_err(ApiError::invalid_request)?;
+    let most = node.settings().providers.max_tokens;
+    if u64::try_from(body.max_tokens).unwrap_or(u64::MAX) > most {
+        return Err(ApiError::invalid_request(format!(
+            "max_tokens is {}; a request may ask for at most {most} (providers.max_tokens)",
+            body.max_tokens
+        )));
+    }
     if let Some(min) = body.min_quality.filter(|min| !(0.0..=1.0).contains(min)) {
         return Err(ApiError::invalid_request(format!(
             "min_quality must be between 0 and 1, got {min}"

@@ -430,3 +430,18 @@ async fn a_deeply_nested_body_is_refused_not_recursed_into() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+/// A request to the chain asks for no more tokens than `providers.max_tokens`: a paid
+/// provider bills what it generates, so a million-token request is refused before any
+/// provider sees it.
+#[tokio::test]
+async fn a_completion_asking_for_more_than_max_tokens_is_refused() {
+    let (app, _node) = app().await;
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1_000_000});
+    let (status, refused) = post_json(&app, "/api/v1/complete", body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "max_tokens is 1000000; a request may ask for at most 4096 (providers.max_tokens)"
+    );
+}

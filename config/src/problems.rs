@@ -156,7 +156,10 @@ impl Settings {
         }
         at_least_one(
             problems,
-            [("providers.timeout_secs", providers.timeout_secs)],
+            [
+                ("providers.timeout_secs", providers.timeout_secs),
+                ("providers.max_tokens", providers.max_tokens),
+            ],
         );
     }
 

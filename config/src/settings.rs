@@ -169,6 +169,9 @@ pub struct ProviderSettings {
     pub baseline_output_usd_per_mtok: f64,
     /// Per call to a remote provider.
     pub timeout_secs: u64,
+    /// The most tokens one request to the chain (`POST /api/v1/complete`) may ask for:
+    /// a paid provider bills what it generates.
+    pub max_tokens: u64,
 }
 
 impl Default for ProviderSettings {
@@ -189,6 +192,7 @@ impl Default for ProviderSettings {
             baseline_input_usd_per_mtok: 2.5,
             baseline_output_usd_per_mtok: 10.0,
             timeout_secs: 60,
+            max_tokens: 4096,
         }
     }
 }
