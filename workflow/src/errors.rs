@@ -73,6 +73,8 @@ pub enum TemplateError {
     Unclosed { offset: usize },
     #[error("template values nest deeper than {limit} levels")]
     TooDeep { limit: usize },
+    #[error("the rendered inputs grow past {limit} bytes; reference large outputs fewer times")]
+    TooLarge { limit: usize },
     #[error("in `{{{{ {expression} }}}}`: {source}")]
     Expression {
         expression: String,

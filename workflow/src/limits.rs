@@ -13,5 +13,8 @@ pub const TASKS_MAX: usize = 10_000;
 pub const EXPRESSION_BYTES_MAX: usize = 4096;
 /// Deepest expression nesting (parentheses, lists, calls, unary and chained operators).
 pub const EXPRESSION_DEPTH_MAX: usize = 64;
+/// Most bytes one task's rendered inputs may hold: a 4 MiB workflow that names a large
+/// output a thousand times must not expand to gigabytes.
+pub const RENDERED_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Most diagnostics collected before the rest are summarised as one.
 pub const DIAGNOSTICS_MAX: usize = 200;

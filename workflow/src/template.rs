@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::ast::{Condition, ConditionAction};
 use crate::errors::{ExprError, TemplateError};
 use crate::expr::{self, Scope};
-use crate::limits::YAML_DEPTH_MAX;
+use crate::limits::{RENDERED_BYTES_MAX, YAML_DEPTH_MAX};
 
 /// A piece of template text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +62,32 @@ fn find_close(inner: &str) -> Option<usize> {
 
 /// Renders every template in `value`, descending into lists and maps.
 pub fn render(value: &Value, scope: &Scope) -> Result<Value, TemplateError> {
-    render_at(value, scope, 0)
+    render_at(value, scope, 0, &mut Budget(RENDERED_BYTES_MAX))
 }
 
-fn render_at(value: &Value, scope: &Scope, depth: usize) -> Result<Value, TemplateError> {
+/// Bytes the rest of one rendering may still produce (`RENDERED_BYTES_MAX` in all).
+struct Budget(usize);
+
+impl Budget {
+    fn spend(&mut self, value: &Value) -> Result<(), TemplateError> {
+        let bytes = match value {
+            Value::String(text) => text.len(),
+            Value::Array(_) | Value::Object(_) => value.to_string().len(),
+            _ => 0,
+        };
+        self.0 = self.0.checked_sub(bytes).ok_or(TemplateError::TooLarge {
+            limit: RENDERED_BYTES_MAX,
+        })?;
+        Ok(())
+    }
+}
+
+fn render_at(
+    value: &Value,
+    scope: &Scope,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Value, TemplateError> {
     // Parsed inputs nest at most this deep; the check guards values built elsewhere.
     if depth > 2 * YAML_DEPTH_MAX {
         return Err(TemplateError::TooDeep {
@@ -73,16 +95,20 @@ fn render_at(value: &Value, scope: &Scope, depth: usize) -> Result<Value, Templa
         });
     }
     match value {
-        Value::String(text) => render_text(text, scope),
+        Value::String(text) => {
+            let rendered = render_text(text, scope)?;
+            budget.spend(&rendered)?;
+            Ok(rendered)
+        }
         Value::Array(items) => items
             .iter()
-            .map(|item| render_at(item, scope, depth + 1))
+            .map(|item| render_at(item, scope, depth + 1, budget))
             .collect::<Result<_, _>>()
             .map(Value::Array),
         Value::Object(map) => {
             let mut rendered = serde_json::Map::new();
             for (key, item) in map {
-                rendered.insert(key.clone(), render_at(item, scope, depth + 1)?);
+                rendered.insert(key.clone(), render_at(item, scope, depth + 1, budget)?);
             }
             Ok(Value::Object(rendered))
         }
@@ -266,6 +292,25 @@ mod tests {
             segments("x {{ 1"),
             Err(TemplateError::Unclosed { offset: 2 })
         );
+    }
+
+    /// The attack: a workflow within the 4 MiB source limit names a 1 MiB output a few
+    /// thousand times; rendered, that is gigabytes. The rendering stops at its budget.
+    #[test]
+    fn a_template_that_expands_past_the_budget_is_refused() {
+        let mut fixture = Fixture::new();
+        fixture
+            .variables
+            .insert("big".to_owned(), json!("x".repeat(1024 * 1024)));
+        let inputs: Vec<Value> = (0..64).map(|_| json!("{{ variables.big }}")).collect();
+        assert_eq!(
+            render(&Value::Array(inputs.clone()), &fixture.scope()),
+            Err(TemplateError::TooLarge {
+                limit: RENDERED_BYTES_MAX
+            })
+        );
+        let within = Value::Array(inputs[..8].to_vec());
+        assert!(render(&within, &fixture.scope()).is_ok(), "8 MiB is within");
     }
 
     #[test]
