@@ -798,3 +798,50 @@ async fn a_developer_cannot_run_shell_commands_until_an_owner_grants_them() {
             .contains("`shel` is not an agent kind")
     );
 }
+
+/// The attacks: an org owner minted another org owner, and disabled a super admin of
+/// its organisation. Accounts are managed only below the manager's own role.
+#[tokio::test]
+async fn an_org_owner_manages_only_roles_below_its_own() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
+    let (status, refused) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "twin@example.com", "role": "org_owner" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only roles below your own")
+    );
+    let (status, made) = team
+        .post(
+            &owner,
+            "/api/v1/users",
+            json!({ "email": "lead@example.com", "role": "project_owner" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+
+    team.user("root@example.com", Role::SuperAdmin).await;
+    let root = team
+        .node
+        .store()
+        .user_by_email("root@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/api/v1/users/{}/disable", root.user_id);
+    let (status, refused) = team.post(&owner, &path, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let lead = made["user"]["user_id"].as_str().unwrap();
+    let (status, _) = team
+        .post(&owner, &format!("/api/v1/users/{lead}/disable"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

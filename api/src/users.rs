@@ -29,6 +29,13 @@ pub struct UserCreated {
     pub one_time_password: String,
 }
 
+/// Whether a caller of role `manager` may make or disable an account of role `role`:
+/// only roles below their own, so an org owner can neither mint another org owner nor
+/// disable a super admin. A super admin manages every role, super admins included.
+fn outranks(manager: Role, role: Role) -> bool {
+    manager == Role::SuperAdmin || role < manager
+}
+
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(node): NodeState,
@@ -37,13 +44,13 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
     let role = body.role.unwrap_or(Role::Developer);
     if let Some(principal) = &access.0
-        && role > principal.user.role
+        && !outranks(principal.user.role, role)
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "you are `{}` and cannot make a `{role}`",
+                "you are `{}` and cannot make a `{role}`: only roles below your own",
                 principal.user.role
             ),
         ));
@@ -89,6 +96,18 @@ pub async fn disable(
     let user = node.store().user_by_id(&id).await?.ok_or_else(not_found)?;
     if !access.manages_org(&user.org) {
         return Err(not_found());
+    }
+    if let Some(principal) = &access.0
+        && !outranks(principal.user.role, user.role)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "you are `{}` and cannot disable a `{}`: only roles below your own",
+                principal.user.role, user.role
+            ),
+        ));
     }
     node.auth()
         .set_disabled(&id, true, &access.actor(None), node.audit())
