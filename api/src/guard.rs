@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::routes::RouteTable;
+use crate::without_accounts::LocalOnly;
 use troupe_node::Node;
 use troupe_security::auth::access::{Denied, Principal};
 use troupe_security::auth::permissions::{Permission, Role};
@@ -38,11 +39,13 @@ pub enum Needs {
     Project(Permission),
 }
 
-/// What the guard middleware holds: the node, and what each route needs.
+/// What the guard middleware holds: the node, what each route needs, and on a node
+/// without accounts what keeps it to its own machine.
 #[derive(Clone)]
 pub struct Guarded {
     pub node: Arc<Node>,
     pub table: Arc<RouteTable>,
+    pub local_only: Option<Arc<LocalOnly>>,
 }
 
 /// The authenticated caller of a request.
@@ -143,7 +146,11 @@ fn forbidden(message: String) -> Response {
 }
 
 pub async fn require_caller(
-    State(Guarded { node, table }): State<Guarded>,
+    State(Guarded {
+        node,
+        table,
+        local_only,
+    }): State<Guarded>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -158,8 +165,8 @@ pub async fn require_caller(
             request.method()
         ));
     };
-    if !node.settings().auth.required {
-        if let Err(refused) = crate::without_accounts::check(node.settings(), &request) {
+    if let Some(local_only) = &local_only {
+        if let Err(refused) = local_only.check(&request) {
             return refused.into_response();
         }
         return next.run(request).await;

@@ -44,6 +44,7 @@ pub fn router(node: Arc<Node>) -> Router {
     let guarded = guard::Guarded {
         node: node.clone(),
         table: Arc::new(declared.table),
+        local_only: without_accounts::LocalOnly::for_node(node.settings()).map(Arc::new),
     };
     declared
         .router

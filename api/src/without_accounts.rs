@@ -31,12 +31,40 @@ const BODY_TYPES: [&str; 5] = [
     "text/x-yaml",
 ];
 
-/// `Err` (403 or 415, naming what was wrong) unless `request` may reach a node without
-/// accounts.
-pub fn check(settings: &Settings, request: &Request) -> Result<(), ApiError> {
-    let headers = request.headers();
+/// The node's side of the checks, read from settings once, when the router is built.
+#[derive(Debug)]
+pub struct LocalOnly {
+    /// The names a request may give as its `Host`, lower case and without ports.
+    names: Vec<String>,
+    allowed_origins: Vec<String>,
+}
+
+impl LocalOnly {
+    /// `None` on a node with accounts, which needs none of this.
+    pub fn for_node(settings: &Settings) -> Option<LocalOnly> {
+        (!settings.auth.required).then(|| LocalOnly {
+            names: node_names(settings),
+            allowed_origins: settings.server.allowed_origins.clone(),
+        })
+    }
+
+    /// `Err` (403 or 415, naming what was wrong) unless `request` may reach the node.
+    pub fn check(&self, request: &Request) -> Result<(), ApiError> {
+        let headers = request.headers();
+        check_host(&self.names, headers)?;
+        if matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS
+        ) {
+            return Ok(());
+        }
+        check_write(&self.allowed_origins, headers)
+    }
+}
+
+fn check_host(names: &[String], headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(host) = header_text(headers, header::HOST)
-        && !node_names(settings).contains(&host_name(host))
+        && !names.contains(&host_name(host))
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -47,15 +75,11 @@ pub fn check(settings: &Settings, request: &Request) -> Result<(), ApiError> {
             ),
         ));
     }
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return Ok(());
-    }
-    if headers.contains_key(header::ORIGIN)
-        && !from_own_origin(headers, &settings.server.allowed_origins)
-    {
+    Ok(())
+}
+
+fn check_write(allowed_origins: &[String], headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(header::ORIGIN) && !from_own_origin(headers, allowed_origins) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
