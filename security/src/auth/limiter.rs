@@ -6,12 +6,40 @@
 //! costs no Argon2 work. Requests per API key, each key with its own limit (`admit`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Entries kept at most; expired ones are dropped first when it is reached, so a flood
 /// of made-up accounts cannot grow the map without bound.
 const MAX_ENTRIES: usize = 100_000;
+
+/// A map of per-key state, however a panic elsewhere left its lock: every update is one
+/// statement, so what it holds is sound, and a panic must not turn limiting off.
+pub(super) fn lock<T>(entries: &Mutex<T>) -> MutexGuard<'_, T> {
+    entries.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The entry of `key` in a map of per-key state that expires: `fresh()` when there is
+/// none or it is no longer `live`. At `MAX_ENTRIES`, entries no longer live go first
+/// and, were all of them live, the map starts over.
+pub(super) fn current_entry<'a, V>(
+    entries: &'a mut HashMap<String, V>,
+    key: &str,
+    live: impl Fn(&V) -> bool,
+    fresh: impl Fn() -> V,
+) -> &'a mut V {
+    if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
+        entries.retain(|_, value| live(value));
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+    }
+    let entry = entries.entry(key.to_owned()).or_insert_with(&fresh);
+    if !live(entry) {
+        *entry = fresh();
+    }
+    entry
+}
 
 pub struct FailureLimiter {
     max_failures: u32,
@@ -36,10 +64,7 @@ impl FailureLimiter {
 
     /// Takes back an attempt `begin` counted: it succeeded.
     pub fn forgive(&self, key: &str) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = lock(&self.entries);
         if let Some((started, count)) = entries.get_mut(key)
             && started.elapsed() < self.window
         {
@@ -50,39 +75,19 @@ impl FailureLimiter {
     /// Counts one event of `key`, refused with the seconds to wait once `limit` events
     /// happened in this window.
     pub fn admit(&self, key: &str, limit: u32) -> Result<(), u64> {
-        // A poisoned lock still holds sound counts (every update is one statement): a
-        // panic elsewhere must not turn the limiter off.
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = lock(&self.entries);
         let window = self.window;
-        let entry = Self::current(&mut entries, key, window);
+        let entry = current_entry(
+            &mut entries,
+            key,
+            |(started, _)| started.elapsed() < window,
+            || (Instant::now(), 0),
+        );
         if entry.1 >= limit {
             return Err((window.saturating_sub(entry.0.elapsed())).as_secs().max(1));
         }
         entry.1 += 1;
         Ok(())
-    }
-
-    /// The entry of `key` in the current window (a fresh one when its window passed).
-    fn current<'a>(
-        entries: &'a mut HashMap<String, (Instant, u32)>,
-        key: &str,
-        window: Duration,
-    ) -> &'a mut (Instant, u32) {
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
-            entries.retain(|_, (started, _)| started.elapsed() < window);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        let now = Instant::now();
-        let entry = entries.entry(key.to_string()).or_insert((now, 0));
-        if entry.0.elapsed() >= window {
-            *entry = (now, 0);
-        }
-        entry
     }
 }
 
@@ -112,22 +117,14 @@ impl Backoff {
 
     /// Counts an attempt of `key`; `Err(seconds to wait)` while its back-off lasts.
     pub fn begin(&self, key: &str) -> Result<(), u64> {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
-            let window = self.window;
-            entries.retain(|_, (_, last)| last.elapsed() < window);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        let now = Instant::now();
-        let entry = entries.entry(key.to_owned()).or_insert((0, now));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, now);
-        }
+        let mut entries = lock(&self.entries);
+        let window = self.window;
+        let entry = current_entry(
+            &mut entries,
+            key,
+            |(_, last)| last.elapsed() < window,
+            || (0, Instant::now()),
+        );
         if let Some(beyond) = entry.0.checked_sub(self.free) {
             let wait = Duration::from_secs(1u64 << beyond.min(16)).min(self.max_wait);
             let since = entry.1.elapsed();
@@ -135,16 +132,13 @@ impl Backoff {
                 return Err((wait - since).as_secs().max(1));
             }
         }
-        *entry = (entry.0 + 1, now);
+        *entry = (entry.0 + 1, Instant::now());
         Ok(())
     }
 
     /// The attempt succeeded: the account starts over.
     pub fn forgive(&self, key: &str) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = lock(&self.entries);
         entries.remove(key);
     }
 }

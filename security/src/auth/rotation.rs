@@ -6,7 +6,8 @@
 //!
 //! Kept in this process only: behind a load balancer without sticky sessions a second
 //! node sees plain reuse. Bounded: entries live for the grace period, and a flood of
-//! made-up tokens past `MAX_ENTRIES` drops the live ones' grace, never a session.
+//! made-up tokens past the limiter's bound on entries drops the live ones' grace, never a
+//! session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::TokenPair;
-
-const MAX_ENTRIES: usize = 100_000;
+use super::limiter::{current_entry, lock};
 
 /// One rotation, shared by every presentation of its token: the pair it gave, once it
 /// has run (empty while it runs, or when it failed).
@@ -39,23 +39,14 @@ impl Rotations {
     /// The rotation of the token whose hash is `token_hash`: the same one for every
     /// presentation within the grace period since the first, at `now_ms`.
     pub(super) fn of(&self, token_hash: &str, now_ms: i64) -> Rotation {
-        // A poisoned map still holds whole entries (each update is one statement).
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(token_hash) {
-            entries.retain(|_, (first, _)| now_ms - *first < self.grace_ms);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        let entry = entries
-            .entry(token_hash.to_owned())
-            .or_insert_with(|| (now_ms, Arc::new(OnceCell::new())));
-        if now_ms - entry.0 >= self.grace_ms {
-            *entry = (now_ms, Arc::new(OnceCell::new()));
-        }
-        entry.1.clone()
+        let mut entries = lock(&self.entries);
+        let grace_ms = self.grace_ms;
+        let (_, rotation) = current_entry(
+            &mut entries,
+            token_hash,
+            |(first, _)| now_ms - *first < grace_ms,
+            || (now_ms, Arc::new(OnceCell::new())),
+        );
+        rotation.clone()
     }
 }
