@@ -225,7 +225,7 @@ async fn policy_project(
 ) -> ApiResult<troupe_store::ProjectId> {
     let not_found = || StoreError::ProjectNotFound(id.into());
     access.require(permission, id, not_found)?;
-    if id != DEFAULT_PROJECT && node.store().project(id).await?.is_none() {
+    if !node.store().project_exists(id).await? {
         return Err(not_found().into());
     }
     Ok(id.into())
@@ -239,13 +239,7 @@ pub async fn get_policy(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ProjectPolicy>> {
     let project = policy_project(&node, &access, Permission::ProjectsRead, &id).await?;
-    let policy = node.store().project_policy(&project).await?;
-    Ok(Json(policy.unwrap_or(ProjectPolicy {
-        project_id: project,
-        allowed_kinds: Vec::new(),
-        updated_by: String::new(),
-        updated_at_ms: 0,
-    })))
+    Ok(Json(node.store().project_policy(&project).await?))
 }
 
 /// Grants agent kinds to the project (replacing its list): only `agents.configure`.

@@ -74,9 +74,5 @@ impl ExecutionPolicy {
 }
 
 async fn grants(store: &Store, project: &ProjectId) -> Result<Vec<String>, EngineError> {
-    Ok(store
-        .project_policy(project)
-        .await?
-        .map(|policy| policy.allowed_kinds)
-        .unwrap_or_default())
+    Ok(store.project_policy(project).await?.allowed_kinds)
 }

@@ -35,9 +35,8 @@ use troupe_store::StoreError;
 use troupe_store::clock::now_ms;
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{
-    AuditFilter, DEFAULT_PROJECT, MemoryEntry, MemoryFilter, ProjectId, RunFilter, RunId,
-    RunRecord, Store, TaskId, WorkflowId, WorkflowRecord, WorkflowVersion, project_of,
-    workflow_id_of,
+    AuditFilter, MemoryEntry, MemoryFilter, ProjectId, RunFilter, RunId, RunRecord, Store, TaskId,
+    WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
 };
 use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
@@ -313,7 +312,7 @@ impl Node {
         actor: &str,
     ) -> Result<(WorkflowId, u32), NodeError> {
         let project = project_of(workflow);
-        if project != DEFAULT_PROJECT && self.store().project(project.as_str()).await?.is_none() {
+        if !self.store().project_exists(project.as_str()).await? {
             return Err(StoreError::ProjectNotFound(project.to_string()).into());
         }
         self.context.check_policy(workflow).await?;

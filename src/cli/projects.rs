@@ -108,22 +108,13 @@ async fn offline(
 ) -> anyhow::Result<ProjectPolicy> {
     let (store, audit) = open_offline(settings).await?;
     let current = store.project_policy(project).await?;
-    let granted = current
-        .as_ref()
-        .map(|policy| policy.allowed_kinds.clone())
-        .unwrap_or_default();
-    match changed(&granted, &command) {
+    match changed(&current.allowed_kinds, &command) {
         Some(kinds) => {
             let by = format!("cli:{}", user());
             troupe_node::policy::set_project_kinds(&store, &audit, project, kinds, None, &by)
                 .await
                 .map_err(|error| super::InputError(error.to_string()).into())
         }
-        None => Ok(current.unwrap_or(ProjectPolicy {
-            project_id: project.clone(),
-            allowed_kinds: granted,
-            updated_by: String::new(),
-            updated_at_ms: 0,
-        })),
+        None => Ok(current),
     }
 }

@@ -21,11 +21,12 @@ pub struct ProjectPolicy {
 }
 
 impl Store {
-    /// The project's policy; `None` when it was never set (no grants).
+    /// The project's policy; one that grants nothing (and was never updated) when it was
+    /// never set.
     pub async fn project_policy(
         &self,
         project_id: &ProjectId,
-    ) -> Result<Option<ProjectPolicy>, StoreError> {
+    ) -> Result<ProjectPolicy, StoreError> {
         let rows: Vec<ProjectPolicy> = self
             .rows(
                 "SELECT project_id, allowed_kinds, updated_by, updated_at_ms \
@@ -33,7 +34,12 @@ impl Store {
                 json!({ "id": project_id }),
             )
             .await?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().next().unwrap_or_else(|| ProjectPolicy {
+            project_id: project_id.clone(),
+            allowed_kinds: Vec::new(),
+            updated_by: String::new(),
+            updated_at_ms: 0,
+        }))
     }
 
     /// Replaces the project's policy.

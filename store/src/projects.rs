@@ -73,6 +73,11 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// Whether workflows may name `project_id`: `default` always, any other once made.
+    pub async fn project_exists(&self, project_id: &str) -> Result<bool, StoreError> {
+        Ok(project_id == DEFAULT_PROJECT || self.project(project_id).await?.is_some())
+    }
+
     pub async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
         self.rows(
             "SELECT project_id, name, org, created_by, created_at_ms FROM project ORDER BY project_id",

@@ -577,7 +577,11 @@ async fn memory_recall_through_the_index_finds_the_true_nearest() {
 async fn a_projects_policy_is_kept_and_replaced() {
     let store = Store::memory().await.unwrap();
     let project = ProjectId::from("default");
-    assert_eq!(store.project_policy(&project).await.unwrap(), None);
+    assert_eq!(
+        store.project_policy(&project).await.unwrap().allowed_kinds,
+        Vec::<String>::new(),
+        "never set: no grants"
+    );
     let mut policy = ProjectPolicy {
         project_id: project.clone(),
         allowed_kinds: vec!["shell".into()],
@@ -585,13 +589,10 @@ async fn a_projects_policy_is_kept_and_replaced() {
         updated_at_ms: 1,
     };
     store.set_project_policy(&policy).await.unwrap();
-    assert_eq!(
-        store.project_policy(&project).await.unwrap().as_ref(),
-        Some(&policy)
-    );
+    assert_eq!(store.project_policy(&project).await.unwrap(), policy);
     policy.allowed_kinds.clear();
     store.set_project_policy(&policy).await.unwrap();
-    assert_eq!(store.project_policy(&project).await.unwrap(), Some(policy));
+    assert_eq!(store.project_policy(&project).await.unwrap(), policy);
 }
 
 /// A new version cannot move a workflow to another project: checked in the write's own
