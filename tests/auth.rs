@@ -424,3 +424,32 @@ fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out
     assert_eq!(wrong.status.code(), Some(2));
     server.kill();
 }
+
+/// The attack, over real HTTP against `troupe up` without accounts: a page of another
+/// site posts a shell workflow as a CORS-simple request (text/plain, no preflight).
+/// Refused, and nothing is saved; the node's own CLI-style request still works.
+#[test]
+fn a_web_page_cannot_create_a_workflow_on_a_node_without_accounts() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start(&scratch.path().join("data"), &free_address());
+    let workflow =
+        "name: pwn\ntasks:\n  - { id: x, name: X, agent: shell, inputs: { command: id } }\n";
+    let from_page = request_with(
+        "POST",
+        &server.url("/api/v1/workflows"),
+        Some(("text/plain", workflow)),
+        &["Origin: https://evil.test"],
+    )
+    .unwrap();
+    assert_eq!(from_page.status, 403, "{}", from_page.body);
+    assert!(
+        from_page.body.contains("origin_not_allowed"),
+        "{}",
+        from_page.body
+    );
+    let listed = request_with("GET", &server.url("/api/v1/workflows"), None, &[]).unwrap();
+    assert_eq!(listed.body, "[]", "nothing was saved");
+    let echo = "name: hello\ntasks:\n  - { id: x, name: X, agent: echo, inputs: { said: hi } }\n";
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", echo);
+    assert_eq!(status, 201, "{created}");
+}
