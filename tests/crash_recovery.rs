@@ -11,17 +11,17 @@ use support::*;
 const WORKFLOW: &str = r#"
 name: Crash test
 variables:
-  marks: ""
+  shared: ""
 tasks:
   - id: first
     name: First
     agent: shell
-    inputs: { command: "echo first >> {{ variables.marks }}" }
+    inputs: { command: "echo first >> marks.txt", working_dir: "{{ variables.shared }}" }
   - id: slow
     name: Slow
     agent: shell
     depends_on: [first]
-    inputs: { command: "echo slow-start >> {{ variables.marks }}; sleep 3; echo slow >> {{ variables.marks }}" }
+    inputs: { command: "echo slow-start >> marks.txt; sleep 3; echo slow >> marks.txt", working_dir: "{{ variables.shared }}" }
   - id: sign_off
     name: Sign off
     agent: human_review
@@ -31,7 +31,7 @@ tasks:
     name: Last
     agent: shell
     depends_on: [sign_off]
-    inputs: { command: "echo last >> {{ variables.marks }}" }
+    inputs: { command: "echo last >> marks.txt", working_dir: "{{ variables.shared }}" }
 "#;
 
 fn count(marks: &str, line: &str) -> usize {
@@ -64,12 +64,14 @@ fn a_run_on_a_shared_surrealdb_server_survives_sigkill_of_its_node() {
 /// Start, kill while `slow` runs, start, kill while `sign_off` waits, start, approve:
 /// `start` brings the node up each time (on the same store).
 fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
-    let marks_path = dir.join("marks.txt");
+    // The one directory the jailed commands see, writable by the jail's user.
+    let shared = shared_dir(dir);
+    let marks_path = shared.join("marks.txt");
     let server = start();
     allow_kinds(&server, "default", &["shell"]);
     let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
     assert_eq!(status, 201, "{created}");
-    let body = serde_json::json!({"variables": {"marks": marks_path.display().to_string()}, "started_by": "ada"}).to_string();
+    let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"}).to_string();
     let (status, started) = post(
         &server,
         "/api/v1/workflows/crash-test/runs",

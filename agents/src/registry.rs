@@ -58,8 +58,10 @@ impl std::fmt::Debug for Registry {
 
 /// The kinds every node has: `echo`, `shell`, `http`, `human_review`, and, with their
 /// default limits, `security_scanner`, `test_runner`, `deployment_agent`,
-/// `code_analyzer` and the model-backed [`crew`].
+/// `code_analyzer` and the model-backed [`crew`]. Every kind that runs code that is not
+/// ours uses the shell's jail.
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
+    let jail = shell.jail.clone();
     let mut registry = Registry::new();
     registry
         .register(Arc::new(crate::EchoAgent))
@@ -70,13 +72,22 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
             troupe_scanner::ScannerConfig::default(),
         )))
         .register(Arc::new(crate::TestRunnerAgent::new(
-            crate::TestRunnerConfig::default(),
+            crate::TestRunnerConfig {
+                jail: jail.clone(),
+                ..crate::TestRunnerConfig::default()
+            },
         )))
         .register(Arc::new(crate::DeploymentAgent::new(
-            crate::DeploymentConfig::default(),
+            crate::DeploymentConfig {
+                jail: jail.clone(),
+                ..crate::DeploymentConfig::default()
+            },
         )))
         .register(Arc::new(crate::CodeAnalyzerAgent::new(
-            crate::CodeAnalyzerConfig::default(),
+            crate::CodeAnalyzerConfig {
+                jail,
+                ..crate::CodeAnalyzerConfig::default()
+            },
         )));
     for agent in crew(crate::CrewConfig::default()) {
         registry.register(agent);

@@ -1,24 +1,26 @@
-//! `shell`: runs a command with `sh -c` in a working directory, with a timeout, an
-//! environment reduced to an allow-list, and stdout/stderr captured up to a size limit.
+//! `shell`: runs a command with `sh -c` in the jail, with a timeout, an environment
+//! reduced to an allow-list, and stdout/stderr captured up to a size limit. The command
+//! sees its working directory (writable, as far as the jail's user may write there) and
+//! the toolchain, nothing else of the host, and has no network.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use schemars::JsonSchema;
-use serde::Deserialize;
-use tokio::process::Command;
-
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
+use crate::jail::{Cell, Jail, Limits, Network};
 use crate::process::{Bounds, environment, run_bounded};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellInputs {
     /// Shell command, run with `sh -c`.
     command: String,
-    /// Directory to run in; the node's own by default.
+    /// Directory to run in, the only one of the host the command sees (writable); an
+    /// empty scratch directory, removed afterwards, by default.
     working_dir: Option<PathBuf>,
     /// Extra environment variables.
     env: Option<BTreeMap<String, String>>,
@@ -31,7 +33,15 @@ pub struct ShellAgentConfig {
     pub env_allow_list: Vec<String>,
     pub max_output_bytes: usize,
     pub default_timeout_secs: u64,
+    pub jail: Jail,
 }
+
+/// Memory and processes a shell command may use: enough for a build, not for a fork
+/// bomb.
+const SHELL_LIMITS: Limits = Limits {
+    max_memory_bytes: 4 << 30,
+    max_processes: 512,
+};
 
 pub struct ShellAgent {
     config: ShellAgentConfig,
@@ -61,39 +71,61 @@ impl TypedAgent for ShellAgent {
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(&inputs.command)
-            .env_clear()
-            .envs(environment(
-                &self.config.env_allow_list,
-                inputs.env.as_ref(),
-            ))
-            .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key);
-        if let Some(dir) = &inputs.working_dir {
-            if !dir.is_dir() {
+        let mut env = environment(&self.config.env_allow_list, inputs.env.as_ref());
+        env.insert(
+            "TROUPE_IDEMPOTENCY_KEY".into(),
+            context.idempotency_key.clone(),
+        );
+        let scratch;
+        let dir = match &inputs.working_dir {
+            Some(dir) if !dir.is_dir() => {
                 return Err(AgentError::InvalidInput {
                     field: "working_dir".into(),
                     reason: format!("`{}` is not a directory", dir.display()),
                 });
             }
-            command.current_dir(dir);
-        }
+            Some(dir) => std::path::absolute(dir)
+                .map_err(|error| AgentError::Io(format!("working_dir: {error}")))?,
+            None => {
+                scratch = tempfile::Builder::new()
+                    .prefix("troupe-shell-")
+                    .tempdir()
+                    .map_err(|error| {
+                        AgentError::Io(format!("creating a scratch directory: {error}"))
+                    })?;
+                self.config.jail.hand_over(scratch.path()).await?;
+                scratch.path().to_path_buf()
+            }
+        };
+        let cell = self
+            .config
+            .jail
+            .enter(Cell {
+                readable: Vec::new(),
+                writable: vec![dir.clone()],
+                cwd: dir,
+                network: Network::Off,
+                limits: Some(SHELL_LIMITS),
+            })
+            .await?;
+        let command = cell.command(["sh", "-c", inputs.command.as_str()], &env)?;
+        let isolation = cell.isolation();
 
         let started = Instant::now();
         let bounds = Bounds::head(
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
         );
-        let finished = run_bounded(command, &context.cancel, &bounds)
-            .await?
-            .unless_timed_out(&bounds)?;
+        let ran = run_bounded(command, &context.cancel, &bounds).await;
+        cell.finish().await;
+        let finished = ran?.unless_timed_out(&bounds)?;
         if inputs.fail_on_nonzero.unwrap_or(true) {
             finished.failure_unless_success("command")?;
         }
+        let mut outputs = finished.report(started.elapsed());
+        outputs.insert("isolation".into(), isolation);
         Ok(AgentOutput {
-            outputs: finished.report(started.elapsed()),
+            outputs,
             cost_usd: 0.0,
         })
     }
@@ -111,6 +143,7 @@ mod tests {
             env_allow_list: vec!["PATH".into()],
             max_output_bytes,
             default_timeout_secs: 30,
+            jail: Jail::default(),
         })
     }
 
@@ -190,15 +223,60 @@ mod tests {
         assert!(env.contains("PATH="), "{env}");
     }
 
+    /// A directory the jail's user may write in, as a person would give it.
+    fn shared_dir() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn the_command_writes_in_its_working_dir_and_sees_nothing_else() {
+        let dir = shared_dir();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("secret"), "s3cret").unwrap();
+        let command = format!(
+            "echo made > made; cat {0}/secret; echo planted > {0}/planted",
+            elsewhere.path().display()
+        );
+        let inputs = inputs(json!({
+            "command": command,
+            "working_dir": dir.path(),
+            "fail_on_nonzero": false,
+        }));
+        let output = agent(4096)
+            .run(inputs, AgentContext::detached("k"))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("made")).unwrap(),
+            "made\n"
+        );
+        assert!(
+            !output.outputs["stdout"]
+                .as_str()
+                .unwrap()
+                .contains("s3cret")
+        );
+        assert!(!elsewhere.path().join("planted").exists());
+        let stderr = output.outputs["stderr"].as_str().unwrap();
+        assert!(stderr.contains("No such file or directory"), "{stderr}");
+        assert_eq!(output.outputs["isolation"]["network"], json!("off"));
+    }
+
     #[tokio::test]
     async fn timeout_kills_the_whole_process_group() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = shared_dir();
         let marker = dir.path().join("survived");
         let mut context = AgentContext::detached("k");
         context.timeout_secs = Some(1);
-        let command = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let command = "(sleep 2; touch survived) & sleep 30";
         let error = agent(1024)
-            .run(inputs(json!({"command": command})), context)
+            .run(
+                inputs(json!({"command": command, "working_dir": dir.path()})),
+                context,
+            )
             .await
             .unwrap_err();
         assert_eq!(error, AgentError::TimedOut { secs: 1 });

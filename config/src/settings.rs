@@ -358,6 +358,9 @@ pub struct AgentSettings {
     /// command, a live deployment_agent, plugins) must also be granted to each project
     /// that uses them: `troupe projects allow PROJECT KIND`.
     pub allowed_kinds: Vec<String>,
+    /// The jail that code that is not ours runs in (shell, test_runner, the deploy
+    /// command, the code analyser's linters and git).
+    pub jail: JailSettings,
     pub shell: ShellAgentSettings,
     /// Limits of the model-backed kinds (planner, architect, code_generator, ...).
     pub model: ModelAgentSettings,
@@ -377,6 +380,7 @@ impl Default for AgentSettings {
     fn default() -> Self {
         Self {
             allowed_kinds: vec!["*".into()],
+            jail: JailSettings::default(),
             shell: ShellAgentSettings::default(),
             model: ModelAgentSettings::default(),
             scanner: ScannerLimits::default(),
@@ -430,9 +434,31 @@ pub struct TestRunnerLimits {
     pub max_copy_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_copy_files: Option<u64>,
-    /// Run with the network when no network namespace can be made, instead of failing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_network_fallback: Option<bool>,
+}
+
+/// The jail (bubblewrap): jailed code sees `/usr`, a few `/etc` entries, the toolchain
+/// directories read-only, and its task's directories; never the store or the keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JailSettings {
+    /// Read-only directories jailed code may use beyond those found in the node's
+    /// environment (each `PATH` entry outside `/usr`, and rustup's, cargo's and pyenv's
+    /// homes): a toolchain in `/opt`, a kubeconfig's directory for a deploy command.
+    pub toolchain_dirs: Vec<String>,
+    /// The uid and gid jailed code runs as when the node runs as root (`nobody`). It
+    /// must be able to enter the directories tasks name.
+    pub user: u32,
+    pub group: u32,
+}
+
+impl Default for JailSettings {
+    fn default() -> Self {
+        Self {
+            toolchain_dirs: Vec::new(),
+            user: 65534,
+            group: 65534,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -481,7 +507,7 @@ pub struct ShellAgentSettings {
 impl Default for ShellAgentSettings {
     fn default() -> Self {
         Self {
-            env_allow_list: ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER"]
+            env_allow_list: ["PATH", "LANG", "LC_ALL", "TERM", "USER"]
                 .map(String::from)
                 .to_vec(),
             max_output_bytes: 1024 * 1024,

@@ -6,9 +6,12 @@
 
 use std::sync::Arc;
 
-use troupe_agents::{HttpAgentConfig, Registry, ShellAgentConfig};
+use std::path::PathBuf;
+
+use troupe_agents::{HttpAgentConfig, Jail, JailConfig, Registry, ShellAgentConfig};
 use troupe_config::Settings;
 use troupe_scanner::ScannerConfig;
+use troupe_store::key_file::dir_beside_store;
 
 use crate::NodeError;
 use troupe_agents::{
@@ -26,11 +29,13 @@ use troupe_config::{
 /// built-in would silently run something else.
 pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
     let shell = &settings.agents.shell;
+    let jail = Jail::new(jail_config(settings));
     let mut registry = troupe_agents::builtin(
         ShellAgentConfig {
             env_allow_list: shell.env_allow_list.clone(),
             max_output_bytes: usize::try_from(shell.max_output_bytes).unwrap_or(usize::MAX),
             default_timeout_secs: shell.default_timeout_secs,
+            jail: jail.clone(),
         },
         HttpAgentConfig {
             max_response_bytes: 4 * 1024 * 1024,
@@ -43,7 +48,7 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
             scanner_config(&limits.scanner),
         )))
         .register(Arc::new(troupe_agents::TestRunnerAgent::new(
-            test_runner_config(&limits.test_runner),
+            test_runner_config(&limits.test_runner, jail),
         )));
     for agent in troupe_agents::crew(crew_config(&limits.model)) {
         registry.register(agent);
@@ -105,9 +110,42 @@ pub(crate) fn scanner_config(limits: &ScannerLimits) -> ScannerConfig {
     config
 }
 
+/// The jail from settings: the toolchain the node's environment shows plus the
+/// configured directories, and the node's own secrets hidden wherever a task's
+/// directory contains them (the embedded store, the token key, the keyring, the audit
+/// key).
+pub(crate) fn jail_config(settings: &Settings) -> JailConfig {
+    let store = &settings.store.url;
+    let hidden = [
+        store.strip_prefix("surrealkv://").map(PathBuf::from),
+        dir_beside_store(&settings.auth.dir, store, "auth"),
+        dir_beside_store(&settings.secrets.dir, store, "secrets"),
+        dir_beside_store(&settings.audit.dir, store, "audit"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|dir| std::path::absolute(dir).ok())
+    .collect();
+    let extra = settings
+        .agents
+        .jail
+        .toolchain_dirs
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    JailConfig {
+        user: settings.agents.jail.user,
+        group: settings.agents.jail.group,
+        ..JailConfig::from_environment(extra, hidden)
+    }
+}
+
 /// The test runner's limits: the settings given, the kind's defaults for the rest.
-pub(crate) fn test_runner_config(limits: &TestRunnerLimits) -> TestRunnerConfig {
-    let mut config = TestRunnerConfig::default();
+pub(crate) fn test_runner_config(limits: &TestRunnerLimits, jail: Jail) -> TestRunnerConfig {
+    let mut config = TestRunnerConfig {
+        jail,
+        ..TestRunnerConfig::default()
+    };
     if let Some(value) = &limits.env_allow_list {
         config.env_allow_list = value.clone();
     }
@@ -128,9 +166,6 @@ pub(crate) fn test_runner_config(limits: &TestRunnerLimits) -> TestRunnerConfig 
     }
     if let Some(value) = limits.max_copy_files {
         config.max_copy_files = value;
-    }
-    if let Some(value) = limits.allow_network_fallback {
-        config.allow_network_fallback = value;
     }
     config
 }
@@ -221,7 +256,8 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(
-            super::test_runner_config(&settings.agents.test_runner).max_processes,
+            super::test_runner_config(&settings.agents.test_runner, troupe_agents::Jail::default())
+                .max_processes,
             64
         );
         let repo = tempfile::tempdir().unwrap();

@@ -75,6 +75,17 @@ pub fn allow_kinds_offline(dir: &Path, store: &str, kinds: &[&str]) {
     );
 }
 
+/// `parent/shared`, a directory jailed commands may write in: the node runs them as an
+/// unprivileged user when it runs as root, who must be able to enter `parent` too.
+pub fn shared_dir(parent: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = parent.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    shared
+}
+
 /// Grants `kinds` to `project` through a node without accounts.
 pub fn allow_kinds(server: &Server, project: &str, kinds: &[&str]) {
     let body = serde_json::json!({ "allowed_kinds": kinds }).to_string();

@@ -4,14 +4,15 @@
 //! the inputs, with the toolchain's environment only, and with the repository's own
 //! configuration kept from running programs (`core.fsmonitor`, hooks, external diff
 //! drivers, textconv, clean/smudge/process filters): the repository is data, never code.
+//! It runs in the analysis's jail cell, where the repository is read-only.
 
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
+use crate::jail::Entered;
 use crate::process::{Bounds, Captured, find_on_path, run_bounded, toolchain_environment};
 
 /// Longest base ref accepted; real refs and object names are far shorter.
@@ -59,6 +60,7 @@ pub fn check_base_ref(base_ref: &str) -> Result<(), AgentError> {
 /// Tracked files that differ from `base_ref` (staged or not) plus untracked files that
 /// are not ignored, relative to `repository`.
 pub async fn modified_files(
+    cell: &Entered,
     repository: &Path,
     base_ref: &str,
     timeout: Duration,
@@ -71,7 +73,7 @@ pub async fn modified_files(
             "git is not installed on this node".into(),
         ));
     }
-    let git = Git::new(repository, timeout, cancel).await?;
+    let git = Git::new(cell, repository, timeout, cancel).await?;
     let inside = git.run(&["rev-parse", "--is-inside-work-tree"]).await?;
     if !inside.as_ref().is_ok_and(|out| out.trim() == "true") {
         return Ok(Modified::Unavailable(format!(
@@ -137,6 +139,7 @@ const MAX_GIT_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 /// git over one repository, with everything in the repository's configuration that
 /// could run a program switched off.
 struct Git<'a> {
+    cell: &'a Entered,
     repository: &'a Path,
     timeout: Duration,
     cancel: &'a CancellationToken,
@@ -148,11 +151,13 @@ struct Git<'a> {
 
 impl<'a> Git<'a> {
     async fn new(
+        cell: &'a Entered,
         repository: &'a Path,
         timeout: Duration,
         cancel: &'a CancellationToken,
     ) -> Result<Git<'a>, AgentError> {
         let mut git = Git {
+            cell,
             repository,
             timeout,
             cancel,
@@ -160,6 +165,8 @@ impl<'a> Git<'a> {
                 "core.fsmonitor=false",
                 "core.hooksPath=/dev/null",
                 "core.quotePath=false",
+                // The jail's user does not own the repository when the node is root.
+                "safe.directory=*",
             ]
             .map(String::from)
             .into(),
@@ -186,21 +193,25 @@ impl<'a> Git<'a> {
     /// Runs `git -C repository <args>`: `Ok(Ok(stdout))` on success, `Ok(Err(message))`
     /// when git ran and failed.
     async fn run(&self, args: &[&str]) -> Result<Result<String, String>, AgentError> {
-        let mut command = Command::new("git");
-        command.arg("-C").arg(self.repository);
+        let mut argv: Vec<std::ffi::OsString> = vec!["git".into(), "-C".into()];
+        argv.push(self.repository.into());
         for setting in &self.settings {
-            command.arg("-c").arg(setting);
+            argv.push("-c".into());
+            argv.push(setting.into());
         }
-        command
-            .args(args)
-            .env_clear()
-            .envs(toolchain_environment())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_OPTIONAL_LOCKS", "0")
-            .env("GIT_PAGER", "cat")
-            .env("LC_ALL", "C");
+        argv.extend(args.iter().map(Into::into));
+        let mut env = toolchain_environment();
+        for (name, value) in [
+            ("GIT_CONFIG_NOSYSTEM", "1"),
+            ("GIT_CONFIG_GLOBAL", "/dev/null"),
+            ("GIT_TERMINAL_PROMPT", "0"),
+            ("GIT_OPTIONAL_LOCKS", "0"),
+            ("GIT_PAGER", "cat"),
+            ("LC_ALL", "C"),
+        ] {
+            env.insert(name.into(), value.into());
+        }
+        let command = self.cell.command(argv, &env)?;
         let bounds = Bounds::head(self.timeout, MAX_GIT_OUTPUT_BYTES);
         let finished = run_bounded(command, self.cancel, &bounds).await?;
         let Captured {

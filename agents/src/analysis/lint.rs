@@ -1,16 +1,16 @@
 //! Linters, where the node has them: each is run over the files of its language and
 //! its issues counted. A linter that is not on `PATH` is reported `available: false`.
+//! Linters run in the analysis's jail cell, started in the repository.
 
-use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
+use crate::jail::Entered;
 use crate::process::{Bounds, find_on_path, run_bounded, tail_chars, toolchain_environment};
 use troupe_scanner::rules::Lang;
 
@@ -98,7 +98,7 @@ pub fn count_issues(output: &str) -> usize {
 /// Runs every linter one of whose languages has files in `files_by_lang`
 /// (relative paths), in `repository`.
 pub async fn run_linters(
-    repository: &Path,
+    cell: &Entered,
     linters: &[Linter],
     files_by_lang: &[(Lang, String)],
     limits: &LintLimits,
@@ -125,15 +125,13 @@ pub async fn run_linters(
             });
             continue;
         };
-        let mut command = Command::new(program);
         // `./` first: a file named `-rf.sh` stays a file, never an option.
-        command
-            .args(&linter.args)
-            .args(files.iter().map(|file| format!("./{file}")))
-            .current_dir(repository)
-            .env_clear()
-            .envs(toolchain_environment())
-            .env("NO_COLOR", "1");
+        let argv = std::iter::once(program.into_os_string())
+            .chain(linter.args.iter().map(Into::into))
+            .chain(files.iter().map(|file| format!("./{file}").into()));
+        let mut env = toolchain_environment();
+        env.insert("NO_COLOR".into(), "1".into());
+        let command = cell.command(argv, &env)?;
         let bounds = Bounds::head(limits.timeout, limits.max_output_bytes);
         let finished = run_bounded(command, cancel, &bounds).await?;
         let printed = format!("{}{}", finished.stdout.text, finished.stderr.text);
@@ -174,8 +172,11 @@ mod tests {
     /// flake8 imports (runs) from its configuration. With `--isolated` it never loads.
     #[tokio::test]
     async fn a_repositorys_flake8_plugin_does_not_run() {
-        let repository = tempfile::tempdir().unwrap();
-        let marker = repository.path().join("plugin-ran");
+        let repository = crate::jail::testing::open_dir(0o755);
+        // Outside the repository (read-only in the jail) and writable by the jailed
+        // user, so a plugin that ran would leave the marker.
+        let marker_dir = crate::jail::testing::open_dir(0o777);
+        let marker = marker_dir.path().join("plugin-ran");
         let plugin = format!(
             "import pathlib\npathlib.Path({:?}).write_text('pwned')\nclass Plugin:\n    name = 'x'\n    version = '1'\n    def __init__(self, tree): pass\n    def run(self): return iter(())\n",
             marker.display().to_string()
@@ -198,15 +199,10 @@ mod tests {
             max_files: 10,
         };
         let files = [(Lang::Python, "app.py".to_string())];
-        let results = run_linters(
-            repository.path(),
-            &flake8,
-            &files,
-            &limits,
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+        let cell = crate::jail::testing::cell(repository.path(), &[marker_dir.path()]).await;
+        let results = run_linters(&cell, &flake8, &files, &limits, &CancellationToken::new())
+            .await
+            .unwrap();
         assert!(
             results[0].available,
             "flake8 is missing: run scripts/setup (pip install flake8)"

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
+use crate::jail::{Cell, Entered, Jail, Network};
 use troupe_scanner::rules::Lang;
 use troupe_scanner::walk::{self, FileText};
 use troupe_scanner::{AdvisoryDb, ScannerConfig, scan_repository_cancellable};
@@ -50,6 +51,8 @@ pub struct CodeAnalyzerConfig {
     pub max_lint_output_bytes: usize,
     pub max_lint_reported_chars: usize,
     pub max_lint_files: usize,
+    /// Where git and the linters run: the repository read-only, no network.
+    pub jail: Jail,
 }
 
 impl Default for CodeAnalyzerConfig {
@@ -66,6 +69,7 @@ impl Default for CodeAnalyzerConfig {
             max_lint_output_bytes: 4 * 1024 * 1024,
             max_lint_reported_chars: 8 * 1024,
             max_lint_files: 5_000,
+            jail: Jail::default(),
         }
     }
 }
@@ -188,31 +192,24 @@ impl TypedAgent for CodeAnalyzerAgent {
             AgentError::Failed(format!("the analysis stopped unexpectedly: {error}"))
         })??;
 
-        context.report("asking git what changed", None);
-        let modified = git::modified_files(
-            &repository,
-            &base_ref,
-            self.config.git_timeout,
-            self.config.max_modified_files,
-            &context.cancel,
-        )
-        .await?;
-
-        context.report("running the linters", None);
-        let limits = lint::LintLimits {
-            timeout: self.config.lint_timeout,
-            max_output_bytes: self.config.max_lint_output_bytes,
-            max_reported_output_chars: self.config.max_lint_reported_chars,
-            max_files: self.config.max_lint_files,
-        };
-        let lint = lint::run_linters(
-            &repository,
-            &self.config.linters,
-            &analysis.sources,
-            &limits,
-            &context.cancel,
-        )
-        .await?;
+        let repository = std::path::absolute(&repository)
+            .map_err(|error| AgentError::Io(format!("repository: {error}")))?;
+        let cell = self
+            .config
+            .jail
+            .enter(Cell {
+                readable: vec![repository.clone()],
+                writable: Vec::new(),
+                cwd: repository.clone(),
+                network: Network::Off,
+                limits: None,
+            })
+            .await?;
+        let (modified, lint) = self
+            .run_tools(&cell, &repository, &base_ref, &analysis, &context)
+            .await;
+        cell.finish().await;
+        let (modified, lint) = (modified?, lint?);
 
         Ok(AgentOutput {
             outputs: self.outputs(analysis, &scan, modified, &lint, max_functions),
@@ -222,6 +219,47 @@ impl TypedAgent for CodeAnalyzerAgent {
 }
 
 impl CodeAnalyzerAgent {
+    /// git's list of changed files and the linters' results, run in `cell`.
+    async fn run_tools(
+        &self,
+        cell: &Entered,
+        repository: &Path,
+        base_ref: &str,
+        analysis: &SourceAnalysis,
+        context: &AgentContext,
+    ) -> (
+        Result<git::Modified, AgentError>,
+        Result<Vec<LintResult>, AgentError>,
+    ) {
+        context.report("asking git what changed", None);
+        let modified = git::modified_files(
+            cell,
+            repository,
+            base_ref,
+            self.config.git_timeout,
+            self.config.max_modified_files,
+            &context.cancel,
+        )
+        .await;
+
+        context.report("running the linters", None);
+        let limits = lint::LintLimits {
+            timeout: self.config.lint_timeout,
+            max_output_bytes: self.config.max_lint_output_bytes,
+            max_reported_output_chars: self.config.max_lint_reported_chars,
+            max_files: self.config.max_lint_files,
+        };
+        let lint = lint::run_linters(
+            cell,
+            &self.config.linters,
+            &analysis.sources,
+            &limits,
+            &context.cancel,
+        )
+        .await;
+        (modified, lint)
+    }
+
     fn outputs(
         &self,
         mut analysis: SourceAnalysis,

@@ -63,7 +63,7 @@ const RUST: &str = "// A comment.\nfn main() {\n    let x = 1;\n\n    if x > 0 {
 
 #[tokio::test]
 async fn languages_lines_and_functions_of_a_small_repository() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     write(dir.path(), "app/m.py", PYTHON);
     write(dir.path(), "src/main.rs", RUST);
     write(dir.path(), "README.md", "# Title\n\ntext\n");
@@ -104,7 +104,7 @@ async fn languages_lines_and_functions_of_a_small_repository() {
 
 #[tokio::test]
 async fn a_missing_linter_is_reported_unavailable_not_an_error() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     write(dir.path(), "run.sh", "#!/bin/sh\necho $1\n");
     let out = analyse(&analyzer(), json!({"repository": dir.path().to_str()}))
         .await
@@ -123,7 +123,7 @@ async fn a_missing_linter_is_reported_unavailable_not_an_error() {
 
 #[tokio::test]
 async fn an_installed_linter_runs_and_its_issue_lines_are_counted() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     write(dir.path(), "a.sh", "echo hi\n");
     write(dir.path(), "b.py", "x = 1\n");
     // `sh -c` as a stand-in linter: it prints one issue line per file it is given.
@@ -155,7 +155,7 @@ async fn an_installed_linter_runs_and_its_issue_lines_are_counted() {
 
 #[tokio::test]
 async fn modified_files_against_head_and_against_an_older_commit() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     let root = dir.path();
     git(root, &["init", "--quiet"]);
     write(root, "first.py", "x = 1\n");
@@ -200,7 +200,7 @@ async fn modified_files_against_head_and_against_an_older_commit() {
 
 #[tokio::test]
 async fn a_hostile_base_ref_is_refused_before_git_runs() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     let root = dir.path();
     git(root, &["init", "--quiet"]);
     let target = root.join("written-by-git");
@@ -219,7 +219,7 @@ async fn a_hostile_base_ref_is_refused_before_git_runs() {
 
 #[tokio::test]
 async fn a_planted_secret_lowers_the_security_and_quality_scores() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     write(dir.path(), "clean.py", "def f():\n    return 1\n");
     let clean = analyse(&analyzer(), json!({"repository": dir.path().to_str()}))
         .await
@@ -245,7 +245,7 @@ async fn a_planted_secret_lowers_the_security_and_quality_scores() {
 
 #[tokio::test]
 async fn max_functions_bounds_the_list_but_not_the_counts() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     write(dir.path(), "m.py", PYTHON);
     let out = analyse(
         &analyzer(),
@@ -284,7 +284,7 @@ async fn bad_inputs_are_refused_by_name() {
 
 #[tokio::test]
 async fn a_cancelled_attempt_stops() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::jail::testing::open_dir(0o755);
     write(dir.path(), "m.py", PYTHON);
     let context = AgentContext::detached("run:task:1");
     context.cancel.cancel();
@@ -324,9 +324,12 @@ fn the_kind_and_its_inputs_are_described() {
 /// every filter driver off.
 #[tokio::test]
 async fn a_repositorys_filter_driver_does_not_run() {
-    let repository = tempfile::tempdir().unwrap();
+    let repository = crate::jail::testing::open_dir(0o755);
     let root = repository.path();
-    let marker = root.join("filter-ran");
+    // Outside the repository (read-only in the jail) and writable by the jailed user, so
+    // a filter that ran would leave the marker.
+    let marker_dir = crate::jail::testing::open_dir(0o777);
+    let marker = marker_dir.path().join("filter-ran");
     git(root, &["init", "-q"]);
     std::fs::write(root.join(".gitattributes"), "*.txt filter=pwn\n").unwrap();
     std::fs::write(root.join("a.txt"), "one\n").unwrap();
@@ -339,7 +342,9 @@ async fn a_repositorys_filter_driver_does_not_run() {
     );
     git(root, &["config", "filter.pwn.process", &touch]);
     std::fs::write(root.join("a.txt"), "two\n").unwrap();
+    let cell = crate::jail::testing::cell(root, &[marker_dir.path()]).await;
     let modified = super::git::modified_files(
+        &cell,
         root,
         "HEAD",
         std::time::Duration::from_secs(30),

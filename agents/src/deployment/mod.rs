@@ -12,6 +12,11 @@
 //! binary name; everything else comes from the task's inputs, checked. Text in the
 //! repository (a README telling an agent to run something) cannot change what is
 //! written or run.
+//!
+//! The deploy command runs in the jail, in the repository, which it sees read-only with
+//! the output directory, and with the network (a deploy reaches a registry or a cluster).
+//! Files it needs from the host beyond the toolchain (a kubeconfig) must lie in
+//! `agents.jail.toolchain_dirs`.
 
 mod inputs;
 
@@ -21,12 +26,11 @@ mod templates;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
-use tokio::process::Command;
-
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
+use crate::jail::{Cell, Jail, Limits, Network};
 use crate::process::{Bounds, environment, run_bounded};
+use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone)]
 pub struct DeploymentConfig {
@@ -35,7 +39,14 @@ pub struct DeploymentConfig {
     pub default_timeout_secs: u64,
     pub max_output_bytes: usize,
     pub max_replicas: u32,
+    pub jail: Jail,
 }
+
+/// Memory and processes a deploy command may use.
+const DEPLOY_LIMITS: Limits = Limits {
+    max_memory_bytes: 4 << 30,
+    max_processes: 512,
+};
 
 impl Default for DeploymentConfig {
     fn default() -> Self {
@@ -46,6 +57,7 @@ impl Default for DeploymentConfig {
             default_timeout_secs: 900,
             max_output_bytes: 64 * 1024,
             max_replicas: 100,
+            jail: Jail::default(),
         }
     }
 }
@@ -160,29 +172,49 @@ impl DeploymentAgent {
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(script)
-            .current_dir(&request.repository)
-            .env_clear()
-            .envs(environment(&self.config.env_allow_list, None))
-            .env("TROUPE_IDEMPOTENCY_KEY", &context.idempotency_key)
-            .env("TROUPE_DEPLOY_DIR", &request.output_dir)
-            .env("TROUPE_ENVIRONMENT", &request.values.environment)
-            .env("TROUPE_IMAGE", &request.values.image);
+        let mut env = environment(&self.config.env_allow_list, None);
+        for (name, value) in [
+            ("TROUPE_IDEMPOTENCY_KEY", context.idempotency_key.clone()),
+            (
+                "TROUPE_DEPLOY_DIR",
+                request.output_dir.display().to_string(),
+            ),
+            ("TROUPE_ENVIRONMENT", request.values.environment.clone()),
+            ("TROUPE_IMAGE", request.values.image.clone()),
+        ] {
+            env.insert(name.into(), value);
+        }
+        let repository = std::path::absolute(&request.repository)
+            .map_err(|error| AgentError::Io(format!("repository: {error}")))?;
+        let output_dir = std::path::absolute(&request.output_dir)
+            .map_err(|error| AgentError::Io(format!("output_dir: {error}")))?;
+        let cell = self
+            .config
+            .jail
+            .enter(Cell {
+                readable: vec![repository.clone(), output_dir],
+                writable: Vec::new(),
+                cwd: repository,
+                network: Network::On,
+                limits: Some(DEPLOY_LIMITS),
+            })
+            .await?;
+        let command = cell.command(["sh", "-c", script], &env)?;
         context.report(format!("running `{script}`"), Some(0.6));
         let started = Instant::now();
         let bounds = Bounds::head(
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
         );
-        let finished = run_bounded(command, &context.cancel, &bounds)
-            .await?
-            .unless_timed_out(&bounds)?;
+        let ran = run_bounded(command, &context.cancel, &bounds).await;
+        let isolation = cell.isolation();
+        cell.finish().await;
+        let finished = ran?.unless_timed_out(&bounds)?;
         // A deploy may fail for passing reasons, so the failure is retryable.
         finished.failure_unless_success("deploy command")?;
-        Ok(Value::Object(finished.report(started.elapsed())))
+        let mut report = finished.report(started.elapsed());
+        report.insert("isolation".into(), isolation);
+        Ok(Value::Object(report))
     }
 }
 

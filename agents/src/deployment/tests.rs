@@ -22,6 +22,15 @@ async fn render(value: Value) -> Result<Map<String, Value>, AgentError> {
         .map(|output| output.outputs)
 }
 
+/// A repository the jail's user may read (a node running as root runs the deploy
+/// command as an unprivileged user).
+fn readable_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
 fn write(root: &Path, files: &[(&str, &str)]) {
     for (path, text) in files {
         std::fs::write(root.join(path), text).unwrap();
@@ -251,23 +260,26 @@ async fn a_dry_run_by_default_does_not_run_the_deploy_command() {
 
 #[tokio::test]
 async fn with_dry_run_false_the_command_runs_once_with_key_and_directory() {
-    let repo = tempfile::tempdir().unwrap();
+    let repo = readable_dir();
     write(repo.path(), &[("go.mod", "module x\n")]);
-    let command = "echo \"$TROUPE_IDEMPOTENCY_KEY $TROUPE_DEPLOY_DIR $TROUPE_ENVIRONMENT\" >> runs.log; ls \"$TROUPE_DEPLOY_DIR/k8s\"";
+    let command = "touch planted 2>/dev/null; echo \"$TROUPE_IDEMPOTENCY_KEY $TROUPE_DEPLOY_DIR $TROUPE_ENVIRONMENT\"; ls \"$TROUPE_DEPLOY_DIR/k8s\"";
     let outputs = render(json!({"repository": repo.path(), "deploy_command": command, "dry_run": false, "environment": "prod-eu"}))
         .await
         .unwrap();
     assert_eq!(outputs["deployed"], json!(true));
-    let runs = std::fs::read_to_string(repo.path().join("runs.log")).unwrap();
     let deploy_dir = repo.path().canonicalize().unwrap().join("deploy");
-    assert_eq!(
-        runs,
-        format!("run-7:deploy:1 {} prod-eu\n", deploy_dir.display())
-    );
-    // The files were there before the command ran.
+    // The files were there before the command ran, and it could change none.
     assert_eq!(
         outputs["deploy_output"]["stdout"],
-        json!("deployment.yaml\nservice.yaml\n")
+        json!(format!(
+            "run-7:deploy:1 {} prod-eu\ndeployment.yaml\nservice.yaml\n",
+            deploy_dir.display()
+        ))
+    );
+    assert!(!repo.path().join("planted").exists());
+    assert_eq!(
+        outputs["deploy_output"]["isolation"]["network"],
+        json!("on")
     );
 
     let error = render(json!({"repository": repo.path(), "deploy_command": "echo no cluster >&2; exit 2", "dry_run": false}))

@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::{AgentError, invalid};
+use crate::jail::copy::{CopyLimits, copy_tree};
+use crate::jail::{Cell, Jail, Limits, Network};
 use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
-use crate::sandbox::copy::{CopyLimits, copy_tree};
-use crate::sandbox::{Sandbox, SandboxLimits};
 
 use command::{ProjectType, default_plan};
 use parse::{FailureLimits, Results};
@@ -67,8 +67,8 @@ pub struct TestRunnerConfig {
     pub max_copy_files: u64,
     /// Directory names left out of the copy wherever they appear.
     pub skip_dirs: Vec<String>,
-    /// Run with the network when no network namespace can be made, instead of failing.
-    pub allow_network_fallback: bool,
+    /// Where the suite runs: its copy writable, the network off.
+    pub jail: Jail,
 }
 
 impl Default for TestRunnerConfig {
@@ -101,7 +101,7 @@ impl Default for TestRunnerConfig {
             skip_dirs: [".git", "target", "__pycache__", ".pytest_cache"]
                 .map(String::from)
                 .to_vec(),
-            allow_network_fallback: false,
+            jail: Jail::default(),
         }
     }
 }
@@ -223,20 +223,27 @@ impl TypedAgent for TestRunnerAgent {
             context.idempotency_key.clone(),
         );
 
-        let sandbox = Sandbox::prepare(SandboxLimits {
-            max_memory_bytes: self.config.max_memory_bytes,
-            max_processes: self.config.max_processes,
-            allow_network_fallback: self.config.allow_network_fallback,
-        })
-        .await?;
-        let isolation = sandbox.isolation.to_json();
+        let jail = &self.config.jail;
+        jail.hand_over(scratch.path()).await?;
+        let cell = jail
+            .enter(Cell {
+                readable: Vec::new(),
+                writable: vec![scratch.path().to_path_buf()],
+                cwd: copy.clone(),
+                network: Network::Off,
+                limits: Some(Limits {
+                    max_memory_bytes: self.config.max_memory_bytes,
+                    max_processes: self.config.max_processes,
+                }),
+            })
+            .await?;
+        let isolation = cell.isolation();
         context.report(format!("running `{script}`"), Some(0.1));
         let limits = FailureLimits {
             max_failures: self.config.max_failures,
             max_failure_output_bytes: self.config.max_failure_output_bytes,
         };
-        let mut command = sandbox.shell_command(&script)?;
-        command.envs(&env).current_dir(&copy);
+        let command = cell.command(["sh", "-c", script.as_str()], &env)?;
         let started = Instant::now();
         // Every line of stdout goes to the parser, so the counts are right however long
         // the output; only its tail is kept.
@@ -246,7 +253,7 @@ impl TypedAgent for TestRunnerAgent {
         );
         let parser = request.project_type.parser(limits);
         let outcome = run_bounded_with_lines(command, &context.cancel, &bounds, parser).await;
-        sandbox.finish().await;
+        cell.finish().await;
         let (finished, parser) = outcome?;
 
         let mut results = match parser {

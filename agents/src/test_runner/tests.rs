@@ -346,7 +346,48 @@ async fn the_network_is_cut_off() {
         outputs["stderr"].as_str().unwrap().contains("Error"),
         "{outputs:?}"
     );
-    assert_ne!(outputs["isolation"]["network"], json!("none"));
+    assert_eq!(outputs["isolation"]["network"], json!("off"));
+}
+
+/// The attack: a repository's test code writes outside its throw-away copy, into the
+/// original repository, into a directory anyone may write, and into the system. Run as
+/// root before the jail, every write landed. Now the suite's own assertions see each
+/// write refused, and the host shows none of them.
+#[tokio::test]
+async fn test_code_cannot_write_outside_its_copy() {
+    let repo = crate::jail::testing::open_dir(0o755);
+    let open = crate::jail::testing::open_dir(0o777);
+    let targets = [
+        repo.path().join("planted"),
+        open.path().join("planted"),
+        "/usr/troupe-planted".into(),
+    ];
+    let test = format!(
+        "import os\n\
+         def test_writes_outside_are_refused():\n\
+         \x20   landed = []\n\
+         \x20   for target in {targets:?}:\n\
+         \x20       try:\n\
+         \x20           open(target, 'w').write('pwned')\n\
+         \x20           landed.append(target)\n\
+         \x20       except OSError:\n\
+         \x20           pass\n\
+         \x20   assert landed == [], landed\n\
+         \x20   assert os.getuid() != 0\n"
+    );
+    write(
+        repo.path(),
+        &[
+            ("pyproject.toml", "[project]\nname = 'x'\n"),
+            ("test_escape.py", &test),
+        ],
+    );
+    let outputs = run(json!({"repository": repo.path(), "coverage": false})).await;
+    assert_eq!(outputs["all_passed"], json!(true), "{outputs:?}");
+    assert_eq!(counts(&outputs), (1, 0, 0), "{outputs:?}");
+    for target in &targets {
+        assert!(!target.exists(), "{} was written", target.display());
+    }
 }
 
 #[tokio::test]
