@@ -36,13 +36,6 @@ pub struct ShellAgentConfig {
     pub jail: Jail,
 }
 
-/// Memory and processes a shell command may use: enough for a build, not for a fork
-/// bomb.
-const SHELL_LIMITS: Limits = Limits {
-    max_memory_bytes: 4 << 30,
-    max_processes: 512,
-};
-
 pub struct ShellAgent {
     config: ShellAgentConfig,
 }
@@ -105,7 +98,7 @@ impl TypedAgent for ShellAgent {
                 writable: vec![dir.clone()],
                 cwd: dir,
                 network: Network::Off,
-                limits: Some(SHELL_LIMITS),
+                limits: Some(Limits::COMMAND),
             })
             .await?;
         let command = cell.command(["sh", "-c", inputs.command.as_str()], &env)?;
@@ -223,17 +216,9 @@ mod tests {
         assert!(env.contains("PATH="), "{env}");
     }
 
-    /// A directory the jail's user may write in, as a person would give it.
-    fn shared_dir() -> tempfile::TempDir {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        dir
-    }
-
     #[tokio::test]
     async fn the_command_writes_in_its_working_dir_and_sees_nothing_else() {
-        let dir = shared_dir();
+        let dir = crate::jail::testing::open_dir(0o777);
         let elsewhere = tempfile::tempdir().unwrap();
         std::fs::write(elsewhere.path().join("secret"), "s3cret").unwrap();
         let command = format!(
@@ -267,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_kills_the_whole_process_group() {
-        let dir = shared_dir();
+        let dir = crate::jail::testing::open_dir(0o777);
         let marker = dir.path().join("survived");
         let mut context = AgentContext::detached("k");
         context.timeout_secs = Some(1);

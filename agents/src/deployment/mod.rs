@@ -42,12 +42,6 @@ pub struct DeploymentConfig {
     pub jail: Jail,
 }
 
-/// Memory and processes a deploy command may use.
-const DEPLOY_LIMITS: Limits = Limits {
-    max_memory_bytes: 4 << 30,
-    max_processes: 512,
-};
-
 impl Default for DeploymentConfig {
     fn default() -> Self {
         Self {
@@ -196,7 +190,7 @@ impl DeploymentAgent {
                 writable: Vec::new(),
                 cwd: repository,
                 network: Network::On,
-                limits: Some(DEPLOY_LIMITS),
+                limits: Some(Limits::COMMAND),
             })
             .await?;
         let command = cell.command(["sh", "-c", script], &env)?;

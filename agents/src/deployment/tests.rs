@@ -22,15 +22,6 @@ async fn render(value: Value) -> Result<Map<String, Value>, AgentError> {
         .map(|output| output.outputs)
 }
 
-/// A repository the jail's user may read (a node running as root runs the deploy
-/// command as an unprivileged user).
-fn readable_dir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
 fn write(root: &Path, files: &[(&str, &str)]) {
     for (path, text) in files {
         std::fs::write(root.join(path), text).unwrap();
@@ -260,7 +251,8 @@ async fn a_dry_run_by_default_does_not_run_the_deploy_command() {
 
 #[tokio::test]
 async fn with_dry_run_false_the_command_runs_once_with_key_and_directory() {
-    let repo = readable_dir();
+    // Readable by the jail's user: a root node runs the deploy command unprivileged.
+    let repo = crate::jail::testing::open_dir(0o755);
     write(repo.path(), &[("go.mod", "module x\n")]);
     let command = "touch planted 2>/dev/null; echo \"$TROUPE_IDEMPOTENCY_KEY $TROUPE_DEPLOY_DIR $TROUPE_ENVIRONMENT\"; ls \"$TROUPE_DEPLOY_DIR/k8s\"";
     let outputs = render(json!({"repository": repo.path(), "deploy_command": command, "dry_run": false, "environment": "prod-eu"}))

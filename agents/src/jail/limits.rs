@@ -17,6 +17,15 @@ pub(crate) struct Limits {
     pub max_processes: u64,
 }
 
+impl Limits {
+    /// A command someone wrote (a `shell` task, a deploy command): enough for a build,
+    /// not for a fork bomb.
+    pub(crate) const COMMAND: Limits = Limits {
+        max_memory_bytes: 4 << 30,
+        max_processes: 512,
+    };
+}
+
 /// The cgroups made for one command, and the address-space cap used where none limits
 /// memory.
 pub(super) struct Bounded {
