@@ -1,7 +1,8 @@
-//! The first attack of the security review, against the real binary: a developer whose
-//! project is granted `shell` reads the node's token signing key through a task, to
-//! forge a super admin's token. The task runs in the jail: the key directory is not
-//! there, even when the task's working directory is the node's own.
+//! Attacks of the security review on the jail, against the real binary: a developer
+//! whose project is granted `shell` reads the node's token signing key through a task
+//! (to forge a super admin's token), and a repository's test code writes outside its
+//! throw-away copy. Both run in the jail: the key directory is covered even when the
+//! task's working directory is the node's own, and only the copy is writable.
 
 mod support;
 
@@ -50,7 +51,7 @@ fn a_shell_task_cannot_read_the_token_signing_key() {
     assert_eq!(status, 201, "{started}");
     let run_id = started["run_id"].as_str().unwrap();
     let run = wait_for_run(&server, run_id, 60, |run| run["status"] != "running");
-    assert_eq!(task_status(&run, "steal"), "succeeded", "{run:#}");
+    assert_eq!(task_status(&run, "steal"), "completed", "{run:#}");
     let task = run["tasks"]
         .as_array()
         .unwrap()
@@ -63,4 +64,70 @@ fn a_shell_task_cannot_read_the_token_signing_key() {
     let stderr = outputs["stderr"].as_str().unwrap();
     assert!(stderr.contains("Permission denied"), "{outputs:#}");
     assert_eq!(outputs["isolation"]["jail"], "bubblewrap", "{outputs:#}");
+}
+
+const TEST_RUN: &str = r#"
+name: Escape the copy
+variables:
+  repository: ""
+tasks:
+  - id: tests
+    name: Tests
+    agent: test_runner
+    inputs:
+      repository: "{{ variables.repository }}"
+      coverage: false
+"#;
+
+/// The fifth attack, through the real binary: a repository's test code (a detected
+/// pytest suite, which needs no grant) writes outside its throw-away copy: into the
+/// original repository and into a directory anyone may write. Before the jail both
+/// writes landed, as root. Now the suite's own assertion sees them refused.
+#[test]
+fn test_code_cannot_write_outside_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = shared_dir(dir.path());
+    let repository = dir.path().join("repository");
+    std::fs::create_dir(&repository).unwrap();
+    let targets = [repository.join("planted"), open.join("planted")];
+    let test = format!(
+        "def test_writes_outside_are_refused():\n\
+         \x20   landed = []\n\
+         \x20   for target in {targets:?}:\n\
+         \x20       try:\n\
+         \x20           open(target, 'w').write('pwned')\n\
+         \x20           landed.append(target)\n\
+         \x20       except OSError:\n\
+         \x20           pass\n\
+         \x20   assert landed == [], landed\n"
+    );
+    std::fs::write(repository.join("pyproject.toml"), "[project]\nname = 'x'\n").unwrap();
+    std::fs::write(repository.join("test_escape.py"), test).unwrap();
+
+    let server = Server::start(&dir.path().join("data"), &free_address());
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", TEST_RUN);
+    assert_eq!(status, 201, "{created}");
+    let body = serde_json::json!({"variables": {"repository": repository.display().to_string()}})
+        .to_string();
+    let (status, started) = post(
+        &server,
+        "/api/v1/workflows/escape-the-copy/runs",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{started}");
+    let run_id = started["run_id"].as_str().unwrap();
+    let run = wait_for_run(&server, run_id, 120, |run| run["status"] != "running");
+    let task = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["id"] == "tests")
+        .unwrap();
+    let outputs = &task["outputs"];
+    assert_eq!(outputs["all_passed"], true, "{run:#}");
+    assert_eq!(outputs["passed"], 1, "{outputs:#}");
+    for target in &targets {
+        assert!(!target.exists(), "{} was written", target.display());
+    }
 }
