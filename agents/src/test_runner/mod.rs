@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::{AgentError, invalid};
 use crate::jail::copy::{CopyLimits, copy_tree};
-use crate::jail::{Cell, Jail, Limits, Network};
+use crate::jail::{Cell, Entered, Jail, Limits, Network};
 use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
 
 use command::{ProjectType, default_plan};
@@ -223,20 +223,7 @@ impl TypedAgent for TestRunnerAgent {
             context.idempotency_key.clone(),
         );
 
-        let jail = &self.config.jail;
-        jail.hand_over(scratch.path()).await?;
-        let cell = jail
-            .enter(Cell {
-                readable: Vec::new(),
-                writable: vec![scratch.path().to_path_buf()],
-                cwd: copy.clone(),
-                network: Network::Off,
-                limits: Some(Limits {
-                    max_memory_bytes: self.config.max_memory_bytes,
-                    max_processes: self.config.max_processes,
-                }),
-            })
-            .await?;
+        let cell = self.cell(scratch.path(), &copy).await?;
         let isolation = cell.isolation();
         context.report(format!("running `{script}`"), Some(0.1));
         let limits = FailureLimits {
@@ -365,6 +352,24 @@ fn offline_in_scratch(env: &mut BTreeMap<String, String>, scratch: &Path, copy: 
 }
 
 impl TestRunnerAgent {
+    /// The jail cell the suite runs in: the scratch directory (the copy, its reports and
+    /// caches) given to the jail's user and writable, the network off.
+    async fn cell(&self, scratch: &Path, copy: &Path) -> Result<Entered, AgentError> {
+        let jail = &self.config.jail;
+        jail.hand_over(scratch).await?;
+        jail.enter(Cell {
+            readable: Vec::new(),
+            writable: vec![scratch.to_path_buf()],
+            cwd: copy.to_path_buf(),
+            network: Network::Off,
+            limits: Some(Limits {
+                max_memory_bytes: self.config.max_memory_bytes,
+                max_processes: self.config.max_processes,
+            }),
+        })
+        .await
+    }
+
     /// Copies on a blocking thread; a cancel stops the walk at the next entry.
     async fn copy_repository(
         &self,
