@@ -49,6 +49,6 @@ pub use registry::{CREW_KINDS, Registry, builtin, crew};
 pub use schema::{Field, FieldType, InputSchema};
 pub use security_scanner::SecurityScannerAgent;
 pub use shell::{ShellAgent, ShellAgentConfig};
-pub use stdio_rpc::ProcessConfig;
+pub use stdio_rpc::{ProcessAccess, ProcessConfig};
 pub use test_runner::{TestRunnerAgent, TestRunnerConfig};
 pub use tokio_util::sync::CancellationToken;

@@ -1,9 +1,13 @@
 //! `mcp_tool` against a real MCP server: the example, built on the official Python SDK.
 //! These tests fail (never skip) when the SDK is missing, saying how to install it.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
 use serde_json::{Map, Value, json};
 use troupe_agents::{
-    Agent, AgentContext, AgentError, McpServerConfig, McpToolAgent, ProcessConfig,
+    Agent, AgentContext, AgentError, Jail, McpServerConfig, McpToolAgent, ProcessAccess,
+    ProcessConfig,
 };
 
 fn require_the_sdk() {
@@ -18,12 +22,19 @@ fn require_the_sdk() {
     );
 }
 
-fn server(command: Vec<String>) -> McpServerConfig {
+/// A server run in the jail from `dir`.
+fn server(command: Vec<String>, dir: &Path) -> McpServerConfig {
     McpServerConfig {
         name: "notes".into(),
         process: ProcessConfig {
             command,
-            env_allow_list: vec!["PATH".into(), "HOME".into()],
+            access: ProcessAccess {
+                readable_dirs: vec![dir.to_path_buf()],
+                writable_dirs: Vec::new(),
+                network: false,
+            },
+            jail: Jail::default(),
+            env_allow_list: vec!["PATH".into()],
             timeout_secs: 30,
             max_output_bytes: 1024 * 1024,
             max_restarts: 2,
@@ -34,14 +45,14 @@ fn server(command: Vec<String>) -> McpServerConfig {
 
 fn notes() -> McpToolAgent {
     require_the_sdk();
-    let script = std::path::PathBuf::from(
+    let dir = std::path::PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo and nextest"),
     )
-    .join("../examples/mcp/notes_server.py");
-    McpToolAgent::new(vec![server(vec![
-        "python3".into(),
-        script.display().to_string(),
-    ])])
+    .join("../examples/mcp");
+    McpToolAgent::new(vec![server(
+        vec!["python3".into(), "notes_server.py".into()],
+        &dir,
+    )])
 }
 
 async fn call(agent: &McpToolAgent, inputs: Value) -> Result<Map<String, Value>, AgentError> {
@@ -152,6 +163,7 @@ async fn unknown_servers_and_tools_are_refused_with_the_known_ones() {
 #[tokio::test]
 async fn a_server_that_is_not_mcp_fails_its_handshake_clearly() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = dir.path().join("liar.py");
     // Answers `initialize` with a protocol version from the future, then nothing.
     std::fs::write(
@@ -164,10 +176,10 @@ for line in sys.stdin:
 "#,
     )
     .unwrap();
-    let agent = McpToolAgent::new(vec![server(vec![
-        "python3".into(),
-        script.display().to_string(),
-    ])]);
+    let agent = McpToolAgent::new(vec![server(
+        vec!["python3".into(), script.display().to_string()],
+        dir.path(),
+    )]);
     let error = call(&agent, json!({"server": "notes", "tool": "x"}))
         .await
         .unwrap_err();

@@ -4,6 +4,7 @@
 //! runtime's to check: this crate does not know the built-in kinds.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,13 @@ pub struct PluginSettings {
     pub restart_period_secs: u64,
     /// Environment variables the process inherits from the node; nothing else is passed.
     pub env_allow_list: Vec<String>,
+    /// Host directories the jailed process may read: its code first (it starts there).
+    /// Relative entries are from the node's directory.
+    pub readable_dirs: Vec<PathBuf>,
+    /// Host directories it may write (the jail's user must be able to, on a root node).
+    pub writable_dirs: Vec<PathBuf>,
+    /// Whether it may reach the network (off: a network namespace of its own).
+    pub network: bool,
 }
 
 impl Default for PluginSettings {
@@ -42,6 +50,9 @@ impl Default for PluginSettings {
             max_restarts: 3,
             restart_period_secs: 60,
             env_allow_list: default_env_allow_list(),
+            readable_dirs: Vec::new(),
+            writable_dirs: Vec::new(),
+            network: false,
         }
     }
 }
@@ -82,6 +93,10 @@ pub struct McpServerSettings {
     pub max_output_bytes: u64,
     pub max_restarts: u32,
     pub restart_period_secs: u64,
+    /// As for plugins: what the jailed server may read and write, and the network.
+    pub readable_dirs: Vec<PathBuf>,
+    pub writable_dirs: Vec<PathBuf>,
+    pub network: bool,
 }
 
 impl Default for McpServerSettings {
@@ -94,14 +109,16 @@ impl Default for McpServerSettings {
             max_output_bytes: 4 * 1024 * 1024,
             max_restarts: 3,
             restart_period_secs: 60,
+            readable_dirs: Vec::new(),
+            writable_dirs: Vec::new(),
+            network: false,
         }
     }
 }
 
+/// `HOME` and `TMPDIR` are the jail's own, never the node's.
 fn default_env_allow_list() -> Vec<String> {
-    ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"]
-        .map(String::from)
-        .to_vec()
+    ["PATH", "LANG", "LC_ALL"].map(String::from).to_vec()
 }
 
 /// Smallest response line limit: below it not even a JSON-RPC error fits.

@@ -29,6 +29,9 @@ inputs.strict = { type = "boolean", required = true }
 [[agents.mcp_servers]]
 name = "notes"
 command = ["python3", "notes_server.py"]
+readable_dirs = ["servers/notes"]
+writable_dirs = ["/var/lib/notes"]
+network = true
 "#,
     )
     .expect("valid");
@@ -38,7 +41,9 @@ command = ["python3", "notes_server.py"]
     assert_eq!(plugin.timeout_secs, 5);
     assert_eq!(plugin.max_restarts, 3);
     assert_eq!(plugin.max_output_bytes, 1024 * 1024);
-    assert!(plugin.env_allow_list.contains(&"PATH".to_string()));
+    assert_eq!(plugin.env_allow_list, ["PATH", "LANG", "LC_ALL"]);
+    assert!(plugin.readable_dirs.is_empty() && plugin.writable_dirs.is_empty());
+    assert!(!plugin.network, "no network unless asked for");
     assert_eq!(plugin.inputs["text"].input_type, InputType::String);
     assert_eq!(plugin.inputs["text"].description, "Text to count");
     assert!(!plugin.inputs["path"].required);
@@ -46,6 +51,15 @@ command = ["python3", "notes_server.py"]
     let server = &settings.agents.mcp_servers[0];
     assert_eq!(server.name, "notes");
     assert_eq!(server.timeout_secs, 60);
+    assert_eq!(
+        server.readable_dirs,
+        [std::path::Path::new("servers/notes")]
+    );
+    assert_eq!(
+        server.writable_dirs,
+        [std::path::Path::new("/var/lib/notes")]
+    );
+    assert!(server.network);
 }
 
 #[test]

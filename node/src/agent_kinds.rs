@@ -16,7 +16,7 @@ use troupe_store::key_file::dir_beside_store;
 use crate::NodeError;
 use troupe_agents::{
     AskPolicy, CrewConfig, Field, FieldType, InputSchema, McpServerConfig, PluginConfig,
-    ProcessConfig, TestRunnerConfig,
+    ProcessAccess, ProcessConfig, TestRunnerConfig,
 };
 use troupe_config::{
     InputType, McpServerSettings, ModelAgentSettings, PluginSettings, ScannerLimits,
@@ -48,7 +48,7 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
             scanner_config(&limits.scanner),
         )))
         .register(Arc::new(troupe_agents::TestRunnerAgent::new(
-            test_runner_config(&limits.test_runner, jail),
+            test_runner_config(&limits.test_runner, jail.clone()),
         )));
     for agent in troupe_agents::crew(crew_config(&limits.model)) {
         registry.register(agent);
@@ -57,8 +57,8 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
         .agents
         .mcp_servers
         .iter()
-        .map(mcp_server_config)
-        .collect();
+        .map(|server| mcp_server_config(server, &jail))
+        .collect::<Result<_, _>>()?;
     registry.register(Arc::new(troupe_agents::McpToolAgent::new(mcp_servers)));
     let builtin: Vec<String> = registry
         .kind_names()
@@ -79,7 +79,7 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
                 plugin.kind
             )));
         }
-        let config = plugin_config(plugin);
+        let config = plugin_config(plugin, &jail)?;
         registry.register(Arc::new(troupe_agents::PluginAgent::new(config)));
     }
     Ok(registry)
@@ -184,21 +184,35 @@ pub(crate) fn crew_config(model: &ModelAgentSettings) -> CrewConfig {
     }
 }
 
-pub(crate) fn mcp_server_config(server: &McpServerSettings) -> McpServerConfig {
-    McpServerConfig {
+pub(crate) fn mcp_server_config(
+    server: &McpServerSettings,
+    jail: &Jail,
+) -> Result<McpServerConfig, NodeError> {
+    let label = format!("MCP server `{}`", server.name);
+    Ok(McpServerConfig {
         name: server.name.clone(),
         process: ProcessConfig {
             command: server.command.clone(),
+            access: process_access(
+                &label,
+                &server.readable_dirs,
+                &server.writable_dirs,
+                server.network,
+            )?,
+            jail: jail.clone(),
             env_allow_list: server.env_allow_list.clone(),
             timeout_secs: server.timeout_secs,
-            max_output_bytes: usize::try_from(server.max_output_bytes).unwrap_or(usize::MAX),
+            max_output_bytes: size(server.max_output_bytes),
             max_restarts: server.max_restarts,
             restart_period_secs: server.restart_period_secs,
         },
-    }
+    })
 }
 
-pub(crate) fn plugin_config(plugin: &PluginSettings) -> PluginConfig {
+pub(crate) fn plugin_config(
+    plugin: &PluginSettings,
+    jail: &Jail,
+) -> Result<PluginConfig, NodeError> {
     let fields = plugin
         .inputs
         .iter()
@@ -211,7 +225,8 @@ pub(crate) fn plugin_config(plugin: &PluginSettings) -> PluginConfig {
             )
         })
         .collect();
-    PluginConfig {
+    let label = format!("plugin `{}`", plugin.kind);
+    Ok(PluginConfig {
         kind: plugin.kind.clone(),
         description: plugin.description.clone(),
         schema: InputSchema {
@@ -220,13 +235,51 @@ pub(crate) fn plugin_config(plugin: &PluginSettings) -> PluginConfig {
         },
         process: ProcessConfig {
             command: plugin.command.clone(),
+            access: process_access(
+                &label,
+                &plugin.readable_dirs,
+                &plugin.writable_dirs,
+                plugin.network,
+            )?,
+            jail: jail.clone(),
             env_allow_list: plugin.env_allow_list.clone(),
             timeout_secs: plugin.timeout_secs,
-            max_output_bytes: usize::try_from(plugin.max_output_bytes).unwrap_or(usize::MAX),
+            max_output_bytes: size(plugin.max_output_bytes),
             max_restarts: plugin.max_restarts,
             restart_period_secs: plugin.restart_period_secs,
         },
-    }
+    })
+}
+
+/// The directories an external process may use, made absolute from the node's
+/// directory: jailed, it starts elsewhere, and a relative path would name nothing.
+fn process_access(
+    label: &str,
+    readable: &[PathBuf],
+    writable: &[PathBuf],
+    network: bool,
+) -> Result<ProcessAccess, NodeError> {
+    let absolute = |dirs: &[PathBuf], key: &str| {
+        dirs.iter()
+            .map(|dir| {
+                std::path::absolute(dir)
+                    .ok()
+                    .filter(|dir| dir.is_dir())
+                    .ok_or_else(|| {
+                        NodeError::AgentKinds(format!(
+                            "{label}: `{key}` entry `{}` is not a directory (relative entries \
+                             are from the node's directory)",
+                            dir.display()
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(ProcessAccess {
+        readable_dirs: absolute(readable, "readable_dirs")?,
+        writable_dirs: absolute(writable, "writable_dirs")?,
+        network,
+    })
 }
 
 fn field_type(input_type: InputType) -> FieldType {
@@ -244,7 +297,7 @@ fn field_type(input_type: InputType) -> FieldType {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use troupe_agents::AgentContext;
+    use troupe_agents::{Agent, AgentContext};
 
     #[tokio::test]
     async fn limits_in_the_settings_reach_the_agents() {
@@ -281,5 +334,46 @@ mod tests {
             scanned.outputs
         );
         assert!(scanned.outputs["files_scanned"].as_u64().unwrap() <= 2);
+    }
+
+    /// The example plugin, declared as `examples/plugins/troupe.toml` declares it, runs
+    /// in its jail from the repository root.
+    #[tokio::test]
+    async fn the_example_plugin_settings_give_a_working_jailed_kind() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let settings = troupe_config::Layers::new()
+            .file(root.join("examples/plugins/troupe.toml"))
+            .load()
+            .unwrap();
+        let mut plugin = settings.agents.plugins[0].clone();
+        plugin.readable_dirs = vec![root.join("examples/plugins")];
+        let config = super::plugin_config(&plugin, &troupe_agents::Jail::default()).unwrap();
+        let agent = troupe_agents::PluginAgent::new(config);
+        let counted = agent
+            .run(
+                json!({"text": "three small words"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                AgentContext::detached("r:t:1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(counted.outputs["words"], json!(3));
+    }
+
+    #[test]
+    fn a_plugin_directory_that_does_not_exist_is_refused_by_name() {
+        let settings = troupe_config::Layers::new()
+            .assignment(r#"agents.plugins=[{kind="counter", command=["true"], readable_dirs=["no/such/dir"]}]"#)
+            .unwrap()
+            .load()
+            .unwrap();
+        let error = crate::builtin_registry(&settings).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "agent kinds in settings: plugin `counter`: `readable_dirs` entry `no/such/dir` \
+             is not a directory (relative entries are from the node's directory)"
+        );
     }
 }

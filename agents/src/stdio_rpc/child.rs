@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
 use super::lines::{Line, Tail, read_line};
 use super::message::{self, Incoming, Malformed};
-use super::{Fault, ProcessConfig};
+use super::{Fault, ProcessAccess, ProcessConfig};
+use crate::jail::{Cell, Entered, JAIL_HOME, Limits, Network};
 use crate::process::{GroupChild, environment};
 
 /// Messages that are not the awaited answer (logs, pings) one call may bring before the
@@ -39,6 +40,9 @@ pub(crate) struct CancelNotice {
 /// (its attempt timed out in the runtime) takes the process with it.
 pub(crate) struct RpcChild {
     child: GroupChild,
+    /// The jail cell the process runs in; its limits go when the process is killed (or,
+    /// dropped, with the cgroups' own `Drop`).
+    cell: Option<Entered>,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     /// The line being read; kept across a dropped read so no bytes are lost.
@@ -53,27 +57,45 @@ pub(crate) struct RpcChild {
 }
 
 impl RpcChild {
-    pub(crate) fn spawn(config: &ProcessConfig) -> Result<Self, Fault> {
-        let Some((program, arguments)) = config.command.split_first() else {
+    /// Starts the process in its jail cell (`config.access`), bounded like a command
+    /// someone wrote.
+    pub(crate) async fn spawn(config: &ProcessConfig) -> Result<Self, Fault> {
+        if config.command.is_empty() {
             return Err(Fault::Spawn("no command configured".into()));
-        };
-        let mut command = Command::new(program);
+        }
+        let cell = cell(&config.access);
+        let cell = config
+            .jail
+            .enter(cell)
+            .await
+            .map_err(|error| Fault::Spawn(error.to_string()))?;
+        let mut env = environment(&config.env_allow_list, None);
+        // The node's temporary directory is not in the jail, which has a private `/tmp`.
+        env.remove("TMPDIR");
+        let mut command = cell
+            .command(&config.command, &env)
+            .map_err(|error| Fault::Spawn(error.to_string()))?;
         command
-            .args(arguments)
-            .env_clear()
-            .envs(environment(&config.env_allow_list, None))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child =
-            GroupChild::spawn(command).map_err(|error| Fault::Spawn(error.to_string()))?;
+        let mut child = match GroupChild::spawn(command) {
+            Ok(child) => child,
+            Err(error) => {
+                cell.finish().await;
+                return Err(Fault::Spawn(error.to_string()));
+            }
+        };
         let (Some(stdin), Some(stdout), Some(stderr_pipe)) = child.pipes() else {
+            child.finish().await;
+            cell.finish().await;
             return Err(Fault::Spawn("the process's pipes were not opened".into()));
         };
         let stderr = Tail::default();
         let stderr_reader = tokio::spawn(stderr.clone().collect(stderr_pipe));
         Ok(Self {
             child,
+            cell: Some(cell),
             stdin,
             stdout: BufReader::new(stdout),
             line: Vec::new(),
@@ -131,6 +153,9 @@ impl RpcChild {
     /// of its stderr, read to the end once the pipe has closed.
     pub(crate) async fn kill(mut self) -> String {
         self.child.finish().await;
+        if let Some(cell) = self.cell.take() {
+            cell.finish().await;
+        }
         if tokio::time::timeout(EXIT_WAIT, &mut self.stderr_reader)
             .await
             .is_err()
@@ -258,6 +283,28 @@ impl RpcChild {
                 status: self.exit_status().await,
             }),
         }
+    }
+}
+
+/// The cell of an external process: its own directories, the network if allowed, and
+/// the limits of a command someone wrote.
+fn cell(access: &ProcessAccess) -> Cell {
+    let cwd = access
+        .readable_dirs
+        .first()
+        .or(access.writable_dirs.first())
+        .cloned()
+        .unwrap_or_else(|| JAIL_HOME.into());
+    Cell {
+        readable: access.readable_dirs.clone(),
+        writable: access.writable_dirs.clone(),
+        cwd,
+        network: if access.network {
+            Network::On
+        } else {
+            Network::Off
+        },
+        limits: Some(Limits::COMMAND),
     }
 }
 

@@ -15,11 +15,18 @@ mod supervised;
 pub(crate) use child::CancelNotice;
 pub(crate) use supervised::{Dialect, Supervised};
 
+use std::path::PathBuf;
+
+use crate::jail::Jail;
+
 /// How to start and bound one external process; from settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ProcessConfig {
-    /// Program and arguments, run without a shell.
+    /// Program and arguments, run without a shell, in the jail.
     pub command: Vec<String>,
+    /// What the process may see and reach in its jail.
+    pub access: ProcessAccess,
+    pub jail: Jail,
     /// The only variables of the node's environment the process sees.
     pub env_allow_list: Vec<String>,
     /// Per call when the task gives no timeout, and for the handshake.
@@ -30,6 +37,16 @@ pub struct ProcessConfig {
     /// until the period has passed.
     pub max_restarts: u32,
     pub restart_period_secs: u64,
+}
+
+/// The host directories a jailed external process may read and write, and whether it
+/// may reach the network. It starts in its first readable directory (its code), else its
+/// first writable one, else its empty `HOME`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessAccess {
+    pub readable_dirs: Vec<PathBuf>,
+    pub writable_dirs: Vec<PathBuf>,
+    pub network: bool,
 }
 
 /// What went wrong with one call, before it is told as an `AgentError`.

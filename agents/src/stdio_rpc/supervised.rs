@@ -190,7 +190,7 @@ impl Supervised {
         state: &mut State,
         cancel: &CancellationToken,
     ) -> Result<RpcChild, AgentError> {
-        let mut child = match RpcChild::spawn(&self.config) {
+        let mut child = match RpcChild::spawn(&self.config).await {
             Ok(child) => child,
             Err(fault) => return Err(self.fail(state, describe(&fault, "start", ""))),
         };
