@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use support::*;
@@ -331,14 +332,25 @@ fn a_plugin_kind_declared_in_settings_validates_and_runs_and_may_not_shadow_a_bu
         stderr(&output)
     );
 
-    // The example settings, with the script's path made absolute.
-    let snippet = std::fs::read_to_string(examples().join("plugins/troupe.toml")).unwrap();
-    let snippet = snippet.replace("\"examples/", &format!("\"{}/", examples().display()));
-    std::fs::write(dir.path().join("troupe.toml"), snippet).unwrap();
+    // The example settings as they are, in a directory laid out like this checkout.
+    std::fs::copy(
+        examples().join("plugins/troupe.toml"),
+        dir.path().join("troupe.toml"),
+    )
+    .unwrap();
+    let plugins = dir.path().join("examples/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        examples().join("plugins/word_count.py"),
+        plugins.join("word_count.py"),
+    )
+    .unwrap();
     let output = run_troupe(dir.path(), &["workflow", "validate", workflow]);
     assert!(output.status.success(), "{}", stderr(&output));
 
     std::fs::write(dir.path().join("README.md"), "three little words\n").unwrap();
+    // The plugin reads the node's directory, as the jail's user on a root node.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // A plugin is a program of its own: its kind needs a grant, kept in the store.
     let store = format!(
         "store.url=surrealkv://{}",

@@ -28,6 +28,7 @@ mod security_scanner;
 mod shell;
 mod stdio_rpc;
 mod test_runner;
+mod workspace;
 
 pub use agent::{Agent, AgentContext, AgentOutput, AgentServices, Approval, Progress, TypedAgent};
 pub use analysis::{CodeAnalyzerAgent, CodeAnalyzerConfig};
@@ -52,3 +53,4 @@ pub use shell::{ShellAgent, ShellAgentConfig};
 pub use stdio_rpc::{ProcessAccess, ProcessConfig};
 pub use test_runner::{TestRunnerAgent, TestRunnerConfig};
 pub use tokio_util::sync::CancellationToken;
+pub use workspace::Workspace;

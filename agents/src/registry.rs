@@ -59,9 +59,10 @@ impl std::fmt::Debug for Registry {
 /// The kinds every node has: `echo`, `shell`, `http`, `human_review`, and, with their
 /// default limits, `security_scanner`, `test_runner`, `deployment_agent`,
 /// `code_analyzer` and the model-backed [`crew`]. Every kind that runs code that is not
-/// ours uses the shell's jail.
+/// ours uses the shell's jail, and every kind that takes a path the shell's workspace.
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let jail = shell.jail.clone();
+    let workspace = shell.workspace.clone();
     let mut registry = Registry::new();
     registry
         .register(Arc::new(crate::EchoAgent))
@@ -70,26 +71,34 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         .register(Arc::new(crate::HumanReviewAgent))
         .register(Arc::new(crate::SecurityScannerAgent::new(
             troupe_scanner::ScannerConfig::default(),
+            workspace.clone(),
         )))
         .register(Arc::new(crate::TestRunnerAgent::new(
             crate::TestRunnerConfig {
                 jail: jail.clone(),
+                workspace: workspace.clone(),
                 ..crate::TestRunnerConfig::default()
             },
         )))
         .register(Arc::new(crate::DeploymentAgent::new(
             crate::DeploymentConfig {
                 jail: jail.clone(),
+                workspace: workspace.clone(),
                 ..crate::DeploymentConfig::default()
             },
         )))
         .register(Arc::new(crate::CodeAnalyzerAgent::new(
             crate::CodeAnalyzerConfig {
                 jail,
+                workspace: workspace.clone(),
                 ..crate::CodeAnalyzerConfig::default()
             },
         )));
-    for agent in crew(crate::CrewConfig::default()) {
+    let crew_config = crate::CrewConfig {
+        workspace,
+        ..crate::CrewConfig::default()
+    };
+    for agent in crew(crew_config) {
         registry.register(agent);
     }
     registry

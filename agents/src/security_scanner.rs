@@ -14,6 +14,7 @@ use troupe_scanner::{
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
+use crate::workspace::Workspace;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,11 +33,13 @@ pub struct SecurityScannerInputs {
 
 pub struct SecurityScannerAgent {
     config: ScannerConfig,
+    /// Where `repository` and `sarif_path` may be.
+    workspace: Workspace,
 }
 
 impl SecurityScannerAgent {
-    pub fn new(config: ScannerConfig) -> Self {
-        Self { config }
+    pub fn new(config: ScannerConfig, workspace: Workspace) -> Self {
+        Self { config, workspace }
     }
 }
 
@@ -59,6 +62,10 @@ impl TypedAgent for SecurityScannerAgent {
             sarif_path,
             max_findings,
         } = inputs;
+        let repository = self.workspace.place("repository", &repository)?;
+        let sarif_path = sarif_path
+            .map(|path| self.workspace.place("sarif_path", &path))
+            .transpose()?;
         troupe_scanner::walk::check_repository(&repository)?;
         let mut config = self.config.clone();
         if let Some(max_findings) = max_findings {

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
-use crate::errors::AgentError;
+use crate::errors::{AgentError, invalid};
 use crate::jail::{Cell, Jail, Limits, Network};
 use crate::process::{Bounds, environment, run_bounded};
+use crate::workspace::Workspace;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -34,6 +35,8 @@ pub struct ShellAgentConfig {
     pub max_output_bytes: usize,
     pub default_timeout_secs: u64,
     pub jail: Jail,
+    /// Where `working_dir` may be.
+    pub workspace: Workspace,
 }
 
 pub struct ShellAgent {
@@ -71,14 +74,16 @@ impl TypedAgent for ShellAgent {
         );
         let scratch;
         let dir = match &inputs.working_dir {
-            Some(dir) if !dir.is_dir() => {
-                return Err(AgentError::InvalidInput {
-                    field: "working_dir".into(),
-                    reason: format!("`{}` is not a directory", dir.display()),
-                });
+            Some(given) => {
+                let dir = self.config.workspace.place("working_dir", given)?;
+                if !dir.is_dir() {
+                    return Err(invalid(
+                        "working_dir",
+                        format!("`{}` is not a directory", given.display()),
+                    ));
+                }
+                dir
             }
-            Some(dir) => std::path::absolute(dir)
-                .map_err(|error| AgentError::Io(format!("working_dir: {error}")))?,
             None => {
                 scratch = tempfile::Builder::new()
                     .prefix("troupe-shell-")
@@ -137,6 +142,7 @@ mod tests {
             max_output_bytes,
             default_timeout_secs: 30,
             jail: Jail::default(),
+            workspace: Workspace::anywhere(),
         })
     }
 

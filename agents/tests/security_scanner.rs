@@ -9,7 +9,9 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
-use troupe_agents::{Agent, AgentContext, AgentError, CancellationToken, SecurityScannerAgent};
+use troupe_agents::{
+    Agent, AgentContext, AgentError, CancellationToken, SecurityScannerAgent, Workspace,
+};
 use troupe_scanner::{
     AdvisoryDb, ScanError, ScannerConfig, Severity, load_advisories, scan_repository,
     scan_repository_cancellable, to_sarif,
@@ -995,7 +997,7 @@ async fn the_agent_runs_from_json_inputs_and_writes_sarif() {
     write_advisory_dir(advisories.path());
     let out = tempfile::tempdir().expect("tempdir");
     let sarif_path = out.path().join("scan.sarif");
-    let agent = SecurityScannerAgent::new(ScannerConfig::default());
+    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
     assert_eq!(agent.kind(), "security_scanner");
     let output = agent
         .run(
@@ -1048,7 +1050,7 @@ async fn the_agent_runs_from_json_inputs_and_writes_sarif() {
 
 #[tokio::test]
 async fn the_agent_refuses_bad_inputs_by_name() {
-    let agent = SecurityScannerAgent::new(ScannerConfig::default());
+    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
     let context = || AgentContext::detached("run:scan:1");
     let error = agent
         .run(inputs(json!({})), context())
@@ -1103,7 +1105,7 @@ async fn the_agent_refuses_bad_inputs_by_name() {
 async fn a_cancelled_agent_returns_cancelled() {
     let repo = tempfile::tempdir().expect("tempdir");
     write(repo.path(), "a.py", "x = 1\n");
-    let agent = SecurityScannerAgent::new(ScannerConfig::default());
+    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
     let cancel = CancellationToken::new();
     cancel.cancel();
     let context = AgentContext {
@@ -1212,7 +1214,7 @@ async fn an_osv_endpoint_is_queried_and_merged() {
     // One batch, then one fetch per vulnerable package's advisory (lodash, smallvec,
     // django, pyyaml, x/text).
     let (url, server) = serve_osv(6);
-    let agent = SecurityScannerAgent::new(ScannerConfig::default());
+    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
     let output = agent
         .run(
             inputs(json!({"repository": repo.path().display().to_string(), "osv_url": url})),
@@ -1253,7 +1255,7 @@ async fn an_unreachable_osv_endpoint_is_a_warning() {
         .local_addr()
         .expect("address")
         .port();
-    let agent = SecurityScannerAgent::new(ScannerConfig::default());
+    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
     let output = agent
         .run(
             inputs(json!({"repository": repo.path().display().to_string(), "osv_url": format!("http://127.0.0.1:{port}")})),
@@ -1268,4 +1270,36 @@ async fn an_unreachable_osv_endpoint_is_a_warning() {
             .is_some_and(|text| text.contains("OSV endpoint"))),
         "{warnings:?}"
     );
+}
+
+/// The attack: a workflow author points the scanner at a directory outside the node's
+/// workspace, or has it write its SARIF report over a file there.
+#[tokio::test]
+async fn paths_outside_the_workspace_roots_are_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let repo = root.path().join("repo");
+    std::fs::create_dir(&repo).expect("mkdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let agent = SecurityScannerAgent::new(
+        ScannerConfig::default(),
+        Workspace::new(&[root.path().to_path_buf()], &[]),
+    );
+    for (given, field) in [
+        (json!({"repository": elsewhere.path()}), "repository"),
+        (
+            json!({"repository": repo, "sarif_path": elsewhere.path().join("out.sarif")}),
+            "sarif_path",
+        ),
+    ] {
+        let error = agent
+            .run(inputs(given), AgentContext::detached("k"))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, AgentError::InvalidInput { field: refused, reason }
+                if refused == field && reason.contains("is outside the workspace roots")),
+            "{error:?}"
+        );
+    }
+    assert!(!elsewhere.path().join("out.sarif").exists());
 }

@@ -29,8 +29,8 @@ pub struct PluginSettings {
     pub restart_period_secs: u64,
     /// Environment variables the process inherits from the node; nothing else is passed.
     pub env_allow_list: Vec<String>,
-    /// Host directories the jailed process may read: its code first (it starts there).
-    /// Relative entries are from the node's directory.
+    /// Host directories the jailed process may read; it starts in the first. Relative
+    /// entries are from the node's directory, whose store and keys stay hidden.
     pub readable_dirs: Vec<PathBuf>,
     /// Host directories it may write (the jail's user must be able to, on a root node).
     pub writable_dirs: Vec<PathBuf>,

@@ -358,6 +358,11 @@ pub struct AgentSettings {
     /// command, a live deployment_agent, plugins) must also be granted to each project
     /// that uses them: `troupe projects allow PROJECT KIND`.
     pub allowed_kinds: Vec<String>,
+    /// The directories under which the paths tasks name (`work_dir`, `repository`,
+    /// `working_dir`, `output_dir`, `sarif_path`) must lie; relative ones are from the
+    /// node's directory. The node's store and key directories are refused wherever
+    /// they are. Default: the node's directory.
+    pub workspace_roots: Vec<String>,
     /// The jail that code that is not ours runs in (shell, test_runner, the deploy
     /// command, the code analyser's linters and git).
     pub jail: JailSettings,
@@ -380,6 +385,7 @@ impl Default for AgentSettings {
     fn default() -> Self {
         Self {
             allowed_kinds: vec!["*".into()],
+            workspace_roots: vec![".".into()],
             jail: JailSettings::default(),
             shell: ShellAgentSettings::default(),
             model: ModelAgentSettings::default(),

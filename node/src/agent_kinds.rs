@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use std::path::PathBuf;
 
-use troupe_agents::{HttpAgentConfig, Jail, JailConfig, Registry, ShellAgentConfig};
+use troupe_agents::{HttpAgentConfig, Jail, JailConfig, Registry, ShellAgentConfig, Workspace};
 use troupe_config::Settings;
 use troupe_scanner::ScannerConfig;
 use troupe_store::key_file::dir_beside_store;
@@ -30,12 +30,14 @@ use troupe_config::{
 pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
     let shell = &settings.agents.shell;
     let jail = Jail::new(jail_config(settings));
+    let workspace = workspace(settings);
     let mut registry = troupe_agents::builtin(
         ShellAgentConfig {
             env_allow_list: shell.env_allow_list.clone(),
             max_output_bytes: usize::try_from(shell.max_output_bytes).unwrap_or(usize::MAX),
             default_timeout_secs: shell.default_timeout_secs,
             jail: jail.clone(),
+            workspace: workspace.clone(),
         },
         HttpAgentConfig {
             max_response_bytes: 4 * 1024 * 1024,
@@ -46,11 +48,15 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
     registry
         .register(Arc::new(troupe_agents::SecurityScannerAgent::new(
             scanner_config(&limits.scanner),
+            workspace.clone(),
         )))
         .register(Arc::new(troupe_agents::TestRunnerAgent::new(
-            test_runner_config(&limits.test_runner, jail.clone()),
+            TestRunnerConfig {
+                workspace: workspace.clone(),
+                ..test_runner_config(&limits.test_runner, jail.clone())
+            },
         )));
-    for agent in troupe_agents::crew(crew_config(&limits.model)) {
+    for agent in troupe_agents::crew(crew_config(&limits.model, workspace)) {
         registry.register(agent);
     }
     let mcp_servers = settings
@@ -115,17 +121,7 @@ pub(crate) fn scanner_config(limits: &ScannerLimits) -> ScannerConfig {
 /// directory contains them (the embedded store, the token key, the keyring, the audit
 /// key).
 pub(crate) fn jail_config(settings: &Settings) -> JailConfig {
-    let store = &settings.store.url;
-    let hidden = [
-        store.strip_prefix("surrealkv://").map(PathBuf::from),
-        dir_beside_store(&settings.auth.dir, store, "auth"),
-        dir_beside_store(&settings.secrets.dir, store, "secrets"),
-        dir_beside_store(&settings.audit.dir, store, "audit"),
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|dir| std::path::absolute(dir).ok())
-    .collect();
+    let hidden = node_data_dirs(settings);
     let extra = settings
         .agents
         .jail
@@ -138,6 +134,34 @@ pub(crate) fn jail_config(settings: &Settings) -> JailConfig {
         group: settings.agents.jail.group,
         ..JailConfig::from_environment(extra, hidden)
     }
+}
+
+/// The node's own data, which no task may name and no jail may show: the embedded
+/// store, the token key, the keyring, the audit key.
+fn node_data_dirs(settings: &Settings) -> Vec<PathBuf> {
+    let store = &settings.store.url;
+    [
+        store.strip_prefix("surrealkv://").map(PathBuf::from),
+        dir_beside_store(&settings.auth.dir, store, "auth"),
+        dir_beside_store(&settings.secrets.dir, store, "secrets"),
+        dir_beside_store(&settings.audit.dir, store, "audit"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|dir| std::path::absolute(dir).ok())
+    .collect()
+}
+
+/// Where the paths tasks name may lie (`agents.workspace_roots`), the node's data
+/// excepted.
+fn workspace(settings: &Settings) -> Workspace {
+    let roots: Vec<PathBuf> = settings
+        .agents
+        .workspace_roots
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    Workspace::new(&roots, &node_data_dirs(settings))
 }
 
 /// The test runner's limits: the settings given, the kind's defaults for the rest.
@@ -170,8 +194,9 @@ pub(crate) fn test_runner_config(limits: &TestRunnerLimits, jail: Jail) -> TestR
     config
 }
 
-pub(crate) fn crew_config(model: &ModelAgentSettings) -> CrewConfig {
+pub(crate) fn crew_config(model: &ModelAgentSettings, workspace: Workspace) -> CrewConfig {
     CrewConfig {
+        workspace,
         policy: AskPolicy {
             max_calls: model.max_calls.max(1),
             ..AskPolicy::default()
@@ -317,6 +342,13 @@ mod tests {
         for name in ["a.py", "b.py", "c.py", "d.py"] {
             std::fs::write(repo.path().join(name), "x = 1\n").unwrap();
         }
+        let settings = troupe_config::Settings {
+            agents: troupe_config::AgentSettings {
+                workspace_roots: vec![repo.path().display().to_string()],
+                ..settings.agents
+            },
+            ..settings
+        };
         let registry = crate::builtin_registry(&settings).unwrap();
         let scanner = registry.get("security_scanner").unwrap();
         let inputs = json!({"repository": repo.path().display().to_string()});
@@ -346,7 +378,7 @@ mod tests {
             .load()
             .unwrap();
         let mut plugin = settings.agents.plugins[0].clone();
-        plugin.readable_dirs = vec![root.join("examples/plugins")];
+        plugin.readable_dirs = vec![root];
         let config = super::plugin_config(&plugin, &troupe_agents::Jail::default()).unwrap();
         let agent = troupe_agents::PluginAgent::new(config);
         let counted = agent
@@ -360,6 +392,62 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(counted.outputs["words"], json!(3));
+    }
+
+    /// `agents.workspace_roots` reaches every kind that takes a path, and the node's key
+    /// directory is refused even under a root.
+    #[tokio::test]
+    async fn paths_outside_the_workspace_roots_are_refused_by_every_kind() {
+        let root = tempfile::tempdir().unwrap();
+        let store = root.path().join("data");
+        let settings = troupe_config::Layers::new()
+            .assignment(&format!(
+                "agents.workspace_roots=[{:?}]",
+                root.path().display().to_string()
+            ))
+            .unwrap()
+            .assignment(&format!("store.url=\"surrealkv://{}\"", store.display()))
+            .unwrap()
+            .load()
+            .unwrap();
+        let registry = crate::builtin_registry(&settings).unwrap();
+        let keys = root.path().join("data-auth");
+        std::fs::create_dir_all(&keys).unwrap();
+        for (kind, field, path) in [
+            ("security_scanner", "repository", "/etc".to_string()),
+            ("code_analyzer", "repository", "/etc".into()),
+            ("test_runner", "repository", "/usr".into()),
+            ("deployment_agent", "repository", "/usr".into()),
+            ("shell", "working_dir", "/etc".into()),
+            ("code_generator", "work_dir", "/tmp/troupe-escape".into()),
+            ("security_scanner", "repository", keys.display().to_string()),
+        ] {
+            let mut inputs = json!({ field: path });
+            if kind == "shell" {
+                inputs["command"] = json!("true");
+            }
+            if kind == "code_generator" {
+                inputs["specification"] = json!("a function");
+                inputs["module"] = json!("a.py");
+            }
+            let error = registry
+                .get(kind)
+                .unwrap()
+                .run(
+                    inputs.as_object().unwrap().clone(),
+                    AgentContext::detached("r:t:1"),
+                )
+                .await
+                .unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.starts_with(&format!("input `{field}`: `{path}` is "))
+                    && (text.contains("outside the workspace roots")
+                        || text.contains("inside the node's own data")),
+                "{kind}: {text}"
+            );
+        }
+        assert!(!std::path::Path::new("/tmp/troupe-escape").exists());
     }
 
     #[test]

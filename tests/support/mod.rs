@@ -24,8 +24,25 @@ pub fn troupe() -> Command {
         // Throw-away passwords: the cheapest Argon2 (see AuthSettings).
         .env("TROUPE_AUTH__PASSWORD_HASH_MEMORY_KIB", "8")
         .env("TROUPE_AUTH__PASSWORD_HASH_PASSES", "1")
+        // Tests name repositories and work directories in temporary directories and in
+        // this checkout's examples; the node's own directory stays a root too.
+        .env("TROUPE_AGENTS__WORKSPACE_ROOTS", workspace_roots())
         .env("USER", "tester");
     command
+}
+
+/// `agents.workspace_roots` for test nodes, as a TOML list.
+fn workspace_roots() -> String {
+    let roots = [
+        std::env::temp_dir(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        PathBuf::from("."),
+    ];
+    let quoted: Vec<String> = roots
+        .iter()
+        .map(|root| format!("{:?}", root.display().to_string()))
+        .collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 /// The default models for tests: `TEST_MODELS_DIR` (CI fetches into it first), or a

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
 use crate::jail::{Cell, Entered, Jail, Network};
+use crate::workspace::Workspace;
 use troupe_scanner::rules::Lang;
 use troupe_scanner::walk::{self, FileText};
 use troupe_scanner::{AdvisoryDb, ScannerConfig, scan_repository_cancellable};
@@ -53,6 +54,8 @@ pub struct CodeAnalyzerConfig {
     pub max_lint_files: usize,
     /// Where git and the linters run: the repository read-only, no network.
     pub jail: Jail,
+    /// Where `repository` may be.
+    pub workspace: Workspace,
 }
 
 impl Default for CodeAnalyzerConfig {
@@ -70,6 +73,8 @@ impl Default for CodeAnalyzerConfig {
             max_lint_reported_chars: 8 * 1024,
             max_lint_files: 5_000,
             jail: Jail::default(),
+            // The node always gives its roots; a default config is for tests.
+            workspace: Workspace::anywhere(),
         }
     }
 }
@@ -169,7 +174,10 @@ impl TypedAgent for CodeAnalyzerAgent {
         inputs: CodeAnalyzerInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        let repository = inputs.repository;
+        let repository = self
+            .config
+            .workspace
+            .place("repository", &inputs.repository)?;
         walk::check_repository(&repository)?;
         let base_ref = inputs.base_ref.unwrap_or_else(|| "HEAD".into());
         git::check_base_ref(&base_ref)?;

@@ -115,9 +115,9 @@ impl CrewKind for CodeGenerator {
     fn prepare(
         &self,
         inputs: CodeGeneratorInputs,
-        _: &CrewConfig,
+        config: &CrewConfig,
     ) -> Result<Assignment, AgentError> {
-        let work = WorkDir::open("work_dir", &inputs.work_dir)?;
+        let work = WorkDir::open(&config.workspace, "work_dir", &inputs.work_dir)?;
         let lang = source::language(given(&inputs.language).unwrap_or("python"))
             .map_err(|reason| invalid("language", reason))?;
         let (module, purpose) = module_of(inputs.module.as_ref())?;

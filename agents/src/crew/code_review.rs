@@ -116,7 +116,7 @@ impl CrewKind for CodeReview {
         if !files.is_empty() {
             let work_dir = given(&inputs.work_dir)
                 .ok_or_else(|| invalid("work_dir", "is required with `files`"))?;
-            let work = WorkDir::open("work_dir", work_dir)?;
+            let work = WorkDir::open(&config.workspace, "work_dir", work_dir)?;
             for file in &files {
                 let code = work.read("files", file, config.max_file_bytes)?;
                 let code = super::quoted(&code, limit);

@@ -118,7 +118,7 @@ impl CrewKind for Debugging {
     type Answer = Diagnosis;
 
     fn prepare(&self, inputs: DebuggingInputs, config: &CrewConfig) -> Result<Failure, AgentError> {
-        let work = WorkDir::open("work_dir", &inputs.work_dir)?;
+        let work = WorkDir::open(&config.workspace, "work_dir", &inputs.work_dir)?;
         let mut code = String::new();
         for file in inputs.files.unwrap_or_default().0 {
             let text = work.read("files", &file, config.max_file_bytes)?;
@@ -189,7 +189,12 @@ mod tests {
             "def div(a, b):\n    return a / b\n",
         )
         .expect("write");
-        let work = WorkDir::open("work_dir", dir.path().to_str().expect("utf-8")).expect("open");
+        let work = WorkDir::open(
+            &crate::Workspace::anywhere(),
+            "work_dir",
+            dir.path().to_str().expect("utf-8"),
+        )
+        .expect("open");
         (dir, work)
     }
 

@@ -74,7 +74,7 @@ impl CrewKind for Documentation {
         let first = files
             .first()
             .ok_or_else(|| invalid("files", "give at least one file"))?;
-        let work = WorkDir::open("work_dir", &inputs.work_dir)?;
+        let work = WorkDir::open(&config.workspace, "work_dir", &inputs.work_dir)?;
         let output = match given(&inputs.output) {
             Some(output) => output.to_string(),
             None => {

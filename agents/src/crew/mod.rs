@@ -42,6 +42,7 @@ use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::{AgentError, invalid};
 use crate::memory::MemoryKind;
 use crate::model::{AskPolicy, Turn};
+use crate::workspace::Workspace;
 use session::Session;
 
 /// What makes one model-backed kind itself: what it makes of its inputs, what it asks,
@@ -171,6 +172,8 @@ pub struct CrewConfig {
     pub max_file_bytes: u64,
     /// Characters of files, logs and diffs quoted in one prompt; the rest is cut.
     pub max_quoted_chars: usize,
+    /// Where a task's `work_dir` may be.
+    pub workspace: Workspace,
 }
 
 impl Default for CrewConfig {
@@ -182,6 +185,8 @@ impl Default for CrewConfig {
             max_tokens: 384,
             max_file_bytes: 256 * 1024,
             max_quoted_chars: 6_000,
+            // The node always gives its roots; a default config is for tests.
+            workspace: Workspace::anywhere(),
         }
     }
 }

@@ -153,7 +153,7 @@ impl CrewKind for TestGenerator {
         if paths.is_empty() || paths.len() > MAX_FILES {
             return Err(invalid("files", format!("give 1 to {MAX_FILES} files")));
         }
-        let work = WorkDir::open("work_dir", &inputs.work_dir)?;
+        let work = WorkDir::open(&config.workspace, "work_dir", &inputs.work_dir)?;
         let lang = match given(&inputs.language) {
             Some(name) => source::language(name).map_err(|reason| invalid("language", reason))?,
             None => Lang::of(&paths[0], "").ok_or_else(|| {

@@ -1,5 +1,6 @@
 //! The deployment agent's inputs, checked and filled with defaults.
 
+use crate::workspace::Workspace;
 use std::path::{Component, Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -51,8 +52,9 @@ impl Request {
     pub(crate) fn from_inputs(
         inputs: &DeploymentInputs,
         max_replicas: u32,
+        workspace: &Workspace,
     ) -> Result<Self, AgentError> {
-        let repository = repository(&inputs.repository)?;
+        let repository = repository(workspace, &inputs.repository)?;
         let toolchain = detect(&repository).ok_or_else(|| {
             invalid(
                 "repository",
@@ -64,6 +66,7 @@ impl Request {
             )
         })?;
         let output_dir = output_dir(&repository, inputs.output_dir.as_deref())?;
+        let output_dir = workspace.place("output_dir", &output_dir)?;
         let app_name = match &inputs.app_name {
             Some(name) => dns_label("app_name", name, "")?,
             None => slug(
@@ -128,10 +131,8 @@ impl Request {
     }
 }
 
-fn repository(given: &Path) -> Result<PathBuf, AgentError> {
-    given
-        .canonicalize()
-        .ok()
+fn repository(workspace: &Workspace, given: &Path) -> Result<PathBuf, AgentError> {
+    Some(workspace.place("repository", given)?)
         .filter(|path| path.is_dir())
         .ok_or_else(|| {
             invalid(

@@ -30,6 +30,7 @@ use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
 use crate::jail::{Cell, Jail, Limits, Network};
 use crate::process::{Bounds, environment, run_bounded};
+use crate::workspace::Workspace;
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct DeploymentConfig {
     pub max_output_bytes: usize,
     pub max_replicas: u32,
     pub jail: Jail,
+    /// Where `repository` and `output_dir` may be.
+    pub workspace: Workspace,
 }
 
 impl Default for DeploymentConfig {
@@ -52,6 +55,8 @@ impl Default for DeploymentConfig {
             max_output_bytes: 64 * 1024,
             max_replicas: 100,
             jail: Jail::default(),
+            // The node always gives its roots; a default config is for tests.
+            workspace: Workspace::anywhere(),
         }
     }
 }
@@ -97,7 +102,11 @@ impl TypedAgent for DeploymentAgent {
         inputs: DeploymentInputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        let request = inputs::Request::from_inputs(&inputs, self.config.max_replicas)?;
+        let request = inputs::Request::from_inputs(
+            &inputs,
+            self.config.max_replicas,
+            &self.config.workspace,
+        )?;
         let values = &request.values;
         let deploy_command = inputs
             .deploy_command

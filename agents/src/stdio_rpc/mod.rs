@@ -40,8 +40,8 @@ pub struct ProcessConfig {
 }
 
 /// The host directories a jailed external process may read and write, and whether it
-/// may reach the network. It starts in its first readable directory (its code), else its
-/// first writable one, else its empty `HOME`.
+/// may reach the network. It starts in its first readable directory, else its first
+/// writable one, else its empty `HOME`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessAccess {
     pub readable_dirs: Vec<PathBuf>,

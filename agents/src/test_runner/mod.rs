@@ -30,6 +30,7 @@ use crate::errors::{AgentError, invalid};
 use crate::jail::copy::{CopyLimits, copy_tree};
 use crate::jail::{Cell, Entered, Jail, Limits, Network};
 use crate::process::{Bounds, Finished, environment, run_bounded_with_lines};
+use crate::workspace::Workspace;
 
 use command::{ProjectType, default_plan};
 use parse::{FailureLimits, Results};
@@ -69,6 +70,8 @@ pub struct TestRunnerConfig {
     pub skip_dirs: Vec<String>,
     /// Where the suite runs: its copy writable, the network off.
     pub jail: Jail,
+    /// Where `repository` may be.
+    pub workspace: Workspace,
 }
 
 impl Default for TestRunnerConfig {
@@ -102,6 +105,8 @@ impl Default for TestRunnerConfig {
                 .map(String::from)
                 .to_vec(),
             jail: Jail::default(),
+            // The node always gives its roots; a default config is for tests.
+            workspace: Workspace::anywhere(),
         }
     }
 }
@@ -131,13 +136,16 @@ impl TestRunnerAgent {
         inputs: &TestRunnerInputs,
         context: &AgentContext,
     ) -> Result<Request, AgentError> {
-        let repository = inputs.repository.clone();
+        let repository = self
+            .config
+            .workspace
+            .place("repository", &inputs.repository)?;
         if !repository.is_dir() {
             return Err(invalid(
                 "repository",
                 format!(
                     "`{}` is not a directory; give the path of a checked-out repository",
-                    repository.display()
+                    inputs.repository.display()
                 ),
             ));
         }
