@@ -1,4 +1,5 @@
-//! `http`: one HTTP request with a timeout and a bounded response body.
+//! `http`: one HTTP request with a timeout and a bounded response body, to where the
+//! node's egress policy allows.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
+use crate::egress::{Egress, Guarded};
 use crate::errors::{AgentError, invalid};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -30,32 +32,25 @@ pub struct HttpInputs {
 pub struct HttpAgentConfig {
     pub max_response_bytes: usize,
     pub default_timeout_secs: u64,
+    /// Where requests may go.
+    pub egress: Egress,
 }
 
 pub struct HttpAgent {
     config: HttpAgentConfig,
-    client: reqwest::Client,
 }
 
 impl HttpAgent {
     pub fn new(config: HttpAgentConfig) -> Self {
-        Self {
-            config,
-            client: reqwest::Client::new(),
-        }
+        Self { config }
     }
 
     fn request(
         &self,
+        client: &Guarded,
         inputs: &HttpInputs,
-        timeout: Duration,
     ) -> Result<reqwest::RequestBuilder, AgentError> {
-        let url = &inputs.url;
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|error| invalid("url", format!("`{url}` is not a URL: {error}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(invalid("url", "only http:// and https:// are supported"));
-        }
+        let parsed = self.config.egress.check_url("url", &inputs.url)?;
         let method_name = inputs.method.as_deref().unwrap_or("GET").to_uppercase();
         let method = match method_name.as_str() {
             "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" => {
@@ -69,7 +64,7 @@ impl HttpAgent {
                 ));
             }
         };
-        let mut request = self.client.request(method, parsed).timeout(timeout);
+        let mut request = client.client.request(method, parsed);
         for (name, value) in inputs.headers.iter().flatten() {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -100,13 +95,20 @@ impl TypedAgent for HttpAgent {
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
-        let request = self.request(&inputs, Duration::from_secs(timeout_secs))?;
+        let client = self
+            .config
+            .egress
+            .client(Some(Duration::from_secs(timeout_secs)))?;
+        let request = self.request(&client, &inputs)?;
         let exchange = async {
             let response = request
                 .header("Idempotency-Key", &context.idempotency_key)
                 .send()
                 .await
-                .map_err(|error| AgentError::Failed(format!("request failed: {error}")))?;
+                .map_err(|error| match client.refusal() {
+                    Some(refused) => invalid("url", refused),
+                    None => AgentError::Failed(format!("request failed: {error}")),
+                })?;
             read_response(response, self.config.max_response_bytes).await
         };
         let outputs = tokio::select! {
@@ -195,11 +197,19 @@ mod tests {
         (format!("http://{address}/hook"), handle)
     }
 
+    /// An agent that may reach the test servers on 127.0.0.1, and only them.
     fn agent(max_response_bytes: usize) -> HttpAgent {
         HttpAgent::new(HttpAgentConfig {
             max_response_bytes,
             default_timeout_secs: 10,
+            egress: Egress::new(&["127.0.0.1/32".into()]).unwrap(),
         })
+    }
+
+    /// A listener on another loopback address, which the agent may not reach; true if
+    /// nothing connected to it within `wait`.
+    async fn untouched(listener: TcpListener, wait: std::time::Duration) -> bool {
+        tokio::time::timeout(wait, listener.accept()).await.is_err()
     }
 
     fn inputs(value: Value) -> Map<String, Value> {
@@ -271,7 +281,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "input `url`: only http:// and https:// are supported"
+            "input `url`: only http:// and https:// URLs may be requested, not `file:`"
         );
         let error = agent(10)
             .run(
@@ -281,5 +291,64 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.to_string().starts_with("input `method`"), "{error}");
+    }
+
+    /// The attacks: the cloud metadata service, the node's own loopback by name, and a
+    /// redirect from an allowed server to a refused address. None is reached.
+    #[tokio::test]
+    async fn non_public_addresses_are_refused_by_address_by_name_and_after_a_redirect() {
+        let hidden = TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = hidden.local_addr().unwrap().port();
+        let error = agent(10)
+            .run(
+                inputs(json!({"url": "http://169.254.169.254/latest/meta-data/"})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "input `url`: `169.254.169.254` is a non-public address (169.254.169.254); a task \
+             may reach it only if the node allows its network in \
+             `agents.egress.allowed_networks`"
+        );
+        assert!(!error.is_retryable());
+
+        // With the node's default policy, which allows no loopback address.
+        let closed = HttpAgent::new(HttpAgentConfig {
+            max_response_bytes: 10,
+            default_timeout_secs: 10,
+            egress: Egress::default(),
+        });
+        let error = closed
+            .run(
+                inputs(json!({"url": format!("http://localhost:{port}/")})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("input `url`: `localhost` is a non-public address ("),
+            "{error}"
+        );
+
+        let (url, served) = serve_once(format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:{port}/\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .await;
+        let error = agent(10)
+            .run(inputs(json!({"url": url})), AgentContext::detached("k"))
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("input `url`: `127.0.0.2` is a non-public address"),
+            "{error}"
+        );
+        assert!(served.await.unwrap().starts_with("GET /hook"));
+        assert!(untouched(hidden, std::time::Duration::from_millis(300)).await);
     }
 }

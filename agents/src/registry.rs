@@ -59,10 +59,12 @@ impl std::fmt::Debug for Registry {
 /// The kinds every node has: `echo`, `shell`, `http`, `human_review`, and, with their
 /// default limits, `security_scanner`, `test_runner`, `deployment_agent`,
 /// `code_analyzer` and the model-backed [`crew`]. Every kind that runs code that is not
-/// ours uses the shell's jail, and every kind that takes a path the shell's workspace.
+/// ours uses the shell's jail, every kind that takes a path the shell's workspace, and
+/// every kind that sends a request `http`'s egress policy.
 pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> Registry {
     let jail = shell.jail.clone();
     let workspace = shell.workspace.clone();
+    let egress = http.egress.clone();
     let mut registry = Registry::new();
     registry
         .register(Arc::new(crate::EchoAgent))
@@ -72,6 +74,7 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         .register(Arc::new(crate::SecurityScannerAgent::new(
             troupe_scanner::ScannerConfig::default(),
             workspace.clone(),
+            egress,
         )))
         .register(Arc::new(crate::TestRunnerAgent::new(
             crate::TestRunnerConfig {

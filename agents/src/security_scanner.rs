@@ -13,6 +13,7 @@ use troupe_scanner::{
 };
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
+use crate::egress::Egress;
 use crate::errors::AgentError;
 use crate::workspace::Workspace;
 
@@ -33,13 +34,19 @@ pub struct SecurityScannerInputs {
 
 pub struct SecurityScannerAgent {
     config: ScannerConfig,
-    /// Where `repository` and `sarif_path` may be.
+    /// Where `repository`, `advisories` and `sarif_path` may be.
     workspace: Workspace,
+    /// Where `osv_url` may point.
+    egress: Egress,
 }
 
 impl SecurityScannerAgent {
-    pub fn new(config: ScannerConfig, workspace: Workspace) -> Self {
-        Self { config, workspace }
+    pub fn new(config: ScannerConfig, workspace: Workspace, egress: Egress) -> Self {
+        Self {
+            config,
+            workspace,
+            egress,
+        }
     }
 }
 
@@ -66,6 +73,9 @@ impl TypedAgent for SecurityScannerAgent {
         let sarif_path = sarif_path
             .map(|path| self.workspace.place("sarif_path", &path))
             .transpose()?;
+        let advisories_path = advisories_path
+            .map(|path| self.workspace.place("advisories", &path))
+            .transpose()?;
         troupe_scanner::walk::check_repository(&repository)?;
         let mut config = self.config.clone();
         if let Some(max_findings) = max_findings {
@@ -85,16 +95,13 @@ impl TypedAgent for SecurityScannerAgent {
                 ),
             });
         }
-        if let Some(url) = &osv_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(AgentError::InvalidInput {
-                field: "osv_url".into(),
-                reason: format!(
-                    "`{url}` is not an http(s) URL; give the API's base, e.g. https://api.osv.dev"
-                ),
-            });
-        }
+        let osv = match &osv_url {
+            Some(url) => Some((
+                self.egress.check_url("osv_url", url)?,
+                self.egress.client(Some(config.osv_timeout))?,
+            )),
+            None => None,
+        };
 
         context.report("scanning", None);
         let cancel = context.cancel.clone();
@@ -113,12 +120,12 @@ impl TypedAgent for SecurityScannerAgent {
         .await
         .map_err(|error| AgentError::Failed(format!("the scan stopped unexpectedly: {error}")))??;
 
-        if let Some(url) = &osv_url
+        if let Some((url, client)) = &osv
             && !report.dependencies.is_empty()
         {
             context.report("querying the OSV endpoint", None);
             let warnings = tokio::select! {
-                warnings = query_osv(url, &report.dependencies, &config, &mut db) => warnings,
+                warnings = query_osv(&client.client, url.as_str(), &report.dependencies, &config, &mut db) => warnings,
                 () = context.cancel.cancelled() => return Err(AgentError::Cancelled),
             };
             report.warnings.extend(warnings);

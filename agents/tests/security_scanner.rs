@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 use troupe_agents::{
-    Agent, AgentContext, AgentError, CancellationToken, SecurityScannerAgent, Workspace,
+    Agent, AgentContext, AgentError, CancellationToken, Egress, SecurityScannerAgent, Workspace,
 };
 use troupe_scanner::{
     AdvisoryDb, ScanError, ScannerConfig, Severity, load_advisories, scan_repository,
@@ -982,6 +982,11 @@ fn cancellation_stops_the_scan() {
     assert_eq!(result.err(), Some(ScanError::Cancelled));
 }
 
+/// The egress policy of a node that lets tasks reach the test's OSV servers on loopback.
+fn loopback() -> Egress {
+    Egress::new(&["127.0.0.1/32".into()]).expect("a network")
+}
+
 fn inputs(value: Value) -> Map<String, Value> {
     let Value::Object(map) = value else {
         panic!("inputs must be a map")
@@ -997,7 +1002,8 @@ async fn the_agent_runs_from_json_inputs_and_writes_sarif() {
     write_advisory_dir(advisories.path());
     let out = tempfile::tempdir().expect("tempdir");
     let sarif_path = out.path().join("scan.sarif");
-    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
+    let agent =
+        SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere(), loopback());
     assert_eq!(agent.kind(), "security_scanner");
     let output = agent
         .run(
@@ -1050,7 +1056,8 @@ async fn the_agent_runs_from_json_inputs_and_writes_sarif() {
 
 #[tokio::test]
 async fn the_agent_refuses_bad_inputs_by_name() {
-    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
+    let agent =
+        SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere(), loopback());
     let context = || AgentContext::detached("run:scan:1");
     let error = agent
         .run(inputs(json!({})), context())
@@ -1105,7 +1112,8 @@ async fn the_agent_refuses_bad_inputs_by_name() {
 async fn a_cancelled_agent_returns_cancelled() {
     let repo = tempfile::tempdir().expect("tempdir");
     write(repo.path(), "a.py", "x = 1\n");
-    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
+    let agent =
+        SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere(), loopback());
     let cancel = CancellationToken::new();
     cancel.cancel();
     let context = AgentContext {
@@ -1214,7 +1222,8 @@ async fn an_osv_endpoint_is_queried_and_merged() {
     // One batch, then one fetch per vulnerable package's advisory (lodash, smallvec,
     // django, pyyaml, x/text).
     let (url, server) = serve_osv(6);
-    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
+    let agent =
+        SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere(), loopback());
     let output = agent
         .run(
             inputs(json!({"repository": repo.path().display().to_string(), "osv_url": url})),
@@ -1255,7 +1264,8 @@ async fn an_unreachable_osv_endpoint_is_a_warning() {
         .local_addr()
         .expect("address")
         .port();
-    let agent = SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere());
+    let agent =
+        SecurityScannerAgent::new(ScannerConfig::default(), Workspace::anywhere(), loopback());
     let output = agent
         .run(
             inputs(json!({"repository": repo.path().display().to_string(), "osv_url": format!("http://127.0.0.1:{port}")})),
@@ -1283,6 +1293,7 @@ async fn paths_outside_the_workspace_roots_are_refused() {
     let agent = SecurityScannerAgent::new(
         ScannerConfig::default(),
         Workspace::new(&[root.path().to_path_buf()], &[]),
+        Egress::default(),
     );
     for (given, field) in [
         (json!({"repository": elsewhere.path()}), "repository"),
@@ -1302,4 +1313,54 @@ async fn paths_outside_the_workspace_roots_are_refused() {
         );
     }
     assert!(!elsewhere.path().join("out.sarif").exists());
+}
+
+/// The attack: `osv_url` pointed at a service on the node's loopback, by address and by
+/// name. The address is refused before the scan; the name resolves only to refused
+/// addresses, so the query becomes a warning and the service sees nothing.
+#[tokio::test]
+async fn an_osv_url_on_the_node_s_loopback_is_refused() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    write_lockfiles(repo.path());
+    let service = TcpListener::bind("127.0.0.1:0").expect("bind");
+    service.set_nonblocking(true).expect("nonblocking");
+    let port = service.local_addr().expect("address").port();
+    let agent = SecurityScannerAgent::new(
+        ScannerConfig::default(),
+        Workspace::anywhere(),
+        Egress::default(),
+    );
+    let error = agent
+        .run(
+            inputs(
+                json!({"repository": repo.path(), "osv_url": format!("http://127.0.0.1:{port}")}),
+            ),
+            AgentContext::detached("k"),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .starts_with("input `osv_url`: `127.0.0.1` is a non-public address"),
+        "{error}"
+    );
+    let output = agent
+        .run(
+            inputs(
+                json!({"repository": repo.path(), "osv_url": format!("http://localhost:{port}")}),
+            ),
+            AgentContext::detached("k"),
+        )
+        .await
+        .expect("a refused endpoint is a warning");
+    let warnings = output.outputs["warnings"].to_string();
+    assert!(
+        warnings.contains("`localhost` is a non-public address"),
+        "{warnings}"
+    );
+    assert!(
+        service.accept().is_err(),
+        "the loopback service was reached"
+    );
 }

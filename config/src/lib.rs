@@ -19,8 +19,8 @@ pub use errors::ConfigError;
 pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
 pub use settings::{
-    AgentSettings, AuditSettings, EngineSettings, JailSettings, LogFormat, LogSettings,
-    ModelAgentSettings, ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits,
+    AgentSettings, AuditSettings, EgressSettings, EngineSettings, JailSettings, LogFormat,
+    LogSettings, ModelAgentSettings, ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits,
     SecretsSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings, TestRunnerLimits,
 };
 pub use show::render_masked;

@@ -363,6 +363,8 @@ pub struct AgentSettings {
     /// node's directory. The node's store and key directories are refused wherever
     /// they are. Default: the node's directory.
     pub workspace_roots: Vec<String>,
+    /// Where requests tasks send (`http`, `osv_url`) may go.
+    pub egress: EgressSettings,
     /// The jail that code that is not ours runs in (shell, test_runner, the deploy
     /// command, the code analyser's linters and git).
     pub jail: JailSettings,
@@ -386,6 +388,7 @@ impl Default for AgentSettings {
         Self {
             allowed_kinds: vec!["*".into()],
             workspace_roots: vec![".".into()],
+            egress: EgressSettings::default(),
             jail: JailSettings::default(),
             shell: ShellAgentSettings::default(),
             model: ModelAgentSettings::default(),
@@ -444,6 +447,16 @@ pub struct TestRunnerLimits {
 
 /// The jail (bubblewrap): jailed code sees `/usr`, a few `/etc` entries, the toolchain
 /// directories read-only, and its task's directories; never the store or the keys.
+/// Requests from tasks go to public addresses only, unless their network is allowed here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSettings {
+    /// Non-public networks tasks may reach, as CIDR blocks (`10.1.0.0/16`,
+    /// `127.0.0.1/32`): loopback, link-local (cloud metadata), private and unique-local
+    /// addresses are refused otherwise.
+    pub allowed_networks: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JailSettings {

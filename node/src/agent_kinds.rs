@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use std::path::PathBuf;
 
-use troupe_agents::{HttpAgentConfig, Jail, JailConfig, Registry, ShellAgentConfig, Workspace};
+use troupe_agents::{
+    Egress, HttpAgentConfig, Jail, JailConfig, Registry, ShellAgentConfig, Workspace,
+};
 use troupe_config::Settings;
 use troupe_scanner::ScannerConfig;
 use troupe_store::key_file::dir_beside_store;
@@ -31,6 +33,8 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
     let shell = &settings.agents.shell;
     let jail = Jail::new(jail_config(settings));
     let workspace = workspace(settings);
+    let egress =
+        Egress::new(&settings.agents.egress.allowed_networks).map_err(NodeError::AgentKinds)?;
     let mut registry = troupe_agents::builtin(
         ShellAgentConfig {
             env_allow_list: shell.env_allow_list.clone(),
@@ -42,6 +46,7 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
         HttpAgentConfig {
             max_response_bytes: 4 * 1024 * 1024,
             default_timeout_secs: 60,
+            egress: egress.clone(),
         },
     );
     let limits = &settings.agents;
@@ -49,6 +54,7 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
         .register(Arc::new(troupe_agents::SecurityScannerAgent::new(
             scanner_config(&limits.scanner),
             workspace.clone(),
+            egress,
         )))
         .register(Arc::new(troupe_agents::TestRunnerAgent::new(
             TestRunnerConfig {

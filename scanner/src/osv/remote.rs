@@ -11,25 +11,17 @@ use crate::config::ScannerConfig;
 use crate::deps::Dependency;
 use crate::osv::{Advisory, AdvisoryDb};
 
-/// Queries the endpoint for `dependencies` and adds what it knows to `db`.
+/// Queries the endpoint for `dependencies` and adds what it knows to `db`. The caller
+/// gives the `client`: where it may connect, and its timeout (`config.osv_timeout`), are
+/// the caller's policy.
 pub async fn query(
+    client: &reqwest::Client,
     url: &str,
     dependencies: &[Dependency],
     config: &ScannerConfig,
     db: &mut AdvisoryDb,
 ) -> Vec<String> {
     let mut warnings = Vec::new();
-    let client = match reqwest::Client::builder()
-        .timeout(config.osv_timeout)
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            return vec![format!(
-                "OSV endpoint: cannot build an HTTP client: {error}"
-            )];
-        }
-    };
     let base = url.trim_end_matches('/');
     let mut to_fetch = BTreeSet::new();
     for batch in dependencies.chunks(config.osv_batch_size.max(1)) {
@@ -40,7 +32,7 @@ pub async fn query(
             })
             .collect();
         let answer = match post_json(
-            &client,
+            client,
             &format!("{base}/v1/querybatch"),
             &json!({ "queries": queries }),
             config,
@@ -84,7 +76,7 @@ pub async fn query(
         ));
     }
     for id in to_fetch.into_iter().take(config.max_osv_advisories) {
-        let record = get_json(&client, &format!("{base}/v1/vulns/{id}"), config).await;
+        let record = get_json(client, &format!("{base}/v1/vulns/{id}"), config).await;
         match record.and_then(|record| {
             serde_json::from_value::<Advisory>(record).map_err(|error| error.to_string())
         }) {
@@ -93,6 +85,18 @@ pub async fn query(
         }
     }
     warnings
+}
+
+/// `error` and its causes: reqwest's own message names only the URL.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    text
 }
 
 async fn post_json(
@@ -106,7 +110,7 @@ async fn post_json(
         .json(body)
         .send()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| with_causes(&error))?;
     read_json(response, config).await
 }
 
@@ -119,7 +123,7 @@ async fn get_json(
         .get(url)
         .send()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| with_causes(&error))?;
     read_json(response, config).await
 }
 
