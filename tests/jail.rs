@@ -2,7 +2,8 @@
 //! whose project is granted `shell` reads the node's token signing key through a task
 //! (to forge a super admin's token), and a repository's test code writes outside its
 //! throw-away copy. Both run in the jail: the key directory is covered even when the
-//! task's working directory is the node's own, and only the copy is writable.
+//! task's working directory is the node's own, and only the copy is writable. And a run
+//! variable that would inject into a shell command someone else wrote stays data.
 
 mod support;
 
@@ -130,4 +131,43 @@ fn test_code_cannot_write_outside_its_copy() {
     for target in &targets {
         assert!(!target.exists(), "{} was written", target.display());
     }
+}
+
+/// The attack: whoever may start a run gives `examples/hello.yaml` a name that closes
+/// the author's quotes and runs a command of its own. The value is quoted for where it
+/// stands, so the greeting prints it as it is.
+#[test]
+fn a_run_variable_cannot_inject_into_a_shell_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &free_address());
+    allow_kinds(&server, "default", &["shell"]);
+    let hello = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.yaml"),
+    )
+    .unwrap();
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", &hello);
+    assert_eq!(status, 201, "{created}");
+    let who = "x'; echo INJECTED $(id -u); echo '";
+    let body = serde_json::json!({"variables": {"who": who}}).to_string();
+    let (status, started) = post(
+        &server,
+        "/api/v1/workflows/hello/runs",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{started}");
+    let run_id = started["run_id"].as_str().unwrap();
+    let run = wait_for_run(&server, run_id, 60, |run| run["status"] != "running");
+    assert_eq!(task_status(&run, "greet"), "completed", "{run:#}");
+    let greet = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["id"] == "greet")
+        .unwrap();
+    assert_eq!(
+        greet["outputs"]["stdout"].as_str().unwrap(),
+        format!("Hello, {who}!\n"),
+        "{greet:#}"
+    );
 }

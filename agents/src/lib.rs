@@ -48,7 +48,7 @@ pub use model::{
     ask_validated,
 };
 pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};
-pub use registry::{CREW_KINDS, Registry, builtin, crew};
+pub use registry::{CREW_KINDS, Registry, builtin, crew, shell_command_inputs};
 pub use schema::{Field, FieldType, InputSchema};
 pub use security_scanner::SecurityScannerAgent;
 pub use shell::{ShellAgent, ShellAgentConfig};

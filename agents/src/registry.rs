@@ -107,6 +107,20 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
     registry
 }
 
+/// The inputs of built-in kinds that are shell commands (run with `sh -c`): the engine
+/// renders templates in them with each value quoted for where it stands, so that a run
+/// variable or an upstream output cannot become code in a command someone else wrote.
+pub fn shell_command_inputs(kind: &str) -> &'static [&'static str] {
+    use crate::agent::TypedAgent;
+    if kind == crate::ShellAgent::KIND || kind == crate::TestRunnerAgent::KIND {
+        &["command"]
+    } else if kind == crate::DeploymentAgent::KIND {
+        &["deploy_command"]
+    } else {
+        &[]
+    }
+}
+
 /// The kinds `crew` makes: a workflow that uses one needs a model.
 pub const CREW_KINDS: [&str; 7] = [
     "planner",

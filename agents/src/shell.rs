@@ -18,8 +18,12 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellInputs {
-    /// Shell command, run with `sh -c`.
-    command: String,
+    /// Shell command, run with `sh -c`; each `{{ }}` value in it is quoted for where it
+    /// stands.
+    command: Option<String>,
+    /// Instead of `command`: a program and its arguments, run without a shell; each
+    /// `{{ }}` value is part of one argument.
+    args: Option<Vec<String>>,
     /// Directory to run in, the only one of the host the command sees (writable); an
     /// empty scratch directory, removed afterwards, by default.
     working_dir: Option<PathBuf>,
@@ -106,7 +110,7 @@ impl TypedAgent for ShellAgent {
                 limits: Some(Limits::COMMAND),
             })
             .await?;
-        let command = cell.command(["sh", "-c", inputs.command.as_str()], &env)?;
+        let command = cell.command(argv(&inputs)?, &env)?;
         let isolation = cell.isolation();
 
         let started = Instant::now();
@@ -126,6 +130,20 @@ impl TypedAgent for ShellAgent {
             outputs,
             cost_usd: 0.0,
         })
+    }
+}
+
+/// What runs: `sh -c command`, or `args` as they are.
+fn argv(inputs: &ShellInputs) -> Result<Vec<&str>, AgentError> {
+    match (&inputs.command, &inputs.args) {
+        (Some(command), None) => Ok(vec!["sh", "-c", command.as_str()]),
+        (None, Some(args)) if !args.is_empty() => Ok(args.iter().map(String::as_str).collect()),
+        (None, Some(_)) => Err(invalid("args", "is empty; name the program to run first")),
+        (Some(_), Some(_)) | (None, None) => Err(invalid(
+            "command",
+            "give either `command` (run with sh -c) or `args` (a program and its arguments, \
+             run without a shell)",
+        )),
     }
 }
 
@@ -289,6 +307,33 @@ mod tests {
         cancel.cancel();
         assert_eq!(run.await.unwrap().unwrap_err(), AgentError::Cancelled);
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// `args` runs a program without a shell: what would be shell syntax is one argument.
+    #[tokio::test]
+    async fn args_run_a_program_without_a_shell() {
+        let output = agent(1024)
+            .run(
+                inputs(json!({"args": ["printf", "%s|", "a b", "; id", "$(id)"]})),
+                AgentContext::detached("k"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(output.outputs["stdout"], json!("a b|; id|$(id)|"));
+        for (given, field) in [
+            (json!({"command": "true", "args": ["true"]}), "command"),
+            (json!({}), "command"),
+            (json!({"args": []}), "args"),
+        ] {
+            let error = agent(1024)
+                .run(inputs(given), AgentContext::detached("k"))
+                .await
+                .unwrap_err();
+            assert!(
+                error.to_string().starts_with(&format!("input `{field}`: ")),
+                "{error}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -622,9 +622,12 @@ impl RunState {
     }
 }
 
+/// The task's inputs rendered; templates in the kind's shell commands quoted.
 fn render_inputs(task: &Task, scope: &Scope<'_>) -> Result<Value, String> {
-    let inputs = Value::Object(task.inputs.clone().into_iter().collect());
-    troupe_workflow::render(&inputs, scope).map_err(|error| format!("inputs: {error}"))
+    let inputs: serde_json::Map<String, Value> = task.inputs.clone().into_iter().collect();
+    let shell_commands = troupe_agents::shell_command_inputs(&task.agent);
+    troupe_workflow::render_inputs(&inputs, scope, shell_commands)
+        .map_err(|error| format!("inputs: {error}"))
 }
 
 impl TaskState {

@@ -75,6 +75,11 @@ pub enum TemplateError {
     TooDeep { limit: usize },
     #[error("the rendered inputs grow past {limit} bytes; reference large outputs fewer times")]
     TooLarge { limit: usize },
+    #[error(
+        "the template at character {offset} of a shell command stands {place}, where its \
+         value cannot be quoted; move it out (Troupe quotes each value for where it stands)"
+    )]
+    ShellPlace { offset: usize, place: &'static str },
     #[error("in `{{{{ {expression} }}}}`: {source}")]
     Expression {
         expression: String,

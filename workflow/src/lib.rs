@@ -11,6 +11,7 @@ pub mod expr;
 mod graph;
 pub mod limits;
 mod parse;
+mod shell_quote;
 mod suggest;
 mod template;
 mod variables;
@@ -21,5 +22,5 @@ pub use errors::{Diagnostic, Diagnostics, ExprError, TemplateError, VariableErro
 pub use export::to_yaml;
 pub use expr::{Expr, Scope, TaskView};
 pub use parse::{parse_workflow, slug};
-pub use template::{decide, render, truthy};
+pub use template::{decide, render, render_inputs, truthy};
 pub use variables::{coerce_variable_text, json_type_name};

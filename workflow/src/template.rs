@@ -13,6 +13,7 @@ use crate::ast::{Condition, ConditionAction};
 use crate::errors::{ExprError, TemplateError};
 use crate::expr::{self, Scope};
 use crate::limits::{RENDERED_BYTES_MAX, YAML_DEPTH_MAX};
+use crate::shell_quote::Lexer;
 
 /// A piece of template text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,50 @@ fn find_close(inner: &str) -> Option<usize> {
 /// Renders every template in `value`, descending into lists and maps.
 pub fn render(value: &Value, scope: &Scope) -> Result<Value, TemplateError> {
     render_at(value, scope, 0, &mut Budget(RENDERED_BYTES_MAX))
+}
+
+/// Renders a task's inputs: those named in `shell_commands` (strings run with `sh -c`)
+/// with each value quoted for where it stands ([`shell_quote`](crate::shell_quote)),
+/// the others as [`render`] does. One byte budget covers them all.
+pub fn render_inputs(
+    inputs: &serde_json::Map<String, Value>,
+    scope: &Scope,
+    shell_commands: &[&str],
+) -> Result<Value, TemplateError> {
+    let mut budget = Budget(RENDERED_BYTES_MAX);
+    let mut rendered = serde_json::Map::new();
+    for (key, value) in inputs {
+        let value = match value {
+            Value::String(text) if shell_commands.contains(&key.as_str()) => {
+                let command = render_shell_command(text, scope)?;
+                budget.spend(&command)?;
+                command
+            }
+            other => render_at(other, scope, 1, &mut budget)?,
+        };
+        rendered.insert(key.clone(), value);
+    }
+    Ok(Value::Object(rendered))
+}
+
+/// A shell command with every template's value quoted for its place; always a string.
+fn render_shell_command(text: &str, scope: &Scope) -> Result<Value, TemplateError> {
+    let mut lexer = Lexer::default();
+    let mut rendered = String::new();
+    for part in segments(text)? {
+        match part {
+            Segment::Text(literal) => {
+                lexer.read(literal);
+                rendered.push_str(literal);
+            }
+            Segment::Expression(source, offset) => {
+                let mut value = String::new();
+                write_text(&mut value, &evaluate_source(source, scope)?);
+                rendered.push_str(&lexer.quote(&value, offset)?);
+            }
+        }
+    }
+    Ok(Value::String(rendered))
 }
 
 /// Bytes the rest of one rendering may still produce (`RENDERED_BYTES_MAX` in all).
@@ -236,6 +281,33 @@ mod tests {
             then,
             else_,
         }
+    }
+
+    #[test]
+    fn shell_commands_get_their_values_quoted_and_other_inputs_do_not() {
+        let fixture = Fixture::new();
+        let inputs = json!({
+            "command": "ls {{ variables.path }} '{{ variables.limit }}' {{ variables.missing }}",
+            "note": "ls {{ variables.path }}",
+            "count": "{{ variables.limit }}",
+        });
+        let Value::Object(inputs) = inputs else {
+            unreachable!("a map")
+        };
+        let rendered = render_inputs(&inputs, &fixture.scope(), &["command"]).unwrap();
+        assert_eq!(
+            rendered,
+            json!({"command": "ls '/repo' '5' ''", "note": "ls /repo", "count": 5})
+        );
+        let Value::Object(refused) = json!({"command": "echo $'{{ variables.path }}'"}) else {
+            unreachable!("a map")
+        };
+        let error = render_inputs(&refused, &fixture.scope(), &["command"]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the template at character 9 of a shell command stands inside $'...', where its \
+             value cannot be quoted; move it out (Troupe quotes each value for where it stands)"
+        );
     }
 
     #[test]

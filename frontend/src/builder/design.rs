@@ -73,8 +73,9 @@ pub struct Design {
     pub loose: Vec<Condition>,
 }
 
-/// An agent kind's required inputs, which a new task of that kind starts with.
-pub type RequiredInputs = BTreeMap<String, Vec<String>>;
+/// The inputs a new task of each agent kind starts with: its required ones, or its
+/// first when none is required (`shell`: `command`, with `args` as the alternative).
+pub type StartingInputs = BTreeMap<String, Vec<String>>;
 
 const GAP: f64 = 64.0;
 
@@ -243,10 +244,10 @@ impl Design {
     }
 
     /// Places a node of `kind` at `at`; returns it.
-    pub fn add(&mut self, kind: &NodeKind, at: (f64, f64), required: &RequiredInputs) -> NodeId {
+    pub fn add(&mut self, kind: &NodeKind, at: (f64, f64), starting: &StartingInputs) -> NodeId {
         let node = match kind {
             NodeKind::Agent(agent) => {
-                let inputs = required
+                let inputs = starting
                     .get(agent)
                     .map(|names| {
                         names
@@ -530,8 +531,8 @@ mod tests {
 
     const KINDS: &[&str] = &["shell", "human_review", "echo"];
 
-    fn none() -> RequiredInputs {
-        RequiredInputs::from([("shell".to_owned(), vec!["command".to_owned()])])
+    fn none() -> StartingInputs {
+        StartingInputs::from([("shell".to_owned(), vec!["command".to_owned()])])
     }
 
     #[test]

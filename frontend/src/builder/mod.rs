@@ -20,7 +20,7 @@ use crate::api;
 use crate::model::{AgentKind, Created, WorkflowSummary, WorkflowVersions};
 use crate::view::{dag, format};
 use canvas::{Canvas, CanvasView};
-use design::{Design, NodeId, NodeKind, RequiredInputs};
+use design::{Design, NodeId, NodeKind, StartingInputs};
 
 const WIDTH: f64 = dag::NODE_WIDTH;
 const HEIGHT: f64 = dag::NODE_HEIGHT;
@@ -99,22 +99,27 @@ impl Builder {
             .with(|kinds| kinds.iter().map(|kind| kind.kind.clone()).collect())
     }
 
-    fn required_inputs(&self) -> RequiredInputs {
+    fn starting_inputs(&self) -> StartingInputs {
         self.kinds.with(|kinds| {
             kinds
                 .iter()
                 .map(|kind| {
-                    let required = kind.input_schema["fields"]
+                    let fields = kind.input_schema["fields"]
                         .as_array()
-                        .map(|fields| {
-                            fields
-                                .iter()
-                                .filter(|field| field["required"].as_bool() == Some(true))
-                                .filter_map(|field| field["name"].as_str().map(String::from))
-                                .collect()
-                        })
+                        .cloned()
                         .unwrap_or_default();
-                    (kind.kind.clone(), required)
+                    let name = |field: &serde_json::Value| field["name"].as_str().map(String::from);
+                    let required: Vec<String> = fields
+                        .iter()
+                        .filter(|field| field["required"].as_bool() == Some(true))
+                        .filter_map(name)
+                        .collect();
+                    let starting = if required.is_empty() {
+                        fields.first().and_then(name).into_iter().collect()
+                    } else {
+                        required
+                    };
+                    (kind.kind.clone(), starting)
                 })
                 .collect()
         })
@@ -122,9 +127,9 @@ impl Builder {
 
     /// Places a node and selects it.
     fn place(&self, kind: &NodeKind, at: (f64, f64)) {
-        let required = self.required_inputs();
+        let starting = self.starting_inputs();
         let mut placed = None;
-        self.commit(|design| placed = Some(design.add(kind, at, &required)));
+        self.commit(|design| placed = Some(design.add(kind, at, &starting)));
         self.selected.set(placed);
     }
 
