@@ -175,6 +175,7 @@ impl From<NodeError> for ApiError {
             NodeError::Start { .. }
             | NodeError::AgentKinds(_)
             | NodeError::ProviderKey(_)
+            | NodeError::AuditTampered { .. }
             | NodeError::NoEmbedding => Self::internal(&error),
         }
     }

@@ -21,6 +21,7 @@ pub use layers::{Layers, Source};
 pub use settings::{
     AgentSettings, AuditSettings, EgressSettings, EngineSettings, JailSettings, LogFormat,
     LogSettings, ModelAgentSettings, ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits,
-    SecretsSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings, TestRunnerLimits,
+    SecretsSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings, TamperResponse,
+    TestRunnerLimits,
 };
 pub use show::render_masked;

@@ -141,6 +141,9 @@ pub struct AuditSettings {
     pub dir: String,
     /// A checkpoint every this many entries (and at start and shutdown).
     pub checkpoint_every: u64,
+    /// What a node does when the chain fails verification at start: `refuse` to start
+    /// (the default) or `warn` in its log and start.
+    pub on_tampering: TamperResponse,
 }
 
 impl Default for AuditSettings {
@@ -148,8 +151,16 @@ impl Default for AuditSettings {
         Self {
             dir: String::new(),
             checkpoint_every: 100,
+            on_tampering: TamperResponse::Refuse,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TamperResponse {
+    Refuse,
+    Warn,
 }
 
 /// Where model calls go, in order of cost: the local workers first, paid providers as

@@ -156,7 +156,14 @@ pub struct AuditEntry {
 pub struct AuditVerification {
     pub entries: u64,
     pub intact: bool,
-    pub first_bad: Option<u64>,
+    pub first_bad: Option<AuditBreach>,
+}
+
+/// The first entry that is wrong, and how.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AuditBreach {
+    pub seq: u64,
+    pub problem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -30,6 +30,18 @@ pub enum NodeError {
     /// A provider's key could not be opened from the sealed secrets.
     #[error("secrets: {0}")]
     ProviderKey(String),
+    /// The audit chain failed verification at start (`audit.on_tampering = "refuse"`).
+    #[error(
+        "the audit log failed verification at entry {seq}: {problem}. The node does not \
+         start on a tampered log; run `troupe audit verify` to inspect it. If the store \
+         was reset on purpose, move the old checkpoint directory ({checkpoints}) aside; to \
+         start anyway, set audit.on_tampering = \"warn\""
+    )]
+    AuditTampered {
+        seq: u64,
+        problem: String,
+        checkpoints: String,
+    },
     #[error("the embedding model returned no vector")]
     NoEmbedding,
     #[error("{0}")]

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use troupe_agents::Registry;
 use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
-use troupe_config::Settings;
+use troupe_config::{Settings, TamperResponse};
 use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
 use troupe_inference::serve::InferenceService;
 use troupe_inference::serve::setup;
@@ -665,15 +665,34 @@ impl Node {
     }
 }
 
-/// The audit log, with this start recorded and checkpointed: a chain cut short while the
-/// node was down is caught against the checkpoint of the last start or shutdown.
+/// The audit log, verified, with this start recorded and checkpointed: a chain cut
+/// short or rewritten while the node was down is caught against the checkpoints before
+/// a new one could sign it.
 async fn open_audit(store: &Store, settings: &Settings) -> Result<Arc<AuditLog>, NodeError> {
+    let checkpoints = troupe_security::audit::checkpoint_dir(settings);
     let audit = AuditLog::open(
         store.clone(),
-        troupe_security::audit::checkpoint_dir(settings).as_deref(),
+        checkpoints.as_deref(),
         settings.audit.checkpoint_every,
     )
     .await?;
+    if let Some(breach) = audit.verify().await?.first_bad {
+        match settings.audit.on_tampering {
+            TamperResponse::Refuse => {
+                return Err(NodeError::AuditTampered {
+                    seq: breach.seq,
+                    problem: breach.problem,
+                    checkpoints: checkpoints
+                        .map_or_else(|| "none".into(), |dir| dir.display().to_string()),
+                });
+            }
+            TamperResponse::Warn => tracing::error!(
+                seq = breach.seq,
+                problem = %breach.problem,
+                "the audit log failed verification; starting because audit.on_tampering = warn"
+            ),
+        }
+    }
     audit
         .record(
             "system",

@@ -1,5 +1,5 @@
-//! `troupe audit verify|export`: check the hash chain of the audit log against its
-//! latest signed checkpoint, and export entries for compliance.
+//! `troupe audit verify|export`: check the hash chain of the audit log against every
+//! signed checkpoint, and export entries for compliance.
 
 use std::process::ExitCode;
 
@@ -59,7 +59,12 @@ pub async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result
             };
             let checkpoint = report.checkpoint.as_ref().map_or_else(
                 || "no signed checkpoint".to_string(),
-                |c| format!("checkpoint at entry {}", c.seq),
+                |c| {
+                    format!(
+                        "{} signed checkpoints, the latest at entry {}",
+                        report.checkpoints, c.seq
+                    )
+                },
             );
             match &report.first_bad {
                 None => {

@@ -22,7 +22,10 @@ pub fn AuditPage() -> impl IntoView {
                     view! { <p class="note ok" data-testid="chain">{format!("Intact: all {} entries verify.", check.entries)}</p> }.into_any()
                 } else {
                     view! { <p class="note error" role="alert" data-testid="chain">
-                        {format!("Broken at entry {}: the log was changed after it was written.", check.first_bad.unwrap_or(0))}
+                        {match check.first_bad {
+                            Some(breach) => format!("Broken at entry {}: {}.", breach.seq, breach.problem),
+                            None => "Broken: the log was changed after it was written.".to_string(),
+                        }}
                     </p> }.into_any()
                 }
             })}

@@ -70,8 +70,9 @@ pub struct Breach {
     pub problem: String,
 }
 
-/// Walks the chain in order. `entries` must be sorted by `seq` (as read).
-pub fn first_breach(entries: &[AuditEntry], checkpoint: Option<&Head>) -> Option<Breach> {
+/// Walks the chain in order against every signed checkpoint. `entries` must be sorted
+/// by `seq` (as read).
+pub fn first_breach(entries: &[AuditEntry], checkpoints: &[Head]) -> Option<Breach> {
     let mut prev_hash = GENESIS.to_string();
     let mut expected_seq = 1;
     for entry in entries {
@@ -112,9 +113,9 @@ pub fn first_breach(entries: &[AuditEntry], checkpoint: Option<&Head>) -> Option
                 problem: "its content does not match its hash (it was altered)".into(),
             });
         }
-        if let Some(checkpoint) = checkpoint
-            && checkpoint.seq == entry.seq
-            && checkpoint.hash != entry.hash
+        if checkpoints
+            .iter()
+            .any(|checkpoint| checkpoint.seq == entry.seq && checkpoint.hash != entry.hash)
         {
             return Some(Breach {
                 seq: entry.seq,
@@ -124,7 +125,7 @@ pub fn first_breach(entries: &[AuditEntry], checkpoint: Option<&Head>) -> Option
         prev_hash = entry.hash.clone();
         expected_seq += 1;
     }
-    match checkpoint {
+    match checkpoints.iter().max_by_key(|checkpoint| checkpoint.seq) {
         Some(checkpoint) if checkpoint.seq >= expected_seq => Some(Breach {
             seq: expected_seq,
             problem: format!(
@@ -136,6 +137,46 @@ pub fn first_breach(entries: &[AuditEntry], checkpoint: Option<&Head>) -> Option
         }),
         _ => None,
     }
+}
+
+/// What the checkpoint file itself says, beside the chain it checks: checkpoints are
+/// written in order at least every `every` entries, so a chain longer than that with no
+/// checkpoint, checkpoints that go backwards in the file, or a last checkpoint more than
+/// `every` entries behind the chain's end mean the file was deleted, reordered or
+/// replaced by an older copy (after which the newer entries could be rewritten
+/// unnoticed). `checkpoints` are in file order.
+pub fn trail_breach(checkpoints: &[Head], chain_length: u64, every: u64) -> Option<Breach> {
+    let Some(last) = checkpoints.last() else {
+        return (chain_length > every).then(|| Breach {
+            seq: every,
+            problem: format!(
+                "the chain has {chain_length} entries but there is no signed checkpoint, \
+                 though one is written every {every} (the checkpoint file was deleted)"
+            ),
+        });
+    };
+    if let Some(pair) = checkpoints
+        .windows(2)
+        .find(|pair| pair[1].seq < pair[0].seq)
+    {
+        return Some(Breach {
+            seq: pair[1].seq,
+            problem: format!(
+                "the checkpoint file goes backwards: entry {} is signed after entry {} \
+                 (its lines were reordered or spliced)",
+                pair[1].seq, pair[0].seq
+            ),
+        });
+    }
+    (chain_length > last.seq + every).then(|| Breach {
+        seq: last.seq + every,
+        problem: format!(
+            "the last signed checkpoint records entry {} but the chain has {chain_length} \
+             entries, more than {every} past it (the checkpoint file is an older copy or \
+             lost its recent lines)",
+            last.seq
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -196,15 +237,15 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies() {
         let entries = log(10);
-        assert_eq!(first_breach(&entries, Some(&head(&entries, 8))), None);
-        assert_eq!(first_breach(&[], None), None);
+        assert_eq!(first_breach(&entries, &[head(&entries, 8)]), None);
+        assert_eq!(first_breach(&[], &[]), None);
     }
 
     #[test]
     fn altering_an_entry_is_detected_at_that_entry() {
         let mut entries = log(10);
         entries[4].actor = "mallory".into();
-        let breach = first_breach(&entries, None).expect("detected");
+        let breach = first_breach(&entries, &[]).expect("detected");
         assert_eq!(breach.seq, 5);
         assert!(breach.problem.contains("altered"));
     }
@@ -215,7 +256,7 @@ mod tests {
         let checkpoint = head(&entries, 8);
         entries[2].target = "run-forged".into();
         rechain(&mut entries, 2);
-        let breach = first_breach(&entries, Some(&checkpoint)).expect("detected");
+        let breach = first_breach(&entries, &[checkpoint]).expect("detected");
         assert_eq!(breach.seq, 8);
         assert!(breach.problem.contains("checkpoint"));
     }
@@ -226,7 +267,7 @@ mod tests {
         let mut deleted = log(10);
         deleted.remove(3);
         assert_eq!(
-            first_breach(&deleted, Some(&checkpoint)).map(|b| b.seq),
+            first_breach(&deleted, std::slice::from_ref(&checkpoint)).map(|b| b.seq),
             Some(4)
         );
 
@@ -238,7 +279,7 @@ mod tests {
             entry.seq = i as u64 + 1;
         }
         assert_eq!(
-            first_breach(&inserted, Some(&checkpoint)).map(|b| b.seq),
+            first_breach(&inserted, std::slice::from_ref(&checkpoint)).map(|b| b.seq),
             Some(4)
         );
 
@@ -247,13 +288,50 @@ mod tests {
         reordered[5].seq = 6;
         reordered[6].seq = 7;
         assert_eq!(
-            first_breach(&reordered, Some(&checkpoint)).map(|b| b.seq),
+            first_breach(&reordered, std::slice::from_ref(&checkpoint)).map(|b| b.seq),
             Some(6)
         );
 
         let truncated = log(6);
-        let breach = first_breach(&truncated, Some(&checkpoint)).expect("detected");
+        let breach = first_breach(&truncated, std::slice::from_ref(&checkpoint)).expect("detected");
         assert_eq!(breach.seq, 7);
         assert!(breach.problem.contains("deleted from the end"));
+    }
+
+    /// A rewritten history is placed at the first signed checkpoint it contradicts:
+    /// against the last alone it would be found only at entry 10.
+    #[test]
+    fn every_checkpoint_is_checked_not_only_the_last() {
+        let original = log(10);
+        let mut entries = original.clone();
+        entries[1].target = "run-forged".into();
+        rechain(&mut entries, 1);
+        let last_only = first_breach(&entries, &[head(&original, 10)]).expect("detected");
+        assert_eq!(last_only.seq, 10);
+        let checkpoints = [head(&original, 3), head(&original, 10)];
+        let breach = first_breach(&entries, &checkpoints).expect("detected");
+        assert_eq!(breach.seq, 3);
+        assert!(breach.problem.contains("checkpoint"), "{}", breach.problem);
+    }
+
+    #[test]
+    fn a_missing_backwards_or_stale_checkpoint_file_is_a_breach() {
+        let entries = log(10);
+        assert_eq!(trail_breach(&[], 4, 5), None, "not due yet");
+        let missing = trail_breach(&[], 10, 5).expect("detected");
+        assert!(
+            missing.problem.contains("no signed checkpoint"),
+            "{missing:?}"
+        );
+        let backwards =
+            trail_breach(&[head(&entries, 8), head(&entries, 5)], 10, 5).expect("detected");
+        assert_eq!(backwards.seq, 5);
+        assert!(backwards.problem.contains("goes backwards"));
+        let stale = trail_breach(&[head(&entries, 2)], 10, 5).expect("detected");
+        assert!(stale.problem.contains("older copy"), "{stale:?}");
+        assert_eq!(
+            trail_breach(&[head(&entries, 5), head(&entries, 10)], 10, 5),
+            None
+        );
     }
 }

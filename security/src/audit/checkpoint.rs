@@ -82,16 +82,17 @@ impl Checkpoints {
         Ok(checkpoint)
     }
 
-    /// The latest checkpoint whose signature holds; a line whose signature does not is an
-    /// error (the file was tampered with), not something to skip.
-    pub fn latest(&self) -> Result<Option<Checkpoint>, SecurityError> {
+    /// Every checkpoint, in file order, each with its signature checked; a line whose
+    /// signature does not hold is an error (the file was tampered with), not something
+    /// to skip. No file: none.
+    pub fn all(&self) -> Result<Vec<Checkpoint>, SecurityError> {
         let path = self.dir.join(CHECKPOINT_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(io("read", &path, error)),
         };
-        let mut latest: Option<Checkpoint> = None;
+        let mut all = Vec::new();
         for (number, line) in text
             .lines()
             .enumerate()
@@ -110,14 +111,9 @@ impl Checkpoints {
                     line: number + 1,
                 });
             }
-            if latest
-                .as_ref()
-                .is_none_or(|seen| checkpoint.seq >= seen.seq)
-            {
-                latest = Some(checkpoint);
-            }
+            all.push(checkpoint);
         }
-        Ok(latest)
+        Ok(all)
     }
 }
 
@@ -129,7 +125,7 @@ mod tests {
     fn checkpoints_are_signed_and_a_forged_line_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let checkpoints = Checkpoints::open(dir.path()).unwrap();
-        assert_eq!(checkpoints.latest().unwrap(), None);
+        assert_eq!(checkpoints.all().unwrap(), []);
         let head = Head {
             seq: 7,
             hash: "ab".repeat(32),
@@ -144,16 +140,17 @@ mod tests {
                 2000,
             )
             .unwrap();
-        assert_eq!(checkpoints.latest().unwrap().map(|c| c.seq), Some(9));
+        let seqs = |all: Vec<Checkpoint>| all.iter().map(|c| c.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(checkpoints.all().unwrap()), [7, 9]);
         // Reopening uses the same key.
         let reopened = Checkpoints::open(dir.path()).unwrap();
-        assert_eq!(reopened.latest().unwrap().map(|c| c.seq), Some(9));
+        assert_eq!(seqs(reopened.all().unwrap()), [7, 9]);
         let path = dir.path().join(CHECKPOINT_FILE);
         let forged = std::fs::read_to_string(&path)
             .unwrap()
             .replace("\"seq\":9", "\"seq\":3");
         std::fs::write(&path, forged).unwrap();
-        let error = reopened.latest().unwrap_err().to_string();
+        let error = reopened.all().unwrap_err().to_string();
         assert!(
             error.contains("line 2") && error.contains("signature"),
             "{error}"

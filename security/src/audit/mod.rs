@@ -45,7 +45,9 @@ pub struct VerifyReport {
     pub entries: u64,
     pub intact: bool,
     pub first_bad: Option<Breach>,
-    /// The signed checkpoint the chain was checked against, if any.
+    /// The signed checkpoints the chain was checked against.
+    pub checkpoints: u64,
+    /// The latest of them, if any.
     pub checkpoint: Option<Checkpoint>,
 }
 
@@ -136,16 +138,20 @@ impl AuditLog {
         self.checkpoint_locked(&head)
     }
 
-    /// Walks the whole chain, page by page, against the latest signed checkpoint.
+    /// Walks the whole chain, page by page, against every signed checkpoint, and checks
+    /// the checkpoint file itself (see [`chain::trail_breach`]).
     pub async fn verify(&self) -> Result<VerifyReport, SecurityError> {
-        let checkpoint = match &self.checkpoints {
-            Some(checkpoints) => checkpoints.latest()?,
-            None => None,
+        let signed = match &self.checkpoints {
+            Some(checkpoints) => checkpoints.all()?,
+            None => Vec::new(),
         };
-        let head = checkpoint.as_ref().map(|c| Head {
-            seq: c.seq,
-            hash: c.hash.clone(),
-        });
+        let heads: Vec<Head> = signed
+            .iter()
+            .map(|c| Head {
+                seq: c.seq,
+                hash: c.hash.clone(),
+            })
+            .collect();
         let mut entries = Vec::new();
         let mut after = 0;
         loop {
@@ -154,12 +160,18 @@ impl AuditLog {
             after = last.seq;
             entries.extend(page);
         }
-        let first_bad = chain::first_breach(&entries, head.as_ref());
+        let length = entries.len() as u64;
+        let first_bad = chain::first_breach(&entries, &heads).or_else(|| {
+            self.checkpoints
+                .as_ref()
+                .and_then(|_| chain::trail_breach(&heads, length, self.checkpoint_every))
+        });
         Ok(VerifyReport {
-            entries: entries.len() as u64,
+            entries: length,
             intact: first_bad.is_none(),
             first_bad,
-            checkpoint,
+            checkpoints: signed.len() as u64,
+            checkpoint: signed.into_iter().max_by_key(|c| c.seq),
         })
     }
 }
