@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use crate::body::{JsonBody, read_bytes};
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Access;
+use crate::idempotency;
 use crate::wire::*;
 use troupe_node::{Node, PendingApproval, RunDetail};
 use troupe_security::auth::permissions::Permission;
@@ -154,21 +155,33 @@ pub async fn delete_workflow(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Starts a run; with an `Idempotency-Key` header, at most one per key (see
+/// `idempotency`).
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/runs", request_body = StartRunRequest,
-    responses((status = 201, body = RunStarted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the same run")),
+    responses((status = 201, body = RunStarted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn start_run(
     State(node): NodeState,
     Path(id): Path<WorkflowId>,
     access: Access,
+    headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<StartRunRequest>,
-) -> ApiResult<(StatusCode, Json<RunStarted>)> {
+) -> ApiResult<axum::response::Response> {
     workflow_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
     let started_by = access.person(request.started_by.as_deref());
-    let run_id = node
-        .start_run(&id, request.version, request.variables, &started_by)
-        .await?;
-    Ok((StatusCode::CREATED, Json(RunStarted { run_id })))
+    let key = idempotency::key(&headers, &access)?;
+    let fingerprint = troupe_store::digest::sha256_hex(
+        &serde_json::json!([id, request.version, request.variables, started_by.name]).to_string(),
+    );
+    let start = node.start_run(&id, request.version, request.variables, &started_by);
+    match key {
+        Some(key) => idempotency::start_once(&node, key, &fingerprint, start).await,
+        None => {
+            let run_id = start.await?;
+            Ok((StatusCode::CREATED, Json(RunStarted { run_id })).into_response())
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunRecord>)))]

@@ -17,6 +17,7 @@ mod error;
 mod events_ws;
 mod guard;
 mod handlers;
+mod idempotency;
 mod memory;
 mod openai;
 mod projects;

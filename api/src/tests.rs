@@ -445,3 +445,65 @@ async fn a_completion_asking_for_more_than_max_tokens_is_refused() {
         "max_tokens is 1000000; a request may ask for at most 4096 (providers.max_tokens)"
     );
 }
+
+/// A start with `Idempotency-Key: key` and `body`: the status, the body and whether the
+/// node said it replayed an earlier start.
+async fn start_with_key(app: &Router, key: &str, body: Value) -> (StatusCode, Value, bool) {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/workflows/hello-api/runs")
+        .header("content-type", "application/json")
+        .header("idempotency-key", key);
+    let reply = test_node::send(app, request, body.to_string()).await;
+    let replayed = reply.headers.get("idempotent-replayed").is_some();
+    (reply.status, reply.body, replayed)
+}
+
+/// The failure the key guards against: a client that retries a start whose answer it
+/// lost, several times and at once, gets one run, not one per try.
+#[tokio::test]
+async fn retried_starts_with_one_idempotency_key_start_one_run() {
+    let (app, node) = app().await;
+    post_yaml(&app, "/api/v1/workflows", HELLO).await;
+    let body = json!({"variables": {}, "started_by": "ada"});
+    let tries = futures_util::future::join_all(
+        (0..8).map(|_| start_with_key(&app, "retry-7f3a", body.clone())),
+    )
+    .await;
+    let started: Vec<&(StatusCode, Value, bool)> = tries
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::CREATED)
+        .collect();
+    for (status, reply, _) in &tries {
+        assert!(
+            *status == StatusCode::CREATED
+                || (*status == StatusCode::CONFLICT
+                    && reply["error"]["code"] == "idempotency_key_in_use"),
+            "{status} {reply}"
+        );
+    }
+    let (_, first, _) = started[0];
+    let (status, again, replayed) = start_with_key(&app, "retry-7f3a", body.clone()).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    assert_eq!(again["run_id"], first["run_id"]);
+    assert!(
+        started
+            .iter()
+            .all(|(_, reply, _)| reply["run_id"] == first["run_id"])
+    );
+    let runs = node
+        .runs(&troupe_store::RunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+
+    let (status, reused, _) =
+        start_with_key(&app, "retry-7f3a", json!({"started_by": "bob"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reused}");
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused");
+    let (status, other, replayed) = start_with_key(&app, "another", body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false));
+    assert_ne!(other["run_id"], first["run_id"]);
+    let (status, _, _) = start_with_key(&app, &"k".repeat(256), json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -251,6 +251,16 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE FIELD IF NOT EXISTS updated_at_ms ON project_policy TYPE int;
     ",
     ),
+    (
+        13,
+        // Idempotency-Keys of run starts: which run each key's request started.
+        "
+    DEFINE TABLE IF NOT EXISTS idempotency_key SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS fingerprint ON idempotency_key TYPE string;
+    DEFINE FIELD IF NOT EXISTS run_id ON idempotency_key TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS created_at_ms ON idempotency_key TYPE int;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {
