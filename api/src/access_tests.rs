@@ -539,6 +539,34 @@ async fn a_cached_caller_loses_access_the_moment_it_is_taken_away() {
     );
 }
 
+/// Carl (acme) reads acme's audit entries (its people's), never the default
+/// organisation's or the node's own; the default organisation's owner never acme's.
+async fn audit_stays_in_its_organisation(team: &Team, carl: &str, owner: &str) {
+    let (status, entries) = team.get(carl, "/api/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    let entries = entries.as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["action"] == "run.start" && entry["actor"] == "carl@acme.example"),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|entry| entry["actor"] == "carl@acme.example"),
+        "acme read another organisation's audit entries: {entries:?}"
+    );
+    let (_, all) = team.get(owner, "/api/v1/audit").await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|entry| entry["actor"] != "carl@acme.example"),
+        "the default organisation read acme's entries"
+    );
+}
+
 #[tokio::test]
 async fn organisations_do_not_see_each_others_projects_people_or_default_work() {
     let team = Team::new().await;
@@ -621,6 +649,7 @@ async fn organisations_do_not_see_each_others_projects_people_or_default_work() 
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    audit_stays_in_its_organisation(&team, &carl, &owner).await;
     let users = team.node.store().users().await.unwrap();
     let carl_id = &users.iter().find(|u| u.org == "acme").unwrap().user_id;
     let (status, _) = team

@@ -1,5 +1,7 @@
 //! The audit log over HTTP: `GET /api/v1/audit` exports entries (JSON, JSON lines or
 //! CSV, by time range, actor and action), `GET /api/v1/audit/verify` walks the chain.
+//! A caller below super admin reads the entries of its own organisation's people only:
+//! the node's own entries and other organisations' stay out of its export.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -8,9 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::guard::Access;
 use crate::handlers::NodeState;
+use troupe_node::Node;
 use troupe_security::audit::VerifyReport;
 use troupe_security::audit::chain::AuditEntry;
+use troupe_security::auth::permissions::Role;
 use troupe_store::AuditFilter;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -27,12 +32,14 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
 pub async fn export(
     State(node): NodeState,
+    access: Access,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let filter = AuditFilter {
         since_ms: query.since_ms,
         until_ms: query.until_ms,
         actor: query.actor,
+        actors: organisation_people(&node, &access).await?,
         action: query.action,
         limit: query.limit.unwrap_or(0),
     };
@@ -52,6 +59,29 @@ pub async fn export(
             "format `{other}` is not one of json, jsonl, csv"
         ))),
     }
+}
+
+/// The emails of the caller's organisation, whose entries it may read; `None` (all
+/// entries) for a super admin and on a node without accounts.
+async fn organisation_people(
+    node: &Node,
+    access: &Access,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(principal) = &access.0 else {
+        return Ok(None);
+    };
+    if principal.user.role == Role::SuperAdmin {
+        return Ok(None);
+    }
+    let org = &principal.user.org;
+    let people = node.store().users().await?;
+    Ok(Some(
+        people
+            .into_iter()
+            .filter(|user| &user.org == org)
+            .map(|user| user.email)
+            .collect(),
+    ))
 }
 
 /// RFC 4180: every field quoted, quotes doubled. A field starting with `=`, `+`, `-` or

@@ -34,6 +34,8 @@ pub struct AuditFilter {
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub actor: Option<String>,
+    /// Only entries by these actors (an organisation's people); `None`: anyone's.
+    pub actors: Option<Vec<String>>,
     pub action: Option<String>,
     pub limit: usize,
 }
@@ -88,6 +90,9 @@ impl Store {
         if filter.action.is_some() {
             conditions.push("action = $action".into());
         }
+        if filter.actors.is_some() {
+            conditions.push("actor IN $actors".into());
+        }
         let limit = if filter.limit == 0 {
             10_000
         } else {
@@ -97,6 +102,7 @@ impl Store {
             "since": filter.since_ms,
             "until": filter.until_ms,
             "actor": filter.actor,
+            "actors": filter.actors,
             "action": filter.action,
         });
         self.rows(
