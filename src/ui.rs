@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use leptos::prelude::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos::prelude::{LeptosOptions, use_context};
+use leptos_axum::{LeptosRoutes, ResponseOptions, generate_route_list};
 
 /// Where the bundle is looked for: `site/` in the target directory (`CARGO_TARGET_DIR`,
 /// else `target` in the repository), where `cargo xtask ui` writes it.
@@ -73,6 +73,18 @@ async fn theme_script() -> impl IntoResponse {
     )
 }
 
+/// Gives the page being rendered a fresh nonce, which its hydration script carries, and
+/// a Content-Security-Policy that allows that script and no other inline one.
+fn with_script_policy() {
+    leptos::nonce::provide_nonce();
+    let policy = leptos::nonce::use_nonce()
+        .map(|nonce| troupe_api::headers::page_policy(&nonce))
+        .and_then(|policy| HeaderValue::from_str(&policy).ok());
+    if let (Some(policy), Some(response)) = (policy, use_context::<ResponseOptions>()) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, policy);
+    }
+}
+
 pub fn router() -> Router {
     let options = LeptosOptions::builder()
         .output_name("troupe")
@@ -83,6 +95,7 @@ pub fn router() -> Router {
     let shell_options = options.clone();
     Router::new()
         .leptos_routes(&options, routes, move || {
+            with_script_policy();
             troupe_frontend::shell(shell_options.clone(), bundle_built())
         })
         .route("/pkg/{name}", get(bundle_file))

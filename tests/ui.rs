@@ -4,6 +4,9 @@
 //! view and see the run go on; then every main page in both themes is checked with
 //! axe-core (serious and critical violations fail) and photographed, also at phone width.
 //!
+//! Every page runs under a Content-Security-Policy that allows its one nonce-carrying
+//! inline script and no other, so these tests also show the UI works within it.
+//!
 //! Needs the browser bundle (`cargo xtask ui`), Chromium and chromedriver, and axe-core
 //! (`npm install axe-core` into `$HOME/.cache/troupe-npm`, or TEST_AXE_JS); `.ci/run`
 //! installs them all.
@@ -501,4 +504,58 @@ fn the_builder_makes_a_three_node_workflow_by_dragging_and_connecting_and_runs_i
     );
     browser.wait_hydrated();
     browser.wait_for("the built run to complete", 30, "return document.querySelector('[data-testid=dag] [data-task=shell_3]')?.getAttribute('data-state') === 'completed'");
+}
+
+/// Every response carries the security headers; a page's policy names a fresh nonce,
+/// which its one inline script carries, and nothing may frame it.
+#[test]
+fn every_response_carries_security_headers_and_a_page_allows_only_its_own_script() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = Server::start(&scratch.path().join("data"), &free_address());
+    let nonce_of = |page: &http1::Response| -> String {
+        let policy = page.header("content-security-policy").expect("a policy");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        let start = policy.find("'nonce-").expect("a nonce") + "'nonce-".len();
+        policy[start..].split('\'').next().unwrap().to_string()
+    };
+    let page = http1::blocking_get(&server.url("/runs")).unwrap();
+    let nonce = nonce_of(&page);
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(
+        page.body.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script does not carry the policy's nonce"
+    );
+    let again = http1::blocking_get(&server.url("/runs")).unwrap();
+    assert_ne!(nonce_of(&again), nonce, "a nonce is used once");
+    for path in ["/runs", "/docs", "/api/v1/workflows", "/no/such/page"] {
+        let response = http1::blocking_get(&server.url(path)).unwrap();
+        assert_eq!(
+            response.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            response.header("referrer-policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert_eq!(response.header("x-frame-options"), Some("DENY"), "{path}");
+        let policy = response
+            .header("content-security-policy")
+            .unwrap_or_default();
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(
+            !policy.contains("script-src 'unsafe-inline'"),
+            "{path}: {policy}"
+        );
+    }
+    let api = http1::blocking_get(&server.url("/api/v1/workflows")).unwrap();
+    assert!(
+        api.header("content-security-policy")
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
 }

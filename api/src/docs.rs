@@ -65,8 +65,26 @@ use crate::{auth, browser, error, memory, projects, users, wire};
 )]
 pub struct ApiDoc;
 
-pub async fn docs_page() -> Html<&'static str> {
-    Html(include_str!("docs.html"))
+pub async fn docs_page() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            crate::headers::DOCS_POLICY,
+        )],
+        Html(include_str!("docs.html")),
+    )
+}
+
+/// The docs page's script: a file of its own, so the page's policy allows no inline
+/// script.
+pub async fn docs_script() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        include_str!("docs.js"),
+    )
 }
 
 #[cfg(test)]

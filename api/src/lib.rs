@@ -17,6 +17,7 @@ mod error;
 mod events_ws;
 mod guard;
 mod handlers;
+pub mod headers;
 mod idempotency;
 mod memory;
 mod openai;
@@ -56,6 +57,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(trace::trace_request))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(node)
 }
 

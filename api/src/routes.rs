@@ -190,4 +190,5 @@ fn undocumented(builder: Builder) -> Builder {
             get(events_ws::subscribe),
         )
         .plain(Method::GET, "/docs", Open, get(docs::docs_page))
+        .plain(Method::GET, "/docs.js", Open, get(docs::docs_script))
 }

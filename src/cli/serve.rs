@@ -56,7 +56,11 @@ pub async fn serve_until_stopped(
     node: Arc<Node>,
     listener: TcpListener,
 ) -> anyhow::Result<ExitCode> {
-    let app = troupe_api::router(node.clone()).merge(crate::ui::router());
+    let app = troupe_api::router(node.clone())
+        .merge(crate::ui::router())
+        .layer(axum::middleware::from_fn(
+            troupe_api::headers::security_headers,
+        ));
     let watched = node.clone();
     let node_ended = async move {
         while watched.is_alive() {

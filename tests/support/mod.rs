@@ -229,7 +229,19 @@ pub mod http1 {
 
     pub struct Response {
         pub status: u16,
+        /// The status line and the header lines.
+        pub head: String,
         pub body: String,
+    }
+
+    impl Response {
+        /// The value of header `name` (any case), if the response has it.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.head.lines().find_map(|line| {
+                let (found, value) = line.split_once(':')?;
+                found.eq_ignore_ascii_case(name).then(|| value.trim())
+            })
+        }
     }
 
     impl PartialEq<u16> for Response {
@@ -282,7 +294,11 @@ pub mod http1 {
         } else {
             body.to_string()
         };
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            head: head.to_string(),
+            body,
+        })
     }
 
     /// The whole response: up to `Content-Length` when the server sends one (some, like
