@@ -874,3 +874,83 @@ async fn an_org_owner_manages_only_roles_below_its_own() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// An event stream opened by `token` on `address`.
+async fn open_stream(
+    address: std::net::SocketAddr,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{address}/api/v1/events")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The attacks: a stream opened before its key was revoked keeps delivering events, and
+/// one caller opens sockets without end. The revoked key's stream is closed (1008)
+/// within a few seconds; a caller's seventeenth stream is refused.
+#[tokio::test]
+async fn an_event_stream_ends_with_its_callers_access_and_streams_are_capped() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let team = Team::new().await;
+    let ada = team.user("ada@example.com", Role::Developer).await;
+    let (_, created) = team
+        .post(
+            &ada,
+            "/api/v1/auth/keys",
+            json!({ "name": "watcher", "scopes": ["workflows.view"] }),
+        )
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let address = test_node::serve(team.app.clone()).await;
+    let mut stream = open_stream(address, &key).await.expect("the key may watch");
+    // Past the stream's first check, so that only a later one can see the revocation.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let key_id = created["key_id"].as_str().unwrap();
+    team.call(
+        &ada,
+        Method::DELETE,
+        &format!("/api/v1/auth/keys/{key_id}"),
+        Value::Null,
+    )
+    .await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the revoked key's stream was still open after 10 s");
+    assert_eq!(closed, Some(1008));
+
+    let mut open = Vec::new();
+    for _ in 0..crate::events_ws::MAX_SOCKETS_PER_CALLER {
+        open.push(open_stream(address, &ada).await.expect("within the cap"));
+    }
+    match open_stream(address, &ada).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!("a seventeenth stream was opened: {:?}", other.map(|_| ())),
+    }
+    drop(open.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        open_stream(address, &ada).await.is_ok(),
+        "a closed stream frees its place"
+    );
+}

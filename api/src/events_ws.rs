@@ -2,11 +2,20 @@
 //! a JSON text frame. A client that falls behind gets `{"lagged": n}` and can re-read
 //! the log from `/api/v1/runs/{id}/events`; the engine never waits for it. A caller
 //! only receives the events of runs in projects where it holds `workflows.view`.
+//!
+//! The caller is checked again every [`RECHECK`]: a logout, a disabled account, a
+//! revoked key or a removed membership ends the stream (close code 1008) or narrows it;
+//! the access token's own expiry does not (it was valid when the stream opened). A
+//! caller may hold at most [`MAX_SOCKETS_PER_CALLER`] streams at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +26,61 @@ use crate::guard::Access;
 use troupe_node::Node;
 use troupe_security::auth::permissions::Permission;
 use troupe_store::RunId;
+
+/// How often an open stream checks its caller again.
+const RECHECK: Duration = Duration::from_secs(2);
+/// Streams one caller (an account, or everyone on a node without accounts) may hold.
+pub const MAX_SOCKETS_PER_CALLER: usize = 16;
+
+/// The streams open per caller, shared by the node's routes.
+#[derive(Default)]
+pub struct OpenStreams(Mutex<HashMap<String, usize>>);
+
+/// One open stream, counted until dropped.
+struct StreamSlot {
+    streams: Arc<OpenStreams>,
+    caller: String,
+}
+
+impl OpenStreams {
+    fn open(self: &Arc<Self>, caller: &str) -> Option<StreamSlot> {
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(caller.to_owned()).or_default();
+        if *count >= MAX_SOCKETS_PER_CALLER {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            streams: Arc::clone(self),
+            caller: caller.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .streams
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.caller) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
+
+/// The credential a stream was opened with, to check its caller again.
+struct Credential {
+    token: String,
+    opened_at_secs: u64,
+}
 
 #[derive(Debug, Deserialize)]
 pub struct EventFilter {
@@ -33,6 +97,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 
 pub async fn subscribe(
     State(node): State<Arc<Node>>,
+    Extension(streams): Extension<Arc<OpenStreams>>,
     access: Access,
     Query(filter): Query<EventFilter>,
     headers: HeaderMap,
@@ -46,10 +111,38 @@ pub async fn subscribe(
         )
         .into_response();
     }
+    let caller = access
+        .0
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.user.user_id.to_string());
+    let Some(slot) = streams.open(&caller) else {
+        return crate::error::ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!("at most {MAX_SOCKETS_PER_CALLER} event streams per caller; close one first"),
+        )
+        .into_response();
+    };
+    let credential = access
+        .0
+        .as_ref()
+        .and(crate::guard::access_token(&headers))
+        .map(|token| Credential {
+            token: token.to_owned(),
+            opened_at_secs: node.auth().now_secs(),
+        });
     let events = node.subscribe();
+    let visibility = Visibility {
+        node,
+        access,
+        known: HashMap::new(),
+    };
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| stream_events(socket, events, filter, node, access))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            stream_events(socket, events, filter, visibility, credential).await;
+        })
 }
 
 /// Which runs the caller may watch, looked up once per run.
@@ -81,20 +174,54 @@ impl Visibility {
     }
 }
 
+impl Visibility {
+    /// The caller as it is now; `false` when it may no longer watch anything.
+    async fn recheck(&mut self, credential: &Credential) -> bool {
+        let checked = self
+            .node
+            .auth()
+            .principal_as_of(&credential.token, credential.opened_at_secs)
+            .await;
+        match checked {
+            Ok(principal) => {
+                if self
+                    .access
+                    .0
+                    .as_ref()
+                    .is_none_or(|was| was.memberships != principal.memberships)
+                {
+                    self.known.clear();
+                }
+                self.access = Access(Some(principal));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 async fn stream_events(
     mut socket: WebSocket,
     mut events: tokio::sync::broadcast::Receiver<troupe_store::events::StoredEvent>,
     filter: EventFilter,
-    node: Arc<Node>,
-    access: Access,
+    mut visibility: Visibility,
+    credential: Option<Credential>,
 ) {
-    let mut visibility = Visibility {
-        node,
-        access,
-        known: HashMap::new(),
-    };
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
+            _ = recheck.tick() => match &credential {
+                Some(credential) if !visibility.recheck(credential).await => {
+                    let close = CloseFrame {
+                        code: close_code::POLICY,
+                        reason: "the caller's session or access ended".into(),
+                    };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    break;
+                }
+                _ => continue,
+            },
             received = events.recv() => match received {
                 Ok(event) if filter.run_id.as_ref().is_none_or(|run| *run == event.run_id)
                     && visibility.may_see(&event.run_id).await => {

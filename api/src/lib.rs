@@ -58,6 +58,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(trace::trace_request))
         .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::Extension(Arc::new(events_ws::OpenStreams::default())))
         .with_state(node)
 }
 

@@ -79,10 +79,22 @@ impl CallerCache {
 impl Auth {
     /// The caller behind `token` (an access token, or an API key `tk_...`).
     pub async fn principal(&self, token: &str) -> Result<Principal, SecurityError> {
+        self.principal_as_of(token, self.now_secs()).await
+    }
+
+    /// The caller behind `token` with the token's own expiry judged at `at_secs` (when a
+    /// long-lived stream was opened with it), and everything else (its session, account,
+    /// key, memberships) as it is now: a stream outlives its access token but not a
+    /// logout, a disabled account, a revoked key or a removed membership.
+    pub async fn principal_as_of(
+        &self,
+        token: &str,
+        at_secs: u64,
+    ) -> Result<Principal, SecurityError> {
         let hash = token_hash(token);
         if let Some((principal, token_exp)) = self.callers.get(&hash) {
             if let Some(exp) = token_exp {
-                TokenKeys::still_in_time(exp, self.now_secs())?;
+                TokenKeys::still_in_time(exp, at_secs)?;
             }
             if let Some(key) = &principal.key {
                 if key.expires_at_ms.is_some_and(|at| at <= self.now_ms()) {
@@ -97,7 +109,7 @@ impl Auth {
         let claims = if token.starts_with("tk_") {
             None
         } else {
-            Some(self.keys.verify_access(token, self.now_secs())?)
+            Some(self.keys.verify_access(token, at_secs)?)
         };
         let token_exp = claims.as_ref().map(|claims| claims.exp);
         // Read before the store: a change while we read leaves this entry stale and so

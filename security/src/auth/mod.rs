@@ -623,7 +623,8 @@ impl Auth {
         self.clock.now_ms()
     }
 
-    fn now_secs(&self) -> u64 {
+    /// Seconds since the epoch by the clock tokens are judged with.
+    pub fn now_secs(&self) -> u64 {
         self.clock.now_secs()
     }
 
