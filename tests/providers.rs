@@ -125,7 +125,6 @@ chat = ["local"]
         .map(|line| line["key"].as_str().unwrap())
         .collect();
     assert_eq!(agents, ["debugging", "planner"]);
-
     // Node B served its two calls locally (one per protocol) and says so.
     let served_by_b = get_json(&node_b, "/api/v1/costs");
     assert_eq!(served_by_b["total"]["requests"], 2, "{served_by_b:#}");
@@ -149,6 +148,56 @@ chat = ["local"]
         text.contains("Per provider") && text.contains("claude-on-b"),
         "{text}"
     );
+    paid_calls_are_the_callers_and_local_failures_stay_local(&node_a);
+}
+
+/// Paid calls are audited under the caller, not the `agent` name the body gave; a
+/// prompt that overflows the local model's context fails there, and goes on to the paid
+/// providers only when the request opts in.
+fn paid_calls_are_the_callers_and_local_failures_stay_local(node: &Server) {
+    let paid = get_json(node, "/api/v1/audit?action=model.paid_call");
+    let actors: Vec<&str> = paid
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["actor"].as_str().unwrap())
+        .collect();
+    assert!(
+        !actors.is_empty() && actors.iter().all(|actor| *actor == "anonymous"),
+        "{paid:#}"
+    );
+    let calls_to_b = || {
+        let report = get_json(node, "/api/v1/costs?days=1");
+        provider(&report, "node-b")["calls"].as_u64().unwrap()
+    };
+    let before = calls_to_b();
+    let huge = "word ".repeat(30_000);
+    let ask = |opt_in: bool| {
+        post(
+            node,
+            "/api/v1/complete",
+            "application/json",
+            &json!({"messages": [{"role": "user", "content": huge}], "max_tokens": 8,
+                    "task_type": "diff", "escalate_local_failures": opt_in})
+            .to_string(),
+        )
+    };
+    let (status, refused) = ask(false);
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("context"),
+        "{refused}"
+    );
+    assert_eq!(
+        calls_to_b(),
+        before,
+        "an overflowing prompt went to a paid provider"
+    );
+    let _ = ask(true);
+    assert_eq!(calls_to_b(), before + 1, "the opt-in did not escalate");
 }
 
 #[test]

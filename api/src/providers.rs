@@ -33,6 +33,10 @@ pub struct CompleteBody {
     task_type: String,
     min_quality: Option<f64>,
     agent: Option<String>,
+    /// Let a paid provider answer when the local model is overloaded or the prompt
+    /// overflows its context (default false: those failures are the answer).
+    #[serde(default)]
+    escalate_local_failures: bool,
 }
 
 fn default_max_tokens() -> usize {
@@ -45,6 +49,7 @@ fn default_max_tokens() -> usize {
     responses((status = 200, body = Answered), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody, description = "every provider failed")))]
 pub async fn complete(
     State(node): NodeState,
+    access: crate::guard::Access,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<Answered>, ApiError> {
     let task_type = TaskType::parse(&body.task_type).map_err(ApiError::invalid_request)?;
@@ -71,7 +76,9 @@ pub async fn complete(
         task_type,
         min_quality: body.min_quality,
         agent: body.agent,
+        caller: access.actor(None),
         exclude_providers: Vec::new(),
+        escalate_local_failures: body.escalate_local_failures,
     };
     Ok(Json(node.complete(&request).await?))
 }

@@ -104,7 +104,7 @@ impl ChainModel {
         for call in calls.iter().filter(|call| !call.local) {
             self.audit
                 .record(
-                    call.agent.as_deref().unwrap_or("api"),
+                    &request.caller,
                     AuditAction::ModelPaidCall {
                         request_id: request_id.clone(),
                         model: call.model.clone(),
@@ -146,7 +146,9 @@ impl ModelClient for ChainModel {
             task_type,
             min_quality: None,
             agent: Some(request.agent.clone()),
+            caller: format!("agent:{}", request.agent),
             exclude_providers: request.exclude_providers.clone(),
+            escalate_local_failures: false,
         };
         let (answer, cost_usd) = ChainModel::complete(self, &completion)
             .await

@@ -28,8 +28,15 @@ pub struct CompletionRequest {
     pub min_quality: Option<f64>,
     /// Who asked, for the per-agent report.
     pub agent: Option<String>,
+    /// Who asked, for the audit log of paid calls: the caller's account (or the agent
+    /// acting for a run), never a name the request gives.
+    pub caller: String,
     /// Providers to leave out (an agent escalating past one whose answer it refused).
     pub exclude_providers: Vec<String>,
+    /// Whether a local model that is overloaded or whose context the prompt overflows
+    /// may hand the request to a paid provider. Off: those failures are the answer, so
+    /// a busy laptop or an oversized prompt never spends money unasked.
+    pub escalate_local_failures: bool,
 }
 
 /// What one provider answered.
@@ -94,6 +101,17 @@ pub struct ProviderChain {
     links: Vec<Link>,
     settings: ProviderSettings,
     local: Option<InferenceService>,
+}
+
+/// A local failure that ends the chain unless the request opted in to escalation: the
+/// local model is busy, or the prompt overflows its context (a cloud model's would take
+/// it, at a price nobody agreed to).
+fn stays_local(error: &InferenceError, request: &CompletionRequest) -> bool {
+    !request.escalate_local_failures
+        && matches!(
+            error,
+            InferenceError::Overloaded { .. } | InferenceError::PromptTooLong { .. }
+        )
 }
 
 impl ProviderChain {
@@ -187,27 +205,18 @@ impl ProviderChain {
         for link in route {
             let started = Instant::now();
             let answer = self.ask(link, request).await;
-            let latency_ms = started.elapsed().as_millis() as u64;
-            let mut record = CallRecord {
-                provider: link.entry.name.clone(),
-                model: self.model_name(link),
-                local: matches!(link.provider, Provider::Local),
-                task_type: request.task_type.name().into(),
-                agent: request.agent.clone(),
-                tokens_in: 0,
-                tokens_out: 0,
-                latency_ms,
-                cost_usd: 0.0,
-                baseline_usd: 0.0,
-                quality: None,
-                escalated: true,
-                served: false,
-                error: None,
-            };
+            let mut record = self.call_record(link, request, started.elapsed());
             match answer {
+                Err(error) if record.local && stays_local(&error, request) => {
+                    record.error = Some(error.to_string());
+                    record.escalated = false;
+                    calls.push(record);
+                    return ChainOutcome {
+                        answer: Err(error),
+                        calls,
+                    };
+                }
                 Err(error) => {
-                    // A prompt too long for the local context may fit a cloud model's:
-                    // every failure moves on to the next provider.
                     failures.push(format!("{}: {error}", link.entry.name));
                     record.error = Some(error.to_string());
                     calls.push(record);
@@ -264,6 +273,32 @@ impl ProviderChain {
                 met_threshold,
             }),
             calls,
+        }
+    }
+
+    /// A call to `link` that took `latency`, before its outcome is known: escalated and
+    /// not served until an answer says otherwise.
+    fn call_record(
+        &self,
+        link: &Link,
+        request: &CompletionRequest,
+        latency: Duration,
+    ) -> CallRecord {
+        CallRecord {
+            provider: link.entry.name.clone(),
+            model: self.model_name(link),
+            local: matches!(link.provider, Provider::Local),
+            task_type: request.task_type.name().into(),
+            agent: request.agent.clone(),
+            tokens_in: 0,
+            tokens_out: 0,
+            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            cost_usd: 0.0,
+            baseline_usd: 0.0,
+            quality: None,
+            escalated: true,
+            served: false,
+            error: None,
         }
     }
 
