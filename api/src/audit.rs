@@ -1,7 +1,7 @@
 //! The audit log over HTTP: `GET /api/v1/audit` exports entries (JSON, JSON lines or
 //! CSV, by time range, actor and action), `GET /api/v1/audit/verify` walks the chain.
-//! A caller below super admin reads the entries of its own organisation's people only:
-//! the node's own entries and other organisations' stay out of its export.
+//! A caller below super admin reads the entries by or about its own organisation's
+//! people only: the node's own entries and other organisations' stay out of its export.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -16,7 +16,7 @@ use troupe_node::Node;
 use troupe_security::audit::VerifyReport;
 use troupe_security::audit::chain::AuditEntry;
 use troupe_security::auth::permissions::Role;
-use troupe_store::AuditFilter;
+use troupe_store::{AuditFilter, People};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
@@ -39,7 +39,7 @@ pub async fn export(
         since_ms: query.since_ms,
         until_ms: query.until_ms,
         actor: query.actor,
-        actors: organisation_people(&node, &access).await?,
+        people: organisation_people(&node, &access).await?,
         action: query.action,
         limit: query.limit.unwrap_or(0),
     };
@@ -61,12 +61,9 @@ pub async fn export(
     }
 }
 
-/// The emails of the caller's organisation, whose entries it may read; `None` (all
-/// entries) for a super admin and on a node without accounts.
-async fn organisation_people(
-    node: &Node,
-    access: &Access,
-) -> Result<Option<Vec<String>>, ApiError> {
+/// The people of the caller's organisation, whose entries (by them or about them) it may
+/// read; `None` (all entries) for a super admin and on a node without accounts.
+async fn organisation_people(node: &Node, access: &Access) -> Result<Option<People>, ApiError> {
     let Some(principal) = &access.0 else {
         return Ok(None);
     };
@@ -74,14 +71,14 @@ async fn organisation_people(
         return Ok(None);
     }
     let org = &principal.user.org;
-    let people = node.store().users().await?;
-    Ok(Some(
-        people
-            .into_iter()
-            .filter(|user| &user.org == org)
-            .map(|user| user.email)
-            .collect(),
-    ))
+    let mut people = People::default();
+    for user in node.store().users().await? {
+        if &user.org == org {
+            people.emails.push(user.email);
+            people.user_ids.push(user.user_id.to_string());
+        }
+    }
+    Ok(Some(people))
 }
 
 /// RFC 4180: every field quoted, quotes doubled. A field starting with `=`, `+`, `-` or

@@ -79,6 +79,8 @@ pub async fn complete(
         caller: access.actor(None),
         exclude_providers: Vec::new(),
         escalate_local_failures: body.escalate_local_failures,
+        // Filled in from the ledger by the node.
+        paid_budget_left_usd: None,
     };
     Ok(Json(node.complete(&request).await?))
 }

@@ -183,6 +183,9 @@ pub struct ProviderSettings {
     /// The most tokens one request to the chain (`POST /api/v1/complete`) may ask for:
     /// a paid provider bills what it generates.
     pub max_tokens: u64,
+    /// What paid providers may cost this node per day (UTC), in USD; once it is spent,
+    /// requests are served by the local model only until midnight. 0: no paid calls.
+    pub budget_usd_per_day: f64,
 }
 
 impl Default for ProviderSettings {
@@ -204,6 +207,7 @@ impl Default for ProviderSettings {
             baseline_output_usd_per_mtok: 10.0,
             timeout_secs: 60,
             max_tokens: 4096,
+            budget_usd_per_day: 10.0,
         }
     }
 }

@@ -65,7 +65,7 @@ impl ChainModel {
         tracing::warn!(?kinds, refused, agent = ?request.agent, "sensitive data in a prompt");
         self.audit
             .record(
-                request.agent.as_deref().unwrap_or("api"),
+                &request.caller,
                 AuditAction::PromptSensitiveData {
                     kinds: redactions
                         .counts()
@@ -92,8 +92,10 @@ impl ChainModel {
         &self,
         request: &CompletionRequest,
     ) -> Result<(Answered, f64), NodeError> {
-        let (request, redactions) = self.screen(request).await?;
+        let (mut request, redactions) = self.screen(request).await?;
         let started = now_ms();
+        let spent = self.store.paid_spend_on_day_of(started).await?;
+        request.paid_budget_left_usd = Some(self.chain.budget_usd_per_day() - spent);
         let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
         self.store
@@ -149,6 +151,8 @@ impl ModelClient for ChainModel {
             caller: format!("agent:{}", request.agent),
             exclude_providers: request.exclude_providers.clone(),
             escalate_local_failures: false,
+            // Filled in from the ledger by `ChainModel::complete`.
+            paid_budget_left_usd: None,
         };
         let (answer, cost_usd) = ChainModel::complete(self, &completion)
             .await

@@ -34,10 +34,18 @@ pub struct AuditFilter {
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub actor: Option<String>,
-    /// Only entries by these actors (an organisation's people); `None`: anyone's.
-    pub actors: Option<Vec<String>>,
+    /// Only the entries by or about these people (an organisation's); `None`: all.
+    pub people: Option<People>,
     pub action: Option<String>,
     pub limit: usize,
+}
+
+/// Some people: an entry is theirs when one of them acted (`actor`, an email or a user
+/// id) or it is about one of them (`target`, a user id).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct People {
+    pub emails: Vec<String>,
+    pub user_ids: Vec<String>,
 }
 
 impl Store {
@@ -90,8 +98,9 @@ impl Store {
         if filter.action.is_some() {
             conditions.push("action = $action".into());
         }
-        if filter.actors.is_some() {
-            conditions.push("actor IN $actors".into());
+        if filter.people.is_some() {
+            conditions
+                .push("(actor IN $emails OR actor IN $user_ids OR target IN $user_ids)".into());
         }
         let limit = if filter.limit == 0 {
             10_000
@@ -102,7 +111,8 @@ impl Store {
             "since": filter.since_ms,
             "until": filter.until_ms,
             "actor": filter.actor,
-            "actors": filter.actors,
+            "emails": filter.people.as_ref().map(|people| &people.emails),
+            "user_ids": filter.people.as_ref().map(|people| &people.user_ids),
             "action": filter.action,
         });
         self.rows(

@@ -127,6 +127,17 @@ fn day_of(at_ms: i64) -> String {
 }
 
 impl Store {
+    /// What paid providers cost on the UTC day of `at_ms`.
+    pub async fn paid_spend_on_day_of(&self, at_ms: i64) -> Result<f64, StoreError> {
+        let costs: Vec<f64> = self
+            .rows(
+                "SELECT VALUE cost_usd FROM inference_call WHERE day = $day AND local = false",
+                json!({ "day": day_of(at_ms) }),
+            )
+            .await?;
+        Ok(costs.iter().sum())
+    }
+
     /// Writes the calls one request made, together.
     pub async fn record_calls(
         &self,
@@ -210,6 +221,42 @@ mod tests {
             served,
             error: None,
         }
+    }
+
+    /// The day's paid spend, which the node's daily budget is checked against: paid
+    /// calls of that UTC day only.
+    #[tokio::test]
+    async fn the_paid_spend_of_a_day_counts_that_day_s_paid_calls() {
+        let store = Store::memory().await.unwrap();
+        let day = 1_764_000_000_000; // 2025-11-24
+        store
+            .record_calls(
+                "r1",
+                day,
+                &[
+                    call("local", true, false, 0.0, 0.0),
+                    call("cloud", false, true, 0.25, 0.5),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .record_calls("r2", day + 60_000, &[call("cloud", false, true, 0.5, 0.5)])
+            .await
+            .unwrap();
+        store
+            .record_calls(
+                "r3",
+                day + 86_400_000,
+                &[call("cloud", false, true, 4.0, 4.0)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.paid_spend_on_day_of(day).await.unwrap(), 0.75);
+        assert_eq!(
+            store.paid_spend_on_day_of(day + 86_400_000).await.unwrap(),
+            4.0
+        );
     }
 
     #[tokio::test]

@@ -38,7 +38,7 @@ use troupe_config::StoreSettings;
 
 use crate::events::{RunEvent, RunStatus, StoredEvent};
 pub use access::{Permission, Role, UnknownName};
-pub use audit::{AuditEntry, AuditFilter};
+pub use audit::{AuditEntry, AuditFilter, People};
 pub use error::StoreError;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};
 pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};

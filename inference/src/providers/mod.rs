@@ -37,6 +37,9 @@ pub struct CompletionRequest {
     /// may hand the request to a paid provider. Off: those failures are the answer, so
     /// a busy laptop or an oversized prompt never spends money unasked.
     pub escalate_local_failures: bool,
+    /// What paid providers may still cost today (the node fills it in from its ledger
+    /// and `providers.budget_usd_per_day`); `None`: no cap.
+    pub paid_budget_left_usd: Option<f64>,
 }
 
 /// What one provider answered.
@@ -101,6 +104,18 @@ pub struct ProviderChain {
     links: Vec<Link>,
     settings: ProviderSettings,
     local: Option<InferenceService>,
+}
+
+/// Why `link` is not asked: it is a paid provider and the day's budget is spent.
+fn over_budget(link: &Link, budget_left: Option<f64>) -> Option<String> {
+    let paid = matches!(link.provider, Provider::Remote(_));
+    (paid && budget_left.is_some_and(|left| left <= 0.0)).then(|| {
+        format!(
+            "{}: not asked, the day's budget for paid providers \
+             (providers.budget_usd_per_day) is spent",
+            link.entry.name
+        )
+    })
 }
 
 /// A local failure that ends the chain unless the request opted in to escalation: the
@@ -171,6 +186,11 @@ impl ProviderChain {
         }
     }
 
+    /// What paid providers may cost per day (`providers.budget_usd_per_day`).
+    pub fn budget_usd_per_day(&self) -> f64 {
+        self.settings.budget_usd_per_day
+    }
+
     /// The names of the providers a task type goes to, in order.
     pub fn provider_names(&self, task: TaskType) -> Vec<String> {
         self.route(task)
@@ -202,7 +222,12 @@ impl ProviderChain {
             .route(request.task_type)
             .into_iter()
             .filter(|link| !request.exclude_providers.contains(&link.entry.name));
+        let mut budget_left = request.paid_budget_left_usd;
         for link in route {
+            if let Some(skipped) = over_budget(link, budget_left) {
+                failures.push(skipped);
+                continue;
+            }
             let started = Instant::now();
             let answer = self.ask(link, request).await;
             let mut record = self.call_record(link, request, started.elapsed());
@@ -232,6 +257,9 @@ impl ProviderChain {
                     );
                     let report = self.assess(request.task_type, &question, &answer).await;
                     record.quality = Some(report.score);
+                    if let Some(left) = budget_left.as_mut() {
+                        *left -= record.cost_usd;
+                    }
                     let met = report.score >= threshold;
                     record.escalated = !met;
                     calls.push(record);
@@ -255,16 +283,7 @@ impl ProviderChain {
             };
         };
         let met_threshold = quality.score >= threshold;
-        // The baseline is what the cloud would have charged for the answer served.
-        let served = &mut calls[index];
-        served.served = true;
-        served.escalated = false;
-        served.baseline_usd = price(
-            served.tokens_in,
-            served.tokens_out,
-            self.settings.baseline_input_usd_per_mtok,
-            self.settings.baseline_output_usd_per_mtok,
-        );
+        self.mark_served(&mut calls[index]);
         ChainOutcome {
             answer: Ok(Answered {
                 text,
@@ -274,6 +293,19 @@ impl ProviderChain {
             }),
             calls,
         }
+    }
+
+    /// Marks the call whose answer is returned, priced at the cloud baseline (what the
+    /// cloud would have charged for the answer served).
+    fn mark_served(&self, served: &mut CallRecord) {
+        served.served = true;
+        served.escalated = false;
+        served.baseline_usd = price(
+            served.tokens_in,
+            served.tokens_out,
+            self.settings.baseline_input_usd_per_mtok,
+            self.settings.baseline_output_usd_per_mtok,
+        );
     }
 
     /// A call to `link` that took `latency`, before its outcome is known: escalated and
@@ -394,4 +426,64 @@ pub fn price(
     output_per_mtok: f64,
 ) -> f64 {
     (tokens_in as f64 * input_per_mtok + tokens_out as f64 * output_per_mtok) / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use troupe_config::{ProviderEntry, ProviderKind, ProviderSettings};
+
+    use super::{CompletionRequest, ProviderChain};
+    use crate::chat::ChatMessage;
+    use crate::errors::InferenceError;
+    use crate::quality::TaskType;
+
+    /// A chain of one paid provider that nothing answers (port 9, discard).
+    fn paid_only() -> ProviderChain {
+        let settings = ProviderSettings {
+            chain: vec![ProviderEntry {
+                name: "paid".into(),
+                kind: ProviderKind::Openai,
+                base_url: "http://127.0.0.1:9/v1".into(),
+                model: "m".into(),
+                api_key_env: String::new(),
+                api_key_secret: String::new(),
+                input_usd_per_mtok: 1.0,
+                output_usd_per_mtok: 1.0,
+            }],
+            timeout_secs: 2,
+            ..ProviderSettings::default()
+        };
+        ProviderChain::new(&settings, None)
+    }
+
+    fn request(budget_left: Option<f64>) -> CompletionRequest {
+        CompletionRequest {
+            messages: vec![ChatMessage::new("user", "hello")],
+            max_tokens: 8,
+            temperature: 0.0,
+            task_type: TaskType::Chat,
+            min_quality: None,
+            agent: None,
+            caller: "ada@example.com".into(),
+            exclude_providers: Vec::new(),
+            escalate_local_failures: false,
+            paid_budget_left_usd: budget_left,
+        }
+    }
+
+    /// Once the day's budget is spent, a paid provider is not even asked.
+    #[tokio::test]
+    async fn a_spent_budget_keeps_requests_away_from_paid_providers() {
+        let chain = paid_only();
+        let spent = chain.complete(&request(Some(0.0))).await;
+        assert!(spent.calls.is_empty(), "{:?}", spent.calls);
+        match spent.answer {
+            Err(InferenceError::AllProvidersFailed(reason)) => {
+                assert!(reason.contains("providers.budget_usd_per_day"), "{reason}")
+            }
+            other => panic!("answered past the budget: {other:?}"),
+        }
+        let within = chain.complete(&request(Some(0.5))).await;
+        assert_eq!(within.calls.len(), 1, "asked while budget was left");
+    }
 }
