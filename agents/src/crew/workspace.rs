@@ -236,15 +236,20 @@ fn mkdir_at(dir: &File, name: &OsStr) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A work directory in `dir`, with no workspace roots to keep it in.
+    fn anywhere(dir: &Path) -> WorkDir {
+        WorkDir::open(
+            &Workspace::anywhere(),
+            "work_dir",
+            dir.to_str().expect("utf-8"),
+        )
+        .expect("open")
+    }
+
     #[test]
     fn paths_stay_inside_the_work_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let work = WorkDir::open(
-            &Workspace::anywhere(),
-            "work_dir",
-            dir.path().to_str().expect("utf-8"),
-        )
-        .expect("open");
+        let work = anywhere(dir.path());
         assert!(work.write("files", "pkg/a.py", "x = 1\n").is_ok());
         assert_eq!(
             work.read("files", "pkg/a.py", 100).as_deref(),
@@ -300,12 +305,7 @@ mod tests {
     #[test]
     fn nothing_is_written_or_read_in_git_s_own_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let work = WorkDir::open(
-            &Workspace::anywhere(),
-            "work_dir",
-            dir.path().to_str().expect("utf-8"),
-        )
-        .expect("open");
+        let work = anywhere(dir.path());
         for bad in [".git/hooks/pre-commit", "sub/.GIT/config", "./.git"] {
             let error = work.write("module", bad, "#!/bin/sh\nid\n").unwrap_err();
             assert_eq!(
