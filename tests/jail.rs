@@ -2,8 +2,9 @@
 //! whose project is granted `shell` reads the node's token signing key through a task
 //! (to forge a super admin's token), and a repository's test code writes outside its
 //! throw-away copy. Both run in the jail: the key directory is covered even when the
-//! task's working directory is the node's own, and only the copy is writable. And a run
-//! variable that would inject into a shell command someone else wrote stays data.
+//! task's working directory is the node's own, and only the copy is writable. A run
+//! variable that would inject into a shell command someone else wrote stays data, and a
+//! scanned repository's own flake8 plugin never runs.
 
 mod support;
 
@@ -169,5 +170,65 @@ fn a_run_variable_cannot_inject_into_a_shell_command() {
         greet["outputs"]["stdout"].as_str().unwrap(),
         format!("Hello, {who}!\n"),
         "{greet:#}"
+    );
+}
+
+const ANALYSE: &str = r#"
+name: Analyse
+variables:
+  repository: ""
+tasks:
+  - id: analyse
+    name: Analyse
+    agent: code_analyzer
+    inputs:
+      repository: "{{ variables.repository }}"
+"#;
+
+/// The attack: a repository handed to `code_analyzer` declares a flake8 plugin of its
+/// own in `setup.cfg`, which flake8 would import (run) from the configuration. It
+/// would report `X999` on every file; flake8 runs `--isolated`, so it never loads.
+#[test]
+fn a_scanned_repositorys_flake8_plugin_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = shared_dir(dir.path());
+    std::fs::write(
+        repository.join("evil_plugin.py"),
+        "class Plugin:\n    name = 'x'\n    version = '1'\n    def __init__(self, tree): pass\n    def run(self):\n        yield (1, 0, 'X999 the plugin ran', type(self))\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repository.join("setup.cfg"),
+        "[flake8:local-plugins]\nextension =\n    X = evil_plugin:Plugin\npaths = .\n",
+    )
+    .unwrap();
+    std::fs::write(repository.join("app.py"), "import os\n").unwrap();
+    let server = Server::start(&dir.path().join("data"), &free_address());
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", ANALYSE);
+    assert_eq!(status, 201, "{created}");
+    let body = serde_json::json!({"variables": {"repository": repository}}).to_string();
+    let (status, started) = post(
+        &server,
+        "/api/v1/workflows/analyse/runs",
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{started}");
+    let run_id = started["run_id"].as_str().unwrap();
+    let run = wait_for_run(&server, run_id, 120, |run| run["status"] != "running");
+    assert_eq!(task_status(&run, "analyse"), "completed", "{run:#}");
+    let lint = &run["tasks"][0]["outputs"]["lint"];
+    let flake8 = lint
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|result| result["linter"] == "flake8")
+        .unwrap_or_else(|| panic!("flake8 did not run: {lint:#}"));
+    assert_eq!(flake8["available"], true, "install flake8 (scripts/setup)");
+    let output = flake8["output"].as_str().unwrap();
+    assert!(output.contains("F401"), "flake8 checked the file: {output}");
+    assert!(
+        !output.contains("X999"),
+        "the repository's plugin ran: {output}"
     );
 }

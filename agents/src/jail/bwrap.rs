@@ -94,6 +94,9 @@ pub(crate) fn arguments(plan: &Plan, system: &[SystemRoot]) -> Vec<OsString> {
         line.op("--ro-bind-try", &path, &path);
     }
     line.flags(["--proc", "/proc", "--dev", "/dev"]);
+    // POSIX semaphores and shared memory (Python's multiprocessing, as flake8 uses it)
+    // live in /dev/shm, which must be writable by the jail's user.
+    line.flags(["--perms", "1777", "--tmpfs", "/dev/shm"]);
     line.flags(["--perms", "1777", "--tmpfs", "/tmp"]);
     line.flags(["--perms", "0777", "--tmpfs", JAIL_HOME]);
     for dir in plan.toolchain_dirs {

@@ -105,6 +105,19 @@ async fn a_handed_over_directory_is_writable_by_the_jailed_user() {
     );
 }
 
+/// Python's multiprocessing (flake8 runs its checks with it) needs semaphores in a
+/// writable /dev/shm.
+#[tokio::test]
+async fn jailed_code_can_use_shared_memory_semaphores() {
+    let work = tempfile::tempdir().unwrap();
+    let jail = Jail::default();
+    jail.hand_over(work.path()).await.unwrap();
+    let script = "python3 -c 'import multiprocessing; multiprocessing.Lock(); print(\"locked\")'";
+    let finished = jailed(&jail, work.path(), Network::Off, script).await;
+    assert_eq!(finished.exit_code, Some(0), "{finished:?}");
+    assert_eq!(finished.stdout.text.trim(), "locked");
+}
+
 #[tokio::test]
 async fn the_jailed_user_has_no_privileges_and_a_seccomp_filter() {
     let work = tempfile::tempdir().unwrap();
