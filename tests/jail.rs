@@ -8,7 +8,39 @@
 
 mod support;
 
+use serde_json::Value;
 use support::*;
+
+/// Saves `workflow` (id `id`) on `server`, runs it with `variables` and waits for the
+/// run to end; returns the run and the outputs of its task `task`.
+fn run_to_end(
+    server: &Server,
+    workflow: &str,
+    id: &str,
+    variables: Value,
+    task: &str,
+) -> (Value, Value) {
+    let (status, created) = post(server, "/api/v1/workflows", "application/yaml", workflow);
+    assert_eq!(status, 201, "{created}");
+    let body = serde_json::json!({ "variables": variables }).to_string();
+    let (status, started) = post(
+        server,
+        &format!("/api/v1/workflows/{id}/runs"),
+        "application/json",
+        &body,
+    );
+    assert_eq!(status, 201, "{started}");
+    let run_id = started["run_id"].as_str().unwrap();
+    let run = wait_for_run(server, run_id, 120, |run| run["status"] != "running");
+    let outputs = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|found| found["id"] == task)
+        .map(|found| found["outputs"].clone())
+        .unwrap_or_default();
+    (run, outputs)
+}
 
 const WORKFLOW: &str = r#"
 name: Steal the key
@@ -37,30 +69,12 @@ fn a_shell_task_cannot_read_the_token_signing_key() {
     let key_hex: String = key.iter().map(|byte| format!("{byte:02x}")).collect();
 
     allow_kinds(&server, "default", &["shell"]);
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
-    assert_eq!(status, 201, "{created}");
-    let body = serde_json::json!({"variables": {
+    let variables = serde_json::json!({
         "node_dir": dir.path().display().to_string(),
         "key": key_file.display().to_string(),
-    }})
-    .to_string();
-    let (status, started) = post(
-        &server,
-        "/api/v1/workflows/steal-the-key/runs",
-        "application/json",
-        &body,
-    );
-    assert_eq!(status, 201, "{started}");
-    let run_id = started["run_id"].as_str().unwrap();
-    let run = wait_for_run(&server, run_id, 60, |run| run["status"] != "running");
+    });
+    let (run, outputs) = run_to_end(&server, WORKFLOW, "steal-the-key", variables, "steal");
     assert_eq!(task_status(&run, "steal"), "completed", "{run:#}");
-    let task = run["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|task| task["id"] == "steal")
-        .unwrap();
-    let outputs = &task["outputs"];
     let stdout = outputs["stdout"].as_str().unwrap();
     assert!(!stdout.contains(&key_hex), "the key leaked: {outputs:#}");
     let stderr = outputs["stderr"].as_str().unwrap();
@@ -107,26 +121,8 @@ fn test_code_cannot_write_outside_its_copy() {
     std::fs::write(repository.join("test_escape.py"), test).unwrap();
 
     let server = Server::start(&dir.path().join("data"), &free_address());
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", TEST_RUN);
-    assert_eq!(status, 201, "{created}");
-    let body = serde_json::json!({"variables": {"repository": repository.display().to_string()}})
-        .to_string();
-    let (status, started) = post(
-        &server,
-        "/api/v1/workflows/escape-the-copy/runs",
-        "application/json",
-        &body,
-    );
-    assert_eq!(status, 201, "{started}");
-    let run_id = started["run_id"].as_str().unwrap();
-    let run = wait_for_run(&server, run_id, 120, |run| run["status"] != "running");
-    let task = run["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|task| task["id"] == "tests")
-        .unwrap();
-    let outputs = &task["outputs"];
+    let variables = serde_json::json!({"repository": repository.display().to_string()});
+    let (run, outputs) = run_to_end(&server, TEST_RUN, "escape-the-copy", variables, "tests");
     assert_eq!(outputs["all_passed"], true, "{run:#}");
     assert_eq!(outputs["passed"], 1, "{outputs:#}");
     for target in &targets {
@@ -146,28 +142,12 @@ fn a_run_variable_cannot_inject_into_a_shell_command() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.yaml"),
     )
     .unwrap();
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", &hello);
-    assert_eq!(status, 201, "{created}");
     let who = "x'; echo INJECTED $(id -u); echo '";
-    let body = serde_json::json!({"variables": {"who": who}}).to_string();
-    let (status, started) = post(
-        &server,
-        "/api/v1/workflows/hello/runs",
-        "application/json",
-        &body,
-    );
-    assert_eq!(status, 201, "{started}");
-    let run_id = started["run_id"].as_str().unwrap();
-    let run = wait_for_run(&server, run_id, 60, |run| run["status"] != "running");
+    let variables = serde_json::json!({ "who": who });
+    let (run, greet) = run_to_end(&server, &hello, "hello", variables, "greet");
     assert_eq!(task_status(&run, "greet"), "completed", "{run:#}");
-    let greet = run["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|task| task["id"] == "greet")
-        .unwrap();
     assert_eq!(
-        greet["outputs"]["stdout"].as_str().unwrap(),
+        greet["stdout"].as_str().unwrap(),
         format!("Hello, {who}!\n"),
         "{greet:#}"
     );
@@ -204,20 +184,10 @@ fn a_scanned_repositorys_flake8_plugin_never_runs() {
     .unwrap();
     std::fs::write(repository.join("app.py"), "import os\n").unwrap();
     let server = Server::start(&dir.path().join("data"), &free_address());
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", ANALYSE);
-    assert_eq!(status, 201, "{created}");
-    let body = serde_json::json!({"variables": {"repository": repository}}).to_string();
-    let (status, started) = post(
-        &server,
-        "/api/v1/workflows/analyse/runs",
-        "application/json",
-        &body,
-    );
-    assert_eq!(status, 201, "{started}");
-    let run_id = started["run_id"].as_str().unwrap();
-    let run = wait_for_run(&server, run_id, 120, |run| run["status"] != "running");
+    let variables = serde_json::json!({ "repository": repository });
+    let (run, outputs) = run_to_end(&server, ANALYSE, "analyse", variables, "analyse");
     assert_eq!(task_status(&run, "analyse"), "completed", "{run:#}");
-    let lint = &run["tasks"][0]["outputs"]["lint"];
+    let lint = &outputs["lint"];
     let flake8 = lint
         .as_array()
         .unwrap()
