@@ -9,7 +9,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use support::{
-    Server, allow_kinds, free_address, get_json, post, run_troupe, task_status, wait_for_run,
+    Server, allow_kinds, free_address, get_json, post, run_troupe, save_and_start, task_status,
+    wait_for_run,
 };
 
 fn task<'a>(run: &'a Value, id: &str) -> &'a Value {
@@ -31,18 +32,11 @@ fn create_project(server: &Server, id: &str, kinds: &[&str]) {
 }
 
 fn start_run(server: &Server, workflow: &str, variables: Value, user: &str) -> String {
-    let (status, created) = post(server, "/api/v1/workflows", "application/yaml", workflow);
-    assert_eq!(status, 201, "{created}");
-    let id = created["workflow_id"].as_str().expect("workflow id");
-    let body = json!({"variables": variables, "started_by": user}).to_string();
-    let (status, started) = post(
+    save_and_start(
         server,
-        &format!("/api/v1/workflows/{id}/runs"),
-        "application/json",
-        &body,
-    );
-    assert_eq!(status, 201, "{started}");
-    started["run_id"].as_str().expect("run id").to_string()
+        workflow,
+        &json!({"variables": variables, "started_by": user}),
+    )
 }
 
 fn scratch_repository(path: &Path) {

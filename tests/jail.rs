@@ -11,27 +11,15 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-/// Saves `workflow` (id `id`) on `server`, runs it with `variables` and waits for the
-/// run to end; returns the run and the outputs of its task `task`.
-fn run_to_end(
-    server: &Server,
-    workflow: &str,
-    id: &str,
-    variables: Value,
-    task: &str,
-) -> (Value, Value) {
-    let (status, created) = post(server, "/api/v1/workflows", "application/yaml", workflow);
-    assert_eq!(status, 201, "{created}");
-    let body = serde_json::json!({ "variables": variables }).to_string();
-    let (status, started) = post(
+/// Saves `workflow` on `server`, runs it with `variables` and waits for the run to end;
+/// returns the run and the outputs of its task `task`.
+fn run_to_end(server: &Server, workflow: &str, variables: Value, task: &str) -> (Value, Value) {
+    let run_id = save_and_start(
         server,
-        &format!("/api/v1/workflows/{id}/runs"),
-        "application/json",
-        &body,
+        workflow,
+        &serde_json::json!({ "variables": variables }),
     );
-    assert_eq!(status, 201, "{started}");
-    let run_id = started["run_id"].as_str().unwrap();
-    let run = wait_for_run(server, run_id, 120, |run| run["status"] != "running");
+    let run = wait_for_run(server, &run_id, 120, |run| run["status"] != "running");
     let outputs = run["tasks"]
         .as_array()
         .unwrap()
@@ -73,7 +61,7 @@ fn a_shell_task_cannot_read_the_token_signing_key() {
         "node_dir": dir.path().display().to_string(),
         "key": key_file.display().to_string(),
     });
-    let (run, outputs) = run_to_end(&server, WORKFLOW, "steal-the-key", variables, "steal");
+    let (run, outputs) = run_to_end(&server, WORKFLOW, variables, "steal");
     assert_eq!(task_status(&run, "steal"), "completed", "{run:#}");
     let stdout = outputs["stdout"].as_str().unwrap();
     assert!(!stdout.contains(&key_hex), "the key leaked: {outputs:#}");
@@ -122,7 +110,7 @@ fn test_code_cannot_write_outside_its_copy() {
 
     let server = Server::start(&dir.path().join("data"), &free_address());
     let variables = serde_json::json!({"repository": repository.display().to_string()});
-    let (run, outputs) = run_to_end(&server, TEST_RUN, "escape-the-copy", variables, "tests");
+    let (run, outputs) = run_to_end(&server, TEST_RUN, variables, "tests");
     assert_eq!(outputs["all_passed"], true, "{run:#}");
     assert_eq!(outputs["passed"], 1, "{outputs:#}");
     for target in &targets {
@@ -144,7 +132,7 @@ fn a_run_variable_cannot_inject_into_a_shell_command() {
     .unwrap();
     let who = "x'; echo INJECTED $(id -u); echo '";
     let variables = serde_json::json!({ "who": who });
-    let (run, greet) = run_to_end(&server, &hello, "hello", variables, "greet");
+    let (run, greet) = run_to_end(&server, &hello, variables, "greet");
     assert_eq!(task_status(&run, "greet"), "completed", "{run:#}");
     assert_eq!(
         greet["stdout"].as_str().unwrap(),
@@ -185,7 +173,7 @@ fn a_scanned_repositorys_flake8_plugin_never_runs() {
     std::fs::write(repository.join("app.py"), "import os\n").unwrap();
     let server = Server::start(&dir.path().join("data"), &free_address());
     let variables = serde_json::json!({ "repository": repository });
-    let (run, outputs) = run_to_end(&server, ANALYSE, "analyse", variables, "analyse");
+    let (run, outputs) = run_to_end(&server, ANALYSE, variables, "analyse");
     assert_eq!(task_status(&run, "analyse"), "completed", "{run:#}");
     let lint = &outputs["lint"];
     let flake8 = lint

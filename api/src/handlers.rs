@@ -170,18 +170,18 @@ pub async fn start_run(
     workflow_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
     let started_by = access.person(request.started_by.as_deref());
-    let key = idempotency::key(&headers, &access)?;
+    let Some(key) = idempotency::key(&headers, &access)? else {
+        let run_id = node
+            .start_run(&id, request.version, request.variables, &started_by)
+            .await?;
+        return Ok((StatusCode::CREATED, Json(RunStarted { run_id })).into_response());
+    };
+    // What tells a retry from another request under the same key.
     let fingerprint = troupe_store::digest::sha256_hex(
         &serde_json::json!([id, request.version, request.variables, started_by.name]).to_string(),
     );
     let start = node.start_run(&id, request.version, request.variables, &started_by);
-    match key {
-        Some(key) => idempotency::start_once(&node, key, &fingerprint, start).await,
-        None => {
-            let run_id = start.await?;
-            Ok((StatusCode::CREATED, Json(RunStarted { run_id })).into_response())
-        }
-    }
+    idempotency::start_once(&node, key, &fingerprint, start).await
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Vec<RunRecord>)))]

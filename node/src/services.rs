@@ -94,8 +94,11 @@ impl ChainModel {
     ) -> Result<(Answered, f64), NodeError> {
         let (mut request, redactions) = self.screen(request).await?;
         let started = now_ms();
-        let spent = self.store.paid_spend_on_day_of(started).await?;
-        request.paid_budget_left_usd = Some(self.chain.budget_usd_per_day() - spent);
+        // Only a chain with paid providers has a budget to look up.
+        if self.chain.has_paid_providers() {
+            let spent = self.store.paid_spend_on_day_of(started).await?;
+            request.paid_budget_left_usd = Some(self.chain.budget_usd_per_day() - spent);
+        }
         let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
         self.store

@@ -56,11 +56,12 @@ pub async fn serve_until_stopped(
     node: Arc<Node>,
     listener: TcpListener,
 ) -> anyhow::Result<ExitCode> {
-    let app = troupe_api::router(node.clone())
-        .merge(crate::ui::router())
-        .layer(axum::middleware::from_fn(
-            troupe_api::headers::security_headers,
-        ));
+    // The API's router sets the security headers on its own routes; the pages get the
+    // same middleware.
+    let pages = crate::ui::router().layer(axum::middleware::from_fn(
+        troupe_api::headers::security_headers,
+    ));
+    let app = troupe_api::router(node.clone()).merge(pages);
     let watched = node.clone();
     let node_ended = async move {
         while watched.is_alive() {

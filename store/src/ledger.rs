@@ -127,12 +127,16 @@ fn day_of(at_ms: i64) -> String {
 }
 
 impl Store {
-    /// What paid providers cost on the UTC day of `at_ms`.
+    /// What paid providers cost on the UTC day of `at_ms`. A range of `at_ms`, so the
+    /// time index serves it: it runs before every request to the chain.
     pub async fn paid_spend_on_day_of(&self, at_ms: i64) -> Result<f64, StoreError> {
+        const DAY_MS: i64 = 86_400_000;
+        let start = at_ms - at_ms.rem_euclid(DAY_MS);
         let costs: Vec<f64> = self
             .rows(
-                "SELECT VALUE cost_usd FROM inference_call WHERE day = $day AND local = false",
-                json!({ "day": day_of(at_ms) }),
+                "SELECT VALUE cost_usd FROM inference_call \
+                 WHERE at_ms >= $start AND at_ms < $end AND local = false",
+                json!({ "start": start, "end": start + DAY_MS }),
             )
             .await?;
         Ok(costs.iter().sum())

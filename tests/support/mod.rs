@@ -364,6 +364,22 @@ pub fn post(server: &Server, path: &str, content_type: &str, body: &str) -> (u16
     (response.status, value)
 }
 
+/// Saves `workflow` on `server` and starts a run of it with `body` (variables, starter);
+/// the run's id.
+pub fn save_and_start(server: &Server, workflow: &str, body: &Value) -> String {
+    let (status, created) = post(server, "/api/v1/workflows", "application/yaml", workflow);
+    assert_eq!(status, 201, "{created}");
+    let id = created["workflow_id"].as_str().expect("workflow id");
+    let (status, started) = post(
+        server,
+        &format!("/api/v1/workflows/{id}/runs"),
+        "application/json",
+        &body.to_string(),
+    );
+    assert_eq!(status, 201, "{started}");
+    started["run_id"].as_str().expect("run id").to_string()
+}
+
 /// Polls `GET /api/v1/runs/{id}` until `done` holds, for at most `seconds`.
 pub fn wait_for_run(
     server: &Server,

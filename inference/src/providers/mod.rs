@@ -100,6 +100,13 @@ struct Link {
     provider: Provider,
 }
 
+impl Link {
+    /// A remote provider, which bills its calls.
+    fn is_paid(&self) -> bool {
+        matches!(self.provider, Provider::Remote(_))
+    }
+}
+
 pub struct ProviderChain {
     links: Vec<Link>,
     settings: ProviderSettings,
@@ -108,8 +115,7 @@ pub struct ProviderChain {
 
 /// Why `link` is not asked: it is a paid provider and the day's budget is spent.
 fn over_budget(link: &Link, budget_left: Option<f64>) -> Option<String> {
-    let paid = matches!(link.provider, Provider::Remote(_));
-    (paid && budget_left.is_some_and(|left| left <= 0.0)).then(|| {
+    (link.is_paid() && budget_left.is_some_and(|left| left <= 0.0)).then(|| {
         format!(
             "{}: not asked, the day's budget for paid providers \
              (providers.budget_usd_per_day) is spent",
@@ -184,6 +190,11 @@ impl ProviderChain {
                 .collect(),
             None => self.links.iter().collect(),
         }
+    }
+
+    /// Whether any provider of the chain is a remote (paid) one.
+    pub fn has_paid_providers(&self) -> bool {
+        self.links.iter().any(Link::is_paid)
     }
 
     /// What paid providers may cost per day (`providers.budget_usd_per_day`).
