@@ -122,6 +122,52 @@ fn an_in_process_run_shows_progress_and_exits_by_outcome() {
     );
 }
 
+/// `projects gate` on a stopped node's store: a granted kind whose tasks are not
+/// gates no longer runs, and `projects policy` says so.
+#[test]
+fn a_gated_kind_does_not_run_without_its_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("surrealkv://{}", dir.path().join("data").display());
+    let troupe_here = |args: &[&str]| {
+        let mut command = troupe();
+        command
+            .current_dir(dir.path())
+            .env("TROUPE_STORE__URL", &store)
+            .env("TROUPE_SERVER__ADDRESS", free_address())
+            .args(args);
+        command.output().unwrap()
+    };
+    let hello = examples().join("hello.yaml");
+    let hello = hello.to_str().unwrap();
+    for args in [
+        ["projects", "allow", "default", "shell"],
+        ["projects", "gate", "default", "shell"],
+    ] {
+        let output = troupe_here(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let shown = stdout(&troupe_here(&["projects", "policy", "default"]));
+    assert!(
+        shown.contains("may use, beyond the kinds every project may: shell")
+            && shown.contains("second person's approval: shell"),
+        "{shown}"
+    );
+    let refused = troupe_here(&["run", hello]);
+    assert!(
+        stderr(&refused).contains("requires to wait for a second person's approval"),
+        "{}",
+        stderr(&refused)
+    );
+    let ungated = troupe_here(&["projects", "ungate", "default", "shell"]);
+    assert!(
+        stdout(&ungated).contains("approval: none"),
+        "{}",
+        stdout(&ungated)
+    );
+    let output = troupe_here(&["run", hello]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn a_run_on_a_server_waits_for_an_approval_given_by_another_command() {
     let dir = tempfile::tempdir().unwrap();

@@ -828,6 +828,97 @@ async fn a_developer_cannot_run_shell_commands_until_an_owner_grants_them() {
     );
 }
 
+/// A release workflow whose deploy is gated (or not) and approved by a second person
+/// (or not).
+fn release(gate: bool, separate: bool) -> String {
+    format!(
+        "name: Release\nid: release\nseparate_approver: {separate}\ntasks:\n  - {{ id: deploy, \
+         name: Deploy, agent: deployment_agent, requires_approval: {gate}, inputs: {{ \
+         repository: ., dry_run: true }} }}\n"
+    )
+}
+
+/// The attack: the project's owner requires four eyes on deploys, and a developer
+/// pushes a version of the release workflow without the gate (or with a gate the
+/// developer could approve alone), or starts a version saved before the rule.
+#[tokio::test]
+async fn a_gate_the_project_requires_cannot_be_left_out_of_any_version() {
+    let team = Team::new().await;
+    let dev = team.user("dev@example.com", Role::Developer).await;
+    let owner = team.user("owner@example.com", Role::ProjectOwner).await;
+    let (status, old) = team
+        .post(
+            &dev,
+            "/api/v1/workflows",
+            json!({ "source": release(false, false) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{old}");
+
+    let policy = "/api/v1/projects/default/policy";
+    let gate = json!({ "gated_kinds": ["deployment_agent"] });
+    let (status, _) = team.call(&dev, Method::PUT, policy, gate.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a developer may not change the policy"
+    );
+    let (status, gated) = team.call(&owner, Method::PUT, policy, gate).await;
+    assert_eq!(status, StatusCode::OK, "{gated}");
+    assert_eq!(gated["gated_kinds"], json!(["deployment_agent"]));
+
+    let refusal = |body: &Value| {
+        assert_eq!(body["error"]["code"], "gate_required", "{body}");
+        body["error"]["message"].as_str().unwrap().to_string()
+    };
+    let (status, body) = team
+        .post(&dev, "/api/v1/workflows/release/runs", json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the version saved before the rule"
+    );
+    assert!(refusal(&body).contains("`requires_approval: true` on the task"));
+    for (gate, separate, missing) in [
+        (false, true, "`requires_approval: true` on the task"),
+        (true, false, "`separate_approver: true` on the workflow"),
+    ] {
+        let (status, body) = team
+            .post(
+                &dev,
+                "/api/v1/workflows",
+                json!({ "source": release(gate, separate) }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let message = refusal(&body);
+        assert!(
+            message.contains("task `deploy`") && message.contains(missing),
+            "{message}"
+        );
+    }
+    let (status, saved) = team
+        .post(
+            &dev,
+            "/api/v1/workflows",
+            json!({ "source": release(true, true) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{saved}");
+    let (status, run) = team
+        .post(&dev, "/api/v1/workflows/release/runs", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+
+    // Withdrawing the rule keeps the grants; it too is the owner's alone.
+    let (status, policy) = team
+        .call(&owner, Method::PUT, policy, json!({ "gated_kinds": [] }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(policy["gated_kinds"], json!([]));
+}
+
 /// The attacks: an org owner minted another org owner, and disabled a super admin of
 /// its organisation. Accounts are managed only below the manager's own role.
 #[tokio::test]

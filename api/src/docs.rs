@@ -55,7 +55,7 @@ use crate::{auth, browser, error, memory, projects, users, wire};
         projects::NewProject,
         projects::MemberRole,
         projects::ProjectWithMembers,
-        projects::AllowedKinds,
+        troupe_node::policy::PolicyChange,
         troupe_store::ProjectPolicy,
         troupe_store::ProjectRecord,
         troupe_store::MemberRecord,

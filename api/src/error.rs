@@ -151,6 +151,9 @@ impl From<EngineError> for ApiError {
             EngineError::KindNotOnNode { .. } | EngineError::KindNotGranted { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "kind_not_allowed", message)
             }
+            EngineError::GateRequired { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "gate_required", message)
+            }
             EngineError::Overloaded { retry_after_secs } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
                     .retry_after(retry_after_secs)

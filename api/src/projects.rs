@@ -12,6 +12,7 @@ use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::guard::Access;
 use crate::handlers::NodeState;
+use troupe_node::policy::PolicyChange;
 use troupe_security::audit::AuditAction;
 use troupe_security::auth::permissions::{Permission, Role};
 use troupe_store::StoreError;
@@ -207,15 +208,6 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The agent kinds a project was granted.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct AllowedKinds {
-    /// The whole list after the change: kinds that need a grant (shell, http,
-    /// test_runner with a command, a live deployment_agent, plugins) that this
-    /// project's workflows may use.
-    pub allowed_kinds: Vec<String>,
-}
-
 /// A project's execution policy; `default` included, which has no record of its own.
 async fn policy_project(
     node: &troupe_node::Node,
@@ -231,7 +223,7 @@ async fn policy_project(
     Ok(id.into())
 }
 
-/// The agent kinds the project was granted (none when it never was).
+/// The agent kinds the project was granted and those it gates (none when never set).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/policy", responses((status = 200, body = ProjectPolicy), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_policy(
     State(node): NodeState,
@@ -242,21 +234,22 @@ pub async fn get_policy(
     Ok(Json(node.store().project_policy(&project).await?))
 }
 
-/// Grants agent kinds to the project (replacing its list): only `agents.configure`.
-#[utoipa::path(put, path = "/api/v1/projects/{id}/policy", request_body = AllowedKinds, responses((status = 200, body = ProjectPolicy), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Changes the project's policy: each list given replaces the one in force. Only
+/// `agents.configure`.
+#[utoipa::path(put, path = "/api/v1/projects/{id}/policy", request_body = PolicyChange, responses((status = 200, body = ProjectPolicy), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn set_policy(
     State(node): NodeState,
     access: Access,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<AllowedKinds>,
+    JsonBody(change): JsonBody<PolicyChange>,
 ) -> ApiResult<Json<ProjectPolicy>> {
     let project = policy_project(&node, &access, Permission::AgentsConfigure, &id).await?;
     let known = node.registry().kind_names();
-    let policy = troupe_node::policy::set_project_kinds(
+    let policy = troupe_node::policy::change_project_policy(
         node.store(),
         node.audit(),
         &project,
-        body.allowed_kinds,
+        change,
         Some(&known),
         &access.actor(None),
     )

@@ -44,6 +44,17 @@ pub enum EngineError {
         why: &'static str,
         project: ProjectId,
     },
+    /// The execution policy: a task of a kind its project gates is not a gate.
+    #[error(
+        "task `{task}` uses agent kind `{kind}`, whose tasks project `{project}` requires to \
+         wait for a second person's approval: add {missing}"
+    )]
+    GateRequired {
+        task: String,
+        kind: String,
+        missing: &'static str,
+        project: ProjectId,
+    },
     #[error("actor system: {0}")]
     Actor(String),
     #[error("{0}")]

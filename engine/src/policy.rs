@@ -2,14 +2,17 @@
 //! `agents.allowed_kinds` names (`*`: all it has). Of those, any project may use the kinds
 //! that only read and report; a kind that runs code that is not ours or reaches the
 //! network ([`Agent::needs_grant`](troupe_agents::Agent::needs_grant)) must also be
-//! granted to the project (`troupe_store::ProjectPolicy`). Checked when a version is saved
-//! and again when a run starts, so a grant withdrawn since the save stops new runs.
+//! granted to the project (`troupe_store::ProjectPolicy`). The project may also gate
+//! kinds: every task of a gated kind must be an approval gate (`requires_approval`) in a
+//! workflow whose runs a second person approves (`separate_approver`). Checked when a
+//! version is saved and again when a run starts, so a grant withdrawn or a gate added
+//! since the save stops new runs of every version.
 
 use std::collections::BTreeSet;
 
 use troupe_agents::Registry;
 use troupe_store::{ProjectId, Store, project_of};
-use troupe_workflow::Workflow;
+use troupe_workflow::{Task, Workflow};
 
 use crate::EngineError;
 
@@ -34,8 +37,8 @@ impl ExecutionPolicy {
             .is_none_or(|kinds| kinds.contains(kind))
     }
 
-    /// `Err` naming the first task whose kind this node does not run, or whose project
-    /// was not granted it. The project's grants are read only when a task needs one.
+    /// `Err` naming the first task whose kind this node does not run, whose project was
+    /// not granted it, or that its project gates and the workflow does not.
     pub async fn check(
         &self,
         workflow: &Workflow,
@@ -43,7 +46,7 @@ impl ExecutionPolicy {
         store: &Store,
     ) -> Result<(), EngineError> {
         let project = project_of(workflow);
-        let mut granted: Option<Vec<String>> = None;
+        let policy = store.project_policy(&project).await?;
         for task in &workflow.tasks {
             if !self.node_runs(&task.agent) {
                 return Err(EngineError::KindNotOnNode {
@@ -51,16 +54,11 @@ impl ExecutionPolicy {
                     kind: task.agent.clone(),
                 });
             }
-            let Ok(agent) = registry.get(&task.agent) else {
-                continue;
-            };
-            let Some(why) = agent.needs_grant(&task.inputs) else {
-                continue;
-            };
-            if granted.is_none() {
-                granted = Some(grants(store, &project).await?);
-            }
-            if !granted.iter().flatten().any(|kind| *kind == task.agent) {
+            let granted = policy.allowed_kinds.contains(&task.agent);
+            if let Ok(agent) = registry.get(&task.agent)
+                && let Some(why) = agent.needs_grant(&task.inputs)
+                && !granted
+            {
                 return Err(EngineError::KindNotGranted {
                     task: task.id.clone(),
                     kind: task.agent.clone(),
@@ -68,11 +66,28 @@ impl ExecutionPolicy {
                     project,
                 });
             }
+            if policy.gated_kinds.contains(&task.agent) {
+                check_gate(workflow, task, &project)?;
+            }
         }
         Ok(())
     }
 }
 
-async fn grants(store: &Store, project: &ProjectId) -> Result<Vec<String>, EngineError> {
-    Ok(store.project_policy(project).await?.allowed_kinds)
+/// A task of a kind its project gates must wait for an approval that its run's
+/// starter cannot give.
+fn check_gate(workflow: &Workflow, task: &Task, project: &ProjectId) -> Result<(), EngineError> {
+    let missing = if !task.requires_approval {
+        "`requires_approval: true` on the task"
+    } else if !workflow.separate_approver {
+        "`separate_approver: true` on the workflow"
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::GateRequired {
+        task: task.id.clone(),
+        kind: task.agent.clone(),
+        missing,
+        project: project.clone(),
+    })
 }

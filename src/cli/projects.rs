@@ -1,5 +1,6 @@
-//! `troupe projects allow|disallow|policy`: the agent kinds a project was granted (the
-//! execution policy), through a running node with `--server` (as a caller holding
+//! `troupe projects allow|disallow|gate|ungate|policy`: the agent kinds a project was
+//! granted and those whose tasks must wait for a second person (the execution policy),
+//! through a running node with `--server` (as a caller holding
 //! `agents.configure` in the project), or else on the store the settings name (an
 //! embedded store is opened here, so stop the node first).
 
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::json;
 use troupe_config::Settings;
+use troupe_node::policy::PolicyChange;
 use troupe_store::{ProjectId, ProjectPolicy};
 
 use super::client::{Client, encode};
@@ -33,7 +35,24 @@ pub enum ProjectsCommand {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Show the kinds the project was granted.
+    /// Make every task of these kinds an approval gate a second person decides:
+    /// workflows without that gate are refused at save and at start.
+    Gate {
+        project: ProjectId,
+        #[arg(required = true)]
+        kinds: Vec<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Stop requiring the gate for these kinds.
+    Ungate {
+        project: ProjectId,
+        #[arg(required = true)]
+        kinds: Vec<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show the kinds the project was granted and those it gates.
     Policy {
         project: ProjectId,
         #[arg(long)]
@@ -49,6 +68,12 @@ pub async fn projects(settings: &Settings, command: ProjectsCommand) -> anyhow::
         | ProjectsCommand::Disallow {
             project, server, ..
         }
+        | ProjectsCommand::Gate {
+            project, server, ..
+        }
+        | ProjectsCommand::Ungate {
+            project, server, ..
+        }
         | ProjectsCommand::Policy { project, server } => (project.clone(), server.clone()),
     };
     let policy = match server {
@@ -62,30 +87,47 @@ pub async fn projects(settings: &Settings, command: ProjectsCommand) -> anyhow::
         }
         None => offline(settings, &project, command).await?,
     };
-    let kinds = if policy.allowed_kinds.is_empty() {
-        "none".to_string()
-    } else {
-        policy.allowed_kinds.join(", ")
-    };
-    println!("project {project} may use, beyond the kinds every project may: {kinds}");
+    println!(
+        "project {project} may use, beyond the kinds every project may: {}",
+        listed(&policy.allowed_kinds)
+    );
+    println!(
+        "tasks that must wait for a second person's approval: {}",
+        listed(&policy.gated_kinds)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// The kinds after `command`, from those granted now; `None` for `policy`.
-fn changed(granted: &[String], command: &ProjectsCommand) -> Option<Vec<String>> {
-    match command {
-        ProjectsCommand::Allow { kinds, .. } => {
-            Some(granted.iter().chain(kinds).cloned().collect())
-        }
-        ProjectsCommand::Disallow { kinds, .. } => Some(
-            granted
-                .iter()
-                .filter(|kind| !kinds.contains(kind))
-                .cloned()
-                .collect(),
-        ),
-        ProjectsCommand::Policy { .. } => None,
+fn listed(kinds: &[String]) -> String {
+    if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.join(", ")
     }
+}
+
+/// The change `command` makes to `current`; `None` for `policy`.
+fn change(current: &ProjectPolicy, command: &ProjectsCommand) -> Option<PolicyChange> {
+    let with = |list: &[String], kinds: &[String]| list.iter().chain(kinds).cloned().collect();
+    let without = |list: &[String], kinds: &[String]| {
+        list.iter()
+            .filter(|kind| !kinds.contains(kind))
+            .cloned()
+            .collect()
+    };
+    let (allowed_kinds, gated_kinds) = match command {
+        ProjectsCommand::Allow { kinds, .. } => (Some(with(&current.allowed_kinds, kinds)), None),
+        ProjectsCommand::Disallow { kinds, .. } => {
+            (Some(without(&current.allowed_kinds, kinds)), None)
+        }
+        ProjectsCommand::Gate { kinds, .. } => (None, Some(with(&current.gated_kinds, kinds))),
+        ProjectsCommand::Ungate { kinds, .. } => (None, Some(without(&current.gated_kinds, kinds))),
+        ProjectsCommand::Policy { .. } => return None,
+    };
+    Some(PolicyChange {
+        allowed_kinds,
+        gated_kinds,
+    })
 }
 
 async fn through_node(
@@ -95,8 +137,14 @@ async fn through_node(
 ) -> anyhow::Result<ProjectPolicy> {
     let path = format!("/api/v1/projects/{}/policy", encode(project.as_str()));
     let current: ProjectPolicy = client.get(&path).await?;
-    match changed(&current.allowed_kinds, &command) {
-        Some(kinds) => client.put(&path, &json!({ "allowed_kinds": kinds })).await,
+    match change(&current, &command) {
+        Some(change) => {
+            let body = json!({
+                "allowed_kinds": change.allowed_kinds,
+                "gated_kinds": change.gated_kinds,
+            });
+            client.put(&path, &body).await
+        }
         None => Ok(current),
     }
 }
@@ -108,10 +156,10 @@ async fn offline(
 ) -> anyhow::Result<ProjectPolicy> {
     let (store, audit) = open_offline(settings).await?;
     let current = store.project_policy(project).await?;
-    match changed(&current.allowed_kinds, &command) {
-        Some(kinds) => {
+    match change(&current, &command) {
+        Some(change) => {
             let by = format!("cli:{}", user());
-            troupe_node::policy::set_project_kinds(&store, &audit, project, kinds, None, &by)
+            troupe_node::policy::change_project_policy(&store, &audit, project, change, None, &by)
                 .await
                 .map_err(|error| super::InputError(error.to_string()).into())
         }

@@ -261,6 +261,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE FIELD IF NOT EXISTS created_at_ms ON idempotency_key TYPE int;
     ",
     ),
+    (
+        14,
+        // The execution policy's mandatory gates: kinds whose tasks must wait for a
+        // second person's approval.
+        "
+    DEFINE FIELD IF NOT EXISTS gated_kinds ON project_policy TYPE array<string> DEFAULT [];
+    UPDATE project_policy SET gated_kinds = [] WHERE gated_kinds = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Each project's execution policy: the agent kinds it was granted beyond those every
-//! project may use (kinds that run code that is not ours or reach the network). One row
-//! per project that has a policy, the `default` project included; no row is no grants.
+//! project may use (kinds that run code that is not ours or reach the network), and the
+//! kinds whose tasks must wait for a second person's approval. One row per project that
+//! has a policy, the `default` project included; no row is no grants and no gates.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,6 +16,10 @@ pub struct ProjectPolicy {
     /// Agent kinds this project's workflows may use although they need a grant
     /// (`shell`, `http`, a live `deployment_agent`, ...), sorted.
     pub allowed_kinds: Vec<String>,
+    /// Agent kinds whose every task must be an approval gate (`requires_approval`) in a
+    /// workflow with `separate_approver`, sorted: four eyes on a live deploy.
+    #[serde(default)]
+    pub gated_kinds: Vec<String>,
     /// Who changed it last, and when.
     pub updated_by: String,
     pub updated_at_ms: i64,
@@ -29,7 +34,7 @@ impl Store {
     ) -> Result<ProjectPolicy, StoreError> {
         let rows: Vec<ProjectPolicy> = self
             .rows(
-                "SELECT project_id, allowed_kinds, updated_by, updated_at_ms \
+                "SELECT project_id, allowed_kinds, gated_kinds, updated_by, updated_at_ms \
                  FROM type::record('project_policy', $id)",
                 json!({ "id": project_id }),
             )
@@ -37,6 +42,7 @@ impl Store {
         Ok(rows.into_iter().next().unwrap_or_else(|| ProjectPolicy {
             project_id: project_id.clone(),
             allowed_kinds: Vec::new(),
+            gated_kinds: Vec::new(),
             updated_by: String::new(),
             updated_at_ms: 0,
         }))

@@ -585,14 +585,35 @@ async fn a_projects_policy_is_kept_and_replaced() {
     let mut policy = ProjectPolicy {
         project_id: project.clone(),
         allowed_kinds: vec!["shell".into()],
+        gated_kinds: vec!["deployment_agent".into()],
         updated_by: "ada".into(),
         updated_at_ms: 1,
     };
     store.set_project_policy(&policy).await.unwrap();
     assert_eq!(store.project_policy(&project).await.unwrap(), policy);
     policy.allowed_kinds.clear();
+    policy.gated_kinds.clear();
     store.set_project_policy(&policy).await.unwrap();
     assert_eq!(store.project_policy(&project).await.unwrap(), policy);
+}
+
+#[tokio::test]
+async fn a_policy_written_before_gates_existed_reads_as_gating_nothing() {
+    let db = surrealdb::engine::any::connect("mem://").await.unwrap();
+    db.use_ns("troupe").use_db("troupe").await.unwrap();
+    migrations::apply_up_to(&db, 13).await.unwrap();
+    db.query(
+        "UPSERT project_policy:shop CONTENT { project_id: 'shop', allowed_kinds: ['shell'], \
+         updated_by: 'ada', updated_at_ms: 1 }",
+    )
+    .await
+    .unwrap()
+    .check()
+    .unwrap();
+    migrations::apply(&db).await.unwrap();
+    let policy = Store { db }.project_policy(&"shop".into()).await.unwrap();
+    assert_eq!(policy.allowed_kinds, ["shell"]);
+    assert!(policy.gated_kinds.is_empty(), "{policy:?}");
 }
 
 /// A new version cannot move a workflow to another project: checked in the write's own

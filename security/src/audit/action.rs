@@ -73,9 +73,12 @@ pub enum AuditAction {
         user: String,
         role: Role,
     },
-    /// The agent kinds a project was granted (the whole list after the change).
+    /// A project's execution policy after the change: the kinds it was granted and
+    /// the kinds whose tasks must wait for a second person's approval.
     ProjectPolicySet {
         allowed_kinds: Vec<String>,
+        #[serde(default)]
+        gated_kinds: Vec<String>,
     },
     ProjectMemberRemove {
         user: String,
