@@ -169,6 +169,21 @@ async fn wait_none_naming(marker: &Path) -> bool {
     false
 }
 
+/// Whether process `pid` has exited (a zombie, or reaped) within five seconds.
+async fn wait_exited(pid: i32) -> bool {
+    for _ in 0..50 {
+        let exited = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+        });
+        if exited {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// The example plugin's directory, as `examples/plugins/troupe.toml` declares it.
 fn example_dir() -> PathBuf {
     std::path::PathBuf::from(
@@ -301,14 +316,23 @@ reply({"outputs": {"instance": INSTANCE}})"#,
     assert_ne!(first, second, "a new process answers");
 
     // Killed while idle: the next call finds it dead and starts another, unharmed.
-    let jailed: Vec<i32> = processes_naming(&plugin.script)
-        .into_iter()
+    let running = processes_naming(&plugin.script);
+    let jailed: Vec<i32> = running
+        .iter()
         .filter_map(|process| (!process.is_bwrap).then_some(process.pid))
         .collect();
     assert_eq!(jailed.len(), 1, "one plugin process: {jailed:?}");
     // SAFETY: signals only the plugin process this test started.
     unsafe { libc::kill(jailed[0], libc::SIGKILL) };
-    assert!(wait_none_naming(&plugin.script).await);
+    // Until bwrap is a zombie the node cannot know: a process on its way out has lost
+    // its command line (so it names nothing) before it can be waited for.
+    for process in &running {
+        assert!(
+            wait_exited(process.pid).await,
+            "{} still running",
+            process.pid
+        );
+    }
     let third = run(&plugin.agent, json!({})).await.unwrap()["instance"].clone();
     assert_ne!(third, second);
 }
