@@ -99,7 +99,7 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
     let (_, third) = login(&server, "ada@example.com", new_password);
     let token = third["access_token"].as_str().unwrap().to_string();
     a_required_token_guards_every_route_and_names_the_caller(&server, scratch.path(), &token);
-    an_api_key_is_scoped_listed_without_its_secret_and_revocable(&server, &token);
+    an_api_key_is_scoped_listed_without_its_secret_and_revocable(&server, &token, new_password);
     let (_, audit) = get(&server, "/api/v1/audit", &token);
     let actions: Vec<String> = audit
         .as_array()
@@ -122,6 +122,29 @@ fn accounts_sessions_and_a_required_token_work_end_to_end() {
         );
     }
     guesses_are_limited_per_client_whatever_x_forwarded_for_claims(&server);
+    let (_, me) = get(&server, "/api/v1/auth/me", &token);
+    drop(server);
+    a_lost_second_factor_is_reset_offline(scratch.path(), &store, &me);
+}
+
+/// `troupe users reset-mfa` on the stopped node's store: the operator's way back in
+/// when the only administrator lost their phone.
+fn a_lost_second_factor_is_reset_offline(dir: &std::path::Path, store: &str, me: &Value) {
+    let reset = |id: &str| run_troupe(dir, &["--set", store, "users", "reset-mfa", id]);
+    let unknown = reset("nobody");
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no user `nobody`"),
+        "{}",
+        stderr(&unknown)
+    );
+    let done = reset(me["user_id"].as_str().unwrap());
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(
+        String::from_utf8_lossy(&done.stdout).contains("removed the second factor"),
+        "{}",
+        String::from_utf8_lossy(&done.stdout)
+    );
 }
 
 /// Ada's first session may only change her one-time password, and the change ends it.
@@ -210,16 +233,38 @@ fn a_required_token_guards_every_route_and_names_the_caller(
     );
 }
 
-/// A program's API key: created with the session, scoped, usable as a bearer, listed
-/// without its secret, and dead once revoked.
-fn an_api_key_is_scoped_listed_without_its_secret_and_revocable(server: &Server, token: &str) {
-    let (status, created) = with_bearer(
-        server,
-        "POST",
-        "/api/v1/auth/keys",
-        token,
-        Some(r#"{"name": "ci", "scopes": ["workflows.view"], "ttl_days": 7}"#),
-    );
+/// A program's API key: created with the session and the password given again (a
+/// stolen access token alone mints none), scoped, usable as a bearer, listed without
+/// its secret, and dead once revoked.
+fn an_api_key_is_scoped_listed_without_its_secret_and_revocable(
+    server: &Server,
+    token: &str,
+    password: &str,
+) {
+    let spec = json!({"name": "ci", "scopes": ["workflows.view"], "ttl_days": 7});
+    let with_password = |password: Option<&str>| {
+        let mut body = spec.clone();
+        if let Some(password) = password {
+            body["password"] = json!(password);
+        }
+        let body = body.to_string();
+        with_bearer(server, "POST", "/api/v1/auth/keys", token, Some(&body))
+    };
+    for (proof, why) in [
+        (None, "confirm it is you with `password`"),
+        (
+            Some("a stolen token's guess"),
+            "the password or code is wrong",
+        ),
+    ] {
+        let (status, refused) = with_password(proof);
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (403, Some("step_up_required"))
+        );
+        assert!(refused.to_string().contains(why), "{refused}");
+    }
+    let (status, created) = with_password(Some(password));
     assert_eq!(status, 201, "{created}");
     let key = created["key"].as_str().unwrap().to_string();
     assert!(key.starts_with("tk_"), "{created}");

@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use super::*;
 use troupe_security::auth::permissions::Role;
 
-struct Team {
-    app: Router,
-    node: Arc<Node>,
+pub(crate) struct Team {
+    pub(crate) app: Router,
+    pub(crate) node: Arc<Node>,
 }
 
-const PASSWORD: &str = "a long enough password";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// `text` as one percent-encoded path segment.
 fn encode(text: &str) -> String {
@@ -27,13 +27,18 @@ fn encode(text: &str) -> String {
 }
 
 impl Team {
-    async fn new() -> Team {
-        let (app, node) = test_node::start(true, |_| {}).await;
+    pub(crate) async fn new() -> Team {
+        Self::with(|_| {}).await
+    }
+
+    /// A node with accounts whose settings `adjust` changed.
+    pub(crate) async fn with(adjust: impl FnOnce(&mut troupe_config::Settings)) -> Team {
+        let (app, node) = test_node::start(true, adjust).await;
         Team { app, node }
     }
 
     /// A user with `role` and an access token.
-    async fn user(&self, email: &str, role: Role) -> String {
+    pub(crate) async fn user(&self, email: &str, role: Role) -> String {
         let auth = self.node.auth();
         auth.create_user(email, role, PASSWORD, false)
             .await
@@ -46,7 +51,7 @@ impl Team {
             .access_token
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         token: &str,
         method: Method,
@@ -62,11 +67,11 @@ impl Team {
         (reply.status, reply.body)
     }
 
-    async fn get(&self, token: &str, uri: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, token: &str, uri: &str) -> (StatusCode, Value) {
         self.call(token, Method::GET, uri, Value::Null).await
     }
 
-    async fn post(&self, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
         self.call(token, Method::POST, uri, body).await
     }
 
@@ -305,7 +310,7 @@ async fn an_api_key_does_only_what_its_scopes_and_projects_allow() {
         .post(
             &owner,
             "/api/v1/auth/keys",
-            json!({ "name": "dashboard", "scopes": ["workflows.view"], "projects": ["shop"] }),
+            json!({ "name": "dashboard", "scopes": ["workflows.view"], "projects": ["shop"], "password": PASSWORD }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -360,7 +365,13 @@ async fn the_account_routes_show_sessions_and_start_a_second_factor() {
     assert_eq!(status, StatusCode::OK, "{sessions}");
     assert_eq!(sessions.as_array().unwrap().len(), 1);
     assert_eq!(sessions[0]["current"], true, "{sessions}");
-    let (status, enrolment) = team.post(&ada, "/api/v1/auth/mfa/enrol", json!({})).await;
+    let (status, enrolment) = team
+        .post(
+            &ada,
+            "/api/v1/auth/mfa/enrol",
+            json!({ "password": PASSWORD }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{enrolment}");
     assert!(enrolment["qr_svg"].as_str().unwrap().starts_with("<svg"));
     assert!(
@@ -487,7 +498,7 @@ async fn a_cached_caller_loses_access_the_moment_it_is_taken_away() {
         .post(
             &ada,
             "/api/v1/auth/keys",
-            json!({ "name": "ci", "scopes": ["workflows.view"] }),
+            json!({ "name": "ci", "scopes": ["workflows.view"], "password": PASSWORD }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -705,7 +716,7 @@ async fn surrealql_in_every_string_field_is_data_never_a_query() {
             .post(
                 &owner,
                 "/api/v1/auth/keys",
-                json!({ "name": text, "scopes": ["workflows.view"] }),
+                json!({ "name": text, "scopes": ["workflows.view"], "password": PASSWORD }),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{key}");
@@ -999,7 +1010,7 @@ async fn an_event_stream_ends_with_its_callers_access_and_streams_are_capped() {
         .post(
             &ada,
             "/api/v1/auth/keys",
-            json!({ "name": "watcher", "scopes": ["workflows.view"] }),
+            json!({ "name": "watcher", "scopes": ["workflows.view"], "password": PASSWORD }),
         )
         .await;
     let key = created["key"].as_str().unwrap().to_owned();

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::handlers::NodeState;
-use troupe_security::auth::{ClientInfo, Enrolment, KeySpec, LoginOutcome, TokenPair};
+use troupe_security::auth::{
+    ClientInfo, Enrolment, KeySpec, LoginOutcome, StepUp, SteppedUp, TokenPair,
+};
 use troupe_store::UserRecord;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -149,14 +151,47 @@ pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
 
-/// Starts TOTP enrolment: the secret and its QR code, to scan and then confirm.
-#[utoipa::path(post, path = "/api/v1/auth/mfa/enrol", responses((status = 200, body = Enrolment), (status = 401)))]
+/// The caller, having just proved again that it is them (the body's `password`, or
+/// `code` when the account has a second factor).
+async fn stepped_up(
+    node: &troupe_node::Node,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    proof: &StepUp,
+) -> Result<SteppedUp, ApiError> {
+    let user = caller(node, headers).await?;
+    let client = client_address(peer, headers, &node.settings().auth.trusted_proxies);
+    Ok(node
+        .auth()
+        .step_up(&user, proof, client, node.audit())
+        .await?)
+}
+
+/// Starts TOTP enrolment: the secret and its QR code, to scan and then confirm. The
+/// body confirms it is the account's owner: `{"password": ...}`.
+#[utoipa::path(post, path = "/api/v1/auth/mfa/enrol", request_body = StepUp, responses((status = 200, body = Enrolment), (status = 401), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn enrol_mfa(
     State(node): NodeState,
+    Peer(peer): Peer,
     headers: HeaderMap,
+    JsonBody(proof): JsonBody<StepUp>,
 ) -> Result<Json<Enrolment>, ApiError> {
-    let user = caller(&node, &headers).await?;
-    Ok(Json(node.auth().enrol_mfa(&user).await?))
+    let owner = stepped_up(&node, peer, &headers, &proof).await?;
+    Ok(Json(node.auth().enrol_mfa(&owner).await?))
+}
+
+/// Removes the caller's second factor; the body carries a code from it (or a recovery
+/// code).
+#[utoipa::path(post, path = "/api/v1/auth/mfa/remove", request_body = StepUp, responses((status = 204), (status = 401), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn remove_mfa(
+    State(node): NodeState,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    JsonBody(proof): JsonBody<StepUp>,
+) -> Result<StatusCode, ApiError> {
+    let owner = stepped_up(&node, peer, &headers, &proof).await?;
+    node.auth().remove_mfa(&owner, node.audit()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/mfa/confirm", request_body = MfaCode, responses((status = 200, body = RecoveryCodes), (status = 401)))]
@@ -318,17 +353,28 @@ pub struct ApiKeyCreated {
     pub record: troupe_store::ApiKeyRecord,
 }
 
-/// Creates an API key for the caller (a session, not another key, may do this).
-#[utoipa::path(post, path = "/api/v1/auth/keys", request_body = KeySpec, responses((status = 201, body = ApiKeyCreated), (status = 401)))]
+/// A key to make, and the proof that its owner asks for it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewKey {
+    #[serde(flatten)]
+    pub spec: KeySpec,
+    #[serde(flatten)]
+    pub proof: StepUp,
+}
+
+/// Creates an API key for the caller (a session, not another key, may do this); the
+/// body confirms it is the account's owner (`password`, or `code` with a second factor).
+#[utoipa::path(post, path = "/api/v1/auth/keys", request_body = NewKey, responses((status = 201, body = ApiKeyCreated), (status = 401), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn create_key(
     State(node): NodeState,
+    Peer(peer): Peer,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<KeySpec>,
+    JsonBody(body): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
-    let user = caller(&node, &headers).await?;
+    let owner = stepped_up(&node, peer, &headers, &body.proof).await?;
     let (key, record) = node
         .auth()
-        .create_api_key(&user, &body, node.audit())
+        .create_api_key(&owner, &body.spec, node.audit())
         .await?;
     Ok((StatusCode::CREATED, Json(ApiKeyCreated { key, record })))
 }

@@ -32,6 +32,8 @@ pub struct BrowserSignIn {
     pub mfa_token: Option<String>,
     /// The password is a one-time one: change it before anything else.
     pub password_change_required: bool,
+    /// The account's role needs a second factor it does not have: enrol one first.
+    pub mfa_enrolment_required: bool,
 }
 
 fn set_cookie(
@@ -61,6 +63,7 @@ fn session(node: &Node, pair: TokenPair) -> Response {
         mfa_required: false,
         mfa_token: None,
         password_change_required: pair.password_change_required,
+        mfa_enrolment_required: pair.mfa_enrolment_required,
     };
     (cookies, Json(body)).into_response()
 }
@@ -103,6 +106,7 @@ pub async fn login(
             mfa_required: true,
             mfa_token: Some(mfa_token),
             password_change_required: false,
+            mfa_enrolment_required: false,
         })
         .into_response()),
     }

@@ -144,7 +144,7 @@ async fn the_browser_session_cookie_authenticates_and_writes_must_come_from_the_
     assert_signed_in_as_ada(&app, &cookies).await;
 
     // A write the cookie authenticates: from a foreign page, or with no Origin, refused.
-    let key = json!({ "name": "ci", "scopes": ["workflows.view"] });
+    let key = json!({ "name": "ci", "scopes": ["workflows.view"], "password": PASSWORD });
     for origin in [Some("http://evil.test"), None] {
         let (status, _, body) =
             post(&app, "/api/v1/auth/keys", origin, &cookies, key.clone()).await;
@@ -206,7 +206,15 @@ async fn an_account_with_a_second_factor_signs_in_with_its_code() {
         .await
         .unwrap()
         .unwrap();
-    auth.enrol_mfa(&ada).await.unwrap();
+    let proof = troupe_security::auth::StepUp {
+        password: Some(PASSWORD.into()),
+        code: None,
+    };
+    let owner = auth
+        .step_up(&ada, &proof, None, node.audit())
+        .await
+        .unwrap();
+    auth.enrol_mfa(&owner).await.unwrap();
     let stored = auth.store().mfa(&ada.user_id).await.unwrap().unwrap();
     let secret = auth
         .secrets()

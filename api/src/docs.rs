@@ -41,6 +41,8 @@ use crate::{auth, browser, error, memory, projects, users, wire};
         troupe_store::UserRecord,
         troupe_store::ApiKeyRecord,
         troupe_security::auth::KeySpec,
+        troupe_security::auth::StepUp,
+        auth::NewKey,
         auth::ApiKeyCreated,
         auth::MfaCode,
         auth::MfaVerify,

@@ -110,6 +110,10 @@ impl From<SecurityError> for ApiError {
                     .retry_after(retry_after_secs)
             }
             SecurityError::InvalidRequest(_) => Self::invalid_request(message),
+            // Not 401: a wrong password here must not sign the browser out.
+            SecurityError::StepUp(_) => {
+                Self::new(StatusCode::FORBIDDEN, "step_up_required", message)
+            }
             SecurityError::File { .. }
             | SecurityError::CheckpointUnreadable { .. }
             | SecurityError::CheckpointAltered { .. }

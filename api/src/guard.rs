@@ -55,6 +55,17 @@ pub struct Caller(pub Principal);
 /// Routes an account whose password must change may still use.
 const BEFORE_PASSWORD_CHANGE: [&str; 2] = ["/api/v1/auth/password", "/api/v1/auth/me"];
 
+/// What an account that must have a second factor and has none may do: enrol one (and
+/// see itself, its sessions, and change its password).
+const BEFORE_MFA_ENROLMENT: [&str; 6] = [
+    "/api/v1/auth/mfa/enrol",
+    "/api/v1/auth/mfa/confirm",
+    "/api/v1/auth/me",
+    "/api/v1/auth/password",
+    "/api/v1/auth/sessions",
+    "/api/v1/auth/sessions/{id}",
+];
+
 /// The token of an `Authorization: Bearer` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -203,6 +214,15 @@ pub async fn require_caller(
             StatusCode::FORBIDDEN,
             "password_change_required",
             "this account has a one-time password: change it first (POST /api/v1/auth/password)",
+        )
+        .into_response();
+    }
+    if principal.mfa_missing && !BEFORE_MFA_ENROLMENT.contains(&route.as_str()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_enrolment_required",
+            "your role needs a second factor (auth.require_mfa_for): enrol one first \
+             (POST /api/v1/auth/mfa/enrol, then /api/v1/auth/mfa/confirm; the Account page)",
         )
         .into_response();
     }

@@ -82,6 +82,8 @@ mod access_tests;
 #[cfg(test)]
 mod browser_tests;
 #[cfg(test)]
+mod mfa_tests;
+#[cfg(test)]
 mod test_node;
 #[cfg(test)]
 mod tests;

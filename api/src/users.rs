@@ -3,13 +3,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Peer, client_address};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::guard::Access;
 use crate::handlers::NodeState;
+use troupe_security::auth::StepUp;
 use troupe_security::auth::permissions::Role;
 use troupe_store::{UserId, UserRecord};
 
@@ -79,13 +81,14 @@ pub async fn list(
     Ok(Json(users))
 }
 
-/// Disables the user and ends their sessions.
-#[utoipa::path(post, path = "/api/v1/users/{id}/disable", responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
-pub async fn disable(
-    State(node): NodeState,
-    access: Access,
-    Path(id): Path<UserId>,
-) -> Result<StatusCode, ApiError> {
+/// The account `id`, when the caller manages it: in an organisation the caller
+/// manages (else not found), and of a role below the caller's own (else forbidden).
+async fn managed_user(
+    node: &troupe_node::Node,
+    access: &Access,
+    id: &UserId,
+    verb: &str,
+) -> Result<UserRecord, ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -93,7 +96,7 @@ pub async fn disable(
             format!("no user `{id}`"),
         )
     };
-    let user = node.store().user_by_id(&id).await?.ok_or_else(not_found)?;
+    let user = node.store().user_by_id(id).await?.ok_or_else(not_found)?;
     if !access.manages_org(&user.org) {
         return Err(not_found());
     }
@@ -104,13 +107,49 @@ pub async fn disable(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "you are `{}` and cannot disable a `{}`: only roles below your own",
+                "you are `{}` and cannot {verb} a `{}`: only roles below your own",
                 principal.user.role, user.role
             ),
         ));
     }
+    Ok(user)
+}
+
+/// Disables the user and ends their sessions.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", responses((status = 204), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn disable(
+    State(node): NodeState,
+    access: Access,
+    Path(id): Path<UserId>,
+) -> Result<StatusCode, ApiError> {
+    managed_user(&node, &access, &id, "disable").await?;
     node.auth()
         .set_disabled(&id, true, &access.actor(None), node.audit())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the user's second factor (a lost phone and lost recovery codes) and ends
+/// their sessions; they sign in with their password and enrol again. The body confirms
+/// it is the administrator (`password`, or `code` with a second factor).
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/reset", request_body = StepUp, responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn reset_mfa(
+    State(node): NodeState,
+    access: Access,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path(id): Path<UserId>,
+    JsonBody(proof): JsonBody<StepUp>,
+) -> Result<StatusCode, ApiError> {
+    managed_user(&node, &access, &id, "reset the second factor of").await?;
+    if let Some(principal) = &access.0 {
+        let client = client_address(peer, &headers, &node.settings().auth.trusted_proxies);
+        node.auth()
+            .step_up(&principal.user, &proof, client, node.audit())
+            .await?;
+    }
+    node.auth()
+        .reset_mfa(&id, &access.actor(None), node.audit())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

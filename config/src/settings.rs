@@ -73,6 +73,10 @@ pub struct AuthSettings {
     /// of an empty store. Make it a real address: a well-known one is the first every
     /// guesser tries.
     pub bootstrap_email: String,
+    /// Roles whose accounts must have a second factor (`reviewer`, `project_owner`, ...),
+    /// held as the account's role or in any project. Such an account without one may
+    /// only enrol it: every other request is refused until it does.
+    pub require_mfa_for: Vec<String>,
 }
 
 impl AuthSettings {
@@ -101,6 +105,7 @@ impl Default for AuthSettings {
             password_hash_memory_kib: 19 * 1024,
             password_hash_passes: 2,
             bootstrap_email: "admin@localhost".into(),
+            require_mfa_for: Vec::new(),
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct SignInAnswer {
     pub mfa_required: bool,
     pub mfa_token: Option<String>,
     pub password_change_required: bool,
+    /// The role needs a second factor the account does not have yet.
+    #[serde(default)]
+    pub mfa_enrolment_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

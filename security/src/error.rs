@@ -58,6 +58,10 @@ pub enum SecurityError {
     /// never the secret.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// A change that needs proof, given again, that the account's owner is at the
+    /// keyboard, and the proof was missing or wrong (see `auth::step_up`).
+    #[error("{0}")]
+    StepUp(String),
     #[error("too many attempts; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// Input the caller can fix: a malformed email, a weak password, a bad secret name.

@@ -23,7 +23,7 @@ pub struct LoginArgs {
 }
 
 /// One line of standard input, after `prompt` on a terminal (typed without echo).
-fn read_secret(prompt: &str) -> anyhow::Result<String> {
+pub(super) fn read_secret(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
     if terminal {

@@ -1,4 +1,4 @@
-//! `troupe users create|list|disable`: through a running node with `--server` (as a
+//! `troupe users create|list|disable|reset-mfa`: through a running node with `--server` (as a
 //! signed-in caller holding `users.manage`), or else on the store the settings name
 //! (an embedded store is opened here, so stop the node first).
 
@@ -40,6 +40,14 @@ pub enum UsersCommand {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Remove a user's second factor (a lost phone) and end their sessions; they sign in
+    /// with their password and enrol again. Through a node, your own password (or code)
+    /// is read from standard input first.
+    ResetMfa {
+        user_id: UserId,
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 /// The store and its audit log, opened here rather than through a running node.
@@ -73,7 +81,8 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
     let server = match &command {
         UsersCommand::Create { server, .. }
         | UsersCommand::List { server }
-        | UsersCommand::Disable { server, .. } => server.clone(),
+        | UsersCommand::Disable { server, .. }
+        | UsersCommand::ResetMfa { server, .. } => server.clone(),
     };
     match server {
         Some(server) => through_node(&Client::for_settings(Some(&server), settings), command).await,
@@ -106,8 +115,25 @@ async fn through_node(client: &Client, command: UsersCommand) -> anyhow::Result<
             client.post::<_, Value>(&path, &json!({})).await?;
             println!("disabled {user_id}; their sessions are ended");
         }
+        UsersCommand::ResetMfa { user_id, .. } => {
+            // The node asks for the password or for a code, by whether the account
+            // has a second factor: what was typed goes as both.
+            let proof = super::login::read_secret("Your password (or authenticator code)")?;
+            let path = format!("/api/v1/users/{}/mfa/reset", encode(user_id.as_str()));
+            client
+                .post::<_, Value>(&path, &json!({"password": proof, "code": proof}))
+                .await?;
+            print_reset(&user_id);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_reset(user_id: &UserId) {
+    println!(
+        "removed the second factor of {user_id} and ended their sessions; they sign in \
+         with their password and enrol again"
+    );
 }
 
 async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<ExitCode> {
@@ -130,6 +156,12 @@ async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<E
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             println!("disabled {user_id}; their sessions are ended");
+        }
+        UsersCommand::ResetMfa { user_id, .. } => {
+            auth.reset_mfa(&user_id, &by, &audit)
+                .await
+                .map_err(|error| super::InputError(error.to_string()))?;
+            print_reset(&user_id);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -81,6 +81,15 @@ impl Store {
         Ok(rows.into_iter().next())
     }
 
+    /// Removes the account's second factor, enrolled or half-enrolled.
+    pub async fn delete_mfa(&self, user_id: &UserId) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE type::record('mfa', $user)",
+            json!({ "user": user_id }),
+        )
+        .await
+    }
+
     pub async fn all_mfa(&self) -> Result<Vec<MfaRecord>, StoreError> {
         self.rows(
             "SELECT user_id, sealed_secret, enabled, last_step, recovery_hashes FROM mfa",

@@ -73,6 +73,7 @@ fn Keys(
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let scopes = RwSignal::new(String::from("workflows.view"));
+    let proof = RwSignal::new(String::new());
     let created = RwSignal::new(None::<Result<String, String>>);
     let create = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
@@ -83,7 +84,12 @@ fn Keys(
                 .map(|scope| scope.trim().to_owned())
                 .filter(|scope| !scope.is_empty())
                 .collect();
-            let body = json!({ "name": name.get_untracked(), "scopes": scopes });
+            // The node takes the password or, with a second factor, the code.
+            let typed = proof.get_untracked();
+            let body = json!({
+                "name": name.get_untracked(), "scopes": scopes, "password": typed, "code": typed,
+            });
+            proof.set(String::new());
             let result = api::post::<ApiKeyCreated>("/api/v1/auth/keys", &body).await;
             created.set(Some(
                 result
@@ -114,6 +120,7 @@ fn Keys(
                 <label>"Permissions (comma-separated, e.g. workflows.view, workflows.execute)"
                     <input type="text" required prop:value=move || scopes.get() on:input=move |ev| scopes.set(event_target_value(&ev))/>
                 </label>
+                <ProofField proof=proof/>
                 <button type="submit" class="button">"Create key"</button>
             </form>
             {move || created.get().map(|result| match result {
@@ -130,9 +137,13 @@ fn SecondFactor() -> impl IntoView {
     let code = RwSignal::new(String::new());
     let recovery = RwSignal::new(None::<Vec<String>>);
     let error = RwSignal::new(None::<String>);
-    let start = move |_| {
+    let password = RwSignal::new(String::new());
+    let start = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let body = json!({ "password": password.get_untracked() });
+        password.set(String::new());
         spawn_local(async move {
-            match api::post::<Enrolment>("/api/v1/auth/mfa/enrol", &json!({})).await {
+            match api::post::<Enrolment>("/api/v1/auth/mfa/enrol", &body).await {
                 Ok(started) => enrolment.set(Some(started)),
                 Err(failure) => error.set(Some(failure.to_string())),
             }
@@ -174,10 +185,28 @@ fn SecondFactor() -> impl IntoView {
                 }.into_any(),
                 (None, None) => view! {
                     <p>"A code from an authenticator app, asked at every sign-in, keeps the account safe if the password leaks."</p>
-                    <button type="button" class="button" on:click=start>"Set up a second factor"</button>
+                    <form class="inline" on:submit=start>
+                        <label>"Your password"
+                            <input type="password" autocomplete="current-password" required
+                                prop:value=move || password.get() on:input=move |ev| password.set(event_target_value(&ev))/>
+                        </label>
+                        <button type="submit" class="button">"Set up a second factor"</button>
+                    </form>
                 }.into_any(),
             }}
             {move || error.get().map(|message| view! { <p class="note error" role="alert">{message}</p> })}
         </section>
+    }
+}
+
+/// What a change to how the account is reached asks for again: the password, or a code
+/// when the account has a second factor.
+#[component]
+fn ProofField(proof: RwSignal<String>) -> impl IntoView {
+    view! {
+        <label>"Your password (or authenticator code)"
+            <input type="password" autocomplete="current-password" required
+                prop:value=move || proof.get() on:input=move |ev| proof.set(event_target_value(&ev))/>
+        </label>
     }
 }

@@ -34,7 +34,7 @@ pub fn SignIn() -> impl IntoView {
         } else if answer.password_change_required {
             step.set(Step::NewPassword { current });
         } else if answer.signed_in {
-            go_home();
+            go_home(answer.mfa_enrolment_required);
         }
     };
     let submit = move |event: SubmitEvent| {
@@ -122,8 +122,10 @@ pub fn SignIn() -> impl IntoView {
     }
 }
 
-fn go_home() {
-    api::go_to("/");
+/// The start page, or the Account page of an account that must first enrol a second
+/// factor (until it does, that is all it may do).
+fn go_home(enrol_first: bool) {
+    api::go_to(if enrol_first { "/account" } else { "/" });
 }
 
 /// Ends the browser's session and returns to the sign-in page.

@@ -38,6 +38,12 @@ pub enum AuditAction {
     },
     AuthMfaEnable {},
     AuthMfaFailed {},
+    /// The owner removed their own second factor (after a step-up).
+    AuthMfaRemove {},
+    /// An administrator removed another account's second factor.
+    AuthMfaReset {},
+    /// The proof a sensitive change asked for was wrong.
+    AuthStepUpFailed {},
     /// A rotated refresh token came back: its whole session was revoked.
     AuthRefreshReuse {
         revoked_session: bool,
@@ -127,6 +133,9 @@ impl AuditAction {
             AuditAction::AuthLoginFailed { .. } => "auth.login_failed",
             AuditAction::AuthMfaEnable {} => "auth.mfa_enable",
             AuditAction::AuthMfaFailed {} => "auth.mfa_failed",
+            AuditAction::AuthMfaRemove {} => "auth.mfa_remove",
+            AuditAction::AuthMfaReset {} => "auth.mfa_reset",
+            AuditAction::AuthStepUpFailed {} => "auth.step_up_failed",
             AuditAction::AuthRefreshReuse { .. } => "auth.refresh_reuse",
             AuditAction::AuthSessionEnd {} => "auth.session_end",
             AuditAction::AuthPasswordChange {} => "auth.password_change",

@@ -23,6 +23,9 @@ pub struct Principal {
     pub memberships: BTreeMap<ProjectId, Role>,
     /// For an `org_owner`: the projects of its organisation.
     pub org_projects: BTreeSet<ProjectId>,
+    /// A role of the caller needs a second factor and the account has none: it may
+    /// only enrol one (`auth.require_mfa_for`).
+    pub mfa_missing: bool,
 }
 
 /// What a check concluded: the caller cannot see the project at all (answer as if the
@@ -151,6 +154,7 @@ mod tests {
                 .map(|(project, role)| (ProjectId::from(*project), *role))
                 .collect(),
             org_projects: BTreeSet::new(),
+            mfa_missing: false,
         }
     }
 

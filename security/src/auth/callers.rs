@@ -139,6 +139,7 @@ impl Auth {
             Default::default()
         };
         let principal = Principal {
+            mfa_missing: self.mfa_missing(&user).await?,
             user,
             key,
             memberships,

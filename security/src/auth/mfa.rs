@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::step_up::SteppedUp;
 use super::{Attempt, Auth, ClientInfo, TokenPair, token_hash, totp};
 use crate::SecurityError;
 use crate::audit::{AuditAction, AuditLog, SecondFactor};
@@ -57,7 +58,8 @@ fn recovery_code() -> String {
 
 impl Auth {
     /// Starts (or restarts) enrolment; the factor counts once `confirm_mfa` saw a code.
-    pub async fn enrol_mfa(&self, user: &UserRecord) -> Result<Enrolment, SecurityError> {
+    pub async fn enrol_mfa(&self, owner: &SteppedUp) -> Result<Enrolment, SecurityError> {
+        let user = owner.user();
         if self
             .store
             .mfa(&user.user_id)
@@ -111,6 +113,8 @@ impl Auth {
             .and_then(|m| m.last_step);
         record.recovery_hashes = codes.iter().map(|code| token_hash(code)).collect();
         self.store.put_mfa(&record).await?;
+        // A caller who had to enrol may now do everything its roles allow.
+        self.invalidate_callers();
         audit
             .record(
                 &user.email,
@@ -186,13 +190,7 @@ impl Auth {
             .filter(|mfa| mfa.enabled)
             .ok_or_else(|| SecurityError::Unauthorized("no second factor is on".into()))?;
         let code = code.trim();
-        let passed = if code.len() == 6 {
-            self.check_code(&user, &record, code).await.is_ok()
-        } else {
-            self.store
-                .use_recovery_code(&user.user_id, &token_hash(code))
-                .await?
-        };
+        let passed = self.second_factor_passes(&user, &record, code).await?;
         if passed {
             self.succeeded(&attempt);
         } else {
@@ -219,6 +217,87 @@ impl Auth {
             )
             .await?;
         self.open_session(&user, &client).await
+    }
+
+    /// Whether `code` is a TOTP code after the last one used, or an unused recovery
+    /// code (which is then used up).
+    pub(super) async fn second_factor_passes(
+        &self,
+        user: &UserRecord,
+        record: &MfaRecord,
+        code: &str,
+    ) -> Result<bool, SecurityError> {
+        let code = code.trim();
+        if code.len() == 6 {
+            Ok(self.check_code(user, record, code).await.is_ok())
+        } else {
+            Ok(self
+                .store
+                .use_recovery_code(&user.user_id, &token_hash(code))
+                .await?)
+        }
+    }
+
+    /// The owner removes their own second factor.
+    pub async fn remove_mfa(
+        &self,
+        owner: &SteppedUp,
+        audit: &AuditLog,
+    ) -> Result<(), SecurityError> {
+        let user = owner.user();
+        self.store.delete_mfa(&user.user_id).await?;
+        self.invalidate_callers();
+        audit
+            .record(
+                &user.email,
+                AuditAction::AuthMfaRemove {},
+                user.user_id.as_str(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// An administrator removes `user`'s second factor (a lost phone and lost recovery
+    /// codes) and ends their sessions; they sign in with their password and enrol again.
+    pub async fn reset_mfa(
+        &self,
+        user: &UserId,
+        by: &str,
+        audit: &AuditLog,
+    ) -> Result<(), SecurityError> {
+        self.store
+            .user_by_id(user)
+            .await?
+            .ok_or_else(|| SecurityError::InvalidRequest(format!("no user `{user}`")))?;
+        self.store.delete_mfa(user).await?;
+        self.revoke_user_sessions(user).await?;
+        audit
+            .record(by, AuditAction::AuthMfaReset {}, user.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `user` holds a role `auth.require_mfa_for` names (as an account role or
+    /// in any project) and has no second factor on: such an account may only enrol.
+    pub(super) async fn mfa_missing(&self, user: &UserRecord) -> Result<bool, SecurityError> {
+        let required = &self.config.require_mfa_for;
+        if required.is_empty() {
+            return Ok(false);
+        }
+        let mut roles = vec![user.role];
+        if !required.contains(&user.role) {
+            let memberships = self.store.memberships_of(&user.user_id).await?;
+            roles.extend(memberships.into_iter().map(|member| member.role));
+        }
+        if !roles.iter().any(|role| required.contains(role)) {
+            return Ok(false);
+        }
+        let enabled = self
+            .store
+            .mfa(&user.user_id)
+            .await?
+            .is_some_and(|mfa| mfa.enabled);
+        Ok(!enabled)
     }
 
     /// Every stored MFA secret sealed again under the current key (after a rotation).

@@ -13,10 +13,12 @@ mod mfa;
 pub mod password;
 pub mod permissions;
 mod rotation;
+mod step_up;
 pub mod tokens;
 pub mod totp;
 
 pub use mfa::{Enrolment, LoginOutcome};
+pub use step_up::{StepUp, SteppedUp};
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,10 @@ pub struct TokenPair {
     pub expires_in: u64,
     /// The password is a first, one-time one and must be changed.
     pub password_change_required: bool,
+    /// The account's role needs a second factor (`auth.require_mfa_for`) and it has
+    /// none: until it enrols one, it may only do that.
+    #[serde(default)]
+    pub mfa_enrolment_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +91,8 @@ pub struct AuthConfig {
     pub password_cost: password::HashCost,
     /// The first super admin's email, made at the first start of an empty store.
     pub bootstrap_email: String,
+    /// Roles whose accounts must have a second factor.
+    pub require_mfa_for: Vec<Role>,
 }
 
 pub struct Auth {
@@ -160,6 +168,7 @@ impl Auth {
                     passes: auth.password_hash_passes,
                 },
                 bootstrap_email: auth.bootstrap_email.clone(),
+                require_mfa_for: roles_needing_mfa(&auth.require_mfa_for)?,
             },
         ))
     }
@@ -413,6 +422,7 @@ impl Auth {
             refresh_token,
             expires_in: self.config.access_ttl_secs,
             password_change_required: user.must_change_password,
+            mfa_enrolment_required: self.mfa_missing(user).await?,
         })
     }
 
@@ -654,10 +664,16 @@ impl Auth {
     /// is returned this once; only its secret's SHA-256 is kept.
     pub async fn create_api_key(
         &self,
-        owner: &UserRecord,
+        owner: &SteppedUp,
         spec: &KeySpec,
         audit: &AuditLog,
     ) -> Result<(String, ApiKeyRecord), SecurityError> {
+        let owner = owner.user();
+        if self.mfa_missing(owner).await? {
+            return Err(SecurityError::StepUp(
+                "your role needs a second factor: enrol one before making API keys".into(),
+            ));
+        }
         let KeySpec {
             name,
             scopes,
@@ -864,6 +880,18 @@ impl Auth {
             self.account_backoff.forgive(account);
         }
     }
+}
+
+/// `auth.require_mfa_for`, read: each entry a role's name.
+fn roles_needing_mfa(names: &[String]) -> Result<Vec<Role>, SecurityError> {
+    names
+        .iter()
+        .map(|name| {
+            name.parse().map_err(|error| {
+                SecurityError::InvalidRequest(format!("auth.require_mfa_for: {error}"))
+            })
+        })
+        .collect()
 }
 
 /// Organisation names are slugs, like project ids: `[a-z0-9_-]{1,64}`.

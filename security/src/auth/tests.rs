@@ -25,7 +25,18 @@ async fn new_key(
     owner: &UserRecord,
     spec: KeySpec,
 ) -> Result<(String, ApiKeyRecord), SecurityError> {
-    auth.create_api_key(owner, &spec, audit).await
+    let owner = stepped_up(auth, audit, owner).await;
+    auth.create_api_key(&owner, &spec, audit).await
+}
+
+/// `user`, a [`developer`], having confirmed its password.
+async fn stepped_up(auth: &Auth, audit: &AuditLog, user: &UserRecord) -> SteppedUp {
+    let name = user.email.split('@').next().unwrap();
+    let proof = StepUp {
+        password: Some(password_of(name)),
+        code: None,
+    };
+    auth.step_up(user, &proof, None, audit).await.unwrap()
 }
 
 /// The reason a credential or token was refused. Any other error (a store fault) fails
@@ -128,6 +139,7 @@ async fn auth() -> (Auth, AuditLog) {
             passes: 1,
         },
         bootstrap_email: "admin@localhost".into(),
+        require_mfa_for: Vec::new(),
     };
     (
         Auth::new(store, b"0123456789abcdef0123456789abcdef", "troupe", config),
@@ -349,7 +361,10 @@ async fn a_key_holds_only_scopes_its_owner_holds() {
 async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
     let (auth, audit) = auth().await;
     let user = developer(&auth, "ada").await;
-    let enrolment = auth.enrol_mfa(&user).await.unwrap();
+    let enrolment = auth
+        .enrol_mfa(&stepped_up(&auth, &audit, &user).await)
+        .await
+        .unwrap();
     assert!(enrolment.otpauth_uri.contains(&enrolment.secret));
     assert!(enrolment.qr_svg.starts_with("<svg"));
     // The secret is sealed in the store, never kept in the clear.
@@ -397,7 +412,9 @@ async fn a_second_factor_is_enrolled_confirmed_and_each_code_works_once() {
 async fn guessing_codes_is_rate_limited() {
     let (auth, audit) = auth().await;
     let user = developer(&auth, "ada").await;
-    auth.enrol_mfa(&user).await.unwrap();
+    auth.enrol_mfa(&stepped_up(&auth, &audit, &user).await)
+        .await
+        .unwrap();
     let (_, secret) = mfa_secret(&auth, &user).await;
     let code = totp::code_at(&secret, SystemClock.now_secs());
     auth.confirm_mfa(&user, &code, &audit).await.unwrap();
@@ -699,4 +716,30 @@ async fn a_cached_access_token_still_expires() {
     // 60 s of life plus 5 s of leeway.
     clock.advance_secs(66);
     assert_eq!(refused(auth.principal(&pair.access_token).await), "expired");
+}
+
+/// `examples/team.toml` requires a second factor from reviewers up; a role's name that
+/// is not one is refused, naming the setting.
+#[tokio::test]
+async fn the_team_example_requires_a_second_factor_from_reviewers_up() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/team.toml");
+    let mut settings = troupe_config::Layers::new().file(example).load().unwrap();
+    settings.store.url = "mem://".into();
+    let store = Store::memory().await.unwrap();
+    let auth = Auth::from_settings(store.clone(), &settings).unwrap();
+    assert_eq!(
+        auth.config.require_mfa_for,
+        [
+            Role::Reviewer,
+            Role::ProjectOwner,
+            Role::OrgOwner,
+            Role::SuperAdmin
+        ]
+    );
+    settings.auth.require_mfa_for = vec!["king".into()];
+    let reason = invalid(Auth::from_settings(store, &settings).map(|_| ()));
+    assert!(
+        reason.starts_with("auth.require_mfa_for: ") && reason.contains("`king`"),
+        "{reason}"
+    );
 }

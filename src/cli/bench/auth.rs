@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 
 use anyhow::anyhow;
 use troupe_node::{Node, NodeBuilder};
-use troupe_security::auth::KeySpec;
 use troupe_security::auth::permissions::{Permission, Role};
+use troupe_security::auth::{KeySpec, StepUp};
 
 const ROUTE: &str = "/api/v1/workflows";
 const PASSWORD: &str = "a benchmark's long password";
@@ -191,9 +191,17 @@ pub async fn auth(seconds: f64, connections: usize) -> anyhow::Result<AuthReport
         scopes: vec![Permission::WorkflowsView],
         ..KeySpec::default()
     };
+    let proof = StepUp {
+        password: Some(PASSWORD.into()),
+        code: None,
+    };
+    let owner = node
+        .auth()
+        .step_up(&user, &proof, None, node.audit())
+        .await?;
     let (key, _) = node
         .auth()
-        .create_api_key(&user, &spec, node.audit())
+        .create_api_key(&owner, &spec, node.audit())
         .await?;
     let connections = connections.max(1);
     let mut results = vec![drive("none", open, None, connections, seconds).await];
