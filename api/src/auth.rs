@@ -107,7 +107,8 @@ async fn signed_in(
     node: &troupe_node::Node,
     headers: &HeaderMap,
 ) -> Result<(troupe_security::auth::tokens::Claims, UserRecord), ApiError> {
-    let bearer = crate::guard::access_token(headers).ok_or_else(|| {
+    let cookies = crate::guard::Cookies::of(node);
+    let bearer = crate::guard::access_token(headers, &cookies).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

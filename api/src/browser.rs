@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::auth::{LoginBody, MfaVerify, Peer, client_address, client_info};
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::guard::{ACCESS_COOKIE, REFRESH_COOKIE, cookie, require_own_origin};
+use crate::guard::{Cookies, cookie, require_own_origin};
 use crate::handlers::NodeState;
 use troupe_node::Node;
 use troupe_security::SecurityError;
@@ -37,22 +37,34 @@ pub struct BrowserSignIn {
 }
 
 fn set_cookie(
+    cookies: &Cookies,
     name: &str,
     value: &str,
     path: &str,
     max_age_secs: u64,
 ) -> (header::HeaderName, String) {
+    let secure = if cookies.secure { "; Secure" } else { "" };
     (
         header::SET_COOKIE,
-        format!("{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict"),
+        format!(
+            "{name}={value}; Path={path}; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+        ),
     )
 }
 
 fn session(node: &Node, pair: TokenPair) -> Response {
+    let names = Cookies::of(node);
     let cookies = AppendHeaders([
-        set_cookie(ACCESS_COOKIE, &pair.access_token, "/", pair.expires_in),
         set_cookie(
-            REFRESH_COOKIE,
+            &names,
+            names.access,
+            &pair.access_token,
+            "/",
+            pair.expires_in,
+        ),
+        set_cookie(
+            &names,
+            names.refresh,
             &pair.refresh_token,
             REFRESH_PATH,
             node.settings().auth.refresh_ttl_secs,
@@ -68,10 +80,11 @@ fn session(node: &Node, pair: TokenPair) -> Response {
     (cookies, Json(body)).into_response()
 }
 
-fn signed_out() -> AppendHeaders<[(header::HeaderName, String); 2]> {
+fn signed_out(node: &Node) -> AppendHeaders<[(header::HeaderName, String); 2]> {
+    let names = Cookies::of(node);
     AppendHeaders([
-        set_cookie(ACCESS_COOKIE, "", "/", 0),
-        set_cookie(REFRESH_COOKIE, "", REFRESH_PATH, 0),
+        set_cookie(&names, names.access, "", "/", 0),
+        set_cookie(&names, names.refresh, "", REFRESH_PATH, 0),
     ])
 }
 
@@ -137,7 +150,8 @@ pub async fn refresh(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     own_origin(&node, &headers)?;
-    let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE).filter(|token| !token.is_empty())
+    let Some(refresh_token) =
+        cookie(&headers, Cookies::of(&node).refresh).filter(|token| !token.is_empty())
     else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -155,7 +169,7 @@ pub async fn refresh(
         // Only a definitive refusal ends the browser's session: after a 429 or a fault
         // of ours the cookies stay for the next try.
         Err(error @ SecurityError::Unauthorized(_)) => {
-            Ok((signed_out(), ApiError::from(error)).into_response())
+            Ok((signed_out(&node), ApiError::from(error)).into_response())
         }
         Err(error) => Err(error.into()),
     }
@@ -165,9 +179,10 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/v1/auth/browser/logout", responses((status = 204), (status = 403)))]
 pub async fn logout(State(node): NodeState, headers: HeaderMap) -> Result<Response, ApiError> {
     own_origin(&node, &headers)?;
-    if let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE).filter(|token| !token.is_empty())
+    if let Some(refresh_token) =
+        cookie(&headers, Cookies::of(&node).refresh).filter(|token| !token.is_empty())
     {
         node.auth().logout(refresh_token).await?;
     }
-    Ok((StatusCode::NO_CONTENT, signed_out()).into_response())
+    Ok((StatusCode::NO_CONTENT, signed_out(&node)).into_response())
 }

@@ -126,7 +126,10 @@ pub async fn subscribe(
     let credential = access
         .0
         .as_ref()
-        .and(crate::guard::access_token(&headers))
+        .and(crate::guard::access_token(
+            &headers,
+            &crate::guard::Cookies::of(&node),
+        ))
         .map(|token| Credential {
             token: token.to_owned(),
             opened_at_secs: node.auth().now_secs(),

@@ -75,9 +75,40 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The browser's session cookies (set by the `/api/v1/auth/browser/*` routes).
-pub const ACCESS_COOKIE: &str = "troupe_access";
-pub const REFRESH_COOKIE: &str = "troupe_refresh";
+/// The browser's session cookies (set by the `/api/v1/auth/browser/*` routes). On a node
+/// that serves TLS itself they are `Secure` and prefixed: the browser then keeps a
+/// `__Host-` cookie only if it was set over HTTPS by this very host (no `Domain`, `Path=/`),
+/// so neither a plain-HTTP page nor a sibling subdomain can plant one (session fixation).
+/// The refresh cookie travels only to the refresh and logout routes, so it is
+/// `__Secure-` (a `__Host-` cookie must have `Path=/`). Only this node's names are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookies {
+    pub access: &'static str,
+    pub refresh: &'static str,
+    pub secure: bool,
+}
+
+impl Cookies {
+    const PLAIN: Cookies = Cookies {
+        access: "troupe_access",
+        refresh: "troupe_refresh",
+        secure: false,
+    };
+    const SECURE: Cookies = Cookies {
+        access: "__Host-troupe_access",
+        refresh: "__Secure-troupe_refresh",
+        secure: true,
+    };
+
+    /// This node's cookies: prefixed and `Secure` when it serves TLS (`server.tls`).
+    pub fn of(node: &Node) -> Cookies {
+        if node.settings().server.tls.is_some() {
+            Self::SECURE
+        } else {
+            Self::PLAIN
+        }
+    }
+}
 
 /// One cookie's value from the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -92,8 +123,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The request's access token: a bearer header, else the browser's session cookie.
-pub fn access_token(headers: &HeaderMap) -> Option<&str> {
-    bearer(headers).or_else(|| cookie(headers, ACCESS_COOKIE))
+pub fn access_token<'a>(headers: &'a HeaderMap, cookies: &Cookies) -> Option<&'a str> {
+    bearer(headers).or_else(|| cookie(headers, cookies.access))
 }
 
 /// Whether a browser request comes from a page of this node (or of an origin listed in
@@ -133,12 +164,12 @@ pub fn require_own_origin(node: &Node, headers: &HeaderMap, what: &str) -> Resul
 
 /// The request's token, and whether it came from the browser's session cookie (which
 /// the browser sends whichever site caused the request).
-fn token(request: &Request) -> Option<(String, bool)> {
+fn token(request: &Request, cookies: &Cookies) -> Option<(String, bool)> {
     let headers = request.headers();
     if let Some(token) = bearer(headers) {
         return Some((token.to_owned(), false));
     }
-    if let Some(token) = cookie(headers, ACCESS_COOKIE) {
+    if let Some(token) = cookie(headers, cookies.access) {
         return Some((token.to_owned(), true));
     }
     (request.uri().path() == "/api/v1/events")
@@ -185,7 +216,7 @@ pub async fn require_caller(
     if needs == Needs::Open {
         return next.run(request).await;
     }
-    let Some((token, by_cookie)) = token(&request) else {
+    let Some((token, by_cookie)) = token(&request, &Cookies::of(&node)) else {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

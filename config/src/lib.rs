@@ -22,6 +22,6 @@ pub use settings::{
     AgentSettings, AuditSettings, EgressSettings, EngineSettings, JailSettings, LogFormat,
     LogSettings, ModelAgentSettings, ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits,
     SecretsSettings, ServerSettings, Settings, ShellAgentSettings, StoreSettings, TamperResponse,
-    TestRunnerLimits,
+    TestRunnerLimits, TlsSettings,
 };
 pub use show::render_masked;

@@ -302,6 +302,20 @@ pub struct ServerSettings {
     /// Browser origins (`https://ui.example.com`) besides the node's own that may open
     /// the event WebSocket.
     pub allowed_origins: Vec<String>,
+    /// Serve HTTPS instead of HTTP. The browser's cookies are then `Secure` and
+    /// `__Host-`/`__Secure-` prefixed.
+    pub tls: Option<TlsSettings>,
+}
+
+/// The node's certificate and key, both PEM files. Read once at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain, the node's own certificate first.
+    pub cert_file: String,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1), unencrypted: keep the file readable
+    /// by the node's user only.
+    pub key_file: String,
 }
 
 impl Default for ServerSettings {
@@ -310,6 +324,7 @@ impl Default for ServerSettings {
             address: "127.0.0.1:7700".into(),
             max_body_bytes: 2 * 1024 * 1024,
             allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 }

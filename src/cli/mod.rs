@@ -15,6 +15,7 @@ mod runs;
 mod secrets;
 mod serve;
 mod telemetry;
+mod tls;
 mod users;
 mod workflow;
 

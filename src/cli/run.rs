@@ -172,16 +172,20 @@ async fn serve_api_alongside(
 ) -> Option<tokio::task::JoinHandle<()>> {
     let address =
         troupe_api::check_bind_address(&settings.server.address, settings.auth.required).ok()?;
+    let tls = match settings.server.tls.as_ref().map(super::tls::config) {
+        Some(Err(error)) => {
+            eprintln!("note: not serving the API: {error}");
+            return None;
+        }
+        Some(Ok(tls)) => Some(tls),
+        None => None,
+    };
     match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => {
             let app = troupe_api::router(node);
+            let forever = std::future::pending();
             Some(tokio::spawn(async move {
-                if let Err(error) = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                )
-                .await
-                {
+                if let Err(error) = super::serve::serve(listener, app, tls, forever).await {
                     tracing::warn!(%error, "the API alongside the run stopped");
                 }
             }))

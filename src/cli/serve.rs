@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use troupe_config::Settings;
 use troupe_node::{Node, NodeBuilder};
 
-use super::InputError;
+use super::{InputError, tls};
 
 pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     let address = troupe_api::check_bind_address(&settings.server.address, settings.auth.required)
@@ -31,14 +32,22 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    let tls = match &settings.server.tls {
+        Some(tls) => Some(tls::config(tls).map_err(|error| InputError(error.to_string()))?),
+        None => None,
+    };
+    let url = format!(
+        "{}://{address}",
+        if tls.is_some() { "https" } else { "http" }
+    );
     println!("Troupe is up.");
-    println!("  API:   http://{address}/api/v1");
-    println!("  Docs:  http://{address}/docs");
+    println!("  API:   {url}/api/v1");
+    println!("  Docs:  {url}/docs");
     println!("  Store: {}", settings.store.url);
-    println!("Run a workflow:  troupe run examples/review.yaml --server http://{address}");
+    println!("Run a workflow:  troupe run examples/review.yaml --server {url}");
     println!(
         "Kinds that run commands or reach the network (shell, http, ...) are off until a \
-         project is granted them: troupe projects allow default shell --server http://{address}"
+         project is granted them: troupe projects allow default shell --server {url}"
     );
     if settings.auth.required {
         println!("Accounts are on: sign in first with `troupe login --email EMAIL`.");
@@ -48,13 +57,15 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
         println!("First account: {email}  one-time password: {password}");
         println!("  (troupe login --email {email} asks for it, then for a password of your own)");
     }
-    serve_until_stopped(node, listener).await
+    serve_until_stopped(node, listener, tls).await
 }
 
-/// Serves the API on `listener` until a shutdown signal or the node's end.
-pub async fn serve_until_stopped(
+/// Serves the API on `listener` (over TLS with `tls`) until a shutdown signal or the
+/// node's end.
+async fn serve_until_stopped(
     node: Arc<Node>,
     listener: TcpListener,
+    tls: Option<RustlsConfig>,
 ) -> anyhow::Result<ExitCode> {
     // The API's router sets the security headers on its own routes; the pages get the
     // same middleware.
@@ -68,19 +79,17 @@ pub async fn serve_until_stopped(
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let stopped = async {
         tokio::select! {
             () = shutdown_signal() => tracing::info!("shutting down"),
             () = node_ended => {
                 tracing::error!("the node's supervision tree stopped after a crash loop");
             }
         }
-    });
-    server.await.context("serving the API")?;
+    };
+    serve(listener, app, tls, stopped)
+        .await
+        .context("serving the API")?;
     let crashed = !node.is_alive();
     match Arc::try_unwrap(node) {
         Ok(node) => node.shutdown().await,
@@ -91,6 +100,61 @@ pub async fn serve_until_stopped(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Serves `app` on `listener`, over TLS with `tls`, until `stopped`; requests under way
+/// then get a moment to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<RustlsConfig>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    };
+    // A browser that once reached the node over HTTPS never tries plain HTTP again.
+    let app = app
+        .layer(axum::middleware::map_response(strict_transport_security))
+        .layer(axum::middleware::map_request(host_from_authority))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        stopped.await;
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app)
+        .await
+}
+
+/// HTTP/2 (which browsers speak over TLS) names the host in `:authority`, not in a
+/// `Host` header; the checks that compare `Origin` with the host read `Host`.
+async fn host_from_authority(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.headers().contains_key(axum::http::header::HOST)
+        && let Some(host) = request
+            .uri()
+            .authority()
+            .and_then(|authority| axum::http::HeaderValue::from_str(authority.as_str()).ok())
+    {
+        request.headers_mut().insert(axum::http::header::HOST, host);
+    }
+    request
+}
+
+async fn strict_transport_security(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 async fn shutdown_signal() {
