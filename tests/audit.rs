@@ -68,6 +68,114 @@ fn actions_are_chained_verified_offline_and_exported() {
     assert!(stderr.contains("signature does not match"), "{stderr}");
 }
 
+/// An HTTP sink on a real socket: it answers 503 to its first request and 204 to the
+/// rest, keeping the body of each request it accepted.
+fn http_sink() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = accepted.clone();
+    std::thread::spawn(move || {
+        for (number, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if number == 0 {
+                "503 Service Unavailable"
+            } else {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                "204 No Content"
+            };
+            let reply =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            stream.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    (address, accepted)
+}
+
+/// Checkpoints leave the host as they are signed: the HTTP sink gets each one (the
+/// first after a retry), syslog gets each as an RFC 5424 line, and both match the
+/// checkpoint file.
+#[test]
+fn checkpoints_are_shipped_to_an_http_sink_and_to_syslog() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let (http, shipped) = http_sink();
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let flags = [
+        "audit.checkpoint_every=1".to_string(),
+        format!("audit.ship.http_url=http://{http}/checkpoints"),
+        format!("audit.ship.syslog_udp={}", syslog.local_addr().unwrap()),
+    ];
+    let flags: Vec<&str> = flags
+        .iter()
+        .flat_map(|flag| ["--set", flag.as_str()])
+        .collect();
+    let server = Server::start_with(&data, &free_address(), &flags, &[]);
+    let (status, _) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
+    assert_eq!(status, 201);
+    let file = scratch.path().join("data-audit").join("checkpoints.jsonl");
+    let written = || -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&file).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while shipped.lock().unwrap().len() < written().len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let written = written();
+    assert!(
+        written.len() >= 3,
+        "node.start, user.create, workflow.create: {written:?}"
+    );
+    let by_http: Vec<serde_json::Value> = shipped
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|body| body["checkpoint"].clone())
+        .collect();
+    assert_eq!(
+        by_http, written,
+        "the refused first delivery came again, in order"
+    );
+    for checkpoint in &written {
+        let mut datagram = [0; 4096];
+        let length = syslog.recv(&mut datagram).unwrap();
+        let line = std::str::from_utf8(&datagram[..length]).unwrap();
+        assert!(line.starts_with("<86>1 "), "{line}");
+        let (_, message) = line.split_once(" audit-checkpoint - ").unwrap();
+        let message: serde_json::Value = serde_json::from_str(message).unwrap();
+        assert_eq!(message["checkpoint"], *checkpoint, "{line}");
+    }
+    drop(server);
+}
+
 /// The attack: the audit entries are wiped from the store while the node is down (here
 /// the whole store, as an attacker with the disk could). The next start verifies the
 /// chain against the signed checkpoints before signing anything, and refuses, saying

@@ -149,6 +149,21 @@ pub struct AuditSettings {
     /// What a node does when the chain fails verification at start: `refuse` to start
     /// (the default) or `warn` in its log and start.
     pub on_tampering: TamperResponse,
+    /// Where each signed checkpoint is also sent as it is made, so that a copy lives
+    /// beyond the reach of whoever controls this host.
+    pub ship: AuditShipSettings,
+}
+
+/// Sinks off the host for audit checkpoints; none by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditShipSettings {
+    /// `POST` each checkpoint as JSON to this URL (an append-only log service, a
+    /// SIEM's HTTP collector). Retried with backoff; a sink that is down never slows or
+    /// fails the node.
+    pub http_url: String,
+    /// Send each checkpoint as an RFC 5424 syslog message over UDP to `host:port`.
+    pub syslog_udp: String,
 }
 
 impl Default for AuditSettings {
@@ -157,6 +172,7 @@ impl Default for AuditSettings {
             dir: String::new(),
             checkpoint_every: 100,
             on_tampering: TamperResponse::Refuse,
+            ship: AuditShipSettings::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ use troupe_engine::run_actor::DecisionRequest;
 use troupe_engine::run_manager::{RunManager, RunManagerMsg, StartRun};
 use troupe_engine::state::{RunState, TaskState};
 use troupe_security::audit::chain::AuditEntry;
+use troupe_security::audit::shipping::Shipping;
 use troupe_security::audit::{AuditAction, AuditLog};
 use troupe_security::auth::Auth;
 use troupe_store::StoreError;
@@ -89,10 +90,10 @@ impl Node {
         clock: Arc<dyn troupe_store::clock::Clock>,
     ) -> Result<Node, NodeError> {
         let store = Store::open(&settings.store).await?;
-        let audit = open_audit(&store, &settings).await?;
+        let node_id = EngineContext::new_node_id();
+        let audit = open_audit(&store, &settings, &node_id).await?;
         let auth = Auth::from_settings(store.clone(), &settings)?;
         let bootstrap = std::sync::Mutex::new(auth.bootstrap(&audit).await?);
-        let node_id = EngineContext::new_node_id();
         let policy = RestartPolicy {
             max_restarts: settings.engine.restart_intensity,
             period: Duration::from_secs(settings.engine.restart_period_secs),
@@ -243,6 +244,7 @@ impl Node {
         if let Err(error) = self.audit.checkpoint().await {
             tracing::error!(%error, "the audit checkpoint at shutdown failed");
         }
+        self.audit.flush_shipping(Duration::from_secs(5)).await;
         let Node {
             context,
             inference,
@@ -668,14 +670,20 @@ impl Node {
 /// The audit log, verified, with this start recorded and checkpointed: a chain cut
 /// short or rewritten while the node was down is caught against the checkpoints before
 /// a new one could sign it.
-async fn open_audit(store: &Store, settings: &Settings) -> Result<Arc<AuditLog>, NodeError> {
+async fn open_audit(
+    store: &Store,
+    settings: &Settings,
+    node_id: &str,
+) -> Result<Arc<AuditLog>, NodeError> {
     let checkpoints = troupe_security::audit::checkpoint_dir(settings);
+    let shipping = Shipping::start(&settings.audit.ship, node_id).await?;
     let audit = AuditLog::open(
         store.clone(),
         checkpoints.as_deref(),
         settings.audit.checkpoint_every,
     )
-    .await?;
+    .await?
+    .shipped(shipping);
     if let Some(breach) = audit.verify().await?.first_bad {
         match settings.audit.on_tampering {
             TamperResponse::Refuse => {

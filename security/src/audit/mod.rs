@@ -6,6 +6,7 @@
 mod action;
 pub mod chain;
 pub mod checkpoint;
+pub mod shipping;
 
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use tokio::sync::Mutex;
 use crate::SecurityError;
 use chain::{AuditEntry, Breach, GENESIS, Head, NewEntry};
 use checkpoint::{Checkpoint, Checkpoints};
+use shipping::Shipping;
 use troupe_store::Store;
 use troupe_store::clock::now_ms;
 
@@ -38,6 +40,8 @@ pub struct AuditLog {
     head: Mutex<Head>,
     checkpoints: Option<Checkpoints>,
     checkpoint_every: u64,
+    /// Sinks off the host each new checkpoint is also sent to.
+    shipping: Option<Shipping>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -74,7 +78,21 @@ impl AuditLog {
             head: Mutex::new(head),
             checkpoints,
             checkpoint_every: checkpoint_every.max(1),
+            shipping: None,
         })
+    }
+
+    /// Also sends each new checkpoint to `shipping`'s sinks.
+    pub fn shipped(mut self, shipping: Option<Shipping>) -> Self {
+        self.shipping = shipping;
+        self
+    }
+
+    /// Waits, at most `within`, until the checkpoints made so far have left the host.
+    pub async fn flush_shipping(&self, within: std::time::Duration) {
+        if let Some(shipping) = &self.shipping {
+            shipping.flush(within).await;
+        }
     }
 
     /// Appends one action to the chain.
@@ -126,10 +144,14 @@ impl AuditLog {
     }
 
     fn checkpoint_locked(&self, head: &Head) -> Result<Option<Checkpoint>, SecurityError> {
-        match &self.checkpoints {
-            Some(checkpoints) if head.seq > 0 => checkpoints.write(head, now_ms()).map(Some),
-            _ => Ok(None),
+        let checkpoint = match &self.checkpoints {
+            Some(checkpoints) if head.seq > 0 => checkpoints.write(head, now_ms())?,
+            _ => return Ok(None),
+        };
+        if let Some(shipping) = &self.shipping {
+            shipping.offer(&checkpoint);
         }
+        Ok(Some(checkpoint))
     }
 
     /// Signs the current head now (at start-up and shutdown, and from the CLI).
