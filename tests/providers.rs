@@ -17,15 +17,11 @@ fn provider<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no `{name}` in {report:#}"))
 }
 
-#[test]
-fn a_node_falls_back_to_another_node_and_its_ledger_counts_every_call() {
-    let scratch = tempfile::tempdir().unwrap();
-    let node_b = Server::start(&scratch.path().join("b"), &free_address());
-    let config = scratch.path().join("a.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+/// Node A's chain: itself, an address nobody answers, and node B over both protocols,
+/// priced; chat stays local, and the project `frugal` may spend nothing on paid calls.
+fn chain_settings(b: &str) -> String {
+    format!(
+        r#"
 [providers]
 baseline_input_usd_per_mtok = 2.5
 baseline_output_usd_per_mtok = 10.0
@@ -59,11 +55,19 @@ output_usd_per_mtok = 15.0
 
 [providers.routes]
 chat = ["local"]
+
+[providers.project_budgets_usd_per_day]
+frugal = 0.0
 "#,
-            b = node_b.address
-        ),
     )
-    .unwrap();
+}
+
+#[test]
+fn a_node_falls_back_to_another_node_and_its_ledger_counts_every_call() {
+    let scratch = tempfile::tempdir().unwrap();
+    let node_b = Server::start(&scratch.path().join("b"), &free_address());
+    let config = scratch.path().join("a.toml");
+    std::fs::write(&config, chain_settings(&node_b.address)).unwrap();
     let node_a = Server::start_with(
         &scratch.path().join("a"),
         &free_address(),
@@ -149,6 +153,41 @@ chat = ["local"]
         "{text}"
     );
     paid_calls_are_the_callers_and_local_failures_stay_local(&node_a);
+    a_project_over_its_own_cap_gets_no_paid_answer(&node_a);
+}
+
+/// `providers.project_budgets_usd_per_day`: a project whose cap is spent (here 0) is
+/// answered by the local model only, while the node's own budget is far from spent;
+/// the report bills each call to its project.
+fn a_project_over_its_own_cap_gets_no_paid_answer(node: &Server) {
+    let report = || get_json(node, "/api/v1/costs?days=1");
+    let paid_before = provider(&report(), "node-b")["calls"].as_u64().unwrap();
+    let (status, answer) = post(
+        node,
+        "/api/v1/complete",
+        "application/json",
+        &json!({"messages": [{"role": "user", "content": "Write a unified diff that renames foo to bar in main.rs."}],
+                "max_tokens": 24, "task_type": "diff", "min_quality": 1.0, "project": "frugal"})
+        .to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["provider"], "local", "{answer}");
+    let report = report();
+    assert_eq!(
+        provider(&report, "node-b")["calls"].as_u64().unwrap(),
+        paid_before,
+        "a paid provider was asked past the project's cap"
+    );
+    let frugal = report["by_project"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["key"] == "frugal")
+        .unwrap_or_else(|| panic!("no line for the project: {report:#}"));
+    assert_eq!(
+        (frugal["calls"].as_u64(), frugal["cost_usd"].as_f64()),
+        (Some(1), Some(0.0))
+    );
 }
 
 /// Paid calls are audited under the caller, not the `agent` name the body gave; a

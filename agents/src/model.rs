@@ -45,6 +45,8 @@ pub struct ModelRequest {
     pub task_type: &'static str,
     /// The agent kind asking, for the cost report.
     pub agent: String,
+    /// The project the call is billed to (the run's): its spend cap applies.
+    pub project: String,
     /// Providers not to ask (they already gave an answer that failed validation).
     pub exclude_providers: Vec<String>,
     /// The same question without its optional context (plan, notes, long quotes), asked

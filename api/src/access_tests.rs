@@ -578,6 +578,49 @@ async fn audit_stays_in_its_organisation(team: &Team, carl: &str, owner: &str) {
     );
 }
 
+/// Model calls billed to acme's `rockets` and to the default organisation's `shop`:
+/// each owner's cost report holds its own projects' calls only.
+async fn costs_stay_in_their_organisation(team: &Team, carl: &str, owner: &str) {
+    let call = troupe_inference::providers::CallRecord {
+        provider: "cloud".into(),
+        model: "m".into(),
+        local: false,
+        task_type: "chat".into(),
+        agent: None,
+        tokens_in: 10,
+        tokens_out: 5,
+        latency_ms: 1,
+        cost_usd: 0.25,
+        baseline_usd: 0.5,
+        quality: None,
+        escalated: false,
+        served: true,
+        error: None,
+    };
+    for project in ["rockets", "shop"] {
+        let at = troupe_store::clock::now_ms();
+        team.node
+            .record_calls(project, at, &project.into(), std::slice::from_ref(&call))
+            .await
+            .unwrap();
+    }
+    for (token, own, other) in [(carl, "rockets", "shop"), (owner, "shop", "rockets")] {
+        let (status, report) = team.get(token, "/api/v1/costs?days=1").await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        let projects: Vec<&str> = report["by_project"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| line["key"].as_str().unwrap())
+            .collect();
+        assert!(
+            projects.contains(&own) && !projects.contains(&other),
+            "{own}'s owner sees {projects:?}"
+        );
+        assert_eq!(report["total"]["cost_usd"], 0.25, "{report}");
+    }
+}
+
 #[tokio::test]
 async fn organisations_do_not_see_each_others_projects_people_or_default_work() {
     let team = Team::new().await;
@@ -661,6 +704,7 @@ async fn organisations_do_not_see_each_others_projects_people_or_default_work() 
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     audit_stays_in_its_organisation(&team, &carl, &owner).await;
+    costs_stay_in_their_organisation(&team, &carl, &owner).await;
     let users = team.node.store().users().await.unwrap();
     let carl_id = &users.iter().find(|u| u.org == "acme").unwrap().user_id;
     let (status, _) = team

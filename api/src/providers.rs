@@ -13,8 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::handlers::NodeState;
-use troupe_store::CostReport;
+use troupe_security::auth::permissions::Permission;
 use troupe_store::clock::now_ms;
+use troupe_store::{CostReport, DEFAULT_PROJECT, ProjectId, StoreError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WireMessage {
@@ -37,6 +38,9 @@ pub struct CompleteBody {
     /// overflows its context (default false: those failures are the answer).
     #[serde(default)]
     escalate_local_failures: bool,
+    /// The project the call is billed to (default `default`): the caller needs
+    /// `agents.execute` there, and its daily cap applies.
+    project: Option<ProjectId>,
 }
 
 fn default_max_tokens() -> usize {
@@ -65,6 +69,12 @@ pub async fn complete(
             "min_quality must be between 0 and 1, got {min}"
         )));
     }
+    let project = body
+        .project
+        .unwrap_or_else(|| ProjectId::from(DEFAULT_PROJECT));
+    access.require(Permission::AgentsExecute, &project, || {
+        StoreError::ProjectNotFound(project.to_string())
+    })?;
     let request = CompletionRequest {
         messages: body
             .messages
@@ -82,7 +92,7 @@ pub async fn complete(
         // Filled in from the ledger by the node.
         paid_budget_left_usd: None,
     };
-    Ok(Json(node.complete(&request).await?))
+    Ok(Json(node.complete(&request, &project).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -91,13 +101,17 @@ pub struct CostsQuery {
     days: Option<u32>,
 }
 
-/// What model calls cost and what serving them locally saved, by day, agent and provider.
+/// What model calls cost and what serving them locally saved, by day, agent, provider
+/// and project: of the projects where the caller holds `costs.view` (an org owner's
+/// organisation, a super admin's node).
 #[utoipa::path(get, path = "/api/v1/costs", params(CostsQuery), responses((status = 200, body = CostReport)))]
 pub async fn costs(
     State(node): NodeState,
+    access: crate::guard::Access,
     Query(query): Query<CostsQuery>,
 ) -> Result<Json<CostReport>, ApiError> {
     let days = i64::from(query.days.unwrap_or(30).max(1));
     let since = now_ms() - days * 86_400_000;
-    Ok(Json(node.cost_report(since).await?))
+    let projects = access.projects_with(Permission::CostsView);
+    Ok(Json(node.cost_report(since, projects.as_deref()).await?))
 }

@@ -154,6 +154,18 @@ impl Settings {
         if !(0.0..=1.0).contains(&providers.min_quality) {
             problems.push(("providers.min_quality", "must be between 0 and 1".into()));
         }
+        let budgets = std::iter::once(("the node", providers.budget_usd_per_day)).chain(
+            providers
+                .project_budgets_usd_per_day
+                .iter()
+                .map(|(project, usd)| (project.as_str(), *usd)),
+        );
+        for (whose, usd) in budgets.filter(|(_, usd)| !(usd.is_finite() && *usd >= 0.0)) {
+            problems.push((
+                "providers.budget_usd_per_day",
+                format!("{whose}'s cap is {usd}; a cap is a number of USD, 0 or more"),
+            ));
+        }
         at_least_one(
             problems,
             [

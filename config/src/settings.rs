@@ -207,6 +207,9 @@ pub struct ProviderSettings {
     /// What paid providers may cost this node per day (UTC), in USD; once it is spent,
     /// requests are served by the local model only until midnight. 0: no paid calls.
     pub budget_usd_per_day: f64,
+    /// Lower daily caps (USD) for the projects named: `{ shop = 2.5 }`. A call billed to
+    /// such a project may spend what is left of both its own cap and the node's.
+    pub project_budgets_usd_per_day: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for ProviderSettings {
@@ -229,6 +232,7 @@ impl Default for ProviderSettings {
             timeout_secs: 60,
             max_tokens: 4096,
             budget_usd_per_day: 10.0,
+            project_budgets_usd_per_day: Default::default(),
         }
     }
 }

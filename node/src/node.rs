@@ -178,8 +178,13 @@ impl Node {
 
     /// Asks the provider chain (local first, paid fallbacks by quality) and writes every
     /// call it took to the cost ledger.
-    pub async fn complete(&self, request: &CompletionRequest) -> Result<Answered, NodeError> {
-        Ok(self.model.complete(request).await?.0)
+    /// One answer from the provider chain, billed to `project`.
+    pub async fn complete(
+        &self,
+        request: &CompletionRequest,
+        project: &ProjectId,
+    ) -> Result<Answered, NodeError> {
+        Ok(self.model.complete(request, project).await?.0)
     }
 
     /// Writes model calls made outside the chain (the `/v1` endpoints) to the ledger.
@@ -187,19 +192,25 @@ impl Node {
         &self,
         request_id: &str,
         at_ms: i64,
+        project: &ProjectId,
         calls: &[CallRecord],
     ) -> Result<(), NodeError> {
         self.context
             .store
-            .record_calls(request_id, at_ms, calls)
+            .record_calls(request_id, at_ms, project, calls)
             .await
             .map_err(Into::into)
     }
 
-    pub async fn cost_report(&self, since_ms: i64) -> Result<troupe_store::CostReport, NodeError> {
+    /// What model calls cost since `since_ms`, of `projects` only when given.
+    pub async fn cost_report(
+        &self,
+        since_ms: i64,
+        projects: Option<&[ProjectId]>,
+    ) -> Result<troupe_store::CostReport, NodeError> {
         self.context
             .store
-            .cost_report(since_ms)
+            .cost_report(since_ms, projects)
             .await
             .map_err(Into::into)
     }

@@ -17,7 +17,7 @@ use troupe_inference::serve::InferenceService;
 use crate::NodeError;
 use troupe_security::audit::{AuditAction, AuditLog};
 use troupe_store::clock::now_ms;
-use troupe_store::{MemoryFilter, Store};
+use troupe_store::{MemoryFilter, ProjectId, Store};
 
 /// The provider chain with its ledger: the one way model calls leave the runtime.
 #[derive(Clone)]
@@ -86,23 +86,25 @@ impl ChainModel {
         Ok((screened, redactions))
     }
 
-    /// Asks the chain and writes every call it took to the ledger; returns the answer
-    /// and what all of the calls cost.
+    /// Asks the chain and writes every call it took to the ledger, billed to
+    /// `project`; returns the answer and what all of the calls cost.
     pub async fn complete(
         &self,
         request: &CompletionRequest,
+        project: &ProjectId,
     ) -> Result<(Answered, f64), NodeError> {
         let (mut request, redactions) = self.screen(request).await?;
         let started = now_ms();
         // Only a chain with paid providers has a budget to look up.
         if self.chain.has_paid_providers() {
-            let spent = self.store.paid_spend_on_day_of(started).await?;
-            request.paid_budget_left_usd = Some(self.chain.budget_usd_per_day() - spent);
+            let spent = self.store.paid_spend_on_day_of(started, project).await?;
+            request.paid_budget_left_usd =
+                Some(self.chain.paid_budget_left(project.as_str(), spent));
         }
         let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
         self.store
-            .record_calls(&request_id, started, &calls)
+            .record_calls(&request_id, started, project, &calls)
             .await?;
         // A call that left the machine for a paid provider is a security-relevant event:
         // the prompt went to a third party.
@@ -157,7 +159,8 @@ impl ModelClient for ChainModel {
             // Filled in from the ledger by `ChainModel::complete`.
             paid_budget_left_usd: None,
         };
-        let (answer, cost_usd) = ChainModel::complete(self, &completion)
+        let project = ProjectId::from(request.project.as_str());
+        let (answer, cost_usd) = ChainModel::complete(self, &completion, &project)
             .await
             .map_err(|error| AgentError::Failed(format!("model: {error}")))?;
         Ok(ModelReply {

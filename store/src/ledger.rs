@@ -1,22 +1,24 @@
 //! The cost ledger: every model call (local or paid, answered or failed) with its tokens,
 //! latency, cost and quality, and the report built from it: totals, the share served
 //! locally, and the savings against the same answers priced at the cloud baseline, per
-//! day, per agent and per provider.
+//! day, per agent, per provider and per project. Each call is billed to a project.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use troupe_inference::providers::CallRecord;
+use troupe_inference::providers::{CallRecord, DaySpend};
 
 use crate::Store;
 use crate::error::StoreError;
+use crate::ids::ProjectId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CallRow {
     request_id: String,
     at_ms: i64,
     day: String,
+    project: String,
     provider: String,
     model: String,
     local: bool,
@@ -64,6 +66,7 @@ pub struct CostReport {
     pub by_day: Vec<CostLine>,
     pub by_agent: Vec<CostLine>,
     pub by_provider: Vec<CostLine>,
+    pub by_project: Vec<CostLine>,
 }
 
 #[derive(Default)]
@@ -127,26 +130,39 @@ fn day_of(at_ms: i64) -> String {
 }
 
 impl Store {
-    /// What paid providers cost on the UTC day of `at_ms`. A range of `at_ms`, so the
-    /// time index serves it: it runs before every request to the chain.
-    pub async fn paid_spend_on_day_of(&self, at_ms: i64) -> Result<f64, StoreError> {
+    /// What paid providers cost on the UTC day of `at_ms`: for the whole node, and for
+    /// `project`. A range of `at_ms`, so the time index serves it: it runs before every
+    /// request to the chain.
+    pub async fn paid_spend_on_day_of(
+        &self,
+        at_ms: i64,
+        project: &ProjectId,
+    ) -> Result<DaySpend, StoreError> {
         const DAY_MS: i64 = 86_400_000;
         let start = at_ms - at_ms.rem_euclid(DAY_MS);
-        let costs: Vec<f64> = self
+        let calls: Vec<(f64, String)> = self
             .rows(
-                "SELECT VALUE cost_usd FROM inference_call \
+                "SELECT VALUE [cost_usd, project] FROM inference_call \
                  WHERE at_ms >= $start AND at_ms < $end AND local = false",
                 json!({ "start": start, "end": start + DAY_MS }),
             )
             .await?;
-        Ok(costs.iter().sum())
+        Ok(DaySpend {
+            node_usd: calls.iter().map(|(cost, _)| cost).sum(),
+            project_usd: calls
+                .iter()
+                .filter(|(_, billed)| billed == project.as_str())
+                .map(|(cost, _)| cost)
+                .sum(),
+        })
     }
 
-    /// Writes the calls one request made, together.
+    /// Writes the calls one request made, together, billed to `project`.
     pub async fn record_calls(
         &self,
         request_id: &str,
         at_ms: i64,
+        project: &ProjectId,
         calls: &[CallRecord],
     ) -> Result<(), StoreError> {
         if calls.is_empty() {
@@ -158,6 +174,7 @@ impl Store {
                 request_id: request_id.into(),
                 at_ms,
                 day: day_of(at_ms),
+                project: project.to_string(),
                 provider: call.provider.clone(),
                 model: call.model.clone(),
                 local: call.local,
@@ -178,14 +195,26 @@ impl Store {
             .await
     }
 
-    /// The report over the calls made since `since_ms`.
-    pub async fn cost_report(&self, since_ms: i64) -> Result<CostReport, StoreError> {
+    /// The report over the calls made since `since_ms`, of `projects` only when given.
+    pub async fn cost_report(
+        &self,
+        since_ms: i64,
+        projects: Option<&[ProjectId]>,
+    ) -> Result<CostReport, StoreError> {
+        let of_projects = if projects.is_some() {
+            "AND project IN $projects"
+        } else {
+            ""
+        };
         let rows: Vec<CallRow> = self
             .rows(
-                "SELECT request_id, at_ms, day, provider, model, local, task_type, agent, tokens_in,
-                        tokens_out, latency_ms, cost_usd, baseline_usd, quality, escalated, served, error
-                 FROM inference_call WHERE at_ms >= $since ORDER BY at_ms",
-                json!({ "since": since_ms }),
+                &format!(
+                    "SELECT request_id, at_ms, day, project, provider, model, local, task_type,
+                            agent, tokens_in, tokens_out, latency_ms, cost_usd, baseline_usd,
+                            quality, escalated, served, error
+                     FROM inference_call WHERE at_ms >= $since {of_projects} ORDER BY at_ms"
+                ),
+                json!({ "since": since_ms, "projects": projects }),
             )
             .await?;
         let mut total = Tally::default();
@@ -200,6 +229,7 @@ impl Store {
                 row.agent.clone().unwrap_or_else(|| "(api)".into())
             }),
             by_provider: group(&rows, |row| row.provider.clone()),
+            by_project: group(&rows, |row| row.project.clone()),
         })
     }
 }
@@ -227,40 +257,29 @@ mod tests {
         }
     }
 
-    /// The day's paid spend, which the node's daily budget is checked against: paid
-    /// calls of that UTC day only.
+    /// The day's paid spend, which the daily budgets are checked against: paid calls of
+    /// that UTC day only, for the node and for the project asked about.
     #[tokio::test]
     async fn the_paid_spend_of_a_day_counts_that_day_s_paid_calls() {
         let store = Store::memory().await.unwrap();
         let day = 1_764_000_000_000; // 2025-11-24
+        let (shop, bank) = (ProjectId::from("shop"), ProjectId::from("bank"));
+        let paid = |cost| call("cloud", false, true, cost, cost);
+        let calls = [call("local", true, false, 0.0, 0.0), paid(0.25)];
+        store.record_calls("r1", day, &shop, &calls).await.unwrap();
         store
-            .record_calls(
-                "r1",
-                day,
-                &[
-                    call("local", true, false, 0.0, 0.0),
-                    call("cloud", false, true, 0.25, 0.5),
-                ],
-            )
+            .record_calls("r2", day + 60_000, &bank, &[paid(0.5)])
             .await
             .unwrap();
         store
-            .record_calls("r2", day + 60_000, &[call("cloud", false, true, 0.5, 0.5)])
+            .record_calls("r3", day + 86_400_000, &shop, &[paid(4.0)])
             .await
             .unwrap();
-        store
-            .record_calls(
-                "r3",
-                day + 86_400_000,
-                &[call("cloud", false, true, 4.0, 4.0)],
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.paid_spend_on_day_of(day).await.unwrap(), 0.75);
-        assert_eq!(
-            store.paid_spend_on_day_of(day + 86_400_000).await.unwrap(),
-            4.0
-        );
+        let spend = |at, project| store.paid_spend_on_day_of(at, project);
+        let today = spend(day, &shop).await.unwrap();
+        assert_eq!((today.node_usd, today.project_usd), (0.75, 0.25));
+        let tomorrow = spend(day + 86_400_000, &bank).await.unwrap();
+        assert_eq!((tomorrow.node_usd, tomorrow.project_usd), (4.0, 0.0));
     }
 
     #[tokio::test]
@@ -268,14 +287,16 @@ mod tests {
         let store = Store::memory().await.unwrap();
         let day = 1_764_000_000_000; // 2025-11-24
         // Request 1: served locally. Request 2: local escalated, the cloud served.
+        let (shop, bank) = (ProjectId::from("shop"), ProjectId::from("bank"));
         store
-            .record_calls("r1", day, &[call("local", true, true, 0.0, 0.0005)])
+            .record_calls("r1", day, &shop, &[call("local", true, true, 0.0, 0.0005)])
             .await
             .unwrap();
         store
             .record_calls(
                 "r2",
                 day + 86_400_000,
+                &bank,
                 &[
                     call("local", true, false, 0.0, 0.0),
                     call("cloud", false, true, 0.0002, 0.0005),
@@ -283,7 +304,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let report = store.cost_report(0).await.unwrap();
+        let report = store.cost_report(0, None).await.unwrap();
         assert_eq!(report.total.requests, 2);
         assert_eq!(report.total.calls, 3);
         assert_eq!(report.total.escalations, 1);
@@ -294,7 +315,18 @@ mod tests {
         assert_eq!(report.by_day[0].key, "2025-11-24");
         assert_eq!(report.by_agent[0].key, "reviewer");
         assert_eq!(report.by_provider.len(), 2);
-        let later = store.cost_report(day + 1).await.unwrap();
+        let keys: Vec<&str> = report
+            .by_project
+            .iter()
+            .map(|line| line.key.as_str())
+            .collect();
+        assert_eq!(keys, ["bank", "shop"]);
+        let later = store.cost_report(day + 1, None).await.unwrap();
         assert_eq!(later.total.requests, 1);
+        // A report for some projects holds their calls only.
+        let shop_only = store.cost_report(0, Some(&[shop])).await.unwrap();
+        assert_eq!((shop_only.total.calls, shop_only.by_project.len()), (1, 1));
+        let none = store.cost_report(0, Some(&[])).await.unwrap();
+        assert_eq!(none.total.calls, 0, "no project: nothing");
     }
 }

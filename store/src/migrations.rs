@@ -270,6 +270,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
     UPDATE project_policy SET gated_kinds = [] WHERE gated_kinds = NONE;
     ",
     ),
+    (
+        15,
+        // Model calls carry the project they are billed to (spend caps and cost reports
+        // per project and organisation); earlier calls belong to `default`.
+        "
+    DEFINE FIELD IF NOT EXISTS project ON inference_call TYPE string DEFAULT 'default';
+    UPDATE inference_call SET project = 'default' WHERE project = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

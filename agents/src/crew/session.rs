@@ -92,6 +92,7 @@ impl<'a> Session<'a> {
             temperature: 0.0,
             task_type,
             agent: self.agent.to_string(),
+            project: self.context.scope.project.clone(),
             exclude_providers: Vec::new(),
             simpler_turns: simpler,
         };

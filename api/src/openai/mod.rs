@@ -351,7 +351,12 @@ async fn record(node: &Node, model: &str, started: i64, end: CallEnd<'_>) {
         error: end.error.map(str::to_string),
     };
     let request_id = uuid::Uuid::now_v7().to_string();
-    if let Err(error) = node.record_calls(&request_id, started, &[call]).await {
+    // `/v1` has no field to name a project; its calls (local, free) go to `default`.
+    let project = troupe_store::ProjectId::from(troupe_store::DEFAULT_PROJECT);
+    if let Err(error) = node
+        .record_calls(&request_id, started, &project, &[call])
+        .await
+    {
         tracing::warn!(%error, "cannot write a model call to the cost ledger");
     }
 }

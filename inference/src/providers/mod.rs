@@ -42,6 +42,14 @@ pub struct CompletionRequest {
     pub paid_budget_left_usd: Option<f64>,
 }
 
+/// Paid spend of one UTC day, as the ledger counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DaySpend {
+    pub node_usd: f64,
+    /// The part billed to the project a request is for.
+    pub project_usd: f64,
+}
+
 /// What one provider answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderAnswer {
@@ -117,8 +125,9 @@ pub struct ProviderChain {
 fn over_budget(link: &Link, budget_left: Option<f64>) -> Option<String> {
     (link.is_paid() && budget_left.is_some_and(|left| left <= 0.0)).then(|| {
         format!(
-            "{}: not asked, the day's budget for paid providers \
-             (providers.budget_usd_per_day) is spent",
+            "{}: not asked, the day's budget for paid providers is spent \
+             (providers.budget_usd_per_day, or the project's \
+             providers.project_budgets_usd_per_day)",
             link.entry.name
         )
     })
@@ -197,9 +206,14 @@ impl ProviderChain {
         self.links.iter().any(Link::is_paid)
     }
 
-    /// What paid providers may cost per day (`providers.budget_usd_per_day`).
-    pub fn budget_usd_per_day(&self) -> f64 {
-        self.settings.budget_usd_per_day
+    /// What paid providers may still cost today: the node's cap and, when it has one,
+    /// `project`'s, less what each spent already (`spent`, from the ledger).
+    pub fn paid_budget_left(&self, project: &str, spent: DaySpend) -> f64 {
+        let node_left = self.settings.budget_usd_per_day - spent.node_usd;
+        match self.settings.project_budgets_usd_per_day.get(project) {
+            Some(cap) => node_left.min(cap - spent.project_usd),
+            None => node_left,
+        }
     }
 
     /// The names of the providers a task type goes to, in order.
@@ -443,7 +457,7 @@ pub fn price(
 mod tests {
     use troupe_config::{ProviderEntry, ProviderKind, ProviderSettings};
 
-    use super::{CompletionRequest, ProviderChain};
+    use super::{CompletionRequest, DaySpend, ProviderChain};
     use crate::chat::ChatMessage;
     use crate::errors::InferenceError;
     use crate::quality::TaskType;
@@ -496,5 +510,27 @@ mod tests {
         }
         let within = chain.complete(&request(Some(0.5))).await;
         assert_eq!(within.calls.len(), 1, "asked while budget was left");
+    }
+
+    /// A project with a cap of its own may spend what is left of both caps.
+    #[test]
+    fn a_project_s_cap_and_the_node_s_both_bound_what_is_left() {
+        let settings = ProviderSettings {
+            budget_usd_per_day: 10.0,
+            project_budgets_usd_per_day: [("shop".to_string(), 2.0)].into(),
+            ..ProviderSettings::default()
+        };
+        let chain = ProviderChain::new(&settings, None);
+        let spent = |node_usd, project_usd| DaySpend {
+            node_usd,
+            project_usd,
+        };
+        assert_eq!(chain.paid_budget_left("shop", spent(3.0, 1.5)), 0.5);
+        assert_eq!(chain.paid_budget_left("shop", spent(9.5, 0.0)), 0.5);
+        assert_eq!(
+            chain.paid_budget_left("bank", spent(3.0, 3.0)),
+            7.0,
+            "no cap of its own"
+        );
     }
 }
