@@ -110,6 +110,9 @@ pub struct AgentContext {
     pub services: AgentServices,
     /// Whose memory this attempt reads and writes (from the run, not from inputs).
     pub scope: MemoryScope,
+    /// Networks the run's project may reach beyond the node's (its policy's
+    /// `allowed_networks`), for the kinds that send requests.
+    pub networks: Vec<String>,
 }
 
 /// What a node lends its agents besides their inputs; `None` where the node has none
@@ -140,6 +143,7 @@ impl AgentContext {
             approval: None,
             services: AgentServices::default(),
             scope: MemoryScope::default(),
+            networks: Vec::new(),
         }
     }
 

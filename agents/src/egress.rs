@@ -3,7 +3,9 @@
 //! allows (`agents.egress.allowed_networks`). Loopback, link-local (the cloud metadata
 //! service at 169.254.169.254), private, unique-local, carrier-grade NAT, multicast and
 //! reserved addresses are refused, so a workflow cannot reach the node's own API, a
-//! database beside it, or the instance's credentials.
+//! database beside it, or the instance's credentials. A project may be allowed private
+//! networks of its own (its policy's `allowed_networks`), never loopback or link-local:
+//! those only the operator opens.
 //!
 //! The check is made where the connection is made: host names are resolved by our
 //! resolver, which hands the HTTP client only the addresses that pass (so a name that
@@ -36,8 +38,24 @@ impl Egress {
     pub fn new(allowed_networks: &[String]) -> Result<Self, String> {
         let allowed = allowed_networks
             .iter()
-            .map(|entry| Network::parse(entry))
+            .map(|entry| Network::parse(entry, NODE_SETTING))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            allowed: Arc::new(allowed),
+        })
+    }
+
+    /// This policy, also allowing a project's `networks` (each one checked by
+    /// [`check_project_network`] when it was granted, and again here).
+    pub fn widened(&self, networks: &[String]) -> Result<Self, AgentError> {
+        if networks.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut allowed = self.allowed.as_ref().clone();
+        for entry in networks {
+            check_project_network(entry).map_err(AgentError::Failed)?;
+            allowed.push(Network::parse(entry, PROJECT_SETTING).map_err(AgentError::Failed)?);
+        }
         Ok(Self {
             allowed: Arc::new(allowed),
         })
@@ -120,7 +138,8 @@ pub(crate) enum Refused {
     Scheme(String),
     #[error(
         "`{host}` is a non-public address ({}); a task may reach it only if the node allows \
-         its network in `agents.egress.allowed_networks`",
+         its network in `agents.egress.allowed_networks` (a private one, the project's \
+         owner too: `troupe projects allow-network`)",
         list(.addresses)
     )]
     Address {
@@ -188,6 +207,38 @@ impl Resolve for VettedResolver {
     }
 }
 
+const NODE_SETTING: &str = "agents.egress.allowed_networks";
+const PROJECT_SETTING: &str = "the project's allowed_networks";
+
+/// Blocks no project may be allowed: this host (loopback, `0.0.0.0`, which Linux
+/// connects to loopback) and link-local (the cloud metadata service at
+/// 169.254.169.254). Only the operator opens them, in `agents.egress.allowed_networks`.
+const OPERATOR_ONLY: [&str; 6] = [
+    "127.0.0.0/8",
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "::1/128",
+    "::/128",
+    "fe80::/10",
+];
+
+/// Whether `entry` is a network a project may be allowed: a CIDR block that shares no
+/// address with loopback or link-local; the error says what is wrong.
+pub fn check_project_network(entry: &str) -> Result<(), String> {
+    let network = Network::parse(entry, PROJECT_SETTING)?;
+    for reserved in OPERATOR_ONLY {
+        let reserved = Network::parse(reserved, "OPERATOR_ONLY")?;
+        if network.overlaps(&reserved) {
+            return Err(format!(
+                "`{entry}` reaches {}/{}: loopback and link-local networks (the node itself, \
+                 the cloud metadata service) only the operator may open, in {NODE_SETTING}",
+                reserved.address, reserved.prefix
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An address block: `address/prefix`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Network {
@@ -196,11 +247,12 @@ struct Network {
 }
 
 impl Network {
-    fn parse(entry: &str) -> Result<Self, String> {
+    /// `entry`, named in `setting`.
+    fn parse(entry: &str, setting: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "`{entry}` in agents.egress.allowed_networks is not a network; write one as \
-                 an address and a prefix length, like 10.1.0.0/16 or fd00::/8"
+                "`{entry}` in {setting} is not a network; write one as an address and a \
+                 prefix length, like 10.1.0.0/16 or fd00::/8"
             )
         };
         let (address, prefix) = entry.trim().split_once('/').ok_or_else(bad)?;
@@ -211,6 +263,11 @@ impl Network {
             return Err(bad());
         }
         Ok(Self { address, prefix })
+    }
+
+    /// Whether the two blocks share an address (one holds the other's first address).
+    fn overlaps(&self, other: &Network) -> bool {
+        self.contains(other.address) || other.contains(self.address)
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
@@ -327,6 +384,38 @@ mod tests {
         }
     }
 
+    /// A project may be allowed private networks, never one that reaches loopback or
+    /// link-local; its allowance widens the node's for its tasks only.
+    #[test]
+    fn a_project_may_open_private_networks_but_not_the_node_or_the_metadata_service() {
+        for refused in [
+            "127.0.0.1/32",
+            "0.0.0.0/0",
+            "0.0.0.0/32",
+            "169.254.169.254/32",
+            "168.0.0.0/6",
+            "::/0",
+            "::1/128",
+            "fe80::/64",
+        ] {
+            let error = super::check_project_network(refused).unwrap_err();
+            assert!(
+                error.contains("only the operator may open"),
+                "{refused}: {error}"
+            );
+        }
+        for allowed in ["10.1.0.0/16", "192.168.0.0/16", "fd00::/8"] {
+            super::check_project_network(allowed).unwrap();
+        }
+        let node = Egress::default();
+        let project = node.widened(&["10.1.0.0/16".into()]).unwrap();
+        assert!(project.allows(ip("10.1.2.3")) && !node.allows(ip("10.1.2.3")));
+        assert!(
+            node.widened(&["127.0.0.0/8".into()]).is_err(),
+            "checked again when used"
+        );
+    }
+
     #[test]
     fn allowed_networks_open_exactly_their_block() {
         let egress = Egress::new(&["10.1.0.0/16".into(), "fd00::/8".into()]).unwrap();
@@ -353,7 +442,8 @@ mod tests {
             error.to_string(),
             "input `url`: `169.254.169.254` is a non-public address (169.254.169.254); a task \
              may reach it only if the node allows its network in \
-             `agents.egress.allowed_networks`"
+             `agents.egress.allowed_networks` (a private one, the project's \
+             owner too: `troupe projects allow-network`)"
         );
         assert!(egress.check_url("url", "http://[::1]:7700/api").is_err());
         assert!(egress.check_url("url", "file:///etc/passwd").is_err());

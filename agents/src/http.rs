@@ -47,10 +47,11 @@ impl HttpAgent {
 
     fn request(
         &self,
+        egress: &Egress,
         client: &Guarded,
         inputs: &HttpInputs,
     ) -> Result<reqwest::RequestBuilder, AgentError> {
-        let parsed = self.config.egress.check_url("url", &inputs.url)?;
+        let parsed = egress.check_url("url", &inputs.url)?;
         let method_name = inputs.method.as_deref().unwrap_or("GET").to_uppercase();
         let method = match method_name.as_str() {
             "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" => {
@@ -95,11 +96,9 @@ impl TypedAgent for HttpAgent {
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
-        let client = self
-            .config
-            .egress
-            .client(Some(Duration::from_secs(timeout_secs)))?;
-        let request = self.request(&client, &inputs)?;
+        let egress = self.config.egress.widened(&context.networks)?;
+        let client = egress.client(Some(Duration::from_secs(timeout_secs)))?;
+        let request = self.request(&egress, &client, &inputs)?;
         let exchange = async {
             let response = request
                 .header("Idempotency-Key", &context.idempotency_key)

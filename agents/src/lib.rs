@@ -10,7 +10,7 @@ mod analysis;
 mod crew;
 mod deployment;
 mod echo;
-mod egress;
+pub mod egress;
 mod errors;
 mod field_order;
 mod http;

@@ -96,10 +96,13 @@ impl TypedAgent for SecurityScannerAgent {
             });
         }
         let osv = match &osv_url {
-            Some(url) => Some((
-                self.egress.check_url("osv_url", url)?,
-                self.egress.client(Some(config.osv_timeout))?,
-            )),
+            Some(url) => {
+                let egress = self.egress.widened(&context.networks)?;
+                Some((
+                    egress.check_url("osv_url", url)?,
+                    egress.client(Some(config.osv_timeout))?,
+                ))
+            }
             None => None,
         };
 

@@ -48,7 +48,8 @@ impl Journal {
 }
 
 /// `work`: sleeps `sleep_ms`, fails its first `fail_times` attempts, panics when
-/// `panic` is true, and echoes its inputs.
+/// `panic` is true, and echoes its inputs (with the networks its context allows when
+/// `report_networks` is true).
 struct Work {
     journal: Arc<Journal>,
 }
@@ -105,8 +106,12 @@ impl TypedAgent for Work {
             .lock()
             .unwrap()
             .push((name, start, Instant::now()));
+        let mut outputs = inputs;
+        if outputs.get("report_networks").and_then(Value::as_bool) == Some(true) {
+            outputs.insert("networks".into(), json!(context.networks));
+        }
         Ok(AgentOutput {
-            outputs: inputs,
+            outputs,
             cost_usd: 0.01,
         })
     }
@@ -806,4 +811,53 @@ async fn after_a_restart_every_running_run_is_resumed_not_only_the_newest_thousa
         Some(RunStatus::Completed)
     );
     second.shutdown().await;
+}
+
+/// The networks a project's owner allows reach the project's next attempts, and a
+/// withdrawal closes them to the next attempt too.
+#[tokio::test]
+async fn an_attempt_gets_the_networks_its_project_allows_at_its_start() {
+    let (node, _) = node().await;
+    let allow = |networks: Vec<&str>| crate::policy::PolicyChange {
+        allowed_networks: Some(networks.into_iter().map(String::from).collect()),
+        ..Default::default()
+    };
+    let project = troupe_store::ProjectId::from("default");
+    let yaml = "name: Reach\ntasks:\n  - { id: a, name: A, agent: work, inputs: { name: a, report_networks: true } }\n";
+    for (networks, expected) in [
+        (vec!["10.1.0.0/16"], json!(["10.1.0.0/16"])),
+        (vec![], json!([])),
+    ] {
+        crate::policy::change_project_policy(
+            node.store(),
+            node.audit(),
+            &project,
+            allow(networks),
+            None,
+            "owner",
+        )
+        .await
+        .unwrap();
+        let run = start(&node, yaml).await;
+        let state = finish(&node, &run).await;
+        assert_eq!(
+            state.tasks()["a"].outputs.as_ref().unwrap()["networks"],
+            expected
+        );
+    }
+    let refused = crate::policy::change_project_policy(
+        node.store(),
+        node.audit(),
+        &project,
+        allow(vec!["169.254.169.254/32"]),
+        None,
+        "owner",
+    )
+    .await;
+    match refused {
+        Err(NodeError::InvalidRequest(message)) => {
+            assert!(message.contains("only the operator may open"), "{message}")
+        }
+        other => panic!("the metadata service was opened to a project: {other:?}"),
+    }
 }

@@ -23,6 +23,10 @@ pub struct PolicyChange {
     /// with `separate_approver`.
     #[serde(default)]
     pub gated_kinds: Option<Vec<String>>,
+    /// Every private network (CIDR) the project's `http` and `osv_url` requests may
+    /// reach beyond the node's; never loopback or link-local.
+    #[serde(default)]
+    pub allowed_networks: Option<Vec<String>>,
 }
 
 /// Applies `change` to `project`'s policy, audited as done `by`. `known`, when given,
@@ -35,9 +39,12 @@ pub async fn change_project_policy(
     known: Option<&[&str]>,
     by: &str,
 ) -> Result<ProjectPolicy, NodeError> {
-    if change.allowed_kinds.is_none() && change.gated_kinds.is_none() {
+    if change.allowed_kinds.is_none()
+        && change.gated_kinds.is_none()
+        && change.allowed_networks.is_none()
+    {
         return Err(NodeError::InvalidRequest(
-            "the change names no list: give allowed_kinds, gated_kinds or both".into(),
+            "the change names no list: give allowed_kinds, gated_kinds or allowed_networks".into(),
         ));
     }
     let current = store.project_policy(project).await?;
@@ -45,6 +52,7 @@ pub async fn change_project_policy(
         project_id: project.clone(),
         allowed_kinds: checked_kinds(change.allowed_kinds, current.allowed_kinds, known)?,
         gated_kinds: checked_kinds(change.gated_kinds, current.gated_kinds, known)?,
+        allowed_networks: checked_networks(change.allowed_networks, current.allowed_networks)?,
         updated_by: by.into(),
         updated_at_ms: now_ms(),
     };
@@ -55,6 +63,7 @@ pub async fn change_project_policy(
             AuditAction::ProjectPolicySet {
                 allowed_kinds: policy.allowed_kinds.clone(),
                 gated_kinds: policy.gated_kinds.clone(),
+                allowed_networks: policy.allowed_networks.clone(),
             },
             project.as_str(),
         )
@@ -94,4 +103,22 @@ fn checked_kinds(
     kinds.sort();
     kinds.dedup();
     Ok(kinds)
+}
+
+/// `new` (or `current` when there is no new list), each a network a project may be
+/// allowed, sorted and without repeats.
+fn checked_networks(
+    new: Option<Vec<String>>,
+    current: Vec<String>,
+) -> Result<Vec<String>, NodeError> {
+    let Some(mut networks) = new else {
+        return Ok(current);
+    };
+    for network in &mut networks {
+        *network = network.trim().to_owned();
+        troupe_agents::egress::check_project_network(network).map_err(NodeError::InvalidRequest)?;
+    }
+    networks.sort();
+    networks.dedup();
+    Ok(networks)
 }

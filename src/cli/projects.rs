@@ -52,7 +52,24 @@ pub enum ProjectsCommand {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Show the kinds the project was granted and those it gates.
+    /// Let the project's `http` and `osv_url` requests reach these private networks
+    /// (CIDR, like 10.1.0.0/16) beyond the node's; never loopback or link-local.
+    AllowNetwork {
+        project: ProjectId,
+        #[arg(required = true)]
+        networks: Vec<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Withdraw networks from the project.
+    DisallowNetwork {
+        project: ProjectId,
+        #[arg(required = true)]
+        networks: Vec<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show the kinds the project was granted, those it gates and its networks.
     Policy {
         project: ProjectId,
         #[arg(long)]
@@ -72,6 +89,12 @@ pub async fn projects(settings: &Settings, command: ProjectsCommand) -> anyhow::
             project, server, ..
         }
         | ProjectsCommand::Ungate {
+            project, server, ..
+        }
+        | ProjectsCommand::AllowNetwork {
+            project, server, ..
+        }
+        | ProjectsCommand::DisallowNetwork {
             project, server, ..
         }
         | ProjectsCommand::Policy { project, server } => (project.clone(), server.clone()),
@@ -95,6 +118,10 @@ pub async fn projects(settings: &Settings, command: ProjectsCommand) -> anyhow::
         "tasks that must wait for a second person's approval: {}",
         listed(&policy.gated_kinds)
     );
+    println!(
+        "private networks its requests may reach: {}",
+        listed(&policy.allowed_networks)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -115,19 +142,29 @@ fn change(current: &ProjectPolicy, command: &ProjectsCommand) -> Option<PolicyCh
             .cloned()
             .collect()
     };
-    let (allowed_kinds, gated_kinds) = match command {
-        ProjectsCommand::Allow { kinds, .. } => (Some(with(&current.allowed_kinds, kinds)), None),
-        ProjectsCommand::Disallow { kinds, .. } => {
-            (Some(without(&current.allowed_kinds, kinds)), None)
+    let mut change = PolicyChange::default();
+    match command {
+        ProjectsCommand::Allow { kinds, .. } => {
+            change.allowed_kinds = Some(with(&current.allowed_kinds, kinds));
         }
-        ProjectsCommand::Gate { kinds, .. } => (None, Some(with(&current.gated_kinds, kinds))),
-        ProjectsCommand::Ungate { kinds, .. } => (None, Some(without(&current.gated_kinds, kinds))),
+        ProjectsCommand::Disallow { kinds, .. } => {
+            change.allowed_kinds = Some(without(&current.allowed_kinds, kinds));
+        }
+        ProjectsCommand::Gate { kinds, .. } => {
+            change.gated_kinds = Some(with(&current.gated_kinds, kinds));
+        }
+        ProjectsCommand::Ungate { kinds, .. } => {
+            change.gated_kinds = Some(without(&current.gated_kinds, kinds));
+        }
+        ProjectsCommand::AllowNetwork { networks, .. } => {
+            change.allowed_networks = Some(with(&current.allowed_networks, networks));
+        }
+        ProjectsCommand::DisallowNetwork { networks, .. } => {
+            change.allowed_networks = Some(without(&current.allowed_networks, networks));
+        }
         ProjectsCommand::Policy { .. } => return None,
-    };
-    Some(PolicyChange {
-        allowed_kinds,
-        gated_kinds,
-    })
+    }
+    Some(change)
 }
 
 async fn through_node(
@@ -142,6 +179,7 @@ async fn through_node(
             let body = json!({
                 "allowed_kinds": change.allowed_kinds,
                 "gated_kinds": change.gated_kinds,
+                "allowed_networks": change.allowed_networks,
             });
             client.put(&path, &body).await
         }

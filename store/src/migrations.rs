@@ -279,6 +279,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
     UPDATE inference_call SET project = 'default' WHERE project = NONE;
     ",
     ),
+    (
+        16,
+        // Networks a project's requests may reach beyond the node's.
+        "
+    DEFINE FIELD IF NOT EXISTS allowed_networks ON project_policy TYPE array<string> DEFAULT [];
+    UPDATE project_policy SET allowed_networks = [] WHERE allowed_networks = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

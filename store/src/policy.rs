@@ -20,6 +20,10 @@ pub struct ProjectPolicy {
     /// workflow with `separate_approver`, sorted: four eyes on a live deploy.
     #[serde(default)]
     pub gated_kinds: Vec<String>,
+    /// Private networks (CIDR) the project's `http` and `osv_url` requests may reach
+    /// beyond the node's; never loopback or link-local.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
     /// Who changed it last, and when.
     pub updated_by: String,
     pub updated_at_ms: i64,
@@ -34,7 +38,8 @@ impl Store {
     ) -> Result<ProjectPolicy, StoreError> {
         let rows: Vec<ProjectPolicy> = self
             .rows(
-                "SELECT project_id, allowed_kinds, gated_kinds, updated_by, updated_at_ms \
+                "SELECT project_id, allowed_kinds, gated_kinds, allowed_networks, updated_by, \
+                 updated_at_ms \
                  FROM type::record('project_policy', $id)",
                 json!({ "id": project_id }),
             )
@@ -43,6 +48,7 @@ impl Store {
             project_id: project_id.clone(),
             allowed_kinds: Vec::new(),
             gated_kinds: Vec::new(),
+            allowed_networks: Vec::new(),
             updated_by: String::new(),
             updated_at_ms: 0,
         }))

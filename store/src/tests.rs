@@ -586,6 +586,7 @@ async fn a_projects_policy_is_kept_and_replaced() {
         project_id: project.clone(),
         allowed_kinds: vec!["shell".into()],
         gated_kinds: vec!["deployment_agent".into()],
+        allowed_networks: vec!["10.1.0.0/16".into()],
         updated_by: "ada".into(),
         updated_at_ms: 1,
     };
@@ -614,6 +615,7 @@ async fn a_policy_written_before_gates_existed_reads_as_gating_nothing() {
     let policy = Store { db }.project_policy(&"shop".into()).await.unwrap();
     assert_eq!(policy.allowed_kinds, ["shell"]);
     assert!(policy.gated_kinds.is_empty(), "{policy:?}");
+    assert!(policy.allowed_networks.is_empty(), "{policy:?}");
 }
 
 /// A new version cannot move a workflow to another project: checked in the write's own

@@ -85,6 +85,8 @@ pub enum AuditAction {
         allowed_kinds: Vec<String>,
         #[serde(default)]
         gated_kinds: Vec<String>,
+        #[serde(default)]
+        allowed_networks: Vec<String>,
     },
     ProjectMemberRemove {
         user: String,
