@@ -86,19 +86,42 @@ pub fn parse_diagnosis(answer: &str, work: &WorkDir) -> Result<Diagnosis, String
 
 /// `git apply --check` of `patch` in `root`. Synchronous: it reads a patch of a few
 /// kilobytes (bounded by the model's token limit) and touches nothing.
+///
+/// git reads none of the repository's configuration: it runs against an empty git
+/// directory of our own, with no system or global configuration, so the repository's
+/// filters (which `apply` would run on the files it reads) and hooks never run here.
 fn applies(patch: &str, root: &Path) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|error| format!("temporary directory: {error}"))?;
     let file = dir.path().join("proposed.patch");
     std::fs::write(&file, patch).map_err(|error| format!("writing the patch: {error}"))?;
-    let output = Command::new("git")
-        .args(["apply", "--check", "--recount"])
-        .arg(&file)
-        .current_dir(root)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run `git apply` (install git): {error}"))?;
+    let git_dir = dir.path().join("git");
+    let git = |args: &[&std::ffi::OsStr], in_our_repository: bool| {
+        let mut command = Command::new("git");
+        command
+            .args(args)
+            .current_dir(root)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(Stdio::null());
+        if in_our_repository {
+            command.env("GIT_DIR", &git_dir).env("GIT_WORK_TREE", root);
+        }
+        command
+            .output()
+            .map_err(|error| format!("cannot run `git` (install git): {error}"))
+    };
+    let init = ["init", "--bare", "-q"].map(std::ffi::OsStr::new);
+    let init = git(&[&init[..], &[git_dir.as_os_str()]].concat(), false)?;
+    if !init.status.success() {
+        return Err(format!(
+            "cannot make an empty git directory: {}",
+            String::from_utf8_lossy(&init.stderr).trim()
+        ));
+    }
+    let check = ["apply", "--check", "--recount"].map(std::ffi::OsStr::new);
+    let output = git(&[&check[..], &[file.as_os_str()]].concat(), true)?;
     if output.status.success() {
         return Ok(());
     }
@@ -207,6 +230,32 @@ mod tests {
         assert!(diagnosis.explanation.contains("zero"));
         let unchanged = std::fs::read_to_string(dir.path().join("calc.py")).expect("read");
         assert!(!unchanged.contains("b == 0"));
+    }
+
+    /// The attack: the repository under debugging is a git repository whose own
+    /// configuration names a clean filter (a command) for every file. Checking the
+    /// patch must not run it.
+    #[test]
+    fn checking_a_patch_runs_none_of_the_repository_s_git_configuration() {
+        let (dir, work) = work();
+        let marker = dir.path().join("filter-ran");
+        let git = |args: &[&str]| {
+            let status = Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .status()
+                .expect("git runs");
+            assert!(status.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        let clean = format!("touch {}; cat", marker.display());
+        git(&["config", "filter.evil.clean", &clean]);
+        git(&["config", "filter.evil.required", "true"]);
+        std::fs::write(dir.path().join(".gitattributes"), "* filter=evil\n").expect("write");
+        let answer = "The division fails when b is zero.\n```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,4 @@\n def div(a, b):\n+    if b == 0:\n+        return None\n     return a / b\n```";
+        parse_diagnosis(answer, &work).expect("the patch still applies");
+        assert!(!marker.exists(), "the repository's filter ran on the node");
     }
 
     #[test]
