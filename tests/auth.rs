@@ -313,6 +313,53 @@ fn guesses_are_limited_per_client_whatever_x_forwarded_for_claims(server: &Serve
     );
 }
 
+/// The attack, through the binary: one client (behind the node's trusted proxy) sends
+/// a dozen bad refresh tokens. That client is limited (429); another client behind the
+/// same proxy still refreshes its session.
+#[test]
+fn bad_refresh_tokens_from_one_client_lock_out_that_client_only() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let store = format!("store.url=surrealkv://{}", data.display());
+    let one_time = create_user_offline(scratch.path(), &store, "ada@example.com", "developer");
+    let server = Server::start_with(
+        &data,
+        &free_address(),
+        &[
+            "--set",
+            "auth.required=true",
+            "--set",
+            r#"auth.trusted_proxies=["127.0.0.1"]"#,
+        ],
+        &[],
+    );
+    let (status, pair) = login(&server, "ada@example.com", &one_time);
+    assert_eq!(status, 200, "{pair}");
+    let refresh_from = |client: &str, token: &str| {
+        let body = json!({ "refresh_token": token }).to_string();
+        let forwarded = format!("X-Forwarded-For: {client}");
+        request_with(
+            "POST",
+            &server.url("/api/v1/auth/refresh"),
+            Some(("application/json", &body)),
+            &[&forwarded],
+        )
+        .unwrap()
+        .status
+    };
+    let attacker: Vec<u16> = (0..12)
+        .map(|n| refresh_from("203.0.113.66", &format!("rt_{n:064}")))
+        .collect();
+    assert!(attacker.starts_with(&[401, 401]), "{attacker:?}");
+    assert_eq!(attacker.last(), Some(&429), "{attacker:?}");
+    let token = pair["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        refresh_from("203.0.113.7", token),
+        200,
+        "the victim was locked out"
+    );
+}
+
 #[test]
 fn secrets_are_sealed_listed_without_values_and_rotated_from_the_cli() {
     let scratch = tempfile::tempdir().unwrap();
@@ -387,7 +434,7 @@ fn a_default_node_requires_accounts_and_the_cli_signs_in_refreshes_and_signs_out
     let store = format!("store.url=surrealkv://{}", data.display());
     let one_time = create_user_offline(scratch.path(), &store, "ada@example.com", "developer");
     // No override: the node starts with accounts on, its default.
-    let server = Server::start_with_accounts(&data, &free_address());
+    let server = Server::start_with_accounts(&data, &free_address(), &[]);
     let url = server.url("");
     let runs = support::http1::blocking_get(&format!("{url}/api/v1/runs")).unwrap();
     assert_eq!(runs.status, 401, "a default node answered without a token");

@@ -141,6 +141,36 @@ fn sign_in(browser: &Browser, server: &Server, one_time: &str) {
     browser.wait_hydrated();
 }
 
+/// Signed in across the access token's expiry: with a 2-second token, page after page
+/// keeps loading its data after the token expired (the browser refreshes its session
+/// in the background, one refresh at a time), and nobody is sent to the sign-in page.
+#[test]
+fn a_browser_session_outlives_its_access_token() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let store = format!("store.url=surrealkv://{}", data.display());
+    let one_time =
+        support::create_user_offline(scratch.path(), &store, "ada@example.com", "developer");
+    let ttl = ["--set", "auth.access_ttl_secs=2"];
+    let server = Server::start_with_accounts(&data, &free_address(), &ttl);
+    let driver = Driver::start();
+    let browser = driver.session(1280, 900);
+    sign_in(&browser, &server, &one_time);
+    // What each page shows once its data came back: the runs page an empty list.
+    let runs = "document.body.innerText.includes('No runs match')";
+    let stats = "!!document.querySelector('[data-testid=run-stats]')";
+    for (page, loaded) in [("/runs", runs), ("/", stats), ("/runs", runs)] {
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        browser.go(&server.url(page));
+        browser.wait_hydrated();
+        browser.wait_for(
+            &format!("{page} with its data after the access token expired"),
+            15,
+            &format!("return location.pathname === '{page}' && {loaded}"),
+        );
+    }
+}
+
 #[test]
 fn sign_in_watch_a_run_live_approve_it_from_the_inbox_and_every_page_passes_axe() {
     let scratch = tempfile::tempdir().unwrap();
@@ -150,7 +180,7 @@ fn sign_in_watch_a_run_live_approve_it_from_the_inbox_and_every_page_passes_axe(
         support::create_user_offline(scratch.path(), &store, "ada@example.com", "super_admin");
     support::allow_kinds_offline(scratch.path(), &store, &["shell"]);
     let axe = axe_source();
-    let server = Server::start_with_accounts(&data, &free_address());
+    let server = Server::start_with_accounts(&data, &free_address(), &[]);
     let driver = Driver::start();
     let browser = driver.session(1280, 900);
 

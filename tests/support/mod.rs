@@ -149,11 +149,11 @@ impl Server {
 
     /// `troupe up` on `data_dir` with accounts at their default (required), not the
     /// single-user setting the other tests run with.
-    pub fn start_with_accounts(data_dir: &Path, address: &str) -> Server {
+    pub fn start_with_accounts(data_dir: &Path, address: &str, extra_args: &[&str]) -> Server {
         let mut command = troupe();
         command.env_remove("TROUPE_AUTH__REQUIRED");
         let data_flag = ["--data-dir", data_dir.to_str().expect("a UTF-8 path")];
-        Server::spawn(command, data_dir, address, &[], &data_flag, &[])
+        Server::spawn(command, data_dir, address, extra_args, &data_flag, &[])
     }
 
     /// `troupe [store args] up` on a store named by settings flags, not a data directory;
