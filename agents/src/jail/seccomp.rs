@@ -150,17 +150,21 @@ pub(crate) fn program() -> Vec<sock_filter> {
 /// The program written into a pipe whose read end bubblewrap is given: the end to pass
 /// (close-on-exec; the jail clears that in the child only).
 pub(crate) fn program_pipe() -> Result<OwnedFd, AgentError> {
-    let bytes: Vec<u8> = program()
-        .iter()
-        .flat_map(|instruction| {
-            let mut encoded = Vec::with_capacity(8);
-            encoded.extend_from_slice(&instruction.code.to_ne_bytes());
-            encoded.push(instruction.jt);
-            encoded.push(instruction.jf);
-            encoded.extend_from_slice(&instruction.k.to_ne_bytes());
-            encoded
-        })
-        .collect();
+    // The same for every command: built and encoded once per process.
+    static ENCODED: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        program()
+            .iter()
+            .flat_map(|instruction| {
+                let mut encoded = Vec::with_capacity(8);
+                encoded.extend_from_slice(&instruction.code.to_ne_bytes());
+                encoded.push(instruction.jt);
+                encoded.push(instruction.jf);
+                encoded.extend_from_slice(&instruction.k.to_ne_bytes());
+                encoded
+            })
+            .collect()
+    });
+    let bytes = ENCODED.as_slice();
     let mut ends = [0; 2];
     // SAFETY: `ends` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -170,7 +174,7 @@ pub(crate) fn program_pipe() -> Result<OwnedFd, AgentError> {
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
     // A few hundred bytes: far below the pipe's buffer, so this cannot block.
     std::fs::File::from(write)
-        .write_all(&bytes)
+        .write_all(bytes)
         .map_err(pipe_error)?;
     Ok(read)
 }
