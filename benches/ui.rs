@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::webdriver::{Browser, Driver};
-use support::{Server, free_address, get_json, post};
+use support::{Server, free_address, get_json, save_and_start};
 
 const SAMPLES: usize = 5;
 const WASM_GOAL_BYTES: f64 = 1024.0 * 1024.0;
@@ -45,25 +45,6 @@ fn chain_workflow(tasks: usize) -> String {
         yaml.push_str(&format!("  - {{ id: c{i}, name: Step {i}, agent: shell{needs}, inputs: {{ command: \"sleep 0.1\" }} }}\n"));
     }
     yaml
-}
-
-fn start(server: &Server, yaml: &str) -> String {
-    let (status, created) = post(
-        server,
-        "/api/v1/workflows",
-        "application/json",
-        &json!({ "source": yaml }).to_string(),
-    );
-    assert_eq!(status, 201, "{created}");
-    let id = created["workflow_id"].as_str().expect("workflow id");
-    let (status, started) = post(
-        server,
-        &format!("/api/v1/workflows/{id}/runs"),
-        "application/json",
-        "{}",
-    );
-    assert_eq!(status, 201, "{started}");
-    started["run_id"].as_str().expect("run id").to_owned()
 }
 
 fn wait_done(server: &Server, run_id: &str) {
@@ -128,7 +109,7 @@ fn main() {
     let driver = Driver::start();
     let browser = driver.session(1280, 900);
 
-    let wide = start(&server, &wide_workflow(200));
+    let wide = save_and_start(&server, &wide_workflow(200), &json!({}));
     wait_done(&server, &wide);
     let (mut dashboard_paint, mut dashboard_ready, mut run_paint, mut run_ready) =
         (vec![], vec![], vec![], vec![]);
@@ -151,7 +132,7 @@ fn main() {
 
     // Update latency: every state change of a running chain, from the event's time in the
     // store to the moment the DAG node's state changed on screen (one machine, one clock).
-    let chain = start(&server, &chain_workflow(30));
+    let chain = save_and_start(&server, &chain_workflow(30), &json!({}));
     browser.go(&server.url(&format!("/runs/{chain}")));
     browser.wait_hydrated();
     browser.wait_for(
