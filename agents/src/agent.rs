@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::egress::ProjectNetworks;
 use crate::errors::AgentError;
 use crate::memory::{Memory, MemoryScope};
 use crate::model::ModelClient;
@@ -110,9 +111,6 @@ pub struct AgentContext {
     pub services: AgentServices,
     /// Whose memory this attempt reads and writes (from the run, not from inputs).
     pub scope: MemoryScope,
-    /// Networks the run's project may reach beyond the node's (its policy's
-    /// `allowed_networks`), for the kinds that send requests.
-    pub networks: Vec<String>,
 }
 
 /// What a node lends its agents besides their inputs; `None` where the node has none
@@ -121,6 +119,8 @@ pub struct AgentContext {
 pub struct AgentServices {
     pub model: Option<Arc<dyn ModelClient>>,
     pub memory: Option<Arc<dyn Memory>>,
+    /// The private networks each project may reach beyond the node's.
+    pub networks: Option<Arc<dyn ProjectNetworks>>,
 }
 
 impl std::fmt::Debug for AgentServices {
@@ -128,6 +128,7 @@ impl std::fmt::Debug for AgentServices {
         f.debug_struct("AgentServices")
             .field("model", &self.model.is_some())
             .field("memory", &self.memory.is_some())
+            .field("networks", &self.networks.is_some())
             .finish()
     }
 }
@@ -143,7 +144,15 @@ impl AgentContext {
             approval: None,
             services: AgentServices::default(),
             scope: MemoryScope::default(),
-            networks: Vec::new(),
+        }
+    }
+
+    /// The networks this attempt's project may reach beyond the node's, as its policy
+    /// says now: read when a request is about to go out, by the kinds that send one.
+    pub async fn project_networks(&self) -> Vec<String> {
+        match &self.services.networks {
+            Some(networks) => networks.allowed_networks(&self.scope.project).await,
+            None => Vec::new(),
         }
     }
 

@@ -222,6 +222,15 @@ const OPERATOR_ONLY: [&str; 6] = [
     "fe80::/10",
 ];
 
+/// Where a node keeps the private networks each project may reach (its projects'
+/// policies); the agents crate knows no store.
+#[async_trait::async_trait]
+pub trait ProjectNetworks: Send + Sync {
+    /// The networks `project` may reach beyond the node's now; none when they cannot be
+    /// read (closed, not open).
+    async fn allowed_networks(&self, project: &str) -> Vec<String>;
+}
+
 /// Whether `entry` is a network a project may be allowed: a CIDR block that shares no
 /// address with loopback or link-local; the error says what is wrong.
 pub fn check_project_network(entry: &str) -> Result<(), String> {

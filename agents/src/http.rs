@@ -96,7 +96,10 @@ impl TypedAgent for HttpAgent {
         let timeout_secs = context
             .timeout_secs
             .unwrap_or(self.config.default_timeout_secs);
-        let egress = self.config.egress.widened(&context.networks)?;
+        let egress = self
+            .config
+            .egress
+            .widened(&context.project_networks().await)?;
         let client = egress.client(Some(Duration::from_secs(timeout_secs)))?;
         let request = self.request(&egress, &client, &inputs)?;
         let exchange = async {

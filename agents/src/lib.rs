@@ -36,7 +36,7 @@ pub use analysis::{CodeAnalyzerAgent, CodeAnalyzerConfig};
 pub use crew::CrewConfig;
 pub use deployment::{DeploymentAgent, DeploymentConfig};
 pub use echo::EchoAgent;
-pub use egress::Egress;
+pub use egress::{Egress, ProjectNetworks};
 pub use errors::AgentError;
 pub use http::{HttpAgent, HttpAgentConfig};
 pub use human_review::HumanReviewAgent;

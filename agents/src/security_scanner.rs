@@ -97,7 +97,7 @@ impl TypedAgent for SecurityScannerAgent {
         }
         let osv = match &osv_url {
             Some(url) => {
-                let egress = self.egress.widened(&context.networks)?;
+                let egress = self.egress.widened(&context.project_networks().await)?;
                 Some((
                     egress.check_url("osv_url", url)?,
                     egress.client(Some(config.osv_timeout))?,

@@ -33,8 +33,6 @@ pub struct AttemptJob {
     pub approval: Option<Approval>,
     pub services: AgentServices,
     pub scope: MemoryScope,
-    /// Networks the run's project may reach beyond the node's.
-    pub networks: Vec<String>,
     pub reply_to: ActorRef<RunMsg>,
 }
 
@@ -196,7 +194,6 @@ async fn execute(
         approval: job.approval.clone(),
         services: job.services.clone(),
         scope: job.scope.clone(),
-        networks: job.networks.clone(),
     };
     // A panic in the agent is caught here and becomes a failed attempt instead of
     // unwinding through the engine; on timeout the agent's future is dropped, which
@@ -293,7 +290,6 @@ mod tests {
             approval: None,
             services: AgentServices::default(),
             scope: MemoryScope::default(),
-            networks: Vec::new(),
             reply_to: reply_to.clone(),
         })
     }

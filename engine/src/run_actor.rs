@@ -406,21 +406,6 @@ async fn submit(
                     comment: decision.comment.clone(),
                 })
         });
-    // Read at each attempt, so a network the project's owner withdrew is closed to the
-    // next attempt of a run already going. Unreadable: none (closed, not open).
-    let scope = state.run.memory_scope();
-    let networks = match state
-        .context
-        .store
-        .project_policy(&scope.project.as_str().into())
-        .await
-    {
-        Ok(policy) => policy.allowed_networks,
-        Err(error) => {
-            tracing::warn!(%error, project = %scope.project, "project policy unreadable; no extra networks");
-            Vec::new()
-        }
-    };
     let job = AttemptJob {
         run_id: state.run.run_id.clone(),
         task: task.clone(),
@@ -433,8 +418,7 @@ async fn submit(
         cancel,
         approval,
         services: state.context.services.clone(),
-        scope,
-        networks,
+        scope: state.run.memory_scope(),
         reply_to: myself.clone(),
     };
     let pool = state

@@ -108,7 +108,7 @@ impl TypedAgent for Work {
             .push((name, start, Instant::now()));
         let mut outputs = inputs;
         if outputs.get("report_networks").and_then(Value::as_bool) == Some(true) {
-            outputs.insert("networks".into(), json!(context.networks));
+            outputs.insert("networks".into(), json!(context.project_networks().await));
         }
         Ok(AgentOutput {
             outputs,
@@ -813,10 +813,10 @@ async fn after_a_restart_every_running_run_is_resumed_not_only_the_newest_thousa
     second.shutdown().await;
 }
 
-/// The networks a project's owner allows reach the project's next attempts, and a
-/// withdrawal closes them to the next attempt too.
+/// The networks a project's owner allows reach the project's attempts, and a withdrawal
+/// closes them again: an attempt reads them as its project's policy says at the time.
 #[tokio::test]
-async fn an_attempt_gets_the_networks_its_project_allows_at_its_start() {
+async fn an_attempt_gets_the_networks_its_project_allows_now() {
     let (node, _) = node().await;
     let allow = |networks: Vec<&str>| crate::policy::PolicyChange {
         allowed_networks: Some(networks.into_iter().map(String::from).collect()),

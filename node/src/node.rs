@@ -136,6 +136,9 @@ impl Node {
             memory: memory
                 .clone()
                 .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),
+            networks: Some(Arc::new(crate::services::PolicyNetworks {
+                store: store.clone(),
+            })),
         };
         let context = EngineContext::new(
             node_id,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use troupe_agents::privacy::Redactions;
 use troupe_agents::{
-    AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory, Recalled,
+    AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory,
+    ProjectNetworks, Recalled,
 };
 use troupe_config::PrivacyMode;
 use troupe_inference::chat::ChatMessage;
@@ -169,6 +170,24 @@ impl ModelClient for ChainModel {
             quality: answer.quality.score,
             cost_usd,
         })
+    }
+}
+
+/// Each project's private networks, from its policy in the store.
+pub struct PolicyNetworks {
+    pub store: Store,
+}
+
+#[async_trait::async_trait]
+impl ProjectNetworks for PolicyNetworks {
+    async fn allowed_networks(&self, project: &str) -> Vec<String> {
+        match self.store.project_policy(&project.into()).await {
+            Ok(policy) => policy.allowed_networks,
+            Err(error) => {
+                tracing::warn!(%error, project, "project policy unreadable; no extra networks");
+                Vec::new()
+            }
+        }
     }
 }
 
