@@ -138,8 +138,9 @@ impl Auth {
         } else {
             Default::default()
         };
+        let project_roles: Vec<Role> = memberships.values().copied().collect();
         let principal = Principal {
-            mfa_missing: self.mfa_missing(&user).await?,
+            mfa_missing: self.mfa_missing_in(&user, &project_roles).await?,
             user,
             key,
             memberships,

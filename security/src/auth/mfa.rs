@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::permissions::Role;
 use super::step_up::SteppedUp;
 use super::{Attempt, Auth, ClientInfo, TokenPair, token_hash, totp};
 use crate::SecurityError;
@@ -284,12 +285,25 @@ impl Auth {
         if required.is_empty() {
             return Ok(false);
         }
-        let mut roles = vec![user.role];
+        let mut project_roles = Vec::new();
         if !required.contains(&user.role) {
             let memberships = self.store.memberships_of(&user.user_id).await?;
-            roles.extend(memberships.into_iter().map(|member| member.role));
+            project_roles.extend(memberships.into_iter().map(|member| member.role));
         }
-        if !roles.iter().any(|role| required.contains(role)) {
+        self.mfa_missing_in(user, &project_roles).await
+    }
+
+    /// [`Auth::mfa_missing`] for a caller whose project roles were read already.
+    pub(super) async fn mfa_missing_in(
+        &self,
+        user: &UserRecord,
+        project_roles: &[Role],
+    ) -> Result<bool, SecurityError> {
+        let required = &self.config.require_mfa_for;
+        let concerned = std::iter::once(&user.role)
+            .chain(project_roles)
+            .any(|role| required.contains(role));
+        if !concerned {
             return Ok(false);
         }
         let enabled = self

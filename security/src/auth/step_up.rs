@@ -52,32 +52,42 @@ impl Auth {
             .mfa(&user.user_id)
             .await?
             .filter(|mfa| mfa.enabled);
-        let missing = match (&mfa, proof) {
-            (Some(_), StepUp { code: None, .. }) => Some(
-                "this account has a second factor: confirm it is you with `code`, a code \
-                 from your authenticator or a recovery code",
-            ),
-            (None, StepUp { password: None, .. }) => {
-                Some("confirm it is you with `password`, your account's password")
-            }
-            _ => None,
-        };
-        if let Some(missing) = missing {
-            return Err(SecurityError::StepUp(missing.into()));
-        }
-        let attempt = Attempt::new("step_up", Some(user.user_id.as_str()), client);
-        self.count_attempt(&attempt)?;
-        let passed = match (&mfa, proof) {
+        // The proof this account asks for, as given: a code with a second factor on,
+        // else the password.
+        let (record, secret) = match (&mfa, proof) {
             (
                 Some(record),
                 StepUp {
                     code: Some(code), ..
                 },
-            ) => self.second_factor_passes(user, record, code).await?,
-            (_, StepUp { password, .. }) => {
-                let password = password.as_deref().unwrap_or_default();
-                password.len() <= self.config.password_max_length * 4
-                    && self.passwords.verify(password, &user.password_hash).await
+            ) => (Some(record), code),
+            (
+                None,
+                StepUp {
+                    password: Some(password),
+                    ..
+                },
+            ) => (None, password),
+            (Some(_), _) => {
+                return Err(SecurityError::StepUp(
+                    "this account has a second factor: confirm it is you with `code`, a \
+                     code from your authenticator or a recovery code"
+                        .into(),
+                ));
+            }
+            (None, _) => {
+                return Err(SecurityError::StepUp(
+                    "confirm it is you with `password`, your account's password".into(),
+                ));
+            }
+        };
+        let attempt = Attempt::new("step_up", Some(user.user_id.as_str()), client);
+        self.count_attempt(&attempt)?;
+        let passed = match record {
+            Some(record) => self.second_factor_passes(user, record, secret).await?,
+            None => {
+                secret.len() <= self.config.password_max_length * 4
+                    && self.passwords.verify(secret, &user.password_hash).await
             }
         };
         if !passed {
