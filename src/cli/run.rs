@@ -172,13 +172,18 @@ async fn serve_api_alongside(
 ) -> Option<tokio::task::JoinHandle<()>> {
     let address =
         troupe_api::check_bind_address(&settings.server.address, settings.auth.required).ok()?;
-    let tls = match settings.server.tls.as_ref().map(super::tls::config) {
-        Some(Err(error)) => {
+    let tls = match settings
+        .server
+        .tls
+        .as_ref()
+        .map(super::tls::config)
+        .transpose()
+    {
+        Ok(tls) => tls,
+        Err(error) => {
             eprintln!("note: not serving the API: {error}");
             return None;
         }
-        Some(Ok(tls)) => Some(tls),
-        None => None,
     };
     match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => {

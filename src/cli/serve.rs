@@ -15,6 +15,14 @@ use super::{InputError, tls};
 pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     let address = troupe_api::check_bind_address(&settings.server.address, settings.auth.required)
         .map_err(|error| InputError(error.to_string()))?;
+    // Before the node starts: bad certificate files stop `up` having done nothing.
+    let tls = settings
+        .server
+        .tls
+        .as_ref()
+        .map(tls::config)
+        .transpose()
+        .map_err(|error| InputError(error.to_string()))?;
     if settings.models.serve
         && (settings.models.generation.is_empty() || settings.models.embedding.is_empty())
     {
@@ -32,10 +40,6 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    let tls = match &settings.server.tls {
-        Some(tls) => Some(tls::config(tls).map_err(|error| InputError(error.to_string()))?),
-        None => None,
-    };
     let url = format!(
         "{}://{address}",
         if tls.is_some() { "https" } else { "http" }
