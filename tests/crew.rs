@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -245,6 +246,8 @@ fn a_refused_answer_escalates_to_the_next_provider_and_a_bad_patch_is_never_retu
     );
     let repo = scratch.path().join("calc");
     scratch_repository(&repo);
+    // git checks the patch in the jail, as the jail's user on a root node.
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let source = "def divide(a, b):\n    return a / b\n";
     std::fs::write(repo.join("calc.py"), source).unwrap();
     let workflow = format!(

@@ -92,13 +92,14 @@ pub fn builtin(shell: crate::ShellAgentConfig, http: crate::HttpAgentConfig) -> 
         )))
         .register(Arc::new(crate::CodeAnalyzerAgent::new(
             crate::CodeAnalyzerConfig {
-                jail,
+                jail: jail.clone(),
                 workspace: workspace.clone(),
                 ..crate::CodeAnalyzerConfig::default()
             },
         )));
     let crew_config = crate::CrewConfig {
         workspace,
+        jail,
         ..crate::CrewConfig::default()
     };
     for agent in crew(crew_config) {

@@ -62,7 +62,7 @@ pub fn builtin_registry(settings: &Settings) -> Result<Registry, NodeError> {
                 ..test_runner_config(&limits.test_runner, jail.clone())
             },
         )));
-    for agent in troupe_agents::crew(crew_config(&limits.model, workspace)) {
+    for agent in troupe_agents::crew(crew_config(&limits.model, workspace, jail.clone())) {
         registry.register(agent);
     }
     let mcp_servers = settings
@@ -200,9 +200,14 @@ pub(crate) fn test_runner_config(limits: &TestRunnerLimits, jail: Jail) -> TestR
     config
 }
 
-pub(crate) fn crew_config(model: &ModelAgentSettings, workspace: Workspace) -> CrewConfig {
+pub(crate) fn crew_config(
+    model: &ModelAgentSettings,
+    workspace: Workspace,
+    jail: Jail,
+) -> CrewConfig {
     CrewConfig {
         workspace,
+        jail,
         policy: AskPolicy {
             max_calls: model.max_calls.max(1),
             ..AskPolicy::default()

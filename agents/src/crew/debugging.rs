@@ -2,14 +2,12 @@
 //! diff that `git apply --check` accepts in the work directory. The patch is proposed,
 //! never applied: applying it is a separate, deliberate step.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
 use super::inputs::{Strings, Text};
+use super::patch_check::PatchCheck;
 use super::workspace::WorkDir;
 use super::{Conclusion, CrewConfig, CrewKind, Question, extract, only};
 use crate::errors::AgentError;
@@ -32,6 +30,8 @@ pub struct Failure {
     logs: Text,
     work: WorkDir,
     code: String,
+    /// Entered in [`CrewKind::set_up`]: preparing is synchronous, entering the jail not.
+    check: Option<PatchCheck>,
 }
 
 #[derive(Default)]
@@ -45,8 +45,8 @@ pub struct Diagnosis {
 }
 
 /// An explanation (the text outside the diff) and a diff whose files are inside `work`
-/// and that applies there.
-pub fn parse_diagnosis(answer: &str, work: &WorkDir) -> Result<Diagnosis, String> {
+/// and that `check` says applies there.
+fn parse_diagnosis(answer: &str, work: &WorkDir, check: &PatchCheck) -> Result<Diagnosis, String> {
     let patch = extract::unified_diff(answer)
         .ok_or("it has no unified diff (```diff block with ---, +++ and @@ lines)")?;
     let explanation = answer
@@ -76,60 +76,12 @@ pub fn parse_diagnosis(answer: &str, work: &WorkDir) -> Result<Diagnosis, String
             .map_err(|_| format!("the diff touches `{path}`, outside the work directory"))?;
         files_touched.push(path.to_string());
     }
-    applies(&patch, work.root())?;
+    check.applies(&patch)?;
     Ok(Diagnosis {
         explanation: explanation.chars().take(2000).collect(),
         patch,
         files_touched,
     })
-}
-
-/// `git apply --check` of `patch` in `root`. Synchronous: it reads a patch of a few
-/// kilobytes (bounded by the model's token limit) and touches nothing.
-///
-/// git reads none of the repository's configuration: it runs against an empty git
-/// directory of our own, with no system or global configuration, so the repository's
-/// filters (which `apply` would run on the files it reads) and hooks never run here.
-fn applies(patch: &str, root: &Path) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|error| format!("temporary directory: {error}"))?;
-    let file = dir.path().join("proposed.patch");
-    std::fs::write(&file, patch).map_err(|error| format!("writing the patch: {error}"))?;
-    let git_dir = dir.path().join("git");
-    let git = |args: &[&std::ffi::OsStr], in_our_repository: bool| {
-        let mut command = Command::new("git");
-        command
-            .args(args)
-            .current_dir(root)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .stdin(Stdio::null());
-        if in_our_repository {
-            command.env("GIT_DIR", &git_dir).env("GIT_WORK_TREE", root);
-        }
-        command
-            .output()
-            .map_err(|error| format!("cannot run `git` (install git): {error}"))
-    };
-    let init = ["init", "--bare", "-q"].map(std::ffi::OsStr::new);
-    let init = git(&[&init[..], &[git_dir.as_os_str()]].concat(), false)?;
-    if !init.status.success() {
-        return Err(format!(
-            "cannot make an empty git directory: {}",
-            String::from_utf8_lossy(&init.stderr).trim()
-        ));
-    }
-    let check = ["apply", "--check", "--recount"].map(std::ffi::OsStr::new);
-    let output = git(&[&check[..], &[file.as_os_str()]].concat(), true)?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(format!(
-        "the diff does not apply: {}",
-        stderr.trim().chars().take(300).collect::<String>()
-    ))
 }
 
 impl CrewKind for Debugging {
@@ -152,7 +104,13 @@ impl CrewKind for Debugging {
             logs: inputs.logs,
             work,
             code,
+            check: None,
         })
+    }
+
+    async fn set_up(&self, task: &mut Failure, config: &CrewConfig) -> Result<(), AgentError> {
+        task.check = Some(PatchCheck::enter(&config.jail, task.work.root()).await?);
+        Ok(())
     }
 
     fn questions(&self, task: &Failure, config: &CrewConfig) -> Vec<Question> {
@@ -178,7 +136,11 @@ impl CrewKind for Debugging {
     }
 
     fn parse(&self, task: &Failure, answer: &str) -> Result<Diagnosis, String> {
-        parse_diagnosis(answer, &task.work)
+        let check = task
+            .check
+            .as_ref()
+            .ok_or("the patch cannot be checked: the jail was not entered")?;
+        parse_diagnosis(answer, &task.work, check)
     }
 
     fn conclude(&self, _: Failure, answers: Vec<Diagnosis>) -> Result<Conclusion, AgentError> {
@@ -203,10 +165,16 @@ impl CrewKind for Debugging {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::process::{Command, Stdio};
 
-    fn work() -> (tempfile::TempDir, WorkDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
+    use super::*;
+    use crate::jail::Jail;
+
+    const FIX: &str = "The division fails when b is zero.\n```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,4 @@\n def div(a, b):\n+    if b == 0:\n+        return None\n     return a / b\n```";
+
+    /// A work directory the jail's user may read, and a check entered over it.
+    async fn work() -> (tempfile::TempDir, WorkDir, PatchCheck) {
+        let dir = crate::jail::testing::open_dir(0o755);
         std::fs::write(
             dir.path().join("calc.py"),
             "def div(a, b):\n    return a / b\n",
@@ -218,14 +186,16 @@ mod tests {
             dir.path().to_str().expect("utf-8"),
         )
         .expect("open");
-        (dir, work)
+        let check = PatchCheck::enter(&Jail::default(), dir.path())
+            .await
+            .expect("bubblewrap sets up a jail here (scripts/setup installs it)");
+        (dir, work, check)
     }
 
-    #[test]
-    fn a_patch_that_applies_is_accepted_and_nothing_is_changed() {
-        let (dir, work) = work();
-        let answer = "The division fails when b is zero.\n```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,4 @@\n def div(a, b):\n+    if b == 0:\n+        return None\n     return a / b\n```";
-        let diagnosis = parse_diagnosis(answer, &work).expect("accepted");
+    #[tokio::test]
+    async fn a_patch_that_applies_is_accepted_and_nothing_is_changed() {
+        let (dir, work, check) = work().await;
+        let diagnosis = parse_diagnosis(FIX, &work, &check).expect("accepted");
         assert_eq!(diagnosis.files_touched, ["calc.py"]);
         assert!(diagnosis.explanation.contains("zero"));
         let unchanged = std::fs::read_to_string(dir.path().join("calc.py")).expect("read");
@@ -235,9 +205,9 @@ mod tests {
     /// The attack: the repository under debugging is a git repository whose own
     /// configuration names a clean filter (a command) for every file. Checking the
     /// patch must not run it.
-    #[test]
-    fn checking_a_patch_runs_none_of_the_repository_s_git_configuration() {
-        let (dir, work) = work();
+    #[tokio::test]
+    async fn checking_a_patch_runs_none_of_the_repository_s_git_configuration() {
+        let (dir, work, check) = work().await;
         let marker = dir.path().join("filter-ran");
         let git = |args: &[&str]| {
             let status = Command::new("git")
@@ -253,20 +223,39 @@ mod tests {
         git(&["config", "filter.evil.clean", &clean]);
         git(&["config", "filter.evil.required", "true"]);
         std::fs::write(dir.path().join(".gitattributes"), "* filter=evil\n").expect("write");
-        let answer = "The division fails when b is zero.\n```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,4 @@\n def div(a, b):\n+    if b == 0:\n+        return None\n     return a / b\n```";
-        parse_diagnosis(answer, &work).expect("the patch still applies");
+        parse_diagnosis(FIX, &work, &check).expect("the patch still applies");
         assert!(!marker.exists(), "the repository's filter ran on the node");
     }
 
-    #[test]
-    fn patches_that_do_not_apply_or_escape_are_refused() {
-        let (_dir, work) = work();
+    /// git runs in the jail: the work directory is read-only to it and the node's
+    /// files are out of sight. A patch against a file only the node may read does not
+    /// apply, because git cannot read it.
+    #[tokio::test]
+    async fn git_checks_the_patch_as_the_jail_s_user_not_the_node_s() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, work, check) = work().await;
+        let secret = dir.path().join("secret.txt");
+        std::fs::write(&secret, "key\n").expect("write");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let answer = "The key is wrong here, change it.\n```diff\n--- a/secret.txt\n+++ b/secret.txt\n@@ -1 +1 @@\n-key\n+other\n```";
+        let refused = parse_diagnosis(answer, &work, &check).expect_err("git cannot read it");
+        assert!(refused.contains("does not apply"), "{refused}");
+        assert!(refused.contains("secret.txt"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&secret).expect("read"), "key\n");
+    }
+
+    #[tokio::test]
+    async fn patches_that_do_not_apply_or_escape_are_refused() {
+        let (_dir, work, check) = work().await;
         let wrong_context = "It fails on mul.\n```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def mul(a, b):\n-    return a * b\n+    return b\n```";
-        assert!(parse_diagnosis(wrong_context, &work).is_err_and(|e| e.contains("does not apply")));
+        let refused = parse_diagnosis(wrong_context, &work, &check).expect_err("wrong context");
+        assert!(refused.contains("does not apply"), "{refused}");
         let escaping =
             "It fails badly.\n```diff\n--- a/../x.py\n+++ b/../x.py\n@@ -0,0 +1 @@\n+x\n```";
-        assert!(parse_diagnosis(escaping, &work).is_err_and(|e| e.contains("outside")));
+        let refused = parse_diagnosis(escaping, &work, &check).expect_err("escapes");
+        assert!(refused.contains("outside"), "{refused}");
         let unexplained = "```diff\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def div(a, b):\n-    return a / b\n+    return a // b\n```";
-        assert!(parse_diagnosis(unexplained, &work).is_err_and(|e| e.contains("explain")));
+        let refused = parse_diagnosis(unexplained, &work, &check).expect_err("unexplained");
+        assert!(refused.contains("explain"), "{refused}");
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod extract;
 #[cfg(test)]
 mod hostile_answers;
 mod inputs;
+mod patch_check;
 mod planner;
 #[cfg(test)]
 mod prompts;
@@ -40,6 +41,7 @@ use serde_json::{Map, Value};
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::{AgentError, invalid};
+use crate::jail::Jail;
 use crate::memory::MemoryKind;
 use crate::model::{AskPolicy, Turn};
 use crate::workspace::Workspace;
@@ -59,6 +61,17 @@ pub trait CrewKind: Default + Send + Sync + 'static {
     type Answer: Send;
 
     fn prepare(&self, inputs: Self::Inputs, config: &CrewConfig) -> Result<Self::Task, AgentError>;
+    /// What preparing needs that is asynchronous (entering the jail a check of the
+    /// answers runs in), after [`prepare`](Self::prepare) and before any question. Most
+    /// kinds need nothing.
+    fn set_up(
+        &self,
+        task: &mut Self::Task,
+        config: &CrewConfig,
+    ) -> impl Future<Output = Result<(), AgentError>> + Send {
+        let _ = (task, config);
+        async { Ok(()) }
+    }
     /// The questions to ask, in order: most kinds ask one.
     fn questions(&self, task: &Self::Task, config: &CrewConfig) -> Vec<Question>;
     /// The answer to one question, or what is wrong with it (told to the model when it
@@ -122,7 +135,8 @@ impl<K: CrewKind> TypedAgent for Crew<K> {
         inputs: K::Inputs,
         context: AgentContext,
     ) -> Result<AgentOutput, AgentError> {
-        let task = self.kind.prepare(inputs, &self.config)?;
+        let mut task = self.kind.prepare(inputs, &self.config)?;
+        self.kind.set_up(&mut task, &self.config).await?;
         let mut session = Session::begin(K::KIND, &context, &self.config)?;
         let mut answers = Vec::new();
         for question in self.kind.questions(&task, &self.config) {
@@ -159,7 +173,7 @@ fn with_notes(mut turns: Vec<Turn>, notes: &str) -> Vec<Turn> {
 }
 
 /// Limits shared by the model-backed kinds (`agents.model` in troupe.toml).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CrewConfig {
     pub policy: AskPolicy,
     /// Memories put into a prompt, at most.
@@ -174,6 +188,8 @@ pub struct CrewConfig {
     pub max_quoted_chars: usize,
     /// Where a task's `work_dir` may be.
     pub workspace: Workspace,
+    /// Where the checks of answers that run a program (`git apply --check`) run.
+    pub jail: Jail,
 }
 
 impl Default for CrewConfig {
@@ -187,6 +203,7 @@ impl Default for CrewConfig {
             max_quoted_chars: 6_000,
             // The node always gives its roots; a default config is for tests.
             workspace: Workspace::anywhere(),
+            jail: Jail::default(),
         }
     }
 }
