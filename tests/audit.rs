@@ -176,6 +176,55 @@ fn checkpoints_are_shipped_to_an_http_sink_and_to_syslog() {
     drop(server);
 }
 
+/// What is done offline on a stopped node's store (the operator's way back in) leaves
+/// the host too: `troupe users create` signs a checkpoint and ships it before it exits,
+/// through the sink's refusal of the first delivery.
+#[test]
+fn an_offline_command_ships_the_checkpoints_it_signs_before_it_exits() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (http, shipped) = http_sink();
+    let settings = [
+        format!(
+            "store.url=surrealkv://{}",
+            scratch.path().join("data").display()
+        ),
+        "audit.checkpoint_every=1".to_string(),
+        format!("audit.ship.http_url=http://{http}/checkpoints"),
+    ];
+    let mut args: Vec<&str> = settings
+        .iter()
+        .flat_map(|setting| ["--set", setting.as_str()])
+        .collect();
+    args.extend([
+        "users",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--role",
+        "viewer",
+    ]);
+    let output = run_troupe(scratch.path(), &args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = scratch.path().join("data-audit").join("checkpoints.jsonl");
+    let written: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(written.len(), 1, "user.create: {written:?}");
+    let by_http: Vec<serde_json::Value> = shipped
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|body| body["checkpoint"].clone())
+        .collect();
+    assert_eq!(by_http, written, "shipped before the command exited");
+}
+
 /// The attack: the audit entries are wiped from the store while the node is down (here
 /// the whole store, as an attacker with the disk could). The next start verifies the
 /// chain against the signed checkpoints before signing anything, and refuses, saying

@@ -157,3 +157,75 @@ fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
     );
     assert_eq!(status, 409, "the approval was consumed");
 }
+
+const GATED: &str = r#"
+name: Gated
+tasks:
+  - { id: sign_off, name: Sign off, agent: human_review, requires_approval: true }
+  - { id: after, name: After, agent: echo, depends_on: [sign_off], inputs: { by: "{{ tasks.sign_off.outputs.approver }}" } }
+"#;
+
+/// How many gates wait on `server`.
+fn waiting_gates(server: &Server) -> usize {
+    get_json(server, "/api/v1/approvals")
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+/// Polls until `count` gates wait on `server`, for at most `seconds`.
+fn wait_for_gates(server: &Server, count: usize, seconds: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let waiting = waiting_gates(server);
+        if waiting == count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} gates wait after {seconds} s, not {count}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The attack, through the binary: fill a node with more than a thousand runs waiting
+/// for a person and SIGKILL it. Start-up used to resume only the newest 1,000, so the
+/// oldest run could never be decided. Every one comes back, and the oldest finishes.
+#[test]
+fn after_sigkill_more_than_a_thousand_waiting_runs_all_come_back() {
+    const RUNS: usize = 1001;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let address = free_address();
+    let server = Server::start(&data, &address);
+    let body = serde_json::json!({"started_by": "ada"});
+    let oldest = save_and_start(&server, GATED, &body);
+    for _ in 1..RUNS {
+        let (status, started) = post(
+            &server,
+            "/api/v1/workflows/gated/runs",
+            "application/json",
+            &body.to_string(),
+        );
+        assert_eq!(status, 201, "{started}");
+    }
+    wait_for_gates(&server, RUNS, 300);
+    server.kill();
+
+    let server = Server::start(&data, &address);
+    wait_for_gates(&server, RUNS, 300);
+    let decision = r#"{"decision": "approve", "approver": "bob"}"#;
+    let (status, answer) = post(
+        &server,
+        &format!("/api/v1/runs/{oldest}/tasks/sign_off/decision"),
+        "application/json",
+        decision,
+    );
+    assert_eq!(
+        status, 200,
+        "the oldest run is live after the restart: {answer}"
+    );
+    let run = wait_for_run(&server, &oldest, 30, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(waiting_gates(&server), RUNS - 1);
+}

@@ -14,7 +14,7 @@ use troupe_store::{ProjectId, ProjectPolicy};
 
 use super::client::{Client, encode};
 use super::runs::user;
-use super::users::open_offline;
+use super::users::with_offline;
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectsCommand {
@@ -192,15 +192,17 @@ async fn offline(
     project: &ProjectId,
     command: ProjectsCommand,
 ) -> anyhow::Result<ProjectPolicy> {
-    let (store, audit) = open_offline(settings).await?;
-    let current = store.project_policy(project).await?;
-    match change(&current, &command) {
-        Some(change) => {
-            let by = format!("cli:{}", user());
-            troupe_node::policy::change_project_policy(&store, &audit, project, change, None, &by)
-                .await
-                .map_err(|error| super::InputError(error.to_string()).into())
+    with_offline(settings, async move |store, audit| {
+        let current = store.project_policy(project).await?;
+        match change(&current, &command) {
+            Some(change) => {
+                let by = format!("cli:{}", user());
+                troupe_node::policy::change_project_policy(store, audit, project, change, None, &by)
+                    .await
+                    .map_err(|error| super::InputError(error.to_string()).into())
+            }
+            None => Ok(current),
         }
-        None => Ok(current),
-    }
+    })
+    .await
 }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use troupe_config::Settings;
-use troupe_security::audit::AuditAction;
+use troupe_security::audit::{AuditAction, AuditLog};
 use troupe_security::auth::Auth;
 use troupe_security::secrets::{self, SecretBox};
+use troupe_store::Store;
 
 use super::runs::user;
 
@@ -24,7 +25,18 @@ pub enum SecretsCommand {
 }
 
 pub async fn secrets(settings: &Settings, command: SecretsCommand) -> anyhow::Result<ExitCode> {
-    let (store, audit) = super::users::open_offline(settings).await?;
+    super::users::with_offline(settings, async move |store, audit| {
+        on_store(settings, store, audit, command).await
+    })
+    .await
+}
+
+async fn on_store(
+    settings: &Settings,
+    store: &Store,
+    audit: &AuditLog,
+    command: SecretsCommand,
+) -> anyhow::Result<ExitCode> {
     let by = format!("cli:{}", user());
     match command {
         SecretsCommand::Set { name } => {
@@ -32,7 +44,7 @@ pub async fn secrets(settings: &Settings, command: SecretsCommand) -> anyhow::Re
             std::io::stdin().read_to_string(&mut value)?;
             let value = value.trim_end_matches(['\n', '\r']);
             let sealer = SecretBox::from_settings(settings)?;
-            secrets::put(&store, &sealer, &name, value.as_bytes())
+            secrets::put(store, &sealer, &name, value.as_bytes())
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             audit.record(&by, AuditAction::SecretSet {}, &name).await?;
@@ -53,7 +65,7 @@ pub async fn secrets(settings: &Settings, command: SecretsCommand) -> anyhow::Re
                 return Err(super::InputError(error.to_string()).into());
             }
             let auth = Auth::from_settings(store.clone(), settings)?;
-            let named = secrets::reseal_all(&store, auth.secrets()).await?;
+            let named = secrets::reseal_all(store, auth.secrets()).await?;
             let factors = auth.reseal_mfa().await?;
             let key = auth.secrets().current_key_id().to_owned();
             audit

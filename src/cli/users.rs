@@ -3,11 +3,13 @@
 //! (an embedded store is opened here, so stop the node first).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 use troupe_config::Settings;
 use troupe_security::audit::AuditLog;
+use troupe_security::audit::shipping::Shipping;
 use troupe_security::auth::Auth;
 use troupe_store::{Role, Store, UserId, UserRecord};
 
@@ -50,17 +52,29 @@ pub enum UsersCommand {
     },
 }
 
-/// The store and its audit log, opened here rather than through a running node.
-pub async fn open_offline(settings: &Settings) -> anyhow::Result<(Store, AuditLog)> {
+/// Runs `work` on the store and audit log the settings name, opened here rather than
+/// through a running node; then waits (5 s at most) for the audit checkpoints it signed
+/// to leave the host (`audit.ship`), as a node does when it stops.
+pub async fn with_offline<T>(
+    settings: &Settings,
+    work: impl AsyncFnOnce(&Store, &AuditLog) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let store = Store::open(&settings.store).await?;
+    let shipping = Shipping::start(&settings.audit.ship, "troupe-cli").await?;
     let audit = AuditLog::open(
         store.clone(),
         troupe_security::audit::checkpoint_dir(settings).as_deref(),
         settings.audit.checkpoint_every,
     )
-    .await?;
-    Ok((store, audit))
+    .await?
+    .shipped(shipping);
+    let done = work(&store, &audit).await;
+    audit.flush_shipping(SHIPPING_WAIT).await;
+    done
 }
+
+/// How long an offline command waits for its checkpoints to be shipped.
+const SHIPPING_WAIT: Duration = Duration::from_secs(5);
 
 fn print_created(user: &UserRecord, one_time: &str) {
     println!("created {} ({}) as {}", user.email, user.user_id, user.role);
@@ -137,7 +151,18 @@ fn print_reset(user_id: &UserId) {
 }
 
 async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<ExitCode> {
-    let (store, audit) = open_offline(settings).await?;
+    with_offline(settings, async move |store, audit| {
+        on_store(settings, store, audit, command).await
+    })
+    .await
+}
+
+async fn on_store(
+    settings: &Settings,
+    store: &Store,
+    audit: &AuditLog,
+    command: UsersCommand,
+) -> anyhow::Result<ExitCode> {
     let auth = Auth::from_settings(store.clone(), settings)?;
     let by = format!("cli:{}", user());
     match command {
@@ -145,20 +170,20 @@ async fn offline(settings: &Settings, command: UsersCommand) -> anyhow::Result<E
             email, role, org, ..
         } => {
             let (created, one_time) = auth
-                .invite(&org, &email, role, &by, &audit)
+                .invite(&org, &email, role, &by, audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             print_created(&created, &one_time);
         }
         UsersCommand::List { .. } => print_users(&store.users().await?),
         UsersCommand::Disable { user_id, .. } => {
-            auth.set_disabled(&user_id, true, &by, &audit)
+            auth.set_disabled(&user_id, true, &by, audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             println!("disabled {user_id}; their sessions are ended");
         }
         UsersCommand::ResetMfa { user_id, .. } => {
-            auth.reset_mfa(&user_id, &by, &audit)
+            auth.reset_mfa(&user_id, &by, audit)
                 .await
                 .map_err(|error| super::InputError(error.to_string()))?;
             print_reset(&user_id);
