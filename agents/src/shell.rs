@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::{AgentError, invalid};
 use crate::jail::{Cell, Jail, Limits, Network};
-use crate::process::{Bounds, environment, run_bounded};
+use crate::process::{Bounds, environment};
 use crate::workspace::Workspace;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -110,24 +110,18 @@ impl TypedAgent for ShellAgent {
                 limits: Some(Limits::COMMAND),
             })
             .await?;
-        let command = cell.command(argv(&inputs)?, &env)?;
-        let isolation = cell.isolation();
-
-        let started = Instant::now();
         let bounds = Bounds::head(
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
         );
-        let ran = run_bounded(command, &context.cancel, &bounds).await;
-        cell.finish().await;
-        let finished = ran?.unless_timed_out(&bounds)?;
+        let ran = cell
+            .run_once(argv(&inputs)?, &env, &bounds, &context.cancel)
+            .await?;
         if inputs.fail_on_nonzero.unwrap_or(true) {
-            finished.failure_unless_success("command")?;
+            ran.finished.failure_unless_success("command")?;
         }
-        let mut outputs = finished.report(started.elapsed());
-        outputs.insert("isolation".into(), isolation);
         Ok(AgentOutput {
-            outputs,
+            outputs: ran.report(),
             cost_usd: 0.0,
         })
     }
@@ -297,7 +291,7 @@ mod tests {
     async fn cancellation_stops_the_command() {
         let context = AgentContext::detached("k");
         let cancel = context.cancel.clone();
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let run = tokio::spawn(async move {
             agent(1024)
                 .run(inputs(json!({"command": "sleep 30"})), context)

@@ -24,12 +24,12 @@ pub use inputs::DeploymentInputs;
 mod templates;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::agent::{AgentContext, AgentOutput, TypedAgent};
 use crate::errors::AgentError;
 use crate::jail::{Cell, Jail, Limits, Network};
-use crate::process::{Bounds, environment, run_bounded};
+use crate::process::{Bounds, environment};
 use crate::workspace::Workspace;
 use serde_json::{Map, Value, json};
 
@@ -202,22 +202,17 @@ impl DeploymentAgent {
                 limits: Some(Limits::COMMAND),
             })
             .await?;
-        let command = cell.command(["sh", "-c", script], &env)?;
         context.report(format!("running `{script}`"), Some(0.6));
-        let started = Instant::now();
         let bounds = Bounds::head(
             Duration::from_secs(timeout_secs),
             self.config.max_output_bytes,
         );
-        let ran = run_bounded(command, &context.cancel, &bounds).await;
-        let isolation = cell.isolation();
-        cell.finish().await;
-        let finished = ran?.unless_timed_out(&bounds)?;
+        let ran = cell
+            .run_once(["sh", "-c", script], &env, &bounds, &context.cancel)
+            .await?;
         // A deploy may fail for passing reasons, so the failure is retryable.
-        finished.failure_unless_success("deploy command")?;
-        let mut report = finished.report(started.elapsed());
-        report.insert("isolation".into(), isolation);
-        Ok(Value::Object(report))
+        ran.finished.failure_unless_success("deploy command")?;
+        Ok(Value::Object(ran.report()))
     }
 }
 

@@ -29,13 +29,15 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use crate::errors::AgentError;
+use crate::process::{Bounds, Finished, run_bounded};
 
 pub(crate) use bwrap::JAIL_HOME;
 use bwrap::{Identity, Plan, SystemRoot};
@@ -400,11 +402,53 @@ impl Entered {
         })
     }
 
+    /// Runs `argv` with `env` once, within `bounds`, and then finishes the cell: how it
+    /// ended, as a step reports it, with the isolation it had. A timeout is an error;
+    /// a non-zero exit is the caller's to judge.
+    pub(crate) async fn run_once<I, S>(
+        self,
+        argv: I,
+        env: &BTreeMap<String, String>,
+        bounds: &Bounds,
+        cancel: &CancellationToken,
+    ) -> Result<RanOnce, AgentError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let command = self.command(argv, env)?;
+        let isolation = self.isolation();
+        let started = Instant::now();
+        let ran = run_bounded(command, cancel, bounds).await;
+        self.finish().await;
+        Ok(RanOnce {
+            finished: ran?.unless_timed_out(bounds)?,
+            took: started.elapsed(),
+            isolation,
+        })
+    }
+
     /// Kills whatever is left in the cell's cgroups and removes them.
     pub(crate) async fn finish(self) {
         if let Some(bounded) = self.bounded {
             bounded.finish().await;
         }
+    }
+}
+
+/// A command run once in a cell.
+pub(crate) struct RanOnce {
+    pub finished: Finished,
+    took: Duration,
+    isolation: Value,
+}
+
+impl RanOnce {
+    /// Exit code, both pipes, how long it ran, and `isolation`.
+    pub(crate) fn report(self) -> serde_json::Map<String, Value> {
+        let mut report = self.finished.report(self.took);
+        report.insert("isolation".into(), self.isolation);
+        report
     }
 }
 
