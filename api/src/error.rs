@@ -84,6 +84,11 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "not_found", message)
             }
             StoreError::InvalidRequest(_) => Self::invalid_request(message),
+            // The run moved to another node while this one handled the request: the
+            // same request again reaches the new owner.
+            StoreError::Fenced { .. } => {
+                Self::new(StatusCode::CONFLICT, "run_moved", message).retry_after(1)
+            }
             StoreError::Database(_)
             | StoreError::Open { .. }
             | StoreError::Migration { .. }
@@ -145,6 +150,9 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidRequest(_) => Self::invalid_request(message),
             EngineError::RunFinished { .. } => {
                 Self::new(StatusCode::CONFLICT, "run_finished", message)
+            }
+            EngineError::RunElsewhere { .. } => {
+                Self::new(StatusCode::CONFLICT, "run_elsewhere", message)
             }
             EngineError::NotWaitingForApproval { .. } => {
                 Self::new(StatusCode::CONFLICT, "not_waiting_for_approval", message)

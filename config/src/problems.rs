@@ -13,6 +13,7 @@ impl Settings {
     pub(crate) fn problems(&self) -> Problems {
         let mut problems = Vec::new();
         self.engine_problems(&mut problems);
+        self.cluster_problems(&mut problems);
         self.server_and_store_problems(&mut problems);
         self.model_problems(&mut problems);
         self.provider_problems(&mut problems);
@@ -21,6 +22,20 @@ impl Settings {
         crate::external::plugin_problems(&self.agents.plugins, &mut problems);
         crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
         problems
+    }
+
+    fn cluster_problems(&self, problems: &mut Problems) {
+        let name = &self.cluster.node_name;
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if name.len() > 63 || !name.chars().all(allowed) {
+            problems.push((
+                "cluster.node_name",
+                format!(
+                    "`{name}` is not a node name: use letters, digits, `.`, `_` and `-`, at \
+                     most 63 (or leave it empty for the host's name)"
+                ),
+            ));
+        }
     }
 
     fn engine_problems(&self, problems: &mut Problems) {

@@ -10,6 +10,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub store: StoreSettings,
     pub engine: EngineSettings,
+    pub cluster: ClusterSettings,
     pub agents: AgentSettings,
     pub models: ModelSettings,
     pub providers: ProviderSettings,
@@ -403,6 +404,15 @@ impl Default for EngineSettings {
             restart_period_secs: 10,
         }
     }
+}
+
+/// Nodes that share one store and form one Troupe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// This node's name among those sharing the store: runs are recorded as owned by
+    /// it. Letters, digits, `.`, `_` and `-`, at most 63. Empty: the host's name.
+    pub node_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

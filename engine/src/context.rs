@@ -18,6 +18,12 @@ use troupe_store::events::StoredEvent;
 use troupe_store::{RunId, Store};
 use troupe_supervision::ChildRef;
 
+/// Who a node is: a fresh id for its actors' names, and its lasting name.
+pub struct NodeIdentity {
+    pub id: String,
+    pub name: String,
+}
+
 pub struct EngineContext {
     pub store: Store,
     pub registry: Registry,
@@ -30,6 +36,8 @@ pub struct EngineContext {
     /// Prefix of this node's actor names: ractor's registry is process-wide, and tests
     /// (and, later, co-located nodes) run several nodes in one process.
     pub node_id: String,
+    /// The name runs this node takes on are recorded as owned by (`cluster.node_name`).
+    pub node_name: String,
     /// The model and memory lent to model-backed agents.
     pub services: AgentServices,
     /// The agent pool of each kind, across the pools' restarts.
@@ -45,7 +53,7 @@ pub struct EngineContext {
 
 impl EngineContext {
     pub fn new(
-        node_id: String,
+        identity: NodeIdentity,
         store: Store,
         registry: Registry,
         settings: EngineSettings,
@@ -68,7 +76,8 @@ impl EngineContext {
             registry,
             settings,
             events,
-            node_id,
+            node_id: identity.id,
+            node_name: identity.name,
             services,
             policy,
         })

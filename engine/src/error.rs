@@ -13,6 +13,9 @@ pub enum EngineError {
     InvalidVariables(String),
     #[error("run `{run}` is {status}; it no longer accepts this")]
     RunFinished { run: RunId, status: String },
+    /// The run is going, on another node (its owner in the store).
+    #[error("run `{run}` is run by node `{owner}`, not this one: send the request there")]
+    RunElsewhere { run: RunId, owner: String },
     #[error("task `{task}` of run `{run}` is not waiting for approval (it is {status})")]
     NotWaitingForApproval {
         run: RunId,

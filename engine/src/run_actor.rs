@@ -66,11 +66,14 @@ pub struct RunActor;
 pub struct RunArgs {
     pub run_id: RunId,
     pub context: Arc<EngineContext>,
+    /// The epoch this node holds the run in: every append names it.
+    pub epoch: u64,
 }
 
 pub struct RunActorState {
     run: RunState,
     context: Arc<EngineContext>,
+    epoch: u64,
     attempts: InFlight,
     gates: HashMap<TaskId, ActorRef<GateMsg>>,
     /// Applied to `run` but not yet written; see `stage`.
@@ -93,6 +96,7 @@ impl Actor for RunActor {
         let mut state = RunActorState {
             run,
             context: args.context,
+            epoch: args.epoch,
             attempts: InFlight::new(),
             gates: HashMap::new(),
             staged: Vec::new(),
@@ -110,7 +114,19 @@ impl Actor for RunActor {
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
         let span = tracing::info_span!("run", run_id = %state.run.run_id);
-        tracing::Instrument::instrument(handle_message(myself, message, state), span).await
+        let handled =
+            tracing::Instrument::instrument(handle_message(myself.clone(), message, state), span)
+                .await;
+        match handled {
+            Err(error) if is_fenced(&error) => {
+                // Another node took the run over: stop acting for it at once. Dropping
+                // the state cancels the attempts in flight; the new owner resolves them.
+                tracing::warn!(run_id = %state.run.run_id, epoch = state.epoch, "fenced: another node owns the run now");
+                myself.stop(Some(FENCED.into()));
+                Ok(())
+            }
+            handled => handled,
+        }
     }
 
     async fn handle_supervisor_evt(
@@ -141,6 +157,16 @@ impl Actor for RunActor {
     }
 }
 
+/// Why a fenced run actor stopped.
+pub const FENCED: &str = "fenced";
+
+fn is_fenced(error: &ActorProcessingErr) -> bool {
+    matches!(
+        error.downcast_ref::<EngineError>(),
+        Some(EngineError::Store(StoreError::Fenced { .. }))
+    )
+}
+
 async fn handle_message(
     myself: ActorRef<RunMsg>,
     message: RunMsg,
@@ -166,12 +192,12 @@ async fn handle_message(
         }
         RunMsg::CancelRun { by, reply } => {
             let result = cancel(state, by).await;
-            reply_with(reply, result);
+            reply_unless_fenced(reply, result)?;
         }
         RunMsg::DecideApproval { request, reply } => forward_decision(state, request, reply),
         RunMsg::RecordDecision { request, reply } => {
             let result = record_decision(state, request).await;
-            reply_with(reply, result);
+            reply_unless_fenced(reply, result)?;
         }
         RunMsg::ExpireApproval { task } => {
             if task_status(&state.run, &task) == Some(TaskStatus::WaitingApproval) {
@@ -372,7 +398,11 @@ async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
     if state.staged.is_empty() {
         return Ok(());
     }
-    state.context.store.append_events(&state.staged).await?;
+    state
+        .context
+        .store
+        .append_events(&state.staged, state.epoch)
+        .await?;
     for event in state.staged.drain(..) {
         // No subscriber is fine: the log is the record.
         let _no_subscribers = state.context.events.send(event);
@@ -633,6 +663,23 @@ async fn spawn_missing_gates(
 
 fn task_status(run: &RunState, task: &TaskId) -> Option<TaskStatus> {
     run.tasks().get(task).map(|state| state.status)
+}
+
+/// Sends `result` to the caller; a fenced one is also the actor's error, which stops it
+/// (see [`RunActor::handle`]): its state holds what it could not write.
+fn reply_unless_fenced(
+    reply: RpcReplyPort<Result<(), EngineError>>,
+    result: Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let fenced = match &result {
+        Err(EngineError::Store(StoreError::Fenced { run, epoch })) => Some(StoreError::Fenced {
+            run: run.clone(),
+            epoch: *epoch,
+        }),
+        _ => None,
+    };
+    reply_with(reply, result);
+    fenced.map_or(Ok(()), |fenced| Err(fenced.into()))
 }
 
 fn reply_with(reply: RpcReplyPort<Result<(), EngineError>>, result: Result<(), EngineError>) {

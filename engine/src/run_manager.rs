@@ -14,7 +14,7 @@ use crate::EngineError;
 use crate::context::EngineContext;
 use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
-use troupe_store::{RunFilter, RunId, RunRecord, WorkflowId};
+use troupe_store::{RunId, RunRecord, StoreError, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
 pub struct StartRun {
@@ -48,6 +48,8 @@ pub struct RunManager;
 pub struct RunManagerState {
     context: Arc<EngineContext>,
     runs: HashMap<RunId, ActorRef<RunMsg>>,
+    /// The epoch this node holds each of its runs in, across their actors' restarts.
+    epochs: HashMap<RunId, u64>,
     children: Children<RunId>,
 }
 
@@ -65,24 +67,9 @@ impl Actor for RunManager {
             children: Children::new(restart_policy(&context)),
             context,
             runs: HashMap::new(),
+            epochs: HashMap::new(),
         };
-        let unfinished = state
-            .context
-            .store
-            .runs(&RunFilter {
-                status: Some(RunStatus::Running),
-                workflow_id: None,
-                projects: None,
-                limit: None,
-            })
-            .await?;
-        for record in unfinished {
-            tracing::info!(run_id = %record.run_id, "resuming run");
-            if let Err(error) = spawn_run(&myself, &mut state, &record.run_id).await {
-                tracing::error!(run_id = %record.run_id, %error, "cannot resume run; ending it failed");
-                end_failed(&state.context, &record.run_id, &error.to_string()).await?;
-            }
-        }
+        take_over_unfinished(&myself, &mut state).await?;
         Ok(state)
     }
 
@@ -129,12 +116,13 @@ impl Actor for RunManager {
         match state.children.on_event(&event) {
             ChildEvent::Stopped { key: run_id } => {
                 state.runs.remove(&run_id);
+                state.epochs.remove(&run_id);
                 state.children.forget(&run_id);
             }
             ChildEvent::Restart { key: run_id, .. } => {
                 state.runs.remove(&run_id);
                 if let Err(error) = spawn_run(&myself, state, &run_id).await {
-                    end_failed(&state.context, &run_id, &error.to_string()).await?;
+                    give_up(state, &run_id, &error.to_string()).await?;
                 }
             }
             ChildEvent::GaveUp {
@@ -143,12 +131,7 @@ impl Actor for RunManager {
             } => {
                 state.runs.remove(&run_id);
                 state.children.forget(&run_id);
-                end_failed(
-                    &state.context,
-                    &run_id,
-                    &format!("the run's actor {reason}"),
-                )
-                .await?;
+                give_up(state, &run_id, &format!("the run's actor {reason}")).await?;
             }
             ChildEvent::Ignored => {}
         }
@@ -199,6 +182,8 @@ async fn start_run(
         created_at_ms: now,
         finished_at_ms: 0,
         project: troupe_store::project_of(&workflow),
+        owner: state.context.node_name.clone(),
+        epoch: FIRST_EPOCH,
     };
     let first = StoredEvent {
         run_id: run_id.clone(),
@@ -214,8 +199,38 @@ async fn start_run(
     };
     store.create_run(&record, &first).await?;
     let _no_subscribers = state.context.events.send(first);
+    state.epochs.insert(run_id.clone(), FIRST_EPOCH);
     spawn_run(myself, state, &run_id).await?;
     Ok(run_id)
+}
+
+/// The epoch a run starts in, on the node that started it.
+const FIRST_EPOCH: u64 = 1;
+
+/// Takes on every unfinished run (the node is alone on its store): each in a new epoch,
+/// so that an actor of a previous owner, were one still running, can append nothing.
+/// A run another node took first is left to it.
+async fn take_over_unfinished(
+    myself: &ActorRef<RunManagerMsg>,
+    state: &mut RunManagerState,
+) -> Result<(), EngineError> {
+    let store = state.context.store.clone();
+    for run in store.unfinished_runs().await? {
+        let Some(epoch) = store
+            .take_over_run(&run.run_id, run.epoch, &state.context.node_name)
+            .await?
+        else {
+            tracing::info!(run_id = %run.run_id, "another node took the run on first");
+            continue;
+        };
+        tracing::info!(run_id = %run.run_id, epoch, previous = %run.owner, "resuming run");
+        state.epochs.insert(run.run_id.clone(), epoch);
+        if let Err(error) = spawn_run(myself, state, &run.run_id).await {
+            tracing::error!(run_id = %run.run_id, %error, "cannot resume run; ending it failed");
+            give_up(state, &run.run_id, &error.to_string()).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn spawn_run(
@@ -225,10 +240,16 @@ async fn spawn_run(
 ) -> Result<(), EngineError> {
     // After this manager restarted, the previous run actors are being killed and may
     // still hold their names for a moment: wait for them rather than fail the run.
+    let Some(&epoch) = state.epochs.get(run_id) else {
+        return Err(EngineError::Actor(format!(
+            "run {run_id} is not held by this node"
+        )));
+    };
     for _ in 0..NAME_RELEASE_TRIES {
         let args = RunArgs {
             run_id: run_id.clone(),
             context: state.context.clone(),
+            epoch,
         };
         match Actor::spawn_linked(
             Some(state.context.run_name(run_id)),
@@ -260,13 +281,18 @@ async fn spawn_run(
 
 const NAME_RELEASE_TRIES: u32 = 40;
 
-/// Answers a request for a run that has no actor: it is finished, or it does not exist.
+/// Answers a request for a run that has no actor here: it is finished, another node runs
+/// it, or it does not exist.
 async fn reply_not_live(
     context: &EngineContext,
     run_id: &RunId,
     reply: RpcReplyPort<Result<(), EngineError>>,
 ) {
     let error = match context.store.run(run_id).await {
+        Ok(record) if record.status == RunStatus::Running => EngineError::RunElsewhere {
+            run: run_id.clone(),
+            owner: record.owner,
+        },
         Ok(record) => EngineError::RunFinished {
             run: run_id.clone(),
             status: record.status.as_str().into(),
@@ -278,9 +304,29 @@ async fn reply_not_live(
     }
 }
 
+/// Ends a run this node holds `failed`, and lets it go. A run another node took over
+/// is left to it.
+async fn give_up(
+    state: &mut RunManagerState,
+    run_id: &RunId,
+    reason: &str,
+) -> Result<(), EngineError> {
+    let Some(epoch) = state.epochs.remove(run_id) else {
+        return Ok(());
+    };
+    match end_failed(&state.context, run_id, epoch, reason).await {
+        Err(EngineError::Store(StoreError::Fenced { .. })) => {
+            tracing::warn!(%run_id, "not ending the run: another node took it over");
+            Ok(())
+        }
+        ended => ended,
+    }
+}
+
 async fn end_failed(
     context: &EngineContext,
     run_id: &RunId,
+    epoch: u64,
     reason: &str,
 ) -> Result<(), EngineError> {
     let events = context.store.run_events(run_id).await?;
@@ -296,5 +342,5 @@ async fn end_failed(
         },
     };
     tracing::error!(%run_id, reason, "run ended failed by its supervisor");
-    Ok(context.store.append_events(&[finished]).await?)
+    Ok(context.store.append_events(&[finished], epoch).await?)
 }

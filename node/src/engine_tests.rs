@@ -813,6 +813,58 @@ async fn after_a_restart_every_running_run_is_resumed_not_only_the_newest_thousa
     second.shutdown().await;
 }
 
+/// The fence, in the engine: another node takes the run over while it waits for a
+/// person. The decision that arrives here is refused (the run moved), this node's actor
+/// stops, nothing more lands in the log from its epoch, and the run is not ended failed.
+#[tokio::test]
+async fn a_node_that_lost_a_run_appends_nothing_more_to_it() {
+    let (node, _) = node().await;
+    let run = start(&node, GATED).await;
+    wait_until(&node, &run, |state| {
+        state.tasks()["sign_off"].status == TaskStatus::WaitingApproval
+    })
+    .await;
+    let logged = node.store().run_events(&run).await.unwrap().len();
+    let taken = node.store().take_over_run(&run, 1, "node-b").await.unwrap();
+    assert_eq!(taken, Some(2));
+    let refused = node
+        .decide(&run, &"sign_off".into(), decision(true, "bob"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            NodeError::Engine(EngineError::Store(troupe_store::StoreError::Fenced {
+                epoch: 1,
+                ..
+            }))
+        ),
+        "{refused}"
+    );
+    let mut answer = None;
+    for _ in 0..200 {
+        let again = node
+            .decide(&run, &"sign_off".into(), decision(true, "bob"), None)
+            .await;
+        if let Err(NodeError::Engine(EngineError::RunElsewhere { owner, .. })) = &again {
+            answer = Some(owner.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        answer.as_deref(),
+        Some("node-b"),
+        "the fenced actor stopped"
+    );
+    assert_eq!(node.store().run_events(&run).await.unwrap().len(), logged);
+    let record = node.store().run(&run).await.unwrap();
+    assert_eq!(
+        (record.status, record.owner.as_str(), record.epoch),
+        (RunStatus::Running, "node-b", 2)
+    );
+}
+
 /// The networks a project's owner allows reach the project's attempts, and a withdrawal
 /// closes them again: an attempt reads them as its project's policy says at the time.
 #[tokio::test]

@@ -23,7 +23,7 @@ use crate::NodeError;
 use crate::services::{ChainModel, NodeMemory};
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
-use troupe_engine::context::EngineContext;
+use troupe_engine::context::{EngineContext, NodeIdentity};
 use troupe_engine::policy::ExecutionPolicy;
 use troupe_engine::run_actor::DecisionRequest;
 use troupe_engine::run_manager::{RunManager, RunManagerMsg, StartRun};
@@ -140,8 +140,12 @@ impl Node {
                 store: store.clone(),
             })),
         };
+        let identity = NodeIdentity {
+            id: node_id,
+            name: node_name(&settings),
+        };
         let context = EngineContext::new(
-            node_id,
+            identity,
             store,
             registry,
             settings.engine.clone(),
@@ -679,6 +683,19 @@ impl Node {
         }
         loads
     }
+}
+
+/// `cluster.node_name`, else the host's name (the kernel's, so that it needs no
+/// lookup), else `troupe`.
+fn node_name(settings: &Settings) -> String {
+    if !settings.cluster.node_name.is_empty() {
+        return settings.cluster.node_name.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "troupe".into())
 }
 
 /// The audit log, verified, with this start recorded and checkpointed: a chain cut

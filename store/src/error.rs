@@ -59,6 +59,10 @@ pub enum StoreError {
     WorkflowVersionNotFound { id: crate::WorkflowId, version: u32 },
     #[error("run `{0}` not found")]
     RunNotFound(crate::RunId),
+    /// An append by a node that no longer owns the run: another took it over in a
+    /// later epoch. The writer must stop acting for the run.
+    #[error("run `{run}` has a newer owner than epoch {epoch}: this node no longer runs it")]
+    Fenced { run: crate::RunId, epoch: u64 },
     #[error(
         "project `{0}` not found: create it first (POST /api/v1/projects, or `troupe projects create`)"
     )]

@@ -23,6 +23,7 @@ pub mod key_file;
 mod ledger;
 mod memory;
 mod migrations;
+mod ownership;
 mod policy;
 mod projects;
 mod records;
@@ -36,7 +37,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use troupe_config::StoreSettings;
 
-use crate::events::{RunEvent, RunStatus, StoredEvent};
+use crate::events::{RunStatus, StoredEvent};
 pub use access::{Permission, Role, UnknownName};
 pub use audit::{AuditEntry, AuditFilter, People};
 pub use error::StoreError;
@@ -44,6 +45,7 @@ pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};
 pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
+pub use ownership::RunOwnership;
 pub use policy::ProjectPolicy;
 pub use projects::{
     DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of, workflow_id_of,
@@ -162,20 +164,8 @@ impl Store {
             )
             .bind(json!({"id": id, "version": version, "name": name, "project": project, "source": source, "now": now_ms}))
             .await?;
-        let mut errors: Vec<(usize, surrealdb::Error)> =
-            response.take_errors().into_iter().collect();
-        // A failed transaction fails every statement; the one that threw says why.
-        if let Some((_, thrown)) = errors
-            .iter()
-            .find(|(_, error)| error.to_string().contains(MOVE_REFUSED))
-        {
-            return Err(StoreError::InvalidRequest(thrown_message(
-                &thrown.to_string(),
-            )));
-        }
-        errors.sort_by_key(|(statement, _)| *statement);
-        if let Some((_, first)) = errors.into_iter().next() {
-            return Err(first.into());
+        if let Some(thrown) = thrown_by(&mut response, MOVE_REFUSED)? {
+            return Err(StoreError::InvalidRequest(thrown_message(&thrown)));
         }
         Ok(version)
     }
@@ -309,41 +299,6 @@ impl Store {
         .await
     }
 
-    /// Appends consecutive events of one run as one chunk (see `records::chunk_row`):
-    /// a second writer's chunk is refused. A `run_finished` among them updates the run's
-    /// record in the same transaction, so the record never disagrees with the log.
-    pub async fn append_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let chunk = records::chunk_row(events)?;
-        let finished = events.iter().find_map(|stored| match &stored.event {
-            RunEvent::RunFinished { status, .. } => {
-                Some((stored.run_id.as_str(), *status, stored.at_ms))
-            }
-            _ => None,
-        });
-        match finished {
-            None => {
-                self.execute(
-                    "INSERT INTO run_log $chunk RETURN NONE",
-                    json!({"chunk": chunk}),
-                )
-                .await
-            }
-            Some((run_id, status, at_ms)) => {
-                self.execute(
-                    "BEGIN TRANSACTION;
-                     INSERT INTO run_log $chunk RETURN NONE;
-                     UPDATE run SET status = $status, finished_at_ms = $at WHERE run_id = $run;
-                     COMMIT TRANSACTION;",
-                    json!({"chunk": chunk, "run": run_id, "status": status.as_str(), "at": at_ms}),
-                )
-                .await
-            }
-        }
-    }
-
     /// The whole log of a run, read as one range of chunk keys (no index needed).
     pub async fn run_events(&self, run_id: &RunId) -> Result<Vec<StoredEvent>, StoreError> {
         let rows: Vec<Value> = self
@@ -402,6 +357,27 @@ impl Store {
 
 /// What the save's `THROW` says when a new version would move a workflow.
 const MOVE_REFUSED: &str = "a new version cannot move it";
+
+/// How a transaction ended: `Ok(None)` when it committed, `Ok(Some(text))` when one of
+/// its statements threw an error whose text contains `marker`, else the first error.
+/// (A failed transaction fails every statement; the one that threw says why.)
+fn thrown_by(
+    response: &mut surrealdb::IndexedResults,
+    marker: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut errors: Vec<(usize, surrealdb::Error)> = response.take_errors().into_iter().collect();
+    if let Some((_, thrown)) = errors
+        .iter()
+        .find(|(_, error)| error.to_string().contains(marker))
+    {
+        return Ok(Some(thrown.to_string()));
+    }
+    errors.sort_by_key(|(statement, _)| *statement);
+    match errors.into_iter().next() {
+        Some((_, first)) => Err(first.into()),
+        None => Ok(None),
+    }
+}
 
 /// The text a query's `THROW` carried, without the database's framing around it.
 fn thrown_message(error: &str) -> String {

@@ -287,6 +287,17 @@ const MIGRATIONS: &[(u32, &str)] = &[
     UPDATE project_policy SET allowed_networks = [] WHERE allowed_networks = NONE;
     ",
     ),
+    (
+        17,
+        // Each run's owner node and epoch, and the last event appended: every append
+        // writes it under an epoch check, so a node that lost the run cannot append.
+        "
+    DEFINE FIELD IF NOT EXISTS owner ON run TYPE string DEFAULT '';
+    DEFINE FIELD IF NOT EXISTS epoch ON run TYPE int DEFAULT 0;
+    DEFINE FIELD IF NOT EXISTS last_seq ON run TYPE int DEFAULT 0;
+    UPDATE run SET owner = '', epoch = 0, last_seq = 0 WHERE owner = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

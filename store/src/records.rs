@@ -38,9 +38,14 @@ pub struct RunRecord {
     pub finished_at_ms: i64,
     /// Its workflow's project, at the time the run started.
     pub project: ProjectId,
+    /// The node that runs it now (its `cluster.node_name`).
+    pub owner: String,
+    /// How many times a node took it on: every take-over adds one, and only the owner
+    /// of the current epoch may append to the run's log (see [`crate::Store::take_over_run`]).
+    pub epoch: u64,
 }
 
-pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project";
+pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project, owner, epoch";
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {

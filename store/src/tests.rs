@@ -25,6 +25,8 @@ fn record(run: &str) -> RunRecord {
         created_at_ms: 5,
         finished_at_ms: 0,
         project: "default".into(),
+        owner: "node-a".into(),
+        epoch: 1,
     }
 }
 
@@ -143,12 +145,12 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
         .unwrap();
     let skipped = event("r1", 2, RunEvent::TaskSkipped { task: "b".into() });
     store
-        .append_events(&[failed("r1", 1), skipped.clone()])
+        .append_events(&[failed("r1", 1), skipped.clone()], 1)
         .await
         .unwrap();
     let more = event("r1", 3, RunEvent::TaskSkipped { task: "c".into() });
     store
-        .append_events(std::slice::from_ref(&more))
+        .append_events(std::slice::from_ref(&more), 1)
         .await
         .unwrap();
     assert_eq!(
@@ -159,7 +161,7 @@ async fn events_come_back_in_order_and_a_second_writer_is_refused() {
     // already starts.
     assert!(
         matches!(
-            store.append_events(&[failed("r1", 1)]).await,
+            store.append_events(&[failed("r1", 1)], 1).await,
             Err(StoreError::Database(_))
         ),
         "a second event 1 must be refused by the log's unique index"
@@ -179,12 +181,12 @@ async fn an_append_of_events_that_do_not_follow_one_another_is_refused() {
         .await
         .unwrap();
     let error = store
-        .append_events(&[failed("r1", 2), failed("r1", 1)])
+        .append_events(&[failed("r1", 2), failed("r1", 1)], 1)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("consecutive"), "{error}");
     let error = store
-        .append_events(&[failed("r1", 1), failed("other", 2)])
+        .append_events(&[failed("r1", 1), failed("other", 2)], 1)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("one run"), "{error}");
@@ -198,7 +200,7 @@ async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
         .create_run(&record("gap"), &started("gap"))
         .await
         .unwrap();
-    store.append_events(&[failed("gap", 2)]).await.unwrap();
+    store.append_events(&[failed("gap", 2)], 1).await.unwrap();
     let error = store.run_events(&"gap".into()).await.unwrap_err();
     assert!(error.to_string().contains("broken"), "{error}");
 
@@ -207,11 +209,14 @@ async fn a_log_with_a_gap_or_an_overlap_is_reported_not_replayed() {
         .await
         .unwrap();
     store
-        .append_events(&[failed("overlap", 1), failed("overlap", 2)])
+        .append_events(&[failed("overlap", 1), failed("overlap", 2)], 1)
         .await
         .unwrap();
     // Only a writer that ignores the chain could write this: it must not go unseen.
-    store.append_events(&[failed("overlap", 2)]).await.unwrap();
+    store
+        .append_events(&[failed("overlap", 2)], 1)
+        .await
+        .unwrap();
     let error = store.run_events(&"overlap".into()).await.unwrap_err();
     assert!(error.to_string().contains("broken"), "{error}");
 }
@@ -221,6 +226,11 @@ async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
     let db = surrealdb::engine::any::connect("mem://").await.unwrap();
     db.use_ns("troupe").use_db("troupe").await.unwrap();
     migrations::apply_up_to(&db, 2).await.unwrap();
+    db.query("CREATE run CONTENT { run_id: 'r1', workflow_id: 'wf', workflow_version: 1, workflow_name: 'W', status: 'running', started_by: 'ada', created_at_ms: 1, finished_at_ms: 0 }")
+        .await
+        .unwrap()
+        .check()
+        .unwrap();
     let old = [started("r1"), failed("r1", 1)];
     for stored in &old {
         db.query("CREATE run_event CONTENT { run_id: $run, seq: $seq, at_ms: $at, kind: 'k', payload: $payload }")
@@ -234,10 +244,13 @@ async fn a_log_written_one_row_per_event_is_migrated_into_chunks() {
     migrations::apply(&db).await.unwrap();
     let store = Store { db };
     assert_eq!(store.run_events(&"r1".into()).await.unwrap(), old);
-    store.append_events(&[failed("r1", 2)]).await.unwrap();
+    // A run from before owners is in epoch 0, owned by no node.
+    let unfinished = store.unfinished_runs().await.unwrap();
+    assert_eq!((unfinished[0].owner.as_str(), unfinished[0].epoch), ("", 0));
+    store.append_events(&[failed("r1", 2)], 0).await.unwrap();
     assert!(
         matches!(
-            store.append_events(&[failed("r1", 1)]).await,
+            store.append_events(&[failed("r1", 1)], 0).await,
             Err(StoreError::Database(_))
         ),
         "migrated events keep their place in the chain"
@@ -266,7 +279,7 @@ async fn runs_are_listed_by_filter_and_finished() {
             reason: None,
         },
     };
-    store.append_events(&[finished]).await.unwrap();
+    store.append_events(&[finished], 1).await.unwrap();
     let running = store
         .runs(&RunFilter {
             status: Some(RunStatus::Running),
@@ -651,4 +664,88 @@ async fn a_new_version_cannot_move_a_workflow_to_another_project() {
             .unwrap(),
         2
     );
+}
+
+/// The fence: a take-over moves the run to the next epoch, and from then on an append in
+/// the old epoch writes nothing and says why; a second take-over from the same epoch
+/// loses; a finished run is nobody's to take.
+#[tokio::test]
+async fn a_take_over_fences_the_previous_owner_out_of_the_log() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_over_run(&"r1".into(), 1, "node-b")
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    match store.append_events(&[failed("r1", 1)], 1).await {
+        Err(StoreError::Fenced { run, epoch }) => assert_eq!((run.as_str(), epoch), ("r1", 1)),
+        other => panic!("the old owner appended: {other:?}"),
+    }
+    assert_eq!(store.run_events(&"r1".into()).await.unwrap().len(), 1);
+    store.append_events(&[failed("r1", 1)], 2).await.unwrap();
+    assert_eq!(
+        store
+            .take_over_run(&"r1".into(), 1, "node-c")
+            .await
+            .unwrap(),
+        None,
+        "node-c read epoch 1 before node-b took the run over"
+    );
+    let unfinished = store.unfinished_runs().await.unwrap();
+    assert_eq!(
+        unfinished,
+        [RunOwnership {
+            run_id: "r1".into(),
+            owner: "node-b".into(),
+            epoch: 2
+        }]
+    );
+    let finished = event(
+        "r1",
+        2,
+        RunEvent::RunFinished {
+            status: RunStatus::Completed,
+            reason: None,
+        },
+    );
+    store.append_events(&[finished], 2).await.unwrap();
+    assert!(store.unfinished_runs().await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .take_over_run(&"r1".into(), 2, "node-c")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Nodes racing to take one run over from the same epoch: exactly one wins.
+#[tokio::test]
+async fn of_nodes_racing_to_take_a_run_over_exactly_one_wins() {
+    let store = Store::memory().await.unwrap();
+    store
+        .create_run(&record("r1"), &started("r1"))
+        .await
+        .unwrap();
+    let racers = (0..8).map(|node| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .take_over_run(&"r1".into(), 1, &format!("node-{node}"))
+                .await
+        })
+    });
+    let mut won = Vec::new();
+    for racer in racers {
+        if let Some(epoch) = racer.await.unwrap().unwrap() {
+            won.push(epoch);
+        }
+    }
+    assert_eq!(won, [2]);
 }
