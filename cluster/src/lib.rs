@@ -1,0 +1,16 @@
+//! Several `troupe` processes on one shared store as one Troupe.
+//!
+//! The store is the quorum: each node holds a lease on its membership, renewed by the
+//! store's clock, and every run has an owner node and an epoch that a take-over raises
+//! by compare-and-set (the fence itself is the store's, `troupe_store::Store::
+//! append_events`). This crate decides: [`lease`] when a node may act, renews, or must
+//! fence itself; [`orphans`] which runs a node takes over. Both are pure state
+//! machines, property-tested against a fake store with crashes, pauses and partitions.
+//!
+//! Knows nothing of HTTP, accounts or how a node is composed.
+
+pub mod lease;
+pub mod orphans;
+
+#[cfg(test)]
+mod properties;
