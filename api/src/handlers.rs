@@ -285,6 +285,15 @@ pub async fn list_pools(
     Json(node.pool_loads().await)
 }
 
+/// The nodes sharing this node's store, with their leases read by the store's clock:
+/// live or not, how long since each renewed, and what each said of its load.
+#[utoipa::path(get, path = "/api/v1/cluster", responses((status = 200, body = Vec<troupe_store::NodeRecord>)))]
+pub async fn list_cluster(
+    State(node): NodeState,
+) -> ApiResult<Json<Vec<troupe_store::NodeRecord>>> {
+    Ok(Json(node.store().nodes().await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]
 pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
     let kinds = node

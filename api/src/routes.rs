@@ -171,6 +171,7 @@ fn documented(builder: Builder) -> Builder {
         .doc(Project(MemoryManage), routes!(memory::delete))
         .doc(OnNode(AgentsView), routes!(handlers::list_agents))
         .doc(OnNode(AgentsView), routes!(handlers::list_pools))
+        .doc(OnNode(AgentsView), routes!(handlers::list_cluster))
         .doc(OnNode(AuditRead), routes!(audit::export))
         .doc(OnNode(AuditRead), routes!(audit::verify))
         .doc(OnNode(AgentsView), routes!(openai::loaded_models))

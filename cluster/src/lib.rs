@@ -6,10 +6,13 @@
 //! append_events`). This crate decides: [`lease`] when a node may act, renews, or must
 //! fence itself; [`orphans`] which runs a node takes over. Both are pure state
 //! machines, property-tested against a fake store with crashes, pauses and partitions.
+//! The [`membership`] actor applies them: it renews the lease, fences the node, and
+//! hands the engine's run manager the runs to take over.
 //!
 //! Knows nothing of HTTP, accounts or how a node is composed.
 
 pub mod lease;
+pub mod membership;
 pub mod orphans;
 
 #[cfg(test)]

@@ -25,7 +25,35 @@ impl Settings {
     }
 
     fn cluster_problems(&self, problems: &mut Problems) {
-        let name = &self.cluster.node_name;
+        let cluster = &self.cluster;
+        if cluster.enabled
+            && !["ws://", "wss://"]
+                .iter()
+                .any(|s| self.store.url.starts_with(s))
+        {
+            problems.push((
+                "cluster.enabled",
+                format!(
+                    "the nodes of a cluster share one store, and `{}` is this process's own: \
+                     set store.url to a SurrealDB server all of them reach (ws://HOST:PORT)",
+                    self.store.url
+                ),
+            ));
+        }
+        if cluster.heartbeat_ms < 50 {
+            problems.push(("cluster.heartbeat_ms", "must be at least 50".into()));
+        }
+        if cluster.lease_ms < cluster.heartbeat_ms.saturating_mul(3) {
+            problems.push((
+                "cluster.lease_ms",
+                format!(
+                    "must be at least three heartbeats ({} ms), or a node fences itself over \
+                     one slow renewal",
+                    cluster.heartbeat_ms.saturating_mul(3)
+                ),
+            ));
+        }
+        let name = &cluster.node_name;
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if name.len() > 63 || !name.chars().all(allowed) {
             problems.push((

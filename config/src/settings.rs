@@ -407,12 +407,31 @@ impl Default for EngineSettings {
 }
 
 /// Nodes that share one store and form one Troupe.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSettings {
+    /// Join the other nodes on the store: hold a lease in it, take over the runs of
+    /// nodes whose lease lapses. Needs a store they all share (`ws://`).
+    pub enabled: bool,
     /// This node's name among those sharing the store: runs are recorded as owned by
     /// it. Letters, digits, `.`, `_` and `-`, at most 63. Empty: the host's name.
     pub node_name: String,
+    /// How often the node renews its lease.
+    pub heartbeat_ms: u64,
+    /// How long a renewal lasts: a node that cannot renew for this long is taken for
+    /// dead, and its runs are taken over. At least three heartbeats.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_name: String::new(),
+            heartbeat_ms: 1_000,
+            lease_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

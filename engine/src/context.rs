@@ -18,10 +18,14 @@ use troupe_store::events::StoredEvent;
 use troupe_store::{RunId, Store};
 use troupe_supervision::ChildRef;
 
-/// Who a node is: a fresh id for its actors' names, and its lasting name.
+/// Who a node is: a fresh id for its actors' names, its lasting name, and whether it
+/// is alone on its store.
 pub struct NodeIdentity {
     pub id: String,
     pub name: String,
+    /// Alone, the run manager takes over every unfinished run when it starts; in a
+    /// cluster, the membership actor hands it runs (`RunManagerMsg::Adopt`).
+    pub alone: bool,
 }
 
 pub struct EngineContext {
@@ -38,6 +42,8 @@ pub struct EngineContext {
     pub node_id: String,
     /// The name runs this node takes on are recorded as owned by (`cluster.node_name`).
     pub node_name: String,
+    /// See [`NodeIdentity::alone`].
+    pub alone: bool,
     /// The model and memory lent to model-backed agents.
     pub services: AgentServices,
     /// The agent pool of each kind, across the pools' restarts.
@@ -78,6 +84,7 @@ impl EngineContext {
             events,
             node_id: identity.id,
             node_name: identity.name,
+            alone: identity.alone,
             services,
             policy,
         })

@@ -14,7 +14,7 @@ use crate::EngineError;
 use crate::context::EngineContext;
 use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
-use troupe_store::{RunId, RunRecord, StoreError, WorkflowId};
+use troupe_store::{RunId, RunOwnership, RunRecord, StoreError, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
 pub struct StartRun {
@@ -41,6 +41,14 @@ pub enum RunManagerMsg {
         run_id: RunId,
         reply: RpcReplyPort<Option<ActorRef<RunMsg>>>,
     },
+    /// From the cluster: take these runs over (each by compare-and-set on the epoch
+    /// given) and resume those won.
+    Adopt(Vec<RunOwnership>),
+    /// From the cluster: this node fenced itself; stop acting for every run at once,
+    /// without ending any (their new owners go on with them).
+    LetGoAll,
+    /// The runs this node holds.
+    Held(RpcReplyPort<Vec<RunId>>),
 }
 
 pub struct RunManager;
@@ -69,7 +77,10 @@ impl Actor for RunManager {
             runs: HashMap::new(),
             epochs: HashMap::new(),
         };
-        take_over_unfinished(&myself, &mut state).await?;
+        if state.context.alone {
+            let unfinished = state.context.store.unfinished_runs().await?;
+            adopt(&myself, &mut state, unfinished).await?;
+        }
         Ok(state)
     }
 
@@ -100,6 +111,13 @@ impl Actor for RunManager {
             },
             RunManagerMsg::GetLiveRun { run_id, reply } => {
                 if reply.send(state.runs.get(&run_id).cloned()).is_err() {
+                    tracing::debug!("caller left");
+                }
+            }
+            RunManagerMsg::Adopt(runs) => adopt(&myself, state, runs).await?,
+            RunManagerMsg::LetGoAll => let_go_all(state),
+            RunManagerMsg::Held(reply) => {
+                if reply.send(state.epochs.keys().cloned().collect()).is_err() {
                     tracing::debug!("caller left");
                 }
             }
@@ -207,15 +225,19 @@ async fn start_run(
 /// The epoch a run starts in, on the node that started it.
 const FIRST_EPOCH: u64 = 1;
 
-/// Takes on every unfinished run (the node is alone on its store): each in a new epoch,
-/// so that an actor of a previous owner, were one still running, can append nothing.
-/// A run another node took first is left to it.
-async fn take_over_unfinished(
+/// Takes `runs` over and resumes them: each in a new epoch, so that an actor of a
+/// previous owner, were one still running, can append nothing. A run another node took
+/// first is left to it; one this node holds already is skipped.
+async fn adopt(
     myself: &ActorRef<RunManagerMsg>,
     state: &mut RunManagerState,
+    runs: Vec<RunOwnership>,
 ) -> Result<(), EngineError> {
     let store = state.context.store.clone();
-    for run in store.unfinished_runs().await? {
+    for run in runs {
+        if state.epochs.contains_key(&run.run_id) {
+            continue;
+        }
         let Some(epoch) = store
             .take_over_run(&run.run_id, run.epoch, &state.context.node_name)
             .await?
@@ -231,6 +253,15 @@ async fn take_over_unfinished(
         }
     }
     Ok(())
+}
+
+/// Stops every run actor without ending its run: they belong to other nodes now.
+fn let_go_all(state: &mut RunManagerState) {
+    for (run_id, run) in state.runs.drain() {
+        tracing::warn!(%run_id, "letting the run go: this node fenced itself");
+        run.stop(Some(crate::run_actor::FENCED.into()));
+    }
+    state.epochs.clear();
 }
 
 async fn spawn_run(

@@ -21,6 +21,8 @@ use troupe_workflow::Workflow;
 
 use crate::NodeError;
 use crate::services::{ChainModel, NodeMemory};
+use troupe_cluster::lease::LeaseTimes;
+use troupe_cluster::membership::{Membership, MembershipArgs};
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
 use troupe_engine::context::{EngineContext, NodeIdentity};
@@ -143,6 +145,7 @@ impl Node {
         let identity = NodeIdentity {
             id: node_id,
             name: node_name(&settings),
+            alone: !settings.cluster.enabled,
         };
         let context = EngineContext::new(
             identity,
@@ -798,6 +801,9 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
             },
         ));
     }
+    if settings.cluster.enabled {
+        children.push(membership_child(context, settings));
+    }
     let manager_context = context.clone();
     let manager_name = context.run_manager_name();
     let handle = context.run_manager.clone();
@@ -817,6 +823,30 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
         },
     ));
     children
+}
+
+/// The membership actor: this node's lease in the shared store, and the runs it takes
+/// over from nodes whose lease lapsed.
+fn membership_child(context: &Arc<EngineContext>, settings: &Settings) -> ChildSpec {
+    let name = format!("troupe.{}.membership", context.node_id);
+    let times = LeaseTimes {
+        heartbeat_ms: settings.cluster.heartbeat_ms,
+        lease_ms: settings.cluster.lease_ms,
+    };
+    let (context, api_address) = (context.clone(), settings.server.address.clone());
+    ChildSpec::new(name.clone(), move |supervisor| {
+        let args = MembershipArgs {
+            context: context.clone(),
+            times,
+            api_address: api_address.clone(),
+        };
+        let name = name.clone();
+        async move {
+            let (membership, _) =
+                Actor::spawn_linked(Some(name), Membership, args, supervisor).await?;
+            Ok(membership.get_cell())
+        }
+    })
 }
 
 /// The providers' keys kept as sealed secrets, opened once at start; a provider naming a

@@ -23,6 +23,7 @@ pub mod key_file;
 mod ledger;
 mod memory;
 mod migrations;
+mod nodes;
 mod ownership;
 mod policy;
 mod projects;
@@ -45,6 +46,7 @@ pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};
 pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
+pub use nodes::NodeRecord;
 pub use ownership::RunOwnership;
 pub use policy::ProjectPolicy;
 pub use projects::{

@@ -298,6 +298,21 @@ const MIGRATIONS: &[(u32, &str)] = &[
     UPDATE run SET owner = '', epoch = 0, last_seq = 0 WHERE owner = NONE;
     ",
     ),
+    (
+        18,
+        // The nodes sharing the store, each with a lease by the database's clock.
+        "
+    DEFINE TABLE IF NOT EXISTS node SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS name ON node TYPE string;
+    DEFINE FIELD IF NOT EXISTS incarnation ON node TYPE int;
+    DEFINE FIELD IF NOT EXISTS api_address ON node TYPE string;
+    DEFINE FIELD IF NOT EXISTS load ON node TYPE string;
+    DEFINE FIELD IF NOT EXISTS joined_ms ON node TYPE int;
+    DEFINE FIELD IF NOT EXISTS heartbeat_ms ON node TYPE int;
+    DEFINE FIELD IF NOT EXISTS lease_expires_ms ON node TYPE int;
+    DEFINE INDEX IF NOT EXISTS node_name ON node FIELDS name UNIQUE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -749,3 +749,43 @@ async fn of_nodes_racing_to_take_a_run_over_exactly_one_wins() {
     }
     assert_eq!(won, [2]);
 }
+
+/// Leases by the store's clock: a node registers, renews, and a newer incarnation of its
+/// name (a restart) or an ended lease stops the old one renewing.
+#[tokio::test]
+async fn a_node_s_lease_is_renewed_until_a_newer_incarnation_or_leaving_ends_it() {
+    let store = Store::memory().await.unwrap();
+    assert_eq!(
+        store
+            .register_node("a", "127.0.0.1:1", 5_000)
+            .await
+            .unwrap(),
+        1
+    );
+    let load = json!({"free_slots": 8});
+    assert!(store.renew_node_lease("a", 1, 5_000, &load).await.unwrap());
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert!(nodes[0].live && nodes[0].lease_age_ms < 5_000, "{nodes:?}");
+    assert_eq!(nodes[0].load, load);
+    assert_eq!(
+        store
+            .register_node("a", "127.0.0.1:2", 5_000)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(!store.renew_node_lease("a", 1, 5_000, &load).await.unwrap());
+    assert!(store.renew_node_lease("a", 2, 5_000, &load).await.unwrap());
+    store.leave_cluster("a", 2).await.unwrap();
+    assert!(!store.nodes().await.unwrap()[0].live);
+    assert!(!store.renew_node_lease("a", 2, 5_000, &load).await.unwrap());
+    store.register_node("b", "127.0.0.1:3", 1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let b = store.nodes().await.unwrap().pop().unwrap();
+    assert_eq!(
+        (b.name.as_str(), b.live),
+        ("b", false),
+        "a 1 ms lease lapses"
+    );
+}

@@ -1,0 +1,223 @@
+//! The membership actor: renews this node's lease every heartbeat, fences the node when
+//! it cannot ([`Lease`]), and hands the run manager the runs it should take over
+//! ([`Orphans`]). When it stops cleanly it ends its lease, so that its runs are taken
+//! over at once rather than after the lease.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
+use serde_json::json;
+use troupe_engine::context::EngineContext;
+use troupe_engine::run_manager::RunManagerMsg;
+
+use crate::lease::{Lease, LeaseAction, LeaseTimes, Millis, Renewal, Standing};
+use crate::orphans::Orphans;
+
+pub struct MembershipArgs {
+    pub context: Arc<EngineContext>,
+    pub times: LeaseTimes,
+    /// Where this node's API listens, for the node table.
+    pub api_address: String,
+}
+
+#[derive(RactorMessage)]
+pub enum MembershipMsg {
+    Tick,
+}
+
+pub struct Membership;
+
+pub struct MembershipState {
+    context: Arc<EngineContext>,
+    times: LeaseTimes,
+    api_address: String,
+    lease: Lease,
+    orphans: Orphans,
+    started: Instant,
+}
+
+impl MembershipState {
+    /// Now on this node's monotonic clock.
+    fn now(&self) -> Millis {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long one request to the store may take: a heartbeat.
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.times.heartbeat_ms)
+    }
+}
+
+impl Actor for Membership {
+    type Msg = MembershipMsg;
+    type State = MembershipState;
+    type Arguments = MembershipArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        args: MembershipArgs,
+    ) -> Result<MembershipState, ActorProcessingErr> {
+        myself.send_interval(Duration::from_millis(args.times.heartbeat_ms), || {
+            MembershipMsg::Tick
+        });
+        myself.cast(MembershipMsg::Tick)?;
+        Ok(MembershipState {
+            orphans: Orphans::new(args.times.lease_ms),
+            lease: Lease::new(args.times),
+            context: args.context,
+            times: args.times,
+            api_address: args.api_address,
+            started: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<MembershipMsg>,
+        message: MembershipMsg,
+        state: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            MembershipMsg::Tick => tick(state).await,
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<MembershipMsg>,
+        state: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Standing::Live { incarnation, .. } = state.lease.standing() {
+            let leaving = state
+                .context
+                .store
+                .leave_cluster(&state.context.node_name, incarnation);
+            match tokio::time::timeout(state.request_timeout(), leaving).await {
+                Ok(Ok(())) => tracing::info!(incarnation, "left the cluster"),
+                Ok(Err(error)) => tracing::warn!(%error, "could not end this node's lease"),
+                Err(_) => tracing::warn!("ending this node's lease timed out"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One heartbeat: the lease, then the runs to take over while the node may act.
+async fn tick(state: &mut MembershipState) {
+    let now = state.now();
+    match state.lease.tick(now) {
+        LeaseAction::Register => register(state, now).await,
+        LeaseAction::Renew { incarnation } => {
+            let renewal = renew(state, incarnation).await;
+            if state.lease.renewed(now, incarnation, renewal) == LeaseAction::Fence {
+                fence(state, "the store no longer counts this node live");
+            }
+        }
+        LeaseAction::Fence => fence(state, "the lease could not be renewed in time"),
+        LeaseAction::Wait => {}
+    }
+    if state.lease.is_live(state.now())
+        && let Err(error) = take_over_orphans(state).await
+    {
+        tracing::warn!(%error, "could not look for runs to take over");
+    }
+}
+
+async fn register(state: &mut MembershipState, now: Millis) {
+    let context = &state.context;
+    let registering =
+        context
+            .store
+            .register_node(&context.node_name, &state.api_address, state.times.lease_ms);
+    match tokio::time::timeout(state.request_timeout(), registering).await {
+        Ok(Ok(incarnation)) => {
+            tracing::info!(node = %context.node_name, incarnation, "joined the cluster");
+            state.lease.registered(now, incarnation);
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not join the cluster; trying again");
+            state.lease.not_registered();
+        }
+        Err(_) => {
+            tracing::warn!("joining the cluster timed out; trying again");
+            state.lease.not_registered();
+        }
+    }
+}
+
+async fn renew(state: &MembershipState, incarnation: u64) -> Renewal {
+    let context = &state.context;
+    let load = json!({ "free_slots": context.node_slots.available_permits() });
+    let renewing = context.store.renew_node_lease(
+        &context.node_name,
+        incarnation,
+        state.times.lease_ms,
+        &load,
+    );
+    match tokio::time::timeout(state.request_timeout(), renewing).await {
+        Ok(Ok(true)) => Renewal::Extended,
+        Ok(Ok(false)) => Renewal::Lost,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not renew this node's lease");
+            Renewal::Unanswered
+        }
+        Err(_) => {
+            tracing::warn!("renewing this node's lease timed out");
+            Renewal::Unanswered
+        }
+    }
+}
+
+/// Stops acting for every run at once; the next tick joins again.
+fn fence(state: &MembershipState, why: &str) {
+    tracing::error!(node = %state.context.node_name, why, "fencing: letting every run go");
+    if let Some(manager) = state.context.run_manager.get()
+        && let Err(error) = manager.cast(RunManagerMsg::LetGoAll)
+    {
+        tracing::error!(%error, "could not tell the run manager to let its runs go");
+    }
+}
+
+/// Hands the run manager the runs due for take-over: its own it does not hold, and
+/// those of nodes whose lease lapsed.
+async fn take_over_orphans(state: &mut MembershipState) -> Result<(), String> {
+    let context = state.context.clone();
+    let manager = context
+        .run_manager
+        .get()
+        .ok_or("the run manager is restarting")?;
+    let live: BTreeSet<String> = context
+        .store
+        .nodes()
+        .await
+        .map_err(|error| error.to_string())?
+        .into_iter()
+        .filter(|node| node.live)
+        .map(|node| node.name)
+        .collect();
+    let runs = context
+        .store
+        .unfinished_runs()
+        .await
+        .map_err(|error| error.to_string())?;
+    let held: HashSet<_> = ractor::call_t!(manager, RunManagerMsg::Held, state.times.heartbeat_ms)
+        .map_err(|error| error.to_string())?
+        .into_iter()
+        .collect();
+    let now = state.now();
+    let due = state
+        .orphans
+        .due(now, &context.node_name, &live, &runs, &held);
+    if !due.is_empty() {
+        tracing::info!(runs = due.len(), "taking runs over");
+        manager
+            .cast(RunManagerMsg::Adopt(due))
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}

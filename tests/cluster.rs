@@ -1,0 +1,172 @@
+//! The cluster, end to end: `troupe up` processes that share a real SurrealDB server,
+//! one process per node. When the node running a run dies, another takes the run over
+//! once the dead node's lease lapses and finishes it: the attempt that was running is
+//! resumed once, no completed task runs again, and the log has no gap.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const WORKFLOW: &str = r#"
+name: Failover
+variables:
+  shared: ""
+tasks:
+  - id: first
+    name: First
+    agent: shell
+    inputs: { command: "echo first >> marks.txt", working_dir: "{{ variables.shared }}" }
+  - id: slow
+    name: Slow
+    agent: shell
+    depends_on: [first]
+    inputs: { command: "echo slow-start >> marks.txt; sleep 3; echo slow >> marks.txt", working_dir: "{{ variables.shared }}" }
+  - id: sign_off
+    name: Sign off
+    agent: human_review
+    depends_on: [slow]
+    requires_approval: true
+  - id: last
+    name: Last
+    agent: shell
+    depends_on: [sign_off]
+    inputs: { command: "echo last >> marks.txt", working_dir: "{{ variables.shared }}" }
+"#;
+
+/// `troupe up` as cluster node `name` on `surreal`.
+fn start_node(dir: &std::path::Path, surreal: &SurrealServer, name: &str) -> Server {
+    let mut flags = surreal.store_flags();
+    flags.extend([
+        "--set".into(),
+        "cluster.enabled=true".into(),
+        "--set".into(),
+        format!("cluster.node_name={name}"),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start_on_store(&dir.join(name), &free_address(), &flags)
+}
+
+/// The members `server` sees live, by name.
+fn live_members(server: &Server) -> Vec<String> {
+    get_json(server, "/api/v1/cluster")
+        .as_array()
+        .expect("a list of nodes")
+        .iter()
+        .filter(|node| node["live"] == true)
+        .map(|node| node["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn count(marks: &str, line: &str) -> usize {
+    marks.lines().filter(|l| *l == line).count()
+}
+
+/// Kills the owner while `slow` runs; the survivor resumes the attempt, then waits
+/// for the approval, which it takes and finishes the run with.
+#[test]
+fn a_run_whose_node_dies_is_taken_over_and_finished_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let shared = shared_dir(dir.path());
+    let a = start_node(dir.path(), &surreal, "a");
+    let b = start_node(dir.path(), &surreal, "b");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live_members(&b) != ["a", "b"] {
+        assert!(Instant::now() < deadline, "a and b never both live");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    allow_kinds(&a, "default", &["shell"]);
+    let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
+    let run_id = save_and_start(&a, WORKFLOW, &body);
+    let run = get_json(&a, &format!("/api/v1/runs/{run_id}"));
+    assert_eq!(
+        (run["owner"].as_str(), run["epoch"].as_u64()),
+        (Some("a"), Some(1))
+    );
+
+    let marks_path = shared.join("marks.txt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&marks_path).is_ok_and(|marks| marks.contains("slow-start")) {
+        assert!(Instant::now() < deadline, "`slow` never started on a");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill();
+    let killed = Instant::now();
+    let run = wait_for_run(&b, &run_id, 60, |run| run["owner"] == "b");
+    eprintln!(
+        "failover: the run moved to b {} ms after a was killed",
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(run["epoch"], 2, "{run:#}");
+    assert_eq!(live_members(&b), ["b"]);
+
+    wait_for_run(&b, &run_id, 60, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    let decision = r#"{"decision": "approve", "approver": "bob"}"#;
+    let (status, answer) = post(
+        &b,
+        &format!("/api/v1/runs/{run_id}/tasks/sign_off/decision"),
+        "application/json",
+        decision,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let run = wait_for_run(&b, &run_id, 30, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+
+    let marks = std::fs::read_to_string(&marks_path).unwrap();
+    assert_eq!(
+        count(&marks, "first"),
+        1,
+        "completed on a: never again\n{marks}"
+    );
+    assert_eq!(count(&marks, "slow-start"), 2, "resumed once on b\n{marks}");
+    assert_eq!(count(&marks, "slow"), 1, "{marks}");
+    assert_eq!(count(&marks, "last"), 1, "{marks}");
+    let events = get_json(&b, &format!("/api/v1/runs/{run_id}/events"));
+    let events = events.as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "no gap");
+    let requested = events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "approval_requested")
+        .count();
+    assert_eq!(
+        requested, 1,
+        "the gate came back from the log, not asked again"
+    );
+}
+
+/// A node that stops cleanly ends its lease, so its runs move at once; a node that
+/// starts again under its name takes back nothing another node took over.
+#[test]
+fn a_node_that_stops_cleanly_hands_its_waiting_runs_over_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let mut a = start_node(dir.path(), &surreal, "a");
+    let b = start_node(dir.path(), &surreal, "b");
+    let gated = "name: Gated\ntasks:\n  - { id: sign_off, name: Sign off, agent: human_review, requires_approval: true }\n";
+    let run_id = save_and_start(&a, gated, &serde_json::json!({"started_by": "ada"}));
+    wait_for_run(&a, &run_id, 30, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    // SIGTERM: the node shuts down and leaves the cluster.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = a.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let run = wait_for_run(&b, &run_id, 10, |run| run["owner"] == "b");
+    assert_eq!(run["epoch"], 2);
+    let a_again = start_node(dir.path(), &surreal, "a");
+    std::thread::sleep(Duration::from_secs(2));
+    let run = get_json(&a_again, &format!("/api/v1/runs/{run_id}"));
+    assert_eq!(
+        (run["owner"].as_str(), run["epoch"].as_u64()),
+        (Some("b"), Some(2))
+    );
+}
