@@ -77,6 +77,18 @@ fn a_run_whose_node_dies_is_taken_over_and_finished_by_another() {
         assert!(Instant::now() < deadline, "a and b never both live");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let status = run_troupe(dir.path(), &["cluster", "status", "--server", &b.url("")]);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{stdout}");
+    let states: Vec<(&str, &str)> = stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut columns = line.split_whitespace();
+            Some((columns.next()?, columns.next()?))
+        })
+        .collect();
+    assert_eq!(states, [("a", "live"), ("b", "live")], "{stdout}");
     allow_kinds(&a, "default", &["shell"]);
     let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
     let run_id = save_and_start(&a, WORKFLOW, &body);
@@ -153,11 +165,7 @@ fn a_node_that_stops_cleanly_hands_its_waiting_runs_over_at_once() {
         task_status(run, "sign_off") == "waiting_approval"
     });
     // SIGTERM: the node shuts down and leaves the cluster.
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &a.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    signal(&a, "TERM");
     let status = a.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let run = wait_for_run(&b, &run_id, 10, |run| run["owner"] == "b");
@@ -169,4 +177,86 @@ fn a_node_that_stops_cleanly_hands_its_waiting_runs_over_at_once() {
         (run["owner"].as_str(), run["epoch"].as_u64()),
         (Some("b"), Some(2))
     );
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `TERM`) to `server`'s process.
+fn signal(server: &Server, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal}");
+}
+
+/// The incarnation `server` sees `name` live under, if live.
+fn live_incarnation(server: &Server, name: &str) -> Option<u64> {
+    get_json(server, "/api/v1/cluster")
+        .as_array()?
+        .iter()
+        .find(|node| node["name"] == name && node["live"] == true)?["incarnation"]
+        .as_u64()
+}
+
+/// A frozen owner (SIGSTOP for longer than its lease) cannot fence itself, so the store
+/// does: the survivor takes the run over, and when the frozen node wakes (SIGCONT), what
+/// its run actor tries to append is refused. It then fences itself and joins again under
+/// a new incarnation; every task completes once in the log.
+#[test]
+fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let shared = shared_dir(dir.path());
+    let a = start_node(dir.path(), &surreal, "a");
+    let b = start_node(dir.path(), &surreal, "b");
+    allow_kinds(&a, "default", &["shell"]);
+    let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
+    let run_id = save_and_start(&a, WORKFLOW, &body);
+    let marks_path = shared.join("marks.txt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&marks_path).is_ok_and(|marks| marks.contains("slow-start")) {
+        assert!(Instant::now() < deadline, "`slow` never started on a");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let incarnation = live_incarnation(&b, "a").expect("a is live");
+    signal(&a, "STOP");
+    wait_for_run(&b, &run_id, 60, |run| run["owner"] == "b");
+    wait_for_run(&b, &run_id, 60, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    signal(&a, "CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live_incarnation(&b, "a") != Some(incarnation + 1) {
+        assert!(Instant::now() < deadline, "a never joined again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let decision = r#"{"decision": "approve", "approver": "bob"}"#;
+    let path = format!("/api/v1/runs/{run_id}/tasks/sign_off/decision");
+    let (status, answer) = post(&a, &path, "application/json", decision);
+    assert_eq!(status, 409, "a no longer runs it: {answer}");
+    assert_eq!(answer["error"]["code"], "run_elsewhere", "{answer}");
+    let (status, answer) = post(&b, &path, "application/json", decision);
+    assert_eq!(status, 200, "{answer}");
+    let run = wait_for_run(&b, &run_id, 30, |run| run["status"] != "running");
+    assert_eq!(
+        (run["status"].as_str(), run["epoch"].as_u64()),
+        (Some("completed"), Some(2))
+    );
+
+    let events = get_json(&b, &format!("/api/v1/runs/{run_id}/events"));
+    let events = events.as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "no gap");
+    for task in ["first", "slow", "sign_off", "last"] {
+        let completed = events
+            .iter()
+            .filter(|e| e["event"]["kind"] == "attempt_succeeded" && e["event"]["task"] == task)
+            .count();
+        assert_eq!(
+            completed, 1,
+            "{task} completed once in the log: {events:#?}"
+        );
+    }
+    let marks = std::fs::read_to_string(&marks_path).unwrap();
+    assert_eq!(count(&marks, "first"), 1, "{marks}");
+    assert_eq!(count(&marks, "last"), 1, "{marks}");
 }

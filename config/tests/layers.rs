@@ -181,3 +181,39 @@ fn hostile_environment_values_never_panic() {
         assert!(result.is_err(), "{value:?} should be refused");
     }
 }
+
+/// A cluster shares one store: an embedded one is refused saying what to set, and so
+/// are a lease shorter than three heartbeats and a node name that is not one.
+#[test]
+fn a_cluster_on_a_store_of_its_own_or_with_a_short_lease_is_refused() {
+    let text = Layers::new()
+        .environment(env(&[
+            ("TROUPE_CLUSTER__ENABLED", "true"),
+            ("TROUPE_CLUSTER__LEASE_MS", "2000"),
+            ("TROUPE_CLUSTER__NODE_NAME", "a b/../c"),
+        ]))
+        .load()
+        .expect_err("three problems")
+        .to_string();
+    assert!(
+        text.contains("`cluster.enabled` from environment variable TROUPE_CLUSTER__ENABLED")
+            && text.contains("set store.url to a SurrealDB server all of them reach (ws://"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`cluster.lease_ms`") && text.contains("at least three heartbeats (3000 ms)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`cluster.node_name`") && text.contains("`a b/../c` is not a node name"),
+        "{text}"
+    );
+    let settings = Layers::new()
+        .environment(env(&[
+            ("TROUPE_CLUSTER__ENABLED", "true"),
+            ("TROUPE_STORE__URL", "ws://db.internal:8000"),
+        ]))
+        .load()
+        .expect("a shared store");
+    assert!(settings.cluster.enabled);
+}

@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod client;
+mod cluster;
 mod costs;
 mod credentials;
 mod login;
@@ -126,6 +127,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The nodes sharing a store (`cluster.enabled`).
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
     /// Benchmarks; results are printed and written as JSON.
     Bench {
         #[command(subcommand)]
@@ -169,6 +175,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
             costs::costs(&settings, server.as_deref(), days, json).await
         }
         Command::Models { command } => models::models(&settings, command).await,
+        Command::Cluster { command } => cluster::cluster(&settings, command).await,
         Command::Memory { command } => memory::memory(&settings, command).await,
         Command::Audit { command } => audit::audit(&settings, command).await,
         Command::Users { command } => users::users(&settings, command).await,
