@@ -269,12 +269,28 @@ pub mod http1 {
         body: Option<(&str, &str)>,
         headers: &[&str],
     ) -> std::io::Result<Response> {
+        request_within(method, url, body, headers, Duration::from_secs(30))
+    }
+
+    /// `request_with` that gives up when the server stays silent for `timeout` (a frozen
+    /// node answers nothing).
+    pub fn request_within(
+        method: &str,
+        url: &str,
+        body: Option<(&str, &str)>,
+        headers: &[&str],
+        timeout: Duration,
+    ) -> std::io::Result<Response> {
         let rest = url.strip_prefix("http://").expect("http URL");
         let (host, path) = rest
             .split_once('/')
             .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-        let mut stream = TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let address = std::net::ToSocketAddrs::to_socket_addrs(host)?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))?;
+        let mut stream = TcpStream::connect_timeout(&address, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         let (content_type, text) = body.unwrap_or(("application/json", ""));
         let extra: String = headers.iter().map(|line| format!("{line}\r\n")).collect();
         write!(
