@@ -1,0 +1,139 @@
+//! The deployment files in `deploy/`, read back: the compose file starts three cluster
+//! nodes with distinct names on one SurrealDB server that keeps its data, and the
+//! Kubernetes manifests run a StatefulSet behind a headless Service with readiness on
+//! `/readyz`, the store's address and password from a Secret, and a disruption budget
+//! that keeps a majority up.
+
+use std::path::Path;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn documents(path: &str) -> Vec<Yaml> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path);
+    let text = std::fs::read_to_string(&file).unwrap();
+    YamlLoader::load_from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+/// `key` of a mapping, through `<<` merge keys (which yaml-rust2 does not resolve).
+fn get<'a>(yaml: &'a Yaml, key: &str) -> &'a Yaml {
+    let direct = &yaml[key];
+    if !direct.is_badvalue() {
+        return direct;
+    }
+    match &yaml["<<"] {
+        Yaml::BadValue => direct,
+        merged => get(merged, key),
+    }
+}
+
+fn text(yaml: &Yaml) -> &str {
+    yaml.as_str()
+        .unwrap_or_else(|| panic!("not a string: {yaml:?}"))
+}
+
+#[test]
+fn the_compose_file_starts_three_named_nodes_on_one_persistent_store() {
+    let compose = documents("compose.yaml").remove(0);
+    let services = &compose["services"];
+    let store = &services["surrealdb"];
+    let command: Vec<&str> = store["command"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    assert!(
+        command.iter().any(|arg| arg.starts_with("surrealkv:")),
+        "the store keeps its data: {command:?}"
+    );
+    let mut names = Vec::new();
+    for node in ["node1", "node2", "node3"] {
+        let service = &services[node];
+        let env = get(service, "environment");
+        assert_eq!(text(get(env, "TROUPE_CLUSTER__ENABLED")), "true", "{node}");
+        assert_eq!(text(get(env, "TROUPE_STORE__URL")), "ws://surrealdb:8000");
+        assert!(
+            text(get(env, "TROUPE_AUTH__DIR")).starts_with("/keys"),
+            "{node}"
+        );
+        names.push(text(get(env, "TROUPE_CLUSTER__NODE_NAME")).to_string());
+        let depends = get(service, "depends_on");
+        assert_eq!(text(&depends["surrealdb"]["condition"]), "service_healthy");
+        let probe: Vec<&str> = get(service, "healthcheck")["test"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(text)
+            .collect();
+        assert!(
+            probe.iter().any(|arg| arg.ends_with("/readyz")),
+            "{probe:?}"
+        );
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3, "every node has its own name");
+}
+
+#[test]
+fn the_kubernetes_manifests_make_a_stateful_set_behind_a_headless_service() {
+    let documents = documents("kubernetes/troupe.yaml");
+    let kind = |wanted: &str| {
+        documents
+            .iter()
+            .find(|document| document["kind"].as_str() == Some(wanted))
+            .unwrap_or_else(|| panic!("no {wanted}"))
+    };
+    let service = kind("Service");
+    assert_eq!(text(&service["spec"]["clusterIP"]), "None", "headless");
+    let set = kind("StatefulSet");
+    assert_eq!(
+        text(&set["spec"]["serviceName"]),
+        text(&service["metadata"]["name"])
+    );
+    assert_eq!(set["spec"]["replicas"].as_i64(), Some(3));
+    let labels = &set["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(set["spec"]["selector"]["matchLabels"], *labels);
+    assert_eq!(service["spec"]["selector"], *labels);
+    let container = &set["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        text(&container["readinessProbe"]["httpGet"]["path"]),
+        "/readyz"
+    );
+    let env = container["env"].as_vec().unwrap();
+    let variable = |name: &str| {
+        env.iter()
+            .find(|entry| entry["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(text(&variable("TROUPE_CLUSTER__ENABLED")["value"]), "true");
+    assert_eq!(
+        text(&variable("TROUPE_CLUSTER__NODE_NAME")["valueFrom"]["fieldRef"]["fieldPath"]),
+        "metadata.name",
+        "each node is named after its pod"
+    );
+    for secret in ["TROUPE_STORE__URL", "TROUPE_STORE__PASSWORD"] {
+        let from = &variable(secret)["valueFrom"]["secretKeyRef"];
+        assert_eq!(
+            text(&from["name"]),
+            "troupe-store",
+            "{secret} comes from the Secret"
+        );
+    }
+    let budget = kind("PodDisruptionBudget");
+    assert_eq!(
+        budget["spec"]["minAvailable"].as_i64(),
+        Some(2),
+        "a majority of 3"
+    );
+    assert_eq!(budget["spec"]["selector"]["matchLabels"], *labels);
+    let secret = documents_of_secret();
+    assert_eq!(text(&secret["metadata"]["name"]), "troupe-store");
+    assert!(text(&secret["stringData"]["url"]).starts_with("ws://"));
+}
+
+fn documents_of_secret() -> Yaml {
+    documents("kubernetes/secret.example.yaml").remove(0)
+}
