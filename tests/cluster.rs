@@ -260,3 +260,86 @@ fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again()
     assert_eq!(count(&marks, "first"), 1, "{marks}");
     assert_eq!(count(&marks, "last"), 1, "{marks}");
 }
+
+/// `troupe up` as cluster node `name` with a short lease (200 ms heartbeats, 1 s lease).
+fn start_quick_node(dir: &std::path::Path, surreal: &SurrealServer, name: &str) -> Server {
+    let mut flags = surreal.store_flags();
+    for setting in [
+        "cluster.enabled=true".to_string(),
+        format!("cluster.node_name={name}"),
+        "cluster.heartbeat_ms=200".to_string(),
+        "cluster.lease_ms=1000".to_string(),
+    ] {
+        flags.extend(["--set".to_string(), setting]);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start_on_store(&dir.join(name), &free_address(), &flags)
+}
+
+fn ready(server: &Server) -> bool {
+    http1::request_within(
+        "GET",
+        &server.url("/readyz"),
+        None,
+        &[],
+        Duration::from_secs(2),
+    )
+    .is_ok_and(|response| response == 200)
+}
+
+/// The store goes away (SIGKILL of the SurrealDB server, on disk) for longer than a
+/// lease: the nodes stop being ready and fence themselves; when it comes back on the
+/// same address they rejoin, take their runs back, and what was acknowledged before the
+/// outage (a run waiting for a person) is there and goes on.
+#[test]
+fn the_nodes_pause_while_the_store_is_down_and_go_on_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("surreal-data");
+    let mut surreal = SurrealServer::start_on_disk(&dir.path().join("surreal.log"), &data);
+    let a = start_quick_node(dir.path(), &surreal, "a");
+    let b = start_quick_node(dir.path(), &surreal, "b");
+    let gated = "name: Gated\ntasks:\n  - { id: sign_off, name: Sign off, agent: human_review, requires_approval: true }\n  - { id: after, name: After, agent: echo, depends_on: [sign_off], inputs: { text: done } }\n";
+    let run_id = save_and_start(&a, gated, &serde_json::json!({"started_by": "ada"}));
+    wait_for_run(&a, &run_id, 30, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    let incarnation = live_incarnation(&b, "a").expect("a is live");
+
+    surreal.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready(&a) || ready(&b) {
+        assert!(
+            Instant::now() < deadline,
+            "the nodes stayed ready without a store"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    surreal.start_again();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(ready(&a) && ready(&b)) {
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never became ready again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live_incarnation(&b, "a").is_none_or(|now| now <= incarnation) {
+        assert!(
+            Instant::now() < deadline,
+            "a never joined again after the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = wait_for_run(&b, &run_id, 30, |run| {
+        task_status(run, "sign_off") == "waiting_approval" && run["epoch"].as_u64() > Some(1)
+    });
+    let owner = if run["owner"] == "a" { &a } else { &b };
+    let decision = r#"{"decision": "approve", "approver": "bob"}"#;
+    let path = format!("/api/v1/runs/{run_id}/tasks/sign_off/decision");
+    let (status, answer) = post(owner, &path, "application/json", decision);
+    assert_eq!(status, 200, "{answer}");
+    let run = wait_for_run(owner, &run_id, 30, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+}

@@ -315,13 +315,23 @@ pub async fn healthz() -> &'static str {
 }
 
 /// The node can serve: the store answers and the supervision tree runs.
+/// How long readiness waits for the store.
+const READINESS_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
     // Which part is not ready, never why: the answer is for anyone, the reason for the log.
-    let store = match node.store().workflows().await {
-        Ok(_) => "ok".to_string(),
-        Err(error) => {
+    // Bounded: a store that went away can leave a query waiting for its reconnection,
+    // and a probe must answer in time to count.
+    let asked = tokio::time::timeout(READINESS_STORE_TIMEOUT, node.store().workflows()).await;
+    let store = match asked {
+        Ok(Ok(_)) => "ok".to_string(),
+        Ok(Err(error)) => {
             tracing::error!(%error, "readiness: the store does not answer");
+            "unavailable".to_string()
+        }
+        Err(_) => {
+            tracing::error!("readiness: the store did not answer in time");
             "unavailable".to_string()
         }
     };

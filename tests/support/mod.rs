@@ -428,14 +428,41 @@ pub fn task_status(run: &Value, task: &str) -> String {
 }
 
 /// A real SurrealDB server (`tools/surreal-server`, the official server's own `init`) on
-/// a free loopback port, memory engine, root user `root`/`root`; killed when dropped.
+/// a free loopback port, root user `root`/`root`: in memory, or on disk (SurrealKV) to be
+/// stopped and started again on the same address; killed when dropped.
 pub struct SurrealServer {
     child: Child,
     pub address: String,
+    /// `memory`, or `surrealkv://DIR`.
+    engine: String,
+    log_path: PathBuf,
 }
 
 impl SurrealServer {
     pub fn start(log_path: &Path) -> SurrealServer {
+        SurrealServer::spawn(log_path, free_address(), "memory".into())
+    }
+
+    /// A server keeping its data in `dir`.
+    pub fn start_on_disk(log_path: &Path, dir: &Path) -> SurrealServer {
+        let engine = format!("surrealkv://{}", dir.display());
+        SurrealServer::spawn(log_path, free_address(), engine)
+    }
+
+    /// SIGKILL, as when its machine dies.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+
+    /// Starts it again on the same address and storage (after `kill`).
+    pub fn start_again(&mut self) {
+        let log = self.log_path.with_extension("again.log");
+        let again = SurrealServer::spawn(&log, self.address.clone(), self.engine.clone());
+        *self = again;
+    }
+
+    fn spawn(log_path: &Path, address: String, engine: String) -> SurrealServer {
         let binary = std::env::var_os("TEST_SURREAL_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -450,16 +477,20 @@ impl SurrealServer {
             "TEST_SURREAL_BIN={} is not a file: build it with ./scripts/build-surreal-server",
             binary.display()
         );
-        let address = free_address();
         let log = std::fs::File::create(log_path).expect("log file");
         let child = Command::new(&binary)
             .args(["start", "--no-banner", "--bind", &address])
-            .args(["--username", "root", "--password", "root", "memory"])
+            .args(["--username", "root", "--password", "root", &engine])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap_or_else(|error| panic!("{} does not start: {error}", binary.display()));
-        let server = SurrealServer { child, address };
+        let server = SurrealServer {
+            child,
+            address,
+            engine,
+            log_path: log_path.to_path_buf(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(response) = http1::blocking_get(&format!("http://{}/health", server.address))
