@@ -263,7 +263,17 @@ fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again()
 
 /// `troupe up` as cluster node `name` with a short lease (200 ms heartbeats, 1 s lease).
 fn start_quick_node(dir: &std::path::Path, surreal: &SurrealServer, name: &str) -> Server {
-    let mut flags = surreal.store_flags();
+    start_quick_node_via(dir, surreal, name, &surreal.address)
+}
+
+/// `start_quick_node` reaching the store through `address` (a proxy in front of it).
+fn start_quick_node_via(
+    dir: &std::path::Path,
+    surreal: &SurrealServer,
+    name: &str,
+    address: &str,
+) -> Server {
+    let mut flags = surreal.store_flags_via(address);
     for setting in [
         "cluster.enabled=true".to_string(),
         format!("cluster.node_name={name}"),
@@ -342,4 +352,57 @@ fn the_nodes_pause_while_the_store_is_down_and_go_on_when_it_is_back() {
     assert_eq!(status, 200, "{answer}");
     let run = wait_for_run(owner, &run_id, 30, |run| run["status"] != "running");
     assert_eq!(run["status"], "completed", "{run:#}");
+}
+
+/// A node cut off from the store (its link swallows everything, as a partition does)
+/// stops being ready and fences itself once its lease is gone; the other takes its run
+/// over and finishes it; when the link heals, the cut-off node joins again under a new
+/// incarnation and takes new work.
+#[test]
+fn a_node_cut_off_from_the_store_stops_and_the_rest_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let link = FaultProxy::start(&surreal.address);
+    let a = start_quick_node_via(dir.path(), &surreal, "a", &link.address);
+    let b = start_quick_node(dir.path(), &surreal, "b");
+    let gated = "name: Gated\ntasks:\n  - { id: sign_off, name: Sign off, agent: human_review, requires_approval: true }\n  - { id: after, name: After, agent: echo, depends_on: [sign_off], inputs: { text: done } }\n";
+    let run_id = save_and_start(&a, gated, &serde_json::json!({"started_by": "ada"}));
+    wait_for_run(&a, &run_id, 30, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    let incarnation = live_incarnation(&b, "a").expect("a is live");
+
+    link.cut();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready(&a) {
+        assert!(
+            Instant::now() < deadline,
+            "a stayed ready without its store"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = wait_for_run(&b, &run_id, 30, |run| run["owner"] == "b");
+    assert_eq!(run["epoch"], 2);
+    assert_eq!(live_members(&b), ["b"]);
+    let decision = r#"{"decision": "approve", "approver": "bob"}"#;
+    let path = format!("/api/v1/runs/{run_id}/tasks/sign_off/decision");
+    let (status, answer) = post(&b, &path, "application/json", decision);
+    assert_eq!(status, 200, "{answer}");
+    let run = wait_for_run(&b, &run_id, 30, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+
+    link.heal();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live_incarnation(&b, "a").is_none_or(|now| now <= incarnation) || !ready(&a) {
+        assert!(
+            Instant::now() < deadline,
+            "a never joined again after the cut healed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let again = save_and_start(&a, gated, &serde_json::json!({"started_by": "ada"}));
+    let run = wait_for_run(&a, &again, 30, |run| {
+        task_status(run, "sign_off") == "waiting_approval"
+    });
+    assert_eq!(run["owner"], "a");
 }

@@ -506,9 +506,15 @@ impl SurrealServer {
 
     /// The settings flags that point a `troupe` process at this server.
     pub fn store_flags(&self) -> Vec<String> {
+        self.store_flags_via(&self.address)
+    }
+
+    /// The settings flags that point a `troupe` process at this server through
+    /// `address` (a [`FaultProxy`] in front of it).
+    pub fn store_flags_via(&self, address: &str) -> Vec<String> {
         vec![
             "--set".into(),
-            format!("store.url=ws://{}", self.address),
+            format!("store.url=ws://{address}"),
             "--set".into(),
             "store.username=root".into(),
             "--set".into(),
@@ -521,5 +527,83 @@ impl Drop for SurrealServer {
     fn drop(&mut self) {
         let _already_dead = self.child.kill();
         let _reaped = self.child.wait();
+    }
+}
+
+/// A TCP proxy on a free loopback port in front of `upstream`, for cutting one link:
+/// it passes bytes both ways, or (cut) swallows them while keeping the connections
+/// open, as a network partition does; `heal` passes again and resets the connections
+/// that lived through the cut, whose streams lost bytes.
+pub struct FaultProxy {
+    pub address: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> FaultProxy {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a proxy port");
+        let address = listener.local_addr().expect("proxy address").to_string();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (upstream, cut_flag, opened) = (upstream.to_string(), cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                for stream in [&client, &server] {
+                    if let Ok(clone) = stream.try_clone() {
+                        opened.lock().expect("not poisoned").push(clone);
+                    }
+                }
+                FaultProxy::pump(&client, &server, &cut_flag);
+                FaultProxy::pump(&server, &client, &cut_flag);
+            }
+        });
+        FaultProxy { address, cut, open }
+    }
+
+    /// Copies `from` to `to` on a thread of its own, dropping what arrives while cut.
+    fn pump(
+        from: &std::net::TcpStream,
+        to: &std::net::TcpStream,
+        cut: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::io::{Read, Write};
+        let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+            return;
+        };
+        let cut = cut.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0_u8; 16 * 1024];
+            while let Ok(read) = from.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                if to.write_all(&buffer[..read]).is_err() {
+                    break;
+                }
+            }
+            let _closed = to.shutdown(std::net::Shutdown::Both);
+        });
+    }
+
+    /// From now on nothing passes either way.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Passes again; the connections the cut broke are reset, new ones pass.
+    pub fn heal(&self) {
+        for stream in self.open.lock().expect("not poisoned").drain(..) {
+            let _closed = stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
