@@ -3,6 +3,11 @@
 //! the log from `/api/v1/runs/{id}/events`; the engine never waits for it. A caller
 //! only receives the events of runs in projects where it holds `workflows.view`.
 //!
+//! A stream of one run (`?run_id=`) reads the run's events from the store, in order,
+//! so any node streams any run: this node's bus only says when to look (at once, for a
+//! run this node runs), and every [`TAIL`] it looks anyway (for a run another node of
+//! the cluster runs).
+//!
 //! The caller is checked again every [`RECHECK`]: a logout, a disabled account, a
 //! revoked key or a removed membership ends the stream (close code 1008) or narrows it;
 //! the access token's own expiry does not (it was valid when the stream opened). A
@@ -29,6 +34,8 @@ use troupe_store::RunId;
 
 /// How often an open stream checks its caller again.
 const RECHECK: Duration = Duration::from_secs(2);
+/// How often a stream of one run looks in the store for events this node did not see.
+const TAIL: Duration = Duration::from_millis(500);
 /// Streams one caller (an account, or everyone on a node without accounts) may hold.
 pub const MAX_SOCKETS_PER_CALLER: usize = 16;
 
@@ -135,6 +142,10 @@ pub async fn subscribe(
             opened_at_secs: node.auth().now_secs(),
         });
     let events = node.subscribe();
+    let tail = match &filter.run_id {
+        Some(run_id) => Some(RunTail::start(&node, run_id.clone()).await),
+        None => None,
+    };
     let visibility = Visibility {
         node,
         access,
@@ -144,7 +155,7 @@ pub async fn subscribe(
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            stream_events(socket, events, filter, visibility, credential).await;
+            stream_events(socket, events, tail, visibility, credential).await;
         })
 }
 
@@ -203,17 +214,74 @@ impl Visibility {
     }
 }
 
+/// A stream of one run: the next event to send, read from the store.
+struct RunTail {
+    run_id: RunId,
+    next: u64,
+}
+
+impl RunTail {
+    /// From the events appended after now.
+    async fn start(node: &Node, run_id: RunId) -> RunTail {
+        let next = node
+            .store()
+            .run_events(&run_id)
+            .await
+            .map_or(0, |events| events.len() as u64);
+        RunTail { run_id, next }
+    }
+
+    /// The run's events from `next` on, as frames, in order.
+    async fn catch_up(&mut self, visibility: &mut Visibility) -> Vec<String> {
+        if !visibility.may_see(&self.run_id).await {
+            return Vec::new();
+        }
+        let Ok(events) = visibility.node.store().run_events(&self.run_id).await else {
+            return Vec::new();
+        };
+        let fresh: Vec<String> = events
+            .iter()
+            .filter(|event| event.seq >= self.next)
+            .map(|event| serde_json::to_string(event).unwrap_or_default())
+            .collect();
+        self.next = self.next.max(events.len() as u64);
+        fresh
+    }
+}
+
+/// What the bus's next event means for this stream: frames to send, none, or the end.
+async fn from_bus(
+    received: Result<troupe_store::events::StoredEvent, RecvError>,
+    tail: &mut Option<RunTail>,
+    visibility: &mut Visibility,
+) -> Option<Vec<String>> {
+    match (received, tail) {
+        (Err(RecvError::Closed), _) => None,
+        (Ok(event), Some(tail)) if event.run_id == tail.run_id && event.seq >= tail.next => {
+            Some(tail.catch_up(visibility).await)
+        }
+        (_, Some(_)) => Some(Vec::new()),
+        (Ok(event), None) if visibility.may_see(&event.run_id).await => {
+            Some(vec![serde_json::to_string(&event).unwrap_or_default()])
+        }
+        (Ok(_), None) => Some(Vec::new()),
+        (Err(RecvError::Lagged(missed)), None) => Some(vec![format!("{{\"lagged\":{missed}}}")]),
+    }
+}
+
 async fn stream_events(
     mut socket: WebSocket,
     mut events: tokio::sync::broadcast::Receiver<troupe_store::events::StoredEvent>,
-    filter: EventFilter,
+    mut tail: Option<RunTail>,
     mut visibility: Visibility,
     credential: Option<Credential>,
 ) {
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut look = tokio::time::interval(TAIL);
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let frame = tokio::select! {
+        let frames = tokio::select! {
             _ = recheck.tick() => match &credential {
                 Some(credential) if !visibility.recheck(credential).await => {
                     let close = CloseFrame {
@@ -225,22 +293,23 @@ async fn stream_events(
                 }
                 _ => continue,
             },
-            received = events.recv() => match received {
-                Ok(event) if filter.run_id.as_ref().is_none_or(|run| *run == event.run_id)
-                    && visibility.may_see(&event.run_id).await => {
-                    serde_json::to_string(&event).unwrap_or_default()
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(missed)) => format!("{{\"lagged\":{missed}}}"),
-                Err(RecvError::Closed) => break,
+            _ = look.tick() => match &mut tail {
+                Some(tail) => tail.catch_up(&mut visibility).await,
+                None => continue,
+            },
+            received = events.recv() => match from_bus(received, &mut tail, &mut visibility).await {
+                Some(frames) => frames,
+                None => break,
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => continue,
             },
         };
-        if socket.send(Message::Text(frame.into())).await.is_err() {
-            break;
+        for frame in frames {
+            if socket.send(Message::Text(frame.into())).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -356,6 +356,66 @@ async fn the_websocket_streams_a_runs_events_as_they_happen() {
     assert_eq!(kinds, HELLO_EVENTS);
 }
 
+/// Any node streams any run: a run another node of the cluster runs (its events
+/// appended to the shared store, never published on this node's bus) reaches a
+/// WebSocket on this node that asked for it, in order, from the store.
+#[tokio::test]
+async fn the_websocket_streams_a_run_another_node_runs_from_the_store() {
+    use troupe_store::events::{RunEvent, RunStatus, StoredEvent};
+    let (app, node) = app().await;
+    let address = test_node::serve(app).await;
+    let store = node.store();
+    let run_id = troupe_store::RunId::from("elsewhere");
+    let event = |seq: u64, event: RunEvent| StoredEvent {
+        run_id: run_id.clone(),
+        seq,
+        at_ms: 1_000 + seq as i64,
+        event,
+    };
+    let record = troupe_store::RunRecord {
+        run_id: run_id.clone(),
+        workflow_id: "w".into(),
+        workflow_version: 1,
+        workflow_name: "W".into(),
+        status: RunStatus::Running,
+        started_by: "ada".into(),
+        created_at_ms: 1_000,
+        finished_at_ms: 0,
+        project: "default".into(),
+        owner: "node-b".into(),
+        epoch: 1,
+    };
+    let cancel = |seq| event(seq, RunEvent::RunCancelRequested { by: "bob".into() });
+    store.create_run(&record, &cancel(0)).await.unwrap();
+    let url = format!("ws://{address}/api/v1/events?run_id=elsewhere");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    store
+        .append_events(&[cancel(1), cancel(2)], 1)
+        .await
+        .unwrap();
+    let finished = RunEvent::RunFinished {
+        status: RunStatus::Cancelled,
+        reason: None,
+    };
+    store.append_events(&[event(3, finished)], 1).await.unwrap();
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&3) {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("the store's events arrive")
+            .unwrap()
+            .unwrap();
+        let streamed: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        assert_eq!(streamed["run_id"], "elsewhere");
+        seqs.push(streamed["seq"].as_u64().unwrap());
+    }
+    assert_eq!(
+        seqs,
+        [1, 2, 3],
+        "from the subscription on, in order, once each"
+    );
+}
+
 #[tokio::test]
 async fn memory_endpoints_refuse_what_is_wrong_and_say_what_to_do() {
     let (app, _node) = app().await;
