@@ -286,6 +286,20 @@ fn start_quick_node_via(
     Server::start_on_store(&dir.join(name), &free_address(), &flags)
 }
 
+/// What `server`'s `/readyz` says (`Null` when it does not answer in time).
+fn readiness(server: &Server) -> serde_json::Value {
+    http1::request_within(
+        "GET",
+        &server.url("/readyz"),
+        None,
+        &[],
+        Duration::from_secs(5),
+    )
+    .ok()
+    .and_then(|response| serde_json::from_str(&response.body).ok())
+    .unwrap_or_default()
+}
+
 fn ready(server: &Server) -> bool {
     http1::request_within(
         "GET",
@@ -372,15 +386,27 @@ fn a_node_cut_off_from_the_store_stops_and_the_rest_carries_on() {
     });
     let incarnation = live_incarnation(&b, "a").expect("a is live");
 
+    assert_eq!(get_json(&b, "/readyz")["membership"], "member");
     link.cut();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ready(&a) {
+    while readiness(&a)["membership"] != "joining" {
         assert!(
             Instant::now() < deadline,
-            "a stayed ready without its store"
+            "a still counts itself a member, cut off"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(!ready(&a));
+    let refused = http1::request_within(
+        "POST",
+        &a.url("/api/v1/workflows/gated/runs"),
+        Some(("application/json", r#"{"started_by": "ada"}"#)),
+        &[],
+        Duration::from_secs(5),
+    )
+    .expect("a answers without its store");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("not_member"), "{}", refused.body);
     let run = wait_for_run(&b, &run_id, 30, |run| run["owner"] == "b");
     assert_eq!(run["epoch"], 2);
     assert_eq!(live_members(&b), ["b"]);

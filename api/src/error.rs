@@ -174,6 +174,9 @@ impl From<EngineError> for ApiError {
             EngineError::Restarting { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "restarting", message).retry_after(1)
             }
+            EngineError::NotMember => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_member", message).retry_after(1)
+            }
             EngineError::Actor(_) => Self::internal(&error),
         }
     }

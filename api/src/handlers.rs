@@ -167,6 +167,12 @@ pub async fn start_run(
     headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<StartRunRequest>,
 ) -> ApiResult<axum::response::Response> {
+    // A node that is not a live member of its cluster answers at once, without asking
+    // the store it may have lost: the caller (or its load balancer) goes elsewhere.
+    if !node.is_acting() {
+        let refused = troupe_engine::EngineError::NotMember;
+        return Err(troupe_node::NodeError::Engine(refused).into());
+    }
     workflow_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
     let started_by = access.person(request.started_by.as_deref());
@@ -336,7 +342,13 @@ pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
         }
     };
     let supervision = if node.is_alive() { "ok" } else { "stopped" }.to_string();
-    let ready = store == "ok" && supervision == "ok";
+    let membership = match (node.settings().cluster.enabled, node.is_acting()) {
+        (false, _) => "alone",
+        (true, true) => "member",
+        (true, false) => "joining",
+    }
+    .to_string();
+    let ready = store == "ok" && supervision == "ok" && membership != "joining";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -348,6 +360,7 @@ pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
             ready,
             store,
             supervision,
+            membership,
         }),
     )
 }

@@ -96,6 +96,9 @@ pub struct Readiness {
     pub ready: bool,
     pub store: String,
     pub supervision: String,
+    /// `alone` (no cluster), `member` (its lease is live) or `joining` (not yet, or
+    /// no longer: it fenced itself and starts no run until it is a member again).
+    pub membership: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -109,6 +110,23 @@ impl Actor for Membership {
 
 /// One heartbeat: the lease, then the runs to take over while the node may act.
 async fn tick(state: &mut MembershipState) {
+    tick_lease(state).await;
+    let live = state.lease.is_live(state.now());
+    state.context.acting.store(live, Ordering::SeqCst);
+    if !live {
+        return;
+    }
+    // Bounded like every request of this actor: a store that stopped answering must not
+    // hold up the next heartbeat, which is what fences the node.
+    let timeout = state.request_timeout();
+    match tokio::time::timeout(timeout, take_over_orphans(state)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not look for runs to take over"),
+        Err(_) => tracing::warn!("looking for runs to take over timed out"),
+    }
+}
+
+async fn tick_lease(state: &mut MembershipState) {
     let now = state.now();
     match state.lease.tick(now) {
         LeaseAction::Register => register(state, now).await,
@@ -120,11 +138,6 @@ async fn tick(state: &mut MembershipState) {
         }
         LeaseAction::Fence => fence(state, "the lease could not be renewed in time"),
         LeaseAction::Wait => {}
-    }
-    if state.lease.is_live(state.now())
-        && let Err(error) = take_over_orphans(state).await
-    {
-        tracing::warn!(%error, "could not look for runs to take over");
     }
 }
 
@@ -175,6 +188,7 @@ async fn renew(state: &MembershipState, incarnation: u64) -> Renewal {
 
 /// Stops acting for every run at once; the next tick joins again.
 fn fence(state: &MembershipState, why: &str) {
+    state.context.acting.store(false, Ordering::SeqCst);
     tracing::error!(node = %state.context.node_name, why, "fencing: letting every run go");
     if let Some(manager) = state.context.run_manager.get()
         && let Err(error) = manager.cast(RunManagerMsg::LetGoAll)

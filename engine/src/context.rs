@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Semaphore, broadcast};
 use troupe_agents::{AgentServices, Registry};
@@ -44,6 +45,9 @@ pub struct EngineContext {
     pub node_name: String,
     /// See [`NodeIdentity::alone`].
     pub alone: bool,
+    /// Whether this node may act now: always when alone; in a cluster, while its lease
+    /// is live (the membership actor keeps it). A node that may not starts no run.
+    pub acting: Arc<AtomicBool>,
     /// The model and memory lent to model-backed agents.
     pub services: AgentServices,
     /// The agent pool of each kind, across the pools' restarts.
@@ -84,10 +88,16 @@ impl EngineContext {
             events,
             node_id: identity.id,
             node_name: identity.name,
+            acting: Arc::new(AtomicBool::new(identity.alone)),
             alone: identity.alone,
             services,
             policy,
         })
+    }
+
+    /// See [`EngineContext::acting`].
+    pub fn is_acting(&self) -> bool {
+        self.acting.load(Ordering::SeqCst)
     }
 
     /// A fresh node id for [`EngineContext::new`].

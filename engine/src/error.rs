@@ -58,6 +58,12 @@ pub enum EngineError {
         missing: &'static str,
         project: ProjectId,
     },
+    /// In a cluster, a node whose lease is not live (joining, or fenced after losing
+    /// its store) starts no run: another node can.
+    #[error(
+        "this node is not a live member of its cluster right now; try another node or again shortly"
+    )]
+    NotMember,
     #[error("actor system: {0}")]
     Actor(String),
     #[error("{0}")]

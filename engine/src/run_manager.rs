@@ -169,6 +169,9 @@ async fn start_run(
     state: &mut RunManagerState,
     request: StartRun,
 ) -> Result<RunId, EngineError> {
+    if !state.context.is_acting() {
+        return Err(EngineError::NotMember);
+    }
     let store = &state.context.store;
     let stored = store
         .version_to_start(&request.workflow_id, request.version)

@@ -254,6 +254,11 @@ impl Node {
         !self.root_handle.is_finished()
     }
 
+    /// Whether this node may act now (see `EngineContext::acting`).
+    pub fn is_acting(&self) -> bool {
+        self.context.is_acting()
+    }
+
     /// Waits until the node's supervision tree ends, which only happens on a crash loop.
     pub async fn wait(&mut self) {
         if let Err(error) = (&mut self.root_handle).await {
