@@ -9,32 +9,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-const WORKFLOW: &str = r#"
-name: Failover
-variables:
-  shared: ""
-tasks:
-  - id: first
-    name: First
-    agent: shell
-    inputs: { command: "echo first >> marks.txt", working_dir: "{{ variables.shared }}" }
-  - id: slow
-    name: Slow
-    agent: shell
-    depends_on: [first]
-    inputs: { command: "echo slow-start >> marks.txt; sleep 3; echo slow >> marks.txt", working_dir: "{{ variables.shared }}" }
-  - id: sign_off
-    name: Sign off
-    agent: human_review
-    depends_on: [slow]
-    requires_approval: true
-  - id: last
-    name: Last
-    agent: shell
-    depends_on: [sign_off]
-    inputs: { command: "echo last >> marks.txt", working_dir: "{{ variables.shared }}" }
-"#;
-
 /// `troupe up` as cluster node `name` on `surreal`.
 fn start_node(dir: &std::path::Path, surreal: &SurrealServer, name: &str) -> Server {
     let mut flags = surreal.store_flags();
@@ -57,10 +31,6 @@ fn live_members(server: &Server) -> Vec<String> {
         .filter(|node| node["live"] == true)
         .map(|node| node["name"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-fn count(marks: &str, line: &str) -> usize {
-    marks.lines().filter(|l| *l == line).count()
 }
 
 /// Kills the owner while `slow` runs; the survivor resumes the attempt, then waits
@@ -91,7 +61,7 @@ fn a_run_whose_node_dies_is_taken_over_and_finished_by_another() {
     assert_eq!(states, [("a", "live"), ("b", "live")], "{stdout}");
     allow_kinds(&a, "default", &["shell"]);
     let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
-    let run_id = save_and_start(&a, WORKFLOW, &body);
+    let run_id = save_and_start(&a, MARKING_WORKFLOW, &body);
     let run = get_json(&a, &format!("/api/v1/runs/{run_id}"));
     assert_eq!(
         (run["owner"].as_str(), run["epoch"].as_u64()),
@@ -99,11 +69,7 @@ fn a_run_whose_node_dies_is_taken_over_and_finished_by_another() {
     );
 
     let marks_path = shared.join("marks.txt");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&marks_path).is_ok_and(|marks| marks.contains("slow-start")) {
-        assert!(Instant::now() < deadline, "`slow` never started on a");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_mark(&marks_path, "slow-start");
     a.kill();
     let killed = Instant::now();
     let run = wait_for_run(&b, &run_id, 60, |run| run["owner"] == "b");
@@ -130,13 +96,17 @@ fn a_run_whose_node_dies_is_taken_over_and_finished_by_another() {
 
     let marks = std::fs::read_to_string(&marks_path).unwrap();
     assert_eq!(
-        count(&marks, "first"),
+        count_marks(&marks, "first"),
         1,
         "completed on a: never again\n{marks}"
     );
-    assert_eq!(count(&marks, "slow-start"), 2, "resumed once on b\n{marks}");
-    assert_eq!(count(&marks, "slow"), 1, "{marks}");
-    assert_eq!(count(&marks, "last"), 1, "{marks}");
+    assert_eq!(
+        count_marks(&marks, "slow-start"),
+        2,
+        "resumed once on b\n{marks}"
+    );
+    assert_eq!(count_marks(&marks, "slow"), 1, "{marks}");
+    assert_eq!(count_marks(&marks, "last"), 1, "{marks}");
     let events = get_json(&b, &format!("/api/v1/runs/{run_id}/events"));
     let events = events.as_array().unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -165,7 +135,7 @@ fn a_node_that_stops_cleanly_hands_its_waiting_runs_over_at_once() {
         task_status(run, "sign_off") == "waiting_approval"
     });
     // SIGTERM: the node shuts down and leaves the cluster.
-    signal(&a, "TERM");
+    a.signal("TERM");
     let status = a.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let run = wait_for_run(&b, &run_id, 10, |run| run["owner"] == "b");
@@ -177,15 +147,6 @@ fn a_node_that_stops_cleanly_hands_its_waiting_runs_over_at_once() {
         (run["owner"].as_str(), run["epoch"].as_u64()),
         (Some("b"), Some(2))
     );
-}
-
-/// Sends `signal` (`STOP`, `CONT`, `TERM`) to `server`'s process.
-fn signal(server: &Server, signal: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{signal}");
 }
 
 /// The incarnation `server` sees `name` live under, if live.
@@ -210,20 +171,16 @@ fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again()
     let b = start_node(dir.path(), &surreal, "b");
     allow_kinds(&a, "default", &["shell"]);
     let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
-    let run_id = save_and_start(&a, WORKFLOW, &body);
+    let run_id = save_and_start(&a, MARKING_WORKFLOW, &body);
     let marks_path = shared.join("marks.txt");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&marks_path).is_ok_and(|marks| marks.contains("slow-start")) {
-        assert!(Instant::now() < deadline, "`slow` never started on a");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_mark(&marks_path, "slow-start");
     let incarnation = live_incarnation(&b, "a").expect("a is live");
-    signal(&a, "STOP");
+    a.signal("STOP");
     wait_for_run(&b, &run_id, 60, |run| run["owner"] == "b");
     wait_for_run(&b, &run_id, 60, |run| {
         task_status(run, "sign_off") == "waiting_approval"
     });
-    signal(&a, "CONT");
+    a.signal("CONT");
     let deadline = Instant::now() + Duration::from_secs(30);
     while live_incarnation(&b, "a") != Some(incarnation + 1) {
         assert!(Instant::now() < deadline, "a never joined again");
@@ -257,8 +214,8 @@ fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again()
         );
     }
     let marks = std::fs::read_to_string(&marks_path).unwrap();
-    assert_eq!(count(&marks, "first"), 1, "{marks}");
-    assert_eq!(count(&marks, "last"), 1, "{marks}");
+    assert_eq!(count_marks(&marks, "first"), 1, "{marks}");
+    assert_eq!(count_marks(&marks, "last"), 1, "{marks}");
 }
 
 /// `troupe up` as cluster node `name` with a short lease (200 ms heartbeats, 1 s lease).

@@ -8,36 +8,6 @@ mod support;
 
 use support::*;
 
-const WORKFLOW: &str = r#"
-name: Crash test
-variables:
-  shared: ""
-tasks:
-  - id: first
-    name: First
-    agent: shell
-    inputs: { command: "echo first >> marks.txt", working_dir: "{{ variables.shared }}" }
-  - id: slow
-    name: Slow
-    agent: shell
-    depends_on: [first]
-    inputs: { command: "echo slow-start >> marks.txt; sleep 3; echo slow >> marks.txt", working_dir: "{{ variables.shared }}" }
-  - id: sign_off
-    name: Sign off
-    agent: human_review
-    depends_on: [slow]
-    requires_approval: true
-  - id: last
-    name: Last
-    agent: shell
-    depends_on: [sign_off]
-    inputs: { command: "echo last >> marks.txt", working_dir: "{{ variables.shared }}" }
-"#;
-
-fn count(marks: &str, line: &str) -> usize {
-    marks.lines().filter(|l| *l == line).count()
-}
-
 #[test]
 fn a_run_survives_sigkill_while_a_task_runs_and_while_an_approval_waits() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,12 +39,17 @@ fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
     let marks_path = shared.join("marks.txt");
     let server = start();
     allow_kinds(&server, "default", &["shell"]);
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
+    let (status, created) = post(
+        &server,
+        "/api/v1/workflows",
+        "application/yaml",
+        MARKING_WORKFLOW,
+    );
     assert_eq!(status, 201, "{created}");
     let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"}).to_string();
     let (status, started) = post(
         &server,
-        "/api/v1/workflows/crash-test/runs",
+        "/api/v1/workflows/marking/runs",
         "application/json",
         &body,
     );
@@ -85,14 +60,7 @@ fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
     });
     // `running` is written before the shell starts; kill only once the attempt has
     // begun its work, or a busy machine kills it before it wrote anything.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !std::fs::read_to_string(&marks_path).is_ok_and(|marks| marks.contains("slow-start")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "`slow` never started its command"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_mark(&marks_path, "slow-start");
     server.kill();
 
     let server = start();
@@ -116,17 +84,17 @@ fn survives_two_kills(dir: &std::path::Path, start: impl Fn() -> Server) {
 
     let marks = std::fs::read_to_string(&marks_path).unwrap();
     assert_eq!(
-        count(&marks, "first"),
+        count_marks(&marks, "first"),
         1,
         "completed before the first kill: must not run again\n{marks}"
     );
-    assert_eq!(count(&marks, "slow"), 1, "{marks}");
+    assert_eq!(count_marks(&marks, "slow"), 1, "{marks}");
     assert_eq!(
-        count(&marks, "slow-start"),
+        count_marks(&marks, "slow-start"),
         2,
         "the interrupted attempt is resumed once\n{marks}"
     );
-    assert_eq!(count(&marks, "last"), 1, "{marks}");
+    assert_eq!(count_marks(&marks, "last"), 1, "{marks}");
 
     let events = get_json(&server, &format!("/api/v1/runs/{run_id}/events"));
     let events = events.as_array().unwrap();

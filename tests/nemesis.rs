@@ -110,7 +110,7 @@ impl Cluster<'_> {
             };
         } else {
             eprintln!("nemesis: freeze {} for {lasting:?}", node.name);
-            signal(server, "STOP");
+            server.signal("STOP");
             node.trouble = Trouble::Frozen {
                 until: now + lasting,
             };
@@ -134,21 +134,14 @@ impl Cluster<'_> {
                 self.start(&mut node);
                 self.nodes[index] = node;
             }
-            Trouble::Frozen { .. } => signal(
-                self.nodes[index].server.as_ref().expect("frozen, not dead"),
-                "CONT",
-            ),
+            Trouble::Frozen { .. } => self.nodes[index]
+                .server
+                .as_ref()
+                .expect("frozen, not dead")
+                .signal("CONT"),
             Trouble::Fine => {}
         }
     }
-}
-
-fn signal(server: &Server, signal: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{signal}");
 }
 
 /// Starts a run on `node`; its id when the node acknowledged it (201).

@@ -207,6 +207,16 @@ impl Server {
         format!("http://{}{path}", self.address)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`) to the process: `STOP` freezes it as a
+    /// stalled machine would, `TERM` asks it to shut down.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs (procps)");
+        assert!(sent.success(), "kill -{signal}");
+    }
+
     /// SIGKILL: no shutdown code runs, as when a machine dies.
     pub fn kill(mut self) {
         self.child.kill().expect("kill");
@@ -605,5 +615,53 @@ impl FaultProxy {
             let _closed = stream.shutdown(std::net::Shutdown::Both);
         }
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A workflow that marks each step in `marks.txt` in `variables.shared`: `first`, a
+/// `slow` step (marked when it starts and when it ends, 3 s apart), an approval, `last`.
+/// What the marks say tells what ran how often across crashes and take-overs.
+pub const MARKING_WORKFLOW: &str = r#"
+name: Marking
+variables:
+  shared: ""
+tasks:
+  - id: first
+    name: First
+    agent: shell
+    inputs: { command: "echo first >> marks.txt", working_dir: "{{ variables.shared }}" }
+  - id: slow
+    name: Slow
+    agent: shell
+    depends_on: [first]
+    inputs: { command: "echo slow-start >> marks.txt; sleep 3; echo slow >> marks.txt", working_dir: "{{ variables.shared }}" }
+  - id: sign_off
+    name: Sign off
+    agent: human_review
+    depends_on: [slow]
+    requires_approval: true
+  - id: last
+    name: Last
+    agent: shell
+    depends_on: [sign_off]
+    inputs: { command: "echo last >> marks.txt", working_dir: "{{ variables.shared }}" }
+"#;
+
+/// How many lines of `marks` are exactly `line`.
+pub fn count_marks(marks: &str, line: &str) -> usize {
+    marks.lines().filter(|l| *l == line).count()
+}
+
+/// Waits (30 s at most) until the file at `path` holds `mark`: a step has begun its
+/// work, not merely been recorded as running.
+pub fn wait_for_mark(path: &Path, mark: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(path).is_ok_and(|marks| marks.contains(mark)) {
+        assert!(
+            Instant::now() < deadline,
+            "`{mark}` never appeared in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
