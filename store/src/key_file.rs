@@ -38,12 +38,36 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, StoreError> {
         Ok(_) => Err(StoreError::KeyTooShort {
             path: path.to_path_buf(),
         }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = crate::digest::random_bytes::<32>().to_vec();
-            write_private(path, &key)?;
-            Ok(key)
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => create_key(path),
         Err(error) => Err(failure("cannot read", path, error)),
+    }
+}
+
+/// A new key at `path`, written aside and linked into place: processes starting at the
+/// same moment on one directory (the nodes of a cluster sharing `auth.dir`) see no key
+/// or a whole one, never half, and all end up with the one that was linked first.
+fn create_key(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let key = crate::digest::random_bytes::<32>().to_vec();
+    let suffix: String = crate::digest::random_bytes::<8>()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let aside = path.with_extension(format!("new-{suffix}"));
+    write_private(&aside, &key)?;
+    let linked = std::fs::hard_link(&aside, path);
+    let _removed = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            match std::fs::read(path) {
+                Ok(key) if key.len() >= 32 => Ok(key),
+                Ok(_) => Err(StoreError::KeyTooShort {
+                    path: path.to_path_buf(),
+                }),
+                Err(error) => Err(failure("cannot read", path, error)),
+            }
+        }
+        Err(error) => Err(failure("cannot create", path, error)),
     }
 }
 
@@ -89,6 +113,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nodes of a cluster starting together on one key directory all get one key.
+    #[test]
+    fn processes_creating_the_key_at_once_all_end_up_with_the_same_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt.key");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    load_or_create(&path).unwrap()
+                })
+            })
+            .collect();
+        let keys: Vec<Vec<u8>> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        assert!(keys.iter().all(|key| *key == keys[0]), "one key for all");
+        assert_eq!(std::fs::read(&path).unwrap(), keys[0]);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "nothing left aside: {left:?}");
+    }
 
     #[test]
     fn a_key_is_made_once_private_and_read_back() {
