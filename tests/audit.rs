@@ -114,6 +114,28 @@ fn http_sink() -> (
     (address, accepted)
 }
 
+/// The checkpoints written beside the store in `scratch` (`data-audit/`), in order.
+fn written_checkpoints(scratch: &std::path::Path) -> Vec<serde_json::Value> {
+    let file = scratch.join("data-audit").join("checkpoints.jsonl");
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The checkpoints the HTTP sink accepted, in order.
+fn shipped_checkpoints(
+    shipped: &std::sync::Mutex<Vec<serde_json::Value>>,
+) -> Vec<serde_json::Value> {
+    shipped
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|body| body["checkpoint"].clone())
+        .collect()
+}
+
 /// Checkpoints leave the host as they are signed: the HTTP sink gets each one (the
 /// first after a retry), syslog gets each as an RFC 5424 line, and both match the
 /// checkpoint file.
@@ -138,13 +160,7 @@ fn checkpoints_are_shipped_to_an_http_sink_and_to_syslog() {
     let server = Server::start_with(&data, &free_address(), &flags, &[]);
     let (status, _) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
     assert_eq!(status, 201);
-    let file = scratch.path().join("data-audit").join("checkpoints.jsonl");
-    let written = || -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(&file).unwrap();
-        text.lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    };
+    let written = || written_checkpoints(scratch.path());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while shipped.lock().unwrap().len() < written().len() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -154,12 +170,7 @@ fn checkpoints_are_shipped_to_an_http_sink_and_to_syslog() {
         written.len() >= 3,
         "node.start, user.create, workflow.create: {written:?}"
     );
-    let by_http: Vec<serde_json::Value> = shipped
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|body| body["checkpoint"].clone())
-        .collect();
+    let by_http = shipped_checkpoints(&shipped);
     assert_eq!(
         by_http, written,
         "the refused first delivery came again, in order"
@@ -209,19 +220,9 @@ fn an_offline_command_ships_the_checkpoints_it_signs_before_it_exits() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let file = scratch.path().join("data-audit").join("checkpoints.jsonl");
-    let written: Vec<serde_json::Value> = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let written = written_checkpoints(scratch.path());
     assert_eq!(written.len(), 1, "user.create: {written:?}");
-    let by_http: Vec<serde_json::Value> = shipped
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|body| body["checkpoint"].clone())
-        .collect();
+    let by_http = shipped_checkpoints(&shipped);
     assert_eq!(by_http, written, "shipped before the command exited");
 }
 

@@ -11,15 +11,15 @@ use support::*;
 
 /// `troupe up` as cluster node `name` on `surreal`.
 fn start_node(dir: &std::path::Path, surreal: &SurrealServer, name: &str) -> Server {
-    let mut flags = surreal.store_flags();
-    flags.extend([
-        "--set".into(),
-        "cluster.enabled=true".into(),
-        "--set".into(),
-        format!("cluster.node_name={name}"),
-    ]);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start_on_store(&dir.join(name), &free_address(), &flags)
+    let (log, address) = (dir.join(name), free_address());
+    start_cluster_node(
+        surreal,
+        &surreal.address,
+        name,
+        LeaseLength::Default,
+        &log,
+        &address,
+    )
 }
 
 /// The members `server` sees live, by name.
@@ -230,17 +230,15 @@ fn start_quick_node_via(
     name: &str,
     address: &str,
 ) -> Server {
-    let mut flags = surreal.store_flags_via(address);
-    for setting in [
-        "cluster.enabled=true".to_string(),
-        format!("cluster.node_name={name}"),
-        "cluster.heartbeat_ms=200".to_string(),
-        "cluster.lease_ms=1000".to_string(),
-    ] {
-        flags.extend(["--set".to_string(), setting]);
-    }
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Server::start_on_store(&dir.join(name), &free_address(), &flags)
+    let (log, own_address) = (dir.join(name), free_address());
+    start_cluster_node(
+        surreal,
+        address,
+        name,
+        LeaseLength::Short,
+        &log,
+        &own_address,
+    )
 }
 
 /// What `server`'s `/readyz` says (`Null` when it does not answer in time).

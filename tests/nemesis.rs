@@ -61,18 +61,15 @@ struct Cluster<'a> {
 impl Cluster<'_> {
     fn start(&self, node: &mut Node) {
         node.starts += 1;
-        let mut flags = self.surreal.store_flags();
-        for setting in [
-            "cluster.enabled=true".to_string(),
-            format!("cluster.node_name={}", node.name),
-            "cluster.heartbeat_ms=200".to_string(),
-            "cluster.lease_ms=1000".to_string(),
-        ] {
-            flags.extend(["--set".to_string(), setting]);
-        }
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let log = self.dir.join(format!("{}-{}", node.name, node.starts));
-        node.server = Some(Server::start_on_store(&log, &node.address, &flags));
+        node.server = Some(start_cluster_node(
+            self.surreal,
+            &self.surreal.address,
+            &node.name,
+            LeaseLength::Short,
+            &log,
+            &node.address,
+        ));
     }
 
     /// Ends troubles that are due; starts one on a fine node now and then, keeping at

@@ -320,10 +320,11 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The node can serve: the store answers and the supervision tree runs.
 /// How long readiness waits for the store.
 const READINESS_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The node can serve: the store answers, the supervision tree runs and, in a cluster,
+/// the node is a live member.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
     // Which part is not ready, never why: the answer is for anyone, the reason for the log.

@@ -270,7 +270,7 @@ impl Node {
         if let Err(error) = self.audit.checkpoint().await {
             tracing::error!(%error, "the audit checkpoint at shutdown failed");
         }
-        self.audit.flush_shipping(Duration::from_secs(5)).await;
+        self.audit.flush_shipping().await;
         let Node {
             context,
             inference,

@@ -3,7 +3,6 @@
 //! (an embedded store is opened here, so stop the node first).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -69,12 +68,9 @@ pub async fn with_offline<T>(
     .await?
     .shipped(shipping);
     let done = work(&store, &audit).await;
-    audit.flush_shipping(SHIPPING_WAIT).await;
+    audit.flush_shipping().await;
     done
 }
-
-/// How long an offline command waits for its checkpoints to be shipped.
-const SHIPPING_WAIT: Duration = Duration::from_secs(5);
 
 fn print_created(user: &UserRecord, one_time: &str) {
     println!("created {} ({}) as {}", user.email, user.user_id, user.role);

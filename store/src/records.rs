@@ -53,8 +53,8 @@ pub struct RunFilter {
     pub workflow_id: Option<WorkflowId>,
     /// Only runs of these projects; `None`: every project.
     pub projects: Option<Vec<ProjectId>>,
-    /// The newest this many; `None`: every run that matches (what start-up resumes and
-    /// the approvals list reads: a cap there would silently drop the oldest runs).
+    /// The newest this many; `None`: every run that matches (what the approvals list
+    /// reads: a cap there would silently drop the oldest runs).
     pub limit: Option<usize>,
 }
 

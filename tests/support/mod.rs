@@ -665,3 +665,41 @@ pub fn wait_for_mark(path: &Path, mark: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How long a cluster node's lease lasts in a test.
+#[derive(Clone, Copy)]
+pub enum LeaseLength {
+    /// The settings' defaults: 1 s heartbeats, a 5 s lease.
+    Default,
+    /// 200 ms heartbeats, a 1 s lease: take-overs within seconds.
+    Short,
+}
+
+/// `troupe up` as cluster node `name` on `address`, reaching `surreal` through
+/// `store_address` (its own, or a [`FaultProxy`] in front of it); its log is
+/// `log_base.log`.
+pub fn start_cluster_node(
+    surreal: &SurrealServer,
+    store_address: &str,
+    name: &str,
+    lease: LeaseLength,
+    log_base: &Path,
+    address: &str,
+) -> Server {
+    let mut flags = surreal.store_flags_via(store_address);
+    let mut settings = vec![
+        "cluster.enabled=true".to_string(),
+        format!("cluster.node_name={name}"),
+    ];
+    if let LeaseLength::Short = lease {
+        settings.extend([
+            "cluster.heartbeat_ms=200".into(),
+            "cluster.lease_ms=1000".into(),
+        ]);
+    }
+    for setting in settings {
+        flags.extend(["--set".to_string(), setting]);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start_on_store(log_base, address, &flags)
+}

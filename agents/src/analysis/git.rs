@@ -132,6 +132,24 @@ pub async fn modified_files(
     Ok(Modified::Files { files, truncated })
 }
 
+/// The environment of every git Troupe runs over code that is not its own: the
+/// toolchain's, with no system or global configuration, no prompt, no optional locks,
+/// no pager and messages in English.
+pub(crate) fn git_environment() -> std::collections::BTreeMap<String, String> {
+    let mut env = toolchain_environment();
+    for (name, value) in [
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+        ("GIT_CONFIG_GLOBAL", "/dev/null"),
+        ("GIT_TERMINAL_PROMPT", "0"),
+        ("GIT_OPTIONAL_LOCKS", "0"),
+        ("GIT_PAGER", "cat"),
+        ("LC_ALL", "C"),
+    ] {
+        env.insert(name.into(), value.into());
+    }
+    env
+}
+
 /// Output git may print for a changed-file list; more is cut (and then reported as a
 /// failure rather than a silently short list).
 const MAX_GIT_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
@@ -200,18 +218,7 @@ impl<'a> Git<'a> {
             argv.push(setting.into());
         }
         argv.extend(args.iter().map(Into::into));
-        let mut env = toolchain_environment();
-        for (name, value) in [
-            ("GIT_CONFIG_NOSYSTEM", "1"),
-            ("GIT_CONFIG_GLOBAL", "/dev/null"),
-            ("GIT_TERMINAL_PROMPT", "0"),
-            ("GIT_OPTIONAL_LOCKS", "0"),
-            ("GIT_PAGER", "cat"),
-            ("LC_ALL", "C"),
-        ] {
-            env.insert(name.into(), value.into());
-        }
-        let command = self.cell.command(argv, &env)?;
+        let command = self.cell.command(argv, &git_environment())?;
         let bounds = Bounds::head(self.timeout, MAX_GIT_OUTPUT_BYTES);
         let finished = run_bounded(command, self.cancel, &bounds).await?;
         let Captured {

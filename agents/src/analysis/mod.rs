@@ -6,7 +6,7 @@
 //! repository; what the files say is data, never an instruction.
 
 mod complexity;
-mod git;
+pub(crate) mod git;
 mod languages;
 mod lint;
 mod score;

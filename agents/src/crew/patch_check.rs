@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::analysis::git::git_environment;
 use crate::errors::AgentError;
 use crate::jail::{Cell, Entered, Jail, Network};
-use crate::process::toolchain_environment;
 
 /// How long one git call in the check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,16 +96,7 @@ impl PatchCheck {
         args: &[OsString],
         in_our_repository: bool,
     ) -> Result<Result<(), String>, AgentError> {
-        let mut env = toolchain_environment();
-        env.extend(
-            [
-                ("GIT_CONFIG_NOSYSTEM", "1"),
-                ("GIT_CONFIG_GLOBAL", "/dev/null"),
-                ("GIT_TERMINAL_PROMPT", "0"),
-                ("LC_ALL", "C"),
-            ]
-            .map(|(name, value)| (name.to_string(), value.to_string())),
-        );
+        let mut env = git_environment();
         if in_our_repository {
             env.insert("GIT_DIR".into(), self.git_dir().display().to_string());
             env.insert("GIT_WORK_TREE".into(), self.work_tree.display().to_string());

@@ -55,6 +55,9 @@ pub struct VerifyReport {
     pub checkpoint: Option<Checkpoint>,
 }
 
+/// How long a stopping process waits for its last checkpoints to leave the host.
+pub const SHIPPING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl AuditLog {
     /// The log over `store`; checkpoints go to `checkpoint_dir` when there is one.
     pub async fn open(
@@ -88,10 +91,11 @@ impl AuditLog {
         self
     }
 
-    /// Waits, at most `within`, until the checkpoints made so far have left the host.
-    pub async fn flush_shipping(&self, within: std::time::Duration) {
+    /// Waits, at most [`SHIPPING_WAIT`], until the checkpoints made so far have left
+    /// the host: what a node does when it stops, and an offline command before it exits.
+    pub async fn flush_shipping(&self) {
         if let Some(shipping) = &self.shipping {
-            shipping.flush(within).await;
+            shipping.flush(SHIPPING_WAIT).await;
         }
     }
 
