@@ -24,7 +24,7 @@ fn start_node(dir: &std::path::Path, surreal: &SurrealServer, name: &str) -> Ser
 
 /// The members `server` sees live, by name.
 fn live_members(server: &Server) -> Vec<String> {
-    get_json(server, "/api/v1/cluster")
+    get_json(server, "/api/v1/cluster")["members"]
         .as_array()
         .expect("a list of nodes")
         .iter()
@@ -151,7 +151,7 @@ fn a_node_that_stops_cleanly_hands_its_waiting_runs_over_at_once() {
 
 /// The incarnation `server` sees `name` live under, if live.
 fn live_incarnation(server: &Server, name: &str) -> Option<u64> {
-    get_json(server, "/api/v1/cluster")
+    get_json(server, "/api/v1/cluster")["members"]
         .as_array()?
         .iter()
         .find(|node| node["name"] == name && node["live"] == true)?["incarnation"]

@@ -58,7 +58,21 @@ fn the_compose_file_starts_three_named_nodes_on_one_persistent_store() {
             text(get(env, "TROUPE_AUTH__DIR")).starts_with("/keys"),
             "{node}"
         );
-        names.push(text(get(env, "TROUPE_CLUSTER__NODE_NAME")).to_string());
+        let name = text(get(env, "TROUPE_CLUSTER__NODE_NAME")).to_string();
+        assert!(
+            text(get(env, "TROUPE_CLUSTER__COOKIE")).starts_with("${"),
+            "the cookie comes from the environment: {node}"
+        );
+        assert_eq!(
+            text(get(env, "TROUPE_CLUSTER__TLS__CERT_FILE")),
+            format!("/certs/{name}.pem"),
+            "each node presents its own certificate"
+        );
+        assert_eq!(
+            text(get(env, "TROUPE_CLUSTER__TLS__CA_FILE")),
+            "/certs/ca.pem"
+        );
+        names.push(name);
         let depends = get(service, "depends_on");
         assert_eq!(text(&depends["surrealdb"]["condition"]), "service_healthy");
         let probe: Vec<&str> = get(service, "healthcheck")["test"]
@@ -122,6 +136,22 @@ fn the_kubernetes_manifests_make_a_stateful_set_behind_a_headless_service() {
             "{secret} comes from the Secret"
         );
     }
+    assert_eq!(
+        text(&variable("TROUPE_CLUSTER__COOKIE")["valueFrom"]["secretKeyRef"]["name"]),
+        "troupe-cluster"
+    );
+    assert_eq!(
+        text(&variable("TROUPE_CLUSTER__TLS__CERT_FILE")["value"]),
+        "/tls/$(TROUPE_CLUSTER__NODE_NAME).pem",
+        "each pod presents the certificate named after it"
+    );
+    let mounts = container["volumeMounts"].as_vec().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|mount| text(&mount["mountPath"]) == "/tls"),
+        "{mounts:?}"
+    );
     let budget = kind("PodDisruptionBudget");
     assert_eq!(
         budget["spec"]["minAvailable"].as_i64(),

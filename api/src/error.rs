@@ -194,6 +194,7 @@ impl From<NodeError> for ApiError {
             | NodeError::AgentKinds(_)
             | NodeError::ProviderKey(_)
             | NodeError::AuditTampered { .. }
+            | NodeError::Cluster(_)
             | NodeError::NoEmbedding => Self::internal(&error),
         }
     }

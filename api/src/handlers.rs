@@ -292,12 +292,11 @@ pub async fn list_pools(
 }
 
 /// The nodes sharing this node's store, with their leases read by the store's clock:
-/// live or not, how long since each renewed, and what each said of its load.
-#[utoipa::path(get, path = "/api/v1/cluster", responses((status = 200, body = Vec<troupe_store::NodeRecord>)))]
-pub async fn list_cluster(
-    State(node): NodeState,
-) -> ApiResult<Json<Vec<troupe_store::NodeRecord>>> {
-    Ok(Json(node.store().nodes().await?))
+/// live or not, how long since each renewed, and what each said of its load; and the
+/// members this node has a link to.
+#[utoipa::path(get, path = "/api/v1/cluster", responses((status = 200, body = troupe_node::ClusterView)))]
+pub async fn list_cluster(State(node): NodeState) -> ApiResult<Json<troupe_node::ClusterView>> {
+    Ok(Json(node.cluster_view().await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", responses((status = 200, body = Vec<AgentKind>)))]

@@ -9,9 +9,15 @@
 //! The [`membership`] actor applies them: it renews the lease, fences the node, and
 //! hands the engine's run manager the runs to take over.
 //!
+//! The [`links`] actor keeps this node linked to every live member over
+//! ractor_cluster (mutual TLS and the cookie), redialling and dropping by what the
+//! store says.
+//!
 //! Knows nothing of HTTP, accounts or how a node is composed.
 
+pub mod error;
 pub mod lease;
+pub mod links;
 pub mod membership;
 pub mod orphans;
 

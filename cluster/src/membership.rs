@@ -13,15 +13,20 @@ use ractor_cluster::RactorMessage;
 use serde_json::json;
 use troupe_engine::context::EngineContext;
 use troupe_engine::run_manager::RunManagerMsg;
+use troupe_store::{NodeAdvert, NodeRecord};
+use troupe_supervision::ChildRef;
 
 use crate::lease::{Lease, LeaseAction, LeaseTimes, Millis, Renewal, Standing};
+use crate::links::LinksMsg;
 use crate::orphans::Orphans;
 
 pub struct MembershipArgs {
     pub context: Arc<EngineContext>,
     pub times: LeaseTimes,
-    /// Where this node's API listens, for the node table.
-    pub api_address: String,
+    /// What the node table says of this node: its addresses and labels.
+    pub advert: NodeAdvert,
+    /// Told the members each heartbeat, to link to the live ones.
+    pub links: ChildRef<LinksMsg>,
 }
 
 #[derive(RactorMessage)]
@@ -34,7 +39,8 @@ pub struct Membership;
 pub struct MembershipState {
     context: Arc<EngineContext>,
     times: LeaseTimes,
-    api_address: String,
+    advert: NodeAdvert,
+    links: ChildRef<LinksMsg>,
     lease: Lease,
     orphans: Orphans,
     started: Instant,
@@ -71,7 +77,8 @@ impl Actor for Membership {
             lease: Lease::new(args.times),
             context: args.context,
             times: args.times,
-            api_address: args.api_address,
+            advert: args.advert,
+            links: args.links,
             started: Instant::now(),
         })
     }
@@ -146,7 +153,7 @@ async fn register(state: &mut MembershipState, now: Millis) {
     let registering =
         context
             .store
-            .register_node(&context.node_name, &state.api_address, state.times.lease_ms);
+            .register_node(&context.node_name, &state.advert, state.times.lease_ms);
     match tokio::time::timeout(state.request_timeout(), registering).await {
         Ok(Ok(incarnation)) => {
             tracing::info!(node = %context.node_name, incarnation, "joined the cluster");
@@ -205,15 +212,17 @@ async fn take_over_orphans(state: &mut MembershipState) -> Result<(), String> {
         .run_manager
         .get()
         .ok_or("the run manager is restarting")?;
-    let live: BTreeSet<String> = context
+    let members = context
         .store
         .nodes()
         .await
-        .map_err(|error| error.to_string())?
-        .into_iter()
+        .map_err(|error| error.to_string())?;
+    let live: BTreeSet<String> = members
+        .iter()
         .filter(|node| node.live)
-        .map(|node| node.name)
+        .map(|node| node.name.clone())
         .collect();
+    tell_links(state, members);
     let runs = context
         .store
         .unfinished_runs()
@@ -234,4 +243,13 @@ async fn take_over_orphans(state: &mut MembershipState) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
     }
     Ok(())
+}
+
+/// Hands the links the members, to dial the live and drop the lapsed.
+fn tell_links(state: &MembershipState, members: Vec<NodeRecord>) {
+    if let Some(links) = state.links.get()
+        && links.cast(LinksMsg::Members(members)).is_err()
+    {
+        tracing::debug!("the links are restarting");
+    }
 }

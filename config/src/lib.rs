@@ -19,9 +19,9 @@ pub use errors::ConfigError;
 pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
 pub use settings::{
-    AgentSettings, AuditSettings, AuditShipSettings, ClusterSettings, EgressSettings,
-    EngineSettings, JailSettings, LogFormat, LogSettings, ModelAgentSettings, ModelSettings,
-    ProviderEntry, ProviderSettings, ScannerLimits, SecretsSettings, ServerSettings, Settings,
-    ShellAgentSettings, StoreSettings, TamperResponse, TestRunnerLimits, TlsSettings,
+    AgentSettings, AuditSettings, AuditShipSettings, ClusterSettings, ClusterTlsSettings,
+    EgressSettings, EngineSettings, JailSettings, LogFormat, LogSettings, ModelAgentSettings,
+    ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits, SecretsSettings, ServerSettings,
+    Settings, ShellAgentSettings, StoreSettings, TamperResponse, TestRunnerLimits, TlsSettings,
 };
 pub use show::render_masked;

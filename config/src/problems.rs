@@ -54,8 +54,7 @@ impl Settings {
             ));
         }
         let name = &cluster.node_name;
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-        if name.len() > 63 || !name.chars().all(allowed) {
+        if name.len() > 63 || !name.chars().all(is_name_char) {
             problems.push((
                 "cluster.node_name",
                 format!(
@@ -63,6 +62,75 @@ impl Settings {
                      most 63 (or leave it empty for the host's name)"
                 ),
             ));
+        }
+        for label in &cluster.labels {
+            if label.is_empty() || label.len() > 63 || !label.chars().all(is_name_char) {
+                problems.push((
+                    "cluster.labels",
+                    format!("`{label}` is not a label: use letters, digits, `.`, `_` and `-`"),
+                ));
+            }
+        }
+        self.cluster_link_problems(problems);
+    }
+
+    /// The links between nodes: addresses, and who may open one.
+    fn cluster_link_problems(&self, problems: &mut Problems) {
+        let cluster = &self.cluster;
+        let listen = cluster.listen.parse::<std::net::SocketAddr>();
+        if listen.is_err() {
+            problems.push((
+                "cluster.listen",
+                format!("`{}` is not an address like 0.0.0.0:7710", cluster.listen),
+            ));
+        }
+        for (key, address) in std::iter::once(("cluster.advertise", &cluster.advertise))
+            .filter(|(_, address)| !address.is_empty())
+            .chain(cluster.seeds.iter().map(|seed| ("cluster.seeds", seed)))
+        {
+            if !is_host_and_port(address) {
+                problems.push((key, format!("`{address}` is not HOST:PORT")));
+            }
+        }
+        if cluster.insecure
+            && let Ok(listen) = listen
+            && !listen.ip().is_loopback()
+        {
+            problems.push((
+                "cluster.insecure",
+                format!(
+                    "plain links are for one machine only, and `{}` is not on loopback: \
+                     listen on 127.0.0.1, or give the links certificates (cluster.tls; \
+                     `troupe cluster certs` makes them)",
+                    cluster.listen
+                ),
+            ));
+        }
+        if !cluster.enabled {
+            return;
+        }
+        if cluster.cookie.len() < 16 {
+            problems.push((
+                "cluster.cookie",
+                "every node of a cluster presents the same secret of at least 16 characters: \
+                 set TROUPE_CLUSTER__COOKIE"
+                    .into(),
+            ));
+        }
+        match (&cluster.tls, cluster.insecure) {
+            (None, false) => problems.push((
+                "cluster.tls",
+                "the links between nodes need certificates: `troupe cluster certs --out DIR \
+                 --nodes NAME,...` makes a CA and one per node; set cluster.tls.ca_file, \
+                 cert_file and key_file (or cluster.insecure = true for nodes on one \
+                 machine)"
+                    .into(),
+            )),
+            (Some(_), true) => problems.push((
+                "cluster.insecure",
+                "both certificates (cluster.tls) and plain links are set: choose one".into(),
+            )),
+            _ => {}
         }
     }
 
@@ -327,4 +395,16 @@ fn at_least_one(problems: &mut Problems, values: impl IntoIterator<Item = (&'sta
             problems.push((key, "must be at least 1".into()));
         }
     }
+}
+
+/// A character of a node name or label.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// `HOST:PORT`, the host a name or an address.
+fn is_host_and_port(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
 }

@@ -421,6 +421,40 @@ pub struct ClusterSettings {
     /// How long a renewal lasts: a node that cannot renew for this long is taken for
     /// dead, and its runs are taken over. At least three heartbeats.
     pub lease_ms: u64,
+    /// Where this node listens for the other nodes' links, `HOST:PORT`.
+    pub listen: String,
+    /// The address the other nodes dial, `HOST:PORT`. Empty: `listen`, or the node's
+    /// name at `listen`'s port when `listen` is on every interface.
+    pub advertise: String,
+    /// Nodes to dial at start, `HOST:PORT` (`troupe up --join` adds one). Every node
+    /// also dials the live nodes the store lists, so seeds are only a head start.
+    pub seeds: Vec<String>,
+    /// What this node offers (`gpu`, `big-disk`): a task with `runs_on: [gpu]` is placed
+    /// only on nodes with every label it names.
+    pub labels: Vec<String>,
+    /// The secret every node of the cluster presents on each link (ractor_cluster's
+    /// cookie), on top of the certificates. Best from the environment:
+    /// `TROUPE_CLUSTER__COOKIE`.
+    pub cookie: String,
+    /// The links' mutual TLS: a certificate and key for this node, and the cluster's
+    /// CA that signed every node's (`troupe cluster certs` makes them).
+    pub tls: Option<ClusterTlsSettings>,
+    /// Links in plain TCP, for a cluster on one machine: refused unless `listen` is
+    /// on loopback.
+    pub insecure: bool,
+}
+
+/// The files of a node's mutual TLS, all PEM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsSettings {
+    /// The cluster's CA certificate: a peer is a member when the CA signed its
+    /// certificate.
+    pub ca_file: String,
+    /// This node's certificate (its name among the subject alternative names).
+    pub cert_file: String,
+    /// Its private key, readable by the node's user only.
+    pub key_file: String,
 }
 
 impl Default for ClusterSettings {
@@ -430,6 +464,13 @@ impl Default for ClusterSettings {
             node_name: String::new(),
             heartbeat_ms: 1_000,
             lease_ms: 5_000,
+            listen: "0.0.0.0:7710".into(),
+            advertise: String::new(),
+            seeds: Vec::new(),
+            labels: Vec::new(),
+            cookie: String::new(),
+            tls: None,
+            insecure: false,
         }
     }
 }

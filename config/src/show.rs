@@ -2,7 +2,7 @@
 
 use crate::settings::Settings;
 
-const SECRET_MARKERS: [&str; 5] = ["password", "secret", "token", "key", "keys"];
+const SECRET_MARKERS: [&str; 6] = ["password", "secret", "token", "key", "keys", "cookie"];
 const MASK: &str = "********";
 
 /// Renders `settings` as TOML with every value whose key names a secret replaced by a mask.

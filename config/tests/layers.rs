@@ -212,8 +212,64 @@ fn a_cluster_on_a_store_of_its_own_or_with_a_short_lease_is_refused() {
         .environment(env(&[
             ("TROUPE_CLUSTER__ENABLED", "true"),
             ("TROUPE_STORE__URL", "ws://db.internal:8000"),
+            ("TROUPE_CLUSTER__COOKIE", "sixteen-chars-or-more"),
+            ("TROUPE_CLUSTER__TLS__CA_FILE", "/etc/troupe/ca.pem"),
+            ("TROUPE_CLUSTER__TLS__CERT_FILE", "/etc/troupe/a.pem"),
+            ("TROUPE_CLUSTER__TLS__KEY_FILE", "/etc/troupe/a.key"),
         ]))
         .load()
-        .expect("a shared store");
+        .expect("a shared store, a cookie and certificates");
     assert!(settings.cluster.enabled);
+}
+
+/// The links between nodes are authenticated by default: a cluster without a cookie or
+/// certificates is refused saying how to make them, and plain links only on loopback.
+#[test]
+fn cluster_links_without_a_cookie_or_certificates_or_plain_beyond_loopback_are_refused() {
+    let text = Layers::new()
+        .environment(env(&[
+            ("TROUPE_CLUSTER__ENABLED", "true"),
+            ("TROUPE_STORE__URL", "ws://db.internal:8000"),
+            ("TROUPE_CLUSTER__COOKIE", "short"),
+            (
+                "TROUPE_CLUSTER__SEEDS",
+                "[\"b.internal\", \"c.internal:7710\"]",
+            ),
+        ]))
+        .load()
+        .expect_err("no cookie, no certificates, a seed without a port")
+        .to_string();
+    assert!(
+        text.contains("`cluster.cookie`") && text.contains("set TROUPE_CLUSTER__COOKIE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`cluster.tls`")
+            && text.contains("`troupe cluster certs --out DIR --nodes NAME,...`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`b.internal` is not HOST:PORT") && !text.contains("`c.internal:7710`"),
+        "{text}"
+    );
+    let text = Layers::new()
+        .environment(env(&[
+            ("TROUPE_CLUSTER__INSECURE", "true"),
+            ("TROUPE_CLUSTER__LISTEN", "0.0.0.0:7710"),
+        ]))
+        .load()
+        .expect_err("plain links on every interface")
+        .to_string();
+    assert!(
+        text.contains("`cluster.insecure`") && text.contains("`0.0.0.0:7710` is not on loopback"),
+        "{text}"
+    );
+    let settings = Layers::new()
+        .environment(env(&[
+            ("TROUPE_CLUSTER__INSECURE", "true"),
+            ("TROUPE_CLUSTER__LISTEN", "127.0.0.1:0"),
+        ]))
+        .load()
+        .expect("plain links on loopback");
+    assert!(settings.cluster.insecure);
 }

@@ -2,6 +2,7 @@
 //! (`#[from]`), so the API maps a store's "not found" and an engine's "overloaded" the
 //! same way whichever layer the call went through.
 
+use troupe_cluster::error::ClusterError;
 use troupe_engine::EngineError;
 use troupe_inference::InferenceError;
 use troupe_security::SecurityError;
@@ -17,6 +18,8 @@ pub enum NodeError {
     Engine(#[from] EngineError),
     #[error("local models: {0}")]
     Models(#[from] InferenceError),
+    #[error("the cluster: {0}")]
+    Cluster(#[from] ClusterError),
     /// A part of the node could not be started.
     #[error("{what}: {source}")]
     Start {

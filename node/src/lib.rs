@@ -10,6 +10,7 @@
 
 pub mod agent_kinds;
 mod builder;
+mod cluster;
 mod error;
 mod node;
 pub mod policy;
@@ -17,6 +18,7 @@ pub mod services;
 
 pub use agent_kinds::builtin_registry;
 pub use builder::NodeBuilder;
+pub use cluster::ClusterView;
 pub use error::NodeError;
 pub use node::{Node, PendingApproval, RunDetail};
 /// Who starts runs and decides gates, and what they decide: the types a program that

@@ -21,8 +21,7 @@ use troupe_workflow::Workflow;
 
 use crate::NodeError;
 use crate::services::{ChainModel, NodeMemory};
-use troupe_cluster::lease::LeaseTimes;
-use troupe_cluster::membership::{Membership, MembershipArgs};
+use troupe_cluster::links::LinksMsg;
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
 use troupe_engine::context::{EngineContext, NodeIdentity};
@@ -41,7 +40,7 @@ use troupe_store::{
     AuditFilter, MemoryEntry, MemoryFilter, ProjectId, RunFilter, RunId, RunRecord, Store, TaskId,
     WorkflowId, WorkflowRecord, WorkflowVersion, project_of, workflow_id_of,
 };
-use troupe_supervision::{ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
+use troupe_supervision::{ChildRef, ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
 /// How long `shutdown` leaves the embedded store to close its files.
 const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
@@ -58,6 +57,8 @@ pub struct Node {
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     settings: Settings,
+    /// The links to the other nodes (`cluster.enabled`; never set otherwise).
+    links: ChildRef<LinksMsg>,
 }
 
 /// A run as the API shows it: its record and every task's state, folded from the log.
@@ -157,6 +158,13 @@ impl Node {
             ExecutionPolicy::new(&settings.agents.allowed_kinds),
         );
         children.extend(engine_children(&context, &settings));
+        let links = ChildRef::default();
+        if settings.cluster.enabled {
+            let prepared = crate::cluster::prepare(&settings, &context.node_name)?;
+            children.extend(crate::cluster::children(
+                &context, &settings, prepared, &links,
+            ));
+        }
         let (root, root_handle) =
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
                 .await
@@ -175,11 +183,21 @@ impl Node {
             root,
             root_handle,
             settings,
+            links,
         })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// This node's name among those sharing the store.
+    pub fn node_name(&self) -> &str {
+        &self.context.node_name
+    }
+
+    pub(crate) fn links(&self) -> &ChildRef<LinksMsg> {
+        &self.links
     }
 
     pub fn store(&self) -> &Store {
@@ -806,9 +824,6 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
             },
         ));
     }
-    if settings.cluster.enabled {
-        children.push(membership_child(context, settings));
-    }
     let manager_context = context.clone();
     let manager_name = context.run_manager_name();
     let handle = context.run_manager.clone();
@@ -828,30 +843,6 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
         },
     ));
     children
-}
-
-/// The membership actor: this node's lease in the shared store, and the runs it takes
-/// over from nodes whose lease lapsed.
-fn membership_child(context: &Arc<EngineContext>, settings: &Settings) -> ChildSpec {
-    let name = format!("troupe.{}.membership", context.node_id);
-    let times = LeaseTimes {
-        heartbeat_ms: settings.cluster.heartbeat_ms,
-        lease_ms: settings.cluster.lease_ms,
-    };
-    let (context, api_address) = (context.clone(), settings.server.address.clone());
-    ChildSpec::new(name.clone(), move |supervisor| {
-        let args = MembershipArgs {
-            context: context.clone(),
-            times,
-            api_address: api_address.clone(),
-        };
-        let name = name.clone();
-        async move {
-            let (membership, _) =
-                Actor::spawn_linked(Some(name), Membership, args, supervisor).await?;
-            Ok(membership.get_cell())
-        }
-    })
 }
 
 /// The providers' keys kept as sealed secrets, opened once at start; a provider naming a

@@ -59,6 +59,10 @@ enum Command {
         /// Directory of the embedded store (sets store.url to surrealkv://DIR).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Join a cluster through this node's links (HOST:PORT, repeatable): sets
+        /// cluster.enabled and cluster.seeds.
+        #[arg(long, value_name = "HOST:PORT")]
+        join: Vec<String>,
     },
     /// Run a workflow file and show its progress; in this process unless --server.
     Run(run::RunArgs),
@@ -233,7 +237,12 @@ fn load_settings(args: &Args) -> Result<Settings, troupe_config::ConfigError> {
             &format!("--log-level {level}"),
         );
     }
-    if let Command::Up { address, data_dir } = &args.command {
+    if let Command::Up {
+        address,
+        data_dir,
+        join,
+    } = &args.command
+    {
         if let Some(address) = address {
             layers = layers.flag(
                 "server.address",
@@ -247,6 +256,15 @@ fn load_settings(args: &Args) -> Result<Settings, troupe_config::ConfigError> {
                 "store.url",
                 &format!("\"{url}\""),
                 &format!("--data-dir {}", dir.display()),
+            );
+        }
+        if !join.is_empty() {
+            let shown = format!("--join {}", join.join(" --join "));
+            let seeds = serde_json::to_string(join).unwrap_or_default();
+            layers = layers.flag("cluster.enabled", "true", &shown).flag(
+                "cluster.seeds",
+                &seeds,
+                &shown,
             );
         }
     }

@@ -46,7 +46,7 @@ pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};
 pub use ids::{ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use ledger::{CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
-pub use nodes::NodeRecord;
+pub use nodes::{NodeAdvert, NodeRecord};
 pub use ownership::RunOwnership;
 pub use policy::ProjectPolicy;
 pub use projects::{

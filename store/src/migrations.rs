@@ -313,6 +313,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS node_name ON node FIELDS name UNIQUE;
     ",
     ),
+    (
+        19,
+        // Where the other nodes dial each node, and what each offers for placement.
+        "
+    DEFINE FIELD IF NOT EXISTS cluster_address ON node TYPE string DEFAULT '';
+    DEFINE FIELD IF NOT EXISTS labels ON node TYPE array<string> DEFAULT [];
+    UPDATE node SET cluster_address = '', labels = [] WHERE cluster_address = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -17,6 +17,10 @@ pub struct NodeRecord {
     pub incarnation: u64,
     /// Where its API listens, for operators and the other nodes.
     pub api_address: String,
+    /// Where the other nodes dial its links (empty before it listened).
+    pub cluster_address: String,
+    /// What it offers for placement (`gpu`).
+    pub labels: Vec<String>,
     /// What it said about its load at its last renewal (JSON).
     pub load: Value,
     /// When this incarnation registered, ms since the epoch by the store's clock.
@@ -27,13 +31,21 @@ pub struct NodeRecord {
     pub live: bool,
 }
 
+/// What a node tells the others when it registers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeAdvert {
+    pub api_address: String,
+    pub cluster_address: String,
+    pub labels: Vec<String>,
+}
+
 impl Store {
     /// Registers `name` under a new incarnation with a lease of `lease_ms`: the
     /// incarnation. An earlier incarnation of the same name can renew no more.
     pub async fn register_node(
         &self,
         name: &str,
-        api_address: &str,
+        advert: &NodeAdvert,
         lease_ms: u64,
     ) -> Result<u64, StoreError> {
         let mut response = self
@@ -43,17 +55,20 @@ impl Store {
                  LET $now = time::millis(time::now());
                  IF array::len(SELECT name FROM node WHERE name = $name) = 0 {
                     CREATE node CONTENT { name: $name, incarnation: 1, api_address: $api,
+                        cluster_address: $links, labels: $labels,
                         load: '{}', joined_ms: $now, heartbeat_ms: $now,
                         lease_expires_ms: $now + $lease };
                  } ELSE {
                     UPDATE node SET incarnation = incarnation + 1, api_address = $api,
+                        cluster_address = $links, labels = $labels,
                         load = '{}', joined_ms = $now, heartbeat_ms = $now,
                         lease_expires_ms = $now + $lease WHERE name = $name;
                  };
                  SELECT VALUE incarnation FROM node WHERE name = $name;
                  COMMIT TRANSACTION;",
             )
-            .bind(json!({"name": name, "api": api_address, "lease": lease_ms}))
+            .bind(json!({"name": name, "api": advert.api_address,
+                "links": advert.cluster_address, "labels": advert.labels, "lease": lease_ms}))
             .await?
             .check()?;
         // The SELECT, before the COMMIT the response also counts.
@@ -102,7 +117,8 @@ impl Store {
         let rows: Vec<Value> = self
             .rows(
                 "LET $now = time::millis(time::now());
-                 SELECT name, incarnation, api_address, load, joined_ms,
+                 SELECT name, incarnation, api_address, cluster_address, labels, load,
+                     joined_ms,
                      $now - heartbeat_ms AS lease_age_ms, lease_expires_ms > $now AS live
                  FROM node ORDER BY name;",
                 json!({}),

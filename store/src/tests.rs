@@ -755,9 +755,14 @@ async fn of_nodes_racing_to_take_a_run_over_exactly_one_wins() {
 #[tokio::test]
 async fn a_node_s_lease_is_renewed_until_a_newer_incarnation_or_leaving_ends_it() {
     let store = Store::memory().await.unwrap();
+    let advert = |api: &str| NodeAdvert {
+        api_address: api.into(),
+        cluster_address: "a.internal:7710".into(),
+        labels: vec!["gpu".into()],
+    };
     assert_eq!(
         store
-            .register_node("a", "127.0.0.1:1", 5_000)
+            .register_node("a", &advert("127.0.0.1:1"), 5_000)
             .await
             .unwrap(),
         1
@@ -769,8 +774,15 @@ async fn a_node_s_lease_is_renewed_until_a_newer_incarnation_or_leaving_ends_it(
     assert!(nodes[0].live && nodes[0].lease_age_ms < 5_000, "{nodes:?}");
     assert_eq!(nodes[0].load, load);
     assert_eq!(
+        (
+            nodes[0].cluster_address.as_str(),
+            nodes[0].labels.as_slice()
+        ),
+        ("a.internal:7710", ["gpu".to_string()].as_slice())
+    );
+    assert_eq!(
         store
-            .register_node("a", "127.0.0.1:2", 5_000)
+            .register_node("a", &advert("127.0.0.1:2"), 5_000)
             .await
             .unwrap(),
         2
@@ -780,7 +792,10 @@ async fn a_node_s_lease_is_renewed_until_a_newer_incarnation_or_leaving_ends_it(
     store.leave_cluster("a", 2).await.unwrap();
     assert!(!store.nodes().await.unwrap()[0].live);
     assert!(!store.renew_node_lease("a", 2, 5_000, &load).await.unwrap());
-    store.register_node("b", "127.0.0.1:3", 1).await.unwrap();
+    store
+        .register_node("b", &advert("127.0.0.1:3"), 1)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let b = store.nodes().await.unwrap().pop().unwrap();
     assert_eq!(

@@ -678,6 +678,9 @@ pub enum LeaseLength {
 /// `troupe up` as cluster node `name` on `address`, reaching `surreal` through
 /// `store_address` (its own, or a [`FaultProxy`] in front of it); its log is
 /// `log_base.log`.
+/// The secret the test clusters' nodes share.
+pub const TEST_CLUSTER_COOKIE: &str = "a-test-cluster-cookie";
+
 pub fn start_cluster_node(
     surreal: &SurrealServer,
     store_address: &str,
@@ -690,6 +693,10 @@ pub fn start_cluster_node(
     let mut settings = vec![
         "cluster.enabled=true".to_string(),
         format!("cluster.node_name={name}"),
+        // Plain links on loopback, each node on a port of its own.
+        "cluster.insecure=true".into(),
+        "cluster.listen=127.0.0.1:0".into(),
+        format!("cluster.cookie={TEST_CLUSTER_COOKIE}"),
     ];
     if let LeaseLength::Short = lease {
         settings.extend([

@@ -1,0 +1,157 @@
+//! The cluster's part of a node (`cluster.enabled`): the links to the other nodes and
+//! the membership actor, both under the root supervisor. What can fail at start (the
+//! certificates, the listening socket) fails here, before anything is spawned.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ractor::{Actor, SpawnErr};
+use serde::{Deserialize, Serialize};
+use troupe_cluster::lease::LeaseTimes;
+use troupe_cluster::links::{self, LinkTls, Links, LinksArgs, LinksMsg};
+use troupe_cluster::membership::{Membership, MembershipArgs};
+use troupe_config::Settings;
+use troupe_engine::context::EngineContext;
+use troupe_store::{NodeAdvert, NodeRecord};
+use troupe_supervision::{ChildRef, ChildSpec};
+
+use crate::NodeError;
+
+/// What the links need that is read or bound once per process.
+pub(crate) struct Prepared {
+    listener: std::net::TcpListener,
+    tls: Option<LinkTls>,
+    advert: NodeAdvert,
+}
+
+/// Reads the links' certificates and binds their socket.
+pub(crate) fn prepare(settings: &Settings, node_name: &str) -> Result<Prepared, NodeError> {
+    let cluster = &settings.cluster;
+    let tls = cluster
+        .tls
+        .as_ref()
+        .map(|tls| {
+            LinkTls::from_files(
+                Path::new(&tls.ca_file),
+                Path::new(&tls.cert_file),
+                Path::new(&tls.key_file),
+            )
+        })
+        .transpose()?;
+    let listener = links::bind(&cluster.listen)?;
+    let bound = listener.local_addr().map_err(|source| NodeError::Start {
+        what: "the cluster's links",
+        source: Box::new(source),
+    })?;
+    let advert = NodeAdvert {
+        api_address: settings.server.address.clone(),
+        cluster_address: links::advertised(&cluster.advertise, bound, node_name),
+        labels: cluster.labels.clone(),
+    };
+    Ok(Prepared {
+        listener,
+        tls,
+        advert,
+    })
+}
+
+/// The links, then the membership actor that feeds them the members.
+pub(crate) fn children(
+    context: &Arc<EngineContext>,
+    settings: &Settings,
+    prepared: Prepared,
+    links: &ChildRef<LinksMsg>,
+) -> Vec<ChildSpec> {
+    vec![
+        links_child(context, settings, prepared.listener, prepared.tls, links),
+        membership_child(context, settings, prepared.advert, links.clone()),
+    ]
+}
+
+/// The cluster as one node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterView {
+    /// The node answering.
+    pub node: String,
+    /// The members it has a link to, by name.
+    pub linked: Vec<String>,
+    /// Every node the store lists, with its lease.
+    pub members: Vec<NodeRecord>,
+}
+
+impl crate::Node {
+    /// The members the store lists, and which of them this node is linked to.
+    pub async fn cluster_view(&self) -> Result<ClusterView, NodeError> {
+        let members = self.store().nodes().await?;
+        let linked = match self.links().get() {
+            Some(links) => ractor::call_t!(links, LinksMsg::Peers, 2_000)?,
+            None => Vec::new(),
+        };
+        Ok(ClusterView {
+            node: self.node_name().into(),
+            linked,
+            members,
+        })
+    }
+}
+
+fn links_child(
+    context: &Arc<EngineContext>,
+    settings: &Settings,
+    listener: std::net::TcpListener,
+    tls: Option<LinkTls>,
+    handle: &ChildRef<LinksMsg>,
+) -> ChildSpec {
+    let name = format!("troupe.{}.links", context.node_id);
+    let node_name = context.node_name.clone();
+    let (cookie, seeds) = (
+        settings.cluster.cookie.clone(),
+        settings.cluster.seeds.clone(),
+    );
+    ChildSpec::with_ref(name.clone(), handle.clone(), move |supervisor| {
+        let args = listener.try_clone().map(|listener| LinksArgs {
+            node_name: node_name.clone(),
+            cookie: cookie.clone(),
+            listener,
+            tls: tls.clone(),
+            seeds: seeds.clone(),
+        });
+        let name = name.clone();
+        async move {
+            let args = args.map_err(|error| SpawnErr::StartupFailed(error.into()))?;
+            Ok(Actor::spawn_linked(Some(name), Links, args, supervisor)
+                .await?
+                .0)
+        }
+    })
+}
+
+/// This node's lease in the shared store, and the runs it takes over from nodes whose
+/// lease lapsed.
+fn membership_child(
+    context: &Arc<EngineContext>,
+    settings: &Settings,
+    advert: NodeAdvert,
+    links: ChildRef<LinksMsg>,
+) -> ChildSpec {
+    let name = format!("troupe.{}.membership", context.node_id);
+    let times = LeaseTimes {
+        heartbeat_ms: settings.cluster.heartbeat_ms,
+        lease_ms: settings.cluster.lease_ms,
+    };
+    let context = context.clone();
+    ChildSpec::new(name.clone(), move |supervisor| {
+        let args = MembershipArgs {
+            context: context.clone(),
+            times,
+            advert: advert.clone(),
+            links: links.clone(),
+        };
+        let name = name.clone();
+        async move {
+            let (membership, _) =
+                Actor::spawn_linked(Some(name), Membership, args, supervisor).await?;
+            Ok(membership.get_cell())
+        }
+    })
+}
