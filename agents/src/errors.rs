@@ -41,6 +41,10 @@ pub enum AgentError {
         code: i64,
         message: String,
     },
+    /// A failure recorded by the node that ran the attempt, kept as its text and whether
+    /// another attempt could help (an attempt on another node, or before a take-over).
+    #[error("{message}")]
+    Recorded { message: String, retryable: bool },
     /// It failed more often than its restart intensity allows: calls are refused until
     /// the period has passed, instead of starting it in a loop.
     #[error(
@@ -72,6 +76,10 @@ impl AgentError {
                 | AgentError::UnknownKind { .. }
                 | AgentError::Cancelled
                 | AgentError::Unavailable(_)
+                | AgentError::Recorded {
+                    retryable: false,
+                    ..
+                }
         ) && !matches!(self, AgentError::ExternalRefused { code, .. } if REQUEST_ERROR_CODES.contains(code))
     }
 }

@@ -20,11 +20,14 @@ use troupe_agents::{
 };
 
 use crate::EngineError;
+use crate::outcome::AttemptOutcome;
 use crate::run_actor::RunMsg;
-use troupe_store::{RunId, TaskId};
+use troupe_store::{AttemptRecord, RunId, Store, TaskId};
 
 pub struct AttemptJob {
     pub run_id: RunId,
+    /// The epoch of the run that started the attempt, recorded with its outcome.
+    pub epoch: u64,
     pub task: TaskId,
     pub attempt: u32,
     pub inputs: Map<String, Value>,
@@ -33,7 +36,59 @@ pub struct AttemptJob {
     pub approval: Option<Approval>,
     pub services: AgentServices,
     pub scope: MemoryScope,
-    pub reply_to: ActorRef<RunMsg>,
+    pub report: ReportTo,
+}
+
+/// Where an attempt's outcome goes: the run actor that submitted it, or a caller
+/// waiting on a channel (the gateway, for an attempt another node's run placed here).
+pub enum ReportTo {
+    Run(ActorRef<RunMsg>),
+    Caller(tokio::sync::oneshot::Sender<Result<AgentOutput, AgentError>>),
+}
+
+impl ReportTo {
+    /// Hands over the outcome; `false` when no one is there to take it.
+    fn send(self, task: &TaskId, attempt: u32, outcome: Result<AgentOutput, AgentError>) -> bool {
+        match self {
+            ReportTo::Run(run) => run
+                .cast(RunMsg::AttemptFinished {
+                    task: task.clone(),
+                    attempt,
+                    outcome,
+                })
+                .is_ok(),
+            ReportTo::Caller(caller) => caller.send(outcome).is_ok(),
+        }
+    }
+}
+
+/// Where the pool records each outcome before reporting it, and as which node.
+#[derive(Clone)]
+pub struct OutcomeBook {
+    pub store: Store,
+    pub node: String,
+}
+
+impl OutcomeBook {
+    /// Records `outcome` under the attempt's idempotency key. A cancelled attempt is not
+    /// recorded: it did not run to an outcome, and whoever takes the run over runs it.
+    async fn record(&self, job: &AttemptJob, outcome: &Result<AgentOutput, AgentError>) {
+        if matches!(outcome, Err(AgentError::Cancelled)) {
+            return;
+        }
+        let record = AttemptRecord {
+            run_id: job.run_id.clone(),
+            idempotency_key: idempotency_key(&job.run_id, &job.task, job.attempt),
+            epoch: job.epoch,
+            node: self.node.clone(),
+            outcome: serde_json::to_value(AttemptOutcome::from(outcome)).unwrap_or_default(),
+        };
+        if let Err(error) = self.store.record_attempt_outcome(&record).await {
+            // The owner is told anyway and appends the outcome; only a take-over before
+            // that append would run the attempt again.
+            tracing::warn!(%error, key = %record.idempotency_key, "could not record an attempt's outcome");
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -59,6 +114,8 @@ pub struct AgentPoolArgs {
     pub agent: Arc<dyn Agent>,
     pub node_slots: Arc<Semaphore>,
     pub capacity: usize,
+    /// `None` only in tests of the pool alone.
+    pub outcomes: Option<OutcomeBook>,
 }
 
 pub struct AgentPoolState {
@@ -107,21 +164,23 @@ impl Actor for AgentPool {
                         retry_after_secs: 1,
                     };
                     let outcome = Err(AgentError::Failed(refusal.to_string()));
-                    let finished = RunMsg::AttemptFinished {
-                        task: job.task.clone(),
-                        attempt: job.attempt,
-                        outcome,
-                    };
-                    if job.reply_to.cast(finished).is_err() {
+                    let AttemptJob {
+                        task,
+                        attempt,
+                        report,
+                        ..
+                    } = *job;
+                    if !report.send(&task, attempt, outcome) {
                         tracing::debug!("refused an attempt whose run is gone");
                     }
                 } else {
                     let agent = state.args.agent.clone();
                     let slots = state.args.node_slots.clone();
                     let running = state.running.clone();
+                    let book = state.args.outcomes.clone();
                     state
                         .attempts
-                        .spawn(run_attempt(agent, slots, running, *job));
+                        .spawn(run_attempt(agent, slots, running, book, *job));
                 }
             }
             AgentPoolMsg::GetLoad(reply) => {
@@ -143,19 +202,25 @@ async fn run_attempt(
     agent: Arc<dyn Agent>,
     slots: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
+    book: Option<OutcomeBook>,
     job: AttemptJob,
 ) {
     let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
     let outcome = tracing::Instrument::instrument(execute(agent, slots, running, &job), span).await;
-    let finished = RunMsg::AttemptFinished {
-        task: job.task.clone(),
-        attempt: job.attempt,
-        outcome,
-    };
-    if job.reply_to.cast(finished).is_err() {
-        // The run actor is gone (restarting or stopped); its successor resumes the
-        // attempt from the log with the same idempotency key.
-        tracing::warn!(run_id = %job.run_id, task_id = %job.task, "attempt outcome had no run to go to");
+    if let Some(book) = book {
+        book.record(&job, &outcome).await;
+    }
+    let AttemptJob {
+        run_id,
+        task,
+        attempt,
+        report,
+        ..
+    } = job;
+    if !report.send(&task, attempt, outcome) {
+        // The run actor is gone (restarting, stopped or fenced); its successor finds
+        // the recorded outcome, or runs the attempt again under the same key.
+        tracing::warn!(%run_id, task_id = %task, "attempt outcome had no run to go to");
     }
 }
 
@@ -282,6 +347,7 @@ mod tests {
     fn job(reply_to: &ActorRef<RunMsg>, cancel: &CancellationToken) -> Box<AttemptJob> {
         Box::new(AttemptJob {
             run_id: "r".into(),
+            epoch: 1,
             task: "t".into(),
             attempt: 1,
             inputs: Map::new(),
@@ -290,7 +356,7 @@ mod tests {
             approval: None,
             services: AgentServices::default(),
             scope: MemoryScope::default(),
-            reply_to: reply_to.clone(),
+            report: ReportTo::Run(reply_to.clone()),
         })
     }
 
@@ -302,6 +368,7 @@ mod tests {
             agent: Arc::new(Stuck),
             node_slots: Arc::new(Semaphore::new(1)),
             capacity: 2,
+            outcomes: None,
         };
         let (pool, _) = Actor::spawn(None, AgentPool, args).await.unwrap();
         let first = CancellationToken::new();

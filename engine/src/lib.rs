@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod context;
 mod error;
 mod in_flight;
+pub mod outcome;
 pub mod policy;
 pub mod run_actor;
 pub mod run_manager;

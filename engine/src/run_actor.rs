@@ -12,11 +12,12 @@ use serde_json::{Map, Value};
 use troupe_agents::{AgentError, AgentOutput, Approval};
 
 use crate::EngineError;
-use crate::agent_pool::{AgentPoolMsg, AttemptJob, idempotency_key};
+use crate::agent_pool::{AgentPoolMsg, AttemptJob, ReportTo, idempotency_key};
 use crate::approval_gate::{ApprovalGate, GateArgs, GateMsg};
 use crate::backoff::retry_delay_ms;
 use crate::context::EngineContext;
 use crate::in_flight::InFlight;
+use crate::outcome::AttemptOutcome;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
 use troupe_store::{RunId, StoreError, TaskId};
@@ -246,8 +247,9 @@ async fn load_run(context: &EngineContext, run_id: &RunId) -> Result<RunState, E
     Ok(run)
 }
 
-/// After a restart: attempts that were running are submitted again under the same
-/// attempt number and idempotency key, and waiting approvals get their gates back.
+/// After a restart or a take-over: an attempt that was running is resolved from the
+/// outcome its node recorded, else submitted again under the same attempt number and
+/// idempotency key; waiting approvals get their gates back.
 async fn resume_interrupted(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
@@ -266,6 +268,12 @@ async fn resume_interrupted(
         })
         .collect();
     for (task, attempt, inputs) in running {
+        let key = idempotency_key(&state.run.run_id, &task, attempt);
+        if let Some(outcome) = recorded_outcome(state, &key).await? {
+            tracing::info!(run_id = %state.run.run_id, task_id = %task, attempt, "resolving an interrupted attempt from its recorded outcome");
+            record_outcome(myself, state, &task, attempt, outcome.into_result()).await?;
+            continue;
+        }
         tracing::info!(run_id = %state.run.run_id, task_id = %task, attempt, "resuming interrupted attempt");
         submit(myself, state, &task, attempt, inputs).await?;
     }
@@ -280,6 +288,24 @@ async fn resume_interrupted(
         schedule_advance(myself, at, state.context.clock.now_ms());
     }
     Ok(())
+}
+
+/// The outcome the node that ran attempt `key` recorded, if it did. A record that does
+/// not read is ignored (and the attempt runs again) rather than failing the run.
+async fn recorded_outcome(
+    state: &RunActorState,
+    key: &str,
+) -> Result<Option<AttemptOutcome>, EngineError> {
+    let Some(record) = state.context.store.attempt_outcome(key).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_value(record.outcome) {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(error) => {
+            tracing::warn!(%error, key, node = %record.node, "an unreadable attempt outcome; running the attempt again");
+            Ok(None)
+        }
+    }
 }
 
 /// Takes every step the state allows until none is left, then finishes the run if it
@@ -362,6 +388,15 @@ async fn perform(
         Step::RequestApproval { .. } => spawn_missing_gates(myself, state).await?,
         Step::Finish { status } => {
             tracing::info!(run_id = %state.run.run_id, status = status.as_str(), "run finished");
+            // The log holds every outcome now; a record left behind is only space.
+            if let Err(error) = state
+                .context
+                .store
+                .forget_attempt_outcomes(&state.run.run_id)
+                .await
+            {
+                tracing::warn!(%error, "could not forget the run's attempt outcomes");
+            }
             myself.stop(Some(status.as_str().into()));
         }
         Step::Skip { .. } | Step::Fail { .. } | Step::Cancel { .. } => {}
@@ -438,6 +473,7 @@ async fn submit(
         });
     let job = AttemptJob {
         run_id: state.run.run_id.clone(),
+        epoch: state.epoch,
         task: task.clone(),
         attempt,
         inputs: match inputs {
@@ -449,7 +485,7 @@ async fn submit(
         approval,
         services: state.context.services.clone(),
         scope: state.run.memory_scope(),
-        reply_to: myself.clone(),
+        report: ReportTo::Run(myself.clone()),
     };
     let pool = state
         .context

@@ -748,6 +748,64 @@ tasks:
     second.shutdown().await;
 }
 
+/// An attempt that was running when its run's owner stopped, whose outcome the node
+/// that ran it recorded, is resolved from that record by the next owner: it does not
+/// run again, its recorded outputs flow downstream, and the records go with the run.
+#[tokio::test]
+async fn a_recorded_outcome_resolves_an_interrupted_attempt_without_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", dir.path().join("store").display());
+    let journal = Arc::new(Journal::default());
+    let first = node_with(&url, journal.clone()).await;
+    let run = start(
+        &first,
+        r#"
+name: recorded
+tasks:
+  - { id: b, name: B, agent: work, inputs: { name: b, sleep_ms: 60000 } }
+  - { id: c, name: C, agent: work, depends_on: [b], inputs: { name: c, from_b: "{{ tasks.b.outputs.from }}" } }
+"#,
+    )
+    .await;
+    wait_until(&first, &run, |state| {
+        state.tasks()["b"].status == TaskStatus::Running
+    })
+    .await;
+    let key = format!("{run}:b:1");
+    let outputs = json!({"succeeded": {"outputs": {"from": "another node"}, "cost_usd": 0.5}});
+    first
+        .store()
+        .record_attempt_outcome(&troupe_store::AttemptRecord {
+            run_id: run.clone(),
+            idempotency_key: key.clone(),
+            epoch: 1,
+            node: "elsewhere".into(),
+            outcome: outputs,
+        })
+        .await
+        .unwrap();
+    first.shutdown().await;
+
+    let second = reopen(&url, journal.clone()).await;
+    let state = finish(&second, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!(
+        journal.attempts("b"),
+        1,
+        "only the attempt the stop cut short"
+    );
+    assert_eq!(
+        state.tasks()["c"]
+            .outputs
+            .as_ref()
+            .map(|outputs| outputs["from_b"].clone()),
+        Some(json!("another node")),
+        "the recorded outputs flow downstream"
+    );
+    assert_eq!(second.store().attempt_outcome(&key).await.unwrap(), None);
+    second.shutdown().await;
+}
+
 /// A node on a store another node just closed: the embedded engine releases its lock
 /// file shortly after the last handle is dropped.
 async fn reopen(url: &str, journal: Arc<Journal>) -> Node {

@@ -23,7 +23,7 @@ use crate::NodeError;
 use crate::services::{ChainModel, NodeMemory};
 use troupe_cluster::links::LinksMsg;
 use troupe_engine::EngineError;
-use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, PoolLoad};
+use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, OutcomeBook, PoolLoad};
 use troupe_engine::context::{EngineContext, NodeIdentity};
 use troupe_engine::policy::ExecutionPolicy;
 use troupe_engine::run_actor::DecisionRequest;
@@ -801,6 +801,10 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
     let mut children = Vec::new();
     for agent in context.registry.agents() {
         let (agent, slots) = (agent.clone(), context.node_slots.clone());
+        let book = OutcomeBook {
+            store: context.store.clone(),
+            node: context.node_name.clone(),
+        };
         let name = context.pool_name(agent.kind());
         // Invariant: `EngineContext::new` made a ref for every kind of the registry.
         let Some(handle) = context.pools.get(agent.kind()).cloned() else {
@@ -814,6 +818,7 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
                     agent: agent.clone(),
                     node_slots: slots.clone(),
                     capacity,
+                    outcomes: Some(book.clone()),
                 };
                 let name = name.clone();
                 async move {

@@ -12,6 +12,7 @@
 //! crates decide.
 
 mod access;
+mod attempts;
 mod audit;
 pub mod clock;
 pub mod digest;
@@ -40,6 +41,7 @@ use troupe_config::StoreSettings;
 
 use crate::events::{RunStatus, StoredEvent};
 pub use access::{Permission, Role, UnknownName};
+pub use attempts::AttemptRecord;
 pub use audit::{AuditEntry, AuditFilter, People};
 pub use error::StoreError;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};

@@ -322,6 +322,21 @@ const MIGRATIONS: &[(u32, &str)] = &[
     UPDATE node SET cluster_address = '', labels = [] WHERE cluster_address = NONE;
     ",
     ),
+    (
+        20,
+        // Each attempt's outcome, written by the node that ran it before its run's owner
+        // is told, so that a new owner resolves the attempt instead of running it again.
+        "
+    DEFINE TABLE IF NOT EXISTS attempt_outcome SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS run_id ON attempt_outcome TYPE string;
+    DEFINE FIELD IF NOT EXISTS idempotency_key ON attempt_outcome TYPE string;
+    DEFINE FIELD IF NOT EXISTS epoch ON attempt_outcome TYPE int;
+    DEFINE FIELD IF NOT EXISTS node ON attempt_outcome TYPE string;
+    DEFINE FIELD IF NOT EXISTS outcome ON attempt_outcome TYPE string;
+    DEFINE FIELD IF NOT EXISTS at_ms ON attempt_outcome TYPE int;
+    DEFINE INDEX IF NOT EXISTS attempt_outcome_run ON attempt_outcome FIELDS run_id;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

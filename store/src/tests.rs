@@ -804,3 +804,37 @@ async fn a_node_s_lease_is_renewed_until_a_newer_incarnation_or_leaving_ends_it(
         "a 1 ms lease lapses"
     );
 }
+
+/// An attempt's outcome is kept by its idempotency key until its run is forgotten; a
+/// second record of the same key (the same attempt) replaces the first.
+#[tokio::test]
+async fn attempt_outcomes_are_found_by_key_and_forgotten_with_their_run() {
+    let store = Store::memory().await.unwrap();
+    let record = |run: &str, key: &str, outputs: i64| AttemptRecord {
+        run_id: run.into(),
+        idempotency_key: key.into(),
+        epoch: 2,
+        node: "b".into(),
+        outcome: json!({"succeeded": {"outputs": {"n": outputs}, "cost_usd": 0.0}}),
+    };
+    assert_eq!(store.attempt_outcome("r1:t:1").await.unwrap(), None);
+    store
+        .record_attempt_outcome(&record("r1", "r1:t:1", 1))
+        .await
+        .unwrap();
+    store
+        .record_attempt_outcome(&record("r1", "r1:t:1", 2))
+        .await
+        .unwrap();
+    store
+        .record_attempt_outcome(&record("r2", "r2:t:1", 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.attempt_outcome("r1:t:1").await.unwrap(),
+        Some(record("r1", "r1:t:1", 2))
+    );
+    store.forget_attempt_outcomes(&"r1".into()).await.unwrap();
+    assert_eq!(store.attempt_outcome("r1:t:1").await.unwrap(), None);
+    assert!(store.attempt_outcome("r2:t:1").await.unwrap().is_some());
+}
