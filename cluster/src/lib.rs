@@ -11,15 +11,19 @@
 //!
 //! The [`links`] actor keeps this node linked to every live member over
 //! ractor_cluster (mutual TLS and the cookie), redialling and dropping by what the
-//! store says.
+//! store says. [`placement`] picks the node each attempt runs on, and that node's
+//! [`gateway`] runs it; what crosses between them is in [`wire`].
 //!
 //! Knows nothing of HTTP, accounts or how a node is composed.
 
 pub mod error;
+pub mod gateway;
 pub mod lease;
 pub mod links;
 pub mod membership;
 pub mod orphans;
+pub mod placement;
+pub mod wire;
 
 #[cfg(test)]
 mod properties;

@@ -19,6 +19,7 @@ use troupe_supervision::ChildRef;
 use crate::lease::{Lease, LeaseAction, LeaseTimes, Millis, Renewal, Standing};
 use crate::links::LinksMsg;
 use crate::orphans::Orphans;
+use crate::placement::ClusterPlacement;
 
 pub struct MembershipArgs {
     pub context: Arc<EngineContext>,
@@ -27,6 +28,8 @@ pub struct MembershipArgs {
     pub advert: NodeAdvert,
     /// Told the members each heartbeat, to link to the live ones.
     pub links: ChildRef<LinksMsg>,
+    /// Told the members each heartbeat, to place attempts by their loads.
+    pub placement: Arc<ClusterPlacement>,
 }
 
 #[derive(RactorMessage)]
@@ -41,6 +44,7 @@ pub struct MembershipState {
     times: LeaseTimes,
     advert: NodeAdvert,
     links: ChildRef<LinksMsg>,
+    placement: Arc<ClusterPlacement>,
     lease: Lease,
     orphans: Orphans,
     started: Instant,
@@ -79,6 +83,7 @@ impl Actor for Membership {
             times: args.times,
             advert: args.advert,
             links: args.links,
+            placement: args.placement,
             started: Instant::now(),
         })
     }
@@ -172,7 +177,10 @@ async fn register(state: &mut MembershipState, now: Millis) {
 
 async fn renew(state: &MembershipState, incarnation: u64) -> Renewal {
     let context = &state.context;
-    let load = json!({ "free_slots": context.node_slots.available_permits() });
+    let load = json!({
+        "free_slots": context.node_slots.available_permits(),
+        "kinds": state.placement.kinds(),
+    });
     let renewing = context.store.renew_node_lease(
         &context.node_name,
         incarnation,
@@ -222,6 +230,7 @@ async fn take_over_orphans(state: &mut MembershipState) -> Result<(), String> {
         .filter(|node| node.live)
         .map(|node| node.name.clone())
         .collect();
+    state.placement.update(members.clone());
     tell_links(state, members);
     let runs = context
         .store

@@ -55,6 +55,7 @@ impl ReportTo {
                     task: task.clone(),
                     attempt,
                     outcome,
+                    node: None,
                 })
                 .is_ok(),
             ReportTo::Caller(caller) => caller.send(outcome).is_ok(),
@@ -124,6 +125,43 @@ pub struct AgentPoolState {
     attempts: JoinSet<()>,
     /// Shared with the attempts, which count themselves in while they hold a slot.
     running: Arc<AtomicUsize>,
+    /// The attempts admitted, by idempotency key, with the reports of submissions that
+    /// joined them.
+    joiners: Joiners,
+}
+
+/// The same attempt submitted again while it runs (a new owner resuming an attempt
+/// this node runs for the old one) joins it: it gets the same outcome, and the agent
+/// runs once.
+#[derive(Default, Clone)]
+struct Joiners(Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<ReportTo>>>>);
+
+impl Joiners {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut std::collections::HashMap<String, Vec<ReportTo>>) -> R,
+    ) -> R {
+        // Nothing is left half-changed under the lock: a poisoned map is still whole.
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Joins `job` to its running twin: `Err(job)` when there is none (and it is now
+    /// the one running).
+    fn join(&self, key: &str, job: Box<AttemptJob>) -> Result<(), Box<AttemptJob>> {
+        self.with(|running| match running.get_mut(key) {
+            Some(joined) => {
+                joined.push(job.report);
+                Ok(())
+            }
+            None => {
+                running.insert(key.to_string(), Vec::new());
+                Err(job)
+            }
+        })
+    }
 }
 
 impl AgentPoolState {
@@ -148,6 +186,7 @@ impl Actor for AgentPool {
             args,
             attempts: JoinSet::new(),
             running: Arc::new(AtomicUsize::new(0)),
+            joiners: Joiners::default(),
         })
     }
 
@@ -159,7 +198,10 @@ impl Actor for AgentPool {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             AgentPoolMsg::SubmitAttempt(job) => {
-                if state.admitted() >= state.args.capacity {
+                let key = idempotency_key(&job.run_id, &job.task, job.attempt);
+                if state.admitted() >= state.args.capacity
+                    && !state.joiners.with(|running| running.contains_key(&key))
+                {
                     let refusal = EngineError::Overloaded {
                         retry_after_secs: 1,
                     };
@@ -173,14 +215,17 @@ impl Actor for AgentPool {
                     if !report.send(&task, attempt, outcome) {
                         tracing::debug!("refused an attempt whose run is gone");
                     }
-                } else {
+                } else if let Err(job) = state.joiners.join(&key, job) {
                     let agent = state.args.agent.clone();
                     let slots = state.args.node_slots.clone();
                     let running = state.running.clone();
                     let book = state.args.outcomes.clone();
+                    let joiners = state.joiners.clone();
                     state
                         .attempts
-                        .spawn(run_attempt(agent, slots, running, book, *job));
+                        .spawn(run_attempt(agent, slots, running, book, joiners, *job));
+                } else {
+                    tracing::info!(%key, "joined the same attempt running here");
                 }
             }
             AgentPoolMsg::GetLoad(reply) => {
@@ -203,6 +248,7 @@ async fn run_attempt(
     slots: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
     book: Option<OutcomeBook>,
+    joiners: Joiners,
     job: AttemptJob,
 ) {
     let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
@@ -217,6 +263,15 @@ async fn run_attempt(
         report,
         ..
     } = job;
+    let key = idempotency_key(&run_id, &task, attempt);
+    let joined = joiners
+        .with(|running| running.remove(&key))
+        .unwrap_or_default();
+    for report in joined {
+        if !report.send(&task, attempt, outcome.clone()) {
+            tracing::debug!(%key, "a joined submission's run is gone");
+        }
+    }
     if !report.send(&task, attempt, outcome) {
         // The run actor is gone (restarting, stopped or fenced); its successor finds
         // the recorded outcome, or runs the attempt again under the same key.
@@ -344,12 +399,17 @@ mod tests {
         }
     }
 
-    fn job(reply_to: &ActorRef<RunMsg>, cancel: &CancellationToken) -> Box<AttemptJob> {
+    /// Attempt `attempt` of task `t` of run `r`: the same number is the same attempt.
+    fn job(
+        reply_to: &ActorRef<RunMsg>,
+        cancel: &CancellationToken,
+        attempt: u32,
+    ) -> Box<AttemptJob> {
         Box::new(AttemptJob {
             run_id: "r".into(),
             epoch: 1,
             task: "t".into(),
-            attempt: 1,
+            attempt,
             inputs: Map::new(),
             timeout_secs: None,
             cancel: cancel.clone(),
@@ -373,13 +433,14 @@ mod tests {
         let (pool, _) = Actor::spawn(None, AgentPool, args).await.unwrap();
         let first = CancellationToken::new();
         let second = CancellationToken::new();
-        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &first)))
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &first, 1)))
             .unwrap();
-        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &second)))
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &second, 2)))
             .unwrap();
         pool.cast(AgentPoolMsg::SubmitAttempt(job(
             &sink,
             &CancellationToken::new(),
+            3,
         )))
         .unwrap();
         let refused = received.recv().await.unwrap();
@@ -430,6 +491,7 @@ mod tests {
         pool.cast(AgentPoolMsg::SubmitAttempt(job(
             &sink,
             &CancellationToken::new(),
+            4,
         )))
         .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -439,5 +501,56 @@ mod tests {
             "room again"
         );
         assert!(received.try_recv().is_err(), "and no refusal");
+    }
+
+    /// Counts its runs; finishes when told.
+    struct Counted(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
+
+    #[async_trait::async_trait]
+    impl TypedAgent for Counted {
+        const KIND: &'static str = "counted";
+        const DESCRIPTION: &'static str = "counts its attempts";
+        type Inputs = Map<String, Value>;
+        async fn attempt(
+            &self,
+            _: Map<String, Value>,
+            _: AgentContext,
+        ) -> Result<AgentOutput, AgentError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            self.1.notified().await;
+            Ok(AgentOutput::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_attempt_submitted_again_while_it_runs_joins_it() {
+        let (outcomes, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let (sink, _) = Actor::spawn(None, Sink(outcomes), ()).await.unwrap();
+        let (runs, release) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let args = AgentPoolArgs {
+            agent: Arc::new(Counted(runs.clone(), release.clone())),
+            node_slots: Arc::new(Semaphore::new(4)),
+            capacity: 1,
+            outcomes: None,
+        };
+        let (pool, _) = Actor::spawn(None, AgentPool, args).await.unwrap();
+        let cancel = CancellationToken::new();
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &cancel, 1)))
+            .unwrap();
+        while runs.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // At capacity, yet the twin is not refused: it joins.
+        pool.cast(AgentPoolMsg::SubmitAttempt(job(&sink, &cancel, 1)))
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(received.try_recv().is_err(), "neither refused nor finished");
+        release.notify_one();
+        assert_eq!(received.recv().await.unwrap(), Ok(AgentOutput::default()));
+        assert_eq!(received.recv().await.unwrap(), Ok(AgentOutput::default()));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the agent ran once");
     }
 }

@@ -12,6 +12,7 @@ use troupe_workflow::Workflow;
 
 use crate::EngineError;
 use crate::agent_pool::AgentPoolMsg;
+use crate::placement::Placement;
 use crate::policy::ExecutionPolicy;
 use crate::run_manager::RunManagerMsg;
 use troupe_store::clock::Clock;
@@ -27,6 +28,8 @@ pub struct NodeIdentity {
     /// Alone, the run manager takes over every unfinished run when it starts; in a
     /// cluster, the membership actor hands it runs (`RunManagerMsg::Adopt`).
     pub alone: bool,
+    /// Where attempts run: [`HereOnly`](crate::placement::HereOnly) alone.
+    pub placement: Arc<dyn Placement>,
 }
 
 pub struct EngineContext {
@@ -59,6 +62,8 @@ pub struct EngineContext {
     pub clock: Arc<dyn Clock>,
     /// Which agent kinds workflows may use (checked at save and at start).
     pub policy: ExecutionPolicy,
+    /// Where each attempt runs: here, or on another node of the cluster.
+    pub placement: Arc<dyn Placement>,
 }
 
 impl EngineContext {
@@ -90,6 +95,7 @@ impl EngineContext {
             node_name: identity.name,
             acting: Arc::new(AtomicBool::new(identity.alone)),
             alone: identity.alone,
+            placement: identity.placement,
             services,
             policy,
         })

@@ -31,7 +31,8 @@ impl ExecutionPolicy {
         Self { node_kinds }
     }
 
-    fn node_runs(&self, kind: &str) -> bool {
+    /// Whether this node runs `kind` at all (`agents.allowed_kinds`).
+    pub fn node_runs(&self, kind: &str) -> bool {
         self.node_kinds
             .as_ref()
             .is_none_or(|kinds| kinds.contains(kind))

@@ -12,16 +12,16 @@ use serde_json::{Map, Value};
 use troupe_agents::{AgentError, AgentOutput, Approval};
 
 use crate::EngineError;
-use crate::agent_pool::{AgentPoolMsg, AttemptJob, ReportTo, idempotency_key};
+use crate::agent_pool::{AttemptJob, ReportTo, idempotency_key};
 use crate::approval_gate::{ApprovalGate, GateArgs, GateMsg};
 use crate::backoff::retry_delay_ms;
 use crate::context::EngineContext;
+use crate::dispatch::{Destination, dispatch};
 use crate::in_flight::InFlight;
 use crate::outcome::AttemptOutcome;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
 use troupe_store::{RunId, StoreError, TaskId};
-use troupe_supervision::ChildRef;
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ pub enum RunMsg {
         task: TaskId,
         attempt: u32,
         outcome: Result<AgentOutput, AgentError>,
+        /// The node that ran it; `None`: this one.
+        node: Option<String>,
     },
     CancelRun {
         by: String,
@@ -179,8 +181,9 @@ async fn handle_message(
             task,
             attempt,
             outcome,
+            node,
         } => {
-            record_outcome(&myself, state, &task, attempt, outcome).await?;
+            record_outcome(&myself, state, &task, attempt, outcome, node).await?;
             // Outcomes already waiting in the mailbox are staged before the queued
             // Advance writes them all at once: a busy run makes one write per batch of
             // finished attempts instead of one per attempt, and an idle one loses a
@@ -271,7 +274,16 @@ async fn resume_interrupted(
         let key = idempotency_key(&state.run.run_id, &task, attempt);
         if let Some(outcome) = recorded_outcome(state, &key).await? {
             tracing::info!(run_id = %state.run.run_id, task_id = %task, attempt, "resolving an interrupted attempt from its recorded outcome");
-            record_outcome(myself, state, &task, attempt, outcome.into_result()).await?;
+            let (node, outcome) = outcome;
+            record_outcome(
+                myself,
+                state,
+                &task,
+                attempt,
+                outcome.into_result(),
+                Some(node),
+            )
+            .await?;
             continue;
         }
         tracing::info!(run_id = %state.run.run_id, task_id = %task, attempt, "resuming interrupted attempt");
@@ -295,12 +307,12 @@ async fn resume_interrupted(
 async fn recorded_outcome(
     state: &RunActorState,
     key: &str,
-) -> Result<Option<AttemptOutcome>, EngineError> {
+) -> Result<Option<(String, AttemptOutcome)>, EngineError> {
     let Some(record) = state.context.store.attempt_outcome(key).await? else {
         return Ok(None);
     };
     match serde_json::from_value(record.outcome) {
-        Ok(outcome) => Ok(Some(outcome)),
+        Ok(outcome) => Ok(Some((record.node, outcome))),
         Err(error) => {
             tracing::warn!(%error, key, node = %record.node, "an unreadable attempt outcome; running the attempt again");
             Ok(None)
@@ -324,6 +336,9 @@ async fn advance(
             break;
         }
         let events: Vec<RunEvent> = steps.iter().map(|step| step_event(state, step)).collect();
+        if steps.iter().any(|step| matches!(step, Step::Finish { .. })) {
+            forget_outcomes(state).await;
+        }
         append(state, events).await?;
         for step in steps {
             perform(myself, state, step).await?;
@@ -363,6 +378,7 @@ fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
             inputs,
         } => RunEvent::AttemptStarted {
             idempotency_key: idempotency_key(&state.run.run_id, &task, attempt),
+            node: choose_node(state, &task),
             task,
             attempt,
             inputs,
@@ -372,6 +388,32 @@ fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
             reason: None,
         },
     }
+}
+
+/// Drops the run's recorded attempt outcomes as it finishes: the log holds every one.
+/// Before the run's last event, so that a watcher who stops the node on seeing it
+/// interrupts no write.
+async fn forget_outcomes(state: &RunActorState) {
+    if let Err(error) = state
+        .context
+        .store
+        .forget_attempt_outcomes(&state.run.run_id)
+        .await
+    {
+        tracing::warn!(%error, "could not forget the run's attempt outcomes");
+    }
+}
+
+/// The node a new attempt of `task` goes to; `None` when no node can take it now (the
+/// attempt then fails at once, saying why, and is retried like any failure).
+fn choose_node(state: &RunActorState, task: &TaskId) -> Option<String> {
+    let definition = state.run.definition(task.as_str())?;
+    let free = state.context.node_slots.available_permits();
+    state
+        .context
+        .placement
+        .choose(&definition.agent, &definition.runs_on, free)
+        .ok()
 }
 
 async fn perform(
@@ -388,15 +430,6 @@ async fn perform(
         Step::RequestApproval { .. } => spawn_missing_gates(myself, state).await?,
         Step::Finish { status } => {
             tracing::info!(run_id = %state.run.run_id, status = status.as_str(), "run finished");
-            // The log holds every outcome now; a record left behind is only space.
-            if let Err(error) = state
-                .context
-                .store
-                .forget_attempt_outcomes(&state.run.run_id)
-                .await
-            {
-                tracing::warn!(%error, "could not forget the run's attempt outcomes");
-            }
             myself.stop(Some(status.as_str().into()));
         }
         Step::Skip { .. } | Step::Fail { .. } | Step::Cancel { .. } => {}
@@ -487,28 +520,16 @@ async fn submit(
         scope: state.run.memory_scope(),
         report: ReportTo::Run(myself.clone()),
     };
-    let pool = state
-        .context
-        .pools
-        .get(&definition.agent)
-        .and_then(ChildRef::get);
-    match pool {
-        Some(pool) => pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?,
-        None => {
-            // The pool is restarting: a failed attempt, retried with backoff like any
-            // other, so a pool that never comes back ends the task instead of hanging it.
-            let outcome = Err(AgentError::Failed(format!(
-                "no `{}` agent pool is running",
-                definition.agent
-            )));
-            myself.cast(RunMsg::AttemptFinished {
-                task: task.clone(),
-                attempt,
-                outcome,
-            })?;
-        }
-    }
-    Ok(())
+    let destination = Destination {
+        kind: &definition.agent,
+        runs_on: &definition.runs_on,
+        recorded: state
+            .run
+            .tasks()
+            .get(task)
+            .and_then(|task| task.node.clone()),
+    };
+    dispatch(myself, &state.context, destination, job)
 }
 
 async fn record_outcome(
@@ -517,7 +538,9 @@ async fn record_outcome(
     task: &TaskId,
     attempt: u32,
     outcome: Result<AgentOutput, AgentError>,
+    node: Option<String>,
 ) -> Result<(), ActorProcessingErr> {
+    let node = Some(node.unwrap_or_else(|| state.context.node_name.clone()));
     let current = state
         .run
         .tasks()
@@ -534,6 +557,7 @@ async fn record_outcome(
             attempt,
             outputs: Value::Object(output.outputs),
             cost_usd: output.cost_usd,
+            node,
         },
         Err(_) if state.run.cancel_requested => RunEvent::TaskCancelled {
             task: task.clone(),
@@ -562,6 +586,7 @@ async fn record_outcome(
                 attempt,
                 error: error.to_string(),
                 retry_at_ms,
+                node,
             }
         }
     };

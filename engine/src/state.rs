@@ -30,6 +30,8 @@ pub struct TaskState {
     pub finished_at_ms: Option<i64>,
     pub cost_usd: f64,
     pub approval: Option<ApprovalState>,
+    /// The node its latest attempt was sent to, then the one that ran it.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -330,10 +332,12 @@ impl RunState {
                 task,
                 attempt,
                 inputs,
+                node,
                 ..
             } => {
                 if let Some(state) = self.tasks.get_mut(task) {
                     state.attempts = state.attempts.max(*attempt);
+                    state.node = node.clone();
                     state.inputs = Some(inputs.clone());
                     state.retry_at_ms = None;
                     state.started_at_ms.get_or_insert(at);
@@ -345,8 +349,10 @@ impl RunState {
                 attempt,
                 outputs,
                 cost_usd,
+                node,
             } => {
                 if let Some(state) = self.running_attempt(task.as_str(), *attempt) {
+                    state.node = node.clone().or(state.node.take());
                     state.outputs = Some(outputs.clone());
                     state.cost_usd += cost_usd;
                     state.error = None;
@@ -361,8 +367,10 @@ impl RunState {
                 attempt,
                 error,
                 retry_at_ms,
+                node,
             } => {
                 if let Some(state) = self.running_attempt(task.as_str(), *attempt) {
+                    state.node = node.clone().or(state.node.take());
                     state.error = Some(error.clone());
                     state.retry_at_ms = *retry_at_ms;
                     match retry_at_ms {
@@ -644,6 +652,7 @@ impl TaskState {
             finished_at_ms: None,
             cost_usd: 0.0,
             approval: None,
+            node: None,
         }
     }
 }

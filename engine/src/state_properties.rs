@@ -79,6 +79,7 @@ fn workflow(plans: &[Plan]) -> Workflow {
             requires_approval: false,
             approval_timeout_secs: None,
             estimated_cost: 0.0,
+            runs_on: Vec::new(),
         })
         .collect();
     Workflow {
@@ -147,6 +148,7 @@ impl Simulation {
                     task,
                     attempt,
                     inputs,
+                    node: None,
                 }
             }
         };
@@ -173,6 +175,7 @@ impl Simulation {
                 attempt,
                 outputs: Value::Null,
                 cost_usd: 0.0,
+                node: None,
             }
         } else {
             let retry_at_ms = (attempt <= plan.max_retries).then_some(self.now + 5);
@@ -181,6 +184,7 @@ impl Simulation {
                 attempt,
                 error: "planned".into(),
                 retry_at_ms,
+                node: None,
             }
         };
         self.record(event);

@@ -7,11 +7,16 @@ use std::sync::Arc;
 
 use ractor::{Actor, SpawnErr};
 use serde::{Deserialize, Serialize};
+use troupe_agents::Registry;
+use troupe_cluster::gateway::Gateway;
 use troupe_cluster::lease::LeaseTimes;
 use troupe_cluster::links::{self, LinkTls, Links, LinksArgs, LinksMsg};
 use troupe_cluster::membership::{Membership, MembershipArgs};
+use troupe_cluster::placement::ClusterPlacement;
 use troupe_config::Settings;
 use troupe_engine::context::EngineContext;
+use troupe_engine::placement::{HereOnly, Placement};
+use troupe_engine::policy::ExecutionPolicy;
 use troupe_store::{NodeAdvert, NodeRecord};
 use troupe_supervision::{ChildRef, ChildSpec};
 
@@ -22,10 +27,42 @@ pub(crate) struct Prepared {
     listener: std::net::TcpListener,
     tls: Option<LinkTls>,
     advert: NodeAdvert,
+    placement: Arc<ClusterPlacement>,
+}
+
+/// Where the engine places attempts: here only, or across the cluster
+/// (`cluster.enabled`; then also the placement itself, which the membership actor
+/// keeps informed).
+pub(crate) fn placement(
+    settings: &Settings,
+    node_name: &str,
+    registry: &Registry,
+    execution: &ExecutionPolicy,
+) -> (Arc<dyn Placement>, Option<Arc<ClusterPlacement>>) {
+    let labels = &settings.cluster.labels;
+    if !settings.cluster.enabled {
+        let here = HereOnly {
+            node: node_name.into(),
+            labels: labels.clone(),
+        };
+        return (Arc::new(here), None);
+    }
+    let kinds = registry
+        .kind_names()
+        .into_iter()
+        .filter(|kind| execution.node_runs(kind))
+        .map(str::to_string)
+        .collect();
+    let cluster = ClusterPlacement::new(node_name, labels, kinds);
+    (cluster.clone(), Some(cluster))
 }
 
 /// Reads the links' certificates and binds their socket.
-pub(crate) fn prepare(settings: &Settings, node_name: &str) -> Result<Prepared, NodeError> {
+pub(crate) fn prepare(
+    settings: &Settings,
+    node_name: &str,
+    placement: Arc<ClusterPlacement>,
+) -> Result<Prepared, NodeError> {
     let cluster = &settings.cluster;
     let tls = cluster
         .tls
@@ -52,19 +89,28 @@ pub(crate) fn prepare(settings: &Settings, node_name: &str) -> Result<Prepared, 
         listener,
         tls,
         advert,
+        placement,
     })
 }
 
-/// The links, then the membership actor that feeds them the members.
+/// The links, the gateway, then the membership actor that feeds the links and the
+/// placement the members.
 pub(crate) fn children(
     context: &Arc<EngineContext>,
     settings: &Settings,
     prepared: Prepared,
     links: &ChildRef<LinksMsg>,
 ) -> Vec<ChildSpec> {
+    let Prepared {
+        listener,
+        tls,
+        advert,
+        placement,
+    } = prepared;
     vec![
-        links_child(context, settings, prepared.listener, prepared.tls, links),
-        membership_child(context, settings, prepared.advert, links.clone()),
+        links_child(context, settings, listener, tls, links),
+        gateway_child(context),
+        membership_child(context, settings, (advert, placement), links.clone()),
     ]
 }
 
@@ -128,10 +174,24 @@ fn links_child(
 
 /// This node's lease in the shared store, and the runs it takes over from nodes whose
 /// lease lapsed.
+/// Runs the attempts other nodes place here.
+fn gateway_child(context: &Arc<EngineContext>) -> ChildSpec {
+    let name = format!("troupe.{}.gateway", context.node_id);
+    let context = context.clone();
+    ChildSpec::new(name.clone(), move |supervisor| {
+        let (name, context) = (name.clone(), context.clone());
+        async move {
+            let (gateway, _) =
+                Actor::spawn_linked(Some(name), Gateway, context, supervisor).await?;
+            Ok(gateway.get_cell())
+        }
+    })
+}
+
 fn membership_child(
     context: &Arc<EngineContext>,
     settings: &Settings,
-    advert: NodeAdvert,
+    (advert, placement): (NodeAdvert, Arc<ClusterPlacement>),
     links: ChildRef<LinksMsg>,
 ) -> ChildSpec {
     let name = format!("troupe.{}.membership", context.node_id);
@@ -146,6 +206,7 @@ fn membership_child(
             times,
             advert: advert.clone(),
             links: links.clone(),
+            placement: placement.clone(),
         };
         let name = name.clone();
         async move {

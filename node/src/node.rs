@@ -125,28 +125,16 @@ impl Node {
             Some(inference) => NodeMemory::new(store.clone(), inference.clone()).await?,
             None => None,
         };
-        // With no local model and no remote provider there is nothing to ask: the
-        // model-backed kinds then fail at once with how to fix it.
-        let can_answer = inference.is_some()
-            || settings
-                .providers
-                .chain
-                .iter()
-                .any(|entry| entry.kind != troupe_config::ProviderKind::Local);
-        let services = AgentServices {
-            model: can_answer
-                .then(|| Arc::new(model.clone()) as Arc<dyn troupe_agents::ModelClient>),
-            memory: memory
-                .clone()
-                .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),
-            networks: Some(Arc::new(crate::services::PolicyNetworks {
-                store: store.clone(),
-            })),
-        };
+        let services = agent_services(&settings, inference.is_some(), &model, &memory, &store);
+        let name = node_name(&settings);
+        let execution = ExecutionPolicy::new(&settings.agents.allowed_kinds);
+        let (placement, cluster) =
+            crate::cluster::placement(&settings, &name, &registry, &execution);
         let identity = NodeIdentity {
             id: node_id,
-            name: node_name(&settings),
+            name,
             alone: !settings.cluster.enabled,
+            placement,
         };
         let context = EngineContext::new(
             identity,
@@ -155,12 +143,12 @@ impl Node {
             settings.engine.clone(),
             services,
             clock,
-            ExecutionPolicy::new(&settings.agents.allowed_kinds),
+            execution,
         );
         children.extend(engine_children(&context, &settings));
         let links = ChildRef::default();
-        if settings.cluster.enabled {
-            let prepared = crate::cluster::prepare(&settings, &context.node_name)?;
+        if let Some(placement) = cluster {
+            let prepared = crate::cluster::prepare(&settings, &context.node_name, placement)?;
             children.extend(crate::cluster::children(
                 &context, &settings, prepared, &links,
             ));
@@ -708,6 +696,32 @@ impl Node {
             }
         }
         loads
+    }
+}
+
+/// What the node lends agents. With no local model and no remote provider there is
+/// nothing to ask: the model-backed kinds then fail at once with how to fix it.
+fn agent_services(
+    settings: &Settings,
+    has_local_models: bool,
+    model: &ChainModel,
+    memory: &Option<NodeMemory>,
+    store: &Store,
+) -> AgentServices {
+    let can_answer = has_local_models
+        || settings
+            .providers
+            .chain
+            .iter()
+            .any(|entry| entry.kind != troupe_config::ProviderKind::Local);
+    AgentServices {
+        model: can_answer.then(|| Arc::new(model.clone()) as Arc<dyn troupe_agents::ModelClient>),
+        memory: memory
+            .clone()
+            .map(|memory| Arc::new(memory) as Arc<dyn troupe_agents::Memory>),
+        networks: Some(Arc::new(crate::services::PolicyNetworks {
+            store: store.clone(),
+        })),
     }
 }
 

@@ -57,6 +57,7 @@ impl Progress {
                 attempt,
                 error,
                 retry_at_ms: Some(_),
+                ..
             } => {
                 format!(
                     "↻ {} attempt {attempt} failed, will retry: {}",

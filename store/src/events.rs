@@ -110,6 +110,9 @@ pub enum RunEvent {
         idempotency_key: String,
         #[schema(value_type = Object)]
         inputs: Value,
+        /// The node the attempt was sent to (absent in logs from before the cluster).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     AttemptSucceeded {
         task: TaskId,
@@ -117,6 +120,9 @@ pub enum RunEvent {
         #[schema(value_type = Object)]
         outputs: Value,
         cost_usd: f64,
+        /// The node the attempt ran on (absent in logs from before the cluster).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// `retry_at_ms` is set when another attempt follows; without it the task failed.
     AttemptFailed {
@@ -124,6 +130,9 @@ pub enum RunEvent {
         attempt: u32,
         error: String,
         retry_at_ms: Option<i64>,
+        /// The node the attempt ran on (absent in logs from before the cluster).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     RunCancelRequested {
         by: String,

@@ -689,6 +689,19 @@ pub fn start_cluster_node(
     log_base: &Path,
     address: &str,
 ) -> Server {
+    start_cluster_node_with(surreal, store_address, name, lease, log_base, address, &[])
+}
+
+/// [`start_cluster_node`] with more `--set` settings (`cluster.labels=["gpu"]`).
+pub fn start_cluster_node_with(
+    surreal: &SurrealServer,
+    store_address: &str,
+    name: &str,
+    lease: LeaseLength,
+    log_base: &Path,
+    address: &str,
+    extra: &[&str],
+) -> Server {
     let mut flags = surreal.store_flags_via(store_address);
     let mut settings = vec![
         "cluster.enabled=true".to_string(),
@@ -704,6 +717,7 @@ pub fn start_cluster_node(
             "cluster.lease_ms=1000".into(),
         ]);
     }
+    settings.extend(extra.iter().map(|setting| setting.to_string()));
     for setting in settings {
         flags.extend(["--set".to_string(), setting]);
     }

@@ -70,6 +70,10 @@ pub struct Task {
     pub approval_timeout_secs: Option<u64>,
     /// USD, finite and not negative.
     pub estimated_cost: f64,
+    /// Node labels (`cluster.labels`) the task needs: it runs only on a node that has
+    /// every one. Empty: any node.
+    #[serde(default)]
+    pub runs_on: Vec<String>,
 }
 
 /// `if` decides between `then` and, when present, `else`.

@@ -94,6 +94,9 @@ fn write_task(out: &mut String, task: &Task) {
             &flow(&Value::from(task.estimated_cost)),
         );
     }
+    if !task.runs_on.is_empty() {
+        line(out, 4, "runs_on", &string_list(&task.runs_on));
+    }
 }
 
 fn write_condition(out: &mut String, condition: &Condition) {

@@ -51,6 +51,7 @@ fn task(id: &str, name: &str, agent: &str) -> Task {
         requires_approval: false,
         approval_timeout_secs: None,
         estimated_cost: 0.0,
+        runs_on: Vec::new(),
     }
 }
 
@@ -155,6 +156,7 @@ tasks:
     requires_approval: true
     approval_timeout: 3600
     estimated_cost: 0.25
+    runs_on: [gpu, big-disk]
     inputs: { deep: { list: [1, 2.5, true, null, "x"] } }
 "#;
     let parsed = parse_workflow(source, "wf.yaml", AGENTS).map_err(|d| d.to_string());
@@ -183,6 +185,7 @@ tasks:
         ),
         (0, Some(3600), 0.25)
     );
+    assert_eq!(task.runs_on, ["gpu", "big-disk"]);
     assert_eq!(
         task.inputs["deep"],
         json!({"list": [1, 2.5, true, null, "x"]})
@@ -414,5 +417,23 @@ fn a_project_must_be_a_slug() {
     assert_eq!(
         error.hint.as_deref(),
         Some("use lowercase letters, digits, `-` and `_`, e.g. `shop-web`")
+    );
+}
+
+#[test]
+fn runs_on_names_labels_each_once() {
+    let source = with_tasks(
+        "  - id: a\n    name: A\n    agent: shell\n    runs_on: [gpu, \"has space\", gpu, 7]\n",
+    );
+    let errors = parse_workflow(&source, "wf.yaml", AGENTS)
+        .expect_err("bad labels")
+        .to_string();
+    assert!(
+        errors.contains("tasks[0].runs_on[1]: `has space` is not a node label"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("tasks[0].runs_on[2]: `gpu` is listed twice"),
+        "{errors}"
     );
 }

@@ -98,6 +98,11 @@ fn task(index: usize) -> impl Strategy<Value = Task> {
                     requires_approval,
                     approval_timeout_secs: approval_timeout.filter(|_| requires_approval),
                     estimated_cost: cost,
+                    runs_on: if requires_approval {
+                        vec!["gpu".into(), "big-disk_2.x".into()]
+                    } else {
+                        Vec::new()
+                    },
                 }
             },
         )

@@ -324,6 +324,7 @@ impl Design {
             requires_approval: approval,
             approval_timeout_secs: None,
             estimated_cost: 0.0,
+            runs_on: Vec::new(),
         });
         id
     }

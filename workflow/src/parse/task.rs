@@ -20,6 +20,7 @@ const TASK_KEYS: &[&str] = &[
     "requires_approval",
     "approval_timeout",
     "estimated_cost",
+    "runs_on",
 ];
 const CONDITION_KEYS: &[&str] = &["if", "then", "else"];
 /// Retries are capped so that a typo cannot keep a failing agent busy for days.
@@ -62,6 +63,7 @@ pub(crate) fn decode_task(
         requires_approval: false,
         approval_timeout_secs: None,
         estimated_cost: 0.0,
+        runs_on: Vec::new(),
     };
     let mut spans = TaskSpans {
         id_valid: false,
@@ -98,8 +100,34 @@ pub(crate) fn decode_task(
     if let Some(value) = fields.get("conditions") {
         task.conditions = decode_conditions(ctx, value, &at("conditions"), &mut spans.templates);
     }
+    if let Some(value) = fields.get("runs_on") {
+        task.runs_on = decode_runs_on(ctx, value, &at("runs_on"));
+    }
     decode_limits(ctx, &fields, path, &mut task);
     (task, spans)
+}
+
+/// Node labels: letters, digits, `.`, `_` and `-`, each once.
+fn decode_runs_on(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for (index, (label, mark)) in ctx.text_list(node, path).into_iter().enumerate() {
+        let at = format!("{path}[{index}]");
+        let well_formed = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !well_formed {
+            let hint = Some("a label as a node's cluster.labels has it, e.g. `gpu`".to_owned());
+            ctx.error(mark, &at, format!("`{label}` is not a node label"), hint);
+        } else if labels.contains(&label) {
+            let hint = Some("list each label once".to_owned());
+            ctx.error(mark, &at, format!("`{label}` is listed twice"), hint);
+        } else {
+            labels.push(label);
+        }
+    }
+    labels
 }
 
 fn check_id(ctx: &mut Ctx<'_>, id: &str, mark: Mark, path: &str) -> bool {

@@ -1,0 +1,186 @@
+//! One gateway per node, in the process group `troupe.gateway.NAME`: it runs the
+//! attempts other nodes' runs place here, through this node's agent pools (so the same
+//! slots, limits, ledger and audit as a local task), and answers with each outcome once
+//! the pool has recorded it. An attempt asked for again while it runs (its owner died
+//! and the new owner resumed it) joins the running one in the pool instead of starting
+//! a second; one that ran here already is answered from its record.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use troupe_agents::{AgentError, AgentOutput, CancellationToken};
+use troupe_engine::agent_pool::{AgentPoolMsg, AttemptJob, ReportTo, idempotency_key};
+use troupe_engine::context::EngineContext;
+use troupe_engine::outcome::AttemptOutcome;
+use troupe_engine::placement::RemoteAttempt;
+use troupe_supervision::ChildRef;
+
+use crate::wire::{AttemptReply, GatewayMsg, Ping, Wire, gateway_group};
+
+pub struct Gateway;
+
+/// The cancellation of each attempt running here for another node, by idempotency key:
+/// shared with the tasks that wait for the outcomes.
+#[derive(Default, Clone)]
+struct Running(Arc<Mutex<HashMap<String, CancellationToken>>>);
+
+impl Running {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, CancellationToken>) -> R) -> R {
+        // A panic while the lock is held leaves the map as it was: nothing to repair.
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+pub struct GatewayState {
+    context: Arc<EngineContext>,
+    running: Running,
+}
+
+impl Actor for Gateway {
+    type Msg = GatewayMsg;
+    type State = GatewayState;
+    type Arguments = Arc<EngineContext>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<GatewayMsg>,
+        context: Arc<EngineContext>,
+    ) -> Result<GatewayState, ActorProcessingErr> {
+        ractor::pg::join(gateway_group(&context.node_name), vec![myself.get_cell()]);
+        Ok(GatewayState {
+            context,
+            running: Running::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<GatewayMsg>,
+        message: GatewayMsg,
+        state: &mut GatewayState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            GatewayMsg::RunAttempt(Wire(request), reply) => match request {
+                Ok(attempt) => run_attempt(state, *attempt, reply).await,
+                Err(why) => answer(reply, &state.context.node_name, refusal(why)),
+            },
+            GatewayMsg::CancelAttempt(Wire(Ok(key))) => state.running.with(|running| {
+                if let Some(cancel) = running.get(&key) {
+                    cancel.cancel();
+                }
+            }),
+            GatewayMsg::CancelAttempt(Wire(Err(why))) => {
+                tracing::warn!(why, "an unreadable cancellation");
+            }
+            GatewayMsg::Ping(_, reply) => {
+                let pong = Wire::new(Ping {
+                    sent_by: state.context.node_name.clone(),
+                });
+                if reply.send(pong).is_err() {
+                    tracing::debug!("a ping whose caller left");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<GatewayMsg>,
+        state: &mut GatewayState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.running.with(|running| {
+            for cancel in running.values() {
+                cancel.cancel();
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Answers from its record an attempt that ran here already; else hands it to this
+/// node's pool of its kind (which joins it to its twin if it runs already).
+async fn run_attempt(
+    state: &GatewayState,
+    attempt: RemoteAttempt,
+    reply: RpcReplyPort<Wire<AttemptReply>>,
+) {
+    let context = &state.context;
+    let key = idempotency_key(&attempt.run_id, &attempt.task, attempt.attempt);
+    if let Ok(Some(record)) = context.store.attempt_outcome(&key).await
+        && let Ok(outcome) = serde_json::from_value::<AttemptOutcome>(record.outcome)
+    {
+        return answer(reply, &context.node_name, outcome);
+    }
+    let pool = context
+        .policy
+        .node_runs(&attempt.kind)
+        .then(|| context.pools.get(&attempt.kind).and_then(ChildRef::get))
+        .flatten();
+    let Some(pool) = pool else {
+        let why = format!(
+            "node `{}` does not run `{}` agents now",
+            context.node_name, attempt.kind
+        );
+        return answer(reply, &context.node_name, refusal(why));
+    };
+    let cancel = state
+        .running
+        .with(|running| running.entry(key.clone()).or_default().clone());
+    let (report, outcome) = tokio::sync::oneshot::channel();
+    let job = AttemptJob {
+        run_id: attempt.run_id,
+        epoch: attempt.epoch,
+        task: attempt.task,
+        attempt: attempt.attempt,
+        inputs: attempt.inputs,
+        timeout_secs: attempt.timeout_secs,
+        cancel: cancel.clone(),
+        approval: attempt.approval,
+        services: context.services.clone(),
+        scope: attempt.scope,
+        report: ReportTo::Caller(report),
+    };
+    if let Err(error) = pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job))) {
+        return answer(reply, &context.node_name, refusal(error.to_string()));
+    }
+    tracing::info!(%key, owner = %attempt.owner, "running an attempt for another node");
+    tokio::spawn(answer_when_done(
+        state.running.clone(),
+        key,
+        (context.node_name.clone(), reply),
+        outcome,
+    ));
+}
+
+async fn answer_when_done(
+    running: Running,
+    key: String,
+    (node, reply): (String, RpcReplyPort<Wire<AttemptReply>>),
+    outcome: tokio::sync::oneshot::Receiver<Result<AgentOutput, AgentError>>,
+) {
+    let outcome = outcome
+        .await
+        .unwrap_or_else(|_| Err(AgentError::Failed("the agent pool stopped".into())));
+    running.with(|running| running.remove(&key));
+    answer(reply, &node, AttemptOutcome::from(&outcome));
+}
+
+/// A refusal another attempt may get past (elsewhere, or later).
+fn refusal(why: String) -> AttemptOutcome {
+    AttemptOutcome::Failed {
+        error: why,
+        retryable: true,
+    }
+}
+
+fn answer(reply: RpcReplyPort<Wire<AttemptReply>>, node: &str, outcome: AttemptOutcome) {
+    let reply_sent = reply.send(Wire::new(AttemptReply {
+        node: node.into(),
+        outcome,
+    }));
+    if reply_sent.is_err() {
+        tracing::debug!("an attempt's outcome whose caller left");
+    }
+}

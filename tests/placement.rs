@@ -1,0 +1,105 @@
+//! Placement across the cluster, end to end: three `troupe up` processes on a real
+//! SurrealDB server, linked over ractor_cluster. The parallel tasks of one run are
+//! spread over the nodes by their free slots, a task that names a label runs only on
+//! the node that has it, and the run record says which node ran each attempt.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Waits until every one of `servers` is linked to all the others.
+fn wait_until_linked(servers: &[&Server], names: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (server, name) in servers.iter().zip(names) {
+        let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
+        loop {
+            let view = get_json(server, "/api/v1/cluster");
+            if view["linked"] == serde_json::json!(others) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} is not linked to {others:?}: {view}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn spread_workflow(lanes: usize) -> String {
+    let mut yaml = String::from("name: Spread\ntasks:\n");
+    for lane in 0..lanes {
+        yaml.push_str(&format!(
+            "  - {{ id: lane{lane}, name: Lane {lane}, agent: shell, inputs: {{ command: \"sleep 1; echo lane{lane} >> marks.txt\", working_dir: \"{{{{ variables.shared }}}}\" }} }}\n"
+        ));
+    }
+    yaml.push_str(
+        "  - { id: on_gpu, name: On a GPU, agent: shell, runs_on: [gpu], inputs: { command: \"echo gpu >> marks.txt\", working_dir: \"{{ variables.shared }}\" } }\n",
+    );
+    yaml.push_str("variables:\n  shared: \"\"\n");
+    yaml
+}
+
+#[test]
+fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let shared = shared_dir(dir.path());
+    let start = |name: &str, extra: &[&str]| {
+        start_cluster_node_with(
+            &surreal,
+            &surreal.address,
+            name,
+            LeaseLength::Default,
+            &dir.path().join(name),
+            &free_address(),
+            extra,
+        )
+    };
+    let a = start("a", &[]);
+    let b = start("b", &[]);
+    let c = start("c", &["cluster.labels=[\"gpu\"]"]);
+    wait_until_linked(&[&a, &b, &c], &["a", "b", "c"]);
+    allow_kinds(&a, "default", &["shell"]);
+
+    let lanes = 12;
+    let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
+    let run_id = save_and_start(&a, &spread_workflow(lanes), &body);
+    let run = wait_for_run(&a, &run_id, 60, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+
+    let node_of = |task: &str| {
+        run["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == task)
+            .and_then(|t| t["node"].as_str())
+            .unwrap_or_else(|| panic!("{task} has no node: {run:#}"))
+            .to_string()
+    };
+    let lane_nodes: BTreeSet<String> = (0..lanes)
+        .map(|lane| node_of(&format!("lane{lane}")))
+        .collect();
+    assert!(
+        lane_nodes.len() >= 2,
+        "all {lanes} lanes ran on {lane_nodes:?}"
+    );
+    assert_eq!(node_of("on_gpu"), "c", "only c has the label");
+
+    let marks = std::fs::read_to_string(shared.join("marks.txt")).unwrap();
+    for lane in 0..lanes {
+        assert_eq!(count_marks(&marks, &format!("lane{lane}")), 1, "{marks}");
+    }
+    let events = get_json(&a, &format!("/api/v1/runs/{run_id}/events"));
+    let finished_elsewhere = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["kind"] == "attempt_succeeded" && e["event"]["node"] != "a")
+        .count();
+    assert!(finished_elsewhere >= 2, "{events:#}");
+}
