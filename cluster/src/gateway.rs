@@ -11,12 +11,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use troupe_agents::{AgentError, AgentOutput, CancellationToken};
 use troupe_engine::agent_pool::{AgentPoolMsg, AttemptJob, ReportTo, idempotency_key};
+use troupe_engine::command::RunCommand;
 use troupe_engine::context::EngineContext;
 use troupe_engine::outcome::AttemptOutcome;
 use troupe_engine::placement::RemoteAttempt;
+use troupe_engine::run_manager::RunManagerMsg;
 use troupe_supervision::ChildRef;
 
-use crate::wire::{AttemptReply, GatewayMsg, Ping, Wire, gateway_group};
+use crate::wire::{
+    AttemptReply, CommandAnswer, CommandRefusal, GatewayMsg, Ping, Wire, gateway_group,
+};
 
 pub struct Gateway;
 
@@ -73,6 +77,15 @@ impl Actor for Gateway {
             GatewayMsg::CancelAttempt(Wire(Err(why))) => {
                 tracing::warn!(why, "an unreadable cancellation");
             }
+            GatewayMsg::Command(Wire(command), reply) => {
+                let answer = match command {
+                    Ok(command) => apply(&state.context, command).await,
+                    Err(why) => Err(CommandRefusal::Failed(why)),
+                };
+                if reply.send(Wire::new(answer)).is_err() {
+                    tracing::debug!("a command whose caller left");
+                }
+            }
             GatewayMsg::Ping(_, reply) => {
                 let pong = Wire::new(Ping {
                     sent_by: state.context.node_name.clone(),
@@ -96,6 +109,23 @@ impl Actor for Gateway {
             }
         });
         Ok(())
+    }
+}
+
+/// Applies a command another node handed on, here, without handing it on again.
+async fn apply(context: &EngineContext, command: RunCommand) -> CommandAnswer {
+    let manager = context
+        .run_manager
+        .get()
+        .ok_or_else(|| CommandRefusal::Restarting("the run manager".into()))?;
+    let answered = ractor::call!(manager, |reply| RunManagerMsg::Command {
+        command,
+        may_forward: false,
+        reply
+    });
+    match answered {
+        Ok(result) => result.map_err(CommandRefusal::from_error),
+        Err(error) => Err(CommandRefusal::Failed(error.to_string())),
     }
 }
 

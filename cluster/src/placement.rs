@@ -18,6 +18,8 @@ use troupe_engine::placement::{Placement, RemoteAttempt, RemoteOutcome, missing_
 use troupe_store::NodeRecord;
 
 use crate::wire::{GatewayMsg, Wire, gateway_group};
+use troupe_engine::EngineError;
+use troupe_engine::command::RunCommand;
 
 /// How long a call may wait beyond the attempt's own timeout (queueing, the answer).
 const CALL_MARGIN: Duration = Duration::from_secs(30);
@@ -151,6 +153,14 @@ impl Placement for ClusterPlacement {
         live && gateway(node).is_some()
     }
 
+    fn forward(
+        &self,
+        node: String,
+        command: RunCommand,
+    ) -> BoxFuture<'static, Result<(), EngineError>> {
+        Box::pin(forward_command(node, command))
+    }
+
     fn run_on(
         &self,
         node: String,
@@ -158,6 +168,32 @@ impl Placement for ClusterPlacement {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, RemoteOutcome> {
         Box::pin(call_gateway(node, attempt, cancel))
+    }
+}
+
+/// How long the owner has to answer a command handed on to it.
+const COMMAND_TIMEOUT_MS: u64 = 10_000;
+
+async fn forward_command(node: String, command: RunCommand) -> Result<(), EngineError> {
+    let run = command.run().clone();
+    let elsewhere = || EngineError::RunElsewhere {
+        run: run.clone(),
+        owner: node.clone(),
+    };
+    let gateway = gateway(&node).ok_or_else(elsewhere)?;
+    let answered = ractor::call_t!(
+        gateway,
+        GatewayMsg::Command,
+        COMMAND_TIMEOUT_MS,
+        Wire::new(command)
+    );
+    match answered {
+        Ok(Wire(Ok(answer))) => answer.map_err(|refusal| refusal.into_error(&run, &node)),
+        Ok(Wire(Err(why))) => Err(EngineError::Actor(why)),
+        Err(error) => {
+            tracing::warn!(%node, %error, "the owner did not answer a command handed to it");
+            Err(elsewhere())
+        }
     }
 }
 

@@ -10,8 +10,11 @@ use ractor::RpcReplyPort;
 use ractor_cluster::RactorClusterMessage;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use troupe_engine::EngineError;
+use troupe_engine::command::RunCommand;
 use troupe_engine::outcome::AttemptOutcome;
 use troupe_engine::placement::RemoteAttempt;
+use troupe_store::RunId;
 
 /// Bumped when a payload changes in a way an older node would misread.
 pub const WIRE_VERSION: u32 = 1;
@@ -101,6 +104,67 @@ pub enum GatewayMsg {
     CancelAttempt(Wire<String>),
     #[rpc]
     Ping(Wire<Ping>, RpcReplyPort<Wire<Ping>>),
+    /// A command for a run this node owns, handed on by the node that received it.
+    #[rpc]
+    Command(Wire<RunCommand>, RpcReplyPort<Wire<CommandAnswer>>),
+}
+
+/// The owner's answer to a command: done, or why not, in the terms the API answers in.
+pub type CommandAnswer = Result<(), CommandRefusal>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandRefusal {
+    RunFinished {
+        status: String,
+    },
+    NotWaitingForApproval {
+        task: String,
+        status: String,
+    },
+    ApprovalRefused(String),
+    Restarting(String),
+    /// Anything else, by its text.
+    Failed(String),
+}
+
+impl CommandRefusal {
+    pub fn from_error(error: EngineError) -> CommandRefusal {
+        match error {
+            EngineError::RunFinished { status, .. } => CommandRefusal::RunFinished { status },
+            EngineError::NotWaitingForApproval { task, status, .. } => {
+                CommandRefusal::NotWaitingForApproval {
+                    task: task.to_string(),
+                    status,
+                }
+            }
+            EngineError::ApprovalRefused(why) => CommandRefusal::ApprovalRefused(why),
+            EngineError::Restarting { what } => CommandRefusal::Restarting(what),
+            other => CommandRefusal::Failed(other.to_string()),
+        }
+    }
+
+    /// The error the forwarding node answers with, for the command on `run`.
+    pub fn into_error(self, run: &RunId, owner: &str) -> EngineError {
+        match self {
+            CommandRefusal::RunFinished { status } => EngineError::RunFinished {
+                run: run.clone(),
+                status,
+            },
+            CommandRefusal::NotWaitingForApproval { task, status } => {
+                EngineError::NotWaitingForApproval {
+                    run: run.clone(),
+                    task: task.into(),
+                    status,
+                }
+            }
+            CommandRefusal::ApprovalRefused(why) => EngineError::ApprovalRefused(why),
+            CommandRefusal::Restarting(what) => EngineError::Restarting { what },
+            CommandRefusal::Failed(why) => {
+                EngineError::Actor(format!("node `{owner}`, which runs the run: {why}"))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +191,39 @@ mod tests {
         assert!(decoded.unwrap_err().contains("wire version 2"));
         let wrong_shape = br#"{"version": 1, "body": {"sent": 1}}"#.to_vec();
         assert!(Wire::<Ping>::from_bytes(wrong_shape).0.is_err());
+    }
+
+    #[test]
+    fn an_owner_s_refusal_comes_back_as_the_same_error() {
+        let run: RunId = "r1".into();
+        let errors = [
+            EngineError::RunFinished {
+                run: run.clone(),
+                status: "completed".into(),
+            },
+            EngineError::NotWaitingForApproval {
+                run: run.clone(),
+                task: "sign_off".into(),
+                status: "completed".into(),
+            },
+            EngineError::ApprovalRefused("digest differs".into()),
+            EngineError::Restarting {
+                what: "the run manager".into(),
+            },
+        ];
+        for error in errors {
+            let text = error.to_string();
+            let sent = Wire::new(Err::<(), _>(CommandRefusal::from_error(error)));
+            let Wire(Ok(answer)) = Wire::<CommandAnswer>::from_bytes(sent.into_bytes()) else {
+                panic!("undecodable");
+            };
+            let back = answer.unwrap_err().into_error(&run, "b");
+            assert_eq!(back.to_string(), text);
+        }
+        let other = CommandRefusal::from_error(EngineError::InvalidRequest("no".into()));
+        assert_eq!(
+            other.into_error(&run, "b").to_string(),
+            "actor system: node `b`, which runs the run: no"
+        );
     }
 }

@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken, MemoryScope};
 use troupe_store::{RunId, TaskId};
 
+use crate::EngineError;
+use crate::command::RunCommand;
+
 /// An attempt as another node receives it: everything its pool needs but the services,
 /// which are that node's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +40,13 @@ pub trait Placement: Send + Sync {
 
     /// Whether `node` can be reached now (a live, linked member).
     fn reachable(&self, node: &str) -> bool;
+
+    /// Hands `command` to `node`, which owns its run, and gives back its answer.
+    fn forward(
+        &self,
+        node: String,
+        command: RunCommand,
+    ) -> BoxFuture<'static, Result<(), EngineError>>;
 
     /// Runs `attempt` on `node` to its outcome, which that node recorded first.
     /// Cancelling `cancel` cancels it there.
@@ -68,6 +78,18 @@ impl Placement for HereOnly {
 
     fn reachable(&self, node: &str) -> bool {
         node == self.node
+    }
+
+    fn forward(
+        &self,
+        node: String,
+        command: RunCommand,
+    ) -> BoxFuture<'static, Result<(), EngineError>> {
+        let error = EngineError::RunElsewhere {
+            run: command.run().clone(),
+            owner: node,
+        };
+        Box::pin(async move { Err(error) })
     }
 
     fn run_on(

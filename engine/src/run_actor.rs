@@ -24,7 +24,7 @@ use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
 use troupe_store::{RunId, StoreError, TaskId};
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DecisionRequest {
     pub task: TaskId,
     pub decision: Decision,

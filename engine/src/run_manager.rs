@@ -11,8 +11,9 @@ use ractor_cluster::RactorMessage;
 use serde_json::Value;
 
 use crate::EngineError;
+use crate::command::RunCommand;
 use crate::context::EngineContext;
-use crate::run_actor::{DecisionRequest, RunActor, RunArgs, RunMsg};
+use crate::run_actor::{RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
 use troupe_store::{RunId, RunOwnership, RunRecord, StoreError, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
@@ -27,14 +28,12 @@ pub struct StartRun {
 #[derive(RactorMessage)]
 pub enum RunManagerMsg {
     StartRun(StartRun, RpcReplyPort<Result<RunId, EngineError>>),
-    CancelRun {
-        run_id: RunId,
-        by: String,
-        reply: RpcReplyPort<Result<(), EngineError>>,
-    },
-    DecideApproval {
-        run_id: RunId,
-        request: DecisionRequest,
+    /// A command for a run: applied by its actor here, or, when another node owns the
+    /// run and `may_forward`, handed to that node (a forwarded command is not handed on
+    /// again).
+    Command {
+        command: RunCommand,
+        may_forward: bool,
         reply: RpcReplyPort<Result<(), EngineError>>,
     },
     GetLiveRun {
@@ -97,17 +96,13 @@ impl Actor for RunManager {
                     tracing::debug!("run starter left before the reply");
                 }
             }
-            RunManagerMsg::CancelRun { run_id, by, reply } => match state.runs.get(&run_id) {
-                Some(run) => run.cast(RunMsg::CancelRun { by, reply })?,
-                None => reply_not_live(&state.context, &run_id, reply).await,
-            },
-            RunManagerMsg::DecideApproval {
-                run_id,
-                request,
+            RunManagerMsg::Command {
+                command,
+                may_forward,
                 reply,
-            } => match state.runs.get(&run_id) {
-                Some(run) => run.cast(RunMsg::DecideApproval { request, reply })?,
-                None => reply_not_live(&state.context, &run_id, reply).await,
+            } => match state.runs.get(command.run()) {
+                Some(run) => run.cast(command.into_message(reply))?,
+                None => reply_not_live(&state.context, command, may_forward, reply).await,
             },
             RunManagerMsg::GetLiveRun { run_id, reply } => {
                 if reply.send(state.runs.get(&run_id).cloned()).is_err() {
@@ -315,16 +310,32 @@ async fn spawn_run(
 
 const NAME_RELEASE_TRIES: u32 = 40;
 
-/// Answers a request for a run that has no actor here: it is finished, another node runs
-/// it, or it does not exist.
+/// Answers a command for a run that has no actor here: it is finished, it does not
+/// exist, or another node runs it, which the command is handed to when it may be.
 async fn reply_not_live(
     context: &EngineContext,
-    run_id: &RunId,
+    command: RunCommand,
+    may_forward: bool,
     reply: RpcReplyPort<Result<(), EngineError>>,
 ) {
-    let error = match context.store.run(run_id).await {
+    let run_id = command.run().clone();
+    let error = match context.store.run(&run_id).await {
+        Ok(record)
+            if record.status == RunStatus::Running
+                && may_forward
+                && record.owner != context.node_name
+                && context.placement.reachable(&record.owner) =>
+        {
+            let forwarding = context.placement.forward(record.owner, command);
+            tokio::spawn(async move {
+                if reply.send(forwarding.await).is_err() {
+                    tracing::debug!("caller left before the owner answered");
+                }
+            });
+            return;
+        }
         Ok(record) if record.status == RunStatus::Running => EngineError::RunElsewhere {
-            run: run_id.clone(),
+            run: run_id,
             owner: record.owner,
         },
         Ok(record) => EngineError::RunFinished {

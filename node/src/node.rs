@@ -24,6 +24,7 @@ use crate::services::{ChainModel, NodeMemory};
 use troupe_cluster::links::LinksMsg;
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, OutcomeBook, PoolLoad};
+use troupe_engine::command::RunCommand;
 use troupe_engine::context::{EngineContext, NodeIdentity};
 use troupe_engine::policy::ExecutionPolicy;
 use troupe_engine::run_actor::DecisionRequest;
@@ -459,9 +460,13 @@ impl Node {
 
     pub async fn cancel_run(&self, run_id: &RunId, by: &str) -> Result<(), NodeError> {
         let manager = self.manager()?;
-        ractor::call!(manager, |reply| RunManagerMsg::CancelRun {
-            run_id: run_id.clone(),
+        let command = RunCommand::Cancel {
+            run: run_id.clone(),
             by: by.into(),
+        };
+        ractor::call!(manager, |reply| RunManagerMsg::Command {
+            command,
+            may_forward: true,
             reply
         })??;
         self.audit
@@ -488,9 +493,13 @@ impl Node {
             expected_digest,
         };
         let manager = self.manager()?;
-        ractor::call!(manager, |reply| RunManagerMsg::DecideApproval {
-            run_id: run_id.clone(),
+        let command = RunCommand::Decide {
+            run: run_id.clone(),
             request,
+        };
+        ractor::call!(manager, |reply| RunManagerMsg::Command {
+            command,
+            may_forward: true,
             reply
         })??;
         self.audit
