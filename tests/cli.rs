@@ -547,3 +547,51 @@ fn the_review_example_scans_and_has_the_local_model_review_the_worst_finding() {
     );
     assert!(text.contains("run completed"), "{text}");
 }
+
+/// `troupe bench cluster` links to a peer process over mutual TLS, measures its gateway
+/// and a plain TCP echo in the same run, and writes both with their ratios.
+#[test]
+fn the_cluster_benchmark_measures_the_links_beside_a_plain_echo_and_writes_json() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("cluster.json");
+    let output = run_troupe(
+        scratch.path(),
+        &[
+            "bench",
+            "cluster",
+            "--round-trips",
+            "200",
+            "--seconds",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for side in ["links", "echo"] {
+        let figures = &report[side];
+        let (p50, p99) = (
+            figures["rtt_p50_us"].as_f64().unwrap(),
+            figures["rtt_p99_us"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p99 >= p50, "{report:#}");
+        assert!(
+            figures["calls_per_sec"].as_f64().unwrap() > 0.0,
+            "{report:#}"
+        );
+    }
+    for ratio in ["rtt_p50_ratio", "rtt_p99_ratio", "throughput_ratio"] {
+        assert!(
+            report[ratio].as_f64().is_some_and(|r| r > 0.0),
+            "{report:#}"
+        );
+    }
+}

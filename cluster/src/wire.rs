@@ -226,4 +226,22 @@ mod tests {
             "actor system: node `b`, which runs the run: no"
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, reading it ends in a value or an error, never a panic.
+        #[test]
+        fn any_bytes_read_as_a_payload_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Wire::<Box<RemoteAttempt>>::from_bytes(bytes.clone());
+            let _ = Wire::<RunCommand>::from_bytes(bytes.clone());
+            let _ = Wire::<AttemptReply>::from_bytes(bytes);
+        }
+
+        #[test]
+        fn a_well_formed_envelope_with_any_body_is_read_or_refused(body in "\\PC{0,64}") {
+            let quoted = serde_json::to_string(&body).unwrap();
+            let bytes = format!(r#"{{"version": 1, "body": {quoted}}}"#).into_bytes();
+            let Wire(read) = Wire::<String>::from_bytes(bytes);
+            proptest::prop_assert_eq!(read, Ok(body));
+        }
+    }
 }

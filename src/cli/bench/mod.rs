@@ -8,6 +8,7 @@ use clap::Subcommand;
 use troupe_config::Settings;
 
 mod auth;
+mod cluster;
 mod engine;
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +29,25 @@ pub enum BenchCommand {
         connections: usize,
         #[arg(long, default_value = "bench-results/auth.json")]
         out: PathBuf,
+    },
+    /// The links between nodes: a gateway round trip over mutual TLS on loopback (p50,
+    /// p99, calls per second) beside a plain TCP echo measured in the same run.
+    Cluster {
+        #[arg(long, default_value_t = 2000)]
+        round_trips: usize,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Calls in flight at once for the throughput figure.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value = "bench-results/cluster.json")]
+        out: PathBuf,
+    },
+    /// The other end of `troupe bench cluster` (started by it).
+    #[command(hide = true)]
+    ClusterPeer {
+        #[arg(long)]
+        certs: PathBuf,
     },
     /// Prefill, single-stream and batched decode speed of the default generation model,
     /// beside llama.cpp's on the same file when `--llama-cpp` names a Python with
@@ -102,6 +122,23 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             let report = auth::auth(seconds, connections).await?;
             println!("{}", report.table());
             write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Cluster {
+            round_trips,
+            seconds,
+            concurrency,
+            out,
+        } => {
+            let scratch = tempfile::tempdir()?;
+            let report =
+                cluster::cluster(round_trips, seconds, concurrency, scratch.path()).await?;
+            println!("{}", report.table());
+            write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::ClusterPeer { certs } => {
+            cluster::peer(&certs).await?;
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Engine { tasks, out } => {
