@@ -52,28 +52,6 @@ fn start_node(
     Server::start_on_store(&dir.join(name), &free_address(), &flags)
 }
 
-/// Waits until `server` is linked to exactly `peers`.
-fn wait_for_links(server: &Server, peers: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let view = get_json(server, "/api/v1/cluster");
-        let linked: Vec<&str> = view["linked"]
-            .as_array()
-            .expect("linked")
-            .iter()
-            .filter_map(|peer| peer.as_str())
-            .collect();
-        if linked == peers {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "links {linked:?}, not {peers:?}: {view}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Where the node table says `name`'s links listen.
 fn links_address(server: &Server, name: &str) -> String {
     let view = get_json(server, "/api/v1/cluster");

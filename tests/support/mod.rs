@@ -724,3 +724,25 @@ pub fn start_cluster_node_with(
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Server::start_on_store(log_base, address, &flags)
 }
+
+/// Waits until `server` is linked to exactly `peers`.
+pub fn wait_for_links(server: &Server, peers: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = get_json(server, "/api/v1/cluster");
+        let linked: Vec<&str> = view["linked"]
+            .as_array()
+            .expect("linked")
+            .iter()
+            .filter_map(|peer| peer.as_str())
+            .collect();
+        if linked == peers {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "links {linked:?}, not {peers:?}: {view}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
