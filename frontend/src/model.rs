@@ -61,6 +61,9 @@ pub struct TaskState {
     pub finished_at_ms: Option<i64>,
     #[serde(default)]
     pub cost_usd: f64,
+    /// The node its latest attempt went to, then the one that ran it (a cluster).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

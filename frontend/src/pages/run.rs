@@ -319,6 +319,10 @@ fn TaskTable(shape: Shape, detail: RwSignal<Option<RunDetail>>) -> impl IntoView
                 let task = task.clone();
                 move || task().map(|t| format::usd(t.cost_usd)).unwrap_or_default()
             };
+            let node = {
+                let task = task.clone();
+                move || task().and_then(|t| t.node).unwrap_or_else(|| "—".into())
+            };
             let outputs = move || {
                 task().map(|t| {
                     view! {
@@ -335,6 +339,7 @@ fn TaskTable(shape: Shape, detail: RwSignal<Option<RunDetail>>) -> impl IntoView
                     <td>{agent}</td>
                     <td><Status status=status/></td>
                     <td>{attempts}</td>
+                    <td>{node}</td>
                     <td>{timing}</td>
                     <td>{cost}</td>
                     <td>{outputs}</td>
@@ -347,7 +352,7 @@ fn TaskTable(shape: Shape, detail: RwSignal<Option<RunDetail>>) -> impl IntoView
             <table class="table" data-testid="tasks">
                 <thead><tr>
                     <th scope="col">"Task"</th><th scope="col">"Agent"</th><th scope="col">"State"</th>
-                    <th scope="col">"Attempts"</th><th scope="col">"Took"</th><th scope="col">"Cost"</th>
+                    <th scope="col">"Attempts"</th><th scope="col">"Node"</th><th scope="col">"Took"</th><th scope="col">"Cost"</th>
                     <th scope="col">"Outputs"</th>
                 </tr></thead>
                 <tbody>{rows}</tbody>

@@ -33,6 +33,7 @@ pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
                 .map_or(task.attempts, |a| a as u32);
             task.started_at_ms = task.started_at_ms.or(at_ms);
             task.inputs = Some(event["inputs"].clone());
+            task.node = event_node(event).or(task.node.take());
         }
         "attempt_succeeded" => {
             task.status = "completed".into();
@@ -40,9 +41,11 @@ pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
             task.cost_usd += event["cost_usd"].as_f64().unwrap_or(0.0);
             task.finished_at_ms = at_ms;
             task.error = None;
+            task.node = event_node(event).or(task.node.take());
         }
         "attempt_failed" => {
             task.error = event["error"].as_str().map(String::from);
+            task.node = event_node(event).or(task.node.take());
             task.status = if event["retry_at_ms"].is_i64() {
                 "retrying"
             } else {
@@ -84,6 +87,11 @@ pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
     false
 }
 
+/// The node an attempt event names (absent outside a cluster, and in older logs).
+fn event_node(event: &Value) -> Option<String> {
+    event["node"].as_str().map(String::from)
+}
+
 /// An event's place in its run's log.
 pub fn seq(stored: &Value) -> Option<i64> {
     stored["seq"].as_i64()
@@ -100,6 +108,7 @@ pub fn rebuild(run: &mut RunDetail, log: &[Value]) {
         task.started_at_ms = None;
         task.finished_at_ms = None;
         task.cost_usd = 0.0;
+        task.node = None;
     }
     let finished = run.summary.finished_at_ms;
     for event in log {
@@ -154,11 +163,11 @@ mod tests {
                 "retrying",
             ),
             (
-                json!({ "kind": "attempt_started", "task": "build", "attempt": 2, "inputs": { "a": 1 } }),
+                json!({ "kind": "attempt_started", "task": "build", "attempt": 2, "inputs": { "a": 1 }, "node": "b" }),
                 "running",
             ),
             (
-                json!({ "kind": "attempt_succeeded", "task": "build", "attempt": 2, "outputs": { "ok": true }, "cost_usd": 0.5 }),
+                json!({ "kind": "attempt_succeeded", "task": "build", "attempt": 2, "outputs": { "ok": true }, "cost_usd": 0.5, "node": "c" }),
                 "completed",
             ),
         ];
@@ -172,6 +181,11 @@ mod tests {
             (Some(10), Some(13))
         );
         assert_eq!(run.tasks[0].outputs, Some(json!({ "ok": true })));
+        assert_eq!(
+            run.tasks[0].node.as_deref(),
+            Some("c"),
+            "the node that ran it"
+        );
 
         apply(
             &mut run,
