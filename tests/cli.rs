@@ -242,6 +242,61 @@ fn a_run_on_a_server_waits_for_an_approval_given_by_another_command() {
 }
 
 #[test]
+fn an_agent_is_invoked_on_a_server_waited_for_or_shown_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = free_address();
+    let server = Server::start(&dir.path().join("data"), &address);
+    let url = server.url("");
+    let invoke = |extra: &[&str]| {
+        let mut args = vec!["agents", "invoke", "--server", &url];
+        args.extend_from_slice(extra);
+        run_troupe(dir.path(), &args)
+    };
+    let output = invoke(&["echo", "--input", "greeting=hi there", "--input", "n=2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(outputs, serde_json::json!({"greeting": "hi there", "n": 2}));
+    assert!(
+        stderr(&output).contains("succeeded on "),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = invoke(&["echo", "--input", "a=[1]", "--no-wait"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let id = stdout(&output).trim().to_string();
+    assert!(id.starts_with("inv-"), "{id}");
+    let shown = (0..100)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            run_troupe(dir.path(), &["agents", "invocation", &id, "--server", &url])
+        })
+        .find(|output| !stderr(output).contains("still running"))
+        .expect("the invocation ends");
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(
+        stdout(&shown).contains("\"a\": [\n    1\n  ]"),
+        "{}",
+        stdout(&shown)
+    );
+
+    let output = invoke(&["teleport"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no agent kind `teleport`"),
+        "{}",
+        stderr(&output)
+    );
+    let output = invoke(&["echo", "--input", "oops"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("NAME=VALUE"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn settings_are_shown_masked_and_bad_settings_name_their_source() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

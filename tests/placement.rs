@@ -1,7 +1,8 @@
 //! Placement across the cluster, end to end: three `troupe up` processes on a real
 //! SurrealDB server, linked over ractor_cluster. The parallel tasks of one run are
 //! spread over the nodes by their free slots, a task that names a label runs only on
-//! the node that has it, and the run record says which node ran each attempt.
+//! the node that has it, and the run record says which node ran each attempt. An agent
+//! invoked outside any workflow is placed by the same rules.
 
 mod support;
 
@@ -84,4 +85,28 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
         .filter(|e| e["event"]["kind"] == "attempt_succeeded" && e["event"]["node"] != "a")
         .count();
     assert!(finished_elsewhere >= 2, "{events:#}");
+
+    // One attempt outside any workflow is placed the same way, and any node answers
+    // for it: asked at a, it runs on c, the node with the label, and b shows it.
+    let asked = r#"{"inputs": {"lane": "alone"}, "runs_on": ["gpu"]}"#;
+    let (status, invoked) = post(&a, "/api/v1/agents/echo/invoke", "application/json", asked);
+    assert_eq!(status, 200, "{invoked}");
+    assert_eq!(
+        (
+            &invoked["status"],
+            &invoked["node"],
+            &invoked["accepted_by"]
+        ),
+        (&"succeeded".into(), &"c".into(), &"a".into()),
+        "{invoked}"
+    );
+    let seen = get_json(
+        &b,
+        &format!("/api/v1/invocations/{}", invoked["id"].as_str().unwrap()),
+    );
+    assert_eq!(
+        seen["outputs"],
+        serde_json::json!({"lane": "alone"}),
+        "{seen}"
+    );
 }

@@ -80,6 +80,7 @@ impl From<StoreError> for ApiError {
             StoreError::WorkflowNotFound(_)
             | StoreError::WorkflowVersionNotFound { .. }
             | StoreError::RunNotFound(_)
+            | StoreError::InvocationNotFound(_)
             | StoreError::ProjectNotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", message)
             }
@@ -163,8 +164,11 @@ impl From<EngineError> for ApiError {
             EngineError::KindNotOnNode { .. } | EngineError::KindNotGranted { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "kind_not_allowed", message)
             }
-            EngineError::GateRequired { .. } => {
+            EngineError::GateRequired { .. } | EngineError::GatedInvocation { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "gate_required", message)
+            }
+            EngineError::KindUnknown { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_kind", message)
             }
             EngineError::Overloaded { retry_after_secs } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)

@@ -19,6 +19,7 @@ mod guard;
 mod handlers;
 pub mod headers;
 mod idempotency;
+mod invocations;
 mod memory;
 mod openai;
 mod projects;
@@ -81,6 +82,8 @@ pub fn check_bind_address(address: &str, auth_required: bool) -> Result<SocketAd
 mod access_tests;
 #[cfg(test)]
 mod browser_tests;
+#[cfg(test)]
+mod invocation_tests;
 #[cfg(test)]
 mod mfa_tests;
 #[cfg(test)]

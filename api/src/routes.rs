@@ -15,8 +15,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::guard::Needs::{self, Node as OnNode, Open, Project, SignedIn};
-use crate::{audit, auth, browser, docs, events_ws, handlers, memory, openai, projects};
-use crate::{providers, users};
+use crate::{audit, auth, browser, docs, events_ws, handlers, invocations, memory, openai};
+use crate::{projects, providers, users};
 use troupe_node::Node;
 use troupe_security::auth::permissions::Permission::*;
 
@@ -170,6 +170,8 @@ fn documented(builder: Builder) -> Builder {
         .doc(Project(ProjectsRead), routes!(memory::search))
         .doc(Project(MemoryManage), routes!(memory::delete))
         .doc(OnNode(AgentsView), routes!(handlers::list_agents))
+        .doc(Project(WorkflowsExecute), routes!(invocations::invoke))
+        .doc(Project(WorkflowsView), routes!(invocations::get))
         .doc(OnNode(AgentsView), routes!(handlers::list_pools))
         .doc(OnNode(AgentsView), routes!(handlers::list_cluster))
         .doc(OnNode(AuditRead), routes!(audit::export))

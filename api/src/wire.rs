@@ -40,6 +40,28 @@ pub struct StartRunRequest {
     pub started_by: Option<String>,
 }
 
+/// One agent attempt outside any workflow (`POST /api/v1/agents/{kind}/invoke`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeRequest {
+    /// The kind's inputs, as a task of the kind takes them (`GET /api/v1/agents` has each
+    /// kind's schema).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub inputs: serde_json::Map<String, Value>,
+    /// The project it runs for: its grants apply, and its model calls are billed to
+    /// it. `default` when absent.
+    pub project: Option<String>,
+    /// Labels the node it runs on must have, like a task's `runs_on:`.
+    #[serde(default)]
+    pub runs_on: Vec<String>,
+    /// How long the attempt may run (1 to 3600 s); 60 when absent.
+    pub timeout_secs: Option<u64>,
+    /// Answer when the attempt has ended (the default), or at once with its id to poll
+    /// (`GET /api/v1/invocations/{id}`).
+    pub wait: Option<bool>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunStarted {
     pub run_id: troupe_store::RunId,

@@ -76,20 +76,10 @@ fn to_node(
     kind: &str,
     job: AttemptJob,
 ) {
-    let attempt = RemoteAttempt {
-        owner: context.node_name.clone(),
-        run_id: job.run_id,
-        epoch: job.epoch,
-        task: job.task.clone(),
-        attempt: job.attempt,
-        kind: kind.into(),
-        inputs: job.inputs,
-        timeout_secs: job.timeout_secs,
-        approval: job.approval,
-        scope: job.scope,
-    };
-    let running = context.placement.run_on(node, attempt, job.cancel);
-    let (myself, task, attempt) = (myself.clone(), job.task, job.attempt);
+    let (task, attempt) = (job.task.clone(), job.attempt);
+    let (remote, cancel) = RemoteAttempt::of(&context.node_name, kind, job);
+    let running = context.placement.run_on(node, remote, cancel);
+    let myself = myself.clone();
     tokio::spawn(async move {
         let (node, outcome) = running.await;
         let finished = RunMsg::AttemptFinished {

@@ -30,19 +30,20 @@ pub enum EngineError {
     /// the same request succeeds (the API answers 503 with Retry-After).
     #[error("{what} is restarting; try again")]
     Restarting { what: String },
-    /// The execution policy: a task's kind is not run by this node at all.
+    /// The execution policy: a task's kind is not run by this node at all. `user` is
+    /// what uses it: "task `build`", or "the invocation".
     #[error(
-        "task `{task}` uses agent kind `{kind}`, which this node does not run: an operator adds \
+        "{user} uses agent kind `{kind}`, which this node does not run: an operator adds \
          it to agents.allowed_kinds"
     )]
-    KindNotOnNode { task: String, kind: String },
+    KindNotOnNode { user: String, kind: String },
     /// The execution policy: a task's kind needs a grant its project does not have.
     #[error(
-        "task `{task}` uses agent kind `{kind}`, which {why}; project `{project}` is not allowed \
+        "{user} uses agent kind `{kind}`, which {why}; project `{project}` is not allowed \
          it. A project owner (agents.configure) grants it: `troupe projects allow {project} {kind}`"
     )]
     KindNotGranted {
-        task: String,
+        user: String,
         kind: String,
         why: &'static str,
         project: ProjectId,
@@ -64,6 +65,17 @@ pub enum EngineError {
         "this node is not a live member of its cluster right now; try another node or again shortly"
     )]
     NotMember,
+    /// An invocation names a kind no node has.
+    #[error("there is no agent kind `{kind}`; the kinds are: {known}")]
+    KindUnknown { kind: String, known: String },
+    /// The execution policy: a kind its project gates runs only behind a workflow's
+    /// approval gate, which an invocation has not.
+    #[error(
+        "project `{project}` gates agent kind `{kind}`: each of its attempts waits for a \
+         second person's approval, so it runs only as a task of a workflow \
+         (`requires_approval: true`, `separate_approver: true`), not by invocation"
+    )]
+    GatedInvocation { kind: String, project: ProjectId },
     #[error("actor system: {0}")]
     Actor(String),
     #[error("{0}")]

@@ -20,6 +20,7 @@ pub mod context;
 mod dispatch;
 mod error;
 mod in_flight;
+pub mod invoke;
 pub mod outcome;
 pub mod placement;
 pub mod policy;

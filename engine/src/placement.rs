@@ -10,6 +10,7 @@ use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken, Memory
 use troupe_store::{RunId, TaskId};
 
 use crate::EngineError;
+use crate::agent_pool::AttemptJob;
 use crate::command::RunCommand;
 
 /// An attempt as another node receives it: everything its pool needs but the services,
@@ -27,6 +28,25 @@ pub struct RemoteAttempt {
     pub timeout_secs: Option<u64>,
     pub approval: Option<Approval>,
     pub scope: MemoryScope,
+}
+
+impl RemoteAttempt {
+    /// `job` as node `owner` sends it to another node, and the token that cancels it.
+    pub(crate) fn of(owner: &str, kind: &str, job: AttemptJob) -> (Self, CancellationToken) {
+        let attempt = RemoteAttempt {
+            owner: owner.into(),
+            run_id: job.run_id,
+            epoch: job.epoch,
+            task: job.task,
+            attempt: job.attempt,
+            kind: kind.into(),
+            inputs: job.inputs,
+            timeout_secs: job.timeout_secs,
+            approval: job.approval,
+            scope: job.scope,
+        };
+        (attempt, job.cancel)
+    }
 }
 
 /// What a node's attempt came to, and which node ran it.

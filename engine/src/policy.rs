@@ -8,13 +8,15 @@
 //! version is saved and again when a run starts, so a grant withdrawn or a gate added
 //! since the save stops new runs of every version.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value;
 use troupe_agents::Registry;
 use troupe_store::{ProjectId, Store, project_of};
 use troupe_workflow::{Task, Workflow};
 
 use crate::EngineError;
+use crate::invoke::Invocation;
 
 /// The node's part of the policy.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +53,7 @@ impl ExecutionPolicy {
         for task in &workflow.tasks {
             if !self.node_runs(&task.agent) {
                 return Err(EngineError::KindNotOnNode {
-                    task: task.id.clone(),
+                    user: format!("task `{}`", task.id),
                     kind: task.agent.clone(),
                 });
             }
@@ -61,7 +63,7 @@ impl ExecutionPolicy {
                 && !granted
             {
                 return Err(EngineError::KindNotGranted {
-                    task: task.id.clone(),
+                    user: format!("task `{}`", task.id),
                     kind: task.agent.clone(),
                     why,
                     project,
@@ -70,6 +72,58 @@ impl ExecutionPolicy {
             if policy.gated_kinds.contains(&task.agent) {
                 check_gate(workflow, task, &project)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPolicy {
+    /// `Err` when an attempt of `kind` with `inputs`, invoked outside any workflow, may
+    /// not run for `project`: the kind is unknown, this node alone does not run it, it
+    /// needs a grant the project lacks, or the project gates it (a gated kind waits for
+    /// a second person's approval, which only a workflow's gate gives); or the inputs do
+    /// not fit its schema.
+    pub async fn check_invocation(
+        &self,
+        invocation: &Invocation,
+        registry: &Registry,
+        store: &Store,
+        alone: bool,
+    ) -> Result<(), EngineError> {
+        let kind = invocation.kind.as_str();
+        let agent = registry.get(kind).map_err(|_| EngineError::KindUnknown {
+            kind: kind.into(),
+            known: registry.kind_names().join(", "),
+        })?;
+        // In a cluster another node may run it; placement finds one or says none does.
+        if alone && !self.node_runs(kind) {
+            return Err(EngineError::KindNotOnNode {
+                user: "the invocation".into(),
+                kind: kind.into(),
+            });
+        }
+        agent
+            .input_schema()
+            .validate(&invocation.inputs)
+            .map_err(|error| EngineError::InvalidRequest(format!("inputs of `{kind}`: {error}")))?;
+        let project = &invocation.project;
+        let policy = store.project_policy(project).await?;
+        let inputs: BTreeMap<String, Value> = invocation.inputs.clone().into_iter().collect();
+        if let Some(why) = agent.needs_grant(&inputs)
+            && !policy.allowed_kinds.iter().any(|granted| granted == kind)
+        {
+            return Err(EngineError::KindNotGranted {
+                user: "the invocation".into(),
+                kind: kind.into(),
+                why,
+                project: project.clone(),
+            });
+        }
+        if policy.gated_kinds.iter().any(|gated| gated == kind) {
+            return Err(EngineError::GatedInvocation {
+                kind: kind.into(),
+                project: project.clone(),
+            });
         }
         Ok(())
     }

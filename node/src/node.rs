@@ -43,6 +43,8 @@ use troupe_store::{
 };
 use troupe_supervision::{ChildRef, ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
+mod invocations;
+
 /// How long `shutdown` leaves the embedded store to close its files.
 const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
 
@@ -94,6 +96,12 @@ impl Node {
         clock: Arc<dyn troupe_store::clock::Clock>,
     ) -> Result<Node, NodeError> {
         let store = Store::open(&settings.store).await?;
+        let name = node_name(&settings);
+        // The invocations this node's last process accepted ended with it: no one waits
+        // for them any more.
+        store
+            .abandon_invocations(&name, &invocations::stopped_before_the_end(&name))
+            .await?;
         let node_id = EngineContext::new_node_id();
         let audit = open_audit(&store, &settings, &node_id).await?;
         let auth = Auth::from_settings(store.clone(), &settings)?;
@@ -127,7 +135,6 @@ impl Node {
             None => None,
         };
         let services = agent_services(&settings, inference.is_some(), &model, &memory, &store);
-        let name = node_name(&settings);
         let execution = ExecutionPolicy::new(&settings.agents.allowed_kinds);
         let (placement, cluster) =
             crate::cluster::placement(&settings, &name, &registry, &execution);

@@ -1,5 +1,6 @@
 //! Command-line arguments and the dispatch to each command.
 
+mod agents;
 mod audit;
 mod bench;
 mod client;
@@ -66,6 +67,11 @@ enum Command {
     },
     /// Run a workflow file and show its progress; in this process unless --server.
     Run(run::RunArgs),
+    /// Run one agent attempt outside any workflow on a running node, or show one.
+    Agents {
+        #[command(subcommand)]
+        command: agents::AgentsCommand,
+    },
     /// List, show or cancel runs on a running node.
     Runs {
         #[command(subcommand)]
@@ -170,6 +176,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
     let result = match args.command {
         Command::Up { .. } => serve::up(settings).await,
         Command::Run(run_args) => run::run(settings, run_args).await,
+        Command::Agents { command } => agents::agents(&settings, command).await,
         Command::Runs { command } => runs::runs(&settings, command).await,
         Command::Approve(decision) => runs::decide(&settings, decision, true).await,
         Command::Reject(decision) => runs::decide(&settings, decision, false).await,

@@ -59,6 +59,8 @@ pub enum StoreError {
     WorkflowVersionNotFound { id: crate::WorkflowId, version: u32 },
     #[error("run `{0}` not found")]
     RunNotFound(crate::RunId),
+    #[error("invocation `{0}` not found")]
+    InvocationNotFound(crate::InvocationId),
     /// An append by a node that no longer owns the run: another took it over in a
     /// later epoch. The writer must stop acting for the run.
     #[error("run `{run}` has a newer owner than epoch {epoch}: this node no longer runs it")]

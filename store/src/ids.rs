@@ -152,6 +152,19 @@ id_type! {
     WorkflowId
 }
 
+id_type! {
+    /// One agent attempt invoked outside any workflow (`POST /api/v1/agents/{kind}/invoke`):
+    /// `inv-` and a UUIDv7 ([`InvocationId::generate`]).
+    InvocationId
+}
+
+impl InvocationId {
+    /// A fresh id for an invocation accepted now.
+    pub fn generate() -> Self {
+        Self(format!("inv-{}", uuid::Uuid::now_v7()))
+    }
+}
+
 impl RunId {
     /// A fresh id for a run starting now. Time-ordered (v7), so the newest runs' ids sort
     /// last and the log's keys of one run stay close together.

@@ -337,6 +337,26 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS attempt_outcome_run ON attempt_outcome FIELDS run_id;
     ",
     ),
+    (
+        21,
+        // Agent attempts invoked outside any workflow, kept so that any node can answer
+        // a poll for one.
+        "
+    DEFINE TABLE IF NOT EXISTS invocation SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS project ON invocation TYPE string;
+    DEFINE FIELD IF NOT EXISTS kind ON invocation TYPE string;
+    DEFINE FIELD IF NOT EXISTS requested_by ON invocation TYPE string;
+    DEFINE FIELD IF NOT EXISTS accepted_by ON invocation TYPE string;
+    DEFINE FIELD IF NOT EXISTS node ON invocation TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS status ON invocation TYPE string;
+    DEFINE FIELD IF NOT EXISTS output ON invocation TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS error ON invocation TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS cost_usd ON invocation TYPE float DEFAULT 0;
+    DEFINE FIELD IF NOT EXISTS created_ms ON invocation TYPE int;
+    DEFINE FIELD IF NOT EXISTS finished_ms ON invocation TYPE option<int>;
+    DEFINE INDEX IF NOT EXISTS invocation_accepted_by ON invocation FIELDS accepted_by, status;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -67,6 +67,11 @@ pub enum AuditAction {
         version: Option<u32>,
     },
     RunCancel {},
+    /// One agent attempt invoked outside any workflow; the target is the invocation.
+    AgentInvoke {
+        kind: String,
+        project: ProjectId,
+    },
     ApprovalDecide {
         approved: bool,
         comment: Option<String>,
@@ -147,6 +152,7 @@ impl AuditAction {
             AuditAction::WorkflowDelete {} => "workflow.delete",
             AuditAction::RunStart { .. } => "run.start",
             AuditAction::RunCancel {} => "run.cancel",
+            AuditAction::AgentInvoke { .. } => "agent.invoke",
             AuditAction::ApprovalDecide { .. } => "approval.decide",
             AuditAction::ProjectCreate { .. } => "project.create",
             AuditAction::ProjectMemberSet { .. } => "project.member_set",
