@@ -604,14 +604,25 @@ fn the_review_example_scans_and_has_the_local_model_review_the_worst_finding() {
 }
 
 /// `troupe bench cluster` links to a peer process over mutual TLS, measures its gateway
-/// and a plain TCP echo in the same run, and writes both with their ratios.
+/// (pings and whole remote attempts) and a plain TCP echo in the same run, times
+/// failover on a SurrealDB server, and writes it all with the ratios.
 #[test]
 fn the_cluster_benchmark_measures_the_links_beside_a_plain_echo_and_writes_json() {
     let scratch = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&scratch.path().join("surreal.log"));
     let out = scratch.path().join("cluster.json");
+    let store = format!("ws://{}", surreal.address);
     let output = run_troupe(
         scratch.path(),
         &[
+            "--set",
+            "store.username=root",
+            "--set",
+            "store.password=root",
+            "--set",
+            "cluster.heartbeat_ms=200",
+            "--set",
+            "cluster.lease_ms=1000",
             "bench",
             "cluster",
             "--round-trips",
@@ -620,6 +631,10 @@ fn the_cluster_benchmark_measures_the_links_beside_a_plain_echo_and_writes_json(
             "0.5",
             "--concurrency",
             "4",
+            "--failover-store",
+            &store,
+            "--failover-trials",
+            "2",
             "--out",
             out.to_str().unwrap(),
         ],
@@ -631,7 +646,7 @@ fn the_cluster_benchmark_measures_the_links_beside_a_plain_echo_and_writes_json(
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    for side in ["links", "echo"] {
+    for side in ["links", "remote_attempts", "echo"] {
         let figures = &report[side];
         let (p50, p99) = (
             figures["rtt_p50_us"].as_f64().unwrap(),
@@ -643,7 +658,22 @@ fn the_cluster_benchmark_measures_the_links_beside_a_plain_echo_and_writes_json(
             "{report:#}"
         );
     }
-    for ratio in ["rtt_p50_ratio", "rtt_p99_ratio", "throughput_ratio"] {
+    let failover = &report["failover"];
+    let samples = failover["samples_ms"].as_array().unwrap();
+    assert_eq!(samples.len(), 2, "{report:#}");
+    // A take-over waits for the dead owner's lease to lapse, which its last renewal
+    // (at most one heartbeat before the kill) set: never sooner.
+    assert!(
+        samples.iter().all(|ms| ms.as_f64().unwrap() >= 800.0),
+        "{report:#}"
+    );
+    assert_eq!(report["not_measured"], serde_json::json!([]), "{report:#}");
+    for ratio in [
+        "rtt_p50_ratio",
+        "rtt_p99_ratio",
+        "throughput_ratio",
+        "attempt_throughput_ratio",
+    ] {
         assert!(
             report[ratio].as_f64().is_some_and(|r| r > 0.0),
             "{report:#}"

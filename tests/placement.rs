@@ -110,3 +110,68 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
         "{seen}"
     );
 }
+
+/// A worker that sees its attempt's run taken over in a newer epoch, and no submission
+/// of that epoch join the attempt (the new owner ran it elsewhere), cancels it: it does
+/// not run on beside its replacement.
+#[test]
+fn an_attempt_whose_run_moved_on_without_it_is_cancelled_where_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let shared = shared_dir(dir.path());
+    let start = |name: &str, extra: &[&str]| {
+        start_cluster_node_with(
+            &surreal,
+            &surreal.address,
+            name,
+            LeaseLength::Default,
+            &dir.path().join(name),
+            &free_address(),
+            extra,
+        )
+    };
+    let a = start("a", &[]);
+    let b = start("b", &["cluster.labels=[\"gpu\"]"]);
+    wait_for_links(&a, &["b"]);
+    wait_for_links(&b, &["a"]);
+    allow_kinds(&a, "default", &["shell"]);
+    let workflow = "name: Long on b\ntasks:\n  - { id: long, name: Long, agent: shell, runs_on: [gpu], inputs: { command: \"echo start >> marks.txt; sleep 8; echo end >> marks.txt\", working_dir: \"{{ variables.shared }}\" } }\nvariables:\n  shared: \"\"\n";
+    let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}});
+    let run_id = save_and_start(&a, workflow, &body);
+    let marks = shared.join("marks.txt");
+    wait_for_mark(&marks, "start");
+    let started = std::time::Instant::now();
+
+    // Another owner takes the run over in the store, as a node that lost its link to b
+    // would, and does not send the attempt to b again.
+    let store = troupe_config::StoreSettings {
+        url: format!("ws://{}", surreal.address),
+        username: Some("root".into()),
+        password: Some("root".into()),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let taken = runtime.block_on(async {
+        let store = troupe_store::Store::open(&store).await.unwrap();
+        let run = store.run(&run_id.as_str().into()).await.unwrap();
+        store
+            .take_over_run(&run.run_id, run.epoch, "b")
+            .await
+            .unwrap()
+    });
+    assert!(taken.is_some(), "the take-over's compare-and-set won");
+
+    std::thread::sleep(std::time::Duration::from_secs(10).saturating_sub(started.elapsed()));
+    let written = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(count_marks(&written, "start"), 1, "{written}");
+    assert_eq!(
+        count_marks(&written, "end"),
+        0,
+        "the attempt ran on: {written}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("b.log")).unwrap();
+    assert!(
+        log.contains("cancelled an attempt its run no longer wants"),
+        "{log}"
+    );
+}

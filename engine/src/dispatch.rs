@@ -19,6 +19,8 @@ pub(crate) struct Destination<'a> {
     pub kind: &'a str,
     pub runs_on: &'a [String],
     pub recorded: Option<String>,
+    /// Whether the attempt may have run already (see `RemoteAttempt::resumed`).
+    pub resumed: bool,
 }
 
 pub(crate) fn dispatch(
@@ -32,7 +34,13 @@ pub(crate) fn dispatch(
             to_local_pool(myself, context, destination.kind, job)
         }
         Ok(node) => {
-            to_node(myself, context, node, destination.kind, job);
+            to_node(
+                myself,
+                context,
+                (node, destination.resumed),
+                destination.kind,
+                job,
+            );
             Ok(())
         }
         Err(why) => finish_at_once(myself, job, why),
@@ -72,12 +80,12 @@ fn to_local_pool(
 fn to_node(
     myself: &ActorRef<RunMsg>,
     context: &EngineContext,
-    node: String,
+    (node, resumed): (String, bool),
     kind: &str,
     job: AttemptJob,
 ) {
     let (task, attempt) = (job.task.clone(), job.attempt);
-    let (remote, cancel) = RemoteAttempt::of(&context.node_name, kind, job);
+    let (remote, cancel) = RemoteAttempt::of(&context.node_name, kind, job, resumed);
     let running = context.placement.run_on(node, remote, cancel);
     let myself = myself.clone();
     tokio::spawn(async move {

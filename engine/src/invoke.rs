@@ -101,7 +101,7 @@ async fn run_on(
     ),
 ) -> (Option<String>, Result<AgentOutput, AgentError>) {
     if node != context.node_name {
-        let (attempt, cancel) = RemoteAttempt::of(&context.node_name, kind, job);
+        let (attempt, cancel) = RemoteAttempt::of(&context.node_name, kind, job, false);
         let (node, outcome) = context.placement.run_on(node, attempt, cancel).await;
         return (Some(node), outcome);
     }

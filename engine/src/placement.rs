@@ -28,11 +28,21 @@ pub struct RemoteAttempt {
     pub timeout_secs: Option<u64>,
     pub approval: Option<Approval>,
     pub scope: MemoryScope,
+    /// Started before the owner that sends it took the run on: it may have run already,
+    /// so the node looks for its recorded outcome first. A fresh attempt has none, and
+    /// skips that read.
+    #[serde(default)]
+    pub resumed: bool,
 }
 
 impl RemoteAttempt {
     /// `job` as node `owner` sends it to another node, and the token that cancels it.
-    pub(crate) fn of(owner: &str, kind: &str, job: AttemptJob) -> (Self, CancellationToken) {
+    pub(crate) fn of(
+        owner: &str,
+        kind: &str,
+        job: AttemptJob,
+        resumed: bool,
+    ) -> (Self, CancellationToken) {
         let attempt = RemoteAttempt {
             owner: owner.into(),
             run_id: job.run_id,
@@ -44,6 +54,7 @@ impl RemoteAttempt {
             timeout_secs: job.timeout_secs,
             approval: job.approval,
             scope: job.scope,
+            resumed,
         };
         (attempt, job.cancel)
     }

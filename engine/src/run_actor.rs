@@ -287,7 +287,7 @@ async fn resume_interrupted(
             continue;
         }
         tracing::info!(run_id = %state.run.run_id, task_id = %task, attempt, "resuming interrupted attempt");
-        submit(myself, state, &task, attempt, inputs).await?;
+        submit(myself, state, (&task, attempt, true), inputs).await?;
     }
     spawn_missing_gates(myself, state).await?;
     let retry_due = state
@@ -426,7 +426,7 @@ async fn perform(
             task,
             attempt,
             inputs,
-        } => submit(myself, state, &task, attempt, inputs).await?,
+        } => submit(myself, state, (&task, attempt, false), inputs).await?,
         Step::RequestApproval { .. } => spawn_missing_gates(myself, state).await?,
         Step::Finish { status } => {
             tracing::info!(run_id = %state.run.run_id, status = status.as_str(), "run finished");
@@ -478,11 +478,12 @@ async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Submits `attempt` of `task`; `resumed` when it was started before this actor (by
+/// this run's previous owner, or before a restart) and may have run already.
 async fn submit(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
-    task: &TaskId,
-    attempt: u32,
+    (task, attempt, resumed): (&TaskId, u32, bool),
     inputs: Value,
 ) -> Result<(), ActorProcessingErr> {
     let Some(definition) = state.run.definition(task.as_str()) else {
@@ -528,6 +529,7 @@ async fn submit(
             .tasks()
             .get(task)
             .and_then(|task| task.node.clone()),
+        resumed,
     };
     dispatch(myself, &state.context, destination, job)
 }

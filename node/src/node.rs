@@ -200,6 +200,12 @@ impl Node {
         &self.context.store
     }
 
+    /// What the engine's actors share, for a program that embeds a node and runs an
+    /// actor of the engine's beside it (the cluster benchmark's peer runs a gateway).
+    pub fn engine(&self) -> &Arc<EngineContext> {
+        &self.context
+    }
+
     /// Asks the provider chain (local first, paid fallbacks by quality) and writes every
     /// call it took to the cost ledger.
     /// One answer from the provider chain, billed to `project`.

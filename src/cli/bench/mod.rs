@@ -40,6 +40,13 @@ pub enum BenchCommand {
         /// Calls in flight at once for the throughput figure.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// A SurrealDB server (`ws://HOST:PORT`, with store.username and
+        /// store.password) to time failover on: two nodes are started on it and killed
+        /// in turn. Use a scratch database: the benchmark leaves its runs there.
+        #[arg(long, value_name = "URL")]
+        failover_store: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        failover_trials: usize,
         #[arg(long, default_value = "bench-results/cluster.json")]
         out: PathBuf,
     },
@@ -128,11 +135,22 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             round_trips,
             seconds,
             concurrency,
+            failover_store,
+            failover_trials,
             out,
         } => {
             let scratch = tempfile::tempdir()?;
+            let failover = failover_store.map(|store_url| cluster::FailoverPlan {
+                store_url,
+                username: settings.store.username.clone(),
+                password: settings.store.password.clone(),
+                trials: failover_trials.max(1),
+                heartbeat_ms: settings.cluster.heartbeat_ms,
+                lease_ms: settings.cluster.lease_ms,
+            });
             let report =
-                cluster::cluster(round_trips, seconds, concurrency, scratch.path()).await?;
+                cluster::cluster(round_trips, seconds, concurrency, scratch.path(), failover)
+                    .await?;
             println!("{}", report.table());
             write_report(&out, &report)?;
             Ok(ExitCode::SUCCESS)

@@ -3,13 +3,15 @@
 //! slots, limits, ledger and audit as a local task), and answers with each outcome once
 //! the pool has recorded it. An attempt asked for again while it runs (its owner died
 //! and the new owner resumed it) joins the running one in the pool instead of starting
-//! a second; one that ran here already is answered from its record.
+//! a second; one that ran here already is answered from its record. An attempt whose
+//! run moved on without it is cancelled (`running`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+mod running;
+
+use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use troupe_agents::{AgentError, AgentOutput, CancellationToken};
+use troupe_agents::{AgentError, AgentOutput};
 use troupe_engine::agent_pool::{AgentPoolMsg, AttemptJob, ReportTo, idempotency_key};
 use troupe_engine::command::RunCommand;
 use troupe_engine::context::EngineContext;
@@ -18,27 +20,18 @@ use troupe_engine::placement::RemoteAttempt;
 use troupe_engine::run_manager::RunManagerMsg;
 use troupe_supervision::ChildRef;
 
+use self::running::Running;
 use crate::wire::{
     AttemptReply, CommandAnswer, CommandRefusal, GatewayMsg, Ping, Wire, gateway_group,
 };
 
 pub struct Gateway;
 
-/// The cancellation of each attempt running here for another node, by idempotency key:
-/// shared with the tasks that wait for the outcomes.
-#[derive(Default, Clone)]
-struct Running(Arc<Mutex<HashMap<String, CancellationToken>>>);
-
-impl Running {
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, CancellationToken>) -> R) -> R {
-        // A panic while the lock is held leaves the map as it was: nothing to repair.
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
 pub struct GatewayState {
     context: Arc<EngineContext>,
     running: Running,
+    /// Cancels the attempts running here that their run no longer wants.
+    watch: tokio::task::JoinHandle<()>,
 }
 
 impl Actor for Gateway {
@@ -52,9 +45,12 @@ impl Actor for Gateway {
         context: Arc<EngineContext>,
     ) -> Result<GatewayState, ActorProcessingErr> {
         ractor::pg::join(gateway_group(&context.node_name), vec![myself.get_cell()]);
+        let running = Running::default();
+        let watch = tokio::spawn(running::watch(running.clone(), context.store.clone()));
         Ok(GatewayState {
             context,
-            running: Running::default(),
+            running,
+            watch,
         })
     }
 
@@ -69,11 +65,7 @@ impl Actor for Gateway {
                 Ok(attempt) => run_attempt(state, *attempt, reply).await,
                 Err(why) => answer(reply, &state.context.node_name, refusal(why)),
             },
-            GatewayMsg::CancelAttempt(Wire(Ok(key))) => state.running.with(|running| {
-                if let Some(cancel) = running.get(&key) {
-                    cancel.cancel();
-                }
-            }),
+            GatewayMsg::CancelAttempt(Wire(Ok(key))) => state.running.cancel(&key),
             GatewayMsg::CancelAttempt(Wire(Err(why))) => {
                 tracing::warn!(why, "an unreadable cancellation");
             }
@@ -103,11 +95,8 @@ impl Actor for Gateway {
         _: ActorRef<GatewayMsg>,
         state: &mut GatewayState,
     ) -> Result<(), ActorProcessingErr> {
-        state.running.with(|running| {
-            for cancel in running.values() {
-                cancel.cancel();
-            }
-        });
+        state.watch.abort();
+        state.running.cancel_all();
         Ok(())
     }
 }
@@ -129,7 +118,7 @@ async fn apply(context: &EngineContext, command: RunCommand) -> CommandAnswer {
     }
 }
 
-/// Answers from its record an attempt that ran here already; else hands it to this
+/// Answers from its record a resumed attempt that ran here already; else hands it to this
 /// node's pool of its kind (which joins it to its twin if it runs already).
 async fn run_attempt(
     state: &GatewayState,
@@ -138,7 +127,8 @@ async fn run_attempt(
 ) {
     let context = &state.context;
     let key = idempotency_key(&attempt.run_id, &attempt.task, attempt.attempt);
-    if let Ok(Some(record)) = context.store.attempt_outcome(&key).await
+    if attempt.resumed
+        && let Ok(Some(record)) = context.store.attempt_outcome(&key).await
         && let Ok(outcome) = serde_json::from_value::<AttemptOutcome>(record.outcome)
     {
         return answer(reply, &context.node_name, outcome);
@@ -155,9 +145,7 @@ async fn run_attempt(
         );
         return answer(reply, &context.node_name, refusal(why));
     };
-    let cancel = state
-        .running
-        .with(|running| running.entry(key.clone()).or_default().clone());
+    let cancel = state.running.enter(&key, &attempt.run_id, attempt.epoch);
     let (report, outcome) = tokio::sync::oneshot::channel();
     let job = AttemptJob {
         run_id: attempt.run_id,
@@ -193,7 +181,7 @@ async fn answer_when_done(
     let outcome = outcome
         .await
         .unwrap_or_else(|_| Err(AgentError::Failed("the agent pool stopped".into())));
-    running.with(|running| running.remove(&key));
+    running.remove(&key);
     answer(reply, &node, AttemptOutcome::from(&outcome));
 }
 

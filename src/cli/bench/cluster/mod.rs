@@ -1,22 +1,33 @@
 //! `troupe bench cluster`: the links between two nodes, measured in one run. A peer
-//! process (`troupe bench cluster-peer`, this binary) serves a gateway that answers
-//! pings over ractor_cluster with mutual TLS and the cookie, and a plain TCP echo on
-//! loopback beside it; this process links to it like a node and measures the round trip
-//! and the calls per second of both. The figures are compared as ratios: the links'
-//! cost over the network's own.
+//! process (`troupe bench cluster-peer`, this binary: [`peer`]) serves a node's gateway
+//! over ractor_cluster with mutual TLS and the cookie, and a plain TCP echo on loopback
+//! beside it; this process links to it like a node and measures the round trip and the
+//! calls per second of a ping, of a whole remote attempt (the gateway, the peer's agent
+//! pool and the outcome's record) and of the echo. The figures are compared as ratios:
+//! the links' cost over the network's own. With a shared store, [`failover`] also
+//! times how long a run waits after its owner is killed.
+
+mod failover;
+mod peer;
+
+pub use failover::{FailoverFigures, FailoverPlan};
+pub use peer::peer;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorRef};
 use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use troupe_agents::MemoryScope;
 use troupe_cluster::links::{self, LinkTls, Links, LinksArgs, LinksMsg};
 use troupe_cluster::wire::{GatewayMsg, Ping, Wire, gateway_group};
-use troupe_store::NodeRecord;
+use troupe_engine::outcome::AttemptOutcome;
+use troupe_engine::placement::RemoteAttempt;
+use troupe_store::{NodeRecord, RunId};
 
 const COOKIE: &str = "the-cluster-benchmark-cookie";
 const PEER: &str = "peer";
@@ -28,13 +39,20 @@ pub struct ClusterReport {
     pub round_trips: usize,
     pub seconds: f64,
     pub concurrency: usize,
+    /// A gateway ping.
     pub links: Figures,
+    /// An `echo` attempt run on the peer: submitted, run, recorded, answered.
+    pub remote_attempts: Figures,
     pub echo: Figures,
     /// links ÷ echo.
     pub rtt_p50_ratio: f64,
     pub rtt_p99_ratio: f64,
     pub throughput_ratio: f64,
-    /// What the benchmark asks for that this one does not measure yet.
+    /// remote attempts ÷ echo.
+    pub attempt_throughput_ratio: f64,
+    /// Kill → run moving on, when a shared store was given (`--failover-store`).
+    pub failover: Option<FailoverFigures>,
+    /// What the benchmark asks for that this run did not measure, and why.
     pub not_measured: Vec<&'static str>,
 }
 
@@ -53,14 +71,21 @@ impl ClusterReport {
                 f.rtt_p50_us, f.rtt_p99_us, f.calls_per_sec
             )
         };
-        format!(
-            "{}\n{}\nlinks over echo: p50 ×{:.2}, p99 ×{:.2}, throughput ×{:.2}",
+        let mut table = format!(
+            "{}\n{}\n{}\nlinks over echo: p50 ×{:.2}, p99 ×{:.2}, throughput ×{:.2}; remote attempts ×{:.2}",
             line("gateway ping (mTLS links)", &self.links),
+            line("remote echo attempt", &self.remote_attempts),
             line("plain TCP echo", &self.echo),
             self.rtt_p50_ratio,
             self.rtt_p99_ratio,
-            self.throughput_ratio
-        )
+            self.throughput_ratio,
+            self.attempt_throughput_ratio,
+        );
+        if let Some(failover) = &self.failover {
+            table.push('\n');
+            table.push_str(&failover.line());
+        }
+        table
     }
 }
 
@@ -69,20 +94,35 @@ pub async fn cluster(
     seconds: f64,
     concurrency: usize,
     scratch: &std::path::Path,
+    failover: Option<FailoverPlan>,
 ) -> anyhow::Result<ClusterReport> {
     let certs = troupe_cluster::links::certs::make_certs(&["bench".into(), PEER.into()], &[])?;
     certs.write(scratch)?;
     let mut peer = start_peer(scratch)?;
     let (links_address, echo_address) = peer_addresses(&mut peer)?;
     let gateway = link_to_peer(scratch, &links_address).await?;
+    let pinged = gateway.clone();
     let links = measure(round_trips, seconds, concurrency, move || {
-        let gateway = gateway.clone();
+        let gateway = pinged.clone();
         async move { ping(&gateway).await }
+    })
+    .await?;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let remote_attempts = measure(round_trips, seconds, concurrency, move || {
+        let (gateway, number) = (
+            gateway.clone(),
+            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        async move { remote_attempt(&gateway, number).await }
     })
     .await?;
     let echo = measure_echo(&echo_address, round_trips, seconds, concurrency).await?;
     let _ = peer.kill();
     let _ = peer.wait();
+    let measured_failover = match &failover {
+        Some(plan) => Some(failover::failover(plan, scratch).await?),
+        None => None,
+    };
     Ok(ClusterReport {
         round_trips,
         seconds,
@@ -90,12 +130,15 @@ pub async fn cluster(
         rtt_p50_ratio: links.rtt_p50_us / echo.rtt_p50_us,
         rtt_p99_ratio: links.rtt_p99_us / echo.rtt_p99_us,
         throughput_ratio: links.calls_per_sec / echo.calls_per_sec,
+        attempt_throughput_ratio: remote_attempts.calls_per_sec / echo.calls_per_sec,
         links,
+        remote_attempts,
         echo,
-        not_measured: vec![
-            "remote attempt submissions per second",
-            "failover time over 10 trials",
-        ],
+        not_measured: match measured_failover {
+            Some(_) => Vec::new(),
+            None => vec!["failover: give --failover-store ws://HOST:PORT (a SurrealDB server)"],
+        },
+        failover: measured_failover,
     })
 }
 
@@ -178,6 +221,31 @@ async fn ping(gateway: &ActorRef<GatewayMsg>) -> anyhow::Result<()> {
     }
 }
 
+/// One `echo` attempt run on the peer to its recorded outcome.
+async fn remote_attempt(gateway: &ActorRef<GatewayMsg>, number: u64) -> anyhow::Result<()> {
+    let attempt = RemoteAttempt {
+        owner: "bench".into(),
+        run_id: RunId::from(format!("bench-{number}")),
+        epoch: 1,
+        task: "echo".into(),
+        attempt: 1,
+        kind: "echo".into(),
+        inputs: serde_json::Map::from_iter([("n".to_string(), json!(number))]),
+        timeout_secs: Some(10),
+        approval: None,
+        scope: MemoryScope::default(),
+        resumed: false,
+    };
+    let asked = Wire::new(Box::new(attempt));
+    match ractor::call_t!(gateway, GatewayMsg::RunAttempt, 10_000, asked)? {
+        Wire(Ok(reply)) => match reply.outcome {
+            AttemptOutcome::Succeeded(_) => Ok(()),
+            other => bail!("a remote attempt did not succeed: {other:?}"),
+        },
+        Wire(Err(why)) => bail!("a remote attempt's answer came back unreadable: {why}"),
+    }
+}
+
 /// Round trips one at a time (latency), then `concurrency` at once for `seconds`
 /// (throughput).
 async fn measure<F, Fut>(
@@ -251,65 +319,4 @@ async fn measure_echo(
         }
     })
     .await
-}
-
-/// `troupe bench cluster-peer`: the other end of the benchmark, until killed.
-pub async fn peer(certs: &std::path::Path) -> anyhow::Result<()> {
-    let listener = links::bind("127.0.0.1:0")?;
-    let links_address = listener.local_addr()?;
-    let args = LinksArgs {
-        node_name: PEER.into(),
-        cookie: COOKIE.into(),
-        listener,
-        tls: Some(tls(certs, PEER)?),
-        seeds: Vec::new(),
-    };
-    let (_links, _) = Actor::spawn(None, Links, args).await?;
-    let (_pong, _) = Actor::spawn(None, Pong, ()).await?;
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("READY {links_address} {}", echo.local_addr()?);
-    loop {
-        let (mut stream, _) = echo.accept().await?;
-        stream.set_nodelay(true)?;
-        tokio::spawn(async move {
-            let mut buffer = [0u8; ECHO_BYTES];
-            while stream.read_exact(&mut buffer).await.is_ok() {
-                if stream.write_all(&buffer).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-}
-
-/// A gateway that only answers pings.
-struct Pong;
-
-impl Actor for Pong {
-    type Msg = GatewayMsg;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<GatewayMsg>,
-        _: (),
-    ) -> Result<(), ActorProcessingErr> {
-        ractor::pg::join(gateway_group(PEER), vec![myself.get_cell()]);
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<GatewayMsg>,
-        message: GatewayMsg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        if let GatewayMsg::Ping(_, reply) = message {
-            let _caller_left = reply.send(Wire::new(Ping {
-                sent_by: PEER.into(),
-            }));
-        }
-        Ok(())
-    }
 }

@@ -1,0 +1,269 @@
+//! Failover, timed: two `troupe up` processes (this binary) on a shared SurrealDB
+//! server. Each trial starts a run that waits at an approval gate on one node, kills
+//! that node (SIGKILL: no shutdown code runs, as when a machine dies), and times until
+//! the other node owns the run; then starts the killed node again, and the next trial
+//! swaps their roles. What it measures is the lease: a survivor takes a run over once
+//! the dead owner's lease lapsed (`cluster.lease_ms`) and its next heartbeat sees it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A run that waits until someone decides: it stays put while its owner is killed.
+const WAITING_WORKFLOW: &str = "name: Failover benchmark\ntasks:\n  - id: wait\n    name: Wait\n    agent: human_review\n    requires_approval: true\n";
+const COOKIE: &str = "the-failover-benchmark-cookie";
+/// How long a node may take to start, or a take-over to happen, before the benchmark
+/// gives up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Where and how often to measure failover.
+#[derive(Debug, Clone)]
+pub struct FailoverPlan {
+    /// The shared store, `ws://HOST:PORT`.
+    pub store_url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub trials: usize,
+    pub heartbeat_ms: u64,
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailoverFigures {
+    pub trials: usize,
+    pub heartbeat_ms: u64,
+    pub lease_ms: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+    /// Each trial's kill → the survivor owning the run.
+    pub samples_ms: Vec<f64>,
+}
+
+impl FailoverFigures {
+    pub fn line(&self) -> String {
+        format!(
+            "failover (kill → run taken over, {} trials, lease {} ms): p50 {:.0} ms   p95 {:.0} ms   max {:.0} ms",
+            self.trials, self.lease_ms, self.p50_ms, self.p95_ms, self.max_ms
+        )
+    }
+}
+
+pub async fn failover(plan: &FailoverPlan, scratch: &Path) -> anyhow::Result<FailoverFigures> {
+    let http = reqwest::Client::new();
+    let mut nodes = [
+        BenchNode::start(plan, "failover-a", scratch, &http).await?,
+        BenchNode::start(plan, "failover-b", scratch, &http).await?,
+    ];
+    let created = send(
+        &http,
+        &nodes[0].url("/api/v1/workflows"),
+        Body::Yaml(WAITING_WORKFLOW),
+    )
+    .await?;
+    let workflow = created["workflow_id"]
+        .as_str()
+        .context("a workflow id")?
+        .to_string();
+    let mut samples_ms = Vec::with_capacity(plan.trials);
+    for trial in 0..plan.trials {
+        let (victim, survivor) = (trial % 2, 1 - trial % 2);
+        let run = start_waiting_run(&http, &nodes[victim], &workflow).await?;
+        let killed = Instant::now();
+        nodes[victim].kill();
+        nodes[survivor].wait_to_own(&http, &run).await?;
+        samples_ms.push(killed.elapsed().as_secs_f64() * 1e3);
+        let cancel = nodes[survivor].url(&format!("/api/v1/runs/{run}/cancel"));
+        send(&http, &cancel, Body::Json(json!({}))).await?;
+        nodes[victim] = BenchNode::start(plan, nodes[victim].name, scratch, &http).await?;
+    }
+    let mut sorted = samples_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let percentile = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    Ok(FailoverFigures {
+        trials: plan.trials,
+        heartbeat_ms: plan.heartbeat_ms,
+        lease_ms: plan.lease_ms,
+        p50_ms: percentile(0.5),
+        p95_ms: percentile(0.95),
+        max_ms: percentile(1.0),
+        samples_ms,
+    })
+}
+
+/// Starts a run of `workflow` on `node` and waits until it waits at its gate there.
+async fn start_waiting_run(
+    http: &reqwest::Client,
+    node: &BenchNode,
+    workflow: &str,
+) -> anyhow::Result<String> {
+    let start = node.url(&format!("/api/v1/workflows/{workflow}/runs"));
+    let started = send(http, &start, Body::Json(json!({}))).await?;
+    let run = started["run_id"].as_str().context("a run id")?.to_string();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let approvals = get(http, &node.url("/api/v1/approvals")).await?;
+        let waiting = approvals
+            .as_array()
+            .is_some_and(|all| all.iter().any(|approval| approval["run_id"] == run));
+        if waiting {
+            return Ok(run);
+        }
+        if Instant::now() > deadline {
+            bail!("run {run} never reached its gate on {}", node.name);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One `troupe up` cluster node of the benchmark's.
+struct BenchNode {
+    name: &'static str,
+    address: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl BenchNode {
+    /// Starts node `name` and waits until it is a live member.
+    async fn start(
+        plan: &FailoverPlan,
+        name: &'static str,
+        scratch: &Path,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<BenchNode> {
+        let address = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .to_string();
+        let log = scratch.join(format!("{name}.log"));
+        let mut command = Command::new(std::env::current_exe()?);
+        for setting in node_settings(plan, name, scratch) {
+            command.args(["--set", &setting]);
+        }
+        let child = command
+            .args(["up", "--address", &address])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting a node of the failover benchmark")?;
+        let node = BenchNode {
+            name,
+            address,
+            child,
+            log,
+        };
+        node.wait_ready(http).await?;
+        Ok(node)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn kill(&mut self) {
+        let _already_dead = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+
+    /// `/readyz` answers 200 once the node holds its lease.
+    async fn wait_ready(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            let ready = http.get(self.url("/readyz")).send().await;
+            if ready.is_ok_and(|response| response.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        bail!(
+            "node {} was not ready within 60 s; its log:\n{log}",
+            self.name
+        )
+    }
+
+    /// Waits until this node owns `run`.
+    async fn wait_to_own(&self, http: &reqwest::Client, run: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + PATIENCE;
+        let record = self.url(&format!("/api/v1/runs/{run}"));
+        while Instant::now() < deadline {
+            if get(http, &record).await?["owner"] == self.name {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        bail!("node {} did not take run {run} over within 60 s", self.name)
+    }
+}
+
+impl Drop for BenchNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The settings of node `name`: the shared store, plain links on loopback (both ends
+/// are this machine), the plan's lease, no accounts and no models.
+fn node_settings(plan: &FailoverPlan, name: &str, scratch: &Path) -> Vec<String> {
+    let mut settings = vec![
+        format!("store.url={}", plan.store_url),
+        "cluster.enabled=true".into(),
+        format!("cluster.node_name={name}"),
+        "cluster.insecure=true".into(),
+        "cluster.listen=127.0.0.1:0".into(),
+        format!("cluster.cookie={COOKIE}"),
+        format!("cluster.heartbeat_ms={}", plan.heartbeat_ms),
+        format!("cluster.lease_ms={}", plan.lease_ms),
+        "auth.required=false".into(),
+        "models.serve=false".into(),
+        format!("auth.dir={}", scratch.join("auth").display()),
+        format!(
+            "audit.dir={}",
+            scratch.join(format!("audit-{name}")).display()
+        ),
+    ];
+    if let Some(username) = &plan.username {
+        settings.push(format!("store.username={username}"));
+    }
+    if let Some(password) = &plan.password {
+        settings.push(format!("store.password={password}"));
+    }
+    settings
+}
+
+enum Body<'a> {
+    Json(Value),
+    Yaml(&'a str),
+}
+
+/// POSTs `body` to `url`; the JSON answer, or the error it came back with.
+async fn send(http: &reqwest::Client, url: &str, body: Body<'_>) -> anyhow::Result<Value> {
+    let request = match body {
+        Body::Json(value) => http.post(url).json(&value),
+        Body::Yaml(text) => http
+            .post(url)
+            .header("content-type", "application/yaml")
+            .body(text.to_string()),
+    };
+    answer(request.send().await?, url).await
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    answer(http.get(url).send().await?, url).await
+}
+
+async fn answer(response: reqwest::Response, url: &str) -> anyhow::Result<Value> {
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {text}");
+    }
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&text).with_context(|| format!("{url} answered: {text}"))
+}
