@@ -17,7 +17,9 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use support::webdriver::{Browser, Driver};
-use support::{Server, free_address, http1};
+use support::{
+    LeaseLength, Server, SurrealServer, free_address, http1, start_cluster_node, wait_for_links,
+};
 
 const PASSWORD: &str = "ada's own long password";
 const PHONE_WIDTH: u32 = 390;
@@ -587,5 +589,63 @@ fn every_response_carries_security_headers_and_a_page_allows_only_its_own_script
         api.header("content-security-policy")
             .unwrap()
             .starts_with("default-src 'none'")
+    );
+}
+
+/// The dashboard lists the nodes of a cluster and follows them without a reload: a node
+/// that dies is shown with its lease lapsed within seconds.
+#[test]
+fn the_dashboard_follows_the_clusters_nodes_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let start = |name: &str| {
+        start_cluster_node(
+            &surreal,
+            &surreal.address,
+            name,
+            LeaseLength::Short,
+            &dir.path().join(name),
+            &free_address(),
+        )
+    };
+    let a = start("a");
+    let b = start("b");
+    wait_for_links(&a, &["b"]);
+    let driver = Driver::start();
+    let browser = driver.session(1400, 1000);
+    browser.go(&a.url("/"));
+    browser.wait_hydrated();
+    browser.wait_for(
+        "both nodes shown live",
+        15,
+        "return document.querySelectorAll('[data-testid=cluster-nodes] li[data-live=true]').length === 2",
+    );
+    let line = |name: &str| {
+        browser.run(
+            &format!("return document.querySelector('[data-member={name}]').textContent"),
+            vec![],
+        )
+    };
+    assert!(
+        line("a").as_str().unwrap().contains("this node"),
+        "{}",
+        line("a")
+    );
+    assert!(
+        line("b").as_str().unwrap().contains("live, linked"),
+        "{}",
+        line("b")
+    );
+
+    b.kill();
+    browser.wait_for(
+        "b shown with its lease lapsed",
+        15,
+        "const b = document.querySelector('[data-member=b]'); return !!b && b.getAttribute('data-live') === 'false'",
+    );
+    assert!(
+        line("b").as_str().unwrap().contains("lease lapsed"),
+        "{}",
+        line("b")
     );
 }

@@ -32,6 +32,9 @@ pub trait Agent: Send + Sync + 'static {
     /// unrendered), must be granted to its project before it may run; `None` when any
     /// project may run it. See [`TypedAgent::needs_grant`].
     fn needs_grant(&self, inputs: &BTreeMap<String, Value>) -> Option<&'static str>;
+    /// Whether its attempts run code in the node's jail: a node whose jail does not work
+    /// there does not offer the kind to the rest of its cluster.
+    fn jailed(&self) -> bool;
     /// One attempt. The inputs are checked here, once, against the kind's schema.
     async fn run(
         &self,
@@ -59,6 +62,9 @@ pub trait TypedAgent: Send + Sync + 'static {
         None
     }
 
+    /// Whether its attempts run code in the node's jail (see [`Agent::jailed`]).
+    const JAILED: bool = false;
+
     async fn attempt(
         &self,
         inputs: Self::Inputs,
@@ -82,6 +88,10 @@ impl<T: TypedAgent> Agent for T {
 
     fn needs_grant(&self, inputs: &BTreeMap<String, Value>) -> Option<&'static str> {
         T::needs_grant(inputs)
+    }
+
+    fn jailed(&self) -> bool {
+        T::JAILED
     }
 
     async fn run(

@@ -56,6 +56,7 @@ impl ShellAgent {
 #[async_trait::async_trait]
 impl TypedAgent for ShellAgent {
     const KIND: &'static str = "shell";
+    const JAILED: bool = true;
     const DESCRIPTION: &'static str = "Runs a shell command; outputs exit_code, stdout and stderr.";
     type Inputs = ShellInputs;
 

@@ -210,6 +210,35 @@ pub struct Worker {
     pub restarts: u64,
 }
 
+/// The cluster as the answering node sees it (`GET /api/v1/cluster`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClusterView {
+    pub node: String,
+    pub linked: Vec<String>,
+    pub members: Vec<Member>,
+}
+
+/// One node of the cluster, with its lease and the load it last reported.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub live: bool,
+    pub lease_age_ms: i64,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub load: serde_json::Value,
+}
+
+impl Member {
+    /// The task slots it reported free, if it did.
+    pub fn free_slots(&self) -> Option<u64> {
+        self.load
+            .get("free_slots")
+            .and_then(serde_json::Value::as_u64)
+    }
+}
+
 /// One agent pool's load (`GET /api/v1/pools`, by kind).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PoolLoad {

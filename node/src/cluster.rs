@@ -36,8 +36,8 @@ pub(crate) struct Prepared {
 pub(crate) fn placement(
     settings: &Settings,
     node_name: &str,
-    registry: &Registry,
-    execution: &ExecutionPolicy,
+    (registry, execution): (&Registry, &ExecutionPolicy),
+    jail: &Result<(), String>,
 ) -> (Arc<dyn Placement>, Option<Arc<ClusterPlacement>>) {
     let labels = &settings.cluster.labels;
     if !settings.cluster.enabled {
@@ -47,14 +47,37 @@ pub(crate) fn placement(
         };
         return (Arc::new(here), None);
     }
-    let kinds = registry
-        .kind_names()
-        .into_iter()
-        .filter(|kind| execution.node_runs(kind))
-        .map(str::to_string)
-        .collect();
+    let kinds = offered_kinds(registry, execution, jail);
     let cluster = ClusterPlacement::new(node_name, labels, kinds);
     (cluster.clone(), Some(cluster))
+}
+
+/// The kinds this node offers the cluster: those it runs (`agents.allowed_kinds`), less
+/// those that run code in the jail when its jail does not work here. Such a node would
+/// only fail their attempts; another node can run them.
+fn offered_kinds(
+    registry: &Registry,
+    execution: &ExecutionPolicy,
+    jail: &Result<(), String>,
+) -> Vec<String> {
+    let (offered, unjailable): (Vec<_>, Vec<_>) = registry
+        .agents()
+        .filter(|agent| execution.node_runs(agent.kind()))
+        .partition(|agent| jail.is_ok() || !agent.jailed());
+    if let Err(why) = jail
+        && !unjailable.is_empty()
+    {
+        let kinds: Vec<&str> = unjailable.iter().map(|agent| agent.kind()).collect();
+        tracing::warn!(
+            kinds = kinds.join(", "),
+            "this node cannot jail code, so it does not offer the kinds that need a jail to \
+             the cluster: {why}"
+        );
+    }
+    offered
+        .iter()
+        .map(|agent| agent.kind().to_string())
+        .collect()
 }
 
 /// Reads the links' certificates and binds their socket.
@@ -215,4 +238,47 @@ fn membership_child(
             Ok(membership.get_cell())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_cannot_jail_code_offers_only_the_kinds_that_need_no_jail() {
+        let settings = Settings::defaults_with_store("mem://");
+        let registry = crate::builtin_registry(&settings).unwrap();
+        let every = ExecutionPolicy::new(&["*".into()]);
+        let jailed = [
+            "shell",
+            "test_runner",
+            "deployment_agent",
+            "code_analyzer",
+            "debugging",
+        ];
+        let offered = offered_kinds(&registry, &every, &Ok(()));
+        assert!(
+            jailed.iter().all(|kind| offered.iter().any(|k| k == kind)),
+            "{offered:?}"
+        );
+        let broken = Err("bubblewrap is not installed".to_string());
+        let offered = offered_kinds(&registry, &every, &broken);
+        for kind in jailed {
+            assert!(
+                !offered.iter().any(|k| k == kind),
+                "{kind} offered: {offered:?}"
+            );
+        }
+        for kind in ["echo", "http", "planner", "human_review"] {
+            assert!(
+                offered.iter().any(|k| k == kind),
+                "{kind} missing: {offered:?}"
+            );
+        }
+        let some = ExecutionPolicy::new(&["echo".into(), "shell".into()]);
+        assert_eq!(
+            offered_kinds(&registry, &some, &broken),
+            vec!["echo".to_string()]
+        );
+    }
 }

@@ -164,6 +164,7 @@ fn analyse_sources(
 #[async_trait::async_trait]
 impl TypedAgent for CodeAnalyzerAgent {
     const KIND: &'static str = "code_analyzer";
+    const JAILED: bool = true;
     const DESCRIPTION: &'static str = "Analyses a repository without running it: languages, files, lines, cyclomatic complexity per function, \
          modified_files against base_ref (git), lint results where linters are installed, security_score from the \
          secret and static rules, and quality_score (0-10).";

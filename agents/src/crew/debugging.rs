@@ -86,6 +86,7 @@ fn parse_diagnosis(answer: &str, work: &WorkDir, check: &PatchCheck) -> Result<D
 
 impl CrewKind for Debugging {
     const KIND: &'static str = "debugging";
+    const JAILED: bool = true;
     const DESCRIPTION: &'static str =
         "Explains a failure from logs and code and proposes a patch that applies (model-backed)";
     type Inputs = DebuggingInputs;

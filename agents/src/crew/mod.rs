@@ -54,6 +54,8 @@ use session::Session;
 pub trait CrewKind: Default + Send + Sync + 'static {
     const KIND: &'static str;
     const DESCRIPTION: &'static str;
+    /// Whether it checks its answers in the jail (see `Agent::jailed`).
+    const JAILED: bool = false;
     type Inputs: DeserializeOwned + JsonSchema + Send;
     /// The inputs checked, and the files they name read.
     type Task: Send + Sync;
@@ -127,6 +129,7 @@ impl<K: CrewKind> Crew<K> {
 #[async_trait::async_trait]
 impl<K: CrewKind> TypedAgent for Crew<K> {
     const KIND: &'static str = K::KIND;
+    const JAILED: bool = K::JAILED;
     const DESCRIPTION: &'static str = K::DESCRIPTION;
     type Inputs = K::Inputs;
 

@@ -84,6 +84,7 @@ const FILES: [&str; 6] = [
 #[async_trait::async_trait]
 impl TypedAgent for DeploymentAgent {
     const KIND: &'static str = "deployment_agent";
+    const JAILED: bool = true;
     const DESCRIPTION: &'static str = "Renders a Dockerfile, CI pipelines and Kubernetes manifests for a repository; runs \
          a deploy command only when given one and dry_run is false.";
     type Inputs = DeploymentInputs;

@@ -243,11 +243,17 @@ impl Jail {
     }
 
     async fn check(&self) -> Result<(), AgentError> {
+        self.works().await.map_err(AgentError::Unavailable)
+    }
+
+    /// Whether a jail can be set up on this machine; else why not, and how to fix it.
+    /// Probed once (an empty jail running `true`), then remembered.
+    pub async fn works(&self) -> Result<(), String> {
         let ready = self
             .ready
             .get_or_init(|| async { self.probe().await })
             .await;
-        ready.clone().map_err(AgentError::Unavailable)
+        ready.clone()
     }
 
     /// Runs `true` in an empty jail; the reason it could not, with how to fix it.

@@ -82,6 +82,7 @@ impl McpToolAgent {
 #[async_trait::async_trait]
 impl TypedAgent for McpToolAgent {
     const KIND: &'static str = "mcp_tool";
+    const JAILED: bool = true;
     const DESCRIPTION: &'static str =
         "Calls a tool of a configured MCP server; outputs content, is_error and text.";
     type Inputs = McpToolInputs;

@@ -87,6 +87,10 @@ impl Agent for PluginAgent {
         Some("runs a plugin program")
     }
 
+    fn jailed(&self) -> bool {
+        true
+    }
+
     async fn run(
         &self,
         inputs: Map<String, Value>,

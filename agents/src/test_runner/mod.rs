@@ -199,6 +199,7 @@ impl TestRunnerAgent {
 #[async_trait::async_trait]
 impl TypedAgent for TestRunnerAgent {
     const KIND: &'static str = "test_runner";
+    const JAILED: bool = true;
     const DESCRIPTION: &'static str = "Runs a repository's tests (cargo, pytest, npm, go or a command) in a throw-away \
          copy with no network; outputs all_passed, counts, failures and coverage.";
     type Inputs = TestRunnerInputs;

@@ -8,7 +8,9 @@ use leptos::prelude::*;
 
 use crate::api::{self, UiError};
 
-use crate::model::{Costs, Models, PendingApproval, PoolLoad, Readiness, RunSummary};
+use crate::model::{
+    ClusterView, Costs, Member, Models, PendingApproval, PoolLoad, Readiness, RunSummary,
+};
 use crate::view::{BarChart, Stat, format, loaded};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -25,11 +27,14 @@ pub fn Dashboard() -> impl IntoView {
     let models = super::live::<Models>(ticks, "/api/v1/models");
     let health = LocalResource::new(|| api::get::<Readiness>("/readyz"));
     let pools = super::live::<BTreeMap<String, PoolLoad>>(ticks, "/api/v1/pools");
+    // Nodes come and go without a run event: read every heartbeat or so.
+    let cluster = super::live::<ClusterView>(super::every(1_000), "/api/v1/cluster");
     view! {
         <h1>"Dashboard"</h1>
         <RunStats runs=runs approvals=approvals/>
         <div class="grid">
             <NodeHealth health=health/>
+            <ClusterNodes cluster=cluster/>
             <AgentPools pools=pools/>
             <ModelWorkers models=models/>
             <TokensAndCost costs=costs/>
@@ -83,6 +88,57 @@ fn NodeHealth(health: Live<Readiness>) -> impl IntoView {
                 </dl>
             })}
         </section>
+    }
+}
+
+/// The nodes sharing the store, each live or not, linked to this one or not, with the
+/// age of its lease and the slots it last reported free.
+#[component]
+fn ClusterNodes(cluster: Live<ClusterView>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="cluster-title">
+            <h2 id="cluster-title">"Cluster"</h2>
+            {loaded(cluster, |view: ClusterView| {
+                if view.members.is_empty() {
+                    return view! {
+                        <p class="muted">"This node runs alone (cluster.enabled is off)."</p>
+                    }
+                    .into_any();
+                }
+                view! {
+                    <ul class="plain" data-testid="cluster-nodes">
+                        {view.members.iter().map(|member| member_line(member, &view)).collect_view()}
+                    </ul>
+                }
+                .into_any()
+            })}
+        </section>
+    }
+}
+
+fn member_line(member: &Member, view: &ClusterView) -> impl IntoView + use<> {
+    let here = member.name == view.node;
+    let link = if here {
+        "this node"
+    } else if view.linked.contains(&member.name) {
+        "linked"
+    } else {
+        "not linked"
+    };
+    let state = if member.live { "live" } else { "lease lapsed" };
+    let slots = member
+        .free_slots()
+        .map_or_else(String::new, |free| format!(", {free} slots free"));
+    let labels = if member.labels.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", member.labels.join(", "))
+    };
+    view! {
+        <li data-member=member.name.clone() data-live=member.live.to_string()>
+            {format!("{}{labels}: {state}, {link}, renewed {} ago{slots}",
+                member.name, format::duration(member.lease_age_ms))}
+        </li>
     }
 }
 

@@ -33,6 +33,24 @@ pub async fn start_and_open(workflow_id: &str, version: u32) -> Result<(), crate
     Ok(())
 }
 
+/// A counter that goes up every `ms` milliseconds while the page is shown: for what
+/// changes without a run event (the cluster's members).
+pub fn every(ms: u64) -> RwSignal<u64> {
+    let ticks = RwSignal::new(0_u64);
+    // In an effect: effects run in the browser only, and a timer on the server (which
+    // renders the page first) does not exist.
+    Effect::new(move |_| {
+        let interval = set_interval_with_handle(
+            move || ticks.update(|count| *count += 1),
+            std::time::Duration::from_millis(ms),
+        );
+        if let Ok(interval) = interval {
+            on_cleanup(move || interval.clear());
+        }
+    });
+    ticks
+}
+
 /// A counter that goes up with every run event the caller may see: resources that track
 /// it refetch when something happens.
 pub fn live_ticks() -> RwSignal<u64> {
