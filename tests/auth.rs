@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::http1::request_with;
-use support::{Server, create_user_offline, free_address, post, run_troupe};
+use support::{Server, create_user_offline, free_address, post, run_troupe, troupe_with_input};
 
 fn with_bearer(
     server: &Server,
@@ -404,27 +404,6 @@ fn secrets_are_sealed_listed_without_values_and_rotated_from_the_cli() {
         &["--set", &store, "secrets", "set", "Bad Name"],
     );
     assert_eq!(bad.status.code(), Some(2));
-}
-
-/// `troupe <args>` with `stdin` as its standard input and accounts at their default.
-fn troupe_with_input(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = support::troupe()
-        .env_remove("TROUPE_AUTH__REQUIRED")
-        .current_dir(dir)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]

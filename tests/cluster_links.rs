@@ -3,7 +3,8 @@
 //! certificates and cookie link up; a node with the wrong cookie, a client with another
 //! CA's certificate or none, a frame over the limit and a crowd of silent connections
 //! get nowhere and leave the links as they were. A frozen peer's link is dropped when
-//! its lease lapses, and made again when it comes back.
+//! its lease lapses, and made again when it comes back. The cookie may be kept sealed
+//! in the secret store.
 
 mod support;
 
@@ -50,6 +51,31 @@ fn start_node(
     }
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Server::start_on_store(&dir.join(name), &free_address(), &flags)
+}
+
+/// [`start_node`]'s flags, with the cookie read from the sealed secret `secret`,
+/// sealed with the keyring in `secrets_dir`.
+fn flags_with_sealed_cookie(
+    surreal: &SurrealServer,
+    certs: &Path,
+    (name, secret): (&str, &str),
+    secrets_dir: &Path,
+) -> Vec<String> {
+    let mut flags = surreal.store_flags_via(&surreal.address);
+    let file = |suffix: &str| certs.join(format!("{name}{suffix}")).display().to_string();
+    for setting in [
+        "cluster.enabled=true".to_string(),
+        format!("cluster.node_name={name}"),
+        "cluster.listen=127.0.0.1:0".into(),
+        format!("cluster.cookie_secret={secret}"),
+        format!("secrets.dir={}", secrets_dir.display()),
+        format!("cluster.tls.ca_file={}", certs.join("ca.pem").display()),
+        format!("cluster.tls.cert_file={}", file(".pem")),
+        format!("cluster.tls.key_file={}", file(".key")),
+    ] {
+        flags.extend(["--set".to_string(), setting]);
+    }
+    flags
 }
 
 /// Where the node table says `name`'s links listen.
@@ -198,4 +224,51 @@ fn nodes_link_over_mutual_tls_and_strangers_get_nowhere() {
     b.signal("CONT");
     wait_for_links(&a, &["b"]);
     wait_for_links(&b, &["a"]);
+}
+
+/// A cookie sealed in the secret store (`troupe secrets set cluster.cookie`) links a
+/// node as the same cookie in its environment does; a node told to read one that is
+/// not stored does not start, and says what to run.
+#[test]
+fn a_node_takes_its_cookie_from_the_secret_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certs(&certs, "a,b");
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let secrets_dir = dir.path().join("shared-secrets");
+    let mut args: Vec<String> = surreal.store_flags_via(&surreal.address);
+    args.extend([
+        "--set".into(),
+        format!("secrets.dir={}", secrets_dir.display()),
+    ]);
+    args.extend(["secrets".into(), "set".into(), "cluster.cookie".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sealed = troupe_with_input(dir.path(), &args, &format!("{TEST_CLUSTER_COOKIE}\n"));
+    assert!(sealed.status.success(), "{sealed:?}");
+
+    let a = start_node(dir.path(), &surreal, &certs, "a", TEST_CLUSTER_COOKIE);
+    let flags = flags_with_sealed_cookie(&surreal, &certs, ("b", "cluster.cookie"), &secrets_dir);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let b = Server::start_on_store(&dir.path().join("b"), &free_address(), &flags);
+    wait_for_links(&a, &["b"]);
+    wait_for_links(&b, &["a"]);
+
+    let flags = flags_with_sealed_cookie(
+        &surreal,
+        &certs,
+        ("b", "cluster.no_such_secret"),
+        &secrets_dir,
+    );
+    let refused = troupe()
+        .args(&flags)
+        .args(["up", "--address", &free_address()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("secret `cluster.no_such_secret` is not stored")
+            && said.contains("troupe secrets set cluster.no_such_secret"),
+        "{said}"
+    );
 }

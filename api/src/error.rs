@@ -197,6 +197,7 @@ impl From<NodeError> for ApiError {
             NodeError::Start { .. }
             | NodeError::AgentKinds(_)
             | NodeError::ProviderKey(_)
+            | NodeError::ClusterCookie(_)
             | NodeError::AuditTampered { .. }
             | NodeError::Cluster(_)
             | NodeError::NoEmbedding => Self::internal(&error),

@@ -109,13 +109,23 @@ impl Settings {
         if !cluster.enabled {
             return;
         }
-        if cluster.cookie.len() < 16 {
-            problems.push((
+        match (cluster.cookie.is_empty(), cluster.cookie_secret.is_empty()) {
+            // Its length is checked once it is read from the store, at start.
+            (true, false) => {}
+            (false, false) => problems.push((
+                "cluster.cookie_secret",
+                "both a cookie (cluster.cookie) and a secret holding one \
+                 (cluster.cookie_secret) are set: choose one"
+                    .into(),
+            )),
+            _ if cluster.cookie.len() < 16 => problems.push((
                 "cluster.cookie",
                 "every node of a cluster presents the same secret of at least 16 characters: \
-                 set TROUPE_CLUSTER__COOKIE"
+                 set TROUPE_CLUSTER__COOKIE, or keep it sealed (`troupe secrets set \
+                 cluster.cookie`) and set cluster.cookie_secret = \"cluster.cookie\""
                     .into(),
-            ));
+            )),
+            _ => {}
         }
         match (&cluster.tls, cluster.insecure) {
             (None, false) => problems.push((

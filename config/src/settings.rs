@@ -433,9 +433,13 @@ pub struct ClusterSettings {
     /// only on nodes with every label it names.
     pub labels: Vec<String>,
     /// The secret every node of the cluster presents on each link (ractor_cluster's
-    /// cookie), on top of the certificates. Best from the environment:
-    /// `TROUPE_CLUSTER__COOKIE`.
+    /// cookie), on top of the certificates. Best from the environment,
+    /// `TROUPE_CLUSTER__COOKIE`, or from the secret store (`cookie_secret`).
     pub cookie: String,
+    /// The name of a sealed secret that holds the cookie (`troupe secrets set
+    /// cluster.cookie`, the cookie on standard input), instead of `cookie`. The nodes
+    /// then share the secrets' key (`secrets.key` or `secrets.dir`).
+    pub cookie_secret: String,
     /// The links' mutual TLS: a certificate and key for this node, and the cluster's
     /// CA that signed every node's (`troupe cluster certs` makes them).
     pub tls: Option<ClusterTlsSettings>,
@@ -469,6 +473,7 @@ impl Default for ClusterSettings {
             seeds: Vec::new(),
             labels: Vec::new(),
             cookie: String::new(),
+            cookie_secret: String::new(),
             tls: None,
             insecure: false,
         }

@@ -272,4 +272,27 @@ fn cluster_links_without_a_cookie_or_certificates_or_plain_beyond_loopback_are_r
         .load()
         .expect("plain links on loopback");
     assert!(settings.cluster.insecure);
+
+    let cluster = |cookie: &'static str| {
+        Layers::new().environment(env(&[
+            ("TROUPE_CLUSTER__ENABLED", "true"),
+            ("TROUPE_STORE__URL", "ws://db.internal:8000"),
+            ("TROUPE_CLUSTER__INSECURE", "true"),
+            ("TROUPE_CLUSTER__LISTEN", "127.0.0.1:0"),
+            ("TROUPE_CLUSTER__COOKIE", cookie),
+            ("TROUPE_CLUSTER__COOKIE_SECRET", "cluster.cookie"),
+        ]))
+    };
+    let sealed = cluster("")
+        .load()
+        .expect("a cookie kept in the secret store");
+    assert_eq!(sealed.cluster.cookie_secret, "cluster.cookie");
+    let text = cluster("a-cookie-in-the-environment")
+        .load()
+        .expect_err("two cookies")
+        .to_string();
+    assert!(
+        text.contains("`cluster.cookie_secret`") && text.contains("choose one"),
+        "{text}"
+    );
 }

@@ -24,6 +24,7 @@ use crate::NodeError;
 
 /// What the links need that is read or bound once per process.
 pub(crate) struct Prepared {
+    cookie: String,
     listener: std::net::TcpListener,
     tls: Option<LinkTls>,
     advert: NodeAdvert,
@@ -80,11 +81,40 @@ fn offered_kinds(
         .collect()
 }
 
+/// The links' cookie: `cluster.cookie`, or the sealed secret `cluster.cookie_secret`
+/// names (at least 16 characters either way).
+pub(crate) async fn cookie(
+    settings: &Settings,
+    store: &troupe_store::Store,
+    sealer: &troupe_security::secrets::SecretBox,
+) -> Result<String, NodeError> {
+    let name = &settings.cluster.cookie_secret;
+    if name.is_empty() {
+        return Ok(settings.cluster.cookie.clone());
+    }
+    let sealed = troupe_security::secrets::get(store, sealer, name)
+        .await?
+        .ok_or_else(|| {
+            NodeError::ClusterCookie(format!(
+                "secret `{name}` is not stored: troupe secrets set {name} (the cookie on \
+                 standard input), with the secrets' key every node shares (secrets.key or \
+                 secrets.dir)"
+            ))
+        })?;
+    match String::from_utf8(sealed) {
+        Ok(cookie) if cookie.trim().len() >= 16 => Ok(cookie.trim().to_string()),
+        _ => Err(NodeError::ClusterCookie(format!(
+            "secret `{name}` must be text of at least 16 characters"
+        ))),
+    }
+}
+
 /// Reads the links' certificates and binds their socket.
 pub(crate) fn prepare(
     settings: &Settings,
     node_name: &str,
     placement: Arc<ClusterPlacement>,
+    cookie: String,
 ) -> Result<Prepared, NodeError> {
     let cluster = &settings.cluster;
     let tls = cluster
@@ -109,6 +139,7 @@ pub(crate) fn prepare(
         labels: cluster.labels.clone(),
     };
     Ok(Prepared {
+        cookie,
         listener,
         tls,
         advert,
@@ -125,13 +156,14 @@ pub(crate) fn children(
     links: &ChildRef<LinksMsg>,
 ) -> Vec<ChildSpec> {
     let Prepared {
+        cookie,
         listener,
         tls,
         advert,
         placement,
     } = prepared;
     vec![
-        links_child(context, settings, listener, tls, links),
+        links_child(context, (settings, cookie), listener, tls, links),
         gateway_child(context),
         membership_child(context, settings, (advert, placement), links.clone()),
     ]
@@ -166,17 +198,14 @@ impl crate::Node {
 
 fn links_child(
     context: &Arc<EngineContext>,
-    settings: &Settings,
+    (settings, cookie): (&Settings, String),
     listener: std::net::TcpListener,
     tls: Option<LinkTls>,
     handle: &ChildRef<LinksMsg>,
 ) -> ChildSpec {
     let name = format!("troupe.{}.links", context.node_id);
     let node_name = context.node_name.clone();
-    let (cookie, seeds) = (
-        settings.cluster.cookie.clone(),
-        settings.cluster.seeds.clone(),
-    );
+    let seeds = settings.cluster.seeds.clone();
     ChildSpec::with_ref(name.clone(), handle.clone(), move |supervisor| {
         let args = listener.try_clone().map(|listener| LinksArgs {
             node_name: node_name.clone(),

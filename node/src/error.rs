@@ -30,6 +30,9 @@ pub enum NodeError {
     /// The agent kinds in settings cannot be set up (a plugin named like a built-in).
     #[error("agent kinds in settings: {0}")]
     AgentKinds(String),
+    /// The links' cookie could not be read from the sealed secrets.
+    #[error("cluster.cookie_secret: {0}")]
+    ClusterCookie(String),
     /// A provider's key could not be opened from the sealed secrets.
     #[error("secrets: {0}")]
     ProviderKey(String),

@@ -162,7 +162,9 @@ impl Node {
         children.extend(engine_children(&context, &settings));
         let links = ChildRef::default();
         if let Some(placement) = cluster {
-            let prepared = crate::cluster::prepare(&settings, &context.node_name, placement)?;
+            let cookie = crate::cluster::cookie(&settings, &context.store, auth.secrets()).await?;
+            let prepared =
+                crate::cluster::prepare(&settings, &context.node_name, placement, cookie)?;
             children.extend(crate::cluster::children(
                 &context, &settings, prepared, &links,
             ));

@@ -47,6 +47,31 @@ fn workspace_roots() -> String {
 
 /// The default models for tests: `TEST_MODELS_DIR` (CI fetches into it first), or a
 /// shared temp folder that the first `troupe up` fills.
+/// `troupe <args>` with `stdin` as its standard input and accounts at their default.
+pub fn troupe_with_input(
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = troupe()
+        .env_remove("TROUPE_AUTH__REQUIRED")
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn models_dir() -> PathBuf {
     std::env::var_os("TEST_MODELS_DIR")
         .map(PathBuf::from)

@@ -102,9 +102,19 @@ async fn start_waiting_run(
     workflow: &str,
 ) -> anyhow::Result<String> {
     let start = node.url(&format!("/api/v1/workflows/{workflow}/runs"));
-    let started = send(http, &start, Body::Json(json!({}))).await?;
-    let run = started["run_id"].as_str().context("a run id")?.to_string();
     let deadline = Instant::now() + PATIENCE;
+    let started = loop {
+        match send(http, &start, Body::Json(json!({}))).await {
+            Ok(started) => break started,
+            // A node that missed a renewal on a busy machine fenced itself, and is a
+            // member again within a lease.
+            Err(error) if error.to_string().contains("not_member") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let run = started["run_id"].as_str().context("a run id")?.to_string();
     loop {
         let approvals = get(http, &node.url("/api/v1/approvals")).await?;
         let waiting = approvals
