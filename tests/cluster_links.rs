@@ -226,6 +226,33 @@ fn nodes_link_over_mutual_tls_and_strangers_get_nowhere() {
     wait_for_links(&b, &["a"]);
 }
 
+/// A member with the cluster's certificate and cookie that claims to be another node
+/// (its certificate names `c`, it says it is `b`) is closed out: the name a session
+/// claims must be one its certificate carries.
+#[test]
+fn a_member_posing_as_another_node_is_not_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certs(&certs, "a,b,c");
+    // c's files under b's name: the imposter presents c's certificate as node b.
+    for suffix in [".pem", ".key"] {
+        let (from, to) = (format!("c{suffix}"), format!("b{suffix}"));
+        std::fs::copy(certs.join(from), certs.join(to)).unwrap();
+    }
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let a = start_node(dir.path(), &surreal, &certs, "a", TEST_CLUSTER_COOKIE);
+    let imposter = start_node(dir.path(), &surreal, &certs, "b", TEST_CLUSTER_COOKIE);
+    let _ = links_address(&a, "b");
+    std::thread::sleep(Duration::from_secs(4));
+    wait_for_links(&a, &[]);
+    wait_for_links(&imposter, &[]);
+    let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+    assert!(
+        log.contains("closed a link whose peer claims a node its certificate does not name"),
+        "{log}"
+    );
+}
+
 /// A cookie sealed in the secret store (`troupe secrets set cluster.cookie`) links a
 /// node as the same cookie in its environment does; a node told to read one that is
 /// not stored does not start, and says what to run.

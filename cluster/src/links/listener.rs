@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use super::identity::Proofs;
+
 /// How long a peer has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes under way at once (each a task and a few KiB); connections beyond wait
@@ -19,11 +21,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_HANDSHAKES: usize = 1024;
 
 /// Accepts connections until the task is aborted, handing each established stream to
-/// `server`.
+/// `server`, and each peer's certificate to `proofs`.
 pub async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     server: ActorRef<NodeServerMessage>,
+    proofs: Proofs,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
@@ -39,10 +42,10 @@ pub async fn accept_loop(
             }
         };
         let tls = tls.clone();
-        let server = server.clone();
+        let (server, proofs) = (server.clone(), proofs.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            match establish(stream, tls).await {
+            match establish(stream, tls, &proofs).await {
                 Ok(stream) => {
                     let opened = NodeServerMessage::ConnectionOpened {
                         stream: Box::new(stream),
@@ -58,7 +61,11 @@ pub async fn accept_loop(
     }
 }
 
-async fn establish(stream: TcpStream, tls: Option<TlsAcceptor>) -> Result<NetworkStream, String> {
+async fn establish(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    proofs: &Proofs,
+) -> Result<NetworkStream, String> {
     stream
         .set_nodelay(true)
         .map_err(|error| error.to_string())?;
@@ -72,11 +79,22 @@ async fn establish(stream: TcpStream, tls: Option<TlsAcceptor>) -> Result<Networ
         });
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => Ok(NetworkStream::TlsServer {
-            peer_addr,
-            local_addr,
-            stream,
-        }),
+        Ok(Ok(stream)) => {
+            // Mutual TLS: the handshake succeeded only with a certificate the CA signed.
+            if let Some(certificate) = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(<[_]>::first)
+            {
+                proofs.record(peer_addr, certificate);
+            }
+            Ok(NetworkStream::TlsServer {
+                peer_addr,
+                local_addr,
+                stream,
+            })
+        }
         Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
         Err(_) => Err("no TLS handshake within 5 s".into()),
     }

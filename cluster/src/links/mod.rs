@@ -10,6 +10,7 @@
 //! --join`) are dialled too, until one dial gets through.
 
 pub mod certs;
+mod identity;
 mod listener;
 pub mod tls;
 
@@ -26,6 +27,7 @@ use ractor_cluster::{
 use tokio::task::JoinHandle;
 use troupe_store::NodeRecord;
 
+use self::identity::Proofs;
 use crate::error::ClusterError;
 pub use tls::LinkTls;
 
@@ -95,6 +97,8 @@ pub struct LinksState {
     accepting: JoinHandle<()>,
     sessions: HashMap<String, ActorRef<NodeSessionMessage>>,
     dials: HashMap<String, Dial>,
+    /// The certificate of each connection's peer, for its session's name to be checked.
+    proofs: Proofs,
 }
 
 /// One address being dialled: by a member's name, or a seed's host.
@@ -141,12 +145,14 @@ impl Actor for Links {
         myself: ActorRef<LinksMsg>,
         args: LinksArgs,
     ) -> Result<LinksState, ActorProcessingErr> {
-        let server = start_node_server(&myself, &args).await?;
+        let proofs = Proofs::default();
+        let server = start_node_server(&myself, &args, &proofs).await?;
         let listener = tokio::net::TcpListener::from_std(args.listener.try_clone()?)?;
         let accepting = tokio::spawn(listener::accept_loop(
             listener,
             args.tls.as_ref().map(|tls| tls.acceptor.clone()),
             server.clone(),
+            proofs.clone(),
         ));
         let mut dials = HashMap::new();
         for seed in &args.seeds {
@@ -161,6 +167,7 @@ impl Actor for Links {
             accepting,
             sessions: HashMap::new(),
             dials,
+            proofs,
         };
         dial_due(&myself, &mut state);
         Ok(state)
@@ -228,6 +235,7 @@ impl Actor for Links {
 async fn start_node_server(
     myself: &ActorRef<LinksMsg>,
     args: &LinksArgs,
+    proofs: &Proofs,
 ) -> Result<ActorRef<NodeServerMessage>, ActorProcessingErr> {
     let encryption = args
         .tls
@@ -247,7 +255,11 @@ async fn start_node_server(
     let (server, _) = Actor::spawn_linked(Some(name), server, (), myself.get_cell()).await?;
     server.cast(NodeServerMessage::SubscribeToEvents {
         id: "troupe.links".into(),
-        subscription: Box::new(SessionEvents(myself.clone())),
+        subscription: Box::new(SessionEvents {
+            links: myself.clone(),
+            // Plain links carry no certificates: nothing to check a name against.
+            proofs: args.tls.as_ref().map(|_| proofs.clone()),
+        }),
     })?;
     Ok(server)
 }
@@ -297,7 +309,7 @@ fn dial_due(myself: &ActorRef<LinksMsg>, state: &mut LinksState) {
         dial.in_flight = true;
         let task = dial_task(
             myself.clone(),
-            state.server.clone(),
+            (state.server.clone(), state.proofs.clone()),
             state.args.tls.clone(),
             address.clone(),
             dial.server_name.clone(),
@@ -308,21 +320,18 @@ fn dial_due(myself: &ActorRef<LinksMsg>, state: &mut LinksState) {
 
 async fn dial_task(
     myself: ActorRef<LinksMsg>,
-    server: ActorRef<NodeServerMessage>,
+    (server, proofs): (ActorRef<NodeServerMessage>, Proofs),
     tls: Option<LinkTls>,
     address: String,
     server_name: String,
 ) {
     let dialling = async {
         match tls {
-            Some(tls) => {
-                let name = tls::server_name(&server_name).map_err(|error| error.to_string())?;
-                ractor_cluster::client_connect_enc(&server, address.as_str(), tls.connector, name)
-                    .await
-            }
-            None => ractor_cluster::client_connect(&server, address.as_str()).await,
+            Some(tls) => dial_tls(&server, &proofs, (&address, &server_name), tls).await,
+            None => ractor_cluster::client_connect(&server, address.as_str())
+                .await
+                .map_err(|error| error.to_string()),
         }
-        .map_err(|error| error.to_string())
     };
     let outcome = tokio::time::timeout(DIAL_TIMEOUT, dialling)
         .await
@@ -332,12 +341,56 @@ async fn dial_task(
     }
 }
 
-/// The node server's session events, as messages to the links actor.
-struct SessionEvents(ActorRef<LinksMsg>);
+/// Connects to `address` over TLS, checking the peer's certificate for `server_name`,
+/// keeps the certificate for the session's name to be checked against, and hands the
+/// stream to the node server (what `client_connect_enc` does, but for the certificate).
+async fn dial_tls(
+    server: &ActorRef<NodeServerMessage>,
+    proofs: &Proofs,
+    (address, server_name): (&str, &str),
+    tls: LinkTls,
+) -> Result<(), String> {
+    let name = tls::server_name(server_name).map_err(|error| error.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|error| error.to_string())?;
+    tcp.set_nodelay(true).map_err(|error| error.to_string())?;
+    let peer_addr = tcp.peer_addr().map_err(|error| error.to_string())?;
+    let local_addr = tcp.local_addr().map_err(|error| error.to_string())?;
+    let stream = tls
+        .connector
+        .connect(name, tcp)
+        .await
+        .map_err(|error| format!("TLS handshake failed: {error}"))?;
+    if let Some(certificate) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(<[_]>::first)
+    {
+        proofs.record(peer_addr, certificate);
+    }
+    let opened = NodeServerMessage::ConnectionOpened {
+        stream: Box::new(ractor_cluster::NetworkStream::TlsClient {
+            stream,
+            peer_addr,
+            local_addr,
+        }),
+        is_server: false,
+    };
+    server.cast(opened).map_err(|error| error.to_string())
+}
+
+/// The node server's session events, as messages to the links actor; with mutual TLS,
+/// each session's claimed name checked against its peer's certificate first.
+struct SessionEvents {
+    links: ActorRef<LinksMsg>,
+    proofs: Option<Proofs>,
+}
 
 impl SessionEvents {
     fn tell(&self, message: LinksMsg) {
-        if self.0.cast(message).is_err() {
+        if self.links.cast(message).is_err() {
             tracing::debug!("a session event after the links stopped");
         }
     }
@@ -346,9 +399,28 @@ impl SessionEvents {
 impl NodeEventSubscription for SessionEvents {
     fn node_session_opened(&self, _: NodeServerSessionInformation) {}
 
-    fn node_session_authenticated(&self, _: NodeServerSessionInformation) {}
+    fn node_session_authenticated(&self, session: NodeServerSessionInformation) {
+        let (Some(proofs), Some(peer)) = (&self.proofs, &session.peer_name) else {
+            return;
+        };
+        let claimed = node_name(&peer.name);
+        let id = session.actor.get_id();
+        if let Err(why) = proofs.check(&session.peer_addr, &claimed, id) {
+            tracing::warn!(peer = %claimed, address = %session.peer_addr, why, "closed a link whose peer claims a node its certificate does not name");
+            session
+                .actor
+                .stop(Some("the peer's certificate names another node".into()));
+        }
+    }
 
     fn node_session_ready(&self, session: NodeServerSessionInformation) {
+        let refused = self
+            .proofs
+            .as_ref()
+            .is_some_and(|proofs| proofs.is_refused(session.actor.get_id()));
+        if refused {
+            return;
+        }
         if let Some(peer) = session.peer_name {
             self.tell(LinksMsg::SessionReady {
                 peer: node_name(&peer.name),
@@ -358,6 +430,9 @@ impl NodeEventSubscription for SessionEvents {
     }
 
     fn node_session_disconnected(&self, session: NodeServerSessionInformation) {
+        if let Some(proofs) = &self.proofs {
+            proofs.forget(&session.peer_addr, session.actor.get_id());
+        }
         if let Some(peer) = session.peer_name {
             self.tell(LinksMsg::SessionClosed {
                 peer: node_name(&peer.name),
