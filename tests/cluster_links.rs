@@ -36,46 +36,43 @@ fn start_node(
     name: &str,
     cookie: &str,
 ) -> Server {
-    let mut flags = surreal.store_flags_via(&surreal.address);
-    let file = |suffix: &str| certs.join(format!("{name}{suffix}")).display().to_string();
-    for setting in [
-        "cluster.enabled=true".to_string(),
-        format!("cluster.node_name={name}"),
-        "cluster.listen=127.0.0.1:0".into(),
-        format!("cluster.cookie={cookie}"),
-        format!("cluster.tls.ca_file={}", certs.join("ca.pem").display()),
-        format!("cluster.tls.cert_file={}", file(".pem")),
-        format!("cluster.tls.key_file={}", file(".key")),
-    ] {
-        flags.extend(["--set".to_string(), setting]);
-    }
+    let flags = node_flags(surreal, certs, name, &[format!("cluster.cookie={cookie}")]);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Server::start_on_store(&dir.join(name), &free_address(), &flags)
 }
 
-/// [`start_node`]'s flags, with the cookie read from the sealed secret `secret`,
-/// sealed with the keyring in `secrets_dir`.
+/// The flags of cluster node `name` on `surreal` with `certs`/NAME.pem, and `more`
+/// settings (its cookie, or where to find it).
+fn node_flags(surreal: &SurrealServer, certs: &Path, name: &str, more: &[String]) -> Vec<String> {
+    let mut flags = surreal.store_flags_via(&surreal.address);
+    let file = |suffix: &str| certs.join(format!("{name}{suffix}")).display().to_string();
+    let settings = [
+        "cluster.enabled=true".to_string(),
+        format!("cluster.node_name={name}"),
+        "cluster.listen=127.0.0.1:0".into(),
+        format!("cluster.tls.ca_file={}", certs.join("ca.pem").display()),
+        format!("cluster.tls.cert_file={}", file(".pem")),
+        format!("cluster.tls.key_file={}", file(".key")),
+    ];
+    for setting in settings.into_iter().chain(more.iter().cloned()) {
+        flags.extend(["--set".to_string(), setting]);
+    }
+    flags
+}
+
+/// [`node_flags`] with the cookie read from the sealed secret `secret`, sealed with
+/// the keyring in `secrets_dir`.
 fn flags_with_sealed_cookie(
     surreal: &SurrealServer,
     certs: &Path,
     (name, secret): (&str, &str),
     secrets_dir: &Path,
 ) -> Vec<String> {
-    let mut flags = surreal.store_flags_via(&surreal.address);
-    let file = |suffix: &str| certs.join(format!("{name}{suffix}")).display().to_string();
-    for setting in [
-        "cluster.enabled=true".to_string(),
-        format!("cluster.node_name={name}"),
-        "cluster.listen=127.0.0.1:0".into(),
+    let more = [
         format!("cluster.cookie_secret={secret}"),
         format!("secrets.dir={}", secrets_dir.display()),
-        format!("cluster.tls.ca_file={}", certs.join("ca.pem").display()),
-        format!("cluster.tls.cert_file={}", file(".pem")),
-        format!("cluster.tls.key_file={}", file(".key")),
-    ] {
-        flags.extend(["--set".to_string(), setting]);
-    }
-    flags
+    ];
+    node_flags(surreal, certs, name, &more)
 }
 
 /// Where the node table says `name`'s links listen.

@@ -24,22 +24,25 @@ fn spread_workflow(lanes: usize) -> String {
     yaml
 }
 
+/// Cluster node `name` on `surreal`, its log in `dir`, with more `--set` settings.
+fn node(surreal: &SurrealServer, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
+    start_cluster_node_with(
+        surreal,
+        &surreal.address,
+        name,
+        LeaseLength::Default,
+        &dir.join(name),
+        &free_address(),
+        extra,
+    )
+}
+
 #[test]
 fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() {
     let dir = tempfile::tempdir().unwrap();
     let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
     let shared = shared_dir(dir.path());
-    let start = |name: &str, extra: &[&str]| {
-        start_cluster_node_with(
-            &surreal,
-            &surreal.address,
-            name,
-            LeaseLength::Default,
-            &dir.path().join(name),
-            &free_address(),
-            extra,
-        )
-    };
+    let start = |name: &str, extra: &[&str]| node(&surreal, dir.path(), name, extra);
     let a = start("a", &[]);
     let b = start("b", &[]);
     let c = start("c", &["cluster.labels=[\"gpu\"]"]);
@@ -119,17 +122,7 @@ fn an_attempt_whose_run_moved_on_without_it_is_cancelled_where_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
     let shared = shared_dir(dir.path());
-    let start = |name: &str, extra: &[&str]| {
-        start_cluster_node_with(
-            &surreal,
-            &surreal.address,
-            name,
-            LeaseLength::Default,
-            &dir.path().join(name),
-            &free_address(),
-            extra,
-        )
-    };
+    let start = |name: &str, extra: &[&str]| node(&surreal, dir.path(), name, extra);
     let a = start("a", &[]);
     let b = start("b", &["cluster.labels=[\"gpu\"]"]);
     wait_for_links(&a, &["b"]);

@@ -387,5 +387,12 @@ async fn end_failed(
         },
     };
     tracing::error!(%run_id, reason, "run ended failed by its supervisor");
-    Ok(context.store.append_events(&[finished], epoch).await?)
+    context.store.append_events(&[finished], epoch).await?;
+    // Only once the end is in the log: attempts may have ended since the log's last
+    // outcome, and if another node took the run over (the append is fenced) their
+    // records are its evidence. Left behind by a crash here, they are only litter.
+    if let Err(error) = context.store.forget_attempt_outcomes(run_id).await {
+        tracing::warn!(%error, %run_id, "could not forget the run's attempt outcomes");
+    }
+    Ok(())
 }

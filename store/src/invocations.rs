@@ -41,6 +41,32 @@ pub struct InvocationRecord {
     pub finished_ms: Option<i64>,
 }
 
+impl InvocationRecord {
+    /// Invocation `id` of `kind` for `project`, asked by `requested_by`, as node
+    /// `accepted_by` accepts it at `created_ms`: running, nowhere yet.
+    pub fn accepted(
+        id: InvocationId,
+        (project, kind, requested_by): (ProjectId, String, String),
+        accepted_by: String,
+        created_ms: i64,
+    ) -> Self {
+        InvocationRecord {
+            id,
+            project,
+            kind,
+            requested_by,
+            accepted_by,
+            node: None,
+            status: InvocationStatus::Running,
+            outputs: None,
+            error: None,
+            cost_usd: 0.0,
+            created_ms,
+            finished_ms: None,
+        }
+    }
+}
+
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvocationEnd {
@@ -148,20 +174,8 @@ mod tests {
     }
 
     fn running(id: &InvocationId, accepted_by: &str) -> InvocationRecord {
-        InvocationRecord {
-            id: id.clone(),
-            project: "default".into(),
-            kind: "echo".into(),
-            requested_by: "ann".into(),
-            accepted_by: accepted_by.into(),
-            node: None,
-            status: InvocationStatus::Running,
-            outputs: None,
-            error: None,
-            cost_usd: 0.0,
-            created_ms: now_ms(),
-            finished_ms: None,
-        }
+        let what = ("default".into(), "echo".into(), "ann".into());
+        InvocationRecord::accepted(id.clone(), what, accepted_by.into(), now_ms())
     }
 
     #[tokio::test]

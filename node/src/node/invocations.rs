@@ -115,18 +115,10 @@ fn check_timeout(timeout_secs: u64) -> Result<(), NodeError> {
 }
 
 fn running(invocation: &Invocation, node: &str) -> InvocationRecord {
-    InvocationRecord {
-        id: invocation.id.clone(),
-        project: invocation.project.clone(),
-        kind: invocation.kind.clone(),
-        requested_by: invocation.requested_by.clone(),
-        accepted_by: node.into(),
-        node: None,
-        status: InvocationStatus::Running,
-        outputs: None,
-        error: None,
-        cost_usd: 0.0,
-        created_ms: now_ms(),
-        finished_ms: None,
-    }
+    let what = (
+        invocation.project.clone(),
+        invocation.kind.clone(),
+        invocation.requested_by.clone(),
+    );
+    InvocationRecord::accepted(invocation.id.clone(), what, node.into(), now_ms())
 }
