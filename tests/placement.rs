@@ -50,6 +50,25 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
     wait_for_links(&b, &["a", "c"]);
     wait_for_links(&c, &["a", "b"]);
     allow_kinds(&a, "default", &["shell"]);
+    // Each node reports its memory and local models with its lease (from its first
+    // renewal on), beside its slots.
+    let reported = |member: &serde_json::Value| {
+        let load = &member["load"];
+        load["free_memory_bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 0)
+            && load["models"].is_array()
+            && load["free_slots"].is_u64()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let view = get_json(&a, "/api/v1/cluster");
+        if view["members"].as_array().unwrap().iter().all(reported) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{view}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     let lanes = 12;
     let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});

@@ -636,6 +636,12 @@ fn the_dashboard_follows_the_clusters_nodes_live() {
         "{}",
         line("b")
     );
+    // Its load, from its first renewal on.
+    browser.wait_for(
+        "b's free memory",
+        15,
+        "return document.querySelector('[data-member=b]').textContent.includes('GiB free')",
+    );
 
     b.kill();
     browser.wait_for(

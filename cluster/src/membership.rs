@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use troupe_engine::context::EngineContext;
 use troupe_engine::run_manager::RunManagerMsg;
 use troupe_store::{NodeAdvert, NodeRecord};
@@ -30,6 +31,14 @@ pub struct MembershipArgs {
     pub links: ChildRef<LinksMsg>,
     /// Told the members each heartbeat, to place attempts by their loads.
     pub placement: Arc<ClusterPlacement>,
+    /// What the node adds to the load it reports (memory, models).
+    pub report: Arc<dyn LoadReport>,
+}
+
+/// What a node reports of its load with each renewal beyond its free task slots and
+/// kinds, which the membership adds itself.
+pub trait LoadReport: Send + Sync {
+    fn report(&self) -> BoxFuture<'static, Map<String, Value>>;
 }
 
 #[derive(RactorMessage)]
@@ -45,6 +54,7 @@ pub struct MembershipState {
     advert: NodeAdvert,
     links: ChildRef<LinksMsg>,
     placement: Arc<ClusterPlacement>,
+    report: Arc<dyn LoadReport>,
     lease: Lease,
     orphans: Orphans,
     started: Instant,
@@ -84,6 +94,7 @@ impl Actor for Membership {
             advert: args.advert,
             links: args.links,
             placement: args.placement,
+            report: args.report,
             started: Instant::now(),
         })
     }
@@ -177,10 +188,18 @@ async fn register(state: &mut MembershipState, now: Millis) {
 
 async fn renew(state: &MembershipState, incarnation: u64) -> Renewal {
     let context = &state.context;
-    let load = json!({
-        "free_slots": context.node_slots.available_permits(),
-        "kinds": state.placement.kinds(),
-    });
+    // Bounded: a busy model router must not hold up the renewal that keeps this node
+    // a member. A report that is late is left out this once.
+    let reporting = state.report.report();
+    let mut load = tokio::time::timeout(state.request_timeout() / 4, reporting)
+        .await
+        .unwrap_or_default();
+    load.insert(
+        "free_slots".into(),
+        json!(context.node_slots.available_permits()),
+    );
+    load.insert("kinds".into(), json!(state.placement.kinds()));
+    let load = Value::Object(load);
     let renewing = context.store.renew_node_lease(
         &context.node_name,
         incarnation,

@@ -237,6 +237,27 @@ impl Member {
             .get("free_slots")
             .and_then(serde_json::Value::as_u64)
     }
+
+    /// The memory it reported free, in bytes.
+    pub fn free_memory_bytes(&self) -> Option<u64> {
+        self.load
+            .get("free_memory_bytes")
+            .and_then(serde_json::Value::as_u64)
+    }
+
+    /// The local models it serves.
+    pub fn models(&self) -> Vec<String> {
+        self.load
+            .get("models")
+            .and_then(serde_json::Value::as_array)
+            .map(|models| {
+                models
+                    .iter()
+                    .filter_map(|model| model.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// One agent pool's load (`GET /api/v1/pools`, by kind).

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use ractor::{Actor, SpawnErr};
 use serde::{Deserialize, Serialize};
-use troupe_agents::Registry;
+use troupe_agents::{Jail, Registry};
 use troupe_cluster::gateway::Gateway;
 use troupe_cluster::lease::LeaseTimes;
 use troupe_cluster::links::{self, LinkTls, Links, LinksArgs, LinksMsg};
-use troupe_cluster::membership::{Membership, MembershipArgs};
+use troupe_cluster::membership::{LoadReport, Membership, MembershipArgs};
 use troupe_cluster::placement::ClusterPlacement;
 use troupe_config::Settings;
 use troupe_engine::context::EngineContext;
@@ -21,6 +21,9 @@ use troupe_store::{NodeAdvert, NodeRecord};
 use troupe_supervision::{ChildRef, ChildSpec};
 
 use crate::NodeError;
+use crate::agent_kinds::jail_config;
+use troupe_inference::serve::InferenceService;
+use troupe_security::secrets::SecretBox;
 
 /// What the links need that is read or bound once per process.
 pub(crate) struct Prepared {
@@ -34,11 +37,10 @@ pub(crate) struct Prepared {
 /// Where the engine places attempts: here only, or across the cluster
 /// (`cluster.enabled`; then also the placement itself, which the membership actor
 /// keeps informed).
-pub(crate) fn placement(
+pub(crate) async fn placement(
     settings: &Settings,
     node_name: &str,
     (registry, execution): (&Registry, &ExecutionPolicy),
-    jail: &Result<(), String>,
 ) -> (Arc<dyn Placement>, Option<Arc<ClusterPlacement>>) {
     let labels = &settings.cluster.labels;
     if !settings.cluster.enabled {
@@ -48,7 +50,8 @@ pub(crate) fn placement(
         };
         return (Arc::new(here), None);
     }
-    let kinds = offered_kinds(registry, execution, jail);
+    let jail = Jail::new(jail_config(settings)).works().await;
+    let kinds = offered_kinds(registry, execution, &jail);
     let cluster = ClusterPlacement::new(node_name, labels, kinds);
     (cluster.clone(), Some(cluster))
 }
@@ -83,10 +86,10 @@ fn offered_kinds(
 
 /// The links' cookie: `cluster.cookie`, or the sealed secret `cluster.cookie_secret`
 /// names (at least 16 characters either way).
-pub(crate) async fn cookie(
+async fn cookie(
     settings: &Settings,
     store: &troupe_store::Store,
-    sealer: &troupe_security::secrets::SecretBox,
+    sealer: &SecretBox,
 ) -> Result<String, NodeError> {
     let name = &settings.cluster.cookie_secret;
     if name.is_empty() {
@@ -110,7 +113,7 @@ pub(crate) async fn cookie(
 }
 
 /// Reads the links' certificates and binds their socket.
-pub(crate) fn prepare(
+fn prepare(
     settings: &Settings,
     node_name: &str,
     placement: Arc<ClusterPlacement>,
@@ -147,13 +150,27 @@ pub(crate) fn prepare(
     })
 }
 
-/// The links, the gateway, then the membership actor that feeds the links and the
-/// placement the members.
-pub(crate) fn children(
+/// The actors of a cluster node, with the links' cookie read and their socket bound:
+/// the links, the gateway, then the membership actor that feeds the links and the
+/// placement the members and reports this node's load (`inference`'s models).
+pub(crate) async fn children(
+    context: &Arc<EngineContext>,
+    settings: &Settings,
+    placement: Arc<ClusterPlacement>,
+    (sealer, inference, links): (&SecretBox, Option<InferenceService>, &ChildRef<LinksMsg>),
+) -> Result<Vec<ChildSpec>, NodeError> {
+    let cookie = cookie(settings, &context.store, sealer).await?;
+    let prepared = prepare(settings, &context.node_name, placement, cookie)?;
+    let report = Arc::new(crate::load::NodeLoad { inference });
+    Ok(spawned(context, settings, prepared, (links, report)))
+}
+
+/// The specs of the links, the gateway and the membership.
+fn spawned(
     context: &Arc<EngineContext>,
     settings: &Settings,
     prepared: Prepared,
-    links: &ChildRef<LinksMsg>,
+    (links, report): (&ChildRef<LinksMsg>, Arc<dyn LoadReport>),
 ) -> Vec<ChildSpec> {
     let Prepared {
         cookie,
@@ -165,7 +182,12 @@ pub(crate) fn children(
     vec![
         links_child(context, (settings, cookie), listener, tls, links),
         gateway_child(context),
-        membership_child(context, settings, (advert, placement), links.clone()),
+        membership_child(
+            context,
+            settings,
+            (advert, placement),
+            (links.clone(), report),
+        ),
     ]
 }
 
@@ -244,7 +266,7 @@ fn membership_child(
     context: &Arc<EngineContext>,
     settings: &Settings,
     (advert, placement): (NodeAdvert, Arc<ClusterPlacement>),
-    links: ChildRef<LinksMsg>,
+    (links, report): (ChildRef<LinksMsg>, Arc<dyn LoadReport>),
 ) -> ChildSpec {
     let name = format!("troupe.{}.membership", context.node_id);
     let times = LeaseTimes {
@@ -259,6 +281,7 @@ fn membership_child(
             advert: advert.clone(),
             links: links.clone(),
             placement: placement.clone(),
+            report: report.clone(),
         };
         let name = name.clone();
         async move {

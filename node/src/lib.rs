@@ -12,6 +12,7 @@ pub mod agent_kinds;
 mod builder;
 mod cluster;
 mod error;
+mod load;
 mod node;
 pub mod policy;
 pub mod services;

@@ -11,8 +11,8 @@ use serde_json::Value;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use troupe_agents::Registry;
 use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
-use troupe_agents::{Jail, Registry};
 use troupe_config::{Settings, TamperResponse};
 use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
 use troupe_inference::serve::InferenceService;
@@ -20,7 +20,6 @@ use troupe_inference::serve::setup;
 use troupe_workflow::Workflow;
 
 use crate::NodeError;
-use crate::agent_kinds::jail_config;
 use crate::services::{ChainModel, NodeMemory};
 use troupe_cluster::links::LinksMsg;
 use troupe_engine::EngineError;
@@ -137,13 +136,8 @@ impl Node {
         };
         let services = agent_services(&settings, inference.is_some(), &model, &memory, &store);
         let execution = ExecutionPolicy::new(&settings.agents.allowed_kinds);
-        let jail = if settings.cluster.enabled {
-            Jail::new(jail_config(&settings)).works().await
-        } else {
-            Ok(())
-        };
         let (placement, cluster) =
-            crate::cluster::placement(&settings, &name, (&registry, &execution), &jail);
+            crate::cluster::placement(&settings, &name, (&registry, &execution)).await;
         let identity = NodeIdentity {
             id: node_id,
             name,
@@ -162,12 +156,8 @@ impl Node {
         children.extend(engine_children(&context, &settings));
         let links = ChildRef::default();
         if let Some(placement) = cluster {
-            let cookie = crate::cluster::cookie(&settings, &context.store, auth.secrets()).await?;
-            let prepared =
-                crate::cluster::prepare(&settings, &context.node_name, placement, cookie)?;
-            children.extend(crate::cluster::children(
-                &context, &settings, prepared, &links,
-            ));
+            let parts = (auth.secrets(), inference.clone(), &links);
+            children.extend(crate::cluster::children(&context, &settings, placement, parts).await?);
         }
         let (root, root_handle) =
             Actor::spawn(None, Supervisor, Supervisor::args(policy, children))

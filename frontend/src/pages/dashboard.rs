@@ -129,6 +129,17 @@ fn member_line(member: &Member, view: &ClusterView) -> impl IntoView + use<> {
     let slots = member
         .free_slots()
         .map_or_else(String::new, |free| format!(", {free} slots free"));
+    let memory = member
+        .free_memory_bytes()
+        .map_or_else(String::new, |bytes| {
+            format!(", {:.1} GiB free", bytes as f64 / (1u64 << 30) as f64)
+        });
+    let models = member.models();
+    let models = if models.is_empty() {
+        String::new()
+    } else {
+        format!(", serves {}", models.join(", "))
+    };
     let labels = if member.labels.is_empty() {
         String::new()
     } else {
@@ -136,7 +147,7 @@ fn member_line(member: &Member, view: &ClusterView) -> impl IntoView + use<> {
     };
     view! {
         <li data-member=member.name.clone() data-live=member.live.to_string()>
-            {format!("{}{labels}: {state}, {link}, renewed {} ago{slots}",
+            {format!("{}{labels}: {state}, {link}, renewed {} ago{slots}{memory}{models}",
                 member.name, format::duration(member.lease_age_ms))}
         </li>
     }
