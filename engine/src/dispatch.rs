@@ -68,12 +68,25 @@ fn to_local_pool(
     kind: &str,
     job: AttemptJob,
 ) -> Result<(), ActorProcessingErr> {
-    match context.pools.get(kind).and_then(ChildRef::get) {
-        Some(pool) => Ok(pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?),
+    match local_pool(context, kind) {
+        Ok(pool) => Ok(pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job)))?),
         // The pool is restarting: a failed attempt, retried with backoff like any
         // other, so a pool that never comes back ends the task instead of hanging it.
-        None => finish_at_once(myself, job, format!("no `{kind}` agent pool is running")),
+        Err(why) => finish_at_once(myself, job, why),
     }
+}
+
+/// The agent pool of `kind` on this node; `Err` says it is not running (its
+/// supervisor is restarting it).
+pub(crate) fn local_pool(
+    context: &EngineContext,
+    kind: &str,
+) -> Result<ActorRef<AgentPoolMsg>, String> {
+    context
+        .pools
+        .get(kind)
+        .and_then(ChildRef::get)
+        .ok_or_else(|| format!("no `{kind}` agent pool is running"))
 }
 
 /// Runs the attempt on `node`; its outcome comes back as a message like a local one.

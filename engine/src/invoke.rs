@@ -7,10 +7,10 @@
 use serde_json::{Map, Value};
 use troupe_agents::{AgentError, AgentOutput, CancellationToken, MemoryScope};
 use troupe_store::{InvocationEnd, InvocationId, ProjectId, RunId, TaskId};
-use troupe_supervision::ChildRef;
 
 use crate::agent_pool::{AgentPoolMsg, AttemptJob, ReportTo};
 use crate::context::EngineContext;
+use crate::dispatch::local_pool;
 use crate::placement::RemoteAttempt;
 
 /// What to invoke, checked by [`ExecutionPolicy::check_invocation`](crate::policy::ExecutionPolicy::check_invocation).
@@ -105,13 +105,9 @@ async fn run_on(
         let (node, outcome) = context.placement.run_on(node, attempt, cancel).await;
         return (Some(node), outcome);
     }
-    let Some(pool) = context.pools.get(kind).and_then(ChildRef::get) else {
-        return (
-            None,
-            Err(AgentError::Failed(format!(
-                "no `{kind}` agent pool is running"
-            ))),
-        );
+    let pool = match local_pool(context, kind) {
+        Ok(pool) => pool,
+        Err(why) => return (None, Err(AgentError::Failed(why))),
     };
     if let Err(error) = pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job))) {
         return (None, Err(AgentError::Failed(error.to_string())));

@@ -700,12 +700,12 @@ pub enum LeaseLength {
     Short,
 }
 
-/// `troupe up` as cluster node `name` on `address`, reaching `surreal` through
-/// `store_address` (its own, or a [`FaultProxy`] in front of it); its log is
-/// `log_base.log`.
 /// The secret the test clusters' nodes share.
 pub const TEST_CLUSTER_COOKIE: &str = "a-test-cluster-cookie";
 
+/// `troupe up` as cluster node `name` on `address`, reaching `surreal` through
+/// `store_address` (its own, or a [`FaultProxy`] in front of it); its log is
+/// `log_base.log`.
 pub fn start_cluster_node(
     surreal: &SurrealServer,
     store_address: &str,

@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::cli::client::Client;
+
 /// A run that waits until someone decides: it stays put while its owner is killed.
 const WAITING_WORKFLOW: &str = "name: Failover benchmark\ntasks:\n  - id: wait\n    name: Wait\n    agent: human_review\n    requires_approval: true\n";
 const COOKIE: &str = "the-failover-benchmark-cookie";
@@ -54,17 +56,14 @@ impl FailoverFigures {
 }
 
 pub async fn failover(plan: &FailoverPlan, scratch: &Path) -> anyhow::Result<FailoverFigures> {
-    let http = reqwest::Client::new();
     let mut nodes = [
-        BenchNode::start(plan, "failover-a", scratch, &http).await?,
-        BenchNode::start(plan, "failover-b", scratch, &http).await?,
+        BenchNode::start(plan, "failover-a", scratch).await?,
+        BenchNode::start(plan, "failover-b", scratch).await?,
     ];
-    let created = send(
-        &http,
-        &nodes[0].url("/api/v1/workflows"),
-        Body::Yaml(WAITING_WORKFLOW),
-    )
-    .await?;
+    let created: Value = nodes[0]
+        .client
+        .post_text("/api/v1/workflows", WAITING_WORKFLOW.into())
+        .await?;
     let workflow = created["workflow_id"]
         .as_str()
         .context("a workflow id")?
@@ -72,14 +71,14 @@ pub async fn failover(plan: &FailoverPlan, scratch: &Path) -> anyhow::Result<Fai
     let mut samples_ms = Vec::with_capacity(plan.trials);
     for trial in 0..plan.trials {
         let (victim, survivor) = (trial % 2, 1 - trial % 2);
-        let run = start_waiting_run(&http, &nodes[victim], &workflow).await?;
+        let run = start_waiting_run(&nodes[victim], &workflow).await?;
         let killed = Instant::now();
         nodes[victim].kill();
-        nodes[survivor].wait_to_own(&http, &run).await?;
+        nodes[survivor].wait_to_own(&run).await?;
         samples_ms.push(killed.elapsed().as_secs_f64() * 1e3);
-        let cancel = nodes[survivor].url(&format!("/api/v1/runs/{run}/cancel"));
-        send(&http, &cancel, Body::Json(json!({}))).await?;
-        nodes[victim] = BenchNode::start(plan, nodes[victim].name, scratch, &http).await?;
+        let cancel = format!("/api/v1/runs/{run}/cancel");
+        let _: Value = nodes[survivor].client.post(&cancel, &json!({})).await?;
+        nodes[victim] = BenchNode::start(plan, nodes[victim].name, scratch).await?;
     }
     let mut sorted = samples_ms.clone();
     sorted.sort_by(f64::total_cmp);
@@ -96,19 +95,16 @@ pub async fn failover(plan: &FailoverPlan, scratch: &Path) -> anyhow::Result<Fai
 }
 
 /// Starts a run of `workflow` on `node` and waits until it waits at its gate there.
-async fn start_waiting_run(
-    http: &reqwest::Client,
-    node: &BenchNode,
-    workflow: &str,
-) -> anyhow::Result<String> {
-    let start = node.url(&format!("/api/v1/workflows/{workflow}/runs"));
+async fn start_waiting_run(node: &BenchNode, workflow: &str) -> anyhow::Result<String> {
+    let start = format!("/api/v1/workflows/{workflow}/runs");
+    let not_member = troupe_engine::EngineError::NotMember.to_string();
     let deadline = Instant::now() + PATIENCE;
-    let started = loop {
-        match send(http, &start, Body::Json(json!({}))).await {
+    let started: Value = loop {
+        match node.client.post(&start, &json!({})).await {
             Ok(started) => break started,
             // A node that missed a renewal on a busy machine fenced itself, and is a
             // member again within a lease.
-            Err(error) if error.to_string().contains("not_member") && Instant::now() < deadline => {
+            Err(error) if error.to_string().contains(&not_member) && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => return Err(error),
@@ -116,7 +112,7 @@ async fn start_waiting_run(
     };
     let run = started["run_id"].as_str().context("a run id")?.to_string();
     loop {
-        let approvals = get(http, &node.url("/api/v1/approvals")).await?;
+        let approvals: Value = node.client.get("/api/v1/approvals").await?;
         let waiting = approvals
             .as_array()
             .is_some_and(|all| all.iter().any(|approval| approval["run_id"] == run));
@@ -133,7 +129,8 @@ async fn start_waiting_run(
 /// One `troupe up` cluster node of the benchmark's.
 struct BenchNode {
     name: &'static str,
-    address: String,
+    /// The node's API, with no account (its `auth.required` is off).
+    client: Client,
     child: Child,
     log: PathBuf,
 }
@@ -144,7 +141,6 @@ impl BenchNode {
         plan: &FailoverPlan,
         name: &'static str,
         scratch: &Path,
-        http: &reqwest::Client,
     ) -> anyhow::Result<BenchNode> {
         let address = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -162,16 +158,12 @@ impl BenchNode {
             .context("starting a node of the failover benchmark")?;
         let node = BenchNode {
             name,
-            address,
+            client: Client::new(&format!("http://{address}")),
             child,
             log,
         };
-        node.wait_ready(http).await?;
+        node.wait_ready().await?;
         Ok(node)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
     }
 
     fn kill(&mut self) {
@@ -180,11 +172,10 @@ impl BenchNode {
     }
 
     /// `/readyz` answers 200 once the node holds its lease.
-    async fn wait_ready(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+    async fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
-            let ready = http.get(self.url("/readyz")).send().await;
-            if ready.is_ok_and(|response| response.status().is_success()) {
+            if self.client.get::<Value>("/readyz").await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -197,11 +188,11 @@ impl BenchNode {
     }
 
     /// Waits until this node owns `run`.
-    async fn wait_to_own(&self, http: &reqwest::Client, run: &str) -> anyhow::Result<()> {
+    async fn wait_to_own(&self, run: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + PATIENCE;
-        let record = self.url(&format!("/api/v1/runs/{run}"));
+        let record = format!("/api/v1/runs/{run}");
         while Instant::now() < deadline {
-            if get(http, &record).await?["owner"] == self.name {
+            if self.client.get::<Value>(&record).await?["owner"] == self.name {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -243,37 +234,4 @@ fn node_settings(plan: &FailoverPlan, name: &str, scratch: &Path) -> Vec<String>
         settings.push(format!("store.password={password}"));
     }
     settings
-}
-
-enum Body<'a> {
-    Json(Value),
-    Yaml(&'a str),
-}
-
-/// POSTs `body` to `url`; the JSON answer, or the error it came back with.
-async fn send(http: &reqwest::Client, url: &str, body: Body<'_>) -> anyhow::Result<Value> {
-    let request = match body {
-        Body::Json(value) => http.post(url).json(&value),
-        Body::Yaml(text) => http
-            .post(url)
-            .header("content-type", "application/yaml")
-            .body(text.to_string()),
-    };
-    answer(request.send().await?, url).await
-}
-
-async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
-    answer(http.get(url).send().await?, url).await
-}
-
-async fn answer(response: reqwest::Response, url: &str) -> anyhow::Result<Value> {
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("{url} answered {status}: {text}");
-    }
-    if text.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&text).with_context(|| format!("{url} answered: {text}"))
 }
