@@ -187,3 +187,96 @@ fn an_attempt_whose_run_moved_on_without_it_is_cancelled_where_it_runs() {
         "{log}"
     );
 }
+
+/// Waits until `server`'s placement sees `peer` report a generation model with its lease.
+fn wait_for_model(server: &Server, peer: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let view = get_json(server, "/api/v1/cluster");
+        let serves = view["members"].as_array().unwrap().iter().any(|member| {
+            member["name"] == peer && member["load"]["generation"]["model"].is_string()
+        });
+        if serves {
+            // The placement reads the node table once a heartbeat (1 s by default).
+            std::thread::sleep(std::time::Duration::from_millis(2_000));
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{view}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// POST `body` as JSON to `server`, keeping the response's head.
+fn post_head(server: &Server, path: &str, body: &serde_json::Value) -> http1::Response {
+    let body = body.to_string();
+    http1::request("POST", &server.url(path), Some(("application/json", &body))).unwrap()
+}
+
+/// A node that serves no model (`models.serve = false`) answers `/v1`, streamed or not,
+/// and its provider chain's `local` link with a peer's model; each answer names the node
+/// whose model gave it.
+#[test]
+fn a_node_without_models_is_answered_by_a_peer_s_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let a = node(&surreal, dir.path(), "a", &["models.serve=false"]);
+    let b = node(&surreal, dir.path(), "b", &[]);
+    wait_for_links(&a, &["b"]);
+    wait_for_model(&a, "b");
+    let chat = |stream: bool| {
+        serde_json::json!({
+            "model": "smollm2-135m-instruct-q4_1", "max_tokens": 8, "temperature": 0,
+            "stream": stream, "messages": [{"role": "user", "content": "Name a colour."}],
+        })
+    };
+
+    let answered = post_head(&a, "/v1/chat/completions", &chat(false));
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(answered.header("x-troupe-node"), Some("b"));
+    let answer: serde_json::Value = serde_json::from_str(&answered.body).unwrap();
+    let text = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!text.is_empty(), "{answer}");
+    // The same request at b is answered by b's own model, word for word (greedy).
+    let at_b = post_head(&b, "/v1/chat/completions", &chat(false));
+    assert_eq!(at_b.header("x-troupe-node"), Some("b"));
+    let at_b: serde_json::Value = serde_json::from_str(&at_b.body).unwrap();
+    assert_eq!(at_b["choices"][0]["message"]["content"], text);
+
+    // Streamed, the events pass through as they come.
+    let streamed = post_head(&a, "/v1/chat/completions", &chat(true));
+    assert_eq!(streamed.status, 200, "{}", streamed.body);
+    assert_eq!(streamed.header("x-troupe-node"), Some("b"));
+    assert!(
+        streamed
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        streamed.body.trim_end().ends_with("data: [DONE]"),
+        "{}",
+        streamed.body
+    );
+
+    let embed = serde_json::json!({"input": ["a failing test"]});
+    let embedded = post_head(&a, "/v1/embeddings", &embed);
+    assert_eq!(embedded.status, 200, "{}", embedded.body);
+    assert_eq!(embedded.header("x-troupe-node"), Some("b"));
+
+    // The provider chain's `local` link on a asks b's model through b's gateway.
+    let completion = serde_json::json!({
+        "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 8,
+    });
+    let (status, completed) = post(
+        &a,
+        "/api/v1/complete",
+        "application/json",
+        &completion.to_string(),
+    );
+    assert_eq!(status, 200, "{completed}");
+    assert_eq!(completed["provider"], "local", "{completed}");
+    assert!(
+        !completed["text"].as_str().unwrap().is_empty(),
+        "{completed}"
+    );
+}

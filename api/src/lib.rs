@@ -49,8 +49,13 @@ pub fn router(node: Arc<Node>) -> Router {
         table: Arc::new(declared.table),
         local_only: without_accounts::LocalOnly::for_node(node.settings()).map(Arc::new),
     };
+    let forwarding = openai::forward::Forwarding::new(node.clone(), max_body_bytes);
     declared
         .router
+        .layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            openai::forward::to_the_model,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             guarded,
             guard::require_caller,

@@ -12,7 +12,8 @@
 //! The [`links`] actor keeps this node linked to every live member over
 //! ractor_cluster (mutual TLS and the cookie), redialling and dropping by what the
 //! store says. [`placement`] picks the node each attempt runs on, and that node's
-//! [`gateway`] runs it; what crosses between them is in [`wire`].
+//! [`gateway`] runs it; [`models`] picks the node a model request goes to. What
+//! crosses between nodes is in [`wire`].
 //!
 //! Knows nothing of HTTP, accounts or how a node is composed.
 
@@ -21,6 +22,7 @@ pub mod gateway;
 pub mod lease;
 pub mod links;
 pub mod membership;
+pub mod models;
 pub mod orphans;
 pub mod placement;
 pub mod wire;

@@ -17,6 +17,7 @@ use troupe_engine::agent_pool::idempotency_key;
 use troupe_engine::placement::{Placement, RemoteAttempt, RemoteOutcome, missing_labels};
 use troupe_store::NodeRecord;
 
+use crate::models::ModelLoad;
 use crate::wire::{GatewayMsg, Wire, gateway_group};
 use troupe_engine::EngineError;
 use troupe_engine::command::RunCommand;
@@ -69,6 +70,26 @@ impl ClusterPlacement {
             .clear();
     }
 
+    /// The live peers' model loads, of those linked to this node only when `linked`.
+    pub fn peer_models(&self, linked: bool) -> Vec<(String, ModelLoad)> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        members
+            .iter()
+            .filter(|member| member.live && member.name != self.node)
+            .filter(|member| !linked || gateway(&member.name).is_some())
+            .map(|member| (member.name.clone(), ModelLoad::of(&member.load)))
+            .collect()
+    }
+
+    /// Where a live member's API listens (`http://host:port`).
+    pub fn api_address(&self, node: &str) -> Option<String> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        members
+            .iter()
+            .find(|member| member.live && member.name == node)
+            .map(|member| member.api_address.clone())
+    }
+
     fn candidates(&self, kind: &str, runs_on: &[String], local_free: usize) -> Vec<Candidate> {
         let mut candidates = Vec::new();
         let placed = self.placed.lock().unwrap_or_else(PoisonError::into_inner);
@@ -116,7 +137,7 @@ fn two_choices<'a>(candidates: &'a [Candidate], rng: &mut impl Rng) -> Option<&'
 }
 
 /// `node`'s gateway, if this node is linked to it.
-fn gateway(node: &str) -> Option<ActorRef<GatewayMsg>> {
+pub(crate) fn gateway(node: &str) -> Option<ActorRef<GatewayMsg>> {
     ractor::pg::get_members(&gateway_group(node))
         .into_iter()
         .next()

@@ -14,6 +14,8 @@ use troupe_engine::EngineError;
 use troupe_engine::command::RunCommand;
 use troupe_engine::outcome::AttemptOutcome;
 use troupe_engine::placement::RemoteAttempt;
+use troupe_inference::InferenceError;
+use troupe_inference::providers::peers::{ModelAnswer, PeerAsk};
 use troupe_store::RunId;
 
 /// Bumped when a payload changes in a way an older node would misread.
@@ -107,6 +109,77 @@ pub enum GatewayMsg {
     /// A command for a run this node owns, handed on by the node that received it.
     #[rpc]
     Command(Wire<RunCommand>, RpcReplyPort<Wire<CommandAnswer>>),
+    /// A completion for this node's generation model, from a node whose own cannot
+    /// answer.
+    #[rpc]
+    Generate(Wire<PeerAsk>, RpcReplyPort<Wire<GenerateAnswer>>),
+}
+
+/// A local model's answer, or why it gave none.
+pub type GenerateAnswer = Result<ModelAnswer, ModelRefusal>;
+
+/// Why a node's model did not answer a peer's ask, in the terms the asking chain acts on
+/// (a busy model or an overlong prompt stays local unless the request says otherwise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelRefusal {
+    NoModel,
+    Overloaded {
+        retry_after_ms: u64,
+    },
+    Restarting,
+    PromptTooLong {
+        prompt_tokens: usize,
+        context_tokens: usize,
+    },
+    InvalidRequest(String),
+    Failed(String),
+}
+
+impl ModelRefusal {
+    pub fn from_error(error: InferenceError) -> ModelRefusal {
+        match error {
+            InferenceError::NoWorkers { .. } | InferenceError::ModelMissing { .. } => {
+                ModelRefusal::NoModel
+            }
+            InferenceError::Overloaded { retry_after_ms } => {
+                ModelRefusal::Overloaded { retry_after_ms }
+            }
+            InferenceError::WorkerStopped => ModelRefusal::Restarting,
+            InferenceError::PromptTooLong {
+                prompt_tokens,
+                context_tokens,
+            } => ModelRefusal::PromptTooLong {
+                prompt_tokens,
+                context_tokens,
+            },
+            InferenceError::InvalidRequest(why) => ModelRefusal::InvalidRequest(why),
+            other => ModelRefusal::Failed(other.to_string()),
+        }
+    }
+
+    /// The error the asking node's chain sees, for a refusal by `node`.
+    pub fn into_error(self, node: &str) -> InferenceError {
+        match self {
+            ModelRefusal::NoModel => InferenceError::NoWorkers { kind: "generation" },
+            ModelRefusal::Overloaded { retry_after_ms } => {
+                InferenceError::Overloaded { retry_after_ms }
+            }
+            ModelRefusal::Restarting => InferenceError::WorkerStopped,
+            ModelRefusal::PromptTooLong {
+                prompt_tokens,
+                context_tokens,
+            } => InferenceError::PromptTooLong {
+                prompt_tokens,
+                context_tokens,
+            },
+            ModelRefusal::InvalidRequest(why) => InferenceError::InvalidRequest(why),
+            ModelRefusal::Failed(why) => InferenceError::Provider {
+                provider: format!("local@{node}"),
+                reason: why,
+            },
+        }
+    }
 }
 
 /// The owner's answer to a command: done, or why not, in the terms the API answers in.
@@ -227,13 +300,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_model_s_refusal_comes_back_as_the_error_the_chain_acts_on() {
+        let errors = [
+            InferenceError::Overloaded {
+                retry_after_ms: 250,
+            },
+            InferenceError::PromptTooLong {
+                prompt_tokens: 9000,
+                context_tokens: 8192,
+            },
+            InferenceError::NoWorkers { kind: "generation" },
+            InferenceError::WorkerStopped,
+            InferenceError::InvalidRequest("no messages".into()),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            let sent = Wire::new(Err::<ModelAnswer, _>(ModelRefusal::from_error(error)));
+            let Wire(Ok(Err(refusal))) = Wire::<GenerateAnswer>::from_bytes(sent.into_bytes())
+            else {
+                panic!("undecodable");
+            };
+            assert_eq!(refusal.into_error("b").to_string(), text);
+        }
+        let other = ModelRefusal::from_error(InferenceError::Model("NaN in logits".into()));
+        assert_eq!(
+            other.into_error("b").to_string(),
+            "provider `local@b`: model computation failed: NaN in logits"
+        );
+    }
+
     proptest::proptest! {
         /// Whatever a peer sends, reading it ends in a value or an error, never a panic.
         #[test]
         fn any_bytes_read_as_a_payload_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = Wire::<Box<RemoteAttempt>>::from_bytes(bytes.clone());
             let _ = Wire::<RunCommand>::from_bytes(bytes.clone());
-            let _ = Wire::<AttemptReply>::from_bytes(bytes);
+            let _ = Wire::<AttemptReply>::from_bytes(bytes.clone());
+            let _ = Wire::<PeerAsk>::from_bytes(bytes.clone());
+            let _ = Wire::<GenerateAnswer>::from_bytes(bytes);
         }
 
         #[test]

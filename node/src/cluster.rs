@@ -8,12 +8,12 @@ use std::sync::Arc;
 use ractor::{Actor, SpawnErr};
 use serde::{Deserialize, Serialize};
 use troupe_agents::{Jail, Registry};
-use troupe_cluster::gateway::Gateway;
+use troupe_cluster::gateway::{Gateway, GatewayArgs};
 use troupe_cluster::lease::LeaseTimes;
 use troupe_cluster::links::{self, LinkTls, Links, LinksArgs, LinksMsg};
 use troupe_cluster::membership::{LoadReport, Membership, MembershipArgs};
 use troupe_cluster::placement::ClusterPlacement;
-use troupe_config::Settings;
+use troupe_config::{ServerSettings, Settings};
 use troupe_engine::context::EngineContext;
 use troupe_engine::placement::{HereOnly, Placement};
 use troupe_engine::policy::ExecutionPolicy;
@@ -136,9 +136,10 @@ fn prepare(
         what: "the cluster's links",
         source: Box::new(source),
     })?;
+    let cluster_address = links::advertised(&cluster.advertise, bound, node_name);
     let advert = NodeAdvert {
-        api_address: settings.server.address.clone(),
-        cluster_address: links::advertised(&cluster.advertise, bound, node_name),
+        api_address: api_url(&settings.server, &cluster_address),
+        cluster_address,
         labels: cluster.labels.clone(),
     };
     Ok(Prepared {
@@ -148,6 +149,25 @@ fn prepare(
         advert,
         placement,
     })
+}
+
+/// Where the other nodes reach this node's API: `server.address`, or when that is every
+/// interface, the host the links are advertised at with the API's port; `https` with
+/// `server.tls`.
+fn api_url(server: &ServerSettings, links_at: &str) -> String {
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = match server.address.parse::<std::net::SocketAddr>() {
+        Ok(bound) if bound.ip().is_unspecified() => {
+            let host = links_at.rsplit_once(':').map_or(links_at, |(host, _)| host);
+            format!("{host}:{}", bound.port())
+        }
+        _ => server.address.clone(),
+    };
+    format!("{scheme}://{address}")
 }
 
 /// The actors of a cluster node, with the links' cookie read and their socket bound:
@@ -161,8 +181,7 @@ pub(crate) async fn children(
 ) -> Result<Vec<ChildSpec>, NodeError> {
     let cookie = cookie(settings, &context.store, sealer).await?;
     let prepared = prepare(settings, &context.node_name, placement, cookie)?;
-    let report = Arc::new(crate::load::NodeLoad { inference });
-    Ok(spawned(context, settings, prepared, (links, report)))
+    Ok(spawned(context, settings, prepared, (links, inference)))
 }
 
 /// The specs of the links, the gateway and the membership.
@@ -170,8 +189,11 @@ fn spawned(
     context: &Arc<EngineContext>,
     settings: &Settings,
     prepared: Prepared,
-    (links, report): (&ChildRef<LinksMsg>, Arc<dyn LoadReport>),
+    (links, inference): (&ChildRef<LinksMsg>, Option<InferenceService>),
 ) -> Vec<ChildSpec> {
+    let report = Arc::new(crate::load::NodeLoad {
+        inference: inference.clone(),
+    });
     let Prepared {
         cookie,
         listener,
@@ -181,7 +203,7 @@ fn spawned(
     } = prepared;
     vec![
         links_child(context, (settings, cookie), listener, tls, links),
-        gateway_child(context),
+        gateway_child(context, inference),
         membership_child(
             context,
             settings,
@@ -246,22 +268,25 @@ fn links_child(
     })
 }
 
-/// This node's lease in the shared store, and the runs it takes over from nodes whose
-/// lease lapsed.
-/// Runs the attempts other nodes place here.
-fn gateway_child(context: &Arc<EngineContext>) -> ChildSpec {
+/// Runs the attempts other nodes place here, and answers their asks of `inference`.
+fn gateway_child(context: &Arc<EngineContext>, inference: Option<InferenceService>) -> ChildSpec {
     let name = format!("troupe.{}.gateway", context.node_id);
     let context = context.clone();
     ChildSpec::new(name.clone(), move |supervisor| {
-        let (name, context) = (name.clone(), context.clone());
+        let name = name.clone();
+        let args = GatewayArgs {
+            context: context.clone(),
+            inference: inference.clone(),
+        };
         async move {
-            let (gateway, _) =
-                Actor::spawn_linked(Some(name), Gateway, context, supervisor).await?;
+            let (gateway, _) = Actor::spawn_linked(Some(name), Gateway, args, supervisor).await?;
             Ok(gateway.get_cell())
         }
     })
 }
 
+/// This node's lease in the shared store, and the runs it takes over from nodes whose
+/// lease lapsed.
 fn membership_child(
     context: &Arc<EngineContext>,
     settings: &Settings,
@@ -295,6 +320,20 @@ fn membership_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_is_advertised_where_the_other_nodes_can_reach_it() {
+        let server = |address: &str| ServerSettings {
+            address: address.into(),
+            ..ServerSettings::default()
+        };
+        let url = api_url(&server("127.0.0.1:7700"), "127.0.0.1:7800");
+        assert_eq!(url, "http://127.0.0.1:7700");
+        let url = api_url(&server("0.0.0.0:7700"), "node-a:7800");
+        assert_eq!(url, "http://node-a:7700");
+        let url = api_url(&server("[::]:7700"), "[fd00::2]:7800");
+        assert_eq!(url, "http://[fd00::2]:7700");
+    }
 
     #[test]
     fn a_node_that_cannot_jail_code_offers_only_the_kinds_that_need_no_jail() {

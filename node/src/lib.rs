@@ -21,7 +21,8 @@ pub use agent_kinds::builtin_registry;
 pub use builder::NodeBuilder;
 pub use cluster::ClusterView;
 pub use error::NodeError;
-pub use node::{Node, PendingApproval, RunDetail};
+pub use node::{ModelPeer, Node, PendingApproval, RunDetail};
+pub use troupe_cluster::models::ModelRole;
 /// Who starts runs and decides gates, and what they decide: the types a program that
 /// embeds a node passes in.
 pub use troupe_store::events::{Decision, Person};

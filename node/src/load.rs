@@ -1,11 +1,13 @@
 //! What this node tells the others of its load with each lease renewal, beyond its task
-//! slots: free memory, the local models it serves and their queue. Read by placement
-//! and shown by `troupe cluster status` and the dashboard.
+//! slots: free memory, the local models it serves with their queues, and the free memory
+//! of the GPU they run on. Read by placement (`troupe_cluster::models` places model
+//! requests by it) and shown by `troupe cluster status` and the dashboard.
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use troupe_cluster::membership::LoadReport;
-use troupe_inference::serve::InferenceService;
+use troupe_cluster::models::{ModelLoad, ServedModel};
+use troupe_inference::serve::{InferenceService, WorkerKind};
 
 pub(crate) struct NodeLoad {
     pub inference: Option<InferenceService>,
@@ -15,35 +17,73 @@ impl LoadReport for NodeLoad {
     fn report(&self) -> BoxFuture<'static, Map<String, Value>> {
         let inference = self.inference.clone();
         Box::pin(async move {
-            let mut load = Map::new();
-            if let Some(bytes) = available_memory_bytes() {
-                load.insert("free_memory_bytes".into(), json!(bytes));
-            }
-            let (models, queued, capacity) = match &inference {
-                Some(service) => models_of(service).await,
-                None => (Vec::new(), 0, 0),
+            let load = model_load(inference.as_ref()).await;
+            let names: Vec<&str> = [&load.generation, &load.embedding]
+                .into_iter()
+                .flatten()
+                .map(|served| served.model.as_str())
+                .collect();
+            let mut report = match serde_json::to_value(&load) {
+                Ok(Value::Object(report)) => report,
+                _ => Map::new(),
             };
-            load.insert("models".into(), json!(models));
-            load.insert("model_queue".into(), json!(queued));
-            load.insert("model_capacity".into(), json!(capacity));
-            load
+            report.insert("models".into(), json!(names));
+            report
         })
     }
 }
 
-/// The models `service` serves by name, and its workers' requests admitted and places.
-async fn models_of(service: &InferenceService) -> (Vec<String>, usize, usize) {
-    let mut models = Vec::new();
-    if let Some(model) = service.generation_model() {
-        models.push(model.id());
-    }
-    if let Some(id) = service.embedding_model_id() {
-        models.push(id.to_string());
-    }
+/// This node's models with their queues, and its free memory, now.
+pub(crate) async fn model_load(inference: Option<&InferenceService>) -> ModelLoad {
+    let mut load = ModelLoad {
+        free_memory_bytes: available_memory_bytes(),
+        ..ModelLoad::default()
+    };
+    let Some(service) = inference else {
+        return load;
+    };
     let workers = service.workers().await.unwrap_or_default();
-    let queued = workers.iter().map(|worker| worker.load).sum();
-    let capacity = workers.iter().map(|worker| worker.capacity).sum();
-    (models, queued, capacity)
+    let served = |model: String, kind: WorkerKind| {
+        let of_kind = || workers.iter().filter(move |worker| worker.kind == kind);
+        ServedModel {
+            model,
+            queue: of_kind().map(|worker| worker.load).sum(),
+            capacity: of_kind().map(|worker| worker.capacity).sum(),
+        }
+    };
+    if let Some(model) = service.generation_model() {
+        load.generation = Some(served(model.id(), WorkerKind::Generation));
+        if model.weights().device().is_cuda() {
+            load.gpu_free_bytes = gpu_free_bytes().await;
+        }
+    }
+    load.embedding = service
+        .embedding_model_id()
+        .map(|id| served(id.to_string(), WorkerKind::Embedding));
+    load
+}
+
+/// Free memory of the first GPU, as `nvidia-smi` reports it (the driver's own count,
+/// which sees every process's allocations, not only candle's).
+async fn gpu_free_bytes() -> Option<u64> {
+    let output = tokio::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=memory.free",
+            "--format=csv,noheader,nounits",
+            "-i",
+            "0",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    parse_gpu_free(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// `nvidia-smi`'s free memory, in MiB, as bytes.
+fn parse_gpu_free(stdout: &str) -> Option<u64> {
+    let mib: u64 = stdout.lines().next()?.trim().parse().ok()?;
+    mib.checked_mul(1 << 20)
 }
 
 /// `MemAvailable` of `/proc/meminfo`: what the kernel could give without swapping.
@@ -73,6 +113,13 @@ mod tests {
         assert_eq!(parse_available("MemAvailable: lots kB\n"), None);
     }
 
+    #[test]
+    fn free_gpu_memory_is_read_from_nvidia_smi() {
+        assert_eq!(parse_gpu_free("79232\n"), Some(79_232 << 20));
+        assert_eq!(parse_gpu_free("[N/A]\n"), None);
+        assert_eq!(parse_gpu_free(""), None);
+    }
+
     #[tokio::test]
     async fn a_node_without_models_reports_its_memory_and_no_models() {
         let load = NodeLoad { inference: None }.report().await;
@@ -83,6 +130,12 @@ mod tests {
             "{load:?}"
         );
         assert_eq!(load["models"], json!([]));
-        assert_eq!(load["model_queue"], json!(0));
+        assert!(!load.contains_key("generation"), "{load:?}");
+        assert_eq!(
+            ModelLoad::of(&Value::Object(load))
+                .free_memory_bytes
+                .map(|_| ()),
+            Some(())
+        );
     }
 }

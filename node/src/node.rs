@@ -22,6 +22,8 @@ use troupe_workflow::Workflow;
 use crate::NodeError;
 use crate::services::{ChainModel, NodeMemory};
 use troupe_cluster::links::LinksMsg;
+use troupe_cluster::models::ClusterModels;
+use troupe_cluster::placement::ClusterPlacement;
 use troupe_engine::EngineError;
 use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, OutcomeBook, PoolLoad};
 use troupe_engine::command::RunCommand;
@@ -44,6 +46,9 @@ use troupe_store::{
 use troupe_supervision::{ChildRef, ChildSpec, RestartPolicy, Supervisor, SupervisorMsg};
 
 mod invocations;
+mod models;
+
+pub use models::ModelPeer;
 
 /// How long `shutdown` leaves the embedded store to close its files.
 const STORE_CLOSE_GRACE: Duration = Duration::from_millis(300);
@@ -62,6 +67,8 @@ pub struct Node {
     settings: Settings,
     /// The links to the other nodes (`cluster.enabled`; never set otherwise).
     links: ChildRef<LinksMsg>,
+    /// Where attempts and model requests go in the cluster (`cluster.enabled`).
+    cluster: Option<Arc<ClusterPlacement>>,
 }
 
 /// A run as the API shows it: its record and every task's state, folded from the log.
@@ -118,11 +125,15 @@ impl Node {
             }
             None => None,
         };
+        let execution = ExecutionPolicy::new(&settings.agents.allowed_kinds);
+        let (placement, cluster) =
+            crate::cluster::placement(&settings, &name, (&registry, &execution)).await;
         let sealed_keys = provider_keys(&store, auth.secrets(), &settings.providers).await?;
-        let providers = Arc::new(ProviderChain::with_keys(
-            &settings.providers,
+        let providers = Arc::new(provider_chain(
+            &settings,
             inference.clone(),
             &sealed_keys,
+            cluster.clone(),
         ));
         let model = ChainModel::new(
             providers.clone(),
@@ -135,9 +146,6 @@ impl Node {
             None => None,
         };
         let services = agent_services(&settings, inference.is_some(), &model, &memory, &store);
-        let execution = ExecutionPolicy::new(&settings.agents.allowed_kinds);
-        let (placement, cluster) =
-            crate::cluster::placement(&settings, &name, (&registry, &execution)).await;
         let identity = NodeIdentity {
             id: node_id,
             name,
@@ -155,8 +163,9 @@ impl Node {
         );
         children.extend(engine_children(&context, &settings));
         let links = ChildRef::default();
-        if let Some(placement) = cluster {
+        if let Some(placement) = &cluster {
             let parts = (auth.secrets(), inference.clone(), &links);
+            let placement = placement.clone();
             children.extend(crate::cluster::children(&context, &settings, placement, parts).await?);
         }
         let (root, root_handle) =
@@ -178,6 +187,7 @@ impl Node {
             root_handle,
             settings,
             links,
+            cluster,
         })
     }
 
@@ -882,6 +892,24 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
         },
     ));
     children
+}
+
+/// The provider chain: this node's models, and on a cluster node the other nodes'
+/// (asked when this node's cannot answer), then the paid providers.
+fn provider_chain(
+    settings: &Settings,
+    inference: Option<InferenceService>,
+    sealed_keys: &BTreeMap<String, String>,
+    cluster: Option<Arc<ClusterPlacement>>,
+) -> ProviderChain {
+    let chain = ProviderChain::with_keys(&settings.providers, inference, sealed_keys);
+    match cluster {
+        Some(placement) => chain.with_peers(Arc::new(ClusterModels {
+            placement,
+            timeout: Duration::from_secs(settings.providers.timeout_secs.max(1)),
+        })),
+        None => chain,
+    }
 }
 
 /// The providers' keys kept as sealed secrets, opened once at start; a provider naming a

@@ -4,6 +4,7 @@
 //! A client that disconnects mid-stream drops the generation stream, which cancels the
 //! sequence in its worker before the next pass.
 
+pub(crate) mod forward;
 mod stream;
 mod wire;
 

@@ -4,7 +4,8 @@
 //! the pool has recorded it. An attempt asked for again while it runs (its owner died
 //! and the new owner resumed it) joins the running one in the pool instead of starting
 //! a second; one that ran here already is answered from its record. An attempt whose
-//! run moved on without it is cancelled (`running`).
+//! run moved on without it is cancelled (`running`). It also answers other nodes'
+//! completions with this node's generation model (`models`).
 
 mod running;
 
@@ -18,17 +19,27 @@ use troupe_engine::context::EngineContext;
 use troupe_engine::outcome::AttemptOutcome;
 use troupe_engine::placement::RemoteAttempt;
 use troupe_engine::run_manager::RunManagerMsg;
+use troupe_inference::providers::peers::{PeerAsk, answer_locally};
+use troupe_inference::serve::InferenceService;
 use troupe_supervision::ChildRef;
 
 use self::running::Running;
 use crate::wire::{
-    AttemptReply, CommandAnswer, CommandRefusal, GatewayMsg, Ping, Wire, gateway_group,
+    AttemptReply, CommandAnswer, CommandRefusal, GatewayMsg, GenerateAnswer, ModelRefusal, Ping,
+    Wire, gateway_group,
 };
 
 pub struct Gateway;
 
+pub struct GatewayArgs {
+    pub context: Arc<EngineContext>,
+    /// This node's local models, when it serves them.
+    pub inference: Option<InferenceService>,
+}
+
 pub struct GatewayState {
     context: Arc<EngineContext>,
+    inference: Option<InferenceService>,
     running: Running,
     /// Cancels the attempts running here that their run no longer wants.
     watch: tokio::task::JoinHandle<()>,
@@ -37,18 +48,19 @@ pub struct GatewayState {
 impl Actor for Gateway {
     type Msg = GatewayMsg;
     type State = GatewayState;
-    type Arguments = Arc<EngineContext>;
+    type Arguments = GatewayArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<GatewayMsg>,
-        context: Arc<EngineContext>,
+        GatewayArgs { context, inference }: GatewayArgs,
     ) -> Result<GatewayState, ActorProcessingErr> {
         ractor::pg::join(gateway_group(&context.node_name), vec![myself.get_cell()]);
         let running = Running::default();
         let watch = tokio::spawn(running::watch(running.clone(), context.store.clone()));
         Ok(GatewayState {
             context,
+            inference,
             running,
             watch,
         })
@@ -78,6 +90,10 @@ impl Actor for Gateway {
                     tracing::debug!("a command whose caller left");
                 }
             }
+            GatewayMsg::Generate(Wire(ask), reply) => {
+                // Off the mailbox: a generation takes seconds.
+                tokio::spawn(generate(state.inference.clone(), ask, reply));
+            }
             GatewayMsg::Ping(_, reply) => {
                 let pong = Wire::new(Ping {
                     sent_by: state.context.node_name.clone(),
@@ -98,6 +114,24 @@ impl Actor for Gateway {
         state.watch.abort();
         state.running.cancel_all();
         Ok(())
+    }
+}
+
+/// Answers a peer's ask with this node's generation model.
+async fn generate(
+    inference: Option<InferenceService>,
+    ask: Result<PeerAsk, String>,
+    reply: RpcReplyPort<Wire<GenerateAnswer>>,
+) {
+    let answer = match (ask, inference) {
+        (Err(why), _) => Err(ModelRefusal::InvalidRequest(why)),
+        (Ok(_), None) => Err(ModelRefusal::NoModel),
+        (Ok(ask), Some(service)) => answer_locally(&service, &ask)
+            .await
+            .map_err(ModelRefusal::from_error),
+    };
+    if reply.send(Wire::new(answer)).is_err() {
+        tracing::debug!("a completion whose caller left");
     }
 }
 

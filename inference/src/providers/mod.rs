@@ -2,19 +2,21 @@
 //! the quality gate; below the request's threshold the next provider is tried. Every
 //! call, failed or not, comes back as a [`CallRecord`] for the cost ledger.
 
+pub mod peers;
 pub mod remote;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use troupe_config::{ProviderEntry, ProviderKind, ProviderSettings};
 
 use crate::chat::ChatMessage;
 use crate::embedding::cosine;
 use crate::errors::InferenceError;
 use crate::quality::{self, QualityReport, TaskType};
-use crate::sequence::{FinishReason, GenerationRequest, SamplingParams};
 use crate::serve::InferenceService;
+use peers::{ModelAnswer, PeerAsk, PeerModels};
 use remote::{Protocol, RemoteProvider};
 
 /// A completion asked of the chain.
@@ -51,7 +53,7 @@ pub struct DaySpend {
 }
 
 /// What one provider answered.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderAnswer {
     pub text: String,
     pub cut_at_limit: bool,
@@ -119,6 +121,8 @@ pub struct ProviderChain {
     links: Vec<Link>,
     settings: ProviderSettings,
     local: Option<InferenceService>,
+    /// The other nodes' local models, on a cluster node.
+    peers: Option<Arc<dyn PeerModels>>,
 }
 
 /// Why `link` is not asked: it is a paid provider and the day's budget is spent.
@@ -187,6 +191,16 @@ impl ProviderChain {
             links,
             settings: settings.clone(),
             local,
+            peers: None,
+        }
+    }
+
+    /// The chain with `peers` behind its `local` links: asked when this node's own
+    /// model cannot answer (see [`peers::a_peer_may_answer`]).
+    pub fn with_peers(self, peers: Arc<dyn PeerModels>) -> Self {
+        Self {
+            peers: Some(peers),
+            ..self
         }
     }
 
@@ -271,7 +285,8 @@ impl ProviderChain {
                     record.error = Some(error.to_string());
                     calls.push(record);
                 }
-                Ok(answer) => {
+                Ok(ModelAnswer { model, answer }) => {
+                    record.model = model;
                     record.tokens_in = answer.tokens_in;
                     record.tokens_out = answer.tokens_out;
                     record.cost_usd = price(
@@ -374,43 +389,39 @@ impl ProviderChain {
         &self,
         link: &Link,
         request: &CompletionRequest,
-    ) -> Result<ProviderAnswer, InferenceError> {
+    ) -> Result<ModelAnswer, InferenceError> {
         match &link.provider {
-            Provider::Remote(remote) => {
-                remote
+            Provider::Remote(remote) => Ok(ModelAnswer {
+                model: remote.entry.model.clone(),
+                answer: remote
                     .complete(&request.messages, request.max_tokens, request.temperature)
-                    .await
-            }
-            Provider::Local => {
-                let local = self
-                    .local
-                    .as_ref()
-                    .ok_or(InferenceError::NoWorkers { kind: "generation" })?;
-                let model = local
-                    .generation_model()
-                    .ok_or(InferenceError::NoWorkers { kind: "generation" })?;
-                let prompt = model.chat_prompt(&request.messages)?;
-                let generated = local
-                    .generate(GenerationRequest {
-                        prompt,
-                        params: SamplingParams {
-                            temperature: request.temperature,
-                            ..SamplingParams::greedy()
-                        },
-                        max_tokens: request.max_tokens,
-                        stop: Vec::new(),
-                    })
-                    .await?
-                    .finish()
-                    .await?;
-                Ok(ProviderAnswer {
-                    cut_at_limit: generated.finish == FinishReason::Length,
-                    tokens_in: generated.prompt_tokens,
-                    tokens_out: generated.token_ids.len(),
-                    text: generated.text,
-                })
-            }
+                    .await?,
+            }),
+            Provider::Local => self.ask_local(request).await,
         }
+    }
+
+    /// This node's model, or when it cannot answer, a peer's.
+    async fn ask_local(&self, request: &CompletionRequest) -> Result<ModelAnswer, InferenceError> {
+        let ask = PeerAsk {
+            messages: request.messages.clone(),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+        };
+        let here = match &self.local {
+            Some(local) => peers::answer_locally(local, &ask).await,
+            None => Err(InferenceError::NoWorkers { kind: "generation" }),
+        };
+        let error = match here {
+            Err(error) if peers::a_peer_may_answer(&error) => error,
+            answered => return answered,
+        };
+        let Some(call) = self.peers.as_ref().and_then(|peers| peers.complete(ask)) else {
+            return Err(error);
+        };
+        let answered = call.await?;
+        tracing::info!(node = %answered.node, model = %answered.answered.model, "a peer's model answered");
+        Ok(answered.answered)
     }
 
     /// Scores an answer; relevance needs the local embedding model and is left out
@@ -457,7 +468,10 @@ pub fn price(
 mod tests {
     use troupe_config::{ProviderEntry, ProviderKind, ProviderSettings};
 
-    use super::{CompletionRequest, DaySpend, ProviderChain};
+    use std::sync::Arc;
+
+    use super::peers::{ModelAnswer, PeerAnswer, PeerAsk, PeerCall, PeerModels};
+    use super::{CompletionRequest, DaySpend, ProviderAnswer, ProviderChain};
     use crate::chat::ChatMessage;
     use crate::errors::InferenceError;
     use crate::quality::TaskType;
@@ -510,6 +524,72 @@ mod tests {
         }
         let within = chain.complete(&request(Some(0.5))).await;
         assert_eq!(within.calls.len(), 1, "asked while budget was left");
+    }
+
+    /// A peer that serves `peer-model` and answers every ask with the question's length.
+    struct OnePeer;
+
+    impl PeerModels for OnePeer {
+        fn complete(&self, ask: PeerAsk) -> Option<PeerCall> {
+            let text = format!("{} words", ask.messages[0].content.split(' ').count());
+            Some(Box::pin(async move {
+                Ok(PeerAnswer {
+                    node: "b".into(),
+                    answered: ModelAnswer {
+                        model: "peer-model".into(),
+                        answer: ProviderAnswer {
+                            text,
+                            cut_at_limit: false,
+                            tokens_in: 7,
+                            tokens_out: 2,
+                        },
+                    },
+                })
+            }))
+        }
+    }
+
+    /// No peer serves a model.
+    struct NoPeer;
+
+    impl PeerModels for NoPeer {
+        fn complete(&self, _: PeerAsk) -> Option<PeerCall> {
+            None
+        }
+    }
+
+    /// A node with no model of its own gets its `local` answers from a peer's model, free
+    /// and billed as local under the peer's model; with no peer, the local error stands.
+    #[tokio::test]
+    async fn a_chain_without_a_model_asks_a_peer_s_and_bills_it_as_local() {
+        let settings = ProviderSettings::default();
+        let chain = ProviderChain::new(&settings, None).with_peers(Arc::new(OnePeer));
+        let outcome = chain.complete(&request(None)).await;
+        let answer = outcome.answer.expect("the peer answered");
+        assert_eq!(
+            (answer.text.as_str(), answer.provider.as_str()),
+            ("1 words", "local")
+        );
+        let [call] = outcome.calls.as_slice() else {
+            panic!("{:?}", outcome.calls);
+        };
+        assert_eq!(call.model, "peer-model");
+        assert!(
+            call.local && call.served && call.error.is_none(),
+            "{call:?}"
+        );
+        assert_eq!(
+            (call.tokens_in, call.tokens_out, call.cost_usd),
+            (7, 2, 0.0)
+        );
+
+        let alone = ProviderChain::new(&settings, None).with_peers(Arc::new(NoPeer));
+        match alone.complete(&request(None)).await.answer {
+            Err(InferenceError::AllProvidersFailed(why)) => {
+                assert!(why.contains("no generation model is loaded"), "{why}")
+            }
+            other => panic!("answered with no model anywhere: {other:?}"),
+        }
     }
 
     /// A project with a cap of its own may spend what is left of both caps.

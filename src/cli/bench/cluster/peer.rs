@@ -5,7 +5,7 @@
 
 use ractor::Actor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use troupe_cluster::gateway::Gateway;
+use troupe_cluster::gateway::{Gateway, GatewayArgs};
 use troupe_cluster::links::{self, Links, LinksArgs};
 use troupe_config::Settings;
 use troupe_node::NodeBuilder;
@@ -24,7 +24,11 @@ pub async fn peer(certs: &std::path::Path) -> anyhow::Result<()> {
     };
     let (_links, _) = Actor::spawn(None, Links, args).await?;
     let node = NodeBuilder::new(peer_settings()).start().await?;
-    let (_gateway, _) = Actor::spawn(None, Gateway, node.engine().clone()).await?;
+    let gateway = GatewayArgs {
+        context: node.engine().clone(),
+        inference: None,
+    };
+    let (_gateway, _) = Actor::spawn(None, Gateway, gateway).await?;
     let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("READY {links_address} {}", echo.local_addr()?);
     loop {
