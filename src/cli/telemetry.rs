@@ -1,5 +1,7 @@
 //! Logging: human-readable or JSON lines on stderr, filtered by `log.level`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use troupe_config::{LogFormat, LogSettings};
 
@@ -13,8 +15,10 @@ pub fn init(settings: &LogSettings, quiet: bool) -> Result<(), String> {
     };
     let filter = EnvFilter::try_new(directives(level))
         .map_err(|error| format!("log.level `{level}`: {error}"))?;
+    // Colours only on a terminal: a log file or a container's log keeps plain lines.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
