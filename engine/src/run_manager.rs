@@ -396,3 +396,108 @@ async fn end_failed(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use troupe_agents::{AgentServices, Registry};
+    use troupe_store::clock::SystemClock;
+    use troupe_store::{AttemptRecord, Store};
+
+    use super::*;
+    use crate::context::NodeIdentity;
+    use crate::placement::HereOnly;
+    use crate::policy::ExecutionPolicy;
+
+    fn alone(store: &Store) -> Arc<EngineContext> {
+        let identity = NodeIdentity {
+            id: EngineContext::new_node_id(),
+            name: "a".into(),
+            alone: true,
+            placement: Arc::new(HereOnly {
+                node: "a".into(),
+                labels: Vec::new(),
+            }),
+        };
+        EngineContext::new(
+            identity,
+            store.clone(),
+            Registry::new(),
+            troupe_config::EngineSettings::default(),
+            AgentServices::default(),
+            Arc::new(SystemClock),
+            ExecutionPolicy::new(&[]),
+        )
+    }
+
+    /// Run `run` in epoch 1 on node a, with one recorded attempt outcome.
+    async fn running_with_an_outcome(store: &Store, run: &str) {
+        let record = RunRecord {
+            run_id: run.into(),
+            workflow_id: "wf".into(),
+            workflow_version: 1,
+            workflow_name: "Workflow".into(),
+            status: RunStatus::Running,
+            started_by: "ada".into(),
+            created_at_ms: 5,
+            finished_at_ms: 0,
+            project: "default".into(),
+            owner: "a".into(),
+            epoch: 1,
+        };
+        let started = StoredEvent {
+            run_id: run.into(),
+            seq: 0,
+            at_ms: 5,
+            event: RunEvent::RunStarted {
+                workflow_id: "wf".into(),
+                workflow_version: 1,
+                variables: Default::default(),
+                started_by: "ada".into(),
+                started_by_id: None,
+            },
+        };
+        store.create_run(&record, &started).await.unwrap();
+        let outcome = AttemptRecord {
+            run_id: run.into(),
+            idempotency_key: format!("{run}:t:1"),
+            epoch: 1,
+            node: "a".into(),
+            outcome: json!({"succeeded": {"outputs": {}, "cost_usd": 0.0}}),
+        };
+        store.record_attempt_outcome(&outcome).await.unwrap();
+    }
+
+    /// A run its supervisor gives up on ends failed and forgets its attempt outcomes,
+    /// only once the end is in the log: if another node took it over, the end is fenced
+    /// and the outcomes stay, as that node's evidence of what ran.
+    #[tokio::test]
+    async fn a_run_ended_failed_forgets_its_outcomes_unless_another_node_took_it_over() {
+        let store = Store::memory().await.unwrap();
+        let context = alone(&store);
+        running_with_an_outcome(&store, "taken").await;
+        running_with_an_outcome(&store, "ended").await;
+        store.take_over_run(&"taken".into(), 1, "b").await.unwrap();
+
+        match end_failed(&context, &"taken".into(), 1, "crash loop").await {
+            Err(EngineError::Store(StoreError::Fenced { epoch: 1, .. })) => {}
+            other => panic!("ended a run another node took over: {other:?}"),
+        }
+        assert!(store.attempt_outcome("taken:t:1").await.unwrap().is_some());
+
+        end_failed(&context, &"ended".into(), 1, "crash loop")
+            .await
+            .unwrap();
+        assert_eq!(store.attempt_outcome("ended:t:1").await.unwrap(), None);
+        let events = store.run_events(&"ended".into()).await.unwrap();
+        match &events.last().unwrap().event {
+            RunEvent::RunFinished { status, reason } => {
+                assert_eq!(
+                    (status, reason.as_deref()),
+                    (&RunStatus::Failed, Some("crash loop"))
+                )
+            }
+            other => panic!("the log ends with {other:?}"),
+        }
+    }
+}
