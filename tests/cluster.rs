@@ -92,6 +92,10 @@ fn a_run_whose_node_dies_is_taken_over_and_finished_by_another() {
     );
     assert_eq!(run["epoch"], 2, "{run:#}");
     assert_eq!(live_members(&b), ["b"]);
+    // a's link closed with its process and it missed its renewals: b declared it dead
+    // without waiting out its 5 s lease.
+    // (The log is written off the request path, so it may lag the take-over a little.)
+    wait_for_log(&dir.path().join("b.log"), "declared dead", "node=a");
 
     wait_for_run(&b, &run_id, 60, |run| {
         task_status(run, "sign_off") == "waiting_approval"

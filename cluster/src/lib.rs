@@ -4,7 +4,8 @@
 //! store's clock, and every run has an owner node and an epoch that a take-over raises
 //! by compare-and-set (the fence itself is the store's, `troupe_store::Store::
 //! append_events`). This crate decides: [`lease`] when a node may act, renews, or must
-//! fence itself; [`orphans`] which runs a node takes over. Both are pure state
+//! fence itself; [`orphans`] which runs a node takes over; [`downing`] which members
+//! it declares dead before their lease lapses (link lost and renewals missed). Both are pure state
 //! machines, property-tested against a fake store with crashes, pauses and partitions.
 //! The [`membership`] actor applies them: it renews the lease, fences the node, and
 //! hands the engine's run manager the runs to take over.
@@ -17,6 +18,7 @@
 //!
 //! Knows nothing of HTTP, accounts or how a node is composed.
 
+pub mod downing;
 pub mod error;
 pub mod gateway;
 pub mod lease;

@@ -1,7 +1,8 @@
 //! The membership actor: renews this node's lease every heartbeat, fences the node when
 //! it cannot ([`Lease`]), and hands the run manager the runs it should take over
-//! ([`Orphans`]). When it stops cleanly it ends its lease, so that its runs are taken
-//! over at once rather than after the lease.
+//! ([`Orphans`]), after declaring dead the members that died outright ([`downing`]).
+//! When it stops cleanly it ends its lease, so that its runs are taken over at once
+//! rather than after the lease.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use troupe_engine::run_manager::RunManagerMsg;
 use troupe_store::{NodeAdvert, NodeRecord};
 use troupe_supervision::ChildRef;
 
+use crate::downing;
 use crate::lease::{Lease, LeaseAction, LeaseTimes, Millis, Renewal, Standing};
 use crate::links::LinksMsg;
 use crate::orphans::Orphans;
@@ -239,11 +241,12 @@ async fn take_over_orphans(state: &mut MembershipState) -> Result<(), String> {
         .run_manager
         .get()
         .ok_or("the run manager is restarting")?;
-    let members = context
+    let mut members = context
         .store
         .nodes()
         .await
         .map_err(|error| error.to_string())?;
+    declare_the_dead(state, &mut members).await;
     let live: BTreeSet<String> = members
         .iter()
         .filter(|node| node.live)
@@ -271,6 +274,37 @@ async fn take_over_orphans(state: &mut MembershipState) -> Result<(), String> {
             .map_err(|error| error.to_string())?;
     }
     Ok(())
+}
+
+/// Declares dead the members whose link dropped and who stopped renewing (`downing`),
+/// and counts them dead in `members` from now.
+async fn declare_the_dead(state: &MembershipState, members: &mut [NodeRecord]) {
+    let Some(links) = state.links.get() else {
+        return;
+    };
+    let Ok(lost) = ractor::call_t!(links, LinksMsg::Lost, state.times.heartbeat_ms / 4) else {
+        tracing::debug!("the links did not say which links were lost");
+        return;
+    };
+    let silent_ms = 2 * state.times.heartbeat_ms;
+    let node = &state.context.node_name;
+    for (name, incarnation) in downing::due(node, members, &lost, silent_ms) {
+        match state
+            .context
+            .store
+            .declare_dead(&name, incarnation, silent_ms)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(node = %name, incarnation, "declared dead: its link dropped and it stopped renewing its lease");
+                if let Some(member) = members.iter_mut().find(|member| member.name == name) {
+                    member.live = false;
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, node = %name, "could not declare a node dead"),
+        }
+    }
 }
 
 /// Hands the links the members, to dial the live and drop the lapsed.

@@ -112,6 +112,29 @@ impl Store {
         .await
     }
 
+    /// Ends the lease of `name`'s `incarnation` now, if that node has not renewed for
+    /// `silent_ms` by the store's clock (it missed its renewals): another node declares
+    /// it dead. `false` when it renewed meanwhile, or another incarnation or declaration
+    /// came first. Its next renewal finds the lease ended, and it fences itself.
+    pub async fn declare_dead(
+        &self,
+        name: &str,
+        incarnation: u64,
+        silent_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let declared: Vec<Value> = self
+            .rows(
+                "LET $now = time::millis(time::now());
+                 UPDATE node SET lease_expires_ms = $now
+                 WHERE name = $name AND incarnation = $incarnation AND lease_expires_ms > $now
+                     AND $now - heartbeat_ms >= $silent
+                 RETURN VALUE name;",
+                json!({"name": name, "incarnation": incarnation, "silent": silent_ms}),
+            )
+            .await?;
+        Ok(!declared.is_empty())
+    }
+
     /// Every node that ever registered, by name.
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         let rows: Vec<Value> = self

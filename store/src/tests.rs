@@ -750,6 +750,41 @@ async fn of_nodes_racing_to_take_a_run_over_exactly_one_wins() {
     assert_eq!(won, [2]);
 }
 
+/// A node that missed its renewals may be declared dead by another, once: its lease
+/// ends, and its next renewal fails. One that renewed lately may not.
+#[tokio::test]
+async fn a_silent_node_is_declared_dead_and_a_renewing_one_is_not() {
+    let store = Store::memory().await.unwrap();
+    let advert = NodeAdvert::default();
+    let incarnation = store.register_node("a", &advert, 60_000).await.unwrap();
+    assert!(
+        !store.declare_dead("a", incarnation, 1_000).await.unwrap(),
+        "just renewed"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    assert!(
+        !store.declare_dead("a", incarnation + 1, 20).await.unwrap(),
+        "another incarnation"
+    );
+    assert!(
+        !store.declare_dead("b", 1, 20).await.unwrap(),
+        "no such node"
+    );
+    assert!(store.declare_dead("a", incarnation, 20).await.unwrap());
+    assert!(!store.nodes().await.unwrap()[0].live);
+    assert!(
+        !store.declare_dead("a", incarnation, 20).await.unwrap(),
+        "dead already"
+    );
+    let load = json!({});
+    assert!(
+        !store
+            .renew_node_lease("a", incarnation, 60_000, &load)
+            .await
+            .unwrap()
+    );
+}
+
 /// Leases by the store's clock: a node registers, renews, and a newer incarnation of its
 /// name (a restart) or an ended lease stops the old one renewing.
 #[tokio::test]

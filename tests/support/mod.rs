@@ -691,6 +691,27 @@ pub fn wait_for_mark(path: &Path, mark: &str) {
     }
 }
 
+/// Waits until a line of the log at `path` holds both `message` and `field` (a node's
+/// log is written off the request path, so it may lag what the node did a little).
+pub fn wait_for_log(path: &Path, message: &str, field: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        if log
+            .lines()
+            .any(|line| line.contains(message) && line.contains(field))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with `{message}` and `{field}` in {}:\n{log}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// How long a cluster node's lease lasts in a test.
 #[derive(Clone, Copy)]
 pub enum LeaseLength {

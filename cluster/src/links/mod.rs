@@ -14,7 +14,7 @@ mod identity;
 mod listener;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,8 @@ pub enum LinksMsg {
     },
     /// The peers with a session ready, by name.
     Peers(RpcReplyPort<Vec<String>>),
+    /// The live members whose session closed and has not come back, by name.
+    Lost(RpcReplyPort<Vec<String>>),
 }
 
 pub struct Links;
@@ -96,6 +98,8 @@ pub struct LinksState {
     server: ActorRef<NodeServerMessage>,
     accepting: JoinHandle<()>,
     sessions: HashMap<String, ActorRef<NodeSessionMessage>>,
+    /// Peers whose session closed without this node dropping it, until one is back.
+    lost: BTreeSet<String>,
     dials: HashMap<String, Dial>,
     /// The certificate of each connection's peer, for its session's name to be checked.
     proofs: Proofs,
@@ -166,6 +170,7 @@ impl Actor for Links {
             server,
             accepting,
             sessions: HashMap::new(),
+            lost: BTreeSet::new(),
             dials,
             proofs,
         };
@@ -186,12 +191,14 @@ impl Actor for Links {
             }
             LinksMsg::SessionReady { peer, session } => {
                 tracing::info!(%peer, "linked");
+                state.lost.remove(&peer);
                 state.sessions.insert(peer, session);
             }
             LinksMsg::SessionClosed { peer, session } => {
                 if state.sessions.get(&peer).map(|known| known.get_id()) == Some(session) {
                     tracing::info!(%peer, "link closed");
                     state.sessions.remove(&peer);
+                    state.lost.insert(peer);
                 }
             }
             LinksMsg::Dialled { address, outcome } => {
@@ -213,6 +220,11 @@ impl Actor for Links {
                 peers.sort();
                 if reply.send(peers).is_err() {
                     tracing::debug!("peers asked by a caller that left");
+                }
+            }
+            LinksMsg::Lost(reply) => {
+                if reply.send(state.lost.iter().cloned().collect()).is_err() {
+                    tracing::debug!("lost peers asked by a caller that left");
                 }
             }
         }
@@ -272,6 +284,7 @@ fn follow_members(state: &mut LinksState, members: &[NodeRecord]) {
             continue;
         }
         if !member.live {
+            state.lost.remove(&member.name);
             state.dials.remove(&member.cluster_address);
             if let Some(session) = state.sessions.remove(&member.name) {
                 tracing::warn!(peer = %member.name, "its lease lapsed: dropping the link");

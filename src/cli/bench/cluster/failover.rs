@@ -2,8 +2,10 @@
 //! server. Each trial starts a run that waits at an approval gate on one node, kills
 //! that node (SIGKILL: no shutdown code runs, as when a machine dies), and times until
 //! the other node owns the run; then starts the killed node again, and the next trial
-//! swaps their roles. What it measures is the lease: a survivor takes a run over once
-//! the dead owner's lease lapsed (`cluster.lease_ms`) and its next heartbeat sees it.
+//! (once the two are linked again) swaps their roles. What it measures is how soon a
+//! death is seen: a survivor whose link to the owner closed declares it dead once it
+//! has missed its renewals (two heartbeats, `cluster.heartbeat_ms`), and takes its run
+//! over at its next heartbeat; a death the links did not see waits for the lease.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -71,6 +73,8 @@ pub async fn failover(plan: &FailoverPlan, scratch: &Path) -> anyhow::Result<Fai
     let mut samples_ms = Vec::with_capacity(plan.trials);
     for trial in 0..plan.trials {
         let (victim, survivor) = (trial % 2, 1 - trial % 2);
+        // A cluster, not two nodes that just met: the survivor is linked to the victim.
+        nodes[survivor].wait_linked_to(nodes[victim].name).await?;
         let run = start_waiting_run(&nodes[victim], &workflow).await?;
         let killed = Instant::now();
         nodes[victim].kill();
@@ -136,8 +140,25 @@ struct BenchNode {
 }
 
 impl BenchNode {
-    /// Starts node `name` and waits until it is a live member.
+    /// Starts node `name` and waits until it is a live member; again on another port
+    /// when the free one it picked was taken before the node could bind it.
     async fn start(
+        plan: &FailoverPlan,
+        name: &'static str,
+        scratch: &Path,
+    ) -> anyhow::Result<BenchNode> {
+        let mut tries = 0;
+        loop {
+            match BenchNode::start_once(plan, name, scratch).await {
+                Err(error) if error.to_string().contains("Address already in use") && tries < 3 => {
+                    tries += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    async fn start_once(
         plan: &FailoverPlan,
         name: &'static str,
         scratch: &Path,
@@ -185,6 +206,20 @@ impl BenchNode {
             "node {} was not ready within 60 s; its log:\n{log}",
             self.name
         )
+    }
+
+    /// Waits until this node has a link to `peer`.
+    async fn wait_linked_to(&self, peer: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            let view: Value = self.client.get("/api/v1/cluster").await?;
+            let linked = view["linked"].as_array();
+            if linked.is_some_and(|linked| linked.iter().any(|name| name == peer)) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!("node {} never linked to {peer} within 60 s", self.name)
     }
 
     /// Waits until this node owns `run`.
