@@ -18,6 +18,7 @@ pub use choices::{DeviceChoice, PrivacyMode, ProviderKind};
 pub use errors::ConfigError;
 pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
+pub use problems::is_node_name;
 pub use settings::{
     AgentSettings, AuditSettings, AuditShipSettings, ClusterSettings, ClusterTlsSettings,
     EgressSettings, EngineSettings, JailSettings, LogFormat, LogSettings, ModelAgentSettings,

@@ -54,7 +54,7 @@ impl Settings {
             ));
         }
         let name = &cluster.node_name;
-        if name.len() > 63 || !name.chars().all(is_name_char) {
+        if !name.is_empty() && !is_node_name(name) {
             problems.push((
                 "cluster.node_name",
                 format!(
@@ -64,7 +64,7 @@ impl Settings {
             ));
         }
         for label in &cluster.labels {
-            if label.is_empty() || label.len() > 63 || !label.chars().all(is_name_char) {
+            if !is_node_name(label) {
                 problems.push((
                     "cluster.labels",
                     format!("`{label}` is not a label: use letters, digits, `.`, `_` and `-`"),
@@ -407,9 +407,14 @@ fn at_least_one(problems: &mut Problems, values: impl IntoIterator<Item = (&'sta
     }
 }
 
-/// A character of a node name or label.
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+/// A node's name (or a label): letters, digits, `.`, `_` and `-`, at most 63, not only
+/// dots. The one rule for names in settings, in the node table and in certificates.
+pub fn is_node_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(allowed)
+        && name.chars().any(|c| c != '.')
 }
 
 /// `HOST:PORT`, the host a name or an address.

@@ -296,3 +296,14 @@ fn cluster_links_without_a_cookie_or_certificates_or_plain_beyond_loopback_are_r
         "{text}"
     );
 }
+
+/// One rule for node names and labels, in settings, the node table and certificates.
+#[test]
+fn a_node_name_is_letters_digits_dots_underscores_and_dashes() {
+    for good in ["a", "node-1", "gpu_box.eu-west", &"x".repeat(63)] {
+        assert!(troupe_config::is_node_name(good), "{good}");
+    }
+    for bad in ["", "..", "a b", "a/b", "é", &"x".repeat(64)] {
+        assert!(!troupe_config::is_node_name(bad), "{bad}");
+    }
+}

@@ -111,15 +111,10 @@ fn create_new(path: &Path, text: &str, mode: u32) -> Result<(), ClusterError> {
     file.write_all(text.as_bytes()).map_err(write)
 }
 
-/// A node's name, also a file name here: letters, digits, `.`, `_`, `-`, not `ca`, and
-/// not only dots.
+/// A node's name, also a file name here (`troupe_config::is_node_name`), and not `ca`
+/// (the CA's own files).
 fn is_node_name(name: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(allowed)
-        && name.chars().any(|c| c != '.')
-        && name != "ca"
+    troupe_config::is_node_name(name) && name != "ca"
 }
 
 #[cfg(test)]

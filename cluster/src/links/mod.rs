@@ -25,6 +25,7 @@ use ractor_cluster::{
     NodeSessionMessage, RactorMessage,
 };
 use tokio::task::JoinHandle;
+use troupe_engine::backoff::retry_delay_ms;
 use troupe_store::NodeRecord;
 
 use self::identity::Proofs;
@@ -127,11 +128,12 @@ impl Dial {
         !self.in_flight && Instant::now() >= self.next_try
     }
 
-    /// 200 ms, doubling to 5 s.
+    /// 200 ms, doubling to 5 s, jittered like a task's retries so that the nodes that
+    /// lost the same peer do not redial it in lockstep.
     fn failed(&mut self) {
         self.in_flight = false;
         self.failures = self.failures.saturating_add(1);
-        let delay = 200u64.saturating_mul(1 << self.failures.min(5)).min(5_000);
+        let delay = retry_delay_ms(self.failures.saturating_add(1), 200, 5_000);
         self.next_try = Instant::now() + Duration::from_millis(delay);
     }
 }
@@ -491,7 +493,7 @@ mod tests {
         }
         let wait = dial.next_try - Instant::now();
         assert!(
-            wait <= Duration::from_secs(5) && wait > Duration::from_secs(4),
+            wait <= Duration::from_secs(5) && wait >= Duration::from_millis(2_400),
             "{wait:?}"
         );
         assert!(!dial.due());
