@@ -169,63 +169,87 @@ impl Server {
         env: &[(&str, &str)],
     ) -> Server {
         let data_flag = ["--data-dir", data_dir.to_str().expect("a UTF-8 path")];
-        Server::spawn(troupe(), data_dir, address, extra_args, &data_flag, env)
+        Server::spawn(troupe, data_dir, address, extra_args, &data_flag, env)
     }
 
     /// `troupe up` on `data_dir` with accounts at their default (required), not the
     /// single-user setting the other tests run with.
     pub fn start_with_accounts(data_dir: &Path, address: &str, extra_args: &[&str]) -> Server {
-        let mut command = troupe();
-        command.env_remove("TROUPE_AUTH__REQUIRED");
+        let with_accounts = || {
+            let mut command = troupe();
+            command.env_remove("TROUPE_AUTH__REQUIRED");
+            command
+        };
         let data_flag = ["--data-dir", data_dir.to_str().expect("a UTF-8 path")];
-        Server::spawn(command, data_dir, address, extra_args, &data_flag, &[])
+        Server::spawn(
+            with_accounts,
+            data_dir,
+            address,
+            extra_args,
+            &data_flag,
+            &[],
+        )
     }
 
     /// `troupe [store args] up` on a store named by settings flags, not a data directory;
     /// `log_base` names its log (`log_base.log`).
     pub fn start_on_store(log_base: &Path, address: &str, store_args: &[&str]) -> Server {
-        Server::spawn(troupe(), log_base, address, store_args, &[], &[])
+        Server::spawn(troupe, log_base, address, store_args, &[], &[])
     }
 
+    /// Starts `troupe up` from `command()`, on `address`, or on another free port when
+    /// something took that one between `free_address` and the node's bind.
     fn spawn(
-        mut command: Command,
+        command: impl Fn() -> Command,
         data_dir: &Path,
         address: &str,
         extra_args: &[&str],
         up_args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
-        let child = command
-            .envs(env.iter().copied())
-            .args(extra_args)
-            .args(["up", "--address", address])
-            .args(up_args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("troupe up starts");
-        let server = Server {
-            child,
-            address: address.into(),
-            data_dir: data_dir.into(),
-        };
-        server.wait_ready();
-        server
+        let mut address = address.to_string();
+        for _ in 0..3 {
+            let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
+            let child = command()
+                .envs(env.iter().copied())
+                .args(extra_args)
+                .args(["up", "--address", &address])
+                .args(up_args)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("troupe up starts");
+            let mut server = Server {
+                child,
+                address: address.clone(),
+                data_dir: data_dir.into(),
+            };
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(log) if log.contains("Address already in use") => address = free_address(),
+                Err(log) => panic!("troupe up did not become ready; its log:\n{log}"),
+            }
+        }
+        panic!("troupe up found every port it was given taken");
     }
 
-    fn wait_ready(&self) {
+    /// Waits up to 60 s for `/readyz`; the log when the node exited or never got there.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let log_path = self.data_dir.with_extension("log");
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         while Instant::now() < deadline {
             if let Ok(response) = http1::blocking_get(&self.url("/readyz"))
                 && response == 200
             {
-                return;
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("(it exited: {status})\n{}", log()));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let log = std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default();
-        panic!("troupe up did not become ready in 60 s; its log:\n{log}");
+        Err(format!("(not ready in 60 s)\n{}", log()))
     }
 
     pub fn url(&self, path: &str) -> String {
