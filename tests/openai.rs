@@ -323,3 +323,65 @@ fn a_thousand_concurrent_requests_are_each_answered_or_refused_with_a_retry_time
     );
     assert_eq!(status, 200, "the node still serves: {answer}");
 }
+
+/// A busy node's `/metrics`: a run, a model call and a request for nothing show up by
+/// route, kind and outcome, and Prometheus's own linter accepts the scrape.
+#[test]
+fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
+    let (_scratch, server) = server();
+    let workflow = "name: Counted\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
+    let run_id = support::save_and_start(&server, workflow, &json!({}));
+    let run = support::wait_for_run(&server, &run_id, 30, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let (status, answer) = post(
+        &server,
+        "/v1/chat/completions",
+        "application/json",
+        &chat_body(
+            "Name a colour.",
+            json!({"model": "smollm2-135m-instruct-q4_1"}),
+        ),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let missing = support::http1::blocking_get(&server.url("/no/such/page")).unwrap();
+    assert_eq!(missing.status, 404);
+
+    let scrape = support::http1::blocking_get(&server.url("/metrics")).unwrap();
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    let text = &scrape.body;
+    for series in [
+        "troupe_runs_started_total 1",
+        r#"troupe_runs_finished_total{status="completed"} 1"#,
+        r#"troupe_task_attempts_total{kind="echo",outcome="succeeded"} 1"#,
+        r#"gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="local",gen_ai_request_model="smollm2-135m-instruct-q4_1",outcome="ok"} 1"#,
+        r#"troupe_http_requests_total{method="POST",route="/api/v1/workflows/{id}/runs",status="201"} 1"#,
+        r#"troupe_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"troupe_pool_tasks{kind="echo",state="running"} 0"#,
+        r#"troupe_pool_tasks{kind="echo",state="queued"} 0"#,
+    ] {
+        assert!(
+            text.lines().any(|line| line == series),
+            "no `{series}` in\n{text}"
+        );
+    }
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: run ./scripts/setup (it installs Debian's prometheus)");
+    promtool
+        .stdin
+        .as_ref()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

@@ -339,6 +339,38 @@ async fn an_api_key_does_only_what_its_scopes_and_projects_allow() {
     assert_eq!(ids, vec![shop_run.as_str()]);
 }
 
+/// `/metrics` is for who holds `metrics.read`: an organisation owner, or a key scoped to
+/// it (what a Prometheus server scrapes with); a developer is refused.
+#[tokio::test]
+async fn metrics_are_scraped_only_with_metrics_read() {
+    let team = Team::new().await;
+    let owner = team.user("owner@example.com", Role::OrgOwner).await;
+    let developer = team.user("dev@example.com", Role::Developer).await;
+    let (status, _) = team.get(&developer, "/metrics").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, created) = team
+        .post(
+            &owner,
+            "/api/v1/auth/keys",
+            json!({ "name": "prometheus", "scopes": ["metrics.read"], "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap();
+    let (status, text) = team.get(key, "/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("troupe_build_info{version=\"0.1.0\"} 1"),
+        "{text}"
+    );
+    // The refusal is counted under its route, as every request is.
+    let refused = r#"troupe_http_requests_total{method="GET",route="/metrics",status="403"} 1"#;
+    assert!(text.contains(refused), "{text}");
+    let (status, _) = team.get(key, "/api/v1/runs").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the key may only scrape");
+}
+
 #[test]
 fn every_route_of_the_api_document_declares_what_it_needs() {
     let declared = crate::routes::declare();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 
 use crate::body::{JsonBody, read_bytes};
 use crate::error::{ApiError, ErrorBody};
@@ -314,6 +314,23 @@ pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
 }
 
 /// The process is up.
+/// Every metric of this node in Prometheus's text format, for a scraper holding
+/// `metrics.read` (an API key scoped to it, say).
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
+    (status = 503, body = ErrorBody, description = "the embedding program exports metrics itself")))]
+pub async fn metrics(State(node): NodeState) -> Result<Response, ApiError> {
+    let text = node.metrics_text().await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_elsewhere",
+            "the program that runs this node installed its own metrics recorder: scrape it there",
+        )
+    })?;
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+}
+
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
 pub async fn healthz() -> &'static str {
     "ok"

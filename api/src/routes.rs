@@ -179,6 +179,7 @@ fn documented(builder: Builder) -> Builder {
         .doc(OnNode(AgentsView), routes!(openai::loaded_models))
         .doc(OnNode(AgentsExecute), routes!(providers::complete))
         .doc(OnNode(CostsView), routes!(providers::costs))
+        .doc(OnNode(MetricsRead), routes!(handlers::metrics))
         .doc(OnNode(AgentsView), routes!(openai::list_models))
         .doc(OnNode(AgentsExecute), routes!(openai::chat_completions))
         .doc(OnNode(AgentsExecute), routes!(openai::embeddings))

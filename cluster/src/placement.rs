@@ -81,6 +81,14 @@ impl ClusterPlacement {
             .collect()
     }
 
+    /// The members as last read from the node table.
+    pub fn members(&self) -> Vec<NodeRecord> {
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Where a live member's API listens (`http://host:port`).
     pub fn api_address(&self, node: &str) -> Option<String> {
         let members = self.members.read().unwrap_or_else(PoisonError::into_inner);

@@ -252,7 +252,10 @@ async fn run_attempt(
     job: AttemptJob,
 ) {
     let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
+    let kind = agent.kind().to_string();
+    let started = std::time::Instant::now();
     let outcome = tracing::Instrument::instrument(execute(agent, slots, running, &job), span).await;
+    crate::metrics::attempt_ended(&kind, &outcome, started.elapsed().as_secs_f64());
     if let Some(book) = book {
         book.record(&job, &outcome).await;
     }

@@ -21,6 +21,7 @@ mod dispatch;
 mod error;
 mod in_flight;
 pub mod invoke;
+pub mod metrics;
 pub mod outcome;
 pub mod placement;
 pub mod policy;

@@ -472,6 +472,9 @@ async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
         .append_events(&state.staged, state.epoch)
         .await?;
     for event in state.staged.drain(..) {
+        if let RunEvent::RunFinished { status, .. } = &event.event {
+            crate::metrics::run_finished(*status, event.at_ms - state.run.started_at_ms);
+        }
         // No subscriber is fine: the log is the record.
         let _no_subscribers = state.context.events.send(event);
     }

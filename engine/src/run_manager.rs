@@ -71,7 +71,7 @@ impl Actor for RunManager {
         context: Arc<EngineContext>,
     ) -> Result<RunManagerState, ActorProcessingErr> {
         let mut state = RunManagerState {
-            children: Children::new(restart_policy(&context)),
+            children: Children::new("run_manager", restart_policy(&context)),
             context,
             runs: HashMap::new(),
             epochs: HashMap::new(),
@@ -214,6 +214,7 @@ async fn start_run(
         },
     };
     store.create_run(&record, &first).await?;
+    crate::metrics::run_started();
     let _no_subscribers = state.context.events.send(first);
     state.epochs.insert(run_id.clone(), FIRST_EPOCH);
     spawn_run(myself, state, &run_id).await?;
@@ -388,6 +389,8 @@ async fn end_failed(
     };
     tracing::error!(%run_id, reason, "run ended failed by its supervisor");
     context.store.append_events(&[finished], epoch).await?;
+    let started = events.first().map_or(now, |first| first.at_ms);
+    crate::metrics::run_finished(RunStatus::Failed, now - started);
     // Only once the end is in the log: attempts may have ended since the log's last
     // outcome, and if another node took the run over (the append is fenced) their
     // records are its evidence. Left behind by a crash here, they are only litter.

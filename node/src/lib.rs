@@ -13,6 +13,7 @@ mod builder;
 mod cluster;
 mod error;
 mod load;
+mod metrics;
 mod node;
 pub mod policy;
 pub mod services;

@@ -102,6 +102,7 @@ impl Node {
         registry: Registry,
         clock: Arc<dyn troupe_store::clock::Clock>,
     ) -> Result<Node, NodeError> {
+        crate::metrics::recorder();
         let store = Store::open(&settings.store).await?;
         let name = node_name(&settings);
         // The invocations this node's last process accepted ended with it: no one waits
@@ -233,11 +234,23 @@ impl Node {
         project: &ProjectId,
         calls: &[CallRecord],
     ) -> Result<(), NodeError> {
+        crate::metrics::count_calls(calls);
         self.context
             .store
             .record_calls(request_id, at_ms, project, calls)
             .await
             .map_err(Into::into)
+    }
+
+    /// Every metric of this process in Prometheus's text format; `None` when the program
+    /// that embeds the node installed a metrics recorder of its own.
+    pub async fn metrics_text(&self) -> Option<String> {
+        let recorder = crate::metrics::recorder()?;
+        crate::metrics::pools(&self.pool_loads().await);
+        if let Some(cluster) = &self.cluster {
+            crate::metrics::members(&cluster.members());
+        }
+        Some(recorder.render())
     }
 
     /// What model calls cost since `since_ms`, of `projects` only when given.

@@ -104,6 +104,7 @@ impl ChainModel {
         }
         let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
+        crate::metrics::count_calls(&calls);
         self.store
             .record_calls(&request_id, started, project, &calls)
             .await?;

@@ -112,6 +112,8 @@ vocabulary! {
         AuditRead = "audit.read",
         CostsView = "costs.view",
         MemoryManage = "memory.manage",
+        /// Scrape `/metrics` (node-wide: activity and spend of every project).
+        MetricsRead = "metrics.read",
     }
 }
 
@@ -131,7 +133,7 @@ mod tests {
         for permission in Permission::ALL {
             assert_eq!(permission.as_str().parse::<Permission>(), Ok(*permission));
         }
-        assert_eq!(Permission::ALL.len(), 17);
+        assert_eq!(Permission::ALL.len(), 18);
     }
 
     #[test]

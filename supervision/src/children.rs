@@ -12,6 +12,24 @@ use ractor::{ActorCell, ActorId, SupervisionEvent};
 
 use crate::restart_log::{RestartLog, RestartPolicy, Verdict};
 
+/// Restarts made by supervisors, by supervisor (`root`, `run_manager`,
+/// `inference_router`): a storm shows as a rate.
+pub const RESTARTS: &str = "troupe_actor_restarts_total";
+/// Children a supervisor gave up on after more failures than its policy allows.
+pub const GIVE_UPS: &str = "troupe_actor_give_ups_total";
+
+/// The help text of the supervisors' metrics (once, at start).
+pub fn describe() {
+    metrics::describe_counter!(
+        RESTARTS,
+        "Supervised actors restarted after a failure, by supervisor."
+    );
+    metrics::describe_counter!(
+        GIVE_UPS,
+        "Supervised actors not restarted: they failed more often than the restart policy allows."
+    );
+}
+
 /// What a supervision event means for the supervisor's children.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildEvent<K> {
@@ -27,6 +45,8 @@ pub enum ChildEvent<K> {
 }
 
 pub struct Children<K> {
+    /// Which supervisor this is, for the metrics: a fixed name, not an actor id.
+    supervisor: &'static str,
     policy: RestartPolicy,
     by_actor: HashMap<ActorId, K>,
     logs: HashMap<K, RestartLog>,
@@ -34,8 +54,9 @@ pub struct Children<K> {
 }
 
 impl<K: Clone + Eq + Hash + Debug> Children<K> {
-    pub fn new(policy: RestartPolicy) -> Self {
+    pub fn new(supervisor: &'static str, policy: RestartPolicy) -> Self {
         Self {
+            supervisor,
             policy,
             by_actor: HashMap::new(),
             logs: HashMap::new(),
@@ -88,15 +109,23 @@ impl<K: Clone + Eq + Hash + Debug> Children<K> {
         match verdict {
             Verdict::Restart => {
                 self.restarts += 1;
+                metrics::counter!(RESTARTS, "supervisor" => self.supervisor).increment(1);
                 ChildEvent::Restart { key, error }
             }
-            Verdict::Escalate => ChildEvent::GaveUp {
-                reason: format!(
-                    "failed more than {} times in {:?}; last error: {error}",
-                    self.policy.max_restarts, self.policy.period
-                ),
-                key,
-            },
+            Verdict::Escalate => {
+                metrics::counter!(GIVE_UPS, "supervisor" => self.supervisor).increment(1);
+                self.gave_up(key, error)
+            }
+        }
+    }
+
+    fn gave_up(&self, key: K, error: String) -> ChildEvent<K> {
+        ChildEvent::GaveUp {
+            reason: format!(
+                "failed more than {} times in {:?}; last error: {error}",
+                self.policy.max_restarts, self.policy.period
+            ),
+            key,
         }
     }
 }

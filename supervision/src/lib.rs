@@ -7,7 +7,7 @@
 //! the rest of the node reaches a supervised actor across its restarts.
 
 mod child_ref;
-mod children;
+pub mod children;
 mod restart_log;
 mod supervisor;
 

@@ -96,7 +96,7 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut state = SupervisorState {
             specs: args.children,
-            children: Children::new(args.policy),
+            children: Children::new("root", args.policy),
         };
         for index in 0..state.specs.len() {
             start_child(&myself, &mut state, index).await?;

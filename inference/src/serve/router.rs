@@ -109,7 +109,7 @@ impl Actor for Router {
         args: RouterArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut slots = Vec::new();
-        let mut children = Children::new(args.policy);
+        let mut children = Children::new("inference_router", args.policy);
         let generation_workers = args.generation.as_ref().map_or(0, |pool| pool.workers);
         let embedding_workers = args.embedding.as_ref().map_or(0, |pool| pool.workers);
         for kind in std::iter::repeat_n(WorkerKind::Generation, generation_workers).chain(

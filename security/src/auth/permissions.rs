@@ -16,7 +16,7 @@ pub const fn weakest_holder(permission: Permission) -> Role {
         WorkflowsDelete | AgentsConfigure | ProjectsUpdate | ProjectsDelete | AuditRead => {
             Role::ProjectOwner
         }
-        ProjectsCreate | UsersManage => Role::OrgOwner,
+        ProjectsCreate | UsersManage | MetricsRead => Role::OrgOwner,
         SettingsManage => Role::SuperAdmin,
     }
 }

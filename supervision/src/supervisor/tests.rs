@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshot};
+
 use super::*;
 
 /// A child that panics on `Crash` and counts its starts.
@@ -127,8 +129,34 @@ impl Actor for Parent {
     }
 }
 
+/// The counters labelled `supervisor="root"` in `snapshot`, by name.
+fn root_counters(snapshot: Snapshot) -> Vec<(String, u64)> {
+    let mut counters: Vec<(String, u64)> = snapshot
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let key = key.key();
+            let root = key
+                .labels()
+                .any(|label| label.key() == "supervisor" && label.value() == "root");
+            match value {
+                DebugValue::Counter(count) if root => Some((key.name().to_string(), count)),
+                _ => None,
+            }
+        })
+        .collect();
+    counters.sort();
+    counters
+}
+
+/// A crash loop restarts its child up to the policy's limit, then escalates; the
+/// restarts and the give-up are counted for `/metrics`.
 #[tokio::test]
 async fn a_crash_loop_beyond_the_limit_escalates_to_the_parent() {
+    let recorder = DebuggingRecorder::new();
+    let snapshot = recorder.snapshotter();
+    // Each test is a process of its own under nextest: this recorder is this test's.
+    recorder.install().unwrap();
     let starts = Arc::new(AtomicU32::new(0));
     let failures = Arc::new(AtomicU32::new(0));
     let (parent, _) = Actor::spawn(
@@ -159,6 +187,14 @@ async fn a_crash_loop_beyond_the_limit_escalates_to_the_parent() {
         starts.load(Ordering::SeqCst),
         3,
         "no restart after the limit"
+    );
+    // One snapshot: taking one resets the counters it read.
+    assert_eq!(
+        root_counters(snapshot.snapshot()),
+        [
+            (crate::children::GIVE_UPS.to_string(), 1),
+            (crate::children::RESTARTS.to_string(), 2)
+        ]
     );
     parent.stop(None);
 }
