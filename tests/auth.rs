@@ -196,7 +196,7 @@ fn a_required_token_guards_every_route_and_names_the_caller(
             .status
     };
     assert_eq!(status("/api/v1/runs"), 401);
-    assert_eq!(status("/healthz"), 200);
+    assert_eq!(status("/livez"), 200);
     let bearer = format!("Authorization: Bearer {token}");
     let workflow = "name: Guarded\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
     let created = request_with(

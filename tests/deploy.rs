@@ -2,7 +2,8 @@
 //! nodes with distinct names on one SurrealDB server that keeps its data, and the
 //! Kubernetes manifests run a StatefulSet behind a headless Service with readiness on
 //! `/readyz`, the store's address and password from a Secret, and a disruption budget
-//! that keeps a majority up.
+//! that keeps a majority up. The Prometheus alert rules pass `promtool`'s checks and
+//! their own unit tests.
 
 use std::path::Path;
 
@@ -166,4 +167,49 @@ fn the_kubernetes_manifests_make_a_stateful_set_behind_a_headless_service() {
 
 fn documents_of_secret() -> Yaml {
     documents("kubernetes/secret.example.yaml").remove(0)
+}
+
+/// `promtool` on `args`, run in `deploy/prometheus`: its output, asserting success.
+fn promtool(args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let output = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("promtool is missing: run ./scripts/setup (it installs Debian's prometheus)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+/// The alert rules are valid Prometheus rules, and their unit tests (input series that
+/// make every rule fire, and a healthy node on which none does) pass.
+#[test]
+fn the_alert_rules_are_valid_and_each_fires_on_its_trouble_only() {
+    let checked = promtool(&["check", "rules", "alerts.yaml"]);
+    assert!(checked.contains("SUCCESS: 10 rules found"), "{checked}");
+    let rules = &documents("prometheus/alerts.yaml")[0]["groups"][0]["rules"];
+    let names: Vec<&str> = rules
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|rule| rule["alert"].as_str().unwrap())
+        .collect();
+    let tests = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alerts_test.yaml"),
+    )
+    .unwrap();
+    for name in names {
+        assert_eq!(
+            tests.matches(&format!("alertname: {name}")).count(),
+            2,
+            "{name} is tested firing once and quiet once"
+        );
+    }
+    let tested = promtool(&["test", "rules", "alerts_test.yaml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
 }

@@ -346,6 +346,7 @@ fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
     let missing = support::http1::blocking_get(&server.url("/no/such/page")).unwrap();
     assert_eq!(missing.status, 404);
 
+    assert_eq!(get_json(&server, "/readyz")["models"], "ok");
     let scrape = support::http1::blocking_get(&server.url("/metrics")).unwrap();
     assert_eq!(scrape.status, 200, "{}", scrape.body);
     let text = &scrape.body;
@@ -358,6 +359,8 @@ fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
         r#"troupe_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
         r#"troupe_pool_tasks{kind="echo",state="running"} 0"#,
         r#"troupe_pool_tasks{kind="echo",state="queued"} 0"#,
+        r#"troupe_component_up{component="store"} 1"#,
+        r#"troupe_component_up{component="models"} 1"#,
     ] {
         assert!(
             text.lines().any(|line| line == series),

@@ -117,7 +117,7 @@ async fn a_node_with_tls_serves_https_only_with_secure_prefixed_cookies() {
         matches!(answered, Err(_) | Ok(0)),
         "plain HTTP on the TLS port answered {answered:?}"
     );
-    let health = client.get(node.url("/healthz")).send().await.unwrap();
+    let health = client.get(node.url("/livez")).send().await.unwrap();
     assert_eq!(
         health.headers()["strict-transport-security"],
         "max-age=31536000"

@@ -314,12 +314,21 @@ pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
 }
 
 /// The process is up.
+const COMPONENT_UP: &str = "troupe_component_up";
+
 /// Every metric of this node in Prometheus's text format, for a scraper holding
 /// `metrics.read` (an API key scoped to it, say).
 #[utoipa::path(get, path = "/metrics", responses(
     (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
     (status = 503, body = ErrorBody, description = "the embedding program exports metrics itself")))]
 pub async fn metrics(State(node): NodeState) -> Result<Response, ApiError> {
+    metrics::describe_gauge!(
+        COMPONENT_UP,
+        "1 while a component of the node is well (as /readyz sees it), else 0."
+    );
+    for (component, well) in readiness(&node).await.components() {
+        metrics::gauge!(COMPONENT_UP, "component" => component).set(if well { 1.0 } else { 0.0 });
+    }
     let text = node.metrics_text().await.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -331,8 +340,10 @@ pub async fn metrics(State(node): NodeState) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok")))]
-pub async fn healthz() -> &'static str {
+/// Liveness: the process answers (Kubernetes restarts a node that stops answering).
+/// Whether it can serve is `/readyz`'s question.
+#[utoipa::path(get, path = "/livez", responses((status = 200, description = "ok")))]
+pub async fn livez() -> &'static str {
     "ok"
 }
 
@@ -343,6 +354,17 @@ const READINESS_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// the node is a live member.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
+    let readiness = readiness(&node).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
+}
+
+/// Each component's state, and whether the node can serve.
+async fn readiness(node: &Node) -> Readiness {
     // Which part is not ready, never why: the answer is for anyone, the reason for the log.
     // Bounded: a store that went away can leave a query waiting for its reconnection,
     // and a probe must answer in time to count.
@@ -365,21 +387,21 @@ pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
         (true, false) => "joining",
     }
     .to_string();
-    let ready = store == "ok" && supervision == "ok" && membership != "joining";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let models = match node.inference() {
+        None => "off",
+        Some(service) if service.workers().await.is_ok() => "ok",
+        Some(_) => "unavailable",
+    }
+    .to_string();
+    let mut readiness = Readiness {
+        ready: false,
+        store,
+        supervision,
+        membership,
+        models,
     };
-    (
-        status,
-        Json(Readiness {
-            ready,
-            store,
-            supervision,
-            membership,
-        }),
-    )
+    readiness.ready = readiness.components().iter().all(|(_, well)| *well);
+    readiness
 }
 
 pub async fn not_found() -> ApiError {

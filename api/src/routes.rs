@@ -123,7 +123,7 @@ fn build() -> (Declared, Arc<utoipa::openapi::OpenApi>) {
 /// The routes the OpenAPI document describes.
 fn documented(builder: Builder) -> Builder {
     builder
-        .doc(Open, routes!(handlers::healthz))
+        .doc(Open, routes!(handlers::livez))
         .doc(Open, routes!(handlers::readyz))
         .doc(Open, routes!(auth::login))
         .doc(Open, routes!(auth::refresh))

@@ -200,7 +200,7 @@ async fn decisions_on_tasks_that_do_not_wait_are_refused() {
 #[tokio::test]
 async fn health_readiness_and_the_api_description_are_served() {
     let (app, _node) = app().await;
-    assert_eq!(get(&app, "/healthz").await, (StatusCode::OK, json!("ok")));
+    assert_eq!(get(&app, "/livez").await, (StatusCode::OK, json!("ok")));
     let (status, ready) = get(&app, "/readyz").await;
     assert_eq!(
         (status, ready["ready"].clone()),
