@@ -367,6 +367,11 @@ fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
             "no `{series}` in\n{text}"
         );
     }
+    let budget = text
+        .lines()
+        .find_map(|line| line.strip_prefix("troupe_paid_budget_usd_per_day "))
+        .map(|value| value.parse::<f64>().unwrap());
+    assert_eq!(budget, Some(10.0), "providers.budget_usd_per_day's default");
     let promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

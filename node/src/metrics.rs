@@ -21,6 +21,7 @@ const MODEL_TOKENS: &str = "troupe_model_tokens_total";
 /// numbers), its `_count` the calls.
 const MODEL_COST: &str = "troupe_model_call_cost_usd";
 const ESCALATIONS: &str = "troupe_model_escalations_total";
+const PAID_BUDGET: &str = "troupe_paid_budget_usd_per_day";
 const POOL_TASKS: &str = "troupe_pool_tasks";
 const POOL_CAPACITY: &str = "troupe_pool_capacity";
 const CLUSTER_MEMBERS: &str = "troupe_cluster_members";
@@ -95,6 +96,10 @@ fn describe() {
         "What each model call cost, in US dollars, by provider and model (local calls cost 0)."
     );
     describe_gauge!(
+        PAID_BUDGET,
+        "What paid providers may cost a day on this node (providers.budget_usd_per_day)."
+    );
+    describe_gauge!(
         POOL_TASKS,
         "Task attempts in each agent pool now, by kind and state (running, queued)."
     );
@@ -110,6 +115,11 @@ fn describe() {
         ESCALATIONS,
         "Model calls whose answer the chain passed over for the next provider, by provider."
     );
+}
+
+/// The day's budget for paid providers, for the cost-burn alert to compare with.
+pub(crate) fn budget(usd_per_day: f64) {
+    gauge!(PAID_BUDGET).set(usd_per_day);
 }
 
 /// The agent pools' load now (read at each scrape).

@@ -103,6 +103,7 @@ impl Node {
         clock: Arc<dyn troupe_store::clock::Clock>,
     ) -> Result<Node, NodeError> {
         crate::metrics::recorder();
+        crate::metrics::budget(settings.providers.budget_usd_per_day);
         let store = Store::open(&settings.store).await?;
         let name = node_name(&settings);
         // The invocations this node's last process accepted ended with it: no one waits
