@@ -359,6 +359,7 @@ fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
         r#"troupe_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
         r#"troupe_pool_tasks{kind="echo",state="running"} 0"#,
         r#"troupe_pool_tasks{kind="echo",state="queued"} 0"#,
+        r#"gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model="smollm2-135m-instruct-q4_1"} 1"#,
         r#"troupe_component_up{component="store"} 1"#,
         r#"troupe_component_up{component="models"} 1"#,
     ] {
@@ -366,6 +367,11 @@ fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
             text.lines().any(|line| line == series),
             "no `{series}` in\n{text}"
         );
+    }
+    // Time per output token needs a second token.
+    if answer["usage"]["completion_tokens"].as_u64().unwrap() > 1 {
+        let per_token = r#"gen_ai_server_time_per_output_token_seconds_count{gen_ai_request_model="smollm2-135m-instruct-q4_1"} 1"#;
+        assert!(text.lines().any(|line| line == per_token), "{text}");
     }
     let budget = text
         .lines()

@@ -73,6 +73,7 @@ pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
 fn describe() {
     troupe_engine::metrics::describe();
     troupe_supervision::children::describe();
+    troupe_inference::serve::timing::describe();
     describe_gauge!(
         BUILD_INFO,
         "Always 1, labelled with the running Troupe's version."

@@ -8,6 +8,7 @@ pub mod router;
 pub mod setup;
 #[cfg(test)]
 mod tests;
+pub mod timing;
 
 use ractor::{Actor, ActorRef};
 use tokio::sync::mpsc;
@@ -65,6 +66,7 @@ pub enum StreamEvent {
 pub struct GenerationStream {
     events: mpsc::UnboundedReceiver<StreamEvent>,
     ended: bool,
+    timing: timing::Timing,
 }
 
 impl GenerationStream {
@@ -80,6 +82,11 @@ impl GenerationStream {
             .await
             .unwrap_or(StreamEvent::Failed(InferenceError::WorkerStopped));
         self.ended = matches!(event, StreamEvent::Done(_) | StreamEvent::Failed(_));
+        match &event {
+            StreamEvent::Text { .. } => self.timing.text(),
+            StreamEvent::Done(generated) => self.timing.done(generated.token_ids.len()),
+            StreamEvent::Failed(_) => {}
+        }
         Some(event)
     }
 
@@ -194,9 +201,14 @@ impl InferenceService {
         })
         .map_err(|_| InferenceError::WorkerStopped)?;
         admitted?;
+        let model = self
+            .generation_model
+            .as_ref()
+            .map_or_else(|| "local".to_string(), LocalModel::id);
         Ok(GenerationStream {
             events: receiver,
             ended: false,
+            timing: timing::Timing::start(model),
         })
     }
 
