@@ -50,7 +50,7 @@ pub fn router(node: Arc<Node>) -> Router {
         table: Arc::new(declared.table),
         local_only: without_accounts::LocalOnly::for_node(node.settings()).map(Arc::new),
     };
-    let forwarding = openai::forward::Forwarding::new(node.clone(), max_body_bytes);
+    let forwarding = openai::forward::Forwarding::new(node.clone());
     declared
         .router
         .layer(axum::middleware::from_fn_with_state(

@@ -17,7 +17,15 @@ impl LoadReport for NodeLoad {
     fn report(&self) -> BoxFuture<'static, Map<String, Value>> {
         let inference = self.inference.clone();
         Box::pin(async move {
-            let load = model_load(inference.as_ref()).await;
+            let mut load = served_models(inference.as_ref()).await;
+            load.free_memory_bytes = available_memory_bytes();
+            if inference
+                .as_ref()
+                .and_then(InferenceService::generation_model)
+                .is_some_and(|model| model.weights().device().is_cuda())
+            {
+                load.gpu_free_bytes = gpu_free_bytes().await;
+            }
             let names: Vec<&str> = [&load.generation, &load.embedding]
                 .into_iter()
                 .flatten()
@@ -33,12 +41,11 @@ impl LoadReport for NodeLoad {
     }
 }
 
-/// This node's models with their queues, and its free memory, now.
-pub(crate) async fn model_load(inference: Option<&InferenceService>) -> ModelLoad {
-    let mut load = ModelLoad {
-        free_memory_bytes: available_memory_bytes(),
-        ..ModelLoad::default()
-    };
+/// This node's models with their queues now (one call to the model router): what a
+/// model request placed here needs to know, without the memory figures that only the
+/// lease report carries.
+pub(crate) async fn served_models(inference: Option<&InferenceService>) -> ModelLoad {
+    let mut load = ModelLoad::default();
     let Some(service) = inference else {
         return load;
     };
@@ -51,12 +58,9 @@ pub(crate) async fn model_load(inference: Option<&InferenceService>) -> ModelLoa
             capacity: of_kind().map(|worker| worker.capacity).sum(),
         }
     };
-    if let Some(model) = service.generation_model() {
-        load.generation = Some(served(model.id(), WorkerKind::Generation));
-        if model.weights().device().is_cuda() {
-            load.gpu_free_bytes = gpu_free_bytes().await;
-        }
-    }
+    load.generation = service
+        .generation_model()
+        .map(|model| served(model.id(), WorkerKind::Generation));
     load.embedding = service
         .embedding_model_id()
         .map(|id| served(id.to_string(), WorkerKind::Embedding));

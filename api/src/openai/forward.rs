@@ -3,8 +3,8 @@
 //! picks (it serves the model, with the emptiest queue). The peer gets the request over
 //! HTTP as the caller sent it (its token too: the peer checks it against the same
 //! store), marked with who forwarded it so that it is never forwarded again, and its
-//! answer, streamed or not, is passed back as it comes. Every `/v1` answer names the
-//! node whose model gave it.
+//! answer, streamed or not, is passed back as it comes. Every answer names the node
+//! that gave it (for `/v1`, the node whose model did).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use troupe_node::{ModelPeer, ModelRole, Node};
 
+use crate::body::read_bytes;
 use crate::error::ApiError;
 
 /// Set on a request one node hands to another, to the forwarding node's name.
@@ -43,11 +44,10 @@ const CARRIED_BACK: [HeaderName; 4] = [
 pub struct Forwarding {
     node: Arc<Node>,
     client: reqwest::Client,
-    max_body_bytes: usize,
 }
 
 impl Forwarding {
-    pub fn new(node: Arc<Node>, max_body_bytes: usize) -> Forwarding {
+    pub fn new(node: Arc<Node>) -> Forwarding {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             // Between two chunks of a stream: a generation that stalls this long is gone.
@@ -57,11 +57,7 @@ impl Forwarding {
             .build()
             // Invariant: a builder with only timeouts set builds (no TLS files to read).
             .expect("an HTTP client with timeouts builds");
-        Forwarding {
-            node,
-            client,
-            max_body_bytes,
-        }
+        Forwarding { node, client }
     }
 }
 
@@ -98,11 +94,11 @@ pub async fn to_the_model(
     let Some(role) = role.filter(|_| placed) else {
         return served_here(&node, next.run(request).await);
     };
+    // Read as a handler would, under the same body limit and with the same errors.
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, forwarding.max_body_bytes).await else {
-        let message = "the body is larger than server.max_body_bytes allows";
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
-            .into_response();
+    let body = match read_bytes(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
     };
     match node.model_peer(role, named_model(&body).as_deref()).await {
         Some(peer) => forwarding.forward(peer, parts, body).await,

@@ -18,7 +18,7 @@ impl Node {
     /// serve it here: always here on a node alone.
     pub async fn model_peer(&self, role: ModelRole, model: Option<&str>) -> Option<ModelPeer> {
         let cluster = self.cluster.as_ref()?;
-        let here = crate::load::model_load(self.inference.as_ref()).await;
+        let here = crate::load::served_models(self.inference.as_ref()).await;
         let peers = cluster.peer_models(false);
         match models::route(role, model, &here, &peers) {
             ModelRoute::Here => None,
