@@ -42,7 +42,13 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
     let dir = tempfile::tempdir().unwrap();
     let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
     let shared = shared_dir(dir.path());
-    let start = |name: &str, extra: &[&str]| node(&surreal, dir.path(), name, extra);
+    let collector = otlp::Collector::start();
+    let traced = format!("telemetry.otlp.endpoint={}", collector.http);
+    let start = |name: &str, extra: &[&str]| {
+        let mut extra = extra.to_vec();
+        extra.push(&traced);
+        node(&surreal, dir.path(), name, &extra)
+    };
     let a = start("a", &[]);
     let b = start("b", &[]);
     let c = start("c", &["cluster.labels=[\"gpu\"]"]);
@@ -50,25 +56,7 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
     wait_for_links(&b, &["a", "c"]);
     wait_for_links(&c, &["a", "b"]);
     allow_kinds(&a, "default", &["shell"]);
-    // Each node reports its memory and local models with its lease (from its first
-    // renewal on), beside its slots.
-    let reported = |member: &serde_json::Value| {
-        let load = &member["load"];
-        load["free_memory_bytes"]
-            .as_u64()
-            .is_some_and(|bytes| bytes > 0)
-            && load["models"].is_array()
-            && load["free_slots"].is_u64()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let view = get_json(&a, "/api/v1/cluster");
-        if view["members"].as_array().unwrap().iter().all(reported) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{view}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_for_load_reports(&a);
 
     let lanes = 12;
     let body = serde_json::json!({"variables": {"shared": shared.display().to_string()}, "started_by": "ada"});
@@ -108,6 +96,8 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
         .count();
     assert!(finished_elsewhere >= 2, "{events:#}");
 
+    assert_one_trace(&collector, &run, lanes, &lane_nodes);
+
     // One attempt outside any workflow is placed the same way, and any node answers
     // for it: asked at a, it runs on c, the node with the label, and b shows it.
     let asked = r#"{"inputs": {"lane": "alone"}, "runs_on": ["gpu"]}"#;
@@ -130,6 +120,70 @@ fn parallel_tasks_run_on_several_nodes_and_a_labelled_task_where_its_label_is() 
         seen["outputs"],
         serde_json::json!({"lane": "alone"}),
         "{seen}"
+    );
+}
+
+/// Waits until each node reports its memory and local models with its lease (from its
+/// first renewal on), beside its slots.
+fn wait_for_load_reports(server: &Server) {
+    let reported = |member: &serde_json::Value| {
+        let load = &member["load"];
+        load["free_memory_bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 0)
+            && load["models"].is_array()
+            && load["free_slots"].is_u64()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let view = get_json(server, "/api/v1/cluster");
+        if view["members"].as_array().unwrap().iter().all(reported) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{view}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// However many nodes ran `run`, it is one trace: every attempt's span, sent by the
+/// node that ran it, is a child of the root its owner (a) sent.
+fn assert_one_trace(
+    collector: &otlp::Collector,
+    run: &serde_json::Value,
+    lanes: usize,
+    lane_nodes: &BTreeSet<String>,
+) {
+    let trace_id = run["trace_id"].as_str().expect("a trace id");
+    let spans = collector.wait_for_trace(trace_id, 30, |spans| {
+        spans
+            .iter()
+            .any(|span| span.name == "invoke_workflow Spread")
+            && spans
+                .iter()
+                .filter(|span| span.name == "invoke_agent shell")
+                .count()
+                > lanes
+    });
+    let root = spans
+        .iter()
+        .find(|span| span.name == "invoke_workflow Spread")
+        .unwrap();
+    assert_eq!(root.node, "a", "the owner ends the run and sends its root");
+    let attempts: Vec<_> = spans
+        .iter()
+        .filter(|span| span.name == "invoke_agent shell")
+        .collect();
+    assert!(
+        attempts
+            .iter()
+            .all(|span| span.parent_span_id == root.span_id),
+        "{attempts:#?}"
+    );
+    let traced_nodes: BTreeSet<&str> = attempts.iter().map(|span| span.node.as_str()).collect();
+    assert_eq!(
+        traced_nodes,
+        lane_nodes.iter().map(String::as_str).chain(["c"]).collect(),
+        "each attempt's span comes from the node that ran it"
     );
 }
 

@@ -49,3 +49,14 @@ pub enum ProviderKind {
     Openai,
     Anthropic,
 }
+
+/// How spans reach the collector (`telemetry.otlp.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP (a collector's port 4318).
+    #[default]
+    Http,
+    /// gRPC (port 4317).
+    Grpc,
+}

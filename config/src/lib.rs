@@ -14,7 +14,7 @@ mod problems;
 mod settings;
 mod show;
 
-pub use choices::{DeviceChoice, PrivacyMode, ProviderKind};
+pub use choices::{DeviceChoice, OtlpProtocol, PrivacyMode, ProviderKind};
 pub use errors::ConfigError;
 pub use external::{InputType, McpServerSettings, PluginInput, PluginSettings};
 pub use layers::{Layers, Source};
@@ -22,7 +22,8 @@ pub use problems::is_node_name;
 pub use settings::{
     AgentSettings, AuditSettings, AuditShipSettings, ClusterSettings, ClusterTlsSettings,
     EgressSettings, EngineSettings, JailSettings, LogFormat, LogSettings, ModelAgentSettings,
-    ModelSettings, ProviderEntry, ProviderSettings, ScannerLimits, SecretsSettings, ServerSettings,
-    Settings, ShellAgentSettings, StoreSettings, TamperResponse, TestRunnerLimits, TlsSettings,
+    ModelSettings, OtlpSettings, ProviderEntry, ProviderSettings, ScannerLimits, SecretsSettings,
+    ServerSettings, Settings, ShellAgentSettings, StoreSettings, TamperResponse, TelemetrySettings,
+    TestRunnerLimits, TlsSettings,
 };
 pub use show::render_masked;

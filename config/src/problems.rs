@@ -19,6 +19,7 @@ impl Settings {
         self.provider_problems(&mut problems);
         self.agent_problems(&mut problems);
         self.auth_problems(&mut problems);
+        self.telemetry_problems(&mut problems);
         crate::external::plugin_problems(&self.agents.plugins, &mut problems);
         crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
         problems
@@ -348,6 +349,45 @@ impl Settings {
                 format!(
                     "{} is not a cosine similarity (-1 to 1)",
                     model.min_recall_score
+                ),
+            ));
+        }
+    }
+
+    fn telemetry_problems(&self, problems: &mut Problems) {
+        let telemetry = &self.telemetry;
+        let otlp = &telemetry.otlp;
+        if !otlp.endpoint.is_empty()
+            && !["http://", "https://"]
+                .iter()
+                .any(|scheme| otlp.endpoint.starts_with(scheme))
+        {
+            problems.push((
+                "telemetry.otlp.endpoint",
+                format!(
+                    "`{}` must start with http:// or https:// (or be empty to export nothing)",
+                    otlp.endpoint
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&otlp.sample_ratio) {
+            problems.push((
+                "telemetry.otlp.sample_ratio",
+                format!("{} is not a share: use 0 to 1", otlp.sample_ratio),
+            ));
+        }
+        if otlp.timeout_ms < 100 {
+            problems.push(("telemetry.otlp.timeout_ms", "must be at least 100".into()));
+        }
+        if otlp.queue_size < 64 {
+            problems.push(("telemetry.otlp.queue_size", "must be at least 64".into()));
+        }
+        if !telemetry.trace_url.is_empty() && !telemetry.trace_url.contains("{trace_id}") {
+            problems.push((
+                "telemetry.trace_url",
+                format!(
+                    "`{}` has no `{{trace_id}}` for the run's trace id to go in",
+                    telemetry.trace_url
                 ),
             ));
         }

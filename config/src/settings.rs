@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::choices::{DeviceChoice, PrivacyMode, ProviderKind};
+use crate::choices::{DeviceChoice, OtlpProtocol, PrivacyMode, ProviderKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +20,22 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     pub client: ClientSettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+impl Settings {
+    /// This node's name: `cluster.node_name`, else the host's name (the kernel's, so
+    /// that it needs no lookup), else `troupe`.
+    pub fn node_name(&self) -> String {
+        if !self.cluster.node_name.is_empty() {
+            return self.cluster.node_name.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "troupe".into())
+    }
 }
 
 /// How the CLI talks to a running node.
@@ -685,6 +701,51 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+        }
+    }
+}
+
+/// Traces exported over OTLP, and what the UI links them to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    pub otlp: OtlpSettings,
+    /// Prompts and answers become span attributes (screened like any prompt). Off: spans
+    /// carry models, tokens, costs and timings only.
+    pub capture_content: bool,
+    /// Where a run's trace can be seen, with `{trace_id}` in place of its id (Jaeger:
+    /// `http://HOST:16686/trace/{trace_id}`). Empty: the UI shows the id alone.
+    pub trace_url: String,
+}
+
+/// The OTLP exporter. Off while `endpoint` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpSettings {
+    /// The collector: `http://HOST:4318/v1/traces` over HTTP, `http://HOST:4317` over gRPC.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// Sent with every export (a collector's `authorization`, a tenant header).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The share of runs and requests traced, from 0 to 1; a trace started elsewhere
+    /// keeps its caller's decision.
+    pub sample_ratio: f64,
+    /// One export's limit: a collector that does not answer in time loses that batch,
+    /// never a request's time.
+    pub timeout_ms: u64,
+    /// Spans waiting for export; more are dropped (and counted) rather than held.
+    pub queue_size: usize,
+}
+
+impl Default for OtlpSettings {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            protocol: OtlpProtocol::Http,
+            headers: std::collections::BTreeMap::new(),
+            sample_ratio: 1.0,
+            timeout_ms: 3000,
+            queue_size: 2048,
         }
     }
 }

@@ -2,7 +2,11 @@
 
 use crate::settings::Settings;
 
-const SECRET_MARKERS: [&str; 6] = ["password", "secret", "token", "key", "keys", "cookie"];
+const SECRET_MARKERS: [&str; 7] = [
+    "password", "secret", "token", "key", "keys", "cookie",
+    // Headers sent to a collector are its credentials, whatever they are called.
+    "headers",
+];
 const MASK: &str = "********";
 
 /// Renders `settings` as TOML with every value whose key names a secret replaced by a mask.
@@ -16,8 +20,8 @@ pub fn render_masked(settings: &Settings) -> String {
 fn mask(table: &mut toml::Table) {
     for (key, value) in table.iter_mut() {
         match value {
-            toml::Value::Table(inner) => mask(inner),
             _ if is_secret(key) => *value = toml::Value::String(MASK.into()),
+            toml::Value::Table(inner) => mask(inner),
             _ => {}
         }
     }
@@ -44,6 +48,19 @@ mod tests {
         assert!(shown.contains("password = \"********\""), "{shown}");
         assert!(shown.contains("address = \"127.0.0.1:7700\""), "{shown}");
         assert!(shown.contains("max_step_tokens = 512"), "{shown}");
+    }
+
+    #[test]
+    fn a_collector_s_headers_are_masked_whatever_their_names() {
+        let mut settings = Settings::default();
+        settings
+            .telemetry
+            .otlp
+            .headers
+            .insert("x-honeycomb-team".into(), "hunter2".into());
+        let shown = render_masked(&settings);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("headers = \"********\""), "{shown}");
     }
 
     #[test]

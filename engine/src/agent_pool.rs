@@ -23,6 +23,7 @@ use crate::EngineError;
 use crate::outcome::AttemptOutcome;
 use crate::run_actor::RunMsg;
 use troupe_store::{AttemptRecord, RunId, Store, TaskId};
+use troupe_telemetry::{TraceParent, spans};
 
 pub struct AttemptJob {
     pub run_id: RunId,
@@ -37,6 +38,9 @@ pub struct AttemptJob {
     pub services: AgentServices,
     pub scope: MemoryScope,
     pub report: ReportTo,
+    /// The span the attempt's span goes under: its run's root (whatever node runs it),
+    /// or the request that invoked the agent.
+    pub trace: Option<TraceParent>,
 }
 
 /// Where an attempt's outcome goes: the run actor that submitted it, or a caller
@@ -251,10 +255,21 @@ async fn run_attempt(
     joiners: Joiners,
     job: AttemptJob,
 ) {
-    let span = tracing::info_span!("task_attempt", run_id = %job.run_id, task_id = %job.task, attempt = job.attempt, agent = agent.kind());
     let kind = agent.kind().to_string();
+    let span = spans::invoke_agent(&kind, job.run_id.as_str(), job.task.as_str(), job.attempt);
+    if let Some(parent) = &job.trace {
+        parent.adopt(&span);
+    }
     let started = std::time::Instant::now();
-    let outcome = tracing::Instrument::instrument(execute(agent, slots, running, &job), span).await;
+    let outcome =
+        tracing::Instrument::instrument(execute(agent, slots, running, &job), span.clone()).await;
+    match &outcome {
+        Ok(output) => spans::agent_ended(&span, Ok(output.cost_usd)),
+        Err(error) => {
+            let word = crate::metrics::outcome_word(&outcome);
+            spans::agent_ended(&span, Err((word, &error.to_string())));
+        }
+    }
     crate::metrics::attempt_ended(&kind, &outcome, started.elapsed().as_secs_f64());
     if let Some(book) = book {
         book.record(&job, &outcome).await;
@@ -420,6 +435,7 @@ mod tests {
             services: AgentServices::default(),
             scope: MemoryScope::default(),
             report: ReportTo::Run(reply_to.clone()),
+            trace: None,
         })
     }
 

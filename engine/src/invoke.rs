@@ -86,6 +86,7 @@ fn attempt_job(
             run_id: invocation.id.to_string(),
         },
         report: ReportTo::Caller(report),
+        trace: troupe_telemetry::TraceParent::current(),
     };
     (job, outcome)
 }

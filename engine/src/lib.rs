@@ -28,6 +28,7 @@ pub mod policy;
 pub mod run_actor;
 pub mod run_manager;
 pub mod state;
+mod traces;
 
 pub use error::EngineError;
 

@@ -48,13 +48,18 @@ pub(crate) fn run_finished(status: RunStatus, millis: i64) {
 
 /// An attempt of `kind` ended with `outcome` after `seconds`.
 pub(crate) fn attempt_ended(kind: &str, outcome: &Result<AgentOutput, AgentError>, seconds: f64) {
-    let outcome = match outcome {
+    let outcome = outcome_word(outcome);
+    let kind = kind.to_string();
+    counter!(ATTEMPTS, "kind" => kind.clone(), "outcome" => outcome).increment(1);
+    histogram!(ATTEMPT_DURATION, "kind" => kind).record(seconds);
+}
+
+/// An attempt's outcome in one word, for a label or a span's `error.type`.
+pub(crate) fn outcome_word(outcome: &Result<AgentOutput, AgentError>) -> &'static str {
+    match outcome {
         Ok(_) => "succeeded",
         Err(AgentError::Cancelled) => "cancelled",
         Err(AgentError::TimedOut { .. }) => "timed_out",
         Err(_) => "failed",
-    };
-    let kind = kind.to_string();
-    counter!(ATTEMPTS, "kind" => kind.clone(), "outcome" => outcome).increment(1);
-    histogram!(ATTEMPT_DURATION, "kind" => kind).record(seconds);
+    }
 }

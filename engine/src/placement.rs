@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken, MemoryScope};
 use troupe_store::{RunId, TaskId};
+use troupe_telemetry::TraceParent;
 
 use crate::EngineError;
 use crate::agent_pool::AttemptJob;
@@ -33,6 +34,9 @@ pub struct RemoteAttempt {
     /// skips that read.
     #[serde(default)]
     pub resumed: bool,
+    /// The run's root span, so that the attempt's span joins the run's trace.
+    #[serde(default)]
+    pub trace: Option<TraceParent>,
 }
 
 impl RemoteAttempt {
@@ -55,6 +59,7 @@ impl RemoteAttempt {
             approval: job.approval,
             scope: job.scope,
             resumed,
+            trace: job.trace,
         };
         (attempt, job.cancel)
     }

@@ -22,6 +22,7 @@ use crate::outcome::AttemptOutcome;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
 use troupe_store::{RunId, StoreError, TaskId};
+use troupe_telemetry::RunTrace;
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -83,6 +84,8 @@ pub struct RunActorState {
     staged: Vec<StoredEvent>,
     /// An `Advance` is in the mailbox and will flush what is staged.
     advance_queued: bool,
+    /// The run's trace, from its record: attempts go under its root.
+    trace: Option<RunTrace>,
 }
 
 impl Actor for RunActor {
@@ -96,7 +99,9 @@ impl Actor for RunActor {
         args: RunArgs,
     ) -> Result<RunActorState, ActorProcessingErr> {
         let run = load_run(&args.context, &args.run_id).await?;
+        let record = args.context.store.run(&args.run_id).await?;
         let mut state = RunActorState {
+            trace: crate::traces::of_record(&record),
             run,
             context: args.context,
             epoch: args.epoch,
@@ -117,9 +122,14 @@ impl Actor for RunActor {
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
         let span = tracing::info_span!("run", run_id = %state.run.run_id);
-        let handled =
-            tracing::Instrument::instrument(handle_message(myself.clone(), message, state), span)
-                .await;
+        // What the run writes (its log, its outcomes) goes under its root span.
+        let root = state.trace.map(|trace| trace.root);
+        let handling =
+            tracing::Instrument::instrument(handle_message(myself.clone(), message, state), span);
+        let handled = match root {
+            Some(root) => root.scope(handling).await,
+            None => handling.await,
+        };
         match handled {
             Err(error) if is_fenced(&error) => {
                 // Another node took the run over: stop acting for it at once. Dropping
@@ -474,6 +484,15 @@ async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
     for event in state.staged.drain(..) {
         if let RunEvent::RunFinished { status, .. } = &event.event {
             crate::metrics::run_finished(*status, event.at_ms - state.run.started_at_ms);
+            let ended = crate::traces::Ended {
+                workflow: &state.run.workflow.name,
+                run_id: &state.run.run_id,
+                status: *status,
+                started_ms: state.run.started_at_ms,
+                ended_ms: event.at_ms,
+                cost_usd: state.run.tasks().values().map(|task| task.cost_usd).sum(),
+            };
+            crate::traces::run_ended(state.trace.as_ref(), &ended);
         }
         // No subscriber is fine: the log is the record.
         let _no_subscribers = state.context.events.send(event);
@@ -523,6 +542,7 @@ async fn submit(
         services: state.context.services.clone(),
         scope: state.run.memory_scope(),
         report: ReportTo::Run(myself.clone()),
+        trace: state.trace.map(|trace| trace.root),
     };
     let destination = Destination {
         kind: &definition.agent,

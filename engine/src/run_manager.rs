@@ -17,12 +17,15 @@ use crate::run_actor::{RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
 use troupe_store::{RunId, RunOwnership, RunRecord, StoreError, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
+use troupe_telemetry::{RunTrace, TraceParent};
 
 pub struct StartRun {
     pub workflow_id: WorkflowId,
     pub version: Option<u32>,
     pub variables: BTreeMap<String, Value>,
     pub started_by: Person,
+    /// The span the run starts under (the request's), for its trace.
+    pub trace: Option<TraceParent>,
 }
 
 #[derive(RactorMessage)]
@@ -91,7 +94,11 @@ impl Actor for RunManager {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             RunManagerMsg::StartRun(request, reply) => {
-                let result = start_run(&myself, state, request).await;
+                // The run's first writes go under the request that started it.
+                let result = match request.trace {
+                    Some(parent) => parent.scope(start_run(&myself, state, request)).await,
+                    None => start_run(&myself, state, request).await,
+                };
                 if reply.send(result).is_err() {
                     tracing::debug!("run starter left before the reply");
                 }
@@ -188,6 +195,9 @@ async fn start_run(
         })?;
     let run_id = RunId::generate();
     let now = state.context.clock.now_ms();
+    let (trace, trace_parent) = RunTrace::begin(request.trace)
+        .map(RunTrace::to_strings)
+        .unwrap_or_default();
     let record = RunRecord {
         run_id: run_id.clone(),
         workflow_id: stored.workflow_id.clone(),
@@ -200,6 +210,8 @@ async fn start_run(
         project: troupe_store::project_of(&workflow),
         owner: state.context.node_name.clone(),
         epoch: FIRST_EPOCH,
+        trace,
+        trace_parent,
     };
     let first = StoredEvent {
         run_id: run_id.clone(),
@@ -391,6 +403,16 @@ async fn end_failed(
     context.store.append_events(&[finished], epoch).await?;
     let started = events.first().map_or(now, |first| first.at_ms);
     crate::metrics::run_finished(RunStatus::Failed, now - started);
+    let record = context.store.run(run_id).await?;
+    let ended = crate::traces::Ended {
+        workflow: &record.workflow_name,
+        run_id,
+        status: RunStatus::Failed,
+        started_ms: started,
+        ended_ms: now,
+        cost_usd: 0.0,
+    };
+    crate::traces::run_ended(crate::traces::of_record(&record).as_ref(), &ended);
     // Only once the end is in the log: attempts may have ended since the log's last
     // outcome, and if another node took the run over (the append is fenced) their
     // records are its evidence. Left behind by a crash here, they are only litter.
@@ -447,6 +469,8 @@ mod tests {
             project: "default".into(),
             owner: "a".into(),
             epoch: 1,
+            trace: String::new(),
+            trace_parent: String::new(),
         };
         let started = StoredEvent {
             run_id: run.into(),

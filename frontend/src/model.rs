@@ -46,6 +46,11 @@ pub struct RunDetail {
     pub cost_usd: f64,
     pub failure_reason: Option<String>,
     pub tasks: Vec<TaskState>,
+    /// The run's trace, when the node exported spans as it started.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub trace_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -57,6 +57,28 @@ pub enum InferenceError {
 }
 
 impl InferenceError {
+    /// One word for the kind of failure (a span's `error.type`, a label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InferenceError::ModelMissing { .. } => "model_missing",
+            InferenceError::Fetch { .. } => "fetch",
+            InferenceError::Checksum { .. } => "checksum",
+            InferenceError::Gguf { .. } | InferenceError::UnsupportedArchitecture { .. } => {
+                "model_file"
+            }
+            InferenceError::InvalidRequest(_) => "invalid_request",
+            InferenceError::PromptTooLong { .. } => "prompt_too_long",
+            InferenceError::Overloaded { .. } => "overloaded",
+            InferenceError::NoWorkers { .. } => "no_model",
+            InferenceError::WorkerStopped => "worker_stopped",
+            InferenceError::Provider { .. } | InferenceError::AllProvidersFailed(_) => "provider",
+            InferenceError::Service(_) => "service",
+            InferenceError::Model(_) => "model",
+            InferenceError::Tokenizer(_) => "tokenizer",
+            InferenceError::Io { .. } => "io",
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> InferenceError {
         let context = context.into();
         move |source| InferenceError::Io { context, source }

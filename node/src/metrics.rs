@@ -74,6 +74,7 @@ fn describe() {
     troupe_engine::metrics::describe();
     troupe_supervision::children::describe();
     troupe_inference::serve::timing::describe();
+    troupe_telemetry::export::describe();
     describe_gauge!(
         BUILD_INFO,
         "Always 1, labelled with the running Troupe's version."

@@ -17,6 +17,7 @@ use troupe_config::{Settings, TamperResponse};
 use troupe_inference::providers::{Answered, CallRecord, CompletionRequest, ProviderChain};
 use troupe_inference::serve::InferenceService;
 use troupe_inference::serve::setup;
+use troupe_telemetry::TraceParent;
 use troupe_workflow::Workflow;
 
 use crate::NodeError;
@@ -79,6 +80,10 @@ pub struct RunDetail {
     pub cost_usd: f64,
     pub failure_reason: Option<String>,
     pub tasks: Vec<TaskState>,
+    /// The id of the run's trace, when spans were exported as it started.
+    pub trace_id: Option<String>,
+    /// Where to see that trace (`telemetry.trace_url` with the id in it), if set.
+    pub trace_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -105,7 +110,7 @@ impl Node {
         crate::metrics::recorder();
         crate::metrics::budget(settings.providers.budget_usd_per_day);
         let store = Store::open(&settings.store).await?;
-        let name = node_name(&settings);
+        let name = settings.node_name();
         // The invocations this node's last process accepted ended with it: no one waits
         // for them any more.
         store
@@ -446,6 +451,7 @@ impl Node {
             version,
             variables,
             started_by: started_by.clone(),
+            trace: TraceParent::current(),
         };
         let run_id = ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)??;
         self.audit
@@ -670,11 +676,19 @@ impl Node {
             .iter()
             .filter_map(|task| state.tasks().get(task.id.as_str()).cloned())
             .collect();
+        let trace_id = TraceParent::parse(&record.trace).map(|root| root.trace_id());
+        let url = &self.settings().telemetry.trace_url;
+        let trace_url = trace_id
+            .as_ref()
+            .filter(|_| !url.is_empty())
+            .map(|id| url.replace("{trace_id}", id));
         Ok(RunDetail {
             cost_usd: tasks.iter().map(|task| task.cost_usd).sum(),
             failure_reason: state.failure_reason.clone(),
             record,
             tasks,
+            trace_id,
+            trace_url,
         })
     }
 
@@ -767,19 +781,6 @@ fn agent_services(
             store: store.clone(),
         })),
     }
-}
-
-/// `cluster.node_name`, else the host's name (the kernel's, so that it needs no
-/// lookup), else `troupe`.
-fn node_name(settings: &Settings) -> String {
-    if !settings.cluster.node_name.is_empty() {
-        return settings.cluster.node_name.clone();
-    }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "troupe".into())
 }
 
 /// The audit log, verified, with this start recorded and checkpointed: a chain cut

@@ -168,11 +168,14 @@ pub async fn dispatch(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let quiet = !matches!(args.command, Command::Up { .. });
-    if let Err(error) = telemetry::init(&settings.log, quiet) {
-        eprintln!("error: cannot set up logging: {error}");
-        return ExitCode::from(2);
-    }
+    let serve = matches!(args.command, Command::Up { .. });
+    let exporting = match telemetry::init(&settings, serve) {
+        Ok(exporting) => exporting,
+        Err(error) => {
+            eprintln!("error: cannot set up logging and traces: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match args.command {
         Command::Up { .. } => serve::up(settings).await,
         Command::Run(run_args) => run::run(settings, run_args).await,
@@ -201,6 +204,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
     };
+    telemetry::shutdown(exporting).await;
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -117,6 +117,9 @@ pub fn print_summary(detail: &RunDetail) {
         detail.record.workflow_id,
         detail.record.workflow_version
     );
+    if let Some(trace) = detail.trace_url.as_ref().or(detail.trace_id.as_ref()) {
+        println!("Trace {trace}");
+    }
     println!(
         "{:<24} {:<16} {:>8} {:>10}",
         "TASK", "STATUS", "ATTEMPTS", "SECONDS"

@@ -1,30 +1,61 @@
-//! Logging: human-readable or JSON lines on stderr, filtered by `log.level`.
+//! Logging, human-readable or JSON lines on stderr and filtered by `log.level`, and the
+//! node's traces, exported over OTLP when `telemetry.otlp.endpoint` is set.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
-use troupe_config::{LogFormat, LogSettings};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+use troupe_config::{LogFormat, Settings};
+use troupe_telemetry::export::{self, Exporting};
 
-/// `quiet` commands (everything but `up`) only log warnings unless the level was set,
-/// so their own output stays readable.
-pub fn init(settings: &LogSettings, quiet: bool) -> Result<(), String> {
-    let level = if quiet && settings.level == "info" {
+/// Sets up logging, and for a node (`serve`) the trace exporter, which the caller
+/// shuts down at exit with [`shutdown`]. Other commands (`quiet`) only log warnings
+/// unless the level was set, so their own output stays readable.
+pub fn init(settings: &Settings, serve: bool) -> Result<Option<Exporting>, String> {
+    let log = &settings.log;
+    let level = if !serve && log.level == "info" {
         "warn"
     } else {
-        settings.level.as_str()
+        log.level.as_str()
     };
     let filter = EnvFilter::try_new(directives(level))
         .map_err(|error| format!("log.level `{level}`: {error}"))?;
     // Colours only on a terminal: a log file or a container's log keeps plain lines.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let result = match settings.format {
-        LogFormat::Json => builder.json().with_current_span(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    // The filter is the log's own: spans that are exported but not logged still exist.
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match log.format {
+        LogFormat::Json => lines
+            .json()
+            .with_current_span(true)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Text => lines.with_filter(filter).boxed(),
     };
-    result.map_err(|error| error.to_string())
+    let exporting = if serve {
+        export::install(&settings.telemetry, &settings.node_name())
+            .map_err(|error| error.to_string())?
+    } else {
+        None
+    };
+    let traces = exporting.as_ref().map(Exporting::layer);
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .map_err(|error| error.to_string())?;
+    Ok(exporting)
+}
+
+/// Sends the spans still queued, off the async threads (the exporter blocks).
+pub async fn shutdown(exporting: Option<Exporting>) {
+    if let Some(exporting) = exporting
+        && let Err(error) = tokio::task::spawn_blocking(move || exporting.shutdown()).await
+    {
+        tracing::warn!(%error, "the trace exporter's shutdown failed");
+    }
 }
 
 /// A bare level (`info`, `debug`) is for Troupe's own crates: dependencies (SurrealDB's

@@ -30,7 +30,8 @@ pub struct AttemptRecord {
 impl Store {
     /// Records (or records again, the same key twice being the same attempt) an outcome.
     pub async fn record_attempt_outcome(&self, record: &AttemptRecord) -> Result<(), StoreError> {
-        self.execute(
+        self.traced(
+            "upsert attempt_outcome",
             "UPSERT type::record('attempt_outcome', $key) CONTENT {
                 run_id: $run_id, idempotency_key: $key, epoch: $epoch, node: $node,
                 outcome: $outcome, at_ms: time::millis(time::now()) }",

@@ -51,7 +51,8 @@ pub struct People {
 impl Store {
     /// Writes `entry` under its sequence number; fails when that number is taken.
     pub async fn insert_audit_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.execute(
+        self.traced(
+            "insert audit_log",
             "CREATE type::record('audit_log', [$entry.seq]) CONTENT $entry RETURN NONE",
             json!({ "entry": entry }),
         )

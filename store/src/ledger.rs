@@ -191,8 +191,12 @@ impl Store {
                 error: call.error.clone(),
             })
             .collect();
-        self.execute("INSERT INTO inference_call $rows", json!({ "rows": rows }))
-            .await
+        self.traced(
+            "insert inference_call",
+            "INSERT INTO inference_call $rows",
+            json!({ "rows": rows }),
+        )
+        .await
     }
 
     /// The report over the calls made since `since_ms`, of `projects` only when given.

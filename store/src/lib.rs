@@ -132,6 +132,21 @@ impl Store {
         Ok(())
     }
 
+    /// `execute` as a span of its own, named `operation`, in the caller's trace.
+    async fn traced(
+        &self,
+        operation: &'static str,
+        query: &str,
+        vars: Value,
+    ) -> Result<(), StoreError> {
+        let span = troupe_telemetry::spans::store_write(operation);
+        let result = tracing::Instrument::instrument(self.execute(query, vars), span.clone()).await;
+        if let Err(error) = &result {
+            troupe_telemetry::spans::failed(&span, "store", &error.to_string());
+        }
+        result
+    }
+
     // ---- workflows -------------------------------------------------------------
 
     /// Stores `source` as the next version of workflow `id`; returns that version.
@@ -295,7 +310,8 @@ impl Store {
         record: &RunRecord,
         first: &StoredEvent,
     ) -> Result<(), StoreError> {
-        self.execute(
+        self.traced(
+            "create run",
             "BEGIN TRANSACTION;
              CREATE run CONTENT $record;
              INSERT INTO run_log $chunk RETURN NONE;

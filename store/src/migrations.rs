@@ -357,6 +357,16 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE INDEX IF NOT EXISTS invocation_accepted_by ON invocation FIELDS accepted_by, status;
     ",
     ),
+    (
+        22,
+        // Each run's trace: its root span's `traceparent`, and the one of the request
+        // that started it, so that every node and epoch puts its spans in one trace.
+        "
+    DEFINE FIELD IF NOT EXISTS trace ON run TYPE string DEFAULT '';
+    DEFINE FIELD IF NOT EXISTS trace_parent ON run TYPE string DEFAULT '';
+    UPDATE run SET trace = '', trace_parent = '' WHERE trace = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

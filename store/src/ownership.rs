@@ -67,7 +67,10 @@ impl Store {
             "status": finished.map(|(status, _)| status.as_str()),
             "at": finished.map(|(_, at)| at),
         });
-        let mut response = self.db.query(query).bind(vars).await?;
+        let span = troupe_telemetry::spans::store_write("append run_log");
+        let sent =
+            tracing::Instrument::instrument(self.db.query(query).bind(vars).into_future(), span);
+        let mut response = sent.await?;
         match crate::thrown_by(&mut response, FENCED)? {
             Some(_) => Err(StoreError::Fenced {
                 run: first.run_id.clone(),

@@ -43,9 +43,16 @@ pub struct RunRecord {
     /// How many times a node took it on: every take-over adds one, and only the owner
     /// of the current epoch may append to the run's log (see [`crate::Store::take_over_run`]).
     pub epoch: u64,
+    /// The W3C `traceparent` of the run's root span, chosen when it started; empty
+    /// when no spans were exported then.
+    #[serde(default)]
+    pub trace: String,
+    /// The `traceparent` of the span that started the run (a traced request), if any.
+    #[serde(default)]
+    pub trace_parent: String,
 }
 
-pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project, owner, epoch";
+pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project, owner, epoch, trace, trace_parent";
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {

@@ -27,6 +27,8 @@ fn record(run: &str) -> RunRecord {
         project: "default".into(),
         owner: "node-a".into(),
         epoch: 1,
+        trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        trace_parent: String::new(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod otlp;
 pub mod webdriver;
 
 pub fn troupe() -> Command {

@@ -98,10 +98,18 @@ impl TypedAgent for McpToolAgent {
         let timeout = context
             .timeout_secs
             .map_or(server.default_timeout(), Duration::from_secs);
-        server.check_tool(tool, timeout, &context.cancel).await?;
-        let result = server
-            .call_tool(tool, arguments, timeout, &context.cancel)
-            .await?;
+        let span = troupe_telemetry::spans::execute_tool(tool, "mcp");
+        let call = async {
+            server.check_tool(tool, timeout, &context.cancel).await?;
+            server
+                .call_tool(tool, arguments, timeout, &context.cancel)
+                .await
+        };
+        let result = tracing::Instrument::instrument(call, span.clone())
+            .await
+            .inspect_err(|error| {
+                troupe_telemetry::spans::failed(&span, "tool", &error.to_string())
+            })?;
         Ok(AgentOutput {
             outputs: outputs(result),
             cost_usd: 0.0,

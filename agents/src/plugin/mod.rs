@@ -105,10 +105,13 @@ impl Agent for PluginAgent {
             "idempotency_key": context.idempotency_key,
             "timeout_secs": timeout.as_secs(),
         });
-        let answer = self
-            .process
-            .call("run", &params, timeout, &context.cancel)
-            .await?;
+        let span = troupe_telemetry::spans::execute_tool(&self.kind, "plugin");
+        let call = self.process.call("run", &params, timeout, &context.cancel);
+        let answer = tracing::Instrument::instrument(call, span.clone())
+            .await
+            .inspect_err(|error| {
+                troupe_telemetry::spans::failed(&span, "tool", &error.to_string())
+            })?;
         result::output(answer).map_err(|reason| AgentError::External {
             host: "plugin",
             name: self.kind.clone(),

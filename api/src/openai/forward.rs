@@ -15,6 +15,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header, request::P
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use troupe_node::{ModelPeer, ModelRole, Node};
+use troupe_telemetry::{TRACEPARENT_HEADER, TraceParent};
 
 use crate::body::read_bytes;
 use crate::error::ApiError;
@@ -124,6 +125,10 @@ impl Forwarding {
             .post(format!("{}{path}", peer.api))
             .header(FORWARDED_BY, self.node.node_name())
             .body(body);
+        // The peer's spans join this request's trace.
+        if let Some(parent) = TraceParent::current() {
+            request = request.header(TRACEPARENT_HEADER, parent.to_string());
+        }
         for name in CARRIED {
             if let Some(value) = parts.headers.get(&name) {
                 request = request.header(name, value);

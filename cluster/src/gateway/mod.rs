@@ -22,6 +22,7 @@ use troupe_engine::run_manager::RunManagerMsg;
 use troupe_inference::providers::peers::{PeerAsk, answer_locally};
 use troupe_inference::serve::InferenceService;
 use troupe_supervision::ChildRef;
+use troupe_telemetry::spans;
 
 use self::running::Running;
 use crate::wire::{
@@ -126,9 +127,18 @@ async fn generate(
     let answer = match (ask, inference) {
         (Err(why), _) => Err(ModelRefusal::InvalidRequest(why)),
         (Ok(_), None) => Err(ModelRefusal::NoModel),
-        (Ok(ask), Some(service)) => answer_locally(&service, &ask)
-            .await
-            .map_err(ModelRefusal::from_error),
+        (Ok(ask), Some(service)) => {
+            let model = service
+                .generation_model()
+                .map_or_else(|| "local".into(), |model| model.id());
+            let span = spans::model_call("chat", "local", &model, true);
+            if let Some(parent) = &ask.trace {
+                parent.adopt(&span);
+            }
+            tracing::Instrument::instrument(answer_locally(&service, &ask), span)
+                .await
+                .map_err(ModelRefusal::from_error)
+        }
     };
     if reply.send(Wire::new(answer)).is_err() {
         tracing::debug!("a completion whose caller left");
@@ -193,6 +203,7 @@ async fn run_attempt(
         services: context.services.clone(),
         scope: attempt.scope,
         report: ReportTo::Caller(report),
+        trace: attempt.trace,
     };
     if let Err(error) = pool.cast(AgentPoolMsg::SubmitAttempt(Box::new(job))) {
         return answer(reply, &context.node_name, refusal(error.to_string()));

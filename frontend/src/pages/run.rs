@@ -198,8 +198,19 @@ fn RunHeader(
                 summary.run_id, summary.workflow_id, summary.workflow_version,
                 summary.project, summary.started_by, format::timestamp(summary.created_at_ms))}
         </p>
+        {move || detail.get().and_then(|run| trace_line(run.trace_id, run.trace_url))}
         {move || notice.get().map(|message| view! { <p class="note" role="status">{message}</p> })}
     }
+}
+
+/// The run's trace id, linked to the trace viewer when the node names one.
+fn trace_line(id: Option<String>, url: Option<String>) -> Option<AnyView> {
+    let id = id?;
+    let shown = match url {
+        Some(url) => view! { <a href=url target="_blank" rel="noopener">{id}</a> }.into_any(),
+        None => view! { <code>{id}</code> }.into_any(),
+    };
+    Some(view! { <p class="muted trace">"Trace " {shown}</p> }.into_any())
 }
 
 /// Asks the engine to cancel run `id`; `notice` says that it was asked, or why not.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use troupe_config::{ProviderEntry, ProviderKind, ProviderSettings};
+use troupe_telemetry::spans;
 
 use crate::chat::ChatMessage;
 use crate::embedding::cosine;
@@ -268,8 +269,11 @@ impl ProviderChain {
                 continue;
             }
             let started = Instant::now();
-            let answer = self.ask(link, request).await;
+            let span = self.call_span(link);
+            let answer =
+                tracing::Instrument::instrument(self.ask(link, request), span.clone()).await;
             let mut record = self.call_record(link, request, started.elapsed());
+            answered_span(&span, request, &answer);
             match answer {
                 Err(error) if record.local && stays_local(&error, request) => {
                     record.error = Some(error.to_string());
@@ -302,6 +306,7 @@ impl ProviderChain {
                     }
                     let met = report.score >= threshold;
                     record.escalated = !met;
+                    usage_span(&span, &record, answer.cut_at_limit);
                     calls.push(record);
                     let index = calls.len() - 1;
                     if best
@@ -374,6 +379,12 @@ impl ProviderChain {
         }
     }
 
+    /// The span of one call to `link`'s provider.
+    fn call_span(&self, link: &Link) -> tracing::Span {
+        let local = matches!(link.provider, Provider::Local);
+        spans::model_call("chat", &link.entry.name, &self.model_name(link), local)
+    }
+
     fn model_name(&self, link: &Link) -> String {
         match &link.provider {
             Provider::Remote(remote) => remote.entry.model.clone(),
@@ -407,6 +418,7 @@ impl ProviderChain {
             messages: request.messages.clone(),
             max_tokens: request.max_tokens,
             temperature: request.temperature,
+            trace: troupe_telemetry::TraceParent::current(),
         };
         let here = match &self.local {
             Some(local) => peers::answer_locally(local, &ask).await,
@@ -438,10 +450,10 @@ impl ProviderChain {
                     && !question.trim().is_empty()
                     && !answer.text.trim().is_empty() =>
             {
-                match local
-                    .embed(vec![question.to_string(), answer.text.clone()])
-                    .await
-                {
+                let model = local.embedding_model_id().unwrap_or("local");
+                let span = spans::model_call("embeddings", "local", model, true);
+                let embedded = local.embed(vec![question.to_string(), answer.text.clone()]);
+                match tracing::Instrument::instrument(embedded, span).await {
                     Ok(embedded) if embedded.vectors.len() == 2 => {
                         Some(cosine(&embedded.vectors[0], &embedded.vectors[1]))
                     }
@@ -452,6 +464,40 @@ impl ProviderChain {
         };
         quality::assess(task, &answer.text, answer.cut_at_limit, similarity)
     }
+}
+
+/// A call's span once it answered: the prompt and answer when content is captured,
+/// or how it failed.
+fn answered_span(
+    span: &tracing::Span,
+    request: &CompletionRequest,
+    answer: &Result<ModelAnswer, InferenceError>,
+) {
+    match answer {
+        Ok(ModelAnswer { answer, .. }) => {
+            let messages: Vec<(&str, &str)> = request
+                .messages
+                .iter()
+                .map(|message| (message.role.as_str(), message.content.as_str()))
+                .collect();
+            spans::model_content(span, &messages, &answer.text);
+        }
+        Err(error) => spans::failed(span, error.kind(), &error.to_string()),
+    }
+}
+
+/// A call's span once its answer was priced and scored, as the ledger records it.
+fn usage_span(span: &tracing::Span, record: &CallRecord, cut_at_limit: bool) {
+    let usage = spans::ModelUsage {
+        response_model: &record.model,
+        input_tokens: record.tokens_in,
+        output_tokens: record.tokens_out,
+        finish_reason: if cut_at_limit { "length" } else { "stop" },
+        cost_usd: record.cost_usd,
+        escalated: record.escalated,
+        quality: record.quality,
+    };
+    spans::model_answered(span, &usage);
 }
 
 /// What `tokens_in` and `tokens_out` cost at prices per million tokens.

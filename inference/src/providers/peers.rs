@@ -22,6 +22,9 @@ pub struct PeerAsk {
     pub messages: Vec<ChatMessage>,
     pub max_tokens: usize,
     pub temperature: f64,
+    /// The asking call's span: the peer's model call goes under it.
+    #[serde(default)]
+    pub trace: Option<troupe_telemetry::TraceParent>,
 }
 
 /// What a model answered, and which model it was.

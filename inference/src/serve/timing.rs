@@ -45,8 +45,10 @@ impl Timing {
     pub(crate) fn text(&mut self) {
         if self.first_text.is_none() {
             let now = Instant::now();
+            let seconds = now.duration_since(self.admitted).as_secs_f64();
             histogram!(TIME_TO_FIRST_TOKEN, "gen_ai_request_model" => self.model.clone())
-                .record(now.duration_since(self.admitted).as_secs_f64());
+                .record(seconds);
+            troupe_telemetry::spans::first_chunk(seconds);
             self.first_text = Some(now);
         }
     }

@@ -235,6 +235,7 @@ async fn remote_attempt(gateway: &ActorRef<GatewayMsg>, number: u64) -> anyhow::
         approval: None,
         scope: MemoryScope::default(),
         resumed: false,
+        trace: None,
     };
     let asked = Wire::new(Box::new(attempt));
     match ractor::call_t!(gateway, GatewayMsg::RunAttempt, 10_000, asked)? {

@@ -1,0 +1,386 @@
+//! Spans to an OTLP collector, over HTTP (protobuf) or gRPC. A batch processor on its
+//! own thread holds a bounded queue: a collector that is slow or gone costs requests
+//! nothing, and what cannot be queued is dropped and counted. Spans are flushed at
+//! shutdown, within the export timeout.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, TraceId, TracerProvider as _};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SdkTracerProvider,
+    ShouldSample, SpanData, SpanProcessor,
+};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::registry::LookupSpan;
+use troupe_config::{OtlpProtocol, TelemetrySettings};
+
+use crate::errors::TelemetryError;
+use crate::ids::PresetIds;
+use crate::spans;
+
+pub const SPANS: &str = "troupe_otel_spans_total";
+
+/// How runs are sampled, while spans are exported: set by [`install`].
+static SAMPLER: RwLock<Option<RunSampler>> = RwLock::new(None);
+
+/// The ratio sampler the provider applies to a trace with no parent, so that a run's
+/// root is chosen alike when its ids are made and when it is sent.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSampler(Sampler);
+
+impl RunSampler {
+    pub(crate) fn samples(&self, trace_id: TraceId) -> bool {
+        let result = self
+            .0
+            .should_sample(None, trace_id, "", &SpanKind::Internal, &[], &[]);
+        matches!(result.decision, SamplingDecision::RecordAndSample)
+    }
+}
+
+pub(crate) fn sampler() -> Option<RunSampler> {
+    SAMPLER.read().ok().and_then(|sampler| sampler.clone())
+}
+
+/// The help text of the exporter's counter (once, after the recorder is installed).
+pub fn describe() {
+    describe_counter!(
+        SPANS,
+        "Spans by outcome: ended (queued for export), exported, failed (the collector \
+         refused them or did not answer). Ended minus exported and failed, once idle, \
+         were dropped because the queue was full."
+    );
+}
+
+/// The exporter, while it runs.
+pub struct Exporting {
+    provider: SdkTracerProvider,
+    timeout: Duration,
+}
+
+/// Builds the exporter from `settings` and makes it the process's; `None` when no
+/// endpoint is set. A gRPC exporter must be built inside a tokio runtime.
+pub fn install(
+    settings: &TelemetrySettings,
+    node: &str,
+) -> Result<Option<Exporting>, TelemetryError> {
+    let otlp = &settings.otlp;
+    if otlp.endpoint.is_empty() {
+        return Ok(None);
+    }
+    let timeout = Duration::from_millis(otlp.timeout_ms);
+    let exporter = Counted(exporter(otlp, timeout)?);
+    let batches = BatchConfigBuilder::default()
+        .with_max_queue_size(otlp.queue_size)
+        .with_scheduled_delay(Duration::from_millis(500))
+        .build();
+    let processor = Ended(
+        BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batches)
+            .build(),
+    );
+    Ok(Some(Exporting::start(processor, settings, node, timeout)))
+}
+
+fn exporter(
+    otlp: &troupe_config::OtlpSettings,
+    timeout: Duration,
+) -> Result<SpanExporter, TelemetryError> {
+    let exporter = match otlp.protocol {
+        OtlpProtocol::Http => SpanExporter::builder()
+            .with_http()
+            .with_endpoint(&otlp.endpoint)
+            .with_timeout(timeout)
+            .with_headers(otlp.headers.clone().into_iter().collect())
+            .build()?,
+        OtlpProtocol::Grpc => SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&otlp.endpoint)
+            .with_timeout(timeout)
+            .with_metadata(metadata(&otlp.headers)?)
+            .build()?,
+    };
+    Ok(exporter)
+}
+
+fn metadata(
+    headers: &BTreeMap<String, String>,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, TelemetryError> {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        let refused = |reason: String| TelemetryError::Header {
+            name: name.clone(),
+            reason,
+        };
+        let key = http::HeaderName::from_bytes(name.to_lowercase().as_bytes())
+            .map_err(|error| refused(error.to_string()))?;
+        let value =
+            http::HeaderValue::from_str(value).map_err(|error| refused(error.to_string()))?;
+        map.insert(key, value);
+    }
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
+}
+
+fn resource(node: &str) -> Resource {
+    Resource::builder_empty()
+        .with_service_name("troupe")
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", node.to_string()),
+            KeyValue::new("troupe.node.name", node.to_string()),
+        ])
+        .build()
+}
+
+impl Exporting {
+    /// Makes a provider over `processor` the process's.
+    fn start(
+        processor: impl SpanProcessor + 'static,
+        settings: &TelemetrySettings,
+        node: &str,
+        timeout: Duration,
+    ) -> Exporting {
+        let ratio = Sampler::TraceIdRatioBased(settings.otlp.sample_ratio);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(Sampler::ParentBased(Box::new(ratio.clone())))
+            .with_id_generator(PresetIds::default())
+            .with_resource(resource(node))
+            .build();
+        opentelemetry::global::set_tracer_provider(provider.clone());
+        spans::capture_content(settings.capture_content);
+        if let Ok(mut sampler) = SAMPLER.write() {
+            *sampler = Some(RunSampler(ratio));
+        }
+        Exporting { provider, timeout }
+    }
+
+    /// The `tracing` layer that turns Troupe's spans (those of [`spans`]) into
+    /// OpenTelemetry spans, with warnings and errors as their events. Everything else,
+    /// the HTTP and gRPC clients' own events above all, stays out: the exporter would
+    /// otherwise trace itself.
+    pub fn layer<S>(&self) -> impl Layer<S>
+    where
+        S: Subscriber + for<'span> LookupSpan<'span>,
+    {
+        tracing_opentelemetry::layer()
+            .with_tracer(self.provider.tracer("troupe"))
+            .with_threads(false)
+            .with_location(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
+            .with_filter(filter_fn(|metadata| {
+                if metadata.is_span() {
+                    metadata.target() == spans::TARGET
+                } else {
+                    *metadata.level() <= Level::WARN && metadata.target().starts_with("troupe")
+                }
+            }))
+    }
+
+    /// Sends what is queued and stops, within the export timeout. It blocks: call it
+    /// from a blocking thread, never on a current-thread runtime.
+    pub fn shutdown(self) {
+        if let Ok(mut sampler) = SAMPLER.write() {
+            *sampler = None;
+        }
+        if let Err(error) = self.provider.shutdown_with_timeout(self.timeout) {
+            tracing::warn!(%error, "spans not sent at shutdown");
+        }
+    }
+}
+
+/// Counts what the collector took and what it did not.
+#[derive(Debug)]
+struct Counted(SpanExporter);
+
+impl opentelemetry_sdk::trace::SpanExporter for Counted {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len() as u64;
+        let result = self.0.export(batch).await;
+        let outcome = if result.is_ok() { "exported" } else { "failed" };
+        counter!(SPANS, "outcome" => outcome).increment(spans);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+/// Counts the spans handed to the batch processor.
+#[derive(Debug)]
+struct Ended(BatchSpanProcessor);
+
+impl SpanProcessor for Ended {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        counter!(SPANS, "outcome" => "ended").increment(1);
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanId, Status};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::{RunEnd, RunTrace, TraceParent};
+
+    fn span_named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+        spans
+            .iter()
+            .find(|span| span.name == name)
+            .unwrap_or_else(|| panic!("no span `{name}` among {:?}", names(spans)))
+    }
+
+    fn names(spans: &[SpanData]) -> Vec<&str> {
+        spans.iter().map(|span| span.name.as_ref()).collect()
+    }
+
+    /// A run started by a traced request, an attempt made from the stored root (as a
+    /// run actor on any node does) with a model call in it, and the root sent last.
+    /// The spans, the run's stored trace, and the exporter.
+    fn traced_run() -> (Vec<SpanData>, (String, String), Exporting) {
+        let memory = InMemorySpanExporter::default();
+        let mut settings = TelemetrySettings::default();
+        settings.otlp.endpoint = "http://unused".into();
+        let exporting = Exporting::start(
+            SimpleSpanProcessor::new(memory.clone()),
+            &settings,
+            "node-a",
+            Duration::from_secs(1),
+        );
+        let subscriber = tracing_subscriber::registry().with(exporting.layer());
+        let stored = tracing::subscriber::with_default(subscriber, || {
+            let request = spans::http_request("POST", "/api/v1/runs", "/api/v1/runs");
+            let trace = RunTrace::begin(TraceParent::of(&request)).expect("exporting, so traced");
+            let stored = trace.to_strings();
+            drop(request);
+            let trace = RunTrace::from_strings(&stored.0, &stored.1).expect("reads back");
+            let attempt = spans::invoke_agent("model", "run-1", "review", 1);
+            trace.root.adopt(&attempt);
+            attempt.in_scope(|| {
+                let call = spans::model_call("chat", "local", "tiny", true);
+                spans::model_answered(
+                    &call,
+                    &spans::ModelUsage {
+                        response_model: "tiny",
+                        input_tokens: 12,
+                        output_tokens: 5,
+                        finish_reason: "stop",
+                        ..Default::default()
+                    },
+                );
+            });
+            spans::agent_ended(&attempt, Err(("timed_out", "no answer in 5 s")));
+            drop(attempt);
+            trace.finish(&RunEnd {
+                workflow: "review",
+                run_id: "run-1",
+                status: "failed",
+                started_ms: 1_000,
+                ended_ms: 4_000,
+                cost_usd: 0.25,
+            });
+            stored
+        });
+        let spans = memory.get_finished_spans().expect("spans kept");
+        (spans, stored, exporting)
+    }
+
+    /// One trace, each span under the one that caused it.
+    #[test]
+    fn a_run_is_one_trace_whose_root_is_sent_when_it_ends() {
+        let (spans, stored, exporting) = traced_run();
+        let request = span_named(&spans, "POST /api/v1/runs");
+        let root = span_named(&spans, "invoke_workflow review");
+        let attempt = span_named(&spans, "invoke_agent model");
+        let call = span_named(&spans, "chat tiny");
+        let root_parent = TraceParent::parse(&stored.0).expect("stored root");
+        assert_eq!(root.span_context.span_id(), root_parent.ids().1);
+        assert_eq!(root.parent_span_id, request.span_context.span_id());
+        assert_eq!(attempt.parent_span_id, root.span_context.span_id());
+        assert_eq!(call.parent_span_id, attempt.span_context.span_id());
+        assert_eq!(request.parent_span_id, SpanId::INVALID);
+        for span in [request, root, attempt, call] {
+            assert_eq!(
+                span.span_context.trace_id(),
+                request.span_context.trace_id()
+            );
+        }
+        assert_eq!(
+            root.end_time.duration_since(root.start_time).ok(),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(root.status, Status::error("the run failed"));
+        assert!(
+            matches!(attempt.status, Status::Error { .. }),
+            "{:?}",
+            attempt.status
+        );
+        let attribute = |span: &SpanData, key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(
+            attribute(call, "gen_ai.usage.input_tokens").as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            attribute(call, "gen_ai.provider.name").as_deref(),
+            Some("local")
+        );
+        assert_eq!(
+            attribute(attempt, "error.type").as_deref(),
+            Some("timed_out")
+        );
+        assert_eq!(attribute(root, "troupe.cost_usd").as_deref(), Some("0.25"));
+        assert_eq!(
+            attribute(call, "gen_ai.input.messages"),
+            None,
+            "content is off by default"
+        );
+        exporting.shutdown();
+        let parent = TraceParent::parse(&stored.0);
+        assert!(
+            RunTrace::begin(parent).is_none(),
+            "nothing is traced once the exporter stops"
+        );
+    }
+}
