@@ -198,6 +198,8 @@ fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again()
     wait_for_run(&b, &run_id, 60, |run| {
         task_status(run, "sign_off") == "waiting_approval"
     });
+    // The gate is b's now: b counts the approval its run waits for.
+    assert_eq!(metric(&b, "troupe_approvals_waiting"), Some(1.0));
     a.signal("CONT");
     let deadline = Instant::now() + Duration::from_secs(30);
     while live_incarnation(&b, "a") != Some(incarnation + 1) {
@@ -249,6 +251,11 @@ fn a_frozen_owner_that_wakes_after_a_take_over_appends_nothing_and_joins_again()
     let marks = std::fs::read_to_string(&marks_path).unwrap();
     assert_eq!(count_marks(&marks, "first"), 1, "{marks}");
     assert_eq!(count_marks(&marks, "last"), 1, "{marks}");
+    // a's renewals were kept, then it found its lease gone and let its runs go.
+    let extended = r#"troupe_cluster_lease_renewals_total{outcome="extended"}"#;
+    assert!(metric(&a, extended).is_some_and(|count| count > 0.0));
+    assert!(metric(&a, "troupe_cluster_fences_total").is_some_and(|count| count >= 1.0));
+    assert_eq!(metric(&b, "troupe_approvals_waiting"), Some(0.0));
 }
 
 /// `troupe up` as cluster node `name` with a short lease (200 ms heartbeats, 1 s lease).

@@ -362,11 +362,26 @@ fn a_busy_node_s_metrics_are_counted_and_pass_promtool() {
         r#"gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model="smollm2-135m-instruct-q4_1"} 1"#,
         r#"troupe_component_up{component="store"} 1"#,
         r#"troupe_component_up{component="models"} 1"#,
+        "troupe_approvals_waiting 0",
+        "troupe_approval_oldest_wait_seconds 0",
+        "troupe_audit_chain_intact 1",
     ] {
         assert!(
             text.lines().any(|line| line == series),
             "no `{series}` in\n{text}"
         );
+    }
+    for prefix in [
+        r#"troupe_store_operation_duration_seconds_count{operation="append"} "#,
+        r#"troupe_store_operation_duration_seconds_count{operation="read"} "#,
+        "troupe_audit_chain_entries ",
+        "troupe_audit_last_verification_timestamp_seconds ",
+    ] {
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{text}"));
+        assert!(value.parse::<f64>().unwrap() > 0.0, "{prefix}{value}");
     }
     // Time per output token needs a second token.
     if answer["usage"]["completion_tokens"].as_u64().unwrap() > 1 {

@@ -24,6 +24,7 @@ pub mod gateway;
 pub mod lease;
 pub mod links;
 pub mod membership;
+pub mod metrics;
 pub mod models;
 pub mod orphans;
 pub mod placement;

@@ -157,6 +157,7 @@ async fn tick_lease(state: &mut MembershipState) {
         LeaseAction::Register => register(state, now).await,
         LeaseAction::Renew { incarnation } => {
             let renewal = renew(state, incarnation).await;
+            crate::metrics::renewal(&renewal);
             if state.lease.renewed(now, incarnation, renewal) == LeaseAction::Fence {
                 fence(state, "the store no longer counts this node live");
             }
@@ -224,6 +225,7 @@ async fn renew(state: &MembershipState, incarnation: u64) -> Renewal {
 
 /// Stops acting for every run at once; the next tick joins again.
 fn fence(state: &MembershipState, why: &str) {
+    crate::metrics::fenced();
     state.context.acting.store(false, Ordering::SeqCst);
     tracing::error!(node = %state.context.node_name, why, "fencing: letting every run go");
     if let Some(manager) = state.context.run_manager.get()

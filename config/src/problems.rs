@@ -20,6 +20,7 @@ impl Settings {
         self.agent_problems(&mut problems);
         self.auth_problems(&mut problems);
         self.telemetry_problems(&mut problems);
+        self.audit_problems(&mut problems);
         crate::external::plugin_problems(&self.agents.plugins, &mut problems);
         crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
         problems
@@ -349,6 +350,19 @@ impl Settings {
                 format!(
                     "{} is not a cosine similarity (-1 to 1)",
                     model.min_recall_score
+                ),
+            ));
+        }
+    }
+
+    fn audit_problems(&self, problems: &mut Problems) {
+        let every = self.audit.verify_every_secs;
+        if every != 0 && every < 60 {
+            problems.push((
+                "audit.verify_every_secs",
+                format!(
+                    "{every} s would walk the whole chain nearly all the time: use at least \
+                     60, or 0 to verify at start only"
                 ),
             ));
         }

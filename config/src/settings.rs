@@ -166,6 +166,9 @@ pub struct AuditSettings {
     /// What a node does when the chain fails verification at start: `refuse` to start
     /// (the default) or `warn` in its log and start.
     pub on_tampering: TamperResponse,
+    /// The chain is verified again this often while the node runs (its outcome is in
+    /// `/metrics`, for the alert on a broken chain); 0: at start only.
+    pub verify_every_secs: u64,
     /// Where each signed checkpoint is also sent as it is made, so that a copy lives
     /// beyond the reach of whoever controls this host.
     pub ship: AuditShipSettings,
@@ -189,6 +192,7 @@ impl Default for AuditSettings {
             dir: String::new(),
             checkpoint_every: 100,
             on_tampering: TamperResponse::Refuse,
+            verify_every_secs: 3600,
             ship: AuditShipSettings::default(),
         }
     }

@@ -10,6 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
 use crate::EngineError;
+use crate::metrics::Waiting;
 use crate::run_actor::{DecisionRequest, RunMsg};
 use troupe_store::TaskId;
 use troupe_store::clock::Clock;
@@ -32,34 +33,45 @@ pub struct GateArgs {
     pub run_id: troupe_store::RunId,
     pub task: TaskId,
     pub inputs_digest: String,
+    pub requested_at_ms: i64,
     pub expires_at_ms: i64,
     pub started_by: Person,
     pub clock: Arc<dyn Clock>,
     pub separate_approver: bool,
 }
 
+/// A gate's terms, and its place in `/metrics` for as long as it waits (however the
+/// actor ends: its state is dropped then).
+pub struct Gate {
+    terms: GateArgs,
+    _waiting: Waiting,
+}
+
 impl Actor for ApprovalGate {
     type Msg = GateMsg;
-    type State = GateArgs;
+    type State = Gate;
     type Arguments = GateArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<GateMsg>,
         args: GateArgs,
-    ) -> Result<GateArgs, ActorProcessingErr> {
+    ) -> Result<Gate, ActorProcessingErr> {
         let remaining_ms = u64::try_from(args.expires_at_ms - args.clock.now_ms()).unwrap_or(0);
         myself.send_after(Duration::from_millis(remaining_ms), || {
             GateMsg::ExpireApproval
         });
-        Ok(args)
+        Ok(Gate {
+            _waiting: Waiting::open(args.requested_at_ms),
+            terms: args,
+        })
     }
 
     async fn handle(
         &self,
         myself: ActorRef<GateMsg>,
         message: GateMsg,
-        gate: &mut GateArgs,
+        Gate { terms: gate, .. }: &mut Gate,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             GateMsg::DecideApproval { request, reply } => match check(gate, &request) {

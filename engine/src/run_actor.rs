@@ -713,7 +713,7 @@ async fn spawn_missing_gates(
     myself: &ActorRef<RunMsg>,
     state: &mut RunActorState,
 ) -> Result<(), ActorProcessingErr> {
-    let waiting: Vec<(TaskId, String, i64)> = state
+    let waiting: Vec<(TaskId, String, i64, i64)> = state
         .run
         .tasks()
         .values()
@@ -725,17 +725,19 @@ async fn spawn_missing_gates(
                 (
                     task.id.clone(),
                     approval.inputs_digest.clone(),
+                    approval.requested_at_ms,
                     approval.expires_at_ms,
                 )
             })
         })
         .collect();
-    for (task, inputs_digest, expires_at_ms) in waiting {
+    for (task, inputs_digest, requested_at_ms, expires_at_ms) in waiting {
         let args = GateArgs {
             run: myself.clone(),
             run_id: state.run.run_id.clone(),
             task: task.clone(),
             inputs_digest,
+            requested_at_ms,
             expires_at_ms,
             started_by: state.run.starter(),
             clock: state.context.clock.clone(),

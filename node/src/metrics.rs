@@ -75,6 +75,9 @@ fn describe() {
     troupe_supervision::children::describe();
     troupe_inference::serve::timing::describe();
     troupe_telemetry::export::describe();
+    troupe_cluster::metrics::describe();
+    troupe_store::metrics::describe();
+    troupe_security::audit::metrics::describe();
     describe_gauge!(
         BUILD_INFO,
         "Always 1, labelled with the running Troupe's version."

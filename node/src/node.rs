@@ -60,6 +60,8 @@ pub struct Node {
     model: ChainModel,
     memory: Option<NodeMemory>,
     audit: Arc<AuditLog>,
+    /// Verifies the audit chain again and again (`audit.verify_every_secs`).
+    audit_watch: Option<JoinHandle<()>>,
     auth: Auth,
     /// The first super admin's one-time password, until `troupe up` has shown it.
     bootstrap: std::sync::Mutex<Option<(String, String)>>,
@@ -182,11 +184,16 @@ impl Node {
                     what: "cannot start the node",
                     source: error.into(),
                 })?;
+        let audit_watch = match settings.audit.verify_every_secs {
+            0 => None,
+            secs => Some(watch_audit(audit.clone(), Duration::from_secs(secs))),
+        };
         Ok(Node {
             context,
             model,
             memory,
             audit,
+            audit_watch,
             auth,
             bootstrap,
             inference,
@@ -253,6 +260,7 @@ impl Node {
     pub async fn metrics_text(&self) -> Option<String> {
         let recorder = crate::metrics::recorder()?;
         crate::metrics::pools(&self.pool_loads().await);
+        troupe_engine::metrics::sample_approvals(self.context.clock.now_ms());
         if let Some(cluster) = &self.cluster {
             crate::metrics::members(&cluster.members());
         }
@@ -314,6 +322,9 @@ impl Node {
     }
 
     pub async fn shutdown(self) {
+        if let Some(watch) = &self.audit_watch {
+            watch.abort();
+        }
         if let Err(error) = self.audit.checkpoint().await {
             tracing::error!(%error, "the audit checkpoint at shutdown failed");
         }
@@ -781,6 +792,29 @@ fn agent_services(
             store: store.clone(),
         })),
     }
+}
+
+/// Verifies the audit chain every `every` after the check at start, so that a chain
+/// altered while the node runs is caught (in the log and in `/metrics`) without waiting
+/// for a restart.
+fn watch_audit(audit: Arc<AuditLog>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is now: the chain was verified at start.
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match audit.verify().await {
+                Ok(report) if !report.intact => tracing::error!(
+                    breach = ?report.first_bad,
+                    "the audit chain fails verification: run `troupe audit verify`"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot verify the audit chain"),
+            }
+        }
+    })
 }
 
 /// The audit log, verified, with this start recorded and checkpointed: a chain cut

@@ -24,6 +24,7 @@ mod invocations;
 pub mod key_file;
 mod ledger;
 mod memory;
+pub mod metrics;
 mod migrations;
 mod nodes;
 mod ownership;
@@ -109,7 +110,10 @@ impl Store {
         query: &str,
         vars: Value,
     ) -> Result<Vec<T>, StoreError> {
-        let mut response = self.db.query(query).bind(vars).await?.check()?;
+        let started = std::time::Instant::now();
+        let answered = self.db.query(query).bind(vars).await;
+        metrics::took("read", started);
+        let mut response = answered?.check()?;
         let rows: Vec<Value> = response.take(response.num_statements() - 1)?;
         rows.into_iter()
             .map(|row| {
@@ -128,7 +132,10 @@ impl Store {
     }
 
     async fn execute(&self, query: &str, vars: Value) -> Result<(), StoreError> {
-        self.db.query(query).bind(vars).await?.check()?;
+        let started = std::time::Instant::now();
+        let answered = self.db.query(query).bind(vars).await;
+        metrics::took("write", started);
+        answered?.check()?;
         Ok(())
     }
 

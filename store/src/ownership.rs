@@ -70,7 +70,10 @@ impl Store {
         let span = troupe_telemetry::spans::store_write("append run_log");
         let sent =
             tracing::Instrument::instrument(self.db.query(query).bind(vars).into_future(), span);
-        let mut response = sent.await?;
+        let started = std::time::Instant::now();
+        let answered = sent.await;
+        crate::metrics::took("append", started);
+        let mut response = answered?;
         match crate::thrown_by(&mut response, FENCED)? {
             Some(_) => Err(StoreError::Fenced {
                 run: first.run_id.clone(),

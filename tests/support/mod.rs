@@ -440,6 +440,17 @@ pub fn post(server: &Server, path: &str, content_type: &str, body: &str) -> (u16
     (response.status, value)
 }
 
+/// The value of the series `series` (name and labels, as `/metrics` writes them) in a
+/// scrape of `server`, if it has one.
+pub fn metric(server: &Server, series: &str) -> Option<f64> {
+    let scrape = http1::blocking_get(&server.url("/metrics")).expect("GET /metrics");
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    scrape.body.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        Some(value.parse().expect("a number"))
+    })
+}
+
 /// Saves `workflow` on `server` and starts a run of it with `body` (variables, starter);
 /// the run's id.
 pub fn save_and_start(server: &Server, workflow: &str, body: &Value) -> String {

@@ -6,6 +6,7 @@
 mod action;
 pub mod chain;
 pub mod checkpoint;
+pub mod metrics;
 pub mod shipping;
 
 use std::path::Path;
@@ -127,6 +128,7 @@ impl AuditLog {
                         seq: entry.seq,
                         hash: entry.hash.clone(),
                     };
+                    metrics::appended(entry.seq);
                     if entry.seq.is_multiple_of(self.checkpoint_every) {
                         self.checkpoint_locked(&head)?;
                     }
@@ -192,6 +194,7 @@ impl AuditLog {
                 .as_ref()
                 .and_then(|_| chain::trail_breach(&heads, length, self.checkpoint_every))
         });
+        metrics::verified(length, first_bad.is_none(), now_ms());
         Ok(VerifyReport {
             entries: length,
             intact: first_bad.is_none(),
