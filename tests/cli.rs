@@ -533,6 +533,45 @@ fn the_auth_benchmark_compares_three_modes_of_one_route_and_writes_json() {
     }
 }
 
+/// `--telemetry` runs the engine benchmark with traces sent to a live receiver and
+/// without, and writes both with the overhead.
+#[test]
+fn the_telemetry_benchmark_compares_the_engine_with_traces_and_without() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("engine-telemetry.json");
+    let args = [
+        "bench",
+        "engine",
+        "--telemetry",
+        "--tasks",
+        "20",
+        "--rounds",
+        "1",
+        "--out",
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    args.push(out.to_str().unwrap());
+    let output = run_troupe(scratch.path(), &args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        report["export_requests"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{report:#}");
+    for result in results {
+        for key in ["off_ms_median", "on_ms_median"] {
+            assert!(result[key].as_f64().is_some_and(|ms| ms > 0.0), "{result}");
+        }
+        assert!(
+            result["overhead"].as_f64().is_some_and(f64::is_finite),
+            "{result}"
+        );
+    }
+}
+
 /// The store is closed before the process ends: no error or warning from SurrealDB or
 /// SurrealKV about closing it lands in the output, on either store.
 #[test]

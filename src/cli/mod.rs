@@ -169,7 +169,10 @@ pub async fn dispatch(args: Args) -> ExitCode {
         }
     };
     let serve = matches!(args.command, Command::Up { .. });
-    let exporting = match telemetry::init(&settings, serve) {
+    // A benchmark exports too, when an endpoint is set: `bench engine --telemetry`
+    // measures what that costs.
+    let export = serve || matches!(args.command, Command::Bench { .. });
+    let exporting = match telemetry::init(&settings, serve, export) {
         Ok(exporting) => exporting,
         Err(error) => {
             eprintln!("error: cannot set up logging and traces: {error}");

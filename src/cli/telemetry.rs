@@ -9,10 +9,10 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use troupe_config::{LogFormat, Settings};
 use troupe_telemetry::export::{self, Exporting};
 
-/// Sets up logging, and for a node (`serve`) the trace exporter, which the caller
-/// shuts down at exit with [`shutdown`]. Other commands (`quiet`) only log warnings
+/// Sets up logging, and with `export` the trace exporter, which the caller shuts down
+/// at exit with [`shutdown`]. Commands other than a node (`serve`) only log warnings
 /// unless the level was set, so their own output stays readable.
-pub fn init(settings: &Settings, serve: bool) -> Result<Option<Exporting>, String> {
+pub fn init(settings: &Settings, serve: bool, export: bool) -> Result<Option<Exporting>, String> {
     let log = &settings.log;
     let level = if !serve && log.level == "info" {
         "warn"
@@ -34,7 +34,7 @@ pub fn init(settings: &Settings, serve: bool) -> Result<Option<Exporting>, Strin
             .boxed(),
         LogFormat::Text => lines.with_filter(filter).boxed(),
     };
-    let exporting = if serve {
+    let exporting = if export {
         export::install(&settings.telemetry, &settings.node_name())
             .map_err(|error| error.to_string())?
     } else {

@@ -10,6 +10,7 @@ use troupe_config::Settings;
 mod auth;
 mod cluster;
 mod engine;
+mod telemetry;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -19,6 +20,14 @@ pub enum BenchCommand {
         tasks: usize,
         #[arg(long, default_value = "bench-results/engine.json")]
         out: PathBuf,
+        /// Compare the benchmark with traces exported to a live OTLP receiver against
+        /// it without (each in a process of its own), written to `--out` (then
+        /// `bench-results/engine-telemetry.json` by default).
+        #[arg(long)]
+        telemetry: bool,
+        /// With `--telemetry`: how many times each way, alternated; medians compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Requests per second of an authenticated read with a JWT and with an API key,
     /// against the same route on a node without accounts, over loopback.
@@ -159,7 +168,25 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             cluster::peer(&certs).await?;
             Ok(ExitCode::SUCCESS)
         }
-        BenchCommand::Engine { tasks, out } => {
+        BenchCommand::Engine {
+            tasks,
+            out,
+            telemetry: true,
+            rounds,
+        } => {
+            let scratch = tempfile::tempdir()?;
+            let report = telemetry::engine_overhead(tasks, rounds, scratch.path()).await?;
+            println!("{}", report.table());
+            let default = Path::new("bench-results/engine.json");
+            let out = if out == default {
+                PathBuf::from("bench-results/engine-telemetry.json")
+            } else {
+                out
+            };
+            write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Engine { tasks, out, .. } => {
             let scratch = tempfile::tempdir()?;
             let report = engine::engine(tasks, scratch.path()).await?;
             println!("{}", report.table());

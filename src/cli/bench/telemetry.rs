@@ -1,0 +1,210 @@
+//! `troupe bench engine --telemetry`: what exporting traces costs the engine. The engine
+//! benchmark runs with spans sent to a live OTLP receiver and without, each in a process
+//! of its own (the exporter is process-wide), alternated `rounds` times on the same
+//! machine; the overhead is the ratio of the medians.
+//!
+//! Goal (issue 17): under 5% at a sample ratio of 1.0.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use serde::Serialize;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverheadResult {
+    pub store: String,
+    pub shape: String,
+    pub off_ms_median: f64,
+    pub on_ms_median: f64,
+    /// `on / off - 1`: 0.05 is 5% slower with traces.
+    pub overhead: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TelemetryReport {
+    pub benchmark: &'static str,
+    pub tasks: usize,
+    pub rounds: usize,
+    pub sample_ratio: f64,
+    pub goal_overhead_max: f64,
+    /// What the receiver took while traces were on: proof that it was live.
+    pub export_requests: u64,
+    pub export_bytes: u64,
+    pub results: Vec<OverheadResult>,
+}
+
+/// The receiver's tally.
+#[derive(Default)]
+struct Received {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Accepts OTLP/HTTP exports on loopback and counts them; its answer (an empty
+/// protobuf message) is a full success.
+async fn receiver() -> anyhow::Result<(String, Arc<Received>)> {
+    let received = Arc::new(Received::default());
+    let tally = received.clone();
+    let route = axum::routing::post(move |body: Bytes| {
+        let tally = tally.clone();
+        async move {
+            tally.requests.fetch_add(1, Ordering::Relaxed);
+            tally.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            (
+                [("content-type", "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr()?);
+    let router = axum::Router::new().route("/v1/traces", route);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((endpoint, received))
+}
+
+/// Runs the engine benchmark `rounds` times each way, alternating.
+pub async fn engine_overhead(
+    tasks: usize,
+    rounds: usize,
+    scratch: &Path,
+) -> anyhow::Result<TelemetryReport> {
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let (endpoint, received) = receiver().await?;
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for round in 0..rounds {
+        off.push(child(tasks, None, &scratch.join(format!("off-{round}.json"))).await?);
+        on.push(
+            child(
+                tasks,
+                Some(&endpoint),
+                &scratch.join(format!("on-{round}.json")),
+            )
+            .await?,
+        );
+    }
+    if received.requests.load(Ordering::Relaxed) == 0 {
+        bail!("the receiver got no spans: the traced runs did not export");
+    }
+    Ok(TelemetryReport {
+        benchmark: "engine-telemetry",
+        tasks,
+        rounds,
+        sample_ratio: 1.0,
+        goal_overhead_max: 0.05,
+        export_requests: received.requests.load(Ordering::Relaxed),
+        export_bytes: received.bytes.load(Ordering::Relaxed),
+        results: compare(&off, &on),
+    })
+}
+
+/// One engine benchmark in a process of its own, exporting to `endpoint` if given.
+/// Its report's measurements: `(store, shape, total_ms)` each.
+async fn child(
+    tasks: usize,
+    endpoint: Option<&str>,
+    out: &PathBuf,
+) -> anyhow::Result<Vec<(String, String, f64)>> {
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command
+        .args(["bench", "engine", "--tasks", &tasks.to_string(), "--out"])
+        .arg(out)
+        .env_remove("TROUPE_TELEMETRY__OTLP__ENDPOINT")
+        .env("TROUPE_TELEMETRY__OTLP__SAMPLE_RATIO", "1.0")
+        .stdout(std::process::Stdio::null());
+    if let Some(endpoint) = endpoint {
+        command.env("TROUPE_TELEMETRY__OTLP__ENDPOINT", endpoint);
+    }
+    let status = command
+        .status()
+        .await
+        .context("starting the benchmark's child")?;
+    if !status.success() {
+        bail!("the engine benchmark's child failed ({status})");
+    }
+    let written =
+        std::fs::read_to_string(out).with_context(|| format!("reading {}", out.display()))?;
+    let report: Value = serde_json::from_str(&written)?;
+    let results = report["results"]
+        .as_array()
+        .context("a report without results")?;
+    Ok(results
+        .iter()
+        .map(|result| {
+            let text = |key: &str| result[key].as_str().unwrap_or_default().to_string();
+            let total_ms = result["total_ms"].as_f64().unwrap_or(f64::NAN);
+            (text("store"), text("shape"), total_ms)
+        })
+        .collect())
+}
+
+fn compare(
+    off: &[Vec<(String, String, f64)>],
+    on: &[Vec<(String, String, f64)>],
+) -> Vec<OverheadResult> {
+    let Some(first) = off.first() else {
+        return Vec::new();
+    };
+    let total = |reports: &[Vec<(String, String, f64)>], index: usize| {
+        median(
+            reports
+                .iter()
+                .filter_map(|report| Some(report.get(index)?.2)),
+        )
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(index, (store, shape, _))| {
+            let (off_ms, on_ms) = (total(off, index), total(on, index));
+            OverheadResult {
+                store: store.clone(),
+                shape: shape.clone(),
+                off_ms_median: off_ms,
+                on_ms_median: on_ms,
+                overhead: on_ms / off_ms - 1.0,
+            }
+        })
+        .collect()
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl TelemetryReport {
+    /// One line per measurement, for people.
+    pub fn table(&self) -> String {
+        let mut lines = vec![format!(
+            "engine with traces against without ({} tasks, median of {} rounds; goal: under {:.0}%)",
+            self.tasks,
+            self.rounds,
+            self.goal_overhead_max * 100.0
+        )];
+        for result in &self.results {
+            lines.push(format!(
+                "{:<10} {:<5} off {:>9.1} ms, on {:>9.1} ms: {:+.1}%",
+                result.store,
+                result.shape,
+                result.off_ms_median,
+                result.on_ms_median,
+                result.overhead * 100.0
+            ));
+        }
+        lines.push(format!(
+            "receiver: {} exports, {} bytes",
+            self.export_requests, self.export_bytes
+        ));
+        lines.join("\n")
+    }
+}
