@@ -313,8 +313,16 @@ pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
     Json(kinds)
 }
 
-/// The process is up.
+/// 1 while a component of the node is well, by component: `/readyz` as a gauge.
 const COMPONENT_UP: &str = "troupe_component_up";
+
+/// The help text of the component gauge (once, when the router is built).
+pub fn describe_components() {
+    metrics::describe_gauge!(
+        COMPONENT_UP,
+        "1 while a component of the node is well (as /readyz sees it), else 0."
+    );
+}
 
 /// Every metric of this node in Prometheus's text format, for a scraper holding
 /// `metrics.read` (an API key scoped to it, say).
@@ -322,10 +330,6 @@ const COMPONENT_UP: &str = "troupe_component_up";
     (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
     (status = 503, body = ErrorBody, description = "the embedding program exports metrics itself")))]
 pub async fn metrics(State(node): NodeState) -> Result<Response, ApiError> {
-    metrics::describe_gauge!(
-        COMPONENT_UP,
-        "1 while a component of the node is well (as /readyz sees it), else 0."
-    );
     for (component, well) in readiness(&node).await.components() {
         metrics::gauge!(COMPONENT_UP, "component" => component).set(if well { 1.0 } else { 0.0 });
     }

@@ -44,6 +44,7 @@ pub fn router(node: Arc<Node>) -> Router {
     let max_body_bytes =
         usize::try_from(node.settings().server.max_body_bytes).unwrap_or(usize::MAX);
     trace::describe();
+    handlers::describe_components();
     let declared = routes::declare();
     let guarded = guard::Guarded {
         node: node.clone(),
