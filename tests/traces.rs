@@ -204,21 +204,12 @@ fn a_collector_that_is_gone_costs_runs_nothing_and_its_losses_are_counted() {
         assert!(run["trace_id"].is_string(), "{run:#}");
     }
     assert_eq!(get_json(&server, "/readyz")["store"], "ok");
-    let failed = |text: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(r#"troupe_otel_spans_total{outcome="failed"} "#))
-            .map_or(0.0, |count| count.parse::<f64>().unwrap())
-    };
+    let failed = r#"troupe_otel_spans_total{outcome="failed"}"#;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let scrape = http1::blocking_get(&server.url("/metrics")).unwrap();
-        if failed(&scrape.body) > 0.0 {
-            break;
-        }
+    while !support::metric(&server, failed).is_some_and(|count| count > 0.0) {
         assert!(
             std::time::Instant::now() < deadline,
-            "no failed export counted:\n{}",
-            scrape.body
+            "no failed export counted"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -18,11 +18,12 @@ pub enum BenchCommand {
     Engine {
         #[arg(long, default_value_t = 1000)]
         tasks: usize,
-        #[arg(long, default_value = "bench-results/engine.json")]
-        out: PathBuf,
+        /// Default: `bench-results/engine.json`, or `bench-results/engine-telemetry.json`
+        /// with `--telemetry`.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Compare the benchmark with traces exported to a live OTLP receiver against
-        /// it without (each in a process of its own), written to `--out` (then
-        /// `bench-results/engine-telemetry.json` by default).
+        /// it without (each in a process of its own).
         #[arg(long)]
         telemetry: bool,
         /// With `--telemetry`: how many times each way, alternated; medians compared.
@@ -171,29 +172,34 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
         BenchCommand::Engine {
             tasks,
             out,
-            telemetry: true,
+            telemetry,
             rounds,
-        } => {
-            let scratch = tempfile::tempdir()?;
-            let report = telemetry::engine_overhead(tasks, rounds, scratch.path()).await?;
-            println!("{}", report.table());
-            let default = Path::new("bench-results/engine.json");
-            let out = if out == default {
-                PathBuf::from("bench-results/engine-telemetry.json")
-            } else {
-                out
-            };
-            write_report(&out, &report)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        BenchCommand::Engine { tasks, out, .. } => {
-            let scratch = tempfile::tempdir()?;
-            let report = engine::engine(tasks, scratch.path()).await?;
-            println!("{}", report.table());
-            write_report(&out, &report)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => engine_bench(tasks, out, telemetry, rounds).await,
     }
+}
+
+/// `bench engine`, or with `telemetry` the same with traces exported against without.
+async fn engine_bench(
+    tasks: usize,
+    out: Option<PathBuf>,
+    telemetry: bool,
+    rounds: usize,
+) -> anyhow::Result<ExitCode> {
+    let scratch = tempfile::tempdir()?;
+    if telemetry {
+        let report = telemetry::engine_overhead(tasks, rounds, scratch.path()).await?;
+        println!("{}", report.table());
+        let out = out.unwrap_or_else(|| "bench-results/engine-telemetry.json".into());
+        write_report(&out, &report)?;
+    } else {
+        let report = engine::engine(tasks, scratch.path()).await?;
+        println!("{}", report.table());
+        write_report(
+            &out.unwrap_or_else(|| "bench-results/engine.json".into()),
+            &report,
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a report as pretty JSON to `path`, creating its directory.
