@@ -427,3 +427,35 @@ fn a_node_cut_off_from_the_store_stops_and_the_rest_carries_on() {
     });
     assert_eq!(run["owner"], "a");
 }
+
+/// A settings reload on one node is announced through the store: every other node
+/// reads its own settings again, and says so in the audit log.
+#[test]
+fn a_reload_on_one_node_reloads_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let a = start_quick_node(dir.path(), &surreal, "a");
+    let b = start_quick_node(dir.path(), &surreal, "b");
+    let loaded = |server: &Server| get_json(server, "/api/v1/config")["loaded_at_ms"].as_i64();
+    let b_started = loaded(&b);
+    let reloaded = run_troupe(dir.path(), &["config", "reload", "--server", &a.url("")]);
+    assert!(reloaded.status.success(), "{reloaded:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while loaded(&b) == b_started {
+        assert!(Instant::now() < deadline, "b did not follow a's reload");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let entries = get_json(&a, "/api/v1/audit?action=config.reload");
+    let by = |actor: &str, node: &str| {
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == actor && e["target"] == node)
+    };
+    assert!(by("anonymous", "a") && by("cluster", "b"), "{entries:#}");
+    assert!(
+        !by("cluster", "a"),
+        "a does not follow its own announcement: {entries:#}"
+    );
+}

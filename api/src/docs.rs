@@ -5,7 +5,7 @@
 use axum::response::Html;
 use utoipa::OpenApi;
 
-use crate::{auth, browser, error, memory, projects, users, wire};
+use crate::{auth, browser, config, error, memory, projects, users, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +25,11 @@ use crate::{auth, browser, error, memory, projects, users, wire};
         wire::DecisionBody,
         wire::Verdict,
         wire::AgentKind,
-        wire::Readiness,
+        troupe_node::Readiness,
+        troupe_node::AlertsNow,
+        troupe_node::AlertView,
+        troupe_node::Reloaded,
+        config::ConfigNow,
         memory::SearchMemory,
         memory::NewMemoryEntry,
         memory::MemoryCreated,

@@ -194,9 +194,20 @@ impl From<NodeError> for ApiError {
             NodeError::Engine(error) => error.into(),
             NodeError::Models(error) => crate::openai::inference_error(error),
             NodeError::InvalidRequest(message) => Self::invalid_request(message),
+            // A reload's: the settings (or a provider key they name) are the caller's
+            // to fix, and only a super admin may reload.
+            NodeError::Settings(_) | NodeError::ProviderKey(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_settings",
+                error.to_string(),
+            ),
+            NodeError::NoSettingsSource => Self::new(
+                StatusCode::CONFLICT,
+                "no_settings_source",
+                error.to_string(),
+            ),
             NodeError::Start { .. }
             | NodeError::AgentKinds(_)
-            | NodeError::ProviderKey(_)
             | NodeError::ClusterCookie(_)
             | NodeError::AuditTampered { .. }
             | NodeError::Cluster(_)

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::guard::Access;
 use crate::idempotency;
 use crate::wire::*;
-use troupe_node::{Node, PendingApproval, RunDetail};
+use troupe_node::{AlertsNow, Node, PendingApproval, Readiness, RunDetail};
 use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::events::{RunStatus, StoredEvent};
@@ -313,26 +313,12 @@ pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
     Json(kinds)
 }
 
-/// 1 while a component of the node is well, by component: `/readyz` as a gauge.
-const COMPONENT_UP: &str = "troupe_component_up";
-
-/// The help text of the component gauge (once, when the router is built).
-pub fn describe_components() {
-    metrics::describe_gauge!(
-        COMPONENT_UP,
-        "1 while a component of the node is well (as /readyz sees it), else 0."
-    );
-}
-
 /// Every metric of this node in Prometheus's text format, for a scraper holding
 /// `metrics.read` (an API key scoped to it, say).
 #[utoipa::path(get, path = "/metrics", responses(
     (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
     (status = 503, body = ErrorBody, description = "the embedding program exports metrics itself")))]
 pub async fn metrics(State(node): NodeState) -> Result<Response, ApiError> {
-    for (component, well) in readiness(&node).await.components() {
-        metrics::gauge!(COMPONENT_UP, "component" => component).set(if well { 1.0 } else { 0.0 });
-    }
     let text = node.metrics_text().await.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -351,14 +337,11 @@ pub async fn livez() -> &'static str {
     "ok"
 }
 
-/// How long readiness waits for the store.
-const READINESS_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The node can serve: the store answers, the supervision tree runs and, in a cluster,
 /// the node is a live member.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
-    let readiness = readiness(&node).await;
+    let readiness = node.readiness().await;
     let status = if readiness.ready {
         StatusCode::OK
     } else {
@@ -367,45 +350,11 @@ pub async fn readyz(State(node): NodeState) -> impl IntoResponse {
     (status, Json(readiness))
 }
 
-/// Each component's state, and whether the node can serve.
-async fn readiness(node: &Node) -> Readiness {
-    // Which part is not ready, never why: the answer is for anyone, the reason for the log.
-    // Bounded: a store that went away can leave a query waiting for its reconnection,
-    // and a probe must answer in time to count.
-    let asked = tokio::time::timeout(READINESS_STORE_TIMEOUT, node.store().workflows()).await;
-    let store = match asked {
-        Ok(Ok(_)) => "ok".to_string(),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "readiness: the store does not answer");
-            "unavailable".to_string()
-        }
-        Err(_) => {
-            tracing::error!("readiness: the store did not answer in time");
-            "unavailable".to_string()
-        }
-    };
-    let supervision = if node.is_alive() { "ok" } else { "stopped" }.to_string();
-    let membership = match (node.settings().cluster.enabled, node.is_acting()) {
-        (false, _) => "alone",
-        (true, true) => "member",
-        (true, false) => "joining",
-    }
-    .to_string();
-    let models = match node.inference() {
-        None => "off",
-        Some(service) if service.workers().await.is_ok() => "ok",
-        Some(_) => "unavailable",
-    }
-    .to_string();
-    let mut readiness = Readiness {
-        ready: false,
-        store,
-        supervision,
-        membership,
-        models,
-    };
-    readiness.ready = readiness.components().iter().all(|(_, well)| *well);
-    readiness
+/// The node's alerts: the rules of `deploy/prometheus/alerts.yaml` evaluated on its own
+/// metrics (`alerts.*`), pending and firing.
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = AlertsNow)))]
+pub async fn alerts(State(node): NodeState) -> Json<AlertsNow> {
+    Json(node.alerts().borrow().clone())
 }
 
 pub async fn not_found() -> ApiError {

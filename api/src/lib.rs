@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod body;
 mod browser;
+mod config;
 mod docs;
 mod error;
 mod events_ws;
@@ -44,12 +45,11 @@ pub fn router(node: Arc<Node>) -> Router {
     let max_body_bytes =
         usize::try_from(node.settings().server.max_body_bytes).unwrap_or(usize::MAX);
     trace::describe();
-    handlers::describe_components();
     let declared = routes::declare();
     let guarded = guard::Guarded {
         node: node.clone(),
         table: Arc::new(declared.table),
-        local_only: without_accounts::LocalOnly::for_node(node.settings()).map(Arc::new),
+        local_only: without_accounts::LocalOnly::for_node(&node.settings()).map(Arc::new),
     };
     let forwarding = openai::forward::Forwarding::new(node.clone());
     declared

@@ -15,7 +15,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::guard::Needs::{self, Node as OnNode, Open, Project, SignedIn};
-use crate::{audit, auth, browser, docs, events_ws, handlers, invocations, memory, openai};
+use crate::{audit, auth, browser, config, docs, events_ws, handlers, invocations, memory, openai};
 use crate::{projects, providers, users};
 use troupe_node::Node;
 use troupe_security::auth::permissions::Permission::*;
@@ -180,6 +180,9 @@ fn documented(builder: Builder) -> Builder {
         .doc(OnNode(AgentsExecute), routes!(providers::complete))
         .doc(OnNode(CostsView), routes!(providers::costs))
         .doc(OnNode(MetricsRead), routes!(handlers::metrics))
+        .doc(OnNode(AgentsView), routes!(handlers::alerts))
+        .doc(OnNode(SettingsManage), routes!(config::show))
+        .doc(OnNode(SettingsManage), routes!(config::reload))
         .doc(OnNode(AgentsView), routes!(openai::list_models))
         .doc(OnNode(AgentsExecute), routes!(openai::chat_completions))
         .doc(OnNode(AgentsExecute), routes!(openai::embeddings))

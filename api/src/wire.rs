@@ -113,30 +113,6 @@ pub struct AgentKind {
     pub input_schema: Value,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Readiness {
-    pub ready: bool,
-    pub store: String,
-    pub supervision: String,
-    /// `alone` (no cluster), `member` (its lease is live) or `joining` (not yet, or
-    /// no longer: it fenced itself and starts no run until it is a member again).
-    pub membership: String,
-    /// `ok`, `off` (`models.serve` is off) or `unavailable` (the model router stopped).
-    pub models: String,
-}
-
-impl Readiness {
-    /// Each component and whether it is well, for the `troupe_component_up` gauge.
-    pub fn components(&self) -> [(&'static str, bool); 4] {
-        [
-            ("store", self.store == "ok"),
-            ("supervision", self.supervision == "ok"),
-            ("membership", self.membership != "joining"),
-            ("models", self.models != "unavailable"),
-        ]
-    }
-}
-
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct RunQuery {
     /// running, completed, failed or cancelled.

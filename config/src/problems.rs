@@ -21,6 +21,7 @@ impl Settings {
         self.auth_problems(&mut problems);
         self.telemetry_problems(&mut problems);
         self.audit_problems(&mut problems);
+        self.alerts.problems(&mut problems);
         crate::external::plugin_problems(&self.agents.plugins, &mut problems);
         crate::external::mcp_problems(&self.agents.mcp_servers, &mut problems);
         problems

@@ -21,6 +21,7 @@ pub struct Settings {
     pub client: ClientSettings,
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 impl Settings {

@@ -307,3 +307,39 @@ fn a_node_name_is_letters_digits_dots_underscores_and_dashes() {
         assert!(!troupe_config::is_node_name(bad), "{bad}");
     }
 }
+
+/// Alert rules take thresholds from 0 (shares up to 1) and waits up to a week; a
+/// webhook is an http(s) URL. A partial rule keeps its other defaults.
+#[test]
+fn alert_settings_out_of_range_are_named_and_a_partial_rule_keeps_its_defaults() {
+    let (_dir, path) = write_file(
+        "[alerts]\nevaluate_every_secs = 0\n[alerts.webhook]\nurl = \"hooks.example/x\"\n\
+         [alerts.rules.run_failure_rate]\nabove = 2.5\n\
+         [alerts.rules.approval_waiting_secs]\nabove = -1.0\nfor_secs = 99999999\n",
+    );
+    let text = Layers::new()
+        .file(&path)
+        .load()
+        .expect_err("four problems")
+        .to_string();
+    for expected in [
+        "`alerts.evaluate_every_secs`",
+        "0 is out of range: use 1 to 3600",
+        "`alerts.webhook.url`",
+        "must start with http:// or https://",
+        "`above` is 2.5, a share: use 0 to 1",
+        "`above` is -1: use a number from 0",
+        "`for_secs` is 99999999: use at most 604800 (a week)",
+    ] {
+        assert!(text.contains(expected), "{expected} in: {text}");
+    }
+    let settings = Layers::new()
+        .environment(env(&[(
+            "TROUPE_ALERTS__RULES__RUN_FAILURE_RATE__FOR_SECS",
+            "0",
+        )]))
+        .load()
+        .expect("a partial rule loads");
+    let rule = settings.alerts.rules.run_failure_rate;
+    assert_eq!((rule.above, rule.for_secs, rule.enabled), (0.25, 0, true));
+}

@@ -9,6 +9,7 @@
 //! since the save stops new runs of every version.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::Value;
 use troupe_agents::Registry;
@@ -18,24 +19,41 @@ use troupe_workflow::{Task, Workflow};
 use crate::EngineError;
 use crate::invoke::Invocation;
 
-/// The node's part of the policy.
+/// The node's part of the policy. Clones share it, so that a reload of
+/// `agents.allowed_kinds` ([`ExecutionPolicy::replace`]) reaches every holder.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionPolicy {
     /// `None`: every kind the node has.
-    node_kinds: Option<BTreeSet<String>>,
+    node_kinds: Arc<RwLock<Option<BTreeSet<String>>>>,
 }
 
 impl ExecutionPolicy {
     /// From `agents.allowed_kinds`: `*` allows every kind the node has.
     pub fn new(allowed_kinds: &[String]) -> Self {
-        let node_kinds = (!allowed_kinds.iter().any(|kind| kind == "*"))
-            .then(|| allowed_kinds.iter().cloned().collect());
-        Self { node_kinds }
+        Self {
+            node_kinds: Arc::new(RwLock::new(Self::kinds(allowed_kinds))),
+        }
+    }
+
+    fn kinds(allowed_kinds: &[String]) -> Option<BTreeSet<String>> {
+        (!allowed_kinds.iter().any(|kind| kind == "*"))
+            .then(|| allowed_kinds.iter().cloned().collect())
+    }
+
+    /// Takes a new `agents.allowed_kinds`: saves, run starts and attempts from now on
+    /// are checked against it.
+    pub fn replace(&self, allowed_kinds: &[String]) {
+        *self
+            .node_kinds
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Self::kinds(allowed_kinds);
     }
 
     /// Whether this node runs `kind` at all (`agents.allowed_kinds`).
     pub fn node_runs(&self, kind: &str) -> bool {
         self.node_kinds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_none_or(|kinds| kinds.contains(kind))
     }

@@ -280,6 +280,26 @@ pub struct Readiness {
     pub supervision: String,
 }
 
+/// `GET /api/v1/alerts`: what the node's own alert rules say now.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Alerts {
+    pub evaluating: bool,
+    pub evaluated_at_ms: Option<i64>,
+    pub rules: Vec<String>,
+    pub alerts: Vec<AlertLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AlertLine {
+    pub name: String,
+    pub severity: String,
+    /// pending or firing.
+    pub state: String,
+    pub summary: String,
+    pub active_at_ms: i64,
+    pub fired_at_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Session {
     pub session_id: String,

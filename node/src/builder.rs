@@ -8,6 +8,7 @@ use troupe_agents::Agent;
 use troupe_config::Settings;
 
 use crate::agent_kinds::builtin_registry;
+use crate::reload::SettingsSource;
 use crate::{Node, NodeError};
 use troupe_store::clock::{Clock, SystemClock};
 
@@ -26,6 +27,7 @@ use troupe_store::clock::{Clock, SystemClock};
 /// ```
 pub struct NodeBuilder {
     settings: Settings,
+    source: Option<SettingsSource>,
     kinds: Vec<Arc<dyn Agent>>,
     clock: Arc<dyn Clock>,
 }
@@ -34,6 +36,7 @@ impl NodeBuilder {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
+            source: None,
             kinds: Vec::new(),
             clock: Arc::new(SystemClock),
         }
@@ -43,6 +46,13 @@ impl NodeBuilder {
     /// unless a test or a simulation moves time itself.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Where the settings can be read again (the file, environment and flags they came
+    /// from), for `troupe config reload` and SIGHUP; without one a reload is refused.
+    pub fn settings_source(mut self, source: SettingsSource) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -66,6 +76,6 @@ impl NodeBuilder {
             }
             registry.register(agent);
         }
-        Node::start_with(self.settings, registry, self.clock).await
+        Node::start_with(self.settings, self.source, registry, self.clock).await
     }
 }

@@ -52,6 +52,15 @@ pub enum NodeError {
     NoEmbedding,
     #[error("{0}")]
     InvalidRequest(String),
+    /// A reload read settings that do not hold; the running ones stay.
+    #[error("nothing was reloaded: {0}")]
+    Settings(#[source] troupe_config::ConfigError),
+    /// A reload on a node whose settings came from the program that embeds it.
+    #[error(
+        "this node was given its settings by the program that runs it, not read from a \
+         file: it cannot read them again (restart it with the new ones)"
+    )]
+    NoSettingsSource,
 }
 
 impl<T> From<ractor::RactorErr<T>> for NodeError {

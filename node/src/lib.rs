@@ -9,6 +9,7 @@
 //! Knows nothing of HTTP: `troupe_api` serves a `Node`.
 
 pub mod agent_kinds;
+mod alerting;
 mod builder;
 mod cluster;
 mod error;
@@ -16,17 +17,22 @@ mod load;
 mod metrics;
 mod node;
 pub mod policy;
+pub mod reload;
 pub mod services;
+mod vitals;
 
 pub use agent_kinds::builtin_registry;
+pub use alerting::{AlertBoard, AlertView, AlertsNow};
 pub use builder::NodeBuilder;
 pub use cluster::ClusterView;
 pub use error::NodeError;
 pub use node::{ModelPeer, Node, PendingApproval, RunDetail};
+pub use reload::{Reloaded, RunningSettings, SettingsSource};
 pub use troupe_cluster::models::ModelRole;
 /// Who starts runs and decides gates, and what they decide: the types a program that
 /// embeds a node passes in.
 pub use troupe_store::events::{Decision, Person};
+pub use vitals::Readiness;
 
 #[cfg(test)]
 mod engine_tests;

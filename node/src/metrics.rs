@@ -78,6 +78,8 @@ fn describe() {
     troupe_cluster::metrics::describe();
     troupe_store::metrics::describe();
     troupe_security::audit::metrics::describe();
+    crate::vitals::describe();
+    crate::alerting::describe();
     describe_gauge!(
         BUILD_INFO,
         "Always 1, labelled with the running Troupe's version."

@@ -9,7 +9,7 @@ use ractor::{Actor, ActorRef};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use troupe_agents::Registry;
 use troupe_agents::{AgentServices, MemoryKind, MemoryScope};
@@ -21,12 +21,17 @@ use troupe_telemetry::TraceParent;
 use troupe_workflow::Workflow;
 
 use crate::NodeError;
+use crate::alerting::{AlertBoard, AlertLoop};
+use crate::reload::{
+    ChainMaker, Reloaded, Reloader, RunningSettings, SettingsSource, follow_cluster,
+};
 use crate::services::{ChainModel, NodeMemory};
+use crate::vitals::{Readiness, Vitals};
 use troupe_cluster::links::LinksMsg;
 use troupe_cluster::models::ClusterModels;
 use troupe_cluster::placement::ClusterPlacement;
 use troupe_engine::EngineError;
-use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, AgentPoolMsg, OutcomeBook, PoolLoad};
+use troupe_engine::agent_pool::{AgentPool, AgentPoolArgs, OutcomeBook, PoolLoad};
 use troupe_engine::command::RunCommand;
 use troupe_engine::context::{EngineContext, NodeIdentity};
 use troupe_engine::policy::ExecutionPolicy;
@@ -62,12 +67,19 @@ pub struct Node {
     audit: Arc<AuditLog>,
     /// Verifies the audit chain again and again (`audit.verify_every_secs`).
     audit_watch: Option<JoinHandle<()>>,
-    auth: Auth,
+    vitals: Vitals,
+    /// The alerts now, and the loop that evaluates them (`alerts.enabled`).
+    alerts: AlertBoard,
+    alert_loop: Option<JoinHandle<()>>,
+    auth: Arc<Auth>,
     /// The first super admin's one-time password, until `troupe up` has shown it.
     bootstrap: std::sync::Mutex<Option<(String, String)>>,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
-    settings: Settings,
+    /// The settings now, and how to read them again.
+    reloader: Arc<Reloader>,
+    /// Follows the other nodes' reloads (`cluster.enabled`).
+    follow: Option<JoinHandle<()>>,
     /// The links to the other nodes (`cluster.enabled`; never set otherwise).
     links: ChildRef<LinksMsg>,
     /// Where attempts and model requests go in the cluster (`cluster.enabled`).
@@ -106,6 +118,7 @@ impl Node {
     /// Starts a node with the given agent kinds ([`crate::NodeBuilder`] is the way in).
     pub(crate) async fn start_with(
         settings: Settings,
+        source: Option<SettingsSource>,
         registry: Registry,
         clock: Arc<dyn troupe_store::clock::Clock>,
     ) -> Result<Node, NodeError> {
@@ -120,32 +133,24 @@ impl Node {
             .await?;
         let node_id = EngineContext::new_node_id();
         let audit = open_audit(&store, &settings, &node_id).await?;
-        let auth = Auth::from_settings(store.clone(), &settings)?;
+        let auth = Arc::new(Auth::from_settings(store.clone(), &settings)?);
         let bootstrap = std::sync::Mutex::new(auth.bootstrap(&audit).await?);
-        let policy = RestartPolicy {
-            max_restarts: settings.engine.restart_intensity,
-            period: Duration::from_secs(settings.engine.restart_period_secs),
-        };
+        let policy = restart_policy(&settings);
         let mut children = Vec::new();
-        let inference = match start_inference(&settings, policy, &node_id).await? {
-            Some((service, spec)) => {
-                children.push(spec);
-                Some(service)
-            }
-            None => None,
-        };
+        let inference =
+            start_inference(&settings, policy, &node_id)
+                .await?
+                .map(|(service, spec)| {
+                    children.push(spec);
+                    service
+                });
         let execution = ExecutionPolicy::new(&settings.agents.allowed_kinds);
         let (placement, cluster) =
             crate::cluster::placement(&settings, &name, (&registry, &execution)).await;
         let sealed_keys = provider_keys(&store, auth.secrets(), &settings.providers).await?;
-        let providers = Arc::new(provider_chain(
-            &settings,
-            inference.clone(),
-            &sealed_keys,
-            cluster.clone(),
-        ));
+        let chains = chain_maker(&inference, &cluster);
         let model = ChainModel::new(
-            providers.clone(),
+            Arc::new(chains(&settings, &sealed_keys)),
             store.clone(),
             audit.clone(),
             settings.privacy.mode,
@@ -177,36 +182,51 @@ impl Node {
             let placement = placement.clone();
             children.extend(crate::cluster::children(&context, &settings, placement, parts).await?);
         }
-        let (root, root_handle) =
-            Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
-                .await
-                .map_err(|error| NodeError::Start {
-                    what: "cannot start the node",
-                    source: error.into(),
-                })?;
-        let audit_watch = match settings.audit.verify_every_secs {
-            0 => None,
-            secs => Some(watch_audit(audit.clone(), Duration::from_secs(secs))),
-        };
+        let (root, root_handle) = spawn_root(policy, children).await?;
+        let audit_watch = watch_audit(audit.clone(), settings.audit.verify_every_secs);
+        let vitals = Vitals::new(&context, &cluster, &inference, &root);
+        let parts = (context.clone(), audit.clone(), auth.clone(), model.clone());
+        let reloader = Arc::new(Reloader::new(settings.clone(), source, parts, chains));
+        let follow = settings
+            .cluster
+            .enabled
+            .then(|| follow_cluster(reloader.clone()));
+        let (alerts, alert_loop) = alert_loop(&settings, &vitals, &audit, &reloader).start();
         Ok(Node {
             context,
             model,
             memory,
             audit,
             audit_watch,
+            vitals,
+            alerts,
+            alert_loop,
             auth,
             bootstrap,
             inference,
             root,
             root_handle,
-            settings,
+            reloader,
+            follow,
             links,
             cluster,
         })
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    /// The settings the node runs with now (a reload may change them).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.reloader.settings()
+    }
+
+    /// Reads the settings again and applies what can change live (see
+    /// [`crate::reload`]); `by` is who asked.
+    pub async fn reload(&self, by: &str) -> Result<Reloaded, NodeError> {
+        self.reloader.reload(by).await
+    }
+
+    /// The settings now, when they were loaded and what waits for a restart.
+    pub fn running_settings(&self) -> watch::Receiver<RunningSettings> {
+        self.reloader.running.subscribe()
     }
 
     /// This node's name among those sharing the store.
@@ -258,13 +278,18 @@ impl Node {
     /// Every metric of this process in Prometheus's text format; `None` when the program
     /// that embeds the node installed a metrics recorder of its own.
     pub async fn metrics_text(&self) -> Option<String> {
-        let recorder = crate::metrics::recorder()?;
-        crate::metrics::pools(&self.pool_loads().await);
-        troupe_engine::metrics::sample_approvals(self.context.clock.now_ms());
-        if let Some(cluster) = &self.cluster {
-            crate::metrics::members(&cluster.members());
-        }
-        Some(recorder.render())
+        self.vitals.metrics_text().await
+    }
+
+    /// Each component's state, and whether the node can serve (`/readyz`).
+    pub async fn readiness(&self) -> Readiness {
+        self.vitals.readiness().await
+    }
+
+    /// The alerts pending and firing now; `changed()` on it waits for the next
+    /// evaluation.
+    pub fn alerts(&self) -> AlertBoard {
+        self.alerts.clone()
     }
 
     /// What model calls cost since `since_ms`, of `projects` only when given.
@@ -281,7 +306,8 @@ impl Node {
     }
 
     pub fn baseline_usd(&self, tokens_in: usize, tokens_out: usize) -> f64 {
-        let providers = &self.settings.providers;
+        let settings = self.settings();
+        let providers = &settings.providers;
         troupe_inference::providers::price(
             tokens_in,
             tokens_out,
@@ -321,9 +347,17 @@ impl Node {
         }
     }
 
-    pub async fn shutdown(self) {
-        if let Some(watch) = &self.audit_watch {
+    pub async fn shutdown(mut self) {
+        // Awaited, not just aborted: each holds the store, which must close below, while
+        // its files still exist, not whenever the task happens to be dropped.
+        let watches = [
+            self.audit_watch.take(),
+            self.alert_loop.take(),
+            self.follow.take(),
+        ];
+        for watch in watches.into_iter().flatten() {
             watch.abort();
+            let _ = watch.await;
         }
         if let Err(error) = self.audit.checkpoint().await {
             tracing::error!(%error, "the audit checkpoint at shutdown failed");
@@ -338,6 +372,8 @@ impl Node {
             auth,
             root,
             root_handle,
+            vitals,
+            reloader,
             ..
         } = self;
         root.stop(Some("shutdown".into()));
@@ -350,7 +386,9 @@ impl Node {
         // Every holder of a store handle, now: the embedded engine closes its files from
         // a task it spawns when the last handle goes away, and that task needs this
         // runtime and the store's directory for the grace below.
-        drop((context, inference, model, memory, audit, auth));
+        drop((
+            context, inference, model, memory, audit, auth, vitals, reloader,
+        ));
         tokio::time::sleep(STORE_CLOSE_GRACE).await;
     }
 
@@ -688,7 +726,8 @@ impl Node {
             .filter_map(|task| state.tasks().get(task.id.as_str()).cloned())
             .collect();
         let trace_id = TraceParent::parse(&record.trace).map(|root| root.trace_id());
-        let url = &self.settings().telemetry.trace_url;
+        let settings = self.settings();
+        let url = &settings.telemetry.trace_url;
         let trace_url = trace_id
             .as_ref()
             .filter(|_| !url.is_empty())
@@ -755,16 +794,7 @@ impl Node {
 
     /// Load of every agent pool, by kind.
     pub async fn pool_loads(&self) -> BTreeMap<String, PoolLoad> {
-        let mut loads = BTreeMap::new();
-        for (kind, pool) in &self.context.pools {
-            let Some(pool) = pool.get() else {
-                continue;
-            };
-            if let Ok(load) = ractor::call!(pool, AgentPoolMsg::GetLoad) {
-                loads.insert(kind.clone(), load);
-            }
-        }
-        loads
+        self.vitals.pool_loads().await
     }
 }
 
@@ -794,26 +824,82 @@ fn agent_services(
     }
 }
 
+fn restart_policy(settings: &Settings) -> RestartPolicy {
+    RestartPolicy {
+        max_restarts: settings.engine.restart_intensity,
+        period: Duration::from_secs(settings.engine.restart_period_secs),
+    }
+}
+
+/// How the provider chain is built, at start and at each reload: with this node's
+/// models and its cluster's.
+fn chain_maker(
+    inference: &Option<InferenceService>,
+    cluster: &Option<Arc<ClusterPlacement>>,
+) -> ChainMaker {
+    let (inference, cluster) = (inference.clone(), cluster.clone());
+    Box::new(move |settings, keys| {
+        provider_chain(settings, inference.clone(), keys, cluster.clone())
+    })
+}
+
+async fn spawn_root(
+    policy: RestartPolicy,
+    children: Vec<ChildSpec>,
+) -> Result<(ActorRef<SupervisorMsg>, JoinHandle<()>), NodeError> {
+    Actor::spawn(None, Supervisor, Supervisor::args(policy, children))
+        .await
+        .map_err(|error| NodeError::Start {
+            what: "cannot start the node",
+            source: error.into(),
+        })
+}
+
+/// The alert loop of this node: its own metrics, judged by `alerts.*`.
+fn alert_loop(
+    settings: &Settings,
+    vitals: &Vitals,
+    audit: &Arc<AuditLog>,
+    reloader: &Reloader,
+) -> AlertLoop {
+    let scheme = if settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    AlertLoop {
+        vitals: vitals.clone(),
+        audit: audit.clone(),
+        settings: reloader.running.subscribe(),
+        instance: settings.node_name(),
+        node_url: format!("{scheme}://{}", settings.server.address),
+    }
+}
+
 /// Verifies the audit chain every `every` after the check at start, so that a chain
 /// altered while the node runs is caught (in the log and in `/metrics`) without waiting
 /// for a restart.
-fn watch_audit(audit: Arc<AuditLog>, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is now: the chain was verified at start.
-        ticks.tick().await;
-        loop {
+/// None with `every_secs` 0 (verified at start only).
+fn watch_audit(audit: Arc<AuditLog>, every_secs: u64) -> Option<JoinHandle<()>> {
+    let every = Duration::from_secs(every_secs);
+    (every_secs > 0).then(|| {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is now: the chain was verified at start.
             ticks.tick().await;
-            match audit.verify().await {
-                Ok(report) if !report.intact => tracing::error!(
-                    breach = ?report.first_bad,
-                    "the audit chain fails verification: run `troupe audit verify`"
-                ),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "cannot verify the audit chain"),
+            loop {
+                ticks.tick().await;
+                match audit.verify().await {
+                    Ok(report) if !report.intact => tracing::error!(
+                        breach = ?report.first_bad,
+                        "the audit chain fails verification: run `troupe audit verify`"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "cannot verify the audit chain"),
+                }
             }
-        }
+        })
     })
 }
 
@@ -945,7 +1031,7 @@ fn engine_children(context: &Arc<EngineContext>, settings: &Settings) -> Vec<Chi
 
 /// The provider chain: this node's models, and on a cluster node the other nodes'
 /// (asked when this node's cannot answer), then the paid providers.
-fn provider_chain(
+pub(crate) fn provider_chain(
     settings: &Settings,
     inference: Option<InferenceService>,
     sealed_keys: &BTreeMap<String, String>,
@@ -963,7 +1049,7 @@ fn provider_chain(
 
 /// The providers' keys kept as sealed secrets, opened once at start; a provider naming a
 /// secret that is not stored stops the start with the command that stores it.
-async fn provider_keys(
+pub(crate) async fn provider_keys(
     store: &Store,
     sealer: &troupe_security::secrets::SecretBox,
     providers: &troupe_config::ProviderSettings,
@@ -996,6 +1082,6 @@ async fn provider_keys(
 
 /// The effective settings (secrets masked) as a digest: a change between starts shows
 /// in the audit log as a different digest.
-fn settings_digest(settings: &Settings) -> String {
+pub(crate) fn settings_digest(settings: &Settings) -> String {
     troupe_store::digest::sha256_hex(&troupe_config::render_masked(settings))
 }

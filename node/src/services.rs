@@ -2,7 +2,7 @@
 //! written to the cost ledger) and agent memory as a [`Memory`] (embedded by the local
 //! embedding model, kept in SurrealDB).
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use troupe_agents::privacy::Redactions;
 use troupe_agents::{
@@ -21,9 +21,10 @@ use troupe_store::clock::now_ms;
 use troupe_store::{MemoryFilter, ProjectId, Store};
 
 /// The provider chain with its ledger: the one way model calls leave the runtime.
+/// Clones share the chain, which a reload of `providers.*` replaces for all of them.
 #[derive(Clone)]
 pub struct ChainModel {
-    chain: Arc<ProviderChain>,
+    chain: Arc<RwLock<Arc<ProviderChain>>>,
     store: Store,
     audit: Arc<AuditLog>,
     privacy: PrivacyMode,
@@ -37,11 +38,24 @@ impl ChainModel {
         privacy: PrivacyMode,
     ) -> Self {
         Self {
-            chain,
+            chain: Arc::new(RwLock::new(chain)),
             store,
             audit,
             privacy,
         }
+    }
+
+    /// The chain now; a call under way keeps the one it started with.
+    fn chain(&self) -> Arc<ProviderChain> {
+        self.chain
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `chain` in place for the calls that start from now on.
+    pub(crate) fn replace_chain(&self, chain: ProviderChain) {
+        *self.chain.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(chain);
     }
 
     /// The request with sensitive values swapped for placeholders, and the mapping;
@@ -96,13 +110,13 @@ impl ChainModel {
     ) -> Result<(Answered, f64), NodeError> {
         let (mut request, redactions) = self.screen(request).await?;
         let started = now_ms();
+        let chain = self.chain();
         // Only a chain with paid providers has a budget to look up.
-        if self.chain.has_paid_providers() {
+        if chain.has_paid_providers() {
             let spent = self.store.paid_spend_on_day_of(started, project).await?;
-            request.paid_budget_left_usd =
-                Some(self.chain.paid_budget_left(project.as_str(), spent));
+            request.paid_budget_left_usd = Some(chain.paid_budget_left(project.as_str(), spent));
         }
-        let ChainOutcome { answer, calls } = self.chain.complete(&request).await;
+        let ChainOutcome { answer, calls } = chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
         crate::metrics::count_calls(&calls);
         self.store
@@ -138,7 +152,7 @@ impl ChainModel {
 impl ModelClient for ChainModel {
     fn providers(&self, task_type: &str) -> Vec<String> {
         TaskType::parse(task_type)
-            .map(|task| self.chain.provider_names(task))
+            .map(|task| self.chain().provider_names(task))
             .unwrap_or_default()
     }
 

@@ -1,10 +1,12 @@
 //! Command-line arguments and the dispatch to each command.
 
 mod agents;
+mod alerts;
 mod audit;
 mod bench;
 mod client;
 mod cluster;
+mod config;
 mod costs;
 mod credentials;
 mod login;
@@ -16,6 +18,7 @@ mod run;
 mod runs;
 mod secrets;
 mod serve;
+mod settings;
 mod telemetry;
 mod tls;
 mod users;
@@ -25,7 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use troupe_config::{Layers, Settings};
+use troupe_config::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -137,6 +140,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The alerts a running node's own rules raise now (the rules of
+    /// deploy/prometheus/alerts.yaml, `alerts.*`); exits 1 while any fires.
+    Alerts {
+        /// A running node (default: server.address).
+        #[arg(long)]
+        server: Option<String>,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The nodes sharing a store (`cluster.enabled`).
     Cluster {
         #[command(subcommand)]
@@ -147,17 +160,11 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
-    /// Show settings.
+    /// Show settings, or make a running node read its own again.
     Config {
         #[command(subcommand)]
-        command: ConfigCommand,
+        command: config::ConfigCommand,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Print the effective settings, secrets masked.
-    Show,
 }
 
 pub async fn dispatch(args: Args) -> ExitCode {
@@ -172,15 +179,16 @@ pub async fn dispatch(args: Args) -> ExitCode {
     // A benchmark exports too, when an endpoint is set: `bench engine --telemetry`
     // measures what that costs.
     let export = serve || matches!(args.command, Command::Bench { .. });
-    let exporting = match telemetry::init(&settings, serve, export) {
-        Ok(exporting) => exporting,
+    let (exporting, live) = match telemetry::init(&settings, serve, export) {
+        Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("error: cannot set up logging and traces: {error}");
             return ExitCode::from(2);
         }
     };
+    let sources = settings::Sources::of(&args);
     let result = match args.command {
-        Command::Up { .. } => serve::up(settings).await,
+        Command::Up { .. } => serve::up(settings, sources, live).await,
         Command::Run(run_args) => run::run(settings, run_args).await,
         Command::Agents { command } => agents::agents(&settings, command).await,
         Command::Runs { command } => runs::runs(&settings, command).await,
@@ -193,6 +201,9 @@ pub async fn dispatch(args: Args) -> ExitCode {
         }
         Command::Models { command } => models::models(&settings, command).await,
         Command::Cluster { command } => cluster::cluster(&settings, command).await,
+        Command::Alerts { server, json } => {
+            alerts::alerts(&settings, server.as_deref(), json).await
+        }
         Command::Memory { command } => memory::memory(&settings, command).await,
         Command::Audit { command } => audit::audit(&settings, command).await,
         Command::Users { command } => users::users(&settings, command).await,
@@ -200,12 +211,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         Command::Secrets { command } => secrets::secrets(&settings, command).await,
         Command::Login(args) => login::login(&settings, args).await,
         Command::Logout { server } => login::logout(&settings, server).await,
-        Command::Config {
-            command: ConfigCommand::Show,
-        } => {
-            print!("{}", troupe_config::render_masked(&settings));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config { command } => config::config(&settings, command).await,
     };
     telemetry::shutdown(exporting).await;
     match result {
@@ -227,62 +233,7 @@ fn error_code(error: &anyhow::Error) -> u8 {
 }
 
 fn load_settings(args: &Args) -> Result<Settings, troupe_config::ConfigError> {
-    let working_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut layers = Layers::new();
-    layers = match &args.config {
-        Some(path) => layers.file(path),
-        None => layers.discover_file(&working_dir),
-    };
-    layers = layers.environment(std::env::vars());
-    for assignment in &args.set {
-        layers = layers.assignment(assignment)?;
-    }
-    if let Some(format) = &args.log_format {
-        layers = layers.flag(
-            "log.format",
-            &format!("\"{format}\""),
-            &format!("--log-format {format}"),
-        );
-    }
-    if let Some(level) = &args.log_level {
-        layers = layers.flag(
-            "log.level",
-            &format!("\"{level}\""),
-            &format!("--log-level {level}"),
-        );
-    }
-    if let Command::Up {
-        address,
-        data_dir,
-        join,
-    } = &args.command
-    {
-        if let Some(address) = address {
-            layers = layers.flag(
-                "server.address",
-                &format!("\"{address}\""),
-                &format!("--address {address}"),
-            );
-        }
-        if let Some(dir) = data_dir {
-            let url = format!("surrealkv://{}", dir.display());
-            layers = layers.flag(
-                "store.url",
-                &format!("\"{url}\""),
-                &format!("--data-dir {}", dir.display()),
-            );
-        }
-        if !join.is_empty() {
-            let shown = format!("--join {}", join.join(" --join "));
-            let seeds = serde_json::to_string(join).unwrap_or_default();
-            layers = layers.flag("cluster.enabled", "true", &shown).flag(
-                "cluster.seeds",
-                &seeds,
-                &shown,
-            );
-        }
-    }
-    layers.load()
+    settings::Sources::of(args).load()
 }
 
 /// A problem with what the user gave us (exit code 2), as opposed to a failure of the

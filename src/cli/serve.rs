@@ -2,17 +2,22 @@
 //! gives up (exit 3).
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use troupe_config::Settings;
 use troupe_node::{Node, NodeBuilder};
 
 use super::{InputError, tls};
 
-pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
+pub async fn up(
+    settings: Settings,
+    sources: super::settings::Sources,
+    live: super::telemetry::Live,
+) -> anyhow::Result<ExitCode> {
     let address = troupe_api::check_bind_address(&settings.server.address, settings.auth.required)
         .map_err(|error| InputError(error.to_string()))?;
     // Before the node starts: bad certificate files stop `up` having done nothing.
@@ -33,10 +38,13 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     let node = Arc::new(
         NodeBuilder::new(settings.clone())
+            .settings_source(Arc::new(move || sources.load()))
             .start()
             .await
             .context("starting the node")?,
     );
+    live.follow(node.running_settings());
+    reload_on_hangup(Arc::downgrade(&node));
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
@@ -62,6 +70,28 @@ pub async fn up(settings: Settings) -> anyhow::Result<ExitCode> {
         println!("  (troupe login --email {email} asks for it, then for a password of your own)");
     }
     serve_until_stopped(node, listener, tls).await
+}
+
+/// SIGHUP reloads the settings, as `troupe config reload` does. It holds the node
+/// weakly: the shutdown needs the last strong handle.
+fn reload_on_hangup(node: Weak<Node>) {
+    tokio::spawn(async move {
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "no SIGHUP reloads: the signal cannot be watched");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let Some(node) = node.upgrade() else {
+                return;
+            };
+            if let Err(error) = node.reload("signal").await {
+                tracing::error!(%error, "SIGHUP: the settings were not reloaded");
+            }
+        }
+    });
 }
 
 /// Serves the API on `listener` (over TLS with `tls`) until a shutdown signal or the

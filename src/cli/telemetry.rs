@@ -3,16 +3,52 @@
 
 use std::io::IsTerminal;
 
+use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry};
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 use troupe_config::{LogFormat, Settings};
+use troupe_node::RunningSettings;
 use troupe_telemetry::export::{self, Exporting};
+
+/// What a node's settings reload changes here: the log's level, trace sampling and
+/// content.
+pub struct Live {
+    level: reload::Handle<EnvFilter, Registry>,
+}
+
+impl Live {
+    /// Follows the node's settings until it stops.
+    pub fn follow(self, mut running: watch::Receiver<RunningSettings>) {
+        tokio::spawn(async move {
+            while running.changed().await.is_ok() {
+                let settings = running.borrow_and_update().settings.clone();
+                self.apply(&settings);
+            }
+        });
+    }
+
+    fn apply(&self, settings: &Settings) {
+        troupe_telemetry::export::apply_live(&settings.telemetry);
+        match EnvFilter::try_new(directives(&settings.log.level)) {
+            Ok(filter) => match self.level.reload(filter) {
+                Ok(()) => tracing::debug!(level = %settings.log.level, "log level applied"),
+                Err(error) => tracing::error!(%error, "the log level could not be changed"),
+            },
+            // Validated with the settings: only a filter the loader let through lands here.
+            Err(error) => tracing::error!(%error, "log.level is not a filter"),
+        }
+    }
+}
 
 /// Sets up logging, and with `export` the trace exporter, which the caller shuts down
 /// at exit with [`shutdown`]. Commands other than a node (`serve`) only log warnings
 /// unless the level was set, so their own output stays readable.
-pub fn init(settings: &Settings, serve: bool, export: bool) -> Result<Option<Exporting>, String> {
+pub fn init(
+    settings: &Settings,
+    serve: bool,
+    export: bool,
+) -> Result<(Option<Exporting>, Live), String> {
     let log = &settings.log;
     let level = if !serve && log.level == "info" {
         "warn"
@@ -21,6 +57,7 @@ pub fn init(settings: &Settings, serve: bool, export: bool) -> Result<Option<Exp
     };
     let filter = EnvFilter::try_new(directives(level))
         .map_err(|error| format!("log.level `{level}`: {error}"))?;
+    let (filter, level) = reload::Layer::new(filter);
     // Colours only on a terminal: a log file or a container's log keeps plain lines.
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
@@ -46,7 +83,7 @@ pub fn init(settings: &Settings, serve: bool, export: bool) -> Result<Option<Exp
         .with(traces)
         .try_init()
         .map_err(|error| error.to_string())?;
-    Ok(exporting)
+    Ok((exporting, Live { level }))
 }
 
 /// Sends the spans still queued, off the async threads (the exporter blocks).

@@ -31,6 +31,7 @@ mod ownership;
 mod policy;
 mod projects;
 mod records;
+mod reloads;
 mod secrets;
 mod sessions;
 mod users;
@@ -58,6 +59,7 @@ pub use projects::{
     DEFAULT_ORG, DEFAULT_PROJECT, MemberRecord, ProjectRecord, project_of, workflow_id_of,
 };
 pub use records::{RunFilter, RunRecord, WorkflowRecord, WorkflowVersion};
+pub use reloads::ReloadAnnouncement;
 pub use secrets::{MfaRecord, SecretRecord};
 pub use sessions::SessionRecord;
 pub use users::{ApiKeyRecord, RefreshRecord, UserRecord};

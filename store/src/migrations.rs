@@ -367,6 +367,16 @@ const MIGRATIONS: &[(u32, &str)] = &[
     UPDATE run SET trace = '', trace_parent = '' WHERE trace = NONE;
     ",
     ),
+    (
+        23,
+        // The latest settings reload of the cluster, which every node follows.
+        "
+    DEFINE TABLE IF NOT EXISTS settings_reload SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS seq ON settings_reload TYPE int DEFAULT 0;
+    DEFINE FIELD IF NOT EXISTS node ON settings_reload TYPE string;
+    DEFINE FIELD IF NOT EXISTS at_ms ON settings_reload TYPE int;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

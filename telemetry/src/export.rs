@@ -4,7 +4,7 @@
 //! shutdown, within the export timeout.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{counter, describe_counter};
@@ -29,25 +29,52 @@ use crate::spans;
 
 pub const SPANS: &str = "troupe_otel_spans_total";
 
-/// How runs are sampled, while spans are exported: set by [`install`].
-static SAMPLER: RwLock<Option<RunSampler>> = RwLock::new(None);
+/// Whether spans are exported: set by [`install`], cleared at shutdown.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// `telemetry.otlp.sample_ratio` now, as f64 bits ([`set_sample_ratio`] changes it live).
+static RATIO: AtomicU64 = AtomicU64::new(0);
 
-/// The ratio sampler the provider applies to a trace with no parent, so that a run's
-/// root is chosen alike when its ids are made and when it is sent.
-#[derive(Debug, Clone)]
-pub(crate) struct RunSampler(Sampler);
+/// Takes the settings that change live (a reload): the sample ratio, for traces
+/// started from now on, and whether prompts and answers go into spans.
+pub fn apply_live(settings: &TelemetrySettings) {
+    set_sample_ratio(settings.otlp.sample_ratio);
+    spans::capture_content(settings.capture_content);
+}
+
+fn set_sample_ratio(ratio: f64) {
+    RATIO.store(ratio.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+}
+
+/// The ratio sampler the provider applies to a trace with no parent, reading the ratio
+/// now, so that a run's root is chosen alike when its ids are made and when it is sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunSampler;
 
 impl RunSampler {
     pub(crate) fn samples(&self, trace_id: TraceId) -> bool {
-        let result = self
-            .0
-            .should_sample(None, trace_id, "", &SpanKind::Internal, &[], &[]);
+        let result = self.should_sample(None, trace_id, "", &SpanKind::Internal, &[], &[]);
         matches!(result.decision, SamplingDecision::RecordAndSample)
     }
 }
 
+impl ShouldSample for RunSampler {
+    fn should_sample(
+        &self,
+        parent: Option<&opentelemetry::Context>,
+        trace_id: TraceId,
+        name: &str,
+        kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        let ratio = f64::from_bits(RATIO.load(Ordering::Relaxed));
+        Sampler::TraceIdRatioBased(ratio)
+            .should_sample(parent, trace_id, name, kind, attributes, links)
+    }
+}
+
 pub(crate) fn sampler() -> Option<RunSampler> {
-    SAMPLER.read().ok().and_then(|sampler| sampler.clone())
+    EXPORTING.load(Ordering::Relaxed).then_some(RunSampler)
 }
 
 /// The help text of the exporter's counter (once, after the recorder is installed).
@@ -148,18 +175,16 @@ impl Exporting {
         node: &str,
         timeout: Duration,
     ) -> Exporting {
-        let ratio = Sampler::TraceIdRatioBased(settings.otlp.sample_ratio);
+        set_sample_ratio(settings.otlp.sample_ratio);
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_sampler(Sampler::ParentBased(Box::new(ratio.clone())))
+            .with_sampler(Sampler::ParentBased(Box::new(RunSampler)))
             .with_id_generator(PresetIds::default())
             .with_resource(resource(node))
             .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
         spans::capture_content(settings.capture_content);
-        if let Ok(mut sampler) = SAMPLER.write() {
-            *sampler = Some(RunSampler(ratio));
-        }
+        EXPORTING.store(true, Ordering::Relaxed);
         Exporting { provider, timeout }
     }
 
@@ -189,9 +214,7 @@ impl Exporting {
     /// Sends what is queued and stops, within the export timeout. It blocks: call it
     /// from a blocking thread, never on a current-thread runtime.
     pub fn shutdown(self) {
-        if let Ok(mut sampler) = SAMPLER.write() {
-            *sampler = None;
-        }
+        EXPORTING.store(false, Ordering::Relaxed);
         if let Err(error) = self.provider.shutdown_with_timeout(self.timeout) {
             tracing::warn!(%error, "spans not sent at shutdown");
         }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod otlp;
+pub mod prometheus;
 pub mod webdriver;
 
 pub fn troupe() -> Command {

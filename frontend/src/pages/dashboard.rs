@@ -1,4 +1,5 @@
-//! The dashboard: this node's health, runs by state, approvals waiting, the model workers'
+//! The dashboard: what the node's alert rules raise, this node's health, runs by state,
+//! approvals waiting, the model workers'
 //! load, the local share of tokens and today's cost and savings, and charts of runs and
 //! cost over time. Every event the caller may see refreshes it.
 
@@ -9,7 +10,8 @@ use leptos::prelude::*;
 use crate::api::{self, UiError};
 
 use crate::model::{
-    ClusterView, Costs, Member, Models, PendingApproval, PoolLoad, Readiness, RunSummary,
+    AlertLine, Alerts, ClusterView, Costs, Member, Models, PendingApproval, PoolLoad, Readiness,
+    RunSummary,
 };
 use crate::view::{BarChart, Stat, format, loaded};
 
@@ -29,10 +31,13 @@ pub fn Dashboard() -> impl IntoView {
     let pools = super::live::<BTreeMap<String, PoolLoad>>(ticks, "/api/v1/pools");
     // Nodes come and go without a run event: read every heartbeat or so.
     let cluster = super::live::<ClusterView>(super::every(1_000), "/api/v1/cluster");
+    // The node evaluates its rules every few seconds (alerts.evaluate_every_secs).
+    let alerts = super::live::<Alerts>(super::every(2_000), "/api/v1/alerts");
     view! {
         <h1>"Dashboard"</h1>
         <RunStats runs=runs approvals=approvals/>
         <div class="grid">
+            <NodeAlerts alerts=alerts/>
             <NodeHealth health=health/>
             <ClusterNodes cluster=cluster/>
             <AgentPools pools=pools/>
@@ -71,6 +76,44 @@ fn RunStats(runs: Live<Vec<RunSummary>>, approvals: Live<Vec<PendingApproval>>) 
                 <span class="stat-label">"approvals waiting"</span>
             </a>
         </section>
+    }
+}
+
+/// The alerts pending and firing on this node, firing and most severe first; a quiet
+/// line when there are none.
+#[component]
+fn NodeAlerts(alerts: Live<Alerts>) -> impl IntoView {
+    view! {
+        <section class="panel glass" aria-labelledby="alerts-title">
+            <h2 id="alerts-title">"Alerts"</h2>
+            {loaded(alerts, |alerts: Alerts| {
+                if !alerts.evaluating {
+                    let off = "This node evaluates no alert rules (alerts.enabled is off).";
+                    return view! { <p class="muted">{off}</p> }.into_any();
+                }
+                if alerts.alerts.is_empty() {
+                    let quiet = format!("Nothing needs a person: {} rules quiet.", alerts.rules.len());
+                    return view! { <p class="muted" data-testid="alerts-quiet">{quiet}</p> }.into_any();
+                }
+                view! {
+                    <ul class="plain" data-testid="alerts">
+                        {alerts.alerts.iter().map(alert_line).collect_view()}
+                    </ul>
+                }
+                .into_any()
+            })}
+        </section>
+    }
+}
+
+fn alert_line(alert: &AlertLine) -> impl IntoView + use<> {
+    let since = alert.fired_at_ms.unwrap_or(alert.active_at_ms);
+    view! {
+        <li data-alert=alert.name.clone() data-severity=alert.severity.clone()>
+            <span class="status" data-state=alert.state.clone()>{alert.state.clone()}</span>
+            " "<strong>{alert.severity.clone()}</strong>" "{alert.summary.clone()}
+            <span class="muted">{format!(" (since {})", format::timestamp(since))}</span>
+        </li>
     }
 }
 

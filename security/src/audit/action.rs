@@ -117,6 +117,26 @@ pub enum AuditAction {
         served: bool,
         error: Option<String>,
     },
+    /// An alert rule's condition held for its `for`; the target is the alert's
+    /// fingerprint, the same when it resolves.
+    AlertFiring {
+        alert: String,
+        severity: String,
+        labels: BTreeMap<String, String>,
+        summary: String,
+    },
+    AlertResolved {
+        alert: String,
+        labels: BTreeMap<String, String>,
+        fired_at_ms: i64,
+    },
+    /// The node read its settings again; the target is the node. The digest is of the
+    /// settings read (secrets masked); `needs_restart` changed but wait for a restart.
+    ConfigReload {
+        settings_sha256: String,
+        applied: Vec<String>,
+        needs_restart: Vec<String>,
+    },
 }
 
 /// What let a login in after the password.
@@ -162,6 +182,9 @@ impl AuditAction {
             AuditAction::SecretsRotate { .. } => "secrets.rotate",
             AuditAction::PromptSensitiveData { .. } => "prompt.sensitive_data",
             AuditAction::ModelPaidCall { .. } => "model.paid_call",
+            AuditAction::AlertFiring { .. } => "alert.firing",
+            AuditAction::AlertResolved { .. } => "alert.resolved",
+            AuditAction::ConfigReload { .. } => "config.reload",
         }
     }
 
