@@ -54,7 +54,8 @@ fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
         .unwrap_or_else(|| panic!("no span `{name}` in {spans:#?}"))
 }
 
-fn has_root(name: &'static str) -> impl Fn(&[ReceivedSpan]) -> bool {
+fn has_root(name: impl Into<String>) -> impl Fn(&[ReceivedSpan]) -> bool {
+    let name = name.into();
     move |spans| spans.iter().any(|span| span.name == name)
 }
 
@@ -212,5 +213,58 @@ fn a_collector_that_is_gone_costs_runs_nothing_and_its_losses_are_counted() {
             "no failed export counted"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The `/v1` endpoints call the local model directly: each call is a `chat {model}`
+/// span under its request, in the caller's trace, streamed or not, with the tokens,
+/// the finish reason and the time to the first chunk.
+#[test]
+fn openai_calls_are_chat_spans_in_their_callers_trace() {
+    let collector = Collector::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let server = traced_node(&scratch, &collector.http, "http");
+    let model = "smollm2-135m-instruct-q4_1";
+    for (trace, stream) in [
+        (CALLER_TRACE, false),
+        ("1bf7651916cd43dd8448eb211c80319d", true),
+    ] {
+        let body = json!({
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 8, "stream": stream,
+        });
+        let traceparent = format!("traceparent: 00-{trace}-{CALLER_SPAN}-01");
+        let answered = http1::request_with(
+            "POST",
+            &server.url("/v1/chat/completions"),
+            Some(("application/json", &body.to_string())),
+            &[&traceparent],
+        )
+        .unwrap();
+        assert_eq!(answered.status, 200, "{}", answered.body);
+        let spans = collector.wait_for_trace(trace, 30, has_root(&format!("chat {model}")));
+        let request = named(&spans, "POST /v1/chat/completions");
+        assert_eq!(request.parent_span_id, CALLER_SPAN, "{request:#?}");
+        let call = named(&spans, &format!("chat {model}"));
+        assert_eq!(call.parent_span_id, request.span_id, "{call:#?}");
+        assert_eq!(call.attribute("gen_ai.provider.name"), Some("local"));
+        assert_eq!(call.attribute("gen_ai.response.model"), Some(model));
+        let finish = call.attribute("gen_ai.response.finish_reasons").unwrap();
+        assert!(
+            finish == "[\"length\"]" || finish == "[\"stop\"]",
+            "{call:#?}"
+        );
+        let output: u64 = call
+            .attribute("gen_ai.usage.output_tokens")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(output > 0, "stream {stream}: {call:#?}");
+        let first: f64 = call
+            .attribute("gen_ai.response.time_to_first_chunk")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(first > 0.0, "stream {stream}: {call:#?}");
     }
 }

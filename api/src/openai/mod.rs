@@ -21,8 +21,10 @@ use troupe_inference::serve::{GenerationStream, InferenceService};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::handlers::NodeState;
+use tracing::Instrument;
 use troupe_node::Node;
 use troupe_store::clock::now_ms;
+use troupe_telemetry::spans;
 pub use wire::*;
 
 /// Answer length when the request names none.
@@ -249,10 +251,12 @@ pub async fn chat_completions(
         stop,
     };
     let model = request.model.unwrap_or_else(|| model_name(&service));
+    let span = spans::model_call("chat", "local", &model, true);
     let started = now_ms();
     let prompt_tokens = generation.prompt.len();
     let stream = service
         .generate(generation)
+        .instrument(span.clone())
         .await
         .map_err(inference_error)?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -263,11 +267,18 @@ pub async fn chat_completions(
             node: node.clone(),
             started,
             prompt_tokens,
+            span,
         };
         let events = stream::sse(id, created, model, stream, include_usage, ledger);
         return Ok(events.into_response());
     }
-    let generated = finish_recorded(&node, &model, started, prompt_tokens, stream).await?;
+    let ledger = Ledger {
+        node: node.clone(),
+        started,
+        prompt_tokens,
+        span,
+    };
+    let generated = finish_recorded(&ledger, &model, stream).await?;
     let usage = usage(&generated);
     Ok(Json(ChatCompletion {
         id,
@@ -287,17 +298,22 @@ pub async fn chat_completions(
     .into_response())
 }
 
-/// What a stream needs to write its call to the ledger when it ends.
+/// What a call needs to be written to the ledger, and to end its span, when it ends.
+#[derive(Clone)]
 struct Ledger {
     node: std::sync::Arc<Node>,
     started: i64,
     prompt_tokens: usize,
+    /// The call's `chat {model}` span; the model's stream is read inside it.
+    span: tracing::Span,
 }
 
 /// How a `/v1` call of the local model ended, for the ledger.
 struct CallEnd<'a> {
     tokens_in: usize,
     tokens_out: usize,
+    /// `stop`, `length`, ...; empty when there was no answer.
+    finish: &'static str,
     /// `None` when the answer was delivered.
     error: Option<&'a str>,
 }
@@ -305,36 +321,58 @@ struct CallEnd<'a> {
 impl<'a> CallEnd<'a> {
     fn of(prompt_tokens: usize, generated: &'a Result<Generated, InferenceError>) -> Self {
         match generated {
-            Ok(generated) => CallEnd {
-                tokens_in: generated.prompt_tokens,
-                tokens_out: generated.token_ids.len(),
-                error: None,
-            },
+            Ok(generated) => CallEnd::answered(generated),
             Err(_) => CallEnd {
                 tokens_in: prompt_tokens,
                 tokens_out: 0,
+                finish: "",
                 error: Some("the generation failed"),
             },
+        }
+    }
+
+    fn answered(generated: &Generated) -> Self {
+        CallEnd {
+            tokens_in: generated.prompt_tokens,
+            tokens_out: generated.token_ids.len(),
+            finish: generated.finish.openai_name(),
+            error: None,
         }
     }
 }
 
 /// Waits for a non-streamed answer and writes the call to the ledger, answered or not.
 async fn finish_recorded(
-    node: &Node,
+    ledger: &Ledger,
     model: &str,
-    started: i64,
-    prompt_tokens: usize,
     stream: GenerationStream,
 ) -> Result<Generated, ApiError> {
-    let generated = stream.finish().await;
-    record(node, model, started, CallEnd::of(prompt_tokens, &generated)).await;
+    let generated = stream.finish().instrument(ledger.span.clone()).await;
+    let end = CallEnd::of(ledger.prompt_tokens, &generated);
+    record(ledger, model, end).await;
     generated.map_err(inference_error)
 }
 
 /// Writes one call of the local model, made through `/v1`, to the cost ledger (a
-/// failure to write is logged: the caller's answer is not held back for it).
-async fn record(node: &Node, model: &str, started: i64, end: CallEnd<'_>) {
+/// failure to write is logged: the caller's answer is not held back for it), and ends
+/// its span with the tokens and finish reason, or the error.
+async fn record(ledger: &Ledger, model: &str, end: CallEnd<'_>) {
+    match end.error {
+        Some(error) => spans::failed(&ledger.span, "generation_failed", error),
+        None => spans::model_answered(
+            &ledger.span,
+            &spans::ModelUsage {
+                response_model: model,
+                input_tokens: end.tokens_in,
+                output_tokens: end.tokens_out,
+                finish_reason: end.finish,
+                cost_usd: 0.0,
+                escalated: false,
+                quality: None,
+            },
+        ),
+    }
+    let (node, started) = (&ledger.node, ledger.started);
     let call = CallRecord {
         provider: "local".into(),
         model: model.into(),
@@ -431,13 +469,18 @@ pub async fn anthropic_messages(
         stop: request.stop_sequences,
     };
     let model = request.model.unwrap_or_else(|| model_name(service));
-    let started = now_ms();
-    let prompt_tokens = generation.prompt.len();
+    let ledger = Ledger {
+        node: node.clone(),
+        started: now_ms(),
+        prompt_tokens: generation.prompt.len(),
+        span: spans::model_call("chat", "local", &model, true),
+    };
     let stream = service
         .generate(generation)
+        .instrument(ledger.span.clone())
         .await
         .map_err(inference_error)?;
-    let generated = finish_recorded(&node, &model, started, prompt_tokens, stream).await?;
+    let generated = finish_recorded(&ledger, &model, stream).await?;
     let stop_reason = match generated.finish {
         FinishReason::Length => "max_tokens",
         FinishReason::StopString => "stop_sequence",

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
+use tracing::Instrument;
 use troupe_inference::serve::{GenerationStream, StreamEvent};
 
 use crate::error::{ErrorBody, ErrorDetail};
@@ -52,7 +53,8 @@ pub(super) fn sse(
                 state.pending.push_back(first);
                 continue;
             }
-            match state.stream.next().await {
+            let span = state.ledger.span.clone();
+            match state.stream.next().instrument(span).await {
                 Some(StreamEvent::Text { text, tokens }) => {
                     state.tokens = tokens;
                     let delta = Delta {
@@ -63,13 +65,7 @@ pub(super) fn sse(
                     state.pending.push_back(chunk);
                 }
                 Some(StreamEvent::Done(generated)) => {
-                    let Ledger { node, started, .. } = &state.ledger;
-                    let end = CallEnd {
-                        tokens_in: generated.prompt_tokens,
-                        tokens_out: generated.token_ids.len(),
-                        error: None,
-                    };
-                    record(node, &state.model, *started, end).await;
+                    record(&state.ledger, &state.model, CallEnd::answered(&generated)).await;
                     state.recorded = true;
                     let last = state.chunk(Delta::default(), Some(generated.finish.openai_name()));
                     state.pending.push_back(last);
@@ -125,10 +121,7 @@ impl Drop for SseState {
             tracing::warn!("an unfinished stream could not be written to the ledger");
             return;
         };
-        let node = self.ledger.node.clone();
-        let model = self.model.clone();
-        let (started, tokens_in, tokens_out) =
-            (self.ledger.started, self.ledger.prompt_tokens, self.tokens);
+        let (ledger, model, tokens_out) = (self.ledger.clone(), self.model.clone(), self.tokens);
         let error = if self.ended {
             "the generation failed"
         } else {
@@ -136,11 +129,12 @@ impl Drop for SseState {
         };
         runtime.spawn(async move {
             let end = CallEnd {
-                tokens_in,
+                tokens_in: ledger.prompt_tokens,
                 tokens_out,
+                finish: "",
                 error: Some(error),
             };
-            record(&node, &model, started, end).await;
+            record(&ledger, &model, end).await;
         });
     }
 }
