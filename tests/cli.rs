@@ -561,6 +561,11 @@ fn the_telemetry_benchmark_compares_the_engine_with_traces_and_without() {
     );
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 4, "{report:#}");
+    let v1 = &report["v1_chat"];
+    for key in ["off_requests_per_sec_median", "on_requests_per_sec_median"] {
+        assert!(v1[key].as_f64().is_some_and(|rps| rps > 0.0), "{v1}");
+    }
+    assert!(v1["overhead"].as_f64().is_some_and(f64::is_finite), "{v1}");
     for result in results {
         for key in ["off_ms_median", "on_ms_median"] {
             assert!(result[key].as_f64().is_some_and(|ms| ms > 0.0), "{result}");

@@ -11,6 +11,7 @@ mod auth;
 mod cluster;
 mod engine;
 mod telemetry;
+mod v1_load;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -22,8 +23,9 @@ pub enum BenchCommand {
         /// with `--telemetry`.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Compare the benchmark with traces exported to a live OTLP receiver against
-        /// it without (each in a process of its own).
+        /// Compare the benchmark, and a node's `/v1/chat/completions` throughput on the
+        /// local model, with traces exported to a live OTLP receiver against them
+        /// without (each in a process of its own).
         #[arg(long)]
         telemetry: bool,
         /// With `--telemetry`: how many times each way, alternated; medians compared.
@@ -174,12 +176,13 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             out,
             telemetry,
             rounds,
-        } => engine_bench(tasks, out, telemetry, rounds).await,
+        } => engine_bench(settings, tasks, out, telemetry, rounds).await,
     }
 }
 
 /// `bench engine`, or with `telemetry` the same with traces exported against without.
 async fn engine_bench(
+    settings: &Settings,
     tasks: usize,
     out: Option<PathBuf>,
     telemetry: bool,
@@ -187,7 +190,8 @@ async fn engine_bench(
 ) -> anyhow::Result<ExitCode> {
     let scratch = tempfile::tempdir()?;
     if telemetry {
-        let report = telemetry::engine_overhead(tasks, rounds, scratch.path()).await?;
+        let models = Path::new(&settings.models.dir);
+        let report = telemetry::engine_overhead(tasks, rounds, scratch.path(), models).await?;
         println!("{}", report.table());
         let out = out.unwrap_or_else(|| "bench-results/engine-telemetry.json".into());
         write_report(&out, &report)?;

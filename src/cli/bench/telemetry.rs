@@ -1,7 +1,8 @@
-//! `troupe bench engine --telemetry`: what exporting traces costs the engine. The engine
-//! benchmark runs with spans sent to a live OTLP receiver and without, each in a process
-//! of its own (the exporter is process-wide), alternated `rounds` times on the same
-//! machine; the overhead is the ratio of the medians.
+//! `troupe bench engine --telemetry`: what exporting traces costs the engine and the
+//! `/v1` endpoint. The engine benchmark, and a node answering chat requests on the local
+//! model ([`super::v1_load`]), run with spans sent to a live OTLP receiver and without,
+//! each in a process of its own (the exporter is process-wide), alternated `rounds`
+//! times on the same machine; the overhead is the ratio of the medians.
 //!
 //! Goal (issue 17): under 5% at a sample ratio of 1.0.
 
@@ -14,6 +15,8 @@ use axum::body::Bytes;
 use serde::Serialize;
 
 use serde_json::Value;
+
+use super::v1_load;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OverheadResult {
@@ -36,6 +39,16 @@ pub struct TelemetryReport {
     pub export_requests: u64,
     pub export_bytes: u64,
     pub results: Vec<OverheadResult>,
+    pub v1_chat: ThroughputResult,
+}
+
+/// `/v1/chat/completions` answered per second, with traces and without.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputResult {
+    pub off_requests_per_sec_median: f64,
+    pub on_requests_per_sec_median: f64,
+    /// `off / on - 1`: 0.05 is 5% slower with traces.
+    pub overhead: f64,
 }
 
 /// The receiver's tally.
@@ -73,24 +86,23 @@ pub async fn engine_overhead(
     tasks: usize,
     rounds: usize,
     scratch: &Path,
+    models_dir: &Path,
 ) -> anyhow::Result<TelemetryReport> {
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
     let (endpoint, received) = receiver().await?;
-    let mut off = Vec::new();
-    let mut on = Vec::new();
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut v1_off, mut v1_on) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         off.push(child(tasks, None, &scratch.join(format!("off-{round}.json"))).await?);
-        on.push(
-            child(
-                tasks,
-                Some(&endpoint),
-                &scratch.join(format!("on-{round}.json")),
-            )
-            .await?,
-        );
+        let traced = scratch.join(format!("on-{round}.json"));
+        on.push(child(tasks, Some(&endpoint), &traced).await?);
+        let data = |way: &str| scratch.join(format!("v1-{way}-{round}"));
+        v1_off.push(v1_load::throughput(models_dir, None, &data("off")).await?);
+        v1_on.push(v1_load::throughput(models_dir, Some(&endpoint), &data("on")).await?);
     }
+    let (v1_off, v1_on) = (median(v1_off.into_iter()), median(v1_on.into_iter()));
     if received.requests.load(Ordering::Relaxed) == 0 {
         bail!("the receiver got no spans: the traced runs did not export");
     }
@@ -103,6 +115,11 @@ pub async fn engine_overhead(
         export_requests: received.requests.load(Ordering::Relaxed),
         export_bytes: received.bytes.load(Ordering::Relaxed),
         results: compare(&off, &on),
+        v1_chat: ThroughputResult {
+            off_requests_per_sec_median: v1_off,
+            on_requests_per_sec_median: v1_on,
+            overhead: v1_off / v1_on - 1.0,
+        },
     })
 }
 
@@ -201,6 +218,13 @@ impl TelemetryReport {
                 result.overhead * 100.0
             ));
         }
+        let v1 = &self.v1_chat;
+        lines.push(format!(
+            "/v1 chat   off {:>7.2} req/s, on {:>7.2} req/s: {:+.1}%",
+            v1.off_requests_per_sec_median,
+            v1.on_requests_per_sec_median,
+            v1.overhead * 100.0
+        ));
         lines.push(format!(
             "receiver: {} exports, {} bytes",
             self.export_requests, self.export_bytes
