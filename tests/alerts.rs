@@ -86,7 +86,8 @@ fn a_failure_rate_fires_and_resolves_in_the_node_and_through_prometheus_and_aler
     let server = Server::start_with(&dir.join("data"), &free_address(), &[], &env);
     support::allow_kinds(&server, "default", &["shell"]);
     let rules = rules_without_wait(dir);
-    let prometheus = Daemon::prometheus(dir, &server.address, &rules, &alertmanager.address);
+    let alerting = Some(alertmanager.address.as_str());
+    let prometheus = Daemon::prometheus(dir, &server.address, Some(&rules), alerting, &[]);
     let driver = Driver::start();
     let browser = driver.session(1400, 1000);
     browser.go(&server.url("/"));

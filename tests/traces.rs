@@ -268,3 +268,59 @@ fn openai_calls_are_chat_spans_in_their_callers_trace() {
         assert!(first > 0.0, "stream {stream}: {call:#?}");
     }
 }
+
+/// `/metrics` in OpenMetrics for a scraper that asks (Prometheus does): a real
+/// Prometheus with exemplar storage scrapes it and keeps, on the HTTP duration buckets,
+/// the trace id of a traced caller's request.
+#[test]
+fn histogram_buckets_carry_trace_ids_that_prometheus_keeps_as_exemplars() {
+    let collector = Collector::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let server = traced_node(&scratch, &collector.http, "http");
+    let flags = ["--enable-feature=exemplar-storage"];
+    let prometheus = support::prometheus::Daemon::prometheus(
+        scratch.path(),
+        &server.address,
+        None,
+        None,
+        &flags,
+    );
+    prometheus.wait_for_scrape();
+    let traceparent = format!("traceparent: 00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let asked = http1::request_with("GET", &server.url("/api/v1/agents"), None, &[&traceparent]);
+    assert_eq!(asked.unwrap().status, 200);
+    let scrape = http1::request_with(
+        "GET",
+        &server.url("/metrics"),
+        None,
+        &["accept: application/openmetrics-text; version=1.0.0"],
+    )
+    .unwrap();
+    assert!(
+        scrape.body.ends_with("# EOF\n"),
+        "OpenMetrics ends so: {}",
+        scrape.body
+    );
+    let bucket = "troupe_http_request_duration_seconds_bucket";
+    let query = format!("/api/v1/query_exemplars?query={bucket}&start=0&end=9999999999");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let kept = prometheus.api(&query);
+        let ours = kept["data"].as_array().into_iter().flatten().any(|series| {
+            series["seriesLabels"]["route"] == "/api/v1/agents"
+                && series["exemplars"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|exemplar| exemplar["labels"]["trace_id"] == CALLER_TRACE)
+        });
+        if ours {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exemplar with the caller's trace id: {kept:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

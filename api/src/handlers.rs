@@ -313,20 +313,38 @@ pub async fn list_agents(State(node): NodeState) -> Json<Vec<AgentKind>> {
     Json(kinds)
 }
 
-/// Every metric of this node in Prometheus's text format, for a scraper holding
+/// Every metric of this node in Prometheus's text format, or in OpenMetrics with the
+/// trace ids of observations as exemplars when `Accept` names it, for a scraper holding
 /// `metrics.read` (an API key scoped to it, say).
 #[utoipa::path(get, path = "/metrics", responses(
-    (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
+    (status = 200, description = "Prometheus text exposition format 0.0.4, or OpenMetrics 1.0.0", content_type = "text/plain"),
     (status = 503, body = ErrorBody, description = "the embedding program exports metrics itself")))]
-pub async fn metrics(State(node): NodeState) -> Result<Response, ApiError> {
-    let text = node.metrics_text().await.ok_or_else(|| {
+pub async fn metrics(
+    State(node): NodeState,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    // A scraper that takes OpenMetrics (Prometheus does) gets it, with exemplars.
+    let open = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("application/openmetrics-text"));
+    let (text, content_type) = if open {
+        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        (node.metrics_openmetrics().await, content_type)
+    } else {
+        (
+            node.metrics_text().await,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let text = text.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics_elsewhere",
             "the program that runs this node installed its own metrics recorder: scrape it there",
         )
     })?;
-    let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 

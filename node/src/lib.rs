@@ -16,6 +16,7 @@ mod error;
 mod load;
 mod metrics;
 mod node;
+mod openmetrics;
 pub mod policy;
 pub mod reload;
 pub mod services;

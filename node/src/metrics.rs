@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::FanoutBuilder;
+
+use crate::openmetrics::{OpenMetrics, OpenMetricsHandle};
 use troupe_engine::agent_pool::PoolLoad;
 use troupe_inference::providers::CallRecord;
 use troupe_store::NodeRecord;
@@ -39,35 +42,62 @@ const TOKEN_BUCKETS: [f64; 14] = [
 /// Dollars per call, from a cheap small model's to a long answer of a large one.
 const COST_BUCKETS: [f64; 7] = [0.0, 0.0001, 0.001, 0.01, 0.1, 1.0, 10.0];
 
-static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// What renders the process's metrics: Prometheus's classic text, and OpenMetrics with
+/// exemplars (see [`crate::openmetrics`]).
+pub(crate) struct Recorders {
+    pub(crate) classic: PrometheusHandle,
+    pub(crate) open: OpenMetricsHandle,
+}
+
+static RECORDER: OnceLock<Option<Recorders>> = OnceLock::new();
 
 /// The process's recorder, installed on first use; `None` when the program that embeds
 /// the node installed a recorder of its own (its metrics are then its to export).
-pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
-    RECORDER
-        .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
-                .and_then(|builder| {
-                    builder
-                        .set_buckets_for_metric(Matcher::Full(TOKEN_USAGE.into()), &TOKEN_BUCKETS)
-                })
-                .and_then(|builder| {
-                    builder.set_buckets_for_metric(Matcher::Full(MODEL_COST.into()), &COST_BUCKETS)
-                })
-                .and_then(|builder| builder.install_recorder());
-            match handle {
-                Ok(handle) => {
-                    describe();
-                    Some(handle)
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "no /metrics: another metrics recorder is installed");
-                    None
-                }
-            }
+pub(crate) fn recorder() -> Option<&'static Recorders> {
+    RECORDER.get_or_init(install).as_ref()
+}
+
+fn install() -> Option<Recorders> {
+    let classic = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Full(TOKEN_USAGE.into()), &TOKEN_BUCKETS)
         })
-        .as_ref()
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Full(MODEL_COST.into()), &COST_BUCKETS)
+        })
+        .map(PrometheusBuilder::build_recorder);
+    let classic = match classic {
+        Ok(classic) => classic,
+        Err(error) => {
+            tracing::error!(%error, "no /metrics: the exporter's buckets are refused");
+            return None;
+        }
+    };
+    let recorders = Recorders {
+        classic: classic.handle(),
+        open: OpenMetricsHandle::default(),
+    };
+    let open = OpenMetrics::new(&recorders.open, buckets);
+    let fanout = FanoutBuilder::default()
+        .add_recorder(classic)
+        .add_recorder(open)
+        .build();
+    if let Err(error) = metrics::set_global_recorder(fanout) {
+        tracing::warn!(%error, "no /metrics: another metrics recorder is installed");
+        return None;
+    }
+    describe();
+    Some(recorders)
+}
+
+/// A histogram's buckets, by its name: as the classic exporter was told.
+fn buckets(name: &str) -> &'static [f64] {
+    match name {
+        TOKEN_USAGE => &TOKEN_BUCKETS,
+        MODEL_COST => &COST_BUCKETS,
+        _ => &SECONDS_BUCKETS,
+    }
 }
 
 fn describe() {

@@ -281,6 +281,11 @@ impl Node {
         self.vitals.metrics_text().await
     }
 
+    /// The same in OpenMetrics, with the trace ids of observations as exemplars.
+    pub async fn metrics_openmetrics(&self) -> Option<String> {
+        self.vitals.metrics_openmetrics().await
+    }
+
     /// Each component's state, and whether the node can serve (`/readyz`).
     pub async fn readiness(&self) -> Readiness {
         self.vitals.readiness().await

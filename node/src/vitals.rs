@@ -126,6 +126,20 @@ impl Vitals {
     /// a metrics recorder of its own.
     pub(crate) async fn metrics_text(&self) -> Option<String> {
         let recorder = crate::metrics::recorder()?;
+        self.sample_gauges().await;
+        Some(recorder.classic.render())
+    }
+
+    /// The same in OpenMetrics, histogram buckets with the trace id of an observation
+    /// as exemplar.
+    pub(crate) async fn metrics_openmetrics(&self) -> Option<String> {
+        let recorder = crate::metrics::recorder()?;
+        self.sample_gauges().await;
+        Some(recorder.open.render())
+    }
+
+    /// The gauges that are read rather than counted.
+    async fn sample_gauges(&self) {
         for (component, well) in self.readiness().await.components() {
             metrics::gauge!(COMPONENT_UP, "component" => component).set(f64::from(u8::from(well)));
         }
@@ -134,7 +148,6 @@ impl Vitals {
         if let Some(cluster) = &self.cluster {
             crate::metrics::members(&cluster.members());
         }
-        Some(recorder.render())
     }
 
     /// Load of every agent pool, by kind.

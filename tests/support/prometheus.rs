@@ -129,19 +129,30 @@ impl Daemon {
         Daemon::start("prometheus-alertmanager", &args, &log, address, "/-/ready")
     }
 
-    /// Prometheus scraping `target` every second and evaluating `rules` every second,
-    /// alerting to `alertmanager`.
-    pub fn prometheus(dir: &Path, target: &str, rules: &Path, alertmanager: &str) -> Daemon {
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files: [{rules}]\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\n\
-             scrape_configs:\n  - job_name: troupe\n    static_configs:\n      - targets: ['{target}']\n",
-            rules = rules.display()
-        );
+    /// Prometheus scraping `target` every second, evaluating `rules` every second and
+    /// alerting to `alertmanager` when given, with `flags` added (`--enable-feature=...`).
+    pub fn prometheus(
+        dir: &Path,
+        target: &str,
+        rules: Option<&Path>,
+        alertmanager: Option<&str>,
+        flags: &[&str],
+    ) -> Daemon {
+        let mut config = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n".to_owned();
+        if let Some(rules) = rules {
+            config.push_str(&format!("rule_files: [{}]\n", rules.display()));
+        }
+        if let Some(alertmanager) = alertmanager {
+            config.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\n"
+            ));
+        }
+        config.push_str(&format!(
+            "scrape_configs:\n  - job_name: troupe\n    static_configs:\n      - targets: ['{target}']\n"
+        ));
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let address = super::free_address();
-        let args = [
+        let mut args = vec![
             format!("--config.file={}", dir.join("prometheus.yml").display()),
             format!(
                 "--storage.tsdb.path={}",
@@ -151,8 +162,16 @@ impl Daemon {
             // A resolved or newly firing alert goes at once; this is for resends only.
             "--rules.alert.resend-delay=1s".into(),
         ];
+        args.extend(flags.iter().map(|flag| flag.to_string()));
         let log = dir.join("prometheus.log");
         Daemon::start("prometheus", &args, &log, address, "/-/ready")
+    }
+
+    /// Prometheus's answer to `GET path` (its HTTP API), as JSON.
+    pub fn api(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.address);
+        let answer = super::http1::blocking_get(&url).expect("Prometheus answers");
+        serde_json::from_str(&answer.body).unwrap_or_default()
     }
 }
 

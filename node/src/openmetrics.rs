@@ -1,0 +1,203 @@
+//! `/metrics` in OpenMetrics, with exemplars: for a scraper that asks for it (Prometheus
+//! does, with `--enable-feature=exemplar-storage`), each histogram bucket carries the
+//! trace id of an observation made inside a sampled trace, so that a slow bucket leads
+//! to the run or request that landed in it.
+//!
+//! The `metrics` facade has one recorder per process; the node installs a fanout of two:
+//! `metrics-exporter-prometheus` (the classic text format, as before) and this one,
+//! which keeps the same metrics in a `prometheus-client` registry that encodes
+//! OpenMetrics. Only the glue is ours: the encoding is the client's.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
+use prometheus_client::metrics::counter::Counter as OmCounter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge as OmGauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+type Buckets = &'static [f64];
+
+#[derive(Clone)]
+struct WithBuckets(Buckets);
+
+impl MetricConstructor<HistogramWithExemplars<Labels>> for WithBuckets {
+    fn new_metric(&self) -> HistogramWithExemplars<Labels> {
+        HistogramWithExemplars::new(self.0.iter().copied())
+    }
+}
+
+type Histograms = Family<Labels, HistogramWithExemplars<Labels>, WithBuckets>;
+
+/// The OpenMetrics side of the process's recorder.
+pub(crate) struct OpenMetrics {
+    state: Arc<Mutex<State>>,
+    /// The buckets of a histogram, by its name.
+    buckets: fn(&str) -> Buckets,
+}
+
+#[derive(Default)]
+struct State {
+    registry: Registry,
+    help: HashMap<String, String>,
+    counters: HashMap<String, Family<Labels, OmCounter>>,
+    gauges: HashMap<String, Family<Labels, OmGauge<f64, AtomicU64>>>,
+    histograms: HashMap<String, Histograms>,
+}
+
+/// Renders what the recorder holds.
+#[derive(Clone, Default)]
+pub(crate) struct OpenMetricsHandle(Arc<Mutex<State>>);
+
+impl OpenMetricsHandle {
+    pub(crate) fn render(&self) -> String {
+        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &state.registry);
+        text
+    }
+}
+
+impl OpenMetrics {
+    /// A recorder into what `handle` renders.
+    pub(crate) fn new(handle: &OpenMetricsHandle, buckets: fn(&str) -> Buckets) -> Self {
+        Self {
+            state: handle.0.clone(),
+            buckets,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn describe(&self, key: KeyName, description: SharedString) {
+        self.state()
+            .help
+            .insert(key.as_str().to_owned(), description.into_owned());
+    }
+}
+
+fn labels(key: &Key) -> Labels {
+    key.labels()
+        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+        .collect()
+}
+
+impl State {
+    /// The family `name`, registered (with its help text, if described yet) at first use.
+    fn family<M: Clone + prometheus_client::registry::Metric>(
+        &mut self,
+        name: &str,
+        registered_as: &str,
+        pick: fn(&mut Self) -> &mut HashMap<String, M>,
+        make: impl FnOnce() -> M,
+    ) -> M {
+        if let Some(family) = pick(self).get(name) {
+            return family.clone();
+        }
+        let family = make();
+        // The client ends the help text with a full stop itself.
+        let help = self
+            .help
+            .get(name)
+            .map_or("", |help| help.trim_end_matches('.'));
+        let help = help.to_owned();
+        self.registry.register(registered_as, help, family.clone());
+        pick(self).insert(name.to_owned(), family.clone());
+        family
+    }
+}
+
+impl Recorder for OpenMetrics {
+    fn describe_counter(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(key, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(key, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.describe(key, description);
+    }
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let name = key.name();
+        // The client adds `_total` to a counter's name itself.
+        let bare = name.strip_suffix("_total").unwrap_or(name);
+        let family = self
+            .state()
+            .family(name, bare, |s| &mut s.counters, Family::default);
+        Counter::from_arc(Arc::new(Counted(
+            family.get_or_create(&labels(key)).clone(),
+        )))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let name = key.name();
+        let family = self
+            .state()
+            .family(name, name, |s| &mut s.gauges, Family::default);
+        Gauge::from_arc(Arc::new(Gauged(family.get_or_create(&labels(key)).clone())))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        let name = key.name();
+        let buckets = (self.buckets)(name);
+        let make = || Family::new_with_constructor(WithBuckets(buckets));
+        let family = self.state().family(name, name, |s| &mut s.histograms, make);
+        Histogram::from_arc(Arc::new(Observed(
+            family.get_or_create(&labels(key)).clone(),
+        )))
+    }
+}
+
+/// A counter of the client's, counted through the facade.
+struct Counted(OmCounter);
+
+impl CounterFn for Counted {
+    fn increment(&self, value: u64) {
+        self.0.inc_by(value);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0.inner().fetch_max(value, Ordering::Relaxed);
+    }
+}
+
+struct Gauged(OmGauge<f64, AtomicU64>);
+
+impl GaugeFn for Gauged {
+    fn increment(&self, value: f64) {
+        self.0.inc_by(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.0.dec_by(value);
+    }
+
+    fn set(&self, value: f64) {
+        self.0.set(value);
+    }
+}
+
+/// A histogram whose observations inside a sampled trace carry its id as exemplar.
+struct Observed(HistogramWithExemplars<Labels>);
+
+impl HistogramFn for Observed {
+    fn record(&self, value: f64) {
+        let exemplar = troupe_telemetry::TraceParent::current()
+            .filter(|context| context.is_sampled())
+            .map(|context| vec![("trace_id".to_owned(), context.trace_id())]);
+        self.0.observe(value, exemplar, None);
+    }
+}
