@@ -202,13 +202,19 @@ impl Exporting {
             .with_location(false)
             .with_level(false)
             .with_tracked_inactivity(false)
-            .with_filter(filter_fn(|metadata| {
-                if metadata.is_span() {
-                    metadata.target() == spans::TARGET
-                } else {
-                    *metadata.level() <= Level::WARN && metadata.target().starts_with("troupe")
-                }
-            }))
+            .with_filter(
+                filter_fn(|metadata| {
+                    if metadata.is_span() {
+                        metadata.target() == spans::TARGET
+                    } else {
+                        *metadata.level() <= Level::WARN && metadata.target().starts_with("troupe")
+                    }
+                })
+                // Every span of ours is at INFO: without the hint the process's maximum
+                // level would be TRACE, and every trace and debug callsite in the
+                // dependencies (SurrealDB's are many) would be looked at on each call.
+                .with_max_level_hint(Level::INFO),
+            )
     }
 
     /// Sends what is queued and stops, within the export timeout. It blocks: call it
