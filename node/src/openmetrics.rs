@@ -195,6 +195,10 @@ struct Observed(HistogramWithExemplars<Labels>);
 
 impl HistogramFn for Observed {
     fn record(&self, value: f64) {
+        if !troupe_telemetry::export::exporting() {
+            self.0.observe(value, None, None);
+            return;
+        }
         let exemplar = troupe_telemetry::TraceParent::current()
             .filter(|context| context.is_sampled())
             .map(|context| vec![("trace_id".to_owned(), context.trace_id())]);

@@ -74,7 +74,13 @@ impl ShouldSample for RunSampler {
 }
 
 pub(crate) fn sampler() -> Option<RunSampler> {
-    EXPORTING.load(Ordering::Relaxed).then_some(RunSampler)
+    exporting().then_some(RunSampler)
+}
+
+/// Whether spans are exported: without, nothing is in a trace (one atomic load, for
+/// hot paths that would otherwise look for the current trace).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// The help text of the exporter's counter (once, after the recorder is installed).
