@@ -91,7 +91,7 @@ impl Layers {
         if let Some((path, required)) = &self.file
             && let Some(table) = read_file(path, *required)?
         {
-            merged.overlay_table(&table, "", &Source::File(path.clone()));
+            merged.overlay_table(&table, &Source::File(path.clone()));
         }
         for (name, raw) in &self.environment {
             let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
@@ -135,6 +135,29 @@ fn parse_scalar(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
+/// Every leaf of `table` by dotted key (`engine.max_concurrent_tasks`); a list is a
+/// leaf, its items set and compared together.
+pub(crate) fn leaves(table: &toml::Table) -> BTreeMap<String, toml::Value> {
+    fn walk(table: &toml::Table, prefix: &str, leaves: &mut BTreeMap<String, toml::Value>) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value {
+                toml::Value::Table(inner) => walk(inner, &key, leaves),
+                leaf => {
+                    leaves.insert(key, leaf.clone());
+                }
+            }
+        }
+    }
+    let mut found = BTreeMap::new();
+    walk(table, "", &mut found);
+    found
+}
+
 struct Merged {
     root: toml::Table,
     sources: BTreeMap<String, Source>,
@@ -151,17 +174,9 @@ impl Merged {
         }
     }
 
-    fn overlay_table(&mut self, table: &toml::Table, prefix: &str, source: &Source) {
-        for (name, value) in table {
-            let key = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}.{name}")
-            };
-            match value {
-                toml::Value::Table(inner) => self.overlay_table(inner, &key, source),
-                leaf => self.set(&key, leaf.clone(), source.clone()),
-            }
+    fn overlay_table(&mut self, table: &toml::Table, source: &Source) {
+        for (key, value) in leaves(table) {
+            self.set(&key, value, source.clone());
         }
     }
 

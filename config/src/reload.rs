@@ -75,29 +75,11 @@ fn is_live(key: &str) -> bool {
     })
 }
 
-/// Every leaf of the tree by dotted key; a list is a leaf (its items change together).
+/// Every leaf of the settings by dotted key.
 fn flatten(settings: &Settings) -> BTreeMap<String, toml::Value> {
     // Invariant: `Settings` is plain data with string keys, which TOML always encodes.
     let table = toml::Table::try_from(settings).expect("settings encode as TOML");
-    let mut leaves = BTreeMap::new();
-    walk(&table, "", &mut leaves);
-    leaves
-}
-
-fn walk(table: &toml::Table, prefix: &str, leaves: &mut BTreeMap<String, toml::Value>) {
-    for (key, value) in table {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match value {
-            toml::Value::Table(inner) => walk(inner, &path, leaves),
-            leaf => {
-                leaves.insert(path, leaf.clone());
-            }
-        }
-    }
+    crate::layers::leaves(&table)
 }
 
 #[cfg(test)]
