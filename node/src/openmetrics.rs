@@ -50,6 +50,16 @@ struct State {
     counters: HashMap<String, Family<Labels, OmCounter>>,
     gauges: HashMap<String, Family<Labels, OmGauge<f64, AtomicU64>>>,
     histograms: HashMap<String, Histograms>,
+    /// The facade registers a metric at each use: the handle made for a key the first
+    /// time is kept, so a use costs one lookup, not a family's and its labels' again.
+    handles: HashMap<Key, Handle>,
+}
+
+#[derive(Clone)]
+enum Handle {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
 }
 
 /// Renders what the recorder holds.
@@ -77,6 +87,18 @@ impl OpenMetrics {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The handle kept for `key`, made by `make` the first time. A key used as two kinds
+    /// of metric (a mistake the classic exporter reports) gets a no-op as the second.
+    fn handle(&self, key: &Key, make: impl FnOnce(&mut State) -> Handle) -> Handle {
+        let mut state = self.state();
+        if let Some(handle) = state.handles.get(key) {
+            return handle.clone();
+        }
+        let handle = make(&mut state);
+        state.handles.insert(key.clone(), handle.clone());
+        handle
     }
 
     fn describe(&self, key: KeyName, description: SharedString) {
@@ -131,33 +153,46 @@ impl Recorder for OpenMetrics {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let name = key.name();
-        // The client adds `_total` to a counter's name itself.
-        let bare = name.strip_suffix("_total").unwrap_or(name);
-        let family = self
-            .state()
-            .family(name, bare, |s| &mut s.counters, Family::default);
-        Counter::from_arc(Arc::new(Counted(
-            family.get_or_create(&labels(key)).clone(),
-        )))
+        let handle = self.handle(key, |state| {
+            let name = key.name();
+            // The client adds `_total` to a counter's name itself.
+            let bare = name.strip_suffix("_total").unwrap_or(name);
+            let family = state.family(name, bare, |s| &mut s.counters, Family::default);
+            let counted = Counted(family.get_or_create(&labels(key)).clone());
+            Handle::Counter(Counter::from_arc(Arc::new(counted)))
+        });
+        match handle {
+            Handle::Counter(counter) => counter,
+            _ => Counter::noop(),
+        }
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let name = key.name();
-        let family = self
-            .state()
-            .family(name, name, |s| &mut s.gauges, Family::default);
-        Gauge::from_arc(Arc::new(Gauged(family.get_or_create(&labels(key)).clone())))
+        let handle = self.handle(key, |state| {
+            let name = key.name();
+            let family = state.family(name, name, |s| &mut s.gauges, Family::default);
+            let gauged = Gauged(family.get_or_create(&labels(key)).clone());
+            Handle::Gauge(Gauge::from_arc(Arc::new(gauged)))
+        });
+        match handle {
+            Handle::Gauge(gauge) => gauge,
+            _ => Gauge::noop(),
+        }
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let name = key.name();
-        let buckets = (self.buckets)(name);
-        let make = || Family::new_with_constructor(WithBuckets(buckets));
-        let family = self.state().family(name, name, |s| &mut s.histograms, make);
-        Histogram::from_arc(Arc::new(Observed(
-            family.get_or_create(&labels(key)).clone(),
-        )))
+        let buckets = (self.buckets)(key.name());
+        let handle = self.handle(key, |state| {
+            let name = key.name();
+            let make = || Family::new_with_constructor(WithBuckets(buckets));
+            let family = state.family(name, name, |s| &mut s.histograms, make);
+            let observed = Observed(family.get_or_create(&labels(key)).clone());
+            Handle::Histogram(Histogram::from_arc(Arc::new(observed)))
+        });
+        match handle {
+            Handle::Histogram(histogram) => histogram,
+            _ => Histogram::noop(),
+        }
     }
 }
 
