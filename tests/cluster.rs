@@ -442,7 +442,11 @@ fn a_reload_on_one_node_reloads_every_node() {
     assert!(reloaded.status.success(), "{reloaded:?}");
     let deadline = Instant::now() + Duration::from_secs(15);
     while loaded(&b) == b_started {
-        assert!(Instant::now() < deadline, "b did not follow a's reload");
+        assert!(
+            Instant::now() < deadline,
+            "b did not follow a's reload; b's log:\n{}",
+            b.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let entries = get_json(&a, "/api/v1/audit?action=config.reload");

@@ -187,10 +187,10 @@ impl Node {
         let vitals = Vitals::new(&context, &cluster, &inference, &root);
         let parts = (context.clone(), audit.clone(), auth.clone(), model.clone());
         let reloader = Arc::new(Reloader::new(settings.clone(), source, parts, chains));
-        let follow = settings
-            .cluster
-            .enabled
-            .then(|| follow_cluster(reloader.clone()));
+        let follow = match settings.cluster.enabled {
+            true => Some(follow_cluster(reloader.clone()).await),
+            false => None,
+        };
         let (alerts, alert_loop) = alert_loop(&settings, &vitals, &audit, &reloader).start();
         Ok(Node {
             context,

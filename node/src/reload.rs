@@ -161,15 +161,21 @@ impl Reloader {
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
 /// Reloads this node whenever another node of the cluster announces a reload.
-pub(crate) fn follow_cluster(reloader: Arc<Reloader>) -> JoinHandle<()> {
+///
+/// The latest announcement is read before this returns, while the node is still
+/// starting: one made after the node is ready is then always followed, however late
+/// the spawned task first runs.
+pub(crate) async fn follow_cluster(reloader: Arc<Reloader>) -> JoinHandle<()> {
+    let store = reloader.context.store.clone();
+    let mut seen = match store.latest_reload().await {
+        Ok(latest) => latest.map_or(0, |r| r.seq),
+        Err(error) => {
+            // Following from zero reloads once more than needed, which is harmless.
+            tracing::warn!(%error, "cannot read the cluster's latest settings reload");
+            0
+        }
+    };
     tokio::spawn(async move {
-        let store = reloader.context.store.clone();
-        let mut seen = store
-            .latest_reload()
-            .await
-            .ok()
-            .flatten()
-            .map_or(0, |r| r.seq);
         loop {
             tokio::time::sleep(FOLLOW_EVERY).await;
             let Ok(Some(latest)) = store.latest_reload().await else {

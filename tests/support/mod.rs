@@ -254,6 +254,11 @@ impl Server {
         Err(format!("(not ready in 60 s)\n{}", log()))
     }
 
+    /// What the node has written to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
