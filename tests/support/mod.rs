@@ -108,6 +108,7 @@ pub fn create_user_offline(dir: &Path, store: &str, email: &str, role: &str) -> 
 /// Grants `kinds` to the `default` project on the store offline (`troupe projects
 /// allow`): kinds that run code or reach the network are off until granted.
 pub fn allow_kinds_offline(dir: &Path, store: &str, kinds: &[&str]) {
+    require_jail_for(kinds);
     let mut args = vec!["--set", store, "projects", "allow", "default"];
     args.extend_from_slice(kinds);
     let allowed = run_troupe(dir, &args);
@@ -116,6 +117,19 @@ pub fn allow_kinds_offline(dir: &Path, store: &str, kinds: &[&str]) {
         "{}{}",
         String::from_utf8_lossy(&allowed.stdout),
         String::from_utf8_lossy(&allowed.stderr)
+    );
+}
+
+/// Shell tasks run in bubblewrap: without it each would fail in the node, and the test
+/// would wait in vain for what the task should have done. A missing `bwrap` is the
+/// machine's set-up, said as such.
+fn require_jail_for(kinds: &[&str]) {
+    let on_path = |dir: &Path| dir.join("bwrap").is_file();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    assert!(
+        !kinds.contains(&"shell") || std::env::split_paths(&path).any(|dir| on_path(&dir)),
+        "shell tasks run jailed in bubblewrap, and `bwrap` is not on PATH: run ./scripts/setup \
+         (it installs the `bubblewrap` package)"
     );
 }
 
@@ -132,6 +146,7 @@ pub fn shared_dir(parent: &Path) -> PathBuf {
 
 /// Grants `kinds` to `project` through a node without accounts.
 pub fn allow_kinds(server: &Server, project: &str, kinds: &[&str]) {
+    require_jail_for(kinds);
     let body = serde_json::json!({ "allowed_kinds": kinds }).to_string();
     let url = server.url(&format!("/api/v1/projects/{project}/policy"));
     let response = http1::request("PUT", &url, Some(("application/json", &body))).expect("PUT");
