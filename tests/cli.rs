@@ -567,13 +567,21 @@ fn the_telemetry_benchmark_compares_the_engine_with_traces_and_without() {
     }
     assert!(v1["overhead"].as_f64().is_some_and(f64::is_finite), "{v1}");
     for result in results {
-        for key in ["off_ms_median", "on_ms_median"] {
+        for key in [
+            "off_ms_median",
+            "on_ms_median",
+            "off_cpu_ms_median",
+            "on_cpu_ms_median",
+        ] {
             assert!(result[key].as_f64().is_some_and(|ms| ms > 0.0), "{result}");
         }
-        assert!(
-            result["overhead"].as_f64().is_some_and(f64::is_finite),
-            "{result}"
-        );
+        for key in ["overhead", "paired_overhead", "cpu_overhead"] {
+            assert!(result[key].as_f64().is_some_and(f64::is_finite), "{result}");
+        }
+        for key in ["off_ms", "on_ms", "off_cpu_ms", "on_cpu_ms"] {
+            let each = result["rounds"][key].as_array().map(Vec::len);
+            assert_eq!(each, Some(1), "one figure per round: {result}");
+        }
     }
 }
 

@@ -26,6 +26,35 @@ pub struct OverheadResult {
     pub on_ms_median: f64,
     /// `on / off - 1`: 0.05 is 5% slower with traces.
     pub overhead: f64,
+    /// The median of each round's own `on / off - 1`: each round's two runs are
+    /// neighbours in time, so this one is less moved by the machine speeding up or
+    /// slowing down between rounds (on a shared VM, by ±15%).
+    pub paired_overhead: f64,
+    /// The process's CPU time over the run (every thread, the exporter's included): the
+    /// work the traces add, apart from any waiting they cause.
+    pub off_cpu_ms_median: f64,
+    pub on_cpu_ms_median: f64,
+    /// `on / off - 1` of the CPU time.
+    pub cpu_overhead: f64,
+    /// Every round's figures, in order, to show the spread the medians hide.
+    pub rounds: Rounds,
+}
+
+/// Each round's wall-clock and CPU milliseconds, without traces and with them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rounds {
+    pub off_ms: Vec<f64>,
+    pub on_ms: Vec<f64>,
+    pub off_cpu_ms: Vec<f64>,
+    pub on_cpu_ms: Vec<f64>,
+}
+
+/// One measurement of a child's report.
+struct Measured {
+    store: String,
+    shape: String,
+    total_ms: f64,
+    cpu_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,12 +153,12 @@ pub async fn engine_overhead(
 }
 
 /// One engine benchmark in a process of its own, exporting to `endpoint` if given.
-/// Its report's measurements: `(store, shape, total_ms)` each.
+/// Its report's measurements.
 async fn child(
     tasks: usize,
     endpoint: Option<&str>,
     out: &PathBuf,
-) -> anyhow::Result<Vec<(String, String, f64)>> {
+) -> anyhow::Result<Vec<Measured>> {
     let mut command = tokio::process::Command::new(std::env::current_exe()?);
     command
         .args(["bench", "engine", "--tasks", &tasks.to_string(), "--out"])
@@ -157,37 +186,57 @@ async fn child(
         .iter()
         .map(|result| {
             let text = |key: &str| result[key].as_str().unwrap_or_default().to_string();
-            let total_ms = result["total_ms"].as_f64().unwrap_or(f64::NAN);
-            (text("store"), text("shape"), total_ms)
+            let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
+            Measured {
+                store: text("store"),
+                shape: text("shape"),
+                total_ms: number("total_ms"),
+                cpu_ms: number("cpu_ms"),
+            }
         })
         .collect())
 }
 
-fn compare(
-    off: &[Vec<(String, String, f64)>],
-    on: &[Vec<(String, String, f64)>],
-) -> Vec<OverheadResult> {
+fn compare(off: &[Vec<Measured>], on: &[Vec<Measured>]) -> Vec<OverheadResult> {
     let Some(first) = off.first() else {
         return Vec::new();
     };
-    let total = |reports: &[Vec<(String, String, f64)>], index: usize| {
-        median(
-            reports
-                .iter()
-                .filter_map(|report| Some(report.get(index)?.2)),
-        )
+    let each = |reports: &[Vec<Measured>], index: usize, of: fn(&Measured) -> f64| {
+        reports
+            .iter()
+            .filter_map(|report| Some(of(report.get(index)?)))
+            .collect::<Vec<f64>>()
     };
     first
         .iter()
         .enumerate()
-        .map(|(index, (store, shape, _))| {
-            let (off_ms, on_ms) = (total(off, index), total(on, index));
+        .map(|(index, measured)| {
+            let rounds = Rounds {
+                off_ms: each(off, index, |m| m.total_ms),
+                on_ms: each(on, index, |m| m.total_ms),
+                off_cpu_ms: each(off, index, |m| m.cpu_ms),
+                on_cpu_ms: each(on, index, |m| m.cpu_ms),
+            };
+            let median_of = |values: &[f64]| median(values.iter().copied());
+            let (off_ms, on_ms) = (median_of(&rounds.off_ms), median_of(&rounds.on_ms));
+            let (off_cpu, on_cpu) = (median_of(&rounds.off_cpu_ms), median_of(&rounds.on_cpu_ms));
             OverheadResult {
-                store: store.clone(),
-                shape: shape.clone(),
+                store: measured.store.clone(),
+                shape: measured.shape.clone(),
                 off_ms_median: off_ms,
                 on_ms_median: on_ms,
                 overhead: on_ms / off_ms - 1.0,
+                paired_overhead: median(
+                    rounds
+                        .on_ms
+                        .iter()
+                        .zip(&rounds.off_ms)
+                        .map(|(on, off)| on / off - 1.0),
+                ),
+                off_cpu_ms_median: off_cpu,
+                on_cpu_ms_median: on_cpu,
+                cpu_overhead: on_cpu / off_cpu - 1.0,
+                rounds,
             }
         })
         .collect()
@@ -210,12 +259,16 @@ impl TelemetryReport {
         )];
         for result in &self.results {
             lines.push(format!(
-                "{:<10} {:<5} off {:>9.1} ms, on {:>9.1} ms: {:+.1}%",
+                "{:<10} {:<5} off {:>9.1} ms, on {:>9.1} ms: {:+.1}% (paired {:+.1}%); CPU off {:>9.1} ms, on {:>9.1} ms: {:+.1}%",
                 result.store,
                 result.shape,
                 result.off_ms_median,
                 result.on_ms_median,
-                result.overhead * 100.0
+                result.overhead * 100.0,
+                result.paired_overhead * 100.0,
+                result.off_cpu_ms_median,
+                result.on_cpu_ms_median,
+                result.cpu_overhead * 100.0
             ));
         }
         let v1 = &self.v1_chat;
