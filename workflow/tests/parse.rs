@@ -333,6 +333,13 @@ fn cron_errors_point_at_the_value() {
         found[0].starts_with("wf.yaml:4:11: triggers.schedule.cron: invalid cron `99 * * * *`: "),
         "{found:?}"
     );
+    let never = source.replace("0 0 30 2 * *", "0 0 31 2 *");
+    assert_eq!(
+        errors(&never),
+        vec![
+            "wf.yaml:4:11: triggers.schedule.cron: invalid cron `0 0 31 2 *`: it never fires: no date matches its day, month and weekday (hint: five fields: minute hour day-of-month month day-of-week, e.g. \"30 2 * * *\")"
+        ]
+    );
 }
 
 #[test]

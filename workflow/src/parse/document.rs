@@ -224,10 +224,27 @@ fn check_cron(cron: &str) -> Result<(), String> {
     if fields.len() != 5 {
         return Err(format!("it has {} field(s), not 5", fields.len()));
     }
-    croner::Cron::new(cron)
+    let parsed = croner::Cron::new(cron)
         .parse()
-        .map(|_| ())
-        .map_err(|error| out_of_range(&fields).unwrap_or_else(|| error.to_string()))
+        .map_err(|error| out_of_range(&fields).unwrap_or_else(|| error.to_string()))?;
+    check_fires(&parsed)
+}
+
+/// A schedule that never fires (`0 0 31 2 *`: February has no 31st) is a mistake, not
+/// a paused trigger. The calendar repeats every 400 years, and a cron has no year: a
+/// schedule that fires at all fires within 400 years of any instant. The search starts
+/// at a fixed one, so that the answer does not depend on the day the file is read.
+fn check_fires(cron: &croner::Cron) -> Result<(), String> {
+    let never = || "it never fires: no date matches its day, month and weekday".to_owned();
+    let start = chrono::DateTime::UNIX_EPOCH;
+    let next = cron
+        .find_next_occurrence(&start, false)
+        .map_err(|_| never())?;
+    let cycle_ends = chrono::NaiveDate::from_ymd_opt(2370, 1, 1).ok_or_else(never)?;
+    match next.date_naive() < cycle_ends {
+        true => Ok(()),
+        false => Err(never()),
+    }
 }
 
 /// Which field holds a number outside its range, said so a person can fix it (the cron
@@ -316,5 +333,18 @@ mod tests {
             check_cron("*/5 * * * 1,9"),
             Err("9 is not a day-of-week (0-7)".to_owned())
         );
+    }
+
+    #[test]
+    fn a_cron_that_never_fires_is_refused_and_a_rare_one_is_not() {
+        let never = Err("it never fires: no date matches its day, month and weekday".to_owned());
+        assert_eq!(check_cron("0 0 31 2 *"), never);
+        assert_eq!(check_cron("0 0 30 2 *"), never);
+        assert_eq!(check_cron("0 0 31 4,6,9,11 *"), never);
+        // Once every four years, and the 31st of the months that have one.
+        assert_eq!(check_cron("0 0 29 2 *"), Ok(()));
+        assert_eq!(check_cron("0 0 31 1-12 *"), Ok(()));
+        // Day of month or day of week, as in cron: some Monday of February.
+        assert_eq!(check_cron("0 0 30 2 1"), Ok(()));
     }
 }
