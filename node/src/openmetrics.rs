@@ -181,10 +181,9 @@ impl Recorder for OpenMetrics {
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let buckets = (self.buckets)(key.name());
         let handle = self.handle(key, |state| {
             let name = key.name();
-            let make = || Family::new_with_constructor(WithBuckets(buckets));
+            let make = || Family::new_with_constructor(WithBuckets((self.buckets)(name)));
             let family = state.family(name, name, |s| &mut s.histograms, make);
             let observed = Observed(family.get_or_create(&labels(key)).clone());
             Handle::Histogram(Histogram::from_arc(Arc::new(observed)))

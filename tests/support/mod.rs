@@ -253,8 +253,6 @@ impl Server {
     /// Waits up to 60 s for `/readyz`; the log when the node exited or never got there.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let log_path = self.data_dir.with_extension("log");
-        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         while Instant::now() < deadline {
             if let Ok(response) = http1::blocking_get(&self.url("/readyz"))
                 && response == 200
@@ -262,11 +260,11 @@ impl Server {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("(it exited: {status})\n{}", log()));
+                return Err(format!("(it exited: {status})\n{}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("(not ready in 60 s)\n{}", log()))
+        Err(format!("(not ready in 60 s)\n{}", self.log()))
     }
 
     /// What the node has written to its log so far.
