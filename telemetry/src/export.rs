@@ -207,6 +207,9 @@ impl Exporting {
             .with_threads(false)
             .with_location(false)
             .with_level(false)
+            // `target` is not an OpenTelemetry attribute, and every exported span's would
+            // be the same (`spans::TARGET`): two strings more per span, encoded for nothing.
+            .with_target(false)
             .with_tracked_inactivity(false)
             .with_filter(
                 filter_fn(|metadata| {
