@@ -162,9 +162,16 @@ impl Settings {
                 ),
                 ("engine.restart_period_secs", engine.restart_period_secs),
                 ("engine.approval_timeout_secs", engine.approval_timeout_secs),
+                ("engine.max_fan_out", engine.max_fan_out.into()),
                 ("audit.checkpoint_every", self.audit.checkpoint_every),
             ],
         );
+        if engine.max_fan_out > 10_000 {
+            problems.push((
+                "engine.max_fan_out",
+                "must be at most 10000 (the workflow language's own cap)".into(),
+            ));
+        }
         if engine.retry_base_delay_ms > engine.retry_max_delay_ms {
             problems.push((
                 "engine.retry_base_delay_ms",

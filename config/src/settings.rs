@@ -411,6 +411,9 @@ pub struct EngineSettings {
     /// escalates (Erlang/OTP's intensity and period).
     pub restart_intensity: u32,
     pub restart_period_secs: u64,
+    /// The most children one fan-out (`for_each`) may expand to on this node, whatever
+    /// its `max_items` says; at most 10,000.
+    pub max_fan_out: u32,
 }
 
 impl Default for EngineSettings {
@@ -423,6 +426,7 @@ impl Default for EngineSettings {
             approval_timeout_secs: 24 * 60 * 60,
             restart_intensity: 5,
             restart_period_secs: 10,
+            max_fan_out: 500,
         }
     }
 }

@@ -254,6 +254,7 @@ async fn load_run(context: &EngineContext, run_id: &RunId) -> Result<RunState, E
         &format!("{workflow_id} v{workflow_version}"),
     )?;
     let mut run = RunState::new(run_id, Arc::new(workflow));
+    run.max_fan_out = context.settings.max_fan_out as usize;
     for event in &events {
         run.apply(event);
     }
@@ -365,11 +366,11 @@ fn step_event(state: &RunActorState, step: &Step) -> RunEvent {
         Step::Skip { task } => RunEvent::TaskSkipped { task },
         Step::Fail { task, reason } => RunEvent::TaskFailed { task, reason },
         Step::Cancel { task, reason } => RunEvent::TaskCancelled { task, reason },
+        Step::Expand { task, items } => RunEvent::FanOutExpanded { task, items },
         Step::RequestApproval { task, inputs } => {
             let timeout_secs = state
                 .run
-                .workflow
-                .task(task.as_str())
+                .definition(task.as_str())
                 .and_then(|definition| definition.approval_timeout_secs)
                 .unwrap_or(state.context.settings.approval_timeout_secs);
             let expires_at_ms = state.context.clock.now_ms().saturating_add(
@@ -442,7 +443,7 @@ async fn perform(
             tracing::info!(run_id = %state.run.run_id, status = status.as_str(), "run finished");
             myself.stop(Some(status.as_str().into()));
         }
-        Step::Skip { .. } | Step::Fail { .. } | Step::Cancel { .. } => {}
+        Step::Skip { .. } | Step::Fail { .. } | Step::Cancel { .. } | Step::Expand { .. } => {}
     }
     Ok(())
 }
@@ -490,7 +491,7 @@ async fn flush(state: &mut RunActorState) -> Result<(), EngineError> {
                 status: *status,
                 started_ms: state.run.started_at_ms,
                 ended_ms: event.at_ms,
-                cost_usd: state.run.tasks().values().map(|task| task.cost_usd).sum(),
+                cost_usd: state.run.cost_usd(),
             };
             crate::traces::run_ended(state.trace.as_ref(), &ended);
         }
@@ -591,8 +592,7 @@ async fn record_outcome(
         Err(error) => {
             let max_retries = state
                 .run
-                .workflow
-                .task(task.as_str())
+                .definition(task.as_str())
                 .map_or(0, |definition| definition.max_retries);
             let retry_at_ms = (error.is_retryable() && attempt <= max_retries).then(|| {
                 let settings = &state.context.settings;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use troupe_workflow::{ConditionAction, Scope, Task, TaskView, Workflow};
+use troupe_workflow::{ConditionAction, FanOut, Item, Scope, Task, TaskView, Workflow};
 
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{RunId, TaskId, UserId};
@@ -32,6 +32,9 @@ pub struct TaskState {
     pub approval: Option<ApprovalState>,
     /// The node its latest attempt was sent to, then the one that ran it.
     pub node: Option<String>,
+    /// For a child of a fan-out (`code[2]`), the fan-out's task (`code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<TaskId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -98,6 +101,18 @@ impl Graph {
     }
 }
 
+/// A fan-out's children, from its `fan_out_expanded` event.
+#[derive(Debug, Clone)]
+struct Expansion {
+    items: Vec<Value>,
+    children: Vec<TaskId>,
+    /// Children that have not ended.
+    open: usize,
+}
+
+/// `engine.max_fan_out` by default.
+pub const DEFAULT_MAX_FAN_OUT: usize = 500;
+
 #[derive(Debug, Clone)]
 pub struct RunState {
     pub run_id: RunId,
@@ -119,6 +134,12 @@ pub struct RunState {
     open_dependencies: Vec<usize>,
     running: usize,
     unfinished: usize,
+    /// Fan-outs that expanded, by position in `workflow.tasks`.
+    expansions: BTreeMap<usize, Expansion>,
+    /// Each fan-out child's parent position and item index.
+    children: HashMap<TaskId, (usize, usize)>,
+    /// The most children one fan-out may expand to here (`engine.max_fan_out`).
+    pub max_fan_out: usize,
     pub cancel_requested: bool,
     pub finished: Option<RunStatus>,
     pub finished_at_ms: Option<i64>,
@@ -149,6 +170,11 @@ pub enum Step {
         task: TaskId,
         attempt: u32,
         inputs: Value,
+    },
+    /// A fan-out's list, rendered: its children, one per item.
+    Expand {
+        task: TaskId,
+        items: Vec<Value>,
     },
     Finish {
         status: RunStatus,
@@ -218,6 +244,9 @@ impl RunState {
             candidates,
             open_dependencies,
             running: 0,
+            expansions: BTreeMap::new(),
+            children: HashMap::new(),
+            max_fan_out: DEFAULT_MAX_FAN_OUT,
             cancel_requested: false,
             finished: None,
             finished_at_ms: None,
@@ -234,17 +263,48 @@ impl RunState {
         &self.tasks
     }
 
+    /// The workflow's tasks in its order, each fan-out followed by its children in item
+    /// order.
+    pub fn tasks_in_order(&self) -> Vec<&TaskState> {
+        let mut ordered = Vec::with_capacity(self.tasks.len());
+        for (position, task) in self.workflow.tasks.iter().enumerate() {
+            ordered.extend(self.tasks.get(task.id.as_str()));
+            if let Some(expansion) = self.expansions.get(&position) {
+                ordered.extend(
+                    expansion
+                        .children
+                        .iter()
+                        .filter_map(|id| self.tasks.get(id)),
+                );
+            }
+        }
+        ordered
+    }
+
+    /// What the run's attempts cost so far: a fan-out's figure is its children's sum,
+    /// so it is not counted again.
+    pub fn cost_usd(&self) -> f64 {
+        self.tasks
+            .values()
+            .filter(|task| !self.is_fan_out(task.id.as_str()))
+            .map(|task| task.cost_usd)
+            .sum()
+    }
+
     /// Attempts running now.
     pub fn running(&self) -> usize {
         self.running
     }
 
-    /// The definition of task `id`, in constant time.
+    /// The definition of task `id`, in constant time; a fan-out's child has its
+    /// parent's.
     pub fn definition(&self, id: &str) -> Option<&Task> {
-        self.graph
+        let position = self
+            .graph
             .position
             .get(id)
-            .map(|&position| &self.workflow.tasks[position])
+            .or_else(|| self.children.get(id).map(|(parent, _)| parent))?;
+        Some(&self.workflow.tasks[*position])
     }
 
     pub fn scope(&self) -> Scope<'_> {
@@ -253,6 +313,7 @@ impl RunState {
             tasks: &self.views,
             run_id: self.run_id.as_str(),
             workflow_name: &self.workflow.name,
+            item: None,
         }
     }
 
@@ -317,6 +378,7 @@ impl RunState {
             | RunEvent::AttemptSucceeded { .. }
             | RunEvent::AttemptFailed { .. } => self.apply_attempt(&stored.event, at),
             RunEvent::RunCancelRequested { .. } => self.cancel_requested = true,
+            RunEvent::FanOutExpanded { task, items } => self.expand(task, items, at),
             RunEvent::RunFinished { status, reason } => {
                 self.finished = Some(*status);
                 self.failure_reason = reason.clone();
@@ -335,6 +397,9 @@ impl RunState {
                 node,
                 ..
             } => {
+                if self.is_fan_out(task.as_str()) {
+                    return;
+                }
                 if let Some(state) = self.tasks.get_mut(task) {
                     state.attempts = state.attempts.max(*attempt);
                     state.node = node.clone();
@@ -390,6 +455,9 @@ impl RunState {
     }
 
     fn running_attempt(&mut self, task: &str, attempt: u32) -> Option<&mut TaskState> {
+        if self.is_fan_out(task) {
+            return None;
+        }
         self.tasks
             .get_mut(task)
             .filter(|state| state.status == TaskStatus::Running && state.attempts == attempt)
@@ -412,9 +480,6 @@ impl RunState {
     /// The one place a task's status changes, so the counters, the candidate set and the
     /// template views never disagree with `tasks`.
     fn set_status(&mut self, task: &str, status: TaskStatus) {
-        let Some(&position) = self.graph.position.get(task) else {
-            return;
-        };
         let Some(state) = self.tasks.get_mut(task) else {
             return;
         };
@@ -425,12 +490,31 @@ impl RunState {
         if let Some(view) = self.views.get_mut(task) {
             view.status = status.as_str().into();
         }
-        if old == TaskStatus::Running {
+        // A fan-out runs no attempt of its own: only its children count as running.
+        let attempts = !self.is_fan_out(task);
+        if attempts && old == TaskStatus::Running {
             self.running -= 1;
         }
-        if status == TaskStatus::Running {
+        if attempts && status == TaskStatus::Running {
             self.running += 1;
         }
+        match self.graph.position.get(task).copied() {
+            Some(position) => self.task_status_changed(position, old, status),
+            None => self.child_status_changed(task, old, status),
+        }
+    }
+
+    /// Whether `task` is a fan-out (a task of the workflow with `for_each`), which runs
+    /// no attempt of its own: an attempt event naming one is not its.
+    fn is_fan_out(&self, task: &str) -> bool {
+        self.graph
+            .position
+            .get(task)
+            .is_some_and(|&at| self.workflow.tasks[at].fan_out.is_some())
+    }
+
+    /// `set_status`'s bookkeeping for a task of the workflow: candidates, dependents.
+    fn task_status_changed(&mut self, position: usize, old: TaskStatus, status: TaskStatus) {
         let rank = self.graph.rank[position];
         match status {
             TaskStatus::Approved | TaskStatus::Retrying => {
@@ -458,6 +542,101 @@ impl RunState {
                 }
             }
         }
+    }
+
+    /// `set_status`'s bookkeeping for a fan-out's child: the fan-out ends with its last.
+    fn child_status_changed(&mut self, child: &str, old: TaskStatus, status: TaskStatus) {
+        if old.is_terminal() || !status.is_terminal() {
+            return;
+        }
+        self.unfinished -= 1;
+        let Some(&(position, _)) = self.children.get(child) else {
+            return;
+        };
+        let Some(expansion) = self.expansions.get_mut(&position) else {
+            return;
+        };
+        expansion.open -= 1;
+        if expansion.open == 0 {
+            self.fan_out_ended(position);
+        }
+    }
+
+    /// Folds in a fan-out's expansion: one pending child per item. A second expansion
+    /// of the same task (a log written twice) changes nothing.
+    fn expand(&mut self, task: &TaskId, items: &[Value], at: i64) {
+        let Some(&position) = self.graph.position.get(task.as_str()) else {
+            return;
+        };
+        let pending = self
+            .tasks
+            .get(task)
+            .is_some_and(|state| state.status == TaskStatus::Pending);
+        if !pending || self.expansions.contains_key(&position) {
+            return;
+        }
+        let children: Vec<TaskId> = (0..items.len())
+            .map(|index| TaskId::from(FanOut::child_id(task.as_str(), index)))
+            .collect();
+        for (index, child) in children.iter().enumerate() {
+            let mut state = TaskState::pending(child.as_str());
+            state.parent = Some(task.clone());
+            self.tasks.insert(child.clone(), state);
+            self.children.insert(child.clone(), (position, index));
+        }
+        self.unfinished += children.len();
+        let expansion = Expansion {
+            items: items.to_vec(),
+            open: children.len(),
+            children,
+        };
+        self.expansions.insert(position, expansion);
+        if let Some(state) = self.tasks.get_mut(task) {
+            state.started_at_ms = Some(at);
+        }
+        self.set_status(task.as_str(), TaskStatus::Running);
+        if items.is_empty() {
+            self.fan_out_ended(position);
+        }
+    }
+
+    /// A fan-out whose children all ended: its outputs are theirs, in item order (`null`
+    /// for one that did not complete); it completed when every child completed or was
+    /// skipped, failed when any failed, and was cancelled otherwise.
+    fn fan_out_ended(&mut self, position: usize) {
+        let Some(expansion) = self.expansions.get(&position) else {
+            return;
+        };
+        let parent = self.workflow.tasks[position].id.clone();
+        let children: Vec<&TaskState> = expansion
+            .children
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .collect();
+        let outputs: Vec<Value> = children
+            .iter()
+            .map(|child| match child.status {
+                TaskStatus::Completed => child.outputs.clone().unwrap_or(Value::Null),
+                _ => Value::Null,
+            })
+            .collect();
+        let cost_usd: f64 = children.iter().map(|child| child.cost_usd).sum();
+        let at = children
+            .iter()
+            .filter_map(|child| child.finished_at_ms)
+            .max();
+        let (status, error) = fan_out_outcome(&children);
+        let outputs = Value::Array(outputs);
+        if let Some(view) = self.views.get_mut(parent.as_str()) {
+            view.outputs = outputs.clone();
+        }
+        let Some(state) = self.tasks.get_mut(parent.as_str()) else {
+            return;
+        };
+        state.outputs = Some(outputs);
+        state.cost_usd = cost_usd;
+        let at = at.or(state.started_at_ms).unwrap_or_default();
+        self.finish_task(&parent, status, error, at);
     }
 
     fn decide(&mut self, task: &str, decision: &Decision, at: i64) {
@@ -518,6 +697,7 @@ impl RunState {
                 _ => {}
             }
         }
+        self.plan_children(now_ms, &mut slots, &mut steps);
         if steps.is_empty() && self.unfinished == 0 {
             let all_good = self
                 .tasks
@@ -567,49 +747,122 @@ impl RunState {
             }
             waiting |= !status.is_terminal();
         }
-        // Conditions are evaluated just before the task would start: with no free slot
-        // it is not about to start (a gated task only asks for approval, so it needs none).
-        if waiting || (*slots == 0 && !task.requires_approval) {
+        if waiting {
             return None;
         }
-        let scope = self.scope();
-        let action = match troupe_workflow::decide(&task.conditions, &scope) {
-            Ok(action) => action,
-            Err(error) => {
-                return Some(Step::Fail {
-                    task: id.into(),
-                    reason: format!("condition: {error}"),
-                });
-            }
+        if let Some(fan_out) = &task.fan_out {
+            return Some(self.expand_step(task, fan_out));
+        }
+        // Conditions are evaluated just before the task would start: with no free slot
+        // it is not about to start (a gated task only asks for approval, so it needs none).
+        if *slots == 0 && !task.requires_approval {
+            return None;
+        }
+        let step = ready_step(task, id.into(), &self.scope());
+        if matches!(step, Step::StartAttempt { .. }) {
+            *slots -= 1;
+        }
+        Some(step)
+    }
+
+    /// The expansion of a fan-out whose dependencies are done, or its failure when its
+    /// `for_each` is not a list or holds more items than allowed.
+    fn expand_step(&self, task: &Task, fan_out: &FanOut) -> Step {
+        let id = TaskId::from(&task.id);
+        match self.fan_out_items(fan_out) {
+            Ok(items) => Step::Expand { task: id, items },
+            Err(reason) => Step::Fail { task: id, reason },
+        }
+    }
+
+    fn fan_out_items(&self, fan_out: &FanOut) -> Result<Vec<Value>, String> {
+        let template = Value::String(fan_out.for_each.clone());
+        let value = troupe_workflow::render(&template, &self.scope())
+            .map_err(|error| format!("for_each: {error}"))?;
+        let Value::Array(items) = value else {
+            let found = match &value {
+                Value::Null => "null".to_owned(),
+                other => format!("a {}", troupe_workflow::json_type_name(other)),
+            };
+            return Err(format!(
+                "for_each: `{}` is {found}, not a list",
+                fan_out.for_each
+            ));
         };
-        match action {
-            ConditionAction::Skip => Some(Step::Skip { task: id.into() }),
-            ConditionAction::Fail => Some(Step::Fail {
-                task: id.into(),
-                reason: "a condition decided `fail`".into(),
-            }),
-            ConditionAction::Execute => {
-                let inputs = match render_inputs(task, &scope) {
-                    Ok(inputs) => inputs,
-                    Err(reason) => {
-                        return Some(Step::Fail {
-                            task: id.into(),
-                            reason,
-                        });
+        let declared = fan_out.max_items as usize;
+        let (cap, whose) = if declared <= self.max_fan_out {
+            (declared, "the task's max_items")
+        } else {
+            (self.max_fan_out, "this node's engine.max_fan_out")
+        };
+        if items.len() > cap {
+            return Err(format!(
+                "for_each: the list has {} items; the most is {cap} ({whose})",
+                items.len()
+            ));
+        }
+        Ok(items)
+    }
+
+    /// The children of expanded fan-outs: the pending ones cancelled once a sibling
+    /// failed in a fan-out that fails fast, else started as the free slots and the
+    /// fan-out's `concurrency` allow; due retries started.
+    fn plan_children(&self, now_ms: i64, slots: &mut usize, steps: &mut Vec<Step>) {
+        for (&position, expansion) in &self.expansions {
+            let task = &self.workflow.tasks[position];
+            let (Some(fan_out), Some(parent)) = (&task.fan_out, self.tasks.get(task.id.as_str()))
+            else {
+                continue;
+            };
+            if parent.status.is_terminal() {
+                continue;
+            }
+            let children: Vec<&TaskState> = expansion
+                .children
+                .iter()
+                .filter_map(|id| self.tasks.get(id))
+                .collect();
+            let failed = fan_out.fail_fast
+                && children
+                    .iter()
+                    .any(|child| child.status.is_terminal() && !child.status.lets_dependents_run());
+            let bound = fan_out
+                .concurrency
+                .map_or(usize::MAX, |bound| bound as usize);
+            let mut busy = children
+                .iter()
+                .filter(|child| matches!(child.status, TaskStatus::Running | TaskStatus::Retrying))
+                .count();
+            for (child, item) in children.iter().zip(&expansion.items) {
+                match child.status {
+                    TaskStatus::Pending if failed => steps.push(Step::Cancel {
+                        task: child.id.clone(),
+                        reason: format!("a sibling failed, and `{}` fails fast", task.id),
+                    }),
+                    TaskStatus::Pending if *slots > 0 && busy < bound => {
+                        let item = Item {
+                            name: &fan_out.item_name,
+                            value: item,
+                        };
+                        let scope = Scope {
+                            item: Some(item),
+                            ..self.scope()
+                        };
+                        let step = ready_step(task, child.id.clone(), &scope);
+                        if matches!(step, Step::StartAttempt { .. }) {
+                            *slots -= 1;
+                            busy += 1;
+                        }
+                        steps.push(step);
                     }
-                };
-                if task.requires_approval {
-                    return Some(Step::RequestApproval {
-                        task: id.into(),
-                        inputs,
-                    });
+                    TaskStatus::Retrying
+                        if *slots > 0 && child.retry_at_ms.is_some_and(|at| at <= now_ms) =>
+                    {
+                        *slots -= 1;
+                        steps.push(self.attempt_step(child.id.as_str(), child.attempts + 1));
+                    }
+                    _ => {}
                 }
-                *slots -= 1;
-                Some(Step::StartAttempt {
-                    task: id.into(),
-                    attempt: 1,
-                    inputs,
-                })
             }
         }
     }
@@ -627,6 +880,67 @@ impl RunState {
             attempt,
             inputs,
         }
+    }
+}
+
+/// What a ready task (or fan-out child) `id` does, by its conditions: skip, fail, ask
+/// for approval, or start its first attempt with its inputs rendered in `scope`.
+fn ready_step(task: &Task, id: TaskId, scope: &Scope<'_>) -> Step {
+    let action = match troupe_workflow::decide(&task.conditions, scope) {
+        Ok(action) => action,
+        Err(error) => {
+            return Step::Fail {
+                task: id,
+                reason: format!("condition: {error}"),
+            };
+        }
+    };
+    match action {
+        ConditionAction::Skip => Step::Skip { task: id },
+        ConditionAction::Fail => Step::Fail {
+            task: id,
+            reason: "a condition decided `fail`".into(),
+        },
+        ConditionAction::Execute => match render_inputs(task, scope) {
+            Err(reason) => Step::Fail { task: id, reason },
+            Ok(inputs) if task.requires_approval => Step::RequestApproval { task: id, inputs },
+            Ok(inputs) => Step::StartAttempt {
+                task: id,
+                attempt: 1,
+                inputs,
+            },
+        },
+    }
+}
+
+/// How a fan-out whose children all ended ends, and why, when not completed.
+fn fan_out_outcome(children: &[&TaskState]) -> (TaskStatus, Option<String>) {
+    const NAMED_MAX: usize = 5;
+    let failed: Vec<&str> = children
+        .iter()
+        .filter(|child| matches!(child.status, TaskStatus::Failed | TaskStatus::Rejected))
+        .map(|child| child.id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        let mut named = failed[..failed.len().min(NAMED_MAX)].join(", ");
+        if failed.len() > NAMED_MAX {
+            named.push_str(", …");
+        }
+        let reason = format!(
+            "{} of {} children failed: {named}",
+            failed.len(),
+            children.len()
+        );
+        return (TaskStatus::Failed, Some(reason));
+    }
+    if children
+        .iter()
+        .all(|child| child.status.lets_dependents_run())
+    {
+        (TaskStatus::Completed, None)
+    } else {
+        let reason = "its children were cancelled".to_owned();
+        (TaskStatus::Cancelled, Some(reason))
     }
 }
 
@@ -653,6 +967,7 @@ impl TaskState {
             cost_usd: 0.0,
             approval: None,
             node: None,
+            parent: None,
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct TaskState {
     /// The node its latest attempt went to, then the one that ran it (a cluster).
     #[serde(default)]
     pub node: Option<String>,
+    /// For a fan-out's child (`code[2]`), its fan-out (`code`).
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

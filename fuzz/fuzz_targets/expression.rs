@@ -13,7 +13,7 @@ fuzz_target!(|source: &str| {
         "a".to_owned(),
         TaskView { status: "completed".into(), outputs: json!({"k": [1, 2], "m": {"x": null}}) },
     )]);
-    let scope = Scope { variables: &variables, tasks: &tasks, run_id: "run", workflow_name: "wf" };
+    let scope = Scope { variables: &variables, tasks: &tasks, run_id: "run", workflow_name: "wf", item: None };
     if let Ok(parsed) = expr::parse(source) {
         let _outcome = expr::evaluate(&parsed, &scope);
     }

@@ -233,6 +233,198 @@ tasks:
     assert!((node.run_detail(&run).await.unwrap().cost_usd - 0.04).abs() < 1e-9);
 }
 
+/// How many of `tasks` ran at once at most, by their journal spans.
+fn most_at_once(journal: &Journal, tasks: &[&str]) -> usize {
+    let spans: Vec<(Instant, Instant)> = tasks.iter().map(|task| journal.span(task)).collect();
+    spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(other_start, other_end)| other_start <= start && start < other_end)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fan_out_runs_a_child_per_item_within_its_concurrency_and_hands_on_their_outputs() {
+    let (node, journal) = node().await;
+    let run = start(
+        &node,
+        r#"
+name: lanes
+tasks:
+  - id: plan
+    name: Plan
+    agent: work
+    inputs: { name: plan, modules: [m0, m1, m2, m3, m4] }
+  - id: code
+    name: Code
+    agent: work
+    depends_on: [plan]
+    for_each: "{{ tasks.plan.outputs.modules }}"
+    as: module
+    concurrency: 2
+    inputs: { name: "{{ module }}", sleep_ms: 200 }
+  - id: join
+    name: Join
+    agent: work
+    depends_on: [code]
+    inputs: { name: join, all: "{{ tasks.code.outputs }}", status: "{{ tasks.code.status }}" }
+"#,
+    )
+    .await;
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        state.finished,
+        Some(RunStatus::Completed),
+        "{:#?}",
+        state.tasks()
+    );
+    let modules = ["m0", "m1", "m2", "m3", "m4"];
+    assert_eq!(
+        most_at_once(&journal, &modules),
+        2,
+        "lanes overlap, two at a time"
+    );
+    let join = state.tasks()["join"].outputs.clone().unwrap();
+    let names: Vec<&str> = join["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, modules, "the children's outputs, in item order");
+    assert_eq!(join["status"], json!("completed"));
+    let child = &state.tasks()["code[3]"];
+    assert_eq!(
+        (child.status, child.parent.as_ref().map(|p| p.as_str())),
+        (TaskStatus::Completed, Some("code"))
+    );
+    let events = node.run_events(&run).await.unwrap();
+    let expansions: Vec<&RunEvent> = events
+        .iter()
+        .map(|e| &e.event)
+        .filter(|e| matches!(e, RunEvent::FanOutExpanded { .. }))
+        .collect();
+    assert_eq!(
+        expansions,
+        [&RunEvent::FanOutExpanded {
+            task: "code".into(),
+            items: modules.map(|m| json!(m)).to_vec()
+        }]
+    );
+    let detail = node.run_detail(&run).await.unwrap();
+    let order: Vec<&str> = detail.tasks.iter().map(|task| task.id.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "plan", "code", "code[0]", "code[1]", "code[2]", "code[3]", "code[4]", "join"
+        ]
+    );
+    assert!(
+        (detail.cost_usd - 0.07).abs() < 1e-9,
+        "each attempt counted once: {}",
+        detail.cost_usd
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_child_cancels_its_unstarted_siblings_when_its_fan_out_fails_fast() {
+    let (node, journal) = node().await;
+    let run = start(
+        &node,
+        r#"
+name: fragile
+variables:
+  modules: [{ name: a, fail_times: 9 }, { name: b }, { name: c }]
+tasks:
+  - id: code
+    name: Code
+    agent: work
+    for_each: "{{ variables.modules }}"
+    concurrency: 1
+    max_retries: 0
+    inputs: { name: "{{ item.name }}", fail_times: "{{ item.fail_times }}" }
+  - { id: after, name: After, agent: work, depends_on: [code], inputs: { name: after } }
+"#,
+    )
+    .await;
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Failed));
+    assert_eq!(
+        statuses(&state),
+        BTreeMap::from([
+            ("after", TaskStatus::Cancelled),
+            ("code", TaskStatus::Failed),
+            ("code[0]", TaskStatus::Failed),
+            ("code[1]", TaskStatus::Cancelled),
+            ("code[2]", TaskStatus::Cancelled),
+        ])
+    );
+    assert_eq!(
+        state.tasks()["code"].error.as_deref(),
+        Some("1 of 3 children failed: code[0]")
+    );
+    assert_eq!((journal.attempts("b"), journal.attempts("c")), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_for_each_that_is_not_a_list_or_is_too_long_fails_its_task_and_expands_nothing() {
+    let (node, _) = node().await;
+    let not_a_list = start(
+        &node,
+        r#"
+name: scalar
+tasks:
+  - { id: code, name: Code, agent: work, for_each: "{{ 'one module' }}", inputs: { name: x } }
+"#,
+    )
+    .await;
+    let state = finish(&node, &not_a_list).await;
+    assert_eq!(
+        state.tasks()["code"].error.as_deref(),
+        Some("for_each: `{{ 'one module' }}` is a string, not a list")
+    );
+    let too_long = start(&node, r#"
+name: long
+tasks:
+  - { id: code, name: Code, agent: work, for_each: "{{ [1, 2, 3, 4] }}", max_items: 3, inputs: { name: x } }
+"#).await;
+    let state = finish(&node, &too_long).await;
+    assert_eq!(
+        state.tasks()["code"].error.as_deref(),
+        Some("for_each: the list has 4 items; the most is 3 (the task's max_items)")
+    );
+    assert_eq!(state.tasks().len(), 1, "no child was made");
+    let events = node.run_events(&too_long).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.event, RunEvent::FanOutExpanded { .. }))
+    );
+
+    let huge: Vec<Value> = (0..10_001).map(|n| json!(n)).collect();
+    let variables = BTreeMap::from([("modules".to_owned(), Value::Array(huge))]);
+    let workflow = r#"
+name: huge
+variables: { modules: [] }
+tasks:
+  - { id: code, name: Code, agent: work, for_each: "{{ variables.modules }}", max_items: 10000, inputs: { name: x } }
+"#;
+    let run = start_as(&node, workflow, "ada", variables).await.unwrap();
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        state.tasks()["code"].error.as_deref(),
+        Some(
+            "for_each: the list has 10001 items; the most is 500 (this node's engine.max_fan_out)"
+        )
+    );
+    assert_eq!(state.tasks().len(), 1, "no child was made");
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_stop_at_max_retries_and_failure_cancels_only_downstream() {
     let (node, journal) = node().await;
@@ -744,6 +936,66 @@ tasks:
         seqs,
         (0..events.len() as u64).collect::<Vec<_>>(),
         "the log has no gaps"
+    );
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_node_resumes_a_fan_out_with_the_same_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", dir.path().join("store").display());
+    let journal = Arc::new(Journal::default());
+    let first = node_with(&url, journal.clone()).await;
+    let run = start(
+        &first,
+        r#"
+name: lanes
+variables:
+  modules: [m0, m1, m2]
+tasks:
+  - id: code
+    name: Code
+    agent: work
+    for_each: "{{ variables.modules }}"
+    concurrency: 1
+    inputs: { name: "{{ item }}", sleep_ms: 300 }
+"#,
+    )
+    .await;
+    wait_until(&first, &run, |state| {
+        state
+            .tasks()
+            .get("code[1]")
+            .is_some_and(|child| child.status == TaskStatus::Running)
+    })
+    .await;
+    first.shutdown().await;
+
+    let second = reopen(&url, journal.clone()).await;
+    let state = finish(&second, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!(
+        journal.attempts("m0"),
+        1,
+        "a child that completed does not run again"
+    );
+    assert_eq!(journal.attempts("m2"), 1);
+    let outputs = state.tasks()["code"].outputs.clone().unwrap();
+    let names: Vec<&str> = outputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["m0", "m1", "m2"]);
+    let events = second.run_events(&run).await.unwrap();
+    let expansions = events
+        .iter()
+        .filter(|e| matches!(e.event, RunEvent::FanOutExpanded { .. }))
+        .count();
+    assert_eq!(
+        expansions, 1,
+        "the resumed run read its children from the log"
     );
     second.shutdown().await;
 }

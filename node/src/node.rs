@@ -724,12 +724,7 @@ impl Node {
     /// The detail of a run whose record the caller already read.
     pub async fn detail_of(&self, record: RunRecord) -> Result<RunDetail, NodeError> {
         let state = self.fold_run(&record).await?;
-        let tasks: Vec<TaskState> = state
-            .workflow
-            .tasks
-            .iter()
-            .filter_map(|task| state.tasks().get(task.id.as_str()).cloned())
-            .collect();
+        let tasks: Vec<TaskState> = state.tasks_in_order().into_iter().cloned().collect();
         let trace_id = TraceParent::parse(&record.trace).map(|root| root.trace_id());
         let settings = self.settings();
         let url = &settings.telemetry.trace_url;
@@ -738,7 +733,7 @@ impl Node {
             .filter(|_| !url.is_empty())
             .map(|id| url.replace("{trace_id}", id));
         Ok(RunDetail {
-            cost_usd: tasks.iter().map(|task| task.cost_usd).sum(),
+            cost_usd: state.cost_usd(),
             failure_reason: state.failure_reason.clone(),
             record,
             tasks,

@@ -30,11 +30,14 @@ impl Progress {
     /// Prints the event's line; returns true when the run finished.
     pub fn show(&self, event: &StoredEvent) -> bool {
         let elapsed = self.started.elapsed().as_secs_f32();
+        // A fan-out's child (`code[2]`) is named after its fan-out: "Write code [2]".
         let name = |task: &TaskId| {
-            self.names
-                .get(task.as_str())
-                .cloned()
-                .unwrap_or_else(|| task.to_string())
+            let (base, child) = task.as_str().split_once('[').unwrap_or((task.as_str(), ""));
+            match self.names.get(base) {
+                Some(name) if child.is_empty() => name.clone(),
+                Some(name) => format!("{name} [{child}"),
+                None => task.to_string(),
+            }
         };
         let line = match &event.event {
             RunEvent::RunStarted {
@@ -97,6 +100,9 @@ impl Progress {
             }
             RunEvent::ApprovalExpired { task } => format!("✖ approval of {} expired", name(task)),
             RunEvent::RunCancelRequested { by } => format!("cancel requested by {by}"),
+            RunEvent::FanOutExpanded { task, items } => {
+                format!("⑂ {} fans out over {} items", name(task), items.len())
+            }
             RunEvent::RunFinished { status, .. } => format!("run {}", status.as_str()),
         };
         println!("[{elapsed:>7.2}s] {line}");
@@ -129,17 +135,24 @@ pub fn print_summary(detail: &RunDetail) {
             (Some(start), Some(end)) => format!("{:.2}", (end - start) as f64 / 1000.0),
             _ => "-".into(),
         };
+        // A fan-out's children are indented under it.
+        let id = match task.parent {
+            Some(_) => format!("  {}", task.id),
+            None => task.id.to_string(),
+        };
         println!(
             "{:<24} {:<16} {:>8} {:>10}",
-            task.id,
+            id,
             task.status.as_str(),
             task.attempts,
             seconds
         );
     }
+    // A fan-out's outputs are its children's, as a list: they are shown once, there.
     let with_outputs: Vec<_> = detail
         .tasks
         .iter()
+        .filter(|task| task.parent.is_none())
         .filter_map(|task| Some((&task.id, task.outputs.as_ref()?)))
         .collect();
     if !with_outputs.is_empty() {

@@ -137,6 +137,13 @@ pub enum RunEvent {
     RunCancelRequested {
         by: String,
     },
+    /// A fan-out's list, rendered once when the task became ready: one child per item,
+    /// in this order. A resumed run reads its children from here, never renders again.
+    FanOutExpanded {
+        task: TaskId,
+        #[schema(value_type = Vec<Object>)]
+        items: Vec<Value>,
+    },
     RunFinished {
         status: RunStatus,
         /// Why a run ended `failed` without a failed task (its actor kept crashing).
@@ -160,6 +167,7 @@ impl RunEvent {
             RunEvent::AttemptSucceeded { .. } => "attempt_succeeded",
             RunEvent::AttemptFailed { .. } => "attempt_failed",
             RunEvent::RunCancelRequested { .. } => "run_cancel_requested",
+            RunEvent::FanOutExpanded { .. } => "fan_out_expanded",
             RunEvent::RunFinished { .. } => "run_finished",
         }
     }

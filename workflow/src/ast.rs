@@ -74,7 +74,37 @@ pub struct Task {
     /// every one. Empty: any node.
     #[serde(default)]
     pub runs_on: Vec<String>,
+    /// Set when the task runs once per item of a list (`for_each`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOut>,
 }
+
+/// `for_each` and the keys that go with it: the task becomes one child per item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanOut {
+    /// Exactly one template, whose value must be a list when the task is ready.
+    pub for_each: String,
+    /// The item's name in the task's inputs and conditions (YAML key `as`).
+    pub item_name: String,
+    /// The most items the list may have; at most [`crate::limits::FAN_OUT_ITEMS_MAX`].
+    pub max_items: u32,
+    /// How many children run at once; `None`: as many as the pool takes.
+    pub concurrency: Option<u32>,
+    /// A child that fails after its retries cancels the siblings not yet started.
+    pub fail_fast: bool,
+}
+
+impl FanOut {
+    /// The id of the child for item `index`: `code[3]`.
+    pub fn child_id(task: &str, index: usize) -> String {
+        format!("{task}[{index}]")
+    }
+}
+
+/// Items a fan-out may have when `max_items` is absent.
+pub const DEFAULT_MAX_ITEMS: u32 = 50;
+/// The item's name when `as` is absent.
+pub const DEFAULT_ITEM_NAME: &str = "item";
 
 /// `if` decides between `then` and, when present, `else`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::ast::{Condition, Task, Workflow};
+use crate::ast::{Condition, FanOut, Task, Workflow};
 
 /// The workflow as YAML; `parse_workflow(&to_yaml(w), ..)` gives back `w`.
 pub fn to_yaml(workflow: &Workflow) -> String {
@@ -97,6 +97,19 @@ fn write_task(out: &mut String, task: &Task) {
     if !task.runs_on.is_empty() {
         line(out, 4, "runs_on", &string_list(&task.runs_on));
     }
+    if let Some(fan_out) = &task.fan_out {
+        write_fan_out(out, fan_out);
+    }
+}
+
+fn write_fan_out(out: &mut String, fan_out: &FanOut) {
+    line(out, 4, "for_each", &quote(&fan_out.for_each));
+    line(out, 4, "as", &quote(&fan_out.item_name));
+    line(out, 4, "max_items", &fan_out.max_items.to_string());
+    if let Some(concurrency) = fan_out.concurrency {
+        line(out, 4, "concurrency", &concurrency.to_string());
+    }
+    line(out, 4, "fail_fast", &fan_out.fail_fast.to_string());
 }
 
 fn write_condition(out: &mut String, condition: &Condition) {

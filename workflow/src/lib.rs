@@ -17,10 +17,13 @@ mod template;
 mod variables;
 mod yaml;
 
-pub use ast::{Condition, ConditionAction, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow};
+pub use ast::{
+    Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, FanOut, PushTrigger,
+    ScheduleTrigger, Task, Triggers, Workflow,
+};
 pub use errors::{Diagnostic, Diagnostics, ExprError, TemplateError, VariableError};
 pub use export::to_yaml;
-pub use expr::{Expr, Scope, TaskView};
+pub use expr::{Expr, Item, Scope, TaskView};
 pub use parse::{parse_workflow, slug};
 pub use template::{decide, render, render_inputs, truthy};
 pub use variables::{coerce_variable_text, json_type_name};

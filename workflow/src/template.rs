@@ -271,6 +271,7 @@ mod tests {
                 tasks: &self.tasks,
                 run_id: "r1",
                 workflow_name: "audit",
+                item: None,
             }
         }
     }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use troupe_workflow::{
-    Condition, ConditionAction, ScheduleTrigger, Task, Triggers, Workflow, parse_workflow,
+    Condition, ConditionAction, FanOut, ScheduleTrigger, Task, Triggers, Workflow, parse_workflow,
+    to_yaml,
 };
 
 const AGENTS: &[&str] = &["security_scanner", "code_review", "human_review", "shell"];
@@ -52,6 +53,7 @@ fn task(id: &str, name: &str, agent: &str) -> Task {
         approval_timeout_secs: None,
         estimated_cost: 0.0,
         runs_on: Vec::new(),
+        fan_out: None,
     }
 }
 
@@ -442,5 +444,137 @@ fn runs_on_names_labels_each_once() {
     assert!(
         errors.contains("tasks[0].runs_on[2]: `gpu` is listed twice"),
         "{errors}"
+    );
+}
+
+const FAN_OUT: &str = r#"name: lanes
+tasks:
+  - id: architect
+    name: Architect
+    agent: code_review
+  - id: code
+    name: Code
+    agent: shell
+    depends_on: [architect]
+    for_each: "{{ tasks.architect.outputs.modules }}"
+    as: module
+    max_items: 12
+    concurrency: 4
+    fail_fast: false
+    inputs:
+      command: "echo {{ module.name }}"
+    conditions:
+      - if: "{{ module.kind != 'docs' }}"
+        then: execute
+        else: skip
+  - id: test
+    name: Test
+    agent: shell
+    depends_on: [code]
+    for_each: "{{ tasks.code.outputs }}"
+    inputs:
+      command: "echo {{ item.stdout }}"
+"#;
+
+#[test]
+fn a_fan_out_parses_with_its_item_in_scope_and_its_defaults() {
+    let workflow = parse_workflow(FAN_OUT, "lanes.yaml", AGENTS).expect("parses");
+    let code = workflow.task("code").and_then(|task| task.fan_out.clone());
+    assert_eq!(
+        code,
+        Some(FanOut {
+            for_each: "{{ tasks.architect.outputs.modules }}".into(),
+            item_name: "module".into(),
+            max_items: 12,
+            concurrency: Some(4),
+            fail_fast: false,
+        })
+    );
+    let test = workflow.task("test").and_then(|task| task.fan_out.clone());
+    assert_eq!(
+        test,
+        Some(FanOut {
+            for_each: "{{ tasks.code.outputs }}".into(),
+            item_name: "item".into(),
+            max_items: 50,
+            concurrency: None,
+            fail_fast: true,
+        })
+    );
+    let written = to_yaml(&workflow);
+    assert_eq!(parse_workflow(&written, "again.yaml", AGENTS), Ok(workflow));
+}
+
+#[test]
+fn a_bad_fan_out_is_refused_where_it_is_written() {
+    let with = |key: &str, value: &str| {
+        FAN_OUT.replace(
+            "    as: module\n",
+            &format!("    as: module\n    {key}: {value}\n"),
+        )
+    };
+    let cases = [
+        (
+            FAN_OUT.replace(
+                "\"{{ tasks.architect.outputs.modules }}\"",
+                "\"modules: {{ tasks.architect.outputs.modules }}\"",
+            ),
+            "wf.yaml:10:15: tasks[1].for_each: `for_each` must be exactly one template (hint: write one template whose value is a list, e.g. `\"{{ tasks.architect.outputs.modules }}\"`)",
+        ),
+        (
+            FAN_OUT.replace("as: module", "as: tasks"),
+            "wf.yaml:11:9: tasks[1].as: `tasks` is taken: templates read `tasks.` already (hint: pick another name, e.g. `module`)",
+        ),
+        (
+            FAN_OUT.replace("as: module", "as: Module"),
+            "wf.yaml:11:9: tasks[1].as: `Module` is not a name (hint: use lowercase letters, digits and `_`, e.g. `module`)",
+        ),
+        (
+            FAN_OUT.replace("max_items: 12", "max_items: 0"),
+            "wf.yaml:12:16: tasks[1].max_items: expected an integer from 1 to 10000, found 0",
+        ),
+        (
+            FAN_OUT.replace("max_items: 12", "max_items: 10001"),
+            "wf.yaml:12:16: tasks[1].max_items: expected an integer from 1 to 10000, found 10001",
+        ),
+        (
+            FAN_OUT.replace("concurrency: 4", "concurrency: 0"),
+            "wf.yaml:13:18: tasks[1].concurrency: expected an integer from 1 to 10000, found 0",
+        ),
+        (
+            with("requires_approval", "true"),
+            "wf.yaml:12:24: tasks[1].requires_approval: a fan-out task cannot wait for approval: its children would each ask (hint: put an approval task before the fan-out, in its depends_on)",
+        ),
+        (
+            FAN_OUT.replace("{{ tasks.architect.outputs.modules }}", "{{ module.list }}"),
+            "wf.yaml:10:15: tasks[1].for_each: unknown name `module.list`: names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string",
+        ),
+        (
+            FAN_OUT.replace("echo {{ item.stdout }}", "echo {{ module.stdout }}"),
+            "wf.yaml:27:16: tasks[2].inputs.command: unknown name `module.stdout`: names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string",
+        ),
+        (
+            FAN_OUT.replace("max_items: 12", "max_items: 400"),
+            "wf.yaml:25:15: tasks[2].for_each: nested fan-outs may make 20000 children (400 × max_items 50); the most is 10000 (hint: lower max_items here or in the fan-out it reads)",
+        ),
+    ];
+    // A bad `as` leaves the item unnamed, so the templates that read `module` say so too.
+    let unnamed = [
+        "wf.yaml:16:16: tasks[1].inputs.command: unknown name `module.name`: names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string",
+        "wf.yaml:18:13: tasks[1].conditions[0].if: unknown name `module.kind`: names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string",
+    ];
+    for (source, expected) in cases {
+        let mut expected = vec![expected.to_owned()];
+        if expected[0].contains("tasks[1].as:") {
+            expected.extend(unnamed.map(str::to_owned));
+        }
+        assert_eq!(errors(&source), expected, "{source}");
+    }
+    let loose = "name: t\ntasks:\n  - {id: a, name: A, agent: shell, concurrency: 2}\n";
+    assert_eq!(
+        errors(loose),
+        vec![
+            "wf.yaml:3:49: tasks[0].concurrency: `concurrency` needs `for_each` (hint: add `for_each: \"{{ ... }}\"` or remove `concurrency`)"
+        ]
     );
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use troupe_workflow::{
-    Condition, ConditionAction, PushTrigger, ScheduleTrigger, Scope, Task, TaskView, Triggers,
-    Workflow, decide, expr, parse_workflow, render, to_yaml,
+    Condition, ConditionAction, FanOut, PushTrigger, ScheduleTrigger, Scope, Task, TaskView,
+    Triggers, Workflow, decide, expr, parse_workflow, render, to_yaml,
 };
 
 const AGENTS: &[&str] = &["shell", "code_review"];
@@ -67,9 +67,15 @@ fn task(index: usize) -> impl Strategy<Value = Task> {
         ),
         0.0f64..1000.0,
         prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+        prop::option::of((
+            prop::sample::select(vec!["item", "module", "lane_2"]),
+            1u32..=10_000,
+            prop::option::of(1u32..=64),
+            any::<bool>(),
+        )),
     )
         .prop_map(
-            move |(name, agent, inputs, conditions, limits, cost, deps)| {
+            move |(name, agent, inputs, conditions, limits, cost, deps, fan_out)| {
                 let (timeout_secs, max_retries, requires_approval, approval_timeout) = limits;
                 let mut depends_on: Vec<String> = deps
                     .iter()
@@ -103,6 +109,16 @@ fn task(index: usize) -> impl Strategy<Value = Task> {
                     } else {
                         Vec::new()
                     },
+                    // A fan-out cannot wait for approval; a list literal needs no upstream.
+                    fan_out: fan_out.filter(|_| !requires_approval).map(
+                        |(item_name, max_items, concurrency, fail_fast)| FanOut {
+                            for_each: "{{ [1, 'two', [3]] }}".into(),
+                            item_name: item_name.into(),
+                            max_items,
+                            concurrency,
+                            fail_fast,
+                        },
+                    ),
                 }
             },
         )
@@ -200,7 +216,7 @@ proptest! {
     #[test]
     fn random_expressions_never_panic(source in "[-a-z0-9_.()\\[\\],'\" !=<>&|]{0,80}") {
         let (variables, tasks) = scope_parts();
-        let scope = Scope { variables: &variables, tasks: &tasks, run_id: "r", workflow_name: "w" };
+        let scope = Scope { variables: &variables, tasks: &tasks, run_id: "r", workflow_name: "w", item: None };
         if let Ok(parsed) = expr::parse(&source) {
             let _outcome = expr::evaluate(&parsed, &scope);
         }

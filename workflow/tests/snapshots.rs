@@ -63,6 +63,7 @@ fn a_tasks_inputs_render_from_variables_and_earlier_outputs() {
         tasks: &tasks,
         run_id: "run-1",
         workflow_name: "Scan and review",
+        item: None,
     };
     let inputs = json!({
         "work_dir": "{{ variables.repository }}",

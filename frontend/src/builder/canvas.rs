@@ -7,7 +7,7 @@
 
 use leptos::ev::{KeyboardEvent, PointerEvent, WheelEvent};
 use leptos::prelude::*;
-use troupe_workflow::Diagnostic;
+use troupe_workflow::{Diagnostic, Task};
 use wasm_bindgen::JsCast;
 
 use super::design::{Design, NodeId, NodeKind};
@@ -406,6 +406,16 @@ fn title_of(design: &Design, node: &NodeId) -> (String, String, &'static str) {
                 task.name.clone(),
                 format!("approval · {}", task.agent),
                 "approval",
+            ),
+            Some(Task {
+                name,
+                agent,
+                fan_out: Some(fan_out),
+                ..
+            }) => (
+                name.clone(),
+                format!("×{} · {agent}", fan_out.max_items),
+                "fan-out",
             ),
             Some(task) => (task.name.clone(), task.agent.clone(), "task"),
             None => (id.clone(), String::new(), "task"),

@@ -325,6 +325,7 @@ impl Design {
             approval_timeout_secs: None,
             estimated_cost: 0.0,
             runs_on: Vec::new(),
+            fan_out: None,
         });
         id
     }

@@ -5,7 +5,9 @@
 
 use leptos::prelude::*;
 use serde_json::Value;
-use troupe_workflow::{Condition, ConditionAction, Task};
+use troupe_workflow::{
+    Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, FanOut, Task,
+};
 
 use super::Builder;
 use super::design::{Design, NodeId};
@@ -192,6 +194,7 @@ fn TaskProperties(id: String) -> impl IntoView {
         <TaskInputs fields=fields/>
         <RunsAfter fields=fields/>
         <TaskLimits fields=fields/>
+        <TaskFanOut fields=fields/>
         <label class="check">
             <input type="checkbox" prop:checked=move || task.get().is_some_and(|t| t.requires_approval)
                 on:change=move |e| { let on = event_target_checked(&e); fields.edit(move |t| t.requires_approval = on) }/>
@@ -346,6 +349,60 @@ fn RunsAfterCheck(fields: TaskFields, other: String) -> impl IntoView {
                 }/>
             {other}
         </label>
+    }
+}
+
+/// Whether the task runs once per item of a list, and over which list, under which
+/// name, how many items at most and how many at once.
+#[component]
+fn TaskFanOut(fields: TaskFields) -> impl IntoView {
+    let task = fields.task;
+    let fan_out = move || task.get().and_then(|t| t.fan_out);
+    let edit_fan_out = move |change: Box<dyn FnOnce(&mut FanOut)>| {
+        fields.edit(move |t| {
+            if let Some(fan_out) = t.fan_out.as_mut() {
+                change(fan_out);
+            }
+        })
+    };
+    view! {
+        <label class="check">
+            <input type="checkbox" data-testid="fan-out" prop:checked=move || fan_out().is_some()
+                on:change=move |e| {
+                    let on = event_target_checked(&e);
+                    fields.edit(move |t| t.fan_out = on.then(|| FanOut {
+                        for_each: "{{ }}".into(),
+                        item_name: DEFAULT_ITEM_NAME.into(),
+                        max_items: DEFAULT_MAX_ITEMS,
+                        concurrency: None,
+                        fail_fast: true,
+                    }))
+                }/>
+            "Runs once per item of a list"
+        </label>
+        {move || fan_out().map(|current| view! {
+            <label>"For each item of (one template whose value is a list)"
+                <input type="text" data-testid="for-each" prop:value=current.for_each.clone()
+                    on:change=move |e| { let v = event_target_value(&e); edit_fan_out(Box::new(move |f| f.for_each = v)) }/>
+            </label>
+            <label>"The item's name in inputs and conditions"
+                <input type="text" prop:value=current.item_name.clone()
+                    on:change=move |e| { let v = event_target_value(&e); edit_fan_out(Box::new(move |f| f.item_name = v)) }/>
+            </label>
+            <label>"Most items"
+                <input type="number" min="1" prop:value=current.max_items.to_string()
+                    on:change=move |e| { let v = event_target_value(&e).parse().unwrap_or(DEFAULT_MAX_ITEMS); edit_fan_out(Box::new(move |f| f.max_items = v)) }/>
+            </label>
+            <label>"At once (empty: no bound)"
+                <input type="number" min="1" prop:value=current.concurrency.map(|c| c.to_string()).unwrap_or_default()
+                    on:change=move |e| { let v = event_target_value(&e).parse().ok(); edit_fan_out(Box::new(move |f| f.concurrency = v)) }/>
+            </label>
+            <label class="check">
+                <input type="checkbox" prop:checked=current.fail_fast
+                    on:change=move |e| { let on = event_target_checked(&e); edit_fan_out(Box::new(move |f| f.fail_fast = on)) }/>
+                "A failed item cancels the items not started"
+            </label>
+        })}
     }
 }
 

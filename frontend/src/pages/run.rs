@@ -298,63 +298,35 @@ fn TaskTable(shape: Shape, detail: RwSignal<Option<RunDetail>>) -> impl IntoView
         .tasks
         .into_iter()
         .map(|(id, name, agent, _)| {
-            let task = {
+            // A fan-out's children, once it expanded, in rows under it.
+            let children = Memo::new({
                 let id = id.clone();
-                move || {
-                    detail
-                        .read()
-                        .as_ref()
-                        .and_then(|run| run.tasks.iter().find(|task| task.id == id).cloned())
+                move |_| {
+                    detail.read().as_ref().map_or_else(Vec::new, |run| {
+                        run.tasks
+                            .iter()
+                            .filter(|task| task.parent.as_deref() == Some(id.as_str()))
+                            .map(|task| task.id.clone())
+                            .collect::<Vec<_>>()
+                    })
                 }
-            };
-            let status = Signal::derive({
-                let task = task.clone();
-                move || task().map(|t| t.status).unwrap_or_else(|| "pending".into())
             });
-            let timing = {
-                let task = task.clone();
-                move || match task() {
-                    Some(t) => match (t.started_at_ms, t.finished_at_ms) {
-                        (Some(start), Some(end)) => format::duration(end - start),
-                        (Some(_), None) => "running".into(),
-                        _ => "—".into(),
-                    },
-                    None => "—".into(),
+            let child_rows = {
+                let (id, name, agent) = (id.clone(), name.clone(), agent.clone());
+                move || {
+                    children
+                        .get()
+                        .into_iter()
+                        .map(|child| {
+                            let label = format!("{name} {}", &child[id.len()..]);
+                            view! { <TaskRow id=child name=label agent=agent.clone() detail=detail child=true/> }
+                        })
+                        .collect_view()
                 }
-            };
-            let attempts = {
-                let task = task.clone();
-                move || task().map(|t| t.attempts.to_string()).unwrap_or_default()
-            };
-            let cost = {
-                let task = task.clone();
-                move || task().map(|t| format::usd(t.cost_usd)).unwrap_or_default()
-            };
-            let node = {
-                let task = task.clone();
-                move || task().and_then(|t| t.node).unwrap_or_else(|| "—".into())
-            };
-            let outputs = move || {
-                task().map(|t| {
-                    view! {
-                        {t.error.map(|error| view! { <p class="note error">{error}</p> })}
-                        {t.outputs.map(|outputs| view! {
-                            <details><summary>"Outputs"</summary><ValueView value=outputs/></details>
-                        })}
-                    }
-                })
             };
             view! {
-                <tr id=format!("task-{id}") data-task=id.clone()>
-                    <th scope="row">{name}<br/><code class="muted">{id.clone()}</code></th>
-                    <td>{agent}</td>
-                    <td><Status status=status/></td>
-                    <td>{attempts}</td>
-                    <td>{node}</td>
-                    <td>{timing}</td>
-                    <td>{cost}</td>
-                    <td>{outputs}</td>
-                </tr>
+                <TaskRow id=id name=name agent=agent detail=detail child=false/>
+                {child_rows}
             }
         })
         .collect_view();
@@ -369,5 +341,74 @@ fn TaskTable(shape: Shape, detail: RwSignal<Option<RunDetail>>) -> impl IntoView
                 <tbody>{rows}</tbody>
             </table>
         </div>
+    }
+}
+
+/// One task's row; a fan-out's child is indented under its fan-out.
+#[component]
+fn TaskRow(
+    id: String,
+    name: String,
+    agent: String,
+    detail: RwSignal<Option<RunDetail>>,
+    child: bool,
+) -> impl IntoView {
+    let task = {
+        let id = id.clone();
+        move || {
+            detail
+                .read()
+                .as_ref()
+                .and_then(|run| run.tasks.iter().find(|task| task.id == id).cloned())
+        }
+    };
+    let status = Signal::derive({
+        let task = task.clone();
+        move || task().map(|t| t.status).unwrap_or_else(|| "pending".into())
+    });
+    let timing = {
+        let task = task.clone();
+        move || match task() {
+            Some(t) => match (t.started_at_ms, t.finished_at_ms) {
+                (Some(start), Some(end)) => format::duration(end - start),
+                (Some(_), None) => "running".into(),
+                _ => "—".into(),
+            },
+            None => "—".into(),
+        }
+    };
+    let attempts = {
+        let task = task.clone();
+        move || task().map(|t| t.attempts.to_string()).unwrap_or_default()
+    };
+    let cost = {
+        let task = task.clone();
+        move || task().map(|t| format::usd(t.cost_usd)).unwrap_or_default()
+    };
+    let node = {
+        let task = task.clone();
+        move || task().and_then(|t| t.node).unwrap_or_else(|| "—".into())
+    };
+    let outputs = move || {
+        task().map(|t| {
+            view! {
+                {t.error.map(|error| view! { <p class="note error">{error}</p> })}
+                {t.outputs.map(|outputs| view! {
+                    <details><summary>"Outputs"</summary><ValueView value=outputs/></details>
+                })}
+            }
+        })
+    };
+    view! {
+        <tr id=format!("task-{id}") data-task=id.clone() class:child=child>
+            <th scope="row">{name}<br/><code class="muted">{id.clone()}</code></th>
+            <td>{agent}</td>
+            <td><Status status=status/></td>
+            <td>{attempts}</td>
+            <td>{node}</td>
+            <td>{timing}</td>
+            <td>{cost}</td>
+            <td>{outputs}</td>
+        </tr>
     }
 }

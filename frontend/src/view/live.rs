@@ -6,12 +6,17 @@ use serde_json::Value;
 
 use crate::model::{RunDetail, TaskState};
 
-/// What one event means for the run; `true` when the page should refetch the run
-/// (its end, whose summary the events do not carry whole).
+/// What one event means for the run; `true` when the page should refetch the run: at
+/// its end, whose summary the events do not carry whole, when a fan-out expands (its
+/// children are new rows) and when a fan-out's last child ends (no event says how the
+/// fan-out itself ended).
 pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
     let at_ms = stored["at_ms"].as_i64();
     let event = &stored["event"];
     let kind = event["kind"].as_str().unwrap_or_default();
+    if kind == "fan_out_expanded" {
+        return true;
+    }
     if kind == "run_finished" {
         if let Some(status) = event["status"].as_str() {
             run.summary.status = status.to_owned();
@@ -84,7 +89,21 @@ pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
         }
         _ => {}
     }
-    false
+    let parent = task.parent.clone();
+    parent.is_some_and(|parent| last_child_ended(run, &parent))
+}
+
+/// Whether every child of the fan-out `parent` has ended.
+fn last_child_ended(run: &RunDetail, parent: &str) -> bool {
+    run.tasks
+        .iter()
+        .filter(|task| task.parent.as_deref() == Some(parent))
+        .all(|task| {
+            matches!(
+                task.status.as_str(),
+                "completed" | "failed" | "skipped" | "cancelled" | "rejected"
+            )
+        })
 }
 
 /// The node an attempt event names (absent outside a cluster, and in older logs).
@@ -98,9 +117,19 @@ pub fn seq(stored: &Value) -> Option<i64> {
 }
 
 /// The tasks' states folded from the whole `log`, over what `run` said of them (its
-/// inputs and its summary are kept).
+/// inputs and its summary are kept, and a fan-out's state: no event of the log says
+/// how the fan-out itself is doing, only its children's).
 pub fn rebuild(run: &mut RunDetail, log: &[Value]) {
-    for task in &mut run.tasks {
+    let fan_outs: Vec<String> = run
+        .tasks
+        .iter()
+        .filter_map(|task| task.parent.clone())
+        .collect();
+    for task in run
+        .tasks
+        .iter_mut()
+        .filter(|task| !fan_outs.contains(&task.id))
+    {
         task.status = "pending".into();
         task.attempts = 0;
         task.outputs = None;
@@ -254,5 +283,40 @@ mod tests {
         }
         assert!(!apply(&mut run, &json!({ "lagged": 3 })));
         assert_eq!(run, before);
+    }
+
+    #[test]
+    fn a_fan_out_refetches_when_it_expands_and_when_its_last_child_ends() {
+        let mut run: RunDetail = serde_json::from_value(json!({
+            "run_id": "r1", "workflow_id": "w", "workflow_version": 1, "workflow_name": "W",
+            "status": "running", "started_by": "ada", "created_at_ms": 1, "finished_at_ms": 0,
+            "project": "default", "cost_usd": 0.0, "failure_reason": null,
+            "tasks": [
+                { "id": "code", "status": "running", "inputs": null, "outputs": null,
+                  "error": null, "started_at_ms": 5, "finished_at_ms": null },
+                { "id": "code[0]", "parent": "code", "status": "pending", "inputs": null,
+                  "outputs": null, "error": null, "started_at_ms": null, "finished_at_ms": null },
+                { "id": "code[1]", "parent": "code", "status": "pending", "inputs": null,
+                  "outputs": null, "error": null, "started_at_ms": null, "finished_at_ms": null }
+            ]
+        }))
+        .unwrap();
+        let expanded = json!({ "kind": "fan_out_expanded", "task": "code", "items": [1, 2] });
+        assert!(apply(&mut run, &event(1, expanded.clone())));
+        let done = |task: &str| json!({ "kind": "attempt_succeeded", "task": task, "attempt": 1, "outputs": {}, "cost_usd": 0.0 });
+        assert!(
+            !apply(&mut run, &event(2, done("code[0]"))),
+            "a sibling is still pending"
+        );
+        assert!(
+            apply(&mut run, &event(3, done("code[1]"))),
+            "the last child ended"
+        );
+        rebuild(&mut run, &[event(1, expanded)]);
+        assert_eq!(
+            (run.tasks[0].status.as_str(), run.tasks[1].status.as_str()),
+            ("running", "pending"),
+            "the fan-out keeps the state the node gave it; its children are folded again"
+        );
     }
 }

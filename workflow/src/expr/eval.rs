@@ -78,7 +78,10 @@ fn eval(expr: &Expr, scope: &Scope) -> Result<Value, ExprError> {
 }
 
 fn lookup(segments: &[String], scope: &Scope) -> Result<Value, ExprError> {
-    match classify(segments)? {
+    match classify(segments, scope.item.map(|item| item.name))? {
+        Name::Item { rest } => Ok(scope
+            .item
+            .map_or(Value::Null, |item| descend(item.value, rest))),
         Name::Variable { name, rest } => match scope.variables.get(name) {
             Some(value) => Ok(descend(value, rest)),
             None => Err(ExprError::UnknownName {
@@ -272,6 +275,7 @@ mod tests {
             tasks: &tasks,
             run_id: "run-1",
             workflow_name: "wf",
+            item: None,
         };
         evaluate(&parse(source)?, &scope)
     }
@@ -368,6 +372,7 @@ mod tests {
             tasks: &tasks,
             run_id: "",
             workflow_name: "",
+            item: None,
         };
         assert_eq!(
             evaluate(&expr, &scope),

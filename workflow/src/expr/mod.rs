@@ -97,6 +97,15 @@ pub struct Scope<'a> {
     pub tasks: &'a BTreeMap<String, TaskView>,
     pub run_id: &'a str,
     pub workflow_name: &'a str,
+    /// The item a fan-out's child runs for, under the task's `as` name.
+    pub item: Option<Item<'a>>,
+}
+
+/// One item of a fan-out, as its child's templates read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    pub name: &'a str,
+    pub value: &'a Value,
 }
 
 /// Calls `visit` on every path the expression reads, outermost first.

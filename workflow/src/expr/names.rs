@@ -15,12 +15,18 @@ pub enum Name<'a> {
     RunId,
     /// `workflow.name`
     WorkflowName,
+    /// `ITEM.rest...` in a fan-out task, where `ITEM` is its `as` name.
+    Item { rest: &'a [String] },
 }
 
-/// Classifies a path, or says which names exist.
-pub fn classify(segments: &[String]) -> Result<Name<'_>, ExprError> {
+/// Classifies a path, or says which names exist. `item` is the `as` name of the fan-out
+/// whose templates are read, if any; it is never one of the fixed roots.
+pub fn classify<'a>(segments: &'a [String], item: Option<&str>) -> Result<Name<'a>, ExprError> {
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     match parts.as_slice() {
+        [first, ..] if Some(*first) == item => Ok(Name::Item {
+            rest: &segments[1..],
+        }),
         ["variables", name, ..] => Ok(Name::Variable {
             name,
             rest: &segments[2..],
@@ -68,20 +74,20 @@ mod tests {
     fn known_shapes_are_classified() {
         let deep = segments("tasks.scan.outputs.a.b");
         assert_eq!(
-            classify(&deep),
+            classify(&deep, None),
             Ok(Name::TaskOutputs {
                 task: "scan",
                 rest: &deep[3..]
             })
         );
         assert_eq!(
-            classify(&segments("tasks.scan.status")),
+            classify(&segments("tasks.scan.status"), None),
             Ok(Name::TaskStatus { task: "scan" })
         );
-        assert_eq!(classify(&segments("run.id")), Ok(Name::RunId));
+        assert_eq!(classify(&segments("run.id"), None), Ok(Name::RunId));
         let variable = segments("variables.path");
         assert_eq!(
-            classify(&variable),
+            classify(&variable, None),
             Ok(Name::Variable {
                 name: "path",
                 rest: &[]
@@ -90,8 +96,19 @@ mod tests {
     }
 
     #[test]
+    fn a_fan_out_s_item_is_read_by_its_name_and_nowhere_else() {
+        let path = segments("module.name");
+        assert_eq!(
+            classify(&path, Some("module")),
+            Ok(Name::Item { rest: &path[1..] })
+        );
+        assert!(classify(&path, None).is_err());
+        assert!(classify(&path, Some("lane")).is_err());
+    }
+
+    #[test]
     fn unknown_shapes_explain_the_valid_ones() {
-        let error = classify(&segments("tasks.scan.result"))
+        let error = classify(&segments("tasks.scan.result"), None)
             .err()
             .map(|e| e.to_string());
         assert_eq!(
@@ -99,7 +116,7 @@ mod tests {
             Some("unknown name `tasks.scan.result`: a task is read as `tasks.ID.outputs...` or `tasks.ID.status`".into())
         );
         assert_eq!(
-            classify(&segments("env.HOME")).map(|_| ()).map_err(|e| e.to_string()),
+            classify(&segments("env.HOME"), None).map(|_| ()).map_err(|e| e.to_string()),
             Err("unknown name `env.HOME`: names start with `variables.`, `tasks.`, `run.` or `workflow.`; quote text to make it a string".into())
         );
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::ast::Workflow;
 use crate::expr::{self, Name, classify, visit_paths};
 use crate::graph::Graph;
+use crate::limits::FAN_OUT_ITEMS_MAX;
 use crate::suggest::did_you_mean;
 use crate::template::{Segment, segments};
 
@@ -111,8 +112,16 @@ pub(crate) fn check_templates(
         .collect();
     let mut references = Vec::new();
     for (user, (task, span)) in workflow.tasks.iter().zip(spans).enumerate() {
+        let item = task
+            .fan_out
+            .as_ref()
+            .map(|fan_out| fan_out.item_name.as_str());
         for usage in &span.templates {
             let site = site(usage.mark, usage.path.clone(), &task.id);
+            let reader = Reader {
+                user,
+                item: item.filter(|_| usage.sees_item),
+            };
             for expression in expressions(sink, usage, &site) {
                 check_names(
                     sink,
@@ -120,7 +129,7 @@ pub(crate) fn check_templates(
                     &index,
                     &expression,
                     &site,
-                    user,
+                    reader,
                     &mut references,
                 );
             }
@@ -167,17 +176,25 @@ fn expressions(sink: &mut Sink, usage: &TemplateUse, site: &OwnedSite) -> Vec<ex
     parsed
 }
 
+/// The task whose template is read, and the item name in scope there.
+#[derive(Clone, Copy)]
+struct Reader<'w> {
+    user: usize,
+    item: Option<&'w str>,
+}
+
 fn check_names(
     sink: &mut Sink,
     workflow: &Workflow,
     index: &HashMap<&str, usize>,
     expression: &expr::Expr,
     site: &OwnedSite,
-    user: usize,
+    reader: Reader<'_>,
     references: &mut Vec<TaskReference>,
 ) {
+    let user = reader.user;
     visit_paths(expression, &mut |segments| {
-        let target_id = match classify(segments) {
+        let target_id = match classify(segments, reader.item) {
             Ok(Name::Variable { name, .. }) => {
                 if !workflow.variables.contains_key(name) && !sink.full() {
                     let hint = did_you_mean(name, workflow.variables.keys().map(String::as_str))
@@ -189,7 +206,7 @@ fn check_names(
                 return;
             }
             Ok(Name::TaskOutputs { task, .. } | Name::TaskStatus { task }) => task,
-            Ok(Name::RunId | Name::WorkflowName) => return,
+            Ok(Name::RunId | Name::WorkflowName | Name::Item { .. }) => return,
             Err(error) => {
                 sink.error(site.as_site(), error.to_string(), None);
                 return;
@@ -208,6 +225,61 @@ fn check_names(
             }
         }
     });
+}
+
+/// A fan-out over another fan-out's outputs makes, at most, the product of their declared
+/// caps: that product may not pass [`FAN_OUT_ITEMS_MAX`]. Run on a graph without cycles.
+pub(crate) fn check_fan_out_caps(sink: &mut Sink, workflow: &Workflow, spans: &[TaskSpans]) {
+    let position: HashMap<&str, usize> = workflow
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(at, task)| (task.id.as_str(), at))
+        .collect();
+    let mut product: HashMap<&str, u64> = HashMap::new();
+    for id in workflow.topological_order() {
+        let at = position[id];
+        let (task, span) = (&workflow.tasks[at], &spans[at]);
+        let Some(fan_out) = &task.fan_out else {
+            continue;
+        };
+        let upstream = fan_outs_read(&fan_out.for_each)
+            .iter()
+            .filter_map(|read| product.get(read.as_str()).copied())
+            .max()
+            .unwrap_or(1);
+        let total = upstream.saturating_mul(u64::from(fan_out.max_items));
+        product.insert(id, total);
+        if total > FAN_OUT_ITEMS_MAX && upstream > 1 {
+            let usage = span.templates.iter().find(|usage| !usage.sees_item);
+            let mark = usage.map_or(span.id_mark, |usage| usage.mark);
+            let path = format!("tasks[{at}].for_each");
+            let message = format!(
+                "nested fan-outs may make {total} children ({upstream} × max_items {}); the most is {FAN_OUT_ITEMS_MAX}",
+                fan_out.max_items
+            );
+            let hint = Some("lower max_items here or in the fan-out it reads".to_owned());
+            sink.error(site(mark, path, &task.id).as_site(), message, hint);
+        }
+    }
+}
+
+/// The tasks whose outputs a `for_each` template reads (it parsed when it was checked).
+fn fan_outs_read(template: &str) -> Vec<String> {
+    let mut read = Vec::new();
+    let parts = segments(template);
+    let Ok([Segment::Expression(source, _)]) = parts.as_deref() else {
+        return read;
+    };
+    let Ok(expression) = expr::parse(source.trim()) else {
+        return read;
+    };
+    visit_paths(&expression, &mut |path| {
+        if let Ok(Name::TaskOutputs { task, .. }) = classify(path, None) {
+            read.push(task.to_owned());
+        }
+    });
+    read
 }
 
 fn check_upstream(

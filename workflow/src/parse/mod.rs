@@ -65,6 +65,9 @@ pub fn parse_workflow(
     };
     let graph = checks::check_graph(&mut sink, &workflow, &spans);
     checks::check_templates(&mut sink, &workflow, &spans, graph.as_ref());
+    if graph.is_some() {
+        checks::check_fan_out_caps(&mut sink, &workflow, &spans);
+    }
     if sink.has_errors() {
         Err(sink.finish())
     } else {

@@ -2,8 +2,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::ast::{Condition, ConditionAction, DEFAULT_MAX_RETRIES, Task};
+use crate::ast::{
+    Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RETRIES, FanOut,
+    Task,
+};
+use crate::limits::FAN_OUT_ITEMS_MAX;
 use crate::suggest::did_you_mean;
+use crate::template::{Segment, segments};
 use crate::yaml::{Mark, Node, NodeKind, join_key, to_value};
 
 use super::fields::Ctx;
@@ -21,7 +26,16 @@ const TASK_KEYS: &[&str] = &[
     "approval_timeout",
     "estimated_cost",
     "runs_on",
+    "for_each",
+    "as",
+    "max_items",
+    "concurrency",
+    "fail_fast",
 ];
+/// The keys that mean something only beside `for_each`.
+const FAN_OUT_KEYS: &[&str] = &["as", "max_items", "concurrency", "fail_fast"];
+/// Names an item may not take: the roots every template already reads.
+const RESERVED_NAMES: &[&str] = &["variables", "tasks", "run", "workflow"];
 const CONDITION_KEYS: &[&str] = &["if", "then", "else"];
 /// Retries are capped so that a typo cannot keep a failing agent busy for days.
 pub(crate) const MAX_RETRIES_MAX: u64 = 100;
@@ -42,6 +56,9 @@ pub(crate) struct TemplateUse {
     pub(crate) text: String,
     /// Condition `if`s without `{{` are bare expressions.
     pub(crate) is_condition: bool,
+    /// Whether a fan-out's item is in scope: in its inputs and conditions, not in the
+    /// `for_each` that makes the items.
+    pub(crate) sees_item: bool,
 }
 
 pub(crate) fn decode_task(
@@ -64,6 +81,7 @@ pub(crate) fn decode_task(
         approval_timeout_secs: None,
         estimated_cost: 0.0,
         runs_on: Vec::new(),
+        fan_out: None,
     };
     let mut spans = TaskSpans {
         id_valid: false,
@@ -104,7 +122,120 @@ pub(crate) fn decode_task(
         task.runs_on = decode_runs_on(ctx, value, &at("runs_on"));
     }
     decode_limits(ctx, &fields, path, &mut task);
+    task.fan_out = decode_fan_out(ctx, &fields, path, &mut spans.templates);
+    if task.fan_out.is_some()
+        && task.requires_approval
+        && let Some(value) = fields.get("requires_approval")
+    {
+        let hint = Some("put an approval task before the fan-out, in its depends_on".to_owned());
+        let message = "a fan-out task cannot wait for approval: its children would each ask";
+        ctx.error(value.mark, &at("requires_approval"), message, hint);
+    }
     (task, spans)
+}
+
+/// `for_each` and its companions; `None` without `for_each` (and an error for each
+/// companion given without it).
+fn decode_fan_out(
+    ctx: &mut Ctx<'_>,
+    fields: &super::fields::Fields<'_>,
+    path: &str,
+    templates: &mut Vec<TemplateUse>,
+) -> Option<FanOut> {
+    let at = |key: &str| join_key(path, key);
+    let Some(for_each) = fields.get("for_each") else {
+        for key in FAN_OUT_KEYS {
+            if let Some(value) = fields.get(key) {
+                let hint = Some(format!(
+                    "add `for_each: \"{{{{ ... }}}}\"` or remove `{key}`"
+                ));
+                ctx.error(
+                    value.mark,
+                    &at(key),
+                    format!("`{key}` needs `for_each`"),
+                    hint,
+                );
+            }
+        }
+        return None;
+    };
+    // Past an error, each key falls back to its default: the task stays a fan-out, so
+    // its templates are read with its item in scope and report nothing more.
+    let text = decode_for_each(ctx, for_each, &at("for_each"));
+    if let Some(text) = &text {
+        templates.push(TemplateUse {
+            path: at("for_each"),
+            mark: for_each.mark,
+            text: text.clone(),
+            is_condition: false,
+            sees_item: false,
+        });
+    }
+    let item_name = fields
+        .get("as")
+        .map_or(Some(DEFAULT_ITEM_NAME.to_owned()), |value| {
+            decode_item_name(ctx, value, &at("as"))
+        });
+    // FAN_OUT_ITEMS_MAX fits in u32, so a value within the range converts.
+    let mut count = |key: &str| {
+        let value = fields.get(key)?;
+        let count = ctx.integer(value, &at(key), 1, FAN_OUT_ITEMS_MAX)?;
+        u32::try_from(count).ok()
+    };
+    let max_items = count("max_items").unwrap_or(DEFAULT_MAX_ITEMS);
+    let concurrency = count("concurrency");
+    let fail_fast = fields
+        .get("fail_fast")
+        .and_then(|value| ctx.boolean(value, &at("fail_fast")))
+        .unwrap_or(true);
+    Some(FanOut {
+        for_each: text.unwrap_or_default(),
+        item_name: item_name.unwrap_or_else(|| DEFAULT_ITEM_NAME.to_owned()),
+        max_items,
+        concurrency,
+        fail_fast,
+    })
+}
+
+/// `for_each` is one template and nothing else: its value, not text, is the list.
+fn decode_for_each(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let text = ctx.non_empty_text(node, path)?;
+    let single = matches!(segments(&text).as_deref(), Ok([Segment::Expression(..)]));
+    if !single {
+        let hint = Some(
+            "write one template whose value is a list, e.g. `\"{{ tasks.architect.outputs.modules }}\"`"
+                .to_owned(),
+        );
+        ctx.error(
+            node.mark,
+            path,
+            "`for_each` must be exactly one template",
+            hint,
+        );
+        return None;
+    }
+    Some(text)
+}
+
+/// The item's name: an identifier that is not one of the fixed roots.
+fn decode_item_name(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let name = ctx.non_empty_text(node, path)?;
+    let identifier = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !identifier {
+        let hint = Some("use lowercase letters, digits and `_`, e.g. `module`".to_owned());
+        ctx.error(node.mark, path, format!("`{name}` is not a name"), hint);
+        return None;
+    }
+    if RESERVED_NAMES.contains(&name.as_str()) {
+        let hint = Some("pick another name, e.g. `module`".to_owned());
+        let message = format!("`{name}` is taken: templates read `{name}.` already");
+        ctx.error(node.mark, path, message, hint);
+        return None;
+    }
+    Some(name)
 }
 
 /// Node labels: letters, digits, `.`, `_` and `-`, each once.
@@ -217,6 +348,7 @@ fn collect_templates(node: &Node, path: &str, templates: &mut Vec<TemplateUse>) 
                 mark: node.mark,
                 text: text.clone(),
                 is_condition: false,
+                sees_item: true,
             }),
             NodeKind::Scalar { .. } => {}
             NodeKind::Sequence(items) => {
@@ -279,6 +411,7 @@ fn decode_conditions(
                 mark: value.mark,
                 text: text.clone(),
                 is_condition: true,
+                sees_item: true,
             });
             Some(text)
         });
