@@ -102,21 +102,26 @@ fn lookup(segments: &[String], scope: &Scope) -> Result<Value, ExprError> {
     }
 }
 
-/// Follows map keys and list indices; anything missing is `null`.
+/// Follows map keys and list indices; anything missing is `null`. A key read from a
+/// list is read from each of its items: `tasks.code.outputs.file` of a fan-out is the
+/// list of its children's files. Each step goes one level into the value or one name
+/// along the path, so the depth is bounded by both.
 fn descend(value: &Value, rest: &[String]) -> Value {
-    let mut current = value;
-    for segment in rest {
-        let next = match current {
-            Value::Object(map) => map.get(segment),
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        };
-        match next {
-            Some(value) => current = value,
-            None => return Value::Null,
-        }
+    let Some((segment, after)) = rest.split_first() else {
+        return value.clone();
+    };
+    match value {
+        Value::Object(map) => map
+            .get(segment)
+            .map_or(Value::Null, |next| descend(next, after)),
+        Value::Array(items) => match segment.parse::<usize>() {
+            Ok(index) => items
+                .get(index)
+                .map_or(Value::Null, |next| descend(next, after)),
+            Err(_) => Value::Array(items.iter().map(|item| descend(item, rest)).collect()),
+        },
+        _ => Value::Null,
     }
-    current.clone()
 }
 
 fn negate(value: Value) -> Result<Value, ExprError> {
@@ -287,6 +292,18 @@ mod tests {
         assert_eq!(run("tasks.scan.status"), Ok(json!("completed")));
         assert_eq!(run("run.id"), Ok(json!("run-1")));
         assert_eq!(run("workflow.name"), Ok(json!("wf")));
+    }
+
+    #[test]
+    fn a_key_read_from_a_list_is_read_from_each_item() {
+        assert_eq!(run("tasks.scan.outputs.findings.id"), Ok(json!([1, 2])));
+        assert_eq!(run("len(tasks.scan.outputs.findings.id)"), Ok(json!(2)));
+        assert_eq!(
+            run("tasks.scan.outputs.findings.missing"),
+            Ok(json!([null, null]))
+        );
+        assert_eq!(run("variables.tags.0"), Ok(json!("a")));
+        assert_eq!(run("variables.tags.9"), Ok(Value::Null));
     }
 
     #[test]
