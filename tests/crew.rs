@@ -50,6 +50,61 @@ fn scratch_repository(path: &Path) {
     std::fs::write(path.join("README.md"), "# Scratch\n").unwrap();
 }
 
+/// The started and finished instants of each lane's coder and test writer.
+type LaneSpans = Vec<(usize, (i64, i64), (i64, i64))>;
+
+/// One lane per module: each module's code, tests and test run are children of the
+/// three fan-outs, each completed with its files written.
+fn check_lanes(server: &Server, run: &Value, run_id: &str, repo: &Path, lanes: usize) -> LaneSpans {
+    let expansions = get_json(server, &format!("/api/v1/runs/{run_id}/events"));
+    let expanded: Vec<(&str, usize)> = expansions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["event"]["kind"] == "fan_out_expanded")
+        .map(|event| {
+            let items = event["event"]["items"].as_array().unwrap().len();
+            (event["event"]["task"].as_str().unwrap(), items)
+        })
+        .collect();
+    assert_eq!(
+        expanded,
+        [("code", lanes), ("tests", lanes), ("run_tests", lanes)],
+        "one lane per module"
+    );
+    let mut spans = Vec::new();
+    for n in 0..lanes {
+        let code = task(run, &format!("code[{n}]"));
+        assert_eq!(code["status"], "completed", "{code:#}");
+        let file = code["outputs"]["file"].as_str().unwrap();
+        assert!(repo.join(file).is_file(), "{file} was not written");
+        let tests = task(run, &format!("tests[{n}]"));
+        assert_eq!(tests["status"], "completed", "{tests:#}");
+        let test_file = tests["outputs"]["test_files"][0].as_str().unwrap();
+        assert!(
+            repo.join(test_file).is_file(),
+            "{test_file} was not written"
+        );
+        let ran = task(run, &format!("run_tests[{n}]"));
+        assert_eq!(ran["status"], "completed", "{ran:#}");
+        assert!(ran["outputs"]["all_passed"].is_boolean(), "{ran:#}");
+        let span = |task: &Value| {
+            (
+                task["started_at_ms"].as_i64().unwrap(),
+                task["finished_at_ms"].as_i64().unwrap(),
+            )
+        };
+        spans.push((n, span(code), span(tests)));
+    }
+    for (n, code, tests) in &spans {
+        println!(
+            "module {n}: code {}..{} ms, tests {}..{} ms",
+            code.0, code.1, tests.0, tests.1
+        );
+    }
+    spans
+}
+
 #[test]
 fn the_delivery_pipeline_runs_on_the_local_model_with_its_modules_in_parallel() {
     let scratch = tempfile::tempdir().unwrap();
@@ -75,55 +130,7 @@ fn the_delivery_pipeline_runs_on_the_local_model_with_its_modules_in_parallel() 
         "the architect named one module, nothing to run in parallel: {design:#}"
     );
 
-    // One lane per module: each module's code, tests and test run are children of the
-    // three fan-outs, and the coders of different modules overlapped in time.
-    let expansions = get_json(&server, &format!("/api/v1/runs/{run_id}/events"));
-    let expanded: Vec<(&str, usize)> = expansions
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["event"]["kind"] == "fan_out_expanded")
-        .map(|event| {
-            let items = event["event"]["items"].as_array().unwrap().len();
-            (event["event"]["task"].as_str().unwrap(), items)
-        })
-        .collect();
-    let lanes = modules as usize;
-    assert_eq!(
-        expanded,
-        [("code", lanes), ("tests", lanes), ("run_tests", lanes)],
-        "one lane per module"
-    );
-    let mut spans = Vec::new();
-    for n in 0..lanes {
-        let code = task(&run, &format!("code[{n}]"));
-        assert_eq!(code["status"], "completed", "{code:#}");
-        let file = code["outputs"]["file"].as_str().unwrap();
-        assert!(repo.join(file).is_file(), "{file} was not written");
-        let tests = task(&run, &format!("tests[{n}]"));
-        assert_eq!(tests["status"], "completed", "{tests:#}");
-        let test_file = tests["outputs"]["test_files"][0].as_str().unwrap();
-        assert!(
-            repo.join(test_file).is_file(),
-            "{test_file} was not written"
-        );
-        let ran = task(&run, &format!("run_tests[{n}]"));
-        assert_eq!(ran["status"], "completed", "{ran:#}");
-        assert!(ran["outputs"]["all_passed"].is_boolean(), "{ran:#}");
-        let span = |task: &Value| {
-            (
-                task["started_at_ms"].as_i64().unwrap(),
-                task["finished_at_ms"].as_i64().unwrap(),
-            )
-        };
-        spans.push((n, span(code), span(tests)));
-    }
-    for (n, code, tests) in &spans {
-        println!(
-            "module {n}: code {}..{} ms, tests {}..{} ms",
-            code.0, code.1, tests.0, tests.1
-        );
-    }
+    let spans = check_lanes(&server, &run, &run_id, &repo, modules as usize);
     let overlap = |a: (i64, i64), b: (i64, i64)| a.0.max(b.0) < a.1.min(b.1);
     assert!(
         overlap(spans[0].1, spans[1].1),
