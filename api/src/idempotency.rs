@@ -23,6 +23,14 @@ const MAX_KEY_CHARS: usize = 255;
 /// A caller's key, scoped so that two callers' equal keys never meet.
 pub(crate) struct ScopedKey(String);
 
+impl ScopedKey {
+    /// A webhook delivery's id, scoped to the workflow and the sender: the same
+    /// delivery sent again is the same key.
+    pub(crate) fn delivery(workflow: &troupe_store::WorkflowId, sender: &str, id: &str) -> Self {
+        ScopedKey(format!("hook:{workflow}:{sender}\n{id}"))
+    }
+}
+
 /// The request's key, if it sent one; a malformed one is refused.
 pub(crate) fn key(headers: &HeaderMap, access: &Access) -> Result<Option<ScopedKey>, ApiError> {
     let Some(value) = headers.get(HEADER) else {

@@ -19,6 +19,7 @@ mod events_ws;
 mod guard;
 mod handlers;
 pub mod headers;
+mod hooks;
 mod idempotency;
 mod invocations;
 mod memory;

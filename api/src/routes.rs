@@ -15,7 +15,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::guard::Needs::{self, Node as OnNode, Open, Project, SignedIn};
-use crate::{audit, auth, browser, config, docs, events_ws, handlers, invocations, memory, openai};
+use crate::{audit, auth, browser, config, docs, events_ws, handlers, hooks, invocations};
+use crate::{memory, openai};
 use crate::{projects, providers, users};
 use troupe_node::Node;
 use troupe_security::auth::permissions::Permission::*;
@@ -148,6 +149,7 @@ fn documented(builder: Builder) -> Builder {
         .doc(Project(WorkflowsView), routes!(handlers::get_workflow))
         .doc(Project(WorkflowsDelete), routes!(handlers::delete_workflow))
         .doc(Project(WorkflowsExecute), routes!(handlers::start_run))
+        .doc(Open, routes!(hooks::push))
         .doc(Project(WorkflowsView), routes!(handlers::list_runs))
         .doc(Project(WorkflowsView), routes!(handlers::get_run))
         .doc(Project(WorkflowsView), routes!(handlers::get_run_events))

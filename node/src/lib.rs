@@ -18,6 +18,7 @@ mod metrics;
 mod node;
 mod openmetrics;
 pub mod policy;
+mod push;
 pub mod reload;
 pub mod services;
 mod vitals;
@@ -28,6 +29,7 @@ pub use builder::NodeBuilder;
 pub use cluster::ClusterView;
 pub use error::NodeError;
 pub use node::{ModelPeer, Node, PendingApproval, RunDetail};
+pub use push::PushHook;
 pub use reload::{Reloaded, RunningSettings, SettingsSource};
 pub use troupe_cluster::models::ModelRole;
 /// Who starts runs and decides gates, and what they decide: the types a program that

@@ -234,6 +234,11 @@ impl Node {
         &self.context.node_name
     }
 
+    /// What the engine's actors share: the modules beside this one read it too.
+    pub(crate) fn context(&self) -> &EngineContext {
+        &self.context
+    }
+
     pub(crate) fn links(&self) -> &ChildRef<LinksMsg> {
         &self.links
     }

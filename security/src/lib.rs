@@ -10,5 +10,6 @@ pub mod audit;
 pub mod auth;
 mod error;
 pub mod secrets;
+pub mod webhook;
 
 pub use error::SecurityError;

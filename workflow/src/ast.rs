@@ -39,7 +39,14 @@ pub struct Triggers {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushTrigger {
     pub branches: Vec<String>,
+    /// The name, in the node's secret store, of the secret a delivery must prove it
+    /// knows; without one every delivery is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
+
+/// The run variable a push fills: `variables.push.repository`, `.branch`, `.commit`.
+pub const PUSH_VARIABLE: &str = "push";
 
 /// A five-field cron schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +203,25 @@ impl Workflow {
         &self,
         overrides: &BTreeMap<String, Value>,
     ) -> Result<BTreeMap<String, Value>, Vec<crate::VariableError>> {
-        crate::variables::resolve(&self.variables, overrides)
+        crate::variables::resolve(&self.declared_variables(), overrides)
+    }
+
+    /// Whether templates may read `variables.NAME`: declared, or `push` in a workflow
+    /// that pushes start.
+    pub fn declares_variable(&self, name: &str) -> bool {
+        self.variables.contains_key(name)
+            || (name == PUSH_VARIABLE && self.triggers.on_push.is_some())
+    }
+
+    /// The declared variables, and `push` (`null` unless a push started the run) in a
+    /// workflow that pushes start.
+    fn declared_variables(&self) -> BTreeMap<String, Value> {
+        let mut variables = self.variables.clone();
+        if self.triggers.on_push.is_some() {
+            variables
+                .entry(PUSH_VARIABLE.to_owned())
+                .or_insert(Value::Null);
+        }
+        variables
     }
 }

@@ -47,6 +47,9 @@ fn write_triggers(out: &mut String, workflow: &Workflow) {
     if let Some(push) = &triggers.on_push {
         out.push_str("  on_push:\n");
         line(out, 4, "branches", &string_list(&push.branches));
+        if let Some(secret) = &push.secret {
+            line(out, 4, "secret", &quote(secret));
+        }
     }
     if let Some(schedule) = &triggers.schedule {
         out.push_str("  schedule:\n");

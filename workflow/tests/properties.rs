@@ -165,7 +165,10 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                     version,
                     variables,
                     triggers: Triggers {
-                        on_push: branches.map(|branches| PushTrigger { branches }),
+                        on_push: branches.map(|branches| PushTrigger {
+                            branches,
+                            secret: Some("hooks.shop".into()),
+                        }),
                         schedule: schedule.map(|(cron, timezone)| ScheduleTrigger {
                             cron: cron.into(),
                             timezone,

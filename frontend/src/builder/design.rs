@@ -281,6 +281,7 @@ impl Design {
                     NodeId::Schedule
                 } else {
                     triggers.on_push.get_or_insert(PushTrigger {
+                        secret: None,
                         branches: vec!["main".into()],
                     });
                     NodeId::Push

@@ -130,6 +130,12 @@ pub enum AuditAction {
         labels: BTreeMap<String, String>,
         fired_at_ms: i64,
     },
+    /// A push webhook was not believed (no secret, a wrong signature or token); the
+    /// target is the workflow. `sender` is `github` or `gitlab`, by the headers.
+    WebhookRejected {
+        sender: String,
+        reason: String,
+    },
     /// The node read its settings again; the target is the node. The digest is of the
     /// settings read (secrets masked); `needs_restart` changed but wait for a restart.
     ConfigReload {
@@ -185,6 +191,7 @@ impl AuditAction {
             AuditAction::AlertFiring { .. } => "alert.firing",
             AuditAction::AlertResolved { .. } => "alert.resolved",
             AuditAction::ConfigReload { .. } => "config.reload",
+            AuditAction::WebhookRejected { .. } => "webhook.rejected",
         }
     }
 

@@ -196,7 +196,7 @@ fn check_names(
     visit_paths(expression, &mut |segments| {
         let target_id = match classify(segments, reader.item) {
             Ok(Name::Variable { name, .. }) => {
-                if !workflow.variables.contains_key(name) && !sink.full() {
+                if !workflow.declares_variable(name) && !sink.full() {
                     let hint = did_you_mean(name, workflow.variables.keys().map(String::as_str))
                         .or_else(|| {
                             Some(format!("declare it under `variables:` as `{name}: ...`"))

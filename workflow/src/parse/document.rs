@@ -171,12 +171,17 @@ fn decode_triggers(ctx: &mut Ctx<'_>, node: &Node) -> Triggers {
     };
     if let Some(push) = fields.get("on_push") {
         let path = "triggers.on_push";
-        if let Some(push_fields) = ctx.fields(push, path, &["branches"], &["branches"]) {
+        let keys = &["branches", "secret"];
+        if let Some(push_fields) = ctx.fields(push, path, keys, &["branches"]) {
             let branches = push_fields
                 .get("branches")
                 .map(|list| ctx.text_list(list, "triggers.on_push.branches"));
+            let secret = push_fields
+                .get("secret")
+                .and_then(|name| decode_secret_name(ctx, name, "triggers.on_push.secret"));
             triggers.on_push = branches.map(|branches| PushTrigger {
                 branches: branches.into_iter().map(|(branch, _)| branch).collect(),
+                secret,
             });
         }
     }
@@ -184,6 +189,29 @@ fn decode_triggers(ctx: &mut Ctx<'_>, node: &Node) -> Triggers {
         triggers.schedule = decode_schedule(ctx, schedule);
     }
     triggers
+}
+
+/// A name in the node's secret store, as `troupe secrets set` takes it.
+fn decode_secret_name(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let name = ctx.non_empty_text(node, path)?;
+    let valid = name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.:-".contains(&b));
+    if !valid {
+        let hint = Some(
+            "a secret's name: lowercase letters, digits, `_.:-`, e.g. `hooks.shop`; set it with `troupe secrets set NAME`"
+                .to_owned(),
+        );
+        ctx.error(
+            node.mark,
+            path,
+            format!("`{name}` is not a secret's name"),
+            hint,
+        );
+        return None;
+    }
+    Some(name)
 }
 
 fn decode_schedule(ctx: &mut Ctx<'_>, node: &Node) -> Option<ScheduleTrigger> {

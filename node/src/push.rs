@@ -1,0 +1,49 @@
+//! What a push webhook needs from the node: the trigger of the workflow it names (its
+//! latest version) and the secret that trigger names, opened from the secret store.
+
+use troupe_security::audit::AuditAction;
+use troupe_store::WorkflowId;
+use troupe_workflow::PushTrigger;
+
+use crate::{Node, NodeError};
+
+/// A workflow that pushes start: its trigger, and its secret when the store has it.
+pub struct PushHook {
+    pub trigger: PushTrigger,
+    /// `None` when the trigger names no secret or the store holds none by that name:
+    /// then no delivery is believed.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl Node {
+    /// The push trigger of workflow `id`'s latest version; `None` when it has none.
+    pub async fn push_hook(&self, id: &WorkflowId) -> Result<Option<PushHook>, NodeError> {
+        let stored = self.store().workflow_version(id, None).await?;
+        let workflow = self.context().parse_workflow(&stored.source, id.as_str())?;
+        let Some(trigger) = workflow.triggers.on_push else {
+            return Ok(None);
+        };
+        let secret = match &trigger.secret {
+            Some(name) => {
+                troupe_security::secrets::get(self.store(), self.auth().secrets(), name).await?
+            }
+            None => None,
+        };
+        Ok(Some(PushHook { trigger, secret }))
+    }
+
+    /// Records a delivery that was not believed, against the workflow it named.
+    pub async fn push_rejected(
+        &self,
+        id: &WorkflowId,
+        sender: &str,
+        reason: &str,
+    ) -> Result<(), NodeError> {
+        let action = AuditAction::WebhookRejected {
+            sender: sender.into(),
+            reason: reason.into(),
+        };
+        self.audit().record("webhook", action, id.as_str()).await?;
+        Ok(())
+    }
+}
