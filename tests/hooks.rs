@@ -1,7 +1,8 @@
 //! Push webhooks over real HTTP to the real binary: a signed GitHub push and a GitLab
 //! push start runs that read the push in `variables.push`; a redelivery starts no second
 //! run; a wrong signature is a 401 and audited; a body over `server.max_body_bytes` is
-//! refused before anything is checked.
+//! refused before anything is checked. `troupe triggers` lists the triggers and pauses
+//! them.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::net::TcpStream;
 
 use serde_json::{Value, json};
 use support::http1::{self, Response};
-use support::{Server, free_address, get_json, post, troupe_with_input, wait_for_run};
+use support::{Server, free_address, get_json, post, run_troupe, troupe_with_input, wait_for_run};
 use troupe_security::webhook::sign_github;
 
 const SECRET: &str = "s3cret-for-hooks";
@@ -279,4 +280,83 @@ fn post_huge(server: &Server, path: &str, size: usize) -> (u16, String) {
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
     (status, answer)
+}
+
+#[test]
+fn paused_triggers_start_nothing_until_resumed_and_the_list_says_so() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = node_with_secret(scratch.path());
+    let scheduled = WORKFLOW.replace(
+        "  on_push: { branches: [main], secret: hooks.shop }",
+        "  on_push: { branches: [main], secret: hooks.shop }\n  schedule: { cron: \"0 3 * * *\", timezone: Europe/Paris }",
+    );
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", &scheduled);
+    assert_eq!(status, 201, "{created}");
+    let workflow = created["workflow_id"].as_str().unwrap().to_owned();
+    let cli = |verb: &str| {
+        let output = run_troupe(
+            scratch.path(),
+            &["triggers", verb, &workflow, "--server", &server.url("")],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+
+    cli("pause");
+    let paused = from_github(
+        &server,
+        &workflow,
+        &github_push("main", "c0ffee1"),
+        "d-1",
+        SECRET,
+    );
+    assert_eq!(paused.status, 202, "{}", paused.body);
+    assert_eq!(
+        body_of(&paused)["reason"],
+        format!("the triggers of `{workflow}` are paused: troupe triggers resume {workflow}")
+    );
+    let listed = get_json(&server, "/api/v1/triggers");
+    let view = &listed[0];
+    assert_eq!(view["workflow_id"], json!(workflow), "{listed:#}");
+    assert_eq!(view["paused"], true);
+    assert_eq!(
+        view["schedule"]["next_tick_ms"],
+        Value::Null,
+        "no next tick while paused"
+    );
+    assert_eq!(view["on_push"]["branches"], json!(["main"]));
+
+    cli("resume");
+    let started = from_github(
+        &server,
+        &workflow,
+        &github_push("main", "c0ffee2"),
+        "d-2",
+        SECRET,
+    );
+    assert_eq!(started.status, 201, "{}", started.body);
+    let listed = get_json(&server, "/api/v1/triggers");
+    let next = listed[0]["schedule"]["next_tick_ms"]
+        .as_i64()
+        .expect("a next tick");
+    // 03:00 in Paris is 01:00 or 02:00 UTC: a whole hour, within a day from now.
+    assert_eq!(next % 3_600_000, 0, "{listed:#}");
+    assert_eq!(
+        listed[0]["last_runs"][0]["run_id"],
+        body_of(&started)["run_id"]
+    );
+    let text = run_troupe(
+        scratch.path(),
+        &["triggers", "list", "--server", &server.url("")],
+    );
+    let table = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        table.contains("cron 0 3 * * * Europe/Paris; push main"),
+        "{table}"
+    );
+    let audit = get_json(&server, "/api/v1/audit?action=triggers.pause");
+    assert_eq!(audit[0]["target"], json!(workflow), "{audit:#}");
 }

@@ -103,7 +103,7 @@ pub async fn list_workflows(
 }
 
 /// The workflow's record after checking `permission` in its project.
-async fn workflow_for(
+pub(crate) async fn workflow_for(
     node: &Node,
     access: &Access,
     permission: Permission,

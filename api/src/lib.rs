@@ -28,6 +28,7 @@ mod projects;
 mod providers;
 mod routes;
 mod trace;
+mod triggers;
 mod users;
 pub mod wire;
 mod without_accounts;

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::guard::Needs::{self, Node as OnNode, Open, Project, SignedIn};
 use crate::{audit, auth, browser, config, docs, events_ws, handlers, hooks, invocations};
-use crate::{memory, openai};
+use crate::{memory, openai, triggers};
 use crate::{projects, providers, users};
 use troupe_node::Node;
 use troupe_security::auth::permissions::Permission::*;
@@ -150,6 +150,9 @@ fn documented(builder: Builder) -> Builder {
         .doc(Project(WorkflowsDelete), routes!(handlers::delete_workflow))
         .doc(Project(WorkflowsExecute), routes!(handlers::start_run))
         .doc(Open, routes!(hooks::push))
+        .doc(Project(WorkflowsView), routes!(triggers::list))
+        .doc(Project(WorkflowsExecute), routes!(triggers::pause))
+        .doc(Project(WorkflowsExecute), routes!(triggers::resume))
         .doc(Project(WorkflowsView), routes!(handlers::list_runs))
         .doc(Project(WorkflowsView), routes!(handlers::get_run))
         .doc(Project(WorkflowsView), routes!(handlers::get_run_events))

@@ -386,6 +386,7 @@ async fn the_websocket_streams_a_run_another_node_runs_from_the_store() {
         epoch: 1,
         trace: String::new(),
         trace_parent: String::new(),
+        tick_ms: None,
     };
     let cancel = |seq| event(seq, RunEvent::RunCancelRequested { by: "bob".into() });
     store.create_run(&record, &cancel(0)).await.unwrap();

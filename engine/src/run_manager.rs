@@ -26,6 +26,9 @@ pub struct StartRun {
     pub started_by: Person,
     /// The span the run starts under (the request's), for its trace.
     pub trace: Option<TraceParent>,
+    /// The schedule tick the run is for: its id is then the tick's (see
+    /// [`RunId::for_tick`]), so a second start of the same tick fails.
+    pub tick_ms: Option<i64>,
 }
 
 #[derive(RactorMessage)]
@@ -193,7 +196,9 @@ async fn start_run(
                     .join("; "),
             )
         })?;
-    let run_id = RunId::generate();
+    let run_id = request.tick_ms.map_or_else(RunId::generate, |tick| {
+        RunId::for_tick(&stored.workflow_id, tick)
+    });
     let now = state.context.clock.now_ms();
     let (trace, trace_parent) = RunTrace::begin(request.trace)
         .map(RunTrace::to_strings)
@@ -212,6 +217,7 @@ async fn start_run(
         epoch: FIRST_EPOCH,
         trace,
         trace_parent,
+        tick_ms: request.tick_ms,
     };
     let first = StoredEvent {
         run_id: run_id.clone(),
@@ -471,6 +477,7 @@ mod tests {
             epoch: 1,
             trace: String::new(),
             trace_parent: String::new(),
+            tick_ms: None,
         };
         let started = StoredEvent {
             run_id: run.into(),

@@ -426,6 +426,65 @@ tasks:
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_schedule_fires_each_tick_once_even_with_two_nodes_looking() {
+    let (node, _) = node().await;
+    let second = node.second_scheduler();
+    let (workflow, _) = node
+        .save_workflow(
+            "name: minutely\ntriggers:\n  schedule: { cron: \"* * * * *\" }\ntasks:\n  - { id: a, name: A, agent: work, inputs: { name: tick } }\n",
+            "minutely.yaml",
+            "test",
+        )
+        .await
+        .unwrap();
+    // Paused time moves on whenever every task waits: three minutes pass at once.
+    tokio::time::sleep(Duration::from_secs(190)).await;
+    second.abort();
+    let filter = troupe_store::RunFilter {
+        workflow_id: Some(workflow.clone()),
+        ..Default::default()
+    };
+    let runs = node.store().runs(&filter).await.unwrap();
+    let mut ticks: Vec<i64> = runs.iter().filter_map(|run| run.tick_ms).collect();
+    ticks.sort_unstable();
+    assert_eq!(
+        ticks.len(),
+        3,
+        "one run per minute, not one per node: {runs:#?}"
+    );
+    assert!(
+        ticks.windows(2).all(|pair| pair[1] - pair[0] == 60_000),
+        "{ticks:?}"
+    );
+    assert!(
+        ticks.iter().all(|tick| tick % 60_000 == 0),
+        "ticks fall on minutes: {ticks:?}"
+    );
+    for run in &runs {
+        let tick = run.tick_ms.unwrap();
+        assert_eq!(run.run_id, RunId::for_tick(&workflow, tick));
+        assert_eq!(run.started_by, "schedule");
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_in_a_zone_that_does_not_exist_is_refused_when_saved() {
+    let (node, _) = node().await;
+    let refused = node
+        .save_workflow(
+            "name: nightly\ntriggers:\n  schedule: { cron: \"0 2 * * *\", timezone: Mars/Olympus }\ntasks:\n  - { id: a, name: A, agent: work }\n",
+            "nightly.yaml",
+            "test",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "triggers.schedule.timezone: `Mars/Olympus` is not an IANA time zone (e.g. Europe/Paris, America/New_York, UTC)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn retries_stop_at_max_retries_and_failure_cancels_only_downstream() {
     let (node, journal) = node().await;
     let run = start(

@@ -20,7 +20,9 @@ mod openmetrics;
 pub mod policy;
 mod push;
 pub mod reload;
+mod schedule;
 pub mod services;
+mod triggers;
 mod vitals;
 
 pub use agent_kinds::builtin_registry;
@@ -31,6 +33,7 @@ pub use error::NodeError;
 pub use node::{ModelPeer, Node, PendingApproval, RunDetail};
 pub use push::PushHook;
 pub use reload::{Reloaded, RunningSettings, SettingsSource};
+pub use triggers::{PushView, ScheduleView, TriggerView};
 pub use troupe_cluster::models::ModelRole;
 /// Who starts runs and decides gates, and what they decide: the types a program that
 /// embeds a node passes in.

@@ -71,6 +71,8 @@ pub struct Node {
     /// The alerts now, and the loop that evaluates them (`alerts.enabled`).
     alerts: AlertBoard,
     alert_loop: Option<JoinHandle<()>>,
+    /// Fires the workflows' schedules (`triggers.schedule`).
+    schedule_loop: Option<JoinHandle<()>>,
     auth: Arc<Auth>,
     /// The first super admin's one-time password, until `troupe up` has shown it.
     bootstrap: std::sync::Mutex<Option<(String, String)>>,
@@ -192,6 +194,7 @@ impl Node {
             false => None,
         };
         let (alerts, alert_loop) = alert_loop(&settings, &vitals, &audit, &reloader).start();
+        let schedule_loop = Some(crate::schedule::spawn(context.clone(), audit.clone()));
         Ok(Node {
             context,
             model,
@@ -201,6 +204,7 @@ impl Node {
             vitals,
             alerts,
             alert_loop,
+            schedule_loop,
             auth,
             bootstrap,
             inference,
@@ -237,6 +241,13 @@ impl Node {
     /// What the engine's actors share: the modules beside this one read it too.
     pub(crate) fn context(&self) -> &EngineContext {
         &self.context
+    }
+
+    /// A second schedule loop on this node's store, as another node of its cluster
+    /// would run: tests show that a tick still fires once.
+    #[cfg(test)]
+    pub(crate) fn second_scheduler(&self) -> JoinHandle<()> {
+        crate::schedule::spawn(self.context.clone(), self.audit.clone())
     }
 
     pub(crate) fn links(&self) -> &ChildRef<LinksMsg> {
@@ -363,6 +374,7 @@ impl Node {
         let watches = [
             self.audit_watch.take(),
             self.alert_loop.take(),
+            self.schedule_loop.take(),
             self.follow.take(),
         ];
         for watch in watches.into_iter().flatten() {
@@ -421,6 +433,9 @@ impl Node {
         file_name: &str,
     ) -> Result<(Workflow, Option<WorkflowRecord>), NodeError> {
         let workflow = self.context.parse_workflow(source, file_name)?;
+        if let Some(schedule) = &workflow.triggers.schedule {
+            crate::schedule::zone_of(schedule).map_err(NodeError::InvalidRequest)?;
+        }
         let existing = self.store().workflow(&workflow_id_of(&workflow)).await?;
         Ok((workflow, existing))
     }
@@ -511,6 +526,7 @@ impl Node {
             variables,
             started_by: started_by.clone(),
             trace: TraceParent::current(),
+            tick_ms: None,
         };
         let run_id = ractor::call!(self.manager()?, RunManagerMsg::StartRun, request)??;
         self.audit

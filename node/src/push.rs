@@ -10,6 +10,8 @@ use crate::{Node, NodeError};
 /// A workflow that pushes start: its trigger, and its secret when the store has it.
 pub struct PushHook {
     pub trigger: PushTrigger,
+    /// The workflow's triggers are paused: a believed delivery starts nothing.
+    pub paused: bool,
     /// `None` when the trigger names no secret or the store holds none by that name:
     /// then no delivery is believed.
     pub secret: Option<Vec<u8>>,
@@ -18,6 +20,8 @@ pub struct PushHook {
 impl Node {
     /// The push trigger of workflow `id`'s latest version; `None` when it has none.
     pub async fn push_hook(&self, id: &WorkflowId) -> Result<Option<PushHook>, NodeError> {
+        let record = self.store().workflow(id).await?;
+        let paused = record.is_some_and(|record| record.triggers_paused);
         let stored = self.store().workflow_version(id, None).await?;
         let workflow = self.context().parse_workflow(&stored.source, id.as_str())?;
         let Some(trigger) = workflow.triggers.on_push else {
@@ -29,7 +33,11 @@ impl Node {
             }
             None => None,
         };
-        Ok(Some(PushHook { trigger, secret }))
+        Ok(Some(PushHook {
+            trigger,
+            paused,
+            secret,
+        }))
     }
 
     /// Records a delivery that was not believed, against the workflow it named.

@@ -21,6 +21,7 @@ mod serve;
 mod settings;
 mod telemetry;
 mod tls;
+mod triggers;
 mod users;
 mod workflow;
 
@@ -150,6 +151,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What starts workflows besides people: schedules and push triggers.
+    Triggers {
+        #[command(subcommand)]
+        command: triggers::TriggersCommand,
+    },
     /// The nodes sharing a store (`cluster.enabled`).
     Cluster {
         #[command(subcommand)]
@@ -201,6 +207,7 @@ pub async fn dispatch(args: Args) -> ExitCode {
         }
         Command::Models { command } => models::models(&settings, command).await,
         Command::Cluster { command } => cluster::cluster(&settings, command).await,
+        Command::Triggers { command } => triggers::triggers(&settings, command).await,
         Command::Alerts { server, json } => {
             alerts::alerts(&settings, server.as_deref(), json).await
         }

@@ -166,6 +166,21 @@ impl InvocationId {
 }
 
 impl RunId {
+    /// The run a schedule's tick starts: the same id whichever node fires the tick, so
+    /// that the store's unique run id lets exactly one of them start it.
+    pub fn for_tick(workflow: &WorkflowId, tick_ms: i64) -> Self {
+        let digest = crate::digest::sha256_hex(&format!("schedule\n{workflow}\n{tick_ms}"));
+        let part = |from: usize, to: usize| &digest[from..to];
+        Self(format!(
+            "{}-{}-{}-{}-{}",
+            part(0, 8),
+            part(8, 12),
+            part(12, 16),
+            part(16, 20),
+            part(20, 32)
+        ))
+    }
+
     /// A fresh id for a run starting now. Time-ordered (v7), so the newest runs' ids sort
     /// last and the log's keys of one run stay close together.
     pub fn generate() -> Self {

@@ -212,7 +212,7 @@ impl Store {
 
     pub async fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
         self.rows(
-            "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
+            "SELECT workflow_id, name, latest_version, updated_at_ms, project, triggers_paused, triggers_changed_at_ms FROM workflow
              WHERE deleted = false ORDER BY workflow_id",
             json!({}),
         )
@@ -240,7 +240,7 @@ impl Store {
     pub async fn workflow(&self, id: &WorkflowId) -> Result<Option<WorkflowRecord>, StoreError> {
         let rows: Vec<WorkflowRecord> = self
             .rows(
-                "SELECT workflow_id, name, latest_version, updated_at_ms, project FROM workflow
+                "SELECT workflow_id, name, latest_version, updated_at_ms, project, triggers_paused, triggers_changed_at_ms FROM workflow
                  WHERE workflow_id = $id",
                 json!({"id": id}),
             )
@@ -328,6 +328,36 @@ impl Store {
             json!({"record": record, "chunk": records::chunk_row(std::slice::from_ref(first))?}),
         )
         .await
+    }
+
+    /// Pauses or resumes the workflow's triggers.
+    pub async fn set_triggers_paused(
+        &self,
+        id: &WorkflowId,
+        paused: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if !self.workflow_exists(id).await? {
+            return Err(StoreError::WorkflowNotFound(id.clone()));
+        }
+        self.execute(
+            "UPDATE workflow SET triggers_paused = $paused, triggers_changed_at_ms = $now
+             WHERE workflow_id = $id",
+            json!({ "id": id, "paused": paused, "now": now_ms }),
+        )
+        .await
+    }
+
+    /// The latest schedule tick that started a run of `workflow`, if any did.
+    pub async fn last_tick(&self, workflow: &WorkflowId) -> Result<Option<i64>, StoreError> {
+        let ticks: Vec<i64> = self
+            .rows(
+                "SELECT VALUE tick_ms FROM run WHERE workflow_id = $workflow AND tick_ms != NONE
+                 ORDER BY tick_ms DESC LIMIT 1",
+                json!({ "workflow": workflow }),
+            )
+            .await?;
+        Ok(ticks.into_iter().next())
     }
 
     /// The whole log of a run, read as one range of chunk keys (no index needed).

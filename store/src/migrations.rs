@@ -377,6 +377,25 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE FIELD IF NOT EXISTS at_ms ON settings_reload TYPE int;
     ",
     ),
+    (
+        24,
+        // The schedule tick that started a run: a scheduled workflow's latest tick is
+        // read from its runs.
+        "
+    DEFINE FIELD IF NOT EXISTS tick_ms ON run TYPE option<int>;
+    DEFINE INDEX IF NOT EXISTS run_workflow_tick ON run FIELDS workflow_id, tick_ms;
+    ",
+    ),
+    (
+        25,
+        // A workflow's triggers may be paused: nothing they start while paused.
+        "
+    DEFINE FIELD IF NOT EXISTS triggers_paused ON workflow TYPE bool DEFAULT false;
+    DEFINE FIELD IF NOT EXISTS triggers_changed_at_ms ON workflow TYPE int DEFAULT 0;
+    UPDATE workflow SET triggers_paused = false, triggers_changed_at_ms = 0
+        WHERE triggers_paused = NONE;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -14,6 +14,13 @@ pub struct WorkflowRecord {
     pub latest_version: u32,
     pub updated_at_ms: i64,
     pub project: ProjectId,
+    /// Its schedule and push triggers start nothing while set (`troupe triggers pause`).
+    #[serde(default)]
+    pub triggers_paused: bool,
+    /// When they were last paused or resumed (Unix ms; 0: never): a schedule's ticks
+    /// from before a resume are not missed ticks.
+    #[serde(default)]
+    pub triggers_changed_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -50,9 +57,13 @@ pub struct RunRecord {
     /// The `traceparent` of the span that started the run (a traced request), if any.
     #[serde(default)]
     pub trace_parent: String,
+    /// The tick of the schedule that started the run (Unix ms); `None` for a run that
+    /// a person, a program or a push started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_ms: Option<i64>,
 }
 
-pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project, owner, epoch, trace, trace_parent";
+pub const RUN_FIELDS: &str = "run_id, workflow_id, workflow_version, workflow_name, status, started_by, created_at_ms, finished_at_ms, project, owner, epoch, trace, trace_parent, tick_ms";
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {

@@ -29,6 +29,7 @@ fn record(run: &str) -> RunRecord {
         epoch: 1,
         trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         trace_parent: String::new(),
+        tick_ms: None,
     }
 }
 

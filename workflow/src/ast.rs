@@ -52,8 +52,31 @@ pub const PUSH_VARIABLE: &str = "push";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleTrigger {
     pub cron: String,
-    /// IANA zone name; the node's own zone when absent.
+    /// IANA zone name; UTC when absent.
     pub timezone: Option<String>,
+    /// What a tick missed while no node was up becomes.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+/// What happens to ticks missed while no node was up: the latest one fires when a node
+/// is back (`once`), or none does (`skip`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    #[default]
+    Once,
+    Skip,
+}
+
+impl CatchUp {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Once => "once",
+            Self::Skip => "skip",
+        }
+    }
 }
 
 /// One agent invocation in the graph.

@@ -57,6 +57,7 @@ fn write_triggers(out: &mut String, workflow: &Workflow) {
         if let Some(zone) = &schedule.timezone {
             line(out, 4, "timezone", &quote(zone));
         }
+        line(out, 4, "catch_up", schedule.catch_up.as_str());
     }
 }
 

@@ -18,8 +18,8 @@ mod variables;
 mod yaml;
 
 pub use ast::{
-    Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, FanOut, PUSH_VARIABLE,
-    PushTrigger, ScheduleTrigger, Task, Triggers, Workflow,
+    CatchUp, Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, FanOut,
+    PUSH_VARIABLE, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow,
 };
 pub use errors::{Diagnostic, Diagnostics, ExprError, TemplateError, VariableError};
 pub use export::to_yaml;

@@ -107,6 +107,7 @@ fn the_spec_example_parses_to_the_expected_workflow() {
             schedule: Some(ScheduleTrigger {
                 cron: "30 2 * * *".into(),
                 timezone: None,
+                catch_up: Default::default(),
             }),
         },
         separate_approver: false,

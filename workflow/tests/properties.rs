@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use troupe_workflow::{
-    Condition, ConditionAction, FanOut, PushTrigger, ScheduleTrigger, Scope, Task, TaskView,
-    Triggers, Workflow, decide, expr, parse_workflow, render, to_yaml,
+    CatchUp, Condition, ConditionAction, FanOut, PushTrigger, ScheduleTrigger, Scope, Task,
+    TaskView, Triggers, Workflow, decide, expr, parse_workflow, render, to_yaml,
 };
 
 const AGENTS: &[&str] = &["shell", "code_review"];
@@ -171,6 +171,11 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                         }),
                         schedule: schedule.map(|(cron, timezone)| ScheduleTrigger {
                             cron: cron.into(),
+                            catch_up: if timezone.is_some() {
+                                CatchUp::Skip
+                            } else {
+                                CatchUp::Once
+                            },
                             timezone,
                         }),
                     },

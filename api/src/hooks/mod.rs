@@ -57,6 +57,10 @@ pub async fn push(
         Ok(push) => push,
         Err(reason) => return Ok(ignored(reason)),
     };
+    if hook.paused {
+        let reason = format!("the triggers of `{id}` are paused: troupe triggers resume {id}");
+        return Ok(ignored(reason));
+    }
     let branches = &hook.trigger.branches;
     if !branches.is_empty() && !branches.contains(&push.branch) {
         let reason = format!(

@@ -277,6 +277,7 @@ impl Design {
                     triggers.schedule = Some(ScheduleTrigger {
                         cron: "0 3 * * *".into(),
                         timezone: None,
+                        catch_up: Default::default(),
                     });
                     NodeId::Schedule
                 } else {

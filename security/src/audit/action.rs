@@ -136,6 +136,10 @@ pub enum AuditAction {
         sender: String,
         reason: String,
     },
+    /// A workflow's schedule and push triggers were paused, or resumed; the target is
+    /// the workflow.
+    TriggersPause {},
+    TriggersResume {},
     /// The node read its settings again; the target is the node. The digest is of the
     /// settings read (secrets masked); `needs_restart` changed but wait for a restart.
     ConfigReload {
@@ -192,6 +196,8 @@ impl AuditAction {
             AuditAction::AlertResolved { .. } => "alert.resolved",
             AuditAction::ConfigReload { .. } => "config.reload",
             AuditAction::WebhookRejected { .. } => "webhook.rejected",
+            AuditAction::TriggersPause {} => "triggers.pause",
+            AuditAction::TriggersResume {} => "triggers.resume",
         }
     }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::ast::{DEFAULT_VERSION, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow};
+use crate::ast::{
+    CatchUp, DEFAULT_VERSION, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow,
+};
 use crate::limits::TASKS_MAX;
 use crate::yaml::{Node, NodeKind, join_key, to_value};
 
@@ -216,10 +218,15 @@ fn decode_secret_name(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Stri
 
 fn decode_schedule(ctx: &mut Ctx<'_>, node: &Node) -> Option<ScheduleTrigger> {
     let path = "triggers.schedule";
-    let fields = ctx.fields(node, path, &["cron", "timezone"], &["cron"])?;
+    let keys = &["cron", "timezone", "catch_up"];
+    let fields = ctx.fields(node, path, keys, &["cron"])?;
     let timezone = fields
         .get("timezone")
         .and_then(|zone| ctx.non_empty_text(zone, "triggers.schedule.timezone"));
+    let catch_up = fields
+        .get("catch_up")
+        .and_then(|value| decode_catch_up(ctx, value))
+        .unwrap_or_default();
     let cron_node = fields.get("cron")?;
     let cron = ctx.non_empty_text(cron_node, "triggers.schedule.cron")?;
     if let Err(reason) = check_cron(&cron) {
@@ -235,7 +242,24 @@ fn decode_schedule(ctx: &mut Ctx<'_>, node: &Node) -> Option<ScheduleTrigger> {
         );
         return None;
     }
-    Some(ScheduleTrigger { cron, timezone })
+    Some(ScheduleTrigger {
+        cron,
+        timezone,
+        catch_up,
+    })
+}
+
+fn decode_catch_up(ctx: &mut Ctx<'_>, node: &Node) -> Option<CatchUp> {
+    let path = "triggers.schedule.catch_up";
+    match ctx.text(node, path)?.as_str() {
+        "once" => Some(CatchUp::Once),
+        "skip" => Some(CatchUp::Skip),
+        other => {
+            let hint = Some("`once` (the latest missed tick fires) or `skip`".to_owned());
+            ctx.error(node.mark, path, format!("unknown catch_up `{other}`"), hint);
+            None
+        }
+    }
 }
 
 /// The five fields of a cron expression and the numbers each takes.
