@@ -463,3 +463,63 @@ fn a_reload_on_one_node_reloads_every_node() {
         "a does not follow its own announcement: {entries:#}"
     );
 }
+
+/// The ticks whose runs `server` lists for `workflow`, in order.
+fn scheduled_ticks(server: &Server, workflow: &str) -> Vec<i64> {
+    let runs = get_json(server, &format!("/api/v1/runs?workflow_id={workflow}"));
+    let runs = runs.as_array().expect("a list of runs");
+    let mut ticks: Vec<i64> = runs
+        .iter()
+        .filter_map(|run| run["tick_ms"].as_i64())
+        .collect();
+    assert_eq!(ticks.len(), runs.len(), "a run without a tick: {runs:#?}");
+    ticks.sort_unstable();
+    ticks
+}
+
+/// Waits up to 75 s (a minute's tick and some) for `server` to list `count` ticks.
+fn wait_for_ticks(server: &Server, workflow: &str, count: usize) -> Vec<i64> {
+    let deadline = Instant::now() + Duration::from_secs(75);
+    loop {
+        let ticks = scheduled_ticks(server, workflow);
+        if ticks.len() >= count {
+            return ticks;
+        }
+        assert!(Instant::now() < deadline, "only {ticks:?} in 75 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Three nodes look at one schedule each second. Before the second tick one is frozen
+/// (SIGSTOP) and one killed: every tick still has exactly one run, and the frozen node,
+/// thawed, starts no second run of the tick it slept through.
+#[test]
+fn a_schedule_fires_each_tick_once_across_the_cluster_with_a_node_killed_and_one_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(&dir.path().join("surreal.log"));
+    let a = start_quick_node(dir.path(), &surreal, "a");
+    let b = start_quick_node(dir.path(), &surreal, "b");
+    let c = start_quick_node(dir.path(), &surreal, "c");
+    let workflow = "name: every minute\ntriggers:\n  schedule: { cron: \"* * * * *\" }\n\
+                    tasks:\n  - { id: note, name: Note, agent: echo }\n";
+    let (status, created) = post(&b, "/api/v1/workflows", "application/yaml", workflow);
+    assert_eq!(status, 201, "{created}");
+    let id = created["workflow_id"].as_str().unwrap().to_owned();
+
+    let first = wait_for_ticks(&b, &id, 1);
+    assert_eq!(first.len(), 1, "one run for the first tick: {first:?}");
+    a.signal("STOP");
+    c.kill();
+    let ticks = wait_for_ticks(&b, &id, 2);
+    a.signal("CONT");
+    std::thread::sleep(Duration::from_secs(3));
+    let after = scheduled_ticks(&b, &id);
+    assert_eq!(after, ticks, "the thawed node started nothing more");
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(
+        after[1] - after[0],
+        60_000,
+        "consecutive minutes: {after:?}"
+    );
+    assert_eq!(after[0] % 60_000, 0, "ticks fall on minutes: {after:?}");
+}

@@ -72,6 +72,15 @@ fn rejections(server: &Server) -> usize {
     entries.as_array().expect("entries").len()
 }
 
+/// A node whose secret store holds `hooks.shop`, with `workflow` saved; its id.
+fn node_with_workflow(scratch: &std::path::Path, workflow: &str) -> (Server, String) {
+    let server = node_with_secret(scratch);
+    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", workflow);
+    assert_eq!(status, 201, "{created}");
+    let id = created["workflow_id"].as_str().unwrap().to_owned();
+    (server, id)
+}
+
 /// A node on a data directory whose secret store holds `hooks.shop`.
 fn node_with_secret(scratch: &std::path::Path) -> Server {
     let data = scratch.join("data");
@@ -92,10 +101,7 @@ fn node_with_secret(scratch: &std::path::Path) -> Server {
 #[test]
 fn signed_pushes_start_one_run_each_and_read_the_push() {
     let scratch = tempfile::tempdir().unwrap();
-    let server = node_with_secret(scratch.path());
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
-    assert_eq!(status, 201, "{created}");
-    let workflow = created["workflow_id"].as_str().unwrap().to_owned();
+    let (server, workflow) = node_with_workflow(scratch.path(), WORKFLOW);
 
     let body = github_push("main", "c0ffee1");
     let first = from_github(&server, &workflow, &body, "delivery-1", SECRET);
@@ -176,10 +182,7 @@ fn signed_pushes_start_one_run_each_and_read_the_push() {
 #[test]
 fn a_wrong_signature_is_refused_and_audited_and_a_huge_body_never_checked() {
     let scratch = tempfile::tempdir().unwrap();
-    let server = node_with_secret(scratch.path());
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", WORKFLOW);
-    assert_eq!(status, 201, "{created}");
-    let workflow = created["workflow_id"].as_str().unwrap().to_owned();
+    let (server, workflow) = node_with_workflow(scratch.path(), WORKFLOW);
     let body = github_push("main", "c0ffee1");
 
     let forged = from_github(&server, &workflow, &body, "delivery-1", "a guess");
@@ -285,14 +288,11 @@ fn post_huge(server: &Server, path: &str, size: usize) -> (u16, String) {
 #[test]
 fn paused_triggers_start_nothing_until_resumed_and_the_list_says_so() {
     let scratch = tempfile::tempdir().unwrap();
-    let server = node_with_secret(scratch.path());
     let scheduled = WORKFLOW.replace(
         "  on_push: { branches: [main], secret: hooks.shop }",
         "  on_push: { branches: [main], secret: hooks.shop }\n  schedule: { cron: \"0 3 * * *\", timezone: Europe/Paris }",
     );
-    let (status, created) = post(&server, "/api/v1/workflows", "application/yaml", &scheduled);
-    assert_eq!(status, 201, "{created}");
-    let workflow = created["workflow_id"].as_str().unwrap().to_owned();
+    let (server, workflow) = node_with_workflow(scratch.path(), &scheduled);
     let cli = |verb: &str| {
         let output = run_troupe(
             scratch.path(),
