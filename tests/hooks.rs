@@ -247,6 +247,20 @@ fn a_wrong_signature_is_refused_and_audited_and_a_huge_body_never_checked() {
         "a refused size is not a rejected signature"
     );
 
+    // A flood of forged deliveries: past 30 a minute, refused without an entry each.
+    let mut statuses = Vec::new();
+    for n in 0..29 {
+        let forged = from_github(&server, &workflow, &body, &format!("flood-{n}"), "a guess");
+        statuses.push(forged.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        28,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert_eq!(rejections(&server), 30, "the audit log stops at the limit");
+
     let missing = from_github(&server, "no-such-workflow", &body, "d-9", SECRET);
     assert_eq!(missing.status, 404, "{}", missing.body);
     let runs = get_json(&server, &format!("/api/v1/runs?workflow_id={workflow}"));

@@ -76,6 +76,9 @@ pub struct Node {
     auth: Arc<Auth>,
     /// The first super admin's one-time password, until `troupe up` has shown it.
     bootstrap: std::sync::Mutex<Option<(String, String)>>,
+    /// Refused push deliveries, per workflow: past a limit they are not audited one by
+    /// one (see `push`).
+    push_rejections: troupe_security::auth::limiter::FailureLimiter,
     root: ActorRef<SupervisorMsg>,
     root_handle: JoinHandle<()>,
     /// The settings now, and how to read them again.
@@ -207,6 +210,7 @@ impl Node {
             schedule_loop,
             auth,
             bootstrap,
+            push_rejections: crate::push::rejection_limiter(),
             inference,
             root,
             root_handle,
@@ -248,6 +252,10 @@ impl Node {
     #[cfg(test)]
     pub(crate) fn second_scheduler(&self) -> JoinHandle<()> {
         crate::schedule::spawn(self.context.clone(), self.audit.clone())
+    }
+
+    pub(crate) fn push_rejections(&self) -> &troupe_security::auth::limiter::FailureLimiter {
+        &self.push_rejections
     }
 
     pub(crate) fn links(&self) -> &ChildRef<LinksMsg> {
