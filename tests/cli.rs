@@ -54,6 +54,44 @@ fn validate_accepts_every_example_and_lists_all_errors_of_a_bad_file() {
         "the known kinds are listed: {errors}"
     );
     assert!(errors.contains("zz"), "{errors}");
+
+    let schedule = |trigger: &str| {
+        format!(
+            "name: S\ntriggers:\n  schedule: {trigger}\ntasks:\n  - {{ id: a, name: A, agent: echo }}\n"
+        )
+    };
+    let never = dir.path().join("never.yaml");
+    std::fs::write(&never, schedule("{ cron: \"0 0 31 2 *\" }")).unwrap();
+    let output = run_troupe(
+        dir.path(),
+        &["workflow", "validate", never.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains(
+            "never.yaml:3:21: triggers.schedule.cron: invalid cron `0 0 31 2 *`: it never fires"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let mars = dir.path().join("mars.yaml");
+    std::fs::write(
+        &mars,
+        schedule("{ cron: \"0 2 * * *\", timezone: Mars/Olympus }"),
+    )
+    .unwrap();
+    let output = run_troupe(
+        dir.path(),
+        &["workflow", "validate", mars.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains(
+            "mars.yaml: triggers.schedule.timezone: `Mars/Olympus` is not an IANA time zone"
+        ),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

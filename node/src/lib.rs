@@ -33,6 +33,7 @@ pub use error::NodeError;
 pub use node::{ModelPeer, Node, PendingApproval, RunDetail};
 pub use push::PushHook;
 pub use reload::{Reloaded, RunningSettings, SettingsSource};
+pub use schedule::schedule_problem;
 pub use triggers::{PushView, ScheduleView, TriggerView};
 pub use troupe_cluster::models::ModelRole;
 /// Who starts runs and decides gates, and what they decide: the types a program that

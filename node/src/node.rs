@@ -441,8 +441,8 @@ impl Node {
         file_name: &str,
     ) -> Result<(Workflow, Option<WorkflowRecord>), NodeError> {
         let workflow = self.context.parse_workflow(source, file_name)?;
-        if let Some(schedule) = &workflow.triggers.schedule {
-            crate::schedule::zone_of(schedule).map_err(NodeError::InvalidRequest)?;
+        if let Some(problem) = crate::schedule::schedule_problem(&workflow) {
+            return Err(NodeError::InvalidRequest(problem));
         }
         let existing = self.store().workflow(&workflow_id_of(&workflow)).await?;
         Ok((workflow, existing))

@@ -175,6 +175,13 @@ pub(crate) fn next_tick(trigger: &ScheduleTrigger, now_ms: i64) -> Option<i64> {
     (schedule.next_ms != i64::MAX).then_some(schedule.next_ms)
 }
 
+/// What the node would refuse in `workflow`'s schedule beyond what the language checks
+/// (its zone: the time zone database lives here, not in the browser's parser).
+pub fn schedule_problem(workflow: &troupe_workflow::Workflow) -> Option<String> {
+    let schedule = workflow.triggers.schedule.as_ref()?;
+    zone_of(schedule).err()
+}
+
 /// The zone a schedule names, or why it is not one.
 pub(crate) fn zone_of(trigger: &ScheduleTrigger) -> Result<Tz, String> {
     match &trigger.timezone {

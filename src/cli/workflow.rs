@@ -59,11 +59,17 @@ fn validate(settings: &Settings, files: &[PathBuf]) -> ExitCode {
                 failed = true;
             }
             Ok(source) => match troupe_workflow::parse_workflow(&source, &name, &known) {
-                Ok(workflow) => println!(
-                    "{name}: ok ({} tasks, estimated cost ${:.2})",
-                    workflow.tasks.len(),
-                    workflow.estimated_cost()
-                ),
+                Ok(workflow) => match troupe_node::schedule_problem(&workflow) {
+                    Some(problem) => {
+                        eprintln!("{name}: {problem}");
+                        failed = true;
+                    }
+                    None => println!(
+                        "{name}: ok ({} tasks, estimated cost ${:.2})",
+                        workflow.tasks.len(),
+                        workflow.estimated_cost()
+                    ),
+                },
                 Err(diagnostics) => {
                     eprintln!("{diagnostics}");
                     eprintln!("{name}: {} error(s)", diagnostics.0.len());
