@@ -447,14 +447,15 @@ async fn a_schedule_fires_each_tick_once_even_with_two_nodes_looking() {
     let runs = node.store().runs(&filter).await.unwrap();
     let mut ticks: Vec<i64> = runs.iter().filter_map(|run| run.tick_ms).collect();
     ticks.sort_unstable();
-    assert_eq!(
-        ticks.len(),
-        3,
-        "one run per minute, not one per node: {runs:#?}"
+    // 190 s hold three or four minute boundaries, by where in its minute the clock
+    // started; each must have one run, whichever of the two loops started it.
+    assert!(
+        (3..=4).contains(&ticks.len()),
+        "a run per minute passed: {ticks:?}"
     );
     assert!(
         ticks.windows(2).all(|pair| pair[1] - pair[0] == 60_000),
-        "{ticks:?}"
+        "one run per minute, not one per loop: {ticks:?}"
     );
     assert!(
         ticks.iter().all(|tick| tick % 60_000 == 0),
