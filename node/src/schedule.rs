@@ -53,7 +53,11 @@ pub(crate) fn spawn(context: Arc<EngineContext>, audit: Arc<AuditLog>) -> JoinHa
     tokio::spawn(async move {
         let mut known = Known::new();
         loop {
-            if let Err(error) = look(&context, &audit, &mut known).await {
+            // A node that is not a live member of its cluster (cut off from the store)
+            // could start nothing: it leaves the store alone until it has joined again.
+            if context.is_acting()
+                && let Err(error) = look(&context, &audit, &mut known).await
+            {
                 tracing::warn!(%error, "the schedules could not be looked at");
             }
             tokio::time::sleep(LOOK_EVERY).await;
