@@ -732,13 +732,8 @@ impl Node {
     }
 
     async fn fold_run(&self, record: &RunRecord) -> Result<RunState, NodeError> {
-        let stored = self
-            .store()
-            .workflow_version(&record.workflow_id, Some(record.workflow_version))
-            .await?;
-        let workflow = self
-            .context
-            .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
+        let version = Some(record.workflow_version);
+        let workflow = stored_workflow(&self.context, &record.workflow_id, version).await?;
         let mut state = RunState::new(&record.run_id, Arc::new(workflow));
         for event in self.store().run_events(&record.run_id).await? {
             state.apply(&event);
@@ -882,6 +877,17 @@ async fn spawn_root(
             what: "cannot start the node",
             source: error.into(),
         })
+}
+
+/// Version `version` of workflow `id` (its latest when `None`), read from the store and
+/// parsed as the engine runs it.
+pub(crate) async fn stored_workflow(
+    context: &EngineContext,
+    id: &WorkflowId,
+    version: Option<u32>,
+) -> Result<Workflow, NodeError> {
+    let stored = context.store.workflow_version(id, version).await?;
+    Ok(context.parse_workflow(&stored.source, id.as_str())?)
 }
 
 /// The alert loop of this node: its own metrics, judged by `alerts.*`.

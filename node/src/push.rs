@@ -33,8 +33,7 @@ impl Node {
     pub async fn push_hook(&self, id: &WorkflowId) -> Result<Option<PushHook>, NodeError> {
         let record = self.store().workflow(id).await?;
         let paused = record.is_some_and(|record| record.triggers_paused);
-        let stored = self.store().workflow_version(id, None).await?;
-        let workflow = self.context().parse_workflow(&stored.source, id.as_str())?;
+        let workflow = crate::node::stored_workflow(self.context(), id, None).await?;
         let Some(trigger) = workflow.triggers.on_push else {
             return Ok(None);
         };

@@ -112,11 +112,8 @@ async fn read_schedule(
     context: &EngineContext,
     record: &WorkflowRecord,
 ) -> Result<Option<Schedule>, NodeError> {
-    let stored = context
-        .store
-        .workflow_version(&record.workflow_id, Some(record.latest_version))
-        .await?;
-    let workflow = context.parse_workflow(&stored.source, record.workflow_id.as_str())?;
+    let version = Some(record.latest_version);
+    let workflow = crate::node::stored_workflow(context, &record.workflow_id, version).await?;
     let Some(trigger) = workflow.triggers.schedule else {
         return Ok(None);
     };

@@ -49,13 +49,9 @@ impl Node {
         let now = self.context().clock.now_ms();
         let mut views = Vec::new();
         for record in self.store().workflows().await? {
-            let stored = self
-                .store()
-                .workflow_version(&record.workflow_id, Some(record.latest_version))
-                .await?;
-            let workflow = self
-                .context()
-                .parse_workflow(&stored.source, record.workflow_id.as_str())?;
+            let version = Some(record.latest_version);
+            let workflow =
+                crate::node::stored_workflow(self.context(), &record.workflow_id, version).await?;
             let triggers = workflow.triggers;
             if triggers.schedule.is_none() && triggers.on_push.is_none() {
                 continue;
