@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::egress::ProjectNetworks;
 use crate::errors::AgentError;
 use crate::memory::{Memory, MemoryScope};
-use crate::model::ModelClient;
+use crate::model::{Billing, ModelClient};
 use crate::schema::{InputSchema, parse_inputs};
 
 /// One kind of agent (`shell`, `http`, ...), as the engine sees it: inputs are a JSON
@@ -121,6 +121,9 @@ pub struct AgentContext {
     pub services: AgentServices,
     /// Whose memory this attempt reads and writes (from the run, not from inputs).
     pub scope: MemoryScope,
+    /// The run and task its model calls are billed to, and their budgets; `None` for an
+    /// invocation outside any run.
+    pub billing: Option<Billing>,
 }
 
 /// What a node lends its agents besides their inputs; `None` where the node has none
@@ -154,6 +157,7 @@ impl AgentContext {
             approval: None,
             services: AgentServices::default(),
             scope: MemoryScope::default(),
+            billing: None,
         }
     }
 

@@ -41,6 +41,10 @@ pub enum AgentError {
         code: i64,
         message: String,
     },
+    /// A model call was not made: it could have taken the run or the task past its
+    /// budget. Another attempt would meet the same budget.
+    #[error("budget_exceeded: {0}")]
+    BudgetExceeded(String),
     /// A failure recorded by the node that ran the attempt, kept as its text and whether
     /// another attempt could help (an attempt on another node, or before a take-over).
     #[error("{message}")]
@@ -76,6 +80,7 @@ impl AgentError {
                 | AgentError::UnknownKind { .. }
                 | AgentError::Cancelled
                 | AgentError::Unavailable(_)
+                | AgentError::BudgetExceeded(_)
                 | AgentError::Recorded {
                     retryable: false,
                     ..

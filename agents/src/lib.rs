@@ -44,7 +44,7 @@ pub use jail::{DEFAULT_JAIL_ID, Jail, JailConfig};
 pub use mcp::{MCP_PROTOCOL_VERSION, McpServerConfig, McpToolAgent};
 pub use memory::{Memory, MemoryKind, MemoryScope, NewMemory, Recalled};
 pub use model::{
-    AskPolicy, CallSummary, Consultation, ModelClient, ModelReply, ModelRequest, Turn,
+    AskPolicy, Billing, CallSummary, Consultation, ModelClient, ModelReply, ModelRequest, Turn,
     ask_validated,
 };
 pub use plugin::{PLUGIN_PROTOCOL_VERSION, PluginAgent, PluginConfig};

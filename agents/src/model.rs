@@ -4,7 +4,7 @@
 //! The crate knows nothing of the chain itself; the runtime implements [`ModelClient`]
 //! over it (local workers first, paid providers after, every call in the cost ledger).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::errors::AgentError;
 
@@ -52,6 +52,36 @@ pub struct ModelRequest {
     /// The same question without its optional context (plan, notes, long quotes), asked
     /// after a refused answer: small models lose the answer format in long prompts.
     pub simpler_turns: Option<Vec<Turn>>,
+    /// The run and task the call is for, and their budgets; `None` outside a run.
+    pub billing: Option<Billing>,
+}
+
+/// Whose run a task's model calls are for, and what they may cost. The node checks
+/// every call against the ledger before making it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Billing {
+    pub run_id: String,
+    /// The task (`code[2]` for a fan-out's child): its calls count against
+    /// `task_budget_usd` together with its siblings'.
+    pub task: String,
+    /// USD the run may spend on paid calls; `None`: no cap.
+    pub run_budget_usd: Option<f64>,
+    /// USD the task (its children together) may spend; `None`: no cap.
+    pub task_budget_usd: Option<f64>,
+    /// A call that would go over goes to local models only, instead of failing the task.
+    pub local_only: bool,
+}
+
+impl Billing {
+    /// The task whose budget a call counts against: a fan-out child's parent.
+    pub fn budget_task(&self) -> &str {
+        // Children are `parent[index]`, and task ids never hold `[`.
+        self.task.split('[').next().unwrap_or(&self.task)
+    }
+
+    pub fn has_budget(&self) -> bool {
+        self.run_budget_usd.is_some() || self.task_budget_usd.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

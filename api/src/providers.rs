@@ -91,6 +91,7 @@ pub async fn complete(
         escalate_local_failures: body.escalate_local_failures,
         // Filled in from the ledger by the node.
         paid_budget_left_usd: None,
+        spend_guard: None,
     };
     Ok(Json(node.complete(&request, &project).await?))
 }

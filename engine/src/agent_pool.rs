@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use troupe_agents::{
-    Agent, AgentContext, AgentError, AgentOutput, AgentServices, Approval, CancellationToken,
-    MemoryScope,
+    Agent, AgentContext, AgentError, AgentOutput, AgentServices, Approval, Billing,
+    CancellationToken, MemoryScope,
 };
 
 use crate::EngineError;
@@ -37,6 +37,9 @@ pub struct AttemptJob {
     pub approval: Option<Approval>,
     pub services: AgentServices,
     pub scope: MemoryScope,
+    /// The run and task its model calls are billed to, with their budgets; `None` for
+    /// an invocation.
+    pub billing: Option<Billing>,
     pub report: ReportTo,
     /// The span the attempt's span goes under: its run's root (whatever node runs it),
     /// or the request that invoked the agent.
@@ -332,6 +335,7 @@ async fn execute(
         approval: job.approval.clone(),
         services: job.services.clone(),
         scope: job.scope.clone(),
+        billing: job.billing.clone(),
     };
     // A panic in the agent is caught here and becomes a failed attempt instead of
     // unwinding through the engine; on timeout the agent's future is dropped, which
@@ -434,6 +438,7 @@ mod tests {
             approval: None,
             services: AgentServices::default(),
             scope: MemoryScope::default(),
+            billing: None,
             report: ReportTo::Run(reply_to.clone()),
             trace: None,
         })

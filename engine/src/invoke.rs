@@ -85,6 +85,7 @@ fn attempt_job(
             user: invocation.requested_by.clone(),
             run_id: invocation.id.to_string(),
         },
+        billing: None,
         report: ReportTo::Caller(report),
         trace: troupe_telemetry::TraceParent::current(),
     };

@@ -15,6 +15,7 @@
 pub mod agent_pool;
 pub mod approval_gate;
 pub mod backoff;
+mod budget;
 pub mod command;
 pub mod context;
 mod dispatch;

@@ -6,7 +6,7 @@
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use troupe_agents::{AgentError, AgentOutput, Approval, CancellationToken, MemoryScope};
+use troupe_agents::{AgentError, AgentOutput, Approval, Billing, CancellationToken, MemoryScope};
 use troupe_store::{RunId, TaskId};
 use troupe_telemetry::TraceParent;
 
@@ -29,6 +29,9 @@ pub struct RemoteAttempt {
     pub timeout_secs: Option<u64>,
     pub approval: Option<Approval>,
     pub scope: MemoryScope,
+    /// The run and task its model calls are billed to, with their budgets.
+    #[serde(default)]
+    pub billing: Option<Billing>,
     /// Started before the owner that sends it took the run on: it may have run already,
     /// so the node looks for its recorded outcome first. A fresh attempt has none, and
     /// skips that read.
@@ -58,6 +61,7 @@ impl RemoteAttempt {
             timeout_secs: job.timeout_secs,
             approval: job.approval,
             scope: job.scope,
+            billing: job.billing,
             resumed,
             trace: job.trace,
         };

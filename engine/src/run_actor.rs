@@ -342,10 +342,11 @@ async fn advance(
         let running = state.run.running();
         let free_slots =
             (state.context.settings.max_concurrent_tasks as usize).saturating_sub(running);
-        let steps = state.run.plan(state.context.clock.now_ms(), free_slots);
+        let mut steps = state.run.plan(state.context.clock.now_ms(), free_slots);
         if steps.is_empty() {
             break;
         }
+        crate::budget::check_fan_outs(&state.context, &state.run, &mut steps).await?;
         let events: Vec<RunEvent> = steps.iter().map(|step| step_event(state, step)).collect();
         if steps.iter().any(|step| matches!(step, Step::Finish { .. })) {
             forget_outcomes(state).await;
@@ -542,6 +543,7 @@ async fn submit(
         approval,
         services: state.context.services.clone(),
         scope: state.run.memory_scope(),
+        billing: Some(state.run.billing(task)),
         report: ReportTo::Run(myself.clone()),
         trace: state.trace.map(|trace| trace.root),
     };

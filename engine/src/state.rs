@@ -201,6 +201,20 @@ impl RunState {
         }
     }
 
+    /// Whom `task`'s model calls are billed to, and the budgets they must fit: the
+    /// run's, and the task's (a fan-out child's parent's).
+    pub fn billing(&self, task: &TaskId) -> troupe_agents::Billing {
+        troupe_agents::Billing {
+            run_id: self.run_id.to_string(),
+            task: task.to_string(),
+            run_budget_usd: self.workflow.budget_usd,
+            task_budget_usd: self
+                .definition(task.as_str())
+                .and_then(|definition| definition.budget_usd),
+            local_only: self.workflow.on_budget == troupe_workflow::OnBudget::LocalOnly,
+        }
+    }
+
     pub fn new(run_id: &RunId, workflow: Arc<Workflow>) -> Self {
         let graph = Graph::new(&workflow);
         let tasks = workflow

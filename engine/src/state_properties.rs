@@ -133,6 +133,7 @@ fn workflow(plans: &[Plan]) -> Workflow {
             requires_approval: false,
             approval_timeout_secs: None,
             estimated_cost: 0.0,
+            budget_usd: None,
             runs_on: Vec::new(),
             fan_out: plan.fan_out.as_ref().map(|fan_out| {
                 let items: Vec<String> = (0..fan_out.child_failures.len())
@@ -157,6 +158,8 @@ fn workflow(plans: &[Plan]) -> Workflow {
         triggers: Triggers::default(),
         separate_approver: false,
         project: None,
+        budget_usd: None,
+        on_budget: Default::default(),
         tasks,
     }
 }

@@ -44,6 +44,9 @@ pub struct RunDetail {
     pub summary: RunSummary,
     #[serde(default)]
     pub cost_usd: f64,
+    /// The run's budget and what it spent, when its workflow has one.
+    #[serde(default)]
+    pub budget: Option<RunBudget>,
     pub failure_reason: Option<String>,
     pub tasks: Vec<TaskState>,
     /// The run's trace, when the node exported spans as it started.
@@ -51,6 +54,13 @@ pub struct RunDetail {
     pub trace_id: Option<String>,
     #[serde(default)]
     pub trace_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunBudget {
+    pub budget_usd: f64,
+    pub spent_usd: f64,
+    pub on_budget: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -43,6 +43,9 @@ pub enum InferenceError {
     Provider { provider: String, reason: String },
     #[error("no provider could answer: {0}")]
     AllProvidersFailed(String),
+    /// A paid call was not made: it could have gone over a run's budget.
+    #[error("{0}")]
+    BudgetExceeded(String),
     #[error("cannot start the inference service: {0}")]
     Service(String),
     #[error("model computation failed: {0}")]
@@ -72,6 +75,7 @@ impl InferenceError {
             InferenceError::NoWorkers { .. } => "no_model",
             InferenceError::WorkerStopped => "worker_stopped",
             InferenceError::Provider { .. } | InferenceError::AllProvidersFailed(_) => "provider",
+            InferenceError::BudgetExceeded(_) => "budget_exceeded",
             InferenceError::Service(_) => "service",
             InferenceError::Model(_) => "model",
             InferenceError::Tokenizer(_) => "tokenizer",

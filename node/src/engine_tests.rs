@@ -425,6 +425,56 @@ tasks:
     assert_eq!(state.tasks().len(), 1, "no child was made");
 }
 
+/// A fan-out whose estimate (items × `estimated_cost`) is more than its budgets leave
+/// fails before it expands; under `on_budget: local_only` it runs.
+#[tokio::test]
+async fn a_fan_out_estimated_past_its_budget_fails_before_it_expands() {
+    let (node, journal) = node().await;
+    let over = |budget: &str| {
+        format!(
+            r#"
+name: lanes
+{budget}
+tasks:
+  - {{ id: code, name: Code, agent: work, for_each: "{{{{ [1, 2, 3, 4] }}}}", estimated_cost: 0.25, inputs: {{ name: x }} }}
+"#
+        )
+    };
+    let run = start(&node, &over("budget_usd: 0.9")).await;
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        state.tasks()["code"].error.as_deref(),
+        Some(
+            "budget_exceeded: the fan-out's 4 items are estimated at $1.0000 ($0.2500 each, \
+             from its estimated_cost), more than is left of the run's budget of $0.9000 \
+             ($0.0000 spent); nothing was started (raise `budget_usd`, lower `max_items`, \
+             or set `on_budget: local_only`)"
+        )
+    );
+    assert_eq!(state.tasks().len(), 1, "no child was made");
+    assert_eq!(journal.attempts("code[0]"), 0);
+
+    let task_budget = over("").replace(
+        "estimated_cost: 0.25",
+        "estimated_cost: 0.25, budget_usd: 0.5",
+    );
+    let state = finish(&node, &start(&node, &task_budget).await).await;
+    let error = state.tasks()["code"].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("more than is left of task `code`'s budget of $0.5000"),
+        "{error}"
+    );
+
+    for fits in [
+        over("budget_usd: 1.0"),
+        over("budget_usd: 0.9\non_budget: local_only"),
+    ] {
+        let state = finish(&node, &start(&node, &fits).await).await;
+        assert_eq!(state.tasks().len(), 5, "{fits}: four children");
+        assert_eq!(statuses(&state)["code"], TaskStatus::Completed, "{fits}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_schedule_fires_each_tick_once_even_with_two_nodes_looking() {
     let (node, _) = node().await;

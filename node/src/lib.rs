@@ -10,6 +10,7 @@
 
 pub mod agent_kinds;
 mod alerting;
+mod budget;
 mod builder;
 mod cluster;
 mod error;
@@ -30,7 +31,7 @@ pub use alerting::{AlertBoard, AlertView, AlertsNow};
 pub use builder::NodeBuilder;
 pub use cluster::ClusterView;
 pub use error::NodeError;
-pub use node::{ModelPeer, Node, PendingApproval, RunDetail};
+pub use node::{ModelPeer, Node, PendingApproval, RunBudget, RunDetail};
 pub use push::PushHook;
 pub use reload::{Reloaded, RunningSettings, SettingsSource};
 pub use schedule::schedule_problem;

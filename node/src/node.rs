@@ -97,12 +97,23 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub record: RunRecord,
     pub cost_usd: f64,
+    /// The run's budget and what the ledger says it spent, when its workflow has one.
+    pub budget: Option<RunBudget>,
     pub failure_reason: Option<String>,
     pub tasks: Vec<TaskState>,
     /// The id of the run's trace, when spans were exported as it started.
     pub trace_id: Option<String>,
     /// Where to see that trace (`telemetry.trace_url` with the id in it), if set.
     pub trace_url: Option<String>,
+}
+
+/// A run's `budget_usd` against what its model calls cost, as the ledger counts them.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RunBudget {
+    pub budget_usd: f64,
+    pub spent_usd: f64,
+    /// `fail` or `local_only`: what a call that would go over does.
+    pub on_budget: String,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -280,7 +291,7 @@ impl Node {
         request: &CompletionRequest,
         project: &ProjectId,
     ) -> Result<Answered, NodeError> {
-        Ok(self.model.complete(request, project).await?.0)
+        Ok(self.model.complete(request, project, None).await?.0)
     }
 
     /// Writes model calls made outside the chain (the `/v1` endpoints) to the ledger.
@@ -756,8 +767,17 @@ impl Node {
             .as_ref()
             .filter(|_| !url.is_empty())
             .map(|id| url.replace("{trace_id}", id));
+        let budget = match state.workflow.budget_usd {
+            Some(budget_usd) => Some(RunBudget {
+                budget_usd,
+                spent_usd: self.store().run_spend(record.run_id.as_str()).await?,
+                on_budget: state.workflow.on_budget.as_str().into(),
+            }),
+            None => None,
+        };
         Ok(RunDetail {
             cost_usd: state.cost_usd(),
+            budget,
             failure_reason: state.failure_reason.clone(),
             record,
             tasks,

@@ -6,16 +6,20 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use troupe_agents::privacy::Redactions;
 use troupe_agents::{
-    AgentError, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory,
+    AgentError, Billing, Memory, MemoryScope, ModelClient, ModelReply, ModelRequest, NewMemory,
     ProjectNetworks, Recalled,
 };
 use troupe_config::PrivacyMode;
+use troupe_inference::InferenceError;
 use troupe_inference::chat::ChatMessage;
-use troupe_inference::providers::{Answered, ChainOutcome, CompletionRequest, ProviderChain};
+use troupe_inference::providers::{
+    Answered, ChainOutcome, CompletionRequest, Guard, ProviderChain,
+};
 use troupe_inference::quality::TaskType;
 use troupe_inference::serve::InferenceService;
 
 use crate::NodeError;
+use crate::budget::BudgetGuard;
 use troupe_security::audit::{AuditAction, AuditLog};
 use troupe_store::clock::now_ms;
 use troupe_store::{MemoryFilter, ProjectId, Store};
@@ -102,11 +106,13 @@ impl ChainModel {
     }
 
     /// Asks the chain and writes every call it took to the ledger, billed to
-    /// `project`; returns the answer and what all of the calls cost.
+    /// `project` (and to the run and task of `billing`, whose budgets each paid call
+    /// must fit); returns the answer and what all of the calls cost.
     pub async fn complete(
         &self,
         request: &CompletionRequest,
         project: &ProjectId,
+        billing: Option<&Billing>,
     ) -> Result<(Answered, f64), NodeError> {
         let (mut request, redactions) = self.screen(request).await?;
         let started = now_ms();
@@ -116,12 +122,26 @@ impl ChainModel {
             let spent = self.store.paid_spend_on_day_of(started, project).await?;
             request.paid_budget_left_usd = Some(chain.paid_budget_left(project.as_str(), spent));
         }
+        let guard = billing
+            .filter(|billing| billing.has_budget())
+            .map(|billing| Arc::new(BudgetGuard::new(self.store.clone(), billing.clone())));
+        request.spend_guard = guard.clone().map(|guard| Guard(guard));
         let ChainOutcome { answer, calls } = chain.complete(&request).await;
         let request_id = uuid::Uuid::now_v7().to_string();
         crate::metrics::count_calls(&calls);
-        self.store
-            .record_calls(&request_id, started, project, &calls)
-            .await?;
+        match billing {
+            Some(billing) => {
+                let held = guard.map_or(0.0, |guard| guard.held_usd());
+                self.store
+                    .record_run_calls(&request_id, started, project, (billing, held), &calls)
+                    .await?
+            }
+            None => {
+                self.store
+                    .record_calls(&request_id, started, project, &calls)
+                    .await?
+            }
+        }
         // A call that left the machine for a paid provider is a security-relevant event:
         // the prompt went to a third party.
         for call in calls.iter().filter(|call| !call.local) {
@@ -174,11 +194,19 @@ impl ModelClient for ChainModel {
             escalate_local_failures: false,
             // Filled in from the ledger by `ChainModel::complete`.
             paid_budget_left_usd: None,
+            // Set from the billing by `ChainModel::complete`.
+            spend_guard: None,
         };
         let project = ProjectId::from(request.project.as_str());
-        let (answer, cost_usd) = ChainModel::complete(self, &completion, &project)
-            .await
-            .map_err(|error| AgentError::Failed(format!("model: {error}")))?;
+        let (answer, cost_usd) =
+            ChainModel::complete(self, &completion, &project, request.billing.as_ref())
+                .await
+                .map_err(|error| match error {
+                    NodeError::Models(InferenceError::BudgetExceeded(reason)) => {
+                        AgentError::BudgetExceeded(reason)
+                    }
+                    error => AgentError::Failed(format!("model: {error}")),
+                })?;
         Ok(ModelReply {
             text: answer.text,
             provider: answer.provider,

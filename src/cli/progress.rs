@@ -165,6 +165,12 @@ pub fn print_summary(detail: &RunDetail) {
         println!("reason: {reason}");
     }
     println!("cost: ${:.4}", detail.cost_usd);
+    if let Some(budget) = &detail.budget {
+        println!(
+            "budget: ${:.4} of ${:.4} spent (on_budget: {})",
+            budget.spent_usd, budget.budget_usd, budget.on_budget
+        );
+    }
 }
 
 fn shorten(text: &str, max_chars: usize) -> String {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use troupe_agents::Billing;
 use troupe_inference::providers::{CallRecord, DaySpend};
 
 use crate::Store;
@@ -36,6 +37,11 @@ struct CallRow {
     served: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The run and task the call was for; absent outside a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task: Option<String>,
 }
 
 /// One line of the report (the totals, a day, an agent or a provider).
@@ -165,7 +171,35 @@ impl Store {
         project: &ProjectId,
         calls: &[CallRecord],
     ) -> Result<(), StoreError> {
-        if calls.is_empty() {
+        self.insert_calls(request_id, at_ms, project, None, calls, 0.0)
+            .await
+    }
+
+    /// Writes the calls one request of a run's task made, together, billed to the
+    /// run's `project` and to the run and task of `billing`, and lets go of the
+    /// `held_usd` the run's budgets held for them, in one transaction.
+    pub async fn record_run_calls(
+        &self,
+        request_id: &str,
+        at_ms: i64,
+        project: &ProjectId,
+        (billing, held_usd): (&Billing, f64),
+        calls: &[CallRecord],
+    ) -> Result<(), StoreError> {
+        self.insert_calls(request_id, at_ms, project, Some(billing), calls, held_usd)
+            .await
+    }
+
+    async fn insert_calls(
+        &self,
+        request_id: &str,
+        at_ms: i64,
+        project: &ProjectId,
+        billing: Option<&Billing>,
+        calls: &[CallRecord],
+        held_usd: f64,
+    ) -> Result<(), StoreError> {
+        if calls.is_empty() && held_usd == 0.0 {
             return Ok(());
         }
         let rows: Vec<CallRow> = calls
@@ -189,12 +223,26 @@ impl Store {
                 escalated: call.escalated,
                 served: call.served,
                 error: call.error.clone(),
+                run_id: billing.map(|billing| billing.run_id.clone()),
+                task: billing.map(|billing| billing.task.clone()),
             })
             .collect();
+        let release = match billing {
+            Some(billing) if held_usd != 0.0 => crate::budgets::release(billing),
+            _ => String::new(),
+        };
         self.traced(
             "insert inference_call",
-            "INSERT INTO inference_call $rows",
-            json!({ "rows": rows }),
+            &format!(
+                "BEGIN TRANSACTION; INSERT INTO inference_call $rows RETURN NONE; {release} \
+                 COMMIT TRANSACTION;"
+            ),
+            json!({
+                "rows": rows,
+                "held": held_usd,
+                "run": billing.map(|billing| &billing.run_id),
+                "task": billing.map(Billing::budget_task),
+            }),
         )
         .await
     }

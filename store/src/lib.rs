@@ -14,6 +14,7 @@
 mod access;
 mod attempts;
 mod audit;
+mod budgets;
 pub mod clock;
 pub mod digest;
 mod error;
@@ -46,6 +47,7 @@ use crate::events::{RunStatus, StoredEvent};
 pub use access::{Permission, Role, UnknownName};
 pub use attempts::AttemptRecord;
 pub use audit::{AuditEntry, AuditFilter, People};
+pub use budgets::Refusal;
 pub use error::StoreError;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};
 pub use ids::{InvocationId, ProjectId, RunId, TaskId, UserId, WorkflowId};

@@ -396,6 +396,18 @@ const MIGRATIONS: &[(u32, &str)] = &[
         WHERE triggers_paused = NONE;
     ",
     ),
+    (
+        26,
+        // Model calls name the run and task they were for, and run budgets hold what
+        // calls under way may cost (store/src/budgets.rs).
+        "
+    DEFINE FIELD IF NOT EXISTS run_id ON inference_call TYPE option<string>;
+    DEFINE FIELD IF NOT EXISTS task ON inference_call TYPE option<string>;
+    DEFINE INDEX IF NOT EXISTS inference_call_run ON inference_call FIELDS run_id;
+    DEFINE TABLE IF NOT EXISTS run_budget SCHEMAFULL;
+    DEFINE FIELD IF NOT EXISTS held_usd ON run_budget TYPE number DEFAULT 0;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -24,8 +24,34 @@ pub struct Workflow {
     /// The project the workflow and its runs belong to: who may see, run and approve
     /// them, and whose memory its agents use. `None` is the node's `default` project.
     pub project: Option<String>,
+    /// USD the whole run may spend on paid model calls; `None`: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    /// What a call that would go over a budget (the run's or a task's) does.
+    #[serde(default)]
+    pub on_budget: OnBudget,
     /// In source order; ids are unique and dependencies form a DAG.
     pub tasks: Vec<Task>,
+}
+
+/// What a model call that would go over a budget does: it is never made; the task
+/// fails (`fail`), or the call goes to local models only (`local_only`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBudget {
+    #[default]
+    Fail,
+    LocalOnly,
+}
+
+impl OnBudget {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::LocalOnly => "local_only",
+        }
+    }
 }
 
 /// What starts a run besides a person.
@@ -98,8 +124,13 @@ pub struct Task {
     pub requires_approval: bool,
     /// Positive; only with `requires_approval`. YAML key `approval_timeout`.
     pub approval_timeout_secs: Option<u64>,
-    /// USD, finite and not negative.
+    /// USD, finite and not negative: what one attempt is expected to cost (one item's,
+    /// on a fan-out). `0`: unknown.
     pub estimated_cost: f64,
+    /// USD this task may spend on paid model calls, its fan-out children together;
+    /// `None`: only the run's budget applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
     /// Node labels (`cluster.labels`) the task needs: it runs only on a node that has
     /// every one. Empty: any node.
     #[serde(default)]

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::ast::{Condition, FanOut, Task, Workflow};
+use crate::ast::{Condition, FanOut, OnBudget, Task, Workflow};
 
 /// The workflow as YAML; `parse_workflow(&to_yaml(w), ..)` gives back `w`.
 pub fn to_yaml(workflow: &Workflow) -> String {
@@ -23,6 +23,12 @@ pub fn to_yaml(workflow: &Workflow) -> String {
     }
     if let Some(project) = &workflow.project {
         line(&mut out, 0, "project", &quote(project));
+    }
+    if let Some(budget) = workflow.budget_usd {
+        line(&mut out, 0, "budget_usd", &flow(&Value::from(budget)));
+    }
+    if workflow.on_budget != OnBudget::default() {
+        line(&mut out, 0, "on_budget", workflow.on_budget.as_str());
     }
     if !workflow.variables.is_empty() {
         out.push_str("variables:\n");
@@ -97,6 +103,9 @@ fn write_task(out: &mut String, task: &Task) {
             "estimated_cost",
             &flow(&Value::from(task.estimated_cost)),
         );
+    }
+    if let Some(budget) = task.budget_usd {
+        line(out, 4, "budget_usd", &flow(&Value::from(budget)));
     }
     if !task.runs_on.is_empty() {
         line(out, 4, "runs_on", &string_list(&task.runs_on));

@@ -18,7 +18,7 @@ mod variables;
 mod yaml;
 
 pub use ast::{
-    CatchUp, Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, FanOut,
+    CatchUp, Condition, ConditionAction, DEFAULT_ITEM_NAME, DEFAULT_MAX_ITEMS, FanOut, OnBudget,
     PUSH_VARIABLE, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow,
 };
 pub use errors::{Diagnostic, Diagnostics, ExprError, TemplateError, VariableError};

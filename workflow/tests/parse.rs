@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use troupe_workflow::{
-    Condition, ConditionAction, FanOut, ScheduleTrigger, Task, Triggers, Workflow, parse_workflow,
-    to_yaml,
+    Condition, ConditionAction, FanOut, OnBudget, ScheduleTrigger, Task, Triggers, Workflow,
+    parse_workflow, to_yaml,
 };
 
 const AGENTS: &[&str] = &["security_scanner", "code_review", "human_review", "shell"];
@@ -52,6 +52,7 @@ fn task(id: &str, name: &str, agent: &str) -> Task {
         requires_approval: false,
         approval_timeout_secs: None,
         estimated_cost: 0.0,
+        budget_usd: None,
         runs_on: Vec::new(),
         fan_out: None,
     }
@@ -112,6 +113,8 @@ fn the_spec_example_parses_to_the_expected_workflow() {
         },
         separate_approver: false,
         project: None,
+        budget_usd: None,
+        on_budget: Default::default(),
         tasks: vec![scan, triage, sign_off],
     };
     assert_eq!(parsed, Ok(expected));
@@ -578,4 +581,57 @@ fn a_bad_fan_out_is_refused_where_it_is_written() {
             "wf.yaml:3:49: tasks[0].concurrency: `concurrency` needs `for_each` (hint: add `for_each: \"{{ ... }}\"` or remove `concurrency`)"
         ]
     );
+}
+
+#[test]
+fn budgets_are_read_for_the_run_and_for_a_task() {
+    let source = "name: t\nbudget_usd: 2.5\non_budget: local_only\ntasks:\n  \
+                  - { id: a, name: A, agent: shell, budget_usd: 0.5, estimated_cost: 0.1 }\n  \
+                  - { id: b, name: B, agent: shell }\n";
+    let workflow = parse_workflow(source, "wf.yaml", AGENTS).unwrap();
+    assert_eq!(workflow.budget_usd, Some(2.5));
+    assert_eq!(workflow.on_budget, OnBudget::LocalOnly);
+    assert_eq!(workflow.task("a").unwrap().budget_usd, Some(0.5));
+    assert_eq!(workflow.task("b").unwrap().budget_usd, None);
+    let again = parse_workflow(&to_yaml(&workflow), "again.yaml", AGENTS).unwrap();
+    assert_eq!(again, workflow, "export keeps the budgets");
+    let plain = parse_workflow(
+        &with_tasks("  - { id: a, name: A, agent: shell }\n"),
+        "wf.yaml",
+        AGENTS,
+    )
+    .unwrap();
+    assert_eq!((plain.budget_usd, plain.on_budget), (None, OnBudget::Fail));
+}
+
+#[test]
+fn a_bad_budget_is_refused_where_it_is_written() {
+    let task = "  - { id: a, name: A, agent: shell }\n";
+    for (source, expected) in [
+        (
+            format!("name: t\nbudget_usd: -1\ntasks:\n{task}"),
+            "wf.yaml:2:13: budget_usd: must not be negative, found -1",
+        ),
+        (
+            format!("name: t\nbudget_usd: lots\ntasks:\n{task}"),
+            "wf.yaml:2:13: budget_usd: expected a number ≥ 0, found the string \"lots\"",
+        ),
+        (
+            format!("name: t\nbudget_usd: 1\non_budget: pray\ntasks:\n{task}"),
+            "wf.yaml:3:12: on_budget: unknown on_budget `pray` (hint: `fail` (the task fails) or `local_only` (the call goes to local models))",
+        ),
+        (
+            format!("name: t\non_budget: local_only\ntasks:\n{task}"),
+            "wf.yaml:2:12: on_budget: on_budget needs a budget (hint: add `budget_usd:` to the workflow or to a task)",
+        ),
+        (
+            with_tasks("  - { id: a, name: A, agent: shell, budget_usd: -0.5 }\n"),
+            "wf.yaml:5:49: tasks[0].budget_usd: must not be negative, found -0.5",
+        ),
+    ] {
+        assert_eq!(errors(&source), vec![expected.to_owned()], "{source}");
+    }
+    // A task's budget is enough for `on_budget`.
+    let source = "name: t\non_budget: local_only\ntasks:\n  - { id: a, name: A, agent: shell, budget_usd: 1 }\n";
+    assert!(parse_workflow(source, "wf.yaml", AGENTS).is_ok());
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use troupe_workflow::{
-    CatchUp, Condition, ConditionAction, FanOut, PushTrigger, ScheduleTrigger, Scope, Task,
-    TaskView, Triggers, Workflow, decide, expr, parse_workflow, render, to_yaml,
+    CatchUp, Condition, ConditionAction, FanOut, OnBudget, PushTrigger, ScheduleTrigger, Scope,
+    Task, TaskView, Triggers, Workflow, decide, expr, parse_workflow, render, to_yaml,
 };
 
 const AGENTS: &[&str] = &["shell", "code_review"];
@@ -65,7 +65,7 @@ fn task(index: usize) -> impl Strategy<Value = Task> {
             any::<bool>(),
             prop::option::of(1u64..100_000),
         ),
-        0.0f64..1000.0,
+        (0.0f64..1000.0, prop::option::of(0.0f64..100.0)),
         prop::collection::vec(any::<prop::sample::Index>(), 0..3),
         prop::option::of((
             prop::sample::select(vec!["item", "module", "lane_2"]),
@@ -75,7 +75,7 @@ fn task(index: usize) -> impl Strategy<Value = Task> {
         )),
     )
         .prop_map(
-            move |(name, agent, inputs, conditions, limits, cost, deps, fan_out)| {
+            move |(name, agent, inputs, conditions, limits, (cost, budget), deps, fan_out)| {
                 let (timeout_secs, max_retries, requires_approval, approval_timeout) = limits;
                 let mut depends_on: Vec<String> = deps
                     .iter()
@@ -104,6 +104,7 @@ fn task(index: usize) -> impl Strategy<Value = Task> {
                     requires_approval,
                     approval_timeout_secs: approval_timeout.filter(|_| requires_approval),
                     estimated_cost: cost,
+                    budget_usd: budget,
                     runs_on: if requires_approval {
                         vec!["gpu".into(), "big-disk_2.x".into()]
                     } else {
@@ -140,7 +141,11 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                         text().prop_filter("time zones are not blank", |t| !t.trim().is_empty()),
                     ),
                 )),
-                any::<bool>(),
+                (
+                    any::<bool>(),
+                    prop::option::of(0.0f64..1000.0),
+                    any::<bool>(),
+                ),
                 prop::option::of("[a-z0-9_-]{1,12}"),
                 (0..count).map(task).collect::<Vec<_>>(),
             )
@@ -153,7 +158,7 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                 mut variables,
                 branches,
                 schedule,
-                separate_approver,
+                (separate_approver, budget_usd, local_only),
                 project,
                 tasks,
             )| {
@@ -181,6 +186,13 @@ fn workflow() -> impl Strategy<Value = Workflow> {
                     },
                     separate_approver,
                     project,
+                    // `on_budget` needs a budget somewhere to be valid.
+                    on_budget: if local_only && budget_usd.is_some() {
+                        OnBudget::LocalOnly
+                    } else {
+                        OnBudget::Fail
+                    },
+                    budget_usd,
                     tasks,
                 }
             },

@@ -95,6 +95,7 @@ impl<'a> Session<'a> {
             project: self.context.scope.project.clone(),
             exclude_providers: Vec::new(),
             simpler_turns: simpler,
+            billing: self.context.billing.clone(),
         };
         let asked = ask_validated(self.model, request, self.config.policy, validate);
         let Consultation {

@@ -202,6 +202,7 @@ async fn run_attempt(
         approval: attempt.approval,
         services: context.services.clone(),
         scope: attempt.scope,
+        billing: attempt.billing,
         report: ReportTo::Caller(report),
         trace: attempt.trace,
     };

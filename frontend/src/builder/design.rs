@@ -91,6 +91,8 @@ impl Design {
                 triggers: Default::default(),
                 separate_approver: false,
                 project: None,
+                budget_usd: None,
+                on_budget: Default::default(),
                 tasks: Vec::new(),
             },
             positions: BTreeMap::new(),
@@ -326,6 +328,7 @@ impl Design {
             requires_approval: approval,
             approval_timeout_secs: None,
             estimated_cost: 0.0,
+            budget_usd: None,
             runs_on: Vec::new(),
             fan_out: None,
         });

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 use serde_json::{Value, json};
 
 use crate::api::{self, Method, UiError};
-use crate::model::{AgentKind, RunDetail, RunSummary, WorkflowVersions};
+use crate::model::{AgentKind, RunBudget, RunDetail, RunSummary, WorkflowVersions};
 use crate::view::{self, DagView, Status, ValueView, error_note, format, live};
 
 /// The workflow's tasks in source order, each with its name, agent and dependencies.
@@ -199,6 +199,7 @@ fn RunHeader(
                 summary.project, summary.started_by, format::timestamp(summary.created_at_ms))}
         </p>
         {move || detail.get().and_then(|run| trace_line(run.trace_id, run.trace_url))}
+        {move || detail.get().and_then(|run| run.budget).map(budget_line)}
         {move || notice.get().map(|message| view! { <p class="note" role="status">{message}</p> })}
     }
 }
@@ -211,6 +212,19 @@ fn trace_line(id: Option<String>, url: Option<String>) -> Option<AnyView> {
         None => view! { <code>{id}</code> }.into_any(),
     };
     Some(view! { <p class="muted trace">"Trace " {shown}</p> }.into_any())
+}
+
+/// What the run spent of its budget, and what a call past it does.
+fn budget_line(budget: RunBudget) -> AnyView {
+    let over = budget.spent_usd >= budget.budget_usd;
+    view! {
+        <p class="muted budget" data-testid="run-budget">
+            {format!("Spent {} of a {} budget (on_budget: {})",
+                format::usd(budget.spent_usd), format::usd(budget.budget_usd), budget.on_budget)}
+            {over.then_some(" — spent")}
+        </p>
+    }
+    .into_any()
 }
 
 /// Asks the engine to cancel run `id`; `notice` says that it was asked, or why not.

@@ -43,6 +43,82 @@ pub struct CompletionRequest {
     /// What paid providers may still cost today (the node fills it in from its ledger
     /// and `providers.budget_usd_per_day`); `None`: no cap.
     pub paid_budget_left_usd: Option<f64>,
+    /// Holds a run's budget for each paid call before it is made; `None`: no run budget.
+    pub spend_guard: Option<Guard>,
+}
+
+/// A [`SpendGuard`]'s answer, to come.
+pub type Holding<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// What a budget says to a paid call about to be made.
+pub trait SpendGuard: Send + Sync {
+    /// `Ok` when a call to `provider` costing at most `worst_usd` fits (that much is then
+    /// held until the call is recorded), else why it does not.
+    fn hold<'a>(&'a self, provider: &'a str, worst_usd: f64) -> Holding<'a>;
+    /// Whether a refused call ends the request (`false`: the chain goes on without it,
+    /// with its free local links only).
+    fn refusal_fails(&self) -> bool;
+}
+
+/// A [`SpendGuard`] in a request.
+#[derive(Clone)]
+pub struct Guard(pub Arc<dyn SpendGuard>);
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
+/// Tokens a chat template may add around each message, and once for the answer's start:
+/// more than any template we know adds.
+const TEMPLATE_TOKENS_PER_MESSAGE: usize = 16;
+
+/// The most a call to `link` can cost: every byte of the prompt a token (no tokenizer
+/// makes fewer bytes into more tokens), and `max_tokens` out. Budgets hold this much
+/// before the call, so that no answer can take a run past its budget.
+fn worst_case_cost(link: &Link, request: &CompletionRequest) -> f64 {
+    let tokens_in = request
+        .messages
+        .iter()
+        .map(|message| message.content.len() + TEMPLATE_TOKENS_PER_MESSAGE)
+        .sum::<usize>()
+        + TEMPLATE_TOKENS_PER_MESSAGE;
+    price(
+        tokens_in,
+        request.max_tokens,
+        link.entry.input_usd_per_mtok,
+        link.entry.output_usd_per_mtok,
+    )
+}
+
+/// Whether `link` may be asked under the day's budget (`day_left`) and the request's
+/// run budget: `Ok(true)` yes, `Ok(false)` skip it (why is in `failures`), `Err` the
+/// request ends.
+async fn may_ask(
+    link: &Link,
+    request: &CompletionRequest,
+    day_left: Option<f64>,
+    failures: &mut Vec<String>,
+) -> Result<bool, InferenceError> {
+    if let Some(skipped) = over_budget(link, day_left) {
+        failures.push(skipped);
+        return Ok(false);
+    }
+    let Some(Guard(guard)) = request.spend_guard.as_ref().filter(|_| link.is_paid()) else {
+        return Ok(true);
+    };
+    match guard
+        .hold(&link.entry.name, worst_case_cost(link, request))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(reason) if guard.refusal_fails() => Err(InferenceError::BudgetExceeded(reason)),
+        Err(reason) => {
+            failures.push(format!("{}: not asked, {reason}", link.entry.name));
+            Ok(false)
+        }
+    }
 }
 
 /// Paid spend of one UTC day, as the ledger counts it.
@@ -99,6 +175,15 @@ pub struct Answered {
 pub struct ChainOutcome {
     pub answer: Result<Answered, InferenceError>,
     pub calls: Vec<CallRecord>,
+}
+
+impl ChainOutcome {
+    fn failed(error: InferenceError, calls: Vec<CallRecord>) -> Self {
+        Self {
+            answer: Err(error),
+            calls,
+        }
+    }
 }
 
 enum Provider {
@@ -241,12 +326,8 @@ impl ProviderChain {
 
     pub async fn complete(&self, request: &CompletionRequest) -> ChainOutcome {
         if request.messages.is_empty() {
-            return ChainOutcome {
-                answer: Err(InferenceError::InvalidRequest(
-                    "no messages to answer".into(),
-                )),
-                calls: Vec::new(),
-            };
+            let empty = InferenceError::InvalidRequest("no messages to answer".into());
+            return ChainOutcome::failed(empty, Vec::new());
         }
         let threshold = request.min_quality.unwrap_or(self.settings.min_quality);
         let question = request
@@ -264,9 +345,10 @@ impl ProviderChain {
             .filter(|link| !request.exclude_providers.contains(&link.entry.name));
         let mut budget_left = request.paid_budget_left_usd;
         for link in route {
-            if let Some(skipped) = over_budget(link, budget_left) {
-                failures.push(skipped);
-                continue;
+            match may_ask(link, request, budget_left, &mut failures).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => return ChainOutcome::failed(error, calls),
             }
             let started = Instant::now();
             let span = self.call_span(link);
@@ -279,10 +361,7 @@ impl ProviderChain {
                     record.error = Some(error.to_string());
                     record.escalated = false;
                     calls.push(record);
-                    return ChainOutcome {
-                        answer: Err(error),
-                        calls,
-                    };
+                    return ChainOutcome::failed(error, calls);
                 }
                 Err(error) => {
                     failures.push(format!("{}: {error}", link.entry.name));
@@ -322,10 +401,8 @@ impl ProviderChain {
             }
         }
         let Some((index, provider, text, quality)) = best else {
-            return ChainOutcome {
-                answer: Err(InferenceError::AllProvidersFailed(failures.join("; "))),
-                calls,
-            };
+            let failed = InferenceError::AllProvidersFailed(failures.join("; "));
+            return ChainOutcome::failed(failed, calls);
         };
         let met_threshold = quality.score >= threshold;
         self.mark_served(&mut calls[index]);
@@ -517,7 +594,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::peers::{ModelAnswer, PeerAnswer, PeerAsk, PeerCall, PeerModels};
-    use super::{CompletionRequest, DaySpend, ProviderAnswer, ProviderChain};
+    use super::{
+        CompletionRequest, DaySpend, Guard, Holding, ProviderAnswer, ProviderChain, SpendGuard,
+    };
     use crate::chat::ChatMessage;
     use crate::errors::InferenceError;
     use crate::quality::TaskType;
@@ -553,6 +632,7 @@ mod tests {
             exclude_providers: Vec::new(),
             escalate_local_failures: false,
             paid_budget_left_usd: budget_left,
+            spend_guard: None,
         }
     }
 
@@ -570,6 +650,58 @@ mod tests {
         }
         let within = chain.complete(&request(Some(0.5))).await;
         assert_eq!(within.calls.len(), 1, "asked while budget was left");
+    }
+
+    /// A budget that refuses every call, and keeps what it was asked.
+    struct Spent {
+        fails: bool,
+        asked: std::sync::Mutex<Vec<(String, f64)>>,
+    }
+
+    impl SpendGuard for Spent {
+        fn hold<'a>(&'a self, provider: &'a str, worst_usd: f64) -> Holding<'a> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push((provider.into(), worst_usd));
+            Box::pin(async { Err("the run's budget is spent".to_owned()) })
+        }
+        fn refusal_fails(&self) -> bool {
+            self.fails
+        }
+    }
+
+    /// A run budget is asked before a paid call with the call's worst case, and a
+    /// refusal means the call is not made: the request fails, or goes on without it.
+    #[tokio::test]
+    async fn a_refused_hold_means_the_paid_call_is_not_made() {
+        let chain = paid_only();
+        for fails in [true, false] {
+            let guard = Arc::new(Spent {
+                fails,
+                asked: Default::default(),
+            });
+            let mut asked = request(None);
+            asked.spend_guard = Some(Guard(guard.clone()));
+            let outcome = chain.complete(&asked).await;
+            assert!(outcome.calls.is_empty(), "{:?}", outcome.calls);
+            match (fails, outcome.answer) {
+                (true, Err(InferenceError::BudgetExceeded(reason))) => {
+                    assert_eq!(reason, "the run's budget is spent")
+                }
+                (false, Err(InferenceError::AllProvidersFailed(reason))) => {
+                    assert_eq!(reason, "paid: not asked, the run's budget is spent")
+                }
+                (_, other) => panic!("fails {fails}: {other:?}"),
+            }
+            // "hello" is 5 bytes; with the template's allowance, 37 tokens in at most,
+            // and max_tokens 8 out, at $1 per million each.
+            let worst = (5.0 + 16.0 + 16.0 + 8.0) / 1e6;
+            let asked = guard.asked.lock().unwrap().clone();
+            assert_eq!(asked.len(), 1);
+            assert_eq!(asked[0].0, "paid");
+            assert!((asked[0].1 - worst).abs() < 1e-15, "{asked:?}");
+        }
     }
 
     /// A peer that serves `peer-model` and answers every ask with the question's length.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::ast::{
-    CatchUp, DEFAULT_VERSION, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow,
+    CatchUp, DEFAULT_VERSION, OnBudget, PushTrigger, ScheduleTrigger, Task, Triggers, Workflow,
 };
 use crate::limits::TASKS_MAX;
 use crate::yaml::{Node, NodeKind, join_key, to_value};
@@ -22,6 +22,8 @@ const TOP_KEYS: &[&str] = &[
     "triggers",
     "separate_approver",
     "project",
+    "budget_usd",
+    "on_budget",
     "tasks",
 ];
 
@@ -64,10 +66,24 @@ pub(crate) fn decode_workflow(
         ctx.non_empty_text(node, "project")
             .filter(|project| check_identifier(ctx, node, "project", "project", project))
     });
+    let budget_usd = fields
+        .get("budget_usd")
+        .and_then(|node| ctx.non_negative_number(node, "budget_usd"));
+    let on_budget = fields
+        .get("on_budget")
+        .and_then(|node| decode_on_budget(ctx, node))
+        .unwrap_or_default();
     let (tasks, spans) = fields
         .get("tasks")
         .map(|node| decode_tasks(ctx, node, known_agents))
         .unwrap_or_default();
+    if let Some(node) = fields.get("on_budget")
+        && budget_usd.is_none()
+        && tasks.iter().all(|task: &Task| task.budget_usd.is_none())
+    {
+        let hint = Some("add `budget_usd:` to the workflow or to a task".to_owned());
+        ctx.error(node.mark, "on_budget", "on_budget needs a budget", hint);
+    }
     let workflow = Workflow {
         id: id.unwrap_or_default(),
         name: name.unwrap_or_default(),
@@ -77,6 +93,8 @@ pub(crate) fn decode_workflow(
         triggers,
         separate_approver,
         project,
+        budget_usd,
+        on_budget,
         tasks,
     };
     Some((workflow, spans))
@@ -247,6 +265,26 @@ fn decode_schedule(ctx: &mut Ctx<'_>, node: &Node) -> Option<ScheduleTrigger> {
         timezone,
         catch_up,
     })
+}
+
+fn decode_on_budget(ctx: &mut Ctx<'_>, node: &Node) -> Option<OnBudget> {
+    match ctx.text(node, "on_budget")?.as_str() {
+        "fail" => Some(OnBudget::Fail),
+        "local_only" => Some(OnBudget::LocalOnly),
+        other => {
+            let hint = Some(
+                "`fail` (the task fails) or `local_only` (the call goes to local models)"
+                    .to_owned(),
+            );
+            ctx.error(
+                node.mark,
+                "on_budget",
+                format!("unknown on_budget `{other}`"),
+                hint,
+            );
+            None
+        }
+    }
 }
 
 fn decode_catch_up(ctx: &mut Ctx<'_>, node: &Node) -> Option<CatchUp> {

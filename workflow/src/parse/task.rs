@@ -25,6 +25,7 @@ const TASK_KEYS: &[&str] = &[
     "requires_approval",
     "approval_timeout",
     "estimated_cost",
+    "budget_usd",
     "runs_on",
     "for_each",
     "as",
@@ -80,6 +81,7 @@ pub(crate) fn decode_task(
         requires_approval: false,
         approval_timeout_secs: None,
         estimated_cost: 0.0,
+        budget_usd: None,
         runs_on: Vec::new(),
         fan_out: None,
     };
@@ -495,5 +497,8 @@ fn decode_limits(
         task.estimated_cost = ctx
             .non_negative_number(value, &at("estimated_cost"))
             .unwrap_or(0.0);
+    }
+    if let Some(value) = fields.get("budget_usd") {
+        task.budget_usd = ctx.non_negative_number(value, &at("budget_usd"));
     }
 }

@@ -234,6 +234,7 @@ async fn remote_attempt(gateway: &ActorRef<GatewayMsg>, number: u64) -> anyhow::
         timeout_secs: Some(10),
         approval: None,
         scope: MemoryScope::default(),
+        billing: None,
         resumed: false,
         trace: None,
     };
