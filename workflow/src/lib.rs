@@ -11,6 +11,7 @@ pub mod expr;
 mod graph;
 pub mod limits;
 mod parse;
+pub mod push;
 mod shell_quote;
 mod suggest;
 mod template;

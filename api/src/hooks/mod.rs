@@ -23,7 +23,7 @@ use troupe_store::WorkflowId;
 use crate::body::read_bytes;
 use crate::error::ApiError;
 use crate::idempotency::{self, ScopedKey};
-use delivery::{Delivery, Sender};
+use delivery::Delivery;
 
 /// A delivery that was believed and starts nothing, and why.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -99,13 +99,4 @@ async fn hook_of(node: &Node, id: &WorkflowId) -> Result<PushHook, ApiError> {
 
 fn ignored(reason: String) -> Response {
     (StatusCode::ACCEPTED, Json(Ignored { reason })).into_response()
-}
-
-impl Sender {
-    fn name(self) -> &'static str {
-        match self {
-            Sender::GitHub => "github",
-            Sender::GitLab => "gitlab",
-        }
-    }
 }
