@@ -86,8 +86,9 @@ fn bearer(server: &Server) -> String {
     )
 }
 
-fn start_run(server: &Server, auth: &str) -> String {
-    let body = json!({ "source": WORKFLOW }).to_string();
+/// Saves `source` as a workflow, through the API.
+fn save_workflow(server: &Server, auth: &str, source: &str) {
+    let body = json!({ "source": source }).to_string();
     let created = http1::request_with(
         "POST",
         &server.url("/api/v1/workflows"),
@@ -96,6 +97,10 @@ fn start_run(server: &Server, auth: &str) -> String {
     )
     .expect("create");
     assert_eq!(created.status, 201, "{}", created.body);
+}
+
+fn start_run(server: &Server, auth: &str) -> String {
+    save_workflow(server, auth, WORKFLOW);
     let started = http1::request_with(
         "POST",
         &server.url("/api/v1/workflows/ui-release/runs"),
@@ -107,6 +112,30 @@ fn start_run(server: &Server, auth: &str) -> String {
     let value: Value = serde_json::from_str(&started.body).expect("run id");
     value["run_id"].as_str().expect("run id").to_owned()
 }
+
+/// The triggers page shows a schedule's next tick, and pauses it.
+fn pause_a_schedule_on_the_triggers_page(browser: &Browser, server: &Server, auth: &str) {
+    save_workflow(server, auth, NIGHTLY);
+    browser.go(&server.url("/triggers"));
+    browser.wait_hydrated();
+    browser.wait_for(
+        "the schedule's next tick",
+        15,
+        "return document.querySelector('[data-testid=next-tick]')?.innerText.endsWith('UTC')",
+    );
+    browser.click(&browser.find("[data-testid=trigger] button"));
+    browser.wait_for(
+        "the trigger to show paused",
+        10,
+        "return document.querySelector('[data-testid=trigger-state]')?.innerText === 'paused' \
+         && document.querySelector('[data-testid=next-tick]').innerText === 'none while paused'",
+    );
+    let listed = support::get_json_with(server, "/api/v1/triggers", auth);
+    assert_eq!(listed[0]["paused"], true, "{listed}");
+}
+
+/// A workflow that runs every night at 02:30 in Berlin.
+const NIGHTLY: &str = "name: Nightly\nid: nightly\ntriggers:\n  schedule: { cron: \"30 2 * * *\", timezone: Europe/Berlin }\ntasks:\n  - { id: a, name: A, agent: echo, inputs: { a: 1 } }\n";
 
 /// The state the run page's DAG shows for `task`.
 fn dag_state(browser: &Browser, task: &str) -> String {
@@ -279,6 +308,8 @@ fn sign_in_watch_a_run_live_approve_it_from_the_inbox_and_every_page_passes_axe(
     browser.wait_for("the run to complete", 30, "return document.querySelector('[data-testid=dag] [data-task=release]')?.getAttribute('data-state') === 'completed'");
     let run = support::get_json_with(&server, &format!("/api/v1/runs/{run_id}"), &auth);
     assert_eq!(run["status"], "completed", "{run}");
+
+    pause_a_schedule_on_the_triggers_page(&browser, &server, &auth);
 
     // The theme toggle flips the theme and the choice survives a reload.
     let theme = || {

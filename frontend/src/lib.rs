@@ -26,6 +26,7 @@ pub const PAGES: &[&str] = &[
     "/login",
     "/runs",
     "/approvals",
+    "/triggers",
     "/builder",
     "/costs",
     "/audit",
@@ -83,6 +84,7 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Dashboard"</A>
                     <A href="/runs">"Runs"</A>
                     <A href="/approvals">"Approvals"</A>
+                    <A href="/triggers">"Triggers"</A>
                     <A href="/builder">"Builder"</A>
                     <A href="/costs">"Costs"</A>
                     <A href="/audit">"Audit"</A>
@@ -102,6 +104,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("runs") view=pages::runs::Runs/>
                     <Route path=path!("/runs/:id") view=pages::run::RunPage/>
                     <Route path=StaticSegment("approvals") view=pages::approvals::Approvals/>
+                    <Route path=StaticSegment("triggers") view=pages::triggers::TriggersPage/>
                     <Route path=StaticSegment("builder") view=builder::BuilderPage/>
                     <Route path=StaticSegment("costs") view=pages::costs::CostsPage/>
                     <Route path=StaticSegment("audit") view=pages::audit::AuditPage/>

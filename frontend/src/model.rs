@@ -56,6 +56,38 @@ pub struct RunDetail {
     pub trace_url: Option<String>,
 }
 
+/// What `POST /api/v1/runs/{id}/retry` answers: the tasks that run again.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Retried {
+    pub tasks: Vec<String>,
+}
+
+/// One workflow's triggers, as `GET /api/v1/triggers` lists them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TriggerView {
+    pub workflow_id: String,
+    pub name: String,
+    pub project: String,
+    pub paused: bool,
+    pub schedule: Option<ScheduleView>,
+    pub on_push: Option<PushView>,
+    pub last_runs: Vec<RunSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ScheduleView {
+    pub cron: String,
+    pub timezone: Option<String>,
+    pub catch_up: String,
+    pub next_tick_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PushView {
+    pub branches: Vec<String>,
+    pub secret: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RunBudget {
     pub budget_usd: f64,

@@ -10,6 +10,7 @@ pub mod findings;
 pub mod run;
 pub mod runs;
 pub mod sign_in;
+pub mod triggers;
 
 use leptos::prelude::*;
 
