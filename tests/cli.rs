@@ -279,6 +279,64 @@ fn a_run_on_a_server_waits_for_an_approval_given_by_another_command() {
     );
 }
 
+/// A run whose gate was rejected is retried with `troupe runs retry`: the gate asks
+/// again, the build that completed keeps its output and does not run again, and the
+/// run completes; a retry of a completed run is refused.
+#[test]
+fn a_rejected_run_is_retried_from_the_cli_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &free_address());
+    allow_kinds(&server, "default", &["shell"]);
+    let url = server.url("");
+    let source = std::fs::read_to_string(examples().join("approval.yaml")).unwrap();
+    let run_id = support::save_and_start(&server, &source, &serde_json::json!({}));
+    let waiting =
+        |run: &serde_json::Value| support::task_status(run, "sign_off") == "waiting_approval";
+    support::wait_for_run(&server, &run_id, 60, waiting);
+    let decide = |verdict: &str| {
+        run_troupe(
+            dir.path(),
+            &[
+                verdict, &run_id, "sign_off", "--as", "reviewer", "--server", &url,
+            ],
+        )
+    };
+    assert!(decide("reject").status.success());
+    let run = support::wait_for_run(&server, &run_id, 60, |run| run["status"] != "running");
+    assert_eq!(run["status"], "failed", "{run:#}");
+
+    let retried = run_troupe(dir.path(), &["runs", "retry", &run_id, "--server", &url]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    assert_eq!(
+        stdout(&retried).trim(),
+        format!("retrying {run_id}: sign_off, release")
+    );
+    support::wait_for_run(&server, &run_id, 60, waiting);
+    assert!(decide("approve").status.success());
+    let run = support::wait_for_run(&server, &run_id, 60, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    let build = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "build")
+        .unwrap();
+    assert_eq!(
+        build["attempts"], 1,
+        "the build completed before: it did not run again"
+    );
+
+    let again = run_troupe(dir.path(), &["runs", "retry", &run_id, "--server", &url]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains(&format!(
+            "run `{run_id}` completed: there is nothing to retry"
+        )),
+        "{}",
+        stderr(&again)
+    );
+}
+
 #[test]
 fn an_agent_is_invoked_on_a_server_waited_for_or_shown_later() {
     let dir = tempfile::tempdir().unwrap();

@@ -152,6 +152,12 @@ impl From<EngineError> for ApiError {
             EngineError::RunFinished { .. } => {
                 Self::new(StatusCode::CONFLICT, "run_finished", message)
             }
+            EngineError::RetryRefused(troupe_engine::state::RetryRefusal::UnknownTask {
+                ..
+            }) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_task", message),
+            EngineError::RetryRefused(_) => {
+                Self::new(StatusCode::CONFLICT, "not_retryable", message)
+            }
             EngineError::RunElsewhere { .. } => {
                 Self::new(StatusCode::CONFLICT, "run_elsewhere", message)
             }

@@ -253,6 +253,29 @@ pub async fn cancel_run(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Continues a failed or cancelled run as a new attempt: its failed and cancelled tasks
+/// (and `from` with what follows it) run again; completed tasks keep their outputs.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", request_body = RetryRequest,
+    responses((status = 202, body = Retried), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "still running, or completed"),
+        (status = 422, body = ErrorBody, description = "`from` names no task of the run")))]
+pub async fn retry_run(
+    State(node): NodeState,
+    Path(id): Path<RunId>,
+    access: Access,
+    JsonBody(request): JsonBody<RetryRequest>,
+) -> ApiResult<(StatusCode, Json<Retried>)> {
+    run_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
+    let from = request.from.map(TaskId::from);
+    let by = access.actor(request.by.as_deref());
+    let tasks = node.retry_run(&id, from, &by).await?;
+    let retried = Retried {
+        run_id: id.to_string(),
+        tasks: tasks.iter().map(ToString::to_string).collect(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(retried)))
+}
+
 /// Approve or reject a task waiting at its approval gate.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/tasks/{task}/decision", request_body = DecisionBody,
     responses((status = 200), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "not waiting, or already decided")))]

@@ -73,6 +73,24 @@ pub struct CancelRequest {
     pub by: Option<String>,
 }
 
+/// `from`: a task to run again with everything downstream of it, besides the failed
+/// and cancelled ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RetryRequest {
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Who asks, on a node without accounts (an account's name wins).
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// The tasks a retry runs again, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Retried {
+    pub run_id: String,
+    pub tasks: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {

@@ -11,6 +11,9 @@ pub enum EngineError {
     InvalidWorkflow(String),
     #[error("invalid variables: {0}")]
     InvalidVariables(String),
+    /// A retry the run's state refuses: still running, completed, or an unknown task.
+    #[error("{0}")]
+    RetryRefused(#[from] crate::state::RetryRefusal),
     #[error("run `{run}` is {status}; it no longer accepts this")]
     RunFinished { run: RunId, status: String },
     /// The run is going, on another node (its owner in the store).

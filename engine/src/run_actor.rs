@@ -233,7 +233,10 @@ async fn handle_message(
     advance(&myself, state).await
 }
 
-async fn load_run(context: &EngineContext, run_id: &RunId) -> Result<RunState, EngineError> {
+pub(crate) async fn load_run(
+    context: &EngineContext,
+    run_id: &RunId,
+) -> Result<RunState, EngineError> {
     let events = context.store.run_events(run_id).await?;
     let Some(RunEvent::RunStarted {
         workflow_id,
@@ -596,15 +599,18 @@ async fn record_outcome(
                 .run
                 .definition(task.as_str())
                 .map_or(0, |definition| definition.max_retries);
-            let retry_at_ms = (error.is_retryable() && attempt <= max_retries).then(|| {
-                let settings = &state.context.settings;
-                state.context.clock.now_ms()
-                    + retry_delay_ms(
-                        attempt + 1,
-                        settings.retry_base_delay_ms,
-                        settings.retry_max_delay_ms,
-                    ) as i64
-            });
+            // A retried run counts a task's retries from its attempts before the retry.
+            let base = state.run.tasks().get(task).map_or(0, |t| t.attempt_base);
+            let retry_at_ms = (error.is_retryable() && attempt.saturating_sub(base) <= max_retries)
+                .then(|| {
+                    let settings = &state.context.settings;
+                    state.context.clock.now_ms()
+                        + retry_delay_ms(
+                            attempt + 1,
+                            settings.retry_base_delay_ms,
+                            settings.retry_max_delay_ms,
+                        ) as i64
+                });
             if let Some(at) = retry_at_ms {
                 schedule_advance(myself, at, state.context.clock.now_ms());
             }

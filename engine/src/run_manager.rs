@@ -15,7 +15,7 @@ use crate::command::RunCommand;
 use crate::context::EngineContext;
 use crate::run_actor::{RunActor, RunArgs, RunMsg};
 use troupe_store::events::{Person, RunEvent, RunStatus, StoredEvent};
-use troupe_store::{RunId, RunOwnership, RunRecord, StoreError, WorkflowId};
+use troupe_store::{RunId, RunOwnership, RunRecord, StoreError, TaskId, WorkflowId};
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 use troupe_telemetry::{RunTrace, TraceParent};
 
@@ -54,6 +54,14 @@ pub enum RunManagerMsg {
     LetGoAll,
     /// The runs this node holds.
     Held(RpcReplyPort<Vec<RunId>>),
+    /// Continue a failed or cancelled run as a new attempt (see `state::retry`): the
+    /// tasks that run again, in order.
+    Retry {
+        run: RunId,
+        from: Option<TaskId>,
+        by: String,
+        reply: RpcReplyPort<Result<Vec<TaskId>, EngineError>>,
+    },
 }
 
 pub struct RunManager;
@@ -120,6 +128,17 @@ impl Actor for RunManager {
                 }
             }
             RunManagerMsg::Adopt(runs) => adopt(&myself, state, runs).await?,
+            RunManagerMsg::Retry {
+                run,
+                from,
+                by,
+                reply,
+            } => {
+                let retried = retry(&myself, state, &run, from.as_ref(), by).await;
+                if reply.send(retried).is_err() {
+                    tracing::debug!("retry caller left before the reply");
+                }
+            }
             RunManagerMsg::LetGoAll => let_go_all(state),
             RunManagerMsg::Held(reply) => {
                 if reply.send(state.epochs.keys().cloned().collect()).is_err() {
@@ -270,6 +289,47 @@ async fn adopt(
         }
     }
     Ok(())
+}
+
+/// Appends `run_retried` to a finished run (in the epoch that finished it, so a second
+/// retry racing this one is fenced) and takes the run on again here.
+async fn retry(
+    myself: &ActorRef<RunManagerMsg>,
+    state: &mut RunManagerState,
+    run_id: &RunId,
+    from: Option<&TaskId>,
+    by: String,
+) -> Result<Vec<TaskId>, EngineError> {
+    let record = state.context.store.run(run_id).await?;
+    let run = crate::run_actor::load_run(&state.context, run_id).await?;
+    let reset = run.retry_set(from.map(TaskId::as_str))?;
+    if state.runs.contains_key(run_id) {
+        // The run ended, and its actor is still stopping: a moment more.
+        return Err(EngineError::Restarting {
+            what: format!("run `{run_id}`'s actor"),
+        });
+    }
+    let retried = StoredEvent {
+        run_id: run_id.clone(),
+        seq: run.next_seq,
+        at_ms: state.context.clock.now_ms(),
+        event: RunEvent::RunRetried {
+            by,
+            reset: reset.clone(),
+        },
+    };
+    state
+        .context
+        .store
+        .append_events(&[retried], record.epoch)
+        .await?;
+    let ownership = RunOwnership {
+        run_id: run_id.clone(),
+        owner: record.owner,
+        epoch: record.epoch,
+    };
+    adopt(myself, state, vec![ownership]).await?;
+    Ok(reset)
 }
 
 /// Stops every run actor without ending its run: they belong to other nodes now.

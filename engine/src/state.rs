@@ -14,6 +14,9 @@ use troupe_workflow::{ConditionAction, FanOut, Item, Scope, Task, TaskView, Work
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{RunId, TaskId, UserId};
 
+mod retry;
+pub use retry::RetryRefusal;
+
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskState {
     pub id: TaskId,
@@ -35,6 +38,13 @@ pub struct TaskState {
     /// For a child of a fan-out (`code[2]`), the fan-out's task (`code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<TaskId>,
+    /// Attempts it had before the run was retried: its retries count from here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt_base: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -140,6 +150,9 @@ pub struct RunState {
     children: HashMap<TaskId, (usize, usize)>,
     /// The most children one fan-out may expand to here (`engine.max_fan_out`).
     pub max_fan_out: usize,
+    /// Attempts each task reset by a retry had, children of a fan-out that has not
+    /// expanded again included: their attempts number on from there.
+    attempt_bases: HashMap<TaskId, u32>,
     pub cancel_requested: bool,
     pub finished: Option<RunStatus>,
     pub finished_at_ms: Option<i64>,
@@ -261,6 +274,7 @@ impl RunState {
             expansions: BTreeMap::new(),
             children: HashMap::new(),
             max_fan_out: DEFAULT_MAX_FAN_OUT,
+            attempt_bases: HashMap::new(),
             cancel_requested: false,
             finished: None,
             finished_at_ms: None,
@@ -398,6 +412,7 @@ impl RunState {
                 self.failure_reason = reason.clone();
                 self.finished_at_ms = Some(at);
             }
+            RunEvent::RunRetried { reset, .. } => self.retry(reset),
         }
     }
 
@@ -595,6 +610,9 @@ impl RunState {
         for (index, child) in children.iter().enumerate() {
             let mut state = TaskState::pending(child.as_str());
             state.parent = Some(task.clone());
+            if let Some(&base) = self.attempt_bases.get(child) {
+                (state.attempts, state.attempt_base) = (base, base);
+            }
             self.tasks.insert(child.clone(), state);
             self.children.insert(child.clone(), (position, index));
         }
@@ -772,7 +790,8 @@ impl RunState {
         if *slots == 0 && !task.requires_approval {
             return None;
         }
-        let step = ready_step(task, id.into(), &self.scope());
+        let first = self.tasks.get(id).map_or(1, |state| state.attempts + 1);
+        let step = ready_step(task, (id.into(), first), &self.scope());
         if matches!(step, Step::StartAttempt { .. }) {
             *slots -= 1;
         }
@@ -862,7 +881,8 @@ impl RunState {
                             item: Some(item),
                             ..self.scope()
                         };
-                        let step = ready_step(task, child.id.clone(), &scope);
+                        let next = (child.id.clone(), child.attempts + 1);
+                        let step = ready_step(task, next, &scope);
                         if matches!(step, Step::StartAttempt { .. }) {
                             *slots -= 1;
                             busy += 1;
@@ -898,8 +918,9 @@ impl RunState {
 }
 
 /// What a ready task (or fan-out child) `id` does, by its conditions: skip, fail, ask
-/// for approval, or start its first attempt with its inputs rendered in `scope`.
-fn ready_step(task: &Task, id: TaskId, scope: &Scope<'_>) -> Step {
+/// for approval, or start attempt `first` (1, or on from the attempts it had before the
+/// run was retried) with its inputs rendered in `scope`.
+fn ready_step(task: &Task, (id, first): (TaskId, u32), scope: &Scope<'_>) -> Step {
     let action = match troupe_workflow::decide(&task.conditions, scope) {
         Ok(action) => action,
         Err(error) => {
@@ -920,7 +941,7 @@ fn ready_step(task: &Task, id: TaskId, scope: &Scope<'_>) -> Step {
             Ok(inputs) if task.requires_approval => Step::RequestApproval { task: id, inputs },
             Ok(inputs) => Step::StartAttempt {
                 task: id,
-                attempt: 1,
+                attempt: first,
                 inputs,
             },
         },
@@ -982,6 +1003,7 @@ impl TaskState {
             approval: None,
             node: None,
             parent: None,
+            attempt_base: 0,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::{Decision, Node, NodeBuilder, Person};
 use troupe_engine::EngineError;
 use troupe_store::clock::TokioClock;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
-use troupe_store::{RunId, UserId};
+use troupe_store::{RunId, TaskId, UserId};
 
 /// What the test agents saw: per task, its attempts and their start/end instants.
 #[derive(Default)]
@@ -516,6 +516,104 @@ async fn a_schedule_fires_each_tick_once_even_with_two_nodes_looking() {
         assert_eq!(run.run_id, RunId::for_tick(&workflow, tick));
         assert_eq!(run.started_by, "schedule");
     }
+}
+
+/// A failed run retried: the failed task and the one it cancelled run again, each
+/// attempt under a key of its own; the completed task keeps its outputs and is not run.
+#[tokio::test]
+async fn a_retried_run_reruns_only_what_failed_and_what_it_stopped() {
+    let (node, journal) = node().await;
+    let yaml = r#"
+name: retry
+tasks:
+  - { id: a, name: A, agent: work, inputs: { name: ra } }
+  - { id: b, name: B, agent: work, depends_on: [a], max_retries: 0, inputs: { name: rb, fail_times: 1, got: "{{ tasks.a.outputs.name }}" } }
+  - { id: c, name: C, agent: work, depends_on: [b], inputs: { name: rc } }
+"#;
+    let run = start(&node, yaml).await;
+    let failed = finish(&node, &run).await;
+    assert_eq!(failed.finished, Some(RunStatus::Failed));
+    assert_eq!(statuses(&failed)["c"], TaskStatus::Cancelled);
+
+    let reset = node.retry_run(&run, None, "ada").await.unwrap();
+    assert_eq!(reset, vec![TaskId::from("b"), TaskId::from("c")]);
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        state.finished,
+        Some(RunStatus::Completed),
+        "{:?}",
+        state.tasks()
+    );
+    assert_eq!(
+        journal.attempts("ra"),
+        1,
+        "a completed: it is not run again"
+    );
+    assert_eq!(journal.attempts("rb"), 2);
+    assert_eq!(state.tasks()["b"].attempts, 2, "b's attempts number on");
+    assert_eq!(state.tasks()["b"].outputs.as_ref().unwrap()["got"], "ra");
+    let keys = journal.keys.lock().unwrap().clone();
+    let b_keys: Vec<&String> = keys.iter().filter(|key| key.contains(":b:")).collect();
+    assert_eq!(b_keys.len(), 2);
+    assert_ne!(b_keys[0], b_keys[1], "the new attempt has a key of its own");
+
+    // The log folds to the same state from the start, as a take-over would.
+    let events = node.run_events(&run).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.event, RunEvent::RunRetried { .. }))
+    );
+    let record = node.store().run(&run).await.unwrap();
+    assert_eq!(record.status, RunStatus::Completed);
+
+    let refused = node.retry_run(&run, None, "ada").await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!("run `{run}` completed: there is nothing to retry")
+    );
+}
+
+/// `from` runs a completed task again with everything downstream; a name that is no
+/// task, or a run still going, is refused and nothing is appended.
+#[tokio::test]
+async fn a_retry_from_a_task_reruns_it_and_a_bad_retry_changes_nothing() {
+    let (node, journal) = node().await;
+    let yaml = r#"
+name: retry from
+tasks:
+  - { id: a, name: A, agent: work, inputs: { name: fa } }
+  - { id: b, name: B, agent: work, depends_on: [a], max_retries: 0, inputs: { name: fb, fail_times: 1 } }
+"#;
+    let run = start(&node, yaml).await;
+    finish(&node, &run).await;
+    let before = node.run_events(&run).await.unwrap().len();
+    let unknown = node
+        .retry_run(&run, Some(TaskId::from("nope")), "ada")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        format!("run `{run}` has no task `nope`; its tasks: a, b")
+    );
+    assert_eq!(node.run_events(&run).await.unwrap().len(), before);
+
+    let reset = node
+        .retry_run(&run, Some(TaskId::from("a")), "ada")
+        .await
+        .unwrap();
+    assert_eq!(reset, vec![TaskId::from("a"), TaskId::from("b")]);
+    let state = finish(&node, &run).await;
+    assert_eq!(state.finished, Some(RunStatus::Completed));
+    assert_eq!((journal.attempts("fa"), journal.attempts("fb")), (2, 2));
+
+    let slow = start(&node, "name: slow\ntasks:\n  - { id: s, name: S, agent: work, inputs: { name: slow, sleep_ms: 5000 } }\n").await;
+    let running = node.retry_run(&slow, None, "ada").await.unwrap_err();
+    assert_eq!(
+        running.to_string(),
+        format!("run `{slow}` is still running: wait for it to end, or cancel it first")
+    );
+    node.cancel_run(&slow, "ada").await.unwrap();
 }
 
 #[tokio::test]

@@ -610,6 +610,41 @@ impl Node {
         Ok(())
     }
 
+    /// Continues a failed or cancelled run as a new attempt of the same run: its failed,
+    /// cancelled and rejected tasks run again, with `from` and everything downstream;
+    /// completed tasks keep their outputs. The tasks that run again, in order.
+    pub async fn retry_run(
+        &self,
+        run_id: &RunId,
+        from: Option<TaskId>,
+        by: &str,
+    ) -> Result<Vec<TaskId>, NodeError> {
+        let manager = self.manager()?;
+        let mut tries = 0;
+        let reset = loop {
+            tries += 1;
+            let from = from.clone();
+            let asked = ractor::call!(manager, |reply| RunManagerMsg::Retry {
+                run: run_id.clone(),
+                from,
+                by: by.into(),
+                reply
+            })?;
+            match asked {
+                // The run's actor is still stopping after its last event.
+                Err(EngineError::Restarting { .. }) if tries < 50 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                asked => break asked?,
+            }
+        };
+        let tasks: Vec<String> = reset.iter().map(ToString::to_string).collect();
+        self.audit
+            .record(by, AuditAction::RunRetry { tasks }, run_id.as_str())
+            .await?;
+        Ok(reset)
+    }
+
     pub async fn decide(
         &self,
         run_id: &RunId,

@@ -100,6 +100,10 @@ impl Progress {
             }
             RunEvent::ApprovalExpired { task } => format!("✖ approval of {} expired", name(task)),
             RunEvent::RunCancelRequested { by } => format!("cancel requested by {by}"),
+            RunEvent::RunRetried { by, reset } => {
+                let tasks: Vec<&str> = reset.iter().map(TaskId::as_str).collect();
+                format!("retried by {by}: {}", tasks.join(", "))
+            }
             RunEvent::FanOutExpanded { task, items } => {
                 format!("⑂ {} fans out over {} items", name(task), items.len())
             }

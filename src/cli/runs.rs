@@ -1,9 +1,10 @@
-//! `troupe runs list|show|cancel` and `troupe approve|reject`, against a running node.
+//! `troupe runs list|show|cancel|retry` and `troupe approve|reject`, against a running
+//! node.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use troupe_api::wire::{CancelRequest, DecisionBody, Verdict};
+use troupe_api::wire::{CancelRequest, DecisionBody, Retried, RetryRequest, Verdict};
 use troupe_config::Settings;
 use troupe_node::RunDetail;
 use troupe_store::events::RunStatus;
@@ -30,6 +31,16 @@ pub enum RunsCommand {
     },
     Cancel {
         run_id: RunId,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Continue a failed or cancelled run: its failed and cancelled tasks run again,
+    /// completed ones keep their outputs.
+    Retry {
+        run_id: RunId,
+        /// Also run this task again, and everything downstream of it.
+        #[arg(long)]
+        from: Option<String>,
         #[arg(long)]
         server: Option<String>,
     },
@@ -100,6 +111,22 @@ pub async fn runs(settings: &Settings, command: RunsCommand) -> anyhow::Result<E
                 )
                 .await?;
             println!("cancellation of {run_id} requested");
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Retry {
+            run_id,
+            from,
+            server,
+        } => {
+            let client = Client::for_settings(server.as_deref(), settings);
+            let body = RetryRequest {
+                from,
+                by: Some(user()),
+            };
+            let retried: Retried = client
+                .post(&format!("/api/v1/runs/{run_id}/retry"), &body)
+                .await?;
+            println!("retrying {run_id}: {}", retried.tasks.join(", "));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -150,6 +150,12 @@ pub enum RunEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A failed or cancelled run goes on as a new attempt: `reset` are the tasks that
+    /// run again (with their fan-out children); every other task keeps what it did.
+    RunRetried {
+        by: String,
+        reset: Vec<TaskId>,
+    },
 }
 
 impl RunEvent {
@@ -169,6 +175,7 @@ impl RunEvent {
             RunEvent::RunCancelRequested { .. } => "run_cancel_requested",
             RunEvent::FanOutExpanded { .. } => "fan_out_expanded",
             RunEvent::RunFinished { .. } => "run_finished",
+            RunEvent::RunRetried { .. } => "run_retried",
         }
     }
 }

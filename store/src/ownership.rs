@@ -46,9 +46,18 @@ impl Store {
             RunEvent::RunFinished { status, .. } => Some((*status, stored.at_ms)),
             _ => None,
         });
-        let finish = match finished {
-            Some(_) => "UPDATE run SET status = $status, finished_at_ms = $at WHERE run_id = $run;",
-            None => "",
+        let retried = events
+            .iter()
+            .any(|stored| matches!(stored.event, RunEvent::RunRetried { .. }));
+        // A retry is appended to a finished run; its record is running again.
+        let finish = match (finished, retried) {
+            (Some(_), _) => {
+                "UPDATE run SET status = $status, finished_at_ms = $at WHERE run_id = $run;"
+            }
+            (None, true) => {
+                "UPDATE run SET status = 'running', finished_at_ms = 0 WHERE run_id = $run;"
+            }
+            (None, false) => "",
         };
         let query = format!(
             "BEGIN TRANSACTION;

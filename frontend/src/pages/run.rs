@@ -191,6 +191,8 @@ fn RunHeader(
             <div class="actions">
                 <button type="button" class="button danger" on:click=move |_| cancel(run_id.get_untracked(), notice) disabled=!running>"Cancel"</button>
                 <button type="button" class="button" on:click=move |_| run_again(detail, notice)>"Run again"</button>
+                <button type="button" class="button" data-testid="retry" disabled=move || !retryable(detail)
+                    on:click=move |_| retry(run_id.get_untracked(), notice)>"Retry failed tasks"</button>
             </div>
         </header>
         <p class="muted">
@@ -225,6 +227,26 @@ fn budget_line(budget: RunBudget) -> AnyView {
         </p>
     }
     .into_any()
+}
+
+/// Whether the run ended failed or cancelled, so a retry can continue it.
+fn retryable(detail: RwSignal<Option<RunDetail>>) -> bool {
+    detail.with(|run| {
+        run.as_ref()
+            .is_some_and(|run| matches!(run.summary.status.as_str(), "failed" | "cancelled"))
+    })
+}
+
+/// Asks the node to continue run `id` as a new attempt; `notice` says which tasks run
+/// again, or why not. The page follows the run's events, which bring the rest.
+fn retry(id: String, notice: RwSignal<Option<String>>) {
+    spawn_local(async move {
+        let path = format!("/api/v1/runs/{id}/retry");
+        match api::post::<crate::model::Retried>(&path, &json!({})).await {
+            Ok(retried) => notice.set(Some(format!("Retrying: {}.", retried.tasks.join(", ")))),
+            Err(error) => notice.set(Some(error.to_string())),
+        }
+    });
 }
 
 /// Asks the engine to cancel run `id`; `notice` says that it was asked, or why not.

@@ -9,12 +9,12 @@ use crate::model::{RunDetail, TaskState};
 /// What one event means for the run; `true` when the page should refetch the run: at
 /// its end, whose summary the events do not carry whole, when a fan-out expands (its
 /// children are new rows) and when a fan-out's last child ends (no event says how the
-/// fan-out itself ended).
+/// fan-out itself ended), and when a finished run is retried (its tasks start over).
 pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
     let at_ms = stored["at_ms"].as_i64();
     let event = &stored["event"];
     let kind = event["kind"].as_str().unwrap_or_default();
-    if kind == "fan_out_expanded" {
+    if kind == "fan_out_expanded" || kind == "run_retried" {
         return true;
     }
     if kind == "run_finished" {
@@ -318,5 +318,7 @@ mod tests {
             ("running", "pending"),
             "the fan-out keeps the state the node gave it; its children are folded again"
         );
+        let retried = json!({ "kind": "run_retried", "by": "ada", "reset": ["code"] });
+        assert!(apply(&mut run, &event(4, retried)), "a retry refetches");
     }
 }

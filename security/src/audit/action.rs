@@ -67,6 +67,10 @@ pub enum AuditAction {
         version: Option<u32>,
     },
     RunCancel {},
+    /// A failed or cancelled run continued; `tasks` run again.
+    RunRetry {
+        tasks: Vec<String>,
+    },
     /// One agent attempt invoked outside any workflow; the target is the invocation.
     AgentInvoke {
         kind: String,
@@ -182,6 +186,7 @@ impl AuditAction {
             AuditAction::WorkflowDelete {} => "workflow.delete",
             AuditAction::RunStart { .. } => "run.start",
             AuditAction::RunCancel {} => "run.cancel",
+            AuditAction::RunRetry { .. } => "run.retry",
             AuditAction::AgentInvoke { .. } => "agent.invoke",
             AuditAction::ApprovalDecide { .. } => "approval.decide",
             AuditAction::ProjectCreate { .. } => "project.create",
