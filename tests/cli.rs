@@ -337,6 +337,79 @@ fn a_rejected_run_is_retried_from_the_cli_and_completes() {
     );
 }
 
+/// A run waiting at its gate moves to version 2, which changes what the release says:
+/// the dry run prints the plan and changes nothing, a version that would change the
+/// completed build is refused with exit 2, and the moved run releases as version 2 says.
+#[test]
+fn a_waiting_run_moves_to_a_new_version_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &free_address());
+    allow_kinds(&server, "default", &["shell"]);
+    let url = server.url("");
+    let source = std::fs::read_to_string(examples().join("approval.yaml")).unwrap();
+    let run_id = support::save_and_start(&server, &source, &serde_json::json!({}));
+    let waiting =
+        |run: &serde_json::Value| support::task_status(run, "sign_off") == "waiting_approval";
+    support::wait_for_run(&server, &run_id, 60, waiting);
+    let save = |yaml: String| {
+        let (status, saved) = post(&server, "/api/v1/workflows", "application/yaml", &yaml);
+        assert_eq!(status, 201, "{saved}");
+        saved["version"].as_u64().unwrap().to_string()
+    };
+    let v2 = save(source.replace("'released, approved by", "'shipped v2, approved by"));
+    let v3 = save(source.replace("built-artifact-1.0", "built-artifact-2.0"));
+    let migrate = |version: &str, dry: bool| {
+        let mut args = vec![
+            "runs",
+            "migrate",
+            &run_id,
+            "--to-version",
+            version,
+            "--server",
+            &url,
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        run_troupe(dir.path(), &args)
+    };
+
+    let dry = migrate(&v2, true);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert_eq!(
+        stdout(&dry),
+        format!("would move from version 1 to {v2}\n  changed: release\n  kept: build\n")
+    );
+    let refused = migrate(&v3, false);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("task `build` is completed: it cannot be changed"),
+        "{}",
+        stderr(&refused)
+    );
+    let moved = migrate(&v2, false);
+    assert!(moved.status.success(), "{}", stderr(&moved));
+
+    let approve = [
+        "approve", &run_id, "sign_off", "--as", "reviewer", "--server", &url,
+    ];
+    assert!(run_troupe(dir.path(), &approve).status.success());
+    let run = support::wait_for_run(&server, &run_id, 60, |run| run["status"] != "running");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["workflow_version"].to_string(), v2);
+    let release = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "release")
+        .unwrap();
+    let said = release["outputs"]["stdout"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("shipped v2, approved by reviewer"),
+        "{release}"
+    );
+}
+
 #[test]
 fn an_agent_is_invoked_on_a_server_waited_for_or_shown_later() {
     let dir = tempfile::tempdir().unwrap();

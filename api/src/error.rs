@@ -155,6 +155,9 @@ impl From<EngineError> for ApiError {
             EngineError::RetryRefused(troupe_engine::state::RetryRefusal::UnknownTask {
                 ..
             }) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_task", message),
+            EngineError::MigrationRefused(_) => {
+                Self::new(StatusCode::CONFLICT, "migration_refused", message)
+            }
             EngineError::RetryRefused(_) => {
                 Self::new(StatusCode::CONFLICT, "not_retryable", message)
             }

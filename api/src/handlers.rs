@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::guard::Access;
 use crate::idempotency;
 use crate::wire::*;
+use troupe_engine::state::MigrationPlan;
 use troupe_node::{AlertsNow, Node, PendingApproval, Readiness, RunDetail};
 use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
@@ -274,6 +275,26 @@ pub async fn retry_run(
         tasks: tasks.iter().map(ToString::to_string).collect(),
     };
     Ok((StatusCode::ACCEPTED, Json(retried)))
+}
+
+/// Moves an unfinished run to another version of its workflow, or (`dry_run`) shows
+/// the plan: tasks added, removed and changed, completed tasks that keep their outputs,
+/// and why the move is refused when it is.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/migrate", request_body = MigrateRequest,
+    responses((status = 200, body = MigrationPlan), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the plan changes or removes a task that started")))]
+pub async fn migrate_run(
+    State(node): NodeState,
+    Path(id): Path<RunId>,
+    access: Access,
+    JsonBody(request): JsonBody<MigrateRequest>,
+) -> ApiResult<Json<MigrationPlan>> {
+    run_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
+    let by = access.actor(request.by.as_deref());
+    let plan = node
+        .migrate_run(&id, request.to_version, request.dry_run, &by)
+        .await?;
+    Ok(Json(plan))
 }
 
 /// Approve or reject a task waiting at its approval gate.

@@ -158,6 +158,7 @@ fn documented(builder: Builder) -> Builder {
         .doc(Project(WorkflowsView), routes!(handlers::get_run_events))
         .doc(Project(WorkflowsExecute), routes!(handlers::cancel_run))
         .doc(Project(WorkflowsExecute), routes!(handlers::retry_run))
+        .doc(Project(WorkflowsExecute), routes!(handlers::migrate_run))
         .doc(Project(WorkflowsApprove), routes!(handlers::decide))
         .doc(Project(WorkflowsView), routes!(handlers::list_approvals))
         .doc(OnNode(UsersManage), routes!(users::create))

@@ -84,6 +84,18 @@ pub struct RetryRequest {
     pub by: Option<String>,
 }
 
+/// Move an unfinished run to version `to_version` of its workflow; with `dry_run`, only
+/// say what that would do.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MigrateRequest {
+    pub to_version: u32,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Who asks, on a node without accounts (an account's name wins).
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
 /// The tasks a retry runs again, in order.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Retried {

@@ -19,12 +19,19 @@ pub enum RunCommand {
         run: RunId,
         request: DecisionRequest,
     },
+    Migrate {
+        run: RunId,
+        to_version: u32,
+        by: String,
+    },
 }
 
 impl RunCommand {
     pub fn run(&self) -> &RunId {
         match self {
-            RunCommand::Cancel { run, .. } | RunCommand::Decide { run, .. } => run,
+            RunCommand::Cancel { run, .. }
+            | RunCommand::Decide { run, .. }
+            | RunCommand::Migrate { run, .. } => run,
         }
     }
 
@@ -32,6 +39,11 @@ impl RunCommand {
         match self {
             RunCommand::Cancel { by, .. } => RunMsg::CancelRun { by, reply },
             RunCommand::Decide { request, .. } => RunMsg::DecideApproval { request, reply },
+            RunCommand::Migrate { to_version, by, .. } => RunMsg::MigrateRun {
+                to_version,
+                by,
+                reply,
+            },
         }
     }
 }

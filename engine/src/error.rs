@@ -11,6 +11,10 @@ pub enum EngineError {
     InvalidWorkflow(String),
     #[error("invalid variables: {0}")]
     InvalidVariables(String),
+    /// A migration whose plan would change what already started, or lose what the run
+    /// has: each reason, `; `-separated.
+    #[error("the run cannot move to that version: {0}")]
+    MigrationRefused(String),
     /// A retry the run's state refuses: still running, completed, or an unknown task.
     #[error("{0}")]
     RetryRefused(#[from] crate::state::RetryRefusal),

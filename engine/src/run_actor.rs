@@ -21,7 +21,7 @@ use crate::in_flight::InFlight;
 use crate::outcome::AttemptOutcome;
 use crate::state::{Decided, RunState, Step};
 use troupe_store::events::{Decision, RunEvent, StoredEvent, TaskStatus};
-use troupe_store::{RunId, StoreError, TaskId};
+use troupe_store::{RunId, StoreError, TaskId, WorkflowId};
 use troupe_telemetry::RunTrace;
 
 /// A person's decision on a gate, as it arrives from the API or the CLI.
@@ -51,6 +51,11 @@ pub enum RunMsg {
     },
     DecideApproval {
         request: DecisionRequest,
+        reply: RpcReplyPort<Result<(), EngineError>>,
+    },
+    MigrateRun {
+        to_version: u32,
+        by: String,
         reply: RpcReplyPort<Result<(), EngineError>>,
     },
     /// From a gate that accepted a decision.
@@ -209,6 +214,14 @@ async fn handle_message(
             reply_unless_fenced(reply, result)?;
         }
         RunMsg::DecideApproval { request, reply } => forward_decision(state, request, reply),
+        RunMsg::MigrateRun {
+            to_version,
+            by,
+            reply,
+        } => {
+            let result = migrate(state, to_version, by).await;
+            reply_unless_fenced(reply, result)?;
+        }
         RunMsg::RecordDecision { request, reply } => {
             let result = record_decision(state, request).await;
             reply_unless_fenced(reply, result)?;
@@ -233,6 +246,35 @@ async fn handle_message(
     advance(&myself, state).await
 }
 
+/// Moves the run to `to_version` of its workflow when the plan allows it (checked here,
+/// against the state the run has now), then folds its log again against that version.
+async fn migrate(
+    state: &mut RunActorState,
+    to_version: u32,
+    by: String,
+) -> Result<(), EngineError> {
+    let store = &state.context.store;
+    let from_version = store.run(&state.run.run_id).await?.workflow_version;
+    let workflow_id = WorkflowId::from(state.run.workflow.id.as_str());
+    let stored = store
+        .workflow_version(&workflow_id, Some(to_version))
+        .await?;
+    let name = format!("{workflow_id} v{to_version}");
+    let to = state.context.parse_workflow(&stored.source, &name)?;
+    let plan = state.run.migration(&to, (from_version, to_version));
+    if !plan.refusals.is_empty() {
+        return Err(EngineError::MigrationRefused(plan.refusals.join("; ")));
+    }
+    let migrated = RunEvent::RunMigrated {
+        by,
+        from_version,
+        to_version,
+    };
+    append(state, vec![migrated]).await?;
+    state.run = load_run(&state.context, &state.run.run_id).await?;
+    Ok(())
+}
+
 pub(crate) async fn load_run(
     context: &EngineContext,
     run_id: &RunId,
@@ -248,9 +290,18 @@ pub(crate) async fn load_run(
             "run {run_id} has no run_started event"
         ))));
     };
+    // A migrated run is read against the version it moved to last.
+    let workflow_version = events
+        .iter()
+        .rev()
+        .find_map(|stored| match stored.event {
+            RunEvent::RunMigrated { to_version, .. } => Some(to_version),
+            _ => None,
+        })
+        .unwrap_or(*workflow_version);
     let stored = context
         .store
-        .workflow_version(workflow_id, Some(*workflow_version))
+        .workflow_version(workflow_id, Some(workflow_version))
         .await?;
     let workflow = context.parse_workflow(
         &stored.source,

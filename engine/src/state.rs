@@ -14,7 +14,9 @@ use troupe_workflow::{ConditionAction, FanOut, Item, Scope, Task, TaskView, Work
 use troupe_store::events::{Decision, Person, RunEvent, RunStatus, StoredEvent, TaskStatus};
 use troupe_store::{RunId, TaskId, UserId};
 
+mod migrate;
 mod retry;
+pub use migrate::MigrationPlan;
 pub use retry::RetryRefusal;
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -413,6 +415,8 @@ impl RunState {
                 self.finished_at_ms = Some(at);
             }
             RunEvent::RunRetried { reset, .. } => self.retry(reset),
+            // The log is folded against the version the last one names (`load_run`).
+            RunEvent::RunMigrated { .. } => {}
         }
     }
 

@@ -616,6 +616,79 @@ tasks:
     node.cancel_run(&slow, "ada").await.unwrap();
 }
 
+/// A run moved to version 2 while its first task runs: the changed and added tasks run
+/// as version 2 says, the record names version 2, and a take-over folds the same. A
+/// version that would change the running task is refused, and a dry run changes
+/// nothing.
+#[tokio::test]
+async fn a_running_run_moves_to_a_version_that_changes_only_what_has_not_started() {
+    let (node, journal) = node().await;
+    let v1 = r#"
+name: moving
+tasks:
+  - { id: a, name: A, agent: work, inputs: { name: ma, sleep_ms: 2000 } }
+  - { id: b, name: B, agent: work, depends_on: [a], inputs: { name: mb, to: staging } }
+"#;
+    let run = start(&node, v1).await;
+    wait_until(&node, &run, |state| {
+        statuses(state)["a"] == TaskStatus::Running
+    })
+    .await;
+    let v2 = v1.replace("to: staging", "to: production")
+        + "  - { id: c, name: C, agent: work, depends_on: [b], inputs: { name: mc } }\n";
+    let (id, version) = node
+        .save_workflow(&v2, "moving.yaml", "test")
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    // `a` sleeps 2 s: long enough for every step below to see it running.
+    let touches_a = v1.replace("sleep_ms: 2000", "sleep_ms: 1");
+    let (_, bad) = node
+        .save_workflow(&touches_a, "moving.yaml", "test")
+        .await
+        .unwrap();
+
+    let before = node.run_events(&run).await.unwrap().len();
+    let plan = node.migrate_run(&run, 2, true, "ada").await.unwrap();
+    assert_eq!(
+        (plan.changed.as_slice(), plan.added.as_slice()),
+        (&["b".to_owned()][..], &["c".to_owned()][..])
+    );
+    assert!(plan.refusals.is_empty(), "{:?}", plan.refusals);
+    assert_eq!(
+        node.run_events(&run).await.unwrap().len(),
+        before,
+        "a dry run appends nothing"
+    );
+    let refused = node.migrate_run(&run, bad, false, "ada").await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "the run cannot move to that version: task `a` is running: it cannot be changed"
+    );
+    assert_eq!(
+        node.run_events(&run).await.unwrap().len(),
+        before,
+        "nor does a refusal"
+    );
+
+    node.migrate_run(&run, 2, false, "ada").await.unwrap();
+    let state = finish(&node, &run).await;
+    assert_eq!(
+        state.finished,
+        Some(RunStatus::Completed),
+        "{:?}",
+        state.tasks()
+    );
+    assert_eq!(
+        state.tasks()["b"].outputs.as_ref().unwrap()["to"],
+        "production"
+    );
+    assert_eq!(statuses(&state)["c"], TaskStatus::Completed);
+    assert_eq!(journal.attempts("ma"), 1, "a ran once, across the move");
+    let record = node.store().run(&run).await.unwrap();
+    assert_eq!((record.workflow_id, record.workflow_version), (id, 2));
+}
+
 #[tokio::test]
 async fn a_schedule_in_a_zone_that_does_not_exist_is_refused_when_saved() {
     let (node, _) = node().await;

@@ -37,7 +37,7 @@ use troupe_engine::context::{EngineContext, NodeIdentity};
 use troupe_engine::policy::ExecutionPolicy;
 use troupe_engine::run_actor::DecisionRequest;
 use troupe_engine::run_manager::{RunManager, RunManagerMsg, StartRun};
-use troupe_engine::state::{RunState, TaskState};
+use troupe_engine::state::{MigrationPlan, RunState, TaskState};
 use troupe_security::audit::chain::AuditEntry;
 use troupe_security::audit::shipping::Shipping;
 use troupe_security::audit::{AuditAction, AuditLog};
@@ -643,6 +643,46 @@ impl Node {
             .record(by, AuditAction::RunRetry { tasks }, run_id.as_str())
             .await?;
         Ok(reset)
+    }
+
+    /// The plan that moves an unfinished run to version `to_version` of its workflow;
+    /// unless `dry_run`, applied by the run's owner, which checks it again against the
+    /// run as it is then. Refused (with every reason) when it would change or remove a
+    /// task that started.
+    pub async fn migrate_run(
+        &self,
+        run_id: &RunId,
+        to_version: u32,
+        dry_run: bool,
+        by: &str,
+    ) -> Result<MigrationPlan, NodeError> {
+        let record = self.store().run(run_id).await?;
+        let state = self.fold_run(&record).await?;
+        let to = stored_workflow(&self.context, &record.workflow_id, Some(to_version)).await?;
+        let plan = state.migration(&to, (record.workflow_version, to_version));
+        if dry_run {
+            return Ok(plan);
+        }
+        if !plan.refusals.is_empty() {
+            return Err(EngineError::MigrationRefused(plan.refusals.join("; ")).into());
+        }
+        let command = RunCommand::Migrate {
+            run: run_id.clone(),
+            to_version,
+            by: by.into(),
+        };
+        let manager = self.manager()?;
+        ractor::call!(manager, |reply| RunManagerMsg::Command {
+            command,
+            may_forward: true,
+            reply
+        })??;
+        let action = AuditAction::RunMigrate {
+            from_version: plan.from_version,
+            to_version,
+        };
+        self.audit.record(by, action, run_id.as_str()).await?;
+        Ok(plan)
     }
 
     pub async fn decide(

@@ -100,6 +100,11 @@ impl Progress {
             }
             RunEvent::ApprovalExpired { task } => format!("✖ approval of {} expired", name(task)),
             RunEvent::RunCancelRequested { by } => format!("cancel requested by {by}"),
+            RunEvent::RunMigrated {
+                by,
+                from_version,
+                to_version,
+            } => format!("moved from version {from_version} to {to_version} by {by}"),
             RunEvent::RunRetried { by, reset } => {
                 let tasks: Vec<&str> = reset.iter().map(TaskId::as_str).collect();
                 format!("retried by {by}: {}", tasks.join(", "))

@@ -1,11 +1,14 @@
-//! `troupe runs list|show|cancel|retry` and `troupe approve|reject`, against a running
-//! node.
+//! `troupe runs list|show|cancel|retry|migrate` and `troupe approve|reject`, against a
+//! running node.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use troupe_api::wire::{CancelRequest, DecisionBody, Retried, RetryRequest, Verdict};
+use troupe_api::wire::{
+    CancelRequest, DecisionBody, MigrateRequest, Retried, RetryRequest, Verdict,
+};
 use troupe_config::Settings;
+use troupe_engine::state::MigrationPlan;
 use troupe_node::RunDetail;
 use troupe_store::events::RunStatus;
 use troupe_store::{RunId, RunRecord};
@@ -41,6 +44,17 @@ pub enum RunsCommand {
         /// Also run this task again, and everything downstream of it.
         #[arg(long)]
         from: Option<String>,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Move an unfinished run to another version of its workflow.
+    Migrate {
+        run_id: RunId,
+        #[arg(long)]
+        to_version: u32,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         server: Option<String>,
     },
@@ -129,6 +143,50 @@ pub async fn runs(settings: &Settings, command: RunsCommand) -> anyhow::Result<E
             println!("retrying {run_id}: {}", retried.tasks.join(", "));
             Ok(ExitCode::SUCCESS)
         }
+        RunsCommand::Migrate {
+            run_id,
+            to_version,
+            dry_run,
+            server,
+        } => {
+            let client = Client::for_settings(server.as_deref(), settings);
+            let body = MigrateRequest {
+                to_version,
+                dry_run,
+                by: Some(user()),
+            };
+            let plan: MigrationPlan = client
+                .post(&format!("/api/v1/runs/{run_id}/migrate"), &body)
+                .await?;
+            print_plan(&plan, dry_run);
+            Ok(if plan.refusals.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
+}
+
+/// A migration's plan, one line per kind of change.
+fn print_plan(plan: &MigrationPlan, dry_run: bool) {
+    let verb = if dry_run { "would move" } else { "moved" };
+    println!(
+        "{verb} from version {} to {}",
+        plan.from_version, plan.to_version
+    );
+    for (what, tasks) in [
+        ("added", &plan.added),
+        ("removed", &plan.removed),
+        ("changed", &plan.changed),
+        ("kept", &plan.kept),
+    ] {
+        if !tasks.is_empty() {
+            println!("  {what}: {}", tasks.join(", "));
+        }
+    }
+    for refusal in &plan.refusals {
+        println!("  refused: {refusal}");
     }
 }
 

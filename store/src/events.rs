@@ -156,6 +156,14 @@ pub enum RunEvent {
         by: String,
         reset: Vec<TaskId>,
     },
+    /// The run moved to another version of its workflow: the log from its start is
+    /// read against `to_version` from here on (only tasks that had not started could
+    /// differ between the two).
+    RunMigrated {
+        by: String,
+        from_version: u32,
+        to_version: u32,
+    },
 }
 
 impl RunEvent {
@@ -176,6 +184,7 @@ impl RunEvent {
             RunEvent::FanOutExpanded { .. } => "fan_out_expanded",
             RunEvent::RunFinished { .. } => "run_finished",
             RunEvent::RunRetried { .. } => "run_retried",
+            RunEvent::RunMigrated { .. } => "run_migrated",
         }
     }
 }

@@ -59,6 +59,14 @@ impl Store {
             }
             (None, false) => "",
         };
+        let migrated = events.iter().find_map(|stored| match stored.event {
+            RunEvent::RunMigrated { to_version, .. } => Some(to_version),
+            _ => None,
+        });
+        let migrate = match migrated {
+            Some(_) => "UPDATE run SET workflow_version = $version WHERE run_id = $run;",
+            None => "",
+        };
         let query = format!(
             "BEGIN TRANSACTION;
              LET $held = (UPDATE run SET last_seq = $last WHERE run_id = $run AND epoch = $epoch
@@ -66,6 +74,7 @@ impl Store {
              IF array::len($held) = 0 {{ THROW '{FENCED}' }};
              INSERT INTO run_log $chunk RETURN NONE;
              {finish}
+             {migrate}
              COMMIT TRANSACTION;"
         );
         let vars = json!({
@@ -75,6 +84,7 @@ impl Store {
             "chunk": chunk,
             "status": finished.map(|(status, _)| status.as_str()),
             "at": finished.map(|(_, at)| at),
+            "version": migrated,
         });
         let span = troupe_telemetry::spans::store_write("append run_log");
         let sent =

@@ -9,12 +9,13 @@ use crate::model::{RunDetail, TaskState};
 /// What one event means for the run; `true` when the page should refetch the run: at
 /// its end, whose summary the events do not carry whole, when a fan-out expands (its
 /// children are new rows) and when a fan-out's last child ends (no event says how the
-/// fan-out itself ended), and when a finished run is retried (its tasks start over).
+/// fan-out itself ended), when a finished run is retried (its tasks start over), and
+/// when a run moves to another version (it may have tasks the page has no row for).
 pub fn apply(run: &mut RunDetail, stored: &Value) -> bool {
     let at_ms = stored["at_ms"].as_i64();
     let event = &stored["event"];
     let kind = event["kind"].as_str().unwrap_or_default();
-    if kind == "fan_out_expanded" || kind == "run_retried" {
+    if matches!(kind, "fan_out_expanded" | "run_retried" | "run_migrated") {
         return true;
     }
     if kind == "run_finished" {

@@ -71,6 +71,11 @@ pub enum AuditAction {
     RunRetry {
         tasks: Vec<String>,
     },
+    /// An unfinished run moved to another version of its workflow.
+    RunMigrate {
+        from_version: u32,
+        to_version: u32,
+    },
     /// One agent attempt invoked outside any workflow; the target is the invocation.
     AgentInvoke {
         kind: String,
@@ -187,6 +192,7 @@ impl AuditAction {
             AuditAction::RunStart { .. } => "run.start",
             AuditAction::RunCancel {} => "run.cancel",
             AuditAction::RunRetry { .. } => "run.retry",
+            AuditAction::RunMigrate { .. } => "run.migrate",
             AuditAction::AgentInvoke { .. } => "agent.invoke",
             AuditAction::ApprovalDecide { .. } => "approval.decide",
             AuditAction::ProjectCreate { .. } => "project.create",
