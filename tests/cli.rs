@@ -279,20 +279,29 @@ fn a_run_on_a_server_waits_for_an_approval_given_by_another_command() {
     );
 }
 
+/// A node that runs shell tasks, and a run of examples/approval.yaml on it waiting at
+/// its gate: the node, the workflow's source, the run.
+fn a_run_waiting_at_its_gate(dir: &std::path::Path) -> (Server, String, String) {
+    let server = Server::start(&dir.join("data"), &free_address());
+    allow_kinds(&server, "default", &["shell"]);
+    let source = std::fs::read_to_string(examples().join("approval.yaml")).unwrap();
+    let run_id = support::save_and_start(&server, &source, &serde_json::json!({}));
+    support::wait_for_run(&server, &run_id, 60, waiting_at_gate);
+    (server, source, run_id)
+}
+
+fn waiting_at_gate(run: &serde_json::Value) -> bool {
+    support::task_status(run, "sign_off") == "waiting_approval"
+}
+
 /// A run whose gate was rejected is retried with `troupe runs retry`: the gate asks
 /// again, the build that completed keeps its output and does not run again, and the
 /// run completes; a retry of a completed run is refused.
 #[test]
 fn a_rejected_run_is_retried_from_the_cli_and_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &free_address());
-    allow_kinds(&server, "default", &["shell"]);
+    let (server, _, run_id) = a_run_waiting_at_its_gate(dir.path());
     let url = server.url("");
-    let source = std::fs::read_to_string(examples().join("approval.yaml")).unwrap();
-    let run_id = support::save_and_start(&server, &source, &serde_json::json!({}));
-    let waiting =
-        |run: &serde_json::Value| support::task_status(run, "sign_off") == "waiting_approval";
-    support::wait_for_run(&server, &run_id, 60, waiting);
     let decide = |verdict: &str| {
         run_troupe(
             dir.path(),
@@ -311,7 +320,7 @@ fn a_rejected_run_is_retried_from_the_cli_and_completes() {
         stdout(&retried).trim(),
         format!("retrying {run_id}: sign_off, release")
     );
-    support::wait_for_run(&server, &run_id, 60, waiting);
+    support::wait_for_run(&server, &run_id, 60, waiting_at_gate);
     assert!(decide("approve").status.success());
     let run = support::wait_for_run(&server, &run_id, 60, |run| run["status"] != "running");
     assert_eq!(run["status"], "completed", "{run:#}");
@@ -343,14 +352,8 @@ fn a_rejected_run_is_retried_from_the_cli_and_completes() {
 #[test]
 fn a_waiting_run_moves_to_a_new_version_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &free_address());
-    allow_kinds(&server, "default", &["shell"]);
+    let (server, source, run_id) = a_run_waiting_at_its_gate(dir.path());
     let url = server.url("");
-    let source = std::fs::read_to_string(examples().join("approval.yaml")).unwrap();
-    let run_id = support::save_and_start(&server, &source, &serde_json::json!({}));
-    let waiting =
-        |run: &serde_json::Value| support::task_status(run, "sign_off") == "waiting_approval";
-    support::wait_for_run(&server, &run_id, 60, waiting);
     let save = |yaml: String| {
         let (status, saved) = post(&server, "/api/v1/workflows", "application/yaml", &yaml);
         assert_eq!(status, 201, "{saved}");
