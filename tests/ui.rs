@@ -134,6 +134,47 @@ fn pause_a_schedule_on_the_triggers_page(browser: &Browser, server: &Server, aut
     assert_eq!(listed[0]["paused"], true, "{listed}");
 }
 
+/// A run cancelled while it builds is retried from its page: the page names the tasks
+/// that run again, and follows the run to its gate.
+fn retry_a_cancelled_run_from_its_page(browser: &Browser, server: &Server, auth: &str) {
+    let run_id = start_run(server, auth);
+    let cancel = http1::request_with(
+        "POST",
+        &server.url(&format!("/api/v1/runs/{run_id}/cancel")),
+        Some(("application/json", "{}")),
+        &[auth],
+    )
+    .expect("cancel");
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    let path = format!("/api/v1/runs/{run_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while support::get_json_with(server, &path, auth)["status"] != "cancelled" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run was not cancelled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    browser.go(&server.url(&format!("/runs/{run_id}")));
+    browser.wait_hydrated();
+    browser.wait_for(
+        "the retry button to be enabled",
+        10,
+        "return document.querySelector('[data-testid=retry]')?.disabled === false",
+    );
+    browser.click(&browser.find("[data-testid=retry]"));
+    browser.wait_for(
+        "the page to name what runs again",
+        10,
+        "return [...document.querySelectorAll('.note')].some(n => n.innerText === 'Retrying: build, sign_off, release.')",
+    );
+    browser.wait_for(
+        "the retried run to reach its gate",
+        30,
+        "return document.querySelector(\"[data-testid=dag] [data-task='sign_off']\")?.getAttribute('data-state') === 'waiting_approval'",
+    );
+}
+
 /// A workflow that runs every night at 02:30 in Berlin.
 const NIGHTLY: &str = "name: Nightly\nid: nightly\ntriggers:\n  schedule: { cron: \"30 2 * * *\", timezone: Europe/Berlin }\ntasks:\n  - { id: a, name: A, agent: echo, inputs: { a: 1 } }\n";
 
@@ -310,6 +351,7 @@ fn sign_in_watch_a_run_live_approve_it_from_the_inbox_and_every_page_passes_axe(
     assert_eq!(run["status"], "completed", "{run}");
 
     pause_a_schedule_on_the_triggers_page(&browser, &server, &auth);
+    retry_a_cancelled_run_from_its_page(&browser, &server, &auth);
 
     // The theme toggle flips the theme and the choice survives a reload.
     let theme = || {
