@@ -25,6 +25,7 @@ const PASSWORD: &str = "ada's own long password";
 const PHONE_WIDTH: u32 = 390;
 
 const WORKFLOW: &str = r#"name: UI release
+budget_usd: 5
 tasks:
   - id: build
     name: Build
@@ -134,8 +135,9 @@ fn pause_a_schedule_on_the_triggers_page(browser: &Browser, server: &Server, aut
     assert_eq!(listed[0]["paused"], true, "{listed}");
 }
 
-/// A run cancelled while it builds is retried from its page: the page names the tasks
-/// that run again, and follows the run to its gate.
+/// A run cancelled while it builds shows what it spent of its budget, and is retried
+/// from its page: the page names the tasks that run again, and follows the run to its
+/// gate.
 fn retry_a_cancelled_run_from_its_page(browser: &Browser, server: &Server, auth: &str) {
     let run_id = start_run(server, auth);
     let cancel = http1::request_with(
@@ -162,6 +164,11 @@ fn retry_a_cancelled_run_from_its_page(browser: &Browser, server: &Server, auth:
         10,
         "return document.querySelector('[data-testid=retry]')?.disabled === false",
     );
+    let budget = browser.run(
+        "return document.querySelector('[data-testid=run-budget]').innerText",
+        vec![],
+    );
+    assert_eq!(budget, "Spent $0.00 of a $5.00 budget (on_budget: fail)");
     browser.click(&browser.find("[data-testid=retry]"));
     browser.wait_for(
         "the page to name what runs again",
