@@ -16,6 +16,8 @@ use troupe_store::{RunId, TaskId, UserId};
 
 mod migrate;
 mod retry;
+#[cfg(test)]
+mod test_log;
 pub use migrate::MigrationPlan;
 pub use retry::RetryRefusal;
 

@@ -104,13 +104,12 @@ impl RunState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
-    use troupe_store::events::{RunEvent, RunStatus, StoredEvent};
+    use troupe_store::events::RunStatus;
     use troupe_workflow::{Workflow, parse_workflow};
 
     use crate::state::RunState;
+    use crate::state::test_log::Log;
 
     const V1: &str = r#"
 name: flow
@@ -126,46 +125,10 @@ tasks:
 
     /// A run of V1 whose `build` completed and whose `test` runs.
     fn run() -> RunState {
-        let mut state = RunState::new(&"r".into(), Arc::new(workflow(V1)));
-        let events = [
-            RunEvent::RunStarted {
-                workflow_id: "flow".into(),
-                workflow_version: 1,
-                variables: Default::default(),
-                started_by: "ada".into(),
-                started_by_id: None,
-            },
-            RunEvent::AttemptStarted {
-                idempotency_key: "r:build:1".into(),
-                task: "build".into(),
-                attempt: 1,
-                inputs: json!({}),
-                node: None,
-            },
-            RunEvent::AttemptSucceeded {
-                task: "build".into(),
-                attempt: 1,
-                outputs: json!({"artifact": "a.tar"}),
-                cost_usd: 0.0,
-                node: None,
-            },
-            RunEvent::AttemptStarted {
-                idempotency_key: "r:test:1".into(),
-                task: "test".into(),
-                attempt: 1,
-                inputs: json!({}),
-                node: None,
-            },
-        ];
-        for (seq, event) in events.into_iter().enumerate() {
-            state.apply(&StoredEvent {
-                run_id: "r".into(),
-                seq: seq as u64,
-                at_ms: 0,
-                event,
-            });
-        }
-        state
+        let mut log = Log::new(V1);
+        log.attempt("build", 1, Ok(json!({"artifact": "a.tar"})));
+        log.start("test", 1);
+        log.state
     }
 
     #[test]

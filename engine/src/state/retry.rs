@@ -186,11 +186,10 @@ impl RunState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use serde_json::json;
+    use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
 
-    use serde_json::{Value, json};
-    use troupe_store::events::{RunEvent, RunStatus, StoredEvent, TaskStatus};
-
+    use crate::state::test_log::Log;
     use crate::state::{RunState, Step};
 
     const WORKFLOW: &str = r#"
@@ -202,75 +201,10 @@ tasks:
   - { id: docs, name: Docs, agent: work, depends_on: [a] }
 "#;
 
-    struct Log {
-        state: RunState,
-        events: Vec<StoredEvent>,
-    }
-
-    impl Log {
-        fn new() -> Self {
-            let workflow = troupe_workflow::parse_workflow(WORKFLOW, "lanes.yaml", &["work"])
-                .expect("the workflow parses");
-            let mut log = Log {
-                state: RunState::new(&"r".into(), Arc::new(workflow)),
-                events: Vec::new(),
-            };
-            log.push(RunEvent::RunStarted {
-                workflow_id: "lanes".into(),
-                workflow_version: 1,
-                variables: Default::default(),
-                started_by: "ada".into(),
-                started_by_id: None,
-            });
-            log
-        }
-
-        fn push(&mut self, event: RunEvent) {
-            let stored = StoredEvent {
-                run_id: "r".into(),
-                seq: self.state.next_seq,
-                at_ms: self.state.next_seq as i64,
-                event,
-            };
-            self.state.apply(&stored);
-            self.events.push(stored);
-        }
-
-        fn attempt(&mut self, task: &str, attempt: u32, outcome: Result<Value, &str>) {
-            self.push(RunEvent::AttemptStarted {
-                idempotency_key: format!("r:{task}:{attempt}"),
-                task: task.into(),
-                attempt,
-                inputs: json!({}),
-                node: None,
-            });
-            self.push(match outcome {
-                Ok(outputs) => RunEvent::AttemptSucceeded {
-                    task: task.into(),
-                    attempt,
-                    outputs,
-                    cost_usd: 0.0,
-                    node: None,
-                },
-                Err(error) => RunEvent::AttemptFailed {
-                    task: task.into(),
-                    attempt,
-                    error: error.into(),
-                    retry_at_ms: None,
-                    node: None,
-                },
-            });
-        }
-
-        fn status(&self, task: &str) -> TaskStatus {
-            self.state.tasks()[task].status
-        }
-    }
-
     /// A run whose fan-out lost one child: `a` and `docs` completed, `code[1]` failed,
     /// so `code` failed and `review` was cancelled.
     fn failed_run() -> Log {
-        let mut log = Log::new();
+        let mut log = Log::new(WORKFLOW);
         log.attempt("a", 1, Ok(json!({"plan": "p"})));
         log.push(RunEvent::FanOutExpanded {
             task: "code".into(),
@@ -353,7 +287,7 @@ tasks:
 
     #[test]
     fn a_retry_is_refused_while_running_and_after_completing() {
-        let mut log = Log::new();
+        let mut log = Log::new(WORKFLOW);
         assert_eq!(
             log.state.retry_set(None).unwrap_err().to_string(),
             "run `r` is still running: wait for it to end, or cancel it first"
