@@ -310,6 +310,15 @@ fn a_rejected_run_is_retried_from_the_cli_and_completes() {
             ],
         )
     };
+    let early = run_troupe(dir.path(), &["runs", "retry", &run_id, "--server", &url]);
+    assert_eq!(early.status.code(), Some(2), "{}", stdout(&early));
+    assert!(
+        stderr(&early).contains(&format!(
+            "run `{run_id}` is still running: wait for it to end, or cancel it first"
+        )),
+        "{}",
+        stderr(&early)
+    );
     assert!(decide("reject").status.success());
     let run = support::wait_for_run(&server, &run_id, 60, |run| run["status"] != "running");
     assert_eq!(run["status"], "failed", "{run:#}");
@@ -361,6 +370,16 @@ fn a_waiting_run_moves_to_a_new_version_from_the_cli() {
     };
     let v2 = save(source.replace("'released, approved by", "'shipped v2, approved by"));
     let v3 = save(source.replace("built-artifact-1.0", "built-artifact-2.0"));
+    let build = "  - id: build\n    name: Build\n    agent: shell\n    inputs:\n      command: \"echo built-artifact-1.0\"\n";
+    assert!(
+        source.contains(build),
+        "the example's build task is as this test expects"
+    );
+    let without_build = source
+        .replace(build, "")
+        .replace("    depends_on: [build]\n", "")
+        .replace("\"{{ tasks.build.outputs.stdout }}\"", "\"none\"");
+    let v4 = save(without_build);
     let migrate = |version: &str, dry: bool| {
         let mut args = vec![
             "runs",
@@ -389,6 +408,13 @@ fn a_waiting_run_moves_to_a_new_version_from_the_cli() {
         stderr(&refused).contains("task `build` is completed: it cannot be changed"),
         "{}",
         stderr(&refused)
+    );
+    let removes = migrate(&v4, false);
+    assert_eq!(removes.status.code(), Some(2), "{}", stdout(&removes));
+    assert!(
+        stderr(&removes).contains("task `build` is completed: it cannot be removed"),
+        "{}",
+        stderr(&removes)
     );
     let moved = migrate(&v2, false);
     assert!(moved.status.success(), "{}", stderr(&moved));
