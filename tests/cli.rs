@@ -780,6 +780,9 @@ fn the_telemetry_benchmark_compares_the_engine_with_traces_and_without() {
             let each = result["rounds"][key].as_array().map(Vec::len);
             assert_eq!(each, Some(1), "one figure per round: {result}");
         }
+        // One round cannot bound the median: the verdict waits for six or more.
+        assert!(result["paired_interval"].is_null(), "{result}");
+        assert_eq!(result["verdict"], "unsettled", "{result}");
     }
 }
 

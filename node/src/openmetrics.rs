@@ -183,9 +183,10 @@ impl Recorder for OpenMetrics {
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
         let handle = self.handle(key, |state| {
             let name = key.name();
-            let make = || Family::new_with_constructor(WithBuckets((self.buckets)(name)));
+            let bounds = (self.buckets)(name);
+            let make = || Family::new_with_constructor(WithBuckets(bounds));
             let family = state.family(name, name, |s| &mut s.histograms, make);
-            let observed = Observed(family.get_or_create(&labels(key)).clone());
+            let observed = Observed::new(family.get_or_create(&labels(key)).clone(), bounds);
             Handle::Histogram(Histogram::from_arc(Arc::new(observed)))
         });
         match handle {
@@ -224,18 +225,81 @@ impl GaugeFn for Gauged {
     }
 }
 
-/// A histogram whose observations inside a sampled trace carry its id as exemplar.
-struct Observed(HistogramWithExemplars<Labels>);
+/// A histogram whose observations inside a sampled trace carry its id as exemplar, at
+/// most one a second per bucket: a bucket keeps only its latest exemplar anyway, and
+/// looking up the current trace costs several times the observation itself.
+struct Observed {
+    histogram: HistogramWithExemplars<Labels>,
+    bounds: Buckets,
+    /// When each bucket (+Inf last) may take its next exemplar, in milliseconds since
+    /// [`EPOCH`]; 0 at first.
+    next_exemplar_ms: Box<[AtomicU64]>,
+}
+
+/// What exemplar times count from.
+static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+const EXEMPLAR_EVERY_MS: u64 = 1_000;
+
+impl Observed {
+    fn new(histogram: HistogramWithExemplars<Labels>, bounds: Buckets) -> Self {
+        let next_exemplar_ms = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            histogram,
+            bounds,
+            next_exemplar_ms,
+        }
+    }
+
+    /// The index of `value`'s bucket, +Inf last: by the client's rule, the first whose
+    /// upper bound is at least the value.
+    fn bucket(&self, value: f64) -> usize {
+        self.bounds.partition_point(|bound| *bound < value)
+    }
+
+    /// The current trace's id, if it is sampled and `value`'s bucket is due an exemplar.
+    fn exemplar(&self, value: f64) -> Option<Labels> {
+        if !troupe_telemetry::export::exporting() {
+            return None;
+        }
+        let turn = self.next_exemplar_ms.get(self.bucket(value))?;
+        let since = EPOCH.get_or_init(std::time::Instant::now).elapsed();
+        let now = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        let due = turn.load(Ordering::Relaxed);
+        if now < due {
+            return None;
+        }
+        let context = troupe_telemetry::TraceParent::current().filter(|c| c.is_sampled())?;
+        // Of threads racing for one bucket's turn, the one whose exchange lands takes it.
+        let next = now.saturating_add(EXEMPLAR_EVERY_MS);
+        (turn.compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)).ok()?;
+        Some(vec![("trace_id".to_owned(), context.trace_id())])
+    }
+}
 
 impl HistogramFn for Observed {
     fn record(&self, value: f64) {
-        if !troupe_telemetry::export::exporting() {
-            self.0.observe(value, None, None);
-            return;
-        }
-        let exemplar = troupe_telemetry::TraceParent::current()
-            .filter(|context| context.is_sampled())
-            .map(|context| vec![("trace_id".to_owned(), context.trace_id())]);
-        self.0.observe(value, exemplar, None);
+        self.histogram.observe(value, self.exemplar(value), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_falls_in_the_bucket_the_client_counts_it_in() {
+        const BOUNDS: [f64; 3] = [0.1, 1.0, 10.0];
+        let observed = Observed::new(HistogramWithExemplars::new(BOUNDS.into_iter()), &BOUNDS);
+        let buckets: Vec<usize> = [0.0, 0.1, 0.5, 1.0, 10.0, 11.0, f64::INFINITY]
+            .into_iter()
+            .map(|value| observed.bucket(value))
+            .collect();
+        assert_eq!(buckets, [0, 0, 1, 1, 2, 3, 3]);
+        assert_eq!(
+            observed.next_exemplar_ms.len(),
+            4,
+            "one turn per bucket and +Inf"
+        );
     }
 }

@@ -10,6 +10,7 @@ use troupe_config::Settings;
 mod auth;
 mod cluster;
 mod engine;
+mod stats;
 mod telemetry;
 mod v1_load;
 

@@ -1,8 +1,12 @@
 //! `troupe bench engine --telemetry`: what exporting traces costs the engine and the
 //! `/v1` endpoint. The engine benchmark, and a node answering chat requests on the local
 //! model ([`super::v1_load`]), run with spans sent to a live OTLP receiver and without,
-//! each in a process of its own (the exporter is process-wide), alternated `rounds`
-//! times on the same machine; the overhead is the ratio of the medians.
+//! each in a process of its own (the exporter is process-wide), `rounds` times on the
+//! same machine. Which side goes first alternates from round to round, so that neither
+//! gains from the order (on this machine the first of two runs was up to 20% slower
+//! or faster than the second, whichever it was). Each round's two runs are a pair; the
+//! overhead is the median of the pairs' ratios, with a 95% interval that says whether
+//! the rounds settle it.
 //!
 //! Goal (issue 17): under 5% at a sample ratio of 1.0.
 
@@ -16,7 +20,11 @@ use serde::Serialize;
 
 use serde_json::Value;
 
+use super::stats::{median, median_interval};
 use super::v1_load;
+
+/// Issue 17's goal: traces cost the engine under 5%.
+const GOAL: f64 = 0.05;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OverheadResult {
@@ -30,6 +38,11 @@ pub struct OverheadResult {
     /// neighbours in time, so this one is less moved by the machine speeding up or
     /// slowing down between rounds (on a shared VM, by ±15%).
     pub paired_overhead: f64,
+    /// A 95% confidence interval of `paired_overhead` (distribution-free: order
+    /// statistics of the rounds' ratios); `null` with fewer than 6 rounds.
+    pub paired_interval: Option<(f64, f64)>,
+    /// `under`, `over` or `unsettled`: where the interval lies against the goal.
+    pub verdict: &'static str,
     /// The process's CPU time over the run (every thread, the exporter's included): the
     /// work the traces add, apart from any waiting they cause.
     pub off_cpu_ms_median: f64,
@@ -124,12 +137,21 @@ pub async fn engine_overhead(
     let (mut off, mut on) = (Vec::new(), Vec::new());
     let (mut v1_off, mut v1_on) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        off.push(child(tasks, None, &scratch.join(format!("off-{round}.json"))).await?);
-        let traced = scratch.join(format!("on-{round}.json"));
-        on.push(child(tasks, Some(&endpoint), &traced).await?);
-        let data = |way: &str| scratch.join(format!("v1-{way}-{round}"));
-        v1_off.push(v1_load::throughput(models_dir, None, &data("off")).await?);
-        v1_on.push(v1_load::throughput(models_dir, Some(&endpoint), &data("on")).await?);
+        for traced in sides(round) {
+            let side = if traced { "on" } else { "off" };
+            let endpoint = traced.then_some(endpoint.as_str());
+            let out = scratch.join(format!("{side}-{round}.json"));
+            let engine = child(tasks, endpoint, &out).await?;
+            let data = scratch.join(format!("v1-{side}-{round}"));
+            let v1 = v1_load::throughput(models_dir, endpoint, &data).await?;
+            let (engines, v1s) = if traced {
+                (&mut on, &mut v1_on)
+            } else {
+                (&mut off, &mut v1_off)
+            };
+            engines.push(engine);
+            v1s.push(v1);
+        }
     }
     let (v1_off, v1_on) = (median(v1_off.into_iter()), median(v1_on.into_iter()));
     if received.requests.load(Ordering::Relaxed) == 0 {
@@ -140,7 +162,7 @@ pub async fn engine_overhead(
         tasks,
         rounds,
         sample_ratio: 1.0,
-        goal_overhead_max: 0.05,
+        goal_overhead_max: GOAL,
         export_requests: received.requests.load(Ordering::Relaxed),
         export_bytes: received.bytes.load(Ordering::Relaxed),
         results: compare(&off, &on),
@@ -150,6 +172,13 @@ pub async fn engine_overhead(
             overhead: v1_off / v1_on - 1.0,
         },
     })
+}
+
+/// Whether each side of `round` is traced, in the order they run: untraced first in
+/// even rounds, traced first in odd ones.
+fn sides(round: usize) -> [bool; 2] {
+    let traced_first = round % 2 == 1;
+    [traced_first, !traced_first]
 }
 
 /// One engine benchmark in a process of its own, exporting to `endpoint` if given.
@@ -220,19 +249,19 @@ fn compare(off: &[Vec<Measured>], on: &[Vec<Measured>]) -> Vec<OverheadResult> {
             let median_of = |values: &[f64]| median(values.iter().copied());
             let (off_ms, on_ms) = (median_of(&rounds.off_ms), median_of(&rounds.on_ms));
             let (off_cpu, on_cpu) = (median_of(&rounds.off_cpu_ms), median_of(&rounds.on_cpu_ms));
+            let pairs: Vec<f64> = (rounds.on_ms.iter().zip(&rounds.off_ms))
+                .map(|(on, off)| on / off - 1.0)
+                .collect();
+            let paired_interval = median_interval(&pairs);
             OverheadResult {
                 store: measured.store.clone(),
                 shape: measured.shape.clone(),
                 off_ms_median: off_ms,
                 on_ms_median: on_ms,
                 overhead: on_ms / off_ms - 1.0,
-                paired_overhead: median(
-                    rounds
-                        .on_ms
-                        .iter()
-                        .zip(&rounds.off_ms)
-                        .map(|(on, off)| on / off - 1.0),
-                ),
+                paired_overhead: median(pairs.iter().copied()),
+                paired_interval,
+                verdict: verdict(paired_interval),
                 off_cpu_ms_median: off_cpu,
                 on_cpu_ms_median: on_cpu,
                 cpu_overhead: on_cpu / off_cpu - 1.0,
@@ -242,10 +271,13 @@ fn compare(off: &[Vec<Measured>], on: &[Vec<Measured>]) -> Vec<OverheadResult> {
         .collect()
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+/// Where a 95% interval of the overhead lies against the goal.
+fn verdict(interval: Option<(f64, f64)>) -> &'static str {
+    match interval {
+        Some((_, high)) if high < GOAL => "under",
+        Some((low, _)) if low > GOAL => "over",
+        _ => "unsettled",
+    }
 }
 
 impl TelemetryReport {
@@ -258,16 +290,19 @@ impl TelemetryReport {
             self.goal_overhead_max * 100.0
         )];
         for result in &self.results {
+            let interval = result
+                .paired_interval
+                .map_or("no interval".into(), |(low, high)| {
+                    format!("95%: {:+.1}% to {:+.1}%", low * 100.0, high * 100.0)
+                });
             lines.push(format!(
-                "{:<10} {:<5} off {:>9.1} ms, on {:>9.1} ms: {:+.1}% (paired {:+.1}%); CPU off {:>9.1} ms, on {:>9.1} ms: {:+.1}%",
+                "{:<10} {:<5} off {:>9.1} ms, on {:>9.1} ms: paired {:+.1}% ({interval}, {}); CPU {:+.1}%",
                 result.store,
                 result.shape,
                 result.off_ms_median,
                 result.on_ms_median,
-                result.overhead * 100.0,
                 result.paired_overhead * 100.0,
-                result.off_cpu_ms_median,
-                result.on_cpu_ms_median,
+                result.verdict,
                 result.cpu_overhead * 100.0
             ));
         }
