@@ -581,6 +581,14 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
         "8",
         "--streams",
         "1,2",
+        "--shared-streams",
+        "3",
+        "--shared-prefix-tokens",
+        "24",
+        "--question-tokens",
+        "6",
+        "--shared-output-tokens",
+        "4",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -597,6 +605,31 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
         assert!(gain.is_some_and(|gain| gain > 0.0), "{report}");
     }
     assert_eq!(report["quantization"], "Q4_1");
+    let shared = &report["shared_prefix"];
+    assert_eq!(shared["streams"], 3, "{shared}");
+    assert_eq!(shared["prefix_tokens"], 24, "{shared}");
+    let generated = shared["generated_tokens"].as_u64().unwrap();
+    assert!(
+        (3..=12).contains(&generated),
+        "1 to 4 tokens each: {shared}"
+    );
+    let (p50, p95) = (
+        shared["time_to_first_token_ms_p50"].as_f64().unwrap(),
+        shared["time_to_first_token_ms_p95"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p95, "{shared}");
+    let limits = &report["limits"];
+    assert!(
+        limits["memory_bandwidth_gb_s"].as_f64().unwrap() > 0.1,
+        "{limits}"
+    );
+    assert!(
+        limits["int8_peak_gmac_s"].as_f64().unwrap() > 0.1,
+        "{limits}"
+    );
+    // Every figure is read against the limits measured in the same run.
+    let fraction = report["fractions"]["decode_of_bandwidth"].as_f64().unwrap();
+    assert!(fraction > 0.0 && fraction.is_finite(), "{report}");
     assert!(
         report["decode_tokens_per_s"].as_f64().unwrap() > 0.0,
         "{report}"

@@ -242,6 +242,83 @@ def multi_stream(model, n_vocab, prompt, n_streams, args):
     return statistics.median(agg), [round(x, 2) for x in agg], ctx.params
 
 
+def shared_prefix(model, vocab, n_vocab, args):
+    """The agent workload, as troupe's benchmark runs it: --shared-streams requests
+    arriving together, each a shared system prompt of --shared-prefix-tokens and its own
+    question of --question-tokens, sampled at temperature 0.7 and top-p 0.9 (llama.cpp's
+    sampler chain) for up to --shared-output-tokens, stopping at end of generation. Each
+    step is filled as a server fills it: one token for every decoding stream first, then
+    prompt tokens in arrival order up to --step-tokens. No prompt is shared between
+    sequences: each stream prefills its whole prompt."""
+    S, D = args.shared_streams, args.shared_output_tokens
+    system = prompt_tokens(vocab, args.shared_prefix_tokens)
+    prompts = []
+    for s in range(S):
+        question = tokenize(vocab, f"Question {s}: what did build {s} change, and why? ")
+        prompts.append(system + (question * args.question_tokens)[: args.question_tokens])
+    room = args.step_tokens
+    ctx = Context(model, n_vocab, n_ctx=sum(len(p) + D + 8 for p in prompts), n_batch=room,
+                  n_seq_max=S, threads=args.threads, flash=args.flash_attn)
+    batch = Batch(room)
+    samplers = []
+    for s in range(S):
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(0.9, 1))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(0.7))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(s))
+        samplers.append(chain)
+    fed = [0] * S          # prompt tokens fed so far
+    last = [None] * S      # the token each decoding stream feeds next
+    generated = [0] * S
+    first_token_ms = [None] * S
+    done = [False] * S
+    t0 = time.perf_counter()
+    while not all(done):
+        batch.clear()
+        rows = []  # (stream, batch index) of each row that asks for logits
+        for s in range(S):
+            if not done[s] and last[s] is not None:
+                rows.append((s, batch.b.n_tokens))
+                batch.add(last[s], len(prompts[s]) + generated[s] - 1, s, True)
+        for s in range(S):
+            while not done[s] and fed[s] < len(prompts[s]) and batch.b.n_tokens < room:
+                end = fed[s] == len(prompts[s]) - 1
+                if end:
+                    rows.append((s, batch.b.n_tokens))
+                batch.add(prompts[s][fed[s]], fed[s], s, end)
+                fed[s] += 1
+        ctx.decode(batch)
+        for s, index in rows:
+            token = L.llama_sampler_sample(samplers[s], ctx.ctx, index)
+            generated[s] += 1
+            if first_token_ms[s] is None:
+                first_token_ms[s] = (time.perf_counter() - t0) * 1000
+            if L.llama_vocab_is_eog(vocab, token) or generated[s] >= D:
+                done[s] = True
+            last[s] = token
+    elapsed = time.perf_counter() - t0
+    for chain in samplers:
+        L.llama_sampler_free(chain)
+    ctx.free()
+    batch.free()
+    ordered = sorted(first_token_ms)
+    rank = lambda p: ordered[max(0, -(-int(p * 100) * len(ordered) // 100) - 1)]
+    return {
+        "streams": S,
+        "prefix_tokens": args.shared_prefix_tokens,
+        "question_tokens": args.question_tokens,
+        "max_output_tokens": D,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "max_step_tokens": room,
+        "time_to_first_token_ms_p50": round(rank(0.5), 1),
+        "time_to_first_token_ms_p95": round(rank(0.95), 1),
+        "generated_tokens": sum(generated),
+        "aggregate_tokens_per_s": round(sum(generated) / elapsed, 2),
+        "context": ctx.params,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", type=Path, default=DEFAULT_GGUF)
@@ -252,6 +329,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--flash-attn", choices=sorted(FLASH), default="auto",
                     help="llama.cpp flash attention setting (default: llama.cpp's own default, auto)")
+    ap.add_argument("--shared-streams", type=int, default=16)
+    ap.add_argument("--shared-prefix-tokens", type=int, default=1500)
+    ap.add_argument("--question-tokens", type=int, default=100)
+    ap.add_argument("--shared-output-tokens", type=int, default=128)
+    ap.add_argument("--step-tokens", type=int, default=512)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--verbose", action="store_true", help="show llama.cpp's own log")
     args = ap.parse_args()
@@ -284,6 +366,9 @@ def main():
         stream_contexts[str(n)] = params
         print(f"  {n:>3} streams: {med:8.2f} tok/s aggregate", file=sys.stderr)
     rss_all = rss_peak_mb()
+    shared = shared_prefix(model, vocab, n_vocab, args)
+    print(f"  shared prefix: first token p50 {shared['time_to_first_token_ms_p50']} ms, "
+          f"{shared['aggregate_tokens_per_s']} tok/s aggregate", file=sys.stderr)
 
     v = versions()
     result = {
@@ -304,6 +389,7 @@ def main():
         "peak_rss_mb": round(rss_single, 1),
         "peak_rss_mb_after_streams": round(rss_all, 1),
         "aggregate_decode_tokens_per_s": aggregate,
+        "shared_prefix": shared,
         "runs": {"single_stream": single["runs"], "aggregate_decode_tokens_per_s": aggregate_runs},
         "contexts": {"single_stream": single["context"], "streams": stream_contexts},
         "greedy_first_tokens": single["first_tokens"],

@@ -12,6 +12,8 @@ use serde::Serialize;
 use crate::batch::BatchEngine;
 use crate::errors::InferenceError;
 use crate::generation::{LocalModel, SamplingParams};
+use crate::llama::PassCost;
+use crate::probe::{self, MachineLimits};
 use crate::sequence::GenerationRequest;
 use crate::simd;
 
@@ -35,6 +37,56 @@ pub struct InferenceReport {
     /// Aggregate decode at N streams over single-stream decode: what batching buys.
     pub batching_gain: BTreeMap<usize, f64>,
     pub peak_memory_mb: Option<f64>,
+    /// What this machine can do, measured in the same run.
+    pub limits: MachineLimits,
+    pub pass_cost: PassCost,
+    pub kv_bytes_per_token: usize,
+    /// Each figure as a fraction of the limit that bounds it.
+    pub fractions: Fractions,
+    pub shared_prefix: SharedPrefixReport,
+}
+
+/// How close each figure comes to the machine's limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fractions {
+    /// Single-stream decode: bytes read per token (every weight, and the cache at the
+    /// run's mean length) × tokens/s ÷ memory bandwidth.
+    pub decode_of_bandwidth: f64,
+    /// Prefill: multiply-adds per token × tokens/s ÷ the int8 peak.
+    pub prefill_of_peak: Option<f64>,
+    /// Batched decode, by streams: multiply-adds per token × tokens/s ÷ the int8 peak.
+    pub aggregate_decode_of_peak: BTreeMap<usize, f64>,
+}
+
+/// The agent workload: many requests at once that share a long system prompt, sampled
+/// with top-p.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedPrefixReport {
+    pub streams: usize,
+    pub prefix_tokens: usize,
+    pub question_tokens: usize,
+    pub max_output_tokens: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    /// Tokens one step takes at most: the serving default (`models.max_step_tokens`).
+    pub max_step_tokens: usize,
+    /// From all requests arriving together to each one's first generated token.
+    pub time_to_first_token_ms_p50: f64,
+    pub time_to_first_token_ms_p95: f64,
+    pub generated_tokens: usize,
+    /// Generated tokens over all streams ÷ the time from arrival to the last one's end.
+    pub aggregate_tokens_per_s: f64,
+}
+
+/// The shared-prefix workload's shape: by default (issue 19) 16 requests sharing 1,500
+/// tokens, each with a question of 100 and up to 128 tokens out, in steps of 512.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedPrefixShape {
+    pub streams: usize,
+    pub prefix_tokens: usize,
+    pub question_tokens: usize,
+    pub max_output_tokens: usize,
+    pub max_step_tokens: usize,
 }
 
 const FILLER: &str =
@@ -43,20 +95,30 @@ const FILLER: &str =
 /// A prompt of exactly `tokens` tokens of English text, starting `offset` tokens in (so
 /// concurrent streams do not all read the same words).
 fn prompt(model: &LocalModel, tokens: usize, offset: usize) -> Result<Vec<u32>, InferenceError> {
-    let mut prompt = Vec::new();
-    while prompt.len() < tokens + offset {
-        prompt.extend(model.tokenizer().encode(FILLER)?);
+    let mut prompt = repeated(model, FILLER, tokens + offset)?;
+    Ok(prompt.split_off(offset))
+}
+
+/// `text` repeated to exactly `tokens` tokens (at least one).
+fn repeated(model: &LocalModel, text: &str, tokens: usize) -> Result<Vec<u32>, InferenceError> {
+    let once = model.tokenizer().encode(text)?;
+    if once.is_empty() {
+        return Err(InferenceError::InvalidRequest(format!(
+            "`{text}` has no tokens"
+        )));
     }
-    Ok(prompt[offset..offset + tokens.max(1)].to_vec())
+    Ok(once.iter().copied().cycle().take(tokens.max(1)).collect())
 }
 
 /// Measures one stream (a prompt of `prompt_tokens`, then `decode_tokens` greedy tokens,
-/// fewer if the model ends its answer), then `streams` concurrent streams each.
+/// fewer if the model ends its answer), then `streams` concurrent streams each, then the
+/// `shared` workload, and the machine's limits.
 pub fn measure(
     model_path: &Path,
     prompt_tokens: usize,
     decode_tokens: usize,
     streams: &[usize],
+    shared: &SharedPrefixShape,
 ) -> Result<InferenceReport, InferenceError> {
     let model = LocalModel::load(model_path)?;
     let prompt = prompt(&model, prompt_tokens, 0)?;
@@ -85,6 +147,16 @@ pub fn measure(
         let (rate, _) = aggregate_decode(&model, count, prompt_tokens, decode_tokens)?;
         aggregate.insert(count, rate);
     }
+    let shared_prefix = shared_prefix(&model, shared)?;
+    let limits = probe::measure();
+    let weights = model.weights();
+    let fractions = Fractions::of(
+        &limits,
+        weights.pass_cost(),
+        weights.kv_bytes_per_token() * (prompt.len() + generated_tokens / 2),
+        (prompt.len() as f64 / first_token, single),
+        &aggregate,
+    );
 
     Ok(InferenceReport {
         benchmark: "inference",
@@ -109,7 +181,108 @@ pub fn measure(
             .collect(),
         aggregate_decode_tokens_per_s: aggregate,
         peak_memory_mb: peak_memory_mb(),
+        limits,
+        pass_cost: weights.pass_cost(),
+        kv_bytes_per_token: weights.kv_bytes_per_token(),
+        fractions,
+        shared_prefix,
     })
+}
+
+impl Fractions {
+    /// `rates` is (prefill, single-stream decode) in tokens/s; `cache_bytes` what a
+    /// decode step of that run reads of its cache, on average.
+    fn of(
+        limits: &MachineLimits,
+        cost: PassCost,
+        cache_bytes: usize,
+        (prefill, decode): (f64, f64),
+        aggregate: &BTreeMap<usize, f64>,
+    ) -> Self {
+        let bytes_per_token = (cost.weight_bytes + cache_bytes) as f64;
+        let of_peak = |rate: f64| {
+            let peak = limits.int8_peak_gmac_s?;
+            Some(rate * cost.multiply_adds as f64 / (peak * 1e9))
+        };
+        Self {
+            decode_of_bandwidth: decode * bytes_per_token / (limits.memory_bandwidth_gb_s * 1e9),
+            prefill_of_peak: of_peak(prefill),
+            aggregate_decode_of_peak: aggregate
+                .iter()
+                .filter_map(|(streams, rate)| Some((*streams, of_peak(*rate)?)))
+                .collect(),
+        }
+    }
+}
+
+/// Runs `shape`'s requests through one batch engine as a serving worker would, all
+/// arriving at once.
+pub fn shared_prefix(
+    model: &LocalModel,
+    shape: &SharedPrefixShape,
+) -> Result<SharedPrefixReport, InferenceError> {
+    const TEMPERATURE: f64 = 0.7;
+    const TOP_P: f64 = 0.9;
+    let system = prompt(model, shape.prefix_tokens, 0)?;
+    let mut engine = BatchEngine::new(model.clone(), shape.max_step_tokens);
+    let started = Instant::now();
+    for stream in 0..shape.streams {
+        let question = format!("Question {stream}: what did build {stream} change, and why? ");
+        let mut prompt = system.clone();
+        prompt.extend(repeated(model, &question, shape.question_tokens)?);
+        let params = SamplingParams {
+            temperature: TEMPERATURE,
+            top_p: Some(TOP_P),
+            seed: stream as u64,
+            ..SamplingParams::greedy()
+        };
+        let request = GenerationRequest {
+            prompt,
+            params,
+            max_tokens: shape.max_output_tokens,
+            stop: Vec::new(),
+        };
+        engine.admit(stream as u64, request)?;
+    }
+    let mut first_tokens = BTreeMap::new();
+    let mut generated_tokens = 0;
+    while !engine.is_idle() {
+        for event in engine.step()? {
+            if event.generated_tokens > 0 {
+                let at = started.elapsed().as_secs_f64() * 1e3;
+                first_tokens.entry(event.id).or_insert(at);
+            }
+            if let Some(done) = event.finished {
+                generated_tokens += done.token_ids.len();
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let first_tokens: Vec<f64> = first_tokens.into_values().collect();
+    Ok(SharedPrefixReport {
+        streams: shape.streams,
+        prefix_tokens: shape.prefix_tokens,
+        question_tokens: shape.question_tokens,
+        max_output_tokens: shape.max_output_tokens,
+        temperature: TEMPERATURE,
+        top_p: TOP_P,
+        max_step_tokens: shape.max_step_tokens,
+        time_to_first_token_ms_p50: percentile(&first_tokens, 0.5),
+        time_to_first_token_ms_p95: percentile(&first_tokens, 0.95),
+        generated_tokens,
+        aggregate_tokens_per_s: generated_tokens as f64 / elapsed.max(1e-9),
+    })
+}
+
+/// The nearest-rank percentile `p` (0 to 1) of `values`; NaN when there are none.
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1))
+        .copied()
+        .unwrap_or(f64::NAN)
 }
 
 /// Decode tokens per second over `streams` sequences batched together, and the tokens
@@ -153,4 +326,45 @@ fn peak_memory_mb() -> Option<f64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kilobytes: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kilobytes / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_figure_is_divided_by_the_limit_that_bounds_it() {
+        let limits = MachineLimits {
+            threads: 2,
+            memory_bandwidth_gb_s: 10.0,
+            int8_peak_gmac_s: Some(100.0),
+            kernel_path: "avx2",
+        };
+        let cost = PassCost {
+            weight_bytes: 90_000_000,
+            multiply_adds: 200_000_000,
+        };
+        let aggregate = BTreeMap::from([(4, 100.0)]);
+        // 100 tokens/s × (90 MB + 10 MB of cache) = 10 GB/s: all of the bandwidth.
+        let fractions = Fractions::of(&limits, cost, 10_000_000, (250.0, 100.0), &aggregate);
+        assert!((fractions.decode_of_bandwidth - 1.0).abs() < 1e-9);
+        // 250 tokens/s × 0.2 GMAC = 50 GMAC/s of 100.
+        assert_eq!(fractions.prefill_of_peak, Some(0.5));
+        assert_eq!(fractions.aggregate_decode_of_peak[&4], 0.2);
+        let portable = MachineLimits {
+            int8_peak_gmac_s: None,
+            ..limits
+        };
+        let fractions = Fractions::of(&portable, cost, 0, (250.0, 100.0), &aggregate);
+        assert_eq!(fractions.prefill_of_peak, None);
+        assert!(fractions.aggregate_decode_of_peak.is_empty());
+    }
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let values = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(percentile(&values, 0.5), 3.0);
+        assert_eq!(percentile(&values, 0.95), 5.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
 }

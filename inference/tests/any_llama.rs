@@ -179,3 +179,44 @@ fn a_token_outside_the_vocabulary_is_an_error_not_a_panic() {
         assert!(result.is_err(), "{forward:?}");
     }
 }
+
+/// What a pass reads: each matrix once in its own type, the output matrix (untied here)
+/// but not the embedding table, which a pass only looks rows up in.
+#[test]
+fn a_pass_costs_every_matrix_once_and_the_cache_its_element_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_model(&path);
+    let kv_width = HIDDEN / HEADS * KV_HEADS;
+    // (rows × columns, bytes per 32 values) of each product's matrix.
+    let (q8_0, q4_1, f32) = (34, 20, 128);
+    let layer = [
+        (HIDDEN * HIDDEN, q8_0),       // attn_q
+        (kv_width * HIDDEN, f32),      // attn_k
+        (kv_width * HIDDEN, q4_1),     // attn_v
+        (HIDDEN * HIDDEN, q4_1),       // attn_output
+        (FEED_FORWARD * HIDDEN, q4_1), // ffn_gate
+        (FEED_FORWARD * HIDDEN, q4_1), // ffn_up
+        (HIDDEN * FEED_FORWARD, q8_0), // ffn_down
+    ];
+    let output = (VOCABULARY * HIDDEN, f32);
+    let matrices = (0..LAYERS).flat_map(|_| layer).chain([output]);
+    let (bytes, multiply_adds) = matrices.fold((0, 0), |(bytes, macs), (values, per_block)| {
+        (bytes + values / 32 * per_block, macs + values)
+    });
+    for forward in [ForwardPath::Auto, ForwardPath::Tensors] {
+        let cost = load(&path, forward).pass_cost();
+        assert_eq!(cost.weight_bytes, bytes, "{forward:?}");
+        assert_eq!(cost.multiply_adds, multiply_adds, "{forward:?}");
+    }
+    // Keys and values of every layer: f16 on our path, f32 on candle's.
+    let cache = |element: usize| LAYERS * 2 * kv_width * element;
+    assert_eq!(
+        load(&path, ForwardPath::Auto).kv_bytes_per_token(),
+        cache(2)
+    );
+    assert_eq!(
+        load(&path, ForwardPath::Tensors).kv_bytes_per_token(),
+        cache(4)
+    );
+}

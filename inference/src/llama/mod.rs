@@ -87,10 +87,39 @@ impl LlamaConfig {
     fn kv_width(&self) -> usize {
         self.kv_heads * self.head_dim
     }
+}
 
-    /// Bytes of KV cache one token takes over all layers.
-    pub fn kv_bytes_per_token(&self) -> usize {
-        self.layers * 2 * self.kv_width() * std::mem::size_of::<f32>()
+/// What one token costs a pass in weights, whatever the batch: the figures the
+/// benchmark divides by the machine's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PassCost {
+    /// Bytes of every weight matrix, each read once per pass (the embedding table
+    /// counted once more as the output layer when the two are tied, since a pass
+    /// reads all of it for the logits).
+    pub weight_bytes: usize,
+    /// Multiply-adds of the weight products for one token.
+    pub multiply_adds: usize,
+}
+
+impl PassCost {
+    pub fn of(content: &Content) -> Self {
+        let matrices = content.tensor_infos.iter().filter(|(name, info)| {
+            info.shape.dims().len() == 2 && name.as_str() != "token_embd.weight"
+        });
+        let output = (!content.tensor_infos.contains_key("output.weight"))
+            .then(|| content.tensor_infos.get("token_embd.weight"))
+            .flatten();
+        let mut cost = Self {
+            weight_bytes: 0,
+            multiply_adds: 0,
+        };
+        for info in matrices.map(|(_, info)| info).chain(output) {
+            let elements = info.shape.elem_count();
+            let dtype = info.ggml_dtype;
+            cost.weight_bytes += elements / dtype.block_size() * dtype.type_size();
+            cost.multiply_adds += elements;
+        }
+        cost
     }
 }
 
@@ -111,6 +140,7 @@ enum Backend {
 /// One model's weights: loaded once, shared by every sequence a worker runs.
 pub struct LlamaWeights {
     config: LlamaConfig,
+    cost: PassCost,
     device: Device,
     backend: Backend,
 }
@@ -179,6 +209,7 @@ impl LlamaWeights {
         };
         Ok(Self {
             config,
+            cost: PassCost::of(content),
             device: device.clone(),
             backend,
         })
@@ -190,6 +221,20 @@ impl LlamaWeights {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    pub fn pass_cost(&self) -> PassCost {
+        self.cost
+    }
+
+    /// Bytes of cache one position takes over all layers: keys and values at half
+    /// precision on our CPU path, at single precision on candle's.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        let element = match self.backend {
+            Backend::Cpu(_) => std::mem::size_of::<half::f16>(),
+            Backend::Tensors(_) => std::mem::size_of::<f32>(),
+        };
+        self.config.layers * 2 * self.config.kv_width() * element
     }
 
     /// An empty cache with room for `expected` positions (it grows past that if needed,

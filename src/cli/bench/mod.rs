@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use troupe_config::Settings;
+use troupe_inference::bench::SharedPrefixShape;
 
 mod auth;
 mod cluster;
@@ -80,6 +81,18 @@ pub enum BenchCommand {
         /// Concurrent streams to measure aggregate decode speed at.
         #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
         streams: Vec<usize>,
+        /// The shared-prefix workload: requests arriving together...
+        #[arg(long, default_value_t = 16)]
+        shared_streams: usize,
+        /// ...that share a system prompt of this many tokens...
+        #[arg(long, default_value_t = 1500)]
+        shared_prefix_tokens: usize,
+        /// ...each with a question of its own of this many...
+        #[arg(long, default_value_t = 100)]
+        question_tokens: usize,
+        /// ...and up to this many tokens out, sampled at temperature 0.7 and top-p 0.9.
+        #[arg(long, default_value_t = 128)]
+        shared_output_tokens: usize,
         /// A Python interpreter with llama-cpp-python, to measure llama.cpp in the same run.
         #[arg(long)]
         llama_cpp: Option<PathBuf>,
@@ -94,45 +107,26 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             prompt_tokens,
             tokens,
             streams,
+            shared_streams,
+            shared_prefix_tokens,
+            question_tokens,
+            shared_output_tokens,
             llama_cpp,
             out,
         } => {
-            let model = &troupe_inference::catalog::SMOLLM2;
-            let path = troupe_inference::fetch::require(
-                Path::new(&settings.models.dir),
-                model,
-                &model.files[0],
-            )?;
-            let ours = {
-                let (path, streams) = (path.clone(), streams.clone());
-                tokio::task::spawn_blocking(move || {
-                    troupe_inference::bench::measure(&path, prompt_tokens, tokens, &streams)
-                })
-                .await??
+            let workload = Workload {
+                prompt_tokens,
+                tokens,
+                streams,
+                shared: SharedPrefixShape {
+                    streams: shared_streams,
+                    prefix_tokens: shared_prefix_tokens,
+                    question_tokens,
+                    max_output_tokens: shared_output_tokens,
+                    max_step_tokens: settings.models.max_step_tokens as usize,
+                },
             };
-            println!("{}", describe("troupe", &serde_json::to_value(&ours)?));
-            println!("batching gain over one stream: {:?}", ours.batching_gain);
-            let mut report = serde_json::json!({ "troupe": ours });
-            if let Some(python) = llama_cpp {
-                let reference = llama_cpp_figures(
-                    &python,
-                    &path,
-                    ours.threads,
-                    prompt_tokens,
-                    tokens,
-                    &streams,
-                )?;
-                println!("{}", describe("llama.cpp", &reference));
-                report["llama_cpp"] = reference.clone();
-                report["ratios_troupe_over_llama_cpp"] =
-                    ratios(&serde_json::to_value(&ours)?, &reference);
-                println!(
-                    "troupe / llama.cpp: {}",
-                    report["ratios_troupe_over_llama_cpp"]
-                );
-            }
-            write_report(&out, &report)?;
-            Ok(ExitCode::SUCCESS)
+            inference_bench(settings, workload, llama_cpp, &out).await
         }
         BenchCommand::Auth {
             seconds,
@@ -179,6 +173,55 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             rounds,
         } => engine_bench(settings, tasks, out, telemetry, rounds).await,
     }
+}
+
+/// What `bench inference` runs: one stream and `streams` at once on a prompt of
+/// `prompt_tokens` for `tokens` tokens, and the shared-prefix workload.
+struct Workload {
+    prompt_tokens: usize,
+    tokens: usize,
+    streams: Vec<usize>,
+    shared: SharedPrefixShape,
+}
+
+/// `bench inference`: ours, and llama.cpp's beside it when `llama_cpp` names a Python.
+async fn inference_bench(
+    settings: &Settings,
+    workload: Workload,
+    llama_cpp: Option<PathBuf>,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let model = &troupe_inference::catalog::SMOLLM2;
+    let path =
+        troupe_inference::fetch::require(Path::new(&settings.models.dir), model, &model.files[0])?;
+    let ours = {
+        let path = path.clone();
+        let (prompt, tokens, streams, shared) = (
+            workload.prompt_tokens,
+            workload.tokens,
+            workload.streams.clone(),
+            workload.shared,
+        );
+        tokio::task::spawn_blocking(move || {
+            troupe_inference::bench::measure(&path, prompt, tokens, &streams, &shared)
+        })
+        .await??
+    };
+    println!("{}", describe("troupe", &serde_json::to_value(&ours)?));
+    println!("batching gain over one stream: {:?}", ours.batching_gain);
+    let mut report = serde_json::json!({ "troupe": ours });
+    if let Some(python) = llama_cpp {
+        let reference = llama_cpp_figures(&python, &path, ours.threads, &workload)?;
+        println!("{}", describe("llama.cpp", &reference));
+        report["llama_cpp"] = reference.clone();
+        report["ratios_troupe_over_llama_cpp"] = ratios(&serde_json::to_value(&ours)?, &reference);
+        println!(
+            "troupe / llama.cpp: {}",
+            report["ratios_troupe_over_llama_cpp"]
+        );
+    }
+    write_report(out, &report)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `bench engine`, or with `telemetry` the same with traces exported against without.
@@ -231,12 +274,17 @@ fn describe(name: &str, figures: &serde_json::Value) -> String {
                 .join(", ")
         })
         .unwrap_or_default();
+    let shared = |key: &str| figures["shared_prefix"][key].as_f64().unwrap_or(f64::NAN);
     format!(
-        "{name}: prefill {:.1} tok/s, first token {:.0} ms, decode {:.1} tok/s, aggregate decode by streams {{{aggregate}}} tok/s, peak {:.0} MB",
+        "{name}: prefill {:.1} tok/s, first token {:.0} ms, decode {:.1} tok/s, aggregate decode by streams {{{aggregate}}} tok/s, peak {:.0} MB\n\
+         {name}, shared prefix: first token p50 {:.0} ms, p95 {:.0} ms, {:.1} tok/s over all streams",
         number("prefill_tokens_per_s"),
         number("time_to_first_token_ms"),
         number("decode_tokens_per_s"),
         number("peak_memory_mb"),
+        shared("time_to_first_token_ms_p50"),
+        shared("time_to_first_token_ms_p95"),
+        shared("aggregate_tokens_per_s"),
     )
 }
 
@@ -246,21 +294,28 @@ fn llama_cpp_figures(
     python: &Path,
     model: &Path,
     threads: usize,
-    prompt_tokens: usize,
-    tokens: usize,
-    streams: &[usize],
+    workload: &Workload,
 ) -> anyhow::Result<serde_json::Value> {
+    let shared = &workload.shared;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/llama_cpp_bench.py");
     let out = tempfile::NamedTempFile::new()?;
-    let streams: Vec<String> = streams.iter().map(usize::to_string).collect();
+    let streams: Vec<String> = workload.streams.iter().map(usize::to_string).collect();
     let status = std::process::Command::new(python)
         .arg(&script)
         .arg("--gguf")
         .arg(model)
         .args(["--threads", &threads.to_string()])
-        .args(["--prompt-tokens", &prompt_tokens.to_string()])
-        .args(["--decode-tokens", &tokens.to_string()])
+        .args(["--prompt-tokens", &workload.prompt_tokens.to_string()])
+        .args(["--decode-tokens", &workload.tokens.to_string()])
         .args(["--streams", &streams.join(",")])
+        .args(["--shared-streams", &shared.streams.to_string()])
+        .args(["--shared-prefix-tokens", &shared.prefix_tokens.to_string()])
+        .args(["--question-tokens", &shared.question_tokens.to_string()])
+        .args([
+            "--shared-output-tokens",
+            &shared.max_output_tokens.to_string(),
+        ])
+        .args(["--step-tokens", &shared.max_step_tokens.to_string()])
         .arg("--out")
         .arg(out.path())
         .status()
@@ -309,5 +364,18 @@ fn ratios(ours: &serde_json::Value, reference: &serde_json::Value) -> serde_json
         }
         result.insert("aggregate_decode_tokens_per_s".into(), by_streams.into());
     }
+    let mut shared = serde_json::Map::new();
+    for key in [
+        "aggregate_tokens_per_s",
+        "time_to_first_token_ms_p50",
+        "time_to_first_token_ms_p95",
+    ] {
+        let (ours, theirs) = (
+            &ours["shared_prefix"][key],
+            &reference["shared_prefix"][key],
+        );
+        shared.insert(key.into(), ratio(ours.as_f64(), theirs.as_f64()));
+    }
+    result.insert("shared_prefix".into(), shared.into());
     result.into()
 }
