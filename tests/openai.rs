@@ -148,6 +148,56 @@ fn local_models_are_served_over_the_openai_and_anthropic_protocols() {
     assert_eq!(loaded["models"][0]["device"], "cpu");
 }
 
+/// Two chats with one long system prompt: the second takes the prompt's start from the
+/// prefix cache, which a node keeps by default, and `troupe models list` says so.
+#[test]
+fn a_repeated_system_prompt_is_served_from_the_prefix_cache() {
+    let (scratch, server) = server();
+    let system = "You review pull requests for a build system, briefly. ".repeat(8);
+    for question in ["Did build 7 add tests?", "What broke in build 9?"] {
+        let messages = json!([
+            {"role": "system", "content": system},
+            {"role": "user", "content": question},
+        ]);
+        let body = json!({"max_tokens": 4, "temperature": 0, "messages": messages});
+        let (status, answer) = post(
+            &server,
+            "/v1/chat/completions",
+            "application/json",
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+    let loaded = get_json(&server, "/api/v1/models");
+    let cache = &loaded["models"][0]["prefix_cache"];
+    // The system prompt is some 90 tokens: at least two whole blocks of 32.
+    let reused = cache["hit_tokens"].as_u64().unwrap();
+    assert!(reused >= 64, "{cache}");
+    assert_eq!(
+        cache["capacity_bytes"],
+        256 << 20,
+        "models.prefix_cache_mb's default"
+    );
+
+    let listing = support::run_troupe(
+        scratch.path(),
+        &[
+            "--set",
+            &format!("server.address={}", server.address),
+            "models",
+            "list",
+        ],
+    );
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let line = listing
+        .lines()
+        .find(|line| line.starts_with("prefix cache: "));
+    assert!(
+        line.is_some_and(|line| line.contains(&format!("{reused} prompt tokens reused"))),
+        "{listing}"
+    );
+}
+
 #[test]
 fn bad_requests_get_clear_errors_and_the_models_keep_serving() {
     let (_scratch, server) = server();

@@ -312,6 +312,10 @@ pub struct ModelSettings {
     pub embedding_workers: u32,
     /// Prompt plus answer, in tokens; 0 means what the model allows (at most 4096).
     pub context_tokens: u32,
+    /// Megabytes of prompt prefixes' keys and values kept for later requests that start
+    /// with the same tokens (a shared system prompt is then computed once), least
+    /// recently used out; 0 turns the cache off. The default model takes 23 KB a token.
+    pub prefix_cache_mb: u32,
 }
 
 impl Default for ModelSettings {
@@ -329,6 +333,7 @@ impl Default for ModelSettings {
             max_step_tokens: 512,
             embedding_workers: 1,
             context_tokens: 0,
+            prefix_cache_mb: 256,
         }
     }
 }

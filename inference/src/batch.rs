@@ -89,6 +89,12 @@ impl BatchEngine {
     /// One forward pass over every sequence that fits this step's token budget.
     /// A model failure fails the whole step: the caller fails those sequences.
     pub fn step(&mut self) -> Result<Vec<StepEvent>, InferenceError> {
+        if let Some(prefixes) = self.model.prefix_cache() {
+            let mut prefixes = prefixes.lock();
+            for (_, sequence) in &mut self.running {
+                sequence.reuse(&mut prefixes);
+            }
+        }
         let chosen = self.choose();
         if chosen.is_empty() {
             return Ok(Vec::new());
@@ -132,14 +138,41 @@ impl BatchEngine {
                 finished: done,
             });
         }
+        // Before the finished leave: `chosen` holds indices into the running list.
+        self.publish(&chosen);
         for index in finished.into_iter().rev() {
             self.running.remove(index);
         }
         Ok(events)
     }
 
+    /// Puts the blocks the `chosen` sequences have just prefilled into the prefix cache.
+    fn publish(&mut self, chosen: &[(usize, usize)]) {
+        let Some(prefixes) = self.model.prefix_cache() else {
+            return;
+        };
+        let mut prefixes = prefixes.lock();
+        for (index, _) in chosen {
+            self.running[*index].1.publish(&mut prefixes);
+        }
+    }
+
+    /// Whether the sequence at `index` should wait: a sequence ahead of it is about to
+    /// compute the very block it needs next, which it can then take from the cache.
+    fn waits_for_prefix(&self, index: usize) -> bool {
+        let Some((block, name)) = self.running[index].1.next_block() else {
+            return false;
+        };
+        self.model.prefix_cache().is_some()
+            && self.running[..index]
+                .iter()
+                .any(|(_, ahead)| ahead.will_publish(block, name))
+    }
+
     /// Which sequences take part, and how many tokens each may feed: every decoding
-    /// sequence (one token), then prompt slices in arrival order while the budget lasts.
+    /// sequence (one token), then prompt slices in arrival order while the budget lasts
+    /// (but not a slice another sequence ahead is computing, see
+    /// [`Self::waits_for_prefix`]).
     fn choose(&self) -> Vec<(usize, usize)> {
         let mut budget = self.max_step_tokens;
         let mut chosen = Vec::new();
@@ -150,7 +183,7 @@ impl BatchEngine {
             }
         }
         for (index, (_, sequence)) in self.running.iter().enumerate() {
-            if sequence.is_prefilling() && budget > 0 {
+            if sequence.is_prefilling() && budget > 0 && !self.waits_for_prefix(index) {
                 let take = budget.min(PREFILL_CHUNK);
                 chosen.push((index, take));
                 budget -= sequence.next_input(take).len();

@@ -13,6 +13,7 @@ use crate::batch::BatchEngine;
 use crate::errors::InferenceError;
 use crate::generation::{LocalModel, SamplingParams};
 use crate::llama::PassCost;
+use crate::prefix::PrefixStats;
 use crate::probe::{self, MachineLimits};
 use crate::sequence::GenerationRequest;
 use crate::simd;
@@ -43,7 +44,20 @@ pub struct InferenceReport {
     pub kv_bytes_per_token: usize,
     /// Each figure as a fraction of the limit that bounds it.
     pub fractions: Fractions,
+    /// The shared-prefix workload with every prompt prefilled whole...
     pub shared_prefix: SharedPrefixReport,
+    /// ...and with the prefix cache on.
+    pub shared_prefix_cached: SharedPrefixReport,
+    /// What the cache bought: without ÷ with for time to first token, with ÷ without
+    /// for tokens/s.
+    pub prefix_cache_gain: PrefixCacheGain,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrefixCacheGain {
+    pub time_to_first_token_p50: f64,
+    pub time_to_first_token_p95: f64,
+    pub aggregate_tokens_per_s: f64,
 }
 
 /// How close each figure comes to the machine's limits.
@@ -76,6 +90,8 @@ pub struct SharedPrefixReport {
     pub generated_tokens: usize,
     /// Generated tokens over all streams ÷ the time from arrival to the last one's end.
     pub aggregate_tokens_per_s: f64,
+    /// The prefix cache at the end, when it was on.
+    pub prefix_cache: Option<PrefixStats>,
 }
 
 /// The shared-prefix workload's shape: by default (issue 19) 16 requests sharing 1,500
@@ -87,6 +103,8 @@ pub struct SharedPrefixShape {
     pub question_tokens: usize,
     pub max_output_tokens: usize,
     pub max_step_tokens: usize,
+    /// The prefix cache's size for the run with it (`models.prefix_cache_mb`).
+    pub prefix_cache_mb: usize,
 }
 
 const FILLER: &str =
@@ -148,6 +166,17 @@ pub fn measure(
         aggregate.insert(count, rate);
     }
     let shared_prefix = shared_prefix(&model, shared)?;
+    let mut cached = model.clone();
+    cached.cache_prefixes(shared.prefix_cache_mb);
+    let shared_prefix_cached = self::shared_prefix(&cached, shared)?;
+    let prefix_cache_gain = PrefixCacheGain {
+        time_to_first_token_p50: shared_prefix.time_to_first_token_ms_p50
+            / shared_prefix_cached.time_to_first_token_ms_p50,
+        time_to_first_token_p95: shared_prefix.time_to_first_token_ms_p95
+            / shared_prefix_cached.time_to_first_token_ms_p95,
+        aggregate_tokens_per_s: shared_prefix_cached.aggregate_tokens_per_s
+            / shared_prefix.aggregate_tokens_per_s,
+    };
     let limits = probe::measure();
     let weights = model.weights();
     let fractions = Fractions::of(
@@ -186,6 +215,8 @@ pub fn measure(
         kv_bytes_per_token: weights.kv_bytes_per_token(),
         fractions,
         shared_prefix,
+        shared_prefix_cached,
+        prefix_cache_gain,
     })
 }
 
@@ -271,6 +302,7 @@ pub fn shared_prefix(
         time_to_first_token_ms_p95: percentile(&first_tokens, 0.95),
         generated_tokens,
         aggregate_tokens_per_s: generated_tokens as f64 / elapsed.max(1e-9),
+        prefix_cache: model.prefix_stats(),
     })
 }
 

@@ -13,6 +13,7 @@ use crate::chat::{ChatMessage, ChatTemplate};
 use crate::errors::InferenceError;
 use crate::gguf::{self, GgufSummary};
 use crate::llama::{BatchItem, LlamaWeights};
+use crate::prefix::{PrefixStats, SharedPrefixCache};
 pub use crate::sequence::{FinishReason, Generated, GenerationRequest, SamplingParams};
 use crate::sequence::{Sequence, model_error};
 use crate::tokenizer::GgufTokenizer;
@@ -29,6 +30,8 @@ pub struct LocalModel {
     summary: Arc<GgufSummary>,
     /// A deployment may hold prompts to less than the model allows (memory, latency).
     context_limit: Option<usize>,
+    /// Prompt prefixes computed before, shared by every clone (every worker).
+    prefixes: Option<SharedPrefixCache>,
 }
 
 impl LocalModel {
@@ -48,6 +51,7 @@ impl LocalModel {
             tokenizer: Arc::new(tokenizer),
             summary: Arc::new(summary),
             context_limit: None,
+            prefixes: None,
         })
     }
 
@@ -106,6 +110,20 @@ impl LocalModel {
         self.context_limit = Some(tokens.max(2));
     }
 
+    /// Keeps prompt prefixes in a cache of `megabytes` shared by this model's clones
+    /// made from now on; 0 turns it off. Only our CPU path can reuse them.
+    pub fn cache_prefixes(&mut self, megabytes: usize) {
+        self.prefixes = (megabytes > 0).then(|| SharedPrefixCache::new(megabytes << 20));
+    }
+
+    pub fn prefix_cache(&self) -> Option<&SharedPrefixCache> {
+        self.prefixes.as_ref()
+    }
+
+    pub fn prefix_stats(&self) -> Option<PrefixStats> {
+        self.prefixes.as_ref().map(SharedPrefixCache::stats)
+    }
+
     /// Starts a sequence for `request`, checked against this model's context.
     pub fn start(&self, request: GenerationRequest) -> Result<Sequence, InferenceError> {
         Sequence::start(&self.weights, request, self.context_length())
@@ -129,6 +147,9 @@ impl LocalModel {
             stop: stop.to_vec(),
         })?;
         loop {
+            if let Some(prefixes) = &self.prefixes {
+                sequence.reuse(&mut prefixes.lock());
+            }
             let input = sequence.next_input(PREFILL_CHUNK).to_vec();
             let logits = self
                 .weights
@@ -139,6 +160,9 @@ impl LocalModel {
                 .and_then(|logits| logits.i(0))
                 .map_err(model_error)?;
             let advance = sequence.advance(input.len(), &logits, &self.tokenizer)?;
+            if let Some(prefixes) = &self.prefixes {
+                sequence.publish(&mut prefixes.lock());
+            }
             if !advance.piece.is_empty() && !on_text(&advance.piece) {
                 sequence.cancel();
                 return Ok(sequence.result());

@@ -25,6 +25,7 @@ pub mod generation;
 pub mod gguf;
 pub mod kernels;
 pub mod llama;
+pub mod prefix;
 pub mod probe;
 pub mod providers;
 pub mod quality;

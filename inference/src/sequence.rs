@@ -8,6 +8,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 use crate::errors::InferenceError;
 use crate::llama::{KvCache, LlamaWeights};
+use crate::prefix::{self, BLOCK_TOKENS, PrefixCache};
 use crate::tokenizer::GgufTokenizer;
 
 /// How the next token is chosen. A temperature of 0 is greedy (always the most likely
@@ -120,6 +121,10 @@ pub struct Sequence {
     prompt: Vec<u32>,
     cache: KvCache,
     prefilled: usize,
+    /// The prompt's whole blocks, by their names in the prefix cache.
+    blocks: Vec<u64>,
+    /// Blocks of `blocks` the prefix cache has (from this sequence or another).
+    published: usize,
     sampler: LogitsProcessor,
     params: SamplingParams,
     stop: Vec<String>,
@@ -159,9 +164,11 @@ impl Sequence {
             .map_err(model_error)?;
         Ok(Self {
             sampler: LogitsProcessor::from_sampling(request.params.seed, request.params.sampling()),
+            blocks: prefix::block_names(&request.prompt),
             prompt: request.prompt,
             cache,
             prefilled: 0,
+            published: 0,
             params: request.params,
             stop: request.stop.into_iter().filter(|s| !s.is_empty()).collect(),
             budget,
@@ -189,6 +196,64 @@ impl Sequence {
 
     pub fn cache_mut(&mut self) -> &mut KvCache {
         &mut self.cache
+    }
+
+    /// The block this sequence would feed next, while it prefills at a block's start:
+    /// (its index, its name).
+    pub fn next_block(&self) -> Option<(usize, u64)> {
+        if !self.is_prefilling() || !self.prefilled.is_multiple_of(BLOCK_TOKENS) {
+            return None;
+        }
+        let index = self.prefilled / BLOCK_TOKENS;
+        Some((index, *self.blocks.get(index)?))
+    }
+
+    /// Whether this sequence will put block `index`, named `name`, into the cache: a
+    /// sequence that needs the same block had better wait for it than compute it too.
+    pub fn will_publish(&self, index: usize, name: u64) -> bool {
+        self.is_prefilling() && self.published <= index && self.blocks.get(index) == Some(&name)
+    }
+
+    /// Takes from `cache` every block of the prompt that follows what is prefilled;
+    /// the tokens taken.
+    pub fn reuse(&mut self, cache: &mut PrefixCache) -> usize {
+        let mut taken = 0;
+        while let Some((index, name)) = self.next_block() {
+            let tokens = &self.prompt[self.prefilled..self.prefilled + BLOCK_TOKENS];
+            let parent = prefix::parent_of(&self.blocks, index);
+            let Some(positions) = cache.get(name, parent, tokens) else {
+                break;
+            };
+            if !self.cache.append(&positions) {
+                break;
+            }
+            self.prefilled += BLOCK_TOKENS;
+            self.published = self.published.max(index + 1);
+            taken += BLOCK_TOKENS;
+        }
+        taken
+    }
+
+    /// Puts into `cache` every whole block this sequence has prefilled and the cache
+    /// does not have yet.
+    pub fn publish(&mut self, cache: &mut PrefixCache) {
+        while self.published < self.blocks.len()
+            && (self.published + 1) * BLOCK_TOKENS <= self.prefilled
+        {
+            let index = self.published;
+            let span = index * BLOCK_TOKENS..(index + 1) * BLOCK_TOKENS;
+            let name = self.blocks[index];
+            if !cache.contains(name) {
+                let Some(positions) = self.cache.copy(span.clone()) else {
+                    // A cache that cannot be copied (candle's path) never will be.
+                    self.published = self.blocks.len();
+                    return;
+                };
+                let parent = prefix::parent_of(&self.blocks, index);
+                cache.insert(name, parent, &self.prompt[span], positions);
+            }
+            self.published += 1;
+        }
     }
 
     /// Takes the pass that fed `fed` tokens of [`Self::next_input`]; `logits` are the

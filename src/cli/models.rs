@@ -115,6 +115,9 @@ async fn list(settings: &Settings, dir: &Path) {
             device
         );
     }
+    if let Some(line) = loaded.as_ref().and_then(prefix_cache_line) {
+        println!("{line}");
+    }
     if DEFAULT_MODELS.iter().any(|model| {
         model
             .files
@@ -123,6 +126,22 @@ async fn list(settings: &Settings, dir: &Path) {
     }) {
         println!("run `troupe models fetch` to get the missing models");
     }
+}
+
+/// What the serving node's prefix cache holds and has saved, from `/api/v1/models`.
+fn prefix_cache_line(loaded: &serde_json::Value) -> Option<String> {
+    let models = loaded["models"].as_array()?;
+    let generation = models.iter().find(|model| model["role"] == "generation")?;
+    let cache = generation.get("prefix_cache")?;
+    let number = |key: &str| cache[key].as_u64().unwrap_or(0);
+    Some(format!(
+        "prefix cache: {} prompt tokens reused ({} blocks), {:.1} of {:.0} MB held, {} blocks evicted",
+        number("hit_tokens"),
+        number("hit_blocks"),
+        number("bytes") as f64 / 1e6,
+        number("capacity_bytes") as f64 / 1e6,
+        number("evicted_blocks"),
+    ))
 }
 
 /// Fetches whichever default models are missing or damaged, drawing progress on the

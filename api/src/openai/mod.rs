@@ -123,6 +123,7 @@ pub async fn loaded_models(State(node): NodeState) -> Result<Json<LoadedModels>,
             device: troupe_inference::device::describe(model.weights().device()),
             context_tokens: Some(model.context_length()),
             dimensions: None,
+            prefix_cache: model.prefix_stats().map(Into::into),
         });
     }
     if let (Some(id), Some(dimensions)) =
@@ -137,6 +138,7 @@ pub async fn loaded_models(State(node): NodeState) -> Result<Json<LoadedModels>,
             device: "cpu".into(),
             context_tokens: None,
             dimensions: Some(dimensions),
+            prefix_cache: None,
         });
     }
     let workers = service.workers().await.map_err(inference_error)?;

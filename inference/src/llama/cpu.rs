@@ -155,6 +155,46 @@ pub(super) struct CpuModel {
 pub(super) struct CpuCache {
     keys: Vec<Vec<f16>>,
     values: Vec<Vec<f16>>,
+    /// Values per position in one layer: key/value heads × head width.
+    width: usize,
+}
+
+impl CpuCache {
+    /// Positions `range` of every layer, copied; `None` past what the cache holds.
+    pub(super) fn copy(&self, range: std::ops::Range<usize>) -> Option<super::Positions> {
+        if range.end > self.len() {
+            return None;
+        }
+        let span = range.start * self.width..range.end * self.width;
+        let copy = |layers: &[Vec<f16>]| -> Vec<Vec<f16>> {
+            layers
+                .iter()
+                .map(|layer| layer[span.clone()].to_vec())
+                .collect()
+        };
+        Some(super::Positions {
+            count: range.len(),
+            keys: copy(&self.keys),
+            values: copy(&self.values),
+        })
+    }
+
+    /// Appends copied positions after those held.
+    pub(super) fn append(&mut self, positions: &super::Positions) {
+        for (layer, copied) in self.keys.iter_mut().zip(&positions.keys) {
+            layer.extend_from_slice(copied);
+        }
+        for (layer, copied) in self.values.iter_mut().zip(&positions.values) {
+            layer.extend_from_slice(copied);
+        }
+    }
+
+    /// Positions held (every layer holds as many).
+    fn len(&self) -> usize {
+        self.keys
+            .first()
+            .map_or(0, |layer| layer.len() / self.width.max(1))
+    }
 }
 
 impl CpuModel {
@@ -241,6 +281,7 @@ impl CpuModel {
         CpuCache {
             keys: (0..self.config.layers).map(|_| buffer()).collect(),
             values: (0..self.config.layers).map(|_| buffer()).collect(),
+            width,
         }
     }
 

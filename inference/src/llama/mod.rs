@@ -165,6 +165,61 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Positions `range` of every layer, copied out for another sequence of the same
+    /// model to start from ([`crate::prefix`]). `None` on candle's path, whose cache
+    /// lives on the device, and past the positions held.
+    pub fn copy(&self, range: std::ops::Range<usize>) -> Option<Positions> {
+        match &self.store {
+            CacheStore::Cpu(cache) if range.end <= self.len => cache.copy(range),
+            _ => None,
+        }
+    }
+
+    /// Appends positions another sequence computed for the same tokens at the same
+    /// places: what the cache holds must end where they begin. False (and nothing
+    /// appended) on candle's path.
+    pub fn append(&mut self, positions: &Positions) -> bool {
+        match &mut self.store {
+            CacheStore::Cpu(cache) => {
+                cache.append(positions);
+                self.len += positions.count;
+                true
+            }
+            CacheStore::Tensors(_) => false,
+        }
+    }
+}
+
+/// Keys and values of consecutive positions, per layer, at half precision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Positions {
+    count: usize,
+    keys: Vec<Vec<half::f16>>,
+    values: Vec<Vec<half::f16>>,
+}
+
+impl Positions {
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        let values: usize = self.keys.iter().chain(&self.values).map(Vec::len).sum();
+        values * std::mem::size_of::<half::f16>()
+    }
+
+    /// `count` positions of zeros, `width` values each in `layers` layers.
+    #[cfg(test)]
+    pub(crate) fn zeros(count: usize, layers: usize, width: usize) -> Self {
+        let layer = || vec![half::f16::ZERO; count * width];
+        Self {
+            count,
+            keys: (0..layers).map(|_| layer()).collect(),
+            values: (0..layers).map(|_| layer()).collect(),
+        }
+    }
 }
 
 /// One sequence's part of a pass: its new tokens, and its cache.

@@ -52,6 +52,7 @@ pub fn load(
     if settings.context_tokens > 0 {
         model.limit_context(settings.context_tokens as usize);
     }
+    model.cache_prefixes(settings.prefix_cache_mb as usize);
     let embedder = Embedder::load(&embedding_dir(settings)?)?;
     Ok(ServiceConfig {
         generation: Some(GenerationPool {

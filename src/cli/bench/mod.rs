@@ -124,6 +124,7 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
                     question_tokens,
                     max_output_tokens: shared_output_tokens,
                     max_step_tokens: settings.models.max_step_tokens as usize,
+                    prefix_cache_mb: settings.models.prefix_cache_mb as usize,
                 },
             };
             inference_bench(settings, workload, llama_cpp, &out).await
@@ -209,6 +210,14 @@ async fn inference_bench(
     };
     println!("{}", describe("troupe", &serde_json::to_value(&ours)?));
     println!("batching gain over one stream: {:?}", ours.batching_gain);
+    let (cached, gain) = (&ours.shared_prefix_cached, &ours.prefix_cache_gain);
+    println!(
+        "with the prefix cache: first token p50 {:.0} ms ({:.1}× sooner), {:.1} tok/s ({:.1}×)",
+        cached.time_to_first_token_ms_p50,
+        gain.time_to_first_token_p50,
+        cached.aggregate_tokens_per_s,
+        gain.aggregate_tokens_per_s
+    );
     let mut report = serde_json::json!({ "troupe": ours });
     if let Some(python) = llama_cpp {
         let reference = llama_cpp_figures(&python, &path, ours.threads, &workload)?;
