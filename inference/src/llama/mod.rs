@@ -15,7 +15,6 @@
 //! candle tensor ops throughout (the GPU path, and on the CPU the reference the fast
 //! path is tested against).
 
-mod attention;
 mod cpu;
 mod tensors;
 
