@@ -16,6 +16,13 @@ fn server() -> (tempfile::TempDir, Server) {
     (scratch, server)
 }
 
+/// What `troupe models list` prints about the node `server`.
+fn models_list(scratch: &std::path::Path, server: &Server) -> String {
+    let address = format!("server.address={}", server.address);
+    let listing = support::run_troupe(scratch, &["--set", &address, "models", "list"]);
+    String::from_utf8_lossy(&listing.stdout).into_owned()
+}
+
 fn chat_body(question: &str, extra: Value) -> String {
     let mut body = json!({
         "messages": [{"role": "user", "content": question}],
@@ -130,16 +137,7 @@ fn local_models_are_served_over_the_openai_and_anthropic_protocols() {
     assert!(!message["content"][0]["text"].as_str().unwrap().is_empty());
     assert!(message["usage"]["output_tokens"].as_u64().unwrap() >= 1);
 
-    let listing = support::run_troupe(
-        scratch.path(),
-        &[
-            "--set",
-            &format!("server.address={}", server.address),
-            "models",
-            "list",
-        ],
-    );
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = models_list(scratch.path(), &server);
     assert_eq!(listing.matches("yes (1 worker)").count(), 2, "{listing}");
 
     let loaded = get_json(&server, "/api/v1/models");
@@ -179,16 +177,7 @@ fn a_repeated_system_prompt_is_served_from_the_prefix_cache() {
         "models.prefix_cache_mb's default"
     );
 
-    let listing = support::run_troupe(
-        scratch.path(),
-        &[
-            "--set",
-            &format!("server.address={}", server.address),
-            "models",
-            "list",
-        ],
-    );
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = models_list(scratch.path(), &server);
     let line = listing
         .lines()
         .find(|line| line.starts_with("prefix cache: "));
