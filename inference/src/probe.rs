@@ -114,18 +114,27 @@ mod x86 {
     /// One 256-bit step multiplies 32 byte pairs.
     const MACS_PER_STEP: u64 = 32;
 
+    /// What both steps start from: weights and a scale the compiler cannot fold, and a
+    /// distinct activation per chain.
+    ///
+    /// # Safety
+    /// Needs AVX2, which this module is compiled only with.
+    unsafe fn operands() -> (__m256i, __m256, [__m256i; CHAINS]) {
+        unsafe {
+            let weights = _mm256_set1_epi8(std::hint::black_box(7));
+            let scale = _mm256_set1_ps(std::hint::black_box(0.5));
+            let activations = std::array::from_fn(|chain| _mm256_set1_epi8(chain as i8 - 4));
+            (weights, scale, activations)
+        }
+    }
+
     /// The AVX2 kernel's step: `maddubs` (byte pairs to 16 bits), `madd` (to 32 bits),
     /// conversion to floats and a fused multiply-add by the blocks' scales.
     pub(super) fn avx2(iterations: usize) -> u64 {
         // SAFETY: this module is compiled only with AVX2 and FMA enabled.
         unsafe {
-            let weights = _mm256_set1_epi8(std::hint::black_box(7));
+            let (weights, scale, mut activations) = operands();
             let ones = _mm256_set1_epi16(1);
-            let scale = _mm256_set1_ps(std::hint::black_box(0.5));
-            let mut activations = [_mm256_setzero_si256(); CHAINS];
-            for (chain, value) in activations.iter_mut().enumerate() {
-                *value = _mm256_set1_epi8(chain as i8 - 4);
-            }
             let mut sums = [_mm256_setzero_ps(); CHAINS];
             for _ in 0..iterations {
                 for chain in 0..CHAINS {
@@ -145,12 +154,8 @@ mod x86 {
     /// The VNNI kernel's step: one `dpbusd`, conversion and a fused multiply-add.
     #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
     pub(super) fn vnni(iterations: usize) -> u64 {
-        let weights = _mm256_set1_epi8(std::hint::black_box(7));
-        let scale = _mm256_set1_ps(std::hint::black_box(0.5));
-        let mut activations = [_mm256_setzero_si256(); CHAINS];
-        for (chain, value) in activations.iter_mut().enumerate() {
-            *value = _mm256_set1_epi8(chain as i8 - 4);
-        }
+        // SAFETY: this function runs only where the CPU has AVX-512 VNNI, and AVX2 with it.
+        let (weights, scale, mut activations) = unsafe { operands() };
         let mut sums = [_mm256_setzero_ps(); CHAINS];
         for _ in 0..iterations {
             for chain in 0..CHAINS {
