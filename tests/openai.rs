@@ -171,6 +171,10 @@ fn a_repeated_system_prompt_is_served_from_the_prefix_cache() {
     // The system prompt is some 90 tokens: at least two whole blocks of 32.
     let reused = cache["hit_tokens"].as_u64().unwrap();
     assert!(reused >= 64, "{cache}");
+    let counted = support::metric(&server, "troupe_inference_prefix_cache_hit_tokens_total");
+    assert_eq!(counted, Some(reused as f64), "what /metrics counts");
+    let held = support::metric(&server, "troupe_inference_prefix_cache_bytes");
+    assert_eq!(held, cache["bytes"].as_f64());
     assert_eq!(
         cache["capacity_bytes"],
         256 << 20,

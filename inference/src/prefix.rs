@@ -25,6 +25,22 @@ pub const BLOCK_TOKENS: usize = 32;
 /// The name of the empty prefix, every first block's parent.
 const ROOT: u64 = 0;
 
+pub const HIT_TOKENS: &str = "troupe_inference_prefix_cache_hit_tokens_total";
+pub const BYTES: &str = "troupe_inference_prefix_cache_bytes";
+
+/// The help text of the prefix cache's metrics (once, at start).
+pub fn describe() {
+    metrics::describe_counter!(
+        HIT_TOKENS,
+        "Prompt tokens whose keys and values came from the prefix cache instead of a prefill."
+    );
+    metrics::describe_gauge!(
+        BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of prompt prefixes' keys and values the prefix cache holds."
+    );
+}
+
 /// The chained name of each whole block of `prompt` that a sequence may take from the
 /// cache: the last prompt token is always run (its logits choose the first token out),
 /// so only blocks that end before it count.
@@ -131,6 +147,7 @@ impl PrefixCache {
         block.last_used = self.clock;
         self.stats.hit_blocks += 1;
         self.stats.hit_tokens += tokens.len() as u64;
+        metrics::counter!(HIT_TOKENS).increment(tokens.len() as u64);
         Some(block.positions.clone())
     }
 
@@ -161,6 +178,7 @@ impl PrefixCache {
         };
         self.blocks.insert(name, block);
         self.stats.bytes += bytes;
+        metrics::gauge!(BYTES).set(self.stats.bytes as f64);
     }
 
     /// Evicts the least recently used leaf other than `keep` (the parent about to
@@ -180,6 +198,7 @@ impl PrefixCache {
         }
         self.stats.bytes -= block.bytes;
         self.stats.evicted_blocks += 1;
+        metrics::gauge!(BYTES).set(self.stats.bytes as f64);
         true
     }
 }

@@ -104,6 +104,7 @@ fn describe() {
     troupe_engine::metrics::describe();
     troupe_supervision::children::describe();
     troupe_inference::serve::timing::describe();
+    troupe_inference::prefix::describe();
     troupe_telemetry::export::describe();
     troupe_cluster::metrics::describe();
     troupe_store::metrics::describe();
