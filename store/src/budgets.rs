@@ -63,6 +63,13 @@ pub(crate) fn release(billing: &Billing) -> String {
         .collect()
 }
 
+/// Whether a hold failed because another write to its rows won: a conflict, or the
+/// transaction failing whole at its commit, which SurrealDB may report without naming
+/// the conflict.
+fn lost_a_race(error: &StoreError) -> bool {
+    error.is_taken("conflict") || error.is_taken("failed transaction")
+}
+
 impl Store {
     /// Holds `worst_usd` against every budget of `billing`, all or none: `Some` names
     /// the budget it would have gone over, and nothing is held.
@@ -96,8 +103,9 @@ impl Store {
                     let (key, limit) = limits[index];
                     return self.refusal(billing, key, limit).await.map(Some);
                 }
-                // Another hold (or a release) wrote the row first: read again.
-                Err(error) if error.is_taken("conflict") && tries < HOLD_TRIES => continue,
+                // Another hold (or a release) wrote the row first, and the transaction
+                // failed whole (nothing held): read again.
+                Err(error) if lost_a_race(&error) && tries < HOLD_TRIES => continue,
                 Err(error) => return Err(error),
             }
         }
@@ -272,7 +280,7 @@ mod tests {
             match hold.await.unwrap() {
                 Ok(None) => granted += 1,
                 Ok(Some(_)) => {}
-                Err(error) => assert!(error.is_taken("conflict"), "{error}"),
+                Err(error) => assert!(lost_a_race(&error), "{error}"),
             }
         }
         assert!(granted <= 10, "{granted} holds of 0.1 fit in 1.0");

@@ -418,12 +418,16 @@ impl Store {
     }
 }
 
+/// What SurrealDB says of a statement it skipped because its transaction failed.
+const NOT_RUN: &str = "not executed due to a failed transaction";
+
 /// What the save's `THROW` says when a new version would move a workflow.
 const MOVE_REFUSED: &str = "a new version cannot move it";
 
 /// How a transaction ended: `Ok(None)` when it committed, `Ok(Some(text))` when one of
-/// its statements threw an error whose text contains `marker`, else the first error.
-/// (A failed transaction fails every statement; the one that threw says why.)
+/// its statements threw an error whose text contains `marker`, else the first error
+/// that says why. (A failed transaction fails every statement: the others say only
+/// that they were not run, and come after the cause.)
 fn thrown_by(
     response: &mut surrealdb::IndexedResults,
     marker: &str,
@@ -435,7 +439,7 @@ fn thrown_by(
     {
         return Ok(Some(thrown.to_string()));
     }
-    errors.sort_by_key(|(statement, _)| *statement);
+    errors.sort_by_key(|(statement, error)| (error.to_string().contains(NOT_RUN), *statement));
     match errors.into_iter().next() {
         Some((_, first)) => Err(first.into()),
         None => Ok(None),
