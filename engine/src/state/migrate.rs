@@ -106,10 +106,9 @@ impl RunState {
 mod tests {
     use serde_json::json;
     use troupe_store::events::RunStatus;
-    use troupe_workflow::{Workflow, parse_workflow};
 
     use crate::state::RunState;
-    use crate::state::test_log::Log;
+    use crate::state::test_log::{Log, workflow};
 
     const V1: &str = r#"
 name: flow
@@ -118,10 +117,6 @@ tasks:
   - { id: test, name: Test, agent: work, depends_on: [build] }
   - { id: ship, name: Ship, agent: work, depends_on: [test], inputs: { to: staging } }
 "#;
-
-    fn workflow(source: &str) -> Workflow {
-        parse_workflow(source, "flow.yaml", &["work"]).expect("the workflow parses")
-    }
 
     /// A run of V1 whose `build` completed and whose `test` runs.
     fn run() -> RunState {

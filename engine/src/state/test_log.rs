@@ -8,6 +8,11 @@ use troupe_store::events::{RunEvent, StoredEvent, TaskStatus};
 
 use super::RunState;
 
+/// The workflow in `source`, whose tasks' agent is `work`.
+pub(super) fn workflow(source: &str) -> troupe_workflow::Workflow {
+    troupe_workflow::parse_workflow(source, "test.yaml", &["work"]).expect("the workflow parses")
+}
+
 pub(super) struct Log {
     pub(super) state: RunState,
     pub(super) events: Vec<StoredEvent>,
@@ -16,8 +21,7 @@ pub(super) struct Log {
 impl Log {
     /// A run of the workflow in `source` (its tasks' agent is `work`), just started.
     pub(super) fn new(source: &str) -> Self {
-        let workflow = troupe_workflow::parse_workflow(source, "test.yaml", &["work"])
-            .expect("the workflow parses");
+        let workflow = workflow(source);
         let workflow_id = workflow.id.as_str().into();
         let mut log = Log {
             state: RunState::new(&"r".into(), Arc::new(workflow)),
