@@ -74,10 +74,12 @@ struct Block {
     children: usize,
 }
 
-/// What the cache has done, for `troupe models list` and the benchmark.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What the cache holds and has done, for `GET /api/v1/models`, `troupe models list`
+/// and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PrefixStats {
-    /// Blocks taken from the cache instead of computed.
+    /// Blocks of prompt prefixes taken from the cache instead of computed, and their
+    /// tokens.
     pub hit_blocks: u64,
     pub hit_tokens: u64,
     pub blocks: usize,
@@ -119,16 +121,15 @@ impl PrefixCache {
             capacity: capacity_bytes,
             blocks: HashMap::new(),
             clock: 0,
-            stats: PrefixStats {
-                capacity_bytes,
-                ..PrefixStats::default()
-            },
+            stats: PrefixStats::default(),
         }
     }
 
+    /// The counters kept as the cache works, with what it holds now.
     pub fn stats(&self) -> PrefixStats {
         PrefixStats {
             blocks: self.blocks.len(),
+            capacity_bytes: self.capacity,
             ..self.stats
         }
     }

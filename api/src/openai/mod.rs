@@ -123,7 +123,7 @@ pub async fn loaded_models(State(node): NodeState) -> Result<Json<LoadedModels>,
             device: troupe_inference::device::describe(model.weights().device()),
             context_tokens: Some(model.context_length()),
             dimensions: None,
-            prefix_cache: model.prefix_stats().map(Into::into),
+            prefix_cache: model.prefix_stats(),
         });
     }
     if let (Some(id), Some(dimensions)) =

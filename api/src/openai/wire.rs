@@ -274,31 +274,5 @@ pub struct LoadedModel {
     pub dimensions: Option<usize>,
     /// The generation model's prefix cache, when `models.prefix_cache_mb` turns it on.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix_cache: Option<PrefixCacheStatus>,
-}
-
-/// What the prefix cache holds and what it has saved.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PrefixCacheStatus {
-    /// Blocks of prompt prefixes taken from the cache instead of computed, and their
-    /// tokens.
-    pub hit_blocks: u64,
-    pub hit_tokens: u64,
-    pub blocks: usize,
-    pub bytes: usize,
-    pub capacity_bytes: usize,
-    pub evicted_blocks: u64,
-}
-
-impl From<troupe_inference::prefix::PrefixStats> for PrefixCacheStatus {
-    fn from(stats: troupe_inference::prefix::PrefixStats) -> Self {
-        Self {
-            hit_blocks: stats.hit_blocks,
-            hit_tokens: stats.hit_tokens,
-            blocks: stats.blocks,
-            bytes: stats.bytes,
-            capacity_bytes: stats.capacity_bytes,
-            evicted_blocks: stats.evicted_blocks,
-        }
-    }
+    pub prefix_cache: Option<troupe_inference::prefix::PrefixStats>,
 }

@@ -160,11 +160,9 @@ pub(super) struct CpuCache {
 }
 
 impl CpuCache {
-    /// Positions `range` of every layer, copied; `None` past what the cache holds.
-    pub(super) fn copy(&self, range: std::ops::Range<usize>) -> Option<super::Positions> {
-        if range.end > self.len() {
-            return None;
-        }
+    /// Positions `range` of every layer, copied: the caller ([`super::KvCache::copy`])
+    /// holds `range` to the positions the cache has.
+    pub(super) fn copy(&self, range: std::ops::Range<usize>) -> super::Positions {
         let span = range.start * self.width..range.end * self.width;
         let copy = |layers: &[Vec<f16>]| -> Vec<Vec<f16>> {
             layers
@@ -172,11 +170,11 @@ impl CpuCache {
                 .map(|layer| layer[span.clone()].to_vec())
                 .collect()
         };
-        Some(super::Positions {
+        super::Positions {
             count: range.len(),
             keys: copy(&self.keys),
             values: copy(&self.values),
-        })
+        }
     }
 
     /// Appends copied positions after those held.
@@ -187,13 +185,6 @@ impl CpuCache {
         for (layer, copied) in self.values.iter_mut().zip(&positions.values) {
             layer.extend_from_slice(copied);
         }
-    }
-
-    /// Positions held (every layer holds as many).
-    fn len(&self) -> usize {
-        self.keys
-            .first()
-            .map_or(0, |layer| layer.len() / self.width.max(1))
     }
 }
 

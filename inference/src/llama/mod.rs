@@ -171,7 +171,7 @@ impl KvCache {
     /// lives on the device, and past the positions held.
     pub fn copy(&self, range: std::ops::Range<usize>) -> Option<Positions> {
         match &self.store {
-            CacheStore::Cpu(cache) if range.end <= self.len => cache.copy(range),
+            CacheStore::Cpu(cache) if range.end <= self.len => Some(cache.copy(range)),
             _ => None,
         }
     }
@@ -200,10 +200,6 @@ pub struct Positions {
 }
 
 impl Positions {
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         let values: usize = self.keys.iter().chain(&self.values).map(Vec::len).sum();
