@@ -3,7 +3,7 @@
 //! finished and cancelled ones leave at once (their caches freed with them), and a long
 //! prompt is fed in slices so it never stalls the sequences already decoding.
 
-use candle_core::IndexOp;
+use candle_core::DType;
 
 use crate::errors::InferenceError;
 use crate::generation::{LocalModel, PREFILL_CHUNK};
@@ -120,13 +120,13 @@ impl BatchEngine {
             }
             self.model.weights().forward(&mut items)
         }
+        .and_then(|logits| logits.to_dtype(DType::F32)?.to_vec2::<f32>())
         .map_err(model_error)?;
         let mut events = Vec::with_capacity(chosen.len());
         let mut finished = Vec::new();
-        for (row, ((index, _), tokens)) in chosen.iter().zip(&inputs).enumerate() {
+        for (((index, _), tokens), mut row) in chosen.iter().zip(&inputs).zip(logits) {
             let (id, sequence) = &mut self.running[*index];
-            let row_logits = logits.i(row).map_err(model_error)?;
-            let advance = sequence.advance(tokens.len(), &row_logits, self.model.tokenizer())?;
+            let advance = sequence.advance(tokens.len(), &mut row, self.model.tokenizer())?;
             let done = advance.finished.map(|_| sequence.result());
             if done.is_some() {
                 finished.push(*index);

@@ -29,6 +29,7 @@ pub mod prefix;
 pub mod probe;
 pub mod providers;
 pub mod quality;
+pub mod sampler;
 pub mod sequence;
 pub mod serve;
 pub mod simd;

@@ -3,12 +3,12 @@
 //! many in a batch ([`crate::batch`]): the caller feeds [`Sequence::next_input`] through a
 //! forward pass and hands the resulting logits to [`Sequence::advance`].
 
-use candle_core::Tensor;
-use candle_transformers::generation::{LogitsProcessor, Sampling};
+use std::ops::Range;
 
 use crate::errors::InferenceError;
 use crate::llama::{KvCache, LlamaWeights};
 use crate::prefix::{self, BLOCK_TOKENS, PrefixCache};
+use crate::sampler::Sampler;
 use crate::tokenizer::GgufTokenizer;
 
 /// How the next token is chosen. A temperature of 0 is greedy (always the most likely
@@ -57,17 +57,6 @@ impl SamplingParams {
             ));
         }
         Ok(())
-    }
-
-    fn sampling(&self) -> Sampling {
-        let temperature = self.temperature;
-        match (self.top_k, self.top_p) {
-            _ if temperature == 0.0 => Sampling::ArgMax,
-            (None, None) => Sampling::All { temperature },
-            (Some(k), None) => Sampling::TopK { k, temperature },
-            (None, Some(p)) => Sampling::TopP { p, temperature },
-            (Some(k), Some(p)) => Sampling::TopKThenTopP { k, p, temperature },
-        }
     }
 }
 
@@ -125,11 +114,14 @@ pub struct Sequence {
     blocks: Vec<u64>,
     /// Blocks of `blocks` the prefix cache has (from this sequence or another).
     published: usize,
-    sampler: LogitsProcessor,
+    sampler: Sampler,
     params: SamplingParams,
     stop: Vec<String>,
     budget: usize,
     generated: Vec<u32>,
+    /// Of `generated`, the tokens decoded with the last piece released: the first of
+    /// them gives the next piece its context.
+    decoded: Range<usize>,
     text: String,
     finish: Option<FinishReason>,
 }
@@ -163,7 +155,7 @@ impl Sequence {
             .new_cache(request.prompt.len() + budget.min(256))
             .map_err(model_error)?;
         Ok(Self {
-            sampler: LogitsProcessor::from_sampling(request.params.seed, request.params.sampling()),
+            sampler: Sampler::new(&request.params),
             blocks: prefix::block_names(&request.prompt),
             prompt: request.prompt,
             cache,
@@ -173,6 +165,7 @@ impl Sequence {
             stop: request.stop.into_iter().filter(|s| !s.is_empty()).collect(),
             budget,
             generated: Vec::new(),
+            decoded: 0..0,
             text: String::new(),
             finish: None,
         })
@@ -257,11 +250,11 @@ impl Sequence {
     }
 
     /// Takes the pass that fed `fed` tokens of [`Self::next_input`]; `logits` are the
-    /// scores after the last of them.
+    /// scores after the last of them (the repeat penalty may change them).
     pub fn advance(
         &mut self,
         fed: usize,
-        logits: &Tensor,
+        logits: &mut [f32],
         tokenizer: &GgufTokenizer,
     ) -> Result<Advance, InferenceError> {
         if self.is_prefilling() {
@@ -270,7 +263,7 @@ impl Sequence {
                 return Ok(Advance::default());
             }
         }
-        let next = self.sample(logits)?;
+        let next = self.sample(logits);
         if Some(next) == tokenizer.eos_token_id() {
             return Ok(self.finished(FinishReason::EndOfSequence));
         }
@@ -334,32 +327,36 @@ impl Sequence {
         }
     }
 
-    fn sample(&mut self, logits: &Tensor) -> Result<u32, InferenceError> {
-        let logits = if self.params.repeat_penalty == 1.0 {
-            logits.clone()
-        } else {
-            let history: Vec<u32> = self.prompt.iter().chain(&self.generated).copied().collect();
-            let recent = &history[history.len().saturating_sub(self.params.repeat_last_n)..];
-            candle_transformers::utils::apply_repeat_penalty(
-                logits,
-                self.params.repeat_penalty,
-                recent,
-            )
-            .map_err(model_error)?
-        };
-        self.sampler.sample(&logits).map_err(model_error)
+    fn sample(&mut self, logits: &mut [f32]) -> u32 {
+        if self.params.repeat_penalty == 1.0 {
+            return self.sampler.sample(logits, &[]);
+        }
+        // The last `repeat_last_n` tokens of prompt and continuation together.
+        let last = self.params.repeat_last_n;
+        let from_prompt = last.saturating_sub(self.generated.len());
+        let recent: Vec<u32> = self.prompt[self.prompt.len().saturating_sub(from_prompt)..]
+            .iter()
+            .chain(&self.generated[self.generated.len().saturating_sub(last)..])
+            .copied()
+            .collect();
+        self.sampler.sample(logits, &recent)
     }
 
-    /// Decoding the whole continuation each time (not token by token) keeps multi-byte
-    /// characters split across tokens intact; text is released only once it no longer
-    /// ends in a partial character.
+    /// The text the last token adds. Tokens are decoded from the one before the text
+    /// released last (`decoded.start`), not alone and not from the beginning: alone a
+    /// token may lose the space a tokenizer strips at the start of a text, or hold half
+    /// a character; from the beginning each token would cost the whole continuation.
+    /// Text is released only once it no longer ends in a partial character.
     fn decode_piece(&mut self, tokenizer: &GgufTokenizer) -> Result<String, InferenceError> {
-        let full = tokenizer.decode(&self.generated)?;
-        if full.ends_with('\u{fffd}') || !full.starts_with(&self.text) {
+        let Range { start, end } = self.decoded;
+        let before = tokenizer.decode(&self.generated[start..end])?;
+        let now = tokenizer.decode(&self.generated[start..])?;
+        if now.ends_with('\u{fffd}') || now.len() <= before.len() || !now.starts_with(&before) {
             return Ok(String::new());
         }
-        let piece = full[self.text.len()..].to_string();
-        self.text = full;
+        let piece = now[before.len()..].to_string();
+        self.text.push_str(&piece);
+        self.decoded = end..self.generated.len();
         Ok(piece)
     }
 }

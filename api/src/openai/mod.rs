@@ -16,6 +16,7 @@ use troupe_inference::InferenceError;
 use troupe_inference::chat::ChatMessage;
 use troupe_inference::generation::{FinishReason, Generated, GenerationRequest, SamplingParams};
 use troupe_inference::providers::CallRecord;
+use troupe_inference::sampler::fresh_seed;
 use troupe_inference::serve::{GenerationStream, InferenceService};
 
 use crate::body::JsonBody;
@@ -196,7 +197,7 @@ fn sampling(
         top_k,
         repeat_penalty: repetition_penalty.unwrap_or(1.0),
         repeat_last_n: 64,
-        seed: seed.unwrap_or_else(|| now_ms() as u64),
+        seed: seed.unwrap_or_else(fresh_seed),
     }
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::ChatMessage;
 use crate::errors::InferenceError;
+use crate::sampler::fresh_seed;
 use crate::sequence::{FinishReason, GenerationRequest, SamplingParams};
 use crate::serve::InferenceService;
 
@@ -64,8 +65,9 @@ pub fn a_peer_may_answer(error: &InferenceError) -> bool {
     )
 }
 
-/// `ask` answered by `service`'s generation model, greedily at the asked temperature:
-/// what the chain's `local` link does here, and what a node does for a peer's ask.
+/// `ask` answered by `service`'s generation model at the asked temperature, with a seed
+/// of its own (a refused answer asked again must be able to come out otherwise): what
+/// the chain's `local` link does here, and what a node does for a peer's ask.
 pub async fn answer_locally(
     service: &InferenceService,
     ask: &PeerAsk,
@@ -79,6 +81,7 @@ pub async fn answer_locally(
             prompt,
             params: SamplingParams {
                 temperature: ask.temperature,
+                seed: fresh_seed(),
                 ..SamplingParams::greedy()
             },
             max_tokens: ask.max_tokens,
