@@ -5,68 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
-use serde_json::{Value, json};
-use support::{Server, free_address, get_json, post};
-
-/// Answers every chat completion with "You said: <last user message>" and keeps the
-/// request bodies, each after the `authorization` header it came with.
-fn recording_provider() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            let mut authorization = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(value) = line.to_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-                if line.to_lowercase().starts_with("authorization:") {
-                    authorization = line.trim().to_string();
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let body = String::from_utf8_lossy(&body).into_owned();
-            let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            record
-                .lock()
-                .unwrap()
-                .push(format!("{authorization}\n{body}"));
-            let said = request["messages"]
-                .as_array()
-                .and_then(|messages| messages.last())
-                .and_then(|message| message["content"].as_str())
-                .unwrap_or_default()
-                .to_string();
-            let answer = json!({
-                "choices": [{"message": {"role": "assistant", "content": format!("You said: {said}")}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 12, "completion_tokens": 8}
-            })
-            .to_string();
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    (address, seen)
-}
+use support::{Server, chat_provider, free_address, get_json, post};
 
 fn node_with(scratch: &std::path::Path, name: &str, provider: &str, mode: &str) -> Server {
     let config = scratch.join(format!("{name}.toml"));
@@ -90,7 +29,7 @@ const PROMPT: &str = r#"{"messages": [{"role": "user", "content": "Email ada@exa
 #[test]
 fn a_paid_provider_sees_placeholders_and_the_caller_gets_its_values_back() {
     let scratch = tempfile::tempdir().unwrap();
-    let (provider, seen) = recording_provider();
+    let (provider, seen) = chat_provider::start(|said| format!("You said: {said}"));
     let node = node_with(scratch.path(), "redact", &provider, "redact");
     let (status, answer) = post(&node, "/api/v1/complete", "application/json", PROMPT);
     assert_eq!(status, 200, "{answer}");
@@ -128,7 +67,7 @@ fn a_paid_provider_sees_placeholders_and_the_caller_gets_its_values_back() {
 #[test]
 fn refuse_mode_sends_nothing_and_names_what_it_found() {
     let scratch = tempfile::tempdir().unwrap();
-    let (provider, seen) = recording_provider();
+    let (provider, seen) = chat_provider::start(|said| format!("You said: {said}"));
     let node = node_with(scratch.path(), "refuse", &provider, "refuse");
     let (status, answer) = post(&node, "/api/v1/complete", "application/json", PROMPT);
     assert_eq!(status, 400, "{answer}");
@@ -159,7 +98,7 @@ fn bytes_under(dir: &std::path::Path) -> Vec<u8> {
 fn a_provider_key_sealed_at_rest_reaches_the_provider_and_nothing_on_disk_holds_it() {
     use std::io::Write;
     let scratch = tempfile::tempdir().unwrap();
-    let (provider, seen) = recording_provider();
+    let (provider, seen) = chat_provider::start(|said| format!("You said: {said}"));
     let data = scratch.path().join("sealed");
     let store = format!("store.url=surrealkv://{}", data.display());
     let key = "sk-sealed-0123456789abcdef";

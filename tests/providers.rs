@@ -6,7 +6,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Server, free_address, get_json, post, run_troupe};
+use support::{
+    Server, chat_provider, free_address, get_json, post, run_troupe, save_and_start, wait_for_run,
+};
 
 fn provider<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["by_provider"]
@@ -268,5 +270,69 @@ fn bad_chain_settings_are_refused_at_start_with_the_key_named() {
     assert!(
         stderr.contains("providers.routes") && stderr.contains("nobody"),
         "{stderr}"
+    );
+}
+
+/// What a small model falls into at greedy decoding: one phrase until the token limit.
+fn looping_review(_: &str) -> String {
+    format!(
+        "The change looks fine. {}",
+        "Consider adding more tests. ".repeat(40)
+    )
+}
+
+/// A node without a local model whose chain is `providers`, each (name, address) a chat
+/// provider.
+fn node_asking(scratch: &std::path::Path, providers: &[(&str, &str)]) -> Server {
+    let mut toml = String::from("[models]\nserve = false\n");
+    for (name, address) in providers {
+        toml.push_str(&format!(
+            "\n[[providers.chain]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"http://{address}/v1\"\nmodel = \"{name}-model\"\ninput_usd_per_mtok = 1.0\noutput_usd_per_mtok = 2.0\n"
+        ));
+    }
+    let config = scratch.join("chain.toml");
+    std::fs::write(&config, toml).unwrap();
+    Server::start_with(
+        &scratch.join("node"),
+        &free_address(),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    )
+}
+
+#[test]
+fn a_looping_answer_is_refused_by_the_gate_and_the_next_provider_answers() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (looper, _) = chat_provider::start(looping_review);
+    let (sound, _) = chat_provider::start(|_| {
+        "Check that the divisor is not zero before dividing, and raise a ValueError that says so."
+            .into()
+    });
+    let node = node_asking(scratch.path(), &[("looper", &looper), ("sound", &sound)]);
+    let question = r#"{"messages": [{"role": "user", "content": "How should divide handle a zero divisor?"}], "max_tokens": 64}"#;
+    let (status, answer) = post(&node, "/api/v1/complete", "application/json", question);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["provider"], "sound", "{answer:#}");
+    assert_eq!(answer["met_threshold"], true, "{answer:#}");
+    let costs = get_json(&node, "/api/v1/costs?days=1");
+    let looped = provider(&costs, "looper");
+    assert_eq!(looped["calls"], 1, "{costs:#}");
+    assert_eq!(looped["escalations"], 1, "{costs:#}");
+    assert_eq!(looped["requests"], 0, "its answer was served: {costs:#}");
+}
+
+#[test]
+fn an_agent_never_builds_on_an_answer_the_gate_scored_zero() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (looper, _) = chat_provider::start(looping_review);
+    let node = node_asking(scratch.path(), &[("looper", &looper)]);
+    let workflow = "name: Design\ntasks:\n  - id: design\n    name: Design\n    agent: architect\n    max_retries: 0\n    inputs:\n      goal: \"a todo list saved to a file\"\n";
+    let run_id = save_and_start(&node, workflow, &json!({}));
+    let run = wait_for_run(&node, &run_id, 120, |run| run["status"] != "running");
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let error = run["tasks"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unusable after 3 call(s): the quality gate scored it 0 (the answer loops: \"Consider adding more tests.\" repeats 40 times"),
+        "{run:#}"
     );
 }

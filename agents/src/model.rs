@@ -89,6 +89,9 @@ pub struct ModelReply {
     pub text: String,
     pub provider: String,
     pub quality: f64,
+    /// Why the quality gate took points off (for a score of 0: why it refuses the
+    /// answer).
+    pub quality_notes: Vec<String>,
     pub cost_usd: f64,
 }
 
@@ -143,9 +146,22 @@ impl<T> Consultation<T> {
     }
 }
 
+/// The quality gate's refusal of `reply`, if it scored 0: the chain returns its best
+/// answer even when every provider's was junk, and junk must not be built on.
+fn gate(reply: &ModelReply) -> Result<(), String> {
+    if reply.quality > 0.0 {
+        return Ok(());
+    }
+    Err(match reply.quality_notes.as_slice() {
+        [] => "the quality gate scored it 0".into(),
+        notes => format!("the quality gate scored it 0 ({})", notes.join("; ")),
+    })
+}
+
 /// Asks until `validate` accepts an answer or `policy.max_calls` calls were made.
 ///
-/// A refused answer is fed back (in the system turn, so that a small model does not copy
+/// An answer the quality gate scored 0 (empty, looping, or malformed for its task type)
+/// is refused before `validate` sees it, whatever else it holds. A refused answer is fed back (in the system turn, so that a small model does not copy
 /// its own bad answer), the request's simpler prompt replaces the full one when it has
 /// one, and the next call escalates: it skips the provider that answered, when the chain
 /// has another one left; with none left it asks the same provider again at a higher
@@ -173,7 +189,7 @@ pub async fn ask_validated<T>(
             temperature: request.temperature,
             refused: None,
         };
-        match validate(&reply.text) {
+        match gate(&reply).and_then(|()| validate(&reply.text)) {
             Ok(value) => {
                 calls.push(summary);
                 return Ok(Consultation {

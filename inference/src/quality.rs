@@ -1,10 +1,11 @@
 //! The quality gate: a score in [0, 1] for an answer, from checks that need no second
 //! model. Below the request's threshold, the provider chain tries the next provider.
 //!
-//! score = 0 when the answer is malformed for its task type (JSON that does not parse,
-//! code that does not parse with its language's tree-sitter grammar (Rust, Python,
-//! JavaScript, TypeScript, Go, shell; untagged code must at least balance its brackets
-//! and strings), a diff without hunks); otherwise
+//! score = 0 when the answer is degenerate (a phrase repeated over and over: the loop a
+//! small model falls into at greedy decoding) or malformed for its task type (JSON that
+//! does not parse, code that does not parse with its language's tree-sitter grammar
+//! (Rust, Python, JavaScript, TypeScript, Go, shell; untagged code must at least balance
+//! its brackets and strings), a diff without hunks); otherwise
 //! `0.6 × relevance + 0.4 × completeness`, where
 //! - relevance maps the cosine similarity of request and answer embeddings from
 //!   [0.05, 0.5] onto [0, 1] (all-MiniLM-L6-v2 puts unrelated texts near 0 and an answer
@@ -55,6 +56,8 @@ pub struct QualityReport {
     pub completeness: f64,
     /// `None` for task types with no format to check.
     pub well_formed: Option<bool>,
+    /// The answer loops: one phrase repeated for much of it.
+    pub degenerate: bool,
     /// Why points were lost, for people.
     pub notes: Vec<String>,
 }
@@ -94,7 +97,10 @@ pub fn assess(
         }
         None => true,
     });
-    let score = if well_formed == Some(false) {
+    let repetition = repetition_problem(answer);
+    let degenerate = repetition.is_some();
+    notes.extend(repetition);
+    let score = if well_formed == Some(false) || degenerate {
         0.0
     } else {
         match relevance {
@@ -107,8 +113,60 @@ pub fn assess(
         relevance,
         completeness,
         well_formed,
+        degenerate,
         notes,
     }
+}
+
+/// The longest unit a loop is looked for in, in words.
+const LOOP_UNIT_WORDS: usize = 32;
+/// A loop must repeat its unit this often, cover this many words, and cover this share
+/// of the answer: a list of zeros in code is short, a looping model fills its budget.
+const LOOP_REPEATS: usize = 3;
+const LOOP_MIN_WORDS: usize = 24;
+const LOOP_MIN_SHARE: f64 = 0.4;
+
+/// Whether one phrase (up to [`LOOP_UNIT_WORDS`] words) follows itself over and over for
+/// much of `answer`, and which.
+fn repetition_problem(answer: &str) -> Option<String> {
+    let words: Vec<&str> = answer.split_whitespace().collect();
+    let needed = LOOP_MIN_WORDS.max((words.len() as f64 * LOOP_MIN_SHARE).ceil() as usize);
+    let (unit, start, covered) = longest_loop(&words)?;
+    let repeats = covered / unit;
+    if repeats < LOOP_REPEATS || covered < needed {
+        return None;
+    }
+    let phrase: String = words[start..start + unit]
+        .join(" ")
+        .chars()
+        .take(80)
+        .collect();
+    Some(format!(
+        "the answer loops: \"{phrase}\" repeats {repeats} times ({covered} of its {} words)",
+        words.len()
+    ))
+}
+
+/// The longest stretch of `words` that is one unit repeated: (unit length, start,
+/// words covered). A stretch of `run` positions where each word equals the one `unit`
+/// later covers `run + unit` words.
+fn longest_loop(words: &[&str]) -> Option<(usize, usize, usize)> {
+    let mut best: Option<(usize, usize, usize)> = None;
+    for unit in 1..=LOOP_UNIT_WORDS.min(words.len() / 2) {
+        let mut run = 0;
+        for at in 0..words.len() - unit {
+            if words[at] == words[at + unit] {
+                run += 1;
+                let covered = run + unit;
+                if best.is_none_or(|(_, _, most)| covered > most) {
+                    best = Some((unit, at + 1 - run, covered));
+                }
+            } else {
+                run = 0;
+            }
+        }
+    }
+    best
 }
 
 /// Fenced code blocks as (language tag, body), or the whole text (untagged) when it has
@@ -387,6 +445,49 @@ mod tests {
                     .any(|note| note.contains("does not parse")),
                 "{tag}: {broken:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_answer_that_loops_scores_zero_and_says_what_repeats() {
+        let review = format!(
+            "The code looks fine overall. {}",
+            "Consider adding more tests. ".repeat(30)
+        );
+        let looped = assess(TaskType::Chat, &review, true, Some(0.6));
+        assert_eq!(looped.score, 0.0, "{looped:?}");
+        assert!(looped.degenerate);
+        assert!(
+            looped
+                .notes
+                .iter()
+                .any(|note| note.contains("\"Consider adding more tests.\" repeats 30 times")),
+            "{looped:?}"
+        );
+        let one_word = assess(TaskType::Chat, &"ok ".repeat(40), false, None);
+        assert!(one_word.degenerate, "{one_word:?}");
+        let repeated_lines = format!("```python\n{}```", "x = x + 1\n".repeat(20));
+        assert!(assess(TaskType::Code, &repeated_lines, false, None).degenerate);
+    }
+
+    #[test]
+    fn repetition_that_belongs_to_the_answer_is_not_a_loop() {
+        let tests = "```python\ndef test_add():\n    assert add(1, 2) == 3\n    assert add(2, 2) == 4\n    assert add(0, 0) == 0\n\ndef test_sub():\n    assert sub(3, 2) == 1\n```";
+        let zeros = format!(
+            "```rust\nfn main() {{\n    let grid = [{}0];\n    println!(\"{{grid:?}}\");\n    let total: u32 = grid.iter().sum();\n    assert_eq!(total, 0);\n}}\n```\nThe grid starts empty, every cell at zero, and the total proves it before anything is written to it by the caller.",
+            "0, ".repeat(8)
+        );
+        let list =
+            "1. Parse the input.\n2. Parse the options.\n3. Parse the file.\n4. Write the output.";
+        for (task, answer) in [
+            (TaskType::Code, tests),
+            (TaskType::Code, zeros.as_str()),
+            (TaskType::Chat, list),
+            (TaskType::Chat, "no no no, not that one"),
+        ] {
+            let report = assess(task, answer, false, None);
+            assert!(!report.degenerate, "{answer}: {report:?}");
+            assert!(report.score > 0.0, "{answer}: {report:?}");
         }
     }
 

@@ -211,6 +211,7 @@ impl ModelClient for ChainModel {
             text: answer.text,
             provider: answer.provider,
             quality: answer.quality.score,
+            quality_notes: answer.quality.notes,
             cost_usd,
         })
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod chat_provider;
 pub mod otlp;
 pub mod prometheus;
 pub mod webdriver;

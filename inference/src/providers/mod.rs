@@ -20,6 +20,13 @@ use crate::serve::InferenceService;
 use peers::{ModelAnswer, PeerAsk, PeerModels};
 use remote::{Protocol, RemoteProvider};
 
+/// Whether an answer scored `report` is good enough to stop at. One scored 0 (empty,
+/// looping, malformed) never is, whatever the threshold: a threshold of 0 asks for any
+/// answer, not for junk.
+fn meets(report: &QualityReport, threshold: f64) -> bool {
+    report.score > 0.0 && report.score >= threshold
+}
+
 /// A completion asked of the chain.
 #[derive(Debug, Clone)]
 pub struct CompletionRequest {
@@ -383,7 +390,7 @@ impl ProviderChain {
                     if let Some(left) = budget_left.as_mut() {
                         *left -= record.cost_usd;
                     }
-                    let met = report.score >= threshold;
+                    let met = meets(&report, threshold);
                     record.escalated = !met;
                     usage_span(&span, &record, answer.cut_at_limit);
                     calls.push(record);
@@ -404,7 +411,7 @@ impl ProviderChain {
             let failed = InferenceError::AllProvidersFailed(failures.join("; "));
             return ChainOutcome::failed(failed, calls);
         };
-        let met_threshold = quality.score >= threshold;
+        let met_threshold = meets(&quality, threshold);
         self.mark_served(&mut calls[index]);
         ChainOutcome {
             answer: Ok(Answered {
