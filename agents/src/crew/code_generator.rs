@@ -120,7 +120,10 @@ impl CrewKind for CodeGenerator {
         let work = WorkDir::open(&config.workspace, "work_dir", &inputs.work_dir)?;
         let lang = source::language(given(&inputs.language).unwrap_or("python"))
             .map_err(|reason| invalid("language", reason))?;
-        let (module, purpose) = module_of(inputs.module.as_ref())?;
+        let (mut module, purpose) = module_of(inputs.module.as_ref())?;
+        if source::shadows_standard_library(lang, &module) {
+            module.push_str("_module");
+        }
         Ok(Assignment {
             specification: inputs.specification,
             work,

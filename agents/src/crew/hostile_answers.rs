@@ -38,7 +38,7 @@ proptest! {
         if let Ok(steps) = planner::parse_plan(&answer) {
             prop_assert!(!steps.is_empty() && steps.len() <= 12);
         }
-        if let Ok(modules) = architect::parse_modules(&answer, 3) {
+        if let Ok(modules) = architect::parse_modules(&answer, &(1..=3)) {
             prop_assert!(!modules.is_empty() && modules.len() <= 3);
             for (name, _) in &modules {
                 prop_assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{name}");

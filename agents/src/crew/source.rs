@@ -54,8 +54,9 @@ pub struct Parsed {
 
 /// `code` if it parses as `lang`. When it does not and `cut_short` (the answer ended
 /// inside the block), the top-level items before the first broken one are kept, so a
-/// module cut in its last function keeps the functions it finished; at least one item
-/// must remain.
+/// module cut in its last function keeps the functions it finished. What is kept must
+/// be at least half the code (in lines that are not blank): a module that lost most of
+/// itself is not the module that was asked for.
 pub fn parse_or_salvage(lang: Lang, code: &str, cut_short: bool) -> Result<Parsed, String> {
     if code.trim().is_empty() {
         return Err("the code block is empty".into());
@@ -103,6 +104,13 @@ pub fn parse_or_salvage(lang: Lang, code: &str, cut_short: bool) -> Result<Parse
             .parse(&kept, None)
             .is_some_and(|tree| !tree.root_node().has_error())
         {
+            let (kept_lines, all_lines) = (lines_of(&kept), lines_of(code));
+            if kept_lines * 2 < all_lines {
+                return Err(format!(
+                    "the {} code does not parse (line {first_error_line}), and only {kept_lines} of its {all_lines} lines come before the break",
+                    fence_tag(lang)
+                ));
+            }
             return Ok(Parsed {
                 dropped_lines: code.lines().count().saturating_sub(kept.lines().count()),
                 code: kept,
@@ -113,6 +121,11 @@ pub fn parse_or_salvage(lang: Lang, code: &str, cut_short: bool) -> Result<Parse
         "the {} code does not parse (line {first_error_line}) and nothing before the break is whole",
         fence_tag(lang)
     ))
+}
+
+/// Lines that are not blank.
+fn lines_of(code: &str) -> usize {
+    code.lines().filter(|line| !line.trim().is_empty()).count()
 }
 
 fn first_error_line(root: tree_sitter::Node<'_>) -> usize {
@@ -132,6 +145,138 @@ fn first_error_line(root: tree_sitter::Node<'_>) -> usize {
         break;
     }
     node.start_position().row + 1
+}
+
+/// Python's standard library modules that a generated module's name may well collide
+/// with (`sys.stdlib_module_names`, less the private and platform-only ones no one names
+/// a feature's module after).
+const PYTHON_STANDARD_MODULES: &[&str] = &[
+    "abc",
+    "argparse",
+    "array",
+    "ast",
+    "asyncio",
+    "base64",
+    "bisect",
+    "builtins",
+    "calendar",
+    "cmd",
+    "code",
+    "codecs",
+    "collections",
+    "colorsys",
+    "configparser",
+    "contextlib",
+    "copy",
+    "csv",
+    "ctypes",
+    "curses",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "dis",
+    "doctest",
+    "email",
+    "enum",
+    "errno",
+    "fileinput",
+    "fnmatch",
+    "fractions",
+    "functools",
+    "gc",
+    "getpass",
+    "gettext",
+    "glob",
+    "graphlib",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "hmac",
+    "html",
+    "http",
+    "imaplib",
+    "importlib",
+    "inspect",
+    "io",
+    "ipaddress",
+    "itertools",
+    "json",
+    "keyword",
+    "locale",
+    "logging",
+    "lzma",
+    "mailbox",
+    "math",
+    "mimetypes",
+    "mmap",
+    "numbers",
+    "operator",
+    "os",
+    "pathlib",
+    "pdb",
+    "pickle",
+    "platform",
+    "plistlib",
+    "pprint",
+    "profile",
+    "pstats",
+    "queue",
+    "random",
+    "re",
+    "resource",
+    "sched",
+    "secrets",
+    "select",
+    "selectors",
+    "shelve",
+    "shlex",
+    "shutil",
+    "signal",
+    "site",
+    "smtplib",
+    "socket",
+    "sqlite3",
+    "ssl",
+    "stat",
+    "statistics",
+    "string",
+    "struct",
+    "subprocess",
+    "sys",
+    "tarfile",
+    "tempfile",
+    "test",
+    "textwrap",
+    "threading",
+    "time",
+    "timeit",
+    "token",
+    "tokenize",
+    "tomllib",
+    "trace",
+    "traceback",
+    "types",
+    "typing",
+    "unittest",
+    "urllib",
+    "uuid",
+    "venv",
+    "warnings",
+    "wave",
+    "weakref",
+    "webbrowser",
+    "xml",
+    "zipfile",
+    "zlib",
+    "zoneinfo",
+];
+
+/// Whether a module file named `name` would hide a standard library module of that name:
+/// in Python, `json.py` is what every `import json` in its directory finds, the test
+/// runner's own included.
+pub fn shadows_standard_library(lang: Lang, name: &str) -> bool {
+    matches!(lang, Lang::Python) && PYTHON_STANDARD_MODULES.contains(&name)
 }
 
 /// How many tests a test file defines, by its language's convention.
@@ -174,6 +319,17 @@ mod tests {
             parse_or_salvage(Lang::Python, "def b(:\n", true).map(|p| p.code),
             Err(
                 "the python code does not parse (line 1) and nothing before the break is whole"
+                    .into()
+            )
+        );
+        let mostly_broken = format!(
+            "def a():\n    return 1\n\ndef b(:\n{}",
+            "    x = 1\n".repeat(5)
+        );
+        assert_eq!(
+            parse_or_salvage(Lang::Python, &mostly_broken, true).map(|p| p.code),
+            Err(
+                "the python code does not parse (line 4), and only 2 of its 8 lines come before the break"
                     .into()
             )
         );
