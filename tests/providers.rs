@@ -332,7 +332,7 @@ fn an_agent_never_builds_on_an_answer_the_gate_scored_zero() {
     assert_eq!(run["status"], "failed", "{run:#}");
     let error = run["tasks"][0]["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("unusable after 3 call(s): the quality gate scored it 0 (the answer loops: \"Consider adding more tests.\" repeats 40 times"),
+        error.contains("unusable after 3 call(s): the quality gate refused it: the answer loops: \"Consider adding more tests.\" repeats 40 times"),
         "{run:#}"
     );
 }

@@ -41,6 +41,10 @@ pub struct ModelRequest {
     pub turns: Vec<Turn>,
     pub max_tokens: usize,
     pub temperature: f64,
+    /// The local model's sampling seed for the first call; each later call of a
+    /// consultation adds one. Derived from the attempt, so that an attempt replayed
+    /// after a crash asks the same and a retried attempt asks anew.
+    pub seed: u64,
     /// What the quality gate checks: `code`, `json`, `diff`, `chat`, ...
     pub task_type: &'static str,
     /// The agent kind asking, for the cost report.
@@ -89,9 +93,8 @@ pub struct ModelReply {
     pub text: String,
     pub provider: String,
     pub quality: f64,
-    /// Why the quality gate took points off (for a score of 0: why it refuses the
-    /// answer).
-    pub quality_notes: Vec<String>,
+    /// Why the quality gate found the answer degenerate (a loop), if it did.
+    pub degenerate: Option<String>,
     pub cost_usd: f64,
 }
 
@@ -146,26 +149,25 @@ impl<T> Consultation<T> {
     }
 }
 
-/// The quality gate's refusal of `reply`, if it scored 0: the chain returns its best
-/// answer even when every provider's was junk, and junk must not be built on.
+/// The quality gate's refusal of `reply`, if it found it degenerate: the chain returns
+/// its best answer even when every provider's was junk, and junk must not be built on.
 fn gate(reply: &ModelReply) -> Result<(), String> {
-    if reply.quality > 0.0 {
-        return Ok(());
+    match &reply.degenerate {
+        None => Ok(()),
+        Some(why) => Err(format!("the quality gate refused it: {why}")),
     }
-    Err(match reply.quality_notes.as_slice() {
-        [] => "the quality gate scored it 0".into(),
-        notes => format!("the quality gate scored it 0 ({})", notes.join("; ")),
-    })
 }
 
 /// Asks until `validate` accepts an answer or `policy.max_calls` calls were made.
 ///
-/// An answer the quality gate scored 0 (empty, looping, or malformed for its task type)
-/// is refused before `validate` sees it, whatever else it holds. A refused answer is fed back (in the system turn, so that a small model does not copy
-/// its own bad answer), the request's simpler prompt replaces the full one when it has
-/// one, and the next call escalates: it skips the provider that answered, when the chain
-/// has another one left; with none left it asks the same provider again at a higher
-/// temperature.
+/// An answer the quality gate found degenerate (one phrase over and over) is refused
+/// before `validate` sees it, whatever else it holds; whether an answer is well formed
+/// is `validate`'s to judge, since it may keep the part of a cut answer that is. A
+/// refused answer is fed back (in the system turn, so that a small model does not copy
+/// its own bad answer), and the next call changes: the request's simpler prompt
+/// replaces the full one, a little warmer, when it has one; else it skips the provider
+/// that answered, when the chain has another one left; with none left it asks the same
+/// provider again at a higher temperature. Each call samples with the next seed.
 pub async fn ask_validated<T>(
     client: &dyn ModelClient,
     mut request: ModelRequest,
@@ -210,15 +212,19 @@ pub async fn ask_validated<T>(
                         problem: format!("{problem}; the last answer began {excerpt:?}"),
                     });
                 }
+                request.seed = request.seed.wrapping_add(1);
                 // What changes for the next call: a simpler prompt if there is one
-                // (the change is the variation), else another provider if the chain
-                // has one left, else a higher temperature.
+                // (asked of the same provider, a little warmer: a small model's
+                // greedy answer to the shorter prompt is often the refused one again),
+                // else another provider if the chain has one left, else a higher
+                // temperature.
                 if let Some(simpler) = request.simpler_turns.take() {
                     base_system = simpler
                         .first()
                         .filter(|turn| turn.role == "system")
                         .map(|turn| turn.content.clone());
                     request.turns = simpler;
+                    request.temperature = (request.temperature + policy.temperature_step).min(1.0);
                 } else {
                     let remaining = chain
                         .iter()

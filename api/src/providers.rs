@@ -83,6 +83,7 @@ pub async fn complete(
             .collect(),
         max_tokens: body.max_tokens,
         temperature: body.temperature,
+        seed: None,
         task_type,
         min_quality: body.min_quality,
         agent: body.agent,

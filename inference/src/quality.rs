@@ -56,8 +56,8 @@ pub struct QualityReport {
     pub completeness: f64,
     /// `None` for task types with no format to check.
     pub well_formed: Option<bool>,
-    /// The answer loops: one phrase repeated for much of it.
-    pub degenerate: bool,
+    /// What makes the answer degenerate (one phrase repeated for much of it), if it is.
+    pub degenerate: Option<String>,
     /// Why points were lost, for people.
     pub notes: Vec<String>,
 }
@@ -97,10 +97,9 @@ pub fn assess(
         }
         None => true,
     });
-    let repetition = repetition_problem(answer);
-    let degenerate = repetition.is_some();
-    notes.extend(repetition);
-    let score = if well_formed == Some(false) || degenerate {
+    let degenerate = repetition_problem(answer);
+    notes.extend(degenerate.clone());
+    let score = if well_formed == Some(false) || degenerate.is_some() {
         0.0
     } else {
         match relevance {
@@ -456,7 +455,7 @@ mod tests {
         );
         let looped = assess(TaskType::Chat, &review, true, Some(0.6));
         assert_eq!(looped.score, 0.0, "{looped:?}");
-        assert!(looped.degenerate);
+        assert!(looped.degenerate.is_some());
         assert!(
             looped
                 .notes
@@ -465,9 +464,13 @@ mod tests {
             "{looped:?}"
         );
         let one_word = assess(TaskType::Chat, &"ok ".repeat(40), false, None);
-        assert!(one_word.degenerate, "{one_word:?}");
+        assert!(one_word.degenerate.is_some(), "{one_word:?}");
         let repeated_lines = format!("```python\n{}```", "x = x + 1\n".repeat(20));
-        assert!(assess(TaskType::Code, &repeated_lines, false, None).degenerate);
+        assert!(
+            assess(TaskType::Code, &repeated_lines, false, None)
+                .degenerate
+                .is_some()
+        );
     }
 
     #[test]
@@ -486,7 +489,7 @@ mod tests {
             (TaskType::Chat, "no no no, not that one"),
         ] {
             let report = assess(task, answer, false, None);
-            assert!(!report.degenerate, "{answer}: {report:?}");
+            assert_eq!(report.degenerate, None, "{answer}: {report:?}");
             assert!(report.score > 0.0, "{answer}: {report:?}");
         }
     }

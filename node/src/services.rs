@@ -186,6 +186,7 @@ impl ModelClient for ChainModel {
                 .collect(),
             max_tokens: request.max_tokens,
             temperature: request.temperature,
+            seed: Some(request.seed),
             task_type,
             min_quality: None,
             agent: Some(request.agent.clone()),
@@ -211,7 +212,7 @@ impl ModelClient for ChainModel {
             text: answer.text,
             provider: answer.provider,
             quality: answer.quality.score,
-            quality_notes: answer.quality.notes,
+            degenerate: answer.quality.degenerate,
             cost_usd,
         })
     }

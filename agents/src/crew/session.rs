@@ -90,6 +90,7 @@ impl<'a> Session<'a> {
             turns,
             max_tokens: self.config.max_tokens,
             temperature: 0.0,
+            seed: stable_hash(&self.context.idempotency_key),
             task_type,
             agent: self.agent.to_string(),
             project: self.context.scope.project.clone(),
@@ -157,4 +158,12 @@ impl<'a> Session<'a> {
             cost_usd: self.cost_usd,
         }
     }
+}
+
+/// FNV-1a: a hash that is the same in every process and release, unlike the standard
+/// library's, for seeds that must be reproducible.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

@@ -33,6 +33,8 @@ pub struct CompletionRequest {
     pub messages: Vec<ChatMessage>,
     pub max_tokens: usize,
     pub temperature: f64,
+    /// The local model's sampling seed; `None`: a fresh one.
+    pub seed: Option<u64>,
     pub task_type: TaskType,
     /// Overrides the chain's default threshold.
     pub min_quality: Option<f64>,
@@ -502,6 +504,7 @@ impl ProviderChain {
             messages: request.messages.clone(),
             max_tokens: request.max_tokens,
             temperature: request.temperature,
+            seed: request.seed,
             trace: troupe_telemetry::TraceParent::current(),
         };
         let here = match &self.local {
@@ -632,6 +635,7 @@ mod tests {
             messages: vec![ChatMessage::new("user", "hello")],
             max_tokens: 8,
             temperature: 0.0,
+            seed: None,
             task_type: TaskType::Chat,
             min_quality: None,
             agent: None,

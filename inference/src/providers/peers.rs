@@ -23,6 +23,9 @@ pub struct PeerAsk {
     pub messages: Vec<ChatMessage>,
     pub max_tokens: usize,
     pub temperature: f64,
+    /// The sampling seed; `None` (and from a node that sends none): a fresh one.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// The asking call's span: the peer's model call goes under it.
     #[serde(default)]
     pub trace: Option<troupe_telemetry::TraceParent>,
@@ -65,9 +68,10 @@ pub fn a_peer_may_answer(error: &InferenceError) -> bool {
     )
 }
 
-/// `ask` answered by `service`'s generation model at the asked temperature, with a seed
-/// of its own (a refused answer asked again must be able to come out otherwise): what
-/// the chain's `local` link does here, and what a node does for a peer's ask.
+/// `ask` answered by `service`'s generation model at the asked temperature and seed
+/// (without one, a fresh seed: a refused answer asked again must be able to come out
+/// otherwise): what the chain's `local` link does here, and what a node does for a
+/// peer's ask.
 pub async fn answer_locally(
     service: &InferenceService,
     ask: &PeerAsk,
@@ -81,7 +85,7 @@ pub async fn answer_locally(
             prompt,
             params: SamplingParams {
                 temperature: ask.temperature,
-                seed: fresh_seed(),
+                seed: ask.seed.unwrap_or_else(fresh_seed),
                 ..SamplingParams::greedy()
             },
             max_tokens: ask.max_tokens,
