@@ -272,6 +272,7 @@ pub fn shared_prefix(
             params,
             max_tokens: shape.max_output_tokens,
             stop: Vec::new(),
+            stop_on_loop: false,
         };
         engine.admit(stream as u64, request)?;
     }
@@ -333,6 +334,7 @@ fn aggregate_decode(
             params: SamplingParams::greedy(),
             max_tokens: decode_tokens + 1,
             stop: Vec::new(),
+            stop_on_loop: false,
         };
         engine.admit(stream as u64, request)?;
     }

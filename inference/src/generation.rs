@@ -145,6 +145,7 @@ impl LocalModel {
             params: params.clone(),
             max_tokens,
             stop: stop.to_vec(),
+            stop_on_loop: false,
         })?;
         loop {
             if let Some(prefixes) = &self.prefixes {

@@ -146,6 +146,70 @@ fn repetition_problem(answer: &str) -> Option<String> {
     ))
 }
 
+/// Of a text's end, the most that [`loop_at_end`] reads: a loop of the longest unit,
+/// three times over, fits many times.
+const TAIL_BYTES: usize = 4096;
+
+/// Where `text` should end when it ends in a loop: just after the first saying of the
+/// phrase it repeats, if its last words are one phrase (up to [`LOOP_UNIT_WORDS`] words)
+/// said [`LOOP_REPEATS`] times or more over [`LOOP_MIN_WORDS`] words or more. The last
+/// word may be half written (a text cut at a token limit): the words before it count
+/// too. A local generation that asks for it stops there instead of looping on.
+pub fn loop_at_end(text: &str) -> Option<usize> {
+    let mut tail_start = text.len().saturating_sub(TAIL_BYTES);
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let tail = &text[tail_start..];
+    let spans = word_spans(tail);
+    let words: Vec<&str> = spans
+        .iter()
+        .map(|&(start, end)| &tail[start..end])
+        .collect();
+    let whole = words.len().saturating_sub(1);
+    [words.len(), whole]
+        .into_iter()
+        .find_map(|n| loop_ending_at(&words[..n]))
+        .map(|last_word| tail_start + spans[last_word].1)
+}
+
+/// The index of the word that ends the first saying of the phrase `words` ends by
+/// repeating, if they end in a loop.
+fn loop_ending_at(words: &[&str]) -> Option<usize> {
+    let n = words.len();
+    for unit in 1..=LOOP_UNIT_WORDS.min(n / LOOP_REPEATS) {
+        let mut run = 0;
+        while run + unit < n && words[n - 1 - run] == words[n - 1 - run - unit] {
+            run += 1;
+        }
+        let covered = run + unit;
+        if covered / unit >= LOOP_REPEATS && covered >= LOOP_MIN_WORDS {
+            return Some(n - covered + unit - 1);
+        }
+    }
+    None
+}
+
+/// The (start, end) byte offsets of `text`'s words (runs of non-whitespace).
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (at, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(from)) => {
+                spans.push((from, at));
+                start = None;
+            }
+            (false, None) => start = Some(at),
+            _ => {}
+        }
+    }
+    if let Some(from) = start {
+        spans.push((from, text.len()));
+    }
+    spans
+}
+
 /// The longest stretch of `words` that is one unit repeated: (unit length, start,
 /// words covered). A stretch of `run` positions where each word equals the one `unit`
 /// later covers `run + unit` words.
@@ -471,6 +535,28 @@ mod tests {
                 .degenerate
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_loop_at_the_end_is_cut_after_its_first_saying() {
+        let review = format!(
+            "- [medium] todo.py:3: {}",
+            "The list is never saved. ".repeat(6)
+        );
+        let end = loop_at_end(&review).expect("a loop");
+        assert_eq!(
+            &review[..end],
+            "- [medium] todo.py:3: The list is never saved."
+        );
+        // Still short of three sayings over 24 words: not yet a loop.
+        assert_eq!(loop_at_end(&"The list is never saved. ".repeat(4)), None);
+        assert_eq!(loop_at_end("def f():\n    return 1\n"), None);
+        let cut_mid_word = format!("{}A test is a tes", "A test is a test,\n".repeat(8));
+        let end = loop_at_end(&cut_mid_word).expect("a loop");
+        assert_eq!(&cut_mid_word[..end], "A test is a test,");
+        let unicode = format!("Résumé: {}", "ça boucle encore ici. ".repeat(8));
+        let end = loop_at_end(&unicode).expect("a loop");
+        assert_eq!(&unicode[..end], "Résumé: ça boucle encore ici.");
     }
 
     #[test]

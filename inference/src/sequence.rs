@@ -68,6 +68,9 @@ pub struct GenerationRequest {
     /// Served up to the room left in the context (finish reason `Length`).
     pub max_tokens: usize,
     pub stop: Vec<String>,
+    /// End the text after the first saying of a phrase it has started to repeat over
+    /// and over ([`crate::quality::loop_at_end`]), instead of looping to the budget.
+    pub stop_on_loop: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub enum FinishReason {
     /// The token budget (or the rest of the context) ran out.
     Length,
     StopString,
+    /// The text began to loop and was cut after the phrase's first saying.
+    Loop,
     Cancelled,
 }
 
@@ -84,7 +89,7 @@ impl FinishReason {
     pub fn openai_name(self) -> &'static str {
         match self {
             FinishReason::EndOfSequence | FinishReason::StopString => "stop",
-            FinishReason::Length => "length",
+            FinishReason::Length | FinishReason::Loop => "length",
             FinishReason::Cancelled => "cancelled",
         }
     }
@@ -117,6 +122,7 @@ pub struct Sequence {
     sampler: Sampler,
     params: SamplingParams,
     stop: Vec<String>,
+    stop_on_loop: bool,
     budget: usize,
     generated: Vec<u32>,
     /// Of `generated`, the tokens decoded with the last piece released: the first of
@@ -163,6 +169,7 @@ impl Sequence {
             published: 0,
             params: request.params,
             stop: request.stop.into_iter().filter(|s| !s.is_empty()).collect(),
+            stop_on_loop: request.stop_on_loop,
             budget,
             generated: Vec::new(),
             decoded: 0..0,
@@ -275,14 +282,13 @@ impl Sequence {
             .filter_map(|stop| self.text.find(stop.as_str()))
             .min()
         {
-            // The piece may run past the stop string; only what precedes it is sent.
-            let sent = self.text.len() - piece.len();
-            self.text.truncate(cut);
-            let piece = self.text.get(sent.min(cut)..).unwrap_or("").to_string();
-            return Ok(Advance {
-                piece,
-                finished: self.finish(FinishReason::StopString),
-            });
+            return Ok(self.cut(cut, &piece, FinishReason::StopString));
+        }
+        if self.stop_on_loop
+            && !piece.is_empty()
+            && let Some(cut) = crate::quality::loop_at_end(&self.text)
+        {
+            return Ok(self.cut(cut, &piece, FinishReason::Loop));
         }
         let finished = if self.generated.len() >= self.budget {
             self.finish(FinishReason::Length)
@@ -290,6 +296,17 @@ impl Sequence {
             None
         };
         Ok(Advance { piece, finished })
+    }
+
+    /// Ends the text at byte `cut`, for `reason`. `piece` (the newest text) may run past
+    /// the cut; only what precedes it is sent.
+    fn cut(&mut self, cut: usize, piece: &str, reason: FinishReason) -> Advance {
+        let sent = self.text.len() - piece.len();
+        self.text.truncate(cut);
+        Advance {
+            piece: self.text.get(sent.min(cut)..).unwrap_or("").to_string(),
+            finished: self.finish(reason),
+        }
     }
 
     fn finished(&mut self, reason: FinishReason) -> Advance {

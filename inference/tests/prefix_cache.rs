@@ -86,6 +86,7 @@ fn requests_arriving_together_compute_their_shared_prefix_once() {
                 params: SamplingParams::greedy(),
                 max_tokens: 8,
                 stop: Vec::new(),
+                stop_on_loop: false,
             };
             engine.admit(id as u64, request).unwrap();
         }

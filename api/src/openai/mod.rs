@@ -252,6 +252,7 @@ pub async fn chat_completions(
         ),
         max_tokens: max_tokens(request.max_completion_tokens.or(request.max_tokens)),
         stop,
+        stop_on_loop: false,
     };
     let model = request.model.unwrap_or_else(|| model_name(&service));
     let span = spans::model_call("chat", "local", &model, true);
@@ -470,6 +471,7 @@ pub async fn anthropic_messages(
         ),
         max_tokens: max_tokens(Some(request.max_tokens)),
         stop: request.stop_sequences,
+        stop_on_loop: false,
     };
     let model = request.model.unwrap_or_else(|| model_name(service));
     let ledger = Ledger {
@@ -485,7 +487,7 @@ pub async fn anthropic_messages(
         .map_err(inference_error)?;
     let generated = finish_recorded(&ledger, &model, stream).await?;
     let stop_reason = match generated.finish {
-        FinishReason::Length => "max_tokens",
+        FinishReason::Length | FinishReason::Loop => "max_tokens",
         FinishReason::StopString => "stop_sequence",
         FinishReason::EndOfSequence | FinishReason::Cancelled => "end_turn",
     };

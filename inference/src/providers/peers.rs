@@ -90,6 +90,7 @@ pub async fn answer_locally(
             },
             max_tokens: ask.max_tokens,
             stop: Vec::new(),
+            stop_on_loop: true,
         })
         .await?
         .finish()
@@ -97,7 +98,7 @@ pub async fn answer_locally(
     Ok(ModelAnswer {
         model: model.id(),
         answer: ProviderAnswer {
-            cut_at_limit: generated.finish == FinishReason::Length,
+            cut_at_limit: matches!(generated.finish, FinishReason::Length | FinishReason::Loop),
             tokens_in: generated.prompt_tokens,
             tokens_out: generated.token_ids.len(),
             text: generated.text,

@@ -76,6 +76,7 @@ fn greedy(prompt: Vec<u32>, max_tokens: usize) -> GenerationRequest {
         params: SamplingParams::greedy(),
         max_tokens,
         stop: Vec::new(),
+        stop_on_loop: false,
     }
 }
 
@@ -355,4 +356,41 @@ async fn embeddings_are_batched_across_callers_and_match_the_model() {
         Err(InferenceError::NoWorkers { .. })
     ));
     service.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_that_loops_stops_after_the_phrase_is_said_once() {
+    let service = service(1, 2, 2).await;
+    let model = service.generation_model().unwrap().clone();
+    let prompt = chat(&model, "Say hello world over and over.");
+    let looped = service
+        .generate(greedy(prompt.clone(), 160))
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert!(
+        crate::quality::loop_at_end(&looped.text).is_some(),
+        "setup: the prompt no longer makes the model loop: {:?}",
+        looped.text
+    );
+    let stopped = service
+        .generate(GenerationRequest {
+            stop_on_loop: true,
+            ..greedy(prompt, 160)
+        })
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!(stopped.finish, FinishReason::Loop, "{:?}", stopped.text);
+    assert!(
+        looped.text.starts_with(&stopped.text) && stopped.token_ids.len() < looped.token_ids.len(),
+        "{:?} is not where {:?} began to loop",
+        stopped.text,
+        looped.text
+    );
+    assert_eq!(crate::quality::loop_at_end(&stopped.text), None);
 }
