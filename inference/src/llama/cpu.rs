@@ -12,7 +12,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use super::{LlamaConfig, Pass};
+use super::{LlamaConfig, Pass, attention};
 use crate::kernels::{Q4_1Matrix, Q8_0Matrix};
 
 /// A weight matrix with our kernel where we have one, candle's otherwise.
@@ -352,9 +352,7 @@ impl CpuModel {
                     .matmul(&normed, tokens)?
                     .try_into()
                     .map_err(|_| candle_core::Error::Msg("expected two projections".into()))?;
-            for (g, u) in gate.iter_mut().zip(&up) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
-            }
+            silu_times(&mut gate, &up);
             let down = layer.down.matmul(&gate, tokens)?;
             add_in_place(&mut hidden, &down);
         }
@@ -387,7 +385,8 @@ impl CpuModel {
     }
 
     /// Causal attention of every item's new tokens over its cache (which already holds
-    /// them), in parallel over items and heads. Returns `tokens × hidden`.
+    /// them), one job per item and key/value head (see [`attention`]). Returns
+    /// `tokens × hidden`.
     fn attend(&self, layer: usize, items: &[Pass<'_, CpuCache>], queries: &[f32]) -> Vec<f32> {
         let LlamaConfig {
             heads,
@@ -396,9 +395,7 @@ impl CpuModel {
             hidden,
             ..
         } = self.config;
-        let kv_width = kv_heads * head_dim;
         let group = heads / kv_heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
         let mut starts = Vec::with_capacity(items.len());
         let mut start = 0;
         for item in items {
@@ -406,57 +403,35 @@ impl CpuModel {
             start += item.tokens.len();
         }
         let jobs: Vec<(usize, usize)> = (0..items.len())
-            .flat_map(|item| (0..heads).map(move |head| (item, head)))
+            .flat_map(|item| (0..kv_heads).map(move |kv_head| (item, kv_head)))
             .collect();
         let results: Vec<Vec<f32>> = jobs
             .par_iter()
-            .map(|&(index, head)| {
+            .map(|&(index, kv_head)| {
                 let item = &items[index];
-                let keys = &item.cache.keys[layer];
-                let values = &item.cache.values[layer];
-                let kv_head = head / group;
-                let count = item.tokens.len();
-                let mut out = vec![0f32; count * head_dim];
-                let mut scores = Vec::with_capacity(item.position + count);
-                let mut widened = vec![0f32; head_dim];
-                for t in 0..count {
-                    let row = starts[index] + t;
-                    let query = &queries
-                        [row * hidden + head * head_dim..row * hidden + (head + 1) * head_dim];
-                    let seen = item.position + t + 1;
-                    scores.clear();
-                    let mut max = f32::NEG_INFINITY;
-                    for position in 0..seen {
-                        let offset = position * kv_width + kv_head * head_dim;
-                        keys[offset..offset + head_dim].convert_to_f32_slice(&mut widened);
-                        let score = dot(query, &widened) * scale;
-                        max = max.max(score);
-                        scores.push(score);
-                    }
-                    let mut total = 0f32;
-                    for score in scores.iter_mut() {
-                        *score = (*score - max).exp();
-                        total += *score;
-                    }
-                    let target = &mut out[t * head_dim..(t + 1) * head_dim];
-                    for (position, weight) in scores.iter().enumerate() {
-                        let offset = position * kv_width + kv_head * head_dim;
-                        values[offset..offset + head_dim].convert_to_f32_slice(&mut widened);
-                        let weight = weight / total;
-                        for (o, v) in target.iter_mut().zip(&widened) {
-                            *o += weight * v;
-                        }
-                    }
-                }
-                out
+                let shape = attention::HeadGroup {
+                    head_dim,
+                    group,
+                    kv_width: kv_heads * head_dim,
+                    kv_head,
+                    scale: 1.0 / (head_dim as f32).sqrt(),
+                };
+                let query = |t: usize, g: usize| {
+                    let at = (starts[index] + t) * hidden + (kv_head * group + g) * head_dim;
+                    &queries[at..at + head_dim]
+                };
+                let cache = (&item.cache.keys[layer][..], &item.cache.values[layer][..]);
+                shape.attend(cache, item.position, item.tokens.len(), query)
             })
             .collect();
         let mut attended = vec![0f32; start * hidden];
-        for (&(index, head), out) in jobs.iter().zip(results) {
-            for (t, chunk) in out.chunks_exact(head_dim).enumerate() {
-                let row = starts[index] + t;
-                attended[row * hidden + head * head_dim..row * hidden + (head + 1) * head_dim]
-                    .copy_from_slice(chunk);
+        let width = group * head_dim;
+        for (&(index, kv_head), out) in jobs.iter().zip(results) {
+            // `out` is `[t][g][head_dim]`: token t's heads of this group side by side,
+            // as they sit in its row.
+            for (t, heads) in out.chunks_exact(width).enumerate() {
+                let at = (starts[index] + t) * hidden + kv_head * width;
+                attended[at..at + width].copy_from_slice(heads);
             }
         }
         attended
@@ -484,20 +459,13 @@ fn extend_half(cache: &mut Vec<f16>, values: &[f32]) {
     cache[start..].convert_from_f32_slice(values);
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums let the compiler keep the loop in SIMD registers.
-    let mut sums = [0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for lane in 0..8 {
-            sums[lane] += a[i * 8 + lane] * b[i * 8 + lane];
-        }
+/// `gate × σ(gate) × up` in place: SiLU, its exponentials eight at a time.
+fn silu_times(gate: &mut [f32], up: &[f32]) {
+    let mut exponentials: Vec<f32> = gate.iter().map(|g| -g).collect();
+    attention::exp_in_place(&mut exponentials);
+    for ((g, e), u) in gate.iter_mut().zip(&exponentials).zip(up) {
+        *g = *g / (1.0 + e) * u;
     }
-    let mut total: f32 = sums.iter().sum();
-    for i in chunks * 8..a.len() {
-        total += a[i] * b[i];
-    }
-    total
 }
 
 fn add_in_place(target: &mut [f32], addend: &[f32]) {

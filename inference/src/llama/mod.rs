@@ -15,6 +15,7 @@
 //! candle tensor ops throughout (the GPU path, and on the CPU the reference the fast
 //! path is tested against).
 
+mod attention;
 mod cpu;
 mod tensors;
 
