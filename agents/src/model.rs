@@ -213,31 +213,27 @@ pub async fn ask_validated<T>(
                     });
                 }
                 request.seed = request.seed.wrapping_add(1);
-                // What changes for the next call: a simpler prompt if there is one
-                // (asked of the same provider, a little warmer: a small model's
-                // greedy answer to the shorter prompt is often the refused one again),
-                // else another provider if the chain has one left, else a higher
-                // temperature.
-                if let Some(simpler) = request.simpler_turns.take() {
+                // What changes for the next call: a simpler prompt if there is one,
+                // else another provider if the chain has one left. Whenever the same
+                // provider answers again it is asked a little warmer: a small model's
+                // greedy answer, even to the shorter prompt, is often the refused one.
+                let same_provider = if let Some(simpler) = request.simpler_turns.take() {
                     base_system = simpler
                         .first()
                         .filter(|turn| turn.role == "system")
                         .map(|turn| turn.content.clone());
                     request.turns = simpler;
-                    request.temperature = (request.temperature + policy.temperature_step).min(1.0);
+                    true
+                } else if chain.iter().any(|name| {
+                    *name != reply.provider && !request.exclude_providers.contains(name)
+                }) {
+                    request.exclude_providers.push(reply.provider.clone());
+                    false
                 } else {
-                    let remaining = chain
-                        .iter()
-                        .filter(|name| {
-                            **name != reply.provider && !request.exclude_providers.contains(name)
-                        })
-                        .count();
-                    if remaining > 0 {
-                        request.exclude_providers.push(reply.provider.clone());
-                    } else {
-                        request.temperature =
-                            (request.temperature + policy.temperature_step).min(1.0);
-                    }
+                    true
+                };
+                if same_provider {
+                    request.temperature = (request.temperature + policy.temperature_step).min(1.0);
                 }
                 let note = format!(
                     "\n\nA previous answer was refused because {problem}. Follow the format exactly."

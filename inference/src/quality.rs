@@ -160,17 +160,14 @@ pub fn loop_at_end(text: &str) -> Option<usize> {
     while !text.is_char_boundary(tail_start) {
         tail_start += 1;
     }
-    let tail = &text[tail_start..];
-    let spans = word_spans(tail);
-    let words: Vec<&str> = spans
-        .iter()
-        .map(|&(start, end)| &tail[start..end])
-        .collect();
+    let words: Vec<&str> = text[tail_start..].split_whitespace().collect();
     let whole = words.len().saturating_sub(1);
-    [words.len(), whole]
+    let last_word = [words.len(), whole]
         .into_iter()
-        .find_map(|n| loop_ending_at(&words[..n]))
-        .map(|last_word| tail_start + spans[last_word].1)
+        .find_map(|n| loop_ending_at(&words[..n]))?;
+    // Each word is a slice of `text`: where it ends is where it lies plus its length.
+    let word = words[last_word];
+    Some(word.as_ptr() as usize - text.as_ptr() as usize + word.len())
 }
 
 /// The index of the word that ends the first saying of the phrase `words` ends by
@@ -188,26 +185,6 @@ fn loop_ending_at(words: &[&str]) -> Option<usize> {
         }
     }
     None
-}
-
-/// The (start, end) byte offsets of `text`'s words (runs of non-whitespace).
-fn word_spans(text: &str) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut start = None;
-    for (at, c) in text.char_indices() {
-        match (c.is_whitespace(), start) {
-            (true, Some(from)) => {
-                spans.push((from, at));
-                start = None;
-            }
-            (false, None) => start = Some(at),
-            _ => {}
-        }
-    }
-    if let Some(from) = start {
-        spans.push((from, text.len()));
-    }
-    spans
 }
 
 /// The longest stretch of `words` that is one unit repeated: (unit length, start,
