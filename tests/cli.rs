@@ -589,6 +589,8 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
         "6",
         "--shared-output-tokens",
         "4",
+        "--quality-specs",
+        "1",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -645,6 +647,38 @@ fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
             .contains(&"avx2".into()),
         "{report}"
     );
+    check_quality_figure(&written["quality"]);
+}
+
+/// The quality figure of one specification on the local model alone: every answer it
+/// gave was used, refused by an agent or passed over, and every module it wrote counted.
+fn check_quality_figure(quality: &serde_json::Value) {
+    assert_eq!(quality["specs"], 1, "{quality:#}");
+    let run = &quality["runs"][0];
+    assert!(
+        run["goal"].as_str().unwrap().contains("todo list"),
+        "{quality:#}"
+    );
+    assert!(
+        ["completed", "failed"].contains(&run["status"].as_str().unwrap()),
+        "{quality:#}"
+    );
+    let providers = quality["providers"].as_object().unwrap();
+    assert_eq!(providers.len(), 1, "the local model alone: {quality:#}");
+    let local = providers.values().next().unwrap();
+    assert_eq!(local["local"], true, "{quality:#}");
+    let count = |key: &str| local[key].as_u64().unwrap();
+    assert!(count("answers") > 0, "{quality:#}");
+    assert_eq!(
+        count("accepted") + count("refused") + count("escalated"),
+        count("answers"),
+        "{quality:#}"
+    );
+    let share = local["accepted_share"].as_f64().unwrap();
+    let expected = count("accepted") as f64 / count("answers") as f64;
+    assert!((share - expected).abs() < 1e-9, "{quality:#}");
+    assert_eq!(count("modules"), run["modules"].as_u64().unwrap());
+    assert!(count("modules_passing") <= count("modules"), "{quality:#}");
 }
 
 #[test]

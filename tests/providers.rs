@@ -335,4 +335,40 @@ fn an_agent_never_builds_on_an_answer_the_gate_scored_zero() {
         error.contains("unusable after 3 call(s): the quality gate refused it: the answer loops: \"Consider adding more tests.\" repeats 40 times"),
         "{run:#}"
     );
+    // Each refusal is in the ledger, against the answer it refused.
+    let costs = get_json(&node, "/api/v1/costs?days=1");
+    let looped = provider(&costs, "looper");
+    assert_eq!(looped["requests"], 3, "{costs:#}");
+    assert_eq!(looped["refusals"], 3, "{costs:#}");
+}
+
+/// What the gate was first beaten by: a module cut off by the token limit of which one
+/// line in 42 parses, "salvaged" to that line and accepted. The answer is refused, saying
+/// how little came before the break, and no file is written.
+#[test]
+fn a_module_cut_to_almost_nothing_is_refused_not_salvaged() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (cutter, _) = chat_provider::start(|_| {
+        let body: String = (0..40)
+            .map(|n| format!("    tasks.insert({n}, title + \"{}\")\n", n * n))
+            .collect();
+        format!("```python\nimport json\ndef add(tasks, title:\n{body}")
+    });
+    let node = node_asking(scratch.path(), &[("cutter", &cutter)]);
+    let work = scratch.path().join("feature");
+    std::fs::create_dir_all(&work).unwrap();
+    let workflow = format!(
+        "name: Code\ntasks:\n  - id: code\n    name: Code\n    agent: code_generator\n    max_retries: 0\n    inputs:\n      specification: \"a todo list saved to a file\"\n      module: todo\n      work_dir: \"{}\"\n",
+        work.display()
+    );
+    let run_id = save_and_start(&node, &workflow, &json!({}));
+    let run = wait_for_run(&node, &run_id, 120, |run| run["status"] != "running");
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let error = run["tasks"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unusable after 3 call(s)")
+            && error.contains("only 1 of its 42 lines come before the break"),
+        "{run:#}"
+    );
+    assert!(!work.join("todo.py").exists(), "the fragment was written");
 }

@@ -96,6 +96,9 @@ pub struct ModelReply {
     /// Why the quality gate found the answer degenerate (a loop), if it did.
     pub degenerate: Option<String>,
     pub cost_usd: f64,
+    /// The ledger's id of the request that gave this answer, so that a refusal of it
+    /// can be recorded there (see [`ModelClient::refused`]).
+    pub request_id: String,
 }
 
 #[async_trait::async_trait]
@@ -103,6 +106,10 @@ pub trait ModelClient: Send + Sync + 'static {
     /// The providers of the chain for a task type, in the order they are tried.
     fn providers(&self, task_type: &str) -> Vec<String>;
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, AgentError>;
+    /// Records that the agent refused `reply` for `reason`: the ledger then tells, per
+    /// provider and model, how many of the answers served were usable. A failure to
+    /// record is the client's to report; it never fails the task.
+    async fn refused(&self, reply: &ModelReply, reason: &str);
 }
 
 /// How hard to try before giving up on malformed answers.
@@ -204,6 +211,7 @@ pub async fn ask_validated<T>(
                 tracing::info!(agent = %request.agent, call, provider = %reply.provider, %problem, "model answer refused");
                 summary.refused = Some(problem.clone());
                 calls.push(summary);
+                client.refused(&reply, &problem).await;
                 if call == policy.max_calls.max(1) {
                     let excerpt: String = reply.text.chars().take(160).collect();
                     return Err(AgentError::ModelOutput {

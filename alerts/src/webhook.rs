@@ -3,6 +3,7 @@
 //! alerts too. One notification per change: a group of one alert.
 
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -92,14 +93,11 @@ pub fn rfc3339(at: Millis) -> String {
 /// A stable id of a label set (FNV-1a over its names and values), as Alertmanager gives
 /// each alert: the same alert firing and resolving has the same fingerprint.
 pub fn fingerprint(labels: &Labels) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in labels
-        .iter()
-        .flat_map(|(name, value)| [name.as_bytes(), &[0xff], value.as_bytes(), &[0xff]])
-        .flatten()
-    {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    let mut hasher = fnv::FnvHasher::default();
+    for (name, value) in labels {
+        for part in [name.as_bytes(), &[0xff], value.as_bytes(), &[0xff]] {
+            hasher.write(part);
+        }
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hasher.finish())
 }

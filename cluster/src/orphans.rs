@@ -9,6 +9,7 @@
 //! is a compare-and-set on the epoch in the store: exactly one wins.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::Hasher;
 
 use troupe_store::{RunId, RunOwnership};
 
@@ -75,12 +76,11 @@ pub fn preferred_taker<'a>(run: &RunId, live: &'a BTreeSet<String>) -> Option<&'
 /// FNV-1a over `run`, a separator and `member`: a hash fixed by its definition, so that
 /// nodes of different builds rank alike (the standard library's may change).
 fn fnv1a(run: &str, member: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in run.bytes().chain([0]).chain(member.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    let mut hasher = fnv::FnvHasher::default();
+    for part in [run.as_bytes(), &[0], member.as_bytes()] {
+        hasher.write(part);
     }
-    hash
+    hasher.finish()
 }
 
 #[cfg(test)]

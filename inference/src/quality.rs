@@ -62,23 +62,38 @@ pub struct QualityReport {
     pub notes: Vec<String>,
 }
 
+/// How an answer ended: an answer cut short is worth less, whatever cut it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The model ended it (or a stop sequence did).
+    Finished,
+    /// It reached the request's `max_tokens`.
+    AtTokenLimit,
+    /// The local engine stopped it where it began to repeat itself, after the
+    /// phrase's first saying (see `GenerationRequest::stop_on_loop`).
+    InLoop,
+}
+
 /// Scores `answer`. `similarity` is the cosine of request and answer embeddings when an
-/// embedding model is available; `cut_at_limit` says the answer stopped at max_tokens.
+/// embedding model is available.
 pub fn assess(
     task: TaskType,
     answer: &str,
-    cut_at_limit: bool,
+    ending: Ending,
     similarity: Option<f32>,
 ) -> QualityReport {
     let mut notes = Vec::new();
     let completeness = if answer.trim().is_empty() {
         notes.push("the answer is empty".into());
         0.0
-    } else if cut_at_limit {
-        notes.push("the answer was cut at the token limit".into());
-        0.5
-    } else {
+    } else if ending == Ending::Finished {
         1.0
+    } else {
+        notes.push(match ending {
+            Ending::InLoop => "the answer was stopped where it began to repeat itself".into(),
+            _ => "the answer was cut at the token limit".into(),
+        });
+        0.5
     };
     let relevance = similarity.map(|cosine| ((f64::from(cosine) - 0.05) / 0.45).clamp(0.0, 1.0));
     if relevance.is_some_and(|relevance| relevance < 0.3) {
@@ -403,37 +418,37 @@ mod tests {
 
     #[test]
     fn malformed_answers_score_zero_whatever_their_relevance() {
-        let bad_json = assess(TaskType::Json, "{\"a\": 1", false, Some(0.9));
+        let bad_json = assess(TaskType::Json, "{\"a\": 1", Ending::Finished, Some(0.9));
         assert_eq!(bad_json.score, 0.0);
         assert_eq!(bad_json.well_formed, Some(false));
         let good_json = assess(
             TaskType::Json,
             "```json\n{\"a\": [1, 2]}\n```",
-            false,
+            Ending::Finished,
             Some(0.9),
         );
         assert!(good_json.score > 0.9, "{good_json:?}");
         let bad_code = assess(
             TaskType::Code,
             "fn main() {\n    println!(\"hi\";\n}",
-            false,
+            Ending::Finished,
             None,
         );
         assert_eq!(bad_code.score, 0.0, "{bad_code:?}");
         let good_code = assess(
             TaskType::Code,
             "Here:\n```rust\nfn f<'a>(x: &'a str) -> &'a str { x } // it's fine\n```",
-            false,
+            Ending::Finished,
             None,
         );
         assert_eq!(good_code.score, 1.0, "{good_code:?}");
         let diff = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
         assert_eq!(
-            assess(TaskType::Diff, diff, false, None).well_formed,
+            assess(TaskType::Diff, diff, Ending::Finished, None).well_formed,
             Some(true)
         );
         assert_eq!(
-            assess(TaskType::Diff, "change a to b", false, None).score,
+            assess(TaskType::Diff, "change a to b", Ending::Finished, None).score,
             0.0
         );
     }
@@ -474,9 +489,9 @@ mod tests {
         ];
         for (tag, good, bad) in cases {
             let fenced = |code: &str| format!("```{tag}\n{code}\n```");
-            let ok = assess(TaskType::Code, &fenced(good), false, None);
+            let ok = assess(TaskType::Code, &fenced(good), Ending::Finished, None);
             assert_eq!(ok.well_formed, Some(true), "{tag}: {ok:?}");
-            let broken = assess(TaskType::Code, &fenced(bad), false, None);
+            let broken = assess(TaskType::Code, &fenced(bad), Ending::Finished, None);
             assert_eq!(broken.score, 0.0, "{tag}: {broken:?}");
             assert!(
                 broken
@@ -494,7 +509,7 @@ mod tests {
             "The code looks fine overall. {}",
             "Consider adding more tests. ".repeat(30)
         );
-        let looped = assess(TaskType::Chat, &review, true, Some(0.6));
+        let looped = assess(TaskType::Chat, &review, Ending::AtTokenLimit, Some(0.6));
         assert_eq!(looped.score, 0.0, "{looped:?}");
         assert!(looped.degenerate.is_some());
         assert!(
@@ -504,11 +519,11 @@ mod tests {
                 .any(|note| note.contains("\"Consider adding more tests.\" repeats 30 times")),
             "{looped:?}"
         );
-        let one_word = assess(TaskType::Chat, &"ok ".repeat(40), false, None);
+        let one_word = assess(TaskType::Chat, &"ok ".repeat(40), Ending::Finished, None);
         assert!(one_word.degenerate.is_some(), "{one_word:?}");
         let repeated_lines = format!("```python\n{}```", "x = x + 1\n".repeat(20));
         assert!(
-            assess(TaskType::Code, &repeated_lines, false, None)
+            assess(TaskType::Code, &repeated_lines, Ending::Finished, None)
                 .degenerate
                 .is_some()
         );
@@ -551,7 +566,7 @@ mod tests {
             (TaskType::Chat, list),
             (TaskType::Chat, "no no no, not that one"),
         ] {
-            let report = assess(task, answer, false, None);
+            let report = assess(task, answer, Ending::Finished, None);
             assert_eq!(report.degenerate, None, "{answer}: {report:?}");
             assert!(report.score > 0.0, "{answer}: {report:?}");
         }
@@ -559,11 +574,21 @@ mod tests {
 
     #[test]
     fn relevance_and_completeness_move_the_score() {
-        let on_topic = assess(TaskType::Chat, "Paris.", false, Some(0.6));
-        let off_topic = assess(TaskType::Chat, "Bananas.", false, Some(0.02));
-        let cut = assess(TaskType::Chat, "Paris is", true, Some(0.6));
+        let on_topic = assess(TaskType::Chat, "Paris.", Ending::Finished, Some(0.6));
+        let off_topic = assess(TaskType::Chat, "Bananas.", Ending::Finished, Some(0.02));
+        let cut = assess(TaskType::Chat, "Paris is", Ending::AtTokenLimit, Some(0.6));
         assert!(on_topic.score > cut.score && cut.score > off_topic.score);
-        assert_eq!(assess(TaskType::Chat, "  ", false, None).score, 0.0);
+        assert_eq!(cut.notes, ["the answer was cut at the token limit"]);
+        let stopped = assess(TaskType::Chat, "Paris is.", Ending::InLoop, Some(0.6));
+        assert_eq!(stopped.score, cut.score);
+        assert_eq!(
+            stopped.notes,
+            ["the answer was stopped where it began to repeat itself"]
+        );
+        assert_eq!(
+            assess(TaskType::Chat, "  ", Ending::Finished, None).score,
+            0.0
+        );
         assert!(
             TaskType::parse("poetry")
                 .unwrap_err()

@@ -291,7 +291,7 @@ impl Node {
         request: &CompletionRequest,
         project: &ProjectId,
     ) -> Result<Answered, NodeError> {
-        Ok(self.model.complete(request, project, None).await?.0)
+        Ok(self.model.complete(request, project, None).await?.answer)
     }
 
     /// Writes model calls made outside the chain (the `/v1` endpoints) to the ledger.

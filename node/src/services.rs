@@ -107,13 +107,14 @@ impl ChainModel {
 
     /// Asks the chain and writes every call it took to the ledger, billed to
     /// `project` (and to the run and task of `billing`, whose budgets each paid call
-    /// must fit); returns the answer and what all of the calls cost.
+    /// must fit); returns the answer, what all of the calls cost, and the request's id
+    /// in the ledger.
     pub async fn complete(
         &self,
         request: &CompletionRequest,
         project: &ProjectId,
         billing: Option<&Billing>,
-    ) -> Result<(Answered, f64), NodeError> {
+    ) -> Result<Completed, NodeError> {
         let (mut request, redactions) = self.screen(request).await?;
         let started = now_ms();
         let chain = self.chain();
@@ -161,11 +162,24 @@ impl ChainModel {
                 )
                 .await?;
         }
-        let cost = calls.iter().map(|call| call.cost_usd).sum();
+        let cost_usd = calls.iter().map(|call| call.cost_usd).sum();
         let mut answer = answer?;
         answer.text = redactions.restore(&answer.text);
-        Ok((answer, cost))
+        Ok(Completed {
+            answer,
+            cost_usd,
+            request_id,
+        })
     }
+}
+
+/// The chain's answer to one request, as [`ChainModel::complete`] returns it.
+pub struct Completed {
+    pub answer: Answered,
+    /// What all of the request's calls cost.
+    pub cost_usd: f64,
+    /// The request's id in the cost ledger.
+    pub request_id: String,
 }
 
 #[async_trait::async_trait]
@@ -199,22 +213,32 @@ impl ModelClient for ChainModel {
             spend_guard: None,
         };
         let project = ProjectId::from(request.project.as_str());
-        let (answer, cost_usd) =
-            ChainModel::complete(self, &completion, &project, request.billing.as_ref())
-                .await
-                .map_err(|error| match error {
-                    NodeError::Models(InferenceError::BudgetExceeded(reason)) => {
-                        AgentError::BudgetExceeded(reason)
-                    }
-                    error => AgentError::Failed(format!("model: {error}")),
-                })?;
+        let Completed {
+            answer,
+            cost_usd,
+            request_id,
+        } = ChainModel::complete(self, &completion, &project, request.billing.as_ref())
+            .await
+            .map_err(|error| match error {
+                NodeError::Models(InferenceError::BudgetExceeded(reason)) => {
+                    AgentError::BudgetExceeded(reason)
+                }
+                error => AgentError::Failed(format!("model: {error}")),
+            })?;
         Ok(ModelReply {
             text: answer.text,
             provider: answer.provider,
             quality: answer.quality.score,
             degenerate: answer.quality.degenerate,
             cost_usd,
+            request_id,
         })
+    }
+
+    async fn refused(&self, reply: &ModelReply, reason: &str) {
+        if let Err(error) = self.store.mark_refused(&reply.request_id, reason).await {
+            tracing::warn!(%error, request = %reply.request_id, "the ledger did not take a refusal");
+        }
     }
 }
 

@@ -22,11 +22,12 @@ pub async fn costs(
     }
     println!("Model calls over the last {days} day(s)");
     let header = format!(
-        "{:<24} {:>8} {:>6} {:>6} {:>10} {:>10} {:>11} {:>11} {:>11} {:>7}",
+        "{:<24} {:>8} {:>6} {:>6} {:>7} {:>10} {:>10} {:>11} {:>11} {:>11} {:>7}",
         "",
         "REQUESTS",
         "CALLS",
         "ESC",
+        "REFUSED",
         "TOKENS IN",
         "TOKENS OUT",
         "COST $",
@@ -49,11 +50,12 @@ pub async fn costs(
 
 fn row(line: &CostLine) -> String {
     format!(
-        "{:<24} {:>8} {:>6} {:>6} {:>10} {:>10} {:>11.6} {:>11.6} {:>11.6} {:>6.0}%",
+        "{:<24} {:>8} {:>6} {:>6} {:>7} {:>10} {:>10} {:>11.6} {:>11.6} {:>11.6} {:>6.0}%",
         line.key,
         line.requests,
         line.calls,
         line.escalations,
+        line.refusals,
         line.tokens_in,
         line.tokens_out,
         line.cost_usd,

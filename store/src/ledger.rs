@@ -14,34 +14,39 @@ use crate::Store;
 use crate::error::StoreError;
 use crate::ids::ProjectId;
 
+/// One model call in the ledger.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct CallRow {
-    request_id: String,
-    at_ms: i64,
-    day: String,
-    project: String,
-    provider: String,
-    model: String,
-    local: bool,
-    task_type: String,
+pub struct CallRow {
+    pub request_id: String,
+    pub at_ms: i64,
+    pub day: String,
+    pub project: String,
+    pub provider: String,
+    pub model: String,
+    pub local: bool,
+    pub task_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    agent: Option<String>,
-    tokens_in: i64,
-    tokens_out: i64,
-    latency_ms: i64,
-    cost_usd: f64,
-    baseline_usd: f64,
+    pub agent: Option<String>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub latency_ms: i64,
+    pub cost_usd: f64,
+    pub baseline_usd: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    quality: Option<f64>,
-    escalated: bool,
-    served: bool,
+    pub quality: Option<f64>,
+    pub escalated: bool,
+    pub served: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub error: Option<String>,
+    /// Why the agent that asked refused the answer served (malformed, or a loop);
+    /// `None` when it was used, or when no agent asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     /// The run and task the call was for; absent outside a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    run_id: Option<String>,
+    pub run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    task: Option<String>,
+    pub task: Option<String>,
 }
 
 /// One line of the report (the totals, a day, an agent or a provider).
@@ -54,6 +59,8 @@ pub struct CostLine {
     pub calls: u64,
     pub escalations: u64,
     pub failures: u64,
+    /// Answers served and then refused by the agent that asked for them.
+    pub refusals: u64,
     pub tokens_in: u64,
     pub tokens_out: u64,
     pub cost_usd: f64,
@@ -88,6 +95,7 @@ impl Tally {
         line.calls += 1;
         line.escalations += u64::from(row.escalated);
         line.failures += u64::from(row.error.is_some());
+        line.refusals += u64::from(row.refused.is_some());
         line.tokens_in += row.tokens_in.max(0) as u64;
         line.tokens_out += row.tokens_out.max(0) as u64;
         line.cost_usd += row.cost_usd;
@@ -223,6 +231,7 @@ impl Store {
                 escalated: call.escalated,
                 served: call.served,
                 error: call.error.clone(),
+                refused: None,
                 run_id: billing.map(|billing| billing.run_id.clone()),
                 task: billing.map(|billing| billing.task.clone()),
             })
@@ -247,6 +256,28 @@ impl Store {
         .await
     }
 
+    /// Records that the agent which asked request `request_id` refused the answer it
+    /// was served, for `reason` (kept to its first 500 characters).
+    pub async fn mark_refused(&self, request_id: &str, reason: &str) -> Result<(), StoreError> {
+        let reason: String = reason.chars().take(500).collect();
+        self.traced(
+            "update inference_call refused",
+            "UPDATE inference_call SET refused = $reason \
+             WHERE request_id = $request AND served = true RETURN NONE",
+            json!({ "request": request_id, "reason": reason }),
+        )
+        .await
+    }
+
+    /// Every call made for run `run_id`, oldest first.
+    pub async fn calls_of_run(&self, run_id: &str) -> Result<Vec<CallRow>, StoreError> {
+        self.rows(
+            "SELECT * OMIT id FROM inference_call WHERE run_id = $run ORDER BY at_ms",
+            json!({ "run": run_id }),
+        )
+        .await
+    }
+
     /// The report over the calls made since `since_ms`, of `projects` only when given.
     pub async fn cost_report(
         &self,
@@ -263,7 +294,7 @@ impl Store {
                 &format!(
                     "SELECT request_id, at_ms, day, project, provider, model, local, task_type,
                             agent, tokens_in, tokens_out, latency_ms, cost_usd, baseline_usd,
-                            quality, escalated, served, error
+                            quality, escalated, served, error, refused
                      FROM inference_call WHERE at_ms >= $since {of_projects} ORDER BY at_ms"
                 ),
                 json!({ "since": since_ms, "projects": projects }),
@@ -380,5 +411,57 @@ mod tests {
         assert_eq!((shop_only.total.calls, shop_only.by_project.len()), (1, 1));
         let none = store.cost_report(0, Some(&[])).await.unwrap();
         assert_eq!(none.total.calls, 0, "no project: nothing");
+    }
+
+    /// An agent's refusal marks the answer it was served, not the calls the chain
+    /// escalated past, and is counted per provider; a run's calls are found by its id.
+    #[tokio::test]
+    async fn a_refusal_marks_the_served_answer_of_its_request() {
+        let store = Store::memory().await.unwrap();
+        let shop = ProjectId::from("shop");
+        let billing = |run: &str| Billing {
+            run_id: run.into(),
+            task: "code[0]".into(),
+            ..Billing::default()
+        };
+        let calls = [
+            call("local", true, false, 0.0, 0.0),
+            call("cloud", false, true, 0.0002, 0.0005),
+        ];
+        let (first, second) = (billing("run-1"), billing("run-2"));
+        store
+            .record_run_calls("r1", 1, &shop, (&first, 0.0), &calls)
+            .await
+            .unwrap();
+        store
+            .record_run_calls("r2", 2, &shop, (&second, 0.0), &calls)
+            .await
+            .unwrap();
+        store
+            .mark_refused("r1", "the answer loops: \"ok\" repeats 30 times")
+            .await
+            .unwrap();
+
+        let run = store.calls_of_run("run-1").await.unwrap();
+        let marked: Vec<(&str, Option<&str>)> = run
+            .iter()
+            .map(|row| (row.provider.as_str(), row.refused.as_deref()))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("local", None),
+                ("cloud", Some("the answer loops: \"ok\" repeats 30 times"))
+            ]
+        );
+        assert!(run.iter().all(|row| row.task.as_deref() == Some("code[0]")));
+        let report = store.cost_report(0, None).await.unwrap();
+        let refusals: Vec<(&str, u64)> = report
+            .by_provider
+            .iter()
+            .map(|line| (line.key.as_str(), line.refusals))
+            .collect();
+        assert_eq!(refusals, [("cloud", 1), ("local", 0)]);
+        assert_eq!(store.calls_of_run("run-3").await.unwrap().len(), 0);
     }
 }

@@ -52,7 +52,7 @@ pub use error::StoreError;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL_MS};
 pub use ids::{InvocationId, ProjectId, RunId, TaskId, UserId, WorkflowId};
 pub use invocations::{InvocationEnd, InvocationRecord, InvocationStatus};
-pub use ledger::{CostLine, CostReport};
+pub use ledger::{CallRow, CostLine, CostReport};
 pub use memory::{MemoryEntry, MemoryFilter};
 pub use nodes::{NodeAdvert, NodeRecord};
 pub use ownership::RunOwnership;

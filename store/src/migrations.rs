@@ -408,6 +408,15 @@ const MIGRATIONS: &[(u32, &str)] = &[
     DEFINE FIELD IF NOT EXISTS held_usd ON run_budget TYPE number DEFAULT 0;
     ",
     ),
+    (
+        27,
+        // An answer served and then refused by the agent that asked is marked so
+        // (`Store::mark_refused`), found by its request's id.
+        "
+    DEFINE FIELD IF NOT EXISTS refused ON inference_call TYPE option<string>;
+    DEFINE INDEX IF NOT EXISTS inference_call_request ON inference_call FIELDS request_id;
+    ",
+    ),
 ];
 
 pub async fn apply(db: &Surreal<Any>) -> Result<(), StoreError> {

@@ -1,6 +1,8 @@
 //! One model-backed attempt: the model and memory it may use, what it recalled, what its
 //! model calls cost; and the outputs every model-backed kind adds to its own.
 
+use std::hash::Hasher;
+
 use serde_json::{Map, Value, json};
 
 use crate::agent::{AgentContext, AgentOutput};
@@ -163,7 +165,20 @@ impl<'a> Session<'a> {
 /// FNV-1a: a hash that is the same in every process and release, unlike the standard
 /// library's, for seeds that must be reproducible.
 fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_hash;
+
+    /// Seeds must not change between releases: FNV-1a's published test vectors.
+    #[test]
+    fn the_seed_hash_is_fnv_1a() {
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_hash("foobar"), 0x8594_4171_f739_67e8);
+    }
 }

@@ -143,8 +143,22 @@ pub struct DaySpend {
 pub struct ProviderAnswer {
     pub text: String,
     pub cut_at_limit: bool,
+    /// The local engine stopped it where it began to repeat itself; `cut_at_limit` is
+    /// set too, for nodes that predate this field.
+    #[serde(default)]
+    pub stopped_in_loop: bool,
     pub tokens_in: usize,
     pub tokens_out: usize,
+}
+
+impl ProviderAnswer {
+    pub fn ending(&self) -> quality::Ending {
+        match (self.stopped_in_loop, self.cut_at_limit) {
+            (true, _) => quality::Ending::InLoop,
+            (false, true) => quality::Ending::AtTokenLimit,
+            (false, false) => quality::Ending::Finished,
+        }
+    }
 }
 
 /// One provider call, as the ledger keeps it.
@@ -549,7 +563,7 @@ impl ProviderChain {
             }
             _ => None,
         };
-        quality::assess(task, &answer.text, answer.cut_at_limit, similarity)
+        quality::assess(task, &answer.text, answer.ending(), similarity)
     }
 }
 
@@ -729,6 +743,7 @@ mod tests {
                         answer: ProviderAnswer {
                             text,
                             cut_at_limit: false,
+                            stopped_in_loop: false,
                             tokens_in: 7,
                             tokens_out: 2,
                         },

@@ -99,6 +99,7 @@ pub async fn answer_locally(
         model: model.id(),
         answer: ProviderAnswer {
             cut_at_limit: matches!(generated.finish, FinishReason::Length | FinishReason::Loop),
+            stopped_in_loop: generated.finish == FinishReason::Loop,
             tokens_in: generated.prompt_tokens,
             tokens_out: generated.token_ids.len(),
             text: generated.text,

@@ -167,6 +167,7 @@ impl RemoteProvider {
         Ok(ProviderAnswer {
             text: text.to_string(),
             cut_at_limit: matches!(finish, Some("length" | "max_tokens")),
+            stopped_in_loop: false,
             tokens_in: tokens_in.ok_or_else(|| self.failure("the answer has no token usage"))?,
             tokens_out: tokens_out.ok_or_else(|| self.failure("the answer has no token usage"))?,
         })

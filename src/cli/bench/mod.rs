@@ -11,6 +11,7 @@ use troupe_inference::bench::SharedPrefixShape;
 mod auth;
 mod cluster;
 mod engine;
+mod quality;
 mod stats;
 mod telemetry;
 mod v1_load;
@@ -72,7 +73,8 @@ pub enum BenchCommand {
     },
     /// Prefill, single-stream and batched decode speed of the default generation model,
     /// beside llama.cpp's on the same file when `--llama-cpp` names a Python with
-    /// llama-cpp-python (see benches/reference/).
+    /// llama-cpp-python (see benches/reference/); then the quality figure: the share of
+    /// answers the crew's agents can use, and of generated modules whose tests pass.
     Inference {
         #[arg(long, default_value_t = 128)]
         prompt_tokens: usize,
@@ -96,6 +98,11 @@ pub enum BenchCommand {
         /// A Python interpreter with llama-cpp-python, to measure llama.cpp in the same run.
         #[arg(long)]
         llama_cpp: Option<PathBuf>,
+        /// The quality figure, after the speed figures: the crew's delivery pipeline on
+        /// this many of its fixed specifications (at most 4; 0 leaves it out), with the
+        /// configured provider chain (a paid fallback is paid for).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=4))]
+        quality_specs: u8,
         #[arg(long, default_value = "bench-results/inference.json")]
         out: PathBuf,
     },
@@ -112,6 +119,7 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
             question_tokens,
             shared_output_tokens,
             llama_cpp,
+            quality_specs,
             out,
         } => {
             let workload = Workload {
@@ -127,7 +135,16 @@ pub async fn bench(settings: &Settings, command: BenchCommand) -> anyhow::Result
                     prefix_cache_mb: settings.models.prefix_cache_mb as usize,
                 },
             };
-            inference_bench(settings, workload, llama_cpp, &out).await
+            let mut report = inference_bench(settings, workload, llama_cpp).await?;
+            if quality_specs > 0 {
+                let scratch = tempfile::tempdir()?;
+                let specs = usize::from(quality_specs);
+                let figures = quality::quality(settings, specs, scratch.path()).await?;
+                println!("{}", figures.table());
+                report["quality"] = serde_json::to_value(&figures)?;
+            }
+            write_report(&out, &report)?;
+            Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Auth {
             seconds,
@@ -185,13 +202,13 @@ struct Workload {
     shared: SharedPrefixShape,
 }
 
-/// `bench inference`: ours, and llama.cpp's beside it when `llama_cpp` names a Python.
+/// `bench inference`'s speed figures: ours, and llama.cpp's beside them when
+/// `llama_cpp` names a Python.
 async fn inference_bench(
     settings: &Settings,
     workload: Workload,
     llama_cpp: Option<PathBuf>,
-    out: &Path,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<serde_json::Value> {
     let model = &troupe_inference::catalog::SMOLLM2;
     let path =
         troupe_inference::fetch::require(Path::new(&settings.models.dir), model, &model.files[0])?;
@@ -229,8 +246,7 @@ async fn inference_bench(
             report["ratios_troupe_over_llama_cpp"]
         );
     }
-    write_report(out, &report)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
 
 /// `bench engine`, or with `telemetry` the same with traces exported against without.
