@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use troupe_inference::chat::ChatMessage;
+use troupe_inference::generation::Priority;
 use troupe_inference::providers::{Answered, CompletionRequest};
 use troupe_inference::quality::TaskType;
 use utoipa::{IntoParams, ToSchema};
@@ -93,6 +94,7 @@ pub async fn complete(
         // Filled in from the ledger by the node.
         paid_budget_left_usd: None,
         spend_guard: None,
+        priority: Priority::Interactive,
     };
     Ok(Json(node.complete(&request, &project).await?))
 }

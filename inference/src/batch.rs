@@ -8,7 +8,7 @@ use candle_core::DType;
 use crate::errors::InferenceError;
 use crate::generation::{LocalModel, PREFILL_CHUNK};
 use crate::llama::BatchItem;
-use crate::sequence::{Generated, GenerationRequest, Sequence, model_error};
+use crate::sequence::{Generated, GenerationRequest, Priority, Sequence, model_error};
 
 /// Identifies a sequence to its caller.
 pub type SequenceId = u64;
@@ -157,22 +157,22 @@ impl BatchEngine {
         }
     }
 
-    /// Whether the sequence at `index` should wait: a sequence ahead of it is about to
-    /// compute the very block it needs next, which it can then take from the cache.
-    fn waits_for_prefix(&self, index: usize) -> bool {
+    /// Whether the sequence at `index` should wait: a sequence `chosen` for this pass
+    /// computes the very block it needs next, which it can then take from the cache.
+    fn waits_for_prefix(&self, index: usize, chosen: &[(usize, usize)]) -> bool {
         let Some((block, name)) = self.running[index].1.next_block() else {
             return false;
         };
         self.model.prefix_cache().is_some()
-            && self.running[..index]
+            && chosen
                 .iter()
-                .any(|(_, ahead)| ahead.will_publish(block, name))
+                .any(|(ahead, _)| self.running[*ahead].1.will_publish(block, name))
     }
 
     /// Which sequences take part, and how many tokens each may feed: every decoding
-    /// sequence (one token), then prompt slices in arrival order while the budget lasts
-    /// (but not a slice another sequence ahead is computing, see
-    /// [`Self::waits_for_prefix`]).
+    /// sequence (one token), then prompt slices while the budget lasts, interactive
+    /// requests' first and each kind in arrival order (but not a slice another chosen
+    /// sequence computes, see [`Self::waits_for_prefix`]).
     fn choose(&self) -> Vec<(usize, usize)> {
         let mut budget = self.max_step_tokens;
         let mut chosen = Vec::new();
@@ -182,8 +182,17 @@ impl BatchEngine {
                 budget -= 1;
             }
         }
-        for (index, (_, sequence)) in self.running.iter().enumerate() {
-            if sequence.is_prefilling() && budget > 0 && !self.waits_for_prefix(index) {
+        let prefilling = |priority: Priority| {
+            self.running
+                .iter()
+                .enumerate()
+                .filter(move |(_, (_, sequence))| {
+                    sequence.is_prefilling() && sequence.priority() == priority
+                })
+        };
+        let order = prefilling(Priority::Interactive).chain(prefilling(Priority::Background));
+        for (index, (_, sequence)) in order {
+            if budget > 0 && !self.waits_for_prefix(index, &chosen) {
                 let take = budget.min(PREFILL_CHUNK);
                 chosen.push((index, take));
                 budget -= sequence.next_input(take).len();

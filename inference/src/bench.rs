@@ -15,7 +15,7 @@ use crate::generation::{LocalModel, SamplingParams};
 use crate::llama::PassCost;
 use crate::prefix::PrefixStats;
 use crate::probe::{self, MachineLimits};
-use crate::sequence::GenerationRequest;
+use crate::sequence::{GenerationRequest, Priority};
 use crate::simd;
 
 #[derive(Debug, Clone, Serialize)]
@@ -268,6 +268,7 @@ pub fn shared_prefix(
             ..SamplingParams::greedy()
         };
         let request = GenerationRequest {
+            priority: Priority::Interactive,
             prompt,
             params,
             max_tokens: shape.max_output_tokens,
@@ -330,6 +331,7 @@ fn aggregate_decode(
     let mut engine = BatchEngine::new(model.clone(), usize::MAX);
     for stream in 0..streams.max(1) {
         let request = GenerationRequest {
+            priority: Priority::Interactive,
             prompt: prompt(model, prompt_tokens, stream * 7)?,
             params: SamplingParams::greedy(),
             max_tokens: decode_tokens + 1,

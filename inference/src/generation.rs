@@ -14,7 +14,7 @@ use crate::errors::InferenceError;
 use crate::gguf::{self, GgufSummary};
 use crate::llama::{BatchItem, LlamaWeights};
 use crate::prefix::{PrefixStats, SharedPrefixCache};
-pub use crate::sequence::{FinishReason, Generated, GenerationRequest, SamplingParams};
+pub use crate::sequence::{FinishReason, Generated, GenerationRequest, Priority, SamplingParams};
 use crate::sequence::{Sequence, model_error};
 use crate::tokenizer::GgufTokenizer;
 
@@ -142,6 +142,7 @@ impl LocalModel {
     ) -> Result<Generated, InferenceError> {
         let mut sequence = self.start(GenerationRequest {
             prompt: prompt.to_vec(),
+            priority: Priority::Interactive,
             params: params.clone(),
             max_tokens,
             stop: stop.to_vec(),

@@ -64,6 +64,7 @@ impl SamplingParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerationRequest {
     pub prompt: Vec<u32>,
+    pub priority: Priority,
     pub params: SamplingParams,
     /// Served up to the room left in the context (finish reason `Length`).
     pub max_tokens: usize,
@@ -71,6 +72,17 @@ pub struct GenerationRequest {
     /// End the text after the first saying of a phrase it has started to repeat over
     /// and over ([`crate::quality::loop_at_end`]), instead of looping to the budget.
     pub stop_on_loop: bool,
+}
+
+/// Who waits on a generation: a person (a chat, a `/v1` or `/api/v1/complete` call) or
+/// an agent's task in the background. A worker admits and prefills interactive requests
+/// first, so a person is not stuck behind a fan-out of agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Interactive,
+    Background,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +135,7 @@ pub struct Sequence {
     params: SamplingParams,
     stop: Vec<String>,
     stop_on_loop: bool,
+    priority: Priority,
     budget: usize,
     generated: Vec<u32>,
     /// Of `generated`, the tokens decoded with the last piece released: the first of
@@ -170,6 +183,7 @@ impl Sequence {
             params: request.params,
             stop: request.stop.into_iter().filter(|s| !s.is_empty()).collect(),
             stop_on_loop: request.stop_on_loop,
+            priority: request.priority,
             budget,
             generated: Vec::new(),
             decoded: 0..0,
@@ -188,6 +202,10 @@ impl Sequence {
             let last = self.generated.len().saturating_sub(1);
             &self.generated[last..]
         }
+    }
+
+    pub fn priority(&self) -> Priority {
+        self.priority
     }
 
     pub fn is_prefilling(&self) -> bool {

@@ -6,7 +6,7 @@ mod support;
 
 use troupe_inference::batch::BatchEngine;
 use troupe_inference::catalog::SMOLLM2;
-use troupe_inference::generation::{GenerationRequest, LocalModel, SamplingParams};
+use troupe_inference::generation::{GenerationRequest, LocalModel, Priority, SamplingParams};
 use troupe_inference::prefix::BLOCK_TOKENS;
 
 fn model() -> LocalModel {
@@ -83,6 +83,7 @@ fn requests_arriving_together_compute_their_shared_prefix_once() {
         for (id, prompt) in prompts.iter().enumerate() {
             let request = GenerationRequest {
                 prompt: prompt.clone(),
+                priority: Priority::Interactive,
                 params: SamplingParams::greedy(),
                 max_tokens: 8,
                 stop: Vec::new(),

@@ -12,6 +12,7 @@ use troupe_agents::{
 use troupe_config::PrivacyMode;
 use troupe_inference::InferenceError;
 use troupe_inference::chat::ChatMessage;
+use troupe_inference::generation::Priority;
 use troupe_inference::providers::{
     Answered, ChainOutcome, CompletionRequest, Guard, ProviderChain,
 };
@@ -211,6 +212,8 @@ impl ModelClient for ChainModel {
             paid_budget_left_usd: None,
             // Set from the billing by `ChainModel::complete`.
             spend_guard: None,
+            // An agent's task: a person asking the same model goes first.
+            priority: Priority::Background,
         };
         let project = ProjectId::from(request.project.as_str());
         let Completed {

@@ -14,7 +14,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use troupe_inference::InferenceError;
 use troupe_inference::chat::ChatMessage;
-use troupe_inference::generation::{FinishReason, Generated, GenerationRequest, SamplingParams};
+use troupe_inference::generation::{
+    FinishReason, Generated, GenerationRequest, Priority, SamplingParams,
+};
 use troupe_inference::providers::CallRecord;
 use troupe_inference::sampler::fresh_seed;
 use troupe_inference::serve::{GenerationStream, InferenceService};
@@ -242,6 +244,7 @@ pub async fn chat_completions(
         }
     };
     let generation = GenerationRequest {
+        priority: Priority::Interactive,
         prompt: prompt(&service, &chat)?,
         params: sampling(
             request.temperature,
@@ -461,6 +464,7 @@ pub async fn anthropic_messages(
     let system = request.system.as_ref().map(Content::text).transpose()?;
     let chat = messages(system, &request.messages)?;
     let generation = GenerationRequest {
+        priority: Priority::Interactive,
         prompt: prompt(service, &chat)?,
         params: sampling(
             request.temperature,

@@ -16,6 +16,7 @@ use crate::chat::ChatMessage;
 use crate::embedding::cosine;
 use crate::errors::InferenceError;
 use crate::quality::{self, QualityReport, TaskType};
+use crate::sequence::Priority;
 use crate::serve::InferenceService;
 use peers::{ModelAnswer, PeerAsk, PeerModels};
 use remote::{Protocol, RemoteProvider};
@@ -54,6 +55,8 @@ pub struct CompletionRequest {
     pub paid_budget_left_usd: Option<f64>,
     /// Holds a run's budget for each paid call before it is made; `None`: no run budget.
     pub spend_guard: Option<Guard>,
+    /// A person waiting, or an agent's task: the local model serves people first.
+    pub priority: Priority,
 }
 
 /// A [`SpendGuard`]'s answer, to come.
@@ -520,6 +523,7 @@ impl ProviderChain {
             temperature: request.temperature,
             seed: request.seed,
             trace: troupe_telemetry::TraceParent::current(),
+            priority: request.priority,
         };
         let here = match &self.local {
             Some(local) => peers::answer_locally(local, &ask).await,
@@ -624,6 +628,7 @@ mod tests {
     use crate::chat::ChatMessage;
     use crate::errors::InferenceError;
     use crate::quality::TaskType;
+    use crate::sequence::Priority;
 
     /// A chain of one paid provider that nothing answers (port 9, discard).
     fn paid_only() -> ProviderChain {
@@ -658,6 +663,7 @@ mod tests {
             escalate_local_failures: false,
             paid_budget_left_usd: budget_left,
             spend_guard: None,
+            priority: Priority::Interactive,
         }
     }
 

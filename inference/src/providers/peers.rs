@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::chat::ChatMessage;
 use crate::errors::InferenceError;
 use crate::sampler::fresh_seed;
-use crate::sequence::{FinishReason, GenerationRequest, SamplingParams};
+use crate::sequence::{FinishReason, GenerationRequest, Priority, SamplingParams};
 use crate::serve::InferenceService;
 
 use super::ProviderAnswer;
@@ -29,6 +29,9 @@ pub struct PeerAsk {
     /// The asking call's span: the peer's model call goes under it.
     #[serde(default)]
     pub trace: Option<troupe_telemetry::TraceParent>,
+    /// Interactive (the default, and from a node that sends none) or an agent's task.
+    #[serde(default)]
+    pub priority: Priority,
 }
 
 /// What a model answered, and which model it was.
@@ -83,6 +86,7 @@ pub async fn answer_locally(
     let generated = service
         .generate(GenerationRequest {
             prompt,
+            priority: ask.priority,
             params: SamplingParams {
                 temperature: ask.temperature,
                 seed: ask.seed.unwrap_or_else(fresh_seed),

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::batch::{BatchEngine, SequenceId, StepEvent};
 use crate::errors::InferenceError;
 use crate::generation::LocalModel;
-use crate::sequence::{GenerationRequest, Sequence};
+use crate::sequence::{GenerationRequest, Priority, Sequence};
 use crate::serve::StreamEvent;
 
 pub struct Admission {
@@ -143,10 +143,10 @@ impl GenerationWorkerState {
             return Ok(());
         };
         self.drop_abandoned(&mut engine);
-        while engine.running() < self.max_running {
-            let Some((id, sequence)) = self.waiting.pop_front() else {
-                break;
-            };
+        while let Some((id, sequence)) = self
+            .next_to_join(engine.running())
+            .and_then(|position| self.waiting.remove(position))
+        {
             engine.join(id, sequence);
         }
         if engine.is_idle() {
@@ -175,6 +175,22 @@ impl GenerationWorkerState {
         }
         self.engine = Some(engine);
         Ok(())
+    }
+
+    /// Where in the queue the sequence to join the batch next is, if one may join a
+    /// batch of `running`: interactive requests first, in arrival order, then
+    /// background ones. Interactive requests may take up to `max_running` slots more,
+    /// so that a batch full of agents' requests delays a person by a pass, not by
+    /// their whole answers.
+    fn next_to_join(&self, running: usize) -> Option<usize> {
+        let interactive = self
+            .waiting
+            .iter()
+            .position(|(_, sequence)| sequence.priority() == Priority::Interactive);
+        match interactive {
+            Some(position) if running < 2 * self.max_running => Some(position),
+            _ => (running < self.max_running && !self.waiting.is_empty()).then_some(0),
+        }
     }
 
     /// Cancels the sequences whose callers stopped listening, in the engine and in the

@@ -11,7 +11,7 @@ use super::*;
 use crate::catalog::{CatalogModel, MINILM, SMOLLM2};
 use crate::embedding::Embedder;
 use crate::fetch::{self, Fetcher};
-use crate::sequence::{FinishReason, SamplingParams};
+use crate::sequence::{FinishReason, Priority, SamplingParams};
 
 fn fetched(model: &CatalogModel) -> PathBuf {
     let dir = std::env::var_os("TEST_MODELS_DIR")
@@ -73,6 +73,7 @@ fn chat(model: &LocalModel, question: &str) -> Vec<u32> {
 fn greedy(prompt: Vec<u32>, max_tokens: usize) -> GenerationRequest {
     GenerationRequest {
         prompt,
+        priority: Priority::Interactive,
         params: SamplingParams::greedy(),
         max_tokens,
         stop: Vec::new(),
@@ -393,4 +394,52 @@ async fn a_generation_that_loops_stops_after_the_phrase_is_said_once() {
         looped.text
     );
     assert_eq!(crate::quality::loop_at_end(&stopped.text), None);
+}
+
+/// A person's request does not queue behind agents' requests that fill the batch: it
+/// joins the next pass, and is answered before the queued agents' requests start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_request_goes_before_queued_background_ones() {
+    let service = service(1, 2, 16).await;
+    let model = service.generation_model().unwrap().clone();
+    let started = std::time::Instant::now();
+    let mut agents = Vec::new();
+    for question in [
+        "Write a long story about a robot who learns to paint.",
+        "Explain in detail how a compiler turns source code into machine code.",
+        "Describe the ocean, its tides, its creatures and its storms.",
+        "Write a long poem about the mountains in winter.",
+    ] {
+        let request = GenerationRequest {
+            priority: Priority::Background,
+            ..greedy(chat(&model, question), 64)
+        };
+        let mut stream = service.generate(request).await.unwrap();
+        // When each agent's request produced its first text.
+        agents.push(tokio::spawn(async move {
+            let first = stream.next().await.map(|_| started.elapsed());
+            while stream.next().await.is_some() {}
+            first
+        }));
+    }
+    let person = service.generate(greedy(chat(&model, "Hi!"), 4)).await;
+    person.unwrap().finish().await.unwrap();
+    let answered = started.elapsed();
+    let mut firsts = Vec::new();
+    for agent in agents {
+        firsts.push(
+            agent
+                .await
+                .unwrap()
+                .expect("each agent's request was answered"),
+        );
+    }
+    // Two agents' requests fill the batch; the other two wait for a slot, and the
+    // person's request does not.
+    let queued = &firsts[2..];
+    assert!(
+        queued.iter().all(|first| *first > answered),
+        "the person was answered at {answered:?}, the queued agents started at {queued:?}"
+    );
+    service.stop();
 }
