@@ -1,6 +1,7 @@
 //! The quality figure of `troupe bench inference`: how much of what the models answer
-//! the agents can use. The crew's delivery pipeline (plan, design, one lane per module
-//! with its code, its tests and their run, then a review) runs on a fixed set of small
+//! the agents can use. The crew's delivery pipeline (`examples/deliver-feature.yaml`:
+//! plan, design, one lane per module with its code, its tests and their run, then a
+//! review; not its deployment) runs on a fixed set of small
 //! specifications, in a node of its own on a scratch store, with the settings' models
 //! and provider chain. From the cost ledger: per provider and model, the answers the
 //! chain's gate passed over, those the agents refused (malformed, or a loop), and the
@@ -30,61 +31,15 @@ pub const SPECS: [&str; 4] = [
      discount code",
 ];
 
-/// The delivery pipeline of `examples/deliver-feature.yaml` without its deployment: what
-/// the crew's kinds are asked, with its fan-outs, retries and timeouts.
-const PIPELINE: &str = r#"name: Quality benchmark
-description: The crew's delivery pipeline on one small specification, without deploying.
-variables:
-  goal: ""
-  work_dir: ""
-tasks:
-  - { id: plan, name: Plan, agent: planner, inputs: { goal: "{{ variables.goal }}" }, timeout: 600 }
-  - id: design
-    name: Design
-    agent: architect
-    depends_on: [plan]
-    inputs: { goal: "{{ variables.goal }}", plan: "{{ tasks.plan.outputs.steps }}", min_modules: 2, max_modules: 3 }
-    timeout: 600
-  - id: code
-    name: Code
-    agent: code_generator
-    depends_on: [design]
-    for_each: "{{ tasks.design.outputs.modules }}"
-    as: module
-    max_items: 3
-    inputs: { specification: "{{ variables.goal }}", module: "{{ module }}", work_dir: "{{ variables.work_dir }}" }
-    timeout: 900
-  - id: tests
-    name: Tests
-    agent: test_generator
-    depends_on: [code]
-    for_each: "{{ tasks.code.outputs }}"
-    as: written
-    max_items: 3
-    inputs: { files: "{{ written.files }}", work_dir: "{{ variables.work_dir }}" }
-    timeout: 900
-  - id: run_tests
-    name: Run tests
-    agent: test_runner
-    depends_on: [tests]
-    for_each: "{{ tasks.tests.outputs }}"
-    as: suite
-    max_items: 3
-    inputs:
-      repository: "{{ variables.work_dir }}"
-      command: "python3 -m pytest -q {{ suite.test_files.0 }}"
-      timeout_secs: 120
-    max_retries: 0
-  - id: review
-    name: Review
-    agent: code_review
-    depends_on: [run_tests]
-    inputs:
-      work_dir: "{{ variables.work_dir }}"
-      files: "{{ tasks.code.outputs.file }}"
-      context: { tests_passed: "{{ tasks.run_tests.outputs.all_passed }}" }
-    timeout: 900
-"#;
+/// The delivery pipeline of `examples/deliver-feature.yaml` up to its review: its
+/// deployment waits for a person, whom a benchmark has not got.
+fn pipeline() -> anyhow::Result<&'static str> {
+    const EXAMPLE: &str = include_str!("../../../examples/deliver-feature.yaml");
+    EXAMPLE
+        .split_once("\n  - id: deploy\n")
+        .map(|(before, _)| before)
+        .context("examples/deliver-feature.yaml has no `deploy` task to leave out")
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct QualityReport {
@@ -162,7 +117,7 @@ pub async fn quality(
 
 async fn run_specs(node: &Node, specs: usize, scratch: &Path) -> anyhow::Result<QualityReport> {
     let (workflow, _) = node
-        .save_workflow(PIPELINE, "quality.yaml", "bench")
+        .save_workflow(pipeline()?, "quality.yaml", "bench")
         .await?;
     let started = Instant::now();
     let mut runs = Vec::new();
@@ -437,6 +392,26 @@ mod tests {
         assert_eq!(
             cloud.refused_by_agent,
             BTreeMap::from([("architect".into(), 1)])
+        );
+    }
+
+    /// The pipeline is the example's, every task of it up to the review.
+    #[test]
+    fn the_pipeline_is_the_example_without_its_deployment() {
+        let kinds = [
+            "planner",
+            "architect",
+            "code_generator",
+            "test_generator",
+            "test_runner",
+            "code_review",
+        ];
+        let workflow = troupe_workflow::parse_workflow(pipeline().unwrap(), "quality.yaml", &kinds)
+            .unwrap_or_else(|diagnostics| panic!("{diagnostics:?}"));
+        let ids: Vec<&str> = workflow.tasks.iter().map(|task| task.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["plan", "design", "code", "tests", "run_tests", "review"]
         );
     }
 
