@@ -1,12 +1,12 @@
 //! The quality figure of `troupe bench inference`: how much of what the models answer
-//! the agents can use. The crew's delivery pipeline (`examples/deliver-feature.yaml`:
-//! plan, design, one lane per module with its code, its tests and their run, then a
-//! review; not its deployment) runs on a fixed set of small
-//! specifications, in a node of its own on a scratch store, with the settings' models
-//! and provider chain. From the cost ledger: per provider and model, the answers the
-//! chain's gate passed over, those the agents refused (malformed, or a loop), and the
-//! share they used. From the runs: the share of generated modules whose generated tests
-//! pass, per provider that wrote the module.
+//! the agents can use. The crew's delivery pipeline (`examples/deliver-feature.yaml`
+//! without its deployment: plan, design, one lane per module with its code, its tests
+//! and their run, then a review) runs on a fixed set of small specifications, in a node
+//! of its own on a scratch store, with the settings' models and provider chain. From the
+//! cost ledger: per provider and model, the answers the chain's gate passed over, those
+//! the agents refused (malformed, or a loop), and the share they used. From the runs:
+//! the share of generated modules whose generated tests pass, per provider that wrote
+//! the module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,7 +22,7 @@ use troupe_store::events::{Person, TaskStatus};
 use troupe_store::{CallRow, ProjectId};
 
 /// The specifications, in the order they are taken (`--quality-specs` takes the first n).
-pub const SPECS: [&str; 4] = [
+const SPECS: [&str; 4] = [
     "a command-line todo list that can add, list and complete tasks, saved to a JSON file",
     "a temperature converter between Celsius, Fahrenheit and Kelvin that rejects \
      temperatures below absolute zero",
