@@ -174,6 +174,9 @@ pub struct CostLine {
     pub key: String,
     #[serde(default)]
     pub calls: u64,
+    /// Answers served and then refused by the agent that asked (malformed, or a loop).
+    #[serde(default)]
+    pub refusals: u64,
     #[serde(default)]
     pub tokens_in: u64,
     #[serde(default)]

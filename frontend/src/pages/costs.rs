@@ -40,13 +40,16 @@ fn CostTable(title: &'static str, lines: Vec<CostLine>) -> impl IntoView {
                 view! {
                     <div class="table-scroll"><table class="table">
                         <thead><tr>
-                            <th scope="col">"Key"</th><th scope="col">"Calls"</th><th scope="col">"Tokens in"</th>
+                            <th scope="col">"Key"</th><th scope="col">"Calls"</th>
+                            <th scope="col" title="Answers the agent that asked could not use">"Refused"</th>
+                            <th scope="col">"Tokens in"</th>
                             <th scope="col">"Tokens out"</th><th scope="col">"Cost"</th><th scope="col">"Saved"</th>
                             <th scope="col">"Local"</th>
                         </tr></thead>
                         <tbody>{lines.into_iter().map(|line| view! {
                             <tr>
-                                <th scope="row">{line.key}</th><td>{line.calls}</td><td>{line.tokens_in}</td>
+                                <th scope="row">{line.key}</th><td>{line.calls}</td><td>{line.refusals}</td>
+                                <td>{line.tokens_in}</td>
                                 <td>{line.tokens_out}</td><td>{format::usd(line.cost_usd)}</td>
                                 <td>{format::usd(line.savings_usd)}</td><td>{format::percent(line.local_share)}</td>
                             </tr>
