@@ -690,12 +690,15 @@ impl FaultProxy {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Passes again; the connections the cut broke are reset, new ones pass.
+    /// Passes again; the connections the cut broke are reset, new ones pass. The flag
+    /// goes first: a client reconnects the moment its connection is reset, and while
+    /// the cut still held, its new connection's handshake was dropped and it waited on
+    /// it for ever (seen under load: the node never joined again).
     pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
         for stream in self.open.lock().expect("not poisoned").drain(..) {
             let _closed = stream.shutdown(std::net::Shutdown::Both);
         }
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
