@@ -83,17 +83,19 @@ pub fn assess(
     similarity: Option<f32>,
 ) -> QualityReport {
     let mut notes = Vec::new();
+    let cut_short = match ending {
+        Ending::Finished => None,
+        Ending::AtTokenLimit => Some("the answer was cut at the token limit"),
+        Ending::InLoop => Some("the answer was stopped where it began to repeat itself"),
+    };
     let completeness = if answer.trim().is_empty() {
         notes.push("the answer is empty".into());
         0.0
-    } else if ending == Ending::Finished {
-        1.0
-    } else {
-        notes.push(match ending {
-            Ending::InLoop => "the answer was stopped where it began to repeat itself".into(),
-            _ => "the answer was cut at the token limit".into(),
-        });
+    } else if let Some(note) = cut_short {
+        notes.push(note.into());
         0.5
+    } else {
+        1.0
     };
     let relevance = similarity.map(|cosine| ((f64::from(cosine) - 0.05) / 0.45).clamp(0.0, 1.0));
     if relevance.is_some_and(|relevance| relevance < 0.3) {
