@@ -73,7 +73,8 @@ enum Projections {
 impl Projections {
     fn new(parts: Vec<Matrix>) -> std::result::Result<Self, String> {
         let rows: Vec<usize> = parts.iter().map(Matrix::rows).collect();
-        if parts.iter().all(|part| matches!(part, Matrix::Q4_1(_))) {
+        if parts.iter().all(|part| matches!(part, Matrix::Q4_1(_))) && Q4_1Matrix::stackable(&rows)
+        {
             let q4: Vec<Q4_1Matrix> = parts
                 .into_iter()
                 .filter_map(|part| match part {
