@@ -316,6 +316,12 @@ pub struct ModelSettings {
     /// with the same tokens (a shared system prompt is then computed once), least
     /// recently used out; 0 turns the cache off. The default model takes 23 KB a token.
     pub prefix_cache_mb: u32,
+    /// Speculative decoding: while at most `draft_max_streams` sequences run on a
+    /// worker, each feeds up to this many tokens guessed from its prompt (prompt lookup)
+    /// and keeps those the model would have produced anyway; 0 turns it off. The output
+    /// is the same either way, only sooner when an answer copies its prompt.
+    pub draft_tokens: u32,
+    pub draft_max_streams: u32,
 }
 
 impl Default for ModelSettings {
@@ -334,6 +340,8 @@ impl Default for ModelSettings {
             embedding_workers: 1,
             context_tokens: 0,
             prefix_cache_mb: 256,
+            draft_tokens: 8,
+            draft_max_streams: 2,
         }
     }
 }

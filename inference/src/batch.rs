@@ -1,7 +1,9 @@
 //! Continuous batching, without actors or threads: a set of running sequences that take
 //! one forward pass together per [`BatchEngine::step`]. New sequences join between steps,
 //! finished and cancelled ones leave at once (their caches freed with them), and a long
-//! prompt is fed in slices so it never stalls the sequences already decoding.
+//! prompt is fed in slices so it never stalls the sequences already decoding. While few
+//! sequences run, each may feed a draft of its next tokens to be checked in the same pass
+//! ([`Drafting`]).
 
 use candle_core::DType;
 
@@ -19,10 +21,38 @@ pub struct StepEvent {
     pub id: SequenceId,
     /// New text (may be empty while prefilling or mid-character).
     pub piece: String,
-    /// Tokens generated so far.
+    /// Tokens generated so far...
     pub generated_tokens: usize,
+    /// ...of which this step's (more than one when a draft was taken).
+    pub new_tokens: usize,
     /// Set when the sequence finished in this step and left the batch.
     pub finished: Option<Generated>,
+}
+
+/// Speculative decoding by prompt lookup: drafts of up to `max_tokens` while at most
+/// `max_streams` sequences run. A pass of one sequence leaves most of the cores'
+/// arithmetic unused (decode is bound by reading the weights), so checking a few drafted
+/// tokens in it costs little; a full batch has no such room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Drafting {
+    pub max_tokens: usize,
+    pub max_streams: usize,
+}
+
+impl Drafting {
+    pub const OFF: Self = Self {
+        max_tokens: 0,
+        max_streams: 0,
+    };
+
+    /// The longest draft while `running` sequences run.
+    fn tokens_for(&self, running: usize) -> usize {
+        if running <= self.max_streams {
+            self.max_tokens
+        } else {
+            0
+        }
+    }
 }
 
 pub struct BatchEngine {
@@ -30,6 +60,7 @@ pub struct BatchEngine {
     running: Vec<(SequenceId, Sequence)>,
     /// Most tokens one pass takes (decoding sequences first, then prompt slices).
     max_step_tokens: usize,
+    drafting: Drafting,
 }
 
 impl BatchEngine {
@@ -38,7 +69,14 @@ impl BatchEngine {
             model,
             running: Vec::new(),
             max_step_tokens: max_step_tokens.max(1),
+            drafting: Drafting::OFF,
         }
+    }
+
+    /// Decodes with drafts as `drafting` says.
+    pub fn with_drafting(mut self, drafting: Drafting) -> Self {
+        self.drafting = drafting;
+        self
     }
 
     pub fn model(&self) -> &LocalModel {
@@ -95,6 +133,10 @@ impl BatchEngine {
                 sequence.reuse(&mut prefixes);
             }
         }
+        let draft = self.drafting.tokens_for(self.running.len());
+        for (_, sequence) in &mut self.running {
+            sequence.draft(draft);
+        }
         let chosen = self.choose();
         if chosen.is_empty() {
             return Ok(Vec::new());
@@ -103,17 +145,22 @@ impl BatchEngine {
             .iter()
             .map(|(index, take)| self.running[*index].1.next_input(*take).to_vec())
             .collect();
+        let outputs: Vec<usize> = chosen
+            .iter()
+            .map(|(index, _)| self.running[*index].1.outputs())
+            .collect();
         let logits = {
             let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(chosen.len());
             let mut rest: &mut [(SequenceId, Sequence)] = &mut self.running;
             let mut offset = 0;
             // `chosen` is in index order, so the running list can be split as we go.
-            for ((index, _), tokens) in chosen.iter().zip(&inputs) {
+            for (((index, _), tokens), outputs) in chosen.iter().zip(&inputs).zip(&outputs) {
                 let (_, tail) = rest.split_at_mut(index - offset);
                 let (head, tail) = tail.split_at_mut(1);
                 items.push(BatchItem {
                     tokens,
                     cache: head[0].1.cache_mut(),
+                    outputs: *outputs,
                 });
                 rest = tail;
                 offset = index + 1;
@@ -124,9 +171,12 @@ impl BatchEngine {
         .map_err(model_error)?;
         let mut events = Vec::with_capacity(chosen.len());
         let mut finished = Vec::new();
-        for (((index, _), tokens), mut row) in chosen.iter().zip(&inputs).zip(logits) {
+        let mut logits = logits.into_iter();
+        for (((index, _), tokens), outputs) in chosen.iter().zip(&inputs).zip(outputs) {
             let (id, sequence) = &mut self.running[*index];
-            let advance = sequence.advance(tokens.len(), &mut row, self.model.tokenizer())?;
+            let mut rows: Vec<Vec<f32>> = logits.by_ref().take(outputs).collect();
+            let before = sequence.generated_tokens();
+            let advance = sequence.advance(tokens.len(), &mut rows, self.model.tokenizer())?;
             let done = advance.finished.map(|_| sequence.result());
             if done.is_some() {
                 finished.push(*index);
@@ -135,6 +185,7 @@ impl BatchEngine {
                 id: *id,
                 piece: advance.piece,
                 generated_tokens: sequence.generated_tokens(),
+                new_tokens: sequence.generated_tokens() - before,
                 finished: done,
             });
         }
@@ -170,7 +221,7 @@ impl BatchEngine {
     }
 
     /// Which sequences take part, and how many tokens each may feed: every decoding
-    /// sequence (one token), then prompt slices while the budget lasts, interactive
+    /// sequence (its token and draft), then prompt slices while the budget lasts, interactive
     /// requests' first and each kind in arrival order (but not a slice another chosen
     /// sequence computes, see [`Self::waits_for_prefix`]).
     fn choose(&self) -> Vec<(usize, usize)> {
@@ -178,8 +229,9 @@ impl BatchEngine {
         let mut chosen = Vec::new();
         for (index, (_, sequence)) in self.running.iter().enumerate() {
             if !sequence.is_prefilling() && budget > 0 {
-                chosen.push((index, 1));
-                budget -= 1;
+                let fed = sequence.next_input(1).len();
+                chosen.push((index, fed));
+                budget = budget.saturating_sub(fed);
             }
         }
         let prefilling = |priority: Priority| {

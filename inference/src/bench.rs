@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::batch::BatchEngine;
+use crate::batch::{BatchEngine, Drafting};
+use crate::chat::ChatMessage;
 use crate::errors::InferenceError;
 use crate::generation::{LocalModel, SamplingParams};
 use crate::llama::PassCost;
@@ -51,6 +52,25 @@ pub struct InferenceReport {
     /// What the cache bought: without ÷ with for time to first token, with ÷ without
     /// for tokens/s.
     pub prefix_cache_gain: PrefixCacheGain,
+    /// One stream rewriting code it was shown, with drafts and without.
+    pub drafting: DraftingReport,
+}
+
+/// Speculative decoding on the workload it is for: an answer that copies much of its
+/// prompt (code to rewrite), one stream, greedy.
+#[derive(Debug, Clone, Serialize)]
+pub struct DraftingReport {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub max_draft_tokens: usize,
+    pub plain_tokens_per_s: f64,
+    pub drafted_tokens_per_s: f64,
+    /// Drafted ÷ plain tokens/s.
+    pub gain: f64,
+    /// Generated tokens per pass with drafts (1 without).
+    pub tokens_per_pass: f64,
+    /// Whether both runs produced the same tokens (they must).
+    pub same_output: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +157,7 @@ pub fn measure(
     decode_tokens: usize,
     streams: &[usize],
     shared: &SharedPrefixShape,
+    draft_tokens: usize,
 ) -> Result<InferenceReport, InferenceError> {
     let model = LocalModel::load(model_path)?;
     let prompt = prompt(&model, prompt_tokens, 0)?;
@@ -177,6 +198,7 @@ pub fn measure(
         aggregate_tokens_per_s: shared_prefix_cached.aggregate_tokens_per_s
             / shared_prefix.aggregate_tokens_per_s,
     };
+    let drafting = drafting(&model, draft_tokens, decode_tokens)?;
     let limits = probe::measure();
     let weights = model.weights();
     let fractions = Fractions::of(
@@ -217,6 +239,92 @@ pub fn measure(
         shared_prefix,
         shared_prefix_cached,
         prefix_cache_gain,
+        drafting,
+    })
+}
+
+/// What the drafting workload asks: code to rewrite, which the answer mostly copies.
+const REWRITE: &str = "Add a docstring to each function of this module and return the whole \
+module.\n```python\nimport json\n\n\ndef load_tasks(path):\n    with open(path) as file:\n        \
+return json.load(file)\n\n\ndef save_tasks(path, tasks):\n    with open(path, \"w\") as file:\n        \
+json.dump(tasks, file, indent=2)\n\n\ndef add_task(tasks, title):\n    tasks.append({\"title\": title, \
+\"done\": False})\n    return tasks\n\n\ndef complete_task(tasks, index):\n    tasks[index][\"done\"] = True\n    \
+return tasks\n```";
+
+/// The rewrite, decoded `tokens` tokens greedily with drafts of up to `max_draft`
+/// tokens and without.
+fn drafting(
+    model: &LocalModel,
+    max_draft: usize,
+    tokens: usize,
+) -> Result<DraftingReport, InferenceError> {
+    let prompt = model.chat_prompt(&[ChatMessage::new("user", REWRITE)])?;
+    let plain = decode_alone(model, &prompt, tokens, Drafting::OFF)?;
+    let drafting = Drafting {
+        max_tokens: max_draft,
+        max_streams: 1,
+    };
+    let drafted = decode_alone(model, &prompt, tokens, drafting)?;
+    // The first token comes from the prefill, before the clock starts.
+    let rate = |run: &Decoded| run.tokens.len().saturating_sub(1) as f64 / run.seconds.max(1e-9);
+    Ok(DraftingReport {
+        prompt_tokens: prompt.len(),
+        generated_tokens: drafted.tokens.len(),
+        max_draft_tokens: max_draft,
+        plain_tokens_per_s: rate(&plain),
+        drafted_tokens_per_s: rate(&drafted),
+        gain: rate(&drafted) / rate(&plain).max(1e-9),
+        tokens_per_pass: drafted.tokens.len() as f64 / drafted.passes.max(1) as f64,
+        same_output: plain.tokens == drafted.tokens,
+    })
+}
+
+/// One stream's decode after its prompt is in.
+struct Decoded {
+    tokens: Vec<u32>,
+    seconds: f64,
+    passes: usize,
+}
+
+fn decode_alone(
+    model: &LocalModel,
+    prompt: &[u32],
+    tokens: usize,
+    drafting: Drafting,
+) -> Result<Decoded, InferenceError> {
+    let mut engine = BatchEngine::new(model.clone(), usize::MAX).with_drafting(drafting);
+    let request = GenerationRequest {
+        priority: Priority::Interactive,
+        prompt: prompt.to_vec(),
+        params: SamplingParams::greedy(),
+        max_tokens: tokens,
+        stop: Vec::new(),
+        stop_on_loop: false,
+    };
+    engine.admit(0, request)?;
+    // Prefill (in slices) until the first token: decode alone is timed.
+    let mut finished = None;
+    while finished.is_none() && !engine.is_idle() {
+        let events = engine.step()?;
+        if events.iter().any(|event| event.generated_tokens > 0) {
+            break;
+        }
+        finished = events.into_iter().find_map(|event| event.finished);
+    }
+    let started = Instant::now();
+    let mut passes = 0;
+    while !engine.is_idle() {
+        passes += 1;
+        if let Some(done) = engine.step()?.into_iter().find_map(|event| event.finished) {
+            finished = Some(done);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let tokens = finished.map(|done| done.token_ids).unwrap_or_default();
+    Ok(Decoded {
+        tokens,
+        seconds,
+        passes,
     })
 }
 
@@ -345,7 +453,11 @@ fn aggregate_decode(
     let started = Instant::now();
     let mut tokens = 0;
     while !engine.is_idle() {
-        tokens += engine.step()?.len();
+        tokens += engine
+            .step()?
+            .iter()
+            .map(|event| event.new_tokens)
+            .sum::<usize>();
     }
     let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
     Ok((rate, tokens / streams.max(1) + 1))

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, IndexOp};
+use candle_core::{DType, Device};
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::errors::InferenceError;
@@ -153,13 +153,15 @@ impl LocalModel {
                 sequence.reuse(&mut prefixes.lock());
             }
             let input = sequence.next_input(PREFILL_CHUNK).to_vec();
+            let outputs = sequence.outputs();
             let mut logits = self
                 .weights
                 .forward(&mut [BatchItem {
                     tokens: &input,
                     cache: sequence.cache_mut(),
+                    outputs,
                 }])
-                .and_then(|logits| logits.i(0)?.to_dtype(DType::F32)?.to_vec1::<f32>())
+                .and_then(|logits| logits.to_dtype(DType::F32)?.to_vec2::<f32>())
                 .map_err(model_error)?;
             let advance = sequence.advance(input.len(), &mut logits, &self.tokenizer)?;
             if let Some(prefixes) = &self.prefixes {

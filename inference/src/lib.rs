@@ -8,6 +8,7 @@
 //! [`embedding`], sentence embeddings (BERT, masked mean pooling, L2-normalised);
 //! [`generation`], a loaded model producing tokens (greedy or sampled, with stop
 //! conditions and cancellation); [`tokenizer`], the model's own tokenizer built from that metadata (no tokenizer.json);
+//! [`draft`], prompt-lookup drafts for speculative decoding;
 //! and [`simd`], what the CPU offers and what this build uses. Serving the models
 //! (generation, embeddings, batching workers, the provider router) builds on these.
 //!
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod catalog;
 pub mod chat;
 pub mod device;
+pub mod draft;
 pub mod embedding;
 mod errors;
 pub mod fetch;

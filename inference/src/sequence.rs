@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use crate::draft::{DraftLength, prompt_lookup};
 use crate::errors::InferenceError;
 use crate::llama::{KvCache, LlamaWeights};
 use crate::prefix::{self, BLOCK_TOKENS, PrefixCache};
@@ -138,6 +139,11 @@ pub struct Sequence {
     priority: Priority,
     budget: usize,
     generated: Vec<u32>,
+    /// What the next pass feeds once the prompt is in: the token sampled last, then
+    /// any draft of the tokens after it ([`Self::draft`]).
+    feed: Vec<u32>,
+    /// How long this sequence's drafts are, once it has made one.
+    draft_length: Option<DraftLength>,
     /// Of `generated`, the tokens decoded with the last piece released: the first of
     /// them gives the next piece its context.
     decoded: Range<usize>,
@@ -186,6 +192,8 @@ impl Sequence {
             priority: request.priority,
             budget,
             generated: Vec::new(),
+            feed: Vec::new(),
+            draft_length: None,
             decoded: 0..0,
             text: String::new(),
             finish: None,
@@ -193,15 +201,44 @@ impl Sequence {
     }
 
     /// The tokens to feed next: up to `chunk` prompt tokens while prefilling, then the
-    /// token sampled last.
+    /// token sampled last and its draft, if any.
     pub fn next_input(&self, chunk: usize) -> &[u32] {
         if self.prefilled < self.prompt.len() {
             let end = self.prompt.len().min(self.prefilled + chunk.max(1));
             &self.prompt[self.prefilled..end]
         } else {
-            let last = self.generated.len().saturating_sub(1);
-            &self.generated[last..]
+            &self.feed
         }
+    }
+
+    /// How many of [`Self::next_input`]'s tokens need logits: each token of a draft
+    /// (to check the next against), else the last one.
+    pub fn outputs(&self) -> usize {
+        if self.is_prefilling() {
+            1
+        } else {
+            self.feed.len().max(1)
+        }
+    }
+
+    /// Drafts up to `max` tokens to feed after the token sampled last, by prompt lookup
+    /// ([`crate::draft`]): fewer after drafts that failed, none when fewer tokens are
+    /// left to generate, and none (any earlier draft dropped) when `max` is 0.
+    pub fn draft(&mut self, max: usize) {
+        self.feed.truncate(1);
+        if max == 0 || self.is_prefilling() || self.feed.is_empty() {
+            return;
+        }
+        let length = self
+            .draft_length
+            .get_or_insert_with(|| DraftLength::new(max));
+        let room = self.budget.saturating_sub(self.generated.len() + 1);
+        let limit = length.get().min(max).min(room);
+        if limit == 0 {
+            return;
+        }
+        let history: Vec<u32> = self.prompt.iter().chain(&self.generated).copied().collect();
+        self.feed.extend_from_slice(prompt_lookup(&history, limit));
     }
 
     pub fn priority(&self) -> Priority {
@@ -275,11 +312,18 @@ impl Sequence {
     }
 
     /// Takes the pass that fed `fed` tokens of [`Self::next_input`]; `logits` are the
-    /// scores after the last of them (the repeat penalty may change them).
+    /// scores after each of the last [`Self::outputs`] of them (the repeat penalty may
+    /// change them).
+    ///
+    /// A draft is checked as plain decoding would go: the token sampled from the first
+    /// row is kept, and while it is the draft's next token, the token sampled from the
+    /// row after it is kept too. The sampler draws once per kept token, in order, so the
+    /// tokens are the ones plain decoding samples. The draft tokens not kept leave the
+    /// cache.
     pub fn advance(
         &mut self,
         fed: usize,
-        logits: &mut [f32],
+        logits: &mut [Vec<f32>],
         tokenizer: &GgufTokenizer,
     ) -> Result<Advance, InferenceError> {
         if self.is_prefilling() {
@@ -288,11 +332,37 @@ impl Sequence {
                 return Ok(Advance::default());
             }
         }
-        let next = self.sample(logits);
+        let draft = self.feed.get(1..).unwrap_or_default().to_vec();
+        let mut advance = Advance::default();
+        let mut sampled = 0;
+        for row in logits.iter_mut() {
+            let next = self.sample(row);
+            sampled += 1;
+            let step = self.take(next, tokenizer)?;
+            advance.piece.push_str(&step.piece);
+            advance.finished = step.finished;
+            if advance.finished.is_some() || draft.get(sampled - 1) != Some(&next) {
+                break;
+            }
+        }
+        if !draft.is_empty() {
+            if let Some(length) = &mut self.draft_length {
+                length.learn(draft.len(), sampled - 1);
+            }
+            let unused = logits.len() - sampled;
+            self.cache.truncate(self.cache.len() - unused);
+        }
+        Ok(advance)
+    }
+
+    /// Adds the sampled token `next` to the continuation, and ends it where it should.
+    fn take(&mut self, next: u32, tokenizer: &GgufTokenizer) -> Result<Advance, InferenceError> {
         if Some(next) == tokenizer.eos_token_id() {
             return Ok(self.finished(FinishReason::EndOfSequence));
         }
         self.generated.push(next);
+        self.feed.clear();
+        self.feed.push(next);
         let piece = self.decode_piece(tokenizer)?;
         if let Some(cut) = self
             .stop

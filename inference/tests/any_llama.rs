@@ -130,10 +130,12 @@ fn run(model: &LlamaWeights) -> Vec<Vec<f32>> {
                 BatchItem {
                     tokens: left,
                     cache: &mut a,
+                    outputs: 1,
                 },
                 BatchItem {
                     tokens: right,
                     cache: &mut b,
+                    outputs: 1,
                 },
             ])
             .unwrap();
@@ -175,6 +177,7 @@ fn a_token_outside_the_vocabulary_is_an_error_not_a_panic() {
         let result = model.forward(&mut [BatchItem {
             tokens: &outside,
             cache: &mut cache,
+            outputs: 1,
         }]);
         assert!(result.is_err(), "{forward:?}");
     }

@@ -33,10 +33,12 @@ fn logits(model: &LlamaWeights) -> Vec<Vec<f32>> {
                 BatchItem {
                     tokens: left,
                     cache: &mut a,
+                    outputs: 1,
                 },
                 BatchItem {
                     tokens: right,
                     cache: &mut b,
+                    outputs: 1,
                 },
             ])
             .unwrap();

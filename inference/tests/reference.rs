@@ -159,6 +159,7 @@ fn our_next_token_scores_are_close_to_llama_cpps() {
             .forward(&mut [BatchItem {
                 tokens: &prompt,
                 cache: &mut cache,
+                outputs: 1,
             }])
             .and_then(|logits| logits.i(0))
             .and_then(|logits| logits.to_vec1())

@@ -178,6 +178,13 @@ impl CpuCache {
         }
     }
 
+    /// Keeps the first `len` positions.
+    pub(super) fn truncate(&mut self, len: usize) {
+        for layer in self.keys.iter_mut().chain(&mut self.values) {
+            layer.truncate(len * self.width);
+        }
+    }
+
     /// Appends copied positions after those held.
     pub(super) fn append(&mut self, positions: &super::Positions) {
         for (layer, copied) in self.keys.iter_mut().zip(&positions.keys) {
@@ -357,17 +364,16 @@ impl CpuModel {
             let down = layer.down.matmul(&gate, tokens)?;
             add_in_place(&mut hidden, &down);
         }
-        let mut last = Vec::with_capacity(items.len() * hidden_width);
-        let mut end = 0;
-        for item in items.iter() {
-            end += item.tokens.len();
-            last.extend_from_slice(&hidden[(end - 1) * hidden_width..end * hidden_width]);
+        let rows = Pass::output_rows(items);
+        let mut last = Vec::with_capacity(rows.len() * hidden_width);
+        for row in &rows {
+            last.extend_from_slice(&hidden[row * hidden_width..(row + 1) * hidden_width]);
         }
         let mut last_normed = vec![0f32; last.len()];
         rms_norm(&last, &self.norm, self.config.rms_eps, &mut last_normed);
         let output = self.output.as_ref().unwrap_or(&self.embeddings);
-        let logits = output.matmul(&last_normed, items.len())?;
-        Tensor::from_vec(logits, (items.len(), output.rows()), &Device::Cpu)
+        let logits = output.matmul(&last_normed, rows.len())?;
+        Tensor::from_vec(logits, (rows.len(), output.rows()), &Device::Cpu)
     }
 
     /// Rotary embedding of every head of one row at `position` (pairs 2i, 2i+1: the

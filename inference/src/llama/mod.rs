@@ -177,6 +177,18 @@ impl KvCache {
         }
     }
 
+    /// Drops the positions from `len` on (a draft's tokens the sampler did not take);
+    /// the next pass writes from there.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        if let CacheStore::Cpu(cache) = &mut self.store {
+            cache.truncate(len);
+        }
+        self.len = len;
+    }
+
     /// Appends positions another sequence computed for the same tokens at the same
     /// places: what the cache holds must end where they begin. False (and nothing
     /// appended) on candle's path.
@@ -223,13 +235,32 @@ impl Positions {
 pub struct BatchItem<'a> {
     pub tokens: &'a [u32],
     pub cache: &'a mut KvCache,
+    /// How many of the last tokens get logits: 1, or every token of a draft being
+    /// verified.
+    pub outputs: usize,
 }
 
-/// What a backend sees of an item: the tokens, where they start, its own cache.
+/// What a backend sees of an item: the tokens, where they start, its own cache, and how
+/// many of the last tokens get logits.
 struct Pass<'a, C> {
     tokens: &'a [u32],
     position: usize,
     cache: &'a mut C,
+    outputs: usize,
+}
+
+impl<C> Pass<'_, C> {
+    /// The rows of the pass's hidden states that get logits, for items starting at
+    /// row 0 one after another.
+    fn output_rows(items: &[Self]) -> Vec<usize> {
+        let mut rows = Vec::new();
+        let mut end = 0;
+        for item in items {
+            end += item.tokens.len();
+            rows.extend(end - item.outputs..end);
+        }
+        rows
+    }
 }
 
 impl LlamaWeights {
@@ -300,12 +331,22 @@ impl LlamaWeights {
         Ok(KvCache { len: 0, store })
     }
 
-    /// Runs one pass over `items` and returns the logits after each item's last new
-    /// token, one row per item (`[items, vocabulary]`). Every item's cache advances by
-    /// its tokens.
+    /// Runs one pass over `items` and returns the logits after each of each item's
+    /// last `outputs` new tokens, items in order (`[Σ outputs, vocabulary]`). Every
+    /// item's cache advances by its tokens.
     pub fn forward(&self, items: &mut [BatchItem<'_>]) -> Result<Tensor> {
         if items.is_empty() || items.iter().any(|item| item.tokens.is_empty()) {
             candle_core::bail!("a pass needs at least one token for every sequence");
+        }
+        if let Some(item) = items
+            .iter()
+            .find(|item| item.outputs == 0 || item.outputs > item.tokens.len())
+        {
+            candle_core::bail!(
+                "a sequence asked for logits of {} of its {} tokens",
+                item.outputs,
+                item.tokens.len()
+            );
         }
         for item in items.iter() {
             let needed = item.cache.len + item.tokens.len();
@@ -349,6 +390,7 @@ fn passes<'a, C>(
             tokens: item.tokens,
             position,
             cache,
+            outputs: item.outputs,
         });
     }
     Ok(passes)

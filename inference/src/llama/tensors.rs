@@ -137,8 +137,8 @@ impl TensorModel {
         Ok(())
     }
 
-    /// One pass over `items`: the logits after each item's last new token, one row per
-    /// item (`[items, vocabulary]`).
+    /// One pass over `items`: the logits after each item's last `outputs` new tokens
+    /// (`[Σ outputs, vocabulary]`).
     pub(super) fn forward(&self, items: &mut [Pass<'_, TensorCache>]) -> Result<Tensor> {
         for item in items.iter_mut() {
             let needed = item.position + item.tokens.len();
@@ -174,13 +174,11 @@ impl TensorModel {
             let feed_forward = layer.down.forward(&(gate * layer.up.forward(&normed)?)?)?;
             hidden = (feed_forward + hidden)?;
         }
-        let mut last_rows = Vec::with_capacity(items.len());
-        let mut end = 0u32;
-        for item in items.iter() {
-            end += item.tokens.len() as u32;
-            last_rows.push(end - 1);
-        }
-        let last = hidden.index_select(&Tensor::new(last_rows.as_slice(), &self.device)?, 0)?;
+        let rows: Vec<u32> = Pass::output_rows(items)
+            .into_iter()
+            .map(|row| row as u32)
+            .collect();
+        let last = hidden.index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?;
         self.output.forward(&self.norm.forward(&last)?)
     }
 

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::batch::{BatchEngine, SequenceId, StepEvent};
+use crate::batch::{BatchEngine, Drafting, SequenceId, StepEvent};
 use crate::errors::InferenceError;
 use crate::generation::LocalModel;
 use crate::sequence::{GenerationRequest, Priority, Sequence};
@@ -41,6 +41,7 @@ pub struct GenerationWorkerArgs {
     /// Sequences decoded together; more wait in the queue.
     pub max_running: usize,
     pub max_step_tokens: usize,
+    pub drafting: Drafting,
     /// Requests admitted and not finished; the router reads it to balance and to refuse.
     pub load: Arc<AtomicUsize>,
 }
@@ -70,7 +71,9 @@ impl Actor for GenerationWorker {
         args: GenerationWorkerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(GenerationWorkerState {
-            engine: Some(BatchEngine::new(args.model, args.max_step_tokens)),
+            engine: Some(
+                BatchEngine::new(args.model, args.max_step_tokens).with_drafting(args.drafting),
+            ),
             waiting: VecDeque::new(),
             streams: HashMap::new(),
             next_id: 0,

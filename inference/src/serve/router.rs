@@ -10,6 +10,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use ractor_cluster::RactorMessage;
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 
+use crate::batch::Drafting;
 use crate::embedding::Embedder;
 use crate::errors::InferenceError;
 use crate::generation::LocalModel;
@@ -32,6 +33,7 @@ pub struct GenerationPool {
     /// Requests that may wait per worker beyond those running.
     pub queue: usize,
     pub max_step_tokens: usize,
+    pub drafting: Drafting,
 }
 
 #[derive(Clone)]
@@ -249,6 +251,7 @@ async fn spawn_worker(
                     model: pool.model.clone(),
                     max_running: pool.max_running,
                     max_step_tokens: pool.max_step_tokens,
+                    drafting: pool.drafting,
                     load: load.clone(),
                 },
                 router.get_cell(),

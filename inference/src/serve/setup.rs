@@ -6,6 +6,7 @@ use std::sync::Arc;
 use troupe_config::ModelSettings;
 use troupe_supervision::RestartPolicy;
 
+use crate::batch::Drafting;
 use crate::catalog::{MINILM, SMOLLM2};
 use crate::embedding::Embedder;
 use crate::errors::InferenceError;
@@ -61,6 +62,10 @@ pub fn load(
             max_running: settings.max_batch_sequences as usize,
             queue: settings.queue_per_worker as usize,
             max_step_tokens: settings.max_step_tokens as usize,
+            drafting: Drafting {
+                max_tokens: settings.draft_tokens as usize,
+                max_streams: settings.draft_max_streams as usize,
+            },
         }),
         embedding: Some(EmbeddingPool {
             model: Arc::new(embedder),

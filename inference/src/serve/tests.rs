@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::batch::Drafting;
 use crate::catalog::{CatalogModel, MINILM, SMOLLM2};
 use crate::embedding::Embedder;
 use crate::fetch::{self, Fetcher};
@@ -56,6 +57,7 @@ async fn service(workers: usize, max_running: usize, queue: usize) -> InferenceS
             max_running,
             queue,
             max_step_tokens: 256,
+            drafting: Drafting::OFF,
         }),
         embedding: None,
         policy: policy(),

@@ -220,8 +220,9 @@ async fn inference_bench(
             workload.streams.clone(),
             workload.shared,
         );
+        let drafts = settings.models.draft_tokens as usize;
         tokio::task::spawn_blocking(move || {
-            troupe_inference::bench::measure(&path, prompt, tokens, &streams, &shared)
+            troupe_inference::bench::measure(&path, prompt, tokens, &streams, &shared, drafts)
         })
         .await??
     };
@@ -234,6 +235,16 @@ async fn inference_bench(
         gain.time_to_first_token_p50,
         cached.aggregate_tokens_per_s,
         gain.aggregate_tokens_per_s
+    );
+    let drafting = &ours.drafting;
+    println!(
+        "with drafts of up to {} tokens: {:.1} tok/s against {:.1} ({:.2}×), {:.2} tokens a pass, same output: {}",
+        drafting.max_draft_tokens,
+        drafting.drafted_tokens_per_s,
+        drafting.plain_tokens_per_s,
+        drafting.gain,
+        drafting.tokens_per_pass,
+        drafting.same_output
     );
     let mut report = serde_json::json!({ "troupe": ours });
     if let Some(python) = llama_cpp {
