@@ -293,15 +293,10 @@ fn decode_alone(
     drafting: Drafting,
 ) -> Result<Decoded, InferenceError> {
     let mut engine = BatchEngine::new(model.clone(), usize::MAX).with_drafting(drafting);
-    let request = GenerationRequest {
-        priority: Priority::Interactive,
-        prompt: prompt.to_vec(),
-        params: SamplingParams::greedy(),
-        max_tokens: tokens,
-        stop: Vec::new(),
-        stop_on_loop: false,
-    };
-    engine.admit(0, request)?;
+    engine.admit(
+        0,
+        request(prompt.to_vec(), SamplingParams::greedy(), tokens),
+    )?;
     // Prefill (in slices) until the first token: decode alone is timed.
     let mut finished = None;
     while finished.is_none() && !engine.is_idle() {
@@ -375,15 +370,10 @@ pub fn shared_prefix(
             seed: stream as u64,
             ..SamplingParams::greedy()
         };
-        let request = GenerationRequest {
-            priority: Priority::Interactive,
-            prompt,
-            params,
-            max_tokens: shape.max_output_tokens,
-            stop: Vec::new(),
-            stop_on_loop: false,
-        };
-        engine.admit(stream as u64, request)?;
+        engine.admit(
+            stream as u64,
+            request(prompt, params, shape.max_output_tokens),
+        )?;
     }
     let mut first_tokens = BTreeMap::new();
     let mut generated_tokens = 0;
@@ -416,6 +406,18 @@ pub fn shared_prefix(
     })
 }
 
+/// A benchmark's request: no stop strings, nothing cut short but by `max_tokens`.
+fn request(prompt: Vec<u32>, params: SamplingParams, max_tokens: usize) -> GenerationRequest {
+    GenerationRequest {
+        priority: Priority::Interactive,
+        prompt,
+        params,
+        max_tokens,
+        stop: Vec::new(),
+        stop_on_loop: false,
+    }
+}
+
 /// The nearest-rank percentile `p` (0 to 1) of `values`; NaN when there are none.
 fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
@@ -438,14 +440,8 @@ fn aggregate_decode(
 ) -> Result<(f64, usize), InferenceError> {
     let mut engine = BatchEngine::new(model.clone(), usize::MAX);
     for stream in 0..streams.max(1) {
-        let request = GenerationRequest {
-            priority: Priority::Interactive,
-            prompt: prompt(model, prompt_tokens, stream * 7)?,
-            params: SamplingParams::greedy(),
-            max_tokens: decode_tokens + 1,
-            stop: Vec::new(),
-            stop_on_loop: false,
-        };
+        let prompt = prompt(model, prompt_tokens, stream * 7)?;
+        let request = request(prompt, SamplingParams::greedy(), decode_tokens + 1);
         engine.admit(stream as u64, request)?;
     }
     // The first step prefills every prompt and samples each stream's first token.
