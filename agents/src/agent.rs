@@ -110,6 +110,11 @@ pub struct AgentContext {
     /// `run:task:attempt`, stable across a crash and resume of the same attempt: an agent
     /// with external side effects passes it on so they happen once.
     pub idempotency_key: String,
+    /// Which attempt of its task this is, from 1.
+    pub attempt: u32,
+    /// The seed its model calls sample with, from its run's seed, task and attempt
+    /// number: the same for a resumed attempt as for the interrupted one.
+    pub seed: u64,
     pub cancel: CancellationToken,
     /// Per-attempt limit from the task's `timeout`, already enforced by the runtime;
     /// agents that start processes use it to kill them in time.
@@ -151,6 +156,8 @@ impl AgentContext {
     pub fn detached(idempotency_key: impl Into<String>) -> Self {
         Self {
             idempotency_key: idempotency_key.into(),
+            attempt: 1,
+            seed: 0,
             cancel: CancellationToken::new(),
             timeout_secs: None,
             progress: None,

@@ -131,6 +131,15 @@ impl Default for AskPolicy {
     }
 }
 
+impl AskPolicy {
+    /// The first call's temperature in attempt number `attempt`: greedy in the first,
+    /// a step warmer in each one after. A retried attempt that began greedy again would
+    /// get the answer that failed its predecessor back, whatever its seed.
+    pub fn first_temperature(&self, attempt: u32) -> f64 {
+        (self.temperature_step * f64::from(attempt.saturating_sub(1))).min(1.0)
+    }
+}
+
 /// One model call of a consultation, as the agent's outputs report it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallSummary {
@@ -255,4 +264,20 @@ pub async fn ask_validated<T>(
     }
     // `max_calls.max(1)` iterations always return from inside the loop.
     Err(AgentError::Failed("no model call was made".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AskPolicy;
+
+    #[test]
+    fn each_retried_attempt_begins_a_step_warmer_up_to_one() {
+        let policy = AskPolicy::default();
+        let firsts: Vec<f64> = (1..=5).map(|n| policy.first_temperature(n)).collect();
+        assert_eq!(firsts[0], 0.0, "the first attempt is greedy");
+        assert!((firsts[1] - 0.3).abs() < 1e-9, "{firsts:?}");
+        assert!((firsts[2] - 0.6).abs() < 1e-9, "{firsts:?}");
+        assert_eq!(firsts[4], 1.0, "capped at 1: {firsts:?}");
+        assert_eq!(policy.first_temperature(0), 0.0);
+    }
 }

@@ -13,7 +13,7 @@ use crate::guard::Access;
 use crate::idempotency;
 use crate::wire::*;
 use troupe_engine::state::MigrationPlan;
-use troupe_node::{AlertsNow, Node, PendingApproval, Readiness, RunDetail};
+use troupe_node::{AlertsNow, Node, PendingApproval, Readiness, RunDetail, RunOptions};
 use troupe_security::auth::permissions::Permission;
 use troupe_store::StoreError;
 use troupe_store::events::{RunStatus, StoredEvent};
@@ -177,17 +177,27 @@ pub async fn start_run(
     workflow_for(&node, &access, Permission::WorkflowsExecute, &id).await?;
     // An authenticated caller starts runs as itself, whatever the body says.
     let started_by = access.person(request.started_by.as_deref());
+    let options = RunOptions {
+        version: request.version,
+        variables: request.variables,
+        seed: request.seed,
+    };
     let Some(key) = idempotency::key(&headers, &access)? else {
-        let run_id = node
-            .start_run(&id, request.version, request.variables, &started_by)
-            .await?;
+        let run_id = node.start_run(&id, options, &started_by).await?;
         return Ok((StatusCode::CREATED, Json(RunStarted { run_id })).into_response());
     };
     // What tells a retry from another request under the same key.
     let fingerprint = troupe_store::digest::sha256_hex(
-        &serde_json::json!([id, request.version, request.variables, started_by.name]).to_string(),
+        &serde_json::json!([
+            id,
+            options.version,
+            options.variables,
+            options.seed,
+            started_by.name
+        ])
+        .to_string(),
     );
-    let start = node.start_run(&id, request.version, request.variables, &started_by);
+    let start = node.start_run(&id, options, &started_by);
     idempotency::start_once(&node, key, &fingerprint, start).await
 }
 

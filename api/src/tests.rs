@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::*;
-use troupe_node::Person;
+use troupe_node::{Person, RunOptions};
 
 const HELLO: &str =
     "name: Hello API\ntasks:\n  - { id: greet, name: Greet, agent: echo, inputs: { text: hi } }\n";
@@ -338,7 +338,7 @@ async fn the_websocket_streams_a_runs_events_as_they_happen() {
         .await
         .unwrap();
     let run_id = node
-        .start_run(&id, None, Default::default(), &Person::named("ada"))
+        .start_run(&id, RunOptions::default(), &Person::named("ada"))
         .await
         .unwrap();
     let mut kinds = Vec::new();

@@ -38,6 +38,10 @@ pub struct StartRunRequest {
     /// The latest version when absent.
     pub version: Option<u32>,
     pub started_by: Option<String>,
+    /// The run's sampling seed: a run started again with the same seed draws the same
+    /// answers from the local model. The run's id gives one when absent; the run's
+    /// detail shows it either way.
+    pub seed: Option<u64>,
 }
 
 /// One agent attempt outside any workflow (`POST /api/v1/agents/{kind}/invoke`).

@@ -31,6 +31,8 @@ pub struct AttemptJob {
     pub epoch: u64,
     pub task: TaskId,
     pub attempt: u32,
+    /// The attempt's sampling seed (see [`crate::seed`]).
+    pub seed: u64,
     pub inputs: Map<String, Value>,
     pub timeout_secs: Option<u64>,
     pub cancel: CancellationToken,
@@ -329,6 +331,8 @@ async fn execute(
     let _running = Running::start(running);
     let context = AgentContext {
         idempotency_key: idempotency_key(&job.run_id, &job.task, job.attempt),
+        attempt: job.attempt,
+        seed: job.seed,
         cancel: job.cancel.clone(),
         timeout_secs: job.timeout_secs,
         progress: None,
@@ -432,6 +436,7 @@ mod tests {
             epoch: 1,
             task: "t".into(),
             attempt,
+            seed: 1,
             inputs: Map::new(),
             timeout_secs: None,
             cancel: cancel.clone(),

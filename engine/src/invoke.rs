@@ -70,8 +70,10 @@ fn attempt_job(
     tokio::sync::oneshot::Receiver<Result<AgentOutput, AgentError>>,
 ) {
     let (report, outcome) = tokio::sync::oneshot::channel();
+    let run_id = RunId::from(invocation.id.as_str());
     let job = AttemptJob {
-        run_id: RunId::from(invocation.id.as_str()),
+        seed: crate::seed::of_run(&run_id),
+        run_id,
         epoch: 0,
         task: TaskId::from("invoke"),
         attempt: 1,

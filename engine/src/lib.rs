@@ -28,6 +28,7 @@ pub mod placement;
 pub mod policy;
 pub mod run_actor;
 pub mod run_manager;
+pub mod seed;
 pub mod state;
 mod traces;
 

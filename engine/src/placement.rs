@@ -24,6 +24,10 @@ pub struct RemoteAttempt {
     pub epoch: u64,
     pub task: TaskId,
     pub attempt: u32,
+    /// The attempt's sampling seed (see [`crate::seed`]); 0 from a node older than
+    /// seeds.
+    #[serde(default)]
+    pub seed: u64,
     pub kind: String,
     pub inputs: Map<String, Value>,
     pub timeout_secs: Option<u64>,
@@ -56,6 +60,7 @@ impl RemoteAttempt {
             epoch: job.epoch,
             task: job.task,
             attempt: job.attempt,
+            seed: job.seed,
             kind: kind.into(),
             inputs: job.inputs,
             timeout_secs: job.timeout_secs,

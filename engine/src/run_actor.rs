@@ -588,6 +588,7 @@ async fn submit(
         epoch: state.epoch,
         task: task.clone(),
         attempt,
+        seed: crate::seed::of_attempt(state.run.seed, task, attempt),
         inputs: match inputs {
             Value::Object(map) => map,
             _ => Map::new(),

@@ -19,10 +19,20 @@ use troupe_store::{RunId, RunOwnership, RunRecord, StoreError, TaskId, WorkflowI
 use troupe_supervision::{ChildEvent, Children, RestartPolicy};
 use troupe_telemetry::{RunTrace, TraceParent};
 
+/// What the starter of a run chooses besides the workflow.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The workflow's latest version when `None`.
+    pub version: Option<u32>,
+    /// Overrides of the workflow's variables; each must exist and keep its type.
+    pub variables: BTreeMap<String, Value>,
+    /// The run's sampling seed (see [`crate::seed`]); the run's id gives one when `None`.
+    pub seed: Option<u64>,
+}
+
 pub struct StartRun {
     pub workflow_id: WorkflowId,
-    pub version: Option<u32>,
-    pub variables: BTreeMap<String, Value>,
+    pub options: RunOptions,
     pub started_by: Person,
     /// The span the run starts under (the request's), for its trace.
     pub trace: Option<TraceParent>,
@@ -198,14 +208,14 @@ async fn start_run(
     }
     let store = &state.context.store;
     let stored = store
-        .version_to_start(&request.workflow_id, request.version)
+        .version_to_start(&request.workflow_id, request.options.version)
         .await?;
     let workflow = state
         .context
         .parse_workflow(&stored.source, stored.workflow_id.as_str())?;
     state.context.check_policy(&workflow).await?;
     let variables = workflow
-        .resolve_variables(&request.variables)
+        .resolve_variables(&request.options.variables)
         .map_err(|errors| {
             EngineError::InvalidVariables(
                 errors
@@ -248,6 +258,7 @@ async fn start_run(
             variables,
             started_by: request.started_by.name,
             started_by_id: request.started_by.user_id,
+            seed: request.options.seed,
         },
     };
     store.create_run(&record, &first).await?;
@@ -549,6 +560,7 @@ mod tests {
                 variables: Default::default(),
                 started_by: "ada".into(),
                 started_by_id: None,
+                seed: None,
             },
         };
         store.create_run(&record, &started).await.unwrap();

@@ -137,6 +137,8 @@ pub struct RunState {
     /// The starter's account, on a node with accounts.
     pub started_by_id: Option<UserId>,
     pub started_at_ms: i64,
+    /// The sampling seed each attempt's seed comes from (see [`crate::seed`]).
+    pub seed: u64,
     /// Changed only through `apply`, which keeps the bookkeeping below in step.
     tasks: BTreeMap<TaskId, TaskState>,
     /// What templates see of each task (status and outputs), kept current by `apply`.
@@ -270,6 +272,7 @@ impl RunState {
             started_by: String::new(),
             started_by_id: None,
             started_at_ms: 0,
+            seed: crate::seed::of_run(run_id),
             tasks,
             views,
             candidates,
@@ -360,12 +363,14 @@ impl RunState {
                 variables,
                 started_by,
                 started_by_id,
+                seed,
                 ..
             } => {
                 self.variables = variables.clone();
                 self.started_by = started_by.clone();
                 self.started_by_id = started_by_id.clone();
                 self.started_at_ms = at;
+                self.seed = seed.unwrap_or_else(|| crate::seed::of_run(&self.run_id));
             }
             RunEvent::TaskSkipped { task } => {
                 self.finish_task(task.as_str(), TaskStatus::Skipped, None, at)

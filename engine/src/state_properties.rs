@@ -369,7 +369,7 @@ proptest! {
     #[test]
     fn runs_follow_the_outcome_rules(plans in plans(), choices in prop::collection::vec(any::<usize>(), 200), slots in 1usize..4, resume_every in 3usize..40) {
         let mut simulation = Simulation { state: RunState::new(&"r".into(), Arc::new(workflow(&plans))), now: 0, started: BTreeSet::new(), log: Vec::new() };
-        simulation.record(RunEvent::RunStarted { workflow_id: "prop".into(), workflow_version: 1, variables: BTreeMap::new(), started_by: "p".into(), started_by_id: None });
+        simulation.record(RunEvent::RunStarted { workflow_id: "prop".into(), workflow_version: 1, variables: BTreeMap::new(), started_by: "p".into(), started_by_id: None, seed: None });
         let mut choice = choices.iter().cycle();
         for round in 0..10_000 {
             if simulation.state.finished.is_some() {

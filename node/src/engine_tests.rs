@@ -12,7 +12,7 @@ use troupe_agents::{AgentContext, AgentError, AgentOutput, TypedAgent};
 use troupe_config::Settings;
 
 use crate::NodeError;
-use crate::{Decision, Node, NodeBuilder, Person};
+use crate::{Decision, Node, NodeBuilder, Person, RunOptions};
 use troupe_engine::EngineError;
 use troupe_store::clock::TokioClock;
 use troupe_store::events::{RunEvent, RunStatus, TaskStatus};
@@ -49,7 +49,7 @@ impl Journal {
 
 /// `work`: sleeps `sleep_ms`, fails its first `fail_times` attempts, panics when
 /// `panic` is true, and echoes its inputs (with the networks its context allows when
-/// `report_networks` is true).
+/// `report_networks` is true, its attempt number and seed when `report_seed` is).
 struct Work {
     journal: Arc<Journal>,
 }
@@ -110,6 +110,10 @@ impl TypedAgent for Work {
         if outputs.get("report_networks").and_then(Value::as_bool) == Some(true) {
             outputs.insert("networks".into(), json!(context.project_networks().await));
         }
+        if outputs.get("report_seed").and_then(Value::as_bool) == Some(true) {
+            outputs.insert("attempt".into(), json!(context.attempt));
+            outputs.insert("seed".into(), json!(context.seed));
+        }
         Ok(AgentOutput {
             outputs,
             cost_usd: 0.01,
@@ -167,7 +171,11 @@ async fn start_by(
         .save_workflow(yaml, "test.yaml", "test")
         .await
         .expect("workflow is valid");
-    node.start_run(&id, None, variables, who).await
+    let options = RunOptions {
+        variables,
+        ..RunOptions::default()
+    };
+    node.start_run(&id, options, who).await
 }
 
 async fn wait_until(
@@ -748,6 +756,42 @@ async fn a_flaky_task_succeeds_on_retry() {
     let state = finish(&node, &run).await;
     assert_eq!(state.finished, Some(RunStatus::Completed));
     assert_eq!((journal.attempts("f"), state.tasks()["f"].attempts), (3, 3));
+}
+
+/// A run started with a seed hands each attempt the seed of its task and number, and
+/// keeps it in its log; a run started without one takes its id's.
+#[tokio::test]
+async fn attempts_draw_their_seeds_from_the_runs_seed() {
+    let (node, _journal) = node().await;
+    let yaml = "name: seeded\ntasks:\n  - { id: f, name: F, agent: work, max_retries: 1, inputs: { name: seeded, fail_times: 1, report_seed: true } }\n";
+    let (id, _) = node
+        .save_workflow(yaml, "seeded.yaml", "test")
+        .await
+        .unwrap();
+    let ada = Person::named("ada");
+    let seeded = RunOptions {
+        seed: Some(42),
+        ..RunOptions::default()
+    };
+    let run = node.start_run(&id, seeded, &ada).await.unwrap();
+    let outputs = finish(&node, &run).await.tasks()["f"]
+        .outputs
+        .clone()
+        .unwrap();
+    let second = troupe_engine::seed::of_attempt(42, &TaskId::from("f"), 2);
+    assert_eq!(
+        (&outputs["attempt"], &outputs["seed"]),
+        (&json!(2), &json!(second))
+    );
+    assert_eq!(node.run_detail(&run).await.unwrap().seed, 42);
+
+    let unseeded = node
+        .start_run(&id, RunOptions::default(), &ada)
+        .await
+        .unwrap();
+    finish(&node, &unseeded).await;
+    let detail = node.run_detail(&unseeded).await.unwrap();
+    assert_eq!(detail.seed, troupe_engine::seed::of_run(&unseeded));
 }
 
 #[tokio::test(start_paused = true)]
@@ -1377,7 +1421,7 @@ async fn after_a_restart_every_running_run_is_resumed_not_only_the_newest_thousa
     let mut runs = Vec::new();
     for _ in 0..RUNS {
         let run = first
-            .start_run(&workflow, None, BTreeMap::new(), &Person::named("ada"))
+            .start_run(&workflow, RunOptions::default(), &Person::named("ada"))
             .await
             .unwrap();
         runs.push(run);

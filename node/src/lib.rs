@@ -37,8 +37,9 @@ pub use reload::{Reloaded, RunningSettings, SettingsSource};
 pub use schedule::schedule_problem;
 pub use triggers::{PushView, ScheduleView, TriggerView};
 pub use troupe_cluster::models::ModelRole;
-/// Who starts runs and decides gates, and what they decide: the types a program that
+/// Who starts runs and decides gates, and what they choose: the types a program that
 /// embeds a node passes in.
+pub use troupe_engine::run_manager::RunOptions;
 pub use troupe_store::events::{Decision, Person};
 pub use vitals::Readiness;
 

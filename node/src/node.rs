@@ -36,7 +36,7 @@ use troupe_engine::command::RunCommand;
 use troupe_engine::context::{EngineContext, NodeIdentity};
 use troupe_engine::policy::ExecutionPolicy;
 use troupe_engine::run_actor::DecisionRequest;
-use troupe_engine::run_manager::{RunManager, RunManagerMsg, StartRun};
+use troupe_engine::run_manager::{RunManager, RunManagerMsg, RunOptions, StartRun};
 use troupe_engine::state::{MigrationPlan, RunState, TaskState};
 use troupe_security::audit::chain::AuditEntry;
 use troupe_security::audit::shipping::Shipping;
@@ -100,6 +100,9 @@ pub struct RunDetail {
     /// The run's budget and what the ledger says it spent, when its workflow has one.
     pub budget: Option<RunBudget>,
     pub failure_reason: Option<String>,
+    /// The sampling seed its attempts' seeds come from: a run started with it draws
+    /// the same answers from the local model.
+    pub seed: u64,
     pub tasks: Vec<TaskState>,
     /// The id of the run's trace, when spans were exported as it started.
     pub trace_id: Option<String>,
@@ -535,14 +538,13 @@ impl Node {
     pub async fn start_run(
         &self,
         workflow_id: &WorkflowId,
-        version: Option<u32>,
-        variables: BTreeMap<String, Value>,
+        options: RunOptions,
         started_by: &Person,
     ) -> Result<RunId, NodeError> {
+        let version = options.version;
         let request = StartRun {
             workflow_id: workflow_id.clone(),
-            version,
-            variables,
+            options,
             started_by: started_by.clone(),
             trace: TraceParent::current(),
             tick_ms: None,
@@ -854,6 +856,7 @@ impl Node {
             cost_usd: state.cost_usd(),
             budget,
             failure_reason: state.failure_reason.clone(),
+            seed: state.seed,
             record,
             tasks,
             trace_id,

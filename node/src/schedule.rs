@@ -11,7 +11,7 @@
 //! once` fires the latest of them; `skip` fires a tick only within [`GRACE_MS`] of it.
 //! While the triggers are paused, ticks pass and fire nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use tokio::task::JoinHandle;
 use troupe_engine::context::EngineContext;
-use troupe_engine::run_manager::{RunManagerMsg, StartRun};
+use troupe_engine::run_manager::{RunManagerMsg, RunOptions, StartRun};
 use troupe_security::audit::{AuditAction, AuditLog};
 use troupe_store::events::Person;
 use troupe_store::{RunId, WorkflowId, WorkflowRecord};
@@ -143,8 +143,7 @@ async fn fire(
     };
     let request = StartRun {
         workflow_id: workflow.clone(),
-        version: None,
-        variables: BTreeMap::new(),
+        options: RunOptions::default(),
         started_by: Person::named("schedule"),
         trace: None,
         tick_ms: Some(tick),

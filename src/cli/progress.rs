@@ -135,6 +135,8 @@ pub fn print_summary(detail: &RunDetail) {
     if let Some(trace) = detail.trace_url.as_ref().or(detail.trace_id.as_ref()) {
         println!("Trace {trace}");
     }
+    // What `troupe run --seed` takes to draw the same model answers again.
+    println!("Seed {}", detail.seed);
     println!(
         "{:<24} {:<16} {:>8} {:>10}",
         "TASK", "STATUS", "ATTEMPTS", "SECONDS"

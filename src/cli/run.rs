@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use troupe_api::wire::{RunStarted, StartRunRequest, WorkflowCreated};
 use troupe_config::Settings;
-use troupe_node::{Node, NodeBuilder, Person, RunDetail};
+use troupe_node::{Node, NodeBuilder, Person, RunDetail, RunOptions};
 use troupe_store::events::StoredEvent;
 use troupe_workflow::Workflow;
 
@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Who starts the run; the USER environment variable when absent.
     #[arg(long = "as")]
     started_by: Option<String>,
+    /// The run's sampling seed: the same seed draws the same answers from the local
+    /// model again. The run's id gives one when absent (`troupe runs show` prints it).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -43,7 +47,11 @@ pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> 
         troupe_node::builtin_registry(&settings).map_err(|error| InputError(error.to_string()))?;
     let workflow = troupe_workflow::parse_workflow(&source, &name, &registry.kind_names())
         .map_err(|diagnostics| InputError(diagnostics.to_string()))?;
-    let variables = parse_vars(&workflow, &args.vars)?;
+    let options = RunOptions {
+        version: None,
+        variables: parse_vars(&workflow, &args.vars)?,
+        seed: args.seed,
+    };
     let started_by = args.started_by.clone().unwrap_or_else(user);
     match &args.server {
         Some(server) => {
@@ -51,12 +59,12 @@ pub async fn run(settings: Settings, args: RunArgs) -> anyhow::Result<ExitCode> 
                 &Client::for_settings(Some(server), &settings),
                 &workflow,
                 source,
-                variables,
+                options,
                 started_by,
             )
             .await
         }
-        None => run_local(settings, &workflow, &source, &name, variables, started_by).await,
+        None => run_local(settings, &workflow, &source, &name, options, started_by).await,
     }
 }
 
@@ -88,7 +96,7 @@ async fn run_local(
     workflow: &Workflow,
     source: &str,
     name: &str,
-    variables: BTreeMap<String, Value>,
+    options: RunOptions,
     started_by: String,
 ) -> anyhow::Result<ExitCode> {
     // An in-process run loads the local models only for a workflow that has a
@@ -130,7 +138,7 @@ async fn run_local(
     let mut events = node.subscribe();
     let (workflow_id, _) = node.save_workflow(source, name, &started_by).await?;
     let run_id = node
-        .start_run(&workflow_id, None, variables, &Person::named(&started_by))
+        .start_run(&workflow_id, options, &Person::named(&started_by))
         .await?;
     let progress = Progress::new(workflow);
     // Events written before we read the log arrive on the bus too: show each seq once.
@@ -208,7 +216,7 @@ async fn run_remote(
     client: &Client,
     workflow: &Workflow,
     source: String,
-    variables: BTreeMap<String, Value>,
+    options: RunOptions,
     started_by: String,
 ) -> anyhow::Result<ExitCode> {
     let ws_url = format!("{}/api/v1/events", client.base().replacen("http", "ws", 1));
@@ -218,9 +226,10 @@ async fn run_remote(
         .with_context(|| format!("cannot open the event stream at {ws_url}"))?;
     let created: WorkflowCreated = client.post_text("/api/v1/workflows", source).await?;
     let request = StartRunRequest {
-        variables,
+        variables: options.variables,
         version: Some(created.version),
         started_by: Some(started_by),
+        seed: options.seed,
     };
     let started: RunStarted = client
         .post(

@@ -73,6 +73,10 @@ pub enum RunEvent {
         /// ids were kept): separation of duties compares it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         started_by_id: Option<UserId>,
+        /// The run's sampling seed, as its start request chose it; absent when it chose
+        /// none (and in logs written before runs had seeds): the run's id gives it then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
     },
     TaskSkipped {
         task: TaskId,
@@ -280,11 +284,15 @@ mod tests {
             "kind": "run_started", "workflow_id": "wf", "workflow_version": 1,
             "variables": {}, "started_by": "ada"
         });
-        let RunEvent::RunStarted { started_by_id, .. } = serde_json::from_value(old_start).unwrap()
+        let RunEvent::RunStarted {
+            started_by_id,
+            seed,
+            ..
+        } = serde_json::from_value(old_start).unwrap()
         else {
             panic!("a run_started event");
         };
-        assert_eq!(started_by_id, None);
+        assert_eq!((started_by_id, seed), (None, None));
         let old_decision = serde_json::json!({
             "kind": "approval_decided", "task": "sign_off", "approved": true,
             "approver": "bob", "comment": null

@@ -124,6 +124,7 @@ fn started(run: &str) -> StoredEvent {
             variables: Default::default(),
             started_by: "ada".into(),
             started_by_id: None,
+            seed: None,
         },
     )
 }

@@ -1,8 +1,6 @@
 //! One model-backed attempt: the model and memory it may use, what it recalled, what its
 //! model calls cost; and the outputs every model-backed kind adds to its own.
 
-use std::hash::Hasher;
-
 use serde_json::{Map, Value, json};
 
 use crate::agent::{AgentContext, AgentOutput};
@@ -91,8 +89,8 @@ impl<'a> Session<'a> {
         let request = ModelRequest {
             turns,
             max_tokens: self.config.max_tokens,
-            temperature: 0.0,
-            seed: stable_hash(&self.context.idempotency_key),
+            temperature: self.config.policy.first_temperature(self.context.attempt),
+            seed: self.context.seed,
             task_type,
             agent: self.agent.to_string(),
             project: self.context.scope.project.clone(),
@@ -159,26 +157,5 @@ impl<'a> Session<'a> {
             outputs,
             cost_usd: self.cost_usd,
         }
-    }
-}
-
-/// FNV-1a: a hash that is the same in every process and release, unlike the standard
-/// library's, for seeds that must be reproducible.
-fn stable_hash(text: &str) -> u64 {
-    let mut hasher = fnv::FnvHasher::default();
-    hasher.write(text.as_bytes());
-    hasher.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stable_hash;
-
-    /// Seeds must not change between releases: FNV-1a's published test vectors.
-    #[test]
-    fn the_seed_hash_is_fnv_1a() {
-        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(stable_hash("foobar"), 0x8594_4171_f739_67e8);
     }
 }

@@ -17,7 +17,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use troupe_node::{Node, Person, PushHook};
+use troupe_node::{Node, Person, PushHook, RunOptions};
 use troupe_store::WorkflowId;
 
 use crate::body::read_bytes;
@@ -73,7 +73,11 @@ pub async fn push(
     let key = ScopedKey::delivery(&id, delivery.sender.name(), &delivery.id);
     let fingerprint = troupe_store::digest::sha256_hex(&String::from_utf8_lossy(&body));
     let started_by = Person::named(format!("{} push", delivery.sender.name()));
-    let start = node.start_run(&id, None, push.variables(), &started_by);
+    let options = RunOptions {
+        variables: push.variables(),
+        ..RunOptions::default()
+    };
+    let start = node.start_run(&id, options, &started_by);
     idempotency::start_once(&node, key, &fingerprint, start).await
 }
 

@@ -196,6 +196,7 @@ async fn run_attempt(
         epoch: attempt.epoch,
         task: attempt.task,
         attempt: attempt.attempt,
+        seed: attempt.seed,
         inputs: attempt.inputs,
         timeout_secs: attempt.timeout_secs,
         cancel: cancel.clone(),

@@ -94,6 +94,7 @@ impl RunState {
         fresh.started_by = self.started_by.clone();
         fresh.started_by_id = self.started_by_id.clone();
         fresh.started_at_ms = self.started_at_ms;
+        fresh.seed = self.seed;
         fresh.max_fan_out = self.max_fan_out;
         let old = std::mem::replace(self, fresh);
         let reset: HashSet<&str> = reset.iter().map(TaskId::as_str).collect();

@@ -33,6 +33,7 @@ impl Log {
             variables: Default::default(),
             started_by: "ada".into(),
             started_by_id: None,
+            seed: None,
         });
         log
     }

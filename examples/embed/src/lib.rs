@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 use troupe_agents::{AgentContext, AgentError, AgentOutput, TypedAgent};
 use troupe_config::Settings;
-use troupe_node::{NodeBuilder, NodeError, Person, RunDetail};
+use troupe_node::{NodeBuilder, NodeError, Person, RunDetail, RunOptions};
 
 /// The workflow the example runs: the custom kind counts, the built-in `echo` reports.
 pub const WORKFLOW: &str = r#"
@@ -79,9 +79,12 @@ pub async fn count_words(settings: Settings, text: &str) -> Result<RunDetail, No
     let (workflow_id, _) = node
         .save_workflow(WORKFLOW, "count-words.yaml", "embed")
         .await?;
-    let variables = BTreeMap::from([("text".to_string(), json!(text))]);
+    let options = RunOptions {
+        variables: BTreeMap::from([("text".to_string(), json!(text))]),
+        ..RunOptions::default()
+    };
     let run_id = node
-        .start_run(&workflow_id, None, variables, &Person::named("embed"))
+        .start_run(&workflow_id, options, &Person::named("embed"))
         .await?;
     let finished = node.finished_run(&run_id).await;
     node.shutdown().await;

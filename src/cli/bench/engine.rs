@@ -13,7 +13,7 @@ use serde::Serialize;
 use troupe_config::Settings;
 
 use anyhow::bail;
-use troupe_node::{Node, NodeBuilder};
+use troupe_node::{Node, NodeBuilder, RunOptions};
 use troupe_store::events::{Person, RunEvent, RunStatus};
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,7 +103,7 @@ async fn measure(
     let mut finished = node.subscribe();
     let (started, cpu_started) = (Instant::now(), process_cpu_time()?);
     let run = node
-        .start_run(&id, None, Default::default(), &Person::named("bench"))
+        .start_run(&id, RunOptions::default(), &Person::named("bench"))
         .await?;
     loop {
         match finished.recv().await {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use troupe_config::Settings;
 use troupe_engine::state::TaskState;
-use troupe_node::{Node, NodeBuilder, RunDetail};
+use troupe_node::{Node, NodeBuilder, RunDetail, RunOptions};
 use troupe_store::events::{Person, TaskStatus};
 use troupe_store::{CallRow, ProjectId};
 
@@ -132,8 +132,12 @@ async fn run_specs(node: &Node, specs: usize, scratch: &Path) -> anyhow::Result<
                 json!(work_dir.display().to_string()),
             ),
         ]);
+        let options = RunOptions {
+            variables,
+            ..RunOptions::default()
+        };
         let run = node
-            .start_run(&workflow, None, variables, &Person::named("bench"))
+            .start_run(&workflow, options, &Person::named("bench"))
             .await?;
         runs.push((goal, run));
     }

@@ -229,6 +229,7 @@ async fn remote_attempt(gateway: &ActorRef<GatewayMsg>, number: u64) -> anyhow::
         epoch: 1,
         task: "echo".into(),
         attempt: 1,
+        seed: number,
         kind: "echo".into(),
         inputs: serde_json::Map::from_iter([("n".to_string(), json!(number))]),
         timeout_secs: Some(10),
