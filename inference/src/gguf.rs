@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{Content, Value};
 
 use crate::errors::InferenceError;
-
-/// Architectures whose GGUF files we can serve (candle's quantized llama).
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
+use crate::llama::ARCHITECTURES;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GgufSummary {
@@ -87,11 +85,11 @@ fn summarize(
     };
     let architecture = text("general.architecture")
         .ok_or_else(|| invalid(path, "no general.architecture in its metadata".into()))?;
-    if !SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
+    if !ARCHITECTURES.contains(&architecture.as_str()) {
         return Err(InferenceError::UnsupportedArchitecture {
             path: path.to_path_buf(),
             architecture,
-            supported: SUPPORTED_ARCHITECTURES.join(", "),
+            supported: ARCHITECTURES.join(", "),
         });
     }
     let number = |key: String| {

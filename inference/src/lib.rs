@@ -27,6 +27,7 @@ pub mod generation;
 pub mod gguf;
 pub mod kernels;
 pub mod llama;
+pub mod packaged;
 pub mod prefix;
 pub mod probe;
 pub mod providers;

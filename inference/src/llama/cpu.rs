@@ -12,7 +12,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use super::{LlamaConfig, Pass, attention};
+use super::{LlamaConfig, Pass, Rotation, attention};
 use crate::kernels::{Q4_1Matrix, Q8_0Matrix};
 
 /// A weight matrix with our kernel where we have one, candle's otherwise.
@@ -91,6 +91,14 @@ impl Projections {
         }
     }
 
+    /// Each projection's output width.
+    fn rows(&self) -> Vec<usize> {
+        match self {
+            Projections::Stacked { rows, .. } => rows.clone(),
+            Projections::Separate(parts) => parts.iter().map(Matrix::rows).collect(),
+        }
+    }
+
     /// One output per projection, each `tokens × its rows`.
     fn matmul(&self, input: &[f32], tokens: usize) -> Result<Vec<Vec<f32>>> {
         match self {
@@ -127,11 +135,60 @@ struct Layer {
     attention_norm: Vec<f32>,
     /// Query, key and value.
     qkv: Projections,
+    /// Added to the query, key and value projections, where the file has them (qwen2).
+    qkv_bias: [Option<Vec<f32>>; 3],
+    /// The weights of the norms over each query head and each key head, where the file
+    /// has them (qwen3).
+    head_norms: Option<[Vec<f32>; 2]>,
     attention_out: Matrix,
     ffn_norm: Vec<f32>,
     /// Gate and up.
     gate_up: Projections,
     down: Matrix,
+}
+
+impl Layer {
+    /// The widths a pass relies on, so that a file with a wrong one is refused at load
+    /// rather than failing (or reading out of bounds) in a pass.
+    fn check(&self, config: &LlamaConfig) -> std::result::Result<(), String> {
+        let (query, kv) = (config.query_width(), config.kv_width());
+        let projections = self.qkv.rows();
+        if projections != [query, kv, kv] {
+            return Err(format!(
+                "query, key and value project to {projections:?} values; the heads need [{query}, {kv}, {kv}]"
+            ));
+        }
+        let biases = self.qkv_bias.iter().zip([query, kv, kv]);
+        if let Some((bias, width)) = biases
+            .filter_map(|(bias, width)| Some((bias.as_ref()?, width)))
+            .find(|(bias, width)| bias.len() != *width)
+        {
+            return Err(format!(
+                "a projection bias has {} values for {width} outputs",
+                bias.len()
+            ));
+        }
+        if let Some(norm) = self
+            .head_norms
+            .iter()
+            .flatten()
+            .find(|norm| norm.len() != config.head_dim)
+        {
+            return Err(format!(
+                "a head norm has {} weights for heads {} wide",
+                norm.len(),
+                config.head_dim
+            ));
+        }
+        if self.attention_out.rows() != config.hidden {
+            return Err(format!(
+                "attn_output projects to {} values; the model is {} wide",
+                self.attention_out.rows(),
+                config.hidden
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub(super) struct CpuModel {
@@ -196,29 +253,86 @@ impl CpuCache {
     }
 }
 
+/// Reads a GGUF file's tensors as the CPU path keeps them.
+struct Reader<'a, R> {
+    content: &'a Content,
+    reader: &'a mut R,
+}
+
+impl<R: std::io::Read + std::io::Seek> Reader<'_, R> {
+    fn tensor(&mut self, name: &str) -> std::result::Result<QTensor, String> {
+        self.content
+            .tensor(self.reader, name, &Device::Cpu)
+            .map_err(|error| format!("tensor `{name}`: {error}"))
+    }
+
+    fn vector(&mut self, name: &str) -> std::result::Result<Vec<f32>, String> {
+        dense(&self.tensor(name)?).map_err(|error| format!("tensor `{name}`: {error}"))
+    }
+
+    fn matrix(&mut self, name: &str) -> std::result::Result<Matrix, String> {
+        Matrix::new(self.tensor(name)?).map_err(|error| format!("tensor `{name}`: {error}"))
+    }
+
+    /// `name` as a vector, where the file has it.
+    fn optional(&mut self, name: &str) -> std::result::Result<Option<Vec<f32>>, String> {
+        match self.content.tensor_infos.contains_key(name) {
+            true => self.vector(name).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// Layer `index`, checked against `config`.
+    fn layer(&mut self, index: usize, config: &LlamaConfig) -> std::result::Result<Layer, String> {
+        let name = |part: &str| format!("blk.{index}.{part}.weight");
+        let bias = |part: &str| format!("blk.{index}.{part}.bias");
+        let head_norms = match (
+            self.optional(&name("attn_q_norm"))?,
+            self.optional(&name("attn_k_norm"))?,
+        ) {
+            (Some(query), Some(key)) => Some([query, key]),
+            (None, None) => None,
+            _ => return Err("a norm for one of query and key heads but not the other".into()),
+        };
+        let layer = Layer {
+            attention_norm: self.vector(&name("attn_norm"))?,
+            qkv: Projections::new(vec![
+                self.matrix(&name("attn_q"))?,
+                self.matrix(&name("attn_k"))?,
+                self.matrix(&name("attn_v"))?,
+            ])?,
+            qkv_bias: [
+                self.optional(&bias("attn_q"))?,
+                self.optional(&bias("attn_k"))?,
+                self.optional(&bias("attn_v"))?,
+            ],
+            head_norms,
+            attention_out: self.matrix(&name("attn_output"))?,
+            ffn_norm: self.vector(&name("ffn_norm"))?,
+            gate_up: Projections::new(vec![
+                self.matrix(&name("ffn_gate"))?,
+                self.matrix(&name("ffn_up"))?,
+            ])?,
+            down: self.matrix(&name("ffn_down"))?,
+        };
+        layer.check(config)?;
+        Ok(layer)
+    }
+}
+
+/// Every value of `tensor` as `f32`s.
+fn dense(tensor: &QTensor) -> Result<Vec<f32>> {
+    tensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()
+}
+
 impl CpuModel {
     pub(super) fn from_gguf<R: std::io::Read + std::io::Seek>(
         config: LlamaConfig,
         content: &Content,
         reader: &mut R,
     ) -> std::result::Result<Self, String> {
-        let device = Device::Cpu;
-        let tensor = |reader: &mut R, name: &str| -> std::result::Result<QTensor, String> {
-            content
-                .tensor(reader, name, &device)
-                .map_err(|error| format!("tensor `{name}`: {error}"))
-        };
-        let vector = |reader: &mut R, name: &str| -> std::result::Result<Vec<f32>, String> {
-            tensor(reader, name)?
-                .dequantize(&device)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1())
-                .map_err(|error| format!("tensor `{name}`: {error}"))
-        };
-        let matrix = |reader: &mut R, name: &str| -> std::result::Result<Matrix, String> {
-            Matrix::new(tensor(reader, name)?).map_err(|error| format!("tensor `{name}`: {error}"))
-        };
-        let table = tensor(reader, "token_embd.weight")?;
+        let mut file = Reader { content, reader };
+        let table = file.tensor("token_embd.weight")?;
         let (_, width) = table.shape().dims2().map_err(|e| e.to_string())?;
         if width != config.hidden {
             return Err(format!(
@@ -226,44 +340,24 @@ impl CpuModel {
                 config.hidden
             ));
         }
-        let output = if content.tensor_infos.contains_key("output.weight") {
-            Some(matrix(reader, "output.weight")?)
-        } else {
-            None
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => Some(file.matrix("output.weight")?),
+            false => None,
         };
         let dense_embeddings = match table.dtype() {
             GgmlDType::Q4_1 | GgmlDType::Q8_0 => None,
-            _ => Some(
-                table
-                    .dequantize(&device)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1())
-                    .map_err(|e| e.to_string())?,
-            ),
+            _ => Some(dense(&table).map_err(|e| e.to_string())?),
         };
         let embeddings = Matrix::new(table)?;
-        let mut layers = Vec::with_capacity(config.layers);
-        for index in 0..config.layers {
-            let name = |part: &str| format!("blk.{index}.{part}.weight");
-            layers.push(Layer {
-                attention_norm: vector(reader, &name("attn_norm"))?,
-                qkv: Projections::new(vec![
-                    matrix(reader, &name("attn_q"))?,
-                    matrix(reader, &name("attn_k"))?,
-                    matrix(reader, &name("attn_v"))?,
-                ])?,
-                attention_out: matrix(reader, &name("attn_output"))?,
-                ffn_norm: vector(reader, &name("ffn_norm"))?,
-                gate_up: Projections::new(vec![
-                    matrix(reader, &name("ffn_gate"))?,
-                    matrix(reader, &name("ffn_up"))?,
-                ])?,
-                down: matrix(reader, &name("ffn_down"))?,
-            });
-        }
+        let layers = (0..config.layers)
+            .map(|index| {
+                file.layer(index, &config)
+                    .map_err(|problem| format!("layer {index}: {problem}"))
+            })
+            .collect::<std::result::Result<Vec<Layer>, String>>()?;
         let (cos, sin) = rotary_tables(&config);
         Ok(Self {
-            norm: vector(reader, "output_norm.weight")?,
+            norm: file.vector("output_norm.weight")?,
             config,
             embeddings,
             dense_embeddings,
@@ -311,7 +405,8 @@ impl CpuModel {
 
     fn forward_in_pool(&self, items: &mut [Pass<'_, CpuCache>]) -> Result<Tensor> {
         let hidden_width = self.config.hidden;
-        let kv_width = self.config.kv_heads * self.config.head_dim;
+        let query_width = self.config.query_width();
+        let kv_width = self.config.kv_width();
         let tokens: usize = items.iter().map(|item| item.tokens.len()).sum();
         let mut hidden = vec![0f32; tokens * hidden_width];
         for (row, token) in items.iter().flat_map(|item| item.tokens.iter()).enumerate() {
@@ -328,11 +423,8 @@ impl CpuModel {
                 self.config.rms_eps,
                 &mut normed,
             );
-            let [mut queries, mut keys, values]: [Vec<f32>; 3] = layer
-                .qkv
-                .matmul(&normed, tokens)?
-                .try_into()
-                .map_err(|_| candle_core::Error::Msg("expected three projections".into()))?;
+            let [mut queries, mut keys, values] =
+                self.queries_keys_values(layer, &normed, tokens)?;
             let mut start = 0;
             for item in items.iter_mut() {
                 let count = item.tokens.len();
@@ -340,7 +432,7 @@ impl CpuModel {
                     let position = item.position + t;
                     let row = start + t;
                     self.rotate(
-                        &mut queries[row * hidden_width..(row + 1) * hidden_width],
+                        &mut queries[row * query_width..(row + 1) * query_width],
                         position,
                     );
                     self.rotate(&mut keys[row * kv_width..(row + 1) * kv_width], position);
@@ -376,32 +468,66 @@ impl CpuModel {
         Tensor::from_vec(logits, (rows.len(), output.rows()), &Device::Cpu)
     }
 
-    /// Rotary embedding of every head of one row at `position` (pairs 2i, 2i+1: the
-    /// GGUF llama layout).
+    /// The layer's query, key and value projections of `normed` (`tokens` rows), with
+    /// their biases added and their heads normed where the model has them.
+    fn queries_keys_values(
+        &self,
+        layer: &Layer,
+        normed: &[f32],
+        tokens: usize,
+    ) -> Result<[Vec<f32>; 3]> {
+        let mut projected: [Vec<f32>; 3] = layer
+            .qkv
+            .matmul(normed, tokens)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("expected three projections".into()))?;
+        for (output, bias) in projected.iter_mut().zip(&layer.qkv_bias) {
+            if let Some(bias) = bias {
+                for row in output.chunks_exact_mut(bias.len()) {
+                    add_in_place(row, bias);
+                }
+            }
+        }
+        if let Some([query_norm, key_norm]) = &layer.head_norms {
+            let eps = self.config.rms_eps;
+            for (output, weight) in projected.iter_mut().zip([query_norm, key_norm]) {
+                rms_norm_in_place(output, weight, eps);
+            }
+        }
+        Ok(projected)
+    }
+
+    /// Rotary embedding of every head of one row at `position`, its pairs as the model's
+    /// [`Rotation`] says.
     fn rotate(&self, row: &mut [f32], position: usize) {
         let half = self.config.head_dim / 2;
         let cos = &self.cos[position * half..(position + 1) * half];
         let sin = &self.sin[position * half..(position + 1) * half];
+        let pair = |i: usize| match self.config.rotation {
+            Rotation::Adjacent => (2 * i, 2 * i + 1),
+            Rotation::Halves => (i, i + half),
+        };
         for head in row.chunks_exact_mut(self.config.head_dim) {
             for i in 0..half {
-                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = x0 * cos[i] - x1 * sin[i];
-                head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+                let (a, b) = pair(i);
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos[i] - x1 * sin[i];
+                head[b] = x0 * sin[i] + x1 * cos[i];
             }
         }
     }
 
     /// Causal attention of every item's new tokens over its cache (which already holds
     /// them), one job per item and key/value head (see [`attention`]). Returns
-    /// `tokens × hidden`.
+    /// `tokens × heads × head_dim`.
     fn attend(&self, layer: usize, items: &[Pass<'_, CpuCache>], queries: &[f32]) -> Vec<f32> {
         let LlamaConfig {
             heads,
             kv_heads,
             head_dim,
-            hidden,
             ..
         } = self.config;
+        let width = self.config.query_width();
         let group = heads / kv_heads;
         let mut starts = Vec::with_capacity(items.len());
         let mut start = 0;
@@ -424,21 +550,21 @@ impl CpuModel {
                     scale: 1.0 / (head_dim as f32).sqrt(),
                 };
                 let query = |t: usize, g: usize| {
-                    let at = (starts[index] + t) * hidden + (kv_head * group + g) * head_dim;
+                    let at = (starts[index] + t) * width + (kv_head * group + g) * head_dim;
                     &queries[at..at + head_dim]
                 };
                 let cache = (&item.cache.keys[layer][..], &item.cache.values[layer][..]);
                 shape.attend(cache, item.position, item.tokens.len(), query)
             })
             .collect();
-        let mut attended = vec![0f32; start * hidden];
-        let width = group * head_dim;
+        let mut attended = vec![0f32; start * width];
+        let group_width = group * head_dim;
         for (&(index, kv_head), out) in jobs.iter().zip(results) {
             // `out` is `[t][g][head_dim]`: token t's heads of this group side by side,
             // as they sit in its row.
-            for (t, heads) in out.chunks_exact(width).enumerate() {
-                let at = (starts[index] + t) * hidden + kv_head * width;
-                attended[at..at + width].copy_from_slice(heads);
+            for (t, heads) in out.chunks_exact(group_width).enumerate() {
+                let at = (starts[index] + t) * width + kv_head * group_width;
+                attended[at..at + group_width].copy_from_slice(heads);
             }
         }
         attended
@@ -489,6 +615,17 @@ fn rms_norm(input: &[f32], weight: &[f32], eps: f64, out: &mut [f32]) {
         let scale = 1.0 / (mean + eps as f32).sqrt();
         for ((o, x), w) in target.iter_mut().zip(row).zip(weight) {
             *o = x * scale * w;
+        }
+    }
+}
+
+/// `rms_norm` of each `weight.len()` values of `rows` onto themselves.
+fn rms_norm_in_place(rows: &mut [f32], weight: &[f32], eps: f64) {
+    for row in rows.chunks_exact_mut(weight.len()) {
+        let mean = row.iter().map(|x| x * x).sum::<f32>() / weight.len() as f32;
+        let scale = 1.0 / (mean + eps as f32).sqrt();
+        for (x, w) in row.iter_mut().zip(weight) {
+            *x *= scale * w;
         }
     }
 }

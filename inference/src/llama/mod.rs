@@ -1,5 +1,9 @@
 //! A llama-architecture transformer over GGUF weights that runs many sequences in one
-//! forward pass: the continuous-batching core.
+//! forward pass: the continuous-batching core. The qwen2 and qwen3 families are the same
+//! shape with three differences, read from the file ([`LlamaConfig`]): biases on the
+//! query, key and value projections (qwen2), a norm over each query and key head before
+//! the rotation (qwen3), and the rotation's pairs taken from the two halves of a head
+//! rather than side by side (both; their GGUF converters leave the weights unpermuted).
 //!
 //! candle's `quantized_llama` keeps one KV cache per model instance and one position for
 //! the whole batch, so sequences of different lengths cannot share a pass. Here the
@@ -26,52 +30,95 @@ use candle_core::{Device, Result, Tensor};
 /// claims: the rotary tables and a full cache are sized by it.
 pub const MAX_CONTEXT_TOKENS: usize = 4096;
 
-/// The shape of a llama model, from its GGUF metadata.
+/// The architectures (`general.architecture`) served, each one's metadata under its
+/// own name.
+pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3"];
+
+/// Which dimensions of a head the rotary embedding turns together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// `2i` with `2i + 1`: llama's GGUF layout (its converter permutes the weights).
+    Adjacent,
+    /// `i` with `i + head_dim / 2`: the Hugging Face layout, which qwen's GGUFs keep.
+    Halves,
+}
+
+/// The shape of a model, from its GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
     pub layers: usize,
     pub hidden: usize,
     pub heads: usize,
     pub kv_heads: usize,
+    /// Width of one attention head: `hidden / heads` unless the file says otherwise
+    /// (qwen3's heads are wider).
     pub head_dim: usize,
     pub rms_eps: f64,
     pub rope_base: f32,
+    pub rotation: Rotation,
     pub context_length: usize,
 }
 
 impl LlamaConfig {
     pub fn from_gguf(content: &Content) -> std::result::Result<Self, String> {
-        let number = |key: &str| -> std::result::Result<u32, String> {
+        let architecture = match content.metadata.get("general.architecture") {
+            Some(candle_core::quantized::gguf_file::Value::String(name))
+                if ARCHITECTURES.contains(&name.as_str()) =>
+            {
+                name.as_str()
+            }
+            other => {
+                return Err(format!(
+                    "architecture {other:?} is not one of {}",
+                    ARCHITECTURES.join(", ")
+                ));
+            }
+        };
+        let key = |name: &str| format!("{architecture}.{name}");
+        let number = |name: &str| -> std::result::Result<usize, String> {
+            let key = key(name);
             content
                 .metadata
-                .get(key)
+                .get(&key)
                 .ok_or_else(|| format!("its metadata has no `{key}`"))?
                 .to_u32()
+                .map(|value| value as usize)
                 .map_err(|error| format!("`{key}` is not a number: {error}"))
         };
-        let heads = number("llama.attention.head_count")? as usize;
-        let kv_heads = number("llama.attention.head_count_kv")? as usize;
-        let hidden = number("llama.embedding_length")? as usize;
-        let layers = number("llama.block_count")? as usize;
-        if heads == 0
-            || kv_heads == 0
-            || !hidden.is_multiple_of(heads)
-            || !heads.is_multiple_of(kv_heads)
-        {
+        let heads = number("attention.head_count")?;
+        let kv_heads = number("attention.head_count_kv")?;
+        let hidden = number("embedding_length")?;
+        let layers = number("block_count")?;
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             return Err(format!(
-                "inconsistent attention shape: {heads} heads, {kv_heads} key/value heads, width {hidden}"
+                "inconsistent attention shape: {heads} heads, {kv_heads} key/value heads"
             ));
         }
-        let head_dim = hidden / heads;
-        let rope_dim = number("llama.rope.dimension_count").map_or(head_dim, |dim| dim as usize);
-        if rope_dim != head_dim {
+        let head_dim = match number("attention.key_length") {
+            Ok(width) => width,
+            Err(_) if hidden.is_multiple_of(heads) => hidden / heads,
+            Err(_) => {
+                return Err(format!(
+                    "inconsistent attention shape: width {hidden} in {heads} heads"
+                ));
+            }
+        };
+        let value_dim = number("attention.value_length").unwrap_or(head_dim);
+        let rope_dim = number("rope.dimension_count").unwrap_or(head_dim);
+        if value_dim != head_dim || rope_dim != head_dim || head_dim == 0 || head_dim % 2 == 1 {
             return Err(format!(
-                "partial rotary embeddings ({rope_dim} of {head_dim} dimensions) are not supported"
+                "unsupported heads: keys {head_dim} wide, values {value_dim}, rotated {rope_dim} \
+                 (they must be equal and even)"
             ));
         }
-        let float = |key: &str| content.metadata.get(key).and_then(|v| v.to_f32().ok());
-        let context_length = number("llama.context_length")
-            .map_or(MAX_CONTEXT_TOKENS, |length| length as usize)
+        let float = |name: &str| {
+            content
+                .metadata
+                .get(&key(name))
+                .and_then(|v| v.to_f32().ok())
+        };
+        let context_length = number("context_length")
+            .unwrap_or(MAX_CONTEXT_TOKENS)
             .min(MAX_CONTEXT_TOKENS);
         Ok(Self {
             layers,
@@ -79,10 +126,19 @@ impl LlamaConfig {
             heads,
             kv_heads,
             head_dim,
-            rms_eps: float("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5) as f64,
-            rope_base: float("llama.rope.freq_base").unwrap_or(10_000.0),
+            rms_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5) as f64,
+            rope_base: float("rope.freq_base").unwrap_or(10_000.0),
+            rotation: match architecture {
+                "llama" => Rotation::Adjacent,
+                _ => Rotation::Halves,
+            },
             context_length,
         })
+    }
+
+    /// Values per position of the queries (and of attention's output): every head's.
+    fn query_width(&self) -> usize {
+        self.heads * self.head_dim
     }
 
     fn kv_width(&self) -> usize {

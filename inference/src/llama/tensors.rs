@@ -7,13 +7,17 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::{LlamaConfig, Pass};
+use super::{LlamaConfig, Pass, Rotation};
 
 struct Layer {
     attention_norm: RmsNorm,
     query: QMatMul,
     key: QMatMul,
     value: QMatMul,
+    /// Added to the query, key and value projections, where the file has them (qwen2).
+    qkv_bias: [Option<Tensor>; 3],
+    /// Norms over each query head and each key head, where the file has them (qwen3).
+    head_norms: Option<[RmsNorm; 2]>,
     attention_out: QMatMul,
     ffn_norm: RmsNorm,
     gate: QMatMul,
@@ -67,14 +71,35 @@ impl TensorModel {
             true => matmul(reader, "output.weight")?,
             false => QMatMul::from_qtensor(embeddings_q).map_err(text)?,
         };
+        let present = |name: &str| content.tensor_infos.contains_key(name);
+        let bias = |reader: &mut R, name: &str| -> std::result::Result<Option<Tensor>, String> {
+            match present(name) {
+                true => Ok(Some(
+                    tensor(reader, name)?.dequantize(device).map_err(text)?,
+                )),
+                false => Ok(None),
+            }
+        };
         let mut layers = Vec::with_capacity(config.layers);
         for index in 0..config.layers {
             let name = |part: &str| format!("blk.{index}.{part}.weight");
+            let (query_norm, key_norm) = (name("attn_q_norm"), name("attn_k_norm"));
+            let head_norms = match present(&query_norm) && present(&key_norm) {
+                true => Some([norm(reader, &query_norm)?, norm(reader, &key_norm)?]),
+                false => None,
+            };
+            let biases = |part: &str| format!("blk.{index}.{part}.bias");
             layers.push(Layer {
                 attention_norm: norm(reader, &name("attn_norm"))?,
                 query: matmul(reader, &name("attn_q"))?,
                 key: matmul(reader, &name("attn_k"))?,
                 value: matmul(reader, &name("attn_v"))?,
+                qkv_bias: [
+                    bias(reader, &biases("attn_q"))?,
+                    bias(reader, &biases("attn_k"))?,
+                    bias(reader, &biases("attn_v"))?,
+                ],
+                head_norms,
                 attention_out: matmul(reader, &name("attn_output"))?,
                 ffn_norm: norm(reader, &name("ffn_norm"))?,
                 gate: matmul(reader, &name("ffn_gate"))?,
@@ -150,9 +175,8 @@ impl TensorModel {
             .index_select(&Tensor::new(ids.as_slice(), &self.device)?, 0)?;
         for (index, layer) in self.layers.iter().enumerate() {
             let normed = layer.attention_norm.forward(&hidden)?;
-            let queries = layer.query.forward(&normed)?;
-            let keys = layer.key.forward(&normed)?;
-            let values = layer.value.forward(&normed)?;
+            let [queries, keys, values] =
+                layer.queries_keys_values(&normed, self.config.head_dim)?;
             let mut attended = Vec::with_capacity(items.len());
             let mut start = 0;
             for item in items.iter() {
@@ -211,8 +235,12 @@ impl TensorModel {
         };
         let cos = self.cos.narrow(0, position, count)?;
         let sin = self.sin.narrow(0, position, count)?;
-        let queries = candle_nn::rotary_emb::rope_i(&heads_first(queries, heads)?, &cos, &sin)?;
-        let keys = candle_nn::rotary_emb::rope_i(&heads_first(keys, kv_heads)?, &cos, &sin)?;
+        let rotate = |tensor: &Tensor| match self.config.rotation {
+            Rotation::Adjacent => candle_nn::rotary_emb::rope_i(tensor, &cos, &sin),
+            Rotation::Halves => candle_nn::rotary_emb::rope(tensor, &cos, &sin),
+        };
+        let queries = rotate(&heads_first(queries, heads)?)?;
+        let keys = rotate(&heads_first(keys, kv_heads)?)?;
         let values = heads_first(values, kv_heads)?;
         cache.keys[layer].slice_set(&keys, 2, position)?;
         cache.values[layer].slice_set(&values, 2, position)?;
@@ -235,6 +263,32 @@ impl TensorModel {
             .reshape((heads, count, head_dim))?
             .transpose(0, 1)?
             .reshape((count, heads * head_dim))
+    }
+}
+
+impl Layer {
+    /// The query, key and value projections of `normed`, with their biases added and
+    /// their heads normed where the model has them.
+    fn queries_keys_values(&self, normed: &Tensor, head_dim: usize) -> Result<[Tensor; 3]> {
+        let mut projected = [
+            self.query.forward(normed)?,
+            self.key.forward(normed)?,
+            self.value.forward(normed)?,
+        ];
+        for (output, bias) in projected.iter_mut().zip(&self.qkv_bias) {
+            if let Some(bias) = bias {
+                *output = output.broadcast_add(bias)?;
+            }
+        }
+        if let Some(norms) = &self.head_norms {
+            for (output, norm) in projected.iter_mut().zip(norms) {
+                let (rows, width) = output.dims2()?;
+                *output = norm
+                    .forward(&output.reshape((rows, width / head_dim, head_dim))?)?
+                    .reshape((rows, width))?;
+            }
+        }
+        Ok(projected)
     }
 }
 
