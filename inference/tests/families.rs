@@ -12,6 +12,10 @@ use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
 use troupe_inference::gguf;
 use troupe_inference::llama::{BatchItem, ForwardPath, LlamaWeights};
 
+mod support;
+
+use support::random;
+
 const HIDDEN: usize = 64;
 const HEADS: usize = 4;
 const KV_HEADS: usize = 2;
@@ -41,20 +45,6 @@ impl Family {
             Family::Qwen3 => 2 * HIDDEN / HEADS,
         }
     }
-}
-
-fn random(shape: &[usize], seed: u64) -> Tensor {
-    let count: usize = shape.iter().product();
-    let values: Vec<f32> = (0..count)
-        .map(|i| {
-            let x = (i as u64 + 1)
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(seed);
-            ((x >> 33) % 2001) as f32 / 1000.0 - 1.0
-        })
-        .map(|v| v * 0.2)
-        .collect();
-    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
 }
 
 /// Norm weights near one, none alike.
@@ -178,40 +168,30 @@ fn ours(path: &std::path::Path, forward: ForwardPath) -> [Vec<f32>; 2] {
     [step(&PROMPT), step(&[NEXT])]
 }
 
+/// A candle model's `forward(input, position)`.
+type CandleForward = dyn FnMut(&Tensor, usize) -> candle_core::Result<Tensor>;
+
 /// The same from candle's implementation of the family.
 fn candles(path: &std::path::Path, family: Family) -> [Vec<f32>; 2] {
     let mut opened = gguf::open(path).unwrap();
     let device = Device::Cpu;
     let input = |tokens: &[u32]| Tensor::new(tokens, &device).unwrap().unsqueeze(0).unwrap();
     let row = |logits: Tensor| logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    match family {
+    let (content, reader) = (opened.content, &mut opened.reader);
+    let mut forward: Box<CandleForward> = match family {
         Family::Qwen2 => {
-            let mut model = quantized_qwen2::ModelWeights::from_gguf(
-                opened.content,
-                &mut opened.reader,
-                &device,
-            )
-            .unwrap();
-            let first = row(model.forward(&input(&PROMPT), 0).unwrap());
-            [
-                first,
-                row(model.forward(&input(&[NEXT]), PROMPT.len()).unwrap()),
-            ]
+            let mut model =
+                quantized_qwen2::ModelWeights::from_gguf(content, reader, &device).unwrap();
+            Box::new(move |input, position| model.forward(input, position))
         }
         Family::Qwen3 => {
-            let mut model = quantized_qwen3::ModelWeights::from_gguf(
-                opened.content,
-                &mut opened.reader,
-                &device,
-            )
-            .unwrap();
-            let first = row(model.forward(&input(&PROMPT), 0).unwrap());
-            [
-                first,
-                row(model.forward(&input(&[NEXT]), PROMPT.len()).unwrap()),
-            ]
+            let mut model =
+                quantized_qwen3::ModelWeights::from_gguf(content, reader, &device).unwrap();
+            Box::new(move |input, position| model.forward(input, position))
         }
-    }
+    };
+    let first = row(forward(&input(&PROMPT), 0).unwrap());
+    [first, row(forward(&input(&[NEXT]), PROMPT.len()).unwrap())]
 }
 
 fn largest_gap(ours: &[f32], theirs: &[f32]) -> f32 {

@@ -32,3 +32,18 @@ pub fn first_file(model: &CatalogModel) -> PathBuf {
     fetched(model);
     fetch::require(&models_dir(), model, &model.files[0]).expect("fetched just now")
 }
+
+/// Weights for a model the tests write: the same for the same `seed`, in [-0.2, 0.2].
+pub fn random(shape: &[usize], seed: u64) -> candle_core::Tensor {
+    let count: usize = shape.iter().product();
+    let values: Vec<f32> = (0..count)
+        .map(|i| {
+            let x = (i as u64 + 1)
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(seed);
+            ((x >> 33) % 2001) as f32 / 1000.0 - 1.0
+        })
+        .map(|v| v * 0.2)
+        .collect();
+    candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap()
+}
