@@ -3,15 +3,15 @@
 //! grouped-query attention. The fast CPU pass (our kernels where the type allows, candle's
 //! products for the rest) must agree with the candle tensor pass on it.
 
-use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::Value;
 use candle_core::{Device, IndexOp, Tensor};
 use troupe_inference::gguf;
 use troupe_inference::llama::{BatchItem, ForwardPath, LlamaWeights};
 
 mod support;
 
-use support::random;
+use support::{TestGguf, random};
 
 const HIDDEN: usize = 64;
 const HEADS: usize = 4;
@@ -26,10 +26,8 @@ fn ones(width: usize) -> Tensor {
 
 fn write_model(path: &std::path::Path) {
     let kv_width = HIDDEN / HEADS * KV_HEADS;
-    let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    let mut add = |name: String, tensor: Tensor, dtype: GgmlDType| {
-        tensors.push((name, QTensor::quantize(&tensor, dtype).unwrap()));
-    };
+    let mut gguf = TestGguf::default();
+    let mut add = |name: String, tensor: Tensor, dtype: GgmlDType| gguf.add(name, tensor, dtype);
     add(
         "token_embd.weight".into(),
         random(&[VOCABULARY, HIDDEN], 1),
@@ -93,10 +91,7 @@ fn write_model(path: &std::path::Path) {
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
         ("llama.rope.freq_base", Value::F32(10_000.0)),
     ];
-    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
-    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let mut file = std::fs::File::create(path).unwrap();
-    gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+    gguf.write(path, &metadata);
 }
 
 fn load(path: &std::path::Path, forward: ForwardPath) -> LlamaWeights {

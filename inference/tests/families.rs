@@ -5,8 +5,8 @@
 //! `hidden / heads`, a norm over each query and key head, and tied embeddings; both
 //! rotate the two halves of a head.
 
-use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::Value;
 use candle_core::{Device, IndexOp, Tensor};
 use candle_transformers::models::{quantized_qwen2, quantized_qwen3};
 use troupe_inference::gguf;
@@ -14,7 +14,7 @@ use troupe_inference::llama::{BatchItem, ForwardPath, LlamaWeights};
 
 mod support;
 
-use support::random;
+use support::{TestGguf, random};
 
 const HIDDEN: usize = 64;
 const HEADS: usize = 4;
@@ -55,10 +55,8 @@ fn norm(width: usize, seed: u64) -> Tensor {
 fn write_model(path: &std::path::Path, family: Family) {
     let head_dim = family.head_dim();
     let (query_width, kv_width) = (HEADS * head_dim, KV_HEADS * head_dim);
-    let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    let mut add = |name: String, tensor: Tensor, dtype: GgmlDType| {
-        tensors.push((name, QTensor::quantize(&tensor, dtype).unwrap()));
-    };
+    let mut gguf = TestGguf::default();
+    let mut add = |name: String, tensor: Tensor, dtype: GgmlDType| gguf.add(name, tensor, dtype);
     add(
         "token_embd.weight".into(),
         random(&[VOCABULARY, HIDDEN], 1),
@@ -142,10 +140,7 @@ fn write_model(path: &std::path::Path, family: Family) {
         metadata.push((key("attention.key_length"), Value::U32(head_dim as u32)));
         metadata.push((key("attention.value_length"), Value::U32(head_dim as u32)));
     }
-    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let mut file = std::fs::File::create(path).unwrap();
-    gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+    gguf.write(path, &metadata);
 }
 
 /// Logits after the prompt and after one more token, from one of our passes.
@@ -253,4 +248,32 @@ fn a_qwen3_gguf_whose_heads_do_not_fit_its_projections_is_refused() {
         refused,
         "layer 0: query, key and value project to [128, 64, 64] values; the heads need [64, 32, 32]"
     );
+}
+
+/// A file with a norm for the query heads but none for the key heads is refused by both
+/// passes alike, rather than run with half of qwen3's norms.
+#[test]
+fn a_gguf_with_one_of_the_two_head_norms_is_refused_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen3.gguf");
+    write_model(&path, Family::Qwen3);
+    for forward in [ForwardPath::Auto, ForwardPath::Tensors] {
+        let mut opened = gguf::open(&path).unwrap();
+        opened
+            .content
+            .tensor_infos
+            .remove("blk.0.attn_k_norm.weight");
+        let refused = LlamaWeights::from_gguf_with(
+            &opened.content,
+            &mut opened.reader,
+            &Device::Cpu,
+            forward,
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(
+            refused, "layer 0: a norm for one of query and key heads but not the other",
+            "{forward:?}"
+        );
+    }
 }

@@ -84,9 +84,14 @@ impl TensorModel {
         for index in 0..config.layers {
             let name = |part: &str| format!("blk.{index}.{part}.weight");
             let (query_norm, key_norm) = (name("attn_q_norm"), name("attn_k_norm"));
-            let head_norms = match present(&query_norm) && present(&key_norm) {
-                true => Some([norm(reader, &query_norm)?, norm(reader, &key_norm)?]),
-                false => None,
+            let head_norms = match (present(&query_norm), present(&key_norm)) {
+                (true, true) => Some([norm(reader, &query_norm)?, norm(reader, &key_norm)?]),
+                (false, false) => None,
+                _ => {
+                    return Err(format!(
+                        "layer {index}: a norm for one of query and key heads but not the other"
+                    ));
+                }
             };
             let biases = |part: &str| format!("blk.{index}.{part}.bias");
             layers.push(Layer {

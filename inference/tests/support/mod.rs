@@ -47,3 +47,33 @@ pub fn random(shape: &[usize], seed: u64) -> candle_core::Tensor {
         .collect();
     candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu).unwrap()
 }
+
+/// The tensors of a GGUF a test writes, each quantised to its type as it is added.
+#[derive(Default)]
+pub struct TestGguf {
+    tensors: Vec<(String, candle_core::quantized::QTensor)>,
+}
+
+impl TestGguf {
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        tensor: candle_core::Tensor,
+        dtype: candle_core::quantized::GgmlDType,
+    ) {
+        let quantized = candle_core::quantized::QTensor::quantize(&tensor, dtype).unwrap();
+        self.tensors.push((name.into(), quantized));
+    }
+
+    /// Writes the file at `path` with `metadata`.
+    pub fn write<K: AsRef<str>>(
+        &self,
+        path: &std::path::Path,
+        metadata: &[(K, candle_core::quantized::gguf_file::Value)],
+    ) {
+        let metadata: Vec<_> = metadata.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+        let tensors: Vec<_> = self.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut file = std::fs::File::create(path).unwrap();
+        candle_core::quantized::gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+    }
+}
